@@ -1,0 +1,40 @@
+// Every error nearmesh raises is a class with a stable `name` and a machine-readable `code`, so callers
+// branch on the type (instanceof / code), never on message text.
+
+export class NearmeshError extends Error {
+  /** Stable, lowercase-dashed identifier, also sent over the control socket. */
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** A frame larger than the medium's or the configured limit. */
+export class FrameTooLargeError extends NearmeshError {
+  constructor(
+    readonly sizeBytes: number,
+    readonly limitBytes: number,
+  ) {
+    super('frame-too-large', `frame of ${sizeBytes} bytes exceeds the limit of ${limitBytes} bytes`);
+  }
+}
+
+/** The peer is unknown or has no usable link. */
+export class PeerUnreachableError extends NearmeshError {
+  constructor(
+    readonly peer: string,
+    reason: string,
+  ) {
+    super('peer-unreachable', `peer ${peer} is unreachable: ${reason}`);
+  }
+}
+
+/** An operation ran out of time. */
+export class TimeoutError extends NearmeshError {
+  constructor(what: string, timeoutMs: number) {
+    super('timeout', `${what} timed out after ${timeoutMs} ms`);
+  }
+}

@@ -1,0 +1,56 @@
+// The contract between the agent and every medium (Wi-Fi TCP, BLE GATT, test media).
+// A transport accepts and dials links; a link carries whole frames, nothing else.
+import type { TypedEmitter } from '../agent/events.js';
+
+export type Medium = 'wifi' | 'ble' | 'memory';
+
+export interface FrameLinkEvents {
+  /** One whole frame, exactly as the remote side passed it to send(). */
+  frame: (frame: Uint8Array) => void;
+  /** The link is gone. Emitted exactly once; `error` is undefined for an orderly close. */
+  close: (error: Error | undefined) => void;
+}
+
+/**
+ * A bidirectional frame pipe to one remote endpoint.
+ *
+ * Guarantees every implementation keeps (and test/unit/transport-contract tests check):
+ * - frames arrive whole, in the order they were sent, without duplicates, or the link closes;
+ * - a frame larger than `maxFrameBytes` is refused by send() with a FrameTooLargeError and the link
+ *   stays up; an oversized frame from the remote closes the link with a FrameTooLargeError;
+ * - after 'close' no 'frame' is emitted and send() returns false;
+ * - send() never throws for a closed link; it queues and returns false when the caller should
+ *   wait for `drained()` before sending more (back-pressure, as in stream.write()).
+ */
+export interface FrameLink extends TypedEmitter<FrameLinkEvents> {
+  readonly medium: Medium;
+  /** Human-readable remote address for logs and the peer table ("10.0.0.2:7450"). */
+  readonly remoteAddress: string;
+  /** True on the side that dialled. */
+  readonly isInitiator: boolean;
+  readonly maxFrameBytes: number;
+  readonly isOpen: boolean;
+  send(frame: Uint8Array): boolean;
+  /** Resolves when queued frames have been handed to the medium (or the link closed). */
+  drained(): Promise<void>;
+  close(error?: Error): void;
+}
+
+export interface TransportEvents {
+  /** A remote endpoint connected to us. */
+  link: (link: FrameLink) => void;
+  /** A non-fatal problem (listener error, adapter gone); the transport keeps trying. */
+  warning: (error: Error) => void;
+}
+
+export interface DialOptions {
+  signal?: AbortSignal;
+  timeoutMs?: number;
+}
+
+export interface Transport extends TypedEmitter<TransportEvents> {
+  readonly medium: Medium;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  dial(address: string, options?: DialOptions): Promise<FrameLink>;
+}
