@@ -1,0 +1,56 @@
+// An in-process FrameLink pair for tests of the layers above the transports (secure channel, links).
+// Frames are delivered asynchronously, in order, like a real medium.
+import { TypedEmitter } from '../../agent/events.js';
+import { FrameTooLargeError } from '../../agent/errors.js';
+import type { FrameLink, FrameLinkEvents, Medium } from '../../transports/transport.js';
+
+export class MemoryLink extends TypedEmitter<FrameLinkEvents> implements FrameLink {
+  readonly medium: Medium = 'memory';
+  isOpen = true;
+  peer: MemoryLink | undefined;
+  /** Every frame this side sent, for tests that tamper with or replay traffic. */
+  readonly sent: Uint8Array[] = [];
+
+  constructor(
+    readonly remoteAddress: string,
+    readonly isInitiator: boolean,
+    readonly maxFrameBytes: number,
+  ) {
+    super();
+  }
+
+  send(frame: Uint8Array): boolean {
+    if (!this.isOpen) return false;
+    if (frame.length > this.maxFrameBytes) throw new FrameTooLargeError(frame.length, this.maxFrameBytes);
+    const copy = Uint8Array.from(frame);
+    this.sent.push(copy);
+    const peer = this.peer;
+    setImmediate(() => peer?.deliver(copy));
+    return true;
+  }
+
+  /** Injects a frame as if the remote side had sent it. */
+  deliver(frame: Uint8Array): void {
+    if (this.isOpen) this.emit('frame', frame);
+  }
+
+  async drained(): Promise<void> {}
+
+  close(error?: Error): void {
+    if (!this.isOpen) return;
+    this.isOpen = false;
+    const peer = this.peer;
+    setImmediate(() => {
+      this.emit('close', error);
+      peer?.close();
+    });
+  }
+}
+
+export function memoryLinkPair(maxFrameBytes = 1 << 20): [initiator: MemoryLink, responder: MemoryLink] {
+  const a = new MemoryLink('memory:b', true, maxFrameBytes);
+  const b = new MemoryLink('memory:a', false, maxFrameBytes);
+  a.peer = b;
+  b.peer = a;
+  return [a, b];
+}
