@@ -1,0 +1,162 @@
+// The daemon: wires config, identity, transports, resolvers, the link manager and the control socket
+// together, and starts and stops them in order (SIGTERM closes links, then removes the socket).
+import { mkdir } from 'node:fs/promises';
+import { MdnsResolver } from '../transports/wifi/mdns-resolver.js';
+import { StaticResolver } from '../transports/wifi/static-resolver.js';
+import { TcpTransport } from '../transports/wifi/tcp-transport.js';
+import type { Resolver } from '../transports/resolver.js';
+import type { Transport } from '../transports/transport.js';
+import { formatHostPort } from './config/address.js';
+import type { Config } from './config/index.js';
+import { loadOrCreateMeshKey } from './config/mesh-key.js';
+import { ControlServer } from './control/server.js';
+import type { ListenEvent } from './control/wire.js';
+import { NearmeshError } from './errors.js';
+import { type Identity, loadOrCreateIdentity } from './identity/identity.js';
+import { LinkManager, type ReceivedMessage } from './links/link-manager.js';
+import { Counters } from './ops/counters.js';
+import type { Logger } from './ops/logger.js';
+import { PROTOCOL_VERSION } from './protocol/index.js';
+import { VERSION } from './version.js';
+
+export class BleUnavailableError extends NearmeshError {
+  constructor() {
+    super('ble-unavailable', 'ble.enabled = true, but this version of nearmesh has no BLE transport yet');
+  }
+}
+
+export interface AgentStatus {
+  id: string;
+  name: string;
+  version: string;
+  protocol: number;
+  pid: number;
+  uptime_s: number;
+  data_dir: string;
+  control_socket: string;
+  wifi: { listen: string | null; discovery: string[] };
+  ble: 'unavailable' | 'off';
+  peers: { connected: number; known: number };
+  counters: Record<string, number>;
+}
+
+export class Agent {
+  readonly counters = new Counters();
+  #links: LinkManager | undefined;
+  #control: ControlServer | undefined;
+  #tcp: TcpTransport | undefined;
+  #identity: Identity | undefined;
+  #startedAtMs = 0;
+
+  constructor(
+    readonly config: Config,
+    private readonly log: Logger,
+  ) {}
+
+  get identity(): Identity {
+    if (this.#identity === undefined) throw new NearmeshError('not-started', 'the agent has not started');
+    return this.#identity;
+  }
+
+  get links(): LinkManager {
+    if (this.#links === undefined) throw new NearmeshError('not-started', 'the agent has not started');
+    return this.#links;
+  }
+
+  async start(): Promise<void> {
+    const { config, log } = this;
+    this.#startedAtMs = Date.now();
+    await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+    this.#identity = await loadOrCreateIdentity(config.dataDir);
+    const meshKey = config.meshKey ?? (await loadOrCreateMeshKey(config.dataDir));
+    const transports: Transport[] = [];
+    const resolvers: Resolver[] = [];
+    if (config.wifi.enabled) {
+      this.#tcp = new TcpTransport({ listen: config.wifi.listen });
+      transports.push(this.#tcp);
+      resolvers.push(new StaticResolver(config.peers.map((peer) => formatHostPort(peer.address))));
+    }
+    if (config.ble.enabled === true) throw new BleUnavailableError();
+    if (config.ble.enabled === 'auto') log.info('BLE: this version has no BLE transport yet; running on Wi-Fi only');
+    this.#links = new LinkManager({
+      identity: this.#identity,
+      name: config.name,
+      meshKey,
+      transports,
+      resolvers,
+      log,
+      counters: this.counters,
+    });
+    await this.#links.start();
+    // mDNS needs the port actually bound (the configured one may be 0), so it starts after the listener.
+    const listening = this.#tcp?.address();
+    if (listening !== undefined && config.wifi.discovery.includes('mdns')) {
+      await this.#links.addResolver(
+        new MdnsResolver({ peerId: this.#identity.peerId, name: config.name, port: listening.port, host: listening.host }),
+      );
+    }
+    this.#control = new ControlServer(config.control.socketPath, this.#controlHandlers(), log);
+    await this.#control.start();
+    log.info(
+      {
+        id: this.#identity.peerId,
+        name: config.name,
+        version: VERSION,
+        listen: listening === undefined ? null : formatHostPort(listening),
+        control: config.control.socketPath,
+      },
+      'agent started',
+    );
+  }
+
+  async stop(): Promise<void> {
+    await this.#control?.stop();
+    await this.#links?.stop();
+    this.log.info('agent stopped');
+  }
+
+  status(): AgentStatus {
+    const peers = this.links.peers();
+    const listening = this.#tcp?.address();
+    return {
+      id: this.identity.peerId,
+      name: this.config.name,
+      version: VERSION,
+      protocol: PROTOCOL_VERSION,
+      pid: process.pid,
+      uptime_s: Math.round((Date.now() - this.#startedAtMs) / 1000),
+      data_dir: this.config.dataDir,
+      control_socket: this.config.control.socketPath,
+      wifi: { listen: listening === undefined ? null : formatHostPort(listening), discovery: this.config.wifi.discovery },
+      ble: this.config.ble.enabled === false ? 'off' : 'unavailable',
+      peers: { connected: peers.filter((peer) => peer.state === 'connected').length, known: peers.length },
+      counters: this.counters.snapshot(),
+    };
+  }
+
+  #controlHandlers() {
+    return {
+      id: () => ({ id: this.identity.peerId, name: this.config.name }),
+      status: () => this.status(),
+      peers: () => this.links.peers(),
+      send: (peer: string, payload: Uint8Array, timeoutMs: number | undefined) =>
+        this.links.send(peer, payload, timeoutMs === undefined ? {} : { timeoutMs }),
+      subscribe: (listener: (event: ListenEvent) => void) => {
+        const onMessage = (message: ReceivedMessage): void => listener(toListenEvent(message));
+        this.links.on('message', onMessage);
+        return () => this.links.off('message', onMessage);
+      },
+    };
+  }
+}
+
+function toListenEvent(message: ReceivedMessage): ListenEvent {
+  const payload = Buffer.from(message.payload.buffer, message.payload.byteOffset, message.payload.byteLength);
+  return {
+    from: message.from,
+    from_name: message.fromName,
+    payload: payload.toString('utf8'),
+    payload_base64: payload.toString('base64'),
+    received_at: new Date(message.receivedAtMs).toISOString(),
+  };
+}

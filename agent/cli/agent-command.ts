@@ -1,0 +1,45 @@
+// `nearmesh agent`: runs the daemon in the foreground until SIGTERM or SIGINT.
+import type { Command } from 'commander';
+import { Agent } from '../agent.js';
+import { loadConfig } from '../config/index.js';
+import { createLogger } from '../ops/logger.js';
+
+export function registerAgentCommand(program: Command): void {
+  program
+    .command('agent')
+    .description('run the agent in the foreground (config from --config, $NEARMESH_CONFIG, or embedded defaults)')
+    .option('-c, --config <file>', 'TOML config file')
+    .action(async (options: { config?: string }) => {
+      const config = await loadConfig(options.config === undefined ? {} : { path: options.config });
+      const log = createLogger({ level: process.env.NEARMESH_LOG_LEVEL === undefined ? config.logLevel : parseLevel(process.env.NEARMESH_LOG_LEVEL) });
+      const agent = new Agent(config, log);
+      let stopping: Promise<void> | undefined;
+      const stop = (signal: string): void => {
+        if (stopping !== undefined) return;
+        log.info({ signal }, 'stopping');
+        stopping = agent.stop().then(
+          () => process.exit(0),
+          (error: unknown) => {
+            log.error({ err: error }, 'unclean stop');
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+      try {
+        await agent.start();
+      } catch (error) {
+        await agent.stop().catch(() => {});
+        throw error;
+      }
+    });
+}
+
+const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const;
+
+function parseLevel(text: string): (typeof LEVELS)[number] {
+  const level = LEVELS.find((candidate) => candidate === text);
+  if (level === undefined) throw new Error(`NEARMESH_LOG_LEVEL must be one of ${LEVELS.join(', ')}`);
+  return level;
+}

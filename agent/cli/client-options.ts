@@ -1,0 +1,46 @@
+// What every client command shares: --json, --config, --socket, finding the control socket, and
+// running a request against the agent with one-line errors.
+import type { Command } from 'commander';
+import { loadConfig } from '../config/index.js';
+import { ControlClient } from '../control/client.js';
+
+export interface ClientOptions {
+  json?: boolean;
+  config?: string;
+  socket?: string;
+}
+
+export function addClientOptions(command: Command): Command {
+  return command
+    .option('--json', 'print JSON (one document, or one object per line for streams)')
+    .option('-c, --config <file>', 'config file of the agent to talk to (default: $NEARMESH_CONFIG)')
+    .option('-s, --socket <path>', 'control socket of the agent (default: $NEARMESH_SOCKET, else from the config)');
+}
+
+/** --socket, else $NEARMESH_SOCKET, else the socket the config (or the embedded defaults) names. */
+export async function resolveSocketPath(options: ClientOptions, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  if (options.socket !== undefined) return options.socket;
+  if (env.NEARMESH_SOCKET !== undefined && env.NEARMESH_SOCKET !== '' && options.config === undefined) {
+    return env.NEARMESH_SOCKET;
+  }
+  const config = await loadConfig(options.config === undefined ? { env } : { path: options.config, env });
+  return config.control.socketPath;
+}
+
+export async function connectToAgent(options: ClientOptions): Promise<ControlClient> {
+  return ControlClient.connect(await resolveSocketPath(options));
+}
+
+/** Runs one request and closes the connection. */
+export async function requestOnce(options: ClientOptions, body: Parameters<ControlClient['request']>[0]): Promise<unknown> {
+  const client = await connectToAgent(options);
+  try {
+    return await client.request(body);
+  } finally {
+    client.close();
+  }
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value)}\n`);
+}

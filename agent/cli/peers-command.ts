@@ -1,0 +1,25 @@
+// `nearmesh peers`: the peer table (authenticated peers only: a device of another mesh never shows).
+import type { Command } from 'commander';
+import type { PeerInfo } from '../links/peer-directory.js';
+import { addClientOptions, type ClientOptions, printJson, requestOnce } from './client-options.js';
+import { formatTable } from './table.js';
+
+export function registerPeersCommand(program: Command): void {
+  addClientOptions(program.command('peers').description('list known peers and their links')).action(
+    async (options: ClientOptions) => {
+      const peers = (await requestOnce(options, { cmd: 'peers' })) as PeerInfo[];
+      if (options.json === true) return printJson(peers);
+      if (peers.length === 0) return void process.stdout.write('no peers yet\n');
+      const rows = peers.map((peer) => [
+        peer.id,
+        peer.name,
+        peer.state,
+        peer.medium ?? '-',
+        peer.address ?? peer.addresses[0] ?? '-',
+        peer.rtt_ms === null ? '-' : `${peer.rtt_ms} ms`,
+        peer.last_seen,
+      ]);
+      process.stdout.write(formatTable(['ID', 'NAME', 'STATE', 'MEDIUM', 'ADDRESS', 'RTT', 'LAST SEEN'], rows));
+    },
+  );
+}

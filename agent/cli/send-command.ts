@@ -1,0 +1,34 @@
+// `nearmesh send <peer> <text>`: exits 0 once the peer acknowledged the message.
+import type { Command } from 'commander';
+import { InvalidArgumentError } from 'commander';
+import { addClientOptions, type ClientOptions, printJson, requestOnce } from './client-options.js';
+
+interface SendOptions extends ClientOptions {
+  timeout: number;
+}
+
+export function registerSendCommand(program: Command): void {
+  addClientOptions(
+    program
+      .command('send')
+      .description('send a text message to a peer (id or name) and wait for its acknowledgement')
+      .argument('<peer>', 'peer id or name')
+      .argument('<text>', 'message text')
+      .option('-t, --timeout <ms>', 'how long to wait for the acknowledgement', parseTimeout, 10_000),
+  ).action(async (peer: string, text: string, options: SendOptions) => {
+    const payload = Buffer.from(text, 'utf8').toString('base64');
+    const result = (await requestOnce(options, { cmd: 'send', peer, payload, timeout_ms: options.timeout })) as {
+      peer: string;
+    };
+    if (options.json === true) printJson({ peer: result.peer, acknowledged: true });
+    else process.stdout.write(`acknowledged by ${result.peer}\n`);
+  });
+}
+
+function parseTimeout(text: string): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value <= 0 || value > 3_600_000) {
+    throw new InvalidArgumentError('expected milliseconds, 1..3600000');
+  }
+  return value;
+}

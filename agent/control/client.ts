@@ -1,0 +1,96 @@
+// The client side of the control socket, used by every CLI command that talks to a running agent.
+import { connect, type Socket } from 'node:net';
+import { NearmeshError } from '../errors.js';
+import { LineReader } from './line-reader.js';
+import { type ControlErrorBody, type ControlRequest, MAX_CONTROL_LINE_BYTES } from './wire.js';
+
+/** The agent answered with an error (its code and message are kept). */
+export class ControlCommandError extends NearmeshError {
+  constructor(body: ControlErrorBody) {
+    super(body.code, body.message);
+  }
+}
+
+export class AgentNotRunningError extends NearmeshError {
+  constructor(socketPath: string, cause: unknown) {
+    super('agent-not-running', `no agent is listening on ${socketPath} (${(cause as Error).message})`, { cause });
+  }
+}
+
+type RequestBody = ControlRequest extends infer R ? (R extends ControlRequest ? Omit<R, 'id'> : never) : never;
+
+export class ControlClient {
+  #nextId = 1;
+  readonly #waiting = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
+  readonly #streams = new Map<number, (event: unknown) => void>();
+  #closeListeners: Array<(error: Error) => void> = [];
+
+  private constructor(private readonly socket: Socket) {
+    const reader = new LineReader(MAX_CONTROL_LINE_BYTES);
+    socket.on('data', (chunk) => {
+      const lines = reader.push(chunk);
+      if (lines === 'too-long') return this.#fail(new NearmeshError('protocol', 'agent sent an overlong line'));
+      for (const line of lines) this.#receive(line);
+    });
+    socket.on('error', (error) => this.#fail(error));
+    socket.on('close', () => this.#fail(new NearmeshError('agent-gone', 'the agent closed the control socket')));
+  }
+
+  static connect(socketPath: string): Promise<ControlClient> {
+    return new Promise((resolve, reject) => {
+      const socket = connect(socketPath);
+      socket.once('connect', () => resolve(new ControlClient(socket)));
+      socket.once('error', (error) => reject(new AgentNotRunningError(socketPath, error)));
+    });
+  }
+
+  request(body: RequestBody): Promise<unknown> {
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      this.#waiting.set(id, { resolve, reject });
+      this.socket.write(`${JSON.stringify({ ...body, id })}\n`);
+    });
+  }
+
+  /** Starts a stream command; `onEvent` gets each event until the connection closes. */
+  async stream(body: RequestBody, onEvent: (event: unknown) => void): Promise<void> {
+    const id = this.#nextId;
+    this.#streams.set(id, onEvent);
+    await this.request(body);
+  }
+
+  onClose(listener: (error: Error) => void): void {
+    this.#closeListeners.push(listener);
+  }
+
+  close(): void {
+    this.socket.end();
+  }
+
+  #receive(line: string): void {
+    let message: { id?: unknown; ok?: unknown; result?: unknown; error?: ControlErrorBody; event?: unknown };
+    try {
+      message = JSON.parse(line) as typeof message;
+    } catch {
+      return this.#fail(new NearmeshError('protocol', 'agent sent a line that is not JSON'));
+    }
+    if (typeof message.id !== 'number') return;
+    if ('event' in message) {
+      this.#streams.get(message.id)?.(message.event);
+      return;
+    }
+    const waiter = this.#waiting.get(message.id);
+    if (waiter === undefined) return;
+    this.#waiting.delete(message.id);
+    if (message.ok === true) waiter.resolve(message.result);
+    else waiter.reject(new ControlCommandError(message.error ?? { code: 'internal', message: 'unknown error' }));
+  }
+
+  #fail(error: Error): void {
+    for (const waiter of this.#waiting.values()) waiter.reject(error);
+    this.#waiting.clear();
+    const listeners = this.#closeListeners;
+    this.#closeListeners = [];
+    for (const listener of listeners) listener(error);
+  }
+}

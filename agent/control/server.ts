@@ -1,0 +1,160 @@
+// The agent's control socket: a UNIX socket (mode 0600) speaking JSON lines. Each client is handled
+// on its own; a malformed request gets an error reply on that client only.
+import { rm, chmod } from 'node:fs/promises';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { NearmeshError } from '../errors.js';
+import type { Logger } from '../ops/logger.js';
+import { LineReader } from './line-reader.js';
+import { type ControlRequest, type ControlResponse, type ListenEvent, MAX_CONTROL_LINE_BYTES, requestSchema } from './wire.js';
+
+export class ControlSocketError extends NearmeshError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('control-socket', message, options);
+  }
+}
+
+/** What the control socket can ask of the agent. */
+export interface ControlHandlers {
+  id(): unknown;
+  status(): unknown;
+  peers(): unknown;
+  send(peer: string, payload: Uint8Array, timeoutMs: number | undefined): Promise<unknown>;
+  /** Calls `listener` for every received message until the returned function is called. */
+  subscribe(listener: (event: ListenEvent) => void): () => void;
+}
+
+export class ControlServer {
+  #server: Server | undefined;
+  readonly #clients = new Set<Socket>();
+
+  constructor(
+    private readonly socketPath: string,
+    private readonly handlers: ControlHandlers,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    await removeStaleSocket(this.socketPath);
+    const server = createServer((socket) => this.#serve(socket));
+    // The socket must never exist with looser permissions, not even for a moment.
+    const previousUmask = process.umask(0o177);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(this.socketPath, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (error) {
+      throw new ControlSocketError(`cannot listen on control socket ${this.socketPath}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    } finally {
+      process.umask(previousUmask);
+    }
+    await chmod(this.socketPath, 0o600);
+    server.on('error', (error) => this.log.warn({ err: error }, 'control socket error'));
+    this.#server = server;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.#server;
+    if (server === undefined) return;
+    this.#server = undefined;
+    for (const client of this.#clients) client.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await rm(this.socketPath, { force: true });
+  }
+
+  #serve(socket: Socket): void {
+    this.#clients.add(socket);
+    const reader = new LineReader(MAX_CONTROL_LINE_BYTES);
+    const unsubscribers: Array<() => void> = [];
+    const reply = (response: ControlResponse): void => {
+      if (!socket.destroyed) socket.write(`${JSON.stringify(response)}\n`);
+    };
+    socket.on('data', (chunk) => {
+      const lines = reader.push(chunk);
+      if (lines === 'too-long') {
+        reply({ id: -1, ok: false, error: { code: 'bad-request', message: 'request line too long' } });
+        socket.end();
+        return;
+      }
+      for (const line of lines) if (line.trim() !== '') void this.#handle(line, reply, unsubscribers);
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      this.#clients.delete(socket);
+      for (const unsubscribe of unsubscribers) unsubscribe();
+    });
+  }
+
+  async #handle(line: string, reply: (response: ControlResponse) => void, unsubscribers: Array<() => void>): Promise<void> {
+    let request: ControlRequest;
+    try {
+      const parsed = requestSchema.safeParse(JSON.parse(line));
+      if (!parsed.success) {
+        const id = extractId(line);
+        const issue = parsed.error.issues[0];
+        const where = issue !== undefined && issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
+        reply({ id, ok: false, error: { code: 'bad-request', message: `${where}${issue?.message ?? 'invalid request'}` } });
+        return;
+      }
+      request = parsed.data;
+    } catch {
+      reply({ id: -1, ok: false, error: { code: 'bad-request', message: 'request is not JSON' } });
+      return;
+    }
+    try {
+      const result = await this.#dispatch(request, reply, unsubscribers);
+      reply({ id: request.id, ok: true, result });
+    } catch (error) {
+      const code = error instanceof NearmeshError ? error.code : 'internal';
+      if (code === 'internal') this.log.error({ err: error, cmd: request.cmd }, 'control command failed');
+      reply({ id: request.id, ok: false, error: { code, message: (error as Error).message } });
+    }
+  }
+
+  async #dispatch(
+    request: ControlRequest,
+    reply: (response: ControlResponse) => void,
+    unsubscribers: Array<() => void>,
+  ): Promise<unknown> {
+    switch (request.cmd) {
+      case 'id':
+        return this.handlers.id();
+      case 'status':
+        return this.handlers.status();
+      case 'peers':
+        return this.handlers.peers();
+      case 'send':
+        return this.handlers.send(request.peer, Buffer.from(request.payload, 'base64'), request.timeout_ms);
+      case 'listen':
+        unsubscribers.push(this.handlers.subscribe((event) => reply({ id: request.id, event })));
+        return { listening: true };
+    }
+  }
+}
+
+function extractId(line: string): number {
+  try {
+    const value: unknown = JSON.parse(line);
+    if (typeof value === 'object' && value !== null && 'id' in value && Number.isInteger(value.id)) return value.id as number;
+  } catch {}
+  return -1;
+}
+
+/** A socket file left by a crashed agent is removed; a live agent's is an error. */
+async function removeStaleSocket(path: string): Promise<void> {
+  const isLive = await new Promise<boolean>((resolve) => {
+    const probe = connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+  if (isLive) throw new ControlSocketError(`another agent is already running on control socket ${path}`);
+  await rm(path, { force: true });
+}

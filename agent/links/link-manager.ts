@@ -1,0 +1,369 @@
+// Turns transports and resolvers into authenticated peer connections: dials what resolvers find
+// (with backoff), accepts inbound links, keeps one connection per peer, and delivers acked messages.
+import { randomInt } from 'node:crypto';
+import type { PeerCandidate, Resolver } from '../../transports/resolver.js';
+import type { FrameLink, Transport } from '../../transports/transport.js';
+import { FrameTooLargeError, PeerUnreachableError, TimeoutError } from '../errors.js';
+import { TypedEmitter } from '../events.js';
+import type { Identity } from '../identity/identity.js';
+import type { Counters } from '../ops/counters.js';
+import type { Logger } from '../ops/logger.js';
+import { RateLimiter } from '../ops/rate-limiter.js';
+import { establishSecureLink, HandshakeError } from '../security/secure-channel.js';
+import { Backoff } from './backoff.js';
+import { CLOSE_CODE, DEFAULT_KEEPALIVE, type KeepaliveOptions, PeerConnection } from './peer-connection.js';
+import { PeerDirectory, type PeerInfo, type PeerRecord } from './peer-directory.js';
+import { RecentIds } from './recent-ids.js';
+
+/** Room for the envelope and the cipher tag inside a link frame. */
+const FRAME_OVERHEAD_BYTES = 64;
+const MAX_CONCURRENT_HANDSHAKES = 32;
+
+export interface ReceivedMessage {
+  from: string;
+  fromName: string;
+  payload: Uint8Array;
+  receivedAtMs: number;
+}
+
+export interface SendOptions {
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface LinkManagerEvents {
+  message: (message: ReceivedMessage) => void;
+  'peer-up': (peer: PeerInfo) => void;
+  'peer-down': (peer: PeerInfo) => void;
+}
+
+export interface LinkManagerOptions {
+  identity: Identity;
+  name: string;
+  meshKey: Uint8Array;
+  transports: Transport[];
+  resolvers: Resolver[];
+  log: Logger;
+  counters: Counters;
+  handshakeTimeoutMs?: number;
+  keepalive?: KeepaliveOptions;
+  redial?: { initialMs: number; maxMs: number };
+}
+
+interface DialTarget {
+  readonly address: string;
+  readonly transport: Transport;
+  readonly sources: Set<string>;
+  peerId: string | undefined;
+  readonly backoff: Backoff;
+  timer: NodeJS.Timeout | undefined;
+  isDialling: boolean;
+  /** The address turned out to be this agent itself. */
+  isSelf: boolean;
+}
+
+interface PendingSend {
+  readonly payload: Uint8Array;
+  readonly settle: (error?: Error) => void;
+}
+
+interface PeerState {
+  readonly pending: Map<number, PendingSend>;
+  readonly delivered: RecentIds;
+  nextMessageId: number;
+}
+
+export class LinkManager extends TypedEmitter<LinkManagerEvents> {
+  readonly directory = new PeerDirectory();
+  readonly #targets = new Map<string, DialTarget>();
+  readonly #peerState = new Map<string, PeerState>();
+  readonly #refusedLog = new RateLimiter(60_000);
+  readonly #handshakes = new Set<FrameLink>();
+  readonly #log: Logger;
+  #isRunning = false;
+
+  constructor(private readonly options: LinkManagerOptions) {
+    super();
+    this.#log = options.log;
+  }
+
+  get peerId(): string {
+    return this.options.identity.peerId;
+  }
+
+  async start(): Promise<void> {
+    this.#isRunning = true;
+    for (const transport of this.options.transports) {
+      transport.on('link', (link) => void this.#accept(link));
+      transport.on('warning', (error) => this.#log.warn({ err: error, medium: transport.medium }, 'transport warning'));
+      await transport.start();
+    }
+    for (const resolver of this.options.resolvers) {
+      this.#attachResolver(resolver);
+      await resolver.start();
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.#isRunning = false;
+    for (const target of this.#targets.values()) clearTimeout(target.timer);
+    for (const resolver of this.options.resolvers) await resolver.stop().catch(() => {});
+    for (const link of this.#handshakes) link.close();
+    const closing = this.directory.records().flatMap((record) => {
+      const connection = record.connection;
+      if (connection?.isOpen !== true) return [];
+      const closed = new Promise<void>((resolve) => connection.once('close', () => resolve()));
+      connection.close(CLOSE_CODE.shutdown, 'agent stopping');
+      return [closed];
+    });
+    await Promise.race([Promise.all(closing), new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
+    for (const state of this.#peerState.values()) {
+      for (const pending of state.pending.values()) pending.settle(new PeerUnreachableError('-', 'agent stopping'));
+    }
+    for (const transport of this.options.transports) await transport.stop().catch(() => {});
+  }
+
+  /** Adds a resolver once the agent runs (mDNS must know the port the listener actually got). */
+  async addResolver(resolver: Resolver): Promise<void> {
+    this.options.resolvers.push(resolver);
+    this.#attachResolver(resolver);
+    await resolver.start();
+  }
+
+  #attachResolver(resolver: Resolver): void {
+    resolver.on('found', (candidate) => this.#found(candidate));
+    resolver.on('lost', (candidate) => this.#lost(candidate));
+    resolver.on('warning', (error) => this.#log.warn({ err: error, resolver: resolver.name }, 'resolver warning'));
+  }
+
+  peers(): PeerInfo[] {
+    return this.directory.list();
+  }
+
+  /** Sends `payload` to a peer (id or unique name); resolves once the peer acknowledged it. */
+  send(reference: string, payload: Uint8Array, options: SendOptions = {}): Promise<{ peer: string }> {
+    const timeoutMs = options.timeoutMs ?? 10_000;
+    const record = this.directory.resolve(reference);
+    if (record === 'ambiguous') {
+      return Promise.reject(new PeerUnreachableError(reference, 'several peers have that name; use the peer id'));
+    }
+    if (record === undefined) return Promise.reject(new PeerUnreachableError(reference, 'unknown peer'));
+    const limitBytes = (record.connection?.link.maxMessageBytes ?? 1 << 20) - FRAME_OVERHEAD_BYTES;
+    if (payload.length > limitBytes) return Promise.reject(new FrameTooLargeError(payload.length, limitBytes));
+    const state = this.#stateOf(record.id);
+    const id = state.nextMessageId;
+    state.nextMessageId = (state.nextMessageId + 1) % 2 ** 32;
+    return new Promise((resolve, reject) => {
+      const onAbort = (): void => settle(options.signal?.reason instanceof Error ? options.signal.reason : new Error('aborted'));
+      const timer = setTimeout(() => {
+        const why = record.connection?.isOpen === true ? 'no acknowledgement' : 'peer not connected';
+        settle(new TimeoutError(`message to ${record.name} (${record.id}): ${why};`, timeoutMs));
+      }, timeoutMs);
+      const settle = (error?: Error): void => {
+        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onAbort);
+        state.pending.delete(id);
+        if (error === undefined) resolve({ peer: record.id });
+        else reject(error);
+      };
+      if (options.signal?.aborted === true) return onAbort();
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      state.pending.set(id, { payload, settle });
+      record.connection?.sendData(id, payload, true);
+    });
+  }
+
+  #stateOf(peerId: string): PeerState {
+    let state = this.#peerState.get(peerId);
+    if (state === undefined) {
+      // A random first id keeps a restarted sender's ids clear of what the receiver remembers.
+      state = { pending: new Map(), delivered: new RecentIds(), nextMessageId: randomInt(0, 2 ** 31) };
+      this.#peerState.set(peerId, state);
+    }
+    return state;
+  }
+
+  #found(candidate: PeerCandidate): void {
+    if (!this.#isRunning) return;
+    const transport = this.options.transports.find((t) => t.medium === candidate.medium);
+    if (transport === undefined) return;
+    let target = this.#targets.get(candidate.address);
+    if (target === undefined) {
+      const redial = this.options.redial ?? { initialMs: 500, maxMs: 8_000 };
+      target = {
+        address: candidate.address,
+        transport,
+        sources: new Set(),
+        peerId: candidate.peerId,
+        backoff: new Backoff(redial),
+        timer: undefined,
+        isDialling: false,
+        isSelf: false,
+      };
+      this.#targets.set(candidate.address, target);
+    }
+    target.sources.add(candidate.source);
+    if (candidate.peerId !== undefined) target.peerId = candidate.peerId;
+    if (target.peerId === this.peerId) target.isSelf = true;
+    this.#scheduleDial(target, 0);
+  }
+
+  #lost(candidate: PeerCandidate): void {
+    const target = this.#targets.get(candidate.address);
+    if (target === undefined) return;
+    target.sources.delete(candidate.source);
+    if (target.sources.size === 0) {
+      clearTimeout(target.timer);
+      this.#targets.delete(candidate.address);
+    }
+  }
+
+  #scheduleDial(target: DialTarget, delayMs: number): void {
+    if (!this.#isRunning || target.isSelf || target.isDialling || this.#targets.get(target.address) !== target) return;
+    clearTimeout(target.timer);
+    target.timer = setTimeout(() => void this.#dial(target), delayMs);
+    target.timer.unref();
+  }
+
+  #isLinked(peerId: string | undefined): boolean {
+    return peerId !== undefined && this.directory.get(peerId)?.connection?.isOpen === true;
+  }
+
+  async #dial(target: DialTarget): Promise<void> {
+    target.timer = undefined;
+    if (!this.#isRunning || target.isSelf || this.#isLinked(target.peerId)) return;
+    target.isDialling = true;
+    try {
+      const link = await target.transport.dial(target.address, { timeoutMs: 5_000 });
+      const remotePeerId = await this.#authenticate(link);
+      if (remotePeerId !== undefined) {
+        target.peerId = remotePeerId;
+        target.isSelf = remotePeerId === this.peerId;
+        target.backoff.reset();
+      }
+    } catch (error) {
+      this.counters.increment('links.dial_failures');
+      this.#log.debug({ address: target.address, err: error }, 'dial failed');
+    } finally {
+      target.isDialling = false;
+    }
+    if (!this.#isLinked(target.peerId)) this.#scheduleDial(target, target.backoff.next());
+  }
+
+  get counters(): Counters {
+    return this.options.counters;
+  }
+
+  async #accept(link: FrameLink): Promise<void> {
+    if (!this.#isRunning || this.#handshakes.size >= MAX_CONCURRENT_HANDSHAKES) {
+      this.counters.increment('links.inbound_refused_busy');
+      link.close();
+      return;
+    }
+    await this.#authenticate(link);
+  }
+
+  /** Runs the handshake on a fresh link and adopts the result; gives the proven peer id, if any. */
+  async #authenticate(link: FrameLink): Promise<string | undefined> {
+    this.#handshakes.add(link);
+    let secure: Awaited<ReturnType<typeof establishSecureLink>>;
+    try {
+      secure = await establishSecureLink(link, {
+        identity: this.options.identity,
+        meshKey: this.options.meshKey,
+        name: this.options.name,
+        timeoutMs: this.options.handshakeTimeoutMs ?? 10_000,
+      });
+    } catch (error) {
+      link.close();
+      this.#reportHandshakeFailure(link, error);
+      return undefined;
+    } finally {
+      this.#handshakes.delete(link);
+    }
+    if (secure.peerId === this.peerId) {
+      this.counters.increment('links.self_connections');
+      secure.close();
+    } else {
+      this.#adopt(new PeerConnection(secure, this.counters, this.#log, this.options.keepalive ?? DEFAULT_KEEPALIVE));
+    }
+    return secure.peerId;
+  }
+
+  #reportHandshakeFailure(link: FrameLink, error: unknown): void {
+    const host = link.remoteAddress.replace(/:\d+$/, '');
+    if (error instanceof HandshakeError && (error.reason === 'auth-failed' || error.reason === 'rejected')) {
+      this.counters.increment('handshake.refused');
+      if (this.#refusedLog.allow(host)) {
+        this.#log.warn({ address: link.remoteAddress, medium: link.medium }, `refused link: ${error.message} (logged at most once a minute per host)`);
+      }
+      return;
+    }
+    this.counters.increment('handshake.failed');
+    this.#log.debug({ address: link.remoteAddress, err: error }, 'handshake failed');
+  }
+
+  /** Keeps exactly one connection per peer; both agents pick the same survivor without talking. */
+  #adopt(connection: PeerConnection): void {
+    const secure = connection.link;
+    const record = this.directory.upsert(secure.peerId, secure.peerName);
+    const existing = record.connection;
+    if (existing?.isOpen === true) {
+      const keepNew = this.#prefers(connection, existing);
+      const loser = keepNew ? existing : connection;
+      this.counters.increment('links.duplicates_closed');
+      loser.close(CLOSE_CODE.duplicateLink, 'duplicate link');
+      if (!keepNew) return;
+    }
+    record.connection = connection;
+    record.addresses.add(secure.remoteAddress);
+    record.lastSeenMs = Date.now();
+    const wasDown = existing?.isOpen !== true;
+    if (wasDown) record.connectedSinceMs = Date.now();
+    const state = this.#stateOf(record.id);
+    connection.on('data', (payload, id) => {
+      record.lastSeenMs = Date.now();
+      if (!state.delivered.add(id)) {
+        this.counters.increment('messages.duplicates_dropped');
+        return;
+      }
+      this.counters.increment('messages.received');
+      this.emit('message', { from: record.id, fromName: record.name, payload, receivedAtMs: Date.now() });
+    });
+    connection.on('ack', (id) => state.pending.get(id)?.settle());
+    connection.on('close', (error) => this.#connectionClosed(record, connection, error));
+    // Messages still unacknowledged on an older connection go out again; the receiver drops repeats.
+    for (const [id, pending] of state.pending) connection.sendData(id, pending.payload, true);
+    if (wasDown) {
+      this.#log.info({ peer: record.id, name: record.name, medium: secure.medium, address: secure.remoteAddress }, 'peer linked');
+      this.emit('peer-up', this.#info(record));
+    }
+  }
+
+  /** Both sides agree: the connection dialled by the smaller peer id wins; a re-dial by the same side replaces. */
+  #prefers(candidate: PeerConnection, existing: PeerConnection): boolean {
+    const dialler = (c: PeerConnection): string => (c.link.isInitiator ? this.peerId : c.peerId);
+    const a = dialler(candidate);
+    const b = dialler(existing);
+    if (a === b) return true;
+    return a < b;
+  }
+
+  #connectionClosed(record: PeerRecord, connection: PeerConnection, error: Error | undefined): void {
+    record.lastSeenMs = Math.max(record.lastSeenMs, connection.lastHeardAtMs);
+    if (record.connection !== connection) return;
+    record.connection = undefined;
+    record.connectedSinceMs = undefined;
+    this.#log.info({ peer: record.id, name: record.name, reason: error?.message ?? 'closed' }, 'peer unlinked');
+    this.emit('peer-down', this.#info(record));
+    for (const target of this.#targets.values()) {
+      if (target.peerId === record.id) this.#scheduleDial(target, target.backoff.next());
+    }
+  }
+
+  #info(record: PeerRecord): PeerInfo {
+    const info = this.directory.list().find((peer) => peer.id === record.id);
+    if (info === undefined) throw new Error(`peer ${record.id} vanished from the directory`);
+    return info;
+  }
+}

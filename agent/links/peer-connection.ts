@@ -1,0 +1,137 @@
+// One authenticated connection to a peer: speaks protocol v1 messages over a secure link, keeps it
+// alive (ping/pong, RTT), acknowledges data, and reports bad frames as counted drops.
+import { TypedEmitter } from '../events.js';
+import { TimeoutError } from '../errors.js';
+import type { Counters } from '../ops/counters.js';
+import type { Logger } from '../ops/logger.js';
+import { decodeMessage, encodeMessage, type Message } from '../protocol/index.js';
+import type { SecureLink } from '../security/secure-channel.js';
+
+export const CLOSE_CODE = { shutdown: 0, duplicateLink: 1, protocolError: 2, selfConnection: 3 } as const;
+
+export interface KeepaliveOptions {
+  /** How often to ping when nothing else was sent. */
+  intervalMs: number;
+  /** Silence after which the peer is declared gone (must be well under 10 s: the issue's goal). */
+  deadAfterMs: number;
+}
+
+export const DEFAULT_KEEPALIVE: KeepaliveOptions = { intervalMs: 2_000, deadAfterMs: 7_000 };
+
+export interface ConnectionEvents {
+  /** A DATA message arrived; `id` is the sender's message id (used to drop duplicates). */
+  data: (payload: Uint8Array, id: number) => void;
+  ack: (id: number) => void;
+  close: (error: Error | undefined) => void;
+}
+
+export class PeerConnection extends TypedEmitter<ConnectionEvents> {
+  readonly openedAtMs = Date.now();
+  lastHeardAtMs = Date.now();
+  rttMs: number | undefined;
+  /** Set when the remote said goodbye, so the manager knows why the link went. */
+  remoteCloseCode: number | undefined;
+  readonly #pingSentAtMs = new Map<number, number>();
+  #nextPingId = 0;
+  #timer: NodeJS.Timeout;
+
+  constructor(
+    readonly link: SecureLink,
+    private readonly counters: Counters,
+    private readonly log: Logger,
+    private readonly keepalive: KeepaliveOptions = DEFAULT_KEEPALIVE,
+  ) {
+    super();
+    link.on('message', (plaintext) => this.#receive(plaintext));
+    link.on('close', (error) => {
+      clearInterval(this.#timer);
+      this.emit('close', error);
+    });
+    this.#timer = setInterval(() => this.#tick(), Math.min(keepalive.intervalMs, keepalive.deadAfterMs / 3));
+    this.#timer.unref();
+  }
+
+  get peerId(): string {
+    return this.link.peerId;
+  }
+
+  get isOpen(): boolean {
+    return this.link.isOpen;
+  }
+
+  sendData(id: number, payload: Uint8Array, ackRequested: boolean): boolean {
+    return this.#send({ type: 'data', id, ackRequested, payload });
+  }
+
+  /** Says goodbye with a reason, then closes. */
+  close(code: number, reason: string): void {
+    if (!this.link.isOpen) return;
+    this.#send({ type: 'close', code, reason });
+    void this.link.drained().finally(() => this.link.close());
+  }
+
+  #send(message: Message): boolean {
+    if (!this.link.isOpen) return false;
+    this.link.send(encodeMessage(message));
+    return true;
+  }
+
+  #tick(): void {
+    const silentMs = Date.now() - this.lastHeardAtMs;
+    if (silentMs >= this.keepalive.deadAfterMs) {
+      this.counters.increment('links.keepalive_timeouts');
+      this.link.close(new TimeoutError(`keep-alive of peer ${this.peerId}`, this.keepalive.deadAfterMs));
+      return;
+    }
+    const id = this.#nextPingId++;
+    this.#pingSentAtMs.set(id, performance.now());
+    // Only the latest few pings can still be answered in time; older ones are lost causes.
+    for (const old of this.#pingSentAtMs.keys()) if (old < id - 4) this.#pingSentAtMs.delete(old);
+    this.#send({ type: 'ping', id });
+  }
+
+  #receive(plaintext: Uint8Array): void {
+    this.lastHeardAtMs = Date.now();
+    const result = decodeMessage(plaintext);
+    if (result.kind === 'error') {
+      this.counters.increment('protocol.decode_errors');
+      this.log.debug({ peer: this.peerId, reason: result.error.reason }, 'dropped malformed message');
+      return;
+    }
+    if (result.kind === 'unknown-type') {
+      this.counters.increment('protocol.unknown_types');
+      return;
+    }
+    if (result.ignoredFields > 0) this.counters.increment('protocol.ignored_fields', result.ignoredFields);
+    const message = result.message;
+    switch (message.type) {
+      case 'data':
+        if (message.route !== undefined) {
+          // Routed frames belong to the mesh layer, which this agent version does not run yet.
+          this.counters.increment('protocol.routed_dropped');
+          return;
+        }
+        this.emit('data', message.payload, message.id);
+        if (message.ackRequested) this.#send({ type: 'ack', id: message.id });
+        return;
+      case 'ack':
+        this.emit('ack', message.id);
+        return;
+      case 'ping':
+        this.#send({ type: 'pong', id: message.id });
+        return;
+      case 'pong': {
+        const sentAtMs = this.#pingSentAtMs.get(message.id);
+        if (sentAtMs === undefined) return;
+        this.#pingSentAtMs.delete(message.id);
+        this.rttMs = Math.round((performance.now() - sentAtMs) * 100) / 100;
+        return;
+      }
+      case 'close':
+        this.remoteCloseCode = message.code;
+        this.log.debug({ peer: this.peerId, code: message.code, reason: message.reason }, 'peer closed link');
+        this.link.close();
+        return;
+    }
+  }
+}

@@ -1,0 +1,82 @@
+// What the agent knows about each peer it has authenticated: name, addresses, the live connection.
+// `peers` and `status` read it; the link manager is the only writer.
+import type { Medium } from '../../transports/transport.js';
+import type { PeerConnection } from './peer-connection.js';
+
+export interface PeerRecord {
+  readonly id: string;
+  name: string;
+  /** Addresses this peer was reached at (dialled "host:port" or the remote end of an inbound link). */
+  readonly addresses: Set<string>;
+  connection: PeerConnection | undefined;
+  lastSeenMs: number;
+  connectedSinceMs: number | undefined;
+}
+
+/** The public view of a peer, as `nearmesh peers --json` prints it. */
+export interface PeerInfo {
+  id: string;
+  name: string;
+  state: 'connected' | 'disconnected';
+  medium: Medium | null;
+  address: string | null;
+  direction: 'outbound' | 'inbound' | null;
+  addresses: string[];
+  rtt_ms: number | null;
+  last_seen: string;
+  connected_since: string | null;
+}
+
+export class PeerDirectory {
+  readonly #peers = new Map<string, PeerRecord>();
+
+  get(id: string): PeerRecord | undefined {
+    return this.#peers.get(id);
+  }
+
+  upsert(id: string, name: string): PeerRecord {
+    let record = this.#peers.get(id);
+    if (record === undefined) {
+      record = { id, name, addresses: new Set(), connection: undefined, lastSeenMs: Date.now(), connectedSinceMs: undefined };
+      this.#peers.set(id, record);
+    }
+    record.name = name;
+    return record;
+  }
+
+  /** Finds a peer by id, or by name when exactly one peer has it. */
+  resolve(reference: string): PeerRecord | 'ambiguous' | undefined {
+    const byId = this.#peers.get(reference);
+    if (byId !== undefined) return byId;
+    const named = [...this.#peers.values()].filter((peer) => peer.name === reference);
+    if (named.length > 1) return 'ambiguous';
+    return named[0];
+  }
+
+  records(): PeerRecord[] {
+    return [...this.#peers.values()];
+  }
+
+  list(): PeerInfo[] {
+    return this.records()
+      .map((record) => describePeer(record))
+      .sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
+  }
+}
+
+function describePeer(record: PeerRecord): PeerInfo {
+  const connection = record.connection?.isOpen === true ? record.connection : undefined;
+  const lastSeenMs = connection !== undefined ? Math.max(record.lastSeenMs, connection.lastHeardAtMs) : record.lastSeenMs;
+  return {
+    id: record.id,
+    name: record.name,
+    state: connection !== undefined ? 'connected' : 'disconnected',
+    medium: connection?.link.medium ?? null,
+    address: connection?.link.remoteAddress ?? null,
+    direction: connection === undefined ? null : connection.link.isInitiator ? 'outbound' : 'inbound',
+    addresses: [...record.addresses],
+    rtt_ms: connection?.rttMs ?? null,
+    last_seen: new Date(lastSeenMs).toISOString(),
+    connected_since: record.connectedSinceMs !== undefined && connection !== undefined ? new Date(record.connectedSinceMs).toISOString() : null,
+  };
+}

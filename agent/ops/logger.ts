@@ -1,0 +1,28 @@
+// Structured logging with pino: one JSON object per line under systemd (journald reads stdout),
+// a readable single-line form when a person watches a terminal. Never log keys.
+import { pino, type Logger, type LevelWithSilent } from 'pino';
+import pretty from 'pino-pretty';
+
+export type { Logger };
+
+export interface LoggerOptions {
+  level: LevelWithSilent;
+  /** Defaults to "readable when stdout is a terminal and we are not under systemd". */
+  readable?: boolean;
+}
+
+export function isUnderSystemd(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.INVOCATION_ID !== undefined || env.JOURNAL_STREAM !== undefined;
+}
+
+export function createLogger(options: LoggerOptions): Logger {
+  const readable = options.readable ?? (process.stdout.isTTY === true && !isUnderSystemd());
+  const base = { level: options.level, base: undefined, redact: ['meshKey', 'privateKey', '*.meshKey'] };
+  if (!readable) return pino(base);
+  return pino(base, pretty({ sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }));
+}
+
+/** A logger that drops everything, for components under test. */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}
