@@ -1,0 +1,22 @@
+// The wire protocol v1: the only place that knows how messages look on the wire. Pure functions, no I/O;
+// docs/PROTOCOL.md is the specification and test/fixtures/protocol-vectors.json its test vectors.
+
+export {
+  MAX_ENCODED_MESSAGE_BYTES,
+  MAX_MESSAGE_ID,
+  MAX_TTL_HOPS,
+  PROTOCOL_VERSION,
+  type Route,
+} from './envelope.js';
+export { DecodeError, type DecodeErrorReason, EncodeError } from './errors.js';
+export {
+  CloseCode,
+  type DecodeResult,
+  decodeMessage,
+  encodeMessage,
+  MAX_DATA_OVERHEAD_BYTES,
+  MAX_ROUTED_DATA_OVERHEAD_BYTES,
+  type Message,
+  MessageFlag,
+  MessageType,
+} from './messages.js';
