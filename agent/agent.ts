@@ -91,8 +91,15 @@ export class Agent {
     // mDNS needs the port actually bound (the configured one may be 0), so it starts after the listener.
     const listening = this.#tcp?.address();
     if (listening !== undefined && config.wifi.discovery.includes('mdns')) {
+      // Listening on one address means announcing (and browsing) on that interface only.
+      const isWildcard = listening.host === '0.0.0.0' || listening.host === '::';
       await this.#links.addResolver(
-        new MdnsResolver({ peerId: this.#identity.peerId, name: config.name, port: listening.port, host: listening.host }),
+        new MdnsResolver({
+          peerId: this.#identity.peerId,
+          name: config.name,
+          port: listening.port,
+          ...(isWildcard ? {} : { interfaceAddress: listening.host }),
+        }),
       );
     }
     this.#control = new ControlServer(config.control.socketPath, this.#controlHandlers(), log);

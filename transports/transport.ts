@@ -30,6 +30,7 @@ export interface FrameLink extends TypedEmitter<FrameLinkEvents> {
   readonly isInitiator: boolean;
   readonly maxFrameBytes: number;
   readonly isOpen: boolean;
+  /** May keep a reference to `frame` until drained(): do not modify it before then. */
   send(frame: Uint8Array): boolean;
   /** Resolves when queued frames have been handed to the medium (or the link closed). */
   drained(): Promise<void>;

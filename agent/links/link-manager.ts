@@ -9,9 +9,10 @@ import type { Identity } from '../identity/identity.js';
 import type { Counters } from '../ops/counters.js';
 import type { Logger } from '../ops/logger.js';
 import { RateLimiter } from '../ops/rate-limiter.js';
+import { CloseCode } from '../protocol/index.js';
 import { establishSecureLink, HandshakeError } from '../security/secure-channel.js';
 import { Backoff } from './backoff.js';
-import { CLOSE_CODE, DEFAULT_KEEPALIVE, type KeepaliveOptions, PeerConnection } from './peer-connection.js';
+import { DEFAULT_KEEPALIVE, type KeepaliveOptions, PeerConnection } from './peer-connection.js';
 import { PeerDirectory, type PeerInfo, type PeerRecord } from './peer-directory.js';
 import { RecentIds } from './recent-ids.js';
 
@@ -113,7 +114,7 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
       const connection = record.connection;
       if (connection?.isOpen !== true) return [];
       const closed = new Promise<void>((resolve) => connection.once('close', () => resolve()));
-      connection.close(CLOSE_CODE.shutdown, 'agent stopping');
+      connection.close(CloseCode.shutdown, 'agent stopping');
       return [closed];
     });
     await Promise.race([Promise.all(closing), new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
@@ -312,7 +313,7 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
       const keepNew = this.#prefers(connection, existing);
       const loser = keepNew ? existing : connection;
       this.counters.increment('links.duplicates_closed');
-      loser.close(CLOSE_CODE.duplicateLink, 'duplicate link');
+      loser.close(CloseCode.duplicateLink, 'duplicate link');
       if (!keepNew) return;
     }
     record.connection = connection;

@@ -7,8 +7,6 @@ import type { Logger } from '../ops/logger.js';
 import { decodeMessage, encodeMessage, type Message } from '../protocol/index.js';
 import type { SecureLink } from '../security/secure-channel.js';
 
-export const CLOSE_CODE = { shutdown: 0, duplicateLink: 1, protocolError: 2, selfConnection: 3 } as const;
-
 export interface KeepaliveOptions {
   /** How often to ping when nothing else was sent. */
   intervalMs: number;

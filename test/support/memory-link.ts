@@ -1,7 +1,7 @@
 // An in-process FrameLink pair for tests of the layers above the transports (secure channel, links).
 // Frames are delivered asynchronously, in order, like a real medium.
-import { TypedEmitter } from '../../agent/events.js';
 import { FrameTooLargeError } from '../../agent/errors.js';
+import { TypedEmitter } from '../../agent/events.js';
 import type { FrameLink, FrameLinkEvents, Medium } from '../../transports/transport.js';
 
 export class MemoryLink extends TypedEmitter<FrameLinkEvents> implements FrameLink {
@@ -31,7 +31,13 @@ export class MemoryLink extends TypedEmitter<FrameLinkEvents> implements FrameLi
 
   /** Injects a frame as if the remote side had sent it. */
   deliver(frame: Uint8Array): void {
-    if (this.isOpen) this.emit('frame', frame);
+    if (!this.isOpen) return;
+    // Contract: an oversized frame from the remote closes the link (ends may have different limits).
+    if (frame.length > this.maxFrameBytes) {
+      this.close(new FrameTooLargeError(frame.length, this.maxFrameBytes));
+      return;
+    }
+    this.emit('frame', frame);
   }
 
   async drained(): Promise<void> {}
@@ -47,9 +53,12 @@ export class MemoryLink extends TypedEmitter<FrameLinkEvents> implements FrameLi
   }
 }
 
-export function memoryLinkPair(maxFrameBytes = 1 << 20): [initiator: MemoryLink, responder: MemoryLink] {
+export function memoryLinkPair(
+  maxFrameBytes = 1 << 20,
+  responderMaxFrameBytes = maxFrameBytes,
+): [initiator: MemoryLink, responder: MemoryLink] {
   const a = new MemoryLink('memory:b', true, maxFrameBytes);
-  const b = new MemoryLink('memory:a', false, maxFrameBytes);
+  const b = new MemoryLink('memory:a', false, responderMaxFrameBytes);
   a.peer = b;
   b.peer = a;
   return [a, b];

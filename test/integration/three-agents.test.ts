@@ -1,0 +1,149 @@
+// Three real agents on 127.0.0.1 with static peers: they link, prove their mesh, exchange messages
+// every way through the CLI, refuse an agent of another mesh, and notice a killed peer.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateMeshKey } from '../../agent/config/mesh-key.js';
+import type { PeerInfo } from '../../agent/links/peer-directory.js';
+import {
+  type AgentProcess,
+  freePorts,
+  listenTo,
+  runCli,
+  sleep,
+  startAgent,
+  stopAllAgents,
+  waitFor,
+} from '../support/agent-process.js';
+
+const meshKey = generateMeshKey();
+let ports: number[] = [];
+const agents: AgentProcess[] = [];
+const ids: string[] = [];
+
+async function connectedPeers(agent: AgentProcess): Promise<PeerInfo[]> {
+  const peers = await agent.json<PeerInfo[]>(['peers']);
+  return peers.filter((peer) => peer.state === 'connected');
+}
+
+describe('three agents on one IP network', () => {
+  beforeAll(async () => {
+    ports = await freePorts(4);
+    const names = ['alpha', 'bravo', 'charlie'];
+    for (const [index, name] of names.entries()) {
+      const peers = ports.slice(0, 3).filter((_, other) => other !== index).map((port) => `127.0.0.1:${port}`);
+      agents.push(await startAgent({ name, meshKey, port: ports[index] as number, peers }));
+    }
+    for (const agent of agents) ids.push((await agent.json<{ id: string }>(['id'])).id);
+    for (const agent of agents) {
+      await waitFor(`${agent.spec.name} linked to both others`, async () =>
+        (await connectedPeers(agent)).length === 2 ? true : undefined,
+      );
+    }
+  }, 60_000);
+
+  afterAll(stopAllAgents);
+
+  it('reports proven peer ids, names and the wifi medium in peers --json', async () => {
+    const peers = await agents[0]!.json<PeerInfo[]>(['peers']);
+    expect(peers.map((peer) => peer.id).sort()).toEqual([ids[1], ids[2]].sort());
+    expect(peers.map((peer) => peer.name).sort()).toEqual(['bravo', 'charlie']);
+    for (const peer of peers) {
+      expect(peer.id).toMatch(/^[0-9a-f]{16}$/);
+      expect(peer.medium).toBe('wifi');
+      expect(peer.state).toBe('connected');
+    }
+  });
+
+  it('delivers an acknowledged message every way, by id and by name', async () => {
+    const listeners = await Promise.all(agents.map((agent) => listenTo(agent)));
+    try {
+      for (const [from, sender] of agents.entries()) {
+        for (const [to, receiver] of agents.entries()) {
+          if (from === to) continue;
+          const reference = from % 2 === 0 ? ids[to]! : receiver.spec.name;
+          const result = await sender.cli(['send', reference, `hello ${from}->${to}`, '--json']);
+          expect(result.stderr).toBe('');
+          expect(result.code).toBe(0);
+          expect(JSON.parse(result.stdout)).toEqual({ peer: ids[to], acknowledged: true });
+        }
+      }
+      await sleep(300);
+      for (const [to, listener] of listeners.entries()) {
+        const got = listener.messages.map((message) => `${message.from}:${message.payload}`).sort();
+        const expected = agents
+          .map((_, from) => from)
+          .filter((from) => from !== to)
+          .map((from) => `${ids[from]}:hello ${from}->${to}`)
+          .sort();
+        expect(got).toEqual(expected);
+        for (const message of listener.messages) {
+          expect(Number.isNaN(Date.parse(message.received_at))).toBe(false);
+          expect(message.from_name).toBe(agents[ids.indexOf(message.from)]!.spec.name);
+        }
+      }
+    } finally {
+      for (const listener of listeners) listener.stop();
+    }
+  });
+
+  it('fails a send to an unknown peer with a one-line reason', async () => {
+    const result = await agents[0]!.cli(['send', 'nobody', 'hi']);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    expect(result.stderr).toMatch(/unknown peer/);
+  });
+
+  it('refuses an agent with another mesh key, both ways, and logs it rarely', async () => {
+    const outsider = await startAgent({
+      name: 'mallory',
+      meshKey: generateMeshKey(),
+      port: ports[3] as number,
+      peers: [`127.0.0.1:${ports[0]}`],
+    });
+    // A prober of our mesh dials the outsider too, so both handshake roles meet the wrong key.
+    const prober = await startAgent({ name: 'probe', meshKey, port: 0, peers: [`127.0.0.1:${ports[3]}`] });
+    await sleep(6_000);
+    expect(await outsider.json<PeerInfo[]>(['peers'])).toEqual([]);
+    expect(await prober.json<PeerInfo[]>(['peers'])).toEqual([]);
+    const alphaPeers = await agents[0]!.json<PeerInfo[]>(['peers']);
+    expect(alphaPeers.map((peer) => peer.name)).not.toContain('mallory');
+    const status = await agents[0]!.json<{ counters: Record<string, number> }>(['status']);
+    // The outsider re-dials with backoff: several refusals within the window, a single log line.
+    expect(status.counters['handshake.refused']).toBeGreaterThanOrEqual(2);
+    expect(agents[0]!.output.match(/refused link/g)?.length ?? 0).toBe(1);
+    expect(prober.output.match(/refused link/g)?.length ?? 0).toBe(1);
+    await outsider.stop();
+    await prober.stop();
+  }, 30_000);
+
+  it('notices a killed agent within 10 s and relinks it when it restarts', async () => {
+    const victim = agents[2]!;
+    await victim.stop('SIGKILL');
+    const killedAt = Date.now();
+    for (const agent of agents.slice(0, 2)) {
+      await waitFor('the killed peer marked disconnected', async () => {
+        const peers = await agent.json<PeerInfo[]>(['peers']);
+        return peers.find((peer) => peer.id === ids[2])?.state === 'disconnected' ? true : undefined;
+      }, 10_000);
+    }
+    expect(Date.now() - killedAt).toBeLessThan(10_000);
+    const failed = await agents[0]!.cli(['send', ids[2]!, 'anyone?', '--timeout', '500']);
+    expect(failed.code).not.toBe(0);
+    expect(failed.stderr).toMatch(/timed out/);
+
+    agents[2] = await startAgent({ ...victim.spec, dir: victim.dir });
+    expect((await agents[2].json<{ id: string }>(['id'])).id).toBe(ids[2]);
+    for (const agent of agents) {
+      await waitFor(`${agent.spec.name} relinked`, async () => ((await connectedPeers(agent)).length === 2 ? true : undefined), 15_000);
+    }
+    const result = await agents[0]!.cli(['send', ids[2]!, 'welcome back']);
+    expect(result.code).toBe(0);
+  }, 45_000);
+
+  it('stops cleanly on SIGTERM: exit 0 and the control socket removed', async () => {
+    const agent = await startAgent({ name: 'delta', meshKey, port: 0 });
+    expect(await agent.stop('SIGTERM')).toBe(0);
+    const result = await runCli(['status', '--socket', agent.socketPath]);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(/no agent is listening/);
+  });
+});

@@ -1,0 +1,39 @@
+// Errors the transports raise, shared by every medium (Wi-Fi TCP now, BLE later).
+// Each is a NearmeshError with a stable code, so the link manager branches on type, not text.
+import { NearmeshError } from '../agent/errors.js';
+
+/** Why a dial failed; the link manager retries 'refused'/'timeout'/'unreachable', never 'invalid-address'. */
+export type DialFailure = 'invalid-address' | 'refused' | 'timeout' | 'aborted' | 'stopped' | 'unreachable';
+
+/** Connecting to a remote endpoint failed. `cause` carries the underlying error when there is one. */
+export class DialError extends NearmeshError {
+  constructor(
+    readonly address: string,
+    readonly reason: DialFailure,
+    detail: string,
+    options?: { cause?: unknown },
+  ) {
+    super('dial', `cannot dial ${address}: ${detail}`, options);
+  }
+}
+
+/** The transport could not listen on its configured address (in use, not ours, no permission). */
+export class ListenError extends NearmeshError {
+  constructor(
+    readonly address: string,
+    detail: string,
+    options?: { cause?: unknown },
+  ) {
+    super('listen', `cannot listen on ${address}: ${detail}`, options);
+  }
+}
+
+/** An endpoint address that does not parse ("host:port" or "[v6]:port" for Wi-Fi). */
+export class InvalidAddressError extends NearmeshError {
+  constructor(
+    readonly address: string,
+    detail: string,
+  ) {
+    super('invalid-address', `invalid address ${JSON.stringify(address)}: ${detail}`);
+  }
+}

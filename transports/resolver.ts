@@ -1,0 +1,34 @@
+// The discovery contract: anything that learns where peers are (static list, mDNS, BLE scan, custom).
+// Resolvers only report candidates; the link manager decides whether and when to dial them.
+import type { TypedEmitter } from '../agent/events.js';
+import type { Medium } from './transport.js';
+
+/** A place a peer may be reached; not yet authenticated, so peerId is only a hint. */
+export interface PeerCandidate {
+  medium: Medium;
+  /** What Transport.dial() takes for this medium: "host:port" / "[v6]:port" for Wi-Fi. */
+  address: string;
+  /** The peer id the remote claims (16 lowercase hex); the secure channel proves it or not. */
+  peerId?: string;
+  /** A human name for logs and the peer table. */
+  name?: string;
+  /** Which resolver found it: "static", "mdns", ... */
+  source: string;
+}
+
+export interface ResolverEvents {
+  /** A candidate appeared (or changed address). The same candidate may be reported again. */
+  found: (candidate: PeerCandidate) => void;
+  /** A candidate said goodbye. Silence is not reported: a dead link is noticed by the link itself. */
+  lost: (candidate: PeerCandidate) => void;
+  /** A non-fatal problem (socket error, malformed record); the resolver keeps going. */
+  warning: (error: Error) => void;
+}
+
+export interface Resolver extends TypedEmitter<ResolverEvents> {
+  /** Stable short name, used as PeerCandidate.source and in logs. */
+  readonly name: string;
+  start(): Promise<void>;
+  /** Stops reporting; resolvers that announce us also withdraw the announcement. */
+  stop(): Promise<void>;
+}

@@ -1,0 +1,36 @@
+// The static resolver: the `[[peers]] address = "host:port"` entries of the config, reported on start.
+// Useful where multicast is blocked (many Wi-Fi access points) or a peer sits on another subnet.
+import { TypedEmitter } from '../../agent/events.js';
+import { InvalidAddressError } from '../errors.js';
+import type { PeerCandidate, Resolver, ResolverEvents } from '../resolver.js';
+import { checkHostPort } from '../../agent/config/address.js';
+
+export const STATIC_SOURCE = 'static';
+
+export class StaticResolver extends TypedEmitter<ResolverEvents> implements Resolver {
+  readonly name = STATIC_SOURCE;
+  readonly #candidates: readonly PeerCandidate[];
+  #isStarted = false;
+
+  /** Throws InvalidAddressError naming the first address that is not "host:port" / "[v6]:port". */
+  constructor(addresses: readonly string[]) {
+    super();
+    this.#candidates = addresses.map((address) => {
+      const parsed = checkHostPort(address);
+      if (!parsed.ok) throw new InvalidAddressError(address, parsed.expected);
+      return { medium: 'wifi', address, source: STATIC_SOURCE };
+    });
+  }
+
+  /** Emits 'found' for every configured address, synchronously, before resolving. */
+  async start(): Promise<void> {
+    if (this.#isStarted) return;
+    this.#isStarted = true;
+    // Each listener gets its own copy, so one that annotates a candidate cannot affect another.
+    for (const candidate of this.#candidates) this.emit('found', { ...candidate });
+  }
+
+  async stop(): Promise<void> {
+    this.#isStarted = false;
+  }
+}

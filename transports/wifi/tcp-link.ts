@@ -1,0 +1,143 @@
+// A FrameLink over one TCP socket: length-prefixed frames (framing.ts), back-pressure from the socket.
+// Created by TcpTransport for accepted and dialled sockets; knows nothing about listening or dialling.
+import type { Socket } from 'node:net';
+import { FrameTooLargeError, NearmeshError } from '../../agent/errors.js';
+import { TypedEmitter } from '../../agent/events.js';
+import type { FrameLink, FrameLinkEvents, Medium } from '../transport.js';
+import { formatHostPort } from '../../agent/config/address.js';
+import { encodeFrame, encodeFrameHeader, FrameDecoder } from './framing.js';
+
+export const DEFAULT_CLOSE_GRACE_MS = 1000;
+export const KEEPALIVE_INITIAL_DELAY_MS = 5000;
+/** Frames up to this size are copied behind their header into one buffer: cheaper than a writev. */
+const COALESCE_MAX_BYTES = 4096;
+
+/** The remote ended the stream in the middle of a frame. */
+export class TruncatedFrameError extends NearmeshError {
+  constructor(readonly bufferedBytes: number) {
+    super('truncated-frame', `connection ended with ${bufferedBytes} bytes of an unfinished frame`);
+  }
+}
+
+export interface TcpLinkOptions {
+  isInitiator: boolean;
+  maxFrameBytes: number;
+  /** How long close() waits for queued data to flush before destroying the socket. */
+  closeGraceMs?: number;
+}
+
+export class TcpLink extends TypedEmitter<FrameLinkEvents> implements FrameLink {
+  readonly medium: Medium = 'wifi';
+  readonly remoteAddress: string;
+  readonly isInitiator: boolean;
+  readonly maxFrameBytes: number;
+  readonly #socket: Socket;
+  readonly #decoder: FrameDecoder;
+  readonly #closeGraceMs: number;
+  #isOpen = true;
+  #closeError: Error | undefined;
+  #isCloseEmitted = false;
+  #graceTimer: NodeJS.Timeout | undefined;
+  #drainWaiters: Array<() => void> = [];
+
+  constructor(socket: Socket, options: TcpLinkOptions) {
+    super();
+    this.#socket = socket;
+    this.isInitiator = options.isInitiator;
+    this.maxFrameBytes = options.maxFrameBytes;
+    this.#closeGraceMs = options.closeGraceMs ?? DEFAULT_CLOSE_GRACE_MS;
+    this.#decoder = new FrameDecoder({ maxFrameBytes: options.maxFrameBytes });
+    this.remoteAddress =
+      socket.remoteAddress !== undefined && socket.remotePort !== undefined
+        ? formatHostPort({ host: socket.remoteAddress, port: socket.remotePort })
+        : 'unknown';
+
+    // Frames are small request/response messages as often as bulk: latency beats Nagle here.
+    socket.setNoDelay(true);
+    // Notice a peer that walked out of Wi-Fi range without a FIN within seconds, not hours.
+    socket.setKeepAlive(true, KEEPALIVE_INITIAL_DELAY_MS);
+
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('drain', () => this.#releaseDrainWaiters());
+    socket.on('end', () => {
+      // allowHalfOpen is off, so node ends our side too; nothing more can be sent usefully.
+      if (this.#decoder.bufferedBytes > 0 && this.#closeError === undefined) {
+        this.#closeError = new TruncatedFrameError(this.#decoder.bufferedBytes);
+      }
+      this.#isOpen = false;
+    });
+    socket.on('error', (error: Error) => {
+      // ECONNRESET, ETIMEDOUT (keepalive), EPIPE...: the first error is the reason for the close.
+      this.#closeError ??= error;
+      this.#isOpen = false;
+    });
+    socket.on('close', () => this.#finish());
+    if (socket.destroyed) queueMicrotask(() => this.#finish());
+  }
+
+  get isOpen(): boolean {
+    return this.#isOpen;
+  }
+
+  /**
+   * Writes header and frame. The frame is not copied when large: do not modify it until drained().
+   * Returns socket.write()'s back-pressure answer.
+   */
+  send(frame: Uint8Array): boolean {
+    if (!this.#isOpen) return false;
+    if (frame.length > this.maxFrameBytes) throw new FrameTooLargeError(frame.length, this.maxFrameBytes);
+    if (frame.length <= COALESCE_MAX_BYTES) return this.#socket.write(encodeFrame(frame));
+    // Corked, the two writes leave as one writev: one segment for the header and the body's start.
+    this.#socket.cork();
+    this.#socket.write(encodeFrameHeader(frame.length));
+    const isBelowHighWater = this.#socket.write(frame);
+    this.#socket.uncork();
+    return isBelowHighWater;
+  }
+
+  drained(): Promise<void> {
+    if (this.#isCloseEmitted || !this.#socket.writableNeedDrain) return Promise.resolve();
+    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  close(error?: Error): void {
+    if (!this.#isOpen) return;
+    this.#isOpen = false;
+    this.#closeError ??= error;
+    // end() flushes what send() queued, then FINs; a peer that never answers is cut after the grace.
+    this.#socket.end();
+    this.#graceTimer = setTimeout(() => this.#socket.destroy(), this.#closeGraceMs);
+    this.#graceTimer.unref();
+  }
+
+  #onData(chunk: Buffer): void {
+    if (!this.#isOpen) return;
+    const { frames, error } = this.#decoder.push(chunk);
+    for (const frame of frames) {
+      // A listener may close the link while we are still handing out this chunk's frames.
+      if (!this.#isOpen) return;
+      this.emit('frame', frame);
+    }
+    if (error !== undefined && this.#isOpen) {
+      // The stream cannot be resynchronised after a bad length: drop it now, do not drain it.
+      this.#isOpen = false;
+      this.#closeError ??= error;
+      this.#socket.destroy();
+    }
+  }
+
+  #releaseDrainWaiters(): void {
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  #finish(): void {
+    if (this.#isCloseEmitted) return;
+    this.#isCloseEmitted = true;
+    this.#isOpen = false;
+    clearTimeout(this.#graceTimer);
+    this.#releaseDrainWaiters();
+    this.emit('close', this.#closeError);
+  }
+}
