@@ -1,0 +1,82 @@
+// Network-namespace labs for system tests: a private LAN of veth-joined namespaces that the root
+// namespace never sees, and the rule that such tests skip loudly as a normal user but fail on CI.
+import { spawnSync } from 'node:child_process';
+import { describe, it } from 'vitest';
+
+function run(command: string, args: string[]): void {
+  const result = spawnSync(command, args, { encoding: 'utf8' });
+  if (result.status !== 0) {
+    throw new Error(`${command} ${args.join(' ')} failed: ${result.error?.message ?? result.stderr.trim()}`);
+  }
+}
+
+/** Why this machine cannot create network namespaces, or undefined when it can. */
+export function whyNetnsUnavailable(): string | undefined {
+  if (process.platform !== 'linux') return 'needs Linux network namespaces';
+  if (process.getuid?.() !== 0) return 'needs root to create network namespaces';
+  const probe = `nmprobe-${process.pid}`;
+  const added = spawnSync('ip', ['netns', 'add', probe], { encoding: 'utf8' });
+  if (added.status !== 0) return `cannot create a network namespace: ${added.error?.message ?? added.stderr.trim()}`;
+  spawnSync('ip', ['netns', 'del', probe]);
+  return undefined;
+}
+
+/**
+ * describe() for tests that need root and namespaces: runs them when possible; otherwise skips with a
+ * banner, or, under CI=true, fails (a CI machine that cannot run them must not pass silently).
+ */
+export function describeWithNetns(title: string, body: () => void): void {
+  const reason = whyNetnsUnavailable();
+  if (reason === undefined) {
+    describe(title, body);
+    return;
+  }
+  if (process.env.CI === 'true') {
+    describe(title, () => {
+      it('can run here (required on CI)', () => {
+        throw new Error(`${title}: cannot run on this CI machine: ${reason}`);
+      });
+    });
+    return;
+  }
+  console.warn(`\n${'!'.repeat(72)}\n!! SKIPPING "${title}": ${reason}\n${'!'.repeat(72)}\n`);
+  describe.skip(`${title} (skipped: ${reason})`, body);
+}
+
+/** Two namespaces joined by one veth pair, 10.77.N.1/24 and 10.77.N.2/24, with multicast routed. */
+export class VethLan {
+  readonly a: string;
+  readonly b: string;
+  readonly addressA: string;
+  readonly addressB: string;
+
+  constructor(label: string, subnet: number) {
+    // Unique per process so parallel runs never touch each other's namespaces.
+    this.a = `nm${label}-${process.pid}-a`;
+    this.b = `nm${label}-${process.pid}-b`;
+    this.addressA = `10.77.${subnet}.1`;
+    this.addressB = `10.77.${subnet}.2`;
+  }
+
+  create(): void {
+    this.delete();
+    run('ip', ['netns', 'add', this.a]);
+    run('ip', ['netns', 'add', this.b]);
+    // Created inside A with its peer moved straight to B: the root namespace never sees the pair.
+    run('ip', ['-n', this.a, 'link', 'add', 'veth0', 'type', 'veth', 'peer', 'name', 'veth0', 'netns', this.b]);
+    for (const [ns, address] of [
+      [this.a, this.addressA],
+      [this.b, this.addressB],
+    ] as const) {
+      run('ip', ['-n', ns, 'addr', 'add', `${address}/24`, 'dev', 'veth0']);
+      run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+      run('ip', ['-n', ns, 'link', 'set', 'veth0', 'up']);
+      // A bare namespace has no default route; multicast (mDNS) needs one of its own.
+      run('ip', ['-n', ns, 'route', 'add', '224.0.0.0/4', 'dev', 'veth0']);
+    }
+  }
+
+  delete(): void {
+    for (const ns of [this.a, this.b]) spawnSync('ip', ['netns', 'del', ns]);
+  }
+}
