@@ -1,0 +1,72 @@
+// An in-process Transport over MemoryLink pairs: a shared MemoryNetwork maps addresses to listening
+// transports, so link-manager tests run real handshakes and protocol without sockets.
+import { TypedEmitter } from '../../agent/events.js';
+import { DialError } from '../../transports/errors.js';
+import type { Resolver, ResolverEvents } from '../../transports/resolver.js';
+import type { FrameLink, Medium, Transport, TransportEvents } from '../../transports/transport.js';
+import { MemoryLink } from './memory-link.js';
+
+export class MemoryNetwork {
+  readonly listeners = new Map<string, MemoryTransport>();
+  /** Every link pair ever made, for tests that cut cables. */
+  readonly pairs: Array<[MemoryLink, MemoryLink]> = [];
+
+  /** Stops delivery in both directions without closing anything: a peer that went silent. */
+  silence(address: string): void {
+    for (const [initiator, responder] of this.pairs) {
+      if (initiator.remoteAddress === address || responder.remoteAddress === address) {
+        initiator.peer = undefined;
+        responder.peer = undefined;
+      }
+    }
+  }
+}
+
+export class MemoryTransport extends TypedEmitter<TransportEvents> implements Transport {
+  readonly medium: Medium = 'memory';
+  dialCount = 0;
+
+  constructor(
+    private readonly network: MemoryNetwork,
+    readonly address: string,
+  ) {
+    super();
+  }
+
+  async start(): Promise<void> {
+    this.network.listeners.set(this.address, this);
+  }
+
+  async stop(): Promise<void> {
+    this.network.listeners.delete(this.address);
+  }
+
+  async dial(address: string): Promise<FrameLink> {
+    this.dialCount++;
+    const target = this.network.listeners.get(address);
+    if (target === undefined) throw new DialError(address, 'refused', 'nobody listens there');
+    // Each end names the other's address, as a TCP link does.
+    const initiator = new MemoryLink(address, true, 1 << 20);
+    const responder = new MemoryLink(this.address, false, 1 << 20);
+    initiator.peer = responder;
+    responder.peer = initiator;
+    this.network.pairs.push([initiator, responder]);
+    setImmediate(() => target.emit('link', responder));
+    return initiator;
+  }
+}
+
+/** A resolver that "finds" whatever the test tells it to. */
+export class ListResolver extends TypedEmitter<ResolverEvents> implements Resolver {
+  readonly name = 'test';
+
+  constructor(private readonly addresses: string[]) {
+    super();
+  }
+
+  async start(): Promise<void> {
+    for (const address of this.addresses) this.emit('found', { medium: 'memory', address, source: 'test' });
+  }
+
+  async stop(): Promise<void> {}
+}

@@ -1,0 +1,126 @@
+// The control socket as a hostile or clumsy client meets it: bad JSON, unknown commands and
+// oversized lines get an error on that client only; the socket is private; a stale file is replaced.
+import { statSync, writeFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ControlClient, ControlCommandError } from '../../agent/control/client.js';
+import { ControlServer, ControlSocketError, type ControlHandlers } from '../../agent/control/server.js';
+import { MAX_CONTROL_LINE_BYTES } from '../../agent/control/wire.js';
+import { PeerUnreachableError } from '../../agent/errors.js';
+import { silentLogger } from '../../agent/ops/logger.js';
+import { temporaryDir, stopAllAgents } from '../support/agent-process.js';
+
+const servers: ControlServer[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((server) => server.stop()));
+  await stopAllAgents();
+});
+
+const handlers: ControlHandlers = {
+  id: () => ({ id: '0123456789abcdef', name: 'test' }),
+  status: () => ({ ok: true }),
+  peers: () => [],
+  send: async (peer, payload) => {
+    if (peer !== 'known') throw new PeerUnreachableError(peer, 'unknown peer');
+    return { peer, bytes: payload.length };
+  },
+  subscribe: (listener) => {
+    const timer = setInterval(() => listener({ from: 'x', from_name: 'x', payload: 'p', payload_base64: 'cA==', received_at: 'now' }), 10);
+    return () => clearInterval(timer);
+  },
+};
+
+async function startServer(): Promise<string> {
+  const path = join(temporaryDir(), 'control.sock');
+  const server = new ControlServer(path, handlers, silentLogger());
+  await server.start();
+  servers.push(server);
+  return path;
+}
+
+function rawExchange(path: string, text: string, lines: number): Promise<Array<Record<string, unknown>>> {
+  return new Promise((resolve, reject) => {
+    const socket: Socket = connect(path);
+    let buffered = '';
+    socket.on('data', (chunk) => {
+      buffered += chunk.toString();
+      const complete = buffered.split('\n').filter((line) => line !== '');
+      if (buffered.endsWith('\n') && complete.length >= lines) {
+        socket.destroy();
+        resolve(complete.map((line) => JSON.parse(line) as Record<string, unknown>));
+      }
+    });
+    socket.on('error', reject);
+    socket.write(text);
+  });
+}
+
+describe('control socket', () => {
+  it('is created with mode 0600', async () => {
+    const path = await startServer();
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+  });
+
+  it('answers bad requests with typed errors and keeps serving the same client', async () => {
+    const path = await startServer();
+    const replies = await rawExchange(
+      path,
+      'not json\n{"id":2,"cmd":"reboot"}\n{"id":3,"cmd":"send","peer":"known"}\n{"id":4,"cmd":"send","peer":"known","payload":"!!"}\n{"id":5,"cmd":"id"}\n',
+      5,
+    );
+    expect(replies.map((reply) => [reply.id, reply.ok])).toEqual([
+      [-1, false],
+      [2, false],
+      [3, false],
+      [4, false],
+      [5, true],
+    ]);
+    for (const reply of replies.slice(0, 4)) expect((reply.error as { code: string }).code).toBe('bad-request');
+    expect((replies[2]?.error as { message: string }).message).toMatch(/payload/);
+  });
+
+  it('passes handler errors through with their code', async () => {
+    const path = await startServer();
+    const client = await ControlClient.connect(path);
+    const refused = client.request({ cmd: 'send', peer: 'ghost', payload: 'aGk=' });
+    await expect(refused).rejects.toBeInstanceOf(ControlCommandError);
+    await expect(refused).rejects.toMatchObject({
+      code: 'peer-unreachable',
+      message: expect.stringMatching(/unknown peer/),
+    });
+    await expect(client.request({ cmd: 'send', peer: 'known', payload: 'aGk=' })).resolves.toEqual({ peer: 'known', bytes: 2 });
+    client.close();
+  });
+
+  it('closes a client whose line never ends, and only that client', async () => {
+    const path = await startServer();
+    const other = await ControlClient.connect(path);
+    const replies = await rawExchange(path, 'x'.repeat(MAX_CONTROL_LINE_BYTES + 1024), 1);
+    expect(replies[0]).toMatchObject({ ok: false, error: { code: 'bad-request' } });
+    await expect(other.request({ cmd: 'id' })).resolves.toMatchObject({ name: 'test' });
+    other.close();
+  });
+
+  it('streams events to a listener and stops when it disconnects', async () => {
+    const path = await startServer();
+    const client = await ControlClient.connect(path);
+    const events: unknown[] = [];
+    await client.stream({ cmd: 'listen' }, (event) => events.push(event));
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    client.close();
+    expect(events.length).toBeGreaterThan(1);
+  });
+
+  it('replaces a stale socket file but refuses to steal a live one', async () => {
+    const dir = temporaryDir();
+    const path = join(dir, 'control.sock');
+    writeFileSync(path, 'left over by a crash');
+    const server = new ControlServer(path, handlers, silentLogger());
+    await server.start();
+    servers.push(server);
+    const second = new ControlServer(path, handlers, silentLogger());
+    await expect(second.start()).rejects.toBeInstanceOf(ControlSocketError);
+    await expect((await ControlClient.connect(path)).request({ cmd: 'id' })).resolves.toMatchObject({ name: 'test' });
+  });
+});
