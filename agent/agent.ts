@@ -1,11 +1,11 @@
 // The daemon: wires config, identity, transports, resolvers, the link manager and the control socket
 // together, and starts and stops them in order (SIGTERM closes links, then removes the socket).
 import { mkdir } from 'node:fs/promises';
+import type { Resolver } from '../transports/resolver.js';
+import type { Transport } from '../transports/transport.js';
 import { MdnsResolver } from '../transports/wifi/mdns-resolver.js';
 import { StaticResolver } from '../transports/wifi/static-resolver.js';
 import { TcpTransport } from '../transports/wifi/tcp-transport.js';
-import type { Resolver } from '../transports/resolver.js';
-import type { Transport } from '../transports/transport.js';
 import { formatHostPort } from './config/address.js';
 import type { Config } from './config/index.js';
 import { loadOrCreateMeshKey } from './config/mesh-key.js';
@@ -77,7 +77,8 @@ export class Agent {
       resolvers.push(new StaticResolver(config.peers.map((peer) => formatHostPort(peer.address))));
     }
     if (config.ble.enabled === true) throw new BleUnavailableError();
-    if (config.ble.enabled === 'auto') log.info('BLE: this version has no BLE transport yet; running on Wi-Fi only');
+    if (config.ble.enabled === 'auto')
+      log.info('BLE: this version has no BLE transport yet; running on Wi-Fi only');
     this.#links = new LinkManager({
       identity: this.#identity,
       name: config.name,
@@ -134,7 +135,10 @@ export class Agent {
       uptime_s: Math.round((Date.now() - this.#startedAtMs) / 1000),
       data_dir: this.config.dataDir,
       control_socket: this.config.control.socketPath,
-      wifi: { listen: listening === undefined ? null : formatHostPort(listening), discovery: this.config.wifi.discovery },
+      wifi: {
+        listen: listening === undefined ? null : formatHostPort(listening),
+        discovery: this.config.wifi.discovery,
+      },
       ble: this.config.ble.enabled === false ? 'off' : 'unavailable',
       peers: { connected: peers.filter((peer) => peer.state === 'connected').length, known: peers.length },
       counters: this.counters.snapshot(),

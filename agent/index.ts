@@ -6,7 +6,7 @@ import { createLogger, type Logger } from './ops/logger.js';
 export { Agent, type AgentStatus } from './agent.js';
 export type { Config } from './config/index.js';
 export { loadConfig } from './config/index.js';
-export { NearmeshError, PeerUnreachableError, TimeoutError, FrameTooLargeError } from './errors.js';
+export { FrameTooLargeError, NearmeshError, PeerUnreachableError, TimeoutError } from './errors.js';
 export type { ReceivedMessage, SendOptions } from './links/link-manager.js';
 export type { PeerInfo } from './links/peer-directory.js';
 
@@ -19,7 +19,9 @@ export interface CreateAgentOptions {
 
 /** Loads the config (unless given), builds the agent and starts it. */
 export async function createAgent(options: CreateAgentOptions = {}): Promise<Agent> {
-  const config = options.config ?? (await loadConfig(options.configPath === undefined ? {} : { path: options.configPath }));
+  const config =
+    options.config ??
+    (await loadConfig(options.configPath === undefined ? {} : { path: options.configPath }));
   const agent = new Agent(config, options.log ?? createLogger({ level: config.logLevel }));
   await agent.start();
   return agent;

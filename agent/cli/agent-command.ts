@@ -7,11 +7,18 @@ import { createLogger } from '../ops/logger.js';
 export function registerAgentCommand(program: Command): void {
   program
     .command('agent')
-    .description('run the agent in the foreground (config from --config, $NEARMESH_CONFIG, or embedded defaults)')
+    .description(
+      'run the agent in the foreground (config from --config, $NEARMESH_CONFIG, or embedded defaults)',
+    )
     .option('-c, --config <file>', 'TOML config file')
     .action(async (options: { config?: string }) => {
       const config = await loadConfig(options.config === undefined ? {} : { path: options.config });
-      const log = createLogger({ level: process.env.NEARMESH_LOG_LEVEL === undefined ? config.logLevel : parseLevel(process.env.NEARMESH_LOG_LEVEL) });
+      const log = createLogger({
+        level:
+          process.env.NEARMESH_LOG_LEVEL === undefined
+            ? config.logLevel
+            : parseLevel(process.env.NEARMESH_LOG_LEVEL),
+      });
       const agent = new Agent(config, log);
       let stopping: Promise<void> | undefined;
       const stop = (signal: string): void => {

@@ -14,11 +14,17 @@ export function addClientOptions(command: Command): Command {
   return command
     .option('--json', 'print JSON (one document, or one object per line for streams)')
     .option('-c, --config <file>', 'config file of the agent to talk to (default: $NEARMESH_CONFIG)')
-    .option('-s, --socket <path>', 'control socket of the agent (default: $NEARMESH_SOCKET, else from the config)');
+    .option(
+      '-s, --socket <path>',
+      'control socket of the agent (default: $NEARMESH_SOCKET, else from the config)',
+    );
 }
 
 /** --socket, else $NEARMESH_SOCKET, else the socket the config (or the embedded defaults) names. */
-export async function resolveSocketPath(options: ClientOptions, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+export async function resolveSocketPath(
+  options: ClientOptions,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<string> {
   if (options.socket !== undefined) return options.socket;
   if (env.NEARMESH_SOCKET !== undefined && env.NEARMESH_SOCKET !== '' && options.config === undefined) {
     return env.NEARMESH_SOCKET;
@@ -32,7 +38,10 @@ export async function connectToAgent(options: ClientOptions): Promise<ControlCli
 }
 
 /** Runs one request and closes the connection. */
-export async function requestOnce(options: ClientOptions, body: Parameters<ControlClient['request']>[0]): Promise<unknown> {
+export async function requestOnce(
+  options: ClientOptions,
+  body: Parameters<ControlClient['request']>[0],
+): Promise<unknown> {
   const client = await connectToAgent(options);
   try {
     return await client.request(body);

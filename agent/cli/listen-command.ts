@@ -11,7 +11,10 @@ export function registerListenCommand(program: Command): void {
       await client.stream({ cmd: 'listen' }, (event) => {
         const message = event as ListenEvent;
         if (options.json === true) printJson(message);
-        else process.stdout.write(`${message.received_at} ${message.from_name} (${message.from}): ${message.payload}\n`);
+        else
+          process.stdout.write(
+            `${message.received_at} ${message.from_name} (${message.from}): ${message.payload}\n`,
+          );
       });
       throw await closed;
     },

@@ -19,7 +19,9 @@ export function registerPeersCommand(program: Command): void {
         peer.rtt_ms === null ? '-' : `${peer.rtt_ms} ms`,
         peer.last_seen,
       ]);
-      process.stdout.write(formatTable(['ID', 'NAME', 'STATE', 'MEDIUM', 'ADDRESS', 'RTT', 'LAST SEEN'], rows));
+      process.stdout.write(
+        formatTable(['ID', 'NAME', 'STATE', 'MEDIUM', 'ADDRESS', 'RTT', 'LAST SEEN'], rows),
+      );
     },
   );
 }

@@ -17,7 +17,12 @@ export function registerSendCommand(program: Command): void {
       .option('-t, --timeout <ms>', 'how long to wait for the acknowledgement', parseTimeout, 10_000),
   ).action(async (peer: string, text: string, options: SendOptions) => {
     const payload = Buffer.from(text, 'utf8').toString('base64');
-    const result = (await requestOnce(options, { cmd: 'send', peer, payload, timeout_ms: options.timeout })) as {
+    const result = (await requestOnce(options, {
+      cmd: 'send',
+      peer,
+      payload,
+      timeout_ms: options.timeout,
+    })) as {
       peer: string;
     };
     if (options.json === true) printJson({ peer: result.peer, acknowledged: true });

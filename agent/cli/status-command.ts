@@ -20,7 +20,8 @@ export function registerStatusCommand(program: Command): void {
         `socket    ${status.control_socket}`,
       ];
       const counters = Object.entries(status.counters);
-      if (counters.length > 0) lines.push('counters', ...counters.map(([name, value]) => `  ${name} ${value}`));
+      if (counters.length > 0)
+        lines.push('counters', ...counters.map(([name, value]) => `  ${name} ${value}`));
       process.stdout.write(`${lines.join('\n')}\n`);
     },
   );

@@ -13,15 +13,24 @@ export class ControlCommandError extends NearmeshError {
 
 export class AgentNotRunningError extends NearmeshError {
   constructor(socketPath: string, cause: unknown) {
-    super('agent-not-running', `no agent is listening on ${socketPath} (${(cause as Error).message})`, { cause });
+    super('agent-not-running', `no agent is listening on ${socketPath} (${(cause as Error).message})`, {
+      cause,
+    });
   }
 }
 
-type RequestBody = ControlRequest extends infer R ? (R extends ControlRequest ? Omit<R, 'id'> : never) : never;
+type RequestBody = ControlRequest extends infer R
+  ? R extends ControlRequest
+    ? Omit<R, 'id'>
+    : never
+  : never;
 
 export class ControlClient {
   #nextId = 1;
-  readonly #waiting = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
+  readonly #waiting = new Map<
+    number,
+    { resolve: (value: unknown) => void; reject: (error: Error) => void }
+  >();
   readonly #streams = new Map<number, (event: unknown) => void>();
   #closeListeners: Array<(error: Error) => void> = [];
 
@@ -29,11 +38,14 @@ export class ControlClient {
     const reader = new LineReader(MAX_CONTROL_LINE_BYTES);
     socket.on('data', (chunk) => {
       const lines = reader.push(chunk);
-      if (lines === 'too-long') return this.#fail(new NearmeshError('protocol', 'agent sent an overlong line'));
+      if (lines === 'too-long')
+        return this.#fail(new NearmeshError('protocol', 'agent sent an overlong line'));
       for (const line of lines) this.#receive(line);
     });
     socket.on('error', (error) => this.#fail(error));
-    socket.on('close', () => this.#fail(new NearmeshError('agent-gone', 'the agent closed the control socket')));
+    socket.on('close', () =>
+      this.#fail(new NearmeshError('agent-gone', 'the agent closed the control socket')),
+    );
   }
 
   static connect(socketPath: string): Promise<ControlClient> {
@@ -72,7 +84,8 @@ export class ControlClient {
     try {
       message = JSON.parse(line) as typeof message;
     } catch {
-      return this.#fail(new NearmeshError('protocol', 'agent sent a line that is not JSON'));
+      this.#fail(new NearmeshError('protocol', 'agent sent a line that is not JSON'));
+      return;
     }
     if (typeof message.id !== 'number') return;
     if ('event' in message) {
@@ -83,7 +96,8 @@ export class ControlClient {
     if (waiter === undefined) return;
     this.#waiting.delete(message.id);
     if (message.ok === true) waiter.resolve(message.result);
-    else waiter.reject(new ControlCommandError(message.error ?? { code: 'internal', message: 'unknown error' }));
+    else
+      waiter.reject(new ControlCommandError(message.error ?? { code: 'internal', message: 'unknown error' }));
   }
 
   #fail(error: Error): void {

@@ -1,11 +1,17 @@
 // The agent's control socket: a UNIX socket (mode 0600) speaking JSON lines. Each client is handled
 // on its own; a malformed request gets an error reply on that client only.
-import { rm, chmod } from 'node:fs/promises';
+import { chmod, rm } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { NearmeshError } from '../errors.js';
 import type { Logger } from '../ops/logger.js';
 import { LineReader } from './line-reader.js';
-import { type ControlRequest, type ControlResponse, type ListenEvent, MAX_CONTROL_LINE_BYTES, requestSchema } from './wire.js';
+import {
+  type ControlRequest,
+  type ControlResponse,
+  type ListenEvent,
+  MAX_CONTROL_LINE_BYTES,
+  requestSchema,
+} from './wire.js';
 
 export class ControlSocketError extends NearmeshError {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -47,9 +53,12 @@ export class ControlServer {
         });
       });
     } catch (error) {
-      throw new ControlSocketError(`cannot listen on control socket ${this.socketPath}: ${(error as Error).message}`, {
-        cause: error,
-      });
+      throw new ControlSocketError(
+        `cannot listen on control socket ${this.socketPath}: ${(error as Error).message}`,
+        {
+          cause: error,
+        },
+      );
     } finally {
       process.umask(previousUmask);
     }
@@ -90,7 +99,11 @@ export class ControlServer {
     });
   }
 
-  async #handle(line: string, reply: (response: ControlResponse) => void, unsubscribers: Array<() => void>): Promise<void> {
+  async #handle(
+    line: string,
+    reply: (response: ControlResponse) => void,
+    unsubscribers: Array<() => void>,
+  ): Promise<void> {
     let request: ControlRequest;
     try {
       const parsed = requestSchema.safeParse(JSON.parse(line));
@@ -98,7 +111,11 @@ export class ControlServer {
         const id = extractId(line);
         const issue = parsed.error.issues[0];
         const where = issue !== undefined && issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
-        reply({ id, ok: false, error: { code: 'bad-request', message: `${where}${issue?.message ?? 'invalid request'}` } });
+        reply({
+          id,
+          ok: false,
+          error: { code: 'bad-request', message: `${where}${issue?.message ?? 'invalid request'}` },
+        });
         return;
       }
       request = parsed.data;
@@ -140,7 +157,8 @@ export class ControlServer {
 function extractId(line: string): number {
   try {
     const value: unknown = JSON.parse(line);
-    if (typeof value === 'object' && value !== null && 'id' in value && Number.isInteger(value.id)) return value.id as number;
+    if (typeof value === 'object' && value !== null && 'id' in value && Number.isInteger(value.id))
+      return value.id as number;
   } catch {}
   return -1;
 }

@@ -1,6 +1,13 @@
 // The device's long-term Ed25519 identity: created once in data_dir, loaded on every start.
 // The secure channel signs its Noise static key with it, which is what makes a peer id proven.
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, sign, verify } from 'node:crypto';
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+  sign,
+  verify,
+} from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NearmeshError } from '../errors.js';
@@ -24,7 +31,8 @@ export interface Identity {
 
 export function identityFromPrivateKey(privateKey: KeyObject): Identity {
   const jwk = createPublicKey(privateKey).export({ format: 'jwk' });
-  if (jwk.crv !== 'Ed25519' || typeof jwk.x !== 'string') throw new IdentityError('identity key is not Ed25519');
+  if (jwk.crv !== 'Ed25519' || typeof jwk.x !== 'string')
+    throw new IdentityError('identity key is not Ed25519');
   const publicKey = Uint8Array.from(Buffer.from(jwk.x, 'base64url'));
   return {
     peerId: peerIdFromPublicKey(publicKey),

@@ -96,7 +96,9 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
     this.#isRunning = true;
     for (const transport of this.options.transports) {
       transport.on('link', (link) => void this.#accept(link));
-      transport.on('warning', (error) => this.#log.warn({ err: error, medium: transport.medium }, 'transport warning'));
+      transport.on('warning', (error) =>
+        this.#log.warn({ err: error, medium: transport.medium }, 'transport warning'),
+      );
       await transport.start();
     }
     for (const resolver of this.options.resolvers) {
@@ -119,7 +121,8 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
     });
     await Promise.race([Promise.all(closing), new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
     for (const state of this.#peerState.values()) {
-      for (const pending of state.pending.values()) pending.settle(new PeerUnreachableError('-', 'agent stopping'));
+      for (const pending of state.pending.values())
+        pending.settle(new PeerUnreachableError('-', 'agent stopping'));
     }
     for (const transport of this.options.transports) await transport.stop().catch(() => {});
   }
@@ -134,7 +137,9 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
   #attachResolver(resolver: Resolver): void {
     resolver.on('found', (candidate) => this.#found(candidate));
     resolver.on('lost', (candidate) => this.#lost(candidate));
-    resolver.on('warning', (error) => this.#log.warn({ err: error, resolver: resolver.name }, 'resolver warning'));
+    resolver.on('warning', (error) =>
+      this.#log.warn({ err: error, resolver: resolver.name }, 'resolver warning'),
+    );
   }
 
   peers(): PeerInfo[] {
@@ -146,16 +151,20 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
     const timeoutMs = options.timeoutMs ?? 10_000;
     const record = this.directory.resolve(reference);
     if (record === 'ambiguous') {
-      return Promise.reject(new PeerUnreachableError(reference, 'several peers have that name; use the peer id'));
+      return Promise.reject(
+        new PeerUnreachableError(reference, 'several peers have that name; use the peer id'),
+      );
     }
     if (record === undefined) return Promise.reject(new PeerUnreachableError(reference, 'unknown peer'));
     const limitBytes = (record.connection?.link.maxMessageBytes ?? 1 << 20) - FRAME_OVERHEAD_BYTES;
-    if (payload.length > limitBytes) return Promise.reject(new FrameTooLargeError(payload.length, limitBytes));
+    if (payload.length > limitBytes)
+      return Promise.reject(new FrameTooLargeError(payload.length, limitBytes));
     const state = this.#stateOf(record.id);
     const id = state.nextMessageId;
     state.nextMessageId = (state.nextMessageId + 1) % 2 ** 32;
     return new Promise((resolve, reject) => {
-      const onAbort = (): void => settle(options.signal?.reason instanceof Error ? options.signal.reason : new Error('aborted'));
+      const onAbort = (): void =>
+        settle(options.signal?.reason instanceof Error ? options.signal.reason : new Error('aborted'));
       const timer = setTimeout(() => {
         const why = record.connection?.isOpen === true ? 'no acknowledgement' : 'peer not connected';
         settle(new TimeoutError(`message to ${record.name} (${record.id}): ${why};`, timeoutMs));
@@ -220,7 +229,13 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
   }
 
   #scheduleDial(target: DialTarget, delayMs: number): void {
-    if (!this.#isRunning || target.isSelf || target.isDialling || this.#targets.get(target.address) !== target) return;
+    if (
+      !this.#isRunning ||
+      target.isSelf ||
+      target.isDialling ||
+      this.#targets.get(target.address) !== target
+    )
+      return;
     clearTimeout(target.timer);
     target.timer = setTimeout(() => void this.#dial(target), delayMs);
     target.timer.unref();
@@ -286,7 +301,9 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
       this.counters.increment('links.self_connections');
       secure.close();
     } else {
-      this.#adopt(new PeerConnection(secure, this.counters, this.#log, this.options.keepalive ?? DEFAULT_KEEPALIVE));
+      this.#adopt(
+        new PeerConnection(secure, this.counters, this.#log, this.options.keepalive ?? DEFAULT_KEEPALIVE),
+      );
     }
     return secure.peerId;
   }
@@ -296,7 +313,10 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
     if (error instanceof HandshakeError && (error.reason === 'auth-failed' || error.reason === 'rejected')) {
       this.counters.increment('handshake.refused');
       if (this.#refusedLog.allow(host)) {
-        this.#log.warn({ address: link.remoteAddress, medium: link.medium }, `refused link: ${error.message} (logged at most once a minute per host)`);
+        this.#log.warn(
+          { address: link.remoteAddress, medium: link.medium },
+          `refused link: ${error.message} (logged at most once a minute per host)`,
+        );
       }
       return;
     }
@@ -336,7 +356,10 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
     // Messages still unacknowledged on an older connection go out again; the receiver drops repeats.
     for (const [id, pending] of state.pending) connection.sendData(id, pending.payload, true);
     if (wasDown) {
-      this.#log.info({ peer: record.id, name: record.name, medium: secure.medium, address: secure.remoteAddress }, 'peer linked');
+      this.#log.info(
+        { peer: record.id, name: record.name, medium: secure.medium, address: secure.remoteAddress },
+        'peer linked',
+      );
       this.emit('peer-up', this.#info(record));
     }
   }
@@ -355,7 +378,10 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
     if (record.connection !== connection) return;
     record.connection = undefined;
     record.connectedSinceMs = undefined;
-    this.#log.info({ peer: record.id, name: record.name, reason: error?.message ?? 'closed' }, 'peer unlinked');
+    this.#log.info(
+      { peer: record.id, name: record.name, reason: error?.message ?? 'closed' },
+      'peer unlinked',
+    );
     this.emit('peer-down', this.#info(record));
     for (const target of this.#targets.values()) {
       if (target.peerId === record.id) this.#scheduleDial(target, target.backoff.next());

@@ -1,7 +1,8 @@
 // One authenticated connection to a peer: speaks protocol v1 messages over a secure link, keeps it
 // alive (ping/pong, RTT), acknowledges data, and reports bad frames as counted drops.
-import { TypedEmitter } from '../events.js';
+
 import { TimeoutError } from '../errors.js';
+import { TypedEmitter } from '../events.js';
 import type { Counters } from '../ops/counters.js';
 import type { Logger } from '../ops/logger.js';
 import { decodeMessage, encodeMessage, type Message } from '../protocol/index.js';

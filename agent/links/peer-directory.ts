@@ -37,7 +37,14 @@ export class PeerDirectory {
   upsert(id: string, name: string): PeerRecord {
     let record = this.#peers.get(id);
     if (record === undefined) {
-      record = { id, name, addresses: new Set(), connection: undefined, lastSeenMs: Date.now(), connectedSinceMs: undefined };
+      record = {
+        id,
+        name,
+        addresses: new Set(),
+        connection: undefined,
+        lastSeenMs: Date.now(),
+        connectedSinceMs: undefined,
+      };
       this.#peers.set(id, record);
     }
     record.name = name;
@@ -66,7 +73,8 @@ export class PeerDirectory {
 
 function describePeer(record: PeerRecord): PeerInfo {
   const connection = record.connection?.isOpen === true ? record.connection : undefined;
-  const lastSeenMs = connection !== undefined ? Math.max(record.lastSeenMs, connection.lastHeardAtMs) : record.lastSeenMs;
+  const lastSeenMs =
+    connection !== undefined ? Math.max(record.lastSeenMs, connection.lastHeardAtMs) : record.lastSeenMs;
   return {
     id: record.id,
     name: record.name,
@@ -77,6 +85,9 @@ function describePeer(record: PeerRecord): PeerInfo {
     addresses: [...record.addresses],
     rtt_ms: connection?.rttMs ?? null,
     last_seen: new Date(lastSeenMs).toISOString(),
-    connected_since: record.connectedSinceMs !== undefined && connection !== undefined ? new Date(record.connectedSinceMs).toISOString() : null,
+    connected_since:
+      record.connectedSinceMs !== undefined && connection !== undefined
+        ? new Date(record.connectedSinceMs).toISOString()
+        : null,
   };
 }

@@ -1,6 +1,6 @@
 // Structured logging with pino: one JSON object per line under systemd (journald reads stdout),
 // a readable single-line form when a person watches a terminal. Never log keys.
-import { pino, type Logger, type LevelWithSilent } from 'pino';
+import { type LevelWithSilent, type Logger, pino } from 'pino';
 import pretty from 'pino-pretty';
 
 export type { Logger };
@@ -19,7 +19,10 @@ export function createLogger(options: LoggerOptions): Logger {
   const readable = options.readable ?? (process.stdout.isTTY === true && !isUnderSystemd());
   const base = { level: options.level, base: undefined, redact: ['meshKey', 'privateKey', '*.meshKey'] };
   if (!readable) return pino(base);
-  return pino(base, pretty({ sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }));
+  return pino(
+    base,
+    pretty({ sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }),
+  );
 }
 
 /** A logger that drops everything, for components under test. */

@@ -29,7 +29,10 @@ describe('three agents on one IP network', () => {
     ports = await freePorts(4);
     const names = ['alpha', 'bravo', 'charlie'];
     for (const [index, name] of names.entries()) {
-      const peers = ports.slice(0, 3).filter((_, other) => other !== index).map((port) => `127.0.0.1:${port}`);
+      const peers = ports
+        .slice(0, 3)
+        .filter((_, other) => other !== index)
+        .map((port) => `127.0.0.1:${port}`);
       agents.push(await startAgent({ name, meshKey, port: ports[index] as number, peers }));
     }
     for (const agent of agents) ids.push((await agent.json<{ id: string }>(['id'])).id);
@@ -120,10 +123,14 @@ describe('three agents on one IP network', () => {
     await victim.stop('SIGKILL');
     const killedAt = Date.now();
     for (const agent of agents.slice(0, 2)) {
-      await waitFor('the killed peer marked disconnected', async () => {
-        const peers = await agent.json<PeerInfo[]>(['peers']);
-        return peers.find((peer) => peer.id === ids[2])?.state === 'disconnected' ? true : undefined;
-      }, 10_000);
+      await waitFor(
+        'the killed peer marked disconnected',
+        async () => {
+          const peers = await agent.json<PeerInfo[]>(['peers']);
+          return peers.find((peer) => peer.id === ids[2])?.state === 'disconnected' ? true : undefined;
+        },
+        10_000,
+      );
     }
     expect(Date.now() - killedAt).toBeLessThan(10_000);
     const failed = await agents[0]!.cli(['send', ids[2]!, 'anyone?', '--timeout', '500']);
@@ -133,7 +140,11 @@ describe('three agents on one IP network', () => {
     agents[2] = await startAgent({ ...victim.spec, dir: victim.dir });
     expect((await agents[2].json<{ id: string }>(['id'])).id).toBe(ids[2]);
     for (const agent of agents) {
-      await waitFor(`${agent.spec.name} relinked`, async () => ((await connectedPeers(agent)).length === 2 ? true : undefined), 15_000);
+      await waitFor(
+        `${agent.spec.name} relinked`,
+        async () => ((await connectedPeers(agent)).length === 2 ? true : undefined),
+        15_000,
+      );
     }
     const result = await agents[0]!.cli(['send', ids[2]!, 'welcome back']);
     expect(result.code).toBe(0);

@@ -44,10 +44,19 @@ export class AgentProcess {
   ) {
     const command = spec.netns === undefined ? process.execPath : 'ip';
     const args = [CLI_PATH, 'agent', '--config', configPath];
-    this.child = spawn(command, spec.netns === undefined ? args : ['netns', 'exec', spec.netns, process.execPath, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, NEARMESH_LOG_LEVEL: 'debug', NEARMESH_CONFIG: undefined, NEARMESH_SOCKET: undefined },
-    });
+    this.child = spawn(
+      command,
+      spec.netns === undefined ? args : ['netns', 'exec', spec.netns, process.execPath, ...args],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: {
+          ...process.env,
+          NEARMESH_LOG_LEVEL: 'debug',
+          NEARMESH_CONFIG: undefined,
+          NEARMESH_SOCKET: undefined,
+        },
+      },
+    );
     this.child.stdout?.on('data', (chunk: Buffer) => {
       this.output += chunk.toString();
     });
@@ -70,14 +79,16 @@ export class AgentProcess {
 
   async json<T>(args: string[]): Promise<T> {
     const result = await this.cli([...args, '--json']);
-    if (result.code !== 0) throw new Error(`nearmesh ${args.join(' ')} failed (${result.code}): ${result.stderr}`);
+    if (result.code !== 0)
+      throw new Error(`nearmesh ${args.join(' ')} failed (${result.code}): ${result.stderr}`);
     return JSON.parse(result.stdout) as T;
   }
 
   async waitReady(timeoutMs = 15_000): Promise<{ id: string; name: string }> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      if (this.child.exitCode !== null) throw new Error(`agent ${this.spec.name} exited early:\n${this.output}`);
+      if (this.child.exitCode !== null)
+        throw new Error(`agent ${this.spec.name} exited early:\n${this.output}`);
       const result = await this.cli(['id', '--json']);
       if (result.code === 0) return JSON.parse(result.stdout) as { id: string; name: string };
       if (Date.now() > deadline) throw new Error(`agent ${this.spec.name} not ready:\n${this.output}`);
@@ -133,22 +144,33 @@ export async function stopAllAgents(): Promise<void> {
 
 export function runCli(args: string[], timeoutMs = 20_000, netns?: string): Promise<CliResult> {
   const [command, fullArgs] =
-    netns === undefined ? [process.execPath, [CLI_PATH, ...args]] : ['ip', ['netns', 'exec', netns, process.execPath, CLI_PATH, ...args]];
+    netns === undefined
+      ? [process.execPath, [CLI_PATH, ...args]]
+      : ['ip', ['netns', 'exec', netns, process.execPath, CLI_PATH, ...args]];
   return new Promise((resolveResult) => {
-    execFile(command, fullArgs, { timeout: timeoutMs, env: { ...process.env, NEARMESH_CONFIG: undefined, NEARMESH_SOCKET: undefined } }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : null;
-      resolveResult({ code, stdout, stderr });
-    });
+    execFile(
+      command,
+      fullArgs,
+      { timeout: timeoutMs, env: { ...process.env, NEARMESH_CONFIG: undefined, NEARMESH_SOCKET: undefined } },
+      (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : null;
+        resolveResult({ code, stdout, stderr });
+      },
+    );
   });
 }
 
 /** Ports that were free a moment ago (the agents bind them right after). */
 export async function freePorts(count: number): Promise<number[]> {
   const servers = await Promise.all(
-    Array.from({ length: count }, () => new Promise<import('node:net').Server>((resolveServer) => {
-      const server = createServer();
-      server.listen(0, '127.0.0.1', () => resolveServer(server));
-    })),
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<import('node:net').Server>((resolveServer) => {
+          const server = createServer();
+          server.listen(0, '127.0.0.1', () => resolveServer(server));
+        }),
+    ),
   );
   const ports = servers.map((server) => {
     const address = server.address();
@@ -164,7 +186,12 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /** Polls `check` until it returns a value other than undefined, or fails with `what`. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 15_000, intervalMs = 200): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  timeoutMs = 15_000,
+  intervalMs = 200,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
@@ -185,14 +212,17 @@ export async function listenTo(agent: AgentProcess): Promise<Listener> {
   const child =
     agent.spec.netns === undefined
       ? spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn('ip', ['netns', 'exec', agent.spec.netns, process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      : spawn('ip', ['netns', 'exec', agent.spec.netns, process.execPath, ...args], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
   const messages: Listener['messages'] = [];
   let buffered = '';
   child.stdout.on('data', (chunk: Buffer) => {
     buffered += chunk.toString();
     const lines = buffered.split('\n');
     buffered = lines.pop() ?? '';
-    for (const line of lines) if (line !== '') messages.push(JSON.parse(line) as Listener['messages'][number]);
+    for (const line of lines)
+      if (line !== '') messages.push(JSON.parse(line) as Listener['messages'][number]);
   });
   // The subscription is live once the agent counts the client; give the process a moment to connect.
   await sleep(700);

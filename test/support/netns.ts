@@ -16,7 +16,8 @@ export function whyNetnsUnavailable(): string | undefined {
   if (process.getuid?.() !== 0) return 'needs root to create network namespaces';
   const probe = `nmprobe-${process.pid}`;
   const added = spawnSync('ip', ['netns', 'add', probe], { encoding: 'utf8' });
-  if (added.status !== 0) return `cannot create a network namespace: ${added.error?.message ?? added.stderr.trim()}`;
+  if (added.status !== 0)
+    return `cannot create a network namespace: ${added.error?.message ?? added.stderr.trim()}`;
   spawnSync('ip', ['netns', 'del', probe]);
   return undefined;
 }
@@ -63,7 +64,20 @@ export class VethLan {
     run('ip', ['netns', 'add', this.a]);
     run('ip', ['netns', 'add', this.b]);
     // Created inside A with its peer moved straight to B: the root namespace never sees the pair.
-    run('ip', ['-n', this.a, 'link', 'add', 'veth0', 'type', 'veth', 'peer', 'name', 'veth0', 'netns', this.b]);
+    run('ip', [
+      '-n',
+      this.a,
+      'link',
+      'add',
+      'veth0',
+      'type',
+      'veth',
+      'peer',
+      'name',
+      'veth0',
+      'netns',
+      this.b,
+    ]);
     for (const [ns, address] of [
       [this.a, this.addressA],
       [this.b, this.addressB],

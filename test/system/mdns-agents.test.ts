@@ -16,8 +16,22 @@ describeWithNetns('agents on a LAN discover each other by mDNS', () => {
     lan.create();
     const meshKey = generateMeshKey();
     // alpha listens on every interface (as the defaults do); bravo on its LAN address only.
-    alpha = await startAgent({ name: 'alpha', meshKey, port: 7450, listenHost: '0.0.0.0', discovery: ['mdns'], netns: lan.a });
-    bravo = await startAgent({ name: 'bravo', meshKey, port: 7450, listenHost: lan.addressB, discovery: ['mdns'], netns: lan.b });
+    alpha = await startAgent({
+      name: 'alpha',
+      meshKey,
+      port: 7450,
+      listenHost: '0.0.0.0',
+      discovery: ['mdns'],
+      netns: lan.a,
+    });
+    bravo = await startAgent({
+      name: 'bravo',
+      meshKey,
+      port: 7450,
+      listenHost: lan.addressB,
+      discovery: ['mdns'],
+      netns: lan.b,
+    });
   }, 30_000);
 
   afterAll(async () => {
@@ -27,7 +41,9 @@ describeWithNetns('agents on a LAN discover each other by mDNS', () => {
 
   it('links over the LAN with no static peers and exchanges a message', async () => {
     const linked = async (agent: AgentProcess, name: string): Promise<PeerInfo | undefined> =>
-      (await agent.json<PeerInfo[]>(['peers'])).find((peer) => peer.name === name && peer.state === 'connected');
+      (await agent.json<PeerInfo[]>(['peers'])).find(
+        (peer) => peer.name === name && peer.state === 'connected',
+      );
     const bravoAtAlpha = await waitFor('alpha linked to bravo', () => linked(alpha, 'bravo'), 20_000);
     const alphaAtBravo = await waitFor('bravo linked to alpha', () => linked(bravo, 'alpha'), 20_000);
     expect(bravoAtAlpha.medium).toBe('wifi');
@@ -39,7 +55,11 @@ describeWithNetns('agents on a LAN discover each other by mDNS', () => {
       const sent = await alpha.cli(['send', 'bravo', 'over the LAN', '--json']);
       expect(sent.stderr).toBe('');
       expect(JSON.parse(sent.stdout)).toEqual({ peer: bravoAtAlpha.id, acknowledged: true });
-      await waitFor('the message at bravo', async () => (listener.messages.length > 0 ? true : undefined), 5_000);
+      await waitFor(
+        'the message at bravo',
+        async () => (listener.messages.length > 0 ? true : undefined),
+        5_000,
+      );
       expect(listener.messages).toEqual([
         expect.objectContaining({ from: alphaAtBravo.id, from_name: 'alpha', payload: 'over the LAN' }),
       ]);

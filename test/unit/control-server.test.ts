@@ -5,11 +5,11 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ControlClient, ControlCommandError } from '../../agent/control/client.js';
-import { ControlServer, ControlSocketError, type ControlHandlers } from '../../agent/control/server.js';
+import { type ControlHandlers, ControlServer, ControlSocketError } from '../../agent/control/server.js';
 import { MAX_CONTROL_LINE_BYTES } from '../../agent/control/wire.js';
 import { PeerUnreachableError } from '../../agent/errors.js';
 import { silentLogger } from '../../agent/ops/logger.js';
-import { temporaryDir, stopAllAgents } from '../support/agent-process.js';
+import { stopAllAgents, temporaryDir } from '../support/agent-process.js';
 
 const servers: ControlServer[] = [];
 afterEach(async () => {
@@ -26,7 +26,10 @@ const handlers: ControlHandlers = {
     return { peer, bytes: payload.length };
   },
   subscribe: (listener) => {
-    const timer = setInterval(() => listener({ from: 'x', from_name: 'x', payload: 'p', payload_base64: 'cA==', received_at: 'now' }), 10);
+    const timer = setInterval(
+      () => listener({ from: 'x', from_name: 'x', payload: 'p', payload_base64: 'cA==', received_at: 'now' }),
+      10,
+    );
     return () => clearInterval(timer);
   },
 };
@@ -76,8 +79,9 @@ describe('control socket', () => {
       [4, false],
       [5, true],
     ]);
-    for (const reply of replies.slice(0, 4)) expect((reply.error as { code: string }).code).toBe('bad-request');
-    expect((replies[2]?.error as { message: string }).message).toMatch(/payload/);
+    for (const reply of replies.slice(0, 4))
+      expect((reply.error as { code: string }).code).toBe('bad-request');
+    expect(replies[2]?.error).toMatchObject({ message: expect.stringMatching(/payload/) });
   });
 
   it('passes handler errors through with their code', async () => {
@@ -89,7 +93,10 @@ describe('control socket', () => {
       code: 'peer-unreachable',
       message: expect.stringMatching(/unknown peer/),
     });
-    await expect(client.request({ cmd: 'send', peer: 'known', payload: 'aGk=' })).resolves.toEqual({ peer: 'known', bytes: 2 });
+    await expect(client.request({ cmd: 'send', peer: 'known', payload: 'aGk=' })).resolves.toEqual({
+      peer: 'known',
+      bytes: 2,
+    });
     client.close();
   });
 
@@ -121,6 +128,8 @@ describe('control socket', () => {
     servers.push(server);
     const second = new ControlServer(path, handlers, silentLogger());
     await expect(second.start()).rejects.toBeInstanceOf(ControlSocketError);
-    await expect((await ControlClient.connect(path)).request({ cmd: 'id' })).resolves.toMatchObject({ name: 'test' });
+    await expect((await ControlClient.connect(path)).request({ cmd: 'id' })).resolves.toMatchObject({
+      name: 'test',
+    });
   });
 });

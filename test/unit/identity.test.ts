@@ -5,7 +5,12 @@ import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { IdentityError, loadOrCreateIdentity, verifySignature } from '../../agent/identity/identity.js';
-import { isPeerId, peerIdFromBytes, peerIdFromPublicKey, peerIdToBytes } from '../../agent/identity/peer-id.js';
+import {
+  isPeerId,
+  peerIdFromBytes,
+  peerIdFromPublicKey,
+  peerIdToBytes,
+} from '../../agent/identity/peer-id.js';
 import { stopAllAgents, temporaryDir } from '../support/agent-process.js';
 
 afterAll(stopAllAgents);

@@ -71,8 +71,14 @@ describe('LinkManager', () => {
     const network = new MemoryNetwork();
     const b = await startNode(network, 'mem:b', []);
     const a = await startNode(network, 'mem:a', ['mem:b']);
-    await until('link', () => (connectedPeers(a).length === 1 && connectedPeers(b).length === 1 ? true : undefined));
-    expect(connectedPeers(a)[0]).toMatchObject({ id: b.manager.peerId, name: 'mem:b', direction: 'outbound' });
+    await until('link', () =>
+      connectedPeers(a).length === 1 && connectedPeers(b).length === 1 ? true : undefined,
+    );
+    expect(connectedPeers(a)[0]).toMatchObject({
+      id: b.manager.peerId,
+      name: 'mem:b',
+      direction: 'outbound',
+    });
     expect(connectedPeers(b)[0]).toMatchObject({ id: a.manager.peerId, name: 'mem:a', direction: 'inbound' });
 
     await expect(a.manager.send('mem:b', Buffer.from('hi'))).resolves.toEqual({ peer: b.manager.peerId });
@@ -86,7 +92,9 @@ describe('LinkManager', () => {
       const network = new MemoryNetwork();
       const a = await startNode(network, `mem:a${round}`, [`mem:b${round}`]);
       const b = await startNode(network, `mem:b${round}`, [`mem:a${round}`]);
-      await until('link', () => (connectedPeers(a).length === 1 && connectedPeers(b).length === 1 ? true : undefined));
+      await until('link', () =>
+        connectedPeers(a).length === 1 && connectedPeers(b).length === 1 ? true : undefined,
+      );
       await new Promise((resolve) => setTimeout(resolve, 30));
       const [atA] = connectedPeers(a);
       const [atB] = connectedPeers(b);
@@ -106,7 +114,9 @@ describe('LinkManager', () => {
     const network = new MemoryNetwork();
     const b = await startNode(network, 'mem:b', []);
     const a = await startNode(network, 'mem:a', ['mem:b'], { meshKey: randomBytes(32) });
-    await until('refusals', () => (b.counters.get('handshake.refused') >= 2 && a.counters.get('handshake.refused') >= 2 ? true : undefined));
+    await until('refusals', () =>
+      b.counters.get('handshake.refused') >= 2 && a.counters.get('handshake.refused') >= 2 ? true : undefined,
+    );
     expect(a.manager.peers()).toEqual([]);
     expect(b.manager.peers()).toEqual([]);
   });
@@ -178,7 +188,9 @@ describe('LinkManager', () => {
     expect(Date.now() - silencedAt).toBeLessThan(1_000);
     expect(a.counters.get('links.keepalive_timeouts')).toBe(1);
     // The cable is fine again for new links: a re-dials and both sides settle on one new connection.
-    await until('relinked', () => (connectedPeers(a).length === 1 && connectedPeers(b).length === 1 ? true : undefined));
+    await until('relinked', () =>
+      connectedPeers(a).length === 1 && connectedPeers(b).length === 1 ? true : undefined,
+    );
     await a.manager.send(b.manager.peerId, Buffer.from('back'));
   });
 

@@ -31,9 +31,13 @@ describe('RateLimiter', () => {
 describe('Backoff', () => {
   it('doubles up to the cap with jitter in [ceiling/2, ceiling] and resets', () => {
     const low = new Backoff({ initialMs: 500, maxMs: 8_000, random: () => 0 });
-    expect([low.next(), low.next(), low.next(), low.next(), low.next(), low.next()]).toEqual([250, 500, 1000, 2000, 4000, 4000]);
+    expect([low.next(), low.next(), low.next(), low.next(), low.next(), low.next()]).toEqual([
+      250, 500, 1000, 2000, 4000, 4000,
+    ]);
     const high = new Backoff({ initialMs: 500, maxMs: 8_000, random: () => 1 });
-    expect([high.next(), high.next(), high.next(), high.next(), high.next(), high.next()]).toEqual([500, 1000, 2000, 4000, 8000, 8000]);
+    expect([high.next(), high.next(), high.next(), high.next(), high.next(), high.next()]).toEqual([
+      500, 1000, 2000, 4000, 8000, 8000,
+    ]);
     high.reset();
     expect(high.next()).toBe(500);
   });

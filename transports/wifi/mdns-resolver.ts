@@ -3,11 +3,11 @@
 import { EventEmitter } from 'node:events';
 import { isIPv4, isIPv6 } from 'node:net';
 import Bonjour from 'bonjour-service';
+import { formatHostPort } from '../../agent/config/address.js';
 import { NearmeshError } from '../../agent/errors.js';
 import { TypedEmitter } from '../../agent/events.js';
 import { isPeerId } from '../../agent/identity/peer-id.js';
 import type { PeerCandidate, Resolver, ResolverEvents } from '../resolver.js';
-import { formatHostPort } from '../../agent/config/address.js';
 
 export const MDNS_SOURCE = 'mdns';
 export const MDNS_SERVICE_TYPE = 'nearmesh';

@@ -1,9 +1,10 @@
 // The static resolver: the `[[peers]] address = "host:port"` entries of the config, reported on start.
 // Useful where multicast is blocked (many Wi-Fi access points) or a peer sits on another subnet.
+
+import { checkHostPort } from '../../agent/config/address.js';
 import { TypedEmitter } from '../../agent/events.js';
 import { InvalidAddressError } from '../errors.js';
 import type { PeerCandidate, Resolver, ResolverEvents } from '../resolver.js';
-import { checkHostPort } from '../../agent/config/address.js';
 
 export const STATIC_SOURCE = 'static';
 

@@ -1,10 +1,10 @@
 // A FrameLink over one TCP socket: length-prefixed frames (framing.ts), back-pressure from the socket.
 // Created by TcpTransport for accepted and dialled sockets; knows nothing about listening or dialling.
 import type { Socket } from 'node:net';
+import { formatHostPort } from '../../agent/config/address.js';
 import { FrameTooLargeError, NearmeshError } from '../../agent/errors.js';
 import { TypedEmitter } from '../../agent/events.js';
 import type { FrameLink, FrameLinkEvents, Medium } from '../transport.js';
-import { formatHostPort } from '../../agent/config/address.js';
 import { encodeFrame, encodeFrameHeader, FrameDecoder } from './framing.js';
 
 export const DEFAULT_CLOSE_GRACE_MS = 1000;
