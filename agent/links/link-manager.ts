@@ -9,7 +9,7 @@ import type { Identity } from '../identity/identity.js';
 import type { Counters } from '../ops/counters.js';
 import type { Logger } from '../ops/logger.js';
 import { RateLimiter } from '../ops/rate-limiter.js';
-import { CloseCode } from '../protocol/index.js';
+import { CloseCode, encodeMessage } from '../protocol/index.js';
 import { establishSecureLink, HandshakeError } from '../security/secure-channel.js';
 import { Backoff } from './backoff.js';
 import { DEFAULT_KEEPALIVE, type KeepaliveOptions, PeerConnection } from './peer-connection.js';
@@ -299,7 +299,8 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
     }
     if (secure.peerId === this.peerId) {
       this.counters.increment('links.self_connections');
-      secure.close();
+      secure.send(encodeMessage({ type: 'close', code: CloseCode.selfConnection, reason: 'this is me' }));
+      void secure.drained().finally(() => secure.close());
     } else {
       this.#adopt(
         new PeerConnection(secure, this.counters, this.#log, this.options.keepalive ?? DEFAULT_KEEPALIVE),

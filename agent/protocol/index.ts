@@ -9,6 +9,7 @@ export {
   type Route,
 } from './envelope.js';
 export { DecodeError, type DecodeErrorReason, EncodeError } from './errors.js';
+export { decodeItem, encodeItem } from './item.js';
 export {
   CloseCode,
   type DecodeResult,

@@ -1,10 +1,9 @@
 // The identity payload carried in Noise messages 2 and 3: who the sender is, and its proof that the
 // Noise static key it just sent belongs to that Ed25519 identity. CBOR: [version, edKey, sig, name].
-import { decode, encode } from 'cbor-x';
 import { type Identity, verifySignature } from '../identity/identity.js';
 import { peerIdFromPublicKey } from '../identity/peer-id.js';
+import { decodeItem, encodeItem } from '../protocol/index.js';
 import { HandshakeError } from './errors.js';
-import { plain } from './noise-crypto.js';
 
 export const HANDSHAKE_PAYLOAD_VERSION = 1;
 /** Domain separation: this signature can never be confused with one made for another purpose. */
@@ -24,18 +23,13 @@ export function staticKeySignatureInput(noiseStaticPublicKey: Uint8Array): Uint8
   return Buffer.concat([Buffer.from(STATIC_KEY_SIGNATURE_CONTEXT, 'ascii'), noiseStaticPublicKey]);
 }
 
-// cbor-x writes a plain Uint8Array as a tagged typed array (tag 64); only a Buffer becomes a bare bstr.
-function bstr(bytes: Uint8Array): Buffer {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
 export function encodeHandshakePayload(
   identity: Identity,
   name: string,
   noiseStaticPublicKey: Uint8Array,
 ): Uint8Array {
   const signature = identity.sign(staticKeySignatureInput(noiseStaticPublicKey));
-  return plain(encode([HANDSHAKE_PAYLOAD_VERSION, bstr(identity.publicKey), bstr(signature), name]));
+  return encodeItem([HANDSHAKE_PAYLOAD_VERSION, identity.publicKey, signature, name]);
 }
 
 /**
@@ -44,12 +38,13 @@ export function encodeHandshakePayload(
  * Throws HandshakeError('bad-identity') for anything else.
  */
 export function verifyHandshakePayload(payload: Uint8Array, remoteStaticPublicKey: Uint8Array): ProvenPeer {
-  let decoded: unknown;
-  try {
-    decoded = decode(payload);
-  } catch (error) {
-    throw new HandshakeError('bad-identity', 'peer identity payload is not valid CBOR', { cause: error });
+  const item = decodeItem(payload);
+  if (!item.ok) {
+    throw new HandshakeError('bad-identity', 'peer identity payload is not valid CBOR', {
+      cause: item.error,
+    });
   }
+  const decoded = item.value;
   if (!Array.isArray(decoded) || decoded.length < 4) {
     throw new HandshakeError('bad-identity', 'peer identity payload is not an array of at least 4 elements');
   }
