@@ -21,7 +21,13 @@ export function createLogger(options: LoggerOptions): Logger {
   if (!readable) return pino(base);
   return pino(
     base,
-    pretty({ sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }),
+    pretty({
+      sync: true,
+      colorize: true,
+      singleLine: true,
+      translateTime: 'SYS:HH:MM:ss.l',
+      ignore: 'pid,hostname',
+    }),
   );
 }
 

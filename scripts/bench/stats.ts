@@ -16,8 +16,3 @@ export function quantile(values: readonly number[], p: number): number {
 export function median(values: readonly number[]): number {
   return quantile(values, 0.5);
 }
-
-/** Elapsed milliseconds since `startNs` (a process.hrtime.bigint() reading). */
-export function elapsedMs(startNs: bigint): number {
-  return Number(process.hrtime.bigint() - startNs) / 1e6;
-}

@@ -104,15 +104,19 @@ describe('three agents on one IP network', () => {
     });
     // A prober of our mesh dials the outsider too, so both handshake roles meet the wrong key.
     const prober = await startAgent({ name: 'probe', meshKey, port: 0, peers: [`127.0.0.1:${ports[3]}`] });
-    await sleep(6_000);
+    const refusals = async (agent: AgentProcess): Promise<number> =>
+      (await agent.json<{ counters: Record<string, number> }>(['status'])).counters['handshake.refused'] ?? 0;
+    // Both re-dial with backoff: several refusals each, yet a single log line each.
+    await waitFor('repeated refusals', async () =>
+      (await refusals(outsider)) >= 3 && (await refusals(prober)) >= 2 ? true : undefined,
+    );
     expect(await outsider.json<PeerInfo[]>(['peers'])).toEqual([]);
     expect(await prober.json<PeerInfo[]>(['peers'])).toEqual([]);
     const alphaPeers = await agents[0]!.json<PeerInfo[]>(['peers']);
     expect(alphaPeers.map((peer) => peer.name)).not.toContain('mallory');
-    const status = await agents[0]!.json<{ counters: Record<string, number> }>(['status']);
-    // The outsider re-dials with backoff: several refusals within the window, a single log line.
-    expect(status.counters['handshake.refused']).toBeGreaterThanOrEqual(2);
+    expect(await refusals(agents[0]!)).toBeGreaterThanOrEqual(2);
     expect(agents[0]!.output.match(/refused link/g)?.length ?? 0).toBe(1);
+    expect(outsider.output.match(/refused link/g)?.length ?? 0).toBe(1);
     expect(prober.output.match(/refused link/g)?.length ?? 0).toBe(1);
     await outsider.stop();
     await prober.stop();
@@ -149,6 +153,31 @@ describe('three agents on one IP network', () => {
     const result = await agents[0]!.cli(['send', ids[2]!, 'welcome back']);
     expect(result.code).toBe(0);
   }, 45_000);
+
+  it('notices a frozen agent (silence, no TCP reset) within 10 s and relinks when it resumes', async () => {
+    const frozen = agents[1]!;
+    frozen.child.kill('SIGSTOP');
+    const frozenAt = Date.now();
+    try {
+      await waitFor(
+        'the frozen peer marked disconnected',
+        async () => {
+          const peers = await agents[0]!.json<PeerInfo[]>(['peers']);
+          return peers.find((peer) => peer.id === ids[1])?.state === 'disconnected' ? true : undefined;
+        },
+        12_000,
+      );
+      expect(Date.now() - frozenAt).toBeLessThan(10_000);
+    } finally {
+      frozen.child.kill('SIGCONT');
+    }
+    await waitFor(
+      'relinked after resuming',
+      async () => ((await connectedPeers(frozen)).length === 2 ? true : undefined),
+      15_000,
+    );
+    expect((await agents[0]!.cli(['send', ids[1]!, 'awake?'])).code).toBe(0);
+  }, 40_000);
 
   it('stops cleanly on SIGTERM: exit 0 and the control socket removed', async () => {
     const agent = await startAgent({ name: 'delta', meshKey, port: 0 });
