@@ -13,10 +13,10 @@ export function registerSendCommand(program: Command): void {
       .command('send')
       .description('send a text message to a peer (id or name) and wait for its acknowledgement')
       .argument('<peer>', 'peer id or name')
-      .argument('<text>', 'message text')
+      .argument('<text>', 'message text, or - to read the message from standard input')
       .option('-t, --timeout <ms>', 'how long to wait for the acknowledgement', parseTimeout, 10_000),
   ).action(async (peer: string, text: string, options: SendOptions) => {
-    const payload = Buffer.from(text, 'utf8').toString('base64');
+    const payload = (text === '-' ? await readStdin() : Buffer.from(text, 'utf8')).toString('base64');
     const result = (await requestOnce(options, {
       cmd: 'send',
       peer,
@@ -36,4 +36,10 @@ function parseTimeout(text: string): number {
     throw new InvalidArgumentError('expected milliseconds, 1..3600000');
   }
   return value;
+}
+
+async function readStdin(): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
 }

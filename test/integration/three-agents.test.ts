@@ -88,6 +88,23 @@ describe('three agents on one IP network', () => {
     }
   });
 
+  it('sends binary data from standard input with send -', async () => {
+    const listener = await listenTo(agents[1]!);
+    try {
+      const bytes = Buffer.from([0, 1, 2, 0xfe, 0xff]);
+      const result = await agents[0]!.cli(['send', ids[1]!, '-'], 20_000, bytes);
+      expect(result.code).toBe(0);
+      await waitFor(
+        'the binary message',
+        async () => (listener.messages.length > 0 ? true : undefined),
+        5_000,
+      );
+      expect(Buffer.from(listener.messages[0]!.payload_base64, 'base64')).toEqual(bytes);
+    } finally {
+      listener.stop();
+    }
+  });
+
   it('fails a send to an unknown peer with a one-line reason', async () => {
     const result = await agents[0]!.cli(['send', 'nobody', 'hi']);
     expect(result.code).not.toBe(0);

@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import type { ListenEvent } from '../../agent/control/wire.js';
 
 export const CLI_PATH = resolve(import.meta.dirname, '../../dist/agent/cli/main.js');
 
@@ -73,8 +74,8 @@ export class AgentProcess {
   }
 
   /** Runs `nearmesh <args> --socket <this agent's socket>`. */
-  cli(args: string[], timeoutMs = 20_000): Promise<CliResult> {
-    return runCli([...args, '--socket', this.socketPath], timeoutMs, this.spec.netns);
+  cli(args: string[], timeoutMs = 20_000, stdin?: Uint8Array): Promise<CliResult> {
+    return runCli([...args, '--socket', this.socketPath], timeoutMs, this.spec.netns, stdin);
   }
 
   async json<T>(args: string[]): Promise<T> {
@@ -142,13 +143,18 @@ export async function stopAllAgents(): Promise<void> {
   directories.clear();
 }
 
-export function runCli(args: string[], timeoutMs = 20_000, netns?: string): Promise<CliResult> {
+export function runCli(
+  args: string[],
+  timeoutMs = 20_000,
+  netns?: string,
+  stdin?: Uint8Array,
+): Promise<CliResult> {
   const [command, fullArgs] =
     netns === undefined
       ? [process.execPath, [CLI_PATH, ...args]]
       : ['ip', ['netns', 'exec', netns, process.execPath, CLI_PATH, ...args]];
   return new Promise((resolveResult) => {
-    execFile(
+    const child = execFile(
       command,
       fullArgs,
       { timeout: timeoutMs, env: { ...process.env, NEARMESH_CONFIG: undefined, NEARMESH_SOCKET: undefined } },
@@ -157,6 +163,7 @@ export function runCli(args: string[], timeoutMs = 20_000, netns?: string): Prom
         resolveResult({ code, stdout, stderr });
       },
     );
+    child.stdin?.end(stdin);
   });
 }
 
@@ -202,7 +209,7 @@ export async function waitFor<T>(
 }
 
 export interface Listener {
-  readonly messages: Array<{ from: string; from_name: string; payload: string; received_at: string }>;
+  readonly messages: ListenEvent[];
   stop(): void;
 }
 
