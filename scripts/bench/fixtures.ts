@@ -55,7 +55,3 @@ export const ROUTED_SAMPLE: SampleContent = {
     dst: DESTINATION_PEER_ID,
   },
 };
-
-export function sensorPayloadBytes(): Uint8Array {
-  return SENSOR_PAYLOAD;
-}
