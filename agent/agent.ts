@@ -3,7 +3,6 @@
 import { mkdir } from 'node:fs/promises';
 import type { Resolver } from '../transports/resolver.js';
 import type { Transport } from '../transports/transport.js';
-import { MdnsResolver } from '../transports/wifi/mdns-resolver.js';
 import { StaticResolver } from '../transports/wifi/static-resolver.js';
 import { TcpTransport } from '../transports/wifi/tcp-transport.js';
 import { formatHostPort } from './config/address.js';
@@ -94,6 +93,8 @@ export class Agent {
     if (listening !== undefined && config.wifi.discovery.includes('mdns')) {
       // Listening on one address means announcing (and browsing) on that interface only.
       const isWildcard = listening.host === '0.0.0.0' || listening.host === '::';
+      // Loaded only when configured: the mDNS stack costs several MB that a static-peers agent never needs.
+      const { MdnsResolver } = await import('../transports/wifi/mdns-resolver.js');
       await this.#links.addResolver(
         new MdnsResolver({
           peerId: this.#identity.peerId,

@@ -1,7 +1,8 @@
 // Structured logging with pino: one JSON object per line under systemd (journald reads stdout),
 // a readable single-line form when a person watches a terminal. Never log keys.
+import { createRequire } from 'node:module';
 import { type LevelWithSilent, type Logger, pino } from 'pino';
-import pretty from 'pino-pretty';
+import type { PrettyOptions, PrettyStream } from 'pino-pretty';
 
 export type { Logger };
 
@@ -19,6 +20,8 @@ export function createLogger(options: LoggerOptions): Logger {
   const readable = options.readable ?? (process.stdout.isTTY === true && !isUnderSystemd());
   const base = { level: options.level, base: undefined, redact: ['meshKey', 'privateKey', '*.meshKey'] };
   if (!readable) return pino(base);
+  // Loaded only for a person at a terminal: a service never pays its memory.
+  const pretty = createRequire(import.meta.url)('pino-pretty') as (options: PrettyOptions) => PrettyStream;
   return pino(
     base,
     pretty({

@@ -18,68 +18,54 @@ export const HASH_LEN = 32;
 export const KEY_LEN = 32;
 export const TAG_LEN = 16;
 
-/** Raw 32-byte X25519 keys, the form Noise puts on the wire and the vectors use. */
+/** An X25519 key pair: raw 32-byte keys (the form Noise puts on the wire and the vectors use), plus the
+ * private key already imported into OpenSSL, because importing costs ten times the DH itself. */
 export interface KeyPair {
   readonly publicKey: Uint8Array;
   readonly privateKey: Uint8Array;
+  readonly privateKeyObject: KeyObject;
 }
 
-// node:crypto only imports raw X25519 keys wrapped in DER; these are the fixed ASN.1 headers.
+// node:crypto imports a raw X25519 private key only wrapped in DER; this is the fixed PKCS#8 header.
 const PKCS8_X25519_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
-const SPKI_X25519_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
 
 /** A plain Uint8Array view of a Buffer (no copy), so callers never see Buffer's different slice() and equality. */
 export function plain(bytes: Buffer): Uint8Array {
   return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-function privateKeyObject(privateKey: Uint8Array): KeyObject {
-  return createPrivateKey({
-    key: Buffer.concat([PKCS8_X25519_PREFIX, privateKey]),
-    format: 'der',
-    type: 'pkcs8',
-  });
-}
-
-function publicKeyObject(publicKey: Uint8Array): KeyObject {
-  return createPublicKey({
-    key: Buffer.concat([SPKI_X25519_PREFIX, publicKey]),
-    format: 'der',
-    type: 'spki',
-  });
-}
-
-function rawPublicKey(key: KeyObject): Uint8Array {
-  return Uint8Array.from(key.export({ format: 'der', type: 'spki' }).subarray(-DH_LEN));
+function keyPairFromObject(privateKeyObject: KeyObject): KeyPair {
+  const jwk = privateKeyObject.export({ format: 'jwk' });
+  if (typeof jwk.d !== 'string' || typeof jwk.x !== 'string') throw new NoiseProtocolError('not an X25519 key');
+  return {
+    publicKey: Uint8Array.from(Buffer.from(jwk.x, 'base64url')),
+    privateKey: Uint8Array.from(Buffer.from(jwk.d, 'base64url')),
+    privateKeyObject,
+  };
 }
 
 export function generateKeyPair(): KeyPair {
-  const { privateKey, publicKey } = generateKeyPairSync('x25519');
-  return {
-    publicKey: rawPublicKey(publicKey),
-    privateKey: Uint8Array.from(privateKey.export({ format: 'der', type: 'pkcs8' }).subarray(-DH_LEN)),
-  };
+  return keyPairFromObject(generateKeyPairSync('x25519').privateKey);
 }
 
 /** Rebuilds a key pair from a raw private key (fixed keys for test vectors, or keys loaded from disk). */
 export function keyPairFromPrivateKey(privateKey: Uint8Array): KeyPair {
   if (privateKey.length !== DH_LEN)
     throw new NoiseProtocolError(`X25519 private key must be ${DH_LEN} bytes`);
-  return {
-    publicKey: rawPublicKey(createPublicKey(privateKeyObject(privateKey))),
-    privateKey: Uint8Array.from(privateKey),
-  };
+  return keyPairFromObject(
+    createPrivateKey({ key: Buffer.concat([PKCS8_X25519_PREFIX, privateKey]), format: 'der', type: 'pkcs8' }),
+  );
 }
 
 /** X25519. A low-order remote key makes OpenSSL refuse (all-zero secret); that surfaces as a typed error. */
 export function dh(keyPair: KeyPair, remotePublicKey: Uint8Array): Uint8Array {
   try {
-    return plain(
-      diffieHellman({
-        privateKey: privateKeyObject(keyPair.privateKey),
-        publicKey: publicKeyObject(remotePublicKey),
-      }),
-    );
+    // JWK import of a public key is several times cheaper than SPKI DER.
+    const publicKey = createPublicKey({
+      key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(remotePublicKey).toString('base64url') },
+      format: 'jwk',
+    });
+    return plain(diffieHellman({ privateKey: keyPair.privateKeyObject, publicKey }));
   } catch (error) {
     throw new NoiseProtocolError('X25519 failed: invalid remote public key', { cause: error });
   }
@@ -102,7 +88,7 @@ export function aeadEncrypt(
   cipher.setAAD(ad, { plaintextLength: plaintext.length });
   const head = cipher.update(plaintext);
   const tail = cipher.final();
-  return plain(Buffer.concat([head, tail, cipher.getAuthTag()]));
+  return plain(Buffer.concat([head, tail, cipher.getAuthTag()], head.length + tail.length + TAG_LEN));
 }
 
 export function aeadDecrypt(
@@ -117,11 +103,14 @@ export function aeadDecrypt(
   decipher.setAuthTag(ciphertext.subarray(ciphertext.length - TAG_LEN));
   decipher.setAAD(ad, { plaintextLength: ciphertext.length - TAG_LEN });
   const head = decipher.update(ciphertext.subarray(0, ciphertext.length - TAG_LEN));
+  let tail: Buffer;
   try {
-    return plain(Buffer.concat([head, decipher.final()]));
+    tail = decipher.final();
   } catch {
     throw new NoiseDecryptError();
   }
+  // A stream cipher has nothing left for final(): skip the copy a concat would make of bulk data.
+  return plain(tail.length === 0 ? head : Buffer.concat([head, tail]));
 }
 
 export function hash(data: Uint8Array): Uint8Array {
