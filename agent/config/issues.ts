@@ -1,6 +1,6 @@
 // Turns zod's validation issues into ConfigIssues that read like an operator's sentence: the dotted key,
 // what was expected, what was found (never a secret), the line, and a "did you mean" for typos.
-import type { z } from 'zod';
+import type { z } from 'zod/v3';
 import type { ConfigIssue } from './errors.js';
 import { findKeyLine, type KeyPath } from './locate.js';
 import { KNOWN_KEYS } from './schema.js';
@@ -104,16 +104,12 @@ function unknownKeyHint(table: KeyPath, key: string): string {
   return '';
 }
 
-function keyPathOf(issue: z.core.$ZodIssue): KeyPath {
-  return issue.path.filter((segment): segment is string | number => typeof segment !== 'symbol');
-}
-
 /**
  * One ConfigIssue per problem (one per unknown key), in document order. `raw` is the parsed TOML (for the
  * found values); `text` is the TOML source (for line numbers), absent when there was no file.
  */
 export function configIssuesFromZod(
-  issues: readonly z.core.$ZodIssue[],
+  issues: readonly z.ZodIssue[],
   raw: unknown,
   text: string | undefined,
 ): ConfigIssue[] {
@@ -124,7 +120,7 @@ export function configIssuesFromZod(
     located.push({ issue, table: formatKeyPath(path.slice(0, -1)), missing });
   };
   for (const issue of issues) {
-    const path = keyPathOf(issue);
+    const path: KeyPath = issue.path;
     if (issue.code === 'unrecognized_keys') {
       for (const key of issue.keys) {
         const keyPath = [...path, key];

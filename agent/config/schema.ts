@@ -2,7 +2,8 @@
 // `Config` type the rest of the agent uses. Strict tables, because a misspelt key silently ignored is a bug.
 import { homedir as osHomedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { z } from 'zod';
+// zod's v3 API (shipped inside the zod 4 package): importing zod 4's API costs ~13 MB of RSS, v3's ~2 MB.
+import { z } from 'zod/v3';
 import { type BleAdapter, checkBleAdapter } from './adapter.js';
 import { checkHostPort, type HostPort } from './address.js';
 import { CONTROL_SOCKET_FILE } from './defaults.js';
@@ -55,118 +56,143 @@ export interface SchemaContext {
   readonly homedir?: string;
 }
 
-const TABLE = { error: 'expected a table' };
+const TABLE = { message: 'expected a table' };
+
+/** zod/v3 puts a schema's `message` on its type errors only; a union's own failure (invalid_union) needs a map. */
+function unionError(message: string): { errorMap: z.ZodErrorMap } {
+  return { errorMap: () => ({ message }) };
+}
 
 function hostPortString(allowPortZero: boolean) {
-  return z.string({ error: 'expected "host:port"' }).transform((text, ctx): HostPort => {
+  return z.string({ message: 'expected "host:port"' }).transform((text, ctx): HostPort => {
     const result = checkHostPort(text, { allowPortZero });
     if (result.ok) return result.value;
-    ctx.addIssue({ code: 'custom', message: result.expected, input: text });
+    ctx.addIssue({ code: 'custom', message: result.expected });
     return z.NEVER;
   });
 }
 
 const bleAdapter = z
-  .string({ error: 'expected "hciN" or "uart:/path[@baud]"' })
+  .string({ message: 'expected "hciN" or "uart:/path[@baud]"' })
   .transform((text, ctx): BleAdapter => {
     const result = checkBleAdapter(text);
     if (result.ok) return result.value;
-    ctx.addIssue({ code: 'custom', message: result.expected, input: text });
+    ctx.addIssue({ code: 'custom', message: result.expected });
     return z.NEVER;
   });
 
 const pathString = z
-  .string({ error: 'expected a path' })
-  .min(1, { error: 'expected a non-empty path' })
-  .refine((text) => !text.includes('\0'), { error: 'expected a path without NUL characters' });
+  .string({ message: 'expected a path' })
+  .min(1, { message: 'expected a non-empty path' })
+  .refine((text) => !text.includes('\0'), { message: 'expected a path without NUL characters' });
 
 const meshKey = z
-  .string({ error: 'expected a base64url string of 32 bytes' })
+  .string({ message: 'expected a base64url string of 32 bytes' })
   .transform((text, ctx): Uint8Array => {
     const result = checkMeshKey(text);
     if (result.ok) return result.value;
-    ctx.addIssue({ code: 'custom', message: result.expected, input: text });
+    ctx.addIssue({ code: 'custom', message: result.expected });
     return z.NEVER;
   });
 
-const positiveInteger = { error: 'expected a positive integer' };
+const POSITIVE_INTEGER = 'expected a positive integer';
 
-export const controlTable = z.strictObject({ socket: pathString.optional() }, TABLE);
+/**
+ * zod 4's verdicts, kept: v3's z.number() lets ±Infinity through and its int() takes integers beyond 2^53
+ * (a baud of 1e20 would load). A fraction is one problem; a huge negative integer is two, as before.
+ */
+const positiveInteger = z.number({ message: POSITIVE_INTEGER }).superRefine((value, ctx) => {
+  if (!Number.isInteger(value)) {
+    ctx.addIssue({ code: 'custom', message: POSITIVE_INTEGER });
+    return;
+  }
+  if (!Number.isSafeInteger(value)) ctx.addIssue({ code: 'custom', message: POSITIVE_INTEGER });
+  if (value <= 0) ctx.addIssue({ code: 'custom', message: POSITIVE_INTEGER });
+});
 
-export const wifiTable = z.strictObject(
-  {
-    enabled: z.boolean({ error: 'expected true or false' }).default(true),
-    listen: hostPortString(true).prefault('0.0.0.0:7450'),
-    discovery: z
-      .array(z.enum(DISCOVERY_METHODS, { error: 'expected "mdns"' }), {
-        error: 'expected an array like ["mdns"] ([] for none)',
-      })
-      .default((): DiscoveryMethod[] => ['mdns']),
-  },
-  TABLE,
-);
+// zod/v3's .default() parses the default through the schema (zod 4 called that .prefault), so "0.0.0.0:7450"
+// still comes out as a HostPort and `{}` as a table with its own defaults filled in.
+export const controlTable = z.object({ socket: pathString.optional() }, TABLE).strict();
 
-export const bleTable = z.strictObject(
-  {
-    enabled: z
-      .union([z.literal('auto'), z.boolean()], { error: 'expected "auto", true or false' })
-      .default('auto'),
-    peripheral: bleAdapter.prefault('hci0'),
-    central: bleAdapter.prefault('hci0'),
-  },
-  TABLE,
-);
+export const wifiTable = z
+  .object(
+    {
+      enabled: z.boolean({ message: 'expected true or false' }).default(true),
+      listen: hostPortString(true).default('0.0.0.0:7450'),
+      discovery: z
+        .array(z.enum(DISCOVERY_METHODS, { message: 'expected "mdns"' }), {
+          message: 'expected an array like ["mdns"] ([] for none)',
+        })
+        .default((): DiscoveryMethod[] => ['mdns']),
+    },
+    TABLE,
+  )
+  .strict();
 
-export const peerTable = z.strictObject(
-  { address: hostPortString(false) },
-  { error: 'expected a table with address = "host:port"' },
-);
+export const bleTable = z
+  .object(
+    {
+      enabled: z
+        .union([z.literal('auto'), z.boolean()], unionError('expected "auto", true or false'))
+        .default('auto'),
+      peripheral: bleAdapter.default('hci0'),
+      central: bleAdapter.default('hci0'),
+    },
+    TABLE,
+  )
+  .strict();
 
-export const mqttTable = z.strictObject(
-  {
-    listen: z
-      .union([z.literal(false), z.string()], { error: 'expected "host:port" or false' })
-      .transform((value, ctx): HostPort | false => {
-        if (value === false) return false;
-        const result = checkHostPort(value, { allowPortZero: true });
-        if (result.ok) return result.value;
-        ctx.addIssue({ code: 'custom', message: result.expected, input: value });
-        return z.NEVER;
-      })
-      .prefault('127.0.0.1:1883'),
-  },
-  TABLE,
-);
+export const peerTable = z
+  .object({ address: hostPortString(false) }, { message: 'expected a table with address = "host:port"' })
+  .strict();
 
-export const consoleTable = z.strictObject(
-  {
-    serial: z
-      .union([z.literal(false), pathString], { error: 'expected a serial device path or false' })
-      .default(false),
-    baud: z.number(positiveInteger).int(positiveInteger).positive(positiveInteger).default(115200),
-  },
-  TABLE,
-);
+export const mqttTable = z
+  .object(
+    {
+      listen: z
+        .union([z.literal(false), z.string()], unionError('expected "host:port" or false'))
+        .transform((value, ctx): HostPort | false => {
+          if (value === false) return false;
+          const result = checkHostPort(value, { allowPortZero: true });
+          if (result.ok) return result.value;
+          ctx.addIssue({ code: 'custom', message: result.expected });
+          return z.NEVER;
+        })
+        .default('127.0.0.1:1883'),
+    },
+    TABLE,
+  )
+  .strict();
+
+export const consoleTable = z
+  .object(
+    {
+      serial: z
+        .union([z.literal(false), pathString], unionError('expected a serial device path or false'))
+        .default(false),
+      baud: positiveInteger.default(115200),
+    },
+    TABLE,
+  )
+  .strict();
+
+const NAME = { message: 'expected a string of 1..63 characters' };
 
 const rootShape = {
-  name: z
-    .string({ error: 'expected a string of 1..63 characters' })
-    .min(1, { error: 'expected a string of 1..63 characters' })
-    .max(63, { error: 'expected a string of 1..63 characters' })
-    .optional(),
+  name: z.string(NAME).min(1, NAME).max(63, NAME).optional(),
   data_dir: pathString.optional(),
   mesh_key: meshKey.optional(),
   log_level: z
     .enum(LOG_LEVELS, {
-      error: `expected one of ${LOG_LEVELS.map((level) => JSON.stringify(level)).join(', ')}`,
+      message: `expected one of ${LOG_LEVELS.map((level) => JSON.stringify(level)).join(', ')}`,
     })
     .default('info'),
-  control: controlTable.prefault({}),
-  wifi: wifiTable.prefault({}),
-  ble: bleTable.prefault({}),
-  peers: z.array(peerTable, { error: 'expected [[peers]] tables' }).default(() => []),
-  mqtt: mqttTable.prefault({}),
-  console: consoleTable.prefault({}),
+  control: controlTable.default({}),
+  wifi: wifiTable.default({}),
+  ble: bleTable.default({}),
+  peers: z.array(peerTable, { message: 'expected [[peers]] tables' }).default(() => []),
+  mqtt: mqttTable.default({}),
+  console: consoleTable.default({}),
 };
 
 /** Keys each table accepts, by table path with array indices dropped ("" is the top level). For "did you mean". */
@@ -188,33 +214,36 @@ function resolveConfigPath(path: string, context: SchemaContext): string {
 
 /** The schema from the parsed TOML document (snake_case keys) to the resolved Config. */
 export function configSchema(context: SchemaContext) {
-  return z.strictObject(rootShape, TABLE).transform((raw): Config => {
-    const dataDir = raw.data_dir === undefined ? context.dataDir : resolveConfigPath(raw.data_dir, context);
-    return {
-      name: raw.name ?? context.name,
-      dataDir,
-      ...(raw.mesh_key === undefined ? {} : { meshKey: raw.mesh_key }),
-      logLevel: raw.log_level,
-      control: {
-        socketPath:
-          raw.control.socket === undefined
-            ? join(dataDir, CONTROL_SOCKET_FILE)
-            : resolveConfigPath(raw.control.socket, context),
-      },
-      wifi: {
-        enabled: raw.wifi.enabled,
-        listen: raw.wifi.listen,
-        discovery: [...new Set(raw.wifi.discovery)],
-      },
-      ble: raw.ble,
-      peers: raw.peers,
-      mqtt: raw.mqtt,
-      console: {
-        serial: raw.console.serial === false ? false : resolveConfigPath(raw.console.serial, context),
-        baud: raw.console.baud,
-      },
-    };
-  });
+  return z
+    .object(rootShape, TABLE)
+    .strict()
+    .transform((raw): Config => {
+      const dataDir = raw.data_dir === undefined ? context.dataDir : resolveConfigPath(raw.data_dir, context);
+      return {
+        name: raw.name ?? context.name,
+        dataDir,
+        ...(raw.mesh_key === undefined ? {} : { meshKey: raw.mesh_key }),
+        logLevel: raw.log_level,
+        control: {
+          socketPath:
+            raw.control.socket === undefined
+              ? join(dataDir, CONTROL_SOCKET_FILE)
+              : resolveConfigPath(raw.control.socket, context),
+        },
+        wifi: {
+          enabled: raw.wifi.enabled,
+          listen: raw.wifi.listen,
+          discovery: [...new Set(raw.wifi.discovery)],
+        },
+        ble: raw.ble,
+        peers: raw.peers,
+        mqtt: raw.mqtt,
+        console: {
+          serial: raw.console.serial === false ? false : resolveConfigPath(raw.console.serial, context),
+          baud: raw.console.baud,
+        },
+      };
+    });
 }
 
 /** The TOML document's shape (snake_case, everything optional), for code that writes config files. */
