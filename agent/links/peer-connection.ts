@@ -91,7 +91,8 @@ export class PeerConnection extends TypedEmitter<ConnectionEvents> {
 
   #receive(plaintext: Uint8Array): void {
     this.lastHeardAtMs = Date.now();
-    const result = decodeMessage(plaintext);
+    // The secure link hands over a freshly decrypted buffer that nothing else holds: no copy needed.
+    const result = decodeMessage(plaintext, { payloadView: true });
     if (result.kind === 'error') {
       this.counters.increment('protocol.decode_errors');
       this.log.debug({ peer: this.peerId, reason: result.error.reason }, 'dropped malformed message');

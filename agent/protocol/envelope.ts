@@ -1,16 +1,25 @@
 // The envelope every frame shares, [hdr, flags, id, body, ttl?, src?, dst?, ...ignored], independent of
 // message type: header/version split, uint range checks, the optional route and ignored trailing fields.
+import { FrameTooLargeError } from '../errors.js';
 import { isPeerId, PEER_ID_BYTES, peerIdFromBytes, peerIdToBytes } from '../identity/peer-id.js';
-import { decodeCbor, encodeCbor } from './cbor.js';
 import {
+  INFO_INDEFINITE,
   MAJOR_ARRAY,
   MAJOR_BYTES,
   MAJOR_SIMPLE,
   MAJOR_UINT,
-  peekHeader,
-  type ScannedElement,
-  scanCbor,
-} from './cbor-scan.js';
+  SIMPLE_NULL,
+} from './cbor-constants.js';
+import { CborReader } from './cbor-read.js';
+import {
+  bytesSize,
+  type CborValue,
+  headSize,
+  valueSize,
+  writeBytes,
+  writeHead,
+  writeValue,
+} from './cbor-write.js';
 import { DecodeError, EncodeError } from './errors.js';
 
 export const PROTOCOL_VERSION = 1;
@@ -26,6 +35,15 @@ export const MAX_TTL_HOPS = 15;
 /** Number of known envelope fields: hdr, flags, id, body, ttl, src, dst. */
 const ROUTED_LENGTH = 7;
 const LINK_LOCAL_LENGTH = 4;
+const HDR = 0;
+const FLAGS = 1;
+const ID = 2;
+const BODY = 3;
+const TTL = 4;
+const SRC = 5;
+const DST = 6;
+/** The body's elements that are captured when it is an array: CLOSE's [code, reason]. */
+const BODY_ELEMENTS = 2;
 
 /** Where a routed message comes from and goes to; absent on link-local messages. */
 export interface Route {
@@ -37,175 +55,260 @@ export interface Route {
   readonly destination: string;
 }
 
-export interface Envelope {
-  readonly typeCode: number;
-  /** Low 32 bits of the flags field; higher bits are reserved and dropped. */
-  readonly flags: number;
-  readonly id: number;
-  readonly body: unknown;
-  readonly route?: Route;
-}
-
-export interface DecodedEnvelope extends Envelope {
-  readonly version: number;
-  /** Major type of the body, and of its elements if it is an array (see cbor-scan). */
-  readonly bodyShape: ScannedElement;
-  /** Trailing elements beyond the known ones, ignored. */
-  readonly ignoredFields: number;
-}
-
-export type EnvelopeDecodeResult =
-  | { readonly ok: true; readonly envelope: DecodedEnvelope }
-  | { readonly ok: false; readonly error: DecodeError };
-
-/** Encodes an envelope whose body is already a CBOR-encodable value. Throws EncodeError if invalid. */
-export function encodeEnvelope(envelope: Envelope): Uint8Array {
-  const { typeCode, flags, id, body, route } = envelope;
+/**
+ * Encodes an envelope around a body that is already a CborValue. Positional arguments: this runs for
+ * every message sent, and an envelope object per call would be garbage at once. Throws EncodeError if
+ * the envelope is invalid and FrameTooLargeError (before allocating anything) above
+ * MAX_ENCODED_MESSAGE_BYTES.
+ */
+export function encodeEnvelope(
+  typeCode: number,
+  flags: number,
+  id: number,
+  body: CborValue,
+  route: Route | undefined,
+): Uint8Array {
   if (!Number.isInteger(typeCode) || typeCode < 0 || typeCode >= TYPE_COUNT) {
     throw new EncodeError(`type code ${typeCode} is not in 0..${TYPE_COUNT - 1}`);
   }
   if (!isUint(flags, 0xffff_ffff)) throw new EncodeError(`flags ${flags} is not a 32-bit unsigned integer`);
   if (!isUint(id, MAX_MESSAGE_ID)) throw new EncodeError(`id ${id} is not an integer in 0..2^53-1`);
   const hdr = (PROTOCOL_VERSION - 1) * TYPE_COUNT + typeCode;
-  const fields: unknown[] = [hdr, flags, cborUint(id), body];
+  let size = 1 + headSize(hdr) + headSize(flags) + headSize(id) + valueSize(body);
   if (route !== undefined) {
-    const { ttlHops, source, destination } = route;
-    if (!isUint(ttlHops, MAX_TTL_HOPS)) {
-      throw new EncodeError(`ttlHops ${ttlHops} is not an integer in 0..${MAX_TTL_HOPS}`);
-    }
-    if (typeof source !== 'string' || !isPeerId(source)) {
-      throw new EncodeError(`source ${String(source)} is not a peer id`);
-    }
-    if (typeof destination !== 'string' || !isPeerId(destination)) {
-      throw new EncodeError(`destination ${String(destination)} is not a peer id`);
-    }
-    fields.push(ttlHops, peerIdToBytes(source), peerIdToBytes(destination));
+    checkRoute(route);
+    size += headSize(route.ttlHops) + 2 * bytesSize(PEER_ID_BYTES);
   }
-  return encodeCbor(fields);
+  if (size > MAX_ENCODED_MESSAGE_BYTES) throw new FrameTooLargeError(size, MAX_ENCODED_MESSAGE_BYTES);
+
+  const out = new Uint8Array(size);
+  let pos = writeHead(out, 0, MAJOR_ARRAY, route === undefined ? LINK_LOCAL_LENGTH : ROUTED_LENGTH);
+  pos = writeHead(out, pos, MAJOR_UINT, hdr);
+  pos = writeHead(out, pos, MAJOR_UINT, flags);
+  pos = writeHead(out, pos, MAJOR_UINT, id);
+  pos = writeValue(out, pos, body);
+  if (route !== undefined) {
+    pos = writeHead(out, pos, MAJOR_UINT, route.ttlHops);
+    pos = writeBytes(out, pos, peerIdToBytes(route.source));
+    writeBytes(out, pos, peerIdToBytes(route.destination));
+  }
+  return out;
 }
 
-/** Decodes and checks the envelope fields. Never throws. */
-export function decodeEnvelope(bytes: Uint8Array): EnvelopeDecodeResult {
-  if (!(bytes instanceof Uint8Array)) return fail('not-cbor', 'input is not a Uint8Array');
+function checkRoute(route: Route): void {
+  const { ttlHops, source, destination } = route;
+  if (!isUint(ttlHops, MAX_TTL_HOPS)) {
+    throw new EncodeError(`ttlHops ${ttlHops} is not an integer in 0..${MAX_TTL_HOPS}`);
+  }
+  if (typeof source !== 'string' || !isPeerId(source)) {
+    throw new EncodeError(`source ${String(source)} is not a peer id`);
+  }
+  if (typeof destination !== 'string' || !isPeerId(destination)) {
+    throw new EncodeError(`destination ${String(destination)} is not a peer id`);
+  }
+}
+
+/** The head of one item of the envelope and where its content starts; built only once its role is known. */
+export class ItemRef {
+  major = 0;
+  info = 0;
+  /** The head's argument: the value of a uint, the length of a string, the count of an array. */
+  arg = 0;
+  /** Low 32 bits of the argument. */
+  low = 0;
+  /** Offset in the input of the content after the head (the bytes of a string). */
+  offset = 0;
+
+  capture(reader: CborReader): void {
+    this.major = reader.major;
+    this.info = reader.info;
+    this.arg = reader.arg;
+    this.low = reader.low;
+    this.offset = reader.pos;
+  }
+
+  isNull(): boolean {
+    return this.major === MAJOR_SIMPLE && this.info === SIMPLE_NULL;
+  }
+
+  /** A uint (major type 0, not a float that happens to be whole) within 0..max (max at most 2^53 − 1). */
+  isUint(max: number): boolean {
+    return this.major === MAJOR_UINT && this.arg <= max;
+  }
+
+  isBytes(length: number): boolean {
+    return this.major === MAJOR_BYTES && this.arg === length;
+  }
+}
+
+/**
+ * What one pass over a frame found. The caller owns an instance and reuses it for every frame: it is
+ * filled by decodeEnvelope and must be read before the next call (decoding is synchronous, so a
+ * module-level instance is safe). Bodies are left as ItemRefs into the input: only the message type
+ * says what a body must be, and unknown types must not pay for building one.
+ */
+export class EnvelopeFields {
+  version = 0;
+  typeCode = 0;
+  /** Low 32 bits of the flags field; higher bits are reserved and dropped. */
+  flags = 0;
+  id = 0;
+  route: Route | undefined = undefined;
+  /** Trailing elements beyond the known ones, ignored. */
+  ignoredFields = 0;
+  readonly body = new ItemRef();
+  /** When the body is an array: its first BODY_ELEMENTS elements. */
+  readonly bodyElements: readonly ItemRef[] = [new ItemRef(), new ItemRef()];
+  /** hdr, flags, id, body, ttl, src, dst as read; only the first `count` are meaningful. */
+  readonly known: readonly ItemRef[] = [
+    new ItemRef(),
+    new ItemRef(),
+    new ItemRef(),
+    this.body,
+    new ItemRef(),
+    new ItemRef(),
+    new ItemRef(),
+  ];
+  /** Elements of the envelope array. */
+  count = 0;
+}
+
+// One reader for every frame; see CborReader on why a shared instance is safe.
+const reader = new CborReader();
+
+/**
+ * Checks a frame against docs/PROTOCOL.md §3 in the order given there and fills `out`; returns the
+ * first failure, or undefined. Never throws. Rules 2–6 are checked in one pass that also captures the
+ * known fields, so rule 7 (field types and ranges) is judged only once the whole frame is known good.
+ */
+export function decodeEnvelope(bytes: Uint8Array, out: EnvelopeFields): DecodeError | undefined {
+  if (!(bytes instanceof Uint8Array)) return new DecodeError('not-cbor', 'input is not a Uint8Array');
   if (bytes.length > MAX_ENCODED_MESSAGE_BYTES) {
-    return fail('too-large', `${bytes.length} bytes exceeds the maximum of ${MAX_ENCODED_MESSAGE_BYTES}`);
+    return new DecodeError(
+      'too-large',
+      `${bytes.length} bytes exceeds the maximum of ${MAX_ENCODED_MESSAGE_BYTES}`,
+    );
   }
-  const peeked = peekHeader(bytes);
-  if (peeked !== undefined && versionOf(peeked) > PROTOCOL_VERSION) {
-    return fail('unsupported-version', `version ${versionOf(peeked)}, we speak ${PROTOCOL_VERSION}`);
-  }
-  const scan = scanCbor(bytes);
-  if (!scan.ok) return fail(scan.reason, scan.detail);
-  if (scan.topMajor !== MAJOR_ARRAY) {
-    return fail('not-array', `top-level item has major type ${scan.topMajor}`);
-  }
-  const shape = scan.elements;
+  reader.start(bytes);
+  const wellFormed = readFields(reader, out);
+  reader.finish();
+  if (!wellFormed) return new DecodeError(reader.reason, reader.detail);
+  return checkFields(bytes, out);
+}
 
-  let decoded: unknown;
-  try {
-    decoded = decodeCbor(bytes);
-  } catch (error) {
-    return fail('not-cbor', error instanceof Error ? error.message : 'cbor-x threw a non-Error', error);
+/**
+ * Rules 2–6 in one pass over the frame, capturing the heads of the known fields on the way. The version
+ * is peeked right after the array head, before anything else is checked: a later version may use CBOR
+ * that v1 forbids and must still get a clear 'unsupported-version' rather than a structural error.
+ */
+function readFields(r: CborReader, out: EnvelopeFields): boolean {
+  if (!r.readHead()) return false;
+  if (r.major !== MAJOR_ARRAY || r.info === INFO_INDEFINITE) {
+    // Still checked whole: a malformed item outranks trailing bytes, which outrank "not an array".
+    const major = r.major;
+    if (!r.skipBody(1)) return false;
+    if (r.pos !== r.end) return r.fail('trailing-bytes', `${r.end - r.pos} bytes after the item`);
+    return r.fail('not-array', `top-level item has major type ${major}`);
   }
-  if (!Array.isArray(decoded) || decoded.length !== shape.length) {
-    return fail('not-array', 'decoded item is not the scanned array');
+  const count = r.arg;
+  if (count >= 1 && !peekVersion(r)) return false;
+  if (!r.checkCount(count, 1)) return false;
+  const known = out.known;
+  for (let i = 0; i < count; i++) {
+    if (!r.readHead()) return false;
+    if (i < ROUTED_LENGTH) (known[i] as ItemRef).capture(r);
+    if (i === BODY && r.major === MAJOR_ARRAY && r.info !== INFO_INDEFINITE) {
+      if (!readBodyElements(r, out.bodyElements)) return false;
+    } else if (!r.skipBody(2)) {
+      return false;
+    }
   }
-  const fields: readonly unknown[] = decoded;
+  if (r.pos !== r.end) return r.fail('trailing-bytes', `${r.end - r.pos} bytes after the item`);
+  out.count = count;
+  return true;
+}
 
-  if (fields.length < 1) return fail('bad-field', 'empty array');
-  const hdr = readUint(fields[0], shape[0], MAX_MESSAGE_ID);
-  if (hdr === undefined) return fail('bad-field', 'hdr is not an unsigned integer');
-  const version = versionOf(hdr);
+/**
+ * Fails with 'unsupported-version' if the next head is a uint whose version is above ours; otherwise
+ * moves the reader back, so the pass reads that head again whatever it is (even malformed).
+ */
+function peekVersion(r: CborReader): boolean {
+  const mark = r.pos;
+  if (r.readHead() && r.major === MAJOR_UINT && r.arg >= TYPE_COUNT) {
+    return r.fail('unsupported-version', `version ${versionOf(r.arg)}, we speak ${PROTOCOL_VERSION}`);
+  }
+  r.pos = mark;
+  return true;
+}
+
+/** An array body (depth 2): its elements are checked like any item, the first ones also captured. */
+function readBodyElements(r: CborReader, elements: readonly ItemRef[]): boolean {
+  const count = r.arg;
+  if (!r.checkCount(count, 1)) return false;
+  for (let i = 0; i < count; i++) {
+    if (!r.readHead()) return false;
+    if (i < BODY_ELEMENTS) (elements[i] as ItemRef).capture(r);
+    if (!r.skipBody(3)) return false;
+  }
+  return true;
+}
+
+/** Rule 7 for the envelope: types and ranges of hdr, flags, id and the route. */
+function checkFields(bytes: Uint8Array, out: EnvelopeFields): DecodeError | undefined {
+  const count = out.count;
+  const known = out.known as readonly [ItemRef, ItemRef, ItemRef, ItemRef, ItemRef, ItemRef, ItemRef];
+  if (count < 1) return badField('empty array');
+  const hdr = known[HDR];
+  if (!hdr.isUint(MAX_MESSAGE_ID)) return badField('hdr is not an unsigned integer');
+  const version = versionOf(hdr.arg);
   if (version > PROTOCOL_VERSION) {
-    return fail('unsupported-version', `version ${version}, we speak ${PROTOCOL_VERSION}`);
+    return new DecodeError('unsupported-version', `version ${version}, we speak ${PROTOCOL_VERSION}`);
   }
-  if (fields.length < LINK_LOCAL_LENGTH) {
-    return fail('bad-field', `envelope has ${fields.length} elements, at least 4 needed`);
-  }
-
-  const flags = readFlags(fields[1], shape[1]);
-  if (flags === undefined) return fail('bad-field', 'flags is not an unsigned integer');
-  const id = readUint(fields[2], shape[2], MAX_MESSAGE_ID);
-  if (id === undefined) return fail('bad-field', 'id is not an integer in 0..2^53-1');
+  if (count < LINK_LOCAL_LENGTH) return badField(`envelope has ${count} elements, at least 4 needed`);
+  // Flags may use any of 64 bits; only the low ones mean something in v1 and the rest are ignored.
+  const flags = known[FLAGS];
+  if (flags.major !== MAJOR_UINT) return badField('flags is not an unsigned integer');
+  const id = known[ID];
+  if (!id.isUint(MAX_MESSAGE_ID)) return badField('id is not an integer in 0..2^53-1');
 
   let route: Route | undefined;
   let ignoredFields = 0;
-  if (fields.length > LINK_LOCAL_LENGTH) {
-    if (fields.length < ROUTED_LENGTH) {
-      return fail('bad-field', 'ttl, src and dst must be all present or all absent');
-    }
-    const [ttl, src, dst] = [fields[4], fields[5], fields[6]];
+  if (count > LINK_LOCAL_LENGTH) {
+    if (count < ROUTED_LENGTH) return badField('ttl, src and dst must be all present or all absent');
+    const ttl = known[TTL];
+    const src = known[SRC];
+    const dst = known[DST];
     // All three null spells "absent" too, so that trailing fields can follow a link-local envelope.
-    if (!(ttl === null && src === null && dst === null)) {
-      const ttlHops = readUint(ttl, shape[4], MAX_TTL_HOPS);
-      if (ttlHops === undefined) return fail('bad-field', `ttl is not an integer in 0..${MAX_TTL_HOPS}`);
-      const source = readPeerId(src, shape[5]);
-      if (source === undefined) return fail('bad-field', 'src is not an 8-byte peer id');
-      const destination = readPeerId(dst, shape[6]);
-      if (destination === undefined) return fail('bad-field', 'dst is not an 8-byte peer id');
-      route = { ttlHops, source, destination };
+    if (!(ttl.isNull() && src.isNull() && dst.isNull())) {
+      if (!ttl.isUint(MAX_TTL_HOPS)) return badField(`ttl is not an integer in 0..${MAX_TTL_HOPS}`);
+      if (!src.isBytes(PEER_ID_BYTES)) return badField('src is not an 8-byte peer id');
+      if (!dst.isBytes(PEER_ID_BYTES)) return badField('dst is not an 8-byte peer id');
+      route = {
+        ttlHops: ttl.arg,
+        source: peerIdFromBytes(bytes.subarray(src.offset, src.offset + PEER_ID_BYTES)),
+        destination: peerIdFromBytes(bytes.subarray(dst.offset, dst.offset + PEER_ID_BYTES)),
+      };
     }
-    ignoredFields = fields.length - ROUTED_LENGTH;
+    ignoredFields = count - ROUTED_LENGTH;
   }
 
-  const bodyShape = shape[3] ?? { major: MAJOR_SIMPLE };
-  const envelope: DecodedEnvelope = {
-    version,
-    typeCode: hdr % TYPE_COUNT,
-    flags,
-    id,
-    body: fields[3],
-    bodyShape,
-    ignoredFields,
-    ...(route === undefined ? {} : { route }),
-  };
-  return { ok: true, envelope };
+  out.version = version;
+  out.typeCode = hdr.arg % TYPE_COUNT;
+  out.flags = flags.low;
+  out.id = id.arg;
+  out.route = route;
+  out.ignoredFields = ignoredFields;
+  return undefined;
 }
 
-/** A uint field: encoded as CBOR major type 0 (not a float that happens to be whole), within 0..max. */
-export function readUint(value: unknown, shape: ScannedElement | undefined, max: number): number | undefined {
-  if (shape?.major !== MAJOR_UINT) return undefined;
-  // cbor-x gives numbers for heads up to 4 bytes and bigint for 8-byte heads, whatever the value.
-  if (typeof value === 'bigint') {
-    return value <= BigInt(max) ? Number(value) : undefined;
-  }
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 && value <= max
-    ? value
-    : undefined;
-}
-
-/** Flags may use any of 64 bits; only the low ones mean something in v1 and the rest are ignored. */
-function readFlags(value: unknown, shape: ScannedElement | undefined): number | undefined {
-  if (shape?.major !== MAJOR_UINT) return undefined;
-  if (typeof value === 'bigint') return Number(value & 0xffff_ffffn);
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0
-    ? value % 0x1_0000_0000
-    : undefined;
-}
-
-function readPeerId(value: unknown, shape: ScannedElement | undefined): string | undefined {
-  if (shape?.major !== MAJOR_BYTES || !(value instanceof Uint8Array) || value.length !== PEER_ID_BYTES) {
-    return undefined;
-  }
-  return peerIdFromBytes(value);
+function badField(detail: string): DecodeError {
+  return new DecodeError('bad-field', detail);
 }
 
 function isUint(value: number, max: number): boolean {
   return Number.isSafeInteger(value) && value >= 0 && value <= max;
 }
 
-/**
- * Every uint handed to cbor-x goes through this: cbor-x writes numbers >= 2^32 as float64, while a bigint
- * gets the 8-byte uint head, which is then the shortest form.
- */
-export function cborUint(value: number): number | bigint {
-  return value > 0xffff_ffff ? BigInt(value) : value;
-}
-
 function versionOf(hdr: number): number {
-  return Math.floor(hdr / TYPE_COUNT) + 1;
-}
-
-function fail(reason: DecodeError['reason'], detail: string, cause?: unknown): EnvelopeDecodeResult {
-  return { ok: false, error: new DecodeError(reason, detail, cause === undefined ? undefined : { cause }) };
+  return hdr < TYPE_COUNT ? 1 : Math.floor(hdr / TYPE_COUNT) + 1;
 }

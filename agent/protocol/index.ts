@@ -9,9 +9,10 @@ export {
   type Route,
 } from './envelope.js';
 export { DecodeError, type DecodeErrorReason, EncodeError } from './errors.js';
-export { decodeItem, encodeItem } from './item.js';
+export { type CborValue, decodeItem, encodeItem } from './item.js';
 export {
   CloseCode,
+  type DecodeOptions,
   type DecodeResult,
   decodeMessage,
   encodeMessage,

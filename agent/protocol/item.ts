@@ -1,23 +1,40 @@
 // Standalone CBOR items that travel outside the envelope (the handshake identity payload, later the
-// BLE info record): the same strict scan and cbor-x settings as messages, so no second CBOR dialect.
-import { decodeCbor, encodeCbor } from './cbor.js';
-import { scanCbor } from './cbor-scan.js';
+// BLE info record): the same strict reader and writer as messages, so no second CBOR dialect.
+import { CborReader, REJECTED } from './cbor-read.js';
+import { type CborValue, encodeCbor } from './cbor-write.js';
 import { DecodeError } from './errors.js';
 
-/** Encodes arrays of unsigned integers, byte strings, text and null as plain CBOR. */
-export function encodeItem(value: unknown): Uint8Array {
+export type { CborValue } from './cbor-write.js';
+
+/**
+ * Encodes arrays of unsigned integers (up to 2^53 − 1), byte strings, text and null as plain CBOR in
+ * shortest form. Throws EncodeError for anything else. The result owns its whole buffer.
+ */
+export function encodeItem(value: CborValue): Uint8Array {
   return encodeCbor(value);
 }
 
-/** Decodes exactly one CBOR item within the protocol's subset; never throws. */
+// Shared by every call; see CborReader on why that is safe.
+const reader = new CborReader();
+
+/**
+ * Decodes exactly one CBOR item within the protocol's subset (docs/PROTOCOL.md §3, rules 3–5); never
+ * throws. Integers are numbers up to 2^53 − 1 in magnitude whatever their head size (bigint beyond),
+ * byte strings are copies owning their memory, maps are Maps.
+ */
 export function decodeItem(
   bytes: Uint8Array,
 ): { ok: true; value: unknown } | { ok: false; error: DecodeError } {
-  const scan = scanCbor(bytes);
-  if (!scan.ok) return { ok: false, error: new DecodeError(scan.reason, scan.detail) };
-  try {
-    return { ok: true, value: decodeCbor(bytes) };
-  } catch (error) {
-    return { ok: false, error: new DecodeError('not-cbor', (error as Error).message, { cause: error }) };
+  if (!(bytes instanceof Uint8Array)) {
+    return { ok: false, error: new DecodeError('not-cbor', 'input is not a Uint8Array') };
   }
+  reader.start(bytes);
+  let value = reader.readItem(1);
+  if (value !== REJECTED && reader.pos !== reader.end) {
+    reader.fail('trailing-bytes', `${reader.end - reader.pos} bytes after the item`);
+    value = REJECTED;
+  }
+  reader.finish();
+  if (value === REJECTED) return { ok: false, error: new DecodeError(reader.reason, reader.detail) };
+  return { ok: true, value };
 }

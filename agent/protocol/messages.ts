@@ -2,16 +2,18 @@
 // id and body, and the two public functions encodeMessage / decodeMessage.
 
 import { FrameTooLargeError } from '../errors.js';
-import { MAJOR_BYTES, MAJOR_TEXT } from './cbor-scan.js';
+import { MAJOR_ARRAY, MAJOR_BYTES, MAJOR_TEXT } from './cbor-constants.js';
+import { copyBytes, viewBytes } from './cbor-read.js';
 import {
-  cborUint,
   decodeEnvelope,
+  EnvelopeFields,
   encodeEnvelope,
+  type ItemRef,
   MAX_ENCODED_MESSAGE_BYTES,
   type Route,
-  readUint,
 } from './envelope.js';
 import { DecodeError, EncodeError } from './errors.js';
+import { decodeUtf8 } from './utf8.js';
 
 /** Type codes (low 5 bits of hdr). 0 and 6..31 are unassigned. */
 export const MessageType = {
@@ -60,123 +62,128 @@ export type DecodeResult =
   | { kind: 'unknown-type'; typeCode: number; version: number }
   | { kind: 'error'; error: DecodeError };
 
-// A lone surrogate cannot be written as UTF-8; cbor-x would write bytes our own decoder then rejects.
-const LONE_SURROGATE = /\p{Cs}/u;
+export interface DecodeOptions {
+  /**
+   * Return a DATA payload as a view of `bytes` instead of a copy: no allocation or copy per payload, but
+   * the payload is only valid while `bytes` is, and keeps all of its ArrayBuffer alive. Only for callers
+   * that own a fresh input buffer nobody else writes to, such as the secure channel's decrypted plaintext.
+   * Default false: the payload is a copy the caller owns.
+   */
+  readonly payloadView?: boolean;
+}
 
 /**
  * Encodes a message as one frame. Throws EncodeError for an invalid message (a bug in the caller) and
- * FrameTooLargeError above MAX_ENCODED_MESSAGE_BYTES. The result is a fresh Uint8Array owning its buffer.
+ * FrameTooLargeError above MAX_ENCODED_MESSAGE_BYTES. The result is a fresh Uint8Array of exactly the
+ * frame's size, owning its whole buffer; the payload is copied once, straight into it.
  */
 export function encodeMessage(message: Message): Uint8Array {
-  const encoded = encodeEnvelope(toEnvelope(message));
-  if (encoded.length > MAX_ENCODED_MESSAGE_BYTES) {
-    throw new FrameTooLargeError(encoded.length, MAX_ENCODED_MESSAGE_BYTES);
-  }
-  return encoded;
-}
-
-function toEnvelope(message: Message): Parameters<typeof encodeEnvelope>[0] {
   if (typeof message !== 'object' || message === null) throw new EncodeError('message is not an object');
   switch (message.type) {
-    case 'data':
-      if (!(message.payload instanceof Uint8Array)) throw new EncodeError('DATA payload is not a Uint8Array');
-      if (message.payload.length > MAX_ENCODED_MESSAGE_BYTES) {
-        // Checked before encoding so a huge payload is not copied into cbor-x's buffer first.
-        throw new FrameTooLargeError(message.payload.length, MAX_ENCODED_MESSAGE_BYTES);
+    case 'data': {
+      const payload = message.payload;
+      if (!(payload instanceof Uint8Array)) throw new EncodeError('DATA payload is not a Uint8Array');
+      if (payload.length > MAX_ENCODED_MESSAGE_BYTES) {
+        throw new FrameTooLargeError(payload.length, MAX_ENCODED_MESSAGE_BYTES);
       }
-      return {
-        typeCode: MessageType.data,
-        flags: message.ackRequested ? MessageFlag.ackRequested : 0,
-        id: message.id,
-        body: message.payload,
-        ...withRoute(message.route),
-      };
+      const flags = message.ackRequested ? MessageFlag.ackRequested : 0;
+      return encodeEnvelope(MessageType.data, flags, message.id, payload, message.route);
+    }
     case 'ack':
-      return { typeCode: MessageType.ack, flags: 0, id: message.id, body: null, ...withRoute(message.route) };
+      return encodeEnvelope(MessageType.ack, 0, message.id, null, message.route);
     case 'ping':
-      return { typeCode: MessageType.ping, flags: 0, id: message.id, body: null };
+      return encodeEnvelope(MessageType.ping, 0, message.id, null, undefined);
     case 'pong':
-      return { typeCode: MessageType.pong, flags: 0, id: message.id, body: null };
+      return encodeEnvelope(MessageType.pong, 0, message.id, null, undefined);
     case 'close': {
       const { code, reason } = message;
       if (!Number.isSafeInteger(code) || code < 0 || code > MAX_CLOSE_CODE) {
         throw new EncodeError(`CLOSE code ${code} is not an unsigned integer`);
       }
-      if (typeof reason !== 'string' || LONE_SURROGATE.test(reason)) {
-        throw new EncodeError('CLOSE reason is not a well-formed string');
-      }
-      return { typeCode: MessageType.close, flags: 0, id: 0, body: [cborUint(code), reason] };
+      // A lone surrogate (which UTF-8 cannot express) is refused by the writer, also as an EncodeError.
+      if (typeof reason !== 'string') throw new EncodeError('CLOSE reason is not a string');
+      return encodeEnvelope(MessageType.close, 0, 0, [code, reason], undefined);
     }
     default:
       throw new EncodeError(`unknown message type ${String((message as { type?: unknown }).type)}`);
   }
 }
 
-function withRoute(route: Route | undefined): { route?: Route } {
-  return route === undefined ? {} : { route };
-}
+// Reused for every frame: decodeMessage reads it completely before returning (see EnvelopeFields).
+const fields = new EnvelopeFields();
 
 /**
  * Decodes one frame. Never throws, whatever the input: a frame from a peer is untrusted, and one bad
  * frame must cost the link layer a counter increment, not an exception on its hot path.
- * DATA payloads are copies: the caller may reuse `bytes` as soon as this returns.
+ * DATA payloads are copies unless `options.payloadView` is set: by default the caller may reuse `bytes`
+ * as soon as this returns. `bytes` itself is never modified.
  */
-export function decodeMessage(bytes: Uint8Array): DecodeResult {
+export function decodeMessage(bytes: Uint8Array, options?: DecodeOptions): DecodeResult {
   try {
-    return decodeChecked(bytes);
+    return decodeChecked(bytes, options?.payloadView === true);
   } catch (error) {
-    // Unreachable by design (every check returns a result); kept so the contract holds even if cbor-x
-    // or a future edit throws. No String(error): a thrown object without toString would throw again.
+    // Unreachable by design (every check returns a result); kept so the contract holds even if a future
+    // edit throws. No String(error): a thrown object without toString would throw again.
     const detail = error instanceof Error ? error.message : 'non-Error thrown';
     return { kind: 'error', error: new DecodeError('not-cbor', `unexpected: ${detail}`, { cause: error }) };
   }
 }
 
-function decodeChecked(bytes: Uint8Array): DecodeResult {
-  const result = decodeEnvelope(bytes);
-  if (!result.ok) return { kind: 'error', error: result.error };
-  const { typeCode, version, flags, id, body, bodyShape, route, ignoredFields } = result.envelope;
-  const message = (m: Message): DecodeResult => ({ kind: 'message', message: m, ignoredFields });
-  const badField = (detail: string): DecodeResult => ({
-    kind: 'error',
-    error: new DecodeError('bad-field', detail),
-  });
+function decodeChecked(bytes: Uint8Array, payloadView: boolean): DecodeResult {
+  const error = decodeEnvelope(bytes, fields);
+  if (error !== undefined) return { kind: 'error', error };
+  const { typeCode, id, route, ignoredFields, body } = fields;
 
   switch (typeCode) {
     case MessageType.data: {
-      if (bodyShape.major !== MAJOR_BYTES || !(body instanceof Uint8Array)) {
-        return badField('DATA body is not a byte string');
-      }
-      const ackRequested = (flags & MessageFlag.ackRequested) !== 0;
-      return message({ type: 'data', id, ackRequested, payload: body, ...withRoute(route) });
+      if (body.major !== MAJOR_BYTES) return badField('DATA body is not a byte string');
+      const payload = payloadView
+        ? viewBytes(bytes, body.offset, body.arg)
+        : copyBytes(bytes, body.offset, body.arg);
+      const ackRequested = (fields.flags & MessageFlag.ackRequested) !== 0;
+      const message: Message =
+        route === undefined
+          ? { type: 'data', id, ackRequested, payload }
+          : { type: 'data', id, ackRequested, payload, route };
+      return { kind: 'message', message, ignoredFields };
     }
-    case MessageType.ack:
-      if (body !== null) return badField('ACK body is not null');
-      return message({ type: 'ack', id, ...withRoute(route) });
+    case MessageType.ack: {
+      if (!body.isNull()) return badField('ACK body is not null');
+      const message: Message = route === undefined ? { type: 'ack', id } : { type: 'ack', id, route };
+      return { kind: 'message', message, ignoredFields };
+    }
     case MessageType.ping:
     case MessageType.pong: {
       const type = typeCode === MessageType.ping ? 'ping' : 'pong';
-      if (body !== null) return badField(`${type.toUpperCase()} body is not null`);
+      if (!body.isNull()) return badField(`${type.toUpperCase()} body is not null`);
       if (route !== undefined) {
         return badField(`${type.toUpperCase()} is link-local and cannot carry a route`);
       }
-      return message({ type, id });
+      return { kind: 'message', message: { type, id }, ignoredFields };
     }
-    case MessageType.close: {
-      if (route !== undefined) return badField('CLOSE is link-local and cannot carry a route');
-      const children = bodyShape.children;
-      if (!Array.isArray(body) || children === undefined || body.length !== 2) {
-        return badField('CLOSE body is not [code, reason]');
-      }
-      const code = readUint(body[0], { major: children[0] ?? -1 }, MAX_CLOSE_CODE);
-      if (code === undefined) return badField('CLOSE code is not an unsigned integer');
-      const reason: unknown = body[1];
-      if (children[1] !== MAJOR_TEXT || typeof reason !== 'string') {
-        return badField('CLOSE reason is not a text string');
-      }
-      return message({ type: 'close', code, reason });
-    }
+    case MessageType.close:
+      return decodeClose(bytes, fields);
     default:
-      return { kind: 'unknown-type', typeCode, version };
+      return { kind: 'unknown-type', typeCode, version: fields.version };
   }
+}
+
+function decodeClose(bytes: Uint8Array, envelope: EnvelopeFields): DecodeResult {
+  if (envelope.route !== undefined) return badField('CLOSE is link-local and cannot carry a route');
+  const body = envelope.body;
+  if (body.major !== MAJOR_ARRAY || body.arg !== 2) return badField('CLOSE body is not [code, reason]');
+  const [code, reason] = envelope.bodyElements as readonly [ItemRef, ItemRef];
+  if (!code.isUint(MAX_CLOSE_CODE)) return badField('CLOSE code is not an unsigned integer');
+  if (reason.major !== MAJOR_TEXT) return badField('CLOSE reason is not a text string');
+  // Already checked as UTF-8 by the pass over the frame.
+  const text = decodeUtf8(bytes, reason.offset, reason.offset + reason.arg);
+  return {
+    kind: 'message',
+    message: { type: 'close', code: code.arg, reason: text },
+    ignoredFields: envelope.ignoredFields,
+  };
+}
+
+function badField(detail: string): DecodeResult {
+  return { kind: 'error', error: new DecodeError('bad-field', detail) };
 }

@@ -91,7 +91,7 @@ async function receiveNearmesh(config: ReceiverConfig): Promise<void> {
       (secure) => {
         secure.on('message', (plaintext) => {
           // What an agent does with every frame: decode it and take the payload.
-          const result = decodeMessage(plaintext);
+          const result = decodeMessage(plaintext, { payloadView: true });
           if (result.kind !== 'message' || result.message.type !== 'data') {
             reportError(
               new Error(`receiver got ${result.kind === 'error' ? result.error.message : result.kind}`),

@@ -116,7 +116,7 @@ describe('memory ownership', () => {
     expect(payload.buffer).not.toBe(pool.buffer);
     pool.fill(0);
     expect(Buffer.from(payload).toString()).toBe('payload');
-    // cbor-x caches a `dataView` on the object it decodes; that must be our private view, not the input.
+    // Decoding leaves the input object alone (cbor-x, used before, cached a `dataView` property on it).
     expect(Object.keys(input)).not.toContain('dataView');
     expect('dataView' in input).toBe(false);
   });
