@@ -36,7 +36,8 @@ export function plain(bytes: Buffer): Uint8Array {
 
 function keyPairFromObject(privateKeyObject: KeyObject): KeyPair {
   const jwk = privateKeyObject.export({ format: 'jwk' });
-  if (typeof jwk.d !== 'string' || typeof jwk.x !== 'string') throw new NoiseProtocolError('not an X25519 key');
+  if (typeof jwk.d !== 'string' || typeof jwk.x !== 'string')
+    throw new NoiseProtocolError('not an X25519 key');
   return {
     publicKey: Uint8Array.from(Buffer.from(jwk.x, 'base64url')),
     privateKey: Uint8Array.from(Buffer.from(jwk.d, 'base64url')),
