@@ -217,8 +217,9 @@ export function describeFrameLinkContract(harness: FrameLinkHarness): void {
       const atResponder = new LinkProbe(responder);
       const sent: Uint8Array[] = [];
       let wasRefused = false;
-      // Keep sending through back-pressure, waiting on drained() each time it is signalled.
-      for (let i = 0; i < 64; i++) {
+      // Keep sending through back-pressure, waiting on drained() each time it is signalled; 16 MiB
+      // outgrows both the socket high-water mark and what the kernel buffers on loopback.
+      for (let i = 0; i < 256; i++) {
         const frame = Uint8Array.from(randomBytes(MAX_FRAME_BYTES));
         sent.push(frame);
         if (!initiator.send(frame)) {

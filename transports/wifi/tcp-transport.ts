@@ -1,6 +1,6 @@
 // The Wi-Fi/LAN medium: a TCP listener for inbound links and a dialer for outbound ones.
 // Every socket becomes a TcpLink (tcp-link.ts); discovery of whom to dial lives in the resolvers.
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type NetConnectOpts, type Server, type Socket } from 'node:net';
 import { checkHostPort, formatHostPort, type HostPort } from '../../agent/config/address.js';
 import { TimeoutError } from '../../agent/errors.js';
 import { TypedEmitter } from '../../agent/events.js';
@@ -8,6 +8,13 @@ import { DialError, type DialFailure, ListenError } from '../errors.js';
 import type { DialOptions, FrameLink, Medium, Transport, TransportEvents } from '../transport.js';
 import { checkMaxFrameBytes, DEFAULT_MAX_FRAME_BYTES } from './framing.js';
 import { TcpLink } from './tcp-link.js';
+
+/**
+ * Bytes a socket buffers before write() asks the caller to wait. Node's 16 KiB default signals
+ * back-pressure on every bulk frame, so the sender stalls for a drain per message and the pipe runs
+ * half empty; 256 KiB keeps a few frames in flight while staying small on a Pi.
+ */
+const SOCKET_HIGH_WATER_MARK_BYTES = 256 * 1024;
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
@@ -94,7 +101,13 @@ export class TcpTransport extends TypedEmitter<TransportEvents> implements Trans
     const timeoutMs = options.timeoutMs ?? this.#connectTimeoutMs;
 
     return new Promise<FrameLink>((resolve, reject) => {
-      const socket = connect({ host: target.host, port: target.port });
+      // Node honours highWaterMark here (it reaches the Duplex constructor); @types/node 20 omits it.
+      const options: NetConnectOpts & { highWaterMark: number } = {
+        host: target.host,
+        port: target.port,
+        highWaterMark: SOCKET_HIGH_WATER_MARK_BYTES,
+      };
+      const socket = connect(options);
       const settle = (): void => {
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
@@ -135,7 +148,9 @@ export class TcpTransport extends TypedEmitter<TransportEvents> implements Trans
   }
 
   async #startListening(listen: HostPort): Promise<void> {
-    const server = createServer((socket) => this.#onConnection(socket));
+    const server = createServer({ highWaterMark: SOCKET_HIGH_WATER_MARK_BYTES }, (socket) =>
+      this.#onConnection(socket),
+    );
     const where = formatHostPort(listen);
     await new Promise<void>((resolve, reject) => {
       const onError = (error: NodeJS.ErrnoException): void => {
