@@ -1,7 +1,7 @@
 // Network-namespace labs for system tests: a private LAN of veth-joined namespaces that the root
-// namespace never sees, and the rule that such tests skip loudly as a normal user but fail on CI.
+// namespace never sees.
 import { spawnSync } from 'node:child_process';
-import { describe, it } from 'vitest';
+import { describeWhenAvailable } from './requirements.js';
 
 function run(command: string, args: string[]): void {
   const result = spawnSync(command, args, { encoding: 'utf8' });
@@ -22,26 +22,9 @@ export function whyNetnsUnavailable(): string | undefined {
   return undefined;
 }
 
-/**
- * describe() for tests that need root and namespaces: runs them when possible; otherwise skips with a
- * banner, or, under CI=true, fails (a CI machine that cannot run them must not pass silently).
- */
+/** describe() for tests that need root and network namespaces (see describeWhenAvailable). */
 export function describeWithNetns(title: string, body: () => void): void {
-  const reason = whyNetnsUnavailable();
-  if (reason === undefined) {
-    describe(title, body);
-    return;
-  }
-  if (process.env.CI === 'true') {
-    describe(title, () => {
-      it('can run here (required on CI)', () => {
-        throw new Error(`${title}: cannot run on this CI machine: ${reason}`);
-      });
-    });
-    return;
-  }
-  console.warn(`\n${'!'.repeat(72)}\n!! SKIPPING "${title}": ${reason}\n${'!'.repeat(72)}\n`);
-  describe.skip(`${title} (skipped: ${reason})`, body);
+  describeWhenAvailable(title, whyNetnsUnavailable(), body);
 }
 
 /** Two namespaces joined by one veth pair, 10.77.N.1/24 and 10.77.N.2/24, with multicast routed. */
