@@ -1,7 +1,6 @@
 // Drives establishSecureLink over in-memory links: proven identities, mesh-key refusal, tamper/replay
 // detection, timeouts, and (property-based) that garbage in the handshake only ever yields HandshakeError.
-import { encode as cborEncode } from 'cborg';
-import { decode as strictCborDecode } from 'cborg';
+import { encode as cborEncode, decode as strictCborDecode } from 'cborg';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { FrameTooLargeError, type NearmeshError } from '../../agent/errors.js';
