@@ -4,6 +4,14 @@ import type { TypedEmitter } from '../agent/events.js';
 
 export type Medium = 'wifi' | 'ble' | 'memory';
 
+/** The length of a frame given whole or as parts. */
+export function frameLength(frame: Uint8Array | readonly Uint8Array[]): number {
+  if (frame instanceof Uint8Array) return frame.length;
+  let length = 0;
+  for (const part of frame) length += part.length;
+  return length;
+}
+
 export interface FrameLinkEvents {
   /** One whole frame, exactly as the remote side passed it to send(). */
   frame: (frame: Uint8Array) => void;
@@ -31,7 +39,11 @@ export interface FrameLink extends TypedEmitter<FrameLinkEvents> {
   readonly maxFrameBytes: number;
   readonly isOpen: boolean;
   /** May keep a reference to `frame` until drained(): do not modify it before then. */
-  send(frame: Uint8Array): boolean;
+  /**
+   * A frame may be given as parts whose concatenation is the frame (header, bulk payload, tag ...),
+   * so callers never copy bulk data just to join it; the remote still receives one whole frame.
+   */
+  send(frame: Uint8Array | readonly Uint8Array[]): boolean;
   /** Resolves when queued frames have been handed to the medium (or the link closed). */
   drained(): Promise<void>;
   close(error?: Error): void;

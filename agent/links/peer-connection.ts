@@ -5,7 +5,7 @@ import { TimeoutError } from '../errors.js';
 import { TypedEmitter } from '../events.js';
 import type { Counters } from '../ops/counters.js';
 import type { Logger } from '../ops/logger.js';
-import { decodeMessage, encodeMessage, type Message } from '../protocol/index.js';
+import { decodeMessage, encodeMessage, encodeMessageParts, type Message } from '../protocol/index.js';
 import type { SecureLink } from '../security/secure-channel.js';
 
 export interface KeepaliveOptions {
@@ -59,7 +59,10 @@ export class PeerConnection extends TypedEmitter<ConnectionEvents> {
   }
 
   sendData(id: number, payload: Uint8Array, ackRequested: boolean): boolean {
-    return this.#send({ type: 'data', id, ackRequested, payload });
+    if (!this.link.isOpen) return false;
+    // In parts: a bulk payload reaches the cipher without being copied into an envelope first.
+    this.link.send(encodeMessageParts({ type: 'data', id, ackRequested, payload }));
+    return true;
   }
 
   /** Says goodbye with a reason, then closes. */

@@ -68,31 +68,76 @@ export function encodeEnvelope(
   body: CborValue,
   route: Route | undefined,
 ): Uint8Array {
+  const hdr = checkEnvelope(typeCode, flags, id, route);
+  const prefixSize = envelopePrefixSize(hdr, flags, id);
+  const size = prefixSize + valueSize(body) + routeSize(route);
+  if (size > MAX_ENCODED_MESSAGE_BYTES) throw new FrameTooLargeError(size, MAX_ENCODED_MESSAGE_BYTES);
+  const out = new Uint8Array(size);
+  const pos = writeValue(out, writeEnvelopePrefix(out, hdr, flags, id, route), body);
+  writeRoute(out, pos, route);
+  return out;
+}
+
+/**
+ * encodeEnvelope for a byte-string body, as parts whose concatenation is exactly encodeEnvelope's
+ * output: [envelope up to the body's length, the body itself, the route after it]. The body is not
+ * copied, so a bulk payload goes to the cipher where it lies.
+ */
+export function encodeEnvelopeParts(
+  typeCode: number,
+  flags: number,
+  id: number,
+  body: Uint8Array,
+  route: Route | undefined,
+): Uint8Array[] {
+  const hdr = checkEnvelope(typeCode, flags, id, route);
+  const prefixSize = envelopePrefixSize(hdr, flags, id) + headSize(body.length);
+  const size = prefixSize + body.length + routeSize(route);
+  if (size > MAX_ENCODED_MESSAGE_BYTES) throw new FrameTooLargeError(size, MAX_ENCODED_MESSAGE_BYTES);
+  const out = new Uint8Array(prefixSize + routeSize(route));
+  writeHead(out, writeEnvelopePrefix(out, hdr, flags, id, route), MAJOR_BYTES, body.length);
+  if (route === undefined) return [out, body];
+  writeRoute(out, prefixSize, route);
+  return [out.subarray(0, prefixSize), body, out.subarray(prefixSize)];
+}
+
+/** Validates the envelope fields (EncodeError otherwise) and returns hdr. */
+function checkEnvelope(typeCode: number, flags: number, id: number, route: Route | undefined): number {
   if (!Number.isInteger(typeCode) || typeCode < 0 || typeCode >= TYPE_COUNT) {
     throw new EncodeError(`type code ${typeCode} is not in 0..${TYPE_COUNT - 1}`);
   }
   if (!isUint(flags, 0xffff_ffff)) throw new EncodeError(`flags ${flags} is not a 32-bit unsigned integer`);
   if (!isUint(id, MAX_MESSAGE_ID)) throw new EncodeError(`id ${id} is not an integer in 0..2^53-1`);
-  const hdr = (PROTOCOL_VERSION - 1) * TYPE_COUNT + typeCode;
-  let size = 1 + headSize(hdr) + headSize(flags) + headSize(id) + valueSize(body);
-  if (route !== undefined) {
-    checkRoute(route);
-    size += headSize(route.ttlHops) + 2 * bytesSize(PEER_ID_BYTES);
-  }
-  if (size > MAX_ENCODED_MESSAGE_BYTES) throw new FrameTooLargeError(size, MAX_ENCODED_MESSAGE_BYTES);
+  if (route !== undefined) checkRoute(route);
+  return (PROTOCOL_VERSION - 1) * TYPE_COUNT + typeCode;
+}
 
-  const out = new Uint8Array(size);
+/** Bytes of the array head and the three integer fields before the body. */
+function envelopePrefixSize(hdr: number, flags: number, id: number): number {
+  return 1 + headSize(hdr) + headSize(flags) + headSize(id);
+}
+
+function routeSize(route: Route | undefined): number {
+  return route === undefined ? 0 : headSize(route.ttlHops) + 2 * bytesSize(PEER_ID_BYTES);
+}
+
+function writeEnvelopePrefix(
+  out: Uint8Array,
+  hdr: number,
+  flags: number,
+  id: number,
+  route: Route | undefined,
+): number {
   let pos = writeHead(out, 0, MAJOR_ARRAY, route === undefined ? LINK_LOCAL_LENGTH : ROUTED_LENGTH);
   pos = writeHead(out, pos, MAJOR_UINT, hdr);
   pos = writeHead(out, pos, MAJOR_UINT, flags);
-  pos = writeHead(out, pos, MAJOR_UINT, id);
-  pos = writeValue(out, pos, body);
-  if (route !== undefined) {
-    pos = writeHead(out, pos, MAJOR_UINT, route.ttlHops);
-    pos = writeBytes(out, pos, peerIdToBytes(route.source));
-    writeBytes(out, pos, peerIdToBytes(route.destination));
-  }
-  return out;
+  return writeHead(out, pos, MAJOR_UINT, id);
+}
+
+function writeRoute(out: Uint8Array, pos: number, route: Route | undefined): void {
+  if (route === undefined) return;
+  const at = writeHead(out, pos, MAJOR_UINT, route.ttlHops);
+  writeBytes(out, writeBytes(out, at, peerIdToBytes(route.source)), peerIdToBytes(route.destination));
 }
 
 function checkRoute(route: Route): void {

@@ -16,6 +16,7 @@ export {
   type DecodeResult,
   decodeMessage,
   encodeMessage,
+  encodeMessageParts,
   MAX_DATA_OVERHEAD_BYTES,
   MAX_ROUTED_DATA_OVERHEAD_BYTES,
   type Message,

@@ -8,6 +8,7 @@ import {
   decodeEnvelope,
   EnvelopeFields,
   encodeEnvelope,
+  encodeEnvelopeParts,
   type ItemRef,
   MAX_ENCODED_MESSAGE_BYTES,
   type Route,
@@ -77,6 +78,20 @@ export interface DecodeOptions {
  * FrameTooLargeError above MAX_ENCODED_MESSAGE_BYTES. The result is a fresh Uint8Array of exactly the
  * frame's size, owning its whole buffer; the payload is copied once, straight into it.
  */
+/** Payloads above this go out as their own part; below it one joined buffer is cheaper than parts. */
+const SEPARATE_PAYLOAD_MIN_BYTES = 4096;
+
+/**
+ * encodeMessage as parts whose concatenation is exactly encodeMessage's bytes; a bulk DATA payload is
+ * one of the parts, not copied. For links and ciphers that take frames in parts (FrameLink.send).
+ */
+export function encodeMessageParts(message: Message): Uint8Array[] {
+  if (message.type !== 'data' || !(message.payload instanceof Uint8Array)) return [encodeMessage(message)];
+  if (message.payload.length < SEPARATE_PAYLOAD_MIN_BYTES) return [encodeMessage(message)];
+  const flags = message.ackRequested ? MessageFlag.ackRequested : 0;
+  return encodeEnvelopeParts(MessageType.data, flags, message.id, message.payload, message.route);
+}
+
 export function encodeMessage(message: Message): Uint8Array {
   if (typeof message !== 'object' || message === null) throw new EncodeError('message is not an object');
   switch (message.type) {

@@ -92,6 +92,28 @@ export function aeadEncrypt(
   return plain(Buffer.concat([head, tail, cipher.getAuthTag()], head.length + tail.length + TAG_LEN));
 }
 
+/**
+ * Like aeadEncrypt for a plaintext given as parts, returning the ciphertext as parts (each part's
+ * ciphertext, then the tag): bulk payloads are encrypted where they lie and never joined by a copy.
+ */
+export function aeadEncryptParts(
+  key: Uint8Array,
+  nonce: bigint,
+  ad: Uint8Array,
+  parts: readonly Uint8Array[],
+): Uint8Array[] {
+  let plaintextLength = 0;
+  for (const part of parts) plaintextLength += part.length;
+  const cipher = createCipheriv('chacha20-poly1305', key, nonceBytes(nonce), { authTagLength: TAG_LEN });
+  cipher.setAAD(ad, { plaintextLength });
+  const out: Uint8Array[] = [];
+  for (const part of parts) out.push(plain(cipher.update(part)));
+  const tail = cipher.final();
+  if (tail.length > 0) out.push(plain(tail));
+  out.push(plain(cipher.getAuthTag()));
+  return out;
+}
+
 export function aeadDecrypt(
   key: Uint8Array,
   nonce: bigint,

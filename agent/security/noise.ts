@@ -4,6 +4,7 @@ import { NoiseNonceExhaustedError, NoiseProtocolError } from './errors.js';
 import {
   aeadDecrypt,
   aeadEncrypt,
+  aeadEncryptParts,
   DH_LEN,
   dh,
   generateKeyPair,
@@ -59,6 +60,15 @@ export class CipherState {
     if (this.#key === undefined) return plaintext;
     if (this.#nonce === MAX_NONCE) throw new NoiseNonceExhaustedError();
     const ciphertext = aeadEncrypt(this.#key, this.#nonce, ad, plaintext);
+    this.#nonce += 1n;
+    return ciphertext;
+  }
+
+  /** encryptWithAd for a plaintext given as parts; returns the ciphertext as parts (see aeadEncryptParts). */
+  encryptPartsWithAd(ad: Uint8Array, parts: readonly Uint8Array[]): Uint8Array[] {
+    if (this.#key === undefined) return [...parts];
+    if (this.#nonce === MAX_NONCE) throw new NoiseNonceExhaustedError();
+    const ciphertext = aeadEncryptParts(this.#key, this.#nonce, ad, parts);
     this.#nonce += 1n;
     return ciphertext;
   }

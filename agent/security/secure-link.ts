@@ -1,7 +1,7 @@
 // An authenticated, encrypted link to one proven peer, layered on a FrameLink after the handshake.
 // One frame carries one message sealed under an implicit counter, so any replay, reorder or tamper kills the link.
 
-import type { FrameLink, Medium } from '../../transports/transport.js';
+import { type FrameLink, frameLength, type Medium } from '../../transports/transport.js';
 import { FrameTooLargeError } from '../errors.js';
 import { TypedEmitter } from '../events.js';
 import type { ProvenPeer } from './handshake-payload.js';
@@ -78,13 +78,16 @@ export class SecureLink extends TypedEmitter<SecureLinkEvents> {
    * Seals and sends one message. Returns the link's back-pressure signal (false: wait for drained()).
    * Returns false on a closed link; throws FrameTooLargeError when plaintext exceeds maxMessageBytes.
    */
-  send(plaintext: Uint8Array): boolean {
+  send(plaintext: Uint8Array | readonly Uint8Array[]): boolean {
     if (!this.isOpen) return false;
-    if (plaintext.length > this.maxMessageBytes)
-      throw new FrameTooLargeError(plaintext.length, this.maxMessageBytes);
-    let frame: Uint8Array;
+    const length = frameLength(plaintext);
+    if (length > this.maxMessageBytes) throw new FrameTooLargeError(length, this.maxMessageBytes);
+    let frame: Uint8Array | Uint8Array[];
     try {
-      frame = this.#ciphers.send.encryptWithAd(EMPTY, plaintext);
+      frame =
+        plaintext instanceof Uint8Array
+          ? this.#ciphers.send.encryptWithAd(EMPTY, plaintext)
+          : this.#ciphers.send.encryptPartsWithAd(EMPTY, plaintext);
     } catch (error) {
       // Only nonce exhaustion lands here; the session cannot continue without a new handshake.
       this.close(error as Error);

@@ -5,7 +5,7 @@ import { connect, type Socket } from 'node:net';
 import { Worker } from 'node:worker_threads';
 import { generateMeshKey, parseMeshKey } from '../../agent/config/mesh-key.js';
 import { generateIdentity } from '../../agent/identity/identity.js';
-import { encodeMessage } from '../../agent/protocol/index.js';
+import { encodeMessageParts } from '../../agent/protocol/index.js';
 import { establishSecureLink } from '../../agent/security/index.js';
 import { TcpTransport } from '../../transports/wifi/tcp-transport.js';
 import type { GoodputKind, ReceiverConfig, ReceiverReport } from './goodput-receiver.js';
@@ -85,7 +85,7 @@ async function sendNearmesh(transport: TcpTransport, port: number, config: Recei
   const payload = new Uint8Array(config.messageBytes).fill(0xa5);
   for (let id = 0; id < config.messageCount; id++) {
     // A fresh encode per message: that is what a sender of distinct messages pays.
-    if (!secure.send(encodeMessage({ type: 'data', id, ackRequested: false, payload }))) {
+    if (!secure.send(encodeMessageParts({ type: 'data', id, ackRequested: false, payload }))) {
       if (!secure.isOpen) throw new Error('secure link closed while sending');
       await secure.drained();
     }

@@ -2,7 +2,12 @@
 // Frames are delivered asynchronously, in order, like a real medium.
 import { FrameTooLargeError } from '../../agent/errors.js';
 import { TypedEmitter } from '../../agent/events.js';
-import type { FrameLink, FrameLinkEvents, Medium } from '../../transports/transport.js';
+import {
+  type FrameLink,
+  type FrameLinkEvents,
+  frameLength,
+  type Medium,
+} from '../../transports/transport.js';
 
 export class MemoryLink extends TypedEmitter<FrameLinkEvents> implements FrameLink {
   readonly medium: Medium = 'memory';
@@ -19,10 +24,11 @@ export class MemoryLink extends TypedEmitter<FrameLinkEvents> implements FrameLi
     super();
   }
 
-  send(frame: Uint8Array): boolean {
+  send(frame: Uint8Array | readonly Uint8Array[]): boolean {
     if (!this.isOpen) return false;
-    if (frame.length > this.maxFrameBytes) throw new FrameTooLargeError(frame.length, this.maxFrameBytes);
-    const copy = Uint8Array.from(frame);
+    const length = frameLength(frame);
+    if (length > this.maxFrameBytes) throw new FrameTooLargeError(length, this.maxFrameBytes);
+    const copy = frame instanceof Uint8Array ? Uint8Array.from(frame) : new Uint8Array(Buffer.concat(frame));
     this.sent.push(copy);
     const peer = this.peer;
     setImmediate(() => peer?.deliver(copy));

@@ -7,6 +7,7 @@ import {
   type DecodeResult,
   decodeMessage,
   encodeMessage,
+  encodeMessageParts,
   MAX_TTL_HOPS,
   type Message,
   MessageType,
@@ -229,6 +230,18 @@ describe('round trip', () => {
         expect(decodeMessage(encoded)).toEqual({ kind: 'message', message, ignoredFields: 0 });
       }),
       { numRuns: 2000 },
+    );
+  });
+
+  test('encodeMessageParts(m) joined is exactly encodeMessage(m), and a bulk payload is not copied', () => {
+    fc.assert(
+      fc.property(messageArb, (message) => {
+        const parts = encodeMessageParts(message);
+        expect(toHex(Buffer.concat(parts))).toBe(toHex(encodeMessage(message)));
+        if (message.type === 'data' && message.payload.length >= 4096)
+          expect(parts).toContain(message.payload);
+      }),
+      { numRuns: 1000 },
     );
   });
 

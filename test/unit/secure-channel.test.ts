@@ -182,6 +182,21 @@ describe('establishSecureLink: same mesh key', () => {
     expect(atLeft.messages).toEqual([bytes(9, 9), bytes(8)]);
   });
 
+  it('seals a message given as parts exactly like the joined message', async () => {
+    const { left, right } = await connect();
+    const atRight = observe(right);
+    const big = new Uint8Array(70_000).map((_, i) => (i * 13) & 0xff);
+    left.send([bytes(1, 2), big, EMPTY, bytes(3)]);
+    left.send([]);
+    left.send(bytes(4));
+    await settleLinks();
+    expect(atRight.messages).toEqual([
+      Uint8Array.from(Buffer.concat([bytes(1, 2), big, bytes(3)])),
+      EMPTY,
+      bytes(4),
+    ]);
+  });
+
   it('holds messages that arrive before a listener, then replays them in order after on() returns', async () => {
     const { left, right } = await connect();
     left.send(bytes(1));

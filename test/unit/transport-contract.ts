@@ -123,6 +123,23 @@ export function describeFrameLinkContract(harness: FrameLinkHarness): void {
       expect(atResponder.frames.length).toBe(sent.length); // no duplicates trailing behind
     });
 
+    it('delivers a frame given as parts as one whole frame, and counts parts toward the limit', async () => {
+      const { initiator, responder } = await pair();
+      const atResponder = new LinkProbe(responder);
+      const parts = [randomBytes(3), new Uint8Array(0), randomBytes(5000), randomBytes(16)].map((p) =>
+        Uint8Array.from(p),
+      );
+      initiator.send(parts);
+      initiator.send([Uint8Array.of(7)]);
+      expectSameFrames(await atResponder.waitForFrames(2), [
+        Uint8Array.from(Buffer.concat(parts)),
+        Uint8Array.of(7),
+      ]);
+      const halves = [new Uint8Array(MAX_FRAME_BYTES / 2), new Uint8Array(MAX_FRAME_BYTES / 2 + 1)];
+      expect(() => initiator.send(halves)).toThrow(FrameTooLargeError);
+      expect(initiator.isOpen).toBe(true);
+    });
+
     it('refuses an oversized frame in send() with FrameTooLargeError, and the link stays up', async () => {
       const { initiator, responder } = await pair();
       const atResponder = new LinkProbe(responder);

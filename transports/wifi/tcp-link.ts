@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import { formatHostPort } from '../../agent/config/address.js';
 import { FrameTooLargeError, NearmeshError } from '../../agent/errors.js';
 import { TypedEmitter } from '../../agent/events.js';
-import type { FrameLink, FrameLinkEvents, Medium } from '../transport.js';
+import { type FrameLink, type FrameLinkEvents, frameLength, type Medium } from '../transport.js';
 import { encodeFrame, encodeFrameHeader, FrameDecoder } from './framing.js';
 
 export const DEFAULT_CLOSE_GRACE_MS = 1000;
@@ -83,14 +83,18 @@ export class TcpLink extends TypedEmitter<FrameLinkEvents> implements FrameLink 
    * Writes header and frame. The frame is not copied when large: do not modify it until drained().
    * Returns socket.write()'s back-pressure answer.
    */
-  send(frame: Uint8Array): boolean {
+  send(frame: Uint8Array | readonly Uint8Array[]): boolean {
     if (!this.#isOpen) return false;
-    if (frame.length > this.maxFrameBytes) throw new FrameTooLargeError(frame.length, this.maxFrameBytes);
-    if (frame.length <= COALESCE_MAX_BYTES) return this.#socket.write(encodeFrame(frame));
-    // Corked, the two writes leave as one writev: one segment for the header and the body's start.
+    const length = frameLength(frame);
+    if (length > this.maxFrameBytes) throw new FrameTooLargeError(length, this.maxFrameBytes);
+    if (frame instanceof Uint8Array && length <= COALESCE_MAX_BYTES)
+      return this.#socket.write(encodeFrame(frame));
+    // Corked, the writes leave as one writev: one segment for the header and the body's start.
     this.#socket.cork();
-    this.#socket.write(encodeFrameHeader(frame.length));
-    const isBelowHighWater = this.#socket.write(frame);
+    let isBelowHighWater = this.#socket.write(encodeFrameHeader(length));
+    for (const part of frame instanceof Uint8Array ? [frame] : frame) {
+      if (part.length > 0) isBelowHighWater = this.#socket.write(part);
+    }
     this.#socket.uncork();
     return isBelowHighWater;
   }
