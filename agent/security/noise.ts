@@ -57,29 +57,26 @@ export class CipherState {
 
   /** Without a key this is the identity function, as the spec requires for early handshake messages. */
   encryptWithAd(ad: Uint8Array, plaintext: Uint8Array): Uint8Array {
-    if (this.#key === undefined) return plaintext;
-    if (this.#nonce === MAX_NONCE) throw new NoiseNonceExhaustedError();
-    const ciphertext = aeadEncrypt(this.#key, this.#nonce, ad, plaintext);
-    this.#nonce += 1n;
-    return ciphertext;
+    return this.#withNonce(plaintext, (key, nonce) => aeadEncrypt(key, nonce, ad, plaintext));
   }
 
   /** encryptWithAd for a plaintext given as parts; returns the ciphertext as parts (see aeadEncryptParts). */
   encryptPartsWithAd(ad: Uint8Array, parts: readonly Uint8Array[]): Uint8Array[] {
-    if (this.#key === undefined) return [...parts];
-    if (this.#nonce === MAX_NONCE) throw new NoiseNonceExhaustedError();
-    const ciphertext = aeadEncryptParts(this.#key, this.#nonce, ad, parts);
-    this.#nonce += 1n;
-    return ciphertext;
+    return this.#withNonce([...parts], (key, nonce) => aeadEncryptParts(key, nonce, ad, parts));
   }
 
   /** Throws NoiseDecryptError on failure and then leaves the nonce where it was (spec section 5.1). */
   decryptWithAd(ad: Uint8Array, ciphertext: Uint8Array): Uint8Array {
-    if (this.#key === undefined) return ciphertext;
+    return this.#withNonce(ciphertext, (key, nonce) => aeadDecrypt(key, nonce, ad, ciphertext));
+  }
+
+  /** One AEAD operation under the current nonce, which advances only if it succeeds; `keyless` without a key. */
+  #withNonce<T>(keyless: T, operation: (key: Uint8Array, nonce: bigint) => T): T {
+    if (this.#key === undefined) return keyless;
     if (this.#nonce === MAX_NONCE) throw new NoiseNonceExhaustedError();
-    const plaintext = aeadDecrypt(this.#key, this.#nonce, ad, ciphertext);
+    const result = operation(this.#key, this.#nonce);
     this.#nonce += 1n;
-    return plaintext;
+    return result;
   }
 
   /** REKEY(k): the first 32 bytes of encrypting 32 zero bytes under the reserved nonce 2^64-1. */
