@@ -1,6 +1,8 @@
 // The daemon: wires config, identity, transports, resolvers, the link manager and the control socket
 // together, and starts and stops them in order (SIGTERM closes links, then removes the socket).
 import { mkdir } from 'node:fs/promises';
+import { BleResolver, BleTransport } from '../transports/ble/ble-transport.js';
+import { BleUnavailableError } from '../transports/ble/radio.js';
 import type { Resolver } from '../transports/resolver.js';
 import type { Transport } from '../transports/transport.js';
 import { StaticResolver } from '../transports/wifi/static-resolver.js';
@@ -18,11 +20,10 @@ import type { Logger } from './ops/logger.js';
 import { PROTOCOL_VERSION } from './protocol/index.js';
 import { VERSION } from './version.js';
 
-export class BleUnavailableError extends NearmeshError {
-  constructor() {
-    super('ble-unavailable', 'ble.enabled = true, but this version of nearmesh has no BLE transport yet');
-  }
-}
+export { BleUnavailableError };
+
+/** With ble.enabled = "auto", how long an adapter may take to power on before the agent runs without BLE. */
+const AUTO_BLE_POWER_ON_TIMEOUT_MS = 3000;
 
 export interface AgentStatus {
   id: string;
@@ -34,7 +35,7 @@ export interface AgentStatus {
   data_dir: string;
   control_socket: string;
   wifi: { listen: string | null; discovery: string[] };
-  ble: 'unavailable' | 'off';
+  ble: 'on' | 'unavailable' | 'off';
   peers: { connected: number; known: number };
   counters: Record<string, number>;
 }
@@ -44,6 +45,7 @@ export class Agent {
   #links: LinkManager | undefined;
   #control: ControlServer | undefined;
   #tcp: TcpTransport | undefined;
+  #ble: BleTransport | undefined;
   #identity: Identity | undefined;
   #startedAtMs = 0;
 
@@ -75,9 +77,13 @@ export class Agent {
       transports.push(this.#tcp);
       resolvers.push(new StaticResolver(config.peers.map((peer) => formatHostPort(peer.address))));
     }
-    if (config.ble.enabled === true) throw new BleUnavailableError();
-    if (config.ble.enabled === 'auto')
-      log.info('BLE: this version has no BLE transport yet; running on Wi-Fi only');
+    if (config.ble.enabled !== false) {
+      const ble = await this.#startBle(meshKey);
+      if (ble !== undefined) {
+        transports.push(ble);
+        resolvers.push(new BleResolver(ble, { peerId: this.#identity.peerId, meshKey }));
+      }
+    }
     this.#links = new LinkManager({
       identity: this.#identity,
       name: config.name,
@@ -118,6 +124,33 @@ export class Agent {
     );
   }
 
+  /**
+   * Starts the BLE transport before the link manager (which starts it again, a no-op) to learn whether BLE works
+   * here: with "auto", missing libraries or adapters cost one log line; with true they stop the agent.
+   */
+  async #startBle(meshKey: Uint8Array): Promise<BleTransport | undefined> {
+    const { config } = this;
+    const transport = new BleTransport({
+      peripheral: config.ble.peripheral,
+      central: config.ble.central,
+      peerId: this.identity.peerId,
+      name: config.name,
+      meshKey,
+      isWifiAvailable: config.wifi.enabled,
+      ...(config.ble.enabled === 'auto' && { powerOnTimeoutMs: AUTO_BLE_POWER_ON_TIMEOUT_MS }),
+    });
+    try {
+      await transport.start();
+    } catch (error) {
+      if (config.ble.enabled === true) throw error;
+      const reason = error instanceof Error ? error.message : String(error);
+      this.log.info(`BLE: not available, running without it (${reason})`);
+      return undefined;
+    }
+    this.#ble = transport;
+    return transport;
+  }
+
   async stop(): Promise<void> {
     await this.#control?.stop();
     await this.#links?.stop();
@@ -140,7 +173,7 @@ export class Agent {
         listen: listening === undefined ? null : formatHostPort(listening),
         discovery: this.config.wifi.discovery,
       },
-      ble: this.config.ble.enabled === false ? 'off' : 'unavailable',
+      ble: this.#ble !== undefined ? 'on' : this.config.ble.enabled === false ? 'off' : 'unavailable',
       peers: { connected: peers.filter((peer) => peer.state === 'connected').length, known: peers.length },
       counters: this.counters.snapshot(),
     };

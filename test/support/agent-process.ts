@@ -22,6 +22,10 @@ export interface AgentSpec {
   /** Run inside this network namespace (`ip netns exec`). */
   netns?: string;
   extraToml?: string;
+  /** false writes `[wifi] enabled = false` (a BLE-only agent). */
+  wifi?: false;
+  /** BLE on, with these adapter specs ("hciN" / "uart:/path"); default `[ble] enabled = false`. */
+  ble?: { peripheral: string; central: string; enabled?: true | 'auto' };
 }
 
 export interface CliResult {
@@ -109,10 +113,17 @@ export function writeConfig(spec: AgentSpec, dir: string): string {
     `data_dir = ${JSON.stringify(dir)}`,
     `mesh_key = ${JSON.stringify(spec.meshKey)}`,
     '[wifi]',
+    ...(spec.wifi === false ? ['enabled = false'] : []),
     `listen = "${spec.listenHost ?? '127.0.0.1'}:${spec.port}"`,
     `discovery = ${JSON.stringify(spec.discovery ?? [])}`,
     '[ble]',
-    'enabled = false',
+    ...(spec.ble === undefined
+      ? ['enabled = false']
+      : [
+          `enabled = ${JSON.stringify(spec.ble.enabled ?? true)}`,
+          `peripheral = ${JSON.stringify(spec.ble.peripheral)}`,
+          `central = ${JSON.stringify(spec.ble.central)}`,
+        ]),
     '[mqtt]',
     'listen = false',
     ...(spec.peers ?? []).flatMap((address) => ['[[peers]]', `address = ${JSON.stringify(address)}`]),

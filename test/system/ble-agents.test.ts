@@ -1,0 +1,219 @@
+// Two real agents with Wi-Fi disabled and BLE on emulated controllers (a peripheral and a central each, 4 ptys):
+// they find each other by advertisement, authenticate over a GATT link and exchange messages via the CLI.
+// Also: [ble] enabled = "auto" / true when the adapter is missing.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateMeshKey } from '../../agent/config/mesh-key.js';
+import type { PeerInfo } from '../../agent/links/peer-directory.js';
+import { type BleEmulator, startEmulator } from '../../scripts/ble-emulator/emulator.js';
+import {
+  AgentProcess,
+  freePorts,
+  listenTo,
+  startAgent,
+  stopAllAgents,
+  temporaryDir,
+  waitFor,
+  writeConfig,
+} from '../support/agent-process.js';
+import { describeWithBleEmulator } from '../support/ble-emulator.js';
+
+describeWithBleEmulator('agents over BLE only (emulated controllers)', () => {
+  let emulator: BleEmulator;
+  let alpha: AgentProcess;
+  let bravo: AgentProcess;
+  let charlie: AgentProcess;
+  let startedAtMs = 0;
+
+  beforeAll(async () => {
+    emulator = await startEmulator({ controllers: 6 });
+    const meshKey = generateMeshKey();
+    const [alphaPort, bravoPort, charliePort] = await freePorts(3);
+    const ptys = emulator.ptys;
+    startedAtMs = performance.now();
+    [alpha, bravo, charlie] = await Promise.all([
+      startAgent({
+        name: 'alpha',
+        meshKey,
+        port: alphaPort!,
+        wifi: false,
+        ble: { peripheral: `uart:${ptys[0]}`, central: `uart:${ptys[1]}` },
+      }),
+      startAgent({
+        name: 'bravo',
+        meshKey,
+        port: bravoPort!,
+        wifi: false,
+        ble: { peripheral: `uart:${ptys[2]}`, central: `uart:${ptys[3]}` },
+      }),
+      // Another mesh in radio range: it hears alpha and bravo and they hear it, but nobody dials.
+      startAgent({
+        name: 'charlie',
+        meshKey: generateMeshKey(),
+        port: charliePort!,
+        wifi: false,
+        ble: { peripheral: `uart:${ptys[4]}`, central: `uart:${ptys[5]}` },
+      }),
+    ]);
+  }, 30_000);
+
+  afterAll(async () => {
+    await stopAllAgents();
+    await emulator?.stop();
+  });
+
+  it('links over BLE, shows the BLE link in peers, exchanges messages both ways, ignores another mesh', async () => {
+    const linked = async (agent: AgentProcess, name: string): Promise<PeerInfo | undefined> =>
+      (await agent.json<PeerInfo[]>(['peers'])).find(
+        (peer) => peer.name === name && peer.state === 'connected',
+      );
+    const bravoAtAlpha = await waitFor('alpha linked to bravo', () => linked(alpha, 'bravo'), 20_000, 50);
+    const alphaAtBravo = await waitFor('bravo linked to alpha', () => linked(bravo, 'alpha'), 20_000, 50);
+    const linkedMs = performance.now() - startedAtMs;
+    expect(bravoAtAlpha.medium).toBe('ble');
+    expect(alphaAtBravo.medium).toBe('ble');
+    expect((await alpha.json<{ ble: string }>(['status'])).ble).toBe('on');
+
+    for (const [from, to, toName, fromInfo] of [
+      [alpha, bravo, 'bravo', alphaAtBravo],
+      [bravo, alpha, 'alpha', bravoAtAlpha],
+    ] as const) {
+      const listener = await listenTo(to);
+      try {
+        const sent = await from.cli(['send', toName, `over BLE to ${toName}`, '--json']);
+        expect(sent.stderr).toBe('');
+        expect(JSON.parse(sent.stdout)).toMatchObject({ acknowledged: true });
+        await waitFor('the message', async () => (listener.messages.length > 0 ? true : undefined), 5_000);
+        expect(listener.messages).toEqual([
+          expect.objectContaining({ from: fromInfo.id, payload: `over BLE to ${toName}` }),
+        ]);
+      } finally {
+        listener.stop();
+      }
+    }
+    // By now every scanner has heard every advertiser (the emulator reports them at scan start).
+    for (const [agent, other] of [
+      [alpha, 'bravo'],
+      [bravo, 'alpha'],
+    ] as const) {
+      expect((await agent.json<PeerInfo[]>(['peers'])).map((peer) => peer.name)).toEqual([other]);
+    }
+    expect(await charlie.json<PeerInfo[]>(['peers'])).toEqual([]);
+    console.log(
+      `[ble-agents] both agents saw an authenticated BLE link ${Math.round(linkedMs)} ms after start`,
+    );
+  }, 60_000);
+});
+
+describeWithBleEmulator('a BLE peer that is killed and comes back (per-open controllers)', () => {
+  let emulator: BleEmulator;
+
+  afterAll(async () => {
+    await stopAllAgents();
+    await emulator?.stop();
+  });
+
+  it('is noticed, and re-linked when it restarts with the same identity', async () => {
+    // per-open: a controller dies with its host's pty, so the survivor is told at once (no supervision timeout).
+    emulator = await startEmulator({ controllers: 4, lifetime: 'per-open' });
+    const meshKey = generateMeshKey();
+    const [alphaPort, bravoPort] = await freePorts(2);
+    const ptys = emulator.ptys;
+    const bravoSpec = {
+      name: 'bravo',
+      meshKey,
+      port: bravoPort!,
+      wifi: false as const,
+      ble: { peripheral: `uart:${ptys[2]}`, central: `uart:${ptys[3]}` },
+    };
+    const [alpha, bravo] = await Promise.all([
+      startAgent({
+        name: 'alpha',
+        meshKey,
+        port: alphaPort!,
+        wifi: false,
+        ble: { peripheral: `uart:${ptys[0]}`, central: `uart:${ptys[1]}` },
+      }),
+      startAgent(bravoSpec),
+    ]);
+    const bravoState = async () =>
+      (await alpha.json<PeerInfo[]>(['peers'])).find((peer) => peer.name === 'bravo')?.state;
+    await waitFor('alpha linked to bravo', async () =>
+      (await bravoState()) === 'connected' ? true : undefined,
+    );
+
+    await bravo.stop('SIGKILL');
+    const killedAt = performance.now();
+    await waitFor(
+      'alpha noticed',
+      async () => ((await bravoState()) !== 'connected' ? true : undefined),
+      10_000,
+      50,
+    );
+    const noticedMs = performance.now() - killedAt;
+
+    const restartedAt = performance.now();
+    await startAgent({ ...bravoSpec, dir: bravo.dir });
+    await waitFor(
+      'alpha re-linked to bravo',
+      async () => ((await bravoState()) === 'connected' ? true : undefined),
+      20_000,
+      50,
+    );
+    // An orderly stop releases both libraries and exits.
+    const stoppingAt = performance.now();
+    expect(await alpha.stop('SIGTERM')).toBe(0);
+    const stopMs = performance.now() - stoppingAt;
+    console.log(
+      `[ble-agents] SIGTERM to exit ${Math.round(stopMs)} ms; killed peer noticed after ${Math.round(noticedMs)} ms; re-linked ` +
+        `${Math.round(performance.now() - restartedAt)} ms after its restart began`,
+    );
+  }, 60_000);
+});
+
+// No emulator needed: a UART adapter that does not exist never powers on.
+describe('an agent whose BLE adapter is missing', () => {
+  const missing = {
+    peripheral: 'uart:/nonexistent/nearmesh-pty-0',
+    central: 'uart:/nonexistent/nearmesh-pty-1',
+  };
+
+  afterAll(async () => {
+    await stopAllAgents();
+  });
+
+  it('with enabled = "auto" logs one line and runs without BLE', async () => {
+    const [port] = await freePorts(1);
+    const agent = await startAgent({
+      name: 'no-radio',
+      meshKey: generateMeshKey(),
+      port: port!,
+      ble: { ...missing, enabled: 'auto' },
+    });
+    expect((await agent.json<{ ble: string }>(['status'])).ble).toBe('unavailable');
+    expect(agent.output.match(/BLE: not available, running without it/g)).toHaveLength(1);
+  }, 20_000);
+
+  it('with a kernel adapter (hciN) that does not exist, keeps running long after giving up on BLE', async () => {
+    const [port] = await freePorts(1);
+    const agent = await startAgent({
+      name: 'no-kernel-radio',
+      meshKey: generateMeshKey(),
+      port: port!,
+      ble: { peripheral: 'hci9', central: 'hci9', enabled: 'auto' },
+    });
+    // The BLE libraries' kernel driver used to throw from a 1 s poll timer after a failed start.
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    expect(agent.child.exitCode).toBeNull();
+    expect((await agent.json<{ ble: string }>(['status'])).ble).toBe('unavailable');
+    expect(agent.output).toMatch(/BLE: not available, running without it .*no hci9 adapter/);
+  }, 20_000);
+
+  it('with enabled = true refuses to start, naming the adapter', async () => {
+    const [port] = await freePorts(1);
+    const spec = { name: 'needs-radio', meshKey: generateMeshKey(), port: port!, ble: missing };
+    const dir = temporaryDir();
+    const agent = new AgentProcess(spec, dir, writeConfig(spec, dir));
+    expect(await agent.exited).not.toBe(0);
+    expect(agent.output).toContain('BLE unavailable: uart:/nonexistent/nearmesh-pty-');
+  }, 30_000);
+});
