@@ -1,7 +1,7 @@
 // The daemon: wires config, identity, transports, resolvers, the link manager and the control socket
 // together, and starts and stops them in order (SIGTERM closes links, then removes the socket).
 import { mkdir } from 'node:fs/promises';
-import { BleResolver, BleTransport } from '../transports/ble/ble-transport.js';
+import type { BleTransport } from '../transports/ble/ble-transport.js';
 import { BleUnavailableError } from '../transports/ble/radio.js';
 import type { Resolver } from '../transports/resolver.js';
 import type { Transport } from '../transports/transport.js';
@@ -78,7 +78,9 @@ export class Agent {
       resolvers.push(new StaticResolver(config.peers.map((peer) => formatHostPort(peer.address))));
     }
     if (config.ble.enabled !== false) {
-      const ble = await this.#startBle(meshKey);
+      // Loaded only when configured, like mDNS: an agent without BLE never pays for its code.
+      const { BleResolver, BleTransport } = await import('../transports/ble/ble-transport.js');
+      const ble = await this.#startBle(new BleTransport(this.#bleOptions(meshKey)));
       if (ble !== undefined) {
         transports.push(ble);
         resolvers.push(new BleResolver(ble, { peerId: this.#identity.peerId, meshKey }));
@@ -124,13 +126,9 @@ export class Agent {
     );
   }
 
-  /**
-   * Starts the BLE transport before the link manager (which starts it again, a no-op) to learn whether BLE works
-   * here: with "auto", missing libraries or adapters cost one log line; with true they stop the agent.
-   */
-  async #startBle(meshKey: Uint8Array): Promise<BleTransport | undefined> {
+  #bleOptions(meshKey: Uint8Array): ConstructorParameters<typeof BleTransport>[0] {
     const { config } = this;
-    const transport = new BleTransport({
+    return {
       peripheral: config.ble.peripheral,
       central: config.ble.central,
       peerId: this.identity.peerId,
@@ -138,7 +136,15 @@ export class Agent {
       meshKey,
       isWifiAvailable: config.wifi.enabled,
       ...(config.ble.enabled === 'auto' && { powerOnTimeoutMs: AUTO_BLE_POWER_ON_TIMEOUT_MS }),
-    });
+    };
+  }
+
+  /**
+   * Starts the BLE transport before the link manager (which starts it again, a no-op) to learn whether BLE works
+   * here: with "auto", missing libraries or adapters cost one log line; with true they stop the agent.
+   */
+  async #startBle(transport: BleTransport): Promise<BleTransport | undefined> {
+    const { config } = this;
     try {
       await transport.start();
     } catch (error) {
