@@ -23,7 +23,12 @@ import {
 } from './gatt-service.js';
 import {
   type AclBacklog,
+  BACKLOG_HIGH_PACKETS,
+  BACKLOG_LOW_PACKETS,
+  BACKLOG_MAX_WAIT_MS,
   BleDisconnectedError,
+  CLOSE_FLUSH_MAX_MS,
+  DISCONNECT_CONFIRM_MS,
   findAclBacklog,
   ORDERLY_DISCONNECT_REASONS,
   openNoble,
@@ -34,12 +39,6 @@ export const DEFAULT_REQUESTED_MTU = 256;
 export const DEFAULT_BLE_CONNECT_TIMEOUT_MS = 10_000;
 /** How long to wait for the MTU exchange after connecting before assuming the default 23. */
 const MTU_EXCHANGE_WAIT_MS = 3000;
-const BACKLOG_HIGH_PACKETS = 16;
-const BACKLOG_LOW_PACKETS = 4;
-const BACKLOG_MAX_WAIT_MS = 1000;
-const DISCONNECT_CONFIRM_MS = 2000;
-/** How long close() lets queued fragments drain before disconnecting anyway. */
-const CLOSE_FLUSH_MAX_MS = 2000;
 
 export interface DiscoveredPeripheral {
   /** noble's id for it, what connect() and BleTransport.dial() take. */

@@ -12,21 +12,18 @@ import {
 } from './gatt-service.js';
 import {
   type AclBacklog,
+  BACKLOG_HIGH_PACKETS,
+  BACKLOG_LOW_PACKETS,
+  BACKLOG_MAX_WAIT_MS,
   BleDisconnectedError,
+  CLOSE_FLUSH_MAX_MS,
+  DISCONNECT_CONFIRM_MS,
   findAclBacklog,
   ORDERLY_DISCONNECT_REASONS,
   onHciDisconnect,
   openBleno,
 } from './radio.js';
 
-/** Queued ACL packets above which write() asks the link to wait, and the level it waits for. */
-const BACKLOG_HIGH_PACKETS = 16;
-const BACKLOG_LOW_PACKETS = 4;
-const BACKLOG_MAX_WAIT_MS = 1000;
-/** A local disconnect the controller never confirms (adapter gone) still closes the pipe after this. */
-const DISCONNECT_CONFIRM_MS = 2000;
-/** How long close() lets queued fragments drain before disconnecting anyway. */
-const CLOSE_FLUSH_MAX_MS = 2000;
 /** RX fragments a central may write before subscribing to TX; more is not a nearmesh central. */
 const MAX_EARLY_FRAGMENTS = 64;
 

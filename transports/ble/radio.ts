@@ -10,6 +10,15 @@ export const DEFAULT_POWER_ON_TIMEOUT_MS = 10_000;
 /** What the UART driver is told when the spec names no rate; meaningless on a pty, common for HCI-UART boards. */
 export const DEFAULT_UART_BAUD_RATE = 1_000_000;
 
+/** Queued ACL packets above which a pipe's write() asks the link to wait, and the level it waits for. */
+export const BACKLOG_HIGH_PACKETS = 16;
+export const BACKLOG_LOW_PACKETS = 4;
+export const BACKLOG_MAX_WAIT_MS = 1000;
+/** A local disconnect the controller never confirms (adapter gone) still closes the pipe after this. */
+export const DISCONNECT_CONFIRM_MS = 2000;
+/** How long close() lets queued fragments drain before disconnecting anyway. */
+export const CLOSE_FLUSH_MAX_MS = 2000;
+
 export type BleUnavailableReason = 'library' | 'adapter';
 
 /** The BLE libraries cannot be loaded, or the adapter does not power on: BLE cannot run on this machine. */
@@ -47,47 +56,50 @@ export function hciBindingOptions(adapter: BleAdapter): {
 }
 
 /** A bleno instance on the adapter, powered on. Imported here, never at module load: BLE is optional. */
-export async function openBleno(
+export function openBleno(
   adapter: BleAdapter,
   powerOnTimeoutMs = DEFAULT_POWER_ON_TIMEOUT_MS,
 ): Promise<Bleno> {
-  await requireAdapter(adapter);
-  let module: typeof import('@stoprocent/bleno');
-  try {
-    module = await import('@stoprocent/bleno');
-  } catch (error) {
-    throw new BleUnavailableError('library', `cannot load @stoprocent/bleno: ${String(error)}`, {
-      cause: error,
-    });
-  }
-  const bleno = module.withBindings('hci', hciBindingOptions(adapter));
-  await powerOn(bleno, adapter, powerOnTimeoutMs).catch((error: unknown) => {
-    release(bleno);
-    throw error;
-  });
-  return bleno;
+  return openLibrary('@stoprocent/bleno', adapter, powerOnTimeoutMs, async (options) =>
+    (await import('@stoprocent/bleno')).withBindings('hci', options),
+  );
 }
 
 /** A noble instance on the adapter, powered on. */
-export async function openNoble(
+export function openNoble(
   adapter: BleAdapter,
   powerOnTimeoutMs = DEFAULT_POWER_ON_TIMEOUT_MS,
 ): Promise<Noble> {
+  return openLibrary('@stoprocent/noble', adapter, powerOnTimeoutMs, async (options) =>
+    (await import('@stoprocent/noble')).withBindings('hci', options),
+  );
+}
+
+/** Checks the adapter, loads the library and binds it to the adapter, then waits for power-on. */
+async function openLibrary<T extends PowerableLibrary & { stop(): void }>(
+  library: string,
+  adapter: BleAdapter,
+  powerOnTimeoutMs: number,
+  bind: (options: ReturnType<typeof hciBindingOptions>) => Promise<T>,
+): Promise<T> {
   await requireAdapter(adapter);
-  let module: typeof import('@stoprocent/noble');
+  let instance: T;
   try {
-    module = await import('@stoprocent/noble');
+    instance = await bind(hciBindingOptions(adapter));
   } catch (error) {
-    throw new BleUnavailableError('library', `cannot load @stoprocent/noble: ${String(error)}`, {
-      cause: error,
-    });
+    throw new BleUnavailableError(
+      'library',
+      `cannot open ${library} on ${formatBleAdapter(adapter)}: ${String(error)}`,
+      {
+        cause: error,
+      },
+    );
   }
-  const noble = module.withBindings('hci', hciBindingOptions(adapter));
-  await powerOn(noble, adapter, powerOnTimeoutMs).catch((error: unknown) => {
-    release(noble);
+  await powerOn(instance, adapter, powerOnTimeoutMs).catch((error: unknown) => {
+    release(instance);
     throw error;
   });
-  return noble;
+  return instance;
 }
 
 /**
