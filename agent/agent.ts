@@ -135,7 +135,6 @@ export class Agent {
       name: config.name,
       meshKey,
       isWifiAvailable: config.wifi.enabled,
-      maxLinks: config.ble.maxLinks,
       ...(config.ble.enabled === 'auto' && { powerOnTimeoutMs: AUTO_BLE_POWER_ON_TIMEOUT_MS }),
     };
   }

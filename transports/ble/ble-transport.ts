@@ -1,7 +1,6 @@
 // The BLE medium: a peripheral (bleno) that accepts links and a central (noble) that dials them, each on its
 // own adapter, both carrying GattLinks; plus the BLE resolver, which turns what the central hears into candidates.
 import type { BleAdapter } from '../../agent/config/adapter.js';
-import { NearmeshError } from '../../agent/errors.js';
 import { TypedEmitter } from '../../agent/events.js';
 import { PROTOCOL_VERSION } from '../../agent/protocol/envelope.js';
 import { DialError } from '../errors.js';
@@ -35,23 +34,6 @@ export interface BleTransportOptions {
   requestedMtu?: number;
   connectTimeoutMs?: number;
   powerOnTimeoutMs?: number;
-  /** Links (both roles together) beyond which dials fail and new centrals are turned away; default 4. */
-  maxLinks?: number;
-}
-
-const DEFAULT_MAX_LINKS = 4;
-
-/** A central connected while this agent already had ble.max_links links: it was turned away. */
-export class BleLinkLimitError extends NearmeshError {
-  constructor(
-    readonly address: string,
-    readonly maxLinks: number,
-  ) {
-    super(
-      'ble-link-limit',
-      `turned away BLE central ${address}: already ${maxLinks} BLE links (ble.max_links)`,
-    );
-  }
 }
 
 export class BleTransport extends TypedEmitter<TransportEvents> implements Transport {
@@ -123,13 +105,6 @@ export class BleTransport extends TypedEmitter<TransportEvents> implements Trans
     const central = this.#central;
     if (this.#isStopped) throw new DialError(address, 'stopped', 'the transport is stopped');
     if (central === undefined) throw new DialError(address, 'unreachable', 'no BLE central adapter');
-    if (this.#isFull()) {
-      throw new DialError(
-        address,
-        'refused',
-        `this agent already has ${this.#maxLinks} BLE links (ble.max_links)`,
-      );
-    }
     if (options.signal?.aborted) {
       throw new DialError(address, 'aborted', 'aborted', { cause: options.signal.reason });
     }
@@ -170,25 +145,12 @@ export class BleTransport extends TypedEmitter<TransportEvents> implements Trans
         pipe.close();
         return;
       }
-      if (this.#isFull()) {
-        this.emit('warning', new BleLinkLimitError(pipe.remoteAddress, this.#maxLinks));
-        pipe.close();
-        return;
-      }
       this.emit(
         'link',
         this.#adopt(new GattLink(pipe, { isInitiator: false, maxFrameBytes: this.maxFrameBytes })),
       );
     });
     return peripheral;
-  }
-
-  get #maxLinks(): number {
-    return this.#options.maxLinks ?? DEFAULT_MAX_LINKS;
-  }
-
-  #isFull(): boolean {
-    return this.#links.size >= this.#maxLinks;
   }
 
   #adopt(link: GattLink): GattLink {
