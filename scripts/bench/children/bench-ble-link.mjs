@@ -9,20 +9,7 @@
 import { generateIdentity } from '../../../dist/agent/identity/identity.js';
 import { establishSecureLink } from '../../../dist/agent/security/index.js';
 import { BleResolver, BleTransport } from '../../../dist/transports/ble/ble-transport.js';
-
-const env = (name, fallback) => {
-  const value = process.env[name] ?? fallback;
-  if (value === undefined) throw new Error(`${name} is required`);
-  return value;
-};
-const say = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
-const fail = (error) => {
-  say({ event: 'error', message: String(error?.stack ?? error) });
-  process.exit(1);
-};
-process.on('uncaughtException', fail);
-process.on('unhandledRejection', fail);
-process.on('SIGTERM', () => process.exit(0));
+import { env, say } from '../../ble-emulator/child-io.mjs';
 
 const role = env('ROLE');
 const peerId = env('PEER_ID');

@@ -4,6 +4,7 @@
 // to RX. Reports {"event":"advertising"} and, once TOTAL_BYTES arrived, {"event":"received", bytes,
 // firstSize, firstToLastMs}. Env: BLE_PTY, TOTAL_BYTES, BLE_SERVICE_UUID, BLE_RX_UUID, BLE_TX_UUID.
 import { withBindings } from '@stoprocent/bleno';
+import { fail, say } from '../../ble-emulator/child-io.mjs';
 
 const port = process.env.BLE_PTY;
 if (!port) throw new Error('BLE_PTY is required');
@@ -11,15 +12,6 @@ const total = Number(process.env.TOTAL_BYTES ?? String(256 * 1024));
 const serviceUuid = process.env.BLE_SERVICE_UUID ?? '6e6d0101-6e65-6172-6d65-736800000000';
 const rxUuid = process.env.BLE_RX_UUID ?? '6e6d0102-6e65-6172-6d65-736800000000';
 const txUuid = process.env.BLE_TX_UUID ?? '6e6d0103-6e65-6172-6d65-736800000000';
-
-const say = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
-const fail = (error) => {
-  say({ event: 'error', message: String(error?.stack ?? error) });
-  process.exit(1);
-};
-process.on('uncaughtException', fail);
-process.on('unhandledRejection', fail);
-process.on('SIGTERM', () => process.exit(0));
 
 const bleno = withBindings('hci', { hciDriver: 'uart', bindParams: { uart: { port, baudRate: 1000000 } } });
 

@@ -5,6 +5,7 @@
 // Reports JSON lines: ready, link {scanToFoundMs, scanToConnectMs, scanToLinkMs, mtu}, sent.
 // Env: BLE_PTY, TOTAL_BYTES, BLE_SERVICE_UUID, BLE_RX_UUID, BLE_TX_UUID.
 import { withBindings } from '@stoprocent/noble';
+import { say } from '../../ble-emulator/child-io.mjs';
 
 const port = process.env.BLE_PTY;
 if (!port) throw new Error('BLE_PTY is required');
@@ -13,15 +14,6 @@ const bare = (uuid) => uuid.replaceAll('-', '');
 const serviceUuid = bare(process.env.BLE_SERVICE_UUID ?? '6e6d0101-6e65-6172-6d65-736800000000');
 const rxUuid = bare(process.env.BLE_RX_UUID ?? '6e6d0102-6e65-6172-6d65-736800000000');
 const txUuid = bare(process.env.BLE_TX_UUID ?? '6e6d0103-6e65-6172-6d65-736800000000');
-
-const say = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
-const fail = (error) => {
-  say({ event: 'error', message: String(error?.stack ?? error) });
-  process.exit(1);
-};
-process.on('uncaughtException', fail);
-process.on('unhandledRejection', fail);
-process.on('SIGTERM', () => process.exit(0));
 
 const noble = withBindings('hci', { hciDriver: 'uart', bindParams: { uart: { port, baudRate: 1000000 } } });
 await noble.waitForPoweredOnAsync(10_000);

@@ -9,6 +9,7 @@
 // after subscribing, block the event loop for BLE_BLOCK_MS while the peripheral notifies BLE_FLOOD
 // values, then count what arrives; reports {"event":"flood-result"}).
 import { withBindings } from '@stoprocent/noble';
+import { fail, say } from '../../../scripts/ble-emulator/child-io.mjs';
 
 const port = process.env.BLE_PTY;
 if (!port) throw new Error('BLE_PTY is required');
@@ -23,14 +24,6 @@ const size = Number(process.env.BLE_SIZE ?? '180');
 const wantedMtu = process.env.BLE_MTU ? Number(process.env.BLE_MTU) : undefined;
 const flood = Number(process.env.BLE_FLOOD ?? '0');
 const blockMs = Number(process.env.BLE_BLOCK_MS ?? '0');
-
-const say = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
-const fail = (error) => {
-  say({ event: 'error', message: String(error?.stack ?? error) });
-  process.exit(1);
-};
-process.on('uncaughtException', fail);
-process.on('unhandledRejection', fail);
 
 const t0 = performance.now();
 const at = () => Math.round((performance.now() - t0) * 10) / 10;

@@ -10,6 +10,7 @@
 // values of BLE_FLOOD_SIZE bytes (default: the largest the MTU allows), as fast as bleno takes them,
 // and report "flooded").
 import { withBindings } from '@stoprocent/bleno';
+import { say } from '../../../scripts/ble-emulator/child-io.mjs';
 
 const port = process.env.BLE_PTY;
 if (!port) throw new Error('BLE_PTY is required');
@@ -20,12 +21,6 @@ const name = process.env.BLE_NAME ?? 'nm-echo';
 const expect = Number(process.env.BLE_EXPECT ?? '200');
 const flood = Number(process.env.BLE_FLOOD ?? '0');
 const floodSize = process.env.BLE_FLOOD_SIZE ? Number(process.env.BLE_FLOOD_SIZE) : undefined;
-
-const say = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
-process.on('uncaughtException', (error) => {
-  say({ event: 'error', message: String(error?.stack ?? error) });
-  process.exit(1);
-});
 
 const bleno = withBindings('hci', {
   hciDriver: 'uart',

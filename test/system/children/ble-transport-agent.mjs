@@ -6,20 +6,7 @@
 // Once the dialler has sent and received everything it closes the link (both sides report 'close').
 // Env: BLE_PERIPHERAL_PTY, BLE_CENTRAL_PTY, PEER_ID, NAME, MESH_KEY (hex), BLE_MTU, FRAME_COUNT, FRAME_BYTES.
 import { BleResolver, BleTransport } from '../../../dist/transports/ble/ble-transport.js';
-
-const env = (name, fallback) => {
-  const value = process.env[name] ?? fallback;
-  if (value === undefined) throw new Error(`${name} is required`);
-  return value;
-};
-const say = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
-const fail = (error) => {
-  say({ event: 'error', message: String(error?.stack ?? error) });
-  process.exit(1);
-};
-process.on('uncaughtException', fail);
-process.on('unhandledRejection', fail);
-process.on('SIGTERM', () => process.exit(0));
+import { env, say } from '../../../scripts/ble-emulator/child-io.mjs';
 
 const t0 = performance.now();
 const at = () => Math.round((performance.now() - t0) * 10) / 10;
