@@ -1,6 +1,7 @@
 // The daemon: wires config, identity, transports, resolvers, the link manager and the control socket
 // together, and starts and stops them in order (SIGTERM closes links, then removes the socket).
 import { mkdir } from 'node:fs/promises';
+import type { BleResolver } from '../transports/ble/ble-resolver.js';
 import type { BleTransport } from '../transports/ble/ble-transport.js';
 import { BleUnavailableError } from '../transports/ble/radio.js';
 import type { Resolver } from '../transports/resolver.js';
@@ -72,6 +73,7 @@ export class Agent {
     const meshKey = config.meshKey ?? (await loadOrCreateMeshKey(config.dataDir));
     const transports: Transport[] = [];
     const resolvers: Resolver[] = [];
+    let bleResolver: BleResolver | undefined;
     if (config.wifi.enabled) {
       this.#tcp = new TcpTransport({ listen: config.wifi.listen });
       transports.push(this.#tcp);
@@ -79,11 +81,15 @@ export class Agent {
     }
     if (config.ble.enabled !== false) {
       // Loaded only when configured, like mDNS: an agent without BLE never pays for its code.
-      const { BleResolver, BleTransport } = await import('../transports/ble/ble-transport.js');
+      const [{ BleTransport }, { BleResolver }] = await Promise.all([
+        import('../transports/ble/ble-transport.js'),
+        import('../transports/ble/ble-resolver.js'),
+      ]);
       const ble = await this.#startBle(new BleTransport(this.#bleOptions(meshKey)));
       if (ble !== undefined) {
         transports.push(ble);
-        resolvers.push(new BleResolver(ble, { peerId: this.#identity.peerId, meshKey }));
+        bleResolver = new BleResolver(ble, { peerId: this.#identity.peerId, meshKey });
+        resolvers.push(bleResolver);
       }
     }
     this.#links = new LinkManager({
@@ -94,6 +100,7 @@ export class Agent {
       resolvers,
       log,
       counters: this.counters,
+      ...(bleResolver !== undefined && { rssiOf: (peerId: string) => bleResolver.rssiOf(peerId) }),
     });
     await this.#links.start();
     // mDNS needs the port actually bound (the configured one may be 0), so it starts after the listener.
@@ -135,6 +142,7 @@ export class Agent {
       name: config.name,
       meshKey,
       isWifiAvailable: config.wifi.enabled,
+      maxLinks: config.ble.maxLinks,
       ...(config.ble.enabled === 'auto' && { powerOnTimeoutMs: AUTO_BLE_POWER_ON_TIMEOUT_MS }),
     };
   }

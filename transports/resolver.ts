@@ -19,7 +19,10 @@ export interface PeerCandidate {
 export interface ResolverEvents {
   /** A candidate appeared (or changed address). The same candidate may be reported again. */
   found: (candidate: PeerCandidate) => void;
-  /** A candidate said goodbye. Silence is not reported: a dead link is noticed by the link itself. */
+  /**
+   * A candidate said goodbye, or (BLE, where a futile dial blocks the central) stopped accepting links or
+   * went unheard for a while. Losing a candidate stops redials only; an open link is judged by itself.
+   */
   lost: (candidate: PeerCandidate) => void;
   /** A non-fatal problem (socket error, malformed record); the resolver keeps going. */
   warning: (error: Error) => void;

@@ -17,10 +17,11 @@ export function registerPeersCommand(program: Command): void {
         peer.medium ?? '-',
         peer.address ?? peer.addresses[0] ?? '-',
         peer.rtt_ms === null ? '-' : `${peer.rtt_ms} ms`,
+        peer.rssi_dbm === null ? '-' : `${peer.rssi_dbm} dBm`,
         peer.last_seen,
       ]);
       process.stdout.write(
-        formatTable(['ID', 'NAME', 'STATE', 'MEDIUM', 'ADDRESS', 'RTT', 'LAST SEEN'], rows),
+        formatTable(['ID', 'NAME', 'STATE', 'MEDIUM', 'ADDRESS', 'RTT', 'RSSI', 'LAST SEEN'], rows),
       );
     },
   );

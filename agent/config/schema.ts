@@ -38,6 +38,8 @@ export interface Config {
     readonly enabled: BleEnabled;
     readonly peripheral: BleAdapter;
     readonly central: BleAdapter;
+    /** Simultaneous BLE links (both roles together); controllers hold only a few. */
+    readonly maxLinks: number;
   };
   readonly peers: { readonly address: HostPort }[];
   readonly mqtt: { readonly listen: HostPort | false };
@@ -129,6 +131,10 @@ export const wifiTable = z
   )
   .strict();
 
+/** Pi onboard controllers hold a handful of connections; 20 is beyond any controller we know. */
+const DEFAULT_BLE_LINKS = 4;
+const MAX_BLE_LINKS = 20;
+
 export const bleTable = z
   .object(
     {
@@ -137,6 +143,9 @@ export const bleTable = z
         .default('auto'),
       peripheral: bleAdapter.default('hci0'),
       central: bleAdapter.default('hci0'),
+      max_links: positiveInteger
+        .refine((value) => value <= MAX_BLE_LINKS, `expected at most ${MAX_BLE_LINKS}`)
+        .default(DEFAULT_BLE_LINKS),
     },
     TABLE,
   )
@@ -235,7 +244,12 @@ export function configSchema(context: SchemaContext) {
           listen: raw.wifi.listen,
           discovery: [...new Set(raw.wifi.discovery)],
         },
-        ble: raw.ble,
+        ble: {
+          enabled: raw.ble.enabled,
+          peripheral: raw.ble.peripheral,
+          central: raw.ble.central,
+          maxLinks: raw.ble.max_links,
+        },
         peers: raw.peers,
         mqtt: raw.mqtt,
         console: {

@@ -49,6 +49,8 @@ export interface LinkManagerOptions {
   handshakeTimeoutMs?: number;
   keepalive?: KeepaliveOptions;
   redial?: { initialMs: number; maxMs: number };
+  /** The last RSSI heard from a peer (BLE advertisements), for the peer table. */
+  rssiOf?: (peerId: string) => number | undefined;
 }
 
 interface DialTarget {
@@ -143,7 +145,7 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
   }
 
   peers(): PeerInfo[] {
-    return this.directory.list();
+    return this.directory.list(this.options.rssiOf);
   }
 
   /** Sends `payload` to a peer (id or unique name); resolves once the peer acknowledged it. */

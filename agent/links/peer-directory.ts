@@ -23,6 +23,8 @@ export interface PeerInfo {
   direction: 'outbound' | 'inbound' | null;
   addresses: string[];
   rtt_ms: number | null;
+  /** Signal strength (dBm) of the peer's last BLE advertisement heard, when the radio reports it. */
+  rssi_dbm: number | null;
   last_seen: string;
   connected_since: string | null;
 }
@@ -64,14 +66,14 @@ export class PeerDirectory {
     return [...this.#peers.values()];
   }
 
-  list(): PeerInfo[] {
+  list(rssiOf?: (peerId: string) => number | undefined): PeerInfo[] {
     return this.records()
-      .map((record) => describePeer(record))
+      .map((record) => describePeer(record, rssiOf?.(record.id)))
       .sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
   }
 }
 
-function describePeer(record: PeerRecord): PeerInfo {
+function describePeer(record: PeerRecord, rssiDbm: number | undefined): PeerInfo {
   const connection = record.connection?.isOpen === true ? record.connection : undefined;
   const lastSeenMs =
     connection !== undefined ? Math.max(record.lastSeenMs, connection.lastHeardAtMs) : record.lastSeenMs;
@@ -84,6 +86,7 @@ function describePeer(record: PeerRecord): PeerInfo {
     direction: connection === undefined ? null : connection.link.isInitiator ? 'outbound' : 'inbound',
     addresses: [...record.addresses],
     rtt_ms: connection?.rttMs ?? null,
+    rssi_dbm: rssiDbm ?? null,
     last_seen: new Date(lastSeenMs).toISOString(),
     connected_since:
       record.connectedSinceMs !== undefined && connection !== undefined

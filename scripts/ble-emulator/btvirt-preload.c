@@ -46,6 +46,17 @@
  *    peer a Disconnection Complete (reason 0x08, connection timeout) for its side, as a real
  *    controller would after the supervision timeout. BTVIRT_PRELOAD_NO_DISCONNECT_FIX=1 turns it off.
  *
+ * 5. btdev numbers connections per controller (the first free handle from 0x002a up), but tells the
+ *    peripheral side of a new LE connection the CENTRAL's handle (le_conn_complete sets cc.handle to
+ *    conn->handle, not conn->link->handle), and forwards ACL data, LE Connection Update Complete and
+ *    LE Remote Connection Parameter Request with the SENDER's handle. While every controller has one
+ *    connection the numbers agree by luck; a peripheral's second central gets the handle of its
+ *    first, its ATT responses go to the first central and the second link never gets one. Here:
+ *    the peripheral's LE Connection Complete carries the handle btdev really gave it (computed like
+ *    conn_new does, from the connections tracked for (4)), and a packet forwarded from the client
+ *    being served to another client gets the receiver's handle for that connection.
+ *    BTVIRT_PRELOAD_NO_HANDLE_FIX=1 turns it off.
+ *
  * Also: btvirt's stdout is made line-buffered, so its log lines reach a pipe as they happen; a
  * client shut down by (2) is logged with the PID of the process at the other end (SO_PEERCRED), so
  * the harness can restart that socat.
@@ -64,6 +75,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -115,12 +127,15 @@ static ssize_t (*real_recv)(int, void *, size_t, int);
 static ssize_t (*real_read)(int, void *, size_t);
 static ssize_t (*real_write)(int, const void *, size_t);
 static int (*real_close)(int);
+static int (*real_epoll_wait)(int, struct epoll_event *, int, int);
 
-static int send_fix = 1, recv_fix = 1, disconnect_fix = 1, debug_on;
+static int send_fix = 1, recv_fix = 1, disconnect_fix = 1, handle_fix = 1, debug_on;
+/* The client whose packet btvirt is handling (set by recv, cleared when btvirt waits for more). */
+static int serving_fd = -1;
 static int send_timeout_ms = 5000, recv_timeout_ms = 1000;
 
 static unsigned long n_alg_sockets, n_alg_ops, n_clients, n_send_waits, n_send_bytes_waited,
-	n_clients_shut, n_recv_split, n_recv_timeouts, n_conns, n_disconnects_injected;
+	n_clients_shut, n_recv_split, n_recv_timeouts, n_conns, n_disconnects_injected, n_handles_fixed;
 
 static void logf_(const char *fmt, ...)
 {
@@ -158,25 +173,30 @@ __attribute__((constructor)) static void preload_init(void)
 	real_read = dlsym(RTLD_NEXT, "read");
 	real_write = dlsym(RTLD_NEXT, "write");
 	real_close = dlsym(RTLD_NEXT, "close");
+	real_epoll_wait = dlsym(RTLD_NEXT, "epoll_wait");
 	send_fix = !env_int("BTVIRT_PRELOAD_NO_SEND_FIX", 0);
 	recv_fix = !env_int("BTVIRT_PRELOAD_NO_RECV_FIX", 0);
 	disconnect_fix = !env_int("BTVIRT_PRELOAD_NO_DISCONNECT_FIX", 0);
+	/* the handle fix needs the connection tracking of the disconnect fix */
+	handle_fix = disconnect_fix && !env_int("BTVIRT_PRELOAD_NO_HANDLE_FIX", 0);
 	debug_on = env_int("BTVIRT_PRELOAD_DEBUG", 0);
 	send_timeout_ms = env_int("BTVIRT_PRELOAD_SEND_TIMEOUT_MS", 5000);
 	recv_timeout_ms = env_int("BTVIRT_PRELOAD_RECV_TIMEOUT_MS", 1000);
 	/* btvirt's printf()s ("Request for ...", -d packet dumps) reach a pipe: flush them per line. */
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	logf_("loaded (fake AF_ALG; reliable sends %s, whole-packet reads %s, disconnect on peer loss %s)",
-	      send_fix ? "on" : "OFF", recv_fix ? "on" : "OFF", disconnect_fix ? "on" : "OFF");
+	logf_("loaded (fake AF_ALG; reliable sends %s, whole-packet reads %s, disconnect on peer loss %s, "
+	      "handle fix %s)",
+	      send_fix ? "on" : "OFF", recv_fix ? "on" : "OFF", disconnect_fix ? "on" : "OFF",
+	      handle_fix ? "on" : "OFF");
 }
 
 __attribute__((destructor)) static void preload_fini(void)
 {
 	logf_("stats: alg_sockets=%lu alg_ops=%lu clients=%lu send_waits=%lu "
 	      "bytes_sent_after_wait=%lu clients_shut=%lu recv_split_packets=%lu recv_timeouts=%lu "
-	      "le_connections=%lu disconnects_injected=%lu",
+	      "le_connections=%lu disconnects_injected=%lu handles_fixed=%lu",
 	      n_alg_sockets, n_alg_ops, n_clients, n_send_waits, n_send_bytes_waited, n_clients_shut,
-	      n_recv_split, n_recv_timeouts, n_conns, n_disconnects_injected);
+	      n_recv_split, n_recv_timeouts, n_conns, n_disconnects_injected, n_handles_fixed);
 }
 
 static struct fd_state *state(int fd)
@@ -459,6 +479,89 @@ static void track_command(int fd, const unsigned char *p, size_t len)
 	}
 }
 
+/* ---------- 5. connection handles ---------- */
+
+/* btdev.c ACL_HANDLE: conn_new gives a controller's new connection the first free handle from here. */
+#define FIRST_ACL_HANDLE 0x002a
+/* Events and ACL packets up to this size are copied to be fixed; btvirt's own buffer is 4096. */
+#define MAX_FIXED_PACKET 4096
+
+static int handle_in_use(const struct fd_state *s, uint16_t handle)
+{
+	for (int i = 0; i < MAX_CONNS; i++)
+		if (s->conns[i].used && s->conns[i].handle == handle)
+			return 1;
+	return 0;
+}
+
+/* The handle conn_new just gave client fd's controller: the first one its connections do not use. */
+static uint16_t next_handle(int fd)
+{
+	uint16_t handle = FIRST_ACL_HANDLE;
+	while (handle_in_use(&fds[fd], handle))
+		handle++;
+	return handle;
+}
+
+/* The handle client `to` knows for the connection client `from` calls `handle`; -1 if none. */
+static int receiver_handle(int from, uint16_t handle, int to)
+{
+	const struct fd_state *f = &fds[from], *t = &fds[to];
+	for (int i = 0; i < MAX_CONNS; i++) {
+		if (!f->conns[i].used || f->conns[i].handle != handle || !is_own_addr(t, f->conns[i].peer))
+			continue;
+		for (int j = 0; j < MAX_CONNS; j++)
+			if (t->conns[j].used && is_own_addr(f, t->conns[j].peer))
+				return t->conns[j].handle;
+	}
+	return -1;
+}
+
+static void put_handle(unsigned char *at, uint16_t handle)
+{
+	uint16_t flags = (uint16_t)((at[0] | (at[1] << 8)) & 0xf000);
+	at[0] = (unsigned char)(handle & 0xff);
+	at[1] = (unsigned char)(((handle >> 8) & 0x0f) | (flags >> 8));
+}
+
+/* Fixes the handle in a packet btvirt sends to client fd (H4 type byte first); 1 if it changed. */
+static int fix_handle(int fd, unsigned char *p, size_t len)
+{
+	size_t at = 0;
+	if (len >= 15 && p[0] == 0x04 && p[1] == 0x3e && (p[3] == 0x01 || p[3] == 0x0a) && p[4] == 0x00 &&
+	    p[7] == 0x01) {
+		/* LE (Enhanced) Connection Complete, success, peripheral role: the handle btdev gave us */
+		uint16_t handle = next_handle(fd);
+		if (((p[5] | (p[6] << 8)) & 0x0fff) == handle)
+			return 0;
+		put_handle(p + 5, handle);
+		n_handles_fixed++;
+		return 1;
+	}
+	if (serving_fd < 0 || serving_fd == fd || kind(serving_fd) != FD_H4_CLIENT)
+		return 0;
+	if (p[0] == 0x02 && len >= 5)
+		at = 1; /* ACL data: handle + flags */
+	else if (p[0] == 0x04 && p[1] == 0x3e && len >= 7 && p[3] == 0x03)
+		at = 5; /* LE Connection Update Complete: status, then handle */
+	else if (p[0] == 0x04 && p[1] == 0x3e && len >= 6 && p[3] == 0x06)
+		at = 4; /* LE Remote Connection Parameter Request: handle */
+	if (!at)
+		return 0;
+	int handle = receiver_handle(serving_fd, (uint16_t)((p[at] | (p[at + 1] << 8)) & 0x0fff), fd);
+	if (handle < 0 || handle == ((p[at] | (p[at + 1] << 8)) & 0x0fff))
+		return 0;
+	put_handle(p + at, (uint16_t)handle);
+	n_handles_fixed++;
+	return 1;
+}
+
+int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
+{
+	serving_fd = -1; /* btvirt is done with the packet it read */
+	return real_epoll_wait(epfd, events, maxevents, timeout);
+}
+
 /* ---------- 2. reliable sends ---------- */
 
 static ssize_t reliable_sendmsg(int fd, const struct msghdr *msg, int flags)
@@ -535,8 +638,30 @@ static ssize_t reliable_sendmsg(int fd, const struct msghdr *msg, int flags)
 ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
 	int k = kind(fd);
+	unsigned char fixed[MAX_FIXED_PACKET];
+	struct iovec fixed_iov;
+	struct msghdr fixed_msg;
 	if (k == FD_ALG_OP || k == FD_ALG_TFM)
 		return alg_input(fd, msg->msg_iov, msg->msg_iovlen);
+	if (k == FD_H4_CLIENT && handle_fix) {
+		size_t n = 0, total = 0;
+		for (size_t i = 0; i < msg->msg_iovlen; i++)
+			total += msg->msg_iov[i].iov_len;
+		if (total <= sizeof(fixed)) {
+			for (size_t i = 0; i < msg->msg_iovlen; i++) {
+				memcpy(fixed + n, msg->msg_iov[i].iov_base, msg->msg_iov[i].iov_len);
+				n += msg->msg_iov[i].iov_len;
+			}
+			if (fix_handle(fd, fixed, n)) {
+				fixed_iov.iov_base = fixed;
+				fixed_iov.iov_len = n;
+				fixed_msg = *msg;
+				fixed_msg.msg_iov = &fixed_iov;
+				fixed_msg.msg_iovlen = 1;
+				msg = &fixed_msg;
+			}
+		}
+	}
 	if (k == FD_H4_CLIENT && disconnect_fix)
 		track_sendmsg(fd, msg);
 	if (k == FD_H4_CLIENT && send_fix)
@@ -547,6 +672,12 @@ ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 ssize_t send(int fd, const void *buf, size_t len, int flags)
 {
 	int k = kind(fd);
+	unsigned char fixed[MAX_FIXED_PACKET];
+	if (k == FD_H4_CLIENT && handle_fix && len <= sizeof(fixed)) {
+		memcpy(fixed, buf, len);
+		if (fix_handle(fd, fixed, len))
+			buf = fixed;
+	}
 	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
 	if (k == FD_ALG_OP || k == FD_ALG_TFM)
 		return alg_input(fd, &iov, 1);
@@ -686,6 +817,8 @@ ssize_t recv(int fd, void *buf, size_t len, int flags)
 		return alg_output(fd, buf, len);
 	if (k == FD_H4_CLIENT && recv_fix && !(flags & MSG_PEEK) && len > 0) {
 		ssize_t n = whole_packet_recv(fd, buf, len, flags);
+		if (n > 0)
+			serving_fd = fd;
 		if (n > 0 && disconnect_fix)
 			track_command(fd, buf, (size_t)n);
 		return n;

@@ -25,7 +25,7 @@ export interface AgentSpec {
   /** false writes `[wifi] enabled = false` (a BLE-only agent). */
   wifi?: false;
   /** BLE on, with these adapter specs ("hciN" / "uart:/path"); default `[ble] enabled = false`. */
-  ble?: { peripheral: string; central: string; enabled?: true | 'auto' };
+  ble?: { peripheral: string; central: string; enabled?: true | 'auto'; maxLinks?: number };
 }
 
 export interface CliResult {
@@ -123,6 +123,7 @@ export function writeConfig(spec: AgentSpec, dir: string): string {
           `enabled = ${JSON.stringify(spec.ble.enabled ?? true)}`,
           `peripheral = ${JSON.stringify(spec.ble.peripheral)}`,
           `central = ${JSON.stringify(spec.ble.central)}`,
+          ...(spec.ble.maxLinks === undefined ? [] : [`max_links = ${spec.ble.maxLinks}`]),
         ]),
     '[mqtt]',
     'listen = false',

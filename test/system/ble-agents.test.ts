@@ -170,6 +170,52 @@ describeWithBleEmulator('a BLE peer that is killed and comes back (per-open cont
   }, 60_000);
 });
 
+describeWithBleEmulator('an agent at its BLE link limit (ble.max_links)', () => {
+  let emulator: BleEmulator;
+
+  afterAll(async () => {
+    await stopAllAgents();
+    await emulator?.stop();
+  });
+
+  it('keeps at most max_links BLE links while the others still link among themselves', async () => {
+    emulator = await startEmulator({ controllers: 6 });
+    const meshKey = generateMeshKey();
+    const ports = await freePorts(3);
+    const ptys = emulator.ptys;
+    const ble = (index: number, maxLinks?: number) => ({
+      peripheral: `uart:${ptys[2 * index]}`,
+      central: `uart:${ptys[2 * index + 1]}`,
+      ...(maxLinks !== undefined && { maxLinks }),
+    });
+    const [hub, left, right] = await Promise.all([
+      startAgent({ name: 'hub', meshKey, port: ports[0]!, wifi: false, ble: ble(0, 1) }),
+      startAgent({ name: 'left', meshKey, port: ports[1]!, wifi: false, ble: ble(1) }),
+      startAgent({ name: 'right', meshKey, port: ports[2]!, wifi: false, ble: ble(2) }),
+    ]);
+    const connected = async (agent: AgentProcess): Promise<string[]> =>
+      (await agent.json<PeerInfo[]>(['peers']))
+        .filter((peer) => peer.state === 'connected')
+        .map((p) => p.name);
+    await waitFor(
+      'left and right linked',
+      async () => ((await connected(left)).includes('right') ? true : undefined),
+      20_000,
+    );
+    expect(await connected(right)).toContain('left');
+    await waitFor(
+      'the hub linked once',
+      async () => ((await connected(hub)).length === 1 ? true : undefined),
+      20_000,
+    );
+    // The hub now advertises that it is not accepting links, and turns away any central that dials anyway.
+    for (let check = 0; check < 6; check++) {
+      expect((await connected(hub)).length).toBe(1);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }, 60_000);
+});
+
 // No emulator needed: a UART adapter that does not exist never powers on.
 describe('an agent whose BLE adapter is missing', () => {
   const missing = {

@@ -2,7 +2,7 @@
 // adapter spec to library options mapping. The radio itself is tested in test/system/ble-*.test.ts.
 import { describe, expect, it } from 'vitest';
 import { NEARMESH_SERVICE_UUID_HEX } from '../../transports/ble/advertisement.js';
-import { isBleDialer } from '../../transports/ble/ble-transport.js';
+import { isBleDialer } from '../../transports/ble/ble-resolver.js';
 import {
   decodeInfo,
   encodeInfo,

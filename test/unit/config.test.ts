@@ -63,7 +63,12 @@ describe('defaults', () => {
       logLevel: 'info',
       control: { socketPath: '/home/pi/.local/state/nearmesh/control.sock' },
       wifi: { enabled: true, listen: { host: '0.0.0.0', port: 7450 }, discovery: ['mdns'] },
-      ble: { enabled: 'auto', peripheral: { kind: 'hci', index: 0 }, central: { kind: 'hci', index: 0 } },
+      ble: {
+        enabled: 'auto',
+        peripheral: { kind: 'hci', index: 0 },
+        central: { kind: 'hci', index: 0 },
+        maxLinks: 4,
+      },
       peers: [],
       mqtt: { listen: { host: '127.0.0.1', port: 1883 } },
       console: { serial: false, baud: 115200 },
@@ -98,6 +103,7 @@ describe('defaults', () => {
         enabled: false,
         peripheral: { kind: 'hci', index: 1 },
         central: { kind: 'uart', path: '/dev/ttyUSB0', baudRate: 1000000 },
+        maxLinks: 2,
       },
       peers: [
         { address: { host: '10.0.0.2', port: 7450 } },
@@ -250,6 +256,8 @@ describe('wrong values name the key and the line', () => {
       'console.serial: expected a serial device path or false, got true',
     ],
     ['[console]\nbaud = 0', 'console.baud', 2, 'console.baud: expected a positive integer, got 0'],
+    ['[ble]\nmax_links = 0', 'ble.max_links', 2, 'ble.max_links: expected a positive integer, got 0'],
+    ['[ble]\nmax_links = 21', 'ble.max_links', 2, 'ble.max_links: expected at most 20, got 21'],
     ['[console]\nbaud = 9600.5', 'console.baud', 2, 'console.baud: expected a positive integer, got 9600.5'],
     ['[console]\nbaud = "9600"', 'console.baud', 2, 'console.baud: expected a positive integer, got "9600"'],
     [
@@ -445,6 +453,7 @@ describe('values that are accepted', () => {
       enabled: true,
       peripheral: { kind: 'uart', path: '/tmp/pty-a' },
       central: { kind: 'hci', index: 12 },
+      maxLinks: 4,
     });
   });
 

@@ -1,19 +1,13 @@
 // The BLE medium: a peripheral (bleno) that accepts links and a central (noble) that dials them, each on its
-// own adapter, both carrying GattLinks; plus the BLE resolver, which turns what the central hears into candidates.
+// own adapter, both carrying GattLinks, within a limit on simultaneous links (ble.max_links).
 import type { BleAdapter } from '../../agent/config/adapter.js';
+import { NearmeshError } from '../../agent/errors.js';
 import { TypedEmitter } from '../../agent/events.js';
 import { PROTOCOL_VERSION } from '../../agent/protocol/envelope.js';
 import { DialError } from '../errors.js';
-import type { PeerCandidate, Resolver, ResolverEvents } from '../resolver.js';
 import type { DialOptions, FrameLink, Medium, Transport, TransportEvents } from '../transport.js';
-import {
-  ADVERTISEMENT_VERSION,
-  encodeAdvertisement,
-  encodeScanResponse,
-  matchesMesh,
-  shortPeerIdMatches,
-} from './advertisement.js';
-import { BleCentral, type CentralPipe, type DiscoveredPeripheral } from './central.js';
+import { ADVERTISEMENT_VERSION, encodeAdvertisement, encodeScanResponse } from './advertisement.js';
+import { BleCentral, type CentralPipe } from './central.js';
 import { DEFAULT_BLE_MAX_FRAME_BYTES } from './fragmentation.js';
 import { GattLink } from './gatt-link.js';
 import { encodeInfo } from './gatt-service.js';
@@ -34,6 +28,23 @@ export interface BleTransportOptions {
   requestedMtu?: number;
   connectTimeoutMs?: number;
   powerOnTimeoutMs?: number;
+  /** Links (both roles together) beyond which dials fail and new centrals are turned away; default 4. */
+  maxLinks?: number;
+}
+
+const DEFAULT_MAX_LINKS = 4;
+
+/** A central connected while this agent already had ble.max_links links: it was turned away. */
+export class BleLinkLimitError extends NearmeshError {
+  constructor(
+    readonly address: string,
+    readonly maxLinks: number,
+  ) {
+    super(
+      'ble-link-limit',
+      `turned away BLE central ${address}: already ${maxLinks} BLE links (ble.max_links)`,
+    );
+  }
 }
 
 export class BleTransport extends TypedEmitter<TransportEvents> implements Transport {
@@ -41,6 +52,8 @@ export class BleTransport extends TypedEmitter<TransportEvents> implements Trans
   readonly maxFrameBytes: number;
   readonly #options: BleTransportOptions;
   readonly #links = new Set<GattLink>();
+  #dialsInFlight = 0;
+  #isAdvertisingAccepting = true;
   #peripheral: BlePeripheral | undefined;
   #central: BleCentral | undefined;
   #isStopped = false;
@@ -98,6 +111,7 @@ export class BleTransport extends TypedEmitter<TransportEvents> implements Trans
     this.#peripheral = undefined;
     this.#central = undefined;
     this.#starting = undefined;
+    this.#isAdvertisingAccepting = true;
   }
 
   /** Dials a peripheral by the id the BLE resolver reported (noble's id; the BLE address without colons). */
@@ -108,31 +122,40 @@ export class BleTransport extends TypedEmitter<TransportEvents> implements Trans
     if (options.signal?.aborted) {
       throw new DialError(address, 'aborted', 'aborted', { cause: options.signal.reason });
     }
-    const connecting = central.connect(address, {
-      ...(this.#options.requestedMtu !== undefined && { mtu: this.#options.requestedMtu }),
-      ...((options.timeoutMs ?? this.#options.connectTimeoutMs) !== undefined && {
-        timeoutMs: options.timeoutMs ?? this.#options.connectTimeoutMs,
-      }),
-    });
-    const pipe = await abortable(connecting, address, options.signal);
-    if (this.#isStopped) {
-      pipe.close();
-      throw new DialError(address, 'stopped', 'the transport stopped');
+    if (this.#isFull()) {
+      throw new DialError(
+        address,
+        'refused',
+        `this agent already has ${this.#maxLinks} BLE links (ble.max_links)`,
+      );
     }
-    return this.#adopt(new GattLink(pipe, { isInitiator: true, maxFrameBytes: this.maxFrameBytes }));
+    // A dial holds its slot from the start: concurrent dials must not overshoot the limit together.
+    this.#dialsInFlight++;
+    this.#linkCountChanged();
+    try {
+      const connecting = central.connect(address, {
+        ...(this.#options.requestedMtu !== undefined && { mtu: this.#options.requestedMtu }),
+        ...((options.timeoutMs ?? this.#options.connectTimeoutMs) !== undefined && {
+          timeoutMs: options.timeoutMs ?? this.#options.connectTimeoutMs,
+        }),
+      });
+      const pipe = await abortable(connecting, address, options.signal);
+      if (this.#isStopped) {
+        pipe.close();
+        throw new DialError(address, 'stopped', 'the transport stopped');
+      }
+      return this.#adopt(new GattLink(pipe, { isInitiator: true, maxFrameBytes: this.maxFrameBytes }));
+    } finally {
+      this.#dialsInFlight--;
+      this.#linkCountChanged();
+    }
   }
 
   async #openPeripheral(adapter: BleAdapter): Promise<BlePeripheral> {
-    const { peerId, name, meshKey } = this.#options;
+    const { peerId, name } = this.#options;
     const peripheral = await BlePeripheral.open({
       adapter,
-      advertisement: encodeAdvertisement({
-        version: ADVERTISEMENT_VERSION,
-        peerId,
-        meshKey,
-        isWifiAvailable: this.#options.isWifiAvailable ?? false,
-        isAcceptingLinks: true,
-      }),
+      advertisement: this.#advertisement(true),
       scanResponse: encodeScanResponse(name),
       info: encodeInfo({ version: PROTOCOL_VERSION, peerId, name }),
       ...(this.#options.powerOnTimeoutMs !== undefined && {
@@ -145,6 +168,11 @@ export class BleTransport extends TypedEmitter<TransportEvents> implements Trans
         pipe.close();
         return;
       }
+      if (this.#isFull()) {
+        this.emit('warning', new BleLinkLimitError(pipe.remoteAddress, this.#maxLinks));
+        pipe.close();
+        return;
+      }
       this.emit(
         'link',
         this.#adopt(new GattLink(pipe, { isInitiator: false, maxFrameBytes: this.maxFrameBytes })),
@@ -153,9 +181,42 @@ export class BleTransport extends TypedEmitter<TransportEvents> implements Trans
     return peripheral;
   }
 
+  get #maxLinks(): number {
+    return this.#options.maxLinks ?? DEFAULT_MAX_LINKS;
+  }
+
+  #isFull(): boolean {
+    return this.#links.size + this.#dialsInFlight >= this.#maxLinks;
+  }
+
+  #advertisement(isAcceptingLinks: boolean): Uint8Array {
+    return encodeAdvertisement({
+      version: ADVERTISEMENT_VERSION,
+      peerId: this.#options.peerId,
+      meshKey: this.#options.meshKey,
+      isWifiAvailable: this.#options.isWifiAvailable ?? false,
+      isAcceptingLinks,
+    });
+  }
+
+  /** Keeps the advertised "accepting links" flag true to the limit, so full agents are not dialled in vain. */
+  #linkCountChanged(): void {
+    const isAccepting = !this.#isFull();
+    const peripheral = this.#peripheral;
+    if (isAccepting === this.#isAdvertisingAccepting || peripheral === undefined || this.#isStopped) return;
+    this.#isAdvertisingAccepting = isAccepting;
+    peripheral.advertise(this.#advertisement(isAccepting)).catch((error: unknown) => {
+      this.emit('warning', error instanceof Error ? error : new Error(String(error)));
+    });
+  }
+
   #adopt(link: GattLink): GattLink {
     this.#links.add(link);
-    link.once('close', () => this.#links.delete(link));
+    this.#linkCountChanged();
+    link.once('close', () => {
+      this.#links.delete(link);
+      this.#linkCountChanged();
+    });
     return link;
   }
 }
@@ -179,76 +240,5 @@ async function abortable(
     return await Promise.race([connecting, aborted]);
   } finally {
     if (onAbort !== undefined) signal.removeEventListener('abort', onAbort);
-  }
-}
-
-/**
- * Who dials when two agents hear each other: the one with the smaller short peer id, so a pair gets one link,
- * not two racing ones. Equal short ids (a 1 in 2^24 collision) make both dial; the link manager keeps one.
- */
-export function isBleDialer(ownPeerId: string, remoteShortPeerId: string): boolean {
-  return ownPeerId.slice(0, remoteShortPeerId.length) <= remoteShortPeerId;
-}
-
-export interface BlePeerCandidate extends PeerCandidate {
-  medium: 'ble';
-  /** The advertised leading bytes of the peer id, as hex: a hint until the handshake. */
-  shortPeerId: string;
-  rssi: number;
-}
-
-export interface BleResolverOptions {
-  peerId: string;
-  meshKey: Uint8Array;
-}
-
-/**
- * Reports agents of our mesh that the central hears and that we should dial (isBleDialer); agents of other
- * meshes and our own peripheral are never reported. Start it after the transport.
- */
-export class BleResolver extends TypedEmitter<ResolverEvents> implements Resolver {
-  readonly name = 'ble';
-  readonly #transport: BleTransport;
-  readonly #options: BleResolverOptions;
-  readonly #onDiscover = (peripheral: DiscoveredPeripheral): void => this.#consider(peripheral);
-  #central: BleCentral | undefined;
-
-  constructor(transport: BleTransport, options: BleResolverOptions) {
-    super();
-    this.#transport = transport;
-    this.#options = options;
-  }
-
-  async start(): Promise<void> {
-    const central = this.#transport.central;
-    if (central === undefined) return; // a peripheral-only agent hears nobody
-    this.#central = central;
-    central.on('discover', this.#onDiscover);
-    await central.startScanning();
-  }
-
-  async stop(): Promise<void> {
-    const central = this.#central;
-    this.#central = undefined;
-    if (central === undefined) return;
-    central.off('discover', this.#onDiscover);
-    await central.stopScanning().catch(() => undefined);
-  }
-
-  #consider(peripheral: DiscoveredPeripheral): void {
-    const { advertisement } = peripheral;
-    const { peerId, meshKey } = this.#options;
-    if (!matchesMesh(advertisement, meshKey)) return;
-    if (shortPeerIdMatches(advertisement.shortPeerId, peerId)) return; // our own peripheral
-    if (!advertisement.isAcceptingLinks || !isBleDialer(peerId, advertisement.shortPeerId)) return;
-    const candidate: BlePeerCandidate = {
-      medium: 'ble',
-      address: peripheral.id,
-      shortPeerId: advertisement.shortPeerId,
-      rssi: peripheral.rssi,
-      source: this.name,
-      ...(advertisement.name !== undefined && { name: advertisement.name }),
-    };
-    this.emit('found', candidate);
   }
 }

@@ -37,6 +37,8 @@ import {
 /** What noble asks for by default and bleno allows at most; fragments are then 253 bytes. */
 export const DEFAULT_REQUESTED_MTU = 256;
 export const DEFAULT_BLE_CONNECT_TIMEOUT_MS = 10_000;
+/** Peripherals remembered for stray-connection cleanup; beyond it (address-rotating crowds) none are added. */
+const MAX_PERIPHERALS_KEPT = 256;
 /** How long to wait for the MTU exchange after connecting before assuming the default 23. */
 const MTU_EXCHANGE_WAIT_MS = 3000;
 
@@ -71,6 +73,11 @@ export class BleCentral extends TypedEmitter<BleCentralEvents> {
   readonly #backlog: AclBacklog | undefined;
   #isScanning = false;
   #isStopped = false;
+  /** Connects in progress: noble pauses the scan for them and resumes it after, so a rescan must wait. */
+  #connecting = 0;
+  #connectQueue: Promise<void> = Promise.resolve();
+  /** noble's objects for the peripherals heard, by id, to find connections no pipe owns. */
+  readonly #heard = new Map<string, Peripheral>();
   readonly #pipes = new Set<NoblePipe>();
 
   private constructor(noble: Noble) {
@@ -107,7 +114,7 @@ export class BleCentral extends TypedEmitter<BleCentralEvents> {
 
   /** Restarts the scan: the emulator (and a scanner without duplicates) reports each advertiser once per start. */
   async rescan(): Promise<void> {
-    if (!this.#isScanning || this.#isStopped) return;
+    if (!this.#isScanning || this.#isStopped || this.#connecting > 0) return;
     await this.#noble.stopScanningAsync();
     await this.#noble.startScanningAsync([NEARMESH_SERVICE_UUID_HEX], false);
   }
@@ -120,11 +127,25 @@ export class BleCentral extends TypedEmitter<BleCentralEvents> {
     this.#noble.stop();
   }
 
-  /** Connects to a discovered peripheral; rejects with DialError. */
+  /**
+   * Connects to a discovered peripheral; rejects with DialError. Attempts run one at a time (a controller
+   * creates one connection at a time, and noble would otherwise queue them inside our timeouts); the
+   * timeout starts when this attempt's turn comes.
+   */
   async connect(id: string, options: BleConnectOptions = {}): Promise<CentralPipe> {
+    const turn = this.#connectQueue.then(() => this.#attempt(id, options));
+    this.#connectQueue = turn.then(
+      () => undefined,
+      () => undefined,
+    );
+    return turn;
+  }
+
+  async #attempt(id: string, options: BleConnectOptions): Promise<CentralPipe> {
     if (this.#isStopped) throw new DialError(id, 'stopped', 'the BLE central is stopped');
     const timeoutMs = options.timeoutMs ?? DEFAULT_BLE_CONNECT_TIMEOUT_MS;
     const requestedMtu = options.mtu ?? DEFAULT_REQUESTED_MTU;
+    await this.#dropStrayConnection(id);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
@@ -136,6 +157,7 @@ export class BleCentral extends TypedEmitter<BleCentralEvents> {
         );
       }, timeoutMs);
     });
+    this.#connecting++;
     try {
       return await Promise.race([this.#connect(id, requestedMtu), timeout]);
     } catch (error) {
@@ -144,6 +166,7 @@ export class BleCentral extends TypedEmitter<BleCentralEvents> {
         cause: error,
       });
     } finally {
+      this.#connecting--;
       clearTimeout(timer);
       // noble stopped the scan to connect.
       if (this.#isScanning && !this.#isStopped) {
@@ -152,6 +175,19 @@ export class BleCentral extends TypedEmitter<BleCentralEvents> {
         });
       }
     }
+  }
+
+  /**
+   * A connection that landed after its attempt timed out (the cancel lost the race) is adopted by noble as
+   * connected but belongs to no pipe: it holds a controller slot and makes every later connect fail with
+   * "already connected". Disconnect it first.
+   */
+  async #dropStrayConnection(id: string): Promise<void> {
+    const peripheral = this.#heard.get(id);
+    if (peripheral?.state !== 'connected') return;
+    if ([...this.#pipes].some((pipe) => pipe.peripheral === peripheral)) return;
+    this.emit('warning', new BleDisconnectedError(peripheral.address, 'dropping a stray connection'));
+    await peripheral.disconnectAsync().catch(() => undefined);
   }
 
   async #connect(id: string, requestedMtu: number): Promise<CentralPipe> {
@@ -197,6 +233,9 @@ export class BleCentral extends TypedEmitter<BleCentralEvents> {
     if (decoded instanceof AdvertisementError) {
       this.emit('warning', decoded);
       return;
+    }
+    if (this.#heard.size < MAX_PERIPHERALS_KEPT || this.#heard.has(peripheral.id)) {
+      this.#heard.set(peripheral.id, peripheral);
     }
     const name = typeof advertisement.localName === 'string' ? advertisement.localName : undefined;
     this.emit('discover', {

@@ -52,6 +52,9 @@ export class BlePeripheral extends TypedEmitter<BlePeripheralEvents> {
   /** HCI disconnect reasons by handle, noted just before bleno reports the disconnect without one. */
   readonly #disconnectReasons = new Map<ConnectionHandle, number>();
   #isStopped = false;
+  #scanResponse = Buffer.alloc(0);
+  /** Advertising changes, one after the other (each is a stop and a start on the controller). */
+  #advertising: Promise<void> = Promise.resolve();
 
   private constructor(bleno: Bleno) {
     super();
@@ -70,6 +73,17 @@ export class BlePeripheral extends TypedEmitter<BlePeripheralEvents> {
 
   get address(): string {
     return this.#bleno.address;
+  }
+
+  /** Replaces the advertising data (the scan response stays); changes apply in the order they were made. */
+  advertise(advertisement: Uint8Array): Promise<void> {
+    const next = this.#advertising.then(async () => {
+      if (this.#isStopped) return;
+      await this.#bleno.stopAdvertisingAsync();
+      await this.#bleno.startAdvertisingWithEIRDataAsync(Buffer.from(advertisement), this.#scanResponse);
+    });
+    this.#advertising = next.catch(() => undefined);
+    return next;
   }
 
   /** Disconnects every central and stops advertising; the bleno instance is not reusable afterwards. */
@@ -117,10 +131,8 @@ export class BlePeripheral extends TypedEmitter<BlePeripheralEvents> {
     await bleno.setServicesAsync([
       new bleno.PrimaryService({ uuid: NEARMESH_SERVICE_UUID_HEX, characteristics: [rx, tx, info] }),
     ]);
-    await bleno.startAdvertisingWithEIRDataAsync(
-      Buffer.from(options.advertisement),
-      Buffer.from(options.scanResponse),
-    );
+    this.#scanResponse = Buffer.from(options.scanResponse);
+    await bleno.startAdvertisingWithEIRDataAsync(Buffer.from(options.advertisement), this.#scanResponse);
   }
 
   #onRx(handle: ConnectionHandle, data: Buffer): void {

@@ -8,7 +8,8 @@
 
 import { generateIdentity } from '../../../dist/agent/identity/identity.js';
 import { establishSecureLink } from '../../../dist/agent/security/index.js';
-import { BleResolver, BleTransport } from '../../../dist/transports/ble/ble-transport.js';
+import { BleResolver } from '../../../dist/transports/ble/ble-resolver.js';
+import { BleTransport } from '../../../dist/transports/ble/ble-transport.js';
 import { env, say } from '../../ble-emulator/child-io.mjs';
 
 const role = env('ROLE');

@@ -5,7 +5,8 @@
 // loss, no duplicates, content. Reports JSON lines: started, link, sent, received (timings in ms from start).
 // Once the dialler has sent and received everything it closes the link (both sides report 'close').
 // Env: BLE_PERIPHERAL_PTY, BLE_CENTRAL_PTY, PEER_ID, NAME, MESH_KEY (hex), BLE_MTU, FRAME_COUNT, FRAME_BYTES.
-import { BleResolver, BleTransport } from '../../../dist/transports/ble/ble-transport.js';
+import { BleResolver } from '../../../dist/transports/ble/ble-resolver.js';
+import { BleTransport } from '../../../dist/transports/ble/ble-transport.js';
 import { env, say } from '../../../scripts/ble-emulator/child-io.mjs';
 
 const t0 = performance.now();

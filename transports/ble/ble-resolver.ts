@@ -1,0 +1,167 @@
+// The BLE resolver: turns what the central hears into dial candidates for the link manager, rescans so that
+// changes (a peer that stops or starts accepting links, a peer that left) are heard, and remembers each
+// agent's last RSSI for the peer table.
+import { TypedEmitter } from '../../agent/events.js';
+import type { PeerCandidate, Resolver, ResolverEvents } from '../resolver.js';
+import { matchesMesh, shortPeerIdMatches } from './advertisement.js';
+import type { BleTransport } from './ble-transport.js';
+import type { BleCentral, DiscoveredPeripheral } from './central.js';
+
+/** HCI's "RSSI not available" (the emulator always reports it). */
+export const RSSI_UNAVAILABLE = 127;
+/**
+ * How often the scan restarts. Scanners filter duplicates per scan, so a restart is the only way to hear an
+ * advertisement change or a fresh RSSI; each restart costs one scan-enable round trip.
+ */
+export const DEFAULT_RESCAN_INTERVAL_MS = 10_000;
+/** Unheard this long (three rescans), a peer is reported lost: dialling it would only block the central. */
+export const DEFAULT_FORGET_AFTER_MS = 3 * DEFAULT_RESCAN_INTERVAL_MS + 1_000;
+
+export interface BlePeerCandidate extends PeerCandidate {
+  medium: 'ble';
+  /** The advertised leading bytes of the peer id, as hex: a hint until the handshake. */
+  shortPeerId: string;
+  rssi: number;
+}
+
+/**
+ * Who dials when two agents hear each other: the one with the smaller short peer id, so a pair gets one link,
+ * not two racing ones. Equal short ids (a 1 in 2^24 collision) make both dial; the link manager keeps one.
+ */
+export function isBleDialer(ownPeerId: string, remoteShortPeerId: string): boolean {
+  return ownPeerId.slice(0, remoteShortPeerId.length) <= remoteShortPeerId;
+}
+
+interface Heard {
+  candidate: BlePeerCandidate;
+  /** Reported as found (and not since as lost). */
+  isReported: boolean;
+  atMs: number;
+}
+
+/** What a hearing or a sweep changed for the link manager. */
+export interface AdvertiserChanges {
+  found: BlePeerCandidate[];
+  lost: BlePeerCandidate[];
+}
+
+/**
+ * The agents of our mesh the central has heard, by noble id: pure bookkeeping, no radio. A candidate is found
+ * when it is heard accepting links and we are its dialler, and lost when it stops accepting or goes unheard.
+ */
+export class AdvertiserTable {
+  readonly #heard = new Map<string, Heard>();
+
+  constructor(
+    readonly peerId: string,
+    readonly meshKey: Uint8Array,
+    readonly forgetAfterMs: number = DEFAULT_FORGET_AFTER_MS,
+  ) {}
+
+  hear(peripheral: DiscoveredPeripheral, nowMs: number): AdvertiserChanges {
+    const changes: AdvertiserChanges = { found: [], lost: [] };
+    const { advertisement } = peripheral;
+    if (!matchesMesh(advertisement, this.meshKey)) return changes;
+    if (shortPeerIdMatches(advertisement.shortPeerId, this.peerId)) return changes; // our own peripheral
+    const previous = this.#heard.get(peripheral.id);
+    const candidate: BlePeerCandidate = {
+      medium: 'ble',
+      address: peripheral.id,
+      shortPeerId: advertisement.shortPeerId,
+      rssi: peripheral.rssi,
+      source: 'ble',
+      ...(advertisement.name !== undefined && { name: advertisement.name }),
+    };
+    const wanted = advertisement.isAcceptingLinks && isBleDialer(this.peerId, advertisement.shortPeerId);
+    if (wanted && previous?.isReported !== true) changes.found.push(candidate);
+    if (!wanted && previous?.isReported === true) changes.lost.push(previous.candidate);
+    this.#heard.set(peripheral.id, { candidate, isReported: wanted, atMs: nowMs });
+    return changes;
+  }
+
+  /** Forgets what went unheard for forgetAfterMs; the reported ones come back as lost. */
+  sweep(nowMs: number): BlePeerCandidate[] {
+    const lost: BlePeerCandidate[] = [];
+    for (const [id, heard] of this.#heard) {
+      if (nowMs - heard.atMs < this.forgetAfterMs) continue;
+      this.#heard.delete(id);
+      if (heard.isReported) lost.push(heard.candidate);
+    }
+    return lost;
+  }
+
+  /** The last RSSI heard from the agent with this peer id, if the radio gave one. */
+  rssiOf(peerId: string): number | undefined {
+    for (const { candidate } of this.#heard.values()) {
+      if (candidate.rssi !== RSSI_UNAVAILABLE && shortPeerIdMatches(candidate.shortPeerId, peerId)) {
+        return candidate.rssi;
+      }
+    }
+    return undefined;
+  }
+}
+
+export interface BleResolverOptions {
+  peerId: string;
+  meshKey: Uint8Array;
+  rescanIntervalMs?: number;
+  forgetAfterMs?: number;
+}
+
+/**
+ * Reports agents of our mesh that the central hears and that we should dial (isBleDialer); agents of other
+ * meshes and our own peripheral are never reported. Start it after the transport.
+ */
+export class BleResolver extends TypedEmitter<ResolverEvents> implements Resolver {
+  readonly name = 'ble';
+  readonly #transport: BleTransport;
+  readonly #table: AdvertiserTable;
+  readonly #rescanIntervalMs: number;
+  readonly #onDiscover = (peripheral: DiscoveredPeripheral): void =>
+    this.#report(this.#table.hear(peripheral, Date.now()));
+  #central: BleCentral | undefined;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(transport: BleTransport, options: BleResolverOptions) {
+    super();
+    this.#transport = transport;
+    this.#table = new AdvertiserTable(options.peerId, options.meshKey, options.forgetAfterMs);
+    this.#rescanIntervalMs = options.rescanIntervalMs ?? DEFAULT_RESCAN_INTERVAL_MS;
+  }
+
+  async start(): Promise<void> {
+    const central = this.#transport.central;
+    if (central === undefined) return; // a peripheral-only agent hears nobody
+    this.#central = central;
+    central.on('discover', this.#onDiscover);
+    await central.startScanning();
+    this.#timer = setInterval(() => this.#rescan(central), this.#rescanIntervalMs);
+    this.#timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    const central = this.#central;
+    this.#central = undefined;
+    if (central === undefined) return;
+    central.off('discover', this.#onDiscover);
+    await central.stopScanning().catch(() => undefined);
+  }
+
+  /** The last RSSI (dBm) heard from this peer's advertisement, when the radio reports one. */
+  rssiOf(peerId: string): number | undefined {
+    return this.#table.rssiOf(peerId);
+  }
+
+  #rescan(central: BleCentral): void {
+    this.#report({ found: [], lost: this.#table.sweep(Date.now()) });
+    central.rescan().catch((error: unknown) => {
+      this.emit('warning', error instanceof Error ? error : new Error(String(error)));
+    });
+  }
+
+  #report(changes: AdvertiserChanges): void {
+    for (const candidate of changes.lost) this.emit('lost', candidate);
+    for (const candidate of changes.found) this.emit('found', candidate);
+  }
+}
