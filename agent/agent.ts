@@ -162,6 +162,16 @@ export class Agent {
       return undefined;
     }
     this.#ble = transport;
+    transport.on('adapter', (change) => {
+      const fields = { role: change.role, adapter: change.adapter };
+      if (change.state === 'lost') {
+        this.counters.increment('ble.adapters_lost');
+        this.log.warn(fields, `BLE ${change.role} adapter lost: ${change.detail}`);
+      } else {
+        this.counters.increment('ble.adapters_reopened');
+        this.log.info(fields, `BLE ${change.role} adapter back: ${change.detail}`);
+      }
+    });
     return transport;
   }
 

@@ -5,7 +5,7 @@ import { TypedEmitter } from '../../agent/events.js';
 import type { PeerCandidate, Resolver, ResolverEvents } from '../resolver.js';
 import { matchesMesh, shortPeerIdMatches } from './advertisement.js';
 import type { BleTransport } from './ble-transport.js';
-import type { BleCentral, DiscoveredPeripheral } from './central.js';
+import type { DiscoveredPeripheral } from './central.js';
 
 /** HCI's "RSSI not available" (the emulator always reports it). */
 export const RSSI_UNAVAILABLE = 127;
@@ -119,7 +119,7 @@ export class BleResolver extends TypedEmitter<ResolverEvents> implements Resolve
   readonly #rescanIntervalMs: number;
   readonly #onDiscover = (peripheral: DiscoveredPeripheral): void =>
     this.#report(this.#table.hear(peripheral, Date.now()));
-  #central: BleCentral | undefined;
+  #isStarted = false;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(transport: BleTransport, options: BleResolverOptions) {
@@ -130,22 +130,21 @@ export class BleResolver extends TypedEmitter<ResolverEvents> implements Resolve
   }
 
   async start(): Promise<void> {
-    const central = this.#transport.central;
-    if (central === undefined) return; // a peripheral-only agent hears nobody
-    this.#central = central;
-    central.on('discover', this.#onDiscover);
-    await central.startScanning();
-    this.#timer = setInterval(() => this.#rescan(central), this.#rescanIntervalMs);
+    const transport = this.#transport;
+    if (!transport.hasCentral) return; // a peripheral-only agent hears nobody
+    this.#isStarted = true;
+    transport.on('discover', this.#onDiscover);
+    await transport.startScanning();
+    this.#timer = setInterval(() => this.#rescan(), this.#rescanIntervalMs);
     this.#timer.unref();
   }
 
   async stop(): Promise<void> {
     clearInterval(this.#timer);
-    const central = this.#central;
-    this.#central = undefined;
-    if (central === undefined) return;
-    central.off('discover', this.#onDiscover);
-    await central.stopScanning().catch(() => undefined);
+    if (!this.#isStarted) return;
+    this.#isStarted = false;
+    this.#transport.off('discover', this.#onDiscover);
+    await this.#transport.stopScanning().catch(() => undefined);
   }
 
   /** The last RSSI (dBm) heard from this peer's advertisement, when the radio reports one. */
@@ -153,9 +152,9 @@ export class BleResolver extends TypedEmitter<ResolverEvents> implements Resolve
     return this.#table.rssiOf(peerId);
   }
 
-  #rescan(central: BleCentral): void {
+  #rescan(): void {
     this.#report({ found: [], lost: this.#table.sweep(Date.now()) });
-    central.rescan().catch((error: unknown) => {
+    this.#transport.rescan().catch((error: unknown) => {
       this.emit('warning', error instanceof Error ? error : new Error(String(error)));
     });
   }

@@ -6,8 +6,9 @@ import { TypedEmitter } from '../../agent/events.js';
 import { PROTOCOL_VERSION } from '../../agent/protocol/envelope.js';
 import { DialError } from '../errors.js';
 import type { DialOptions, FrameLink, Medium, Transport, TransportEvents } from '../transport.js';
+import { type AdapterChange, AdapterKeeper } from './adapter-keeper.js';
 import { ADVERTISEMENT_VERSION, encodeAdvertisement, encodeScanResponse } from './advertisement.js';
-import { BleCentral, type CentralPipe } from './central.js';
+import { BleCentral, type CentralPipe, type DiscoveredPeripheral } from './central.js';
 import { DEFAULT_BLE_MAX_FRAME_BYTES } from './fragmentation.js';
 import { GattLink } from './gatt-link.js';
 import { encodeInfo } from './gatt-service.js';
@@ -30,6 +31,8 @@ export interface BleTransportOptions {
   powerOnTimeoutMs?: number;
   /** Links (both roles together) beyond which dials fail and new centrals are turned away; default 4. */
   maxLinks?: number;
+  /** Reopening a lost adapter: first retry after about initialRetryMs (1 s), doubling to maxRetryMs (30 s). */
+  adapterRetry?: { initialRetryMs?: number; maxRetryMs?: number };
 }
 
 const DEFAULT_MAX_LINKS = 4;
@@ -47,15 +50,24 @@ export class BleLinkLimitError extends NearmeshError {
   }
 }
 
-export class BleTransport extends TypedEmitter<TransportEvents> implements Transport {
+export interface BleTransportEvents extends TransportEvents {
+  /** The central heard a nearmesh advertisement (whichever central instance is current). */
+  discover: (peripheral: DiscoveredPeripheral) => void;
+  /** An adapter went away, or came back after being reopened. */
+  adapter: (change: AdapterChange) => void;
+}
+
+export class BleTransport extends TypedEmitter<BleTransportEvents> implements Transport {
   readonly medium: Medium = 'ble';
   readonly maxFrameBytes: number;
   readonly #options: BleTransportOptions;
   readonly #links = new Set<GattLink>();
   #dialsInFlight = 0;
   #isAdvertisingAccepting = true;
-  #peripheral: BlePeripheral | undefined;
-  #central: BleCentral | undefined;
+  #peripheralKeeper: AdapterKeeper<BlePeripheral> | undefined;
+  #centralKeeper: AdapterKeeper<BleCentral> | undefined;
+  /** Whether the resolver wants the central scanning: a reopened central resumes it. */
+  #isScanning = false;
   #isStopped = false;
   #starting: Promise<void> | undefined;
 
@@ -65,13 +77,37 @@ export class BleTransport extends TypedEmitter<TransportEvents> implements Trans
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_BLE_MAX_FRAME_BYTES;
   }
 
-  /** The central once started (the BLE resolver listens to it); undefined without a central adapter. */
-  get central(): BleCentral | undefined {
-    return this.#central;
+  get #peripheral(): BlePeripheral | undefined {
+    return this.#peripheralKeeper?.current;
+  }
+
+  get #central(): BleCentral | undefined {
+    return this.#centralKeeper?.current;
+  }
+
+  /** Whether this transport has a central role at all (a peripheral-only agent hears nobody). */
+  get hasCentral(): boolean {
+    return this.#options.central !== undefined;
   }
 
   get peripheralAddress(): string | undefined {
     return this.#peripheral?.address;
+  }
+
+  /** Scans for nearmesh advertisements ('discover' events) until stopScanning(), across adapter reopens. */
+  async startScanning(): Promise<void> {
+    this.#isScanning = true;
+    await this.#central?.startScanning();
+  }
+
+  async stopScanning(): Promise<void> {
+    this.#isScanning = false;
+    await this.#central?.stopScanning();
+  }
+
+  /** Restarts the scan so every advertiser is reported again (see BleCentral.rescan). */
+  async rescan(): Promise<void> {
+    await this.#central?.rescan();
   }
 
   /** Loads the libraries, powers both adapters on and starts advertising; rejects with BleUnavailableError. */
@@ -86,7 +122,7 @@ export class BleTransport extends TypedEmitter<TransportEvents> implements Trans
     const { peripheral, central } = this.#options;
     const [openedPeripheral, openedCentral] = await Promise.allSettled([
       peripheral === undefined ? undefined : this.#openPeripheral(peripheral),
-      central === undefined ? undefined : BleCentral.open(central, this.#options.powerOnTimeoutMs),
+      central === undefined ? undefined : this.#openCentral(central),
     ]);
     if (openedPeripheral.status === 'rejected' || openedCentral.status === 'rejected') {
       this.#starting = undefined;
@@ -96,9 +132,33 @@ export class BleTransport extends TypedEmitter<TransportEvents> implements Trans
         ? openedPeripheral.reason
         : (openedCentral as PromiseRejectedResult).reason;
     }
-    this.#peripheral = openedPeripheral.value;
-    this.#central = openedCentral.value;
-    this.#central?.on('warning', (error) => this.emit('warning', error));
+    const onChange = (change: AdapterChange): void => {
+      this.emit('adapter', change);
+    };
+    if (peripheral !== undefined && openedPeripheral.value !== undefined) {
+      this.#peripheralKeeper = new AdapterKeeper({
+        role: 'peripheral',
+        adapter: peripheral,
+        open: () => this.#openPeripheral(peripheral),
+        onReopened: () => undefined,
+        onChange,
+        ...this.#options.adapterRetry,
+      });
+      this.#peripheralKeeper.adopt(openedPeripheral.value);
+    }
+    if (central !== undefined && openedCentral.value !== undefined) {
+      this.#centralKeeper = new AdapterKeeper({
+        role: 'central',
+        adapter: central,
+        open: () => this.#openCentral(central),
+        onReopened: (reopened) => {
+          if (this.#isScanning) reopened.startScanning().catch((error: unknown) => this.#warn(error));
+        },
+        onChange,
+        ...this.#options.adapterRetry,
+      });
+      this.#centralKeeper.adopt(openedCentral.value);
+    }
   }
 
   async stop(): Promise<void> {
@@ -107,9 +167,9 @@ export class BleTransport extends TypedEmitter<TransportEvents> implements Trans
       (link) => new Promise<void>((resolve) => link.once('close', () => resolve()).close()),
     );
     await Promise.all(closed);
-    await Promise.all([this.#peripheral?.stop(), this.#central?.stop()]);
-    this.#peripheral = undefined;
-    this.#central = undefined;
+    await Promise.all([this.#peripheralKeeper?.stop(), this.#centralKeeper?.stop()]);
+    this.#peripheralKeeper = undefined;
+    this.#centralKeeper = undefined;
     this.#starting = undefined;
     this.#isAdvertisingAccepting = true;
   }
@@ -153,9 +213,10 @@ export class BleTransport extends TypedEmitter<TransportEvents> implements Trans
 
   async #openPeripheral(adapter: BleAdapter): Promise<BlePeripheral> {
     const { peerId, name } = this.#options;
+    this.#isAdvertisingAccepting = !this.#isFull();
     const peripheral = await BlePeripheral.open({
       adapter,
-      advertisement: this.#advertisement(true),
+      advertisement: this.#advertisement(this.#isAdvertisingAccepting),
       scanResponse: encodeScanResponse(name),
       info: encodeInfo({ version: PROTOCOL_VERSION, peerId, name }),
       ...(this.#options.powerOnTimeoutMs !== undefined && {
@@ -179,6 +240,17 @@ export class BleTransport extends TypedEmitter<TransportEvents> implements Trans
       );
     });
     return peripheral;
+  }
+
+  async #openCentral(adapter: BleAdapter): Promise<BleCentral> {
+    const central = await BleCentral.open(adapter, this.#options.powerOnTimeoutMs);
+    central.on('warning', (error) => this.emit('warning', error));
+    central.on('discover', (peripheral) => this.emit('discover', peripheral));
+    return central;
+  }
+
+  #warn(error: unknown): void {
+    this.emit('warning', error instanceof Error ? error : new Error(String(error)));
   }
 
   get #maxLinks(): number {
@@ -205,9 +277,7 @@ export class BleTransport extends TypedEmitter<TransportEvents> implements Trans
     const peripheral = this.#peripheral;
     if (isAccepting === this.#isAdvertisingAccepting || peripheral === undefined || this.#isStopped) return;
     this.#isAdvertisingAccepting = isAccepting;
-    peripheral.advertise(this.#advertisement(isAccepting)).catch((error: unknown) => {
-      this.emit('warning', error instanceof Error ? error : new Error(String(error)));
-    });
+    peripheral.advertise(this.#advertisement(isAccepting)).catch((error: unknown) => this.#warn(error));
   }
 
   #adopt(link: GattLink): GattLink {

@@ -23,15 +23,18 @@ import {
 } from './gatt-service.js';
 import {
   type AclBacklog,
+  ADAPTER_REPLY_MS,
   BACKLOG_HIGH_PACKETS,
   BACKLOG_LOW_PACKETS,
   BACKLOG_MAX_WAIT_MS,
+  BleAdapterLostError,
   BleDisconnectedError,
   CLOSE_FLUSH_MAX_MS,
   DISCONNECT_CONFIRM_MS,
   findAclBacklog,
   ORDERLY_DISCONNECT_REASONS,
   openNoble,
+  withinMs,
 } from './radio.js';
 
 /** What noble asks for by default and bleno allows at most; fragments are then 253 bytes. */
@@ -53,6 +56,8 @@ export interface DiscoveredPeripheral {
 
 export interface BleCentralEvents {
   discover: (peripheral: DiscoveredPeripheral) => void;
+  /** The adapter left the powered-on state (unplugged, reset): this instance is dead, its pipes closed. */
+  lost: (error: Error) => void;
   warning: (error: Error) => void;
 }
 
@@ -80,21 +85,21 @@ export class BleCentral extends TypedEmitter<BleCentralEvents> {
   readonly #heard = new Map<string, Peripheral>();
   readonly #pipes = new Set<NoblePipe>();
 
-  private constructor(noble: Noble) {
+  private constructor(noble: Noble, adapter: BleAdapter) {
     super();
     this.#noble = noble;
     this.#backlog = findAclBacklog(noble, 'noble');
     // Attached before any scan: the emulator reports advertisers before startScanningAsync() resolves.
     noble.on('discover', (peripheral) => this.#onDiscover(peripheral));
     noble.on('stateChange', (state) => {
-      if (state !== 'poweredOn' && !this.#isStopped) {
-        this.emit('warning', new BleDisconnectedError(noble.address, `central adapter is ${state}`));
-      }
+      // noble has already ended the connections (its bindings disconnect every handle on power-off).
+      if (state !== 'poweredOn' && !this.#isStopped)
+        this.emit('lost', new BleAdapterLostError(adapter, state));
     });
   }
 
   static async open(adapter: BleAdapter, powerOnTimeoutMs?: number): Promise<BleCentral> {
-    return new BleCentral(await openNoble(adapter, powerOnTimeoutMs));
+    return new BleCentral(await openNoble(adapter, powerOnTimeoutMs), adapter);
   }
 
   get address(): string {
@@ -123,8 +128,13 @@ export class BleCentral extends TypedEmitter<BleCentralEvents> {
     if (this.#isStopped) return;
     this.#isStopped = true;
     for (const pipe of this.#pipes) pipe.close();
-    await this.#noble.stopScanningAsync().catch(() => undefined);
-    this.#noble.stop();
+    // A controller that is gone never confirms: do not wait for it.
+    await withinMs(this.#noble.stopScanningAsync(), ADAPTER_REPLY_MS);
+    try {
+      this.#noble.stop();
+    } catch {
+      // Its port is already closed (unplugged): nothing left to stop.
+    }
   }
 
   /**

@@ -12,9 +12,11 @@ import {
 } from './gatt-service.js';
 import {
   type AclBacklog,
+  ADAPTER_REPLY_MS,
   BACKLOG_HIGH_PACKETS,
   BACKLOG_LOW_PACKETS,
   BACKLOG_MAX_WAIT_MS,
+  BleAdapterLostError,
   BleDisconnectedError,
   CLOSE_FLUSH_MAX_MS,
   DISCONNECT_CONFIRM_MS,
@@ -22,6 +24,7 @@ import {
   ORDERLY_DISCONNECT_REASONS,
   onHciDisconnect,
   openBleno,
+  withinMs,
 } from './radio.js';
 
 /** RX fragments a central may write before subscribing to TX; more is not a nearmesh central. */
@@ -40,6 +43,8 @@ export interface BlePeripheralOptions {
 export interface BlePeripheralEvents {
   /** A central connected and subscribed to TX: a pipe ready for a GattLink. */
   pipe: (pipe: GattPipe) => void;
+  /** The adapter left the powered-on state (unplugged, reset): this instance is dead, its pipes closed. */
+  lost: (error: Error) => void;
   warning: (error: Error) => void;
 }
 
@@ -91,8 +96,13 @@ export class BlePeripheral extends TypedEmitter<BlePeripheralEvents> {
     if (this.#isStopped) return;
     this.#isStopped = true;
     for (const pipe of this.#pipes.values()) pipe.close();
-    await this.#bleno.stopAdvertisingAsync().catch(() => undefined);
-    this.#bleno.stop();
+    // A controller that is gone never confirms: do not wait for it.
+    await withinMs(this.#bleno.stopAdvertisingAsync(), ADAPTER_REPLY_MS);
+    try {
+      this.#bleno.stop();
+    } catch {
+      // Its port is already closed (unplugged): nothing left to stop.
+    }
   }
 
   async #publish(options: BlePeripheralOptions): Promise<void> {
@@ -124,8 +134,8 @@ export class BlePeripheral extends TypedEmitter<BlePeripheralEvents> {
     bleno.on('disconnect', (address, handle) => this.#onDisconnect(address, handle));
     bleno.on('stateChange', (state) => {
       if (state !== 'poweredOn' && !this.#isStopped) {
-        this.emit('warning', new BleDisconnectedError(bleno.address, `peripheral adapter is ${state}`));
         for (const [handle, pipe] of this.#pipes) this.#onDisconnect(pipe.remoteAddress, handle);
+        this.emit('lost', new BleAdapterLostError(options.adapter, state));
       }
     });
     await bleno.setServicesAsync([

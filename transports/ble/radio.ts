@@ -19,6 +19,9 @@ export const DISCONNECT_CONFIRM_MS = 2000;
 /** How long close() lets queued fragments drain before disconnecting anyway. */
 export const CLOSE_FLUSH_MAX_MS = 2000;
 
+/** How long stop() waits for a controller's confirmation: one that is gone never sends it. */
+export const ADAPTER_REPLY_MS = 1000;
+
 export type BleUnavailableReason = 'library' | 'adapter';
 
 /** The BLE libraries cannot be loaded, or the adapter does not power on: BLE cannot run on this machine. */
@@ -39,6 +42,35 @@ export class BleDisconnectedError extends NearmeshError {
     detail: string,
   ) {
     super('ble-disconnected', `BLE connection to ${address} ended: ${detail}`);
+  }
+}
+
+/** An adapter that worked left the powered-on state (USB unplug, controller reset, UART gone). */
+export class BleAdapterLostError extends NearmeshError {
+  constructor(
+    readonly adapter: BleAdapter,
+    readonly state: string,
+  ) {
+    super('ble-adapter-lost', `BLE adapter ${formatBleAdapter(adapter)} is gone (state ${state})`);
+  }
+}
+
+/** Settles when `promise` does or after `ms`, whichever is first; never rejects. */
+export async function withinMs(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const elapsed = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  try {
+    await Promise.race([
+      promise.then(
+        () => undefined,
+        () => undefined,
+      ),
+      elapsed,
+    ]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -103,19 +135,19 @@ async function openLibrary<T extends PowerableLibrary & { stop(): void }>(
 }
 
 /**
- * A kernel adapter must exist before the libraries touch it: on a kernel without Bluetooth their HCI
+ * An adapter must exist before the libraries touch it. For a kernel adapter: on a kernel without Bluetooth their HCI
  * socket polls a dead socket every second after stop() and throws out of a timer, killing the agent.
  * (Loading them for nothing would also cost memory and print their own warnings.)
  */
 async function requireAdapter(adapter: BleAdapter): Promise<void> {
-  if (adapter.kind !== 'hci') return;
-  const path = `/sys/class/bluetooth/hci${adapter.index}`;
+  // A UART port that is missing (unplugged) would only time out at power-on: say so at once.
+  const path = adapter.kind === 'hci' ? `/sys/class/bluetooth/hci${adapter.index}` : adapter.path;
   try {
     await access(path);
   } catch {
     throw new BleUnavailableError(
       'adapter',
-      `no ${formatBleAdapter(adapter)} adapter (${path} does not exist)`,
+      `${formatBleAdapter(adapter)}: no such adapter (${path} does not exist)`,
     );
   }
 }
