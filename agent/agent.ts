@@ -12,10 +12,12 @@ import { formatHostPort } from './config/address.js';
 import type { Config } from './config/index.js';
 import { loadOrCreateMeshKey } from './config/mesh-key.js';
 import { ControlServer } from './control/server.js';
-import type { ListenEvent } from './control/wire.js';
+import type { ListenEvent, RouteInfo } from './control/wire.js';
 import { NearmeshError } from './errors.js';
 import { type Identity, loadOrCreateIdentity } from './identity/identity.js';
 import { LinkManager, type ReceivedMessage } from './links/link-manager.js';
+import { type MeshMessage, Messenger } from './mesh/messenger.js';
+import { Router } from './mesh/router.js';
 import { Counters } from './ops/counters.js';
 import type { Logger } from './ops/logger.js';
 import { PROTOCOL_VERSION } from './protocol/index.js';
@@ -37,13 +39,16 @@ export interface AgentStatus {
   control_socket: string;
   wifi: { listen: string | null; discovery: string[] };
   ble: 'on' | 'unavailable' | 'off';
-  peers: { connected: number; known: number };
+  peers: { connected: number; routed: number; known: number };
+  mesh: { ttl: number; relay: boolean; groups: readonly string[] };
   counters: Record<string, number>;
 }
 
 export class Agent {
   readonly counters = new Counters();
   #links: LinkManager | undefined;
+  #router: Router | undefined;
+  #messenger: Messenger | undefined;
   #control: ControlServer | undefined;
   #tcp: TcpTransport | undefined;
   #ble: BleTransport | undefined;
@@ -58,6 +63,27 @@ export class Agent {
   get identity(): Identity {
     if (this.#identity === undefined) throw new NearmeshError('not-started', 'the agent has not started');
     return this.#identity;
+  }
+
+  get messenger(): Messenger {
+    if (this.#messenger === undefined) throw new NearmeshError('not-started', 'the agent has not started');
+    return this.#messenger;
+  }
+
+  /** The route table for `nearmesh routes`, with names where the mesh knows them. */
+  #routes(): RouteInfo[] {
+    const router = this.#router;
+    if (router === undefined) return [];
+    const nameOf = (id: string): string | null =>
+      router.agent(id)?.name ?? this.links.directory.get(id)?.name ?? null;
+    return router.routes().map((route) => ({
+      destination: route.destination,
+      name: nameOf(route.destination),
+      next_hop: route.nextHop,
+      next_hop_name: nameOf(route.nextHop),
+      hops: route.hops,
+      age_s: Math.round(route.ageMs / 1000),
+    }));
   }
 
   get links(): LinkManager {
@@ -92,6 +118,15 @@ export class Agent {
         resolvers.push(bleResolver);
       }
     }
+    const router = new Router({
+      selfId: this.#identity.peerId,
+      name: config.name,
+      groups: config.groups,
+      ttl: config.mesh.ttl,
+      relay: config.mesh.relay,
+      counters: this.counters,
+    });
+    this.#router = router;
     this.#links = new LinkManager({
       identity: this.#identity,
       name: config.name,
@@ -101,8 +136,11 @@ export class Agent {
       log,
       counters: this.counters,
       ...(bleResolver !== undefined && { rssiOf: (peerId: string) => bleResolver.rssiOf(peerId) }),
+      router,
     });
+    this.#messenger = new Messenger(router, this.#links, this.counters, config.groups);
     await this.#links.start();
+    router.start();
     // mDNS needs the port actually bound (the configured one may be 0), so it starts after the listener.
     const listening = this.#tcp?.address();
     if (listening !== undefined && config.wifi.discovery.includes('mdns')) {
@@ -177,12 +215,14 @@ export class Agent {
 
   async stop(): Promise<void> {
     await this.#control?.stop();
+    this.#router?.stop();
+    this.#messenger?.stop();
     await this.#links?.stop();
     this.log.info('agent stopped');
   }
 
   status(): AgentStatus {
-    const peers = this.links.peers();
+    const peers = this.messenger.peers();
     const listening = this.#tcp?.address();
     return {
       id: this.identity.peerId,
@@ -198,7 +238,12 @@ export class Agent {
         discovery: this.config.wifi.discovery,
       },
       ble: this.#ble !== undefined ? 'on' : this.config.ble.enabled === false ? 'off' : 'unavailable',
-      peers: { connected: peers.filter((peer) => peer.state === 'connected').length, known: peers.length },
+      peers: {
+        connected: peers.filter((peer) => peer.state === 'connected').length,
+        routed: peers.filter((peer) => peer.state === 'routed').length,
+        known: peers.length,
+      },
+      mesh: { ttl: this.config.mesh.ttl, relay: this.config.mesh.relay, groups: this.config.groups },
       counters: this.counters.snapshot(),
     };
   }
@@ -207,19 +252,25 @@ export class Agent {
     return {
       id: () => ({ id: this.identity.peerId, name: this.config.name }),
       status: () => this.status(),
-      peers: () => this.links.peers(),
+      peers: () => this.messenger.peers(),
       send: (peer: string, payload: Uint8Array, timeoutMs: number | undefined) =>
-        this.links.send(peer, payload, timeoutMs === undefined ? {} : { timeoutMs }),
+        this.messenger.send(peer, payload, timeoutMs === undefined ? {} : { timeoutMs }),
+      multicast: (group: string | undefined, payload: Uint8Array) => this.messenger.multicast(group, payload),
+      routes: () => this.#routes(),
       subscribe: (listener: (event: ListenEvent) => void) => {
-        const onMessage = (message: ReceivedMessage): void => listener(toListenEvent(message));
+        const onMessage = (message: ReceivedMessage | MeshMessage): void => listener(toListenEvent(message));
         this.links.on('message', onMessage);
-        return () => this.links.off('message', onMessage);
+        this.messenger.on('message', onMessage);
+        return () => {
+          this.links.off('message', onMessage);
+          this.messenger.off('message', onMessage);
+        };
       },
     };
   }
 }
 
-function toListenEvent(message: ReceivedMessage): ListenEvent {
+function toListenEvent(message: ReceivedMessage | MeshMessage): ListenEvent {
   const payload = Buffer.from(message.payload.buffer, message.payload.byteOffset, message.payload.byteLength);
   return {
     from: message.from,
@@ -227,5 +278,7 @@ function toListenEvent(message: ReceivedMessage): ListenEvent {
     payload: payload.toString('utf8'),
     payload_base64: payload.toString('base64'),
     received_at: new Date(message.receivedAtMs).toISOString(),
+    ...('to' in message && message.to !== undefined && { to: message.to }),
+    hops: 'hops' in message ? message.hops : 1,
   };
 }

@@ -13,10 +13,16 @@ export function registerListenCommand(program: Command): void {
         if (options.json === true) printJson(message);
         else
           process.stdout.write(
-            `${message.received_at} ${message.from_name} (${message.from}): ${message.payload}\n`,
+            `${message.received_at} ${message.from_name} (${message.from})${describeTarget(message)}: ${message.payload}\n`,
           );
       });
       throw await closed;
     },
   );
+}
+
+/** " to hall" for a group message, " to everyone" for a broadcast, nothing for a message to us alone. */
+function describeTarget(message: ListenEvent): string {
+  if (message.to === undefined) return '';
+  return message.to === '*' ? ' to everyone' : ` to ${message.to}`;
 }

@@ -5,10 +5,12 @@ import { Command, CommanderError } from 'commander';
 import { NearmeshError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { registerAgentCommand } from './agent-command.js';
+import { registerBroadcastCommand } from './broadcast-command.js';
 import { registerIdCommand } from './id-command.js';
 import { registerKeygenCommand } from './keygen-command.js';
 import { registerListenCommand } from './listen-command.js';
 import { registerPeersCommand } from './peers-command.js';
+import { registerRoutesCommand } from './routes-command.js';
 import { registerSendCommand } from './send-command.js';
 import { registerStatusCommand } from './status-command.js';
 
@@ -23,6 +25,8 @@ registerIdCommand(program);
 registerStatusCommand(program);
 registerPeersCommand(program);
 registerSendCommand(program);
+registerBroadcastCommand(program);
+registerRoutesCommand(program);
 registerListenCommand(program);
 
 try {

@@ -15,13 +15,14 @@ export function registerPeersCommand(program: Command): void {
         peer.name,
         peer.state,
         peer.medium ?? '-',
-        peer.address ?? peer.addresses[0] ?? '-',
+        peer.state === 'routed' ? `via ${peer.next_hop ?? '?'}` : (peer.address ?? peer.addresses[0] ?? '-'),
+        peer.hops === null ? '-' : String(peer.hops),
         peer.rtt_ms === null ? '-' : `${peer.rtt_ms} ms`,
         peer.rssi_dbm === null ? '-' : `${peer.rssi_dbm} dBm`,
         peer.last_seen,
       ]);
       process.stdout.write(
-        formatTable(['ID', 'NAME', 'STATE', 'MEDIUM', 'ADDRESS', 'RTT', 'RSSI', 'LAST SEEN'], rows),
+        formatTable(['ID', 'NAME', 'STATE', 'MEDIUM', 'ADDRESS', 'HOPS', 'RTT', 'RSSI', 'LAST SEEN'], rows),
       );
     },
   );

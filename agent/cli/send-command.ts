@@ -1,4 +1,4 @@
-// `nearmesh send <peer> <text>`: exits 0 once the peer acknowledged the message.
+// `nearmesh send <peer> <text>`: exits 0 once the peer acknowledged the message (directly or through the mesh).
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { addClientOptions, type ClientOptions, printJson, requestOnce } from './client-options.js';
@@ -16,7 +16,7 @@ export function registerSendCommand(program: Command): void {
       .argument('<text>', 'message text, or - to read the message from standard input')
       .option('-t, --timeout <ms>', 'how long to wait for the acknowledgement', parseTimeout, 10_000),
   ).action(async (peer: string, text: string, options: SendOptions) => {
-    const payload = (text === '-' ? await readStdin() : Buffer.from(text, 'utf8')).toString('base64');
+    const payload = (await messageBytes(text)).toString('base64');
     const result = (await requestOnce(options, {
       cmd: 'send',
       peer,
@@ -36,6 +36,11 @@ function parseTimeout(text: string): number {
     throw new InvalidArgumentError('expected milliseconds, 1..3600000');
   }
   return value;
+}
+
+/** The message bytes: the text, or standard input for "-". */
+export async function messageBytes(text: string): Promise<Buffer> {
+  return text === '-' ? await readStdin() : Buffer.from(text, 'utf8');
 }
 
 async function readStdin(): Promise<Buffer> {

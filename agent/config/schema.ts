@@ -42,6 +42,14 @@ export interface Config {
     readonly maxLinks: number;
   };
   readonly peers: { readonly address: HostPort }[];
+  /** Groups this agent belongs to (announced to the mesh; messages to a group reach every member). */
+  readonly groups: readonly string[];
+  readonly mesh: {
+    /** Hop budget of the messages this agent originates. */
+    readonly ttl: number;
+    /** Forward other agents' messages; false for battery devices. */
+    readonly relay: boolean;
+  };
   readonly mqtt: { readonly listen: HostPort | false };
   readonly console: { readonly serial: string | false; readonly baud: number };
 }
@@ -151,6 +159,29 @@ export const bleTable = z
   )
   .strict();
 
+/** Enough for a building; 15 is what the wire's ttl field holds (PROTOCOL.md §2). */
+const DEFAULT_MESH_TTL = 4;
+const MAX_MESH_TTL = 15;
+
+export const meshTable = z
+  .object(
+    {
+      ttl: positiveInteger
+        .refine((value) => value <= MAX_MESH_TTL, `expected at most ${MAX_MESH_TTL}`)
+        .default(DEFAULT_MESH_TTL),
+      relay: z.boolean({ message: 'expected true or false' }).default(true),
+    },
+    TABLE,
+  )
+  .strict();
+
+const GROUP = { message: 'expected a group name of 1..63 characters' };
+const MAX_GROUPS = 32;
+const groupsList = z
+  .array(z.string(GROUP).min(1, GROUP).max(63, GROUP), { message: 'expected an array of group names' })
+  .max(MAX_GROUPS, `expected at most ${MAX_GROUPS} groups`)
+  .default((): string[] => []);
+
 export const peerTable = z
   .object({ address: hostPortString(false) }, { message: 'expected a table with address = "host:port"' })
   .strict();
@@ -200,6 +231,8 @@ const rootShape = {
   wifi: wifiTable.default({}),
   ble: bleTable.default({}),
   peers: z.array(peerTable, { message: 'expected [[peers]] tables' }).default(() => []),
+  groups: groupsList,
+  mesh: meshTable.default({}),
   mqtt: mqttTable.default({}),
   console: consoleTable.default({}),
 };
@@ -211,6 +244,7 @@ export const KNOWN_KEYS: Readonly<Record<string, readonly string[]>> = {
   wifi: Object.keys(wifiTable.shape),
   ble: Object.keys(bleTable.shape),
   peers: Object.keys(peerTable.shape),
+  mesh: Object.keys(meshTable.shape),
   mqtt: Object.keys(mqttTable.shape),
   console: Object.keys(consoleTable.shape),
 };
@@ -251,6 +285,8 @@ export function configSchema(context: SchemaContext) {
           maxLinks: raw.ble.max_links,
         },
         peers: raw.peers,
+        groups: [...new Set(raw.groups)],
+        mesh: raw.mesh,
         mqtt: raw.mqtt,
         console: {
           serial: raw.console.serial === false ? false : resolveConfigPath(raw.console.serial, context),

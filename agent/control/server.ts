@@ -25,6 +25,9 @@ export interface ControlHandlers {
   status(): unknown;
   peers(): unknown;
   send(peer: string, payload: Uint8Array, timeoutMs: number | undefined): Promise<unknown>;
+  /** To a group's members, or to everyone (group undefined): best effort. */
+  multicast(group: string | undefined, payload: Uint8Array): unknown;
+  routes(): unknown;
   /** Calls `listener` for every received message until the returned function is called. */
   subscribe(listener: (event: ListenEvent) => void): () => void;
 }
@@ -147,6 +150,10 @@ export class ControlServer {
         return this.handlers.peers();
       case 'send':
         return this.handlers.send(request.peer, Buffer.from(request.payload, 'base64'), request.timeout_ms);
+      case 'multicast':
+        return this.handlers.multicast(request.group, Buffer.from(request.payload, 'base64'));
+      case 'routes':
+        return this.handlers.routes();
       case 'listen':
         unsubscribers.push(this.handlers.subscribe((event) => reply({ id: request.id, event })));
         return { listening: true };

@@ -22,6 +22,16 @@ export const requestSchema = z.discriminatedUnion('cmd', [
       timeout_ms: z.number().int().positive().max(3_600_000).optional(),
     })
     .strict(),
+  z
+    .object({
+      id: requestId,
+      cmd: z.literal('multicast'),
+      /** A group name; absent sends to every agent of the mesh. */
+      group: z.string().min(1).max(63).optional(),
+      payload: z.string().base64(),
+    })
+    .strict(),
+  z.object({ id: requestId, cmd: z.literal('routes') }).strict(),
   z.object({ id: requestId, cmd: z.literal('listen') }).strict(),
 ]);
 
@@ -46,4 +56,18 @@ export interface ListenEvent {
   payload: string;
   payload_base64: string;
   received_at: string;
+  /** Through the mesh: a group name, or "*" for a message to everyone; absent for a direct message. */
+  to?: string;
+  /** Hops it travelled (1 over a direct link). */
+  hops: number;
+}
+
+/** One row of `nearmesh routes --json`. */
+export interface RouteInfo {
+  destination: string;
+  name: string | null;
+  next_hop: string;
+  next_hop_name: string | null;
+  hops: number;
+  age_s: number;
 }

@@ -6,6 +6,7 @@ import type { FrameLink, Transport } from '../../transports/transport.js';
 import { FrameTooLargeError, PeerUnreachableError, TimeoutError } from '../errors.js';
 import { TypedEmitter } from '../events.js';
 import type { Identity } from '../identity/identity.js';
+import type { Router } from '../mesh/router.js';
 import type { Counters } from '../ops/counters.js';
 import type { Logger } from '../ops/logger.js';
 import { RateLimiter } from '../ops/rate-limiter.js';
@@ -51,6 +52,8 @@ export interface LinkManagerOptions {
   redial?: { initialMs: number; maxMs: number };
   /** The last RSSI heard from a peer (BLE advertisements), for the peer table. */
   rssiOf?: (peerId: string) => number | undefined;
+  /** The mesh layer: told of every direct link, handed every routed message. */
+  router?: Router;
 }
 
 interface DialTarget {
@@ -356,6 +359,11 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
     });
     connection.on('ack', (id) => state.pending.get(id)?.settle());
     connection.on('close', (error) => this.#connectionClosed(record, connection, error));
+    const router = this.options.router;
+    if (router !== undefined) {
+      connection.on('routed', (message) => router.receive(record.id, message));
+      router.addNeighbour({ peerId: record.id, send: (message) => connection.sendRouted(message) });
+    }
     // Messages still unacknowledged on an older connection go out again; the receiver drops repeats.
     for (const [id, pending] of state.pending) connection.sendData(id, pending.payload, true);
     if (wasDown) {
@@ -381,6 +389,7 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
     if (record.connection !== connection) return;
     record.connection = undefined;
     record.connectedSinceMs = undefined;
+    this.options.router?.removeNeighbour(record.id);
     this.#log.info(
       { peer: record.id, name: record.name, reason: error?.message ?? 'closed' },
       'peer unlinked',

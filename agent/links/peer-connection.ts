@@ -5,7 +5,13 @@ import { TimeoutError } from '../errors.js';
 import { TypedEmitter } from '../events.js';
 import type { Counters } from '../ops/counters.js';
 import type { Logger } from '../ops/logger.js';
-import { decodeMessage, encodeMessage, encodeMessageParts, type Message } from '../protocol/index.js';
+import {
+  decodeMessage,
+  encodeMessage,
+  encodeMessageParts,
+  type Message,
+  type RoutedMessage,
+} from '../protocol/index.js';
 import type { SecureLink } from '../security/secure-channel.js';
 
 export interface KeepaliveOptions {
@@ -18,9 +24,11 @@ export interface KeepaliveOptions {
 export const DEFAULT_KEEPALIVE: KeepaliveOptions = { intervalMs: 2_000, deadAfterMs: 7_000 };
 
 export interface ConnectionEvents {
-  /** A DATA message arrived; `id` is the sender's message id (used to drop duplicates). */
+  /** A link-local DATA message arrived; `id` is the sender's message id (used to drop duplicates). */
   data: (payload: Uint8Array, id: number) => void;
   ack: (id: number) => void;
+  /** A message with a route (DATA, ACK, ANNOUNCE): the mesh layer's, acknowledged end to end, not here. */
+  routed: (message: RoutedMessage) => void;
   close: (error: Error | undefined) => void;
 }
 
@@ -62,6 +70,13 @@ export class PeerConnection extends TypedEmitter<ConnectionEvents> {
     if (!this.link.isOpen) return false;
     // In parts: a bulk payload reaches the cipher without being copied into an envelope first.
     this.link.send(encodeMessageParts({ type: 'data', id, ackRequested, payload }));
+    return true;
+  }
+
+  /** Sends a routed message (the mesh layer's); false on a closed link. */
+  sendRouted(message: RoutedMessage): boolean {
+    if (!this.link.isOpen) return false;
+    this.link.send(encodeMessageParts(message));
     return true;
   }
 
@@ -110,15 +125,18 @@ export class PeerConnection extends TypedEmitter<ConnectionEvents> {
     switch (message.type) {
       case 'data':
         if (message.route !== undefined) {
-          // Routed frames belong to the mesh layer, which this agent version does not run yet.
-          this.counters.increment('protocol.routed_dropped');
+          this.emit('routed', message);
           return;
         }
         this.emit('data', message.payload, message.id);
         if (message.ackRequested) this.#send({ type: 'ack', id: message.id });
         return;
       case 'ack':
-        this.emit('ack', message.id);
+        if (message.route !== undefined) this.emit('routed', message);
+        else this.emit('ack', message.id);
+        return;
+      case 'announce':
+        this.emit('routed', message);
         return;
       case 'ping':
         this.#send({ type: 'pong', id: message.id });

@@ -17,7 +17,8 @@ export interface PeerRecord {
 export interface PeerInfo {
   id: string;
   name: string;
-  state: 'connected' | 'disconnected';
+  /** connected: a direct link; routed: reachable through other agents (mesh); disconnected: neither. */
+  state: 'connected' | 'routed' | 'disconnected';
   medium: Medium | null;
   address: string | null;
   direction: 'outbound' | 'inbound' | null;
@@ -27,6 +28,10 @@ export interface PeerInfo {
   rssi_dbm: number | null;
   last_seen: string;
   connected_since: string | null;
+  /** 1 over a direct link; more through the mesh; null when unreachable. */
+  hops: number | null;
+  /** The neighbour a routed peer is reached through. */
+  next_hop: string | null;
 }
 
 export class PeerDirectory {
@@ -92,5 +97,7 @@ function describePeer(record: PeerRecord, rssiDbm: number | undefined): PeerInfo
       record.connectedSinceMs !== undefined && connection !== undefined
         ? new Date(record.connectedSinceMs).toISOString()
         : null,
+    hops: connection !== undefined ? 1 : null,
+    next_hop: null,
   };
 }

@@ -1,6 +1,7 @@
 // The wire protocol v1: the only place that knows how messages look on the wire. Pure functions, no I/O;
 // docs/PROTOCOL.md is the specification and test/fixtures/protocol-vectors.json its test vectors.
 
+export { type Announcement, decodeAnnouncement, encodeAnnouncement } from './announcement.js';
 export {
   MAX_ENCODED_MESSAGE_BYTES,
   MAX_MESSAGE_ID,
@@ -22,4 +23,5 @@ export {
   type Message,
   MessageFlag,
   MessageType,
+  type RoutedMessage,
 } from './messages.js';

@@ -2,6 +2,12 @@
 // id and body, and the two public functions encodeMessage / decodeMessage.
 
 import { FrameTooLargeError } from '../errors.js';
+import {
+  type Announcement,
+  decodeAnnouncement,
+  encodeAnnouncement,
+  isValidAnnouncement,
+} from './announcement.js';
 import { MAJOR_ARRAY, MAJOR_BYTES, MAJOR_TEXT } from './cbor-constants.js';
 import { copyBytes, viewBytes } from './cbor-read.js';
 import {
@@ -16,19 +22,24 @@ import {
 import { DecodeError, EncodeError } from './errors.js';
 import { decodeUtf8 } from './utf8.js';
 
-/** Type codes (low 5 bits of hdr). 0 and 6..31 are unassigned. */
+/** Type codes (low 5 bits of hdr). 0 and 7..31 are unassigned. */
 export const MessageType = {
   data: 1,
   ack: 2,
   ping: 3,
   pong: 4,
   close: 5,
+  announce: 6,
 } as const;
 
-/** Flag bits. Bits not listed here are reserved: sent as 0, ignored on receipt. */
+/** Flag bits, per type. Bits not listed here are reserved: sent as 0, ignored on receipt. */
 export const MessageFlag = {
   /** DATA only: the sender wants an ACK carrying the same id. */
   ackRequested: 1,
+  /** ANNOUNCE only: the originator forwards other agents' messages (it may be a next hop). */
+  relays: 1,
+  /** Routed DATA and ACK: forward on every link instead of along routes (a retransmission, or its ACK). */
+  flood: 2,
 } as const;
 
 /** CLOSE codes defined by v1. Receivers treat unknown codes like `shutdown`. */
@@ -52,11 +63,15 @@ export const MAX_ROUTED_DATA_OVERHEAD_BYTES = 36;
 const MAX_CLOSE_CODE = Number.MAX_SAFE_INTEGER;
 
 export type Message =
-  | { type: 'data'; id: number; ackRequested: boolean; payload: Uint8Array; route?: Route }
-  | { type: 'ack'; id: number; route?: Route }
+  | { type: 'data'; id: number; ackRequested: boolean; payload: Uint8Array; route?: Route; flood?: boolean }
+  | { type: 'ack'; id: number; route?: Route; flood?: boolean }
   | { type: 'ping'; id: number }
   | { type: 'pong'; id: number }
-  | { type: 'close'; code: number; reason: string };
+  | { type: 'close'; code: number; reason: string }
+  | { type: 'announce'; id: number; relays: boolean; announcement: Announcement; route: Route };
+
+/** The messages that may carry a route: what the mesh layer forwards. */
+export type RoutedMessage = Extract<Message, { type: 'data' | 'ack' | 'announce' }>;
 
 export type DecodeResult =
   | { kind: 'message'; message: Message; ignoredFields: number }
@@ -88,8 +103,13 @@ const SEPARATE_PAYLOAD_MIN_BYTES = 4096;
 export function encodeMessageParts(message: Message): Uint8Array[] {
   if (message.type !== 'data' || !(message.payload instanceof Uint8Array)) return [encodeMessage(message)];
   if (message.payload.length < SEPARATE_PAYLOAD_MIN_BYTES) return [encodeMessage(message)];
-  const flags = message.ackRequested ? MessageFlag.ackRequested : 0;
-  return encodeEnvelopeParts(MessageType.data, flags, message.id, message.payload, message.route);
+  return encodeEnvelopeParts(
+    MessageType.data,
+    dataFlags(message),
+    message.id,
+    message.payload,
+    message.route,
+  );
 }
 
 export function encodeMessage(message: Message): Uint8Array {
@@ -101,11 +121,10 @@ export function encodeMessage(message: Message): Uint8Array {
       if (payload.length > MAX_ENCODED_MESSAGE_BYTES) {
         throw new FrameTooLargeError(payload.length, MAX_ENCODED_MESSAGE_BYTES);
       }
-      const flags = message.ackRequested ? MessageFlag.ackRequested : 0;
-      return encodeEnvelope(MessageType.data, flags, message.id, payload, message.route);
+      return encodeEnvelope(MessageType.data, dataFlags(message), message.id, payload, message.route);
     }
     case 'ack':
-      return encodeEnvelope(MessageType.ack, 0, message.id, null, message.route);
+      return encodeEnvelope(MessageType.ack, floodFlag(message), message.id, null, message.route);
     case 'ping':
       return encodeEnvelope(MessageType.ping, 0, message.id, null, undefined);
     case 'pong':
@@ -119,9 +138,25 @@ export function encodeMessage(message: Message): Uint8Array {
       if (typeof reason !== 'string') throw new EncodeError('CLOSE reason is not a string');
       return encodeEnvelope(MessageType.close, 0, 0, [code, reason], undefined);
     }
+    case 'announce': {
+      if (message.route === undefined) throw new EncodeError('ANNOUNCE is always routed');
+      if (!isValidAnnouncement(message.announcement)) throw new EncodeError('invalid ANNOUNCE body');
+      const flags = message.relays ? MessageFlag.relays : 0;
+      const body = encodeAnnouncement(message.announcement);
+      return encodeEnvelope(MessageType.announce, flags, message.id, body, message.route);
+    }
     default:
       throw new EncodeError(`unknown message type ${String((message as { type?: unknown }).type)}`);
   }
+}
+
+function dataFlags(message: Extract<Message, { type: 'data' }>): number {
+  return (message.ackRequested ? MessageFlag.ackRequested : 0) | floodFlag(message);
+}
+
+/** The flood flag only means something on a routed message; link-local ones never carry it. */
+function floodFlag(message: { flood?: boolean; route?: Route }): number {
+  return message.flood === true && message.route !== undefined ? MessageFlag.flood : 0;
 }
 
 // Reused for every frame: decodeMessage reads it completely before returning (see EnvelopeFields).
@@ -159,12 +194,13 @@ function decodeChecked(bytes: Uint8Array, payloadView: boolean): DecodeResult {
       const message: Message =
         route === undefined
           ? { type: 'data', id, ackRequested, payload }
-          : { type: 'data', id, ackRequested, payload, route };
+          : { type: 'data', id, ackRequested, payload, route, ...floodField(fields.flags) };
       return { kind: 'message', message, ignoredFields };
     }
     case MessageType.ack: {
       if (!body.isNull()) return badField('ACK body is not null');
-      const message: Message = route === undefined ? { type: 'ack', id } : { type: 'ack', id, route };
+      const message: Message =
+        route === undefined ? { type: 'ack', id } : { type: 'ack', id, route, ...floodField(fields.flags) };
       return { kind: 'message', message, ignoredFields };
     }
     case MessageType.ping:
@@ -178,6 +214,18 @@ function decodeChecked(bytes: Uint8Array, payloadView: boolean): DecodeResult {
     }
     case MessageType.close:
       return decodeClose(bytes, fields);
+    case MessageType.announce: {
+      if (route === undefined) return badField('ANNOUNCE must carry a route');
+      if (body.major !== MAJOR_BYTES) return badField('ANNOUNCE body is not a byte string');
+      const announcement = decodeAnnouncement(viewBytes(bytes, body.offset, body.arg));
+      if (announcement instanceof DecodeError) return { kind: 'error', error: announcement };
+      const relays = (fields.flags & MessageFlag.relays) !== 0;
+      return {
+        kind: 'message',
+        message: { type: 'announce', id, relays, announcement, route },
+        ignoredFields,
+      };
+    }
     default:
       return { kind: 'unknown-type', typeCode, version: fields.version };
   }
@@ -197,6 +245,11 @@ function decodeClose(bytes: Uint8Array, envelope: EnvelopeFields): DecodeResult 
     message: { type: 'close', code: code.arg, reason: text },
     ignoredFields: envelope.ignoredFields,
   };
+}
+
+/** `flood: true` when the flag is set; nothing otherwise, so plain routed messages stay plain objects. */
+function floodField(flags: number): { flood?: true } {
+  return (flags & MessageFlag.flood) !== 0 ? { flood: true } : {};
 }
 
 function badField(detail: string): DecodeResult {

@@ -174,9 +174,9 @@ describeWithNetns('the network-namespace lab (scripts/lab)', () => {
     await waitFor('n1 linked to n2', connectedTo('n1', ['n2']), 15_000);
     await waitFor('n2 linked to n1 and n3', connectedTo('n2', ['n1', 'n3']), 15_000);
     await waitFor('n3 linked to n2', connectedTo('n3', ['n2']), 15_000);
-    // The ends never even hear of each other: no route, and the mesh does not yet introduce peers.
-    expect((await peersOf('n1')).known).toEqual(['n2']);
-    expect((await peersOf('n3')).known).toEqual(['n2']);
+    // The ends have no link to each other; they know each other only through the mesh, two hops away.
+    expect((await peersOf('n1')).connected).toEqual(['n2']);
+    expect((await peersOf('n3')).connected).toEqual(['n2']);
   }, 20_000);
 
   it('keeps the ends of the chain out of each other’s reach', () => {

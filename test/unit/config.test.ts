@@ -70,6 +70,8 @@ describe('defaults', () => {
         maxLinks: 4,
       },
       peers: [],
+      groups: [],
+      mesh: { ttl: 4, relay: true },
       mqtt: { listen: { host: '127.0.0.1', port: 1883 } },
       console: { serial: false, baud: 115200 },
     });
@@ -109,6 +111,8 @@ describe('defaults', () => {
         { address: { host: '10.0.0.2', port: 7450 } },
         { address: { host: 'pi-shed.local', port: 7450 } },
       ],
+      groups: ['greenhouse', 'sensors'],
+      mesh: { ttl: 6, relay: false },
       mqtt: { listen: false },
       console: { serial: '/dev/ttyGS0', baud: 9600 },
     });

@@ -25,9 +25,19 @@ const handlers: ControlHandlers = {
     if (peer !== 'known') throw new PeerUnreachableError(peer, 'unknown peer');
     return { peer, bytes: payload.length };
   },
+  multicast: (group, payload) => ({ group: group ?? null, bytes: payload.length }),
+  routes: () => [],
   subscribe: (listener) => {
     const timer = setInterval(
-      () => listener({ from: 'x', from_name: 'x', payload: 'p', payload_base64: 'cA==', received_at: 'now' }),
+      () =>
+        listener({
+          from: 'x',
+          from_name: 'x',
+          payload: 'p',
+          payload_base64: 'cA==',
+          received_at: 'now',
+          hops: 1,
+        }),
       10,
     );
     return () => clearInterval(timer);

@@ -1,0 +1,234 @@
+// Messages to agents beyond the direct links, over the router: reliable unicast (end-to-end ACK,
+// retransmission that floods around dead routes, delivery exactly once), best-effort group and broadcast
+// sends, and the merged peer table (direct links plus routed agents).
+import { FrameTooLargeError, PeerUnreachableError, TimeoutError } from '../errors.js';
+import { TypedEmitter } from '../events.js';
+import { isPeerId } from '../identity/peer-id.js';
+import type { LinkManager, ReceivedMessage, SendOptions } from '../links/link-manager.js';
+import type { PeerInfo } from '../links/peer-directory.js';
+import { RecentIds } from '../links/recent-ids.js';
+import type { Counters } from '../ops/counters.js';
+import { BROADCAST_ID, groupId } from './address.js';
+import type { MeshDelivery, Router } from './router.js';
+
+/** Largest routed payload: it must fit the smallest link it may cross (a 64 KiB BLE frame, minus room). */
+export const MAX_ROUTED_PAYLOAD_BYTES = 60 * 1024;
+/** First retransmission after this, doubling; every retransmission floods. */
+const FIRST_RETRY_MS = 1_000;
+const DEFAULT_SEND_TIMEOUT_MS = 10_000;
+/** Sources whose delivered ids are remembered (each keeps its last 4,096). */
+const MAX_REMEMBERED_SOURCES = 1_024;
+
+/** A message that came through the mesh; `to` says when it was for a group or for everyone. */
+export interface MeshMessage extends ReceivedMessage {
+  /** A group name, "*" for a broadcast, absent for a message to this agent alone. */
+  to?: string;
+  hops: number;
+}
+
+export interface MessengerEvents {
+  message: (message: MeshMessage) => void;
+}
+
+interface PendingRouted {
+  readonly destination: string;
+  readonly payload: Uint8Array;
+  retryTimer: NodeJS.Timeout | undefined;
+  readonly settle: (error?: Error) => void;
+}
+
+export class Messenger extends TypedEmitter<MessengerEvents> {
+  readonly #pending = new Map<number, PendingRouted>();
+  readonly #delivered = new Map<string, RecentIds>();
+  readonly #groupNames: ReadonlyMap<string, string>;
+
+  constructor(
+    readonly router: Router,
+    readonly links: LinkManager,
+    readonly counters: Counters,
+    groups: readonly string[],
+  ) {
+    super();
+    this.#groupNames = new Map(groups.map((name) => [groupId(name), name]));
+    router.on('deliver', (delivery) => this.#onDeliver(delivery));
+    router.on('ack', (source, id) => this.#pending.get(id)?.settle());
+  }
+
+  /**
+   * Sends to one peer (id or unique name) and resolves once it acknowledged: over the direct link when
+   * there is one, else through the mesh.
+   */
+  send(reference: string, payload: Uint8Array, options: SendOptions = {}): Promise<{ peer: string }> {
+    const record = this.links.directory.resolve(reference);
+    if (record === 'ambiguous') {
+      return Promise.reject(
+        new PeerUnreachableError(reference, 'several peers have that name; use the peer id'),
+      );
+    }
+    if (record?.connection?.isOpen === true) return this.links.send(record.id, payload, options);
+    const destination =
+      record?.id ?? this.router.agentNamed(reference)?.id ?? (isPeerId(reference) ? reference : undefined);
+    if (destination === undefined) return Promise.reject(new PeerUnreachableError(reference, 'unknown peer'));
+    if (destination === this.router.selfId) {
+      return Promise.reject(new PeerUnreachableError(reference, 'that is this agent'));
+    }
+    if (payload.length > MAX_ROUTED_PAYLOAD_BYTES) {
+      return Promise.reject(new FrameTooLargeError(payload.length, MAX_ROUTED_PAYLOAD_BYTES));
+    }
+    return this.#sendRouted(
+      destination,
+      payload,
+      options.timeoutMs ?? DEFAULT_SEND_TIMEOUT_MS,
+      options.signal,
+    );
+  }
+
+  /** Best effort to every member of a group (or everyone with `group` undefined); resolves at once. */
+  multicast(group: string | undefined, payload: Uint8Array): { links: number } {
+    if (payload.length > MAX_ROUTED_PAYLOAD_BYTES) {
+      throw new FrameTooLargeError(payload.length, MAX_ROUTED_PAYLOAD_BYTES);
+    }
+    const destination = group === undefined ? BROADCAST_ID : groupId(group);
+    const id = this.router.nextId();
+    this.counters.increment('mesh.multicasts_sent');
+    const links = this.router.sendData(destination, payload, { id, ackRequested: false });
+    // A member of the group may be this agent itself.
+    if (group !== undefined && this.#groupNames.has(destination)) {
+      this.#emit({
+        source: this.router.selfId,
+        destination,
+        id,
+        payload,
+        ackRequested: false,
+        hops: 0,
+        flooded: false,
+      });
+    }
+    return { links };
+  }
+
+  /** Direct links and the agents the mesh reaches, one row per peer. */
+  peers(): PeerInfo[] {
+    const rows = new Map(this.links.peers().map((peer) => [peer.id, peer]));
+    for (const remote of this.router.remoteAgents()) {
+      const known = rows.get(remote.id);
+      if (known?.state === 'connected') continue;
+      const isReachable = remote.hops !== undefined;
+      rows.set(remote.id, {
+        id: remote.id,
+        name: remote.name ?? known?.name ?? remote.id,
+        state: isReachable ? 'routed' : 'disconnected',
+        medium: null,
+        address: null,
+        direction: null,
+        addresses: known?.addresses ?? [],
+        rtt_ms: null,
+        rssi_dbm: known?.rssi_dbm ?? null,
+        last_seen: known?.last_seen ?? new Date().toISOString(),
+        connected_since: null,
+        hops: remote.hops ?? null,
+        next_hop: remote.nextHop ?? null,
+      });
+    }
+    return [...rows.values()].sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
+  }
+
+  /** Fails every routed send still waiting (the agent is stopping). */
+  stop(): void {
+    for (const pending of this.#pending.values()) {
+      pending.settle(new PeerUnreachableError(pending.destination, 'agent stopping'));
+    }
+  }
+
+  #sendRouted(
+    destination: string,
+    payload: Uint8Array,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<{ peer: string }> {
+    const id = this.router.nextId();
+    return new Promise((resolve, reject) => {
+      const onAbort = (): void =>
+        settle(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
+      const deadline = setTimeout(() => {
+        settle(
+          new TimeoutError(`message to ${destination} through the mesh: no acknowledgement;`, timeoutMs),
+        );
+      }, timeoutMs);
+      const pending: PendingRouted = {
+        destination,
+        payload,
+        retryTimer: undefined,
+        settle: (error) => settle(error),
+      };
+      const settle = (error?: Error): void => {
+        clearTimeout(deadline);
+        clearTimeout(pending.retryTimer);
+        signal?.removeEventListener('abort', onAbort);
+        this.#pending.delete(id);
+        if (error === undefined) resolve({ peer: destination });
+        else reject(error);
+      };
+      if (signal?.aborted === true) return onAbort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#pending.set(id, pending);
+      this.counters.increment('mesh.unicasts_sent');
+      this.router.sendData(destination, payload, { id, ackRequested: true });
+      const retry = (delayMs: number): void => {
+        pending.retryTimer = setTimeout(() => {
+          this.counters.increment('mesh.retransmissions');
+          this.router.sendData(destination, payload, { id, ackRequested: true, flood: true });
+          retry(delayMs * 2);
+        }, delayMs);
+        pending.retryTimer.unref();
+      };
+      retry(FIRST_RETRY_MS);
+    });
+  }
+
+  #onDeliver(delivery: MeshDelivery): void {
+    if (delivery.destination === this.router.selfId) {
+      if (delivery.ackRequested)
+        this.router.sendAck(delivery.source, delivery.id, { flood: delivery.flooded });
+      if (!this.#deliveredFrom(delivery.source).add(delivery.id)) {
+        this.counters.increment('mesh.duplicates_dropped');
+        return;
+      }
+    }
+    this.#emit(delivery);
+  }
+
+  #emit(delivery: MeshDelivery): void {
+    this.counters.increment('mesh.delivered');
+    const to = delivery.destination === BROADCAST_ID ? '*' : this.#groupNames.get(delivery.destination);
+    const fromName =
+      this.router.agent(delivery.source)?.name ??
+      this.links.directory.get(delivery.source)?.name ??
+      delivery.source;
+    this.emit('message', {
+      from: delivery.source,
+      fromName,
+      payload: delivery.payload,
+      receivedAtMs: Date.now(),
+      hops: delivery.hops,
+      ...(to !== undefined && { to }),
+    });
+  }
+
+  #deliveredFrom(source: string): RecentIds {
+    let ids = this.#delivered.get(source);
+    if (ids === undefined) {
+      ids = new RecentIds();
+      this.#delivered.set(source, ids);
+      if (this.#delivered.size > MAX_REMEMBERED_SOURCES) {
+        const oldest = this.#delivered.keys().next().value;
+        if (oldest !== undefined) this.#delivered.delete(oldest);
+      }
+    } else {
+      // Most recently heard last, so the oldest source is the one forgotten.
+      this.#delivered.delete(source);
+      this.#delivered.set(source, ids);
+    }
+    return ids;
+  }
+}

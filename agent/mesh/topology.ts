@@ -1,0 +1,138 @@
+// What the announcements say about the mesh: each agent's name, groups, relay flag and neighbours. Used to
+// show remote agents and to forward a broadcast along one shortest-path tree per source (every agent
+// computes the same tree from the same announcements), instead of over every link.
+import type { Announcement } from '../protocol/index.js';
+import { groupId } from './address.js';
+import { DEFAULT_ROUTE_EXPIRY_MS } from './route-table.js';
+
+export interface KnownAgent {
+  readonly id: string;
+  readonly name: string;
+  readonly groups: readonly string[];
+  readonly relays: boolean;
+  readonly neighbours: ReadonlySet<string>;
+  readonly initialTtl: number;
+  readonly heardAtMs: number;
+}
+
+export class Topology {
+  readonly #agents = new Map<string, KnownAgent>();
+  /** This agent's own links, kept live by the router (not from an announcement). */
+  #ownNeighbours = new Set<string>();
+  #ownRelays = true;
+  /** Children of this agent in each source's tree, valid until the topology changes. */
+  #children = new Map<string, ReadonlySet<string> | undefined>();
+
+  constructor(
+    readonly selfId: string,
+    readonly expiryMs: number = DEFAULT_ROUTE_EXPIRY_MS,
+  ) {}
+
+  setOwn(neighbours: Iterable<string>, relays: boolean): void {
+    this.#ownNeighbours = new Set(neighbours);
+    this.#ownRelays = relays;
+    this.#children.clear();
+  }
+
+  /** Records an agent's announcement; true when it is news (a new agent, or its links or groups changed). */
+  update(id: string, announcement: Announcement, relays: boolean, nowMs: number): boolean {
+    const previous = this.#agents.get(id);
+    const neighbours = new Set(announcement.neighbours);
+    const isNews =
+      previous === undefined ||
+      previous.relays !== relays ||
+      previous.name !== announcement.name ||
+      !sameMembers(previous.neighbours, neighbours) ||
+      previous.groups.join('\0') !== announcement.groups.join('\0');
+    this.#agents.set(id, {
+      id,
+      name: announcement.name,
+      groups: announcement.groups,
+      relays,
+      neighbours,
+      initialTtl: announcement.initialTtl,
+      heardAtMs: nowMs,
+    });
+    if (isNews) this.#children.clear();
+    return isNews;
+  }
+
+  get(id: string, nowMs: number): KnownAgent | undefined {
+    const agent = this.#agents.get(id);
+    if (agent === undefined) return undefined;
+    if (nowMs - agent.heardAtMs >= this.expiryMs) {
+      this.#agents.delete(id);
+      this.#children.clear();
+      return undefined;
+    }
+    return agent;
+  }
+
+  /** Whether some agent announced a group with this id (group ids are hashes: only their names tell). */
+  isGroup(id: string, nowMs: number): boolean {
+    return this.agents(nowMs).some((agent) => agent.groups.some((name) => groupId(name) === id));
+  }
+
+  agents(nowMs: number): KnownAgent[] {
+    return [...this.#agents.keys()]
+      .map((id) => this.get(id, nowMs))
+      .filter((agent): agent is KnownAgent => agent !== undefined);
+  }
+
+  /**
+   * The neighbours this agent passes a broadcast from `source` to: its children in the source's
+   * shortest-path tree, plus any neighbour the announcements do not show linked to us (it may have no
+   * other way to get it). Undefined when this agent is not in the tree as far as it knows: flood then.
+   */
+  childrenFor(source: string, nowMs: number): ReadonlySet<string> | undefined {
+    this.agents(nowMs); // expire first: a stale agent must not shape the tree
+    if (this.#children.has(source)) return this.#children.get(source);
+    const children = this.#computeChildren(source);
+    this.#children.set(source, children);
+    return children;
+  }
+
+  #neighboursOf(id: string): ReadonlySet<string> {
+    return id === this.selfId ? this.#ownNeighbours : (this.#agents.get(id)?.neighbours ?? new Set());
+  }
+
+  #relays(id: string): boolean {
+    return id === this.selfId ? this.#ownRelays : (this.#agents.get(id)?.relays ?? false);
+  }
+
+  /** A link both ends announce (ours counts as announced). */
+  #isLinked(a: string, b: string): boolean {
+    return this.#neighboursOf(a).has(b) && this.#neighboursOf(b).has(a);
+  }
+
+  #computeChildren(source: string): ReadonlySet<string> | undefined {
+    // Breadth first, level by level; a node's parent is the smallest relaying id one level up.
+    const parent = new Map<string, string>();
+    const reached = new Set<string>([source]);
+    let level = [source];
+    while (level.length > 0) {
+      const next = new Set<string>();
+      for (const node of [...level].sort()) {
+        if (node !== source && !this.#relays(node)) continue;
+        for (const neighbour of this.#neighboursOf(node)) {
+          if (reached.has(neighbour) || !this.#isLinked(node, neighbour)) continue;
+          if (!parent.has(neighbour)) parent.set(neighbour, node);
+          next.add(neighbour);
+        }
+      }
+      for (const node of next) reached.add(node);
+      level = [...next];
+    }
+    if (!reached.has(this.selfId)) return undefined;
+    const children = new Set<string>();
+    for (const neighbour of this.#ownNeighbours) {
+      if (parent.get(neighbour) === this.selfId || !this.#isLinked(this.selfId, neighbour))
+        children.add(neighbour);
+    }
+    return children;
+  }
+}
+
+function sameMembers(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  return a.size === b.size && [...a].every((item) => b.has(item));
+}

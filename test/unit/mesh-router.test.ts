@@ -1,0 +1,183 @@
+// The mesh router on in-memory topologies (real Routers, real encoded frames, no sockets): addressing,
+// forwarding, TTL, duplicate suppression, learned routes, rerouting and broadcast trees.
+import { describe, expect, it } from 'vitest';
+import { BROADCAST_ID, groupId } from '../../agent/mesh/address.js';
+import { DuplicateCache } from '../../agent/mesh/duplicate-cache.js';
+import { RouteTable } from '../../agent/mesh/route-table.js';
+import { buildSim, chainTopology, gridTopology, MeshSim } from '../support/mesh-sim.js';
+
+const payload = new TextEncoder().encode('hello');
+
+describe('mesh router on a chain of 5', () => {
+  it('carries a unicast to the far end, four hops, and the ACK back along the learned route', () => {
+    const { ids } = chainTopology(5);
+    const sim = buildSim(chainTopology(5));
+    sim.announceAll();
+    const [first, , , , last] = ids as [string, string, string, string, string];
+    const id = sim.node(first).router.nextId();
+    expect(sim.node(first).router.sendData(last, payload, { id, ackRequested: true })).toBe(1);
+    sim.run();
+    expect(sim.node(last).delivered).toEqual([
+      expect.objectContaining({ source: first, destination: last, id, hops: 4, ackRequested: true }),
+    ]);
+    sim.node(last).router.sendAck(first, id);
+    sim.run();
+    expect(sim.node(first).acks).toEqual([{ source: last, id }]);
+    expect(sim.node(last).router.routes()).toContainEqual(
+      expect.objectContaining({ destination: first, nextHop: ids[3], hops: 4 }),
+    );
+    // Nobody else delivered it, and following routes it never flooded.
+    for (const node of ids.slice(1, 4)) expect(sim.node(node).delivered).toEqual([]);
+    expect(sim.node(ids[2] as string).counters.get('mesh.flooded')).toBe(0);
+  });
+
+  it('stops a message whose hop budget runs out, and counts it', () => {
+    const { ids } = chainTopology(5);
+    const sim = buildSim(chainTopology(5), { ttl: 2 });
+    sim.announceAll();
+    const first = ids[0] as string;
+    const router = sim.node(first).router;
+    const droppedBefore = sim.node(ids[2] as string).counters.get('mesh.dropped_ttl');
+    router.sendData(ids[4] as string, payload, { id: router.nextId(), ackRequested: false });
+    sim.run();
+    expect(sim.node(ids[4] as string).delivered).toEqual([]);
+    expect(sim.node(ids[3] as string).delivered).toEqual([]);
+    expect(sim.node(ids[2] as string).counters.get('mesh.dropped_ttl') - droppedBefore).toBe(1);
+  });
+
+  it('does not forward through an agent with relaying off', () => {
+    const { ids, links } = chainTopology(3);
+    const sim = new MeshSim();
+    sim.add(ids[0] as string);
+    sim.add(ids[1] as string, { relay: false });
+    sim.add(ids[2] as string);
+    for (const [a, b] of links) sim.link(a, b);
+    sim.announceAll();
+    const router = sim.node(ids[0] as string).router;
+    router.sendData(ids[2] as string, payload, { id: router.nextId(), ackRequested: false });
+    sim.run();
+    expect(sim.node(ids[2] as string).delivered).toEqual([]);
+    expect(sim.node(ids[1] as string).counters.get('mesh.not_relayed')).toBeGreaterThan(0);
+    // It still sends and receives for itself.
+    router.sendData(ids[1] as string, payload, { id: router.nextId(), ackRequested: false });
+    sim.run();
+    expect(sim.node(ids[1] as string).delivered).toHaveLength(1);
+  });
+});
+
+describe('mesh router on a ring of 6', () => {
+  it('drops routes with their link and gets through the other way by flooding', () => {
+    const ids = Array.from({ length: 6 }, (_, index) => MeshSim.idOf(index));
+    const links = ids.map((id, index) => [id, ids[(index + 1) % 6] as string] as [string, string]);
+    const sim = buildSim({ ids, links });
+    sim.announceAll();
+    const [a, b] = ids as [string, string];
+    const far = ids[2] as string; // two hops a → b → far
+    expect(sim.node(a).router.routes()).toContainEqual(
+      expect.objectContaining({ destination: far, nextHop: b }),
+    );
+    sim.cut(a, b);
+    expect(
+      sim
+        .node(a)
+        .router.routes()
+        .some((route) => route.nextHop === b),
+    ).toBe(false);
+    const id = sim.node(a).router.nextId();
+    sim.node(a).router.sendData(far, payload, { id, ackRequested: true });
+    sim.run();
+    expect(sim.node(far).delivered.map((d) => d.id)).toEqual([id]);
+    expect(sim.node(far).delivered[0]?.hops).toBe(4);
+    // The ACK teaches the new route; the next message does not flood.
+    expect(sim.node(far).delivered[0]?.flooded).toBe(true);
+    sim.node(far).router.sendAck(a, id, { flood: true });
+    sim.run();
+    expect(sim.node(a).router.routes()).toContainEqual(
+      expect.objectContaining({ destination: far, nextHop: ids[5], hops: 4 }),
+    );
+  });
+});
+
+describe('mesh router on a 3×3 grid', () => {
+  it('delivers a broadcast to every agent exactly once, with fewer transmissions than flooding', () => {
+    const topology = gridTopology(3, 3);
+    const sim = buildSim(topology);
+    sim.announceAll();
+    for (const node of sim.nodes.values()) node.counters.increment('mesh.transmissions', 0);
+    const before = [...sim.nodes.values()].map((n) => n.counters.get('mesh.transmissions'));
+    const source = topology.ids[0] as string;
+    sim
+      .node(source)
+      .router.sendData(BROADCAST_ID, payload, { id: sim.node(source).router.nextId(), ackRequested: false });
+    sim.run();
+    const sent = [...sim.nodes.values()].reduce(
+      (sum, node, index) => sum + node.counters.get('mesh.transmissions') - (before[index] ?? 0),
+      0,
+    );
+    for (const id of topology.ids.slice(1)) expect(sim.node(id).delivered).toHaveLength(1);
+    expect(sim.node(source).delivered).toHaveLength(0);
+    // A spanning tree needs 8; flooding every link but the incoming one takes 16 on this grid.
+    expect(sent).toBe(8);
+  });
+
+  it('delivers a group message to the members only', () => {
+    const topology = gridTopology(3, 3);
+    const sim = new MeshSim();
+    topology.ids.forEach((id, index) => sim.add(id, { groups: index % 2 === 0 ? ['hall'] : [] }));
+    for (const [a, b] of topology.links) sim.link(a, b);
+    sim.announceAll();
+    const source = topology.ids[1] as string;
+    const router = sim.node(source).router;
+    router.sendData(groupId('hall'), payload, { id: router.nextId(), ackRequested: false });
+    sim.run();
+    topology.ids.forEach((id, index) => {
+      expect(sim.node(id).delivered).toHaveLength(index % 2 === 0 ? 1 : 0);
+    });
+  });
+
+  it('floods before any announcement and still delivers once', () => {
+    const topology = gridTopology(3, 3);
+    const sim = buildSim(topology);
+    const source = topology.ids[4] as string;
+    const router = sim.node(source).router;
+    router.sendData(BROADCAST_ID, payload, { id: router.nextId(), ackRequested: false });
+    sim.run();
+    for (const id of topology.ids) if (id !== source) expect(sim.node(id).delivered).toHaveLength(1);
+    const duplicates = [...sim.nodes.values()].reduce(
+      (sum, n) => sum + n.counters.get('mesh.dropped_duplicate'),
+      0,
+    );
+    expect(duplicates).toBeGreaterThan(0);
+  });
+});
+
+describe('DuplicateCache', () => {
+  it('drops a repeat inside the window and lets it through after', () => {
+    const cache = new DuplicateCache({ windowMs: 1_000, capacity: 100 });
+    expect(cache.add('a', 1, 7, 0)).toBe(true);
+    expect(cache.add('a', 1, 7, 999)).toBe(false);
+    expect(cache.add('a', 2, 7, 999)).toBe(true); // another type is another message
+    expect(cache.add('a', 1, 7, 1_000)).toBe(true);
+  });
+
+  it('never holds more than its capacity, whatever arrives', () => {
+    const cache = new DuplicateCache({ windowMs: 60_000, capacity: 1_000 });
+    for (let id = 0; id < 50_000; id++) cache.add(`src${id % 7}`, 1, id, 0);
+    expect(cache.size).toBe(1_000);
+  });
+});
+
+describe('RouteTable', () => {
+  it('prefers shorter routes, follows its next hop, and forgets stale ones', () => {
+    const table = new RouteTable(10_000);
+    expect(table.learn('d', 'n1', 3, 0)).toBe(true);
+    expect(table.learn('d', 'n2', 3, 1)).toBe(false); // as long: stay
+    expect(table.learn('d', 'n2', 2, 2)).toBe(true); // shorter: move
+    expect(table.learn('d', 'n2', 4, 3)).toBe(true); // the next hop says it got longer: believe it
+    expect(table.get('d', 9_000)?.nextHop).toBe('n2');
+    expect(table.get('d', 13_003)).toBeUndefined();
+    table.learn('e', 'n1', 1, 0);
+    table.learn('f', 'n1', 2, 0);
+    expect(table.dropVia('n1').sort()).toEqual(['e', 'f']);
+  });
+});
