@@ -10,12 +10,13 @@ export function registerPeersCommand(program: Command): void {
       const peers = (await requestOnce(options, { cmd: 'peers' })) as PeerInfo[];
       if (options.json === true) return printJson(peers);
       if (peers.length === 0) return void process.stdout.write('no peers yet\n');
+      const nameOf = (id: string | null): string => peers.find((peer) => peer.id === id)?.name ?? id ?? '?';
       const rows = peers.map((peer) => [
         peer.id,
         peer.name,
         peer.state,
         peer.medium ?? '-',
-        peer.state === 'routed' ? `via ${peer.next_hop ?? '?'}` : (peer.address ?? peer.addresses[0] ?? '-'),
+        peer.state === 'routed' ? `via ${nameOf(peer.next_hop)}` : (peer.address ?? peer.addresses[0] ?? '-'),
         peer.hops === null ? '-' : String(peer.hops),
         peer.rtt_ms === null ? '-' : `${peer.rtt_ms} ms`,
         peer.rssi_dbm === null ? '-' : `${peer.rssi_dbm} dBm`,
