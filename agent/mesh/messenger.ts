@@ -51,7 +51,11 @@ export class Messenger extends TypedEmitter<MessengerEvents> {
     super();
     this.#groupNames = new Map(groups.map((name) => [groupId(name), name]));
     router.on('deliver', (delivery) => this.#onDeliver(delivery));
-    router.on('ack', (source, id) => this.#pending.get(id)?.settle());
+    router.on('ack', (source, id) => {
+      const pending = this.#pending.get(id);
+      // Ids are ours, but only the agent we sent to may acknowledge.
+      if (pending?.destination === source) pending.settle();
+    });
   }
 
   /**

@@ -123,7 +123,9 @@ describe('mesh router on a 3×3 grid', () => {
   it('delivers a group message to the members only', () => {
     const topology = gridTopology(3, 3);
     const sim = new MeshSim();
-    topology.ids.forEach((id, index) => sim.add(id, { groups: index % 2 === 0 ? ['hall'] : [] }));
+    for (const [index, id] of topology.ids.entries()) {
+      sim.add(id, { groups: index % 2 === 0 ? ['hall'] : [] });
+    }
     for (const [a, b] of topology.links) sim.link(a, b);
     sim.announceAll();
     const source = topology.ids[1] as string;
@@ -148,6 +150,14 @@ describe('mesh router on a 3×3 grid', () => {
       0,
     );
     expect(duplicates).toBeGreaterThan(0);
+  });
+});
+
+describe('group ids', () => {
+  it('are the documented hash of the name (PROTOCOL.md §13.1)', () => {
+    expect(groupId('hall')).toBe('0c9217d5cf87bef5');
+    expect(groupId('hall')).not.toBe(groupId('Hall'));
+    expect(groupId('hall')).not.toBe(BROADCAST_ID);
   });
 });
 

@@ -9,9 +9,17 @@ export interface JsonRoute {
   destination: string;
 }
 
+export interface JsonAnnouncement {
+  initialTtl: number;
+  name: string;
+  groups: string[];
+  neighbours: string[];
+}
+
 export type JsonMessage =
-  | { type: 'data'; id: number; ackRequested: boolean; payload: string; route?: JsonRoute }
-  | { type: 'ack'; id: number; route?: JsonRoute }
+  | { type: 'data'; id: number; ackRequested: boolean; payload: string; route?: JsonRoute; flood?: boolean }
+  | { type: 'ack'; id: number; route?: JsonRoute; flood?: boolean }
+  | { type: 'announce'; id: number; relays: boolean; announcement: JsonAnnouncement; route: JsonRoute }
   | { type: 'ping'; id: number }
   | { type: 'pong'; id: number }
   | { type: 'close'; code: number; reason: string };
@@ -55,9 +63,23 @@ export function messageFromJson(json: JsonMessage): Message {
         ackRequested: json.ackRequested,
         payload: fromHex(json.payload),
         ...routeFromJson(json.route),
+        ...(json.flood === true && { flood: true }),
       };
     case 'ack':
-      return { type: 'ack', id: json.id, ...routeFromJson(json.route) };
+      return {
+        type: 'ack',
+        id: json.id,
+        ...routeFromJson(json.route),
+        ...(json.flood === true && { flood: true }),
+      };
+    case 'announce':
+      return {
+        type: 'announce',
+        id: json.id,
+        relays: json.relays,
+        announcement: { ...json.announcement },
+        route: { ...json.route },
+      };
     default:
       return { ...json };
   }

@@ -16,10 +16,18 @@ function expectedFields(json: JsonMessage): unknown[] {
   const routeFields =
     route === undefined ? [] : [route.ttlHops, fromHex(route.source), fromHex(route.destination)];
   switch (json.type) {
-    case 'data':
-      return [MessageType.data, json.ackRequested ? 1 : 0, json.id, fromHex(json.payload), ...routeFields];
+    case 'data': {
+      const flags = (json.ackRequested ? 1 : 0) | (json.flood === true ? 2 : 0);
+      return [MessageType.data, flags, json.id, fromHex(json.payload), ...routeFields];
+    }
     case 'ack':
-      return [MessageType.ack, 0, json.id, null, ...routeFields];
+      return [MessageType.ack, json.flood === true ? 2 : 0, json.id, null, ...routeFields];
+    case 'announce': {
+      const { initialTtl, name, groups, neighbours } = json.announcement;
+      // The body is a byte string holding the CBOR item [initialTtl, name, groups, neighbours].
+      const body = cborg.encode([initialTtl, name, groups, neighbours.map(fromHex)]);
+      return [MessageType.announce, json.relays ? 1 : 0, json.id, body, ...routeFields];
+    }
     case 'ping':
       return [MessageType.ping, 0, json.id, null];
     case 'pong':
@@ -31,7 +39,7 @@ function expectedFields(json: JsonMessage): unknown[] {
 
 test('the fixture covers every message type and the special cases', () => {
   const types = new Set(messageVectors.map((v) => v.message?.type));
-  expect([...types].sort()).toEqual(['ack', 'close', 'data', 'ping', 'pong']);
+  expect([...types].sort()).toEqual(['ack', 'announce', 'close', 'data', 'ping', 'pong']);
   expect(messageVectors.some((v) => v.message?.type === 'data' && v.message.route !== undefined)).toBe(true);
   expect(messageVectors.some((v) => v.message?.type === 'data' && v.message.ackRequested)).toBe(true);
   expect(messageVectors.some((v) => v.message?.type === 'data' && v.message.payload === '')).toBe(true);
@@ -75,9 +83,10 @@ describe.each(messageVectors)('decode: $name', (vector) => {
     expect(Array.isArray(decoded)).toBe(true);
     const fields = decoded as unknown[];
     const expected = expectedFields(vector.message as JsonMessage);
-    // hdr, id and body exactly; of the flags only bit 0 has a meaning in v1.
+    // hdr, id and body exactly; of the flags only bit 0, and bit 1 on routed messages, mean something (§4).
+    const meaningful = expected.length === 7 ? 3 : 1;
     expect(fields[0]).toBe(expected[0]);
-    expect(Number(fields[1]) & 1).toBe(expected[1]);
+    expect(Number(fields[1]) & meaningful).toBe(expected[1]);
     expect(fields[2]).toBe(expected[2]);
     expect(fields[3]).toEqual(expected[3]);
     if (expected.length === 7) {
