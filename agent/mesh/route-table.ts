@@ -5,6 +5,9 @@
 /** Announcements refresh routes every 30 s: a route not heard of for three periods is stale. */
 export const DEFAULT_ROUTE_EXPIRY_MS = 95_000;
 
+/** Routes kept at most (the oldest update goes first): bounded memory whatever the traffic claims. */
+export const MAX_ROUTES = 1_024;
+
 export interface Route {
   destination: string;
   nextHop: string;
@@ -23,7 +26,7 @@ export class RouteTable {
     // An equally long route through another neighbour is no reason to move: routes stay stable.
     if (current !== undefined && hops >= current.hops && nextHop !== current.nextHop) return false;
     const changed = current?.nextHop !== nextHop || current.hops !== hops;
-    this.#routes.set(destination, { destination, nextHop, hops, updatedAtMs: nowMs });
+    this.#set({ destination, nextHop, hops, updatedAtMs: nowMs });
     return changed;
   }
 
@@ -33,7 +36,7 @@ export class RouteTable {
    */
   replace(destination: string, nextHop: string, hops: number, nowMs: number): boolean {
     const current = this.get(destination, nowMs);
-    this.#routes.set(destination, { destination, nextHop, hops, updatedAtMs: nowMs });
+    this.#set({ destination, nextHop, hops, updatedAtMs: nowMs });
     return current?.nextHop !== nextHop || current.hops !== hops;
   }
 
@@ -56,6 +59,16 @@ export class RouteTable {
       dropped.push(destination);
     }
     return dropped;
+  }
+
+  /** Stores a route as the most recent, dropping the least recently updated one when full. */
+  #set(route: Route): void {
+    this.#routes.delete(route.destination);
+    if (this.#routes.size >= MAX_ROUTES) {
+      const oldest = this.#routes.keys().next().value;
+      if (oldest !== undefined) this.#routes.delete(oldest);
+    }
+    this.#routes.set(route.destination, route);
   }
 
   delete(destination: string): void {

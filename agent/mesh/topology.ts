@@ -5,10 +5,14 @@ import type { Announcement } from '../protocol/index.js';
 import { groupId } from './address.js';
 import { DEFAULT_ROUTE_EXPIRY_MS } from './route-table.js';
 
+/** Agents remembered at most: memory stays bounded even when a peer announces made-up agents. */
+export const MAX_KNOWN_AGENTS = 1_024;
+
 export interface KnownAgent {
   readonly id: string;
   readonly name: string;
   readonly groups: readonly string[];
+  readonly groupIds: ReadonlySet<string>;
   readonly relays: boolean;
   readonly neighbours: ReadonlySet<string>;
   readonly initialTtl: number;
@@ -44,10 +48,17 @@ export class Topology {
       previous.name !== announcement.name ||
       !sameMembers(previous.neighbours, neighbours) ||
       previous.groups.join('\0') !== announcement.groups.join('\0');
+    // Most recently heard last, so the one forgotten when full is the longest silent.
+    this.#agents.delete(id);
+    if (this.#agents.size >= MAX_KNOWN_AGENTS) {
+      const oldest = this.#agents.keys().next().value;
+      if (oldest !== undefined) this.#agents.delete(oldest);
+    }
     this.#agents.set(id, {
       id,
       name: announcement.name,
       groups: announcement.groups,
+      groupIds: new Set(announcement.groups.map(groupId)),
       relays,
       neighbours,
       initialTtl: announcement.initialTtl,
@@ -70,7 +81,7 @@ export class Topology {
 
   /** Whether some agent announced a group with this id (group ids are hashes: only their names tell). */
   isGroup(id: string, nowMs: number): boolean {
-    return this.agents(nowMs).some((agent) => agent.groups.some((name) => groupId(name) === id));
+    return this.agents(nowMs).some((agent) => agent.groupIds.has(id));
   }
 
   agents(nowMs: number): KnownAgent[] {

@@ -3,7 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { BROADCAST_ID, groupId } from '../../agent/mesh/address.js';
 import { DuplicateCache } from '../../agent/mesh/duplicate-cache.js';
-import { RouteTable } from '../../agent/mesh/route-table.js';
+import { MAX_ROUTES, RouteTable } from '../../agent/mesh/route-table.js';
+import { MAX_KNOWN_AGENTS, Topology } from '../../agent/mesh/topology.js';
 import { buildSim, chainTopology, gridTopology, MeshSim } from '../support/mesh-sim.js';
 
 const payload = new TextEncoder().encode('hello');
@@ -189,5 +190,21 @@ describe('RouteTable', () => {
     table.learn('e', 'n1', 1, 0);
     table.learn('f', 'n1', 2, 0);
     expect(table.dropVia('n1').sort()).toEqual(['e', 'f']);
+  });
+});
+
+describe('mesh tables under made-up agents', () => {
+  it('keep at most their bound, forgetting the longest silent first', () => {
+    const table = new RouteTable();
+    const topology = new Topology(MeshSim.idOf(0));
+    for (let index = 1; index <= 3_000; index++) {
+      const id = MeshSim.idOf(index);
+      table.learn(id, MeshSim.idOf(0), 2, index);
+      topology.update(id, { initialTtl: 4, name: 'x', groups: ['g'], neighbours: [] }, true, index);
+    }
+    expect(table.list(3_000)).toHaveLength(MAX_ROUTES);
+    expect(topology.agents(3_000)).toHaveLength(MAX_KNOWN_AGENTS);
+    expect(table.get(MeshSim.idOf(3_000), 3_000)).toBeDefined();
+    expect(table.get(MeshSim.idOf(1), 3_000)).toBeUndefined();
   });
 });
