@@ -7,6 +7,7 @@ import type { PeerInfo } from '../../agent/links/peer-directory.js';
 import { type BleEmulator, startEmulator } from '../../scripts/ble-emulator/emulator.js';
 import {
   AgentProcess,
+  type AgentSpec,
   freePorts,
   listenTo,
   startAgent,
@@ -16,6 +17,28 @@ import {
   writeConfig,
 } from '../support/agent-process.js';
 import { describeWithBleEmulator } from '../support/ble-emulator.js';
+
+interface BleAgent {
+  name: string;
+  meshKey: string;
+  maxLinks?: number;
+}
+
+/** BLE-only agent specs, agent i on emulator controllers 2i (peripheral) and 2i + 1 (central). */
+async function bleAgentSpecs(emulator: BleEmulator, agents: BleAgent[]): Promise<AgentSpec[]> {
+  const ports = await freePorts(agents.length);
+  return agents.map((agent, index) => ({
+    name: agent.name,
+    meshKey: agent.meshKey,
+    port: ports[index]!,
+    wifi: false,
+    ble: {
+      peripheral: `uart:${emulator.ptys[2 * index]}`,
+      central: `uart:${emulator.ptys[2 * index + 1]}`,
+      ...(agent.maxLinks !== undefined && { maxLinks: agent.maxLinks }),
+    },
+  }));
+}
 
 describeWithBleEmulator('agents over BLE only (emulated controllers)', () => {
   let emulator: BleEmulator;
@@ -27,33 +50,18 @@ describeWithBleEmulator('agents over BLE only (emulated controllers)', () => {
   beforeAll(async () => {
     emulator = await startEmulator({ controllers: 6 });
     const meshKey = generateMeshKey();
-    const [alphaPort, bravoPort, charliePort] = await freePorts(3);
-    const ptys = emulator.ptys;
-    startedAtMs = performance.now();
-    [alpha, bravo, charlie] = await Promise.all([
-      startAgent({
-        name: 'alpha',
-        meshKey,
-        port: alphaPort!,
-        wifi: false,
-        ble: { peripheral: `uart:${ptys[0]}`, central: `uart:${ptys[1]}` },
-      }),
-      startAgent({
-        name: 'bravo',
-        meshKey,
-        port: bravoPort!,
-        wifi: false,
-        ble: { peripheral: `uart:${ptys[2]}`, central: `uart:${ptys[3]}` },
-      }),
+    const specs = await bleAgentSpecs(emulator, [
+      { name: 'alpha', meshKey },
+      { name: 'bravo', meshKey },
       // Another mesh in radio range: it hears alpha and bravo and they hear it, but nobody dials.
-      startAgent({
-        name: 'charlie',
-        meshKey: generateMeshKey(),
-        port: charliePort!,
-        wifi: false,
-        ble: { peripheral: `uart:${ptys[4]}`, central: `uart:${ptys[5]}` },
-      }),
+      { name: 'charlie', meshKey: generateMeshKey() },
     ]);
+    startedAtMs = performance.now();
+    [alpha, bravo, charlie] = (await Promise.all(specs.map((spec) => startAgent(spec)))) as [
+      AgentProcess,
+      AgentProcess,
+      AgentProcess,
+    ];
   }, 30_000);
 
   afterAll(async () => {
@@ -116,25 +124,11 @@ describeWithBleEmulator('a BLE peer that is killed and comes back (per-open cont
     // per-open: a controller dies with its host's pty, so the survivor is told at once (no supervision timeout).
     emulator = await startEmulator({ controllers: 4, lifetime: 'per-open' });
     const meshKey = generateMeshKey();
-    const [alphaPort, bravoPort] = await freePorts(2);
-    const ptys = emulator.ptys;
-    const bravoSpec = {
-      name: 'bravo',
-      meshKey,
-      port: bravoPort!,
-      wifi: false as const,
-      ble: { peripheral: `uart:${ptys[2]}`, central: `uart:${ptys[3]}` },
-    };
-    const [alpha, bravo] = await Promise.all([
-      startAgent({
-        name: 'alpha',
-        meshKey,
-        port: alphaPort!,
-        wifi: false,
-        ble: { peripheral: `uart:${ptys[0]}`, central: `uart:${ptys[1]}` },
-      }),
-      startAgent(bravoSpec),
+    const [alphaSpec, bravoSpec] = await bleAgentSpecs(emulator, [
+      { name: 'alpha', meshKey },
+      { name: 'bravo', meshKey },
     ]);
+    const [alpha, bravo] = await Promise.all([startAgent(alphaSpec!), startAgent(bravoSpec!)]);
     const bravoState = async () =>
       (await alpha.json<PeerInfo[]>(['peers'])).find((peer) => peer.name === 'bravo')?.state;
     await waitFor('alpha linked to bravo', async () =>
@@ -152,7 +146,7 @@ describeWithBleEmulator('a BLE peer that is killed and comes back (per-open cont
     const noticedMs = performance.now() - killedAt;
 
     const restartedAt = performance.now();
-    await startAgent({ ...bravoSpec, dir: bravo.dir });
+    await startAgent({ ...bravoSpec!, dir: bravo.dir });
     await waitFor(
       'alpha re-linked to bravo',
       async () => ((await bravoState()) === 'connected' ? true : undefined),
@@ -181,18 +175,16 @@ describeWithBleEmulator('an agent at its BLE link limit (ble.max_links)', () => 
   it('keeps at most max_links BLE links while the others still link among themselves', async () => {
     emulator = await startEmulator({ controllers: 6 });
     const meshKey = generateMeshKey();
-    const ports = await freePorts(3);
-    const ptys = emulator.ptys;
-    const ble = (index: number, maxLinks?: number) => ({
-      peripheral: `uart:${ptys[2 * index]}`,
-      central: `uart:${ptys[2 * index + 1]}`,
-      ...(maxLinks !== undefined && { maxLinks }),
-    });
-    const [hub, left, right] = await Promise.all([
-      startAgent({ name: 'hub', meshKey, port: ports[0]!, wifi: false, ble: ble(0, 1) }),
-      startAgent({ name: 'left', meshKey, port: ports[1]!, wifi: false, ble: ble(1) }),
-      startAgent({ name: 'right', meshKey, port: ports[2]!, wifi: false, ble: ble(2) }),
+    const specs = await bleAgentSpecs(emulator, [
+      { name: 'hub', meshKey, maxLinks: 1 },
+      { name: 'left', meshKey },
+      { name: 'right', meshKey },
     ]);
+    const [hub, left, right] = (await Promise.all(specs.map((spec) => startAgent(spec)))) as [
+      AgentProcess,
+      AgentProcess,
+      AgentProcess,
+    ];
     const connected = async (agent: AgentProcess): Promise<string[]> =>
       (await agent.json<PeerInfo[]>(['peers']))
         .filter((peer) => peer.state === 'connected')
@@ -227,24 +219,14 @@ describeWithBleEmulator('an agent whose BLE adapters are unplugged and plugged b
   it('keeps running, reports the loss, reopens both adapters and links again', async () => {
     emulator = await startEmulator({ controllers: 4 });
     const meshKey = generateMeshKey();
-    const [alphaPort, bravoPort] = await freePorts(2);
-    const ptys = emulator.ptys;
-    const [alpha] = await Promise.all([
-      startAgent({
-        name: 'alpha',
-        meshKey,
-        port: alphaPort!,
-        wifi: false,
-        ble: { peripheral: `uart:${ptys[0]}`, central: `uart:${ptys[1]}` },
-      }),
-      startAgent({
-        name: 'bravo',
-        meshKey,
-        port: bravoPort!,
-        wifi: false,
-        ble: { peripheral: `uart:${ptys[2]}`, central: `uart:${ptys[3]}` },
-      }),
+    const specs = await bleAgentSpecs(emulator, [
+      { name: 'alpha', meshKey },
+      { name: 'bravo', meshKey },
     ]);
+    const [alpha] = (await Promise.all(specs.map((spec) => startAgent(spec)))) as [
+      AgentProcess,
+      AgentProcess,
+    ];
     const bravoState = async () =>
       (await alpha.json<PeerInfo[]>(['peers'])).find((peer) => peer.name === 'bravo')?.state;
     await waitFor('alpha linked to bravo', async () =>
