@@ -16,8 +16,13 @@ export const MAX_ROUTED_PAYLOAD_BYTES = 60 * 1024;
 /** First retransmission after this, doubling; every retransmission floods. */
 const FIRST_RETRY_MS = 1_000;
 const DEFAULT_SEND_TIMEOUT_MS = 10_000;
-/** Sources whose delivered ids are remembered (each keeps its last 4,096). */
-const MAX_REMEMBERED_SOURCES = 1_024;
+/**
+ * Sources whose delivered ids are remembered, and ids per source: a retransmission comes within seconds,
+ * so 1,024 ids cover any real sender; 256 × 1,024 ids bound the memory (a few MB) whatever sources
+ * a flood makes up.
+ */
+const MAX_REMEMBERED_SOURCES = 256;
+const REMEMBERED_IDS_PER_SOURCE = 1_024;
 
 /** A message that came through the mesh; `to` says when it was for a group or for everyone. */
 export interface MeshMessage extends ReceivedMessage {
@@ -222,7 +227,7 @@ export class Messenger extends TypedEmitter<MessengerEvents> {
   #deliveredFrom(source: string): RecentIds {
     let ids = this.#delivered.get(source);
     if (ids === undefined) {
-      ids = new RecentIds();
+      ids = new RecentIds(REMEMBERED_IDS_PER_SOURCE);
       this.#delivered.set(source, ids);
       if (this.#delivered.size > MAX_REMEMBERED_SOURCES) {
         const oldest = this.#delivered.keys().next().value;

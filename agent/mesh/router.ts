@@ -189,13 +189,14 @@ export class Router extends TypedEmitter<RouterEvents> {
         this.#deliverLocally(message, hops, nowMs);
       return;
     }
-    if (!this.#neighbours.has(route.source)) {
+    if (message.type === 'announce') {
+      this.#topology.update(route.source, message.announcement, message.relays, nowMs);
+    }
+    // Routes only to agents that announced themselves: made-up sources in a flood must not fill the table.
+    if (!this.#neighbours.has(route.source) && this.#topology.get(route.source, nowMs) !== undefined) {
       const isFresh = message.type === 'announce' || message.flood === true;
       if (isFresh) this.#routes.replace(route.source, from, hops, nowMs);
       else this.#routes.learn(route.source, from, hops, nowMs);
-    }
-    if (message.type === 'announce') {
-      this.#topology.update(route.source, message.announcement, message.relays, nowMs);
     }
     this.#deliverLocally(message, hops, nowMs);
     if (route.destination === this.selfId) return;

@@ -1,5 +1,6 @@
-// An in-memory mesh for router tests and the mesh benchmark: one real Router per node, links that carry
-// real encoded frames through a FIFO queue (no sockets, no timers), and counters per node.
+// An in-memory mesh of real Routers for the router tests and the mesh benchmarks: links that carry real
+// encoded frames through a FIFO queue (no sockets, no timers), and counters per node. Lives under
+// scripts/bench because bench code must not import from test/; test/support/mesh-sim.ts re-exports it.
 import { type MeshDelivery, Router, type RouterOptions } from '../../agent/mesh/router.js';
 import { Counters } from '../../agent/ops/counters.js';
 import { decodeMessage, encodeMessage } from '../../agent/protocol/index.js';

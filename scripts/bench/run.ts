@@ -3,8 +3,19 @@
 import { cpus } from 'node:os';
 import { BLE_MESSAGE_BYTES, BLE_MTU, BLE_RUNS, BLE_TOTAL_BYTES, BLE_WARMUPS, bleRows } from './ble-bench.js';
 import { roundTripRows, sizeRows } from './codec-bench.js';
+import {
+  CACHE_DUPLICATE_SHARE,
+  CACHE_RATE_PER_S,
+  CACHE_SAMPLE_EVERY_S,
+  CACHE_SECONDS,
+  CACHE_SOURCES,
+  CACHE_STEADY_FROM_S,
+  duplicateCacheRows,
+} from './duplicate-cache-bench.js';
 import { goodputRow } from './goodput-bench.js';
 import { HANDSHAKES, handshakeRow, WARMUP_HANDSHAKES } from './handshake-bench.js';
+import { meshFloodRows } from './mesh-flood-bench.js';
+import { HOP_CHAIN_LENGTH, HOP_SAMPLES, HOP_WARMUPS, meshHopRows } from './mesh-hop-bench.js';
 import { idleRssRow } from './rss-bench.js';
 import { errorRow, formatTable, type ResultRow } from './table.js';
 import { elapsedMs } from './timing.js';
@@ -21,6 +32,9 @@ const SECTIONS: readonly Section[] = [
   { name: '4  handshake vs TCP connect', run: async () => [await handshakeRow()] },
   { name: '5  idle RSS vs bare node', run: async () => [await idleRssRow()] },
   { name: '6-7  BLE goodput, scan→link (emulator)', run: bleRows },
+  { name: '8  mesh latency per relay hop (lab chain)', run: meshHopRows },
+  { name: '9  mesh transmissions per broadcast vs naive flood', run: meshFloodRows },
+  { name: '10 duplicate-cache heap at 1,000 msg/s', run: duplicateCacheRows },
 ];
 
 const FOOTNOTES = [
@@ -53,6 +67,22 @@ const FOOTNOTES = [
   '   (often several hundred ms). So the absolute kB/s and ms say little about a Pi; the ratios say how',
   '   much nearmesh adds over the bare libraries on the same link (fragment headers, flow control, Noise',
   '   and JS cost), which is the part that carries over. Both rows read "skipped" without the emulator.',
+  `8  ${HOP_CHAIN_LENGTH} real agents in a network-namespace chain (scripts/lab, unshaped veths, static peers: each`,
+  '   agent links only to its neighbours). Round trip of a reliable unicast from n1 (control-socket `send`,',
+  `   resolved by the end-to-end ACK), ${HOP_SAMPLES} samples per target after ${HOP_WARMUPS} warm-ups, targets interleaved; medians.`,
+  '   8: to n5 (4 hops) vs to n2 (1 hop, the direct link with its link-level ACK): per relay hop',
+  '   (rtt4 − rtt1) / (2·3), so it also carries what routing costs at the two ends. 8b: routed both ways,',
+  '   n5 vs n3 (2 hops): (rtt4 − rtt2) / (2·2), relays only. Ratio: rtt4 / rtt1 (8), rtt4 / rtt2 (8b).',
+  '   Both rows read "skipped" without root and network namespaces (and tc, nft for the lab).',
+  '9  in-memory mesh (scripts/bench/mesh-sim.ts: real Routers, real encoded frames, FIFO links), after two',
+  '   rounds of announcements; every agent broadcasts once, frames counted and averaged; every broadcast',
+  '   must reach every agent. Naive: each agent forwards the first copy on all links but the one it came',
+  '   on. Same graph, same hop budget (the default ttl 4, raised to the diameter on 4×4 and 5×5).',
+  '10 one DuplicateCache (defaults: 2 s window, capacity 16,384) in a child run with --expose-gc, on a',
+  `   simulated clock: ${CACHE_RATE_PER_S.toLocaleString('en-US')} distinct (source, id)/s from ${CACHE_SOURCES} sources for ${CACHE_SECONDS} s, each followed by`,
+  `   ${CACHE_DUPLICATE_SHARE} re-arrivals on average (copies within 100 ms); heapUsed after gc minus the empty heap, every`,
+  `   ${CACHE_SAMPLE_EVERY_S} s. 10a: the median reading from ${CACHE_STEADY_FROM_S} s on vs a cache filled past its capacity by a burst`,
+  '   (the most it can ever hold). 10b: median of the later half of those readings vs the earlier half.',
 ];
 
 function machineLine(): string {

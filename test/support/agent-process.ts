@@ -21,7 +21,10 @@ export interface AgentSpec {
   dir?: string;
   /** Run inside this network namespace (`ip netns exec`). */
   netns?: string;
+  /** Appended at the end of the file: tables only (top-level keys there would land in the last table). */
   extraToml?: string;
+  /** Top-level `groups = [...]` (written before any table, where top-level keys must be). */
+  groups?: string[];
   /** false writes `[wifi] enabled = false` (a BLE-only agent). */
   wifi?: false;
   /** BLE on, with these adapter specs ("hciN" / "uart:/path"); default `[ble] enabled = false`. */
@@ -112,6 +115,7 @@ export function writeConfig(spec: AgentSpec, dir: string): string {
     `name = ${JSON.stringify(spec.name)}`,
     `data_dir = ${JSON.stringify(dir)}`,
     `mesh_key = ${JSON.stringify(spec.meshKey)}`,
+    ...(spec.groups === undefined ? [] : [`groups = ${JSON.stringify(spec.groups)}`]),
     '[wifi]',
     ...(spec.wifi === false ? ['enabled = false'] : []),
     `listen = "${spec.listenHost ?? '127.0.0.1'}:${spec.port}"`,
