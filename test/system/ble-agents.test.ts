@@ -265,6 +265,73 @@ describeWithBleEmulator('an agent whose BLE adapters are unplugged and plugged b
   }, 60_000);
 });
 
+describeWithBleEmulator('a mesh across media: BLE only, both, Wi-Fi only', () => {
+  let emulator: BleEmulator;
+
+  afterAll(async () => {
+    await stopAllAgents();
+    await emulator?.stop();
+  });
+
+  it('carries messages both ways between a BLE-only and a Wi-Fi-only agent through one with both', async () => {
+    emulator = await startEmulator({ controllers: 4 });
+    const meshKey = generateMeshKey();
+    const [alphaSpec, bravoBleSpec] = await bleAgentSpecs(emulator, [
+      { name: 'alpha', meshKey },
+      { name: 'bravo', meshKey },
+    ]);
+    const { wifi: _bleOnly, ...bravoBothMedia } = bravoBleSpec!;
+    const bravoSpec: AgentSpec = { ...bravoBothMedia, listenHost: '127.0.0.1', discovery: [] };
+    const [charliePort] = await freePorts(1);
+    const charlieSpec: AgentSpec = {
+      name: 'charlie',
+      meshKey,
+      port: charliePort!,
+      listenHost: '127.0.0.1',
+      discovery: [],
+      peers: [`127.0.0.1:${bravoSpec.port}`],
+    };
+    const [alpha, bravo, charlie] = (await Promise.all(
+      [alphaSpec!, bravoSpec, charlieSpec].map((spec) => startAgent(spec)),
+    )) as [AgentProcess, AgentProcess, AgentProcess];
+    const routedPeer = (agent: AgentProcess, name: string) => async () =>
+      (await agent.json<PeerInfo[]>(['peers'])).find((peer) => peer.name === name && peer.state === 'routed');
+    const charlieAtAlpha = await waitFor(
+      'alpha to reach charlie through bravo',
+      routedPeer(alpha, 'charlie'),
+      20_000,
+    );
+    const alphaAtCharlie = await waitFor(
+      'charlie to reach alpha through bravo',
+      routedPeer(charlie, 'alpha'),
+      20_000,
+    );
+    const bravoId = (await bravo.json<{ id: string }>(['id'])).id;
+    expect(charlieAtAlpha).toMatchObject({ hops: 2, next_hop: bravoId });
+    expect(alphaAtCharlie).toMatchObject({ hops: 2, next_hop: bravoId });
+    const media = Object.fromEntries(
+      (await bravo.json<PeerInfo[]>(['peers'])).map((peer) => [peer.name, peer.medium]),
+    );
+    expect(media).toEqual({ alpha: 'ble', charlie: 'wifi' });
+
+    for (const [from, to, toName, fromName] of [
+      [alpha, charlie, 'charlie', 'alpha'],
+      [charlie, alpha, 'alpha', 'charlie'],
+    ] as const) {
+      const listener = await listenTo(to);
+      const sent = await from.cli(['send', toName, `from ${fromName} across media`]);
+      expect(sent.code, sent.stderr).toBe(0);
+      const received = await waitFor(`${toName} to receive`, async () => listener.messages[0], 10_000, 50);
+      listener.stop();
+      expect(received).toMatchObject({
+        from_name: fromName,
+        payload: `from ${fromName} across media`,
+        hops: 2,
+      });
+    }
+  }, 60_000);
+});
+
 // No emulator needed: adapters that do not exist.
 describe('an agent whose BLE adapter is missing', () => {
   const missing = {
