@@ -1,6 +1,7 @@
 // Two real agents with Wi-Fi disabled and BLE on emulated controllers (a peripheral and a central each, 4 ptys):
 // they find each other by advertisement, authenticate over a GATT link and exchange messages via the CLI.
 // Also: [ble] enabled = "auto" / true when the adapter is missing.
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateMeshKey } from '../../agent/config/mesh-key.js';
 import type { PeerInfo } from '../../agent/links/peer-directory.js';
@@ -262,6 +263,61 @@ describeWithBleEmulator('an agent whose BLE adapters are unplugged and plugged b
     console.log(
       `[ble-agents] re-linked ${Math.round(performance.now() - pluggedAt)} ms after the adapters came back`,
     );
+  }, 60_000);
+});
+
+describeWithBleEmulator('agents with one controller each for both roles (shared adapter)', () => {
+  let emulator: BleEmulator;
+
+  afterAll(async () => {
+    await stopAllAgents();
+    await emulator?.stop();
+  });
+
+  it('link all three pairs, one agent in both roles at once, and carry 48 KiB messages both ways', async () => {
+    emulator = await startEmulator({ controllers: 3 });
+    const meshKey = generateMeshKey();
+    const ports = await freePorts(3);
+    const agents = (await Promise.all(
+      ['alpha', 'bravo', 'charlie'].map((name, index) =>
+        startAgent({
+          name,
+          meshKey,
+          port: ports[index]!,
+          wifi: false,
+          // One adapter for both roles: one multi-role controller, as the default "hci0" on a Pi.
+          ble: { peripheral: `uart:${emulator.ptys[index]}`, central: `uart:${emulator.ptys[index]}` },
+        }),
+      ),
+    )) as [AgentProcess, AgentProcess, AgentProcess];
+    const linkedPeers = async (agent: AgentProcess) =>
+      (await agent.json<PeerInfo[]>(['peers'])).filter((peer) => peer.state === 'connected');
+    for (const agent of agents) {
+      await waitFor(
+        `${agent.spec.name} linked to both others`,
+        async () => ((await linkedPeers(agent)).length === 2 ? true : undefined),
+        20_000,
+      );
+    }
+    const directions = await Promise.all(
+      agents.map(async (agent) => new Set((await linkedPeers(agent)).map((peer) => peer.direction))),
+    );
+    // The agent with the middle peer id dials one and is dialled by the other, on one controller.
+    expect(directions.some((seen) => seen.has('inbound') && seen.has('outbound'))).toBe(true);
+
+    const [alpha, bravo] = agents;
+    for (const [from, to, toName] of [
+      [alpha, bravo, 'bravo'],
+      [bravo, alpha, 'alpha'],
+    ] as const) {
+      const payload = randomBytes(48 * 1024);
+      const listener = await listenTo(to);
+      const sent = await from.cli(['send', toName, '-'], 30_000, payload);
+      expect(sent.code, sent.stderr).toBe(0);
+      const received = await waitFor(`${toName} to receive`, async () => listener.messages[0], 10_000, 50);
+      listener.stop();
+      expect(Buffer.from(received.payload_base64, 'base64').equals(payload)).toBe(true);
+    }
   }, 60_000);
 });
 

@@ -10,7 +10,7 @@ import {
   RX_CHARACTERISTIC_UUID_HEX,
   TX_CHARACTERISTIC_UUID_HEX,
 } from '../../transports/ble/gatt-service.js';
-import { hciBindingOptions } from '../../transports/ble/radio.js';
+import { hciBindingOptions, isSameAdapter } from '../../transports/ble/radio.js';
 
 describe('isBleDialer', () => {
   it('makes exactly one of two agents dial, the one with the smaller short peer id', () => {
@@ -57,7 +57,24 @@ describe('hciBindingOptions', () => {
       bindParams: { uart: { port: '/dev/ttyAMA0', baudRate: 1_000_000 } },
     });
     expect(
-      hciBindingOptions({ kind: 'uart', path: '/dev/ttyUSB0', baudRate: 115_200 }).bindParams?.uart.baudRate,
+      hciBindingOptions({ kind: 'uart', path: '/dev/ttyUSB0', baudRate: 115_200 }).bindParams?.uart?.baudRate,
     ).toBe(115_200);
+  });
+
+  it('puts both roles of one adapter on the shared driver, keyed by the adapter', () => {
+    expect(hciBindingOptions({ kind: 'hci', index: 0 }, 'central')).toEqual({
+      hciDriver: 'nearmesh-shared',
+      deviceId: 0,
+      bindParams: { nearmeshShared: { driver: 'native', role: 'central', key: 'hci0' } },
+    });
+    expect(hciBindingOptions({ kind: 'uart', path: '/dev/ttyAMA0' }, 'peripheral')).toEqual({
+      hciDriver: 'nearmesh-shared',
+      bindParams: {
+        uart: { port: '/dev/ttyAMA0', baudRate: 1_000_000 },
+        nearmeshShared: { driver: 'uart', role: 'peripheral', key: 'uart:/dev/ttyAMA0' },
+      },
+    });
+    expect(isSameAdapter({ kind: 'hci', index: 0 }, { kind: 'hci', index: 0 })).toBe(true);
+    expect(isSameAdapter({ kind: 'hci', index: 0 }, { kind: 'hci', index: 1 })).toBe(false);
   });
 });

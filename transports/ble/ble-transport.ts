@@ -13,6 +13,7 @@ import { DEFAULT_BLE_MAX_FRAME_BYTES } from './fragmentation.js';
 import { GattLink } from './gatt-link.js';
 import { encodeInfo } from './gatt-service.js';
 import { BlePeripheral } from './peripheral.js';
+import { isSameAdapter } from './radio.js';
 
 export interface BleTransportOptions {
   /** Adapter for the peripheral role (advertise, accept); none: this agent only dials. */
@@ -120,10 +121,14 @@ export class BleTransport extends TypedEmitter<BleTransportEvents> implements Tr
 
   async #start(): Promise<void> {
     const { peripheral, central } = this.#options;
-    const [openedPeripheral, openedCentral] = await Promise.allSettled([
-      peripheral === undefined ? undefined : this.#openPeripheral(peripheral),
-      central === undefined ? undefined : this.#openCentral(central),
-    ]);
+    const openPeripheral = async () =>
+      peripheral === undefined ? undefined : this.#openPeripheral(peripheral);
+    const openCentral = async () => (central === undefined ? undefined : this.#openCentral(central));
+    // One controller for both roles: the central first, so the controller is reset once, before anyone
+    // advertises (shared-hci.ts); two controllers open side by side.
+    const [openedCentral, openedPeripheral] = this.#isShared
+      ? [await settle(openCentral()), await settle(openPeripheral())]
+      : await Promise.allSettled([openCentral(), openPeripheral()]);
     if (openedPeripheral.status === 'rejected' || openedCentral.status === 'rejected') {
       this.#starting = undefined;
       if (openedPeripheral.status === 'fulfilled') await openedPeripheral.value?.stop();
@@ -204,7 +209,11 @@ export class BleTransport extends TypedEmitter<BleTransportEvents> implements Tr
         pipe.close();
         throw new DialError(address, 'stopped', 'the transport stopped');
       }
-      return this.#adopt(new GattLink(pipe, { isInitiator: true, maxFrameBytes: this.maxFrameBytes }));
+      const link = this.#adopt(new GattLink(pipe, { isInitiator: true, maxFrameBytes: this.maxFrameBytes }));
+      // Some controllers (BlueZ's emulated one among them) stop advertising when they initiate a
+      // connection; on a shared controller that would hide this agent from every other central.
+      if (this.#isShared) this.#readvertise();
+      return link;
     } finally {
       this.#dialsInFlight--;
       this.#linkCountChanged();
@@ -216,6 +225,7 @@ export class BleTransport extends TypedEmitter<BleTransportEvents> implements Tr
     this.#isAdvertisingAccepting = !this.#isFull();
     const peripheral = await BlePeripheral.open({
       adapter,
+      isShared: this.#isShared,
       advertisement: this.#advertisement(this.#isAdvertisingAccepting),
       scanResponse: encodeScanResponse(name),
       info: encodeInfo({ version: PROTOCOL_VERSION, peerId, name }),
@@ -243,7 +253,7 @@ export class BleTransport extends TypedEmitter<BleTransportEvents> implements Tr
   }
 
   async #openCentral(adapter: BleAdapter): Promise<BleCentral> {
-    const central = await BleCentral.open(adapter, this.#options.powerOnTimeoutMs);
+    const central = await BleCentral.open(adapter, this.#options.powerOnTimeoutMs, this.#isShared);
     central.on('warning', (error) => this.emit('warning', error));
     central.on('discover', (peripheral) => this.emit('discover', peripheral));
     return central;
@@ -251,6 +261,12 @@ export class BleTransport extends TypedEmitter<BleTransportEvents> implements Tr
 
   #warn(error: unknown): void {
     this.emit('warning', error instanceof Error ? error : new Error(String(error)));
+  }
+
+  /** Both roles on one adapter: one multi-role controller. */
+  get #isShared(): boolean {
+    const { peripheral, central } = this.#options;
+    return peripheral !== undefined && central !== undefined && isSameAdapter(peripheral, central);
   }
 
   get #maxLinks(): number {
@@ -280,6 +296,13 @@ export class BleTransport extends TypedEmitter<BleTransportEvents> implements Tr
     peripheral.advertise(this.#advertisement(isAccepting)).catch((error: unknown) => this.#warn(error));
   }
 
+  #readvertise(): void {
+    if (this.#isStopped) return;
+    this.#peripheral
+      ?.advertise(this.#advertisement(this.#isAdvertisingAccepting))
+      .catch((error: unknown) => this.#warn(error));
+  }
+
   #adopt(link: GattLink): GattLink {
     this.#links.add(link);
     this.#linkCountChanged();
@@ -289,6 +312,10 @@ export class BleTransport extends TypedEmitter<BleTransportEvents> implements Tr
     });
     return link;
   }
+}
+
+async function settle<T>(promise: Promise<T>): Promise<PromiseSettledResult<T>> {
+  return (await Promise.allSettled([promise]))[0] as PromiseSettledResult<T>;
 }
 
 /** The dial, or a DialError('aborted') when the signal fires first; a connection that lands late is closed. */

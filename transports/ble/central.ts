@@ -98,8 +98,9 @@ export class BleCentral extends TypedEmitter<BleCentralEvents> {
     });
   }
 
-  static async open(adapter: BleAdapter, powerOnTimeoutMs?: number): Promise<BleCentral> {
-    return new BleCentral(await openNoble(adapter, powerOnTimeoutMs), adapter);
+  /** `isShared`: the peripheral role uses the same controller (shared-hci.ts). */
+  static async open(adapter: BleAdapter, powerOnTimeoutMs?: number, isShared = false): Promise<BleCentral> {
+    return new BleCentral(await openNoble(adapter, powerOnTimeoutMs, isShared), adapter);
   }
 
   get address(): string {

@@ -38,6 +38,8 @@ export interface BlePeripheralOptions {
   /** The INFO characteristic's value (gatt-service.ts encodeInfo). */
   info: Uint8Array;
   powerOnTimeoutMs?: number;
+  /** The central role uses the same controller (shared-hci.ts). */
+  isShared?: boolean;
 }
 
 export interface BlePeripheralEvents {
@@ -70,7 +72,7 @@ export class BlePeripheral extends TypedEmitter<BlePeripheralEvents> {
 
   /** Powers the adapter on, publishes the service and starts advertising. */
   static async open(options: BlePeripheralOptions): Promise<BlePeripheral> {
-    const bleno = await openBleno(options.adapter, options.powerOnTimeoutMs);
+    const bleno = await openBleno(options.adapter, options.powerOnTimeoutMs, options.isShared);
     const peripheral = new BlePeripheral(bleno);
     await peripheral.#publish(options);
     return peripheral;

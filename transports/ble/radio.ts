@@ -5,6 +5,12 @@ import type { Bleno } from '@stoprocent/bleno';
 import type { Noble } from '@stoprocent/noble';
 import { type BleAdapter, formatBleAdapter } from '../../agent/config/adapter.js';
 import { NearmeshError } from '../../agent/errors.js';
+import {
+  installSharedHciDriver,
+  SHARED_DRIVER,
+  type SharedBindParams,
+  type SharedRole,
+} from './shared-hci.js';
 
 export const DEFAULT_POWER_ON_TIMEOUT_MS = 10_000;
 /** What the UART driver is told when the spec names no rate; meaningless on a pty, common for HCI-UART boards. */
@@ -75,24 +81,53 @@ export async function withinMs(promise: Promise<unknown>, ms: number): Promise<v
 }
 
 /** The options both libraries' withBindings('hci', ...) take for an adapter spec. */
-export function hciBindingOptions(adapter: BleAdapter): {
-  hciDriver?: 'uart' | 'native';
+export function hciBindingOptions(
+  adapter: BleAdapter,
+  sharedRole?: SharedRole,
+): {
+  hciDriver?: string;
   deviceId?: number;
-  bindParams?: { uart: { port: string; baudRate: number } };
-} {
-  if (adapter.kind === 'hci') return { hciDriver: 'native', deviceId: adapter.index };
-  return {
-    hciDriver: 'uart',
-    bindParams: { uart: { port: adapter.path, baudRate: adapter.baudRate ?? DEFAULT_UART_BAUD_RATE } },
+  bindParams?: {
+    uart?: { port: string; baudRate: number };
+    nearmeshShared?: SharedBindParams['nearmeshShared'];
   };
+} {
+  const uart =
+    adapter.kind === 'uart'
+      ? { uart: { port: adapter.path, baudRate: adapter.baudRate ?? DEFAULT_UART_BAUD_RATE } }
+      : undefined;
+  if (sharedRole !== undefined) {
+    // Both roles on one controller: the shared driver opens the real one once (shared-hci.ts).
+    return {
+      hciDriver: SHARED_DRIVER,
+      ...(adapter.kind === 'hci' && { deviceId: adapter.index }),
+      bindParams: {
+        ...uart,
+        nearmeshShared: {
+          driver: adapter.kind === 'hci' ? 'native' : 'uart',
+          role: sharedRole,
+          key: formatBleAdapter(adapter),
+        },
+      },
+    };
+  }
+  if (adapter.kind === 'hci') return { hciDriver: 'native', deviceId: adapter.index };
+  return { hciDriver: 'uart', ...(uart !== undefined && { bindParams: uart }) };
+}
+
+/** Whether two adapter specs name one controller (then both roles share it). */
+export function isSameAdapter(a: BleAdapter, b: BleAdapter): boolean {
+  return formatBleAdapter(a) === formatBleAdapter(b);
 }
 
 /** A bleno instance on the adapter, powered on. Imported here, never at module load: BLE is optional. */
 export function openBleno(
   adapter: BleAdapter,
   powerOnTimeoutMs = DEFAULT_POWER_ON_TIMEOUT_MS,
+  isShared = false,
 ): Promise<Bleno> {
-  return openLibrary('@stoprocent/bleno', adapter, powerOnTimeoutMs, async (options) =>
+  const options = hciBindingOptions(adapter, isShared ? 'peripheral' : undefined);
+  return openLibrary('@stoprocent/bleno', adapter, powerOnTimeoutMs, options, async () =>
     (await import('@stoprocent/bleno')).withBindings('hci', options),
   );
 }
@@ -101,8 +136,10 @@ export function openBleno(
 export function openNoble(
   adapter: BleAdapter,
   powerOnTimeoutMs = DEFAULT_POWER_ON_TIMEOUT_MS,
+  isShared = false,
 ): Promise<Noble> {
-  return openLibrary('@stoprocent/noble', adapter, powerOnTimeoutMs, async (options) =>
+  const options = hciBindingOptions(adapter, isShared ? 'central' : undefined);
+  return openLibrary('@stoprocent/noble', adapter, powerOnTimeoutMs, options, async () =>
     (await import('@stoprocent/noble')).withBindings('hci', options),
   );
 }
@@ -112,12 +149,15 @@ async function openLibrary<T extends PowerableLibrary & { stop(): void }>(
   library: string,
   adapter: BleAdapter,
   powerOnTimeoutMs: number,
-  bind: (options: ReturnType<typeof hciBindingOptions>) => Promise<T>,
+  options: ReturnType<typeof hciBindingOptions>,
+  bind: () => Promise<T>,
 ): Promise<T> {
   await requireAdapter(adapter);
+  // Before the libraries load: they take their driver loader when their modules are evaluated.
+  if (options.hciDriver === SHARED_DRIVER) installSharedHciDriver();
   let instance: T;
   try {
-    instance = await bind(hciBindingOptions(adapter));
+    instance = await bind();
   } catch (error) {
     throw new BleUnavailableError(
       'library',
