@@ -23,7 +23,7 @@ export interface SharedBindParams {
 }
 
 /** The part of a bluetooth-hci-socket driver the libraries use. */
-interface HciSocket extends EventEmitter {
+export interface HciSocket extends EventEmitter {
   bindRaw(devId: number | undefined, params?: unknown): void;
   bindUser(devId: number | undefined, params?: unknown): void;
   bindControl(): void;
@@ -34,9 +34,9 @@ interface HciSocket extends EventEmitter {
   write(data: Buffer): void;
 }
 
-type HciSocketClass = new () => HciSocket;
+export type HciSocketClass = new () => HciSocket;
 
-interface HciSocketModule {
+export interface HciSocketModule {
   loadDriver(name: string): HciSocketClass;
 }
 
@@ -333,14 +333,17 @@ export function installSharedHciDriver(): void {
   isInstalled = true;
   const require = createRequire(import.meta.url);
   const drivers = require('@stoprocent/bluetooth-hci-socket') as HciSocketModule;
-  const loadDriver = drivers.loadDriver.bind(drivers);
-  const original = { loadDriver };
-  drivers.loadDriver = (name: string): HciSocketClass => {
-    if (name !== SHARED_DRIVER) return original.loadDriver(name);
-    return class extends SharedHciSocket {
-      constructor() {
-        super(original);
-      }
-    } as unknown as HciSocketClass;
-  };
+  const original: HciSocketModule = { loadDriver: drivers.loadDriver.bind(drivers) };
+  const shared = sharedSocketClass(original);
+  drivers.loadDriver = (name: string): HciSocketClass =>
+    name === SHARED_DRIVER ? shared : original.loadDriver(name);
+}
+
+/** The shared driver's socket class over these real drivers (exported for tests with a fake driver). */
+export function sharedSocketClass(drivers: HciSocketModule): HciSocketClass {
+  return class extends SharedHciSocket {
+    constructor() {
+      super(drivers);
+    }
+  } as unknown as HciSocketClass;
 }
