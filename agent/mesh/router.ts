@@ -10,7 +10,7 @@ import { type Announcement, MAX_TTL_HOPS, MessageType, type RoutedMessage } from
 import { BROADCAST_ID, groupId } from './address.js';
 import { DuplicateCache } from './duplicate-cache.js';
 import { RouteTable } from './route-table.js';
-import { type KnownAgent, Topology } from './topology.js';
+import { type KnownAgent, MAX_KNOWN_AGENTS, Topology } from './topology.js';
 
 /** A direct link, as the router sees it. */
 export interface MeshNeighbour {
@@ -76,6 +76,8 @@ export class Router extends TypedEmitter<RouterEvents> {
   readonly #topology: Topology;
   readonly #groupIds: ReadonlySet<string>;
   readonly #now: () => number;
+  /** Each agent's latest ANNOUNCE as it arrived here, to bring a newly linked neighbour up to date. */
+  readonly #announcements = new Map<string, Extract<RoutedMessage, { type: 'announce' }>>();
   #nextId = randomInt(0, 2 ** 31);
   #announceTimer: NodeJS.Timeout | undefined;
   #debounceTimer: NodeJS.Timeout | undefined;
@@ -124,6 +126,28 @@ export class Router extends TypedEmitter<RouterEvents> {
     this.#routes.delete(neighbour.peerId);
     this.#topology.setOwn(this.#neighbours.keys(), this.#options.relay);
     this.#announceSoon();
+    this.#bringUpToDate(neighbour);
+  }
+
+  /**
+   * A new neighbour learns the agents this one knows now, not at their next announcement (up to 30 s):
+   * their latest ANNOUNCEs go to it as if forwarded, one hop further.
+   */
+  #bringUpToDate(neighbour: MeshNeighbour): void {
+    if (!this.#options.relay) return;
+    const nowMs = this.#now();
+    for (const [source, announcement] of this.#announcements) {
+      if (this.#topology.get(source, nowMs) === undefined) {
+        this.#announcements.delete(source);
+        continue;
+      }
+      if (source === neighbour.peerId || announcement.route.ttlHops <= 1) continue;
+      const forwarded = {
+        ...announcement,
+        route: { ...announcement.route, ttlHops: announcement.route.ttlHops - 1 },
+      };
+      if (neighbour.send(forwarded)) this.#options.counters.increment('mesh.announcements_synced');
+    }
   }
 
   removeNeighbour(peerId: string): void {
@@ -191,6 +215,12 @@ export class Router extends TypedEmitter<RouterEvents> {
     }
     if (message.type === 'announce') {
       this.#topology.update(route.source, message.announcement, message.relays, nowMs);
+      this.#announcements.delete(route.source);
+      if (this.#announcements.size >= MAX_KNOWN_AGENTS) {
+        const oldest = this.#announcements.keys().next().value;
+        if (oldest !== undefined) this.#announcements.delete(oldest);
+      }
+      this.#announcements.set(route.source, message);
     }
     // Routes only to agents that announced themselves: made-up sources in a flood must not fill the table.
     if (!this.#neighbours.has(route.source) && this.#topology.get(route.source, nowMs) !== undefined) {

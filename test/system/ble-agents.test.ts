@@ -256,6 +256,10 @@ describeWithBleEmulator('an agent whose BLE adapters are unplugged and plugged b
       30_000,
       100,
     );
+    // One adapter back may be enough to relink (the dialler's central); wait for the other too.
+    await waitFor('both adapters back', async () =>
+      (alpha.output.match(/adapter back/g) ?? []).length >= 2 ? true : undefined,
+    );
     expect((alpha.output.match(/adapter back/g) ?? []).length).toBe(2);
     const counters = (await alpha.json<{ counters: Record<string, number> }>(['status'])).counters;
     expect(counters['ble.adapters_lost']).toBe(2);

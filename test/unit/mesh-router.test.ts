@@ -66,6 +66,24 @@ describe('mesh router on a chain of 5', () => {
   });
 });
 
+describe('mesh router, a link that comes up later', () => {
+  it('tells the new neighbour about the agents already known, without waiting for their announcements', () => {
+    const { ids } = chainTopology(3);
+    const [a, b, c] = ids as [string, string, string];
+    const sim = new MeshSim();
+    for (const id of ids) sim.add(id);
+    sim.link(a, b);
+    sim.announceAll();
+    sim.link(b, c);
+    sim.run();
+    expect(sim.node(c).router.agent(a)?.name).toBe(`n-${a.slice(-4)}`);
+    expect(sim.node(c).router.routes()).toContainEqual(
+      expect.objectContaining({ destination: a, nextHop: b, hops: 2 }),
+    );
+    expect(sim.node(b).counters.get('mesh.announcements_synced')).toBe(1);
+  });
+});
+
 describe('mesh router on a ring of 6', () => {
   it('drops routes with their link and gets through the other way by flooding', () => {
     const ids = Array.from({ length: 6 }, (_, index) => MeshSim.idOf(index));
