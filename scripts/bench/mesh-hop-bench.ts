@@ -4,8 +4,7 @@
 // the direct link), n3 (2 hops) and n5 (4 hops, through three relays). Three more relays each way are
 // the whole difference between the 4-hop and the 1-hop round trip: (rtt4 − rtt1) / (2·3) per hop.
 // Root and namespaces only: skipped with a reason elsewhere.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { once } from 'node:events';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +15,7 @@ import type { RouteInfo } from '../../agent/control/wire.js';
 import type { PeerInfo } from '../../agent/links/peer-directory.js';
 import { Lab } from '../lab/lab.js';
 import { chain } from '../lab/topology.js';
+import { type BenchChild, isRunning, STOP_GRACE_MS, startChild, stopChild } from './bench-child.js';
 import { median, quantile } from './stats.js';
 import { formatMilliseconds, formatTimes, passMark, type ResultRow } from './table.js';
 import { elapsedMs, sleep, withTimeout } from './timing.js';
@@ -31,8 +31,6 @@ const READY_TIMEOUT_MS = 20_000;
 const MESH_TIMEOUT_MS = 30_000;
 const POLL_MS = 200;
 const SEND_TIMEOUT_MS = 5_000;
-const STOP_GRACE_MS = 3_000;
-const OUTPUT_TAIL_CHARS = 2_000;
 const PAYLOAD_BASE64 = Buffer.from('{"t":21.5}').toString('base64');
 
 const CLI_PATH = fileURLToPath(new URL('../../agent/cli/main.js', import.meta.url));
@@ -56,12 +54,9 @@ function whyNetnsUnavailable(): string | undefined {
 }
 
 /** One agent in its namespace, with its control client once it answers. */
-interface LabAgent {
+interface LabAgent extends BenchChild {
   readonly node: string;
   readonly dir: string;
-  readonly child: ChildProcess;
-  readonly exited: Promise<void>;
-  output: string;
   client?: ControlClient;
   id?: string;
 }
@@ -89,48 +84,23 @@ function writeConfig(node: string, dir: string, meshKey: string, peers: readonly
 function startAgent(lab: Lab, node: string, meshKey: string): LabAgent {
   const dir = mkdtempSync(join(tmpdir(), `nearmesh-bench-${node}-`));
   const config = writeConfig(node, dir, meshKey, lab.peerAddresses(node, AGENT_PORT));
-  const env = { ...process.env };
-  // The agent must read only the config we give it.
-  delete env.NEARMESH_CONFIG;
-  delete env.NEARMESH_SOCKET;
-  delete env.NEARMESH_LOG_LEVEL;
   // `ip netns exec` execs node in place: the pid we hold is the agent's own.
-  const child = spawn(
-    'ip',
-    ['netns', 'exec', lab.namespaceOf(node), process.execPath, CLI_PATH, 'agent', '--config', config],
-    { stdio: ['ignore', 'pipe', 'pipe'], env },
-  );
-  const agent: LabAgent = {
-    node,
-    dir,
-    child,
-    exited: once(child, 'exit').then(
-      () => undefined,
-      () => undefined,
-    ),
-    output: '',
-  };
-  const keepTail = (chunk: Buffer): void => {
-    agent.output = (agent.output + chunk.toString()).slice(-OUTPUT_TAIL_CHARS);
-  };
-  child.stdout?.on('data', keepTail);
-  child.stderr?.on('data', keepTail);
-  return agent;
+  const started = startChild('ip', [
+    'netns',
+    'exec',
+    lab.namespaceOf(node),
+    process.execPath,
+    CLI_PATH,
+    'agent',
+    '--config',
+    config,
+  ]);
+  return Object.assign(started, { node, dir });
 }
 
-function isRunning(agent: LabAgent): boolean {
-  return agent.child.exitCode === null && agent.child.signalCode === null;
-}
-
-/** SIGTERM to this agent's pid only, SIGKILL if it has not exited after a grace period. */
 async function stopAgent(agent: LabAgent): Promise<void> {
   agent.client?.close();
-  if (isRunning(agent)) {
-    agent.child.kill('SIGTERM');
-    const timer = setTimeout(() => agent.child.kill('SIGKILL'), STOP_GRACE_MS);
-    await agent.exited;
-    clearTimeout(timer);
-  }
+  await stopChild(agent);
   rmSync(agent.dir, { recursive: true, force: true });
 }
 

@@ -1,12 +1,12 @@
 // Row 5: resident memory of a real, idle agent process (loopback only, no mDNS, no BLE, no MQTT)
 // against an idle bare `node` process measured the same way, from /proc/<pid>/status VmRSS.
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { once } from 'node:events';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateMeshKey } from '../../agent/config/mesh-key.js';
+import { type BenchChild, isRunning, STOP_GRACE_MS, startChild, stopChild } from './bench-child.js';
 import { formatMegabytes, formatTimes, passMark, type ResultRow } from './table.js';
 import { sleep, withTimeout } from './timing.js';
 
@@ -16,51 +16,6 @@ const IDLE_MS = 3_000;
 const READY_TIMEOUT_MS = 20_000;
 const READY_POLL_MS = 150;
 const CLI_TIMEOUT_MS = 10_000;
-const STOP_GRACE_MS = 3_000;
-const OUTPUT_TAIL_CHARS = 2_000;
-
-/** A child we started, with the tail of its output for error messages. */
-interface Started {
-  readonly child: ChildProcess;
-  readonly exited: Promise<void>;
-  output: string;
-}
-
-function start(args: readonly string[]): Started {
-  const env = { ...process.env };
-  // The agent must read only the config we give it.
-  delete env.NEARMESH_CONFIG;
-  delete env.NEARMESH_SOCKET;
-  delete env.NEARMESH_LOG_LEVEL;
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
-  const started: Started = {
-    child,
-    exited: once(child, 'exit').then(
-      () => undefined,
-      () => undefined,
-    ),
-    output: '',
-  };
-  const keepTail = (chunk: Buffer): void => {
-    started.output = (started.output + chunk.toString()).slice(-OUTPUT_TAIL_CHARS);
-  };
-  child.stdout?.on('data', keepTail);
-  child.stderr?.on('data', keepTail);
-  return started;
-}
-
-function isRunning(started: Started): boolean {
-  return started.child.exitCode === null && started.child.signalCode === null;
-}
-
-/** SIGTERM to this child's pid only, SIGKILL if it has not exited after a grace period. */
-async function stop(started: Started): Promise<void> {
-  if (!isRunning(started)) return;
-  started.child.kill('SIGTERM');
-  const timer = setTimeout(() => started.child.kill('SIGKILL'), STOP_GRACE_MS);
-  await started.exited;
-  clearTimeout(timer);
-}
 
 function writeAgentConfig(dir: string): string {
   const lines = [
@@ -92,7 +47,7 @@ function controlAnswers(socketPath: string): Promise<boolean> {
   });
 }
 
-async function waitUntilReady(agent: Started, socketPath: string): Promise<void> {
+async function waitUntilReady(agent: BenchChild, socketPath: string): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   for (;;) {
     if (!isRunning(agent)) throw new Error(`agent exited early: ${agent.output.trim()}`);
@@ -102,7 +57,7 @@ async function waitUntilReady(agent: Started, socketPath: string): Promise<void>
   }
 }
 
-function vmRssBytes(started: Started): number {
+function vmRssBytes(started: BenchChild): number {
   const pid = started.child.pid;
   if (pid === undefined || !isRunning(started)) throw new Error(`process is not running: ${started.output}`);
   const match = /^VmRSS:\s+(\d+)\s+kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -112,12 +67,12 @@ function vmRssBytes(started: Started): number {
 
 export async function idleRssRow(): Promise<ResultRow> {
   const dir = mkdtempSync(join(tmpdir(), 'nearmesh-bench-'));
-  const children: Started[] = [];
+  const children: BenchChild[] = [];
   try {
     const configPath = writeAgentConfig(dir);
-    const agent = start([CLI_PATH, 'agent', '--config', configPath]);
+    const agent = startChild(process.execPath, [CLI_PATH, 'agent', '--config', configPath]);
     children.push(agent);
-    const baseline = start(['-e', 'setInterval(() => {}, 1000)']);
+    const baseline = startChild(process.execPath, ['-e', 'setInterval(() => {}, 1000)']);
     children.push(baseline);
     await waitUntilReady(agent, join(dir, 'control.sock'));
     await sleep(IDLE_MS);
@@ -133,7 +88,11 @@ export async function idleRssRow(): Promise<ResultRow> {
     };
   } finally {
     try {
-      await withTimeout(Promise.all(children.map(stop)), STOP_GRACE_MS * 2, 'stopping benchmark children');
+      await withTimeout(
+        Promise.all(children.map(stopChild)),
+        STOP_GRACE_MS * 2,
+        'stopping benchmark children',
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
