@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { Agent } from '../agent.js';
 import { loadConfig } from '../config/index.js';
 import { createLogger } from '../ops/logger.js';
+import { SystemdNotifier } from '../ops/systemd-notify.js';
 
 export function registerAgentCommand(program: Command): void {
   program
@@ -20,10 +21,12 @@ export function registerAgentCommand(program: Command): void {
             : parseLevel(process.env.NEARMESH_LOG_LEVEL),
       });
       const agent = new Agent(config, log);
+      const systemd = new SystemdNotifier({ log });
       let stopping: Promise<void> | undefined;
       const stop = (signal: string): void => {
         if (stopping !== undefined) return;
         log.info({ signal }, 'stopping');
+        systemd.stopping();
         stopping = agent.stop().then(
           () => process.exit(0),
           (error: unknown) => {
@@ -40,6 +43,8 @@ export function registerAgentCommand(program: Command): void {
         await agent.stop().catch(() => {});
         throw error;
       }
+      const { id, name } = agent.status();
+      systemd.ready(`serving as ${name} (${id})`);
     });
 }
 

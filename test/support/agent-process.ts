@@ -19,6 +19,8 @@ export interface AgentSpec {
   discovery?: string[];
   /** Reuse a directory (a restart keeps identity); default a fresh temporary one. */
   dir?: string;
+  /** Extra environment for the agent process (e.g. NOTIFY_SOCKET). */
+  env?: Record<string, string>;
   /** Run inside this network namespace (`ip netns exec`). */
   netns?: string;
   /** Appended at the end of the file: tables only (top-level keys there would land in the last table). */
@@ -62,6 +64,7 @@ export class AgentProcess {
           NEARMESH_LOG_LEVEL: 'debug',
           NEARMESH_CONFIG: undefined,
           NEARMESH_SOCKET: undefined,
+          ...spec.env,
         },
       },
     );
