@@ -1,6 +1,7 @@
 // The daemon: wires config, identity, transports, resolvers, the link manager and the control socket
 // together, and starts and stops them in order (SIGTERM closes links, then removes the socket).
 import { mkdir } from 'node:fs/promises';
+import { type BoardDetection, detectBoardSync } from '../boards/index.js';
 import type { BleResolver } from '../transports/ble/ble-resolver.js';
 import type { BleTransport } from '../transports/ble/ble-transport.js';
 import { BleUnavailableError } from '../transports/ble/radio.js';
@@ -20,6 +21,7 @@ import { type MeshMessage, Messenger } from './mesh/messenger.js';
 import { Router } from './mesh/router.js';
 import { Counters } from './ops/counters.js';
 import type { Logger } from './ops/logger.js';
+import { readTelemetry } from './ops/telemetry.js';
 import { PROTOCOL_VERSION } from './protocol/index.js';
 import { VERSION } from './version.js';
 
@@ -48,6 +50,8 @@ export class Agent {
   readonly counters = new Counters();
   #links: LinkManager | undefined;
   #router: Router | undefined;
+  /** The board this runs on (boards/): for status and doctor. */
+  readonly #board = describeBoard(detectBoardSync());
   #messenger: Messenger | undefined;
   #control: ControlServer | undefined;
   #tcp: TcpTransport | undefined;
@@ -251,7 +255,12 @@ export class Agent {
   #controlHandlers() {
     return {
       id: () => ({ id: this.identity.peerId, name: this.config.name }),
-      status: () => this.status(),
+      // With the board and a fresh telemetry reading (a few small file reads; vcgencmd on a Pi).
+      status: async () => ({
+        ...this.status(),
+        board: this.#board,
+        telemetry: await readTelemetry({ diskPath: this.config.dataDir }),
+      }),
       peers: () => this.messenger.peers(),
       send: (peer: string, payload: Uint8Array, timeoutMs: number | undefined) =>
         this.messenger.send(peer, payload, timeoutMs === undefined ? {} : { timeoutMs }),
@@ -281,4 +290,8 @@ function toListenEvent(message: ReceivedMessage | MeshMessage): ListenEvent {
     ...('to' in message && message.to !== undefined && { to: message.to }),
     hops: 'hops' in message ? message.hops : 1,
   };
+}
+
+function describeBoard(detection: BoardDetection): { id: string; name: string; model: string | null } {
+  return { id: detection.profile.id, name: detection.profile.name, model: detection.model };
 }

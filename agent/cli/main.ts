@@ -6,6 +6,7 @@ import { NearmeshError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { registerAgentCommand } from './agent-command.js';
 import { registerBroadcastCommand } from './broadcast-command.js';
+import { registerDoctorCommand } from './doctor-command.js';
 import { registerIdCommand } from './id-command.js';
 import { registerKeygenCommand } from './keygen-command.js';
 import { registerListenCommand } from './listen-command.js';
@@ -28,6 +29,7 @@ registerSendCommand(program);
 registerBroadcastCommand(program);
 registerRoutesCommand(program);
 registerListenCommand(program);
+registerDoctorCommand(program);
 
 try {
   await program.parseAsync(process.argv);

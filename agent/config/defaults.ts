@@ -1,7 +1,10 @@
 // Defaults that depend on where the agent runs (systemd, root, a user shell). Pure functions of their
 // inputs so every rule is testable without touching the real environment.
+
 import { homedir as osHomedir, hostname as osHostname } from 'node:os';
 import { isAbsolute, join } from 'node:path';
+import type { BoardProfile } from '../../boards/index.js';
+import { detectBoardSync } from '../../boards/index.js';
 
 /** Control socket file name inside data_dir, when [control] socket is not set. */
 export const CONTROL_SOCKET_FILE = 'control.sock';
@@ -42,7 +45,11 @@ export interface Environment {
   readonly uid: number | undefined;
   readonly homedir: string;
   readonly hostname: string;
+  /** What the detected board suggests for BLE and relaying (boards/profiles.ts). */
+  readonly board: BoardDefaults;
 }
+
+export type BoardDefaults = BoardProfile['defaults'];
 
 export function processEnvironment(overrides: Partial<Environment> = {}): Environment {
   return {
@@ -50,5 +57,6 @@ export function processEnvironment(overrides: Partial<Environment> = {}): Enviro
     uid: 'uid' in overrides ? overrides.uid : process.getuid?.(),
     homedir: overrides.homedir ?? osHomedir(),
     hostname: overrides.hostname ?? osHostname(),
+    board: overrides.board ?? detectBoardSync().profile.defaults,
   };
 }

@@ -77,6 +77,7 @@ function validate(
     dataDir: defaultDataDir(environment),
     baseDir,
     homedir: environment.homedir,
+    board: environment.board,
   });
   const result = schema.safeParse(document);
   if (result.success) return result.data;

@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { z } from 'zod/v3';
 import { type BleAdapter, checkBleAdapter } from './adapter.js';
 import { checkHostPort, type HostPort } from './address.js';
-import { CONTROL_SOCKET_FILE } from './defaults.js';
+import { type BoardDefaults, CONTROL_SOCKET_FILE } from './defaults.js';
 import { checkMeshKey } from './mesh-key.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
@@ -64,7 +64,15 @@ export interface SchemaContext {
   readonly baseDir: string;
   /** For "~/..." paths. */
   readonly homedir?: string;
+  /** The detected board's defaults for the BLE adapters, the BLE link limit and relaying. */
+  readonly board?: BoardDefaults;
 }
+
+/** Without a board profile (tests, other callers): one controller for both roles, as on most Linux boxes. */
+const FALLBACK_BOARD: BoardDefaults = {
+  ble: { peripheral: 'hci0', central: 'hci0', maxLinks: 4 },
+  mesh: { relay: true },
+};
 
 const TABLE = { message: 'expected a table' };
 
@@ -139,8 +147,7 @@ export const wifiTable = z
   )
   .strict();
 
-/** Pi onboard controllers hold a handful of connections; 20 is beyond any controller we know. */
-const DEFAULT_BLE_LINKS = 4;
+/** 20 is beyond any controller we know; the default comes from the board profile. */
 const MAX_BLE_LINKS = 20;
 
 export const bleTable = z
@@ -149,11 +156,12 @@ export const bleTable = z
       enabled: z
         .union([z.literal('auto'), z.boolean()], unionError('expected "auto", true or false'))
         .default('auto'),
-      peripheral: bleAdapter.default('hci0'),
-      central: bleAdapter.default('hci0'),
+      // Defaults from the board profile, filled in by configSchema's transform.
+      peripheral: bleAdapter.optional(),
+      central: bleAdapter.optional(),
       max_links: positiveInteger
         .refine((value) => value <= MAX_BLE_LINKS, `expected at most ${MAX_BLE_LINKS}`)
-        .default(DEFAULT_BLE_LINKS),
+        .optional(),
     },
     TABLE,
   )
@@ -169,7 +177,7 @@ export const meshTable = z
       ttl: positiveInteger
         .refine((value) => value <= MAX_MESH_TTL, `expected at most ${MAX_MESH_TTL}`)
         .default(DEFAULT_MESH_TTL),
-      relay: z.boolean({ message: 'expected true or false' }).default(true),
+      relay: z.boolean({ message: 'expected true or false' }).optional(),
     },
     TABLE,
   )
@@ -249,6 +257,13 @@ export const KNOWN_KEYS: Readonly<Record<string, readonly string[]>> = {
   console: Object.keys(consoleTable.shape),
 };
 
+/** A board profile's adapter spelling; profiles are checked by their tests, so a bad one is a bug. */
+function boardAdapter(text: string): BleAdapter {
+  const result = checkBleAdapter(text);
+  if (!result.ok) throw new Error(`board profile adapter ${JSON.stringify(text)}: ${result.expected}`);
+  return result.value;
+}
+
 /** Resolves a path written in the config: "~/x" against the home directory, relative ones against baseDir. */
 function resolveConfigPath(path: string, context: SchemaContext): string {
   if (path === '~' || path.startsWith('~/')) return join(context.homedir ?? osHomedir(), path.slice(1));
@@ -261,6 +276,7 @@ export function configSchema(context: SchemaContext) {
     .object(rootShape, TABLE)
     .strict()
     .transform((raw): Config => {
+      const board = context.board ?? FALLBACK_BOARD;
       const dataDir = raw.data_dir === undefined ? context.dataDir : resolveConfigPath(raw.data_dir, context);
       return {
         name: raw.name ?? context.name,
@@ -280,13 +296,13 @@ export function configSchema(context: SchemaContext) {
         },
         ble: {
           enabled: raw.ble.enabled,
-          peripheral: raw.ble.peripheral,
-          central: raw.ble.central,
-          maxLinks: raw.ble.max_links,
+          peripheral: raw.ble.peripheral ?? boardAdapter(board.ble.peripheral),
+          central: raw.ble.central ?? boardAdapter(board.ble.central),
+          maxLinks: raw.ble.max_links ?? board.ble.maxLinks,
         },
         peers: raw.peers,
         groups: [...new Set(raw.groups)],
-        mesh: raw.mesh,
+        mesh: { ttl: raw.mesh.ttl, relay: raw.mesh.relay ?? board.mesh.relay },
         mqtt: raw.mqtt,
         console: {
           serial: raw.console.serial === false ? false : resolveConfigPath(raw.console.serial, context),

@@ -27,7 +27,13 @@ import {
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'config');
 const FILE = '/etc/nearmesh/nearmesh.toml';
 /** A fixed environment so no test depends on who runs it or where. */
-const ENV: EnvironmentOptions = { env: {}, uid: 1000, homedir: '/home/pi', hostname: 'raspberrypi' };
+const ENV: EnvironmentOptions = {
+  env: {},
+  uid: 1000,
+  homedir: '/home/pi',
+  hostname: 'raspberrypi',
+  board: { ble: { peripheral: 'hci0', central: 'hci0', maxLinks: 4 }, mesh: { relay: true } },
+};
 const KEY_BYTES = Uint8Array.from({ length: 32 }, (_, i) => i);
 const KEY_TEXT = 'AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8';
 
@@ -596,4 +602,26 @@ describe('BLE adapter specs', () => {
       expect(checkBleAdapter(text).ok).toBe(false);
     },
   );
+});
+
+describe('board defaults', () => {
+  const pi4 = {
+    ble: { peripheral: 'hci0', central: 'uart:/dev/ttyAMA1', maxLinks: 6 },
+    mesh: { relay: false },
+  };
+
+  it('fill in the BLE adapters, the link limit and relaying when the file leaves them out', () => {
+    const config = parseConfigText('', FILE, { ...ENV, board: pi4 });
+    expect(config.ble.central).toEqual({ kind: 'uart', path: '/dev/ttyAMA1' });
+    expect(config.ble.maxLinks).toBe(6);
+    expect(config.mesh.relay).toBe(false);
+  });
+
+  it('give way to what the file says', () => {
+    const text = '[ble]\ncentral = "hci1"\nmax_links = 2\n[mesh]\nrelay = true\n';
+    const config = parseConfigText(text, FILE, { ...ENV, board: pi4 });
+    expect(config.ble.central).toEqual({ kind: 'hci', index: 1 });
+    expect(config.ble.maxLinks).toBe(2);
+    expect(config.mesh.relay).toBe(true);
+  });
 });
