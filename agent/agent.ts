@@ -12,7 +12,9 @@ import { TcpTransport } from '../transports/wifi/tcp-transport.js';
 import { formatHostPort } from './config/address.js';
 import type { Config } from './config/index.js';
 import { loadOrCreateMeshKey } from './config/mesh-key.js';
-import { ControlServer } from './control/server.js';
+import { type ConsoleContext, completeConsoleLine, runConsoleLine } from './console/commands.js';
+import type { SerialConsole } from './console/serial-console.js';
+import { type ControlHandlers, ControlServer } from './control/server.js';
 import type { ListenEvent, RouteInfo } from './control/wire.js';
 import { NearmeshError } from './errors.js';
 import { type Identity, loadOrCreateIdentity } from './identity/identity.js';
@@ -54,6 +56,7 @@ export class Agent {
   readonly #board = describeBoard(detectBoardSync());
   #messenger: Messenger | undefined;
   #control: ControlServer | undefined;
+  #serialConsole: SerialConsole | undefined;
   #tcp: TcpTransport | undefined;
   #ble: BleTransport | undefined;
   #identity: Identity | undefined;
@@ -161,8 +164,20 @@ export class Agent {
         }),
       );
     }
-    this.#control = new ControlServer(config.control.socketPath, this.#controlHandlers(), log);
+    const consoleContext = this.#consoleContext();
+    this.#control = new ControlServer(config.control.socketPath, this.#controlHandlers(consoleContext), log);
     await this.#control.start();
+    if (config.console.serial !== false) {
+      // Loaded only when configured; a missing device is retried in the background, never fatal.
+      const { SerialConsole } = await import('./console/serial-console.js');
+      this.#serialConsole = new SerialConsole({
+        path: config.console.serial,
+        baud: config.console.baud,
+        context: consoleContext,
+        log,
+      });
+      await this.#serialConsole.start();
+    }
     log.info(
       {
         id: this.#identity.peerId,
@@ -218,6 +233,7 @@ export class Agent {
   }
 
   async stop(): Promise<void> {
+    await this.#serialConsole?.stop();
     await this.#control?.stop();
     this.#router?.stop();
     this.#messenger?.stop();
@@ -252,7 +268,35 @@ export class Agent {
     };
   }
 
-  #controlHandlers() {
+  /** What the console (serial and `nearmesh console`) runs its commands against. */
+  #consoleContext(): ConsoleContext {
+    const handlers = this.#baseHandlers();
+    return {
+      id: handlers.id,
+      status: handlers.status,
+      peers: handlers.peers,
+      routes: handlers.routes,
+      send: handlers.send,
+      multicast: handlers.multicast,
+      logLevel: (level) => {
+        if (level !== undefined) this.log.level = level;
+        return this.log.level;
+      },
+    };
+  }
+
+  #controlHandlers(consoleContext: ConsoleContext): ControlHandlers {
+    return {
+      ...this.#baseHandlers(),
+      consoleLine: async (line: string) => ({ output: await runConsoleLine(line, consoleContext) }),
+      consoleComplete: (line: string) => {
+        const [completions, word] = completeConsoleLine(line, consoleContext);
+        return { completions, word };
+      },
+    };
+  }
+
+  #baseHandlers() {
     return {
       id: () => ({ id: this.identity.peerId, name: this.config.name }),
       // With the board and a fresh telemetry reading (a few small file reads; vcgencmd on a Pi).

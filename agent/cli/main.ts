@@ -6,6 +6,7 @@ import { NearmeshError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { registerAgentCommand } from './agent-command.js';
 import { registerBroadcastCommand } from './broadcast-command.js';
+import { registerConsoleCommand } from './console-command.js';
 import { registerDoctorCommand } from './doctor-command.js';
 import { registerIdCommand } from './id-command.js';
 import { registerKeygenCommand } from './keygen-command.js';
@@ -29,6 +30,7 @@ registerSendCommand(program);
 registerBroadcastCommand(program);
 registerRoutesCommand(program);
 registerListenCommand(program);
+registerConsoleCommand(program);
 registerDoctorCommand(program);
 
 try {

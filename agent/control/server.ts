@@ -6,6 +6,8 @@ import { NearmeshError } from '../errors.js';
 import type { Logger } from '../ops/logger.js';
 import { LineReader } from './line-reader.js';
 import {
+  type ConsoleCompleteResult,
+  type ConsoleLineResult,
   type ControlRequest,
   type ControlResponse,
   type ListenEvent,
@@ -30,6 +32,9 @@ export interface ControlHandlers {
   routes(): unknown;
   /** Calls `listener` for every received message until the returned function is called. */
   subscribe(listener: (event: ListenEvent) => void): () => void;
+  /** Runs one console line; errors come back as its text. */
+  consoleLine(line: string): Promise<ConsoleLineResult>;
+  consoleComplete(line: string): ConsoleCompleteResult;
 }
 
 export class ControlServer {
@@ -157,6 +162,10 @@ export class ControlServer {
       case 'listen':
         unsubscribers.push(this.handlers.subscribe((event) => reply({ id: request.id, event })));
         return { listening: true };
+      case 'console-line':
+        return this.handlers.consoleLine(request.line);
+      case 'console-complete':
+        return this.handlers.consoleComplete(request.line);
     }
   }
 }

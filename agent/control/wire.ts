@@ -33,6 +33,10 @@ export const requestSchema = z.discriminatedUnion('cmd', [
     .strict(),
   z.object({ id: requestId, cmd: z.literal('routes') }).strict(),
   z.object({ id: requestId, cmd: z.literal('listen') }).strict(),
+  /** Runs one console line (agent/console) and answers its text: `nearmesh console`. */
+  z.object({ id: requestId, cmd: z.literal('console-line'), line: z.string().max(4096) }).strict(),
+  /** Tab completion for the text before the cursor of a console line. */
+  z.object({ id: requestId, cmd: z.literal('console-complete'), line: z.string().max(4096) }).strict(),
 ]);
 
 export type ControlRequest = z.infer<typeof requestSchema>;
@@ -70,4 +74,15 @@ export interface RouteInfo {
   next_hop_name: string | null;
   hops: number;
   age_s: number;
+}
+
+/** The result of `console-line`. */
+export interface ConsoleLineResult {
+  output: string;
+}
+
+/** The result of `console-complete`: candidates for `word`, the word being typed. */
+export interface ConsoleCompleteResult {
+  completions: string[];
+  word: string;
 }

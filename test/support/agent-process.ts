@@ -31,6 +31,8 @@ export interface AgentSpec {
   wifi?: false;
   /** BLE on, with these adapter specs ("hciN" / "uart:/path"); default `[ble] enabled = false`. */
   ble?: { peripheral: string; central: string; enabled?: true | 'auto'; maxLinks?: number };
+  /** `[console] serial = <path>`: a serial console on this device (default off). */
+  consoleSerial?: string;
 }
 
 export interface CliResult {
@@ -134,6 +136,9 @@ export function writeConfig(spec: AgentSpec, dir: string): string {
         ]),
     '[mqtt]',
     'listen = false',
+    ...(spec.consoleSerial === undefined
+      ? []
+      : ['[console]', `serial = ${JSON.stringify(spec.consoleSerial)}`]),
     ...(spec.peers ?? []).flatMap((address) => ['[[peers]]', `address = ${JSON.stringify(address)}`]),
     spec.extraToml ?? '',
   ];

@@ -27,6 +27,8 @@ const handlers: ControlHandlers = {
   },
   multicast: (group, payload) => ({ group: group ?? null, bytes: payload.length }),
   routes: () => [],
+  consoleLine: async (line) => ({ output: `ran ${line}\n` }),
+  consoleComplete: (line) => ({ completions: [], word: line }),
   subscribe: (listener) => {
     const timer = setInterval(
       () =>

@@ -1,0 +1,92 @@
+// The text the CLI and the console print for status, peers, routes and links: written once, here.
+import type { AgentStatus } from '../agent.js';
+import { formatTable } from '../cli/table.js';
+import type { RouteInfo } from '../control/wire.js';
+import type { PeerInfo } from '../links/peer-directory.js';
+import type { Telemetry } from '../ops/telemetry.js';
+
+/** What the `status` control command answers: the agent's status with its board and a telemetry reading. */
+export type StatusReport = AgentStatus & {
+  board: { name: string; model: string | null };
+  telemetry: Telemetry;
+};
+
+export function formatStatus(status: StatusReport): string {
+  const lines = [
+    `id        ${status.id}`,
+    `name      ${status.name}`,
+    `version   ${status.version} (protocol ${status.protocol})`,
+    `uptime    ${status.uptime_s} s`,
+    `wifi      ${status.wifi.listen ?? 'off'}${status.wifi.discovery.length > 0 ? ` (discovery: ${status.wifi.discovery.join(', ')})` : ''}`,
+    `ble       ${status.ble}`,
+    `peers     ${status.peers.connected} connected, ${status.peers.routed} through the mesh, ${status.peers.known} known`,
+    `mesh      ttl ${status.mesh.ttl}, ${status.mesh.relay ? 'relaying' : 'not relaying'}${status.mesh.groups.length > 0 ? `, groups ${status.mesh.groups.join(', ')}` : ''}`,
+    `board     ${status.board.name}${status.board.model === null ? '' : ` (${status.board.model})`}`,
+    `device    ${describeTelemetry(status.telemetry)}`,
+    `data dir  ${status.data_dir}`,
+    `socket    ${status.control_socket}`,
+  ];
+  const counters = Object.entries(status.counters);
+  if (counters.length > 0) lines.push('counters', ...counters.map(([name, value]) => `  ${name} ${value}`));
+  return `${lines.join('\n')}\n`;
+}
+
+/** One line: temperature, load, memory and disk, whatever the device reports. */
+function describeTelemetry(telemetry: Telemetry): string {
+  const parts: string[] = [];
+  if (telemetry.cpu_temp !== null) parts.push(`${telemetry.cpu_temp.celsius.toFixed(1)} °C`);
+  if (telemetry.load !== null) parts.push(`load ${telemetry.load.avg_1m.toFixed(2)}`);
+  if (telemetry.memory?.available_bytes != null)
+    parts.push(`${mib(telemetry.memory.available_bytes)} MiB free memory`);
+  if (telemetry.disk !== null) parts.push(`${mib(telemetry.disk.available_bytes)} MiB free disk`);
+  return parts.length === 0 ? '-' : parts.join(', ');
+}
+
+function mib(bytes: number): number {
+  return Math.round(bytes / 2 ** 20);
+}
+
+export function formatPeers(peers: readonly PeerInfo[]): string {
+  if (peers.length === 0) return 'no peers yet\n';
+  const nameOf = (id: string | null): string => peers.find((peer) => peer.id === id)?.name ?? id ?? '?';
+  const rows = peers.map((peer) => [
+    peer.id,
+    peer.name,
+    peer.state,
+    peer.medium ?? '-',
+    peer.state === 'routed' ? `via ${nameOf(peer.next_hop)}` : (peer.address ?? peer.addresses[0] ?? '-'),
+    peer.hops === null ? '-' : String(peer.hops),
+    peer.rtt_ms === null ? '-' : `${peer.rtt_ms} ms`,
+    peer.rssi_dbm === null ? '-' : `${peer.rssi_dbm} dBm`,
+    peer.last_seen,
+  ]);
+  return formatTable(['ID', 'NAME', 'STATE', 'MEDIUM', 'ADDRESS', 'HOPS', 'RTT', 'RSSI', 'LAST SEEN'], rows);
+}
+
+/** The direct links only: peers with state connected. */
+export function formatLinks(peers: readonly PeerInfo[]): string {
+  const links = peers.filter((peer) => peer.state === 'connected');
+  if (links.length === 0) return 'no direct links\n';
+  const rows = links.map((peer) => [
+    peer.id,
+    peer.name,
+    peer.medium ?? '-',
+    peer.address ?? '-',
+    peer.direction ?? '-',
+    peer.rtt_ms === null ? '-' : `${peer.rtt_ms} ms`,
+    peer.connected_since ?? '-',
+  ]);
+  return formatTable(['ID', 'NAME', 'MEDIUM', 'ADDRESS', 'DIRECTION', 'RTT', 'SINCE'], rows);
+}
+
+export function formatRoutes(routes: readonly RouteInfo[]): string {
+  if (routes.length === 0) return 'no routes yet\n';
+  const rows = routes.map((route) => [
+    route.destination,
+    route.name ?? '-',
+    String(route.hops),
+    `${route.next_hop_name ?? '-'} (${route.next_hop})`,
+    `${route.age_s} s`,
+  ]);
+  return formatTable(['DESTINATION', 'NAME', 'HOPS', 'NEXT HOP', 'AGE'], rows);
+}

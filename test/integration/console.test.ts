@@ -1,0 +1,208 @@
+// The console as a person at a serial terminal meets it: a socat pty pair stands in for the serial
+// line (the agent opens one end as `[console] serial`, the test types into the other one key per
+// write); history, completion and the reconnect when the device goes away and comes back. Then the
+// same command table through the control socket: `nearmesh console`.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { constants, existsSync, openSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { ReadStream } from 'node:tty';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateMeshKey } from '../../agent/config/mesh-key.js';
+import type { PeerInfo } from '../../agent/links/peer-directory.js';
+import {
+  type AgentProcess,
+  freePorts,
+  sleep,
+  startAgent,
+  stopAllAgents,
+  temporaryDir,
+  waitFor,
+} from '../support/agent-process.js';
+
+/** The test's end of the serial line: a plain pty opened read-write, typed into one byte per write. */
+class Terminal {
+  output = '';
+  readonly #fd: number;
+  readonly #stream: ReadStream;
+
+  constructor(path: string) {
+    this.#fd = openSync(path, constants.O_RDWR | constants.O_NOCTTY);
+    this.#stream = new ReadStream(this.#fd);
+    this.#stream.on('data', (chunk: Buffer) => {
+      this.output += chunk.toString('utf8');
+    });
+    this.#stream.on('error', () => {});
+  }
+
+  /** Everything printed from now on, for `since`. */
+  mark(): number {
+    return this.output.length;
+  }
+
+  since(mark: number): string {
+    return this.output.slice(mark);
+  }
+
+  async type(text: string): Promise<void> {
+    for (const byte of Buffer.from(text, 'utf8')) {
+      writeSync(this.#fd, Buffer.from([byte]));
+      await sleep(3);
+    }
+  }
+
+  waitFor(what: string, mark: number, test: (text: string) => boolean, timeoutMs = 8000): Promise<string> {
+    return waitFor(
+      `${what} on the serial console; it printed ${JSON.stringify(this.since(mark))}`,
+      async () => {
+        const text = this.since(mark);
+        return test(text) ? text : undefined;
+      },
+      timeoutMs,
+      20,
+    );
+  }
+
+  close(): void {
+    this.#stream.destroy();
+  }
+}
+
+function occurrences(text: string, needle: string): number {
+  return text.split(needle).length - 1;
+}
+
+const meshKey = generateMeshKey();
+const dir = temporaryDir('nearmesh-console-');
+const agentEnd = join(dir, 'a');
+const testEnd = join(dir, 'b');
+let socat: ChildProcess | undefined;
+let alpha: AgentProcess;
+let bravo: AgentProcess;
+let bravoId = '';
+
+async function startSocat(): Promise<ChildProcess> {
+  const child = spawn(
+    'socat',
+    ['-d', '-d', `pty,raw,echo=0,link=${agentEnd}`, `pty,raw,echo=0,link=${testEnd}`],
+    { stdio: ['ignore', 'ignore', 'ignore'] },
+  );
+  await waitFor('socat pty pair', async () =>
+    existsSync(agentEnd) && existsSync(testEnd) ? true : undefined,
+  );
+  return child;
+}
+
+async function stopSocat(): Promise<void> {
+  const child = socat;
+  socat = undefined;
+  if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+describe('console', () => {
+  let terminal: Terminal;
+
+  beforeAll(async () => {
+    socat = await startSocat();
+    terminal = new Terminal(testEnd);
+    const [alphaPort, bravoPort] = (await freePorts(2)) as [number, number];
+    [alpha, bravo] = await Promise.all([
+      startAgent({
+        name: 'alpha',
+        meshKey,
+        port: alphaPort,
+        peers: [`127.0.0.1:${bravoPort}`],
+        consoleSerial: agentEnd,
+      }),
+      startAgent({ name: 'bravo', meshKey, port: bravoPort, peers: [`127.0.0.1:${alphaPort}`] }),
+    ]);
+    bravoId = (await bravo.json<{ id: string }>(['id'])).id;
+    await waitFor('alpha linked to bravo', async () =>
+      (await alpha.json<PeerInfo[]>(['peers'])).some((peer) => peer.state === 'connected') ? true : undefined,
+    );
+  }, 30_000);
+
+  afterAll(async () => {
+    terminal?.close();
+    await stopSocat();
+    await stopAllAgents();
+  });
+
+  it('greets on the serial line and runs peers typed one key at a time, in CRLF lines', async () => {
+    await terminal.waitFor('the banner', 0, (text) => text.includes('nearmesh console: alpha'));
+    expect(terminal.output).toContain('nearmesh> ');
+    const mark = terminal.mark();
+    await terminal.type('peers\r');
+    const text = await terminal.waitFor('the peer table', mark, (out) => out.includes('bravo'));
+    expect(text).toContain('peers');
+    expect(text).toMatch(/LAST SEEN\r\n/);
+    expect(text).toContain(bravoId);
+    expect(text).toContain('connected');
+  }, 15_000);
+
+  it('completes command names and peer names, and recalls the last command with up-arrow', async () => {
+    let mark = terminal.mark();
+    await terminal.type('pe\t');
+    await terminal.waitFor('completion to peers', mark, (out) => out.includes('ers'));
+    await terminal.type('\r');
+    await terminal.waitFor('the peer table', mark, (out) => out.includes(bravoId));
+
+    mark = terminal.mark();
+    await terminal.type('\x1b[A');
+    await sleep(50);
+    await terminal.type('\r');
+    await terminal.waitFor('peers again from history', mark, (out) => occurrences(out, 'LAST SEEN') === 1);
+
+    mark = terminal.mark();
+    await terminal.type('send br\t "hi there"\r');
+    const sent = await terminal.waitFor('the acknowledgement', mark, (out) => out.includes('acknowledged'));
+    expect(sent).toContain('send bravo');
+    expect(sent).toContain(`acknowledged by ${bravoId}`);
+
+    mark = terminal.mark();
+    await terminal.type('frob\r');
+    await terminal.waitFor('the unknown command', mark, (out) =>
+      out.includes('unknown command frob (try help)'),
+    );
+  }, 20_000);
+
+  it('reopens the device when it goes away and comes back', async () => {
+    terminal.close();
+    await stopSocat();
+    await waitFor('the agent noticing', async () => (alpha.output.includes('went away') ? true : undefined));
+    socat = await startSocat();
+    terminal = new Terminal(testEnd);
+    await terminal.waitFor('a new banner', 0, (text) => text.includes('nearmesh console: alpha'), 10_000);
+    const mark = terminal.mark();
+    await terminal.type('status\r');
+    const text = await terminal.waitFor('the status', mark, (out) => out.includes('socket '));
+    expect(text).toMatch(/name {6}alpha/);
+  }, 20_000);
+
+  it('serves the same commands through the control socket: nearmesh console', async () => {
+    const normalize = (text: string): string =>
+      text
+        .replace(/\d{4}-\d\d-\d\dT[\d:.]+Z/g, 'TIME')
+        .replace(/\d+ ms/g, 'N ms')
+        .replace(/ +/g, ' ');
+    const viaConsole = await alpha.cli(['console', '-c', 'peers']);
+    const viaPeers = await alpha.cli(['peers']);
+    expect(viaConsole.stderr).toBe('');
+    expect(viaConsole.code).toBe(0);
+    expect(normalize(viaConsole.stdout)).toBe(normalize(viaPeers.stdout));
+
+    const level = await alpha.cli(['console', '-c', 'log level warn']);
+    expect(level.stdout).toBe('log level warn\n');
+    expect((await alpha.cli(['console', '-c', 'log level'])).stdout).toBe('log level warn\n');
+    expect((await alpha.cli(['console', '-c', 'log level loud'])).stdout).toMatch(
+      /^error: unknown log level/,
+    );
+
+    const piped = await alpha.cli(['console'], 10_000, Buffer.from('links\nhelp send\n'));
+    expect(piped.code).toBe(0);
+    expect(piped.stdout).toContain('bravo');
+    expect(piped.stdout).toContain('send <peer> <text...>');
+  }, 20_000);
+});
