@@ -1,41 +1,39 @@
 // `nearmesh console`: the agent's console (agent/console) over the control socket: a local readline
-// with history and tab completion, each line run by the agent. `-c LINE` runs one line and exits.
+// with history and tab completion, each line run by the agent. `-e LINE` runs one line and exits.
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { ControlClient } from '../control/client.js';
 import type { ConsoleCompleteResult, ConsoleLineResult } from '../control/wire.js';
-import { type ClientOptions, resolveSocketPath } from './client-options.js';
+import { addClientOptions, type ClientOptions, printJson, resolveSocketPath } from './client-options.js';
 
 interface ConsoleOptions extends ClientOptions {
-  command?: string;
+  execute?: string;
 }
 
 export function registerConsoleCommand(program: Command): void {
-  program
-    .command('console')
-    .description(
-      "the agent's console: help, status, peers, routes, links, send, log level (exit with Ctrl-D)",
-    )
-    .option('-c, --command <line>', 'run this one console line and exit')
-    .option('--config <file>', 'config file of the agent to talk to (default: $NEARMESH_CONFIG)')
-    .option(
-      '-s, --socket <path>',
-      'control socket of the agent (default: $NEARMESH_SOCKET, else from the config)',
-    )
-    .action(async (options: ConsoleOptions) => {
-      const client = await ControlClient.connect(await resolveSocketPath(options));
-      const run = async (line: string): Promise<string> =>
-        ((await client.request({ cmd: 'console-line', line })) as ConsoleLineResult).output;
-      if (options.command !== undefined) {
-        try {
-          process.stdout.write(await run(options.command));
-        } finally {
-          client.close();
-        }
-        return;
+  addClientOptions(
+    program
+      .command('console')
+      .description(
+        "the agent's console: help, status, peers, routes, links, send, log level (exit with Ctrl-D)",
+      )
+      .option('-e, --execute <line>', 'run this one console line and exit (--json: {line, output})'),
+  ).action(async (options: ConsoleOptions) => {
+    const client = await ControlClient.connect(await resolveSocketPath(options));
+    const run = async (line: string): Promise<string> =>
+      ((await client.request({ cmd: 'console-line', line })) as ConsoleLineResult).output;
+    if (options.execute !== undefined) {
+      try {
+        const output = await run(options.execute);
+        if (options.json === true) printJson({ line: options.execute, output });
+        else process.stdout.write(output);
+      } finally {
+        client.close();
       }
-      await interactive(client, run);
-    });
+      return;
+    }
+    await interactive(client, run);
+  });
 }
 
 async function interactive(client: ControlClient, run: (line: string) => Promise<string>): Promise<void> {

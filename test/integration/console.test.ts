@@ -187,16 +187,16 @@ describe('console', () => {
         .replace(/\d{4}-\d\d-\d\dT[\d:.]+Z/g, 'TIME')
         .replace(/\d+ ms/g, 'N ms')
         .replace(/ +/g, ' ');
-    const viaConsole = await alpha.cli(['console', '-c', 'peers']);
+    const viaConsole = await alpha.cli(['console', '-e', 'peers']);
     const viaPeers = await alpha.cli(['peers']);
     expect(viaConsole.stderr).toBe('');
     expect(viaConsole.code).toBe(0);
     expect(normalize(viaConsole.stdout)).toBe(normalize(viaPeers.stdout));
 
-    const level = await alpha.cli(['console', '-c', 'log level warn']);
+    const level = await alpha.cli(['console', '-e', 'log level warn']);
     expect(level.stdout).toBe('log level warn\n');
-    expect((await alpha.cli(['console', '-c', 'log level'])).stdout).toBe('log level warn\n');
-    expect((await alpha.cli(['console', '-c', 'log level loud'])).stdout).toMatch(
+    expect((await alpha.cli(['console', '-e', 'log level'])).stdout).toBe('log level warn\n');
+    expect((await alpha.cli(['console', '-e', 'log level loud'])).stdout).toMatch(
       /^error: unknown log level/,
     );
 
