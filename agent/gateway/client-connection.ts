@@ -1,0 +1,483 @@
+// One client socket: frame reading, the CONNECT handshake, keep-alive, packet dispatch and the will.
+// Hostile input (malformed or oversize packets, protocol errors, silence) closes this client only.
+
+import { isUtf8 } from 'node:buffer';
+import { randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
+import mqttPacket, {
+  type IConnectPacket,
+  type IPublishPacket,
+  type ISubscribePacket,
+  type Packet,
+} from 'mqtt-packet';
+import type { Counters } from '../ops/counters.js';
+import { authenticate, type MqttAuth } from './auth.js';
+import type { Delivery } from './delivery.js';
+import { connectProtocolLevel, FrameReader, rawPublishTopic } from './frame-reader.js';
+import { RC, REASON } from './reason-codes.js';
+import type { BrokerMessage, PublishProperties, Session } from './session-store.js';
+import { isValidTopicFilter, isValidTopicName } from './topic-match.js';
+
+export interface PublishMeta {
+  clientId: string;
+  username: string | undefined;
+  protocolVersion: 4 | 5;
+  /** The QoS the client published with (0, 1 or 2). */
+  qos: 0 | 1 | 2;
+  retain: boolean;
+  /** True when this is a client's last will, published by the broker after an abnormal disconnect. */
+  will: boolean;
+  properties?: PublishProperties;
+}
+
+export interface ConnectionSettings {
+  auth?: MqttAuth;
+  /** Largest packet accepted from the client, in bytes (told to MQTT 5 clients). */
+  maxPacketSize: number;
+  /** How long the client may take to send CONNECT. */
+  connectTimeoutMs: number;
+}
+
+/** What a connection needs of the broker that accepted it. */
+export interface ConnectionHost {
+  readonly counters: Counters;
+  readonly delivery: Delivery;
+  /** Takes over `clientId` (its older connection goes) and returns its session; undefined when no room. */
+  claimSession(clientId: string, clean: boolean): { session: Session; present: boolean } | undefined;
+  /** The connection completed CONNECT under its client id. */
+  attach(connection: ClientConnection): void;
+  /** The connection is closed: the broker forgets it. */
+  detach(connection: ClientConnection): void;
+  /** A message published by the client: route it and tell the listeners. */
+  received(message: BrokerMessage, meta: PublishMeta): void;
+  /** The client's last will, after an abnormal disconnect. */
+  publishWill(message: BrokerMessage, meta: PublishMeta): void;
+  /** The connection no longer holds `session`: drop it, or start its expiry. */
+  releaseSession(session: Session): void;
+}
+
+interface Will {
+  message: BrokerMessage;
+  qos: 0 | 1 | 2;
+}
+
+export class ClientConnection {
+  state: 'awaiting-connect' | 'connected' | 'closed' = 'awaiting-connect';
+  version: 4 | 5 = 4;
+  clientId = '';
+  username: string | undefined;
+  session: Session | undefined;
+  /** MQTT 5: the client's receive maximum. */
+  receiveMaximum = 65_535;
+  #will: Will | undefined;
+  #lastReceived = Date.now();
+  #sawFirstByte = false;
+  readonly #acceptedAt = Date.now();
+  #timer: NodeJS.Timeout | undefined;
+  /** MQTT 5: the client's own packet size limit. */
+  #clientMaxPacketSize: number | undefined;
+  readonly #parser = mqttPacket.parser();
+  readonly #reader: FrameReader;
+  readonly #settings: ConnectionSettings;
+  readonly #host: ConnectionHost;
+
+  constructor(
+    readonly socket: Socket,
+    settings: ConnectionSettings,
+    host: ConnectionHost,
+  ) {
+    this.#settings = settings;
+    this.#host = host;
+    this.#reader = new FrameReader(settings.maxPacketSize);
+    socket.setNoDelay(true);
+    this.#parser.on('packet', (packet: Packet) => this.#handle(packet));
+    this.#parser.on('error', () => this.#malformed());
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('error', () => {});
+    socket.on('close', () => this.close({ graceful: false }));
+    this.#armTimer(settings.connectTimeoutMs);
+  }
+
+  /** Encodes and writes a packet; false when it was not sent (closed, unencodable, too large for the client). */
+  send(packet: Packet): boolean {
+    if (this.state === 'closed' || this.socket.destroyed) return false;
+    let bytes: Buffer;
+    try {
+      bytes = mqttPacket.generate(packet, { protocolVersion: this.version });
+    } catch {
+      this.#host.counters.increment('mqtt.encode_errors');
+      return false;
+    }
+    if (this.#clientMaxPacketSize !== undefined && bytes.length > this.#clientMaxPacketSize) {
+      this.#host.counters.increment('mqtt.outbound_too_large');
+      return false;
+    }
+    this.socket.write(bytes);
+    return true;
+  }
+
+  /** Closes a client after an error: MQTT 5 clients past CONNECT are told why with a DISCONNECT. */
+  disconnect(reason: number): void {
+    if (this.state === 'closed') return;
+    if (this.state === 'connected' && this.version === 5) {
+      this.#closeWith(mqttPacket.generate({ cmd: 'disconnect', reasonCode: reason }, { protocolVersion: 5 }));
+    } else {
+      this.close({ graceful: false });
+    }
+  }
+
+  /** Closes the socket; after an abnormal close of a connected client its will is published. */
+  close({ graceful }: { graceful: boolean }): void {
+    if (this.state === 'closed') return;
+    const wasConnected = this.state === 'connected';
+    this.state = 'closed';
+    clearTimeout(this.#timer);
+    const socket = this.socket;
+    if (socket.writableEnded) setTimeout(() => socket.destroy(), 1000).unref();
+    else socket.destroy();
+    this.#host.detach(this);
+    if (!wasConnected) return;
+    const will = this.#will;
+    if (!graceful && will !== undefined) {
+      this.#host.publishWill(will.message, this.#meta(will.message, will.qos, true));
+    }
+    if (this.session !== undefined) this.#host.releaseSession(this.session);
+  }
+
+  #onData(chunk: Buffer): void {
+    this.#lastReceived = Date.now();
+    if (!this.#sawFirstByte && chunk.length > 0) {
+      this.#sawFirstByte = true;
+      // Not a CONNECT (an HTTP request, TLS, noise): refuse now instead of waiting for a length it claims.
+      if (chunk[0] !== 0x10) {
+        this.#malformed();
+        return;
+      }
+    }
+    const { frames, error } = this.#reader.push(chunk);
+    for (const frame of frames) {
+      if (this.state === 'closed') return;
+      if (this.state === 'awaiting-connect') {
+        const level = connectProtocolLevel(frame);
+        if (level !== undefined && level !== 4 && level !== 5) {
+          // Any other level (3.1, or a future one): the 3.1.1 form of CONNACK, which every version reads.
+          this.#host.counters.increment('mqtt.unsupported_protocol');
+          this.#closeWith(Buffer.from([0x20, 0x02, 0x00, RC.unacceptableProtocol]));
+          return;
+        }
+      }
+      if (((frame[0] as number) & 0xf0) === 0x30 && this.state === 'connected') {
+        const topic = rawPublishTopic(frame);
+        if (topic === undefined || !isUtf8(topic)) {
+          this.#malformed();
+          return;
+        }
+      }
+      this.#parser.parse(frame);
+    }
+    if (error === 'oversize' && this.state !== 'closed') {
+      this.#host.counters.increment('mqtt.oversize');
+      this.disconnect(REASON.packetTooLarge);
+    } else if (error === 'malformed') {
+      this.#malformed();
+    }
+  }
+
+  #malformed(): void {
+    if (this.state === 'closed') return;
+    this.#host.counters.increment('mqtt.malformed');
+    this.disconnect(REASON.malformed);
+  }
+
+  #protocolError(reason: number = REASON.protocolError): void {
+    if (this.state === 'closed') return;
+    this.#host.counters.increment('mqtt.protocol_errors');
+    this.disconnect(reason);
+  }
+
+  #handle(packet: Packet): void {
+    if (this.state === 'closed') return;
+    if (this.state === 'awaiting-connect') {
+      if (packet.cmd !== 'connect') {
+        this.#protocolError();
+        return;
+      }
+      this.#onConnect(packet);
+      return;
+    }
+    switch (packet.cmd) {
+      case 'publish': {
+        this.#onPublish(packet);
+        return;
+      }
+      case 'puback': {
+        this.#host.delivery.acknowledge(this, packet.messageId);
+        return;
+      }
+      case 'pubrel': {
+        const id = packet.messageId ?? 0;
+        const known = this.session?.inboundQos2.delete(id) ?? false;
+        this.send({
+          cmd: 'pubcomp',
+          messageId: id,
+          ...(this.version === 5 && !known ? { reasonCode: REASON.packetIdNotFound } : {}),
+        });
+        return;
+      }
+      case 'subscribe': {
+        this.#onSubscribe(packet);
+        return;
+      }
+      case 'unsubscribe': {
+        this.#onUnsubscribe(packet.messageId ?? 0, packet.unsubscriptions);
+        return;
+      }
+      case 'pingreq':
+        this.send({ cmd: 'pingresp' });
+        return;
+      case 'disconnect': {
+        const withWill = this.version === 5 && packet.reasonCode === REASON.disconnectWithWill;
+        const expiry = packet.properties?.sessionExpiryInterval;
+        const session = this.session;
+        if (this.version === 5 && expiry !== undefined && session !== undefined) {
+          session.expirySeconds = expiry;
+          session.persistent = expiry > 0;
+        }
+        this.close({ graceful: !withWill });
+        return;
+      }
+      case 'pubrec':
+      case 'pubcomp':
+        return; // the broker never sends QoS 2
+      default: {
+        // A second CONNECT, AUTH (no enhanced authentication), or a server-to-client packet.
+        this.#protocolError();
+        return;
+      }
+    }
+  }
+
+  #onConnect(packet: IConnectPacket): void {
+    const counters = this.#host.counters;
+    const version = packet.protocolVersion === 5 ? 5 : 4;
+    this.version = version;
+    const refuse = (rc4: number, reason5: number): void => {
+      counters.increment('mqtt.connects_refused');
+      const connack: Packet =
+        version === 5
+          ? { cmd: 'connack', sessionPresent: false, reasonCode: reason5 }
+          : { cmd: 'connack', sessionPresent: false, returnCode: rc4 };
+      this.#closeWith(mqttPacket.generate(connack, { protocolVersion: version }));
+    };
+    if (packet.protocolVersion !== 4 && packet.protocolVersion !== 5) {
+      counters.increment('mqtt.unsupported_protocol');
+      refuse(RC.unacceptableProtocol, REASON.unsupportedProtocol);
+      return;
+    }
+    if (version === 5 && packet.properties?.authenticationMethod !== undefined) {
+      refuse(RC.badCredentials, REASON.badAuthMethod);
+      return;
+    }
+    let clientId = packet.clientId ?? '';
+    let assigned = false;
+    if (clientId === '') {
+      if (version === 4 && !packet.clean) {
+        refuse(RC.identifierRejected, REASON.unspecified);
+        return;
+      }
+      clientId = `nearmesh-${randomBytes(8).toString('hex')}`;
+      assigned = true;
+    }
+    if (!authenticate(this.#settings.auth, packet.username, packet.password, clientId)) {
+      counters.increment('mqtt.auth_failed');
+      refuse(RC.badCredentials, REASON.badCredentials);
+      return;
+    }
+    let will: Will | undefined;
+    if (packet.will) {
+      if (!isValidTopicName(packet.will.topic)) {
+        refuse(RC.identifierRejected, REASON.topicNameInvalid);
+        return;
+      }
+      const willQos = packet.will.qos ?? 0;
+      will = {
+        qos: willQos,
+        message: {
+          topic: packet.will.topic,
+          payload: Buffer.from(packet.will.payload),
+          qos: willQos === 0 ? 0 : 1,
+          retain: packet.will.retain === true,
+          origin: clientId,
+          ...(version === 5 && packet.will.properties
+            ? { properties: forwardableProperties(packet.will.properties as PublishProperties) }
+            : {}),
+        },
+      };
+    }
+
+    const claimed = this.#host.claimSession(clientId, packet.clean === true);
+    if (claimed === undefined) {
+      refuse(RC.serverUnavailable, REASON.serverUnavailable);
+      return;
+    }
+    const { session, present: sessionPresent } = claimed;
+    clearTimeout(session.expiryTimer);
+    session.expiryTimer = undefined;
+    if (version === 5) {
+      session.expirySeconds = packet.properties?.sessionExpiryInterval ?? 0;
+      session.persistent = session.expirySeconds > 0;
+      this.#clientMaxPacketSize = packet.properties?.maximumPacketSize;
+      this.receiveMaximum = packet.properties?.receiveMaximum ?? 65_535;
+    } else {
+      session.expirySeconds = undefined;
+      session.persistent = !packet.clean;
+    }
+
+    this.state = 'connected';
+    this.clientId = clientId;
+    this.username = packet.username;
+    this.session = session;
+    this.#will = will;
+    this.#host.attach(this);
+    this.#armTimer((packet.keepalive ?? 0) * 1000 * 1.5);
+
+    if (version === 5) {
+      this.send({
+        cmd: 'connack',
+        sessionPresent,
+        reasonCode: REASON.success,
+        properties: {
+          maximumPacketSize: this.#settings.maxPacketSize,
+          retainAvailable: true,
+          wildcardSubscriptionAvailable: true,
+          subscriptionIdentifiersAvailable: false,
+          sharedSubscriptionAvailable: false,
+          ...(assigned ? { assignedClientIdentifier: clientId } : {}),
+        },
+      });
+    } else {
+      this.send({ cmd: 'connack', sessionPresent, returnCode: 0 });
+    }
+    this.#host.delivery.resume(this, session);
+  }
+
+  #onPublish(packet: IPublishPacket): void {
+    const properties = packet.properties;
+    if (properties?.topicAlias !== undefined) {
+      this.#protocolError(REASON.topicAliasInvalid);
+      return;
+    }
+    if (!isValidTopicName(packet.topic)) {
+      this.#protocolError(REASON.topicNameInvalid);
+      return;
+    }
+    const session = this.session as Session;
+    const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+    const messageId = packet.messageId ?? 0;
+    const fresh = packet.qos !== 2 || !session.inboundQos2.has(messageId);
+    if (fresh) {
+      this.#host.counters.increment('mqtt.messages_in');
+      const message: BrokerMessage = {
+        topic: packet.topic,
+        payload,
+        qos: packet.qos === 0 ? 0 : 1,
+        retain: packet.retain,
+        origin: this.clientId,
+        ...(this.version === 5 && properties ? { properties: forwardableProperties(properties) } : {}),
+      };
+      this.#host.received(message, this.#meta(message, packet.qos, false));
+    }
+    if (packet.qos === 1) this.send({ cmd: 'puback', messageId });
+    if (packet.qos === 2) {
+      session.inboundQos2.add(messageId);
+      this.send({ cmd: 'pubrec', messageId });
+    }
+  }
+
+  #onSubscribe(packet: ISubscribePacket): void {
+    const session = this.session as Session;
+    const granted: number[] = [];
+    const retainedToSend: Array<{ filter: string; qos: 0 | 1 }> = [];
+    for (const subscription of packet.subscriptions) {
+      const filter = subscription.topic;
+      if (this.version === 5 && filter.startsWith('$share/')) {
+        granted.push(REASON.sharedNotSupported);
+        continue;
+      }
+      if (!isValidTopicFilter(filter)) {
+        granted.push(this.version === 5 ? REASON.topicFilterInvalid : 0x80);
+        continue;
+      }
+      const qos: 0 | 1 = subscription.qos === 0 ? 0 : 1;
+      const existed = session.subscriptions.has(filter);
+      session.subscriptions.set(filter, {
+        qos,
+        noLocal: this.version === 5 && subscription.nl === true,
+        retainAsPublished: this.version === 5 && subscription.rap === true,
+      });
+      granted.push(qos);
+      const retainHandling = this.version === 5 ? (subscription.rh ?? 0) : 0;
+      if (retainHandling === 0 || (retainHandling === 1 && !existed)) retainedToSend.push({ filter, qos });
+    }
+    this.send({ cmd: 'suback', messageId: packet.messageId ?? 0, granted });
+    for (const { filter, qos } of retainedToSend) this.#host.delivery.deliverRetained(session, filter, qos);
+  }
+
+  #onUnsubscribe(messageId: number, filters: string[]): void {
+    const session = this.session as Session;
+    const codes = filters.map((filter) =>
+      session.subscriptions.delete(filter) ? REASON.success : REASON.noSubscriptionExisted,
+    );
+    this.send({
+      cmd: 'unsuback',
+      messageId,
+      ...(this.version === 5 ? { granted: codes } : {}),
+    } as Packet);
+  }
+
+  #meta(message: BrokerMessage, qos: 0 | 1 | 2, will: boolean): PublishMeta {
+    return {
+      clientId: this.clientId,
+      username: this.username,
+      protocolVersion: this.version,
+      qos,
+      retain: message.retain,
+      will,
+      ...(message.properties ? { properties: message.properties } : {}),
+    };
+  }
+
+  /** Writes a last packet, then closes. */
+  #closeWith(bytes: Buffer): void {
+    if (!this.socket.destroyed) this.socket.end(bytes);
+    this.close({ graceful: false });
+  }
+
+  /** Closes the connection after `ms` without receiving anything (0: never). */
+  #armTimer(ms: number): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (ms <= 0) return;
+    const check = (): void => {
+      if (this.state === 'closed') return;
+      // Before CONNECT the clock runs from accept, so trickled bytes cannot hold a connection open.
+      const since = this.state === 'connected' ? this.#lastReceived : this.#acceptedAt;
+      const silent = Date.now() - since;
+      if (silent >= ms) {
+        this.#host.counters.increment(
+          this.state === 'connected' ? 'mqtt.keepalive_timeouts' : 'mqtt.connect_timeouts',
+        );
+        this.disconnect(REASON.keepAliveTimeout);
+        return;
+      }
+      this.#timer = setTimeout(check, ms - silent);
+    };
+    this.#timer = setTimeout(check, ms);
+  }
+}
+
+/** The properties a broker forwards: not the topic alias nor subscription identifiers. */
+function forwardableProperties(properties: PublishProperties): PublishProperties {
+  const { topicAlias: _alias, subscriptionIdentifier: _ids, ...rest } = properties;
+  return rest;
+}
