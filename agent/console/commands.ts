@@ -39,8 +39,21 @@ function peerReferences(context: ConsoleContext): string[] {
   return [...new Set([...peers.map((peer) => peer.name), ...peers.map((peer) => peer.id)])];
 }
 
-function noArguments(name: string, args: readonly string[]): void {
-  if (args.length > 0) throw new UsageError(`${name} takes no arguments`);
+/** A command without arguments that prints a report. */
+function report(
+  name: string,
+  help: string,
+  produce: (context: ConsoleContext) => Promise<string> | string,
+): ConsoleCommand {
+  return {
+    name,
+    usage: name,
+    help,
+    run: (args, context) => {
+      if (args.length > 0) throw new UsageError(`${name} takes no arguments`);
+      return produce(context);
+    },
+  };
 }
 
 export const COMMANDS: readonly ConsoleCommand[] = [
@@ -59,42 +72,16 @@ export const COMMANDS: readonly ConsoleCommand[] = [
       return `${command.usage}\n  ${command.help}\n`;
     },
   },
-  {
-    name: 'status',
-    usage: 'status',
-    help: "this agent's identity, listeners, peer counts and counters",
-    run: async (args, context) => {
-      noArguments('status', args);
-      return formatStatus(await context.status());
-    },
-  },
-  {
-    name: 'peers',
-    usage: 'peers',
-    help: 'known peers: direct links and agents reached through the mesh',
-    run: (args, context) => {
-      noArguments('peers', args);
-      return formatPeers(context.peers());
-    },
-  },
-  {
-    name: 'routes',
-    usage: 'routes',
-    help: 'the mesh route table',
-    run: (args, context) => {
-      noArguments('routes', args);
-      return formatRoutes(context.routes());
-    },
-  },
-  {
-    name: 'links',
-    usage: 'links',
-    help: 'the direct links: medium, address and round-trip time',
-    run: (args, context) => {
-      noArguments('links', args);
-      return formatLinks(context.peers());
-    },
-  },
+  report('status', "this agent's identity, listeners, peer counts and counters", async (context) =>
+    formatStatus(await context.status()),
+  ),
+  report('peers', 'known peers: direct links and agents reached through the mesh', (context) =>
+    formatPeers(context.peers()),
+  ),
+  report('routes', 'the mesh route table', (context) => formatRoutes(context.routes())),
+  report('links', 'the direct links: medium, address and round-trip time', (context) =>
+    formatLinks(context.peers()),
+  ),
   {
     name: 'send',
     usage: 'send <peer> <text...>',

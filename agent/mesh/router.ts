@@ -349,7 +349,7 @@ export class Router extends TypedEmitter<RouterEvents> {
       message.type === 'announce' ||
       route.destination === BROADCAST_ID ||
       this.#groupIds.has(route.destination) ||
-      this.#topology.isGroup(route.destination, nowMs);
+      this.#topology.isGroup(route.destination);
     if (!isMany) return undefined;
     return this.#topology.childrenFor(route.source, nowMs) ?? this.#neighbours.keys();
   }

@@ -26,6 +26,8 @@ export class Topology {
   #ownRelays = true;
   /** Children of this agent in each source's tree, valid until the topology changes. */
   #children = new Map<string, ReadonlySet<string> | undefined>();
+  /** Every announced group id, valid until the topology changes (asked for each routed message). */
+  #groupIds: ReadonlySet<string> | undefined;
 
   constructor(
     readonly selfId: string,
@@ -35,36 +37,39 @@ export class Topology {
   setOwn(neighbours: Iterable<string>, relays: boolean): void {
     this.#ownNeighbours = new Set(neighbours);
     this.#ownRelays = relays;
-    this.#children.clear();
+    this.#changed();
   }
 
   /** Records an agent's announcement; true when it is news (a new agent, or its links or groups changed). */
   update(id: string, announcement: Announcement, relays: boolean, nowMs: number): boolean {
     const previous = this.#agents.get(id);
     const neighbours = new Set(announcement.neighbours);
+    const sameGroups = previous?.groups.join('\0') === announcement.groups.join('\0');
     const isNews =
       previous === undefined ||
       previous.relays !== relays ||
       previous.name !== announcement.name ||
       !sameMembers(previous.neighbours, neighbours) ||
-      previous.groups.join('\0') !== announcement.groups.join('\0');
+      !sameGroups;
     // Most recently heard last, so the one forgotten when full is the longest silent.
     this.#agents.delete(id);
     if (this.#agents.size >= MAX_KNOWN_AGENTS) {
       const oldest = this.#agents.keys().next().value;
       if (oldest !== undefined) this.#agents.delete(oldest);
+      this.#changed();
     }
     this.#agents.set(id, {
       id,
       name: announcement.name,
       groups: announcement.groups,
-      groupIds: new Set(announcement.groups.map(groupId)),
+      groupIds:
+        previous !== undefined && sameGroups ? previous.groupIds : new Set(announcement.groups.map(groupId)),
       relays,
       neighbours,
       initialTtl: announcement.initialTtl,
       heardAtMs: nowMs,
     });
-    if (isNews) this.#children.clear();
+    if (isNews) this.#changed();
     return isNews;
   }
 
@@ -73,15 +78,25 @@ export class Topology {
     if (agent === undefined) return undefined;
     if (nowMs - agent.heardAtMs >= this.expiryMs) {
       this.#agents.delete(id);
-      this.#children.clear();
+      this.#changed();
       return undefined;
     }
     return agent;
   }
 
-  /** Whether some agent announced a group with this id (group ids are hashes: only their names tell). */
-  isGroup(id: string, nowMs: number): boolean {
-    return this.agents(nowMs).some((agent) => agent.groupIds.has(id));
+  /**
+   * Whether some agent announced a group with this id (group ids are hashes: only their names tell).
+   * Asked for every routed message, so it does not sweep for expired agents: other readers do that.
+   */
+  isGroup(id: string): boolean {
+    this.#groupIds ??= new Set([...this.#agents.values()].flatMap((agent) => [...agent.groupIds]));
+    return this.#groupIds.has(id);
+  }
+
+  /** Trees and the group index are recomputed on their next use. */
+  #changed(): void {
+    this.#children.clear();
+    this.#groupIds = undefined;
   }
 
   agents(nowMs: number): KnownAgent[] {

@@ -747,6 +747,20 @@ static int wait_readable(int fd, int64_t deadline)
 	return poll(&p, 1, (int)left) > 0;
 }
 
+/* A packet arrived in part: wait (once per packet, up to recv_timeout_ms) for the rest; 0 on timeout. */
+static int wait_for_rest(int fd, int *split, int64_t *deadline)
+{
+	if (!*split) {
+		*split = 1;
+		n_recv_split++;
+		*deadline = now_ms() + recv_timeout_ms;
+	}
+	if (wait_readable(fd, *deadline))
+		return 1;
+	n_recv_timeouts++;
+	return 0;
+}
+
 static ssize_t whole_packet_recv(int fd, unsigned char *buf, size_t len, int flags)
 {
 	unsigned char head[5];
@@ -765,15 +779,8 @@ static ssize_t whole_packet_recv(int fd, unsigned char *buf, size_t len, int fla
 		if (r > 0)
 			break;
 		/* header incomplete: wait a little for the rest (it is in flight from socat) */
-		if (!split) {
-			split = 1;
-			n_recv_split++;
-			deadline = now_ms() + recv_timeout_ms;
-		}
-		if (!wait_readable(fd, deadline)) {
-			n_recv_timeouts++;
+		if (!wait_for_rest(fd, &split, &deadline))
 			return real_recv(fd, buf, len, flags);
-		}
 	}
 
 	want = 1 + hdr + payload;
@@ -793,15 +800,8 @@ static ssize_t whole_packet_recv(int fd, unsigned char *buf, size_t len, int fla
 			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
 			break;
-		if (!split) {
-			split = 1;
-			n_recv_split++;
-			deadline = now_ms() + recv_timeout_ms;
-		}
-		if (!wait_readable(fd, deadline)) {
-			n_recv_timeouts++;
+		if (!wait_for_rest(fd, &split, &deadline))
 			break;
-		}
 	}
 	if (got == 0) {
 		errno = EAGAIN;

@@ -17,6 +17,18 @@ export const fail = (error) => {
   process.exit(1);
 };
 
+/** The RX and TX characteristics of a connected noble peripheral's service; throws when either is missing. */
+export async function findRxTx(peripheral, serviceUuid, rxUuid, txUuid) {
+  const { characteristics } = await peripheral.discoverSomeServicesAndCharacteristicsAsync(
+    [serviceUuid],
+    [rxUuid, txUuid],
+  );
+  const rx = characteristics.find((c) => c.uuid === rxUuid);
+  const tx = characteristics.find((c) => c.uuid === txUuid);
+  if (!rx || !tx) throw new Error(`characteristics not found: ${characteristics.map((c) => c.uuid)}`);
+  return { rx, tx };
+}
+
 process.on('uncaughtException', fail);
 process.on('unhandledRejection', fail);
 process.on('SIGTERM', () => process.exit(0));

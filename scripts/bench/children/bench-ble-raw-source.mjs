@@ -5,7 +5,7 @@
 // Reports JSON lines: ready, link {scanToFoundMs, scanToConnectMs, scanToLinkMs, mtu}, sent.
 // Env: BLE_PTY, TOTAL_BYTES, BLE_SERVICE_UUID, BLE_RX_UUID, BLE_TX_UUID.
 import { withBindings } from '@stoprocent/noble';
-import { say } from '../../ble-emulator/child-io.mjs';
+import { findRxTx, say } from '../../ble-emulator/child-io.mjs';
 
 const port = process.env.BLE_PTY;
 if (!port) throw new Error('BLE_PTY is required');
@@ -36,13 +36,7 @@ const mtu = await Promise.race([
   mtuSeen,
   new Promise((resolve) => setTimeout(() => resolve(peripheral.mtu), 3000)),
 ]);
-const { characteristics } = await peripheral.discoverSomeServicesAndCharacteristicsAsync(
-  [serviceUuid],
-  [rxUuid, txUuid],
-);
-const rx = characteristics.find((c) => c.uuid === rxUuid);
-const tx = characteristics.find((c) => c.uuid === txUuid);
-if (!rx || !tx) throw new Error(`characteristics not found: ${characteristics.map((c) => c.uuid)}`);
+const { rx, tx } = await findRxTx(peripheral, serviceUuid, rxUuid, txUuid);
 await tx.subscribeAsync();
 const linkAt = performance.now();
 say({

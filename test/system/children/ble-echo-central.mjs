@@ -9,7 +9,7 @@
 // after subscribing, block the event loop for BLE_BLOCK_MS while the peripheral notifies BLE_FLOOD
 // values, then count what arrives; reports {"event":"flood-result"}).
 import { withBindings } from '@stoprocent/noble';
-import { fail, say } from '../../../scripts/ble-emulator/child-io.mjs';
+import { fail, findRxTx, say } from '../../../scripts/ble-emulator/child-io.mjs';
 
 const port = process.env.BLE_PTY;
 if (!port) throw new Error('BLE_PTY is required');
@@ -71,13 +71,7 @@ mtu = await Promise.race([
 const mtuAt = at();
 say({ event: 'connected', at: connected, mtu, mtuAt });
 
-const { characteristics } = await peripheral.discoverSomeServicesAndCharacteristicsAsync(
-  [serviceUuid],
-  [rxUuid, txUuid],
-);
-const rx = characteristics.find((c) => c.uuid === rxUuid);
-const tx = characteristics.find((c) => c.uuid === txUuid);
-if (!rx || !tx) throw new Error(`characteristics not found: ${characteristics.map((c) => c.uuid)}`);
+const { rx, tx } = await findRxTx(peripheral, serviceUuid, rxUuid, txUuid);
 const gattReady = at();
 
 const echoed = [];
