@@ -56,8 +56,20 @@ export async function detectBoard(root = '/'): Promise<BoardDetection> {
   return detection(null, null);
 }
 
-/** detectBoard for synchronous callers (config defaults are computed synchronously). */
+/** This machine's board: read once, since it cannot change while the process runs. */
+let thisMachine: BoardDetection | undefined;
+
+/**
+ * detectBoard for synchronous callers (config defaults are computed synchronously). The real root is
+ * read once per process (the config loader and the agent both ask); other roots (tests) every time.
+ */
 export function detectBoardSync(root = '/'): BoardDetection {
+  if (root !== '/') return readBoardSync(root);
+  thisMachine ??= readBoardSync(root);
+  return thisMachine;
+}
+
+function readBoardSync(root: string): BoardDetection {
   for (const file of MODEL_FILES) {
     let model: string;
     try {

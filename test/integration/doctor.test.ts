@@ -12,7 +12,7 @@ import {
   formatReport,
   parseCapEff,
   runDoctor,
-} from '../../agent/cli/doctor-command.js';
+} from '../../agent/ops/doctor.js';
 import { GENERIC_LINUX } from '../../boards/index.js';
 import { freePorts, runCli, startAgent, stopAllAgents, temporaryDir } from '../support/agent-process.js';
 
