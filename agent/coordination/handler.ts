@@ -1,0 +1,67 @@
+// The local side of coordination: what runs when a peer calls one of our actions or reads one of our
+// sensors. One open interface per direction, keyed by a free-form `kind`, so built-in handlers (exec,
+// gpio, system) and handlers that local apps register later (over MQTT) plug in the same way.
+import { NearmeshError } from '../errors.js';
+
+export type JsonPrimitive = null | boolean | number | string;
+export type JsonValue = JsonPrimitive | JsonValue[] | JsonObject;
+export interface JsonObject {
+  [key: string]: JsonValue;
+}
+
+/** Who is calling and until when; handlers stop work when `signal` aborts or the deadline passes. */
+export interface CallContext {
+  callId: string;
+  /** The calling peer's id. */
+  caller: string;
+  callerName?: string;
+  /** Absolute, Date.now() based. */
+  deadlineMs: number;
+  signal: AbortSignal;
+}
+
+/** An error travels as data (a stable code and a message) so it can cross the mesh to the caller. */
+export interface CallError {
+  code: string;
+  message: string;
+}
+
+export type CallResult = { ok: true; value: JsonValue | string } | { ok: false; error: CallError };
+
+export interface ActionHandler {
+  readonly kind: string;
+  /** Never rejects: every failure, including the handler's own bugs, comes back as `{ ok: false }`. */
+  invoke(args: JsonObject, context: CallContext): Promise<CallResult>;
+}
+
+export interface SensorReading {
+  value: number | string | boolean;
+  /** A UCUM-style unit ("Cel", "%"), when the value has one. */
+  unit?: string;
+  readAtMs: number;
+}
+
+export interface SensorHandler {
+  readonly kind: string;
+  /** Rejects only with SensorReadError. */
+  read(signal: AbortSignal): Promise<SensorReading>;
+}
+
+/**
+ * A sensor could not be read. `code` uses the same vocabulary as action error results ('timeout',
+ * 'exit', 'crashed', 'spawn-failed', 'output-too-large', 'aborted', 'bad-output', 'unavailable',
+ * 'gpio-unavailable'), so the protocol can forward it to the reader unchanged.
+ */
+export class SensorReadError extends NearmeshError {
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+  }
+}
+
+export function okResult(value: JsonValue): CallResult {
+  return { ok: true, value };
+}
+
+export function errorResult(code: string, message: string): CallResult {
+  return { ok: false, error: { code, message } };
+}
