@@ -31,10 +31,15 @@ export interface ReceivedMessage {
 export interface SendOptions {
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** For the peer agent itself (coordination), not for its apps: delivered as a 'system' event. */
+  system?: boolean;
 }
 
 export interface LinkManagerEvents {
+  /** A message for this agent's apps. */
   message: (message: ReceivedMessage) => void;
+  /** A message for this agent itself (coordination). */
+  system: (message: ReceivedMessage) => void;
   'peer-up': (peer: PeerInfo) => void;
   'peer-down': (peer: PeerInfo) => void;
 }
@@ -70,6 +75,7 @@ interface DialTarget {
 
 interface PendingSend {
   readonly payload: Uint8Array;
+  readonly system: boolean;
   readonly settle: (error?: Error) => void;
 }
 
@@ -183,8 +189,9 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
       };
       if (options.signal?.aborted === true) return onAbort();
       options.signal?.addEventListener('abort', onAbort, { once: true });
-      state.pending.set(id, { payload, settle });
-      record.connection?.sendData(id, payload, true);
+      const system = options.system === true;
+      state.pending.set(id, { payload, system, settle });
+      record.connection?.sendData(id, payload, true, system);
     });
   }
 
@@ -348,14 +355,16 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
     const wasDown = existing?.isOpen !== true;
     if (wasDown) record.connectedSinceMs = Date.now();
     const state = this.#stateOf(record.id);
-    connection.on('data', (payload, id) => {
+    connection.on('data', (payload, id, system) => {
       record.lastSeenMs = Date.now();
       if (!state.delivered.add(id)) {
         this.counters.increment('messages.duplicates_dropped');
         return;
       }
       this.counters.increment('messages.received');
-      this.emit('message', { from: record.id, fromName: record.name, payload, receivedAtMs: Date.now() });
+      const message = { from: record.id, fromName: record.name, payload, receivedAtMs: Date.now() };
+      if (system) this.emit('system', message);
+      else this.emit('message', message);
     });
     connection.on('ack', (id) => state.pending.get(id)?.settle());
     connection.on('close', (error) => this.#connectionClosed(record, connection, error));
@@ -365,7 +374,7 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
       router.addNeighbour({ peerId: record.id, send: (message) => connection.sendRouted(message) });
     }
     // Messages still unacknowledged on an older connection go out again; the receiver drops repeats.
-    for (const [id, pending] of state.pending) connection.sendData(id, pending.payload, true);
+    for (const [id, pending] of state.pending) connection.sendData(id, pending.payload, true, pending.system);
     if (wasDown) {
       this.#log.info(
         { peer: record.id, name: record.name, medium: secure.medium, address: secure.remoteAddress },

@@ -25,7 +25,7 @@ export const DEFAULT_KEEPALIVE: KeepaliveOptions = { intervalMs: 2_000, deadAfte
 
 export interface ConnectionEvents {
   /** A link-local DATA message arrived; `id` is the sender's message id (used to drop duplicates). */
-  data: (payload: Uint8Array, id: number) => void;
+  data: (payload: Uint8Array, id: number, system: boolean) => void;
   ack: (id: number) => void;
   /** A message with a route (DATA, ACK, ANNOUNCE): the mesh layer's, acknowledged end to end, not here. */
   routed: (message: RoutedMessage) => void;
@@ -66,10 +66,12 @@ export class PeerConnection extends TypedEmitter<ConnectionEvents> {
     return this.link.isOpen;
   }
 
-  sendData(id: number, payload: Uint8Array, ackRequested: boolean): boolean {
+  sendData(id: number, payload: Uint8Array, ackRequested: boolean, system = false): boolean {
     if (!this.link.isOpen) return false;
     // In parts: a bulk payload reaches the cipher without being copied into an envelope first.
-    this.link.send(encodeMessageParts({ type: 'data', id, ackRequested, payload }));
+    this.link.send(
+      encodeMessageParts({ type: 'data', id, ackRequested, payload, ...(system && { system: true }) }),
+    );
     return true;
   }
 
@@ -128,7 +130,7 @@ export class PeerConnection extends TypedEmitter<ConnectionEvents> {
           this.emit('routed', message);
           return;
         }
-        this.emit('data', message.payload, message.id);
+        this.emit('data', message.payload, message.id, message.system === true);
         if (message.ackRequested) this.#send({ type: 'ack', id: message.id });
         return;
       case 'ack':

@@ -32,12 +32,16 @@ export interface MeshMessage extends ReceivedMessage {
 }
 
 export interface MessengerEvents {
+  /** A message for this agent's apps. */
   message: (message: MeshMessage) => void;
+  /** A message for this agent itself (coordination). */
+  system: (message: MeshMessage) => void;
 }
 
 interface PendingRouted {
   readonly destination: string;
   readonly payload: Uint8Array;
+  readonly system: boolean;
   retryTimer: NodeJS.Timeout | undefined;
   readonly settle: (error?: Error) => void;
 }
@@ -84,23 +88,23 @@ export class Messenger extends TypedEmitter<MessengerEvents> {
     if (payload.length > MAX_ROUTED_PAYLOAD_BYTES) {
       return Promise.reject(new FrameTooLargeError(payload.length, MAX_ROUTED_PAYLOAD_BYTES));
     }
-    return this.#sendRouted(
-      destination,
-      payload,
-      options.timeoutMs ?? DEFAULT_SEND_TIMEOUT_MS,
-      options.signal,
-    );
+    return this.#sendRouted(destination, payload, options);
   }
 
   /** Best effort to every member of a group (or everyone with `group` undefined); resolves at once. */
-  multicast(group: string | undefined, payload: Uint8Array): { links: number } {
+  multicast(
+    group: string | undefined,
+    payload: Uint8Array,
+    options: { system?: boolean } = {},
+  ): { links: number } {
     if (payload.length > MAX_ROUTED_PAYLOAD_BYTES) {
       throw new FrameTooLargeError(payload.length, MAX_ROUTED_PAYLOAD_BYTES);
     }
     const destination = group === undefined ? BROADCAST_ID : groupId(group);
     const id = this.router.nextId();
     this.counters.increment('mesh.multicasts_sent');
-    const links = this.router.sendData(destination, payload, { id, ackRequested: false });
+    const system = options.system === true;
+    const links = this.router.sendData(destination, payload, { id, ackRequested: false, system });
     // A member of the group may be this agent itself.
     if (group !== undefined && this.#groupNames.has(destination)) {
       this.#emit({
@@ -111,6 +115,7 @@ export class Messenger extends TypedEmitter<MessengerEvents> {
         ackRequested: false,
         hops: 0,
         flooded: false,
+        system,
       });
     }
     return { links };
@@ -149,12 +154,10 @@ export class Messenger extends TypedEmitter<MessengerEvents> {
     }
   }
 
-  #sendRouted(
-    destination: string,
-    payload: Uint8Array,
-    timeoutMs: number,
-    signal: AbortSignal | undefined,
-  ): Promise<{ peer: string }> {
+  #sendRouted(destination: string, payload: Uint8Array, options: SendOptions): Promise<{ peer: string }> {
+    const timeoutMs = options.timeoutMs ?? DEFAULT_SEND_TIMEOUT_MS;
+    const { signal } = options;
+    const system = options.system === true;
     const id = this.router.nextId();
     return new Promise((resolve, reject) => {
       const onAbort = (): void =>
@@ -167,6 +170,7 @@ export class Messenger extends TypedEmitter<MessengerEvents> {
       const pending: PendingRouted = {
         destination,
         payload,
+        system,
         retryTimer: undefined,
         settle: (error) => settle(error),
       };
@@ -182,11 +186,11 @@ export class Messenger extends TypedEmitter<MessengerEvents> {
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#pending.set(id, pending);
       this.counters.increment('mesh.unicasts_sent');
-      this.router.sendData(destination, payload, { id, ackRequested: true });
+      this.router.sendData(destination, payload, { id, ackRequested: true, system });
       const retry = (delayMs: number): void => {
         pending.retryTimer = setTimeout(() => {
           this.counters.increment('mesh.retransmissions');
-          this.router.sendData(destination, payload, { id, ackRequested: true, flood: true });
+          this.router.sendData(destination, payload, { id, ackRequested: true, flood: true, system });
           retry(delayMs * 2);
         }, delayMs);
         pending.retryTimer.unref();
@@ -214,14 +218,16 @@ export class Messenger extends TypedEmitter<MessengerEvents> {
       this.router.agent(delivery.source)?.name ??
       this.links.directory.get(delivery.source)?.name ??
       delivery.source;
-    this.emit('message', {
+    const message: MeshMessage = {
       from: delivery.source,
       fromName,
       payload: delivery.payload,
       receivedAtMs: Date.now(),
       hops: delivery.hops,
       ...(to !== undefined && { to }),
-    });
+    };
+    if (delivery.system) this.emit('system', message);
+    else this.emit('message', message);
   }
 
   #deliveredFrom(source: string): RecentIds {

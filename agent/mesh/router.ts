@@ -31,6 +31,8 @@ export interface MeshDelivery {
   hops: number;
   /** It came flooded (a retransmission): acknowledge it flooded too, the old route may be dead. */
   flooded: boolean;
+  /** For the agent itself (coordination), not for apps. */
+  system: boolean;
 }
 
 export interface RouterEvents {
@@ -165,7 +167,7 @@ export class Router extends TypedEmitter<RouterEvents> {
   sendData(
     destination: string,
     payload: Uint8Array,
-    options: { id: number; ackRequested: boolean; flood?: boolean },
+    options: { id: number; ackRequested: boolean; flood?: boolean; system?: boolean },
   ): number {
     const message: RoutedMessage = {
       type: 'data',
@@ -174,6 +176,7 @@ export class Router extends TypedEmitter<RouterEvents> {
       payload,
       route: { ttlHops: this.#options.ttl, source: this.selfId, destination },
       ...(options.flood === true && { flood: true }),
+      ...(options.system === true && { system: true }),
     };
     this.#duplicates.add(this.selfId, MessageType.data, options.id, this.#now());
     return this.#dispatch(message, undefined);
@@ -301,6 +304,7 @@ export class Router extends TypedEmitter<RouterEvents> {
         ackRequested: message.ackRequested,
         hops,
         flooded: message.flood === true,
+        system: message.system === true,
       });
     } else if (message.type === 'ack' && destination === this.selfId) {
       this.emit('ack', message.route.source, message.id);

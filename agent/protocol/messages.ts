@@ -40,6 +40,8 @@ export const MessageFlag = {
   relays: 1,
   /** Routed DATA and ACK: forward on every link instead of along routes (a retransmission, or its ACK). */
   flood: 2,
+  /** DATA only: the payload is for the agent itself (coordination, §14), not for apps. */
+  system: 4,
 } as const;
 
 /** CLOSE codes defined by v1. Receivers treat unknown codes like `shutdown`. */
@@ -63,7 +65,16 @@ export const MAX_ROUTED_DATA_OVERHEAD_BYTES = 36;
 const MAX_CLOSE_CODE = Number.MAX_SAFE_INTEGER;
 
 export type Message =
-  | { type: 'data'; id: number; ackRequested: boolean; payload: Uint8Array; route?: Route; flood?: boolean }
+  | {
+      type: 'data';
+      id: number;
+      ackRequested: boolean;
+      payload: Uint8Array;
+      route?: Route;
+      flood?: boolean;
+      /** For the agent itself (coordination), not for apps. */
+      system?: boolean;
+    }
   | { type: 'ack'; id: number; route?: Route; flood?: boolean }
   | { type: 'ping'; id: number }
   | { type: 'pong'; id: number }
@@ -151,7 +162,11 @@ export function encodeMessage(message: Message): Uint8Array {
 }
 
 function dataFlags(message: Extract<Message, { type: 'data' }>): number {
-  return (message.ackRequested ? MessageFlag.ackRequested : 0) | floodFlag(message);
+  return (
+    (message.ackRequested ? MessageFlag.ackRequested : 0) |
+    (message.system === true ? MessageFlag.system : 0) |
+    floodFlag(message)
+  );
 }
 
 /** The flood flag only means something on a routed message; link-local ones never carry it. */
@@ -191,10 +206,11 @@ function decodeChecked(bytes: Uint8Array, payloadView: boolean): DecodeResult {
         ? viewBytes(bytes, body.offset, body.arg)
         : copyBytes(bytes, body.offset, body.arg);
       const ackRequested = (fields.flags & MessageFlag.ackRequested) !== 0;
+      const system = (fields.flags & MessageFlag.system) !== 0 ? { system: true } : {};
       const message: Message =
         route === undefined
-          ? { type: 'data', id, ackRequested, payload }
-          : { type: 'data', id, ackRequested, payload, route, ...floodField(fields.flags) };
+          ? { type: 'data', id, ackRequested, payload, ...system }
+          : { type: 'data', id, ackRequested, payload, route, ...floodField(fields.flags), ...system };
       return { kind: 'message', message, ignoredFields };
     }
     case MessageType.ack: {
