@@ -1,6 +1,6 @@
 // The daemon: wires config, identity, transports, resolvers, the link manager and the control socket
 // together, and starts and stops them in order (SIGTERM closes links, then removes the socket).
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { type BoardDetection, detectBoardSync } from '../boards/index.js';
 import type { BleResolver } from '../transports/ble/ble-resolver.js';
 import type { BleTransport } from '../transports/ble/ble-transport.js';
@@ -9,14 +9,17 @@ import type { Resolver } from '../transports/resolver.js';
 import type { Transport } from '../transports/transport.js';
 import { StaticResolver } from '../transports/wifi/static-resolver.js';
 import { TcpTransport } from '../transports/wifi/tcp-transport.js';
-import { formatHostPort } from './config/address.js';
+import { formatHostPort, type HostPort } from './config/address.js';
 import type { Config } from './config/index.js';
 import { loadOrCreateMeshKey } from './config/mesh-key.js';
+import type { MqttUpstreamConfig } from './config/schema.js';
 import { type ConsoleContext, completeConsoleLine, runConsoleLine } from './console/commands.js';
 import type { SerialConsole } from './console/serial-console.js';
 import { type ControlHandlers, ControlServer } from './control/server.js';
 import type { ListenEvent, RouteInfo } from './control/wire.js';
 import { NearmeshError } from './errors.js';
+import type { MqttGateway, MqttGatewayStatus } from './gateway/mqtt-gateway.js';
+import type { UpstreamBridge } from './gateway/upstream-bridge.js';
 import { type Identity, loadOrCreateIdentity } from './identity/identity.js';
 import { LinkManager, type ReceivedMessage } from './links/link-manager.js';
 import { type MeshMessage, Messenger } from './mesh/messenger.js';
@@ -45,8 +48,15 @@ export interface AgentStatus {
   ble: 'on' | 'unavailable' | 'off';
   peers: { connected: number; routed: number; known: number };
   mesh: { ttl: number; relay: boolean; groups: readonly string[] };
+  mqtt: MqttState;
   counters: Record<string, number>;
 }
+
+/** The MQTT endpoint: serving, turned off in the config, or not serving for the reason given. */
+export type MqttState =
+  | ({ state: 'on' } & MqttGatewayStatus)
+  | { state: 'off' }
+  | { state: 'unavailable'; reason: string };
 
 export class Agent {
   readonly counters = new Counters();
@@ -57,6 +67,9 @@ export class Agent {
   #messenger: Messenger | undefined;
   #control: ControlServer | undefined;
   #serialConsole: SerialConsole | undefined;
+  #mqtt: MqttGateway | undefined;
+  /** Why the default MQTT endpoint is not served (its port was taken), for status. */
+  #mqttUnavailable: string | undefined;
   #tcp: TcpTransport | undefined;
   #ble: BleTransport | undefined;
   #identity: Identity | undefined;
@@ -164,6 +177,7 @@ export class Agent {
         }),
       );
     }
+    if (config.mqtt.listen !== false) await this.#startMqtt(config.mqtt.listen);
     const consoleContext = this.#consoleContext();
     this.#control = new ControlServer(config.control.socketPath, this.#controlHandlers(consoleContext), log);
     await this.#control.start();
@@ -235,6 +249,7 @@ export class Agent {
   async stop(): Promise<void> {
     await this.#serialConsole?.stop();
     await this.#control?.stop();
+    await this.#mqtt?.stop();
     this.#router?.stop();
     this.#messenger?.stop();
     await this.#links?.stop();
@@ -264,6 +279,7 @@ export class Agent {
         known: peers.length,
       },
       mesh: { ttl: this.config.mesh.ttl, relay: this.config.mesh.relay, groups: this.config.groups },
+      mqtt: this.#mqttState(),
       counters: this.counters.snapshot(),
     };
   }
@@ -310,17 +326,131 @@ export class Agent {
         this.messenger.send(peer, payload, timeoutMs === undefined ? {} : { timeoutMs }),
       multicast: (group: string | undefined, payload: Uint8Array) => this.messenger.multicast(group, payload),
       routes: () => this.#routes(),
-      subscribe: (listener: (event: ListenEvent) => void) => {
-        const onMessage = (message: ReceivedMessage | MeshMessage): void => listener(toListenEvent(message));
-        this.links.on('message', onMessage);
-        this.messenger.on('message', onMessage);
-        return () => {
-          this.links.off('message', onMessage);
-          this.messenger.off('message', onMessage);
-        };
-      },
+      subscribe: (listener: (event: ListenEvent) => void) =>
+        this.#onAnyMessage((message) => listener(toListenEvent(message))),
     };
   }
+
+  /** Every message for this agent: over a direct link or through the mesh. Returns an unsubscribe. */
+  #onAnyMessage(listener: (message: ReceivedMessage | MeshMessage) => void): () => void {
+    this.links.on('message', listener);
+    this.messenger.on('message', listener);
+    return () => {
+      this.links.off('message', listener);
+      this.messenger.off('message', listener);
+    };
+  }
+
+  /**
+   * Serves MQTT to local apps. The built-in default port may be taken (a local mosquitto): that costs a
+   * warning, not the agent; a port the config asked for must be served or the agent does not start.
+   */
+  async #startMqtt(listen: HostPort): Promise<void> {
+    const { config, log } = this;
+    // Loaded only when served, like mDNS and BLE.
+    const [{ MqttGateway }, bridge] = await Promise.all([
+      import('./gateway/mqtt-gateway.js'),
+      config.mqtt.upstream === undefined ? undefined : this.#createBridge(config.mqtt.upstream),
+    ]);
+    const gateway = new MqttGateway({
+      listen,
+      ...(config.mqtt.credentials !== undefined && { credentials: config.mqtt.credentials }),
+      maxPacketSize: config.mqtt.maxPacketSize,
+      mesh: {
+        selfId: this.identity.peerId,
+        selfName: config.name,
+        groups: config.groups,
+        send: (reference, payload) => this.messenger.send(reference, payload),
+        multicast: (group, payload) => {
+          this.messenger.multicast(group, payload);
+        },
+        peers: () => this.messenger.peers(),
+        onMessage: (listener) =>
+          this.#onAnyMessage((message) =>
+            listener({
+              from: message.from,
+              fromName: message.fromName,
+              payload: message.payload,
+              hops: 'hops' in message ? message.hops : 1,
+              ...('to' in message && message.to !== undefined && { to: message.to }),
+            }),
+          ),
+      },
+      ...(bridge !== undefined && { bridge }),
+      counters: this.counters,
+      log,
+    });
+    try {
+      const address = await gateway.start();
+      log.info({ listen: `${address.address}:${address.port}` }, 'MQTT: serving local apps');
+    } catch (error) {
+      await gateway.stop();
+      if (!config.mqtt.listenIsDefault) throw error;
+      this.#mqttUnavailable = error instanceof Error ? error.message : String(error);
+      log.warn(
+        `MQTT: not serving (${this.#mqttUnavailable}); set [mqtt] listen to a free "host:port", or false`,
+      );
+      return;
+    }
+    this.#mqtt = gateway;
+    const peersChanged = (): void => gateway.peersChanged();
+    this.links.on('peer-up', peersChanged);
+    this.links.on('peer-down', peersChanged);
+  }
+
+  async #createBridge(upstream: MqttUpstreamConfig): Promise<UpstreamBridge> {
+    const [{ UpstreamBridge }, tls] = await Promise.all([
+      import('./gateway/upstream-bridge.js'),
+      readBridgeTls(upstream),
+    ]);
+    return new UpstreamBridge({
+      url: upstream.url,
+      clientId: upstream.clientId ?? `nearmesh-${this.identity.peerId}`,
+      ...(upstream.credentials !== undefined && upstream.credentials),
+      ...(tls !== undefined && { tls }),
+      out: upstream.out,
+      in: upstream.in,
+      remotePrefix: upstream.prefix,
+      maxQueued: upstream.maxQueued,
+      originId: this.identity.peerId,
+      counters: this.counters,
+      log: this.log,
+    });
+  }
+
+  #mqttState(): MqttState {
+    if (this.#mqtt !== undefined) return { state: 'on', ...this.#mqtt.status() };
+    if (this.#mqttUnavailable !== undefined) return { state: 'unavailable', reason: this.#mqttUnavailable };
+    return { state: 'off' };
+  }
+}
+
+/** The bridge's PEM files, read once at start: a missing file stops the agent with its path named. */
+async function readBridgeTls(
+  upstream: MqttUpstreamConfig,
+): Promise<{ ca?: Buffer; cert?: Buffer; key?: Buffer } | undefined> {
+  const read = async (key: string, path: string | undefined): Promise<Buffer | undefined> => {
+    if (path === undefined) return undefined;
+    try {
+      return await readFile(path);
+    } catch (error) {
+      throw new NearmeshError(
+        'mqtt-upstream-tls',
+        `mqtt.upstream.${key}: cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+      );
+    }
+  };
+  const [ca, cert, key] = await Promise.all([
+    read('ca_file', upstream.caFile),
+    read('cert_file', upstream.certFile),
+    read('key_file', upstream.keyFile),
+  ]);
+  if (ca === undefined && cert === undefined) return undefined;
+  return {
+    ...(ca !== undefined && { ca }),
+    ...(cert !== undefined && { cert }),
+    ...(key !== undefined && { key }),
+  };
 }
 
 function toListenEvent(message: ReceivedMessage | MeshMessage): ListenEvent {

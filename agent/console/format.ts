@@ -1,5 +1,5 @@
 // The text the CLI and the console print for status, peers, routes and links: written once, here.
-import type { AgentStatus } from '../agent.js';
+import type { AgentStatus, MqttState } from '../agent.js';
 import { formatTable } from '../cli/table.js';
 import type { RouteInfo } from '../control/wire.js';
 import type { PeerInfo } from '../links/peer-directory.js';
@@ -21,6 +21,7 @@ export function formatStatus(status: StatusReport): string {
     `ble       ${status.ble}`,
     `peers     ${status.peers.connected} connected, ${status.peers.routed} through the mesh, ${status.peers.known} known`,
     `mesh      ttl ${status.mesh.ttl}, ${status.mesh.relay ? 'relaying' : 'not relaying'}${status.mesh.groups.length > 0 ? `, groups ${status.mesh.groups.join(', ')}` : ''}`,
+    `mqtt      ${describeMqtt(status.mqtt)}`,
     `board     ${status.board.name}${status.board.model === null ? '' : ` (${status.board.model})`}`,
     `device    ${describeTelemetry(status.telemetry)}`,
     `data dir  ${status.data_dir}`,
@@ -29,6 +30,15 @@ export function formatStatus(status: StatusReport): string {
   const counters = Object.entries(status.counters);
   if (counters.length > 0) lines.push('counters', ...counters.map(([name, value]) => `  ${name} ${value}`));
   return `${lines.join('\n')}\n`;
+}
+
+function describeMqtt(mqtt: MqttState): string {
+  if (mqtt.state === 'off') return 'off';
+  if (mqtt.state === 'unavailable') return `not serving: ${mqtt.reason}`;
+  const clients = `${mqtt.listen}, ${mqtt.clients} client${mqtt.clients === 1 ? '' : 's'}`;
+  if (mqtt.upstream === null) return clients;
+  const link = mqtt.upstream.connected ? 'connected' : 'not connected';
+  return `${clients}; upstream ${mqtt.upstream.url} ${link}, ${mqtt.upstream.queued} queued`;
 }
 
 /** One line: temperature, load, memory and disk, whatever the device reports. */

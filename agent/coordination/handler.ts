@@ -3,11 +3,9 @@
 // gpio, system) and handlers that local apps register later (over MQTT) plug in the same way.
 import { NearmeshError } from '../errors.js';
 
-export type JsonPrimitive = null | boolean | number | string;
-export type JsonValue = JsonPrimitive | JsonValue[] | JsonObject;
-export interface JsonObject {
-  [key: string]: JsonValue;
-}
+import type { JsonObject, JsonValue } from '../protocol/json-cbor.js';
+
+export type { JsonObject, JsonPrimitive, JsonValue } from '../protocol/json-cbor.js';
 
 /** Who is calling and until when; handlers stop work when `signal` aborts or the deadline passes. */
 export interface CallContext {

@@ -31,6 +31,8 @@ export interface AgentSpec {
   wifi?: false;
   /** BLE on, with these adapter specs ("hciN" / "uart:/path"); default `[ble] enabled = false`. */
   ble?: { peripheral: string; central: string; enabled?: true | 'auto'; maxLinks?: number };
+  /** Lines of the `[mqtt]` table; default `listen = false` (no endpoint). */
+  mqtt?: string[];
   /** `[console] serial = <path>`: a serial console on this device (default off). */
   consoleSerial?: string;
 }
@@ -135,7 +137,7 @@ export function writeConfig(spec: AgentSpec, dir: string): string {
           ...(spec.ble.maxLinks === undefined ? [] : [`max_links = ${spec.ble.maxLinks}`]),
         ]),
     '[mqtt]',
-    'listen = false',
+    ...(spec.mqtt ?? ['listen = false']),
     ...(spec.consoleSerial === undefined
       ? []
       : ['[console]', `serial = ${JSON.stringify(spec.consoleSerial)}`]),

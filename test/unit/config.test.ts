@@ -78,7 +78,9 @@ describe('defaults', () => {
       peers: [],
       groups: [],
       mesh: { ttl: 4, relay: true },
-      mqtt: { listen: { host: '127.0.0.1', port: 1883 } },
+      mqtt: { listen: { host: '127.0.0.1', port: 1883 }, listenIsDefault: true, maxPacketSize: 262144 },
+      actions: [],
+      sensors: [],
       console: { serial: false, baud: 115200 },
     });
     expect(config.meshKey).toBeUndefined();
@@ -119,7 +121,38 @@ describe('defaults', () => {
       ],
       groups: ['greenhouse', 'sensors'],
       mesh: { ttl: 6, relay: false },
-      mqtt: { listen: false },
+      mqtt: {
+        listen: false,
+        listenIsDefault: false,
+        credentials: { username: 'apps', password: 'app-secret' },
+        maxPacketSize: 65536,
+        upstream: {
+          url: 'mqtts://broker.example.net:8883',
+          clientId: 'greenhouse',
+          credentials: { username: 'site-a', password: 'bridge-secret' },
+          caFile: join(FIXTURES, 'certs', 'ca.pem'),
+          certFile: join(FIXTURES, 'certs', 'client.pem'),
+          keyFile: join(FIXTURES, 'certs', 'client.key'),
+          out: ['nearmesh/send/#', 'nearmesh/sensor/#'],
+          in: ['nearmesh/send/#'],
+          prefix: 'site-a/',
+          maxQueued: 500,
+        },
+      },
+      actions: [
+        {
+          name: 'light.set',
+          timeoutMs: 5000,
+          allow: ['hall-pi', 'group:admins'],
+          kind: 'exec',
+          exec: ['/usr/local/bin/light', '--pin', '17'],
+        },
+        { name: 'relay.set', timeoutMs: 10000, kind: 'gpio', chip: 'gpiochip4', line: 17, activeLow: true },
+      ],
+      sensors: [
+        { name: 'temp', everyMs: 10000, unit: 'Cel', kind: 'exec', exec: ['/usr/local/bin/read-temp'] },
+        { name: 'door.open', kind: 'gpio', chip: 'gpiochip0', line: 27, activeLow: false },
+      ],
       console: { serial: '/dev/ttyGS0', baud: 9600 },
     });
   });
@@ -231,6 +264,66 @@ describe('wrong values name the key and the line', () => {
       'ble.central',
       2,
       'ble.central: expected a positive baud rate after "@"',
+    ],
+    [
+      '[mqtt]\nusername = "apps"',
+      'mqtt.password',
+      1,
+      'mqtt.password: expected username and password together',
+    ],
+    [
+      '[mqtt]\nmax_packet_size = 10',
+      'mqtt.max_packet_size',
+      2,
+      'mqtt.max_packet_size: expected 1024..268435455 bytes',
+    ],
+    [
+      '[mqtt.upstream]\nurl = "http://broker:1883"',
+      'mqtt.upstream.url',
+      2,
+      'mqtt.upstream.url: expected "mqtt://host:port" or "mqtts://host:port"',
+    ],
+    [
+      '[mqtt.upstream]\nurl = "mqtt://u:p@broker"',
+      'mqtt.upstream.url',
+      2,
+      'mqtt.upstream.url: expected the credentials in username and password, not in the URL',
+    ],
+    [
+      '[mqtt.upstream]\nurl = "mqtt://broker"\nout = ["a/#/b"]',
+      'mqtt.upstream.out[0]',
+      3,
+      'mqtt.upstream.out[0]: expected an MQTT topic filter ("+" and "#" only as whole levels, "#" last)',
+    ],
+    [
+      '[mqtt.upstream]\nurl = "mqtt://broker"\nprefix = "site"',
+      'mqtt.upstream.prefix',
+      3,
+      'mqtt.upstream.prefix: expected a topic prefix ending in "/", without "+" or "#" ("" for none)',
+    ],
+    [
+      '[mqtt.upstream]\nurl = "mqtts://broker"\ncert_file = "c.pem"',
+      'mqtt.upstream.key_file',
+      1,
+      'mqtt.upstream.key_file: expected cert_file and key_file together',
+    ],
+    [
+      '[[actions]]\nname = "light set"\nexec = ["/bin/true"]',
+      'actions[0].name',
+      2,
+      'actions[0].name: expected a dotted name like "light.set" (letters, digits, "_", "-"), got "light set"',
+    ],
+    [
+      '[[actions]]\nname = "a"',
+      'actions[0].exec',
+      1,
+      'actions[0].exec: expected exactly one of exec = [...] or gpio = {...}',
+    ],
+    [
+      '[[sensors]]\nname = "t"\nexec = ["/bin/true"]\nevery = "10 s"',
+      'sensors[0].every',
+      4,
+      'sensors[0].every: invalid duration "10 s": unexpected " " at position 3; expected a number and a unit (ms, s, m, h, d), e.g. "500ms", "1.5s" or "1h30m", got "10 s"',
     ],
     [
       '[[peers]]\naddress = "10.0.0.2"',

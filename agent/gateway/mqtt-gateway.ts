@@ -1,0 +1,353 @@
+// The agent's MQTT face: the local broker for apps, the topic map that joins it to the mesh (docs/MQTT.md),
+// and the optional upstream bridge that joins it to other sites' meshes.
+//
+// Apps publish to nearmesh/send/<target>; the mesh delivers. Messages from the mesh appear on
+// nearmesh/inbox/<from>. The peer table is retained on nearmesh/peers. With a bridge, what matches its
+// `out` filters goes upstream and what its `in` filters bring back is published here; a send that comes
+// back from upstream is delivered only when it is addressed to this agent.
+
+import type { AddressInfo } from 'node:net';
+import type { HostPort } from '../config/address.js';
+import { NearmeshError } from '../errors.js';
+import type { PeerInfo } from '../links/peer-directory.js';
+import type { Counters } from '../ops/counters.js';
+import type { Logger } from '../ops/logger.js';
+import { MqttBroker, type PublishMeta, type PublishProperties } from './broker.js';
+import { inboxTopic, PEERS_TOPIC, parseSendTopic, type SendTarget, UPSTREAM_SENDER } from './topic-map.js';
+import type { BridgedMessage, UpstreamBridge } from './upstream-bridge.js';
+
+/** How often the peer table is compared with what was last retained (routed agents come and go without events). */
+const PEERS_CHECK_MS = 2_000;
+
+/** What a request on a send topic gets on its response topic. */
+type SendOutcome =
+  | { ok: true; peer?: string; via?: 'upstream' }
+  | { ok: false; error: { code: string; message: string } };
+
+function failure(error: unknown): SendOutcome {
+  return error instanceof NearmeshError
+    ? { ok: false, error: { code: error.code, message: error.message } }
+    : { ok: false, error: { code: 'internal', message: String(error) } };
+}
+
+/** A message from the mesh, as the gateway publishes it. */
+export interface InboundMessage {
+  readonly from: string;
+  readonly fromName: string;
+  readonly payload: Uint8Array;
+  /** A group name, "*" for a broadcast; absent for a message to this agent alone. */
+  readonly to?: string;
+  readonly hops: number;
+}
+
+/** What the gateway needs of the agent. */
+export interface MeshPort {
+  readonly selfId: string;
+  readonly selfName: string;
+  readonly groups: readonly string[];
+  /** Reliable send to a peer id or name; resolves when acknowledged. */
+  send(reference: string, payload: Uint8Array): Promise<{ peer: string }>;
+  /** Best effort to a group (undefined: everyone). */
+  multicast(group: string | undefined, payload: Uint8Array): void;
+  peers(): PeerInfo[];
+  /** Every message that reaches this agent; returns an unsubscribe. */
+  onMessage(listener: (message: InboundMessage) => void): () => void;
+}
+
+export interface MqttGatewayOptions {
+  listen: HostPort;
+  credentials?: { username: string; password: string };
+  maxPacketSize: number;
+  mesh: MeshPort;
+  bridge?: UpstreamBridge;
+  counters: Counters;
+  log: Logger;
+}
+
+export interface MqttGatewayStatus {
+  listen: string;
+  clients: number;
+  sessions: number;
+  retained: number;
+  upstream: { url: string; connected: boolean; queued: number } | null;
+}
+
+export class MqttGateway {
+  readonly #options: MqttGatewayOptions;
+  readonly #broker: MqttBroker;
+  readonly #unsubscribe: (() => void)[] = [];
+  #address: AddressInfo | undefined;
+  #peersJson = '';
+  #peersTimer: NodeJS.Timeout | undefined;
+
+  constructor(options: MqttGatewayOptions) {
+    this.#options = options;
+    this.#broker = new MqttBroker({
+      ...(options.credentials !== undefined && { auth: options.credentials }),
+      maxPacketSize: options.maxPacketSize,
+      counters: options.counters,
+      log: options.log,
+    });
+  }
+
+  /** Listens (a taken port rejects with MqttGatewayError), then joins the mesh and the bridge. */
+  async start(): Promise<AddressInfo> {
+    const { listen, mesh, bridge } = this.#options;
+    this.#address = await this.#broker.listen(listen.host, listen.port);
+    this.#unsubscribe.push(
+      this.#broker.onPublish((topic, payload, meta) => this.#fromApp(topic, payload, meta)),
+      mesh.onMessage((message) => this.#fromMesh(message)),
+    );
+    if (bridge !== undefined) {
+      const onBridged = (message: BridgedMessage): void => this.#fromUpstream(message);
+      bridge.on('message', onBridged);
+      this.#unsubscribe.push(() => bridge.off('message', onBridged));
+      bridge.start();
+    }
+    this.#publishPeersIfChanged();
+    this.#peersTimer = setInterval(() => this.#publishPeersIfChanged(), PEERS_CHECK_MS);
+    this.#peersTimer.unref();
+    return this.#address;
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#peersTimer);
+    for (const unsubscribe of this.#unsubscribe.splice(0)) unsubscribe();
+    await this.#options.bridge?.stop();
+    await this.#broker.close();
+  }
+
+  /** Call when the peer table may have changed (a link came or went): republishes it if it did. */
+  peersChanged(): void {
+    this.#publishPeersIfChanged();
+  }
+
+  status(): MqttGatewayStatus {
+    const address = this.#address;
+    const bridge = this.#options.bridge?.state();
+    return {
+      listen: address === undefined ? '' : `${address.address}:${address.port}`,
+      ...this.#broker.stats(),
+      upstream:
+        bridge === undefined ? null : { url: bridge.url, connected: bridge.connected, queued: bridge.queued },
+    };
+  }
+
+  /** A publish from a local app (or a client's last will). */
+  #fromApp(topic: string, payload: Buffer, meta: PublishMeta): void {
+    const target = parseSendTopic(topic);
+    const forwarded = this.#toUpstream(
+      {
+        topic,
+        payload,
+        qos: meta.qos === 0 ? 0 : 1,
+        retain: meta.retain,
+        ...bridgedProperties(meta.properties),
+      },
+      target,
+    );
+    if (target === undefined) return;
+    if (target === 'invalid') {
+      this.#options.counters.increment('mqtt.send_invalid_topic');
+      return;
+    }
+    this.#options.counters.increment('mqtt.sends');
+    const reply = (outcome: SendOutcome): void => this.#reply(meta, outcome);
+    if (target.kind !== 'peer') {
+      reply(this.#multicast(target, payload));
+      return;
+    }
+    if (this.#isSelf(target.reference)) {
+      this.#publishLocal(inboxTopic(this.#options.mesh.selfId), payload, {
+        qos: 1,
+        properties: { userProperties: { from_name: this.#options.mesh.selfName, hops: '0' } },
+      });
+      reply({ ok: true, peer: this.#options.mesh.selfId });
+      return;
+    }
+    // A peer the mesh does not reach went upstream instead; the bridge takes it from here.
+    if (forwarded && !this.#reaches(target.reference)) {
+      reply({ ok: true, via: 'upstream' });
+      return;
+    }
+    this.#options.mesh.send(target.reference, payload).then(
+      ({ peer }) => reply({ ok: true, peer }),
+      (error: unknown) => {
+        this.#options.counters.increment('mqtt.sends_failed');
+        this.#options.log.debug(
+          { err: error, target: target.reference, client: meta.clientId },
+          'mqtt: a send from an app was not delivered',
+        );
+        reply(failure(error));
+      },
+    );
+  }
+
+  #multicast(target: Exclude<SendTarget, { kind: 'peer' }>, payload: Buffer): SendOutcome {
+    try {
+      this.#options.mesh.multicast(target.kind === 'group' ? target.name : undefined, payload);
+      return { ok: true };
+    } catch (error) {
+      this.#options.counters.increment('mqtt.sends_failed');
+      this.#options.log.debug({ err: error }, 'mqtt: a multicast from an app was not sent');
+      return failure(error);
+    }
+  }
+
+  /** MQTT 5 request/response: the outcome of a send goes to the publisher's response topic, if it gave one. */
+  #reply(meta: PublishMeta, outcome: SendOutcome): void {
+    const responseTopic = meta.properties?.responseTopic;
+    if (responseTopic === undefined || meta.will) return;
+    const correlationData = meta.properties?.correlationData;
+    try {
+      this.#broker.publish(responseTopic, JSON.stringify(outcome), {
+        qos: 1,
+        properties: {
+          contentType: 'application/json',
+          ...(correlationData !== undefined && { correlationData }),
+        },
+      });
+    } catch {
+      // An invalid response topic (a wildcard) is the app's mistake: counted, never thrown at the mesh.
+      this.#options.counters.increment('mqtt.replies_invalid_topic');
+    }
+  }
+
+  /** A message from the mesh: into the inbox topic of its sender. */
+  #fromMesh(message: InboundMessage): void {
+    const userProperties: Record<string, string> = {
+      from_name: message.fromName,
+      hops: String(message.hops),
+      ...(message.to !== undefined && { to: message.to }),
+    };
+    this.#publishLocal(inboxTopic(message.from), Buffer.from(message.payload), {
+      qos: 1,
+      properties: { userProperties },
+    });
+  }
+
+  /** A message the bridge brought in from the upstream broker. */
+  #fromUpstream(message: BridgedMessage): void {
+    const { counters } = this.#options;
+    const target = parseSendTopic(message.topic);
+    if (target === undefined) {
+      // Published here only: what came from upstream never goes back out.
+      this.#broker.publish(message.topic, message.payload, {
+        qos: message.qos,
+        retain: message.retain,
+        ...(message.properties !== undefined && { properties: toPublishProperties(message.properties) }),
+      });
+      return;
+    }
+    if (target === 'invalid' || !this.#isAddressedToSelf(target)) {
+      counters.increment('mqtt.upstream.sends_not_for_us');
+      return;
+    }
+    const from = message.origin ?? UPSTREAM_SENDER;
+    // An agent this mesh reaches sent its group or broadcast message over the mesh as well.
+    if (message.origin !== undefined && target.kind !== 'peer' && this.#reaches(message.origin)) {
+      counters.increment('mqtt.upstream.sends_also_meshed');
+      return;
+    }
+    counters.increment('mqtt.upstream.sends_delivered');
+    const to = target.kind === 'all' ? '*' : target.kind === 'group' ? target.name : undefined;
+    this.#broker.publish(inboxTopic(from), message.payload, {
+      qos: 1,
+      properties: { userProperties: { via: 'upstream', ...(to !== undefined && { to }) } },
+    });
+  }
+
+  /** Publishes to local subscribers and, when it matches the bridge's `out` filters, upstream. */
+  #publishLocal(
+    topic: string,
+    payload: Buffer,
+    options: { qos: 0 | 1; retain?: boolean; properties?: PublishProperties },
+  ): void {
+    this.#broker.publish(topic, payload, options);
+    this.#toUpstream(
+      {
+        topic,
+        payload,
+        qos: options.qos,
+        retain: options.retain ?? false,
+        ...bridgedProperties(options.properties),
+      },
+      undefined,
+    );
+  }
+
+  /**
+   * Hands a local message to the bridge when its filters want it; true when it went. A send to a peer this
+   * mesh reaches stays on the mesh (the peer would otherwise get it twice).
+   */
+  #toUpstream(message: BridgedMessage, target: SendTarget | 'invalid' | undefined): boolean {
+    const bridge = this.#options.bridge;
+    if (bridge === undefined || !bridge.matchesOut(message.topic)) return false;
+    if (target === 'invalid') return false;
+    if (target?.kind === 'peer' && (this.#isSelf(target.reference) || this.#reaches(target.reference))) {
+      return false;
+    }
+    return bridge.forward(message);
+  }
+
+  #publishPeersIfChanged(): void {
+    const rows = this.#options.mesh.peers().map(stablePeerRow);
+    const json = JSON.stringify(rows);
+    if (json === this.#peersJson) return;
+    this.#peersJson = json;
+    this.#publishLocal(PEERS_TOPIC, Buffer.from(json), { qos: 1, retain: true });
+  }
+
+  #isSelf(reference: string): boolean {
+    const { mesh } = this.#options;
+    return reference === mesh.selfId || reference === mesh.selfName;
+  }
+
+  #isAddressedToSelf(target: SendTarget): boolean {
+    switch (target.kind) {
+      case 'all':
+        return true;
+      case 'group':
+        return this.#options.mesh.groups.includes(target.name);
+      case 'peer':
+        return this.#isSelf(target.reference);
+    }
+  }
+
+  /** True when the mesh has a live path to this peer (id or name). */
+  #reaches(reference: string): boolean {
+    return this.#options.mesh
+      .peers()
+      .some((peer) => (peer.id === reference || peer.name === reference) && peer.state !== 'disconnected');
+  }
+}
+
+/** The peer table as apps see it: what identifies a peer and how it is reached, without fast-changing figures. */
+function stablePeerRow(peer: PeerInfo) {
+  return {
+    id: peer.id,
+    name: peer.name,
+    state: peer.state,
+    medium: peer.medium,
+    hops: peer.hops,
+    next_hop: peer.next_hop,
+    connected_since: peer.connected_since,
+  };
+}
+
+/** The MQTT 5 properties worth carrying across a bridge (response topics and aliases are local matters). */
+function bridgedProperties(properties: PublishProperties | undefined): Pick<BridgedMessage, 'properties'> {
+  if (properties === undefined) return {};
+  const carried: NonNullable<BridgedMessage['properties']> = {
+    ...(properties.contentType !== undefined && { contentType: properties.contentType }),
+    ...(properties.userProperties !== undefined && { userProperties: properties.userProperties }),
+  };
+  return Object.keys(carried).length === 0 ? {} : { properties: carried };
+}
+
+function toPublishProperties(properties: NonNullable<BridgedMessage['properties']>): PublishProperties {
+  return {
+    ...(properties.contentType !== undefined && { contentType: properties.contentType }),
+    ...(properties.userProperties !== undefined && { userProperties: properties.userProperties }),
+  };
+}

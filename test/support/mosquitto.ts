@@ -1,0 +1,90 @@
+// A real mosquitto broker for tests: a generated config in a temp dir, restartable on the same port with
+// its persistence (SIGTERM saves it), stopped by PID.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { connect as tcpConnect } from 'node:net';
+import { userInfo } from 'node:os';
+import { join } from 'node:path';
+
+export const MOSQUITTO = '/usr/sbin/mosquitto';
+
+export function missingMosquittoTools(): string | undefined {
+  if (!existsSync(MOSQUITTO)) return `${MOSQUITTO} is not installed (apt-get install mosquitto)`;
+  if (spawnSync('openssl', ['version']).status !== 0) return 'openssl is not installed';
+  return undefined;
+}
+
+async function portAccepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = tcpConnect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/** A mosquitto process with a generated config; restartable on the same ports with its persistence. */
+export class Mosquitto {
+  #process: ChildProcess | undefined;
+  #stderr = '';
+  constructor(
+    readonly dir: string,
+    readonly port: number,
+    readonly tls?: { port: number; ca: string; cert: string; key: string },
+    readonly extra: readonly string[] = [],
+  ) {}
+
+  async start(): Promise<void> {
+    const lines = [
+      `user ${userInfo().username}`, // as root, mosquitto would switch to "mosquitto" and lose the temp dir
+      'per_listener_settings false',
+      'allow_anonymous true',
+      'persistence true',
+      `persistence_location ${this.dir}/`,
+      'log_dest stderr',
+      'log_type error',
+      'log_type warning',
+      ...this.extra,
+      `listener ${this.port} 127.0.0.1`,
+    ];
+    if (this.tls !== undefined)
+      lines.push(
+        `listener ${this.tls.port} 127.0.0.1`,
+        `cafile ${this.tls.ca}`,
+        `certfile ${this.tls.cert}`,
+        `keyfile ${this.tls.key}`,
+      );
+    const config = join(this.dir, 'mosquitto.conf');
+    await writeFile(config, `${lines.join('\n')}\n`);
+    const child = spawn(MOSQUITTO, ['-c', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+    child.stderr?.on('data', (chunk: Buffer) => {
+      this.#stderr += chunk.toString();
+    });
+    this.#process = child;
+    const ports = [this.port, ...(this.tls === undefined ? [] : [this.tls.port])];
+    const deadline = Date.now() + 5000;
+    for (const port of ports) {
+      while (!(await portAccepts(port))) {
+        if (child.exitCode !== null || Date.now() > deadline)
+          throw new Error(`mosquitto did not start (exit ${child.exitCode}): ${this.#stderr}`);
+        await sleep(20);
+      }
+    }
+  }
+
+  /** SIGTERM lets mosquitto write its persistence file before it exits. */
+  async stop(): Promise<void> {
+    const child = this.#process;
+    this.#process = undefined;
+    if (child === undefined || child.exitCode !== null || child.pid === undefined) return;
+    const exited = once(child, 'exit');
+    process.kill(child.pid, 'SIGTERM');
+    await exited;
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
