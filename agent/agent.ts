@@ -16,7 +16,10 @@ import type { MqttUpstreamConfig } from './config/schema.js';
 import { type ConsoleContext, completeConsoleLine, runConsoleLine } from './console/commands.js';
 import type { SerialConsole } from './console/serial-console.js';
 import { type ControlHandlers, ControlServer } from './control/server.js';
-import type { ListenEvent, RouteInfo } from './control/wire.js';
+import type { ControlRequest, ListenEvent, RouteInfo } from './control/wire.js';
+import { Coordinator } from './coordination/coordinator.js';
+import { registryFromConfig } from './coordination/registry.js';
+import { systemClock } from './coordination/time-sync.js';
 import { NearmeshError } from './errors.js';
 import type { MqttGateway, MqttGatewayStatus } from './gateway/mqtt-gateway.js';
 import type { UpstreamBridge } from './gateway/upstream-bridge.js';
@@ -28,9 +31,12 @@ import { Counters } from './ops/counters.js';
 import type { Logger } from './ops/logger.js';
 import { readTelemetry } from './ops/telemetry.js';
 import { PROTOCOL_VERSION } from './protocol/index.js';
+import type { JsonObject } from './protocol/json-cbor.js';
 import { VERSION } from './version.js';
 
 export { BleUnavailableError };
+
+type CallControlRequest = Extract<ControlRequest, { cmd: 'call' }>;
 
 /** With ble.enabled = "auto", how long an adapter may take to power on before the agent runs without BLE. */
 const AUTO_BLE_POWER_ON_TIMEOUT_MS = 3000;
@@ -65,6 +71,7 @@ export class Agent {
   /** The board this runs on (boards/): for status and doctor. */
   readonly #board = describeBoard(detectBoardSync());
   #messenger: Messenger | undefined;
+  #coordinator: Coordinator | undefined;
   #control: ControlServer | undefined;
   #serialConsole: SerialConsole | undefined;
   #mqtt: MqttGateway | undefined;
@@ -138,10 +145,12 @@ export class Agent {
         resolvers.push(bleResolver);
       }
     }
+    const registry = registryFromConfig(config, log, this.counters);
     const router = new Router({
       selfId: this.#identity.peerId,
       name: config.name,
       groups: config.groups,
+      capabilities: registry.capabilities(),
       ttl: config.mesh.ttl,
       relay: config.mesh.relay,
       counters: this.counters,
@@ -158,7 +167,31 @@ export class Agent {
       ...(bleResolver !== undefined && { rssiOf: (peerId: string) => bleResolver.rssiOf(peerId) }),
       router,
     });
-    this.#messenger = new Messenger(router, this.#links, this.counters, config.groups);
+    const messenger = new Messenger(router, this.#links, this.counters, config.groups);
+    this.#messenger = messenger;
+    const links = this.#links;
+    const coordinator = new Coordinator({
+      identity: this.#identity,
+      name: config.name,
+      groups: config.groups,
+      registry,
+      clock: systemClock,
+      send: (peer, payload) => messenger.send(peer, payload, { system: true }),
+      knownAgents: () => router.knownAgents(),
+      resolvePeer: (reference) => {
+        const record = links.directory.resolve(reference);
+        if (record !== undefined && record !== 'ambiguous') return { id: record.id, name: record.name };
+        const agent = router.agentNamed(reference) ?? router.agent(reference);
+        return agent === undefined ? undefined : { id: agent.id, name: agent.name };
+      },
+      counters: this.counters,
+      log,
+    });
+    this.#coordinator = coordinator;
+    const onSystem = (message: { from: string; payload: Uint8Array }): void =>
+      coordinator.receive(message.from, message.payload);
+    links.on('system', onSystem);
+    messenger.on('system', onSystem);
     await this.#links.start();
     router.start();
     // mDNS needs the port actually bound (the configured one may be 0), so it starts after the listener.
@@ -326,9 +359,42 @@ export class Agent {
         this.messenger.send(peer, payload, timeoutMs === undefined ? {} : { timeoutMs }),
       multicast: (group: string | undefined, payload: Uint8Array) => this.messenger.multicast(group, payload),
       routes: () => this.#routes(),
+      call: (request: CallControlRequest) => this.#call(request),
+      actions: () => this.#coordination().actions(),
+      sensors: () => this.#coordination().sensors(),
+      read: (peer: string, sensor: string) => this.#coordination().read(peer, sensor),
       subscribe: (listener: (event: ListenEvent) => void) =>
         this.#onAnyMessage((message) => listener(toListenEvent(message))),
     };
+  }
+
+  #coordination(): Coordinator {
+    if (this.#coordinator === undefined) throw new NearmeshError('not-started', 'the agent has not started');
+    return this.#coordinator;
+  }
+
+  /** A remote call from the control socket: `in_ms` and `at_ms` become an instant of this agent's clock. */
+  async #call(request: CallControlRequest) {
+    const coordinator = this.#coordination();
+    const now = coordinator.timeSync.now();
+    const fireAt = request.in_ms !== undefined ? now + request.in_ms : request.at_ms;
+    const outcomes = await coordinator.call({
+      target: request.target,
+      action: request.action,
+      args: request.args as JsonObject,
+      timeoutMs: request.timeout_ms,
+      ...(fireAt !== undefined && { fireAt }),
+      ...(request.key !== undefined && { key: request.key }),
+    });
+    return outcomes.map((outcome) => ({
+      peer: outcome.peer,
+      name: outcome.name,
+      status: outcome.status,
+      ...(outcome.value !== undefined && { result: outcome.value }),
+      ...(outcome.error !== undefined && { error: outcome.error }),
+      fired_at: outcome.firedAtMs === null ? null : new Date(outcome.firedAtMs).toISOString(),
+      fired_at_ms: outcome.firedAtMs,
+    }));
   }
 
   /** Every message for this agent: over a direct link or through the mesh. Returns an unsubscribe. */

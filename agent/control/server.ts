@@ -30,6 +30,10 @@ export interface ControlHandlers {
   /** To a group's members, or to everyone (group undefined): best effort. */
   multicast(group: string | undefined, payload: Uint8Array): unknown;
   routes(): unknown;
+  call(request: Extract<ControlRequest, { cmd: 'call' }>): Promise<unknown>;
+  actions(): unknown;
+  sensors(): unknown;
+  read(peer: string, sensor: string): Promise<unknown>;
   /** Calls `listener` for every received message until the returned function is called. */
   subscribe(listener: (event: ListenEvent) => void): () => void;
   /** Runs one console line; errors come back as its text. */
@@ -159,6 +163,14 @@ export class ControlServer {
         return this.handlers.multicast(request.group, Buffer.from(request.payload, 'base64'));
       case 'routes':
         return this.handlers.routes();
+      case 'call':
+        return this.handlers.call(request);
+      case 'actions':
+        return this.handlers.actions();
+      case 'sensors':
+        return this.handlers.sensors();
+      case 'read':
+        return this.handlers.read(request.peer, request.sensor);
       case 'listen':
         unsubscribers.push(this.handlers.subscribe((event) => reply({ id: request.id, event })));
         return { listening: true };

@@ -32,6 +32,33 @@ export const requestSchema = z.discriminatedUnion('cmd', [
     })
     .strict(),
   z.object({ id: requestId, cmd: z.literal('routes') }).strict(),
+  z
+    .object({
+      id: requestId,
+      cmd: z.literal('call'),
+      /** A peer id or name, "group:NAME" or "all". */
+      target: z.string().min(1).max(128),
+      action: z.string().min(1).max(63),
+      /** The action's arguments: a JSON object (the line was JSON, so its values are JSON). */
+      args: z.record(z.unknown()),
+      timeout_ms: z.number().int().positive().max(3_600_000),
+      /** Fire this long after the agent receives the request, or at this time (ms since the epoch). */
+      in_ms: z.number().int().min(0).max(86_400_000).optional(),
+      at_ms: z.number().positive().optional(),
+      /** Idempotency key: the same key is the same call. */
+      key: z.string().min(1).max(128).optional(),
+    })
+    .strict(),
+  z.object({ id: requestId, cmd: z.literal('actions') }).strict(),
+  z.object({ id: requestId, cmd: z.literal('sensors') }).strict(),
+  z
+    .object({
+      id: requestId,
+      cmd: z.literal('read'),
+      peer: z.string().min(1).max(128),
+      sensor: z.string().min(1).max(63),
+    })
+    .strict(),
   z.object({ id: requestId, cmd: z.literal('listen') }).strict(),
   /** Runs one console line (agent/console) and answers its text: `nearmesh console`. */
   z.object({ id: requestId, cmd: z.literal('console-line'), line: z.string().max(4096) }).strict(),

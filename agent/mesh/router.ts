@@ -6,7 +6,13 @@ import { randomInt } from 'node:crypto';
 import { FrameTooLargeError } from '../errors.js';
 import { TypedEmitter } from '../events.js';
 import type { Counters } from '../ops/counters.js';
-import { type Announcement, MAX_TTL_HOPS, MessageType, type RoutedMessage } from '../protocol/index.js';
+import {
+  type Announcement,
+  type Capabilities,
+  MAX_TTL_HOPS,
+  MessageType,
+  type RoutedMessage,
+} from '../protocol/index.js';
 import { BROADCAST_ID, groupId } from './address.js';
 import { DuplicateCache } from './duplicate-cache.js';
 import { RouteTable } from './route-table.js';
@@ -45,6 +51,8 @@ export interface RouterOptions {
   selfId: string;
   name: string;
   groups: readonly string[];
+  /** The actions and sensors this agent announces (coordination). */
+  capabilities?: Capabilities;
   /** Hop budget of the messages this agent originates (1..15). */
   ttl: number;
   /** Forward other agents' messages (off for battery devices: they only send and receive). */
@@ -274,6 +282,11 @@ export class Router extends TypedEmitter<RouterEvents> {
       .map(({ destination, nextHop, hops, ageMs }) => ({ destination, nextHop, hops, ageMs }));
   }
 
+  /** Every agent heard announcing itself (neighbours too), with what it announced. */
+  knownAgents(): KnownAgent[] {
+    return this.#topology.agents(this.#now()).filter((agent) => agent.id !== this.selfId);
+  }
+
   agent(id: string): KnownAgent | undefined {
     return this.#topology.get(id, this.#now());
   }
@@ -384,6 +397,7 @@ export class Router extends TypedEmitter<RouterEvents> {
       name: this.#options.name,
       groups: [...this.#options.groups],
       neighbours: [...this.#neighbours.keys()],
+      ...(this.#options.capabilities !== undefined && { capabilities: this.#options.capabilities }),
     };
     const id = this.nextId();
     this.#duplicates.add(this.selfId, MessageType.announce, id, this.#now());

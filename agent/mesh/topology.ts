@@ -1,7 +1,7 @@
 // What the announcements say about the mesh: each agent's name, groups, relay flag and neighbours. Used to
 // show remote agents and to forward a broadcast along one shortest-path tree per source (every agent
 // computes the same tree from the same announcements), instead of over every link.
-import type { Announcement } from '../protocol/index.js';
+import type { Announcement, Capabilities } from '../protocol/index.js';
 import { groupId } from './address.js';
 import { DEFAULT_ROUTE_EXPIRY_MS } from './route-table.js';
 
@@ -17,6 +17,7 @@ export interface KnownAgent {
   readonly neighbours: ReadonlySet<string>;
   readonly initialTtl: number;
   readonly heardAtMs: number;
+  readonly capabilities: Capabilities | undefined;
 }
 
 export class Topology {
@@ -68,6 +69,7 @@ export class Topology {
       neighbours,
       initialTtl: announcement.initialTtl,
       heardAtMs: nowMs,
+      capabilities: announcement.capabilities,
     });
     if (isNews) this.#changed();
     return isNews;

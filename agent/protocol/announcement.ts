@@ -12,6 +12,14 @@ export const MAX_ANNOUNCED_NAME_CHARS = 63;
 export const MAX_ANNOUNCED_GROUPS = 32;
 /** Neighbours one agent may announce: radios and sockets hold far fewer links. */
 export const MAX_ANNOUNCED_NEIGHBOURS = 64;
+/** Actions, and sensors, one agent may announce. */
+export const MAX_ANNOUNCED_CAPABILITIES = 64;
+
+/** What an agent offers the mesh (§14): the actions it runs and the sensors it reads. */
+export interface Capabilities {
+  actions: string[];
+  sensors: { name: string; unit: string | null }[];
+}
 
 export interface Announcement {
   /** The originator's configured hop budget: a receiver's distance is initialTtl − ttl + 1. */
@@ -20,14 +28,20 @@ export interface Announcement {
   groups: string[];
   /** Peer ids of the originator's direct links. */
   neighbours: string[];
+  /** Absent from agents that offer nothing (and from agents older than §14). */
+  capabilities?: Capabilities;
 }
 
 export function encodeAnnouncement(announcement: Announcement): Uint8Array {
+  const { capabilities } = announcement;
   return encodeItem([
     announcement.initialTtl,
     announcement.name,
     announcement.groups,
     announcement.neighbours.map(peerIdToBytes),
+    ...(capabilities === undefined
+      ? []
+      : [[capabilities.actions, capabilities.sensors.map((sensor) => [sensor.name, sensor.unit])]]),
   ]);
 }
 
@@ -35,9 +49,10 @@ export function decodeAnnouncement(bytes: Uint8Array): Announcement | DecodeErro
   const item = decodeItem(bytes);
   if (!item.ok) return item.error;
   const value = item.value;
-  if (!Array.isArray(value) || value.length !== 4)
-    return bad('is not [initialTtl, name, groups, neighbours]');
-  const [initialTtl, name, groups, neighbours] = value as unknown[];
+  // Elements after the fifth are for later versions: ignored.
+  if (!Array.isArray(value) || value.length < 4)
+    return bad('is not [initialTtl, name, groups, neighbours, capabilities?]');
+  const [initialTtl, name, groups, neighbours, rawCapabilities] = value as unknown[];
   if (
     typeof initialTtl !== 'number' ||
     !Number.isInteger(initialTtl) ||
@@ -57,12 +72,40 @@ export function decodeAnnouncement(bytes: Uint8Array): Announcement | DecodeErro
   ) {
     return bad(`neighbours is not a list of at most ${MAX_ANNOUNCED_NEIGHBOURS} peer ids`);
   }
+  const capabilities = rawCapabilities === undefined ? undefined : decodeCapabilities(rawCapabilities);
+  if (capabilities instanceof DecodeError) return capabilities;
   return {
     initialTtl,
     name,
     groups: groups as string[],
     neighbours: (neighbours as Uint8Array[]).map(peerIdFromBytes),
+    ...(capabilities !== undefined && { capabilities }),
   };
+}
+
+function decodeCapabilities(value: unknown): Capabilities | DecodeError {
+  if (!Array.isArray(value) || value.length < 2) return bad('capabilities is not [actions, sensors]');
+  const [actions, sensors] = value as unknown[];
+  if (!Array.isArray(actions) || actions.length > MAX_ANNOUNCED_CAPABILITIES || !actions.every(isName)) {
+    return bad(`actions is not a list of at most ${MAX_ANNOUNCED_CAPABILITIES} names`);
+  }
+  if (
+    !Array.isArray(sensors) ||
+    sensors.length > MAX_ANNOUNCED_CAPABILITIES ||
+    !sensors.every(isSensorEntry)
+  ) {
+    return bad(`sensors is not a list of at most ${MAX_ANNOUNCED_CAPABILITIES} [name, unit] pairs`);
+  }
+  return {
+    actions: actions as string[],
+    sensors: (sensors as [string, string | null][]).map(([name, unit]) => ({ name, unit })),
+  };
+}
+
+function isSensorEntry(value: unknown): boolean {
+  return (
+    Array.isArray(value) && value.length === 2 && isName(value[0]) && (value[1] === null || isName(value[1]))
+  );
 }
 
 /** Checks an announcement before it is encoded: a bug in the caller, not bad input. */
@@ -75,7 +118,12 @@ export function isValidAnnouncement(announcement: Announcement): boolean {
     announcement.groups.length <= MAX_ANNOUNCED_GROUPS &&
     announcement.groups.every(isName) &&
     announcement.neighbours.length <= MAX_ANNOUNCED_NEIGHBOURS &&
-    announcement.neighbours.every(isPeerId)
+    announcement.neighbours.every(isPeerId) &&
+    (announcement.capabilities === undefined ||
+      (announcement.capabilities.actions.length <= MAX_ANNOUNCED_CAPABILITIES &&
+        announcement.capabilities.actions.every(isName) &&
+        announcement.capabilities.sensors.length <= MAX_ANNOUNCED_CAPABILITIES &&
+        announcement.capabilities.sensors.every((sensor) => isSensorEntry([sensor.name, sensor.unit]))))
   );
 }
 

@@ -1,7 +1,12 @@
 // The wire protocol v1: the only place that knows how messages look on the wire. Pure functions, no I/O;
 // docs/PROTOCOL.md is the specification and test/fixtures/protocol-vectors.json its test vectors.
 
-export { type Announcement, decodeAnnouncement, encodeAnnouncement } from './announcement.js';
+export {
+  type Announcement,
+  type Capabilities,
+  decodeAnnouncement,
+  encodeAnnouncement,
+} from './announcement.js';
 export {
   MAX_ENCODED_MESSAGE_BYTES,
   MAX_MESSAGE_ID,

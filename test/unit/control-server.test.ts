@@ -27,6 +27,10 @@ const handlers: ControlHandlers = {
   },
   multicast: (group, payload) => ({ group: group ?? null, bytes: payload.length }),
   routes: () => [],
+  call: async (request) => [{ peer: request.target, status: 'ok', result: request.args }],
+  actions: () => [],
+  sensors: () => [],
+  read: async (peer, sensor) => ({ peer, sensor, value: 1 }),
   consoleLine: async (line) => ({ output: `ran ${line}\n` }),
   consoleComplete: (line) => ({ completions: [], word: line }),
   subscribe: (listener) => {

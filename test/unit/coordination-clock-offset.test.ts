@@ -108,17 +108,17 @@ describe('ClockOffsetEstimator', () => {
             now += 1_000;
           }
           const window = exchanges.slice(-DEFAULT_CLOCK_WINDOW);
-          const best = window.reduce((a, b) =>
-            b.outboundMs + b.returnMs <= a.outboundMs + a.returnMs ? b : a,
-          );
+          const minDelay = Math.min(...window.map((e) => e.outboundMs + e.returnMs));
+          // Round trips within float rounding (timestamps near 1.8e12 ms) of the fastest tie: any may be chosen.
+          const fastest = window.filter((e) => e.outboundMs + e.returnMs <= minDelay + 1e-3);
           const estimate = estimator.estimate();
           expect(estimate?.samples).toBe(window.length);
           const error = (estimate?.offsetMs ?? Number.NaN) - trueOffsetMs;
           // The chosen sample is the fastest round trip, and its error is exactly half its leg asymmetry...
-          expect(estimate?.delayMs).toBeCloseTo(best.outboundMs + best.returnMs, 2);
-          expect(error).toBeCloseTo((best.outboundMs - best.returnMs) / 2, 2);
+          expect(estimate?.delayMs).toBeCloseTo(minDelay, 2);
+          expect(fastest.some((e) => Math.abs(error - (e.outboundMs - e.returnMs) / 2) < 5e-3)).toBe(true);
           // ...so the estimate is never off by more than half the minimum delay in the window.
-          expect(Math.abs(error)).toBeLessThanOrEqual((best.outboundMs + best.returnMs) / 2 + 1e-3);
+          expect(Math.abs(error)).toBeLessThanOrEqual(minDelay / 2 + 1e-3);
           // And peer time round-trips through both conversions.
           expect(estimator.toLocalTime(estimator.toPeerTime(now))).toBeCloseTo(now, 3);
         },

@@ -1,0 +1,49 @@
+// `nearmesh actions` and `nearmesh sensors`: what every agent of the mesh offers, from the announcements.
+import type { Command } from 'commander';
+import type { ActionInfo, SensorInfo } from '../coordination/coordinator.js';
+import { addClientOptions, type ClientOptions, printJson, requestOnce } from './client-options.js';
+import { formatTable } from './table.js';
+
+export function registerCapabilityCommands(program: Command): void {
+  addClientOptions(
+    program.command('actions').description('list the actions the agents of the mesh offer'),
+  ).action(async (options: ClientOptions) => {
+    const rows = (await requestOnce(options, { cmd: 'actions' })) as ActionInfo[];
+    if (options.json === true) return printJson(rows);
+    process.stdout.write(
+      formatTable(
+        ['PEER', 'NAME', 'ACTION'],
+        rows.map((row) => [row.peer, row.name, row.action]),
+      ),
+    );
+  });
+  addClientOptions(
+    program.command('sensors').description('list the sensors the agents of the mesh offer'),
+  ).action(async (options: ClientOptions) => {
+    const rows = (await requestOnce(options, { cmd: 'sensors' })) as SensorInfo[];
+    if (options.json === true) return printJson(rows);
+    process.stdout.write(
+      formatTable(
+        ['PEER', 'NAME', 'SENSOR', 'UNIT'],
+        rows.map((row) => [row.peer, row.name, row.sensor, row.unit ?? '']),
+      ),
+    );
+  });
+  addClientOptions(
+    program
+      .command('read')
+      .description('read a sensor of a peer (or of this agent) now')
+      .argument('<peer>', 'peer id or name')
+      .argument('<sensor>', 'sensor name, e.g. cpu.temp'),
+  ).action(async (peer: string, sensor: string, options: ClientOptions) => {
+    const reading = (await requestOnce(options, { cmd: 'read', peer, sensor })) as {
+      value: unknown;
+      unit: string | null;
+      read_at: string;
+    };
+    if (options.json === true) return printJson(reading);
+    process.stdout.write(
+      `${String(reading.value)}${reading.unit === null ? '' : ` ${reading.unit}`} (${reading.read_at})\n`,
+    );
+  });
+}

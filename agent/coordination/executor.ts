@@ -1,0 +1,155 @@
+// The receiving side of a remote call: checks who is calling (signature and key against the mesh
+// source), whether they may, runs each call id once (a retry gets the first run's result), waits for
+// the agreed instant in mesh time, and runs the handler. Every refusal and failure is a result.
+import { randomBytes } from 'node:crypto';
+import { verifySignature } from '../identity/identity.js';
+import { peerIdFromPublicKey } from '../identity/peer-id.js';
+import type { Counters } from '../ops/counters.js';
+import { type CallMessage, callSigningBytes, type ResultMessage } from '../protocol/coordination.js';
+import type { CallResult } from './handler.js';
+import type { CapabilityRegistry, LocalAction } from './registry.js';
+import type { TimeSync } from './time-sync.js';
+
+/** Results remembered for retried calls; a retry comes within the call's timeout, far below this. */
+const REMEMBERED_CALLS = 4096;
+const REMEMBER_MS = 10 * 60_000;
+/** The last stretch before a synchronised instant is spun, not slept: timers fire a millisecond or more late. */
+const SPIN_MS = 10;
+
+export interface ExecutorOptions {
+  selfId: string;
+  registry: CapabilityRegistry;
+  timeSync: TimeSync;
+  /** A peer's announced name and groups, for `allow` lists. */
+  describe(peerId: string): { name?: string; groups: readonly string[] };
+  counters: Counters;
+}
+
+interface Remembered {
+  readonly result: Promise<ResultMessage>;
+  readonly atMs: number;
+}
+
+export class Executor {
+  readonly #options: ExecutorOptions;
+  readonly #remembered = new Map<string, Remembered>();
+
+  constructor(options: ExecutorOptions) {
+    this.#options = options;
+  }
+
+  /** The result for a call from `from` (the mesh source it arrived from; this agent's id for a local call). */
+  handle(from: string, call: CallMessage): Promise<ResultMessage> {
+    const { counters } = this.#options;
+    const refusal = this.#check(from, call);
+    if (refusal !== undefined) {
+      counters.increment(`coordination.calls_refused_${refusal.code.replaceAll('-', '_')}`);
+      return Promise.resolve(result(call, { ok: false, error: refusal }, null));
+    }
+    const key = `${from}:${Buffer.from(call.callId).toString('hex')}`;
+    const now = Date.now();
+    const known = this.#remembered.get(key);
+    if (known !== undefined && now - known.atMs < REMEMBER_MS) {
+      counters.increment('coordination.calls_repeated');
+      return known.result;
+    }
+    const running = this.#run(from, call);
+    this.#remember(key, { result: running, atMs: now });
+    return running;
+  }
+
+  /** Why a call may not run; undefined when it may. The signature is checked first: nothing else is trusted before. */
+  #check(from: string, call: CallMessage): { code: string; message: string } | undefined {
+    const { selfId, registry } = this.#options;
+    if (peerIdFromPublicKey(call.callerKey) !== from) {
+      return { code: 'bad-signature', message: 'the call is not signed by the agent it came from' };
+    }
+    if (!verifySignature(call.callerKey, callSigningBytes(call), call.signature)) {
+      return { code: 'bad-signature', message: 'the call signature does not verify' };
+    }
+    if (call.target !== selfId)
+      return { code: 'wrong-target', message: 'the call was signed for another agent' };
+    const action = registry.actions.get(call.action);
+    if (action === undefined) return { code: 'unknown-action', message: `no action "${call.action}" here` };
+    if (!this.#isAllowed(from, action)) {
+      return { code: 'forbidden', message: `"${call.action}" does not accept calls from this agent` };
+    }
+    return undefined;
+  }
+
+  #isAllowed(from: string, action: LocalAction): boolean {
+    if (action.allow === undefined || from === this.#options.selfId) return true;
+    const caller = this.#options.describe(from);
+    return action.allow.some((entry) =>
+      entry.startsWith('group:')
+        ? caller.groups.includes(entry.slice('group:'.length))
+        : entry === from || entry === caller.name,
+    );
+  }
+
+  async #run(from: string, call: CallMessage): Promise<ResultMessage> {
+    const { registry, timeSync, counters } = this.#options;
+    const action = registry.actions.get(call.action) as LocalAction;
+    // Offset to the caller's clock: the call's instant is in it, and so is the fired_at we report.
+    const isLocal = from === this.#options.selfId;
+    const estimate = isLocal
+      ? { offsetMs: 0 }
+      : call.fireAt === null
+        ? timeSync.known(from)
+        : await timeSync.estimate(from);
+    if (call.fireAt !== null) {
+      if (estimate === undefined) {
+        return result(
+          call,
+          {
+            ok: false,
+            error: { code: 'no-clock-sync', message: 'could not agree on the time with the caller' },
+          },
+          null,
+        );
+      }
+      await waitUntil(() => timeSync.now(), call.fireAt - estimate.offsetMs);
+    }
+    const firedAt = timeSync.now();
+    counters.increment('coordination.calls_run');
+    const controller = new AbortController();
+    const outcome: CallResult = await action.handler.invoke(call.args, {
+      callId: Buffer.from(call.callId).toString('hex'),
+      caller: from,
+      ...(this.#options.describe(from).name !== undefined && {
+        callerName: this.#options.describe(from).name,
+      }),
+      deadlineMs: Date.now() + Math.min(call.timeoutMs, action.timeoutMs),
+      signal: controller.signal,
+    });
+    if (!outcome.ok) counters.increment('coordination.calls_failed');
+    return result(call, outcome, firedAt + (estimate?.offsetMs ?? 0));
+  }
+
+  #remember(key: string, entry: Remembered): void {
+    this.#remembered.delete(key);
+    if (this.#remembered.size >= REMEMBERED_CALLS) {
+      const oldest = this.#remembered.keys().next().value;
+      if (oldest !== undefined) this.#remembered.delete(oldest);
+    }
+    this.#remembered.set(key, entry);
+  }
+}
+
+function result(call: CallMessage, outcome: CallResult, firedAt: number | null): ResultMessage {
+  return { kind: 'result', callId: call.callId, outcome, firedAt };
+}
+
+/** Sleeps until just before `targetMs` on `clock`, then spins to it. */
+async function waitUntil(clock: () => number, targetMs: number): Promise<void> {
+  const sleepMs = targetMs - clock() - SPIN_MS;
+  if (sleepMs > 0) await new Promise((resolve) => setTimeout(resolve, sleepMs));
+  while (clock() < targetMs) {
+    // spin: the last few milliseconds
+  }
+}
+
+/** A fresh call id (16 random bytes). */
+export function newCallId(): Uint8Array {
+  return randomBytes(16);
+}

@@ -1,0 +1,279 @@
+// Coordination messages (PROTOCOL.md §14): the payloads of system DATA. Each is one CBOR array whose first
+// element says what it is; JSON parts (arguments, results, values) are CBOR maps, arrays and scalars. Remote calls carry the caller's Ed25519 key and a signature over the call, so
+// the executor checks who asks whatever path the call took; validated here, once, where it enters.
+import { PEER_ID_BYTES, peerIdFromBytes, peerIdToBytes } from '../identity/peer-id.js';
+import { DecodeError } from './errors.js';
+import { decodeItem } from './item.js';
+import { encodeJsonCbor, type JsonObject, type JsonValue, toJson } from './json-cbor.js';
+
+export const CoordinationKind = {
+  call: 1,
+  result: 2,
+  timeRequest: 3,
+  timeReply: 4,
+  sensorRead: 7,
+  sensorValue: 8,
+} as const;
+
+export const CALL_ID_BYTES = 16;
+const PUBLIC_KEY_BYTES = 32;
+const SIGNATURE_BYTES = 64;
+/** Longest action or sensor name (as announced). */
+const MAX_NAME_CHARS = 63;
+/** Longest error message carried back; handlers' stderr is cut to fit. */
+const MAX_ERROR_CHARS = 1024;
+/** Longest call timeout: an hour is beyond any actuator. */
+export const MAX_CALL_TIMEOUT_MS = 3_600_000;
+
+/** What the caller signs: the call without its signature, under a domain string of its own. */
+const CALL_SIGNING_DOMAIN = 'nearmesh-call-v1';
+
+export interface CallMessage {
+  kind: 'call';
+  callId: Uint8Array;
+  action: string;
+  args: JsonObject;
+  /** The peer id, group id or broadcast id the caller addressed: part of what is signed. */
+  target: string;
+  /** When to fire, in the caller's clock (ms since the epoch); null for "now". */
+  fireAt: number | null;
+  timeoutMs: number;
+  callerKey: Uint8Array;
+  signature: Uint8Array;
+}
+
+export interface ResultMessage {
+  kind: 'result';
+  callId: Uint8Array;
+  outcome: { ok: true; value: JsonValue } | { ok: false; error: { code: string; message: string } };
+  /** When the handler started, in the executor's clock; null when it never ran. */
+  firedAt: number | null;
+}
+
+export interface TimeRequestMessage {
+  kind: 'time-request';
+  t1: number;
+}
+
+export interface TimeReplyMessage {
+  kind: 'time-reply';
+  t1: number;
+  t2: number;
+  t3: number;
+}
+
+export interface SensorReadMessage {
+  kind: 'sensor-read';
+  requestId: number;
+  sensor: string;
+}
+
+export interface SensorValueMessage {
+  kind: 'sensor-value';
+  requestId: number;
+  sensor: string;
+  reading:
+    | { ok: true; value: number | string | boolean; unit: string | null; readAt: number }
+    | { ok: false; error: { code: string; message: string } };
+}
+
+export type CoordinationMessage =
+  | CallMessage
+  | ResultMessage
+  | TimeRequestMessage
+  | TimeReplyMessage
+  | SensorReadMessage
+  | SensorValueMessage;
+
+/** The bytes a caller signs and an executor verifies: the call's fields under a domain string of their own. */
+export function callSigningBytes(call: Omit<CallMessage, 'kind' | 'signature'>): Uint8Array {
+  return encodeJsonCbor([
+    CALL_SIGNING_DOMAIN,
+    call.callId,
+    call.action,
+    peerIdToBytes(call.target),
+    call.timeoutMs,
+    call.callerKey,
+    call.args,
+    call.fireAt,
+  ]);
+}
+
+export function encodeCoordination(message: CoordinationMessage): Uint8Array {
+  switch (message.kind) {
+    case 'call':
+      return encodeJsonCbor([
+        CoordinationKind.call,
+        message.callId,
+        message.action,
+        peerIdToBytes(message.target),
+        message.timeoutMs,
+        message.callerKey,
+        message.signature,
+        message.args,
+        message.fireAt,
+      ]);
+    case 'result': {
+      const { outcome } = message;
+      return encodeJsonCbor([
+        CoordinationKind.result,
+        message.callId,
+        outcome.ok,
+        outcome.ok ? outcome.value : [outcome.error.code, outcome.error.message],
+        message.firedAt,
+      ]);
+    }
+    case 'time-request':
+      return encodeJsonCbor([CoordinationKind.timeRequest, message.t1]);
+    case 'time-reply':
+      return encodeJsonCbor([CoordinationKind.timeReply, message.t1, message.t2, message.t3]);
+    case 'sensor-read':
+      return encodeJsonCbor([CoordinationKind.sensorRead, message.requestId, message.sensor]);
+    case 'sensor-value': {
+      const { reading } = message;
+      return encodeJsonCbor([
+        CoordinationKind.sensorValue,
+        message.requestId,
+        message.sensor,
+        reading.ok
+          ? [true, reading.value, reading.unit, reading.readAt]
+          : [false, reading.error.code, reading.error.message],
+      ]);
+    }
+  }
+}
+
+/** Decodes a system DATA payload. Never throws. */
+export function decodeCoordination(bytes: Uint8Array): CoordinationMessage | DecodeError {
+  const item = decodeItem(bytes);
+  if (!item.ok) return item.error;
+  const head = item.value;
+  if (!Array.isArray(head) || typeof head[0] !== 'number') return bad('is not [kind, ...]');
+  const fields = head as unknown[];
+  switch (head[0]) {
+    case CoordinationKind.call:
+      return decodeCall(fields);
+    case CoordinationKind.result:
+      return decodeResult(fields);
+    case CoordinationKind.timeRequest:
+      return isTimestamp(fields[1])
+        ? { kind: 'time-request', t1: fields[1] }
+        : bad('TIME-REQUEST is not [3, t1]');
+    case CoordinationKind.timeReply: {
+      const [, t1, t2, t3] = fields;
+      return isTimestamp(t1) && isTimestamp(t2) && isTimestamp(t3)
+        ? { kind: 'time-reply', t1, t2, t3 }
+        : bad('TIME-REPLY is not [4, t1, t2, t3]');
+    }
+    case CoordinationKind.sensorRead: {
+      const [, requestId, sensor] = fields;
+      return isRequestId(requestId) && isName(sensor)
+        ? { kind: 'sensor-read', requestId, sensor }
+        : bad('SENSOR-READ is not [7, requestId, sensor]');
+    }
+    case CoordinationKind.sensorValue:
+      return decodeSensorValue(fields);
+    default:
+      return bad(`kind ${String(head[0])} is unknown`);
+  }
+}
+
+function decodeCall(fields: unknown[]): CallMessage | DecodeError {
+  const [, callId, action, target, timeoutMs, callerKey, signature, rawArgs, fireAt] = fields;
+  if (!isBytes(callId, CALL_ID_BYTES)) return bad('CALL id is not 16 bytes');
+  if (!isName(action)) return bad(`CALL action is not a name of 1..${MAX_NAME_CHARS} characters`);
+  if (!isBytes(target, PEER_ID_BYTES)) return bad('CALL target is not 8 bytes');
+  if (
+    typeof timeoutMs !== 'number' ||
+    !Number.isInteger(timeoutMs) ||
+    timeoutMs < 1 ||
+    timeoutMs > MAX_CALL_TIMEOUT_MS
+  )
+    return bad(`CALL timeout is not 1..${MAX_CALL_TIMEOUT_MS} ms`);
+  if (!isBytes(callerKey, PUBLIC_KEY_BYTES)) return bad('CALL caller key is not 32 bytes');
+  if (!isBytes(signature, SIGNATURE_BYTES)) return bad('CALL signature is not 64 bytes');
+  const args = toJson(rawArgs);
+  if (args instanceof DecodeError) return args;
+  if (args === null || typeof args !== 'object' || Array.isArray(args)) return bad('CALL args is not a map');
+  if (fireAt !== null && !isTimestamp(fireAt)) return bad('CALL fireAt is not a time or null');
+  return {
+    kind: 'call',
+    callId,
+    action,
+    args: args as JsonObject,
+    target: peerIdFromBytes(target),
+    fireAt: fireAt as number | null,
+    timeoutMs,
+    callerKey,
+    signature,
+  };
+}
+
+function decodeResult(fields: unknown[]): ResultMessage | DecodeError {
+  const [, callId, ok, rawBody, firedAt] = fields;
+  if (!isBytes(callId, CALL_ID_BYTES)) return bad('RESULT id is not 16 bytes');
+  const body = toJson(rawBody ?? null);
+  if (body instanceof DecodeError) return body;
+  if (firedAt !== null && !isTimestamp(firedAt)) return bad('RESULT firedAt is not a time or null');
+  if (ok === true) return { kind: 'result', callId, outcome: { ok: true, value: body }, firedAt };
+  if (ok !== false || !isError(body)) return bad('RESULT error is not [code, message]');
+  return {
+    kind: 'result',
+    callId,
+    outcome: { ok: false, error: { code: body[0], message: body[1] } },
+    firedAt,
+  };
+}
+
+function decodeSensorValue(fields: unknown[]): SensorValueMessage | DecodeError {
+  const [, requestId, sensor, reading] = fields;
+  if (!isRequestId(requestId) || !isName(sensor) || !Array.isArray(reading))
+    return bad('SENSOR-VALUE is not [8, requestId, sensor, reading]');
+  if (reading[0] === false) {
+    const error = reading.slice(1);
+    return isError(error)
+      ? {
+          kind: 'sensor-value',
+          requestId,
+          sensor,
+          reading: { ok: false, error: { code: error[0], message: error[1] } },
+        }
+      : bad('SENSOR-VALUE error is not [false, code, message]');
+  }
+  const [, value, unit, readAt] = reading as unknown[];
+  const isValue = typeof value === 'number' || typeof value === 'string' || typeof value === 'boolean';
+  if (reading[0] !== true || !isValue || !(unit === null || isName(unit)) || !isTimestamp(readAt))
+    return bad('SENSOR-VALUE reading is not [true, value, unit, readAt]');
+  return { kind: 'sensor-value', requestId, sensor, reading: { ok: true, value, unit, readAt } };
+}
+
+function isBytes(value: unknown, length: number): value is Uint8Array {
+  return value instanceof Uint8Array && value.length === length;
+}
+
+function isName(value: unknown): value is string {
+  return typeof value === 'string' && value.length >= 1 && [...value].length <= MAX_NAME_CHARS;
+}
+
+function isTimestamp(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0;
+}
+
+function isRequestId(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 0xffff_ffff;
+}
+
+function isError(value: unknown): value is [string, string] {
+  return (
+    Array.isArray(value) &&
+    value.length === 2 &&
+    typeof value[0] === 'string' &&
+    value[0].length <= MAX_NAME_CHARS &&
+    typeof value[1] === 'string' &&
+    value[1].length <= MAX_ERROR_CHARS
+  );
+}
+
+function bad(detail: string): DecodeError {
+  return new DecodeError('bad-field', `coordination message ${detail}`);
+}
