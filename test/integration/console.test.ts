@@ -45,8 +45,12 @@ class Terminal {
 
   async type(text: string): Promise<void> {
     for (const byte of Buffer.from(text, 'utf8')) {
+      // readline takes a tab that arrives in one read with other keys for pasted text, not completion; a
+      // busy machine can merge bytes written 3 ms apart, so a tab gets a quiet moment on each side.
+      const isTab = byte === 0x09;
+      if (isTab) await sleep(100);
       writeSync(this.#fd, Buffer.from([byte]));
-      await sleep(3);
+      await sleep(isTab ? 100 : 3);
     }
   }
 
