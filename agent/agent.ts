@@ -184,6 +184,7 @@ export class Agent {
         const agent = router.agentNamed(reference) ?? router.agent(reference);
         return agent === undefined ? undefined : { id: agent.id, name: agent.name };
       },
+      onCapabilitiesChanged: () => router.setCapabilities(registry.capabilities()),
       counters: this.counters,
       log,
     });

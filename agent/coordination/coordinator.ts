@@ -3,6 +3,7 @@
 // the mesh-wide list of actions and sensors to the control socket and the console.
 import { randomInt } from 'node:crypto';
 import { NearmeshError } from '../errors.js';
+import { TypedEmitter } from '../events.js';
 import type { Identity } from '../identity/identity.js';
 import type { KnownAgent } from '../mesh/topology.js';
 import type { Counters } from '../ops/counters.js';
@@ -17,7 +18,7 @@ import { DecodeError } from '../protocol/errors.js';
 import { Caller, type CallOutcome, type CallRequest, type CallTarget } from './caller.js';
 import { Executor } from './executor.js';
 import { SensorReadError } from './handler.js';
-import type { CapabilityRegistry } from './registry.js';
+import type { CapabilityRegistry, LocalAction, LocalSensor } from './registry.js';
 import { type Clock, TimeSync } from './time-sync.js';
 
 /** How long a remote sensor read may take. */
@@ -35,9 +36,28 @@ export interface CoordinatorOptions {
   knownAgents(): KnownAgent[];
   /** A peer id for an id or name the mesh knows (direct links and announcements). */
   resolvePeer(reference: string): { id: string; name: string } | undefined;
+  /** The registry changed (an app registered or removed an action or sensor): announce it. */
+  onCapabilitiesChanged(): void;
   counters: Counters;
   log: Logger;
 }
+
+/** A sensor value this agent learned: read here, pushed by a watched peer, or answered to a read. */
+export interface SensorReadingEvent {
+  peer: string;
+  name: string;
+  sensor: string;
+  value: number | string | boolean;
+  unit: string | null;
+  readAtMs: number;
+}
+
+export interface CoordinatorEvents {
+  reading: (reading: SensorReadingEvent) => void;
+}
+
+/** Latest values kept, across every peer and sensor. */
+const MAX_CACHED_READINGS = 4096;
 
 export interface ActionInfo {
   peer: string;
@@ -60,14 +80,16 @@ export interface SensorReadResult {
   read_at: string;
 }
 
-export class Coordinator {
+export class Coordinator extends TypedEmitter<CoordinatorEvents> {
   readonly #options: CoordinatorOptions;
+  readonly #latest = new Map<string, SensorReadingEvent>();
   readonly timeSync: TimeSync;
   readonly #executor: Executor;
   readonly #caller: Caller;
   readonly #reads = new Map<number, (message: SensorValueMessage) => void>();
 
   constructor(options: CoordinatorOptions) {
+    super();
     this.#options = options;
     const selfId = options.identity.peerId;
     this.timeSync = new TimeSync({
@@ -95,6 +117,42 @@ export class Coordinator {
     });
   }
 
+  /** An action provided from outside the config (a local app over MQTT); announced to the mesh. */
+  registerAction(action: LocalAction): void {
+    this.#options.registry.addAction(action);
+    this.#options.onCapabilitiesChanged();
+  }
+
+  unregisterAction(name: string): void {
+    if (this.#options.registry.removeAction(name)) this.#options.onCapabilitiesChanged();
+  }
+
+  registerSensor(sensor: LocalSensor): void {
+    this.#options.registry.addSensor(sensor);
+    this.#options.onCapabilitiesChanged();
+  }
+
+  unregisterSensor(name: string): void {
+    if (this.#options.registry.removeSensor(name)) this.#options.onCapabilitiesChanged();
+  }
+
+  /** The latest value of every sensor this agent has heard of, newest last. */
+  latest(): SensorReadingEvent[] {
+    return [...this.#latest.values()];
+  }
+
+  /** Records a reading in the cache and tells listeners (MQTT, rules). */
+  #learned(reading: SensorReadingEvent): void {
+    const key = `${reading.peer}/${reading.sensor}`;
+    this.#latest.delete(key);
+    if (this.#latest.size >= MAX_CACHED_READINGS) {
+      const oldest = this.#latest.keys().next().value;
+      if (oldest !== undefined) this.#latest.delete(oldest);
+    }
+    this.#latest.set(key, reading);
+    this.emit('reading', reading);
+  }
+
   call(request: CallRequest): Promise<CallOutcome[]> {
     return this.#caller.call(request);
   }
@@ -106,13 +164,8 @@ export class Coordinator {
       const local = this.#options.registry.sensors.get(sensor);
       if (local === undefined) throw new CoordinationError('unknown-sensor', `no sensor "${sensor}" here`);
       const reading = await local.handler.read(AbortSignal.timeout(READ_TIMEOUT_MS));
-      return {
-        peer: peer.id,
-        sensor,
-        value: reading.value,
-        unit: reading.unit ?? local.unit,
-        read_at: iso(reading.readAtMs),
-      };
+      const unit = reading.unit ?? local.unit;
+      return this.#answered({ ...peer, sensor, value: reading.value, unit, readAtMs: reading.readAtMs });
     }
     const requestId = randomInt(0, 0xffff_ffff);
     const answer = new Promise<SensorValueMessage>((resolve, reject) => {
@@ -129,7 +182,21 @@ export class Coordinator {
     await this.#send(peer.id, { kind: 'sensor-read', requestId, sensor });
     const { reading } = await answer;
     if (!reading.ok) throw new CoordinationError(reading.error.code, reading.error.message);
-    return { peer: peer.id, sensor, value: reading.value, unit: reading.unit, read_at: iso(reading.readAt) };
+    return this.#answered({
+      ...peer,
+      sensor,
+      value: reading.value,
+      unit: reading.unit,
+      readAtMs: reading.readAt,
+    });
+  }
+
+  #answered(
+    reading: { id: string; name: string } & Omit<SensorReadingEvent, 'peer' | 'name'>,
+  ): SensorReadResult {
+    const { id, name, ...rest } = reading;
+    this.#learned({ peer: id, name, ...rest });
+    return { peer: id, sensor: rest.sensor, value: rest.value, unit: rest.unit, read_at: iso(rest.readAtMs) };
   }
 
   /** Actions across the mesh: this agent's and every announced one. */

@@ -36,6 +36,14 @@ export class CapabilityRegistry {
     this.sensors.set(sensor.name, sensor);
   }
 
+  removeAction(name: string): boolean {
+    return this.actions.delete(name);
+  }
+
+  removeSensor(name: string): boolean {
+    return this.sensors.delete(name);
+  }
+
   /** What the announcement tells the mesh. */
   capabilities(): Capabilities {
     return {

@@ -91,9 +91,11 @@ export class Router extends TypedEmitter<RouterEvents> {
   #nextId = randomInt(0, 2 ** 31);
   #announceTimer: NodeJS.Timeout | undefined;
   #debounceTimer: NodeJS.Timeout | undefined;
+  #capabilities: Capabilities | undefined;
 
   constructor(options: RouterOptions) {
     super();
+    this.#capabilities = options.capabilities;
     if (!Number.isInteger(options.ttl) || options.ttl < 1 || options.ttl > MAX_TTL_HOPS) {
       throw new RangeError(`mesh ttl ${options.ttl} is not in 1..${MAX_TTL_HOPS}`);
     }
@@ -282,6 +284,12 @@ export class Router extends TypedEmitter<RouterEvents> {
       .map(({ destination, nextHop, hops, ageMs }) => ({ destination, nextHop, hops, ageMs }));
   }
 
+  /** New actions or sensors to announce (an app registered or left): announced soon, not at the next interval. */
+  setCapabilities(capabilities: Capabilities): void {
+    this.#capabilities = capabilities;
+    this.#announceSoon();
+  }
+
   /** Every agent heard announcing itself (neighbours too), with what it announced. */
   knownAgents(): KnownAgent[] {
     return this.#topology.agents(this.#now()).filter((agent) => agent.id !== this.selfId);
@@ -397,7 +405,7 @@ export class Router extends TypedEmitter<RouterEvents> {
       name: this.#options.name,
       groups: [...this.#options.groups],
       neighbours: [...this.#neighbours.keys()],
-      ...(this.#options.capabilities !== undefined && { capabilities: this.#options.capabilities }),
+      ...(this.#capabilities !== undefined && { capabilities: this.#capabilities }),
     };
     const id = this.nextId();
     this.#duplicates.add(this.selfId, MessageType.announce, id, this.#now());

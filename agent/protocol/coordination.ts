@@ -11,9 +11,19 @@ export const CoordinationKind = {
   result: 2,
   timeRequest: 3,
   timeReply: 4,
+  lease: 5,
+  leaseReply: 6,
   sensorRead: 7,
   sensorValue: 8,
+  sensorWatch: 9,
 } as const;
+
+/** Longest lease: a holder renews well before; an hour bounds what a vanished holder can block. */
+export const MAX_LEASE_MS = 3_600_000;
+/** Longest a watch lasts without renewal, and the fastest and slowest rates a watcher may ask for. */
+export const MAX_WATCH_MS = 3_600_000;
+export const MIN_WATCH_INTERVAL_MS = 100;
+export const MAX_WATCH_INTERVAL_MS = 86_400_000;
 
 export const CALL_ID_BYTES = 16;
 const PUBLIC_KEY_BYTES = 32;
@@ -62,6 +72,35 @@ export interface TimeReplyMessage {
   t3: number;
 }
 
+/** Take, renew or give back exclusive use of a resource (an action name) on the receiving agent. */
+export interface LeaseMessage {
+  kind: 'lease';
+  requestId: number;
+  op: 'acquire' | 'release';
+  resource: string;
+  /** How long the lease lasts from now unless renewed (acquire again); 0 with release. */
+  ttlMs: number;
+}
+
+export interface LeaseReplyMessage {
+  kind: 'lease-reply';
+  requestId: number;
+  granted: boolean;
+  /** Who holds the resource now (the requester when granted); null when nobody does. */
+  holder: string | null;
+  /** How long the current lease has left; 0 when nobody holds it. */
+  remainingMs: number;
+}
+
+/** Asks the receiver to push a sensor's readings (SENSOR-VALUE, requestId 0) every `intervalMs` for `ttlMs`. */
+export interface SensorWatchMessage {
+  kind: 'sensor-watch';
+  sensor: string;
+  intervalMs: number;
+  /** 0 cancels the watch. */
+  ttlMs: number;
+}
+
 export interface SensorReadMessage {
   kind: 'sensor-read';
   requestId: number;
@@ -82,8 +121,11 @@ export type CoordinationMessage =
   | ResultMessage
   | TimeRequestMessage
   | TimeReplyMessage
+  | LeaseMessage
+  | LeaseReplyMessage
   | SensorReadMessage
-  | SensorValueMessage;
+  | SensorValueMessage
+  | SensorWatchMessage;
 
 /** The bytes a caller signs and an executor verifies: the call's fields under a domain string of their own. */
 export function callSigningBytes(call: Omit<CallMessage, 'kind' | 'signature'>): Uint8Array {
@@ -127,6 +169,29 @@ export function encodeCoordination(message: CoordinationMessage): Uint8Array {
       return encodeJsonCbor([CoordinationKind.timeRequest, message.t1]);
     case 'time-reply':
       return encodeJsonCbor([CoordinationKind.timeReply, message.t1, message.t2, message.t3]);
+    case 'lease':
+      return encodeJsonCbor([
+        CoordinationKind.lease,
+        message.requestId,
+        message.op === 'acquire' ? 0 : 1,
+        message.resource,
+        message.ttlMs,
+      ]);
+    case 'lease-reply':
+      return encodeJsonCbor([
+        CoordinationKind.leaseReply,
+        message.requestId,
+        message.granted,
+        message.holder === null ? null : peerIdToBytes(message.holder),
+        message.remainingMs,
+      ]);
+    case 'sensor-watch':
+      return encodeJsonCbor([
+        CoordinationKind.sensorWatch,
+        message.sensor,
+        message.intervalMs,
+        message.ttlMs,
+      ]);
     case 'sensor-read':
       return encodeJsonCbor([CoordinationKind.sensorRead, message.requestId, message.sensor]);
     case 'sensor-value': {
@@ -164,6 +229,45 @@ export function decodeCoordination(bytes: Uint8Array): CoordinationMessage | Dec
       return isTimestamp(t1) && isTimestamp(t2) && isTimestamp(t3)
         ? { kind: 'time-reply', t1, t2, t3 }
         : bad('TIME-REPLY is not [4, t1, t2, t3]');
+    }
+    case CoordinationKind.lease: {
+      const [, requestId, op, resource, ttlMs] = fields;
+      if (
+        !isRequestId(requestId) ||
+        (op !== 0 && op !== 1) ||
+        !isName(resource) ||
+        !isDuration(ttlMs, MAX_LEASE_MS)
+      )
+        return bad('LEASE is not [5, requestId, op, resource, ttlMs]');
+      return { kind: 'lease', requestId, op: op === 0 ? 'acquire' : 'release', resource, ttlMs };
+    }
+    case CoordinationKind.leaseReply: {
+      const [, requestId, granted, holder, remainingMs] = fields;
+      if (
+        !isRequestId(requestId) ||
+        typeof granted !== 'boolean' ||
+        !(holder === null || isBytes(holder, PEER_ID_BYTES)) ||
+        !isDuration(remainingMs, MAX_LEASE_MS)
+      )
+        return bad('LEASE-REPLY is not [6, requestId, granted, holder, remainingMs]');
+      return {
+        kind: 'lease-reply',
+        requestId,
+        granted,
+        holder: holder === null ? null : peerIdFromBytes(holder),
+        remainingMs,
+      };
+    }
+    case CoordinationKind.sensorWatch: {
+      const [, sensor, intervalMs, ttlMs] = fields;
+      const isInterval =
+        typeof intervalMs === 'number' &&
+        Number.isInteger(intervalMs) &&
+        intervalMs >= MIN_WATCH_INTERVAL_MS &&
+        intervalMs <= MAX_WATCH_INTERVAL_MS;
+      if (!isName(sensor) || !isInterval || !isDuration(ttlMs, MAX_WATCH_MS))
+        return bad('SENSOR-WATCH is not [9, sensor, intervalMs, ttlMs]');
+      return { kind: 'sensor-watch', sensor, intervalMs, ttlMs };
     }
     case CoordinationKind.sensorRead: {
       const [, requestId, sensor] = fields;
@@ -257,6 +361,10 @@ function isName(value: unknown): value is string {
 
 function isTimestamp(value: unknown): value is number {
   return typeof value === 'number' && Number.isFinite(value) && value >= 0;
+}
+
+function isDuration(value: unknown, max: number): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= max;
 }
 
 function isRequestId(value: unknown): value is number {
