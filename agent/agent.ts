@@ -13,12 +13,19 @@ import { formatHostPort, type HostPort } from './config/address.js';
 import type { Config } from './config/index.js';
 import { loadOrCreateMeshKey } from './config/mesh-key.js';
 import type { MqttUpstreamConfig } from './config/schema.js';
-import { type ConsoleContext, completeConsoleLine, runConsoleLine } from './console/commands.js';
+import {
+  type ConsoleContext,
+  type ConsoleIo,
+  completeConsoleLine,
+  runConsoleLine,
+} from './console/commands.js';
 import type { SerialConsole } from './console/serial-console.js';
+import { traceLink } from './console/trace.js';
 import { type ControlHandlers, ControlServer } from './control/server.js';
-import type { ControlRequest, ListenEvent, RouteInfo } from './control/wire.js';
-import { Coordinator } from './coordination/coordinator.js';
+import type { ControlRequest, ListenEvent, RouteInfo, TraceEvent } from './control/wire.js';
+import { Coordinator, type SensorReadingEvent } from './coordination/coordinator.js';
 import { registryFromConfig } from './coordination/registry.js';
+import { RuleEngine } from './coordination/rule-engine.js';
 import { systemClock } from './coordination/time-sync.js';
 import { NearmeshError } from './errors.js';
 import type { MqttGateway, MqttGatewayStatus } from './gateway/mqtt-gateway.js';
@@ -37,6 +44,7 @@ import { VERSION } from './version.js';
 export { BleUnavailableError };
 
 type CallControlRequest = Extract<ControlRequest, { cmd: 'call' }>;
+type LeaseControlRequest = Extract<ControlRequest, { cmd: 'lease' }>;
 
 /** With ble.enabled = "auto", how long an adapter may take to power on before the agent runs without BLE. */
 const AUTO_BLE_POWER_ON_TIMEOUT_MS = 3000;
@@ -72,6 +80,7 @@ export class Agent {
   readonly #board = describeBoard(detectBoardSync());
   #messenger: Messenger | undefined;
   #coordinator: Coordinator | undefined;
+  #rules: RuleEngine | undefined;
   #control: ControlServer | undefined;
   #serialConsole: SerialConsole | undefined;
   #mqtt: MqttGateway | undefined;
@@ -195,6 +204,23 @@ export class Agent {
     messenger.on('system', onSystem);
     await this.#links.start();
     router.start();
+    coordinator.start();
+    this.#rules = new RuleEngine(
+      config.rules,
+      {
+        tryResolve: (reference) => coordinator.tryResolve(reference),
+        watch: (peerId, sensor, intervalMs) => coordinator.watch(peerId, sensor, intervalMs),
+        latestValue: (peerId, sensor) => coordinator.latestValue(peerId, sensor),
+        call: (request) => coordinator.call(request),
+        onReading: (listener) => {
+          coordinator.on('reading', listener);
+          return () => coordinator.off('reading', listener);
+        },
+      },
+      log,
+      this.counters,
+    );
+    this.#rules.start();
     // mDNS needs the port actually bound (the configured one may be 0), so it starts after the listener.
     const listening = this.#tcp?.address();
     if (listening !== undefined && config.wifi.discovery.includes('mdns')) {
@@ -285,6 +311,8 @@ export class Agent {
     await this.#control?.stop();
     await this.#mqtt?.stop();
     this.#router?.stop();
+    this.#rules?.stop();
+    this.#coordinator?.stop();
     this.#messenger?.stop();
     await this.#links?.stop();
     this.log.info('agent stopped');
@@ -332,13 +360,24 @@ export class Agent {
         if (level !== undefined) this.log.level = level;
         return this.log.level;
       },
+      call: handlers.call,
+      actions: handlers.actions,
+      groups: () => {
+        const members = new Map(this.config.groups.map((group) => [group, [this.identity.peerId]]));
+        for (const agent of this.#router?.knownAgents() ?? [])
+          for (const group of agent.groups) members.set(group, [...(members.get(group) ?? []), agent.id]);
+        return [...members].map(([name, ids]) => ({ name, members: ids }));
+      },
+      trace: handlers.trace,
     };
   }
 
   #controlHandlers(consoleContext: ConsoleContext): ControlHandlers {
     return {
       ...this.#baseHandlers(),
-      consoleLine: async (line: string) => ({ output: await runConsoleLine(line, consoleContext) }),
+      consoleLine: async (line: string, io?: ConsoleIo) => ({
+        output: await runConsoleLine(line, consoleContext, io),
+      }),
       consoleComplete: (line: string) => {
         const [completions, word] = completeConsoleLine(line, consoleContext);
         return { completions, word };
@@ -364,14 +403,46 @@ export class Agent {
       actions: () => this.#coordination().actions(),
       sensors: () => this.#coordination().sensors(),
       read: (peer: string, sensor: string) => this.#coordination().read(peer, sensor),
+      lease: (request: LeaseControlRequest) => this.#lease(request),
+      watch: (peer: string, sensor: string, intervalMs: number, listener: (event: unknown) => void) => {
+        const coordinator = this.#coordination();
+        const target = coordinator.resolve(peer);
+        const onReading = (reading: SensorReadingEvent): void => {
+          if (reading.peer !== target.id || reading.sensor !== sensor) return;
+          listener({ ...reading, read_at: new Date(reading.readAtMs).toISOString() });
+        };
+        coordinator.on('reading', onReading);
+        const stop = coordinator.watch(target.id, sensor, intervalMs);
+        return () => {
+          coordinator.off('reading', onReading);
+          stop();
+        };
+      },
       subscribe: (listener: (event: ListenEvent) => void) =>
         this.#onAnyMessage((message) => listener(toListenEvent(message))),
+      trace: (peer: string, listener: (event: TraceEvent) => void) => traceLink(this.links, peer, listener),
     };
   }
 
   #coordination(): Coordinator {
     if (this.#coordinator === undefined) throw new NearmeshError('not-started', 'the agent has not started');
     return this.#coordinator;
+  }
+
+  async #lease(request: LeaseControlRequest): Promise<{ result: unknown; stop?: () => void }> {
+    const coordinator = this.#coordination();
+    if (request.op === 'release') {
+      return { result: await coordinator.lease(request.peer, request.resource, 'release', 0) };
+    }
+    // "acquire" alone is one lease time; with for_ms this agent renews it that long; "hold" renews it for as
+    // long as the client stays connected.
+    if (request.op === 'acquire' && request.for_ms === undefined) {
+      return { result: await coordinator.lease(request.peer, request.resource, 'acquire', request.ttl_ms) };
+    }
+    const forMs = request.op === 'hold' ? undefined : request.for_ms;
+    const held = await coordinator.hold(request.peer, request.resource, request.ttl_ms, forMs);
+    if (request.op === 'hold') return { result: held.result, stop: () => void held.stop() };
+    return { result: held.result };
   }
 
   /** A remote call from the control socket: `in_ms` and `at_ms` become an instant of this agent's clock. */
@@ -442,6 +513,7 @@ export class Agent {
               ...('to' in message && message.to !== undefined && { to: message.to }),
             }),
           ),
+        ...(this.#coordinator !== undefined && { coordination: this.#coordinator }),
       },
       ...(bridge !== undefined && { bridge }),
       counters: this.counters,

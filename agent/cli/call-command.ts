@@ -2,24 +2,17 @@
 // prints one result per target. Exits 0 only when every target answered ok.
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
+import { type CallResultRow, formatCallResults } from '../console/format.js';
 import { parseDuration } from '../coordination/duration.js';
 import { addClientOptions, type ClientOptions, printJson, requestOnce } from './client-options.js';
-import { formatTable } from './table.js';
+
+export type { CallResultRow };
 
 interface CallOptions extends ClientOptions {
   timeout: number;
   in?: number;
   at?: number;
   key?: string;
-}
-
-export interface CallResultRow {
-  peer: string;
-  name: string;
-  status: 'ok' | 'error' | 'timeout';
-  result?: unknown;
-  error?: { code: string; message: string };
-  fired_at: string | null;
 }
 
 export function registerCallCommand(program: Command): void {
@@ -48,26 +41,9 @@ export function registerCallCommand(program: Command): void {
       ...(options.key !== undefined && { key: options.key }),
     })) as CallResultRow[];
     if (options.json === true) printJson(rows);
-    else process.stdout.write(rows.length === 0 ? `no agent offers ${target}\n` : formatCallResults(rows));
+    else process.stdout.write(formatCallResults(rows, target));
     if (rows.length === 0 || rows.some((row) => row.status !== 'ok')) process.exitCode = 1;
   });
-}
-
-export function formatCallResults(rows: CallResultRow[]): string {
-  return formatTable(
-    ['PEER', 'NAME', 'STATUS', 'RESULT', 'FIRED AT'],
-    rows.map((row) => [
-      row.peer,
-      row.name,
-      row.status,
-      row.status === 'ok'
-        ? JSON.stringify(row.result)
-        : row.error === undefined
-          ? ''
-          : `${row.error.code}: ${row.error.message}`,
-      row.fired_at ?? '',
-    ]),
-  );
 }
 
 function parseArgs(text: string): Record<string, unknown> {

@@ -1,5 +1,6 @@
 // `nearmesh console`: the agent's console (agent/console) over the control socket: a local readline
 // with history and tab completion, each line run by the agent. `-e LINE` runs one line and exits.
+// What a line prints while it runs (a trace) streams in as it comes; Ctrl-C or Enter stops it.
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { ControlClient } from '../control/client.js';
@@ -15,18 +16,26 @@ export function registerConsoleCommand(program: Command): void {
     program
       .command('console')
       .description(
-        "the agent's console: help, status, peers, routes, links, send, log level (exit with Ctrl-D)",
+        "the agent's console: help, status, peers, routes, links, send, call, trace, log level (exit with Ctrl-D)",
       )
       .option('-e, --execute <line>', 'run this one console line and exit (--json: {line, output})'),
   ).action(async (options: ConsoleOptions) => {
     const client = await ControlClient.connect(await resolveSocketPath(options));
-    const run = async (line: string): Promise<string> =>
-      ((await client.request({ cmd: 'console-line', line })) as ConsoleLineResult).output;
+    const run = async (line: string, write: (text: string) => void): Promise<string> => {
+      const result = await client.requestWithEvents({ cmd: 'console-line', line }, (event) =>
+        write((event as { output: string }).output),
+      );
+      return (result as ConsoleLineResult).output;
+    };
     if (options.execute !== undefined) {
       try {
-        const output = await run(options.execute);
-        if (options.json === true) printJson({ line: options.execute, output });
-        else process.stdout.write(output);
+        if (options.json === true) {
+          let streamed = '';
+          const output = await run(options.execute, (text) => {
+            streamed += text;
+          });
+          printJson({ line: options.execute, output: streamed + output });
+        } else process.stdout.write(await run(options.execute, (text) => process.stdout.write(text)));
       } finally {
         client.close();
       }
@@ -36,7 +45,10 @@ export function registerConsoleCommand(program: Command): void {
   });
 }
 
-async function interactive(client: ControlClient, run: (line: string) => Promise<string>): Promise<void> {
+async function interactive(
+  client: ControlClient,
+  run: (line: string, write: (text: string) => void) => Promise<string>,
+): Promise<void> {
   const terminal = process.stdin.isTTY === true && process.stdout.isTTY === true;
   const rl = createInterface({
     input: process.stdin,
@@ -62,17 +74,27 @@ async function interactive(client: ControlClient, run: (line: string) => Promise
     rl.close();
   });
   let queue = Promise.resolve();
+  let busy = 0;
+  const cancel = (): void => void client.request({ cmd: 'console-cancel' }).catch(() => {});
+  // Ctrl-C stops the running line (a trace); at the prompt it ends the console, as before.
+  rl.on('SIGINT', () => (busy > 0 ? cancel() : rl.close()));
   rl.on('line', (line) => {
+    // Enter at a terminal stops a running trace too; piped lines wait their turn.
+    if (busy > 0 && terminal) cancel();
+    busy++;
     queue = queue.then(async () => {
       const trimmed = line.trim();
       if (trimmed === 'exit' || trimmed === 'quit') return void rl.close();
       try {
-        process.stdout.write(await run(line));
+        process.stdout.write(await run(line, (text) => process.stdout.write(text)));
       } catch (error) {
         failure ??= error as Error;
         return void rl.close();
       }
       if (terminal) rl.prompt();
+    });
+    queue = queue.finally(() => {
+      busy--;
     });
   });
   if (terminal) rl.prompt();

@@ -12,11 +12,14 @@ import { registerConsoleCommand } from './console-command.js';
 import { registerDoctorCommand } from './doctor-command.js';
 import { registerIdCommand } from './id-command.js';
 import { registerKeygenCommand } from './keygen-command.js';
+import { registerLeaseCommand } from './lease-command.js';
 import { registerListenCommand } from './listen-command.js';
 import { registerPeersCommand } from './peers-command.js';
 import { registerRoutesCommand } from './routes-command.js';
 import { registerSendCommand } from './send-command.js';
 import { registerStatusCommand } from './status-command.js';
+import { registerTraceCommand } from './trace-command.js';
+import { registerWatchCommand } from './watch-command.js';
 
 const program = new Command('nearmesh')
   .description('nearby devices find each other and work together over BLE and Wi-Fi, with no server')
@@ -33,7 +36,10 @@ registerBroadcastCommand(program);
 registerRoutesCommand(program);
 registerCallCommand(program);
 registerCapabilityCommands(program);
+registerLeaseCommand(program);
+registerWatchCommand(program);
 registerListenCommand(program);
+registerTraceCommand(program);
 registerConsoleCommand(program);
 registerDoctorCommand(program);
 

@@ -5,6 +5,9 @@ import { join, resolve } from 'node:path';
 // zod's v3 API (shipped inside the zod 4 package): importing zod 4's API costs ~13 MB of RSS, v3's ~2 MB.
 import { z } from 'zod/v3';
 import { parseDuration } from '../coordination/duration.js';
+import { parseRuleAction, type RuleAction } from '../coordination/rule-action.js';
+import { parseRuleExpression, type RuleExpression } from '../coordination/rule-expression.js';
+import { SYSTEM_SENSOR_NAMES } from '../coordination/system-sensors.js';
 import { isValidTopicFilter, isValidTopicName } from '../gateway/topic-match.js';
 import { type BleAdapter, checkBleAdapter } from './adapter.js';
 import { checkHostPort, type HostPort } from './address.js';
@@ -57,6 +60,8 @@ export interface Config {
   readonly actions: readonly ActionConfig[];
   /** Sensors this agent reads for the mesh (coordination), besides the built-in device sensors. */
   readonly sensors: readonly SensorConfig[];
+  /** Conditions on sensor values, evaluated here as values arrive, and the call each makes when it becomes true. */
+  readonly rules: readonly RuleConfig[];
   readonly console: { readonly serial: string | false; readonly baud: number };
 }
 
@@ -114,6 +119,19 @@ export type SensorConfig = {
   | { readonly kind: 'exec'; readonly exec: readonly string[] }
   | { readonly kind: 'gpio'; readonly chip: string; readonly line: number; readonly activeLow: boolean }
 );
+
+export interface RuleConfig {
+  readonly name: string;
+  readonly when: RuleExpression;
+  /** What it does when it fires (the `then` key). */
+  readonly action: RuleAction;
+  /** The condition must hold this long before the rule fires. */
+  readonly debounceMs: number;
+  /** How far back past its threshold a value must go before the rule can fire again. */
+  readonly hysteresis: number;
+  /** How often the sensors it reads are read (or pushed by their agents). */
+  readonly everyMs: number;
+}
 
 /** What the environment-dependent parts of the schema need. */
 export interface SchemaContext {
@@ -396,6 +414,8 @@ const gpioLine = z
   .strict();
 
 const MAX_CAPABILITIES = 64;
+/** Room left for the four built-in device sensors within what an announcement carries. */
+const MAX_CONFIGURED_SENSORS = MAX_CAPABILITIES - SYSTEM_SENSOR_NAMES.length;
 
 export const actionTable = z
   .object(
@@ -424,6 +444,38 @@ export const sensorTable = z
   )
   .strict()
   .superRefine(exactlyOneSource);
+
+export const ruleTable = z
+  .object(
+    {
+      name: z.string(NAME).min(1, NAME).max(63, NAME).optional(),
+      when: z.string({ message: 'expected a condition like "hall-pi/temp > 30"' }).transform((text, ctx) => {
+        try {
+          return parseRuleExpression(text);
+        } catch (error) {
+          ctx.addIssue({ code: 'custom', message: (error as Error).message });
+          return z.NEVER;
+        }
+      }),
+      // biome-ignore lint/suspicious/noThenProperty: the TOML key users write; the parsed table is never awaited
+      then: z.string({ message: 'expected "call <target> <action> [json]"' }).transform((text, ctx) => {
+        try {
+          return parseRuleAction(text);
+        } catch (error) {
+          ctx.addIssue({ code: 'custom', message: (error as Error).message });
+          return z.NEVER;
+        }
+      }),
+      debounce: duration.default('0ms'),
+      hysteresis: z
+        .number({ message: 'expected a number (0 or more)' })
+        .refine((value) => Number.isFinite(value) && value >= 0, { message: 'expected a number (0 or more)' })
+        .default(0),
+      every: duration.refine((ms) => ms >= 100, { message: 'expected at least 100ms' }).default('10s'),
+    },
+    TABLE,
+  )
+  .strict();
 
 /** An action or sensor is backed by a program or by a GPIO line: one of the two. */
 function exactlyOneSource(table: { exec?: unknown; gpio?: unknown }, ctx: z.RefinementCtx): void {
@@ -469,9 +521,14 @@ const rootShape = {
     .max(MAX_CAPABILITIES, `expected at most ${MAX_CAPABILITIES} actions`)
     .superRefine(uniqueNames('action'))
     .default(() => []),
+  rules: z
+    .array(ruleTable, { message: 'expected [[rules]] tables' })
+    .max(MAX_CAPABILITIES, `expected at most ${MAX_CAPABILITIES} rules`)
+    .default(() => []),
   sensors: z
     .array(sensorTable, { message: 'expected [[sensors]] tables' })
-    .max(MAX_CAPABILITIES, `expected at most ${MAX_CAPABILITIES} sensors`)
+    // The built-in device sensors are announced too, within the same limit.
+    .max(MAX_CONFIGURED_SENSORS, `expected at most ${MAX_CONFIGURED_SENSORS} sensors`)
     .superRefine(uniqueNames('sensor'))
     .default(() => []),
 };
@@ -489,6 +546,7 @@ export const KNOWN_KEYS: Readonly<Record<string, readonly string[]>> = {
   console: Object.keys(consoleTable.shape),
   actions: Object.keys(actionTable.innerType().shape),
   sensors: Object.keys(sensorTable.innerType().shape),
+  rules: Object.keys(ruleTable.shape),
   'actions.gpio': Object.keys(gpioLine.shape),
   'sensors.gpio': Object.keys(gpioLine.shape),
 };
@@ -612,6 +670,16 @@ export function configSchema(context: SchemaContext) {
             timeoutMs: action.timeout,
             ...(action.allow !== undefined && { allow: [...new Set(action.allow)] }),
             ...source(action),
+          }),
+        ),
+        rules: raw.rules.map(
+          (rule, index): RuleConfig => ({
+            name: rule.name ?? `rule ${index + 1}`,
+            when: rule.when,
+            action: rule.then,
+            debounceMs: rule.debounce,
+            hysteresis: rule.hysteresis,
+            everyMs: rule.every,
           }),
         ),
         sensors: raw.sensors.map(

@@ -1,12 +1,32 @@
 // The console's command language: one table of commands, each with its usage, a line of help,
 // completion of its arguments and a `run` that returns text. The serial console and `nearmesh console`
 // (through the control socket) both run lines through here, so every command is written once.
-import type { RouteInfo } from '../control/wire.js';
+import {
+  type ControlRequest,
+  type RouteInfo,
+  requestSchema,
+  type TraceEvent,
+  type TraceStarted,
+} from '../control/wire.js';
+import type { ActionInfo } from '../coordination/coordinator.js';
+import { parseDuration } from '../coordination/duration.js';
 import type { PeerInfo } from '../links/peer-directory.js';
-import { formatLinks, formatPeers, formatRoutes, formatStatus, type StatusReport } from './format.js';
+import {
+  type CallResultRow,
+  formatCallResults,
+  formatLinks,
+  formatPeers,
+  formatRoutes,
+  formatStatus,
+  formatTraceLine,
+  type StatusReport,
+} from './format.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type ConsoleLogLevel = (typeof LOG_LEVELS)[number];
+
+/** A remote call, in the control socket's request shape (validated by its schema). */
+export type CallRequest = Extract<ControlRequest, { cmd: 'call' }>;
 
 /** What the console asks of the agent: the same functions the control socket's handlers use. */
 export interface ConsoleContext {
@@ -18,6 +38,20 @@ export interface ConsoleContext {
   multicast(group: string | undefined, payload: Uint8Array): { links: number };
   /** The running agent's log level; sets it first when `level` is given. */
   logLevel(level?: ConsoleLogLevel): string;
+  /** A remote call, as the control socket's `call` runs it: one row per target. */
+  call(request: CallRequest): Promise<CallResultRow[]>;
+  /** The actions every known agent (this one included) offers. */
+  actions(): ActionInfo[];
+  /** The groups known in the mesh and the peer ids of their members (this agent included). */
+  groups(): { name: string; members: string[] }[];
+  /** Frames on the direct link to a peer reach `listener` until `stop`; throws without such a link. */
+  trace(peer: string, listener: (event: TraceEvent) => void): TraceStarted & { stop: () => void };
+}
+
+/** Where a running command writes as it goes (a trace's lines), and what tells it to stop (Ctrl-C). */
+export interface ConsoleIo {
+  write(text: string): void;
+  signal: AbortSignal;
 }
 
 export interface ConsoleCommand {
@@ -26,17 +60,107 @@ export interface ConsoleCommand {
   help: string;
   /** Candidates for the word being typed, given the complete words before it (after the command name). */
   complete?(before: readonly string[], context: ConsoleContext): string[];
-  run(args: readonly string[], context: ConsoleContext): Promise<string> | string;
+  /** Returns what is left to print once it is done; a long-running command writes on `io` meanwhile. */
+  run(args: readonly string[], context: ConsoleContext, io: ConsoleIo): Promise<string> | string;
 }
 
 /** How long `send` waits for the acknowledgement. */
 const SEND_TIMEOUT_MS = 10_000;
+/** How long `call` waits for each target unless --timeout says otherwise (the CLI's default too). */
+const CALL_TIMEOUT_MS = 10_000;
+const TRACE_DEFAULT_SECONDS = 10;
+const TRACE_MAX_SECONDS = 300;
+const CALL_USAGE =
+  'usage: call <peer|group:NAME|all> <action> [json-args] [--in DURATION] [--timeout DURATION]';
 
 class UsageError extends Error {}
 
-function peerReferences(context: ConsoleContext): string[] {
-  const peers = context.peers();
+function peerReferences(context: ConsoleContext, linkedOnly = false): string[] {
+  const peers = context.peers().filter((peer) => !linkedOnly || peer.state === 'connected');
   return [...new Set([...peers.map((peer) => peer.name), ...peers.map((peer) => peer.id)])];
+}
+
+/** What `call` may address: peers (and this agent), group:NAME and all. */
+function callTargets(context: ConsoleContext): string[] {
+  const groups = context.groups().map((group) => `group:${group.name}`);
+  return [...new Set([...peerReferences(context), context.id().name, ...groups, 'all'])];
+}
+
+/** The action names the agents a call target stands for offer. */
+function actionsOf(target: string, context: ConsoleContext): string[] {
+  let offers: (row: ActionInfo) => boolean;
+  if (target === 'all') offers = () => true;
+  else if (target.startsWith('group:')) {
+    const name = target.slice('group:'.length);
+    const members = new Set(context.groups().find((group) => group.name === name)?.members ?? []);
+    offers = (row) => members.has(row.peer);
+  } else offers = (row) => row.peer === target || row.name === target;
+  return [
+    ...new Set(
+      context
+        .actions()
+        .filter(offers)
+        .map((row) => row.action),
+    ),
+  ].sort();
+}
+
+/** Parses `call`'s words into the control socket's call request, validated by the same schema. */
+function parseCall(args: readonly string[]): CallRequest {
+  const positional: string[] = [];
+  let timeoutMs = CALL_TIMEOUT_MS;
+  let inMs: number | undefined;
+  for (let index = 0; index < args.length; index++) {
+    const arg = args[index] as string;
+    if (arg === '--in' || arg === '--timeout' || arg === '-t') {
+      const value = args[++index];
+      if (value === undefined) throw new UsageError(`${arg} needs a duration, e.g. 500ms or 5s`);
+      const ms = parseDuration(value);
+      if (arg === '--in') inMs = ms;
+      else timeoutMs = ms;
+    } else positional.push(arg);
+  }
+  const [target, action, json, ...rest] = positional;
+  if (target === undefined || action === undefined || rest.length > 0) throw new UsageError(CALL_USAGE);
+  let callArgs: unknown = {};
+  if (json !== undefined) {
+    try {
+      callArgs = JSON.parse(json);
+    } catch {
+      callArgs = undefined;
+    }
+    if (callArgs === null || typeof callArgs !== 'object' || Array.isArray(callArgs))
+      throw new UsageError('arguments must be a JSON object, e.g. {"on": true}');
+  }
+  const parsed = requestSchema.safeParse({
+    id: 0,
+    cmd: 'call',
+    target,
+    action,
+    args: callArgs,
+    timeout_ms: timeoutMs,
+    ...(inMs !== undefined && { in_ms: inMs }),
+  });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = { timeout_ms: '--timeout', in_ms: '--in' }[String(issue?.path[0])] ?? issue?.path.join('.');
+    throw new UsageError(`${field}: ${issue?.message ?? 'invalid call'}`);
+  }
+  return parsed.data as CallRequest;
+}
+
+/** Resolves after `ms`, or as soon as `signal` aborts. */
+function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
 
 /** A command without arguments that prints a report. */
@@ -113,6 +237,49 @@ export const COMMANDS: readonly ConsoleCommand[] = [
     },
   },
   {
+    name: 'call',
+    usage: 'call <target> <action> [json]',
+    help: 'run an action on a peer, group:NAME or all (--in D fires later, --timeout D) and print each result',
+    complete: (before, context) => {
+      if (before.length === 0) return callTargets(context);
+      if (before.length === 1) return actionsOf(before[0] as string, context);
+      const last = before[before.length - 1];
+      return last === '--in' || last === '--timeout' ? [] : ['--in', '--timeout'];
+    },
+    run: async (args, context) => {
+      const request = parseCall(args);
+      return formatCallResults(await context.call(request), request.target);
+    },
+  },
+  {
+    name: 'trace',
+    usage: 'trace <peer> [seconds]',
+    help: `live frames to and from a directly linked peer, for ${TRACE_DEFAULT_SECONDS} s (up to ${TRACE_MAX_SECONDS}) or until Ctrl-C or Enter`,
+    complete: (before, context) => (before.length === 0 ? peerReferences(context, true) : []),
+    run: async (args, context, io) => {
+      const [peer, secondsText, ...rest] = args;
+      if (peer === undefined || rest.length > 0) throw new UsageError('usage: trace <peer> [seconds]');
+      let seconds = TRACE_DEFAULT_SECONDS;
+      if (secondsText !== undefined) {
+        seconds = /^\d+$/.test(secondsText) ? Number(secondsText) : Number.NaN;
+        if (!(seconds >= 1 && seconds <= TRACE_MAX_SECONDS))
+          throw new UsageError(`seconds must be a whole number from 1 to ${TRACE_MAX_SECONDS}`);
+      }
+      let shown = 0;
+      const trace = context.trace(peer, (event) => {
+        shown++;
+        io.write(formatTraceLine(event));
+      });
+      try {
+        io.write(`tracing ${trace.name} (${trace.peer}) for ${seconds} s; Ctrl-C or Enter stops\n`);
+        await sleepUnlessAborted(seconds * 1000, io.signal);
+      } finally {
+        trace.stop();
+      }
+      return `${shown} frame${shown === 1 ? '' : 's'} shown\n`;
+    },
+  },
+  {
     name: 'log',
     usage: `log level [${LOG_LEVELS.slice(0, 5).join('|')}]`,
     help: "show or set the running agent's log level",
@@ -136,7 +303,10 @@ export function findCommand(name: string): ConsoleCommand | undefined {
   return COMMANDS.find((command) => command.name === name);
 }
 
-/** Splits a line into words on whitespace; double quotes group words (a backslash escapes inside them). */
+/**
+ * Splits a line into words on whitespace; double quotes group words (a backslash escapes inside them).
+ * A word that starts with { or [ is JSON: it runs, spaces and quotes included, to its matching bracket.
+ */
 export function splitArguments(line: string): string[] {
   const words: string[] = [];
   let word = '';
@@ -144,6 +314,12 @@ export function splitArguments(line: string): string[] {
   let quoted = false;
   for (let index = 0; index < line.length; index++) {
     const char = line[index] as string;
+    if (!inWord && (char === '{' || char === '[')) {
+      const end = jsonEnd(line, index);
+      words.push(line.slice(index, end));
+      index = end - 1;
+      continue;
+    }
     if (quoted) {
       if (char === '\\' && (line[index + 1] === '"' || line[index + 1] === '\\')) {
         word += line[++index];
@@ -166,16 +342,44 @@ export function splitArguments(line: string): string[] {
   return words;
 }
 
-/** Runs one console line and returns what to print (errors included: this never throws). */
-export async function runConsoleLine(line: string, context: ConsoleContext): Promise<string> {
+/** Where the JSON value starting at `start` ends: after its matching bracket, or at the end of the line. */
+function jsonEnd(line: string, start: number): number {
+  let depth = 0;
+  let inString = false;
+  for (let index = start; index < line.length; index++) {
+    const char = line[index];
+    if (inString) {
+      if (char === '\\') index++;
+      else if (char === '"') inString = false;
+    } else if (char === '"') inString = true;
+    else if (char === '{' || char === '[') depth++;
+    else if ((char === '}' || char === ']') && --depth === 0) return index + 1;
+  }
+  return line.length;
+}
+
+/**
+ * Runs one console line and returns what is left to print (errors included: this never throws). With
+ * `io`, a long-running command (trace) writes its lines there as they come and stops when it aborts;
+ * without, they are part of the returned text.
+ */
+export async function runConsoleLine(line: string, context: ConsoleContext, io?: ConsoleIo): Promise<string> {
+  let written = '';
+  const commandIo: ConsoleIo = io ?? {
+    write: (text) => {
+      written += text;
+    },
+    signal: new AbortController().signal,
+  };
   try {
     const [name, ...args] = splitArguments(line);
     if (name === undefined) return '';
     const command = findCommand(name);
     if (command === undefined) return `unknown command ${name} (try help)\n`;
-    return await command.run(args, context);
+    const rest = await command.run(args, context, commandIo);
+    return written + rest;
   } catch (error) {
-    return `error: ${error instanceof Error ? error.message : String(error)}\n`;
+    return `${written}error: ${error instanceof Error ? error.message : String(error)}\n`;
   }
 }
 

@@ -1,7 +1,8 @@
-// The text the CLI and the console print for status, peers, routes and links: written once, here.
+// The text the CLI and the console print for status, peers, routes, links, call results and trace
+// lines: written once, here.
 import type { AgentStatus, MqttState } from '../agent.js';
 import { formatTable } from '../cli/table.js';
-import type { RouteInfo } from '../control/wire.js';
+import type { RouteInfo, TraceEvent } from '../control/wire.js';
 import type { PeerInfo } from '../links/peer-directory.js';
 import type { Telemetry } from '../ops/telemetry.js';
 
@@ -99,4 +100,51 @@ export function formatRoutes(routes: readonly RouteInfo[]): string {
     `${route.age_s} s`,
   ]);
   return formatTable(['DESTINATION', 'NAME', 'HOPS', 'NEXT HOP', 'AGE'], rows);
+}
+
+/** One target's outcome of a remote call, as `call` answers it (`nearmesh call --json` prints these). */
+export interface CallResultRow {
+  peer: string;
+  name: string;
+  status: 'ok' | 'error' | 'timeout';
+  result?: unknown;
+  error?: { code: string; message: string };
+  fired_at: string | null;
+}
+
+/** One row per target; `target` names what was called when no agent answered. */
+export function formatCallResults(rows: readonly CallResultRow[], target?: string): string {
+  if (rows.length === 0) return `no agent offers ${target ?? 'that'}\n`;
+  return formatTable(
+    ['PEER', 'NAME', 'STATUS', 'RESULT', 'FIRED AT'],
+    rows.map((row) => [
+      row.peer,
+      row.name,
+      row.status,
+      row.status === 'ok'
+        ? JSON.stringify(row.result)
+        : row.error === undefined
+          ? ''
+          : `${row.error.code}: ${row.error.message}`,
+      row.fired_at ?? '',
+    ]),
+  );
+}
+
+/**
+ * One traced frame on one line: time (UTC, ms), → sent or ← received, medium, type and its fields, e.g.
+ * `14:32:17.123 → wifi DATA id=7 ack system size=152 call`. Payload bytes are never shown, only sizes.
+ */
+export function formatTraceLine(event: TraceEvent): string {
+  const parts = [event.at.slice(11, 23), event.direction === 'out' ? '→' : '←', event.medium, event.type];
+  if (event.id !== undefined) parts.push(`id=${event.id}`);
+  parts.push(...event.flags);
+  if (event.route !== undefined)
+    parts.push(`${event.route.src}→${event.route.dst}`, `ttl=${event.route.ttl}`);
+  if (event.name !== undefined) parts.push(`name=${event.name}`);
+  if (event.size !== undefined) parts.push(`size=${event.size}`);
+  if (event.coordination !== undefined) parts.push(event.coordination);
+  if (event.code !== undefined) parts.push(`code=${event.code}`);
+  if (event.reason !== undefined && event.reason !== '') parts.push(JSON.stringify(event.reason));
+  return `${parts.join(' ')}\n`;
 }

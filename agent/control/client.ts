@@ -71,6 +71,17 @@ export class ControlClient {
     await this.request(body);
   }
 
+  /** A request whose events (output while it runs) reach `onEvent` until its result arrives. */
+  async requestWithEvents(body: RequestBody, onEvent: (event: unknown) => void): Promise<unknown> {
+    const id = this.#nextId;
+    this.#streams.set(id, onEvent);
+    try {
+      return await this.request(body);
+    } finally {
+      this.#streams.delete(id);
+    }
+  }
+
   onClose(listener: (error: Error) => void): void {
     this.#closeListeners.push(listener);
   }

@@ -13,6 +13,8 @@ import {
   type ListenEvent,
   MAX_CONTROL_LINE_BYTES,
   requestSchema,
+  type TraceEvent,
+  type TraceStarted,
 } from './wire.js';
 
 export class ControlSocketError extends NearmeshError {
@@ -34,11 +36,32 @@ export interface ControlHandlers {
   actions(): unknown;
   sensors(): unknown;
   read(peer: string, sensor: string): Promise<unknown>;
+  /** A lease on a peer's action; `hold` keeps it until the returned stop function is called. */
+  lease(request: Extract<ControlRequest, { cmd: 'lease' }>): Promise<{ result: unknown; stop?: () => void }>;
+  /** Streams a sensor's readings to `listener` until the returned function is called. */
+  watch(peer: string, sensor: string, intervalMs: number, listener: (event: unknown) => void): () => void;
   /** Calls `listener` for every received message until the returned function is called. */
   subscribe(listener: (event: ListenEvent) => void): () => void;
-  /** Runs one console line; errors come back as its text. */
-  consoleLine(line: string): Promise<ConsoleLineResult>;
+  /**
+   * Calls `listener` for every frame on the direct link to `peer` until `stop` is called; throws when
+   * there is no such link.
+   */
+  trace(peer: string, listener: (event: TraceEvent) => void): TraceStarted & { stop: () => void };
+  /** Runs one console line; errors come back as its text. `io` streams output and stops it (trace). */
+  consoleLine(line: string, io?: ConsoleLineIo): Promise<ConsoleLineResult>;
   consoleComplete(line: string): ConsoleCompleteResult;
+}
+
+/** A console line's live output (sent as events before its result) and its cancellation. */
+export interface ConsoleLineIo {
+  write(text: string): void;
+  signal: AbortSignal;
+}
+
+/** What one client has running: stream subscriptions and console lines it may cancel. */
+interface ClientState {
+  readonly unsubscribers: Array<() => void>;
+  readonly consoleLines: Set<AbortController>;
 }
 
 export class ControlServer {
@@ -91,7 +114,7 @@ export class ControlServer {
   #serve(socket: Socket): void {
     this.#clients.add(socket);
     const reader = new LineReader(MAX_CONTROL_LINE_BYTES);
-    const unsubscribers: Array<() => void> = [];
+    const client: ClientState = { unsubscribers: [], consoleLines: new Set() };
     const reply = (response: ControlResponse): void => {
       if (!socket.destroyed) socket.write(`${JSON.stringify(response)}\n`);
     };
@@ -102,19 +125,20 @@ export class ControlServer {
         socket.end();
         return;
       }
-      for (const line of lines) if (line.trim() !== '') void this.#handle(line, reply, unsubscribers);
+      for (const line of lines) if (line.trim() !== '') void this.#handle(line, reply, client);
     });
     socket.on('error', () => {});
     socket.on('close', () => {
       this.#clients.delete(socket);
-      for (const unsubscribe of unsubscribers) unsubscribe();
+      for (const unsubscribe of client.unsubscribers) unsubscribe();
+      for (const running of client.consoleLines) running.abort();
     });
   }
 
   async #handle(
     line: string,
     reply: (response: ControlResponse) => void,
-    unsubscribers: Array<() => void>,
+    client: ClientState,
   ): Promise<void> {
     let request: ControlRequest;
     try {
@@ -136,7 +160,7 @@ export class ControlServer {
       return;
     }
     try {
-      const result = await this.#dispatch(request, reply, unsubscribers);
+      const result = await this.#dispatch(request, reply, client);
       reply({ id: request.id, ok: true, result });
     } catch (error) {
       const code = error instanceof NearmeshError ? error.code : 'internal';
@@ -148,7 +172,7 @@ export class ControlServer {
   async #dispatch(
     request: ControlRequest,
     reply: (response: ControlResponse) => void,
-    unsubscribers: Array<() => void>,
+    client: ClientState,
   ): Promise<unknown> {
     switch (request.cmd) {
       case 'id':
@@ -171,11 +195,46 @@ export class ControlServer {
         return this.handlers.sensors();
       case 'read':
         return this.handlers.read(request.peer, request.sensor);
+      case 'lease': {
+        const { result, stop } = await this.handlers.lease(request);
+        if (stop !== undefined) client.unsubscribers.push(stop);
+        return result;
+      }
+      case 'watch':
+        client.unsubscribers.push(
+          this.handlers.watch(request.peer, request.sensor, request.interval_ms, (event) =>
+            reply({ id: request.id, event }),
+          ),
+        );
+        return { watching: true };
       case 'listen':
-        unsubscribers.push(this.handlers.subscribe((event) => reply({ id: request.id, event })));
+        client.unsubscribers.push(this.handlers.subscribe((event) => reply({ id: request.id, event })));
         return { listening: true };
-      case 'console-line':
-        return this.handlers.consoleLine(request.line);
+      case 'trace': {
+        const { stop, ...started } = this.handlers.trace(request.peer, (event) =>
+          reply({ id: request.id, event }),
+        );
+        client.unsubscribers.push(stop);
+        return started;
+      }
+      case 'console-line': {
+        // Output written while the line runs (a trace) goes out as events, before the result.
+        const running = new AbortController();
+        client.consoleLines.add(running);
+        try {
+          return await this.handlers.consoleLine(request.line, {
+            write: (text) => reply({ id: request.id, event: { output: text } }),
+            signal: running.signal,
+          });
+        } finally {
+          client.consoleLines.delete(running);
+        }
+      }
+      case 'console-cancel': {
+        const cancelled = client.consoleLines.size;
+        for (const running of client.consoleLines) running.abort();
+        return { cancelled };
+      }
       case 'console-complete':
         return this.handlers.consoleComplete(request.line);
     }

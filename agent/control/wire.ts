@@ -59,11 +59,41 @@ export const requestSchema = z.discriminatedUnion('cmd', [
       sensor: z.string().min(1).max(63),
     })
     .strict(),
+  z
+    .object({
+      id: requestId,
+      cmd: z.literal('lease'),
+      peer: z.string().min(1).max(128),
+      /** An action name on that peer. */
+      resource: z.string().min(1).max(63),
+      /**
+       * acquire: take it for `for_ms`, renewed by this agent meanwhile; hold: take it and keep it while this
+       * client stays connected (a stream); release: give it back.
+       */
+      op: z.enum(['acquire', 'hold', 'release']),
+      ttl_ms: z.number().int().min(100).max(3_600_000),
+      for_ms: z.number().int().positive().max(86_400_000).optional(),
+    })
+    .strict(),
+  /** Streams a sensor's readings (SensorReadingEvent) every interval until the client disconnects. */
+  z
+    .object({
+      id: requestId,
+      cmd: z.literal('watch'),
+      peer: z.string().min(1).max(128),
+      sensor: z.string().min(1).max(63),
+      interval_ms: z.number().int().min(100).max(86_400_000),
+    })
+    .strict(),
   z.object({ id: requestId, cmd: z.literal('listen') }).strict(),
+  /** Streams the frames on the direct link to a peer (TraceEvent) until the client disconnects. */
+  z.object({ id: requestId, cmd: z.literal('trace'), peer: z.string().min(1).max(128) }).strict(),
   /** Runs one console line (agent/console) and answers its text: `nearmesh console`. */
   z.object({ id: requestId, cmd: z.literal('console-line'), line: z.string().max(4096) }).strict(),
   /** Tab completion for the text before the cursor of a console line. */
   z.object({ id: requestId, cmd: z.literal('console-complete'), line: z.string().max(4096) }).strict(),
+  /** Stops this client's running console lines (a `trace`): the console's Ctrl-C. */
+  z.object({ id: requestId, cmd: z.literal('console-cancel') }).strict(),
 ]);
 
 export type ControlRequest = z.infer<typeof requestSchema>;
@@ -112,4 +142,35 @@ export interface ConsoleLineResult {
 export interface ConsoleCompleteResult {
   completions: string[];
   word: string;
+}
+
+/** One frame on a direct link as `trace` streams it: the decoded message's fields, never payload bytes. */
+export interface TraceEvent {
+  at: string;
+  peer: string;
+  peer_name: string;
+  /** out: this agent sent it; in: the peer did. */
+  direction: 'out' | 'in';
+  medium: string;
+  type: 'DATA' | 'ACK' | 'PING' | 'PONG' | 'CLOSE' | 'ANNOUNCE';
+  id?: number;
+  /** ack (an ACK is requested), flood, system, relays. */
+  flags: string[];
+  /** Routed messages: originator, final recipient and hops left. */
+  route?: { src: string; dst: string; ttl: number };
+  /** DATA: the payload's size in bytes (its bytes are never shown). */
+  size?: number;
+  /** System DATA: the coordination message's kind (call, result, time-request, ...), or "malformed". */
+  coordination?: string;
+  /** ANNOUNCE: the announcing agent's name. */
+  name?: string;
+  /** CLOSE: its code and reason. */
+  code?: number;
+  reason?: string;
+}
+
+/** What `trace` answers before its events: the peer traced. */
+export interface TraceStarted {
+  peer: string;
+  name: string;
 }

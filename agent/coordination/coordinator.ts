@@ -1,7 +1,6 @@
 // Coordination, wired: decodes the system messages that reach this agent (over a direct link or the
-// mesh) and hands them to the executor, the caller, time sync and sensor reads; offers calls, reads and
-// the mesh-wide list of actions and sensors to the control socket and the console.
-import { randomInt } from 'node:crypto';
+// mesh) and hands them to the executor, the caller, time sync, leases and sensors; offers calls, reads,
+// watches, leases and the mesh-wide list of actions and sensors to the control socket and the console.
 import { NearmeshError } from '../errors.js';
 import { TypedEmitter } from '../events.js';
 import type { Identity } from '../identity/identity.js';
@@ -12,17 +11,18 @@ import {
   type CoordinationMessage,
   decodeCoordination,
   encodeCoordination,
+  type LeaseReplyMessage,
   type SensorValueMessage,
 } from '../protocol/coordination.js';
 import { DecodeError } from '../protocol/errors.js';
 import { Caller, type CallOutcome, type CallRequest, type CallTarget } from './caller.js';
 import { Executor } from './executor.js';
 import { SensorReadError } from './handler.js';
+import { LeaseTable } from './leases.js';
+import { PendingRequests } from './pending-requests.js';
 import type { CapabilityRegistry, LocalAction, LocalSensor } from './registry.js';
+import { READ_TIMEOUT_MS, type Reading, SensorService } from './sensor-service.js';
 import { type Clock, TimeSync } from './time-sync.js';
-
-/** How long a remote sensor read may take. */
-const READ_TIMEOUT_MS = 10_000;
 
 export interface CoordinatorOptions {
   identity: Identity;
@@ -70,6 +70,9 @@ export interface SensorInfo {
   name: string;
   sensor: string;
   unit: string | null;
+  /** The latest value this agent has (from a read, a watch or the sensor's schedule); null when none yet. */
+  value: number | string | boolean | null;
+  read_at: string | null;
 }
 
 export interface SensorReadResult {
@@ -80,13 +83,29 @@ export interface SensorReadResult {
   read_at: string;
 }
 
+export interface LeaseResult {
+  peer: string;
+  name: string;
+  resource: string;
+  granted: boolean;
+  /** Who holds it now; null when free. */
+  holder: string | null;
+  holder_name: string | null;
+  remaining_ms: number;
+}
+
 export class Coordinator extends TypedEmitter<CoordinatorEvents> {
   readonly #options: CoordinatorOptions;
   readonly #latest = new Map<string, SensorReadingEvent>();
   readonly timeSync: TimeSync;
   readonly #executor: Executor;
   readonly #caller: Caller;
-  readonly #reads = new Map<number, (message: SensorValueMessage) => void>();
+  readonly #sensors: SensorService;
+  readonly #leases: LeaseTable;
+  readonly #reads = new PendingRequests<SensorValueMessage>();
+  readonly #leaseReplies = new PendingRequests<LeaseReplyMessage>();
+  /** Leases this agent holds and renews, by "<peer id>/<resource>": their renewal timers. */
+  readonly #held = new Map<string, NodeJS.Timeout>();
 
   constructor(options: CoordinatorOptions) {
     super();
@@ -96,10 +115,12 @@ export class Coordinator extends TypedEmitter<CoordinatorEvents> {
       clock: options.clock,
       send: (peer, message) => this.#send(peer, message),
     });
+    this.#leases = new LeaseTable();
     this.#executor = new Executor({
       selfId,
       registry: options.registry,
       timeSync: this.timeSync,
+      leases: this.#leases,
       describe: (peerId) => this.#describe(peerId),
       counters: options.counters,
     });
@@ -115,6 +136,23 @@ export class Coordinator extends TypedEmitter<CoordinatorEvents> {
         await this.#send(target.id, call);
       },
     });
+    this.#sensors = new SensorService({
+      selfId,
+      registry: options.registry,
+      send: (peer, message) => this.#send(peer, message),
+      learned: (peer, reading) => this.#learned(peer, reading),
+      count: (name) => options.counters.increment(name),
+    });
+  }
+
+  /** Starts the configured sensors' schedules. */
+  start(): void {
+    this.#sensors.start();
+  }
+
+  stop(): void {
+    this.#sensors.stop();
+    for (const key of [...this.#held.keys()]) this.#stopRenewing(key);
   }
 
   /** An action provided from outside the config (a local app over MQTT); announced to the mesh. */
@@ -141,49 +179,35 @@ export class Coordinator extends TypedEmitter<CoordinatorEvents> {
     return [...this.#latest.values()];
   }
 
-  /** Records a reading in the cache and tells listeners (MQTT, rules). */
-  #learned(reading: SensorReadingEvent): void {
-    const key = `${reading.peer}/${reading.sensor}`;
-    this.#latest.delete(key);
-    if (this.#latest.size >= MAX_CACHED_READINGS) {
-      const oldest = this.#latest.keys().next().value;
-      if (oldest !== undefined) this.#latest.delete(oldest);
-    }
-    this.#latest.set(key, reading);
-    this.emit('reading', reading);
+  /** The latest value of one sensor, by peer id or name. */
+  latestValue(peerReference: string, sensor: string): SensorReadingEvent | undefined {
+    const peer = this.#tryResolvePeer(peerReference);
+    return peer === undefined ? undefined : this.#latest.get(`${peer.id}/${sensor}`);
   }
 
   call(request: CallRequest): Promise<CallOutcome[]> {
     return this.#caller.call(request);
   }
 
-  /** Reads a sensor of this agent or of another one. */
+  /** Reads a sensor of this agent or of another one, now. */
   async read(peerReference: string, sensor: string): Promise<SensorReadResult> {
     const peer = this.#resolvePeer(peerReference);
     if (peer.id === this.#options.identity.peerId) {
-      const local = this.#options.registry.sensors.get(sensor);
-      if (local === undefined) throw new CoordinationError('unknown-sensor', `no sensor "${sensor}" here`);
-      const reading = await local.handler.read(AbortSignal.timeout(READ_TIMEOUT_MS));
-      const unit = reading.unit ?? local.unit;
-      return this.#answered({ ...peer, sensor, value: reading.value, unit, readAtMs: reading.readAtMs });
+      try {
+        return this.#readResult(peer.id, await this.#sensors.readLocal(sensor));
+      } catch (error) {
+        if (error instanceof SensorReadError) throw new CoordinationError(error.code, error.message);
+        throw error;
+      }
     }
-    const requestId = randomInt(0, 0xffff_ffff);
-    const answer = new Promise<SensorValueMessage>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#reads.delete(requestId);
-        reject(new CoordinationError('timeout', `no reading from ${peer.name} within ${READ_TIMEOUT_MS} ms`));
-      }, READ_TIMEOUT_MS);
-      this.#reads.set(requestId, (message) => {
-        clearTimeout(timer);
-        this.#reads.delete(requestId);
-        resolve(message);
-      });
-    });
-    await this.#send(peer.id, { kind: 'sensor-read', requestId, sensor });
-    const { reading } = await answer;
+    const { reading } = await this.#reads.request(
+      peer.id,
+      (requestId) => this.#send(peer.id, { kind: 'sensor-read', requestId, sensor }),
+      READ_TIMEOUT_MS,
+      () => new CoordinationError('timeout', `no reading from ${peer.name} within ${READ_TIMEOUT_MS} ms`),
+    );
     if (!reading.ok) throw new CoordinationError(reading.error.code, reading.error.message);
-    return this.#answered({
-      ...peer,
+    return this.#readResult(peer.id, {
       sensor,
       value: reading.value,
       unit: reading.unit,
@@ -191,12 +215,103 @@ export class Coordinator extends TypedEmitter<CoordinatorEvents> {
     });
   }
 
-  #answered(
-    reading: { id: string; name: string } & Omit<SensorReadingEvent, 'peer' | 'name'>,
-  ): SensorReadResult {
-    const { id, name, ...rest } = reading;
-    this.#learned({ peer: id, name, ...rest });
-    return { peer: id, sensor: rest.sensor, value: rest.value, unit: rest.unit, read_at: iso(rest.readAtMs) };
+  /**
+   * Keeps a sensor's readings coming (each one a 'reading' event and in the cache): polled here for this
+   * agent's own sensors, pushed by the peer for remote ones. Returns the stop function.
+   */
+  watch(peerReference: string, sensor: string, intervalMs: number): () => void {
+    const peer = this.#resolvePeer(peerReference);
+    if (peer.id === this.#options.identity.peerId) return this.#sensors.poll(sensor, intervalMs);
+    return this.#sensors.watchRemote(peer.id, sensor, intervalMs);
+  }
+
+  /** Takes, renews (acquire again) or gives back a lease on a peer's resource (an action name). */
+  async lease(
+    peerReference: string,
+    resource: string,
+    op: 'acquire' | 'release',
+    ttlMs: number,
+  ): Promise<LeaseResult> {
+    const peer = this.#resolvePeer(peerReference);
+    const selfId = this.#options.identity.peerId;
+    if (op === 'release') this.#stopRenewing(`${peer.id}/${resource}`);
+    let state: { granted: boolean; holder: string | null; remainingMs: number };
+    if (peer.id === selfId) {
+      state =
+        op === 'acquire'
+          ? this.#leases.acquire(selfId, resource, ttlMs)
+          : this.#leases.release(selfId, resource);
+    } else {
+      state = await this.#leaseReplies.request(
+        peer.id,
+        (requestId) =>
+          this.#send(peer.id, {
+            kind: 'lease',
+            requestId,
+            op,
+            resource,
+            ttlMs: op === 'release' ? 0 : ttlMs,
+          }),
+        READ_TIMEOUT_MS,
+        () =>
+          new CoordinationError('timeout', `no lease answer from ${peer.name} within ${READ_TIMEOUT_MS} ms`),
+      );
+    }
+    return {
+      peer: peer.id,
+      name: peer.name,
+      resource,
+      granted: state.granted,
+      holder: state.holder,
+      holder_name: state.holder === null ? null : (this.#nameOf(state.holder) ?? null),
+      remaining_ms: state.remainingMs,
+    };
+  }
+
+  /**
+   * Takes a lease and keeps renewing it (every third of `ttlMs`) until the returned stop function is called
+   * or `forMs` has passed; stopping gives it back. Renewal stops when a renewal is refused.
+   */
+  async hold(
+    peerReference: string,
+    resource: string,
+    ttlMs: number,
+    forMs?: number,
+  ): Promise<{ result: LeaseResult; stop: () => Promise<void> }> {
+    const result = await this.lease(peerReference, resource, 'acquire', ttlMs);
+    if (!result.granted) return { result, stop: async () => {} };
+    const key = `${result.peer}/${resource}`;
+    this.#stopRenewing(key);
+    const renewal = (): void => {
+      this.lease(peerReference, resource, 'acquire', ttlMs).then(
+        (renewed) => {
+          if (renewed.granted) return;
+          this.#options.log.warn({ peer: result.peer, resource }, 'lease: renewal refused, lease lost');
+          this.#stopRenewing(key);
+        },
+        () => this.#options.counters.increment('coordination.lease_renewals_failed'),
+      );
+    };
+    const renew = setInterval(renewal, Math.max(100, Math.floor(ttlMs / 3)));
+    renew.unref();
+    this.#held.set(key, renew);
+    let stopped = false;
+    const stop = async (): Promise<void> => {
+      if (stopped) return;
+      stopped = true;
+      clearTimeout(limit);
+      // Released only if this hold still owns the renewal (a --release or a newer hold may have taken over).
+      if (this.#held.get(key) !== renew) return;
+      await this.lease(peerReference, resource, 'release', 0).catch(() => {});
+    };
+    const limit = forMs === undefined ? undefined : setTimeout(() => void stop(), forMs);
+    limit?.unref();
+    return { result, stop };
+  }
+
+  #stopRenewing(key: string): void {
+    clearInterval(this.#held.get(key));
+    this.#held.delete(key);
   }
 
   /** Actions across the mesh: this agent's and every announced one. */
@@ -210,16 +325,15 @@ export class Coordinator extends TypedEmitter<CoordinatorEvents> {
     return rows;
   }
 
+  /** Sensors across the mesh, with the latest value this agent has of each. */
   sensors(): SensorInfo[] {
     const self = { peer: this.#options.identity.peerId, name: this.#options.name };
-    const rows: SensorInfo[] = [...this.#options.registry.sensors.values()].map((sensor) => ({
-      ...self,
-      sensor: sensor.name,
-      unit: sensor.unit,
-    }));
+    const rows: SensorInfo[] = [...this.#options.registry.sensors.values()].map((sensor) =>
+      this.#sensorRow(self.peer, self.name, sensor.name, sensor.unit),
+    );
     for (const agent of this.#options.knownAgents()) {
       for (const sensor of agent.capabilities?.sensors ?? [])
-        rows.push({ peer: agent.id, name: agent.name, sensor: sensor.name, unit: sensor.unit });
+        rows.push(this.#sensorRow(agent.id, agent.name, sensor.name, sensor.unit));
     }
     return rows;
   }
@@ -245,33 +359,65 @@ export class Coordinator extends TypedEmitter<CoordinatorEvents> {
       case 'time-reply':
         this.timeSync.onReply(from, message);
         return;
+      case 'lease': {
+        const state =
+          message.op === 'acquire'
+            ? this.#leases.acquire(from, message.resource, message.ttlMs)
+            : this.#leases.release(from, message.resource);
+        void this.#send(from, { kind: 'lease-reply', requestId: message.requestId, ...state }).catch(
+          () => {},
+        );
+        return;
+      }
+      case 'lease-reply':
+        this.#leaseReplies.settle(from, message);
+        return;
       case 'sensor-read':
-        void this.#answerRead(from, message.requestId, message.sensor);
+        void this.#sensors.answerRead(from, message.requestId, message.sensor).catch(() => {});
         return;
       case 'sensor-value':
-        this.#reads.get(message.requestId)?.(message);
+        if (message.requestId === 0) this.#sensors.pushed(from, message);
+        else this.#reads.settle(from, message);
+        return;
+      case 'sensor-watch':
+        this.#sensors.serveWatch(from, message.sensor, message.intervalMs, message.ttlMs);
         return;
     }
   }
 
-  async #answerRead(from: string, requestId: number, sensorName: string): Promise<void> {
-    const sensor = this.#options.registry.sensors.get(sensorName);
-    let reading: SensorValueMessage['reading'];
-    if (sensor === undefined) {
-      reading = { ok: false, error: { code: 'unknown-sensor', message: `no sensor "${sensorName}" here` } };
-    } else {
-      try {
-        const value = await sensor.handler.read(AbortSignal.timeout(READ_TIMEOUT_MS));
-        reading = { ok: true, value: value.value, unit: value.unit ?? sensor.unit, readAt: value.readAtMs };
-      } catch (error) {
-        const code = error instanceof SensorReadError ? error.code : 'internal';
-        reading = {
-          ok: false,
-          error: { code, message: error instanceof Error ? error.message : String(error) },
-        };
-      }
+  /** Records a reading in the cache and tells listeners (MQTT, rules). */
+  #learned(peer: string, reading: Reading): void {
+    const event: SensorReadingEvent = { peer, name: this.#nameOf(peer) ?? peer, ...reading };
+    const key = `${peer}/${reading.sensor}`;
+    this.#latest.delete(key);
+    if (this.#latest.size >= MAX_CACHED_READINGS) {
+      const oldest = this.#latest.keys().next().value;
+      if (oldest !== undefined) this.#latest.delete(oldest);
     }
-    await this.#send(from, { kind: 'sensor-value', requestId, sensor: sensorName, reading }).catch(() => {});
+    this.#latest.set(key, event);
+    this.emit('reading', event);
+  }
+
+  #readResult(peer: string, reading: Reading): SensorReadResult {
+    return {
+      peer,
+      sensor: reading.sensor,
+      value: reading.value,
+      unit: reading.unit,
+      read_at: iso(reading.readAtMs),
+    };
+  }
+
+  #sensorRow(peer: string, name: string, sensor: string, unit: string | null): SensorInfo {
+    const latest = this.#latest.get(`${peer}/${sensor}`);
+    return {
+      peer,
+      name,
+      sensor,
+      unit,
+      value: latest?.value ?? null,
+      read_at: latest === undefined ? null : iso(latest.readAtMs),
+    };
   }
 
   async #send(peer: string, message: CoordinationMessage): Promise<void> {
@@ -295,13 +441,35 @@ export class Coordinator extends TypedEmitter<CoordinatorEvents> {
     return [this.#resolvePeer(target)];
   }
 
+  /** A peer id or name (this agent's too) as the peer it means; throws CoordinationError for an unknown one. */
+  resolve(reference: string): { id: string; name: string } {
+    return this.#resolvePeer(reference);
+  }
+
   #resolvePeer(reference: string): { id: string; name: string } {
+    const peer = this.#tryResolvePeer(reference);
+    if (peer === undefined) throw new CoordinationError('unknown-peer', `no peer "${reference}" is known`);
+    return peer;
+  }
+
+  /** Like resolve(), but undefined for a peer the mesh does not know (yet). */
+  tryResolve(reference: string): { id: string; name: string } | undefined {
+    return this.#tryResolvePeer(reference);
+  }
+
+  #tryResolvePeer(reference: string): { id: string; name: string } | undefined {
     if (reference === this.#options.identity.peerId || reference === this.#options.name) {
       return { id: this.#options.identity.peerId, name: this.#options.name };
     }
-    const peer = this.#options.resolvePeer(reference);
-    if (peer === undefined) throw new CoordinationError('unknown-peer', `no peer "${reference}" is known`);
-    return peer;
+    return this.#options.resolvePeer(reference);
+  }
+
+  #nameOf(peerId: string): string | undefined {
+    if (peerId === this.#options.identity.peerId) return this.#options.name;
+    return (
+      this.#options.knownAgents().find((known) => known.id === peerId)?.name ??
+      this.#options.resolvePeer(peerId)?.name
+    );
   }
 
   #describe(peerId: string): { name?: string; groups: readonly string[] } {

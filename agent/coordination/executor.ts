@@ -7,6 +7,7 @@ import { peerIdFromPublicKey } from '../identity/peer-id.js';
 import type { Counters } from '../ops/counters.js';
 import { type CallMessage, callSigningBytes, type ResultMessage } from '../protocol/coordination.js';
 import type { CallResult } from './handler.js';
+import type { LeaseTable } from './leases.js';
 import type { CapabilityRegistry, LocalAction } from './registry.js';
 import type { TimeSync } from './time-sync.js';
 
@@ -20,6 +21,8 @@ export interface ExecutorOptions {
   selfId: string;
   registry: CapabilityRegistry;
   timeSync: TimeSync;
+  /** Leases on this agent's actions: while one is held, other callers get "busy". */
+  leases: LeaseTable;
   /** A peer's announced name and groups, for `allow` lists. */
   describe(peerId: string): { name?: string; groups: readonly string[] };
   counters: Counters;
@@ -55,6 +58,10 @@ export class Executor {
     }
     const running = this.#run(from, call);
     this.#remember(key, { result: running, atMs: now });
+    // A call that could not agree on the time never ran: a retry may try again.
+    void running.then((result) => {
+      if (!result.outcome.ok && result.outcome.error.code === 'no-clock-sync') this.#remembered.delete(key);
+    });
     return running;
   }
 
@@ -73,6 +80,11 @@ export class Executor {
     if (action === undefined) return { code: 'unknown-action', message: `no action "${call.action}" here` };
     if (!this.#isAllowed(from, action)) {
       return { code: 'forbidden', message: `"${call.action}" does not accept calls from this agent` };
+    }
+    const holder = this.#options.leases.holderOf(call.action);
+    if (holder !== undefined && holder !== from) {
+      const name = holder === selfId ? 'this agent' : (this.#options.describe(holder).name ?? holder);
+      return { code: 'busy', message: `busy, held by ${name}` };
     }
     return undefined;
   }

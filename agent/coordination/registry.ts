@@ -3,6 +3,7 @@
 import type { ActionConfig, CallerFilter, SensorConfig } from '../config/schema.js';
 import type { Counters } from '../ops/counters.js';
 import type { Logger } from '../ops/logger.js';
+import { MAX_ANNOUNCED_CAPABILITIES } from '../protocol/announcement.js';
 import type { Capabilities } from '../protocol/index.js';
 import { ExecAction } from './exec-action.js';
 import { ExecSensor } from './exec-sensor.js';
@@ -44,11 +45,13 @@ export class CapabilityRegistry {
     return this.sensors.delete(name);
   }
 
-  /** What the announcement tells the mesh. */
+  /** What the announcement tells the mesh: at most MAX_ANNOUNCED_CAPABILITIES of each, in registration order. */
   capabilities(): Capabilities {
     return {
-      actions: [...this.actions.keys()],
-      sensors: [...this.sensors.values()].map((sensor) => ({ name: sensor.name, unit: sensor.unit })),
+      actions: [...this.actions.keys()].slice(0, MAX_ANNOUNCED_CAPABILITIES),
+      sensors: [...this.sensors.values()]
+        .slice(0, MAX_ANNOUNCED_CAPABILITIES)
+        .map((sensor) => ({ name: sensor.name, unit: sensor.unit })),
     };
   }
 }

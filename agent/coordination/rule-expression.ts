@@ -423,41 +423,55 @@ export function parseRuleExpression(text: string): RuleExpression {
 // ------------------------------------------------------------------------------------------ evaluation
 
 /** True, false, or undefined when the sensors read so far cannot decide it. */
-export function evaluate(expression: RuleExpression, lookup: SensorLookup): boolean | undefined {
-  return truth(expression.root, lookup);
+/**
+ * `margin` loosens every ordering comparison by that much in the direction that keeps the whole expression
+ * true (`x > 30` holds down to x > 29 with margin 1; under `not` the other way): hysteresis, so a rule that
+ * fired re-arms only once its condition is clearly false again.
+ */
+export function evaluate(
+  expression: RuleExpression,
+  lookup: SensorLookup,
+  options: { margin?: number } = {},
+): boolean | undefined {
+  return truth(expression.root, lookup, options.margin ?? 0);
 }
 
-function truth(node: RuleNode, lookup: SensorLookup): boolean | undefined {
+function truth(node: RuleNode, lookup: SensorLookup, margin: number): boolean | undefined {
   switch (node.kind) {
     case 'and': {
-      const left = truth(node.left, lookup);
+      const left = truth(node.left, lookup, margin);
       if (left === false) return false;
-      const right = truth(node.right, lookup);
+      const right = truth(node.right, lookup, margin);
       if (right === false) return false;
       return left === true && right === true ? true : undefined;
     }
     case 'or': {
-      const left = truth(node.left, lookup);
+      const left = truth(node.left, lookup, margin);
       if (left === true) return true;
-      const right = truth(node.right, lookup);
+      const right = truth(node.right, lookup, margin);
       if (right === true) return true;
       return left === false && right === false ? false : undefined;
     }
     case 'not': {
-      const operand = truth(node.operand, lookup);
+      const operand = truth(node.operand, lookup, -margin);
       return operand === undefined ? undefined : !operand;
     }
     case 'compare':
-      return compare(node.operator, value(node.left, lookup), value(node.right, lookup));
+      return compare(
+        node.operator,
+        value(node.left, lookup, margin),
+        value(node.right, lookup, margin),
+        margin,
+      );
     case 'literal':
     case 'reference': {
-      const result = value(node, lookup);
+      const result = value(node, lookup, margin);
       return typeof result === 'boolean' ? result : undefined;
     }
   }
 }
 
-function value(node: RuleNode, lookup: SensorLookup): SensorValue | undefined {
+function value(node: RuleNode, lookup: SensorLookup, margin: number): SensorValue | undefined {
   if (node.kind === 'literal') return node.value;
   if (node.kind === 'reference') {
     const result = lookup(node.peer, node.sensor);
@@ -465,7 +479,7 @@ function value(node: RuleNode, lookup: SensorLookup): SensorValue | undefined {
     if (typeof result === 'number') return Number.isNaN(result) ? undefined : result;
     return typeof result === 'string' || typeof result === 'boolean' ? result : undefined;
   }
-  return truth(node, lookup);
+  return truth(node, lookup, margin);
 }
 
 /** Ordering needs two numbers and equality two values of one type; anything else is unknown, not an error. */
@@ -473,6 +487,7 @@ function compare(
   operator: ComparisonOperator,
   left: SensorValue | undefined,
   right: SensorValue | undefined,
+  margin: number,
 ): boolean | undefined {
   if (left === undefined || right === undefined || typeof left !== typeof right) return undefined;
   switch (operator) {
@@ -484,13 +499,13 @@ function compare(
   if (typeof left !== 'number' || typeof right !== 'number') return undefined;
   switch (operator) {
     case '<':
-      return left < right;
+      return left < right + margin;
     case '<=':
-      return left <= right;
+      return left <= right + margin;
     case '>':
-      return left > right;
+      return left > right - margin;
     case '>=':
-      return left >= right;
+      return left >= right - margin;
   }
 }
 

@@ -2,7 +2,7 @@
 // (with backoff), accepts inbound links, keeps one connection per peer, and delivers acked messages.
 import { randomInt } from 'node:crypto';
 import type { PeerCandidate, Resolver } from '../../transports/resolver.js';
-import type { FrameLink, Transport } from '../../transports/transport.js';
+import type { FrameLink, Medium, Transport } from '../../transports/transport.js';
 import { FrameTooLargeError, PeerUnreachableError, TimeoutError } from '../errors.js';
 import { TypedEmitter } from '../events.js';
 import type { Identity } from '../identity/identity.js';
@@ -10,10 +10,15 @@ import type { Router } from '../mesh/router.js';
 import type { Counters } from '../ops/counters.js';
 import type { Logger } from '../ops/logger.js';
 import { RateLimiter } from '../ops/rate-limiter.js';
-import { CloseCode, encodeMessage } from '../protocol/index.js';
+import { CloseCode, encodeMessage, type Message } from '../protocol/index.js';
 import { establishSecureLink, HandshakeError } from '../security/secure-channel.js';
 import { Backoff } from './backoff.js';
-import { DEFAULT_KEEPALIVE, type KeepaliveOptions, PeerConnection } from './peer-connection.js';
+import {
+  DEFAULT_KEEPALIVE,
+  type FrameTap,
+  type KeepaliveOptions,
+  PeerConnection,
+} from './peer-connection.js';
 import { PeerDirectory, type PeerInfo, type PeerRecord } from './peer-directory.js';
 import { RecentIds } from './recent-ids.js';
 
@@ -35,6 +40,18 @@ export interface SendOptions {
   system?: boolean;
 }
 
+/** One message sent or received on a direct link, as `trace` sees it (emitted only while a tracer is attached). */
+export interface LinkFrame {
+  /** The peer at the other end of the link. */
+  peer: string;
+  peerName: string;
+  medium: Medium;
+  direction: 'in' | 'out';
+  atMs: number;
+  /** The decoded message. A DATA payload may be a view of a buffer reused later: read it in the listener only. */
+  message: Message;
+}
+
 export interface LinkManagerEvents {
   /** A message for this agent's apps. */
   message: (message: ReceivedMessage) => void;
@@ -42,6 +59,8 @@ export interface LinkManagerEvents {
   system: (message: ReceivedMessage) => void;
   'peer-up': (peer: PeerInfo) => void;
   'peer-down': (peer: PeerInfo) => void;
+  /** Every message on every direct link, while a tracer is attached (traceFrames); never otherwise. */
+  frame: (frame: LinkFrame) => void;
 }
 
 export interface LinkManagerOptions {
@@ -93,6 +112,19 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
   readonly #handshakes = new Set<FrameLink>();
   readonly #log: Logger;
   #isRunning = false;
+  /** Shared by every connection: frames are reported only while `tracers` is above 0. */
+  readonly #tap: FrameTap & { tracers: number } = {
+    tracers: 0,
+    frame: (connection, direction, message) =>
+      this.emit('frame', {
+        peer: connection.peerId,
+        peerName: connection.link.peerName,
+        medium: connection.link.medium,
+        direction,
+        atMs: Date.now(),
+        message,
+      }),
+  };
 
   constructor(private readonly options: LinkManagerOptions) {
     super();
@@ -155,6 +187,23 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
 
   peers(): PeerInfo[] {
     return this.directory.list(this.options.rssiOf);
+  }
+
+  /**
+   * Attaches a tracer: every message sent or received on a direct link reaches `listener` as a 'frame'
+   * event (synchronously) until the returned function detaches it. With no tracer attached the links
+   * build nothing for tracing.
+   */
+  traceFrames(listener: (frame: LinkFrame) => void): () => void {
+    this.#tap.tracers++;
+    this.on('frame', listener);
+    let attached = true;
+    return () => {
+      if (!attached) return;
+      attached = false;
+      this.#tap.tracers--;
+      this.off('frame', listener);
+    };
   }
 
   /** Sends `payload` to a peer (id or unique name); resolves once the peer acknowledged it. */
@@ -315,7 +364,13 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
       void secure.drained().finally(() => secure.close());
     } else {
       this.#adopt(
-        new PeerConnection(secure, this.counters, this.#log, this.options.keepalive ?? DEFAULT_KEEPALIVE),
+        new PeerConnection(
+          secure,
+          this.counters,
+          this.#log,
+          this.options.keepalive ?? DEFAULT_KEEPALIVE,
+          this.#tap,
+        ),
       );
     }
     return secure.peerId;

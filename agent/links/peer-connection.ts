@@ -23,6 +23,18 @@ export interface KeepaliveOptions {
 
 export const DEFAULT_KEEPALIVE: KeepaliveOptions = { intervalMs: 2_000, deadAfterMs: 7_000 };
 
+/**
+ * Where a connection reports the messages it sends and receives, for `trace`. `tracers` is read before
+ * anything is built: with no tracer attached a frame costs one integer compare.
+ */
+export interface FrameTap {
+  readonly tracers: number;
+  /** Called synchronously; a DATA payload may be a view of a buffer that is reused once this returns. */
+  frame(connection: PeerConnection, direction: 'in' | 'out', message: Message): void;
+}
+
+const NO_TAP: FrameTap = { tracers: 0, frame: () => {} };
+
 export interface ConnectionEvents {
   /** A link-local DATA message arrived; `id` is the sender's message id (used to drop duplicates). */
   data: (payload: Uint8Array, id: number, system: boolean) => void;
@@ -47,6 +59,7 @@ export class PeerConnection extends TypedEmitter<ConnectionEvents> {
     private readonly counters: Counters,
     private readonly log: Logger,
     private readonly keepalive: KeepaliveOptions = DEFAULT_KEEPALIVE,
+    private readonly tap: FrameTap = NO_TAP,
   ) {
     super();
     link.on('message', (plaintext) => this.#receive(plaintext));
@@ -68,10 +81,10 @@ export class PeerConnection extends TypedEmitter<ConnectionEvents> {
 
   sendData(id: number, payload: Uint8Array, ackRequested: boolean, system = false): boolean {
     if (!this.link.isOpen) return false;
+    const message: Message = { type: 'data', id, ackRequested, payload, ...(system && { system: true }) };
     // In parts: a bulk payload reaches the cipher without being copied into an envelope first.
-    this.link.send(
-      encodeMessageParts({ type: 'data', id, ackRequested, payload, ...(system && { system: true }) }),
-    );
+    this.link.send(encodeMessageParts(message));
+    if (this.tap.tracers !== 0) this.tap.frame(this, 'out', message);
     return true;
   }
 
@@ -79,6 +92,7 @@ export class PeerConnection extends TypedEmitter<ConnectionEvents> {
   sendRouted(message: RoutedMessage): boolean {
     if (!this.link.isOpen) return false;
     this.link.send(encodeMessageParts(message));
+    if (this.tap.tracers !== 0) this.tap.frame(this, 'out', message);
     return true;
   }
 
@@ -92,6 +106,7 @@ export class PeerConnection extends TypedEmitter<ConnectionEvents> {
   #send(message: Message): boolean {
     if (!this.link.isOpen) return false;
     this.link.send(encodeMessage(message));
+    if (this.tap.tracers !== 0) this.tap.frame(this, 'out', message);
     return true;
   }
 
@@ -124,6 +139,7 @@ export class PeerConnection extends TypedEmitter<ConnectionEvents> {
     }
     if (result.ignoredFields > 0) this.counters.increment('protocol.ignored_fields', result.ignoredFields);
     const message = result.message;
+    if (this.tap.tracers !== 0) this.tap.frame(this, 'in', message);
     switch (message.type) {
       case 'data':
         if (message.route !== undefined) {

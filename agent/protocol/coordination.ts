@@ -43,7 +43,7 @@ export interface CallMessage {
   callId: Uint8Array;
   action: string;
   args: JsonObject;
-  /** The peer id, group id or broadcast id the caller addressed: part of what is signed. */
+  /** The executor's peer id (a group call is one call per member): signed, so a call cannot be replayed elsewhere. */
   target: string;
   /** When to fire, in the caller's clock (ms since the epoch); null for "now". */
   fireAt: number | null;
@@ -56,7 +56,7 @@ export interface ResultMessage {
   kind: 'result';
   callId: Uint8Array;
   outcome: { ok: true; value: JsonValue } | { ok: false; error: { code: string; message: string } };
-  /** When the handler started, in the executor's clock; null when it never ran. */
+  /** When the handler started, in the caller's clock as the executor estimates it; null when it never ran. */
   firedAt: number | null;
 }
 
@@ -156,7 +156,9 @@ export function encodeCoordination(message: CoordinationMessage): Uint8Array {
         message.fireAt,
       ]);
     case 'result': {
-      const { outcome } = message;
+      const outcome = message.outcome.ok
+        ? message.outcome
+        : { ok: false as const, error: clipError(message.outcome.error) };
       return encodeJsonCbor([
         CoordinationKind.result,
         message.callId,
@@ -196,13 +198,14 @@ export function encodeCoordination(message: CoordinationMessage): Uint8Array {
       return encodeJsonCbor([CoordinationKind.sensorRead, message.requestId, message.sensor]);
     case 'sensor-value': {
       const { reading } = message;
+      const error = reading.ok ? undefined : clipError(reading.error);
       return encodeJsonCbor([
         CoordinationKind.sensorValue,
         message.requestId,
         message.sensor,
-        reading.ok
+        error === undefined && reading.ok
           ? [true, reading.value, reading.unit, reading.readAt]
-          : [false, reading.error.code, reading.error.message],
+          : [false, error?.code ?? '', error?.message ?? ''],
       ]);
     }
   }
@@ -345,7 +348,10 @@ function decodeSensorValue(fields: unknown[]): SensorValueMessage | DecodeError 
       : bad('SENSOR-VALUE error is not [false, code, message]');
   }
   const [, value, unit, readAt] = reading as unknown[];
-  const isValue = typeof value === 'number' || typeof value === 'string' || typeof value === 'boolean';
+  const isValue =
+    (typeof value === 'number' && Number.isFinite(value)) ||
+    typeof value === 'string' ||
+    typeof value === 'boolean';
   if (reading[0] !== true || !isValue || !(unit === null || isName(unit)) || !isTimestamp(readAt))
     return bad('SENSOR-VALUE reading is not [true, value, unit, readAt]');
   return { kind: 'sensor-value', requestId, sensor, reading: { ok: true, value, unit, readAt } };
@@ -361,6 +367,21 @@ function isName(value: unknown): value is string {
 
 function isTimestamp(value: unknown): value is number {
   return typeof value === 'number' && Number.isFinite(value) && value >= 0;
+}
+
+/** Error texts come from handlers (stderr): cut to what a receiver accepts rather than lose the whole message. */
+function clipError(error: { code: string; message: string }): { code: string; message: string } {
+  // Limits count UTF-16 units (as the receiver checks); cut between code points, never inside a pair.
+  const clip = (text: string, max: number): string => {
+    if (text.length <= max) return text;
+    let cut = '';
+    for (const char of text) {
+      if (cut.length + char.length > max - 1) break;
+      cut += char;
+    }
+    return `${cut}…`;
+  };
+  return { code: clip(error.code, MAX_NAME_CHARS), message: clip(error.message, MAX_ERROR_CHARS) };
 }
 
 function isDuration(value: unknown, max: number): value is number {

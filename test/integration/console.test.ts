@@ -1,9 +1,10 @@
 // The console as a person at a serial terminal meets it: a socat pty pair stands in for the serial
 // line (the agent opens one end as `[console] serial`, the test types into the other one key per
 // write); history, completion and the reconnect when the device goes away and comes back. Then the
-// same command table through the control socket: `nearmesh console`.
+// same command table through the control socket: `nearmesh console`. Then `call` (an exec action on the
+// other agent, its name tab-completed) and `trace` (live frames of the link, stopped by time or Ctrl-C).
 import { type ChildProcess, spawn } from 'node:child_process';
-import { constants, existsSync, openSync, writeSync } from 'node:fs';
+import { chmodSync, constants, existsSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { ReadStream } from 'node:tty';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -78,6 +79,7 @@ function occurrences(text: string, needle: string): number {
 const meshKey = generateMeshKey();
 const dir = temporaryDir('nearmesh-console-');
 const agentEnd = join(dir, 'a');
+const greetScript = join(dir, 'greet.sh');
 const testEnd = join(dir, 'b');
 let socat: ChildProcess | undefined;
 let alpha: AgentProcess;
@@ -111,6 +113,8 @@ describe('console', () => {
   beforeAll(async () => {
     socat = await startSocat();
     terminal = new Terminal(testEnd);
+    writeFileSync(greetScript, `#!/bin/sh\nargs=$(cat); printf '{"hello":%s}' "$args"\n`);
+    chmodSync(greetScript, 0o755);
     const [alphaPort, bravoPort] = (await freePorts(2)) as [number, number];
     [alpha, bravo] = await Promise.all([
       startAgent({
@@ -120,7 +124,13 @@ describe('console', () => {
         peers: [`127.0.0.1:${bravoPort}`],
         consoleSerial: agentEnd,
       }),
-      startAgent({ name: 'bravo', meshKey, port: bravoPort, peers: [`127.0.0.1:${alphaPort}`] }),
+      startAgent({
+        name: 'bravo',
+        meshKey,
+        port: bravoPort,
+        peers: [`127.0.0.1:${alphaPort}`],
+        extraToml: ['[[actions]]', 'name = "greet"', `exec = [${JSON.stringify(greetScript)}]`].join('\n'),
+      }),
     ]);
     bravoId = (await bravo.json<{ id: string }>(['id'])).id;
     await waitFor('alpha linked to bravo', async () =>
@@ -189,7 +199,7 @@ describe('console', () => {
     const normalize = (text: string): string =>
       text
         .replace(/\d{4}-\d\d-\d\dT[\d:.]+Z/g, 'TIME')
-        .replace(/\d+ ms/g, 'N ms')
+        .replace(/[\d.]+ ms/g, 'N ms')
         .replace(/ +/g, ' ');
     const viaConsole = await alpha.cli(['console', '-e', 'peers']);
     const viaPeers = await alpha.cli(['peers']);
@@ -208,5 +218,77 @@ describe('console', () => {
     expect(piped.code).toBe(0);
     expect(piped.stdout).toContain('bravo');
     expect(piped.stdout).toContain('send <peer> <text...>');
+  }, 20_000);
+  it('calls an action on the other agent, its name tab-completed, and prints the call table', async () => {
+    await waitFor('bravo announcing greet', async () =>
+      (await alpha.json<Array<{ action: string }>>(['actions'])).some((row) => row.action === 'greet')
+        ? true
+        : undefined,
+    );
+    const mark = terminal.mark();
+    await terminal.type('call bravo gr\t {"who": "console"}\r');
+    const text = await terminal.waitFor('the call result', mark, (out) => out.includes('hello'), 15_000);
+    expect(text).toContain('call bravo greet {"who": "console"}');
+    expect(text).toMatch(/PEER +NAME +STATUS +RESULT +FIRED AT\r\n/);
+    expect(text).toContain(bravoId);
+    expect(text).toMatch(/bravo +ok +\{"hello":\{"who":"console"\}\}/);
+
+    const viaCli = await alpha.cli(['call', 'bravo', 'greet', '{"who":"cli"}']);
+    expect(viaCli.stdout).toMatch(/bravo +ok +\{"hello":\{"who":"cli"\}\}/);
+  }, 30_000);
+
+  it('traces the link to bravo for 2 s: decoded frames, never the payload, then how many it showed', async () => {
+    const mark = terminal.mark();
+    await terminal.type('trace br\t 2\r');
+    await terminal.waitFor('the trace starting', mark, (out) => out.includes('tracing bravo'));
+    const sent = await alpha.cli(['send', 'bravo', 'zebra-secret']);
+    expect(sent.code).toBe(0);
+    const text = await terminal.waitFor('the trace ending', mark, (out) => /\d+ frames? shown/.test(out));
+    expect(text).toContain(`tracing bravo (${bravoId}) for 2 s`);
+    expect(text).toMatch(/\d\d:\d\d:\d\d\.\d{3} → wifi DATA id=\d+ ack size=12\r\n/);
+    expect(text).toMatch(/← wifi ACK id=\d+\r\n/);
+    expect(text).not.toContain('zebra');
+    const shown = Number(/(\d+) frames? shown/.exec(text)?.[1]);
+    expect(shown).toBe(occurrences(text, ' wifi '));
+    await terminal.waitFor('the prompt', mark, (out) => /frames? shown\r\n.*nearmesh> /s.test(out));
+  }, 20_000);
+
+  it('stops a trace on Ctrl-C, and the console carries on', async () => {
+    let mark = terminal.mark();
+    await terminal.type('trace bravo 300\r');
+    await terminal.waitFor('the trace starting', mark, (out) => out.includes('tracing bravo'));
+    const started = Date.now();
+    await terminal.type('\x03');
+    await terminal.waitFor('the trace stopping', mark, (out) => /frames? shown/.test(out));
+    expect(Date.now() - started).toBeLessThan(3000);
+    mark = terminal.mark();
+    await terminal.type('links\r');
+    await terminal.waitFor('the links', mark, (out) => out.includes(bravoId));
+  }, 20_000);
+
+  it('traces through the control socket: nearmesh console -e and nearmesh trace --json', async () => {
+    const viaConsole = await alpha.cli(['console', '-e', 'trace bravo 1']);
+    expect(viaConsole.code).toBe(0);
+    expect(viaConsole.stdout).toMatch(/^tracing bravo \([0-9a-f]+\) for 1 s; Ctrl-C or Enter stops\n/);
+    expect(viaConsole.stdout).toMatch(/\d+ frames? shown\n$/);
+
+    // `nearmesh trace` runs until interrupted: the helper's timeout ends it.
+    const tracing = alpha.cli(['trace', 'bravo', '--json'], 4_000);
+    await sleep(1_000);
+    await alpha.cli(['send', 'bravo', 'zebra-secret']);
+    const traced = await tracing;
+    const events = traced.stdout
+      .split('\n')
+      .filter((line) => line !== '')
+      .map((line) => JSON.parse(line) as { type: string; direction: string; peer: string; size?: number });
+    expect(
+      events.some((event) => event.type === 'DATA' && event.direction === 'out' && event.size === 12),
+    ).toBe(true);
+    expect(events.every((event) => event.peer === bravoId)).toBe(true);
+    expect(traced.stdout).not.toContain('zebra');
+
+    const refused = await alpha.cli(['trace', 'nobody']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/no direct link to nobody/);
   }, 20_000);
 });

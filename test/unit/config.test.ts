@@ -1,5 +1,6 @@
 // Config loading end to end: defaults, every key's validation and the message an operator would read,
 // data_dir rules, relative paths, "host:port" parsing and the mesh key file.
+
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -23,6 +24,7 @@ import {
   parseHostPort,
   parseMeshKey,
 } from '../../agent/config/index.js';
+import { parseRuleExpression } from '../../agent/coordination/rule-expression.js';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'config');
 const FILE = '/etc/nearmesh/nearmesh.toml';
@@ -81,6 +83,7 @@ describe('defaults', () => {
       mqtt: { listen: { host: '127.0.0.1', port: 1883 }, listenIsDefault: true, maxPacketSize: 262144 },
       actions: [],
       sensors: [],
+      rules: [],
       console: { serial: false, baud: 115200 },
     });
     expect(config.meshKey).toBeUndefined();
@@ -148,6 +151,16 @@ describe('defaults', () => {
           exec: ['/usr/local/bin/light', '--pin', '17'],
         },
         { name: 'relay.set', timeoutMs: 10000, kind: 'gpio', chip: 'gpiochip4', line: 17, activeLow: true },
+      ],
+      rules: [
+        {
+          name: 'fans on when hot',
+          when: parseRuleExpression('hall-pi/temp > 30'),
+          action: { kind: 'call', target: 'group:fans', action: 'fan.set', args: { on: true } },
+          debounceMs: 2000,
+          hysteresis: 1.5,
+          everyMs: 5000,
+        },
       ],
       sensors: [
         { name: 'temp', everyMs: 10000, unit: 'Cel', kind: 'exec', exec: ['/usr/local/bin/read-temp'] },
@@ -324,6 +337,18 @@ describe('wrong values name the key and the line', () => {
       'sensors[0].every',
       4,
       'sensors[0].every: invalid duration "10 s": unexpected " " at position 3; expected a number and a unit (ms, s, m, h, d), e.g. "500ms", "1.5s" or "1h30m", got "10 s"',
+    ],
+    [
+      '[[rules]]\nwhen = "a/t >"\nthen = "call b x"',
+      'rules[0].when',
+      2,
+      'rules[0].when: rule expression: expected a sensor reference (peer/sensor), a literal, "not" or "(" at column 6, found end of input, got "a/t >"',
+    ],
+    [
+      '[[rules]]\nwhen = "a/t > 1"\nthen = "turn on b"',
+      'rules[0].then',
+      3,
+      'rules[0].then: expected "call <peer|group:NAME|all> <action> [json-object]"',
     ],
     [
       '[[peers]]\naddress = "10.0.0.2"',

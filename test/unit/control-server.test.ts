@@ -31,8 +31,34 @@ const handlers: ControlHandlers = {
   actions: () => [],
   sensors: () => [],
   read: async (peer, sensor) => ({ peer, sensor, value: 1 }),
-  consoleLine: async (line) => ({ output: `ran ${line}\n` }),
+  lease: async (request) => ({ result: { peer: request.peer, granted: true } }),
+  watch: () => () => {},
+  consoleLine: async (line, io) => {
+    if (line !== 'stream') return { output: `ran ${line}\n` };
+    // A long-running line (like trace): output as it goes, until the client cancels it.
+    io?.write('first\n');
+    await new Promise((resolve) => io?.signal.addEventListener('abort', resolve));
+    return { output: 'stopped\n' };
+  },
   consoleComplete: (line) => ({ completions: [], word: line }),
+  trace: (peer, listener) => {
+    if (peer !== 'known') throw new PeerUnreachableError(peer, 'unknown peer');
+    const timer = setInterval(
+      () =>
+        listener({
+          at: '2026-11-25T14:32:17.123Z',
+          peer: 'known',
+          peer_name: 'known',
+          direction: 'in',
+          medium: 'wifi',
+          type: 'PING',
+          id: 1,
+          flags: [],
+        }),
+      10,
+    );
+    return { peer, name: peer, stop: () => clearInterval(timer) };
+  },
   subscribe: (listener) => {
     const timer = setInterval(
       () =>
@@ -133,6 +159,37 @@ describe('control socket', () => {
     await new Promise((resolve) => setTimeout(resolve, 60));
     client.close();
     expect(events.length).toBeGreaterThan(1);
+  });
+
+  it('streams trace events for a known peer and refuses an unknown one', async () => {
+    const path = await startServer();
+    const client = await ControlClient.connect(path);
+    await expect(client.request({ cmd: 'trace', peer: 'ghost' })).rejects.toMatchObject({
+      code: 'peer-unreachable',
+    });
+    const events: unknown[] = [];
+    await client.stream({ cmd: 'trace', peer: 'known' }, (event) => events.push(event));
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    client.close();
+    expect(events.length).toBeGreaterThan(1);
+    expect(events[0]).toMatchObject({ type: 'PING', direction: 'in' });
+  });
+
+  it("streams a console line's output as it runs and stops it on console-cancel", async () => {
+    const path = await startServer();
+    const client = await ControlClient.connect(path);
+    const outputs: string[] = [];
+    const running = client.requestWithEvents({ cmd: 'console-line', line: 'stream' }, (event) =>
+      outputs.push((event as { output: string }).output),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(outputs).toEqual(['first\n']);
+    await expect(client.request({ cmd: 'console-cancel' })).resolves.toEqual({ cancelled: 1 });
+    await expect(running).resolves.toEqual({ output: 'stopped\n' });
+    await expect(client.request({ cmd: 'console-line', line: 'peers' })).resolves.toEqual({
+      output: 'ran peers\n',
+    });
+    client.close();
   });
 
   it('replaces a stale socket file but refuses to steal a live one', async () => {

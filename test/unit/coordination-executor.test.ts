@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { Executor } from '../../agent/coordination/executor.js';
 import type { ActionHandler } from '../../agent/coordination/handler.js';
+import { LeaseTable } from '../../agent/coordination/leases.js';
 import { CapabilityRegistry } from '../../agent/coordination/registry.js';
 import { TimeSync } from '../../agent/coordination/time-sync.js';
 import { generateIdentity } from '../../agent/identity/identity.js';
@@ -22,15 +23,17 @@ function setUp() {
     },
   };
   const registry = new CapabilityRegistry();
+  const leases = new LeaseTable();
   registry.addAction({ name: 'light.set', handler, timeoutMs: 1000, allow: undefined });
   const executor = new Executor({
     selfId: executorIdentity.peerId,
     registry,
     timeSync: new TimeSync({ clock: () => Date.now(), send: async () => {} }),
+    leases,
     describe: () => ({ groups: [] }),
     counters: new Counters(),
   });
-  return { executor, runs: () => runs };
+  return { executor, leases, runs: () => runs };
 }
 
 function signedCall(overrides: Partial<Omit<CallMessage, 'kind' | 'signature'>> = {}): CallMessage {
@@ -83,5 +86,41 @@ describe('executor', () => {
     const second = await executor.handle(caller.peerId, signedCall());
     expect(second).toEqual(first);
     expect(runs()).toBe(1);
+  });
+
+  it("answers busy while another agent holds a lease on the action, and runs the holder's own calls", async () => {
+    const { executor, leases, runs } = setUp();
+    const other = generateIdentity().peerId;
+    expect(leases.acquire(other, 'light.set', 60_000).granted).toBe(true);
+    const refused = await executor.handle(caller.peerId, signedCall());
+    expect(refused.outcome).toMatchObject({ ok: false, error: { code: 'busy' } });
+    expect(runs()).toBe(0);
+    leases.release(other, 'light.set');
+    expect(leases.acquire(caller.peerId, 'light.set', 60_000).granted).toBe(true);
+    const allowed = await executor.handle(caller.peerId, signedCall({ callId: new Uint8Array(16).fill(9) }));
+    expect(allowed.outcome.ok).toBe(true);
+  });
+});
+
+describe('lease table', () => {
+  it('grants a free resource, refuses others while held, renews for the holder, and frees it at expiry', () => {
+    let now = 1_000;
+    const leases = new LeaseTable(() => now);
+    expect(leases.acquire('a', 'fan.set', 10_000)).toEqual({
+      granted: true,
+      holder: 'a',
+      remainingMs: 10_000,
+    });
+    expect(leases.acquire('b', 'fan.set', 10_000)).toEqual({
+      granted: false,
+      holder: 'a',
+      remainingMs: 10_000,
+    });
+    now += 6_000;
+    expect(leases.acquire('a', 'fan.set', 10_000)).toMatchObject({ granted: true, remainingMs: 10_000 });
+    expect(leases.release('b', 'fan.set').granted).toBe(false);
+    now += 10_001;
+    expect(leases.holderOf('fan.set')).toBeUndefined();
+    expect(leases.acquire('b', 'fan.set', 5_000)).toMatchObject({ granted: true, holder: 'b' });
   });
 });

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PeerUnreachableError, TimeoutError } from '../../agent/errors.js';
 import { generateIdentity, type Identity } from '../../agent/identity/identity.js';
-import { LinkManager, type ReceivedMessage } from '../../agent/links/link-manager.js';
+import { type LinkFrame, LinkManager, type ReceivedMessage } from '../../agent/links/link-manager.js';
 import { Counters } from '../../agent/ops/counters.js';
 import { silentLogger } from '../../agent/ops/logger.js';
 import { ListResolver, MemoryNetwork, MemoryTransport } from '../support/memory-transport.js';
@@ -85,6 +85,36 @@ describe('LinkManager', () => {
     expect(b.received).toHaveLength(1);
     expect(Buffer.from(b.received[0]!.payload).toString()).toBe('hi');
     expect(b.received[0]!.from).toBe(a.manager.peerId);
+  });
+
+  it('reports the frames of its links only while a tracer is attached', async () => {
+    const network = new MemoryNetwork();
+    const b = await startNode(network, 'mem:b', []);
+    const a = await startNode(network, 'mem:a', ['mem:b']);
+    await until('link', () => (connectedPeers(a).length === 1 ? true : undefined));
+    const frames: LinkFrame[] = [];
+    a.manager.on('frame', (frame) => frames.push({ ...frame }));
+    await a.manager.send('mem:b', Buffer.from('untraced'));
+    expect(frames).toHaveLength(0);
+
+    const detach = a.manager.traceFrames(() => {});
+    await a.manager.send('mem:b', Buffer.from('traced'));
+    expect(frames.map((frame) => [frame.direction, frame.message.type])).toEqual([
+      ['out', 'data'],
+      ['in', 'ack'],
+    ]);
+    expect(frames[0]).toMatchObject({ peer: b.manager.peerId, peerName: 'mem:b', medium: 'memory' });
+    expect(frames[0]?.message).toMatchObject({ ackRequested: true, payload: Buffer.from('traced') });
+
+    detach();
+    detach(); // a second call changes nothing: the count must not go below zero
+    const seen = frames.length;
+    await a.manager.send('mem:b', Buffer.from('untraced again'));
+    expect(frames).toHaveLength(seen);
+    const again = a.manager.traceFrames(() => {});
+    await a.manager.send('mem:b', Buffer.from('traced again'));
+    expect(frames.length).toBe(seen + 2);
+    again();
   });
 
   it('keeps exactly one connection, the same on both sides, when both dial at once', async () => {

@@ -1,0 +1,81 @@
+// `trace <peer>`: the frames on the direct link to one peer, decoded into what a person debugging a
+// link wants to see (type, id, flags, route, sizes, the coordination kind of system DATA), never the
+// payload's bytes. The link layer reports frames only while a tracer is attached (LinkManager.traceFrames).
+import type { TraceEvent, TraceStarted } from '../control/wire.js';
+import { NearmeshError, PeerUnreachableError } from '../errors.js';
+import type { LinkFrame, LinkManager } from '../links/link-manager.js';
+import { decodeCoordination } from '../protocol/coordination.js';
+import { DecodeError } from '../protocol/errors.js';
+import type { Message } from '../protocol/index.js';
+
+const TYPE_NAMES: Record<Message['type'], TraceEvent['type']> = {
+  data: 'DATA',
+  ack: 'ACK',
+  ping: 'PING',
+  pong: 'PONG',
+  close: 'CLOSE',
+  announce: 'ANNOUNCE',
+};
+
+/** The wire form of a traced frame; reads a DATA payload (for its size and kind) at once, keeps nothing of it. */
+export function toTraceEvent(frame: LinkFrame): TraceEvent {
+  const { message } = frame;
+  const event: TraceEvent = {
+    at: new Date(frame.atMs).toISOString(),
+    peer: frame.peer,
+    peer_name: frame.peerName,
+    direction: frame.direction,
+    medium: frame.medium,
+    type: TYPE_NAMES[message.type],
+    flags: [],
+  };
+  if (message.type !== 'close') event.id = message.id;
+  if (message.type === 'close') {
+    event.code = message.code;
+    event.reason = message.reason;
+  }
+  if (message.type === 'data' || message.type === 'ack' || message.type === 'announce') {
+    if (message.type === 'data' && message.ackRequested) event.flags.push('ack');
+    if (message.type !== 'announce' && message.flood === true) event.flags.push('flood');
+    if (message.type === 'data' && message.system === true) event.flags.push('system');
+    if (message.type === 'announce') {
+      if (message.relays) event.flags.push('relays');
+      event.name = message.announcement.name;
+    }
+    if (message.route !== undefined) {
+      const { source, destination, ttlHops } = message.route;
+      event.route = { src: source, dst: destination, ttl: ttlHops };
+    }
+  }
+  if (message.type === 'data') {
+    event.size = message.payload.byteLength;
+    if (message.system === true) {
+      const decoded = decodeCoordination(message.payload);
+      event.coordination = decoded instanceof DecodeError ? 'malformed' : decoded.kind;
+    }
+  }
+  return event;
+}
+
+/**
+ * Starts tracing the direct link to `reference` (a peer id or name): `listener` gets each frame until
+ * `stop` is called. Throws for an unknown peer, an ambiguous name, or a peer without a direct link.
+ */
+export function traceLink(
+  links: LinkManager,
+  reference: string,
+  listener: (event: TraceEvent) => void,
+): TraceStarted & { stop: () => void } {
+  const record = links.directory.resolve(reference);
+  if (record === 'ambiguous')
+    throw new PeerUnreachableError(reference, 'several peers have that name; use the peer id');
+  if (record === undefined)
+    throw new NearmeshError('not-linked', `no direct link to ${reference} (only direct links can be traced)`);
+  if (record.connection?.isOpen !== true)
+    throw new NearmeshError('not-linked', `no direct link to ${record.name} (${record.id}) right now`);
+  const peer = record.id;
+  const stop = links.traceFrames((frame) => {
+    if (frame.peer === peer) listener(toTraceEvent(frame));
+  });
+  return { peer, name: record.name, stop };
+}

@@ -1,0 +1,592 @@
+// The coordination wire format (docs/PROTOCOL.md §14), pinned by test/fixtures/coordination-vectors.json:
+// the doc's §14.9 tables and the fixture list the same vectors, our encoder writes exactly those bytes and
+// our decoder reads them back, cborg (an independent CBOR implementation) reads the same structure, and
+// the CALL vectors carry signatures that verify. Properties: whatever bytes arrive, decodeCoordination
+// returns a message or a DecodeError and never throws; valid messages round-trip exactly.
+import { createPrivateKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import * as cborg from 'cborg';
+import fc from 'fast-check';
+import { describe, expect, test } from 'vitest';
+import { identityFromPrivateKey, verifySignature } from '../../agent/identity/identity.js';
+import {
+  CALL_ID_BYTES,
+  type CallMessage,
+  type CoordinationMessage,
+  callSigningBytes,
+  decodeCoordination,
+  encodeCoordination,
+  MAX_CALL_TIMEOUT_MS,
+  MAX_LEASE_MS,
+  MAX_WATCH_INTERVAL_MS,
+  MAX_WATCH_MS,
+  MIN_WATCH_INTERVAL_MS,
+} from '../../agent/protocol/coordination.js';
+import {
+  type Announcement,
+  DecodeError,
+  type DecodeErrorReason,
+  decodeMessage,
+  encodeMessage,
+  type Message,
+  type Route,
+} from '../../agent/protocol/index.js';
+import type { JsonObject, JsonValue } from '../../agent/protocol/json-cbor.js';
+import { fromHex, toHex } from './protocol-vector-json.js';
+
+// ---------------------------------------------------------------------------------------------------------
+// The fixture
+
+/** A coordination message as JSON: byte fields (callId, callerKey, signature) as hex. */
+type JsonCoordination = Record<string, unknown> & { kind: CoordinationMessage['kind'] };
+
+type JsonEnvelope =
+  | {
+      type: 'data';
+      id: number;
+      ackRequested: boolean;
+      system?: boolean;
+      payload: string;
+      route?: Route;
+    }
+  | { type: 'announce'; id: number; relays: boolean; announcement: Announcement; route: Route };
+
+interface CoordinationVector {
+  name: string;
+  hex: string;
+  /** A coordination message (the payload of a system DATA). */
+  coordination?: JsonCoordination;
+  /** A whole envelope (ANNOUNCE with capabilities, system DATA). */
+  message?: JsonEnvelope;
+  /** CALL only: the bytes the caller signs (callSigningBytes). */
+  signingHex?: string;
+  /** Decodes to the message but is not what an encoder writes. */
+  decodeOnly?: boolean;
+  /** decodeCoordination rejects it with this reason. */
+  error?: DecodeErrorReason;
+}
+
+const vectors = JSON.parse(
+  readFileSync(new URL('../fixtures/coordination-vectors.json', import.meta.url), 'utf8'),
+) as CoordinationVector[];
+const coordinationVectors = vectors.filter((v) => v.coordination !== undefined);
+const encodable = coordinationVectors.filter((v) => v.decodeOnly !== true);
+const envelopeVectors = vectors.filter((v) => v.message !== undefined);
+const rejected = vectors.filter((v) => v.error !== undefined);
+const callVectors = encodable.filter((v) => v.coordination?.kind === 'call');
+
+const BYTE_FIELDS = new Set(['callId', 'callerKey', 'signature']);
+
+function coordinationFromJson(json: JsonCoordination): CoordinationMessage {
+  const entries = Object.entries(json).map(([key, value]) => [
+    key,
+    BYTE_FIELDS.has(key) ? fromHex(value as string) : structuredClone(value),
+  ]);
+  return Object.fromEntries(entries) as CoordinationMessage;
+}
+
+function envelopeFromJson(json: JsonEnvelope): Message {
+  if (json.type === 'announce') return structuredClone(json);
+  const { payload, ...rest } = structuredClone(json);
+  return { ...rest, payload: fromHex(payload) };
+}
+
+/** The array a coordination message must be, per docs/PROTOCOL.md §14.2, built without our encoder. */
+function expectedFields(m: CoordinationMessage): unknown[] {
+  switch (m.kind) {
+    case 'call':
+      return [
+        1,
+        m.callId,
+        m.action,
+        fromHex(m.target),
+        m.timeoutMs,
+        m.callerKey,
+        m.signature,
+        m.args,
+        m.fireAt,
+      ];
+    case 'result':
+      return [
+        2,
+        m.callId,
+        m.outcome.ok,
+        m.outcome.ok ? m.outcome.value : [m.outcome.error.code, m.outcome.error.message],
+        m.firedAt,
+      ];
+    case 'time-request':
+      return [3, m.t1];
+    case 'time-reply':
+      return [4, m.t1, m.t2, m.t3];
+    case 'lease':
+      return [5, m.requestId, m.op === 'acquire' ? 0 : 1, m.resource, m.ttlMs];
+    case 'lease-reply':
+      return [6, m.requestId, m.granted, m.holder === null ? null : fromHex(m.holder), m.remainingMs];
+    case 'sensor-read':
+      return [7, m.requestId, m.sensor];
+    case 'sensor-value':
+      return [
+        8,
+        m.requestId,
+        m.sensor,
+        m.reading.ok
+          ? [true, m.reading.value, m.reading.unit, m.reading.readAt]
+          : [false, m.reading.error.code, m.reading.error.message],
+      ];
+    case 'sensor-watch':
+      return [9, m.sensor, m.intervalMs, m.ttlMs];
+  }
+}
+
+/** cborg's reading of bytes we produce or accept: maps as plain objects (args, values are JSON objects). */
+function cborgDecode(bytes: Uint8Array, strict: boolean): unknown {
+  return cborg.decode(bytes, {
+    strict,
+    useMaps: false,
+    rejectDuplicateMapKeys: true,
+    allowIndefinite: false,
+    allowUndefined: false,
+  });
+}
+
+/** The hex vectors of the §14.9 tables in docs/PROTOCOL.md: the last code span of each table row. */
+function docVectors(): string[] {
+  const doc = readFileSync(new URL('../../docs/PROTOCOL.md', import.meta.url), 'utf8');
+  const start = doc.indexOf('### 14.9 Test vectors');
+  expect(start).toBeGreaterThan(0);
+  const next = doc.indexOf('\n## ', start);
+  const section = doc.slice(start, next < 0 ? undefined : next);
+  const hexes: string[] = [];
+  for (const line of section.split('\n')) {
+    if (!line.startsWith('|')) continue;
+    const spans = [...line.matchAll(/`([0-9a-f]+)`/g)];
+    const last = spans.at(-1);
+    if (last !== undefined && /`[0-9a-f]+` \|\s*$/.test(line)) hexes.push(last[1] as string);
+  }
+  return hexes;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Vectors
+
+test('docs/PROTOCOL.md §14.9 and the fixture list the same vectors', () => {
+  const inDoc = docVectors();
+  expect(new Set(inDoc).size).toBe(inDoc.length);
+  expect([...inDoc].sort()).toEqual(vectors.map((v) => v.hex).sort());
+  expect(new Set(vectors.map((v) => v.name)).size).toBe(vectors.length);
+});
+
+test('the fixture covers every coordination kind, capabilities and the system flag', () => {
+  const kinds = new Set(encodable.map((v) => v.coordination?.kind));
+  expect([...kinds].sort()).toEqual([
+    'call',
+    'lease',
+    'lease-reply',
+    'result',
+    'sensor-read',
+    'sensor-value',
+    'sensor-watch',
+    'time-reply',
+    'time-request',
+  ]);
+  expect(envelopeVectors.some((v) => v.message?.type === 'announce')).toBe(true);
+  expect(envelopeVectors.filter((v) => v.message?.type === 'data').length).toBeGreaterThanOrEqual(2);
+  expect(callVectors.every((v) => v.signingHex !== undefined)).toBe(true);
+});
+
+describe.each(encodable)('coordination vector: $name', (vector) => {
+  const message = coordinationFromJson(vector.coordination as JsonCoordination);
+
+  test('encodeCoordination gives exactly the vector bytes', () => {
+    expect(toHex(encodeCoordination(message))).toBe(vector.hex);
+  });
+
+  test('decodeCoordination gives the message', () => {
+    expect(decodeCoordination(fromHex(vector.hex))).toEqual(message);
+  });
+
+  test('cborg (strict: shortest integers) reads the same array', () => {
+    expect(cborgDecode(fromHex(vector.hex), true)).toEqual(expectedFields(message));
+  });
+});
+
+describe.each(coordinationVectors.filter((v) => v.decodeOnly === true))('decode only: $name', (vector) => {
+  const message = coordinationFromJson(vector.coordination as JsonCoordination);
+
+  test('decodeCoordination gives the message; it re-encodes to other (canonical) bytes', () => {
+    expect(decodeCoordination(fromHex(vector.hex))).toEqual(message);
+    const canonical = toHex(encodeCoordination(message));
+    expect(canonical).not.toBe(vector.hex);
+    expect(encodable.map((v) => v.hex)).toContain(canonical);
+  });
+
+  test('cborg reads the same fields', () => {
+    const fields = cborgDecode(fromHex(vector.hex), false) as unknown[];
+    const expected = expectedFields(message);
+    expect(fields.slice(0, expected.length)).toEqual(expected);
+  });
+});
+
+describe.each(rejected)('rejected: $name', (vector) => {
+  test(`decodeCoordination returns a DecodeError with reason ${vector.error}`, () => {
+    const result = decodeCoordination(fromHex(vector.hex));
+    expect(result).toBeInstanceOf(DecodeError);
+    expect((result as DecodeError).reason).toBe(vector.error);
+  });
+});
+
+describe.each(envelopeVectors)('envelope vector: $name', (vector) => {
+  const message = envelopeFromJson(vector.message as JsonEnvelope);
+
+  test('encodeMessage gives exactly the vector bytes', () => {
+    expect(toHex(encodeMessage(message))).toBe(vector.hex);
+  });
+
+  test('decodeMessage gives the message', () => {
+    expect(decodeMessage(fromHex(vector.hex))).toEqual({ kind: 'message', message, ignoredFields: 0 });
+  });
+
+  test('cborg reads the same envelope and body', () => {
+    const fields = cborgDecode(fromHex(vector.hex), true) as unknown[];
+    if (message.type === 'data') {
+      const flags = (message.ackRequested ? 1 : 0) | (message.system === true ? 4 : 0);
+      expect(fields.slice(0, 4)).toEqual([1, flags, message.id, message.payload]);
+      // A system DATA carries one coordination message.
+      expect(decodeCoordination(message.payload)).not.toBeInstanceOf(DecodeError);
+    } else if (message.type === 'announce') {
+      expect(fields.slice(0, 3)).toEqual([6, message.relays ? 1 : 0, message.id]);
+      const { initialTtl, name, groups, neighbours, capabilities } = message.announcement;
+      const body: unknown[] = [initialTtl, name, groups, neighbours.map(fromHex)];
+      if (capabilities !== undefined) {
+        body.push([capabilities.actions, capabilities.sensors.map((s) => [s.name, s.unit])]);
+      }
+      expect(cborgDecode(fields[3] as Uint8Array, true)).toEqual(body);
+    }
+    if ('route' in message && message.route !== undefined) {
+      const { ttlHops, source, destination } = message.route;
+      expect(fields.slice(4)).toEqual([ttlHops, fromHex(source), fromHex(destination)]);
+    } else {
+      expect(fields).toHaveLength(4);
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// The CALL signature
+
+/** The §9 test key: Ed25519 seed 00 01 … 1f, as PKCS#8 DER (RFC 8410 prefix + seed). */
+const testIdentity = identityFromPrivateKey(
+  createPrivateKey({
+    key: Buffer.from(
+      `302e020100300506032b657004220420${'000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f'}`,
+      'hex',
+    ),
+    format: 'der',
+    type: 'pkcs8',
+  }),
+);
+
+describe.each(callVectors)('CALL signature: $name', (vector) => {
+  const call = coordinationFromJson(vector.coordination as JsonCoordination) as CallMessage;
+
+  test('the caller key is the §9 test key (peer 56475aa75463474c)', () => {
+    expect(testIdentity.peerId).toBe('56475aa75463474c');
+    expect(toHex(call.callerKey)).toBe(toHex(testIdentity.publicKey));
+  });
+
+  test('callSigningBytes gives the documented bytes, which cborg reads as the CALL under its domain', () => {
+    const signing = callSigningBytes(call);
+    expect(toHex(signing)).toBe(vector.signingHex);
+    const { callId, action, target, timeoutMs, callerKey, args, fireAt } = call;
+    expect(cborgDecode(signing, true)).toEqual([
+      'nearmesh-call-v1',
+      callId,
+      action,
+      fromHex(target),
+      timeoutMs,
+      callerKey,
+      args,
+      fireAt,
+    ]);
+  });
+
+  test('the signature verifies over the decoded call, and is what the key signs (Ed25519 is deterministic)', () => {
+    const decoded = decodeCoordination(fromHex(vector.hex)) as CallMessage;
+    expect(verifySignature(decoded.callerKey, callSigningBytes(decoded), decoded.signature)).toBe(true);
+    expect(toHex(testIdentity.sign(callSigningBytes(decoded)))).toBe(toHex(decoded.signature));
+  });
+
+  test('it does not verify once any signed field changes', () => {
+    const altered: CallMessage[] = [
+      { ...call, action: `${call.action}x` },
+      { ...call, target: '0123456789abcdef' },
+      { ...call, timeoutMs: call.timeoutMs + 1 },
+      { ...call, args: { ...call.args, extra: true } },
+      { ...call, fireAt: call.fireAt === null ? 0 : null },
+      { ...call, callId: new Uint8Array(CALL_ID_BYTES) },
+    ];
+    for (const m of altered) {
+      expect(verifySignature(m.callerKey, callSigningBytes(m), m.signature)).toBe(false);
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Properties
+
+/** A name as §14.1 defines it: 1..63 code points, no lone surrogates. */
+const nameArb = fc.string({ unit: 'binary', minLength: 1, maxLength: 63 });
+const requestIdArb = fc.oneof(fc.constantFrom(0, 23, 24, 255, 65_536, 0xffff_ffff), fc.nat(0xffff_ffff));
+/** Times: whole (uint) or fractional (float32 or float64), never −0 (it would come back as 0). */
+const timeArb = fc.oneof(
+  fc.maxSafeNat(),
+  fc.constantFrom(0, 1_767_225_600_000, 1_767_225_600_000.25, 0.5, 2 ** 60),
+  fc.double({ min: 0, max: 1e13, noNaN: true }).map((t) => t + 0),
+);
+const bytesArb = (length: number) => fc.uint8Array({ minLength: length, maxLength: length });
+const peerIdArb = bytesArb(8).map(toHex);
+/** JSON values, normalised through JSON (no −0: CBOR has no negative zero integer). */
+const jsonArb: fc.Arbitrary<JsonValue> = fc
+  .jsonValue({ maxDepth: 4, stringUnit: 'binary' })
+  .map((value) => JSON.parse(JSON.stringify(value)) as JsonValue);
+const argsArb: fc.Arbitrary<JsonObject> = fc
+  .dictionary(fc.string({ unit: 'binary', maxLength: 12 }), jsonArb, { maxKeys: 6 })
+  .map((value) => JSON.parse(JSON.stringify(value)) as JsonObject);
+const errorArb = fc.record({
+  code: fc.string({ unit: 'grapheme-ascii', maxLength: 63 }),
+  message: fc.string({ unit: 'grapheme-ascii', maxLength: 1024 }),
+});
+
+const messageArb: fc.Arbitrary<CoordinationMessage> = fc.oneof(
+  fc.record({
+    kind: fc.constant('call' as const),
+    callId: bytesArb(CALL_ID_BYTES),
+    action: nameArb,
+    args: argsArb,
+    target: peerIdArb,
+    fireAt: fc.option(timeArb, { nil: null }),
+    timeoutMs: fc.integer({ min: 1, max: MAX_CALL_TIMEOUT_MS }),
+    callerKey: bytesArb(32),
+    signature: bytesArb(64),
+  }),
+  fc.record({
+    kind: fc.constant('result' as const),
+    callId: bytesArb(CALL_ID_BYTES),
+    outcome: fc.oneof(
+      jsonArb.map((value) => ({ ok: true as const, value })),
+      errorArb.map((error) => ({ ok: false as const, error })),
+    ),
+    firedAt: fc.option(timeArb, { nil: null }),
+  }),
+  fc.record({ kind: fc.constant('time-request' as const), t1: timeArb }),
+  fc.record({ kind: fc.constant('time-reply' as const), t1: timeArb, t2: timeArb, t3: timeArb }),
+  fc.record({
+    kind: fc.constant('lease' as const),
+    requestId: requestIdArb,
+    op: fc.constantFrom('acquire' as const, 'release' as const),
+    resource: nameArb,
+    ttlMs: fc.integer({ min: 0, max: MAX_LEASE_MS }),
+  }),
+  fc.record({
+    kind: fc.constant('lease-reply' as const),
+    requestId: requestIdArb,
+    granted: fc.boolean(),
+    holder: fc.option(peerIdArb, { nil: null }),
+    remainingMs: fc.integer({ min: 0, max: MAX_LEASE_MS }),
+  }),
+  fc.record({ kind: fc.constant('sensor-read' as const), requestId: requestIdArb, sensor: nameArb }),
+  fc.record({
+    kind: fc.constant('sensor-value' as const),
+    requestId: requestIdArb,
+    sensor: nameArb,
+    reading: fc.oneof(
+      fc.record({
+        ok: fc.constant(true as const),
+        value: fc.oneof(
+          fc.integer(),
+          fc.double({ noNaN: true, noDefaultInfinity: true }).map((v) => v + 0),
+          fc.string(),
+          fc.boolean(),
+        ),
+        unit: fc.option(nameArb, { nil: null }),
+        readAt: timeArb,
+      }),
+      fc.record({ ok: fc.constant(false as const), error: errorArb }),
+    ),
+  }),
+  fc.record({
+    kind: fc.constant('sensor-watch' as const),
+    sensor: nameArb,
+    intervalMs: fc.integer({ min: MIN_WATCH_INTERVAL_MS, max: MAX_WATCH_INTERVAL_MS }),
+    ttlMs: fc.integer({ min: 0, max: MAX_WATCH_MS }),
+  }),
+);
+
+/** decodeCoordination must return a message or a DecodeError; an exception fails the property. */
+function decodeSafely(bytes: Uint8Array): CoordinationMessage | DecodeError {
+  const result = decodeCoordination(bytes);
+  if (result instanceof DecodeError) {
+    expect(typeof result.reason).toBe('string');
+  } else {
+    expect(typeof result.kind).toBe('string');
+  }
+  return result;
+}
+
+type Mutation =
+  | { kind: 'flip'; at: number; bit: number }
+  | { kind: 'truncate'; at: number }
+  | { kind: 'insert'; at: number; bytes: Uint8Array }
+  | { kind: 'delete'; at: number; count: number }
+  | { kind: 'overwrite'; at: number; byte: number };
+
+const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
+  fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), bit: fc.nat(7) }),
+  fc.record({ kind: fc.constant('truncate' as const), at: fc.nat() }),
+  fc.record({
+    kind: fc.constant('insert' as const),
+    at: fc.nat(),
+    bytes: fc.uint8Array({ minLength: 1, maxLength: 9 }),
+  }),
+  fc.record({ kind: fc.constant('delete' as const), at: fc.nat(), count: fc.integer({ min: 1, max: 4 }) }),
+  // Heads of interesting items: floats (incl. NaN, infinities), maps, negative ints, tags, simple values.
+  fc.record({
+    kind: fc.constant('overwrite' as const),
+    at: fc.nat(),
+    byte: fc.oneof(
+      fc.constantFrom(0x1b, 0x20, 0x3b, 0x40, 0x60, 0x80, 0xa1, 0xc1, 0xf4, 0xf6, 0xf7, 0xf9, 0xfa, 0xfb),
+      fc.nat(255),
+    ),
+  }),
+);
+
+function mutate(bytes: Uint8Array, mutation: Mutation): Uint8Array {
+  const array = Array.from(bytes);
+  const at = array.length === 0 ? 0 : mutation.at % (array.length + 1);
+  switch (mutation.kind) {
+    case 'flip':
+      if (at < array.length) array[at] = (array[at] as number) ^ (1 << mutation.bit);
+      break;
+    case 'truncate':
+      array.length = at;
+      break;
+    case 'insert':
+      array.splice(at, 0, ...mutation.bytes);
+      break;
+    case 'delete':
+      array.splice(at, mutation.count);
+      break;
+    case 'overwrite':
+      if (at < array.length) array[at] = mutation.byte;
+      break;
+  }
+  return Uint8Array.from(array);
+}
+
+/** A decoded SENSOR-VALUE with NaN or ±Infinity: accepted by the decoder but not encodable (see below). */
+function hasNonFiniteReading(message: CoordinationMessage): boolean {
+  return (
+    message.kind === 'sensor-value' &&
+    message.reading.ok &&
+    typeof message.reading.value === 'number' &&
+    !Number.isFinite(message.reading.value)
+  );
+}
+
+const vectorBytesArb = fc.constantFrom(...vectors.map((v) => fromHex(v.hex)));
+
+describe('decodeCoordination never throws', () => {
+  test('random bytes', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
+        decodeSafely(bytes);
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
+  test('random bytes after the head of a coordination array', () => {
+    const prefixArb = fc.constantFrom([0x89, 0x01], [0x85, 0x02], [0x82, 0x03], [0x84, 0x08], [0x85, 0x05]);
+    fc.assert(
+      fc.property(prefixArb, fc.uint8Array({ maxLength: 60 }), (prefix, rest) => {
+        decodeSafely(Uint8Array.from([...prefix, ...rest]));
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
+  test('vectors and valid messages, mutated and truncated; whatever decodes re-encodes to the same message', () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(vectorBytesArb, messageArb.map(encodeCoordination)),
+        fc.array(mutationArb, { minLength: 1, maxLength: 4 }),
+        (bytes, mutations) => {
+          const result = decodeSafely(mutations.reduce(mutate, bytes));
+          if (result instanceof DecodeError || hasNonFiniteReading(result)) return;
+          expect(decodeCoordination(encodeCoordination(result))).toEqual(result);
+        },
+      ),
+      { numRuns: 5000 },
+    );
+  });
+
+  test('every proper prefix of a well-formed vector is rejected (a CBOR item has no complete prefix)', () => {
+    for (const vector of vectors.filter((v) => v.error === undefined)) {
+      const bytes = fromHex(vector.hex);
+      for (let end = 0; end < bytes.length; end++) {
+        expect(decodeSafely(bytes.subarray(0, end)), `${vector.name} cut at ${end}`).toBeInstanceOf(
+          DecodeError,
+        );
+      }
+    }
+  });
+});
+
+describe('round trips', () => {
+  test('encode → decode gives the message, and re-encoding gives the same bytes', () => {
+    fc.assert(
+      fc.property(messageArb, (message) => {
+        const bytes = encodeCoordination(message);
+        const decoded = decodeSafely(bytes);
+        expect(decoded).toEqual(message);
+        expect(toHex(encodeCoordination(decoded as CoordinationMessage))).toBe(toHex(bytes));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  test('cborg reads every encoded message as the documented array', () => {
+    fc.assert(
+      fc.property(messageArb, (message) => {
+        expect(cborgDecode(encodeCoordination(message), true)).toEqual(expectedFields(message));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  test('a signed call verifies after encode → decode', () => {
+    fc.assert(
+      fc.property(messageArb, (generated) => {
+        if (generated.kind !== 'call') return;
+        const { signature: _, ...unsigned } = generated;
+        const call: CallMessage = {
+          ...unsigned,
+          callerKey: testIdentity.publicKey,
+          signature: testIdentity.sign(callSigningBytes({ ...unsigned, callerKey: testIdentity.publicKey })),
+        };
+        const decoded = decodeCoordination(encodeCoordination(call)) as CallMessage;
+        expect(verifySignature(decoded.callerKey, callSigningBytes(decoded), decoded.signature)).toBe(true);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('values a reading cannot hold', () => {
+  test('a SENSOR-VALUE reading of NaN or Infinity is rejected', () => {
+    for (const float of ['f97e00', 'f97c00', 'f9fc00']) {
+      const hex = `8408182a6b74656d706572617475726584f5${float}f600`;
+      expect(decodeCoordination(fromHex(hex)), float).toBeInstanceOf(DecodeError);
+    }
+  });
+});
