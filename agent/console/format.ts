@@ -110,6 +110,8 @@ export interface CallResultRow {
   result?: unknown;
   error?: { code: string; message: string };
   fired_at: string | null;
+  /** The same instant in ms since the epoch (the caller's clock), for programs. */
+  fired_at_ms: number | null;
 }
 
 /** One row per target; `target` names what was called when no agent answered. */

@@ -207,12 +207,9 @@ export class Coordinator extends TypedEmitter<CoordinatorEvents> {
       () => new CoordinationError('timeout', `no reading from ${peer.name} within ${READ_TIMEOUT_MS} ms`),
     );
     if (!reading.ok) throw new CoordinationError(reading.error.code, reading.error.message);
-    return this.#readResult(peer.id, {
-      sensor,
-      value: reading.value,
-      unit: reading.unit,
-      readAtMs: reading.readAt,
-    });
+    const learned = { sensor, value: reading.value, unit: reading.unit, readAtMs: reading.readAt };
+    this.#learned(peer.id, learned);
+    return this.#readResult(peer.id, learned);
   }
 
   /**

@@ -10,12 +10,11 @@ import type { CallResult } from './handler.js';
 import type { LeaseTable } from './leases.js';
 import type { CapabilityRegistry, LocalAction } from './registry.js';
 import type { TimeSync } from './time-sync.js';
+import { waitUntil } from './wait-until.js';
 
 /** Results remembered for retried calls; a retry comes within the call's timeout, far below this. */
 const REMEMBERED_CALLS = 4096;
 const REMEMBER_MS = 10 * 60_000;
-/** The last stretch before a synchronised instant is spun, not slept: timers fire a millisecond or more late. */
-const SPIN_MS = 10;
 
 export interface ExecutorOptions {
   selfId: string;
@@ -150,15 +149,6 @@ export class Executor {
 
 function result(call: CallMessage, outcome: CallResult, firedAt: number | null): ResultMessage {
   return { kind: 'result', callId: call.callId, outcome, firedAt };
-}
-
-/** Sleeps until just before `targetMs` on `clock`, then spins to it. */
-async function waitUntil(clock: () => number, targetMs: number): Promise<void> {
-  const sleepMs = targetMs - clock() - SPIN_MS;
-  if (sleepMs > 0) await new Promise((resolve) => setTimeout(resolve, sleepMs));
-  while (clock() < targetMs) {
-    // spin: the last few milliseconds
-  }
 }
 
 /** A fresh call id (16 random bytes). */

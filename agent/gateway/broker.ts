@@ -81,6 +81,7 @@ export class MqttBroker {
   readonly #connections = new Map<string, ClientConnection>();
   readonly #sockets = new Set<ClientConnection>();
   readonly #listeners = new Set<PublishListener>();
+  readonly #goneListeners = new Set<(clientId: string) => void>();
   #server: Server | undefined;
 
   constructor(options: MqttBrokerOptions = {}) {
@@ -143,6 +144,12 @@ export class MqttBroker {
     return () => this.#listeners.delete(listener);
   }
 
+  /** Calls `listener` with the client id when a connected client goes (any way, a takeover included). */
+  onClientGone(listener: (clientId: string) => void): () => void {
+    this.#goneListeners.add(listener);
+    return () => this.#goneListeners.delete(listener);
+  }
+
   /** Publishes from the agent side to the matching subscribers (and the retained store). */
   publish(topic: string, payload: Uint8Array | string, options: AgentPublishOptions = {}): void {
     if (!isValidTopicName(topic))
@@ -195,8 +202,16 @@ export class MqttBroker {
 
   #detach(connection: ClientConnection): void {
     this.#sockets.delete(connection);
-    if (this.#connections.get(connection.clientId) === connection)
-      this.#connections.delete(connection.clientId);
+    if (this.#connections.get(connection.clientId) !== connection) return;
+    this.#connections.delete(connection.clientId);
+    for (const listener of this.#goneListeners) {
+      try {
+        listener(connection.clientId);
+      } catch (error) {
+        this.counters.increment('mqtt.listener_errors');
+        this.#options.log?.warn({ err: error }, 'mqtt gateway client-gone listener failed');
+      }
+    }
   }
 
   #received(message: BrokerMessage, meta: PublishMeta): void {

@@ -2,18 +2,35 @@
 // and the optional upstream bridge that joins it to other sites' meshes.
 //
 // Apps publish to nearmesh/send/<target>; the mesh delivers. Messages from the mesh appear on
-// nearmesh/inbox/<from>. The peer table is retained on nearmesh/peers. With a bridge, what matches its
+// nearmesh/inbox/<from>. The peer table is retained on nearmesh/peers. With coordination, apps call
+// actions on nearmesh/call/<target>/<action> (call-endpoint.ts), sensor values are retained on
+// nearmesh/sensor/<peer>/<sensor>, and apps provide their own sensors and actions on nearmesh/provide/...
+// and nearmesh/invoke/... (app-capabilities.ts). With a bridge, what matches its
 // `out` filters goes upstream and what its `in` filters bring back is published here; a send that comes
 // back from upstream is delivered only when it is addressed to this agent.
 
 import type { AddressInfo } from 'node:net';
 import type { HostPort } from '../config/address.js';
+import type { SensorReadingEvent } from '../coordination/coordinator.js';
 import { NearmeshError } from '../errors.js';
 import type { PeerInfo } from '../links/peer-directory.js';
 import type { Counters } from '../ops/counters.js';
 import type { Logger } from '../ops/logger.js';
+import { AppCapabilities } from './app-capabilities.js';
 import { MqttBroker, type PublishMeta, type PublishProperties } from './broker.js';
-import { inboxTopic, PEERS_TOPIC, parseSendTopic, type SendTarget, UPSTREAM_SENDER } from './topic-map.js';
+import { CallEndpoint } from './call-endpoint.js';
+import type { CoordinationPort } from './coordination-port.js';
+import {
+  inboxTopic,
+  PEERS_TOPIC,
+  parseCallTopic,
+  parseInvokeAnswerTopic,
+  parseProvideTopic,
+  parseSendTopic,
+  type SendTarget,
+  sensorTopic,
+  UPSTREAM_SENDER,
+} from './topic-map.js';
 import type { BridgedMessage, UpstreamBridge } from './upstream-bridge.js';
 
 /** How often the peer table is compared with what was last retained (routed agents come and go without events). */
@@ -52,6 +69,8 @@ export interface MeshPort {
   peers(): PeerInfo[];
   /** Every message that reaches this agent; returns an unsubscribe. */
   onMessage(listener: (message: InboundMessage) => void): () => void;
+  /** Calls, sensors and app-provided capabilities (the call, sensor, provide and invoke topics). */
+  readonly coordination?: CoordinationPort;
 }
 
 export interface MqttGatewayOptions {
@@ -79,6 +98,8 @@ export class MqttGateway {
   #address: AddressInfo | undefined;
   #peersJson = '';
   #peersTimer: NodeJS.Timeout | undefined;
+  readonly #calls: CallEndpoint | undefined;
+  readonly #apps: AppCapabilities | undefined;
 
   constructor(options: MqttGatewayOptions) {
     this.#options = options;
@@ -88,6 +109,29 @@ export class MqttGateway {
       counters: options.counters,
       log: options.log,
     });
+    const { coordination } = options.mesh;
+    if (coordination !== undefined) {
+      const { counters, log } = options;
+      this.#calls = new CallEndpoint({
+        coordination,
+        publish: (topic, payload, properties) => this.#broker.publish(topic, payload, { qos: 1, properties }),
+        counters,
+        log,
+      });
+      this.#apps = new AppCapabilities({
+        coordination,
+        selfId: options.mesh.selfId,
+        publish: (topic, payload, publishOptions) => this.#publishLocal(topic, payload, publishOptions),
+        sensorValue: (sensor, reading) => {
+          const { selfId, selfName } = options.mesh;
+          if (reading !== undefined)
+            this.#publishReading({ peer: selfId, name: selfName, sensor, ...reading });
+          else this.#publishSafely(sensorTopic(selfId, sensor), Buffer.alloc(0), { qos: 0, retain: true });
+        },
+        counters,
+        log,
+      });
+    }
   }
 
   /** Listens (a taken port rejects with MqttGatewayError), then joins the mesh and the bridge. */
@@ -104,6 +148,17 @@ export class MqttGateway {
       this.#unsubscribe.push(() => bridge.off('message', onBridged));
       bridge.start();
     }
+    const { coordination } = mesh;
+    const apps = this.#apps;
+    if (coordination !== undefined && apps !== undefined) {
+      const onReading = (reading: SensorReadingEvent): void => this.#publishReading(reading);
+      coordination.on('reading', onReading);
+      this.#unsubscribe.push(
+        () => coordination.off('reading', onReading),
+        this.#broker.onClientGone((clientId) => apps.clientGone(clientId)),
+      );
+      for (const reading of coordination.latest()) this.#publishReading(reading);
+    }
     this.#publishPeersIfChanged();
     this.#peersTimer = setInterval(() => this.#publishPeersIfChanged(), PEERS_CHECK_MS);
     this.#peersTimer.unref();
@@ -113,6 +168,7 @@ export class MqttGateway {
   async stop(): Promise<void> {
     clearInterval(this.#peersTimer);
     for (const unsubscribe of this.#unsubscribe.splice(0)) unsubscribe();
+    this.#apps?.stop();
     await this.#options.bridge?.stop();
     await this.#broker.close();
   }
@@ -146,7 +202,10 @@ export class MqttGateway {
       },
       target,
     );
-    if (target === undefined) return;
+    if (target === undefined) {
+      this.#coordinationTopic(topic, payload, meta);
+      return;
+    }
     if (target === 'invalid') {
       this.#options.counters.increment('mqtt.send_invalid_topic');
       return;
@@ -181,6 +240,63 @@ export class MqttGateway {
         reply(failure(error));
       },
     );
+  }
+
+  /** Calls from apps, and the sensors and actions apps provide; other topics are only the broker's. */
+  #coordinationTopic(topic: string, payload: Buffer, meta: PublishMeta): void {
+    const calls = this.#calls;
+    const apps = this.#apps;
+    if (calls === undefined || apps === undefined) return;
+    const call = parseCallTopic(topic);
+    if (call !== undefined) {
+      calls.handle(call, payload, meta);
+      return;
+    }
+    const provided = parseProvideTopic(topic);
+    if (provided !== undefined) {
+      this.#reply(
+        meta,
+        provided === 'invalid'
+          ? {
+              ok: false,
+              error: {
+                code: 'invalid-topic',
+                message: 'expected nearmesh/provide/sensor/<name> or nearmesh/provide/action/<name>',
+              },
+            }
+          : apps.provide(provided, payload, meta),
+      );
+      return;
+    }
+    const answer = parseInvokeAnswerTopic(topic);
+    if (answer !== undefined) apps.answer(answer, payload, meta);
+  }
+
+  /** The latest value of a sensor, retained on `nearmesh/sensor/<peer>/<sensor>`. */
+  #publishReading(reading: SensorReadingEvent): void {
+    const payload = {
+      value: reading.value,
+      unit: reading.unit,
+      read_at: new Date(reading.readAtMs).toISOString(),
+      peer_name: reading.name,
+    };
+    this.#publishSafely(sensorTopic(reading.peer, reading.sensor), Buffer.from(JSON.stringify(payload)), {
+      qos: 1,
+      retain: true,
+    });
+  }
+
+  /** #publishLocal for topics built from names the mesh told us: one that is not a topic is counted, not thrown. */
+  #publishSafely(
+    topic: string,
+    payload: Buffer,
+    options: { qos: 0 | 1; retain?: boolean; properties?: PublishProperties },
+  ): void {
+    try {
+      this.#publishLocal(topic, payload, options);
+    } catch {
+      this.#options.counters.increment('mqtt.invalid_topic_dropped');
+    }
   }
 
   #multicast(target: Exclude<SendTarget, { kind: 'peer' }>, payload: Buffer): SendOutcome {

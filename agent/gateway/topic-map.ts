@@ -43,3 +43,94 @@ export function sendTopic(target: SendTarget): string {
 export function inboxTopic(from: string): string {
   return `${INBOX_PREFIX}${from}`;
 }
+
+// Coordination over MQTT: calls from apps, sensor values, and what apps provide to the mesh.
+
+const CALL_PREFIX = `${TOPIC_ROOT}/call/`;
+const REPLY_PREFIX = `${TOPIC_ROOT}/reply/`;
+const SENSOR_PREFIX = `${TOPIC_ROOT}/sensor/`;
+const PROVIDE_SENSOR_PREFIX = `${TOPIC_ROOT}/provide/sensor/`;
+const PROVIDE_ACTION_PREFIX = `${TOPIC_ROOT}/provide/action/`;
+const INVOKE_PREFIX = `${TOPIC_ROOT}/invoke/`;
+
+/** An action or sensor name, as the config allows them: dot-separated words, no topic separators. */
+const CAPABILITY_NAME = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
+
+export function isCapabilityName(name: string): boolean {
+  return name.length <= 63 && CAPABILITY_NAME.test(name);
+}
+
+/** `nearmesh/call/<target>/<action>`: a call target as Coordinator.call takes it (id, name, group:NAME, all). */
+export interface CallTopic {
+  readonly target: string;
+  readonly action: string;
+}
+
+/** The call a topic asks for; undefined for any other topic, 'invalid' for a call topic without a usable one. */
+export function parseCallTopic(topic: string): CallTopic | 'invalid' | undefined {
+  if (!topic.startsWith(CALL_PREFIX)) return undefined;
+  const levels = topic.slice(CALL_PREFIX.length).split('/');
+  if (levels.length !== 2) return 'invalid';
+  const [target, action] = levels as [string, string];
+  if (target === '' || target === GROUP_PREFIX || !isCapabilityName(action)) return 'invalid';
+  return { target, action };
+}
+
+export function callTopic(target: string, action: string): string {
+  return `${CALL_PREFIX}${target}/${action}`;
+}
+
+/** Where the results of a call without a response topic or `reply_to` go. */
+export function defaultReplyTopic(clientId: string): string {
+  return `${REPLY_PREFIX}${clientId}`;
+}
+
+/** Retained latest value of a sensor of any agent. */
+export function sensorTopic(peer: string, sensor: string): string {
+  return `${SENSOR_PREFIX}${peer}/${sensor}`;
+}
+
+/** What an app provides to the mesh from its device. */
+export type ProvideTopic =
+  | { readonly kind: 'sensor'; readonly name: string }
+  | { readonly kind: 'action'; readonly name: string };
+
+/** `nearmesh/provide/sensor/<name>` or `nearmesh/provide/action/<name>`; 'invalid' for a bad name. */
+export function parseProvideTopic(topic: string): ProvideTopic | 'invalid' | undefined {
+  for (const [prefix, kind] of [
+    [PROVIDE_SENSOR_PREFIX, 'sensor'],
+    [PROVIDE_ACTION_PREFIX, 'action'],
+  ] as const) {
+    if (topic.startsWith(prefix)) {
+      const name = topic.slice(prefix.length);
+      return isCapabilityName(name) ? { kind, name } : 'invalid';
+    }
+  }
+  return topic.startsWith(`${TOPIC_ROOT}/provide/`) ? 'invalid' : undefined;
+}
+
+export function provideTopic(kind: ProvideTopic['kind'], name: string): string {
+  return `${kind === 'sensor' ? PROVIDE_SENSOR_PREFIX : PROVIDE_ACTION_PREFIX}${name}`;
+}
+
+/** Where the agent publishes the invocations of an action an app provides. */
+export function invokeTopic(action: string): string {
+  return `${INVOKE_PREFIX}${action}`;
+}
+
+/** Where the app answers one invocation: its result, or an error. */
+export function invokeAnswerTopic(action: string, kind: 'reply' | 'error', callId: string): string {
+  return `${INVOKE_PREFIX}${action}/${kind}/${callId}`;
+}
+
+/** An app's answer to an invocation: `nearmesh/invoke/<action>/reply|error/<call-id>`. */
+export function parseInvokeAnswerTopic(
+  topic: string,
+): { action: string; kind: 'reply' | 'error'; callId: string } | undefined {
+  if (!topic.startsWith(INVOKE_PREFIX)) return undefined;
+  const levels = topic.slice(INVOKE_PREFIX.length).split('/');
+  if (levels.length !== 3) return undefined;
+  const [action, kind, callId] = levels as [string, string, string];
+  if ((kind !== 'reply' && kind !== 'error') || callId === '') return undefined;
+  return { action, kind, callId };
+}

@@ -1,8 +1,23 @@
 // `npm run bench`: runs every benchmark with its baseline in the same process and run, then prints
 // the machine and ONE table (nearmesh | baseline | ratio | goal | pass). Exit 1 only if a benchmark crashed.
+// Row numbers as arguments run only the sections holding them: `node dist/scripts/bench/run.js 11 13`.
 import { cpus } from 'node:os';
 import { BLE_MESSAGE_BYTES, BLE_MTU, BLE_RUNS, BLE_TOTAL_BYTES, BLE_WARMUPS, bleRows } from './ble-bench.js';
 import { roundTripRows, sizeRows } from './codec-bench.js';
+import {
+  CALL_CHAIN_LENGTH,
+  CALL_SAMPLES,
+  CALL_WARMUPS,
+  callGroupRows,
+  callRoundTripRows,
+  FANOUT_MEMBERS,
+  FANOUT_SAMPLES,
+  FANOUT_WARMUPS,
+  SPREAD_IN_MS,
+  SPREAD_MEMBERS,
+  SPREAD_REPETITIONS,
+  SPREAD_SMALL_MEMBERS,
+} from './coordination-bench.js';
 import {
   CACHE_DUPLICATE_SHARE,
   CACHE_RATE_PER_S,
@@ -35,6 +50,8 @@ const SECTIONS: readonly Section[] = [
   { name: '8  mesh latency per relay hop (lab chain)', run: meshHopRows },
   { name: '9  mesh transmissions per broadcast vs naive flood', run: meshFloodRows },
   { name: '10 duplicate-cache heap at 1,000 msg/s', run: duplicateCacheRows },
+  { name: '11 call round trip, 1 and 3 hops (chain of 4)', run: callRoundTripRows },
+  { name: '12-13 call a group of 10, --in spread on 5 and 2', run: callGroupRows },
 ];
 
 const FOOTNOTES = [
@@ -83,7 +100,48 @@ const FOOTNOTES = [
   `   ${CACHE_DUPLICATE_SHARE} re-arrivals on average (copies within 100 ms); heapUsed after gc minus the empty heap, every`,
   `   ${CACHE_SAMPLE_EVERY_S} s. 10a: the median reading from ${CACHE_STEADY_FROM_S} s on vs a cache filled past its capacity by a burst`,
   '   (the most it can ever hold). 10b: median of the later half of those readings vs the earlier half.',
+  "11-13 real agents on 127.0.0.1 (static peers, discovery off), driven through the caller's control socket",
+  '   (ControlClient, no CLI start-up). Every action is `exec` of one sh script that echoes {"ok":true} (sh',
+  '   builtins only: one fork+exec per call). A call is two reliable messages (signed CALL, RESULT), a send one.',
+  `11 a chain of ${CALL_CHAIN_LENGTH} (each agent dials the one before), from c1; ${CALL_SAMPLES} samples per series after ${CALL_WARMUPS} warm-ups,`,
+  '   call/send to c2 and c4 and a bare exec interleaved; median (p95). 11a/11b: call rtt (request until the',
+  '   result) vs send rtt (until the end-to-end ACK) to the same agent, 1 hop (c2) and 3 hops (c4). 11c: what',
+  '   a call adds over a send at 1 hop (call − send, medians) vs the same script run from the bench process',
+  "   by the agent's own runProcess (spawn, args on stdin, stdout read); ratio (call − send) / exec.",
+  `12 a star: the caller "hub" (in no group) and ${FANOUT_MEMBERS} members dialing it, one hop each. \`call group:ten\` until`,
+  `   all ${FANOUT_MEMBERS} results vs a call to one member; ${FANOUT_SAMPLES} samples each after ${FANOUT_WARMUPS} warm-ups, interleaved; median (p95);`,
+  `   +/member = (group − one) / ${FANOUT_MEMBERS - 1}.`,
+  `13 the same star: \`call group:five\` (${SPREAD_MEMBERS} members) with in_ms ${SPREAD_IN_MS}, 1 warm-up (clock-offset exchanges) +`,
+  `   ${SPREAD_REPETITIONS} repetitions; spread = max − min of the fired_at_ms rows (executor instants in the caller's clock,`,
+  '   before the fork); median (max) over the repetitions, PASS when the max ≤ 5 ms. Baseline: 5 bare node',
+  `   processes started with the members, each told the same instant ${SPREAD_IN_MS} ms ahead, firing a plain setTimeout`,
+  '   for it and reading the same clock (timeOrigin + performance.now()); interleaved with the calls. The',
+  '   executor sleeps, then spins the last 10 ms (see 13c); all agents share one clock here, so the',
+  '   spread is firing lateness and offset-estimate error, not clock skew (stderr shows',
+  '   each fired_at − the instant asked for: ≥ 0 means late wake-ups, < 0 offset error). 13b: the same on',
+  `   ${SPREAD_SMALL_MEMBERS} members (interleaved with 13) vs the 13 figures: with more spinning agents than cores on one`,
+  '   machine, spins take turns on a core and some members fire late; on a Pi each agent has its own cores.',
+  `   13c: the 5 bare processes of 13 waiting as the executor does (setTimeout until 10 ms before, then a`,
+  '   busy spin), interleaved with the rest, vs their plain setTimeout: the spread the waiting itself costs here.',
 ];
+
+/** The row numbers a section covers, from its name: "8 …" -> [8], "6-7 …" -> [6, 7]. */
+function rowNumbers(section: Section): number[] {
+  const match = /^(\d+)(?:-(\d+))?\s/.exec(section.name);
+  if (match === null) return [];
+  const first = Number(match[1]);
+  const last = match[2] === undefined ? first : Number(match[2]);
+  return Array.from({ length: last - first + 1 }, (_, index) => first + index);
+}
+
+/** Every section, or those holding one of the row numbers given as arguments. */
+function selectedSections(args: readonly string[]): readonly Section[] {
+  if (args.length === 0) return SECTIONS;
+  const wanted = new Set(args.map(Number));
+  if ([...wanted].some((row) => !Number.isInteger(row)))
+    throw new Error(`expected row numbers as arguments, got: ${args.join(' ')}`);
+  return SECTIONS.filter((section) => rowNumbers(section).some((row) => wanted.has(row)));
+}
 
 function machineLine(): string {
   const cores = cpus();
@@ -94,7 +152,7 @@ function machineLine(): string {
 async function main(): Promise<number> {
   const rows: ResultRow[] = [];
   let crashed = false;
-  for (const section of SECTIONS) {
+  for (const section of selectedSections(process.argv.slice(2))) {
     const startNs = process.hrtime.bigint();
     process.stderr.write(`bench: ${section.name} ... `);
     try {

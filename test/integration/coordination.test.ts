@@ -165,7 +165,7 @@ describe('remote calls', () => {
     const spreadMs = Math.max(...firedMs);
     // The instants the agents fired at, in the caller's clock. The 5 ms goal is a benchmark's business; this
     // bound only proves the firing is synchronised rather than one after another.
-    const fired = rows.map((row) => (row as CallResultRow & { fired_at_ms: number }).fired_at_ms);
+    const fired = rows.map((row) => row.fired_at_ms ?? Number.NaN);
     const firedSpreadMs = Math.max(...fired) - Math.min(...fired);
     console.log(
       `--in 500ms on 3 agents: fired_at spread ${firedSpreadMs.toFixed(2)} ms, handler clocks ${spreadMs.toFixed(2)} ms`,

@@ -103,7 +103,16 @@ function fakeContext(overrides: Partial<ConsoleContext> = {}): ConsoleContext & 
     logLevel: () => 'info',
     call: async (request) => {
       calls.push(request);
-      return [{ peer: B, name: 'bravo', status: 'ok', result: { echoed: request.args }, fired_at: null }];
+      return [
+        {
+          peer: B,
+          name: 'bravo',
+          status: 'ok',
+          result: { echoed: request.args },
+          fired_at: null,
+          fired_at_ms: null,
+        },
+      ];
     },
     actions: () => [
       { peer: A, name: 'alpha', action: 'beep' },
@@ -139,7 +148,14 @@ describe('call on the console', () => {
     });
     expect(output).toBe(
       formatCallResults([
-        { peer: B, name: 'bravo', status: 'ok', result: { echoed: { on: true } }, fired_at: null },
+        {
+          peer: B,
+          name: 'bravo',
+          status: 'ok',
+          result: { echoed: { on: true } },
+          fired_at: null,
+          fired_at_ms: null,
+        },
       ]),
     );
     expect(await runConsoleLine('call bravo greet', context)).toContain('{"echoed":{}}');

@@ -1,0 +1,606 @@
+// Rows 11-13: remote calls (`nearmesh call`) between real agent processes on loopback, through the
+// control socket (ControlClient, no CLI start-up). Every action is an exec of one tiny sh script, so the
+// handler costs one fork+exec; that exec is measured on its own, from this process, as a baseline.
+// 11: call round trip at 1 and 3 hops (a chain of 4, static peers: each agent links to its neighbours
+//     only) vs a reliable `send` round trip over the same path, interleaved.
+// 12: `call group:ten` to 10 agents (a star around the caller) vs a call to one of them.
+// 13: `call group:five … in_ms 500` on 5 agents of that star: the spread of fired_at_ms per repetition,
+//     vs 5 bare node processes started the same way, each firing a plain setTimeout at a common instant.
+//     13b: the same on 2 members, against the spread on 5 (more spinning agents than cores share them).
+//     13c: those 5 bare processes waiting as the executor does (sleep, then spin), against setTimeout.
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { generateMeshKey } from '../../agent/config/mesh-key.js';
+import { ControlClient } from '../../agent/control/client.js';
+import type { RouteInfo } from '../../agent/control/wire.js';
+import { runProcess } from '../../agent/coordination/run-process.js';
+import type { PeerInfo } from '../../agent/links/peer-directory.js';
+import {
+  type BenchChild,
+  forgetOnExit,
+  isRunning,
+  removeOnExit,
+  STOP_GRACE_MS,
+  startChild,
+  stopChild,
+} from './bench-child.js';
+import { median, quantile } from './stats.js';
+import { formatMilliseconds, formatTimes, passMark, type ResultRow } from './table.js';
+import { elapsedMs, sleep, withTimeout } from './timing.js';
+
+export const CALL_CHAIN_LENGTH = 4;
+export const CALL_SAMPLES = 100;
+export const CALL_WARMUPS = 10;
+export const FANOUT_MEMBERS = 10;
+export const FANOUT_SAMPLES = 40;
+export const FANOUT_WARMUPS = 5;
+export const SPREAD_MEMBERS = 5;
+/** 13b: few enough members that, on a 2-core machine, their spins need not take turns on a core. */
+export const SPREAD_SMALL_MEMBERS = 2;
+export const SPREAD_REPETITIONS = 10;
+export const SPREAD_IN_MS = 500;
+const MAX_SPREAD_MS = 5;
+/** The executor's wait for a synchronised instant, loaded by the bare children (13c). */
+const WAIT_UNTIL_MODULE = pathToFileURL(
+  resolve(import.meta.dirname, '../../agent/coordination/wait-until.js'),
+).href;
+const READY_TIMEOUT_MS = 20_000;
+/** Links come up after a dial (redial backoff starts at 1 s) and announcements follow. */
+const MESH_TIMEOUT_MS = 30_000;
+const POLL_MS = 100;
+const CALL_TIMEOUT_MS = 5_000;
+const ACTION = 'noop';
+const GROUP_ALL = 'ten';
+const GROUP_SPREAD = 'five';
+const GROUP_SMALL = 'two';
+const PAYLOAD_BASE64 = Buffer.from('{"t":21.5}').toString('base64');
+/** The handler: sh builtins only (no further fork), a constant JSON result. */
+const SCRIPT_BODY = '#!/bin/sh\necho \'{"ok":true}\'\n';
+
+const CLI_PATH = fileURLToPath(new URL('../../agent/cli/main.js', import.meta.url));
+const CALL_1_NAME = '11a call rtt, 1 hop (exec action)';
+const CALL_3_NAME = '11b call rtt, 3 hops (chain of 4)';
+const EXEC_NAME = '11c call − send at 1 hop vs bare exec';
+const FANOUT_NAME = `12 call group of ${FANOUT_MEMBERS}, until all results`;
+const SPREAD_NAME = `13 --in ${SPREAD_IN_MS}ms spread, group of ${SPREAD_MEMBERS}`;
+const SPIN_SPREAD_NAME = `13c ${SPREAD_MEMBERS} bare nodes, the executor's wait, spread`;
+const SMALL_SPREAD_NAME = `13b --in ${SPREAD_IN_MS}ms spread, group of ${SPREAD_SMALL_MEMBERS}`;
+
+/**
+ * A bare node that, for each line "<mode> <instant>" (an instant of performance.timeOrigin + now(), the
+ * agents' clock), waits for it and prints that clock when it fires. Mode "timer": one plain setTimeout
+ * for the instant; "spin": the executor's own wait (agent/coordination/wait-until.ts).
+ */
+const TIMER_CHILD = `
+const now = () => performance.timeOrigin + performance.now();
+const executorWait = import(${JSON.stringify(WAIT_UNTIL_MODULE)});
+const fire = () => process.stdout.write(now() + '\\n');
+let pending = '';
+process.stdin.setEncoding('utf8');
+process.stdin.on('data', (chunk) => {
+  pending += chunk;
+  for (let end = pending.indexOf('\\n'); end >= 0; end = pending.indexOf('\\n')) {
+    const [mode, instant] = pending.slice(0, end).split(' ');
+    const at = Number(instant);
+    pending = pending.slice(end + 1);
+    if (mode === 'spin') executorWait.then(({ waitUntil }) => waitUntil(now, at)).then(fire);
+    else setTimeout(fire, at - now());
+  }
+});
+process.stdout.write('ready\\n');
+`;
+
+/** One result row of a `call` request (agent.ts #call). */
+interface CallRow {
+  readonly peer: string;
+  readonly name: string;
+  readonly status: 'ok' | 'error' | 'timeout';
+  readonly error?: { code: string; message: string };
+  readonly fired_at_ms: number | null;
+}
+
+/** One agent on loopback, with its control client once it answers. */
+interface BenchAgent extends BenchChild {
+  readonly name: string;
+  readonly dir: string;
+  readonly port: number;
+  client?: ControlClient;
+  id?: string;
+}
+
+/** Every process and directory a section started: all of it goes in its finally, by pid. */
+class Started {
+  readonly agents: BenchAgent[] = [];
+  readonly children: BenchChild[] = [];
+  readonly dirs: string[] = [];
+
+  async stopAll(): Promise<void> {
+    for (const agent of this.agents) agent.client?.close();
+    try {
+      await withTimeout(
+        Promise.all([...this.agents, ...this.children].map(stopChild)),
+        STOP_GRACE_MS * 2,
+        'stopping the coordination bench processes',
+      );
+    } finally {
+      for (const dir of this.dirs) {
+        rmSync(dir, { recursive: true, force: true });
+        forgetOnExit(dir);
+      }
+    }
+  }
+
+  temporaryDir(prefix: string): string {
+    const dir = mkdtempSync(join(tmpdir(), prefix));
+    this.dirs.push(dir);
+    removeOnExit(dir);
+    return dir;
+  }
+}
+
+/** Ports free right now on 127.0.0.1 (each agent then binds its own). */
+async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<Server>((resolve, reject) => {
+          const server = createServer();
+          server.once('error', reject);
+          server.listen(0, '127.0.0.1', () => resolve(server));
+        }),
+    ),
+  );
+  const ports = servers.map((server) => {
+    const address = server.address();
+    if (address === null || typeof address === 'string') throw new Error('no port');
+    return address.port;
+  });
+  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  return ports;
+}
+
+function writeScript(dir: string): string {
+  const path = join(dir, 'noop.sh');
+  writeFileSync(path, SCRIPT_BODY);
+  chmodSync(path, 0o755);
+  return path;
+}
+
+interface AgentSpec {
+  readonly name: string;
+  readonly port: number;
+  /** Ports of the agents this one dials (its only links, with those that dial it). */
+  readonly dials: readonly number[];
+  readonly groups: readonly string[];
+}
+
+function startAgent(started: Started, spec: AgentSpec, meshKey: string, script: string): BenchAgent {
+  const dir = started.temporaryDir(`nearmesh-bench-${spec.name}-`);
+  const lines = [
+    `name = ${JSON.stringify(spec.name)}`,
+    `data_dir = ${JSON.stringify(dir)}`,
+    `mesh_key = ${JSON.stringify(meshKey)}`,
+    `groups = ${JSON.stringify(spec.groups)}`,
+    '[wifi]',
+    `listen = "127.0.0.1:${spec.port}"`,
+    // Static peers only: nothing leaves 127.0.0.1 and nobody links beyond its configured neighbours.
+    'discovery = []',
+    '[ble]',
+    'enabled = false',
+    '[mqtt]',
+    'listen = false',
+    ...spec.dials.flatMap((port) => ['[[peers]]', `address = "127.0.0.1:${port}"`]),
+    '[[actions]]',
+    `name = ${JSON.stringify(ACTION)}`,
+    `exec = [${JSON.stringify(script)}]`,
+  ];
+  const config = join(dir, 'nearmesh.toml');
+  writeFileSync(config, `${lines.join('\n')}\n`);
+  const child = startChild(process.execPath, [CLI_PATH, 'agent', '--config', config]);
+  const agent: BenchAgent = Object.assign(child, { name: spec.name, dir, port: spec.port });
+  started.agents.push(agent);
+  return agent;
+}
+
+function clientOf(agent: BenchAgent): ControlClient {
+  if (agent.client === undefined) throw new Error(`agent ${agent.name} has no control client`);
+  return agent.client;
+}
+
+function idOf(agent: BenchAgent): string {
+  if (agent.id === undefined) throw new Error(`agent ${agent.name} has no id yet`);
+  return agent.id;
+}
+
+/** Polls `check` until it returns true, naming `what` (and the agent's log) when it never does. */
+async function waitUntil(
+  what: string,
+  agent: BenchAgent,
+  timeoutMs: number,
+  check: () => Promise<boolean>,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (!isRunning(agent)) throw new Error(`agent ${agent.name} exited: ${agent.output.trim().slice(-300)}`);
+    if (await check().catch(() => false)) return;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await sleep(POLL_MS);
+  }
+}
+
+/** The control socket answers `id`; keeps the client for everything after. */
+async function connectControl(agent: BenchAgent): Promise<void> {
+  await waitUntil(`agent ${agent.name} ready`, agent, READY_TIMEOUT_MS, async () => {
+    const client = await ControlClient.connect(join(agent.dir, 'control.sock'));
+    try {
+      const { id } = (await client.request({ cmd: 'id' })) as { id: string };
+      agent.client = client;
+      agent.id = id;
+      return true;
+    } catch (error) {
+      client.close();
+      throw error;
+    }
+  });
+}
+
+async function waitForLinks(agent: BenchAgent, neighbours: readonly BenchAgent[]): Promise<void> {
+  const expected = neighbours
+    .map((neighbour) => neighbour.name)
+    .sort()
+    .join(',');
+  await waitUntil(`${agent.name} linked to ${expected}`, agent, MESH_TIMEOUT_MS, async () => {
+    const peers = (await clientOf(agent).request({ cmd: 'peers' })) as PeerInfo[];
+    const connected = peers.filter((peer) => peer.state === 'connected').map((peer) => peer.name);
+    return connected.sort().join(',') === expected;
+  });
+}
+
+async function waitForRoutes(from: BenchAgent, to: readonly BenchAgent[]): Promise<void> {
+  await waitUntil(`routes from ${from.name}`, from, MESH_TIMEOUT_MS, async () => {
+    const routes = (await clientOf(from).request({ cmd: 'routes' })) as RouteInfo[];
+    return to.every((target) => routes.some((route) => route.destination === idOf(target)));
+  });
+}
+
+/** The caller has heard every target announce the action. */
+async function waitForActions(caller: BenchAgent, targets: readonly BenchAgent[]): Promise<void> {
+  await waitUntil(`${caller.name} knows the actions`, caller, MESH_TIMEOUT_MS, async () => {
+    const rows = (await clientOf(caller).request({ cmd: 'actions' })) as { peer: string; action: string }[];
+    return targets.every((target) => rows.some((row) => row.peer === idOf(target) && row.action === ACTION));
+  });
+}
+
+async function call(client: ControlClient, target: string, inMs?: number): Promise<CallRow[]> {
+  const rows = (await withTimeout(
+    client.request({
+      cmd: 'call',
+      target,
+      action: ACTION,
+      args: {},
+      timeout_ms: CALL_TIMEOUT_MS,
+      ...(inMs !== undefined && { in_ms: inMs }),
+    }),
+    CALL_TIMEOUT_MS * 2 + (inMs ?? 0),
+    `a call to ${target}`,
+  )) as CallRow[];
+  const failed = rows.find((row) => row.status !== 'ok');
+  if (failed !== undefined)
+    throw new Error(`call to ${failed.name}: ${failed.status} ${failed.error?.message ?? ''}`.trim());
+  return rows;
+}
+
+/** One call, from the request to the agent until every result is back. */
+async function callMs(client: ControlClient, target: string, expectedRows: number): Promise<number> {
+  const startNs = process.hrtime.bigint();
+  const rows = await call(client, target);
+  const ms = elapsedMs(startNs);
+  if (rows.length !== expectedRows)
+    throw new Error(`call to ${target}: ${rows.length} results, expected ${expectedRows}`);
+  return ms;
+}
+
+/** One reliable unicast: from the request to the agent until the end-to-end ACK resolved it. */
+async function sendMs(client: ControlClient, peer: string): Promise<number> {
+  const startNs = process.hrtime.bigint();
+  await withTimeout(
+    client.request({ cmd: 'send', peer, payload: PAYLOAD_BASE64, timeout_ms: CALL_TIMEOUT_MS }),
+    CALL_TIMEOUT_MS * 2,
+    `a send to ${peer}`,
+  );
+  return elapsedMs(startNs);
+}
+
+/** The handler on its own: the same runProcess the agent's ExecAction uses, from this process. */
+async function execMs(script: string): Promise<number> {
+  const startNs = process.hrtime.bigint();
+  const outcome = await runProcess({ argv: [script], stdin: '{}', timeoutMs: CALL_TIMEOUT_MS });
+  const ms = elapsedMs(startNs);
+  if (outcome.kind !== 'exited' || outcome.exitCode !== 0)
+    throw new Error(`bare exec of ${script}: ${outcome.kind}`);
+  return ms;
+}
+
+/** Samples of each measurement, interleaved round by round so drift hits all alike. */
+async function interleaved(
+  rounds: number,
+  warmups: number,
+  measurements: readonly (() => Promise<number>)[],
+): Promise<number[][]> {
+  const samples = measurements.map((): number[] => []);
+  for (let round = 0; round < warmups + rounds; round++) {
+    for (const [index, measure] of measurements.entries()) {
+      const ms = await measure();
+      if (round >= warmups) samples[index]?.push(ms);
+    }
+  }
+  return samples;
+}
+
+function medianP95(samples: readonly number[]): string {
+  return `${formatMilliseconds(median(samples))} (${formatMilliseconds(quantile(samples, 0.95))})`;
+}
+
+/** Row 11: a chain c1 - c2 - c3 - c4 (each dials the one before), calls and sends from c1. */
+export async function callRoundTripRows(): Promise<ResultRow[]> {
+  const started = new Started();
+  try {
+    const meshKey = generateMeshKey();
+    const script = writeScript(started.temporaryDir('nearmesh-bench-actions-'));
+    const ports = await freePorts(CALL_CHAIN_LENGTH);
+    const specs: AgentSpec[] = ports.map((port, index) => ({
+      name: `c${index + 1}`,
+      port,
+      dials: index === 0 ? [] : [ports[index - 1] as number],
+      groups: [],
+    }));
+    // The first one listening before the others dial it; the rest come up together.
+    const [firstSpec, ...restSpecs] = specs;
+    if (firstSpec === undefined) throw new Error('an empty chain');
+    const first = startAgent(started, firstSpec, meshKey, script);
+    await connectControl(first);
+    const agents = [first, ...restSpecs.map((spec) => startAgent(started, spec, meshKey, script))];
+    await Promise.all(agents.map(connectControl));
+    for (const [index, agent] of agents.entries()) {
+      const neighbours = [agents[index - 1], agents[index + 1]].filter((a) => a !== undefined);
+      await waitForLinks(agent, neighbours);
+    }
+    const [, oneHop, , threeHops] = agents;
+    if (oneHop === undefined || threeHops === undefined) throw new Error('the chain has fewer than 4 agents');
+    await waitForRoutes(first, agents.slice(2));
+    await waitForRoutes(threeHops, [first]);
+    await waitForActions(first, [oneHop, threeHops]);
+    const client = clientOf(first);
+    const [call1 = [], send1 = [], call3 = [], send3 = [], exec = []] = await interleaved(
+      CALL_SAMPLES,
+      CALL_WARMUPS,
+      [
+        () => callMs(client, idOf(oneHop), 1),
+        () => sendMs(client, idOf(oneHop)),
+        () => callMs(client, idOf(threeHops), 1),
+        () => sendMs(client, idOf(threeHops)),
+        () => execMs(script),
+      ],
+    );
+    process.stderr.write(
+      `[median (p95): call 1 hop ${medianP95(call1)}, send 1 hop ${medianP95(send1)}, call 3 hops ` +
+        `${medianP95(call3)}, send 3 hops ${medianP95(send3)}, bare exec ${medianP95(exec)}] `,
+    );
+    const callOverhead = median(call1) - median(send1);
+    return [
+      {
+        benchmark: CALL_1_NAME,
+        nearmesh: medianP95(call1),
+        baseline: `send ${medianP95(send1)}`,
+        ratio: formatTimes(median(call1) / median(send1)),
+        goal: '— (info)',
+        pass: '—',
+      },
+      {
+        benchmark: CALL_3_NAME,
+        nearmesh: medianP95(call3),
+        baseline: `send ${medianP95(send3)}`,
+        ratio: formatTimes(median(call3) / median(send3)),
+        goal: '— (info)',
+        pass: '—',
+      },
+      {
+        benchmark: EXEC_NAME,
+        nearmesh: `+${formatMilliseconds(callOverhead)}`,
+        baseline: `exec ${medianP95(exec)}`,
+        ratio: formatTimes(callOverhead / median(exec)),
+        goal: '— (info)',
+        pass: '—',
+      },
+    ];
+  } finally {
+    await started.stopAll();
+  }
+}
+
+/** A bare node process per member, each firing a plain setTimeout at the instant it is sent. */
+interface TimerChild extends BenchChild {
+  readonly lines: string[];
+}
+
+function startTimerChild(started: Started): TimerChild {
+  const child = startChild(process.execPath, ['-e', TIMER_CHILD], 'pipe');
+  started.children.push(child);
+  const lines: string[] = [];
+  let pending = '';
+  child.child.stdout?.on('data', (chunk: Buffer) => {
+    pending += chunk.toString();
+    for (let end = pending.indexOf('\n'); end >= 0; end = pending.indexOf('\n')) {
+      lines.push(pending.slice(0, end));
+      pending = pending.slice(end + 1);
+    }
+  });
+  return Object.assign(child, { lines });
+}
+
+async function nextLine(child: TimerChild, timeoutMs: number): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const line = child.lines.shift();
+    if (line !== undefined) return line;
+    if (!isRunning(child)) throw new Error(`timer child exited: ${child.output.trim().slice(-300)}`);
+    if (Date.now() > deadline) throw new Error(`timer child silent for ${timeoutMs} ms`);
+    await sleep(5);
+  }
+}
+
+/** One repetition of a baseline: every child fires at now + SPREAD_IN_MS; max − min of their clocks. */
+async function timerSpreadMs(children: readonly TimerChild[], mode: 'timer' | 'spin'): Promise<number> {
+  const at = clockMs() + SPREAD_IN_MS;
+  for (const child of children) child.child.stdin?.write(`${mode} ${at}\n`);
+  const fired = await Promise.all(
+    children.map(async (child) => Number(await nextLine(child, SPREAD_IN_MS + CALL_TIMEOUT_MS))),
+  );
+  return Math.max(...fired) - Math.min(...fired);
+}
+
+/** The agents' clock (time-sync.ts systemClock): wall time with sub-millisecond resolution. */
+function clockMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/**
+ * One repetition: the group fires at its instant (or at once); max − min of fired_at_ms. With `in_ms`,
+ * each member's lateness (fired_at_ms − the instant asked for, this process's clock: all share one) goes
+ * to `lateness`: negative is an offset-estimate error, positive a late wake-up.
+ */
+async function firedSpreadMs(
+  client: ControlClient,
+  group: string,
+  size: number,
+  inMs: number | undefined,
+  lateness: number[] = [],
+): Promise<number> {
+  const instant = clockMs() + (inMs ?? 0);
+  const rows = await call(client, `group:${group}`, inMs);
+  if (rows.length !== size) throw new Error(`group:${group}: ${rows.length} results, expected ${size}`);
+  const fired = rows.map((row) => {
+    if (row.fired_at_ms === null) throw new Error(`${row.name} reported no fired_at_ms`);
+    return row.fired_at_ms;
+  });
+  if (inMs !== undefined) lateness.push(...fired.map((ms) => ms - instant));
+  return Math.max(...fired) - Math.min(...fired);
+}
+
+/** Rows 12-13: a star, the caller `hub` in the middle (in no group), 10 members dialing it. */
+export async function callGroupRows(): Promise<ResultRow[]> {
+  const started = new Started();
+  try {
+    const meshKey = generateMeshKey();
+    const script = writeScript(started.temporaryDir('nearmesh-bench-actions-'));
+    const [hubPort = 0, ...memberPorts] = await freePorts(FANOUT_MEMBERS + 1);
+    const hub = startAgent(started, { name: 'hub', port: hubPort, dials: [], groups: [] }, meshKey, script);
+    await connectControl(hub);
+    const members = memberPorts.map((port, index) =>
+      startAgent(
+        started,
+        {
+          name: `m${String(index + 1).padStart(2, '0')}`,
+          port,
+          dials: [hubPort],
+          groups: [
+            GROUP_ALL,
+            ...(index < SPREAD_MEMBERS ? [GROUP_SPREAD] : []),
+            ...(index < SPREAD_SMALL_MEMBERS ? [GROUP_SMALL] : []),
+          ],
+        },
+        meshKey,
+        script,
+      ),
+    );
+    // The timer baseline's children start with the members, the same way (node, piped output).
+    const timers = Array.from({ length: SPREAD_MEMBERS }, () => startTimerChild(started));
+    await Promise.all(members.map(connectControl));
+    await Promise.all(timers.map((timer) => nextLine(timer, READY_TIMEOUT_MS)));
+    await waitForLinks(hub, members);
+    await waitForActions(hub, members);
+    const client = clientOf(hub);
+    // Announcements carry the groups: wait until the hub resolves both groups in full.
+    await waitUntil('the groups resolved at the hub', hub, MESH_TIMEOUT_MS, async () => {
+      const all = await call(client, `group:${GROUP_ALL}`);
+      const some = await call(client, `group:${GROUP_SPREAD}`);
+      const few = await call(client, `group:${GROUP_SMALL}`);
+      return (
+        all.length === FANOUT_MEMBERS && some.length === SPREAD_MEMBERS && few.length === SPREAD_SMALL_MEMBERS
+      );
+    });
+    const single = members[0];
+    if (single === undefined) throw new Error('no members');
+    const [group = [], one = []] = await interleaved(FANOUT_SAMPLES, FANOUT_WARMUPS, [
+      () => callMs(client, `group:${GROUP_ALL}`, FANOUT_MEMBERS),
+      () => callMs(client, idOf(single), 1),
+    ]);
+    // Warm-up: the first synchronised call makes each member estimate its offset to the hub's clock.
+    await firedSpreadMs(client, GROUP_SPREAD, SPREAD_MEMBERS, SPREAD_IN_MS);
+    await firedSpreadMs(client, GROUP_SMALL, SPREAD_SMALL_MEMBERS, SPREAD_IN_MS);
+    await timerSpreadMs(timers, 'timer');
+    const lateness: number[] = [];
+    const [spread = [], timerSpread = [], small = [], spinSpread = [], immediate = []] = await interleaved(
+      SPREAD_REPETITIONS,
+      0,
+      [
+        () => firedSpreadMs(client, GROUP_SPREAD, SPREAD_MEMBERS, SPREAD_IN_MS, lateness),
+        () => timerSpreadMs(timers, 'timer'),
+        () => firedSpreadMs(client, GROUP_SMALL, SPREAD_SMALL_MEMBERS, SPREAD_IN_MS),
+        () => timerSpreadMs(timers, 'spin'),
+        () => firedSpreadMs(client, GROUP_SPREAD, SPREAD_MEMBERS, undefined),
+      ],
+    );
+    const list = (values: readonly number[]): string => values.map((ms) => ms.toFixed(2)).join(' ');
+    process.stderr.write(
+      `[median (p95): group of ${FANOUT_MEMBERS} ${medianP95(group)}, one member ${medianP95(one)}; ` +
+        `spread per repetition, --in on ${SPREAD_MEMBERS}: ${list(spread)}; setTimeout: ${list(timerSpread)}; ` +
+        `--in on ${SPREAD_SMALL_MEMBERS}: ${list(small)}; sleep+spin: ${list(spinSpread)}; without --in on ${SPREAD_MEMBERS}: ${list(immediate)}; ` +
+        `fired_at − instant asked for (${SPREAD_MEMBERS}): min ${Math.min(...lateness).toFixed(2)}, median ` +
+        `${median(lateness).toFixed(2)}, max ${Math.max(...lateness).toFixed(2)} ms] `,
+    );
+    const perMember = (median(group) - median(one)) / (FANOUT_MEMBERS - 1);
+    const medianMax = (values: readonly number[]): string =>
+      `${formatMilliseconds(median(values))} (max ${formatMilliseconds(Math.max(...values))})`;
+    return [
+      {
+        benchmark: FANOUT_NAME,
+        nearmesh: `${medianP95(group)}, +${formatMilliseconds(perMember)}/member`,
+        baseline: `1 member ${medianP95(one)}`,
+        ratio: formatTimes(median(group) / median(one)),
+        goal: '— (info)',
+        pass: '—',
+      },
+      {
+        benchmark: SPREAD_NAME,
+        nearmesh: medianMax(spread),
+        baseline: `setTimeout ${medianMax(timerSpread)}`,
+        ratio: formatTimes(median(spread) / median(timerSpread)),
+        goal: `≤ ${MAX_SPREAD_MS} ms (abs, max)`,
+        pass: passMark(Math.max(...spread) <= MAX_SPREAD_MS),
+      },
+      {
+        benchmark: SMALL_SPREAD_NAME,
+        nearmesh: medianMax(small),
+        baseline: `group of ${SPREAD_MEMBERS} ${medianMax(spread)}`,
+        ratio: formatTimes(median(small) / median(spread)),
+        goal: '— (info)',
+        pass: '—',
+      },
+      {
+        benchmark: SPIN_SPREAD_NAME,
+        nearmesh: medianMax(spinSpread),
+        baseline: `setTimeout ${medianMax(timerSpread)}`,
+        ratio: formatTimes(median(spinSpread) / median(timerSpread)),
+        goal: '— (info)',
+        pass: '—',
+      },
+    ];
+  } finally {
+    await started.stopAll();
+  }
+}
