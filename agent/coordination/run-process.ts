@@ -37,6 +37,8 @@ export type RunOutcome =
   | { readonly kind: 'exited'; readonly exitCode: number; readonly stdout: string; readonly stderr: string }
   | { readonly kind: 'crashed'; readonly signal: string; readonly stderr: string }
   | { readonly kind: 'spawn-failed'; readonly errno: string | undefined; readonly message: string }
+  /** It exited 0 but printed bytes that are not UTF-8 text: garbage, not a result. */
+  | { readonly kind: 'bad-output'; readonly stderr: string }
   | { readonly kind: StopReason; readonly stderr: string };
 
 export function runProcess(options: RunOptions): Promise<RunOutcome> {
@@ -178,8 +180,10 @@ class ProcessRun {
     } else if (this.#exit?.signal) {
       this.#finish({ kind: 'crashed', signal: this.#exit.signal, stderr });
     } else {
-      const stdout = Buffer.concat(this.#stdout).toString('utf8');
-      this.#finish({ kind: 'exited', exitCode: this.#exit?.code ?? -1, stdout, stderr });
+      const exitCode = this.#exit?.code ?? -1;
+      const stdout = decodeText(Buffer.concat(this.#stdout));
+      if (stdout === undefined && exitCode === 0) this.#finish({ kind: 'bad-output', stderr });
+      else this.#finish({ kind: 'exited', exitCode, stdout: stdout ?? '', stderr });
     }
   }
 
@@ -230,6 +234,17 @@ export function stderrTail(stderr: string, bytes = 1024): string {
  * The error code and message for any outcome other than a clean exit (exit code 0); null for that one.
  * `what` names the program in the message ("action 'open-door'").
  */
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** The bytes as text, or undefined when they are not valid UTF-8. */
+function decodeText(bytes: Buffer): string | undefined {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
 export function outcomeError(
   outcome: RunOutcome,
   what: string,
@@ -260,5 +275,7 @@ export function outcomeError(
       return { code: 'aborted', message: `${what} was cancelled and killed` };
     case 'output-too-large':
       return { code: 'output-too-large', message: `${what} wrote too much output and was killed` };
+    case 'bad-output':
+      return { code: 'bad-output', message: withStderr(`${what} printed bytes that are not UTF-8 text`, outcome.stderr) };
   }
 }

@@ -110,13 +110,15 @@ describe('exec action: results', () => {
     }
   });
 
-  it('returns text output trimmed, and garbage as text', async () => {
+  it('returns text output trimmed, text that is not JSON as text, and bytes that are not text as an error', async () => {
     const text = new ExecAction({ name: 'a', exec: [script("printf '  hello world \\n\\n'")] });
     expect(await text.invoke({}, context())).toEqual({ ok: true, value: 'hello world' });
-    const garbage = new ExecAction({ name: 'a', exec: [script('printf \'{"a":1\\n\\001\\377\'')] });
-    const result = await garbage.invoke({}, context());
+    const notJson = new ExecAction({ name: 'a', exec: [script('printf \'{"a":1\\n\\001\'')] });
+    const result = await notJson.invoke({}, context());
     expect(result.ok).toBe(true);
     expect(typeof (result.ok && result.value)).toBe('string');
+    const garbage = new ExecAction({ name: 'a', exec: [script('printf \'{"a":1\\n\\001\\377\'')] });
+    expect(await garbage.invoke({}, context())).toMatchObject({ ok: false, error: { code: 'bad-output' } });
   });
 
   it('passes argv without a shell', async () => {
