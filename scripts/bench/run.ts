@@ -116,13 +116,13 @@ const FOOTNOTES = [
   '   before the fork); median (max) over the repetitions, PASS when the max ≤ 5 ms. Baseline: 5 bare node',
   `   processes started with the members, each told the same instant ${SPREAD_IN_MS} ms ahead, firing a plain setTimeout`,
   '   for it and reading the same clock (timeOrigin + performance.now()); interleaved with the calls. The',
-  '   executor sleeps, then spins the last 10 ms (see 13c); all agents share one clock here, so the',
+  '   executor sleeps, blocks the thread (Atomics.wait) and spins the last 0.5 ms (see 13c); all agents share one clock here, so the',
   '   spread is firing lateness and offset-estimate error, not clock skew (stderr shows',
   '   each fired_at − the instant asked for: ≥ 0 means late wake-ups, < 0 offset error). 13b: the same on',
-  `   ${SPREAD_SMALL_MEMBERS} members (interleaved with 13) vs the 13 figures: with more spinning agents than cores on one`,
-  '   machine, spins take turns on a core and some members fire late; on a Pi each agent has its own cores.',
-  `   13c: the 5 bare processes of 13 waiting as the executor does (setTimeout until 10 ms before, then a`,
-  '   busy spin), interleaved with the rest, vs their plain setTimeout: the spread the waiting itself costs here.',
+  `   ${SPREAD_SMALL_MEMBERS} members (interleaved with 13) vs the 13 figures: with more agents waking at once than cores on one`,
+  '   machine, they take turns on a core and some members fire late; on a Pi each agent has its own cores.',
+  `   13c: the 5 bare processes of 13 waiting with the executor's own wait (agent/coordination/wait-until.ts),`,
+  '   interleaved with the rest, vs their plain setTimeout: the spread the waiting itself costs here.',
 ];
 
 /** The row numbers a section covers, from its name: "8 …" -> [8], "6-7 …" -> [6, 7]. */
