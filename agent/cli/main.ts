@@ -4,22 +4,7 @@
 import { Command, CommanderError } from 'commander';
 import { NearmeshError } from '../errors.js';
 import { VERSION } from '../version.js';
-import { registerCapabilityCommands } from './actions-command.js';
 import { registerAgentCommand } from './agent-command.js';
-import { registerBroadcastCommand } from './broadcast-command.js';
-import { registerCallCommand } from './call-command.js';
-import { registerConsoleCommand } from './console-command.js';
-import { registerDoctorCommand } from './doctor-command.js';
-import { registerIdCommand } from './id-command.js';
-import { registerKeygenCommand } from './keygen-command.js';
-import { registerLeaseCommand } from './lease-command.js';
-import { registerListenCommand } from './listen-command.js';
-import { registerPeersCommand } from './peers-command.js';
-import { registerRoutesCommand } from './routes-command.js';
-import { registerSendCommand } from './send-command.js';
-import { registerStatusCommand } from './status-command.js';
-import { registerTraceCommand } from './trace-command.js';
-import { registerWatchCommand } from './watch-command.js';
 
 const program = new Command('nearmesh')
   .description('nearby devices find each other and work together over BLE and Wi-Fi, with no server')
@@ -27,21 +12,61 @@ const program = new Command('nearmesh')
   .exitOverride();
 
 registerAgentCommand(program);
-registerKeygenCommand(program);
-registerIdCommand(program);
-registerStatusCommand(program);
-registerPeersCommand(program);
-registerSendCommand(program);
-registerBroadcastCommand(program);
-registerRoutesCommand(program);
-registerCallCommand(program);
-registerCapabilityCommands(program);
-registerLeaseCommand(program);
-registerWatchCommand(program);
-registerListenCommand(program);
-registerTraceCommand(program);
-registerConsoleCommand(program);
-registerDoctorCommand(program);
+// The daemon runs for months on boards with 512 MB: `nearmesh agent` does not load the client commands'
+// modules (about 2 MB of RSS); every other invocation registers them all, so help lists everything.
+if (process.argv[2] !== 'agent') await registerClientCommands(program);
+
+async function registerClientCommands(cli: Command): Promise<void> {
+  const modules = await Promise.all([
+    import('./keygen-command.js'),
+    import('./id-command.js'),
+    import('./status-command.js'),
+    import('./peers-command.js'),
+    import('./send-command.js'),
+    import('./broadcast-command.js'),
+    import('./routes-command.js'),
+    import('./call-command.js'),
+    import('./actions-command.js'),
+    import('./lease-command.js'),
+    import('./watch-command.js'),
+    import('./listen-command.js'),
+    import('./trace-command.js'),
+    import('./console-command.js'),
+    import('./doctor-command.js'),
+  ]);
+  const [
+    keygen,
+    id,
+    status,
+    peers,
+    send,
+    broadcast,
+    routes,
+    call,
+    actions,
+    lease,
+    watch,
+    listen,
+    trace,
+    consoleCmd,
+    doctor,
+  ] = modules;
+  keygen.registerKeygenCommand(cli);
+  id.registerIdCommand(cli);
+  status.registerStatusCommand(cli);
+  peers.registerPeersCommand(cli);
+  send.registerSendCommand(cli);
+  broadcast.registerBroadcastCommand(cli);
+  routes.registerRoutesCommand(cli);
+  call.registerCallCommand(cli);
+  actions.registerCapabilityCommands(cli);
+  lease.registerLeaseCommand(cli);
+  watch.registerWatchCommand(cli);
+  listen.registerListenCommand(cli);
+  trace.registerTraceCommand(cli);
+  consoleCmd.registerConsoleCommand(cli);
+  doctor.registerDoctorCommand(cli);
+}
 
 try {
   await program.parseAsync(process.argv);

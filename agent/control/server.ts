@@ -49,7 +49,7 @@ export interface ControlHandlers {
   trace(peer: string, listener: (event: TraceEvent) => void): TraceStarted & { stop: () => void };
   /** Runs one console line; errors come back as its text. `io` streams output and stops it (trace). */
   consoleLine(line: string, io?: ConsoleLineIo): Promise<ConsoleLineResult>;
-  consoleComplete(line: string): ConsoleCompleteResult;
+  consoleComplete(line: string): ConsoleCompleteResult | Promise<ConsoleCompleteResult>;
 }
 
 /** A console line's live output (sent as events before its result) and its cancellation. */

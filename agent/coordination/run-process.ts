@@ -276,6 +276,9 @@ export function outcomeError(
     case 'output-too-large':
       return { code: 'output-too-large', message: `${what} wrote too much output and was killed` };
     case 'bad-output':
-      return { code: 'bad-output', message: withStderr(`${what} printed bytes that are not UTF-8 text`, outcome.stderr) };
+      return {
+        code: 'bad-output',
+        message: withStderr(`${what} printed bytes that are not UTF-8 text`, outcome.stderr),
+      };
   }
 }

@@ -31,7 +31,7 @@ import { goodputRow } from './goodput-bench.js';
 import { HANDSHAKES, handshakeRow, WARMUP_HANDSHAKES } from './handshake-bench.js';
 import { meshFloodRows } from './mesh-flood-bench.js';
 import { HOP_CHAIN_LENGTH, HOP_SAMPLES, HOP_WARMUPS, meshHopRows } from './mesh-hop-bench.js';
-import { idleRssRow } from './rss-bench.js';
+import { idleRssRows } from './rss-bench.js';
 import { errorRow, formatTable, type ResultRow } from './table.js';
 import { elapsedMs } from './timing.js';
 
@@ -45,7 +45,7 @@ const SECTIONS: readonly Section[] = [
   { name: '2  encode+decode msg/s vs JSON', run: roundTripRows },
   { name: '3  TCP goodput vs raw socket', run: async () => [await goodputRow()] },
   { name: '4  handshake vs TCP connect', run: async () => [await handshakeRow()] },
-  { name: '5  idle RSS vs bare node', run: async () => [await idleRssRow()] },
+  { name: '5  idle RSS vs bare node', run: idleRssRows },
   { name: '6-7  BLE goodput, scan→link (emulator)', run: bleRows },
   { name: '8  mesh latency per relay hop (lab chain)', run: meshHopRows },
   { name: '9  mesh transmissions per broadcast vs naive flood', run: meshFloodRows },
@@ -67,7 +67,9 @@ const FOOTNOTES = [
   '   the receiver decrypts and decodeMessage()s each one and counts payload bytes.',
   `4  ${HANDSHAKES} samples after ${WARMUP_HANDSHAKES} warm-ups, median (p95), timed at the initiator from dial() to`,
   '   establishSecureLink() resolving; both ends in this process. Baseline: net.connect() to "connect".',
-  '5  VmRSS after 3 s idle: `nearmesh agent` on 127.0.0.1:0, discovery/BLE/MQTT off, vs an idle `node -e`.',
+  '5  VmRSS of `nearmesh agent` on 127.0.0.1:0, discovery and BLE off, vs an idle `node -e`, 15 s after the',
+  '   agent answered (V8 compacts the heap ~8 s after start-up). 5a: MQTT off; 5b: the MQTT endpoint on',
+  "   127.0.0.1:0 (as the defaults serve it); 5c: 5a's agent 3 s after it answered, start-up garbage included.",
   `6  BLE emulator (scripts/ble-emulator: btvirt -s, controllers on ptys), ATT MTU ${BLE_MTU} on both sides,`,
   `   ${BLE_TOTAL_BYTES / 1024} KiB per run, ${BLE_WARMUPS} warm-up + median of ${BLE_RUNS} runs, raw/nearmesh interleaved; every noble/bleno`,
   '   role in its own child process. nearmesh: a central-only BleTransport dials a peripheral-only one,',
