@@ -24,8 +24,15 @@ export function registerCapabilityCommands(program: Command): void {
     if (options.json === true) return printJson(rows);
     process.stdout.write(
       formatTable(
-        ['PEER', 'NAME', 'SENSOR', 'UNIT'],
-        rows.map((row) => [row.peer, row.name, row.sensor, row.unit ?? '']),
+        ['PEER', 'NAME', 'SENSOR', 'VALUE', 'UNIT', 'READ AT'],
+        rows.map((row) => [
+          row.peer,
+          row.name,
+          row.sensor,
+          row.value === null ? '' : String(row.value),
+          row.unit ?? '',
+          row.read_at ?? '',
+        ]),
       ),
     );
   });

@@ -82,7 +82,7 @@ export class Executor {
     }
     const holder = this.#options.leases.holderOf(call.action);
     if (holder !== undefined && holder !== from) {
-      const name = holder === selfId ? 'this agent' : (this.#options.describe(holder).name ?? holder);
+      const name = this.#options.describe(holder).name ?? holder;
       return { code: 'busy', message: `busy, held by ${name}` };
     }
     return undefined;
