@@ -13,19 +13,14 @@ import { formatHostPort, type HostPort } from './config/address.js';
 import type { Config } from './config/index.js';
 import { loadOrCreateMeshKey } from './config/mesh-key.js';
 import type { MqttUpstreamConfig } from './config/schema.js';
-import {
-  type ConsoleContext,
-  type ConsoleIo,
-  completeConsoleLine,
-  runConsoleLine,
-} from './console/commands.js';
+import type { ConsoleContext, ConsoleIo } from './console/commands.js';
 import type { SerialConsole } from './console/serial-console.js';
 import { traceLink } from './console/trace.js';
 import { type ControlHandlers, ControlServer } from './control/server.js';
 import type { ControlRequest, ListenEvent, RouteInfo, TraceEvent } from './control/wire.js';
 import { Coordinator, type SensorReadingEvent } from './coordination/coordinator.js';
 import { registryFromConfig } from './coordination/registry.js';
-import { RuleEngine } from './coordination/rule-engine.js';
+import type { RuleEngine } from './coordination/rule-engine.js';
 import { systemClock } from './coordination/time-sync.js';
 import { NearmeshError } from './errors.js';
 import type { MqttGateway, MqttGatewayStatus } from './gateway/mqtt-gateway.js';
@@ -37,6 +32,7 @@ import { Router } from './mesh/router.js';
 import { Counters } from './ops/counters.js';
 import type { Logger } from './ops/logger.js';
 import { readTelemetry } from './ops/telemetry.js';
+import { coexistenceQuirk, scanDutyFor, WifiActivity } from './ops/wifi-activity.js';
 import { PROTOCOL_VERSION } from './protocol/index.js';
 import type { JsonObject } from './protocol/json-cbor.js';
 import { VERSION } from './version.js';
@@ -60,6 +56,8 @@ export interface AgentStatus {
   control_socket: string;
   wifi: { listen: string | null; discovery: string[] };
   ble: 'on' | 'unavailable' | 'off';
+  /** The BLE scan duty in force (1: continuous; lower while a shared-chip Wi-Fi is busy); null: no scanning. */
+  ble_scan_duty: number | null;
   peers: { connected: number; routed: number; known: number };
   mesh: { ttl: number; relay: boolean; groups: readonly string[] };
   mqtt: MqttState;
@@ -88,6 +86,8 @@ export class Agent {
   #mqttUnavailable: string | undefined;
   #tcp: TcpTransport | undefined;
   #ble: BleTransport | undefined;
+  /** Watches the board's Wi-Fi for the coexistence quirk (lower BLE scan duty while Wi-Fi is busy). */
+  #wifiActivity: WifiActivity | undefined;
   #identity: Identity | undefined;
   #startedAtMs = 0;
 
@@ -152,6 +152,7 @@ export class Agent {
         transports.push(ble);
         bleResolver = new BleResolver(ble, { peerId: this.#identity.peerId, meshKey });
         resolvers.push(bleResolver);
+        this.#applyCoexistence(ble);
       }
     }
     const registry = registryFromConfig(config, log, this.counters);
@@ -205,22 +206,7 @@ export class Agent {
     await this.#links.start();
     router.start();
     coordinator.start();
-    this.#rules = new RuleEngine(
-      config.rules,
-      {
-        tryResolve: (reference) => coordinator.tryResolve(reference),
-        watch: (peerId, sensor, intervalMs) => coordinator.watch(peerId, sensor, intervalMs),
-        latestValue: (peerId, sensor) => coordinator.latestValue(peerId, sensor),
-        call: (request) => coordinator.call(request),
-        onReading: (listener) => {
-          coordinator.on('reading', listener);
-          return () => coordinator.off('reading', listener);
-        },
-      },
-      log,
-      this.counters,
-    );
-    this.#rules.start();
+    if (config.rules.length > 0) await this.#startRules(coordinator);
     // mDNS needs the port actually bound (the configured one may be 0), so it starts after the listener.
     const listening = this.#tcp?.address();
     if (listening !== undefined && config.wifi.discovery.includes('mdns')) {
@@ -306,7 +292,33 @@ export class Agent {
     return transport;
   }
 
+  /**
+   * The board's 'wifi-ble-coexistence' quirk (boards/profiles.ts): while its Wi-Fi is busy, BLE scans with the
+   * quirk's lower duty, continuously again once Wi-Fi is idle. Boards without the quirk scan continuously.
+   */
+  #applyCoexistence(ble: BleTransport): void {
+    const profile = detectBoardSync().profile;
+    const quirk = coexistenceQuirk(profile);
+    if (quirk === undefined || profile.wifiInterface === null || !ble.hasCentral) return;
+    const activity = new WifiActivity({ interface: profile.wifiInterface });
+    activity.on('change', (wifi) => {
+      const duty = scanDutyFor(quirk, wifi);
+      if (!ble.setScanDuty(duty)) return;
+      this.counters.increment('ble.scan_duty_changes');
+      const why = wifi.isBusy
+        ? `${wifi.interface} busy (${Math.round(wifi.bytesPerS / 1000)} kB/s, assumed ${wifi.band}), ${quirk.chip} shared with Bluetooth`
+        : `${wifi.interface} idle`;
+      this.log.info(
+        { duty: ble.scanDuty, wifi: wifi.interface, busy: wifi.isBusy },
+        `BLE: scan duty ${Math.round(ble.scanDuty * 100)}% (${why})`,
+      );
+    });
+    activity.start();
+    this.#wifiActivity = activity;
+  }
+
   async stop(): Promise<void> {
+    this.#wifiActivity?.stop();
     await this.#serialConsole?.stop();
     await this.#control?.stop();
     await this.#mqtt?.stop();
@@ -335,6 +347,7 @@ export class Agent {
         discovery: this.config.wifi.discovery,
       },
       ble: this.#ble !== undefined ? 'on' : this.config.ble.enabled === false ? 'off' : 'unavailable',
+      ble_scan_duty: this.#ble?.hasCentral === true ? this.#ble.scanDuty : null,
       peers: {
         connected: peers.filter((peer) => peer.state === 'connected').length,
         routed: peers.filter((peer) => peer.state === 'routed').length,
@@ -375,10 +388,13 @@ export class Agent {
   #controlHandlers(consoleContext: ConsoleContext): ControlHandlers {
     return {
       ...this.#baseHandlers(),
-      consoleLine: async (line: string, io?: ConsoleIo) => ({
-        output: await runConsoleLine(line, consoleContext, io),
-      }),
-      consoleComplete: (line: string) => {
+      // The console's command table loads on first use: most agents never see a console client.
+      consoleLine: async (line: string, io?: ConsoleIo) => {
+        const { runConsoleLine } = await import('./console/commands.js');
+        return { output: await runConsoleLine(line, consoleContext, io) };
+      },
+      consoleComplete: async (line: string) => {
+        const { completeConsoleLine } = await import('./console/commands.js');
         const [completions, word] = completeConsoleLine(line, consoleContext);
         return { completions, word };
       },
@@ -422,6 +438,27 @@ export class Agent {
         this.#onAnyMessage((message) => listener(toListenEvent(message))),
       trace: (peer: string, listener: (event: TraceEvent) => void) => traceLink(this.links, peer, listener),
     };
+  }
+
+  /** Rules run only where configured: an agent without them never loads the engine. */
+  async #startRules(coordinator: Coordinator): Promise<void> {
+    const { RuleEngine } = await import('./coordination/rule-engine.js');
+    this.#rules = new RuleEngine(
+      this.config.rules,
+      {
+        tryResolve: (reference) => coordinator.tryResolve(reference),
+        watch: (peerId, sensor, intervalMs) => coordinator.watch(peerId, sensor, intervalMs),
+        latestValue: (peerId, sensor) => coordinator.latestValue(peerId, sensor),
+        call: (request) => coordinator.call(request),
+        onReading: (listener) => {
+          coordinator.on('reading', listener);
+          return () => coordinator.off('reading', listener);
+        },
+      },
+      this.log,
+      this.counters,
+    );
+    this.#rules.start();
   }
 
   #coordination(): Coordinator {

@@ -19,7 +19,7 @@ export function formatStatus(status: StatusReport): string {
     `version   ${status.version} (protocol ${status.protocol})`,
     `uptime    ${status.uptime_s} s`,
     `wifi      ${status.wifi.listen ?? 'off'}${status.wifi.discovery.length > 0 ? ` (discovery: ${status.wifi.discovery.join(', ')})` : ''}`,
-    `ble       ${status.ble}`,
+    `ble       ${status.ble}${status.ble_scan_duty == null ? '' : ` (scan duty ${Math.round(status.ble_scan_duty * 100)}%)`}`,
     `peers     ${status.peers.connected} connected, ${status.peers.routed} through the mesh, ${status.peers.known} known`,
     `mesh      ttl ${status.mesh.ttl}, ${status.mesh.relay ? 'relaying' : 'not relaying'}${status.mesh.groups.length > 0 ? `, groups ${status.mesh.groups.join(', ')}` : ''}`,
     `mqtt      ${describeMqtt(status.mqtt)}`,

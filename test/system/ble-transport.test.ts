@@ -1,7 +1,9 @@
 // The BLE medium end to end on the emulator: two processes, each with a bleno peripheral and a noble central on
 // their own emulated controllers (4 ptys), find each other, link once (the smaller short peer id dials) and
 // move 1 MiB of numbered frames each way through GattLink, at ATT MTU 256 and held at 23; then the dialler
-// closes right after its last frame and the acceptor must still have received everything.
+// closes right after its last frame and the acceptor must still have received everything. Also: the same
+// with the scan duty-cycled at 0.25 (Wi-Fi/Bluetooth coexistence), the peer appearing while the scan is paused.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, expect, it } from 'vitest';
 import { type BleEmulator, startEmulator } from '../../scripts/ble-emulator/emulator.js';
 import {
@@ -91,5 +93,46 @@ describeWithBleEmulator('BLE transport: two agents over emulated controllers', (
 
   it('does the same with the ATT MTU held at 23', async () => {
     await exchange(23, 60_000);
+  }, 90_000);
+
+  it('links and exchanges frames with both scans at duty 0.25, finding a peer that appeared in a pause', async () => {
+    emulator = await startEmulator({ controllers: 4 });
+    const ptys = emulator.ptys;
+    const frames = 64;
+    const agent = (index: number, peerId: string, name: string) =>
+      new JsonChild('ble-transport-agent.mjs', {
+        BLE_PERIPHERAL_PTY: ptys[2 * index]!,
+        BLE_CENTRAL_PTY: ptys[2 * index + 1]!,
+        PEER_ID: peerId,
+        NAME: name,
+        MESH_KEY,
+        FRAME_COUNT: String(frames),
+        FRAME_BYTES: String(FRAME_BYTES),
+        SCAN_DUTY: '0.25',
+      });
+    const low = agent(0, LOW_PEER_ID, 'agent-low');
+    const lowStarted = await low.waitFor('started', 15_000);
+    expect(lowStarted.scanDuty).toBe(0.25);
+    // The dialler scans 2.5 s of every 10 s from here: the other agent starts advertising in the pause.
+    await sleep(3_500);
+    const high = agent(1, HIGH_PEER_ID, 'agent-high');
+    const found = await low.waitFor('found', 30_000);
+    const lowLink = await low.waitFor('link', 15_000);
+    const highLink = await high.waitFor('link', 15_000);
+    expect(lowLink.isInitiator).toBe(true);
+    expect(highLink.isInitiator).toBe(false);
+    for (const child of [low, high]) {
+      const received = await child.waitFor('received', 30_000);
+      expect(received.frames).toBe(frames);
+      expect(received.problems).toEqual([]);
+      expect(child.messages.some((m) => m.event === 'extra-link' || m.event === 'dial-failed')).toBe(false);
+    }
+    // Heard in the scan window of the next period (10 s after the scan began), not while paused.
+    expect(found.at - lowStarted.at).toBeGreaterThanOrEqual(9_000);
+    expect((await low.waitFor('sent')).scanPausedMs).toBeGreaterThan(0);
+    console.log(
+      `[ble-transport] duty 0.25: the dialler found the peer ${Math.round(found.at - lowStarted.at)} ms after ` +
+        `its scan began (the peer started ${3_500} ms in, during the pause), link at ${lowLink.at} ms`,
+    );
   }, 90_000);
 });

@@ -4,7 +4,6 @@
 import { TypedEmitter } from '../../agent/events.js';
 import type { PeerCandidate, Resolver, ResolverEvents } from '../resolver.js';
 import { matchesMesh, shortPeerIdMatches } from './advertisement.js';
-import type { BleTransport } from './ble-transport.js';
 import type { DiscoveredPeripheral } from './central.js';
 
 /** HCI's "RSSI not available" (the emulator always reports it). */
@@ -14,7 +13,10 @@ export const RSSI_UNAVAILABLE = 127;
  * advertisement change or a fresh RSSI; each restart costs one scan-enable round trip.
  */
 export const DEFAULT_RESCAN_INTERVAL_MS = 10_000;
-/** Unheard this long (three rescans), a peer is reported lost: dialling it would only block the central. */
+/**
+ * Unheard this long (three rescans), a peer is reported lost: dialling it would only block the central. Measured
+ * in scanning time: stretches in which a duty-cycled scan was paused (scan-duty.ts) do not count.
+ */
 export const DEFAULT_FORGET_AFTER_MS = 3 * DEFAULT_RESCAN_INTERVAL_MS + 1_000;
 
 export interface BlePeerCandidate extends PeerCandidate {
@@ -101,11 +103,25 @@ export class AdvertiserTable {
   }
 }
 
+/** The part of BleTransport the resolver uses (tests give it a fake). */
+export interface ScanningTransport {
+  readonly hasCentral: boolean;
+  startScanning(): Promise<void>;
+  stopScanning(): Promise<void>;
+  rescan(): Promise<void>;
+  /** Total time a duty-cycled scan has been paused (BleTransport.scanPausedMs). */
+  scanPausedMs(): number;
+  on(event: 'discover', listener: (peripheral: DiscoveredPeripheral) => void): unknown;
+  off(event: 'discover', listener: (peripheral: DiscoveredPeripheral) => void): unknown;
+}
+
 export interface BleResolverOptions {
   peerId: string;
   meshKey: Uint8Array;
   rescanIntervalMs?: number;
   forgetAfterMs?: number;
+  /** Wall-clock milliseconds; default Date.now. */
+  now?: () => number;
 }
 
 /**
@@ -114,19 +130,21 @@ export interface BleResolverOptions {
  */
 export class BleResolver extends TypedEmitter<ResolverEvents> implements Resolver {
   readonly name = 'ble';
-  readonly #transport: BleTransport;
+  readonly #transport: ScanningTransport;
   readonly #table: AdvertiserTable;
   readonly #rescanIntervalMs: number;
+  readonly #now: () => number;
   readonly #onDiscover = (peripheral: DiscoveredPeripheral): void =>
-    this.#report(this.#table.hear(peripheral, Date.now()));
+    this.#report(this.#table.hear(peripheral, this.#scanningNow()));
   #isStarted = false;
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(transport: BleTransport, options: BleResolverOptions) {
+  constructor(transport: ScanningTransport, options: BleResolverOptions) {
     super();
     this.#transport = transport;
     this.#table = new AdvertiserTable(options.peerId, options.meshKey, options.forgetAfterMs);
     this.#rescanIntervalMs = options.rescanIntervalMs ?? DEFAULT_RESCAN_INTERVAL_MS;
+    this.#now = options.now ?? Date.now;
   }
 
   async start(): Promise<void> {
@@ -152,8 +170,16 @@ export class BleResolver extends TypedEmitter<ResolverEvents> implements Resolve
     return this.#table.rssiOf(peerId);
   }
 
+  /**
+   * The table's clock: wall time minus the time the duty cycle kept the scan paused, so an advertiser is lost
+   * after forgetAfterMs of listening without hearing it, however much of the wall time the scan was paused.
+   */
+  #scanningNow(): number {
+    return this.#now() - this.#transport.scanPausedMs();
+  }
+
   #rescan(): void {
-    this.#report({ found: [], lost: this.#table.sweep(Date.now()) });
+    this.#report({ found: [], lost: this.#table.sweep(this.#scanningNow()) });
     this.#transport.rescan().catch((error: unknown) => {
       this.emit('warning', error instanceof Error ? error : new Error(String(error)));
     });

@@ -14,6 +14,7 @@ import { GattLink } from './gatt-link.js';
 import { encodeInfo } from './gatt-service.js';
 import { BlePeripheral } from './peripheral.js';
 import { isSameAdapter } from './radio.js';
+import { ScanDutyScheduler } from './scan-duty.js';
 
 export interface BleTransportOptions {
   /** Adapter for the peripheral role (advertise, accept); none: this agent only dials. */
@@ -34,6 +35,8 @@ export interface BleTransportOptions {
   maxLinks?: number;
   /** Reopening a lost adapter: first retry after about initialRetryMs (1 s), doubling to maxRetryMs (30 s). */
   adapterRetry?: { initialRetryMs?: number; maxRetryMs?: number };
+  /** The scan duty cycle's period (scan-duty.ts); default 10 s, the resolver's rescan interval. */
+  scanPeriodMs?: number;
 }
 
 const DEFAULT_MAX_LINKS = 4;
@@ -71,11 +74,21 @@ export class BleTransport extends TypedEmitter<BleTransportEvents> implements Tr
   #isScanning = false;
   #isStopped = false;
   #starting: Promise<void> | undefined;
+  /** Runs the wanted scan continuously or duty-cycled (setScanDuty), on whichever central is current. */
+  readonly #scanDuty: ScanDutyScheduler;
 
   constructor(options: BleTransportOptions) {
     super();
     this.#options = options;
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_BLE_MAX_FRAME_BYTES;
+    this.#scanDuty = new ScanDutyScheduler({
+      scanner: {
+        resume: async () => this.#central?.startScanning(),
+        pause: async () => this.#central?.stopScanning(),
+      },
+      ...(options.scanPeriodMs !== undefined && { periodMs: options.scanPeriodMs }),
+      onError: (error) => this.#warn(error),
+    });
   }
 
   get #peripheral(): BlePeripheral | undefined {
@@ -95,20 +108,49 @@ export class BleTransport extends TypedEmitter<BleTransportEvents> implements Tr
     return this.#peripheral?.address;
   }
 
-  /** Scans for nearmesh advertisements ('discover' events) until stopScanning(), across adapter reopens. */
+  /**
+   * Scans for nearmesh advertisements ('discover' events) until stopScanning(), across adapter reopens,
+   * with the scan duty in force (setScanDuty).
+   */
   async startScanning(): Promise<void> {
     this.#isScanning = true;
-    await this.#central?.startScanning();
+    await this.#scanDuty.start();
   }
 
   async stopScanning(): Promise<void> {
     this.#isScanning = false;
-    await this.#central?.stopScanning();
+    await this.#scanDuty.stop();
   }
 
-  /** Restarts the scan so every advertiser is reported again (see BleCentral.rescan). */
+  /**
+   * Restarts the scan so every advertiser is reported again (see BleCentral.rescan). Not while duty-cycled:
+   * every period already starts with a fresh scan, and a restart would cut into its scan window.
+   */
   async rescan(): Promise<void> {
+    if (this.#scanDuty.duty < 1) return;
     await this.#central?.rescan();
+  }
+
+  /**
+   * The share of time to scan (0..1, raised to at least MIN_SCAN_DUTY; 1, the default, is continuous): below
+   * 1 the scan runs for duty × 10 s and pauses for the rest, giving airtime to a busy Wi-Fi on a shared chip.
+   * Dialling and advertising are not affected. Returns whether the duty changed.
+   */
+  setScanDuty(duty: number): boolean {
+    return this.#scanDuty.setDuty(duty);
+  }
+
+  /** The scan duty in force (1: continuous). */
+  get scanDuty(): number {
+    return this.#scanDuty.duty;
+  }
+
+  /**
+   * How long the duty cycle has kept the scan paused, in total (grows while paused, never decreases). The
+   * resolver measures "unheard" in scanning time (wall time minus this), not to lose what it did not listen for.
+   */
+  scanPausedMs(): number {
+    return this.#scanDuty.pausedMs();
   }
 
   /** Loads the libraries, powers both adapters on and starts advertising; rejects with BleUnavailableError. */
@@ -157,7 +199,10 @@ export class BleTransport extends TypedEmitter<BleTransportEvents> implements Tr
         adapter: central,
         open: () => this.#openCentral(central),
         onReopened: (reopened) => {
-          if (this.#isScanning) reopened.startScanning().catch((error: unknown) => this.#warn(error));
+          // In a paused stretch of the duty cycle, the next period starts the scan on it.
+          if (this.#isScanning && this.#scanDuty.isScanWindow) {
+            reopened.startScanning().catch((error: unknown) => this.#warn(error));
+          }
         },
         onChange,
         ...this.#options.adapterRetry,
@@ -168,6 +213,8 @@ export class BleTransport extends TypedEmitter<BleTransportEvents> implements Tr
 
   async stop(): Promise<void> {
     this.#isStopped = true;
+    // Ends the duty cycle's timers (stopping the central stops its scan); the resolver's wish to scan stays.
+    this.#scanDuty.halt();
     const closed = [...this.#links].map(
       (link) => new Promise<void>((resolve) => link.once('close', () => resolve()).close()),
     );

@@ -107,9 +107,14 @@ export class BleCentral extends TypedEmitter<BleCentralEvents> {
     return this.#noble.address;
   }
 
-  /** Scans for the nearmesh service until stopScanning(); noble pauses the scan to connect, we resume it. */
+  /**
+   * Scans for the nearmesh service until stopScanning(); noble pauses the scan to connect, we resume it.
+   * Asked while a connect is in progress, the scan starts when the connect ends (a controller creating a
+   * connection may refuse a scan start, and noble would then wait forever for its confirmation).
+   */
   async startScanning(): Promise<void> {
     this.#isScanning = true;
+    if (this.#connecting > 0) return;
     await this.#noble.startScanningAsync([NEARMESH_SERVICE_UUID_HEX], false);
   }
 

@@ -4,7 +4,8 @@
 // FRAME_COUNT numbered frames of FRAME_BYTES honouring back-pressure, and checks what arrives: order, no
 // loss, no duplicates, content. Reports JSON lines: started, link, sent, received (timings in ms from start).
 // Once the dialler has sent and received everything it closes the link (both sides report 'close').
-// Env: BLE_PERIPHERAL_PTY, BLE_CENTRAL_PTY, PEER_ID, NAME, MESH_KEY (hex), BLE_MTU, FRAME_COUNT, FRAME_BYTES.
+// Env: BLE_PERIPHERAL_PTY, BLE_CENTRAL_PTY, PEER_ID, NAME, MESH_KEY (hex), BLE_MTU, FRAME_COUNT, FRAME_BYTES,
+// SCAN_DUTY (the transport's scan duty, default 1).
 import { BleResolver } from '../../../dist/transports/ble/ble-resolver.js';
 import { BleTransport } from '../../../dist/transports/ble/ble-transport.js';
 import { env, say } from '../../../scripts/ble-emulator/child-io.mjs';
@@ -85,7 +86,13 @@ async function send(link) {
     }
   }
   await link.drained();
-  say({ event: 'sent', at: at(), ms: Math.round(performance.now() - started), refusals });
+  say({
+    event: 'sent',
+    at: at(),
+    ms: Math.round(performance.now() - started),
+    refusals,
+    scanPausedMs: transport.scanPausedMs(),
+  });
   onFinished();
 }
 
@@ -116,9 +123,11 @@ function receive(link) {
 }
 
 await transport.start();
+if (process.env.SCAN_DUTY) transport.setScanDuty(Number(process.env.SCAN_DUTY));
 say({
   event: 'started',
   at: at(),
+  scanDuty: transport.scanDuty,
   peripheral: transport.peripheralAddress,
   central: transport.central?.address,
 });
