@@ -14,10 +14,21 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { generateMeshKey } from '../../agent/config/mesh-key.js';
-import { ControlClient } from '../../agent/control/client.js';
-import type { RouteInfo } from '../../agent/control/wire.js';
+import type { ControlClient } from '../../agent/control/client.js';
 import { runProcess } from '../../agent/coordination/run-process.js';
-import type { PeerInfo } from '../../agent/links/peer-directory.js';
+import {
+  type BenchAgent,
+  clientOf,
+  connectControl,
+  idOf,
+  interleaved,
+  type Polling,
+  sendMs,
+  waitForLinks,
+  waitForRoutes,
+  waitUntil,
+  writeAgentConfig,
+} from './bench-agents.js';
 import {
   type BenchChild,
   forgetOnExit,
@@ -52,11 +63,12 @@ const READY_TIMEOUT_MS = 20_000;
 const MESH_TIMEOUT_MS = 30_000;
 const POLL_MS = 100;
 const CALL_TIMEOUT_MS = 5_000;
+const READY: Polling = { timeoutMs: READY_TIMEOUT_MS, pollMs: POLL_MS };
+const MESH: Polling = { timeoutMs: MESH_TIMEOUT_MS, pollMs: POLL_MS };
 const ACTION = 'noop';
 const GROUP_ALL = 'ten';
 const GROUP_SPREAD = 'five';
 const GROUP_SMALL = 'two';
-const PAYLOAD_BASE64 = Buffer.from('{"t":21.5}').toString('base64');
 /** The handler: sh builtins only (no further fork), a constant JSON result. */
 const SCRIPT_BODY = '#!/bin/sh\necho \'{"ok":true}\'\n';
 
@@ -102,18 +114,14 @@ interface CallRow {
   readonly fired_at_ms: number | null;
 }
 
-/** One agent on loopback, with its control client once it answers. */
-interface BenchAgent extends BenchChild {
-  readonly name: string;
-  readonly dir: string;
+/** One agent on loopback. */
+interface LoopbackAgent extends BenchAgent {
   readonly port: number;
-  client?: ControlClient;
-  id?: string;
 }
 
 /** Every process and directory a section started: all of it goes in its finally, by pid. */
 class Started {
-  readonly agents: BenchAgent[] = [];
+  readonly agents: LoopbackAgent[] = [];
   readonly children: BenchChild[] = [];
   readonly dirs: string[] = [];
 
@@ -178,98 +186,27 @@ interface AgentSpec {
   readonly groups: readonly string[];
 }
 
-function startAgent(started: Started, spec: AgentSpec, meshKey: string, script: string): BenchAgent {
+function startAgent(started: Started, spec: AgentSpec, meshKey: string, script: string): LoopbackAgent {
   const dir = started.temporaryDir(`nearmesh-bench-${spec.name}-`);
-  const lines = [
-    `name = ${JSON.stringify(spec.name)}`,
-    `data_dir = ${JSON.stringify(dir)}`,
-    `mesh_key = ${JSON.stringify(meshKey)}`,
-    `groups = ${JSON.stringify(spec.groups)}`,
-    '[wifi]',
-    `listen = "127.0.0.1:${spec.port}"`,
-    // Static peers only: nothing leaves 127.0.0.1 and nobody links beyond its configured neighbours.
-    'discovery = []',
-    '[ble]',
-    'enabled = false',
-    '[mqtt]',
-    'listen = false',
-    ...spec.dials.flatMap((port) => ['[[peers]]', `address = "127.0.0.1:${port}"`]),
-    '[[actions]]',
-    `name = ${JSON.stringify(ACTION)}`,
-    `exec = [${JSON.stringify(script)}]`,
-  ];
-  const config = join(dir, 'nearmesh.toml');
-  writeFileSync(config, `${lines.join('\n')}\n`);
+  // Static peers only: nothing leaves 127.0.0.1 and nobody links beyond its configured neighbours.
+  const config = writeAgentConfig({
+    name: spec.name,
+    dir,
+    meshKey,
+    listen: `127.0.0.1:${spec.port}`,
+    peers: spec.dials.map((port) => `127.0.0.1:${port}`),
+    topLevel: [`groups = ${JSON.stringify(spec.groups)}`],
+    tables: ['[[actions]]', `name = ${JSON.stringify(ACTION)}`, `exec = [${JSON.stringify(script)}]`],
+  });
   const child = startChild(process.execPath, [CLI_PATH, 'agent', '--config', config]);
-  const agent: BenchAgent = Object.assign(child, { name: spec.name, dir, port: spec.port });
+  const agent: LoopbackAgent = Object.assign(child, { name: spec.name, dir, port: spec.port });
   started.agents.push(agent);
   return agent;
 }
 
-function clientOf(agent: BenchAgent): ControlClient {
-  if (agent.client === undefined) throw new Error(`agent ${agent.name} has no control client`);
-  return agent.client;
-}
-
-function idOf(agent: BenchAgent): string {
-  if (agent.id === undefined) throw new Error(`agent ${agent.name} has no id yet`);
-  return agent.id;
-}
-
-/** Polls `check` until it returns true, naming `what` (and the agent's log) when it never does. */
-async function waitUntil(
-  what: string,
-  agent: BenchAgent,
-  timeoutMs: number,
-  check: () => Promise<boolean>,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (!isRunning(agent)) throw new Error(`agent ${agent.name} exited: ${agent.output.trim().slice(-300)}`);
-    if (await check().catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await sleep(POLL_MS);
-  }
-}
-
-/** The control socket answers `id`; keeps the client for everything after. */
-async function connectControl(agent: BenchAgent): Promise<void> {
-  await waitUntil(`agent ${agent.name} ready`, agent, READY_TIMEOUT_MS, async () => {
-    const client = await ControlClient.connect(join(agent.dir, 'control.sock'));
-    try {
-      const { id } = (await client.request({ cmd: 'id' })) as { id: string };
-      agent.client = client;
-      agent.id = id;
-      return true;
-    } catch (error) {
-      client.close();
-      throw error;
-    }
-  });
-}
-
-async function waitForLinks(agent: BenchAgent, neighbours: readonly BenchAgent[]): Promise<void> {
-  const expected = neighbours
-    .map((neighbour) => neighbour.name)
-    .sort()
-    .join(',');
-  await waitUntil(`${agent.name} linked to ${expected}`, agent, MESH_TIMEOUT_MS, async () => {
-    const peers = (await clientOf(agent).request({ cmd: 'peers' })) as PeerInfo[];
-    const connected = peers.filter((peer) => peer.state === 'connected').map((peer) => peer.name);
-    return connected.sort().join(',') === expected;
-  });
-}
-
-async function waitForRoutes(from: BenchAgent, to: readonly BenchAgent[]): Promise<void> {
-  await waitUntil(`routes from ${from.name}`, from, MESH_TIMEOUT_MS, async () => {
-    const routes = (await clientOf(from).request({ cmd: 'routes' })) as RouteInfo[];
-    return to.every((target) => routes.some((route) => route.destination === idOf(target)));
-  });
-}
-
 /** The caller has heard every target announce the action. */
 async function waitForActions(caller: BenchAgent, targets: readonly BenchAgent[]): Promise<void> {
-  await waitUntil(`${caller.name} knows the actions`, caller, MESH_TIMEOUT_MS, async () => {
+  await waitUntil(`${caller.name} knows the actions`, caller, MESH, async () => {
     const rows = (await clientOf(caller).request({ cmd: 'actions' })) as { peer: string; action: string }[];
     return targets.every((target) => rows.some((row) => row.peer === idOf(target) && row.action === ACTION));
   });
@@ -304,17 +241,6 @@ async function callMs(client: ControlClient, target: string, expectedRows: numbe
   return ms;
 }
 
-/** One reliable unicast: from the request to the agent until the end-to-end ACK resolved it. */
-async function sendMs(client: ControlClient, peer: string): Promise<number> {
-  const startNs = process.hrtime.bigint();
-  await withTimeout(
-    client.request({ cmd: 'send', peer, payload: PAYLOAD_BASE64, timeout_ms: CALL_TIMEOUT_MS }),
-    CALL_TIMEOUT_MS * 2,
-    `a send to ${peer}`,
-  );
-  return elapsedMs(startNs);
-}
-
 /** The handler on its own: the same runProcess the agent's ExecAction uses, from this process. */
 async function execMs(script: string): Promise<number> {
   const startNs = process.hrtime.bigint();
@@ -323,22 +249,6 @@ async function execMs(script: string): Promise<number> {
   if (outcome.kind !== 'exited' || outcome.exitCode !== 0)
     throw new Error(`bare exec of ${script}: ${outcome.kind}`);
   return ms;
-}
-
-/** Samples of each measurement, interleaved round by round so drift hits all alike. */
-async function interleaved(
-  rounds: number,
-  warmups: number,
-  measurements: readonly (() => Promise<number>)[],
-): Promise<number[][]> {
-  const samples = measurements.map((): number[] => []);
-  for (let round = 0; round < warmups + rounds; round++) {
-    for (const [index, measure] of measurements.entries()) {
-      const ms = await measure();
-      if (round >= warmups) samples[index]?.push(ms);
-    }
-  }
-  return samples;
 }
 
 function medianP95(samples: readonly number[]): string {
@@ -362,17 +272,21 @@ export async function callRoundTripRows(): Promise<ResultRow[]> {
     const [firstSpec, ...restSpecs] = specs;
     if (firstSpec === undefined) throw new Error('an empty chain');
     const first = startAgent(started, firstSpec, meshKey, script);
-    await connectControl(first);
+    await connectControl(first, READY);
     const agents = [first, ...restSpecs.map((spec) => startAgent(started, spec, meshKey, script))];
-    await Promise.all(agents.map(connectControl));
+    await Promise.all(agents.map((agent) => connectControl(agent, READY)));
     for (const [index, agent] of agents.entries()) {
       const neighbours = [agents[index - 1], agents[index + 1]].filter((a) => a !== undefined);
-      await waitForLinks(agent, neighbours);
+      await waitForLinks(
+        agent,
+        neighbours.map((neighbour) => neighbour.name),
+        MESH,
+      );
     }
     const [, oneHop, , threeHops] = agents;
     if (oneHop === undefined || threeHops === undefined) throw new Error('the chain has fewer than 4 agents');
-    await waitForRoutes(first, agents.slice(2));
-    await waitForRoutes(threeHops, [first]);
+    await waitForRoutes(`routes from ${first.name}`, first, agents.slice(2), MESH);
+    await waitForRoutes(`routes from ${threeHops.name}`, threeHops, [first], MESH);
     await waitForActions(first, [oneHop, threeHops]);
     const client = clientOf(first);
     const [call1 = [], send1 = [], call3 = [], send3 = [], exec = []] = await interleaved(
@@ -380,9 +294,9 @@ export async function callRoundTripRows(): Promise<ResultRow[]> {
       CALL_WARMUPS,
       [
         () => callMs(client, idOf(oneHop), 1),
-        () => sendMs(client, idOf(oneHop)),
+        () => sendMs(client, idOf(oneHop), CALL_TIMEOUT_MS),
         () => callMs(client, idOf(threeHops), 1),
-        () => sendMs(client, idOf(threeHops)),
+        () => sendMs(client, idOf(threeHops), CALL_TIMEOUT_MS),
         () => execMs(script),
       ],
     );
@@ -499,7 +413,7 @@ export async function callGroupRows(): Promise<ResultRow[]> {
     const script = writeScript(started.temporaryDir('nearmesh-bench-actions-'));
     const [hubPort = 0, ...memberPorts] = await freePorts(FANOUT_MEMBERS + 1);
     const hub = startAgent(started, { name: 'hub', port: hubPort, dials: [], groups: [] }, meshKey, script);
-    await connectControl(hub);
+    await connectControl(hub, READY);
     const members = memberPorts.map((port, index) =>
       startAgent(
         started,
@@ -519,13 +433,17 @@ export async function callGroupRows(): Promise<ResultRow[]> {
     );
     // The timer baseline's children start with the members, the same way (node, piped output).
     const timers = Array.from({ length: SPREAD_MEMBERS }, () => startTimerChild(started));
-    await Promise.all(members.map(connectControl));
+    await Promise.all(members.map((member) => connectControl(member, READY)));
     await Promise.all(timers.map((timer) => nextLine(timer, READY_TIMEOUT_MS)));
-    await waitForLinks(hub, members);
+    await waitForLinks(
+      hub,
+      members.map((member) => member.name),
+      MESH,
+    );
     await waitForActions(hub, members);
     const client = clientOf(hub);
     // Announcements carry the groups: wait until the hub resolves both groups in full.
-    await waitUntil('the groups resolved at the hub', hub, MESH_TIMEOUT_MS, async () => {
+    await waitUntil('the groups resolved at the hub', hub, MESH, async () => {
       const all = await call(client, `group:${GROUP_ALL}`);
       const some = await call(client, `group:${GROUP_SPREAD}`);
       const few = await call(client, `group:${GROUP_SMALL}`);

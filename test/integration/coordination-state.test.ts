@@ -1,13 +1,13 @@
 // Sensors, rules and leases between real agent processes: a sensor agent (its value comes from a file
 // the test writes), a rule agent, a fan agent whose action records each call, and a holder agent.
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CallResultRow } from '../../agent/cli/call-command.js';
 import {
   type AgentProcess,
   CLI_PATH,
+  cliCall as call,
   freePorts,
   sleep,
   startAgent,
@@ -15,6 +15,7 @@ import {
   temporaryDir,
   waitFor,
 } from '../support/agent-process.js';
+import { writeShScript } from '../support/sh-script.js';
 
 const MESH_KEY = Buffer.from('coordination-state-test-key-32b!').toString('base64url');
 let dir: string;
@@ -23,10 +24,7 @@ let ruleAgent: AgentProcess;
 let holderAgent: AgentProcess;
 
 function script(name: string, body: string): string {
-  const path = join(dir, name);
-  writeFileSync(path, `#!/bin/sh\n${body}\n`);
-  chmodSync(path, 0o755);
-  return path;
+  return writeShScript(join(dir, name), body);
 }
 
 const temperature = (value: number): void => writeFileSync(join(dir, 'temp'), `${value}\n`);
@@ -34,12 +32,6 @@ const fanCalls = (): number => {
   const log = join(dir, 'fan.log');
   return existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean).length : 0;
 };
-
-async function call(agent: AgentProcess, args: string[]): Promise<CallResultRow[]> {
-  const result = await agent.cli(['call', ...args, '--json'], 30_000);
-  if (result.stdout === '') throw new Error(`call failed: ${result.stderr}`);
-  return JSON.parse(result.stdout) as CallResultRow[];
-}
 
 beforeAll(async () => {
   dir = temporaryDir('nearmesh-state-');

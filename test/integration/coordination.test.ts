@@ -1,17 +1,18 @@
 // Remote calls between real agent processes, through the CLI: exec actions on one peer and on a group,
 // handlers that fail in every way, synchronised firing, idempotency keys, and the mesh-wide listings.
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CallResultRow } from '../../agent/cli/call-command.js';
 import {
   type AgentProcess,
+  cliCall as call,
   freePorts,
   startAgent,
   stopAllAgents,
   temporaryDir,
   waitFor,
 } from '../support/agent-process.js';
+import { writeShScript } from '../support/sh-script.js';
 
 const MESH_KEY = Buffer.from('coordination-test-mesh-key-32b!!').toString('base64url');
 const NAMES = ['co-a', 'co-b', 'co-c', 'co-d', 'co-e'];
@@ -19,10 +20,7 @@ let agents: AgentProcess[];
 let scripts: string;
 
 function script(name: string, body: string): string {
-  const path = join(scripts, name);
-  writeFileSync(path, `#!/bin/sh\n${body}\n`);
-  chmodSync(path, 0o755);
-  return path;
+  return writeShScript(join(scripts, name), body);
 }
 
 function actionsToml(agentName: string): string {
@@ -53,12 +51,6 @@ function actionsToml(agentName: string): string {
     `exec = [${JSON.stringify(record)}]`,
     'allow = ["co-c"]',
   ].join('\n');
-}
-
-async function call(agent: AgentProcess, args: string[]): Promise<CallResultRow[]> {
-  const result = await agent.cli(['call', ...args, '--json'], 30_000);
-  if (result.stdout === '') throw new Error(`call failed: ${result.stderr}`);
-  return JSON.parse(result.stdout) as CallResultRow[];
 }
 
 beforeAll(async () => {

@@ -4,17 +4,18 @@ import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { type Socket, connect as tcpConnect } from 'node:net';
 import { promisify } from 'node:util';
-import { connect, connectAsync, type IClientOptions, type MqttClient } from 'mqtt';
+import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import mqttPacket, { type Packet } from 'mqtt-packet';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MqttBroker, type PublishMeta } from '../../agent/gateway/broker.js';
+import { collectAs, MqttClients } from '../support/mqtt-clients.js';
 import { describeWhenAvailable } from '../support/requirements.js';
 
 const run = promisify(execFile);
 
 let broker: MqttBroker;
 let port: number;
-const clients: MqttClient[] = [];
+const clients = new MqttClients();
 const sockets: Socket[] = [];
 
 async function startBroker(options: ConstructorParameters<typeof MqttBroker>[0] = {}): Promise<void> {
@@ -27,20 +28,13 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
-  for (const client of clients.splice(0)) client.end(true);
+  clients.endAll();
   for (const socket of sockets.splice(0)) socket.destroy();
   await broker.close();
 });
 
-async function client(version: 4 | 5, options: IClientOptions = {}): Promise<MqttClient> {
-  const c = await connectAsync(`mqtt://127.0.0.1:${port}`, {
-    protocolVersion: version,
-    reconnectPeriod: 0,
-    connectTimeout: 5000,
-    ...options,
-  });
-  clients.push(c);
-  return c;
+function client(version: 4 | 5, options: IClientOptions = {}): Promise<MqttClient> {
+  return clients.connect(port, version, options);
 }
 
 interface Received {
@@ -51,11 +45,12 @@ interface Received {
 }
 
 function collect(c: MqttClient): Received[] {
-  const received: Received[] = [];
-  c.on('message', (topic, payload, packet) =>
-    received.push({ topic, payload: payload.toString(), retain: packet.retain, qos: packet.qos }),
-  );
-  return received;
+  return collectAs(c, (topic, payload, packet) => ({
+    topic,
+    payload: payload.toString(),
+    retain: packet.retain,
+    qos: packet.qos,
+  }));
 }
 
 async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> {
@@ -197,7 +192,7 @@ for (const version of [4, 5] as const) {
         again.once('connect', (connack) => resolve(connack.sessionPresent)),
       );
       again.connect();
-      clients.push(again);
+      clients.add(again);
       expect(await connected).toBe(true);
       await until(() => received.length === 3);
       await sleep(100);

@@ -6,20 +6,20 @@ import { execFile, execFileSync } from 'node:child_process';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { connectAsync, type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AgentStatus } from '../../agent/agent.js';
 import type { CallResultRow } from '../../agent/cli/call-command.js';
 import type { PeerInfo } from '../../agent/links/peer-directory.js';
 import { decodeJsonCbor, encodeJsonCbor } from '../../agent/protocol/json-cbor.js';
 import {
   type AgentProcess,
+  cliCall,
   freePorts,
   startAgent,
   stopAllAgents,
   temporaryDir,
   waitFor,
 } from '../support/agent-process.js';
+import { collect, MqttClients, mqttPort, type Received, until } from '../support/mqtt-clients.js';
 import { describeWhenAvailable } from '../support/requirements.js';
 
 const run = promisify(execFile);
@@ -31,49 +31,10 @@ let aId: string;
 let bId: string;
 let aMqtt: number;
 let bMqtt: number;
-const clients: MqttClient[] = [];
-
-interface Received {
-  topic: string;
-  payload: Buffer;
-  packet: IPublishPacket;
-}
-
-async function mqttPort(agent: AgentProcess): Promise<number> {
-  const status = await agent.json<AgentStatus>(['status']);
-  if (status.mqtt.state !== 'on') throw new Error(`MQTT not served: ${JSON.stringify(status.mqtt)}`);
-  return Number(status.mqtt.listen.split(':').at(-1));
-}
-
-async function client(port: number, version: 4 | 5, options: IClientOptions = {}): Promise<MqttClient> {
-  const c = await connectAsync(`mqtt://127.0.0.1:${port}`, {
-    protocolVersion: version,
-    reconnectPeriod: 0,
-    connectTimeout: 5000,
-    ...options,
-  });
-  clients.push(c);
-  return c;
-}
-
-function collect(c: MqttClient): Received[] {
-  const received: Received[] = [];
-  c.on('message', (topic, payload, packet) => received.push({ topic, payload, packet }));
-  return received;
-}
-
-async function until(what: string, condition: () => boolean, timeoutMs = 15_000): Promise<void> {
-  await waitFor(what, async () => (condition() ? true : undefined), timeoutMs, 20);
-}
+const clients = new MqttClients();
 
 function json(message: Received | undefined): unknown {
   return JSON.parse(message?.payload.toString() ?? 'null');
-}
-
-async function cliCall(agent: AgentProcess, args: string[]): Promise<CallResultRow[]> {
-  const result = await agent.cli(['call', ...args, '--json'], 30_000);
-  if (result.stdout === '') throw new Error(`call failed: ${result.stderr}`);
-  return JSON.parse(result.stdout) as CallResultRow[];
 }
 
 beforeAll(async () => {
@@ -102,7 +63,7 @@ beforeAll(async () => {
 }, 40_000);
 
 afterAll(async () => {
-  for (const c of clients.splice(0)) c.end(true);
+  clients.endAll();
   await stopAllAgents();
 });
 
@@ -142,7 +103,7 @@ describe('calling actions over MQTT', () => {
   });
 
   it('mqtt.js 5: correlation data comes back; options in user properties; refusals are error replies', async () => {
-    const app = await client(aMqtt, 5);
+    const app = await clients.connect(aMqtt, 5);
     const replies = collect(app);
     await app.subscribeAsync('app/replies', { qos: 1 });
     const request = (topic: string, payload: string, extra: Record<string, string> = {}, id = 'r') =>
@@ -187,7 +148,7 @@ describe('calling actions over MQTT', () => {
   });
 
   it('mqtt.js 3.1.1: the request envelope, with reply_to and correlation or the default reply topic', async () => {
-    const app = await client(aMqtt, 4, { clientId: 'old-app' });
+    const app = await clients.connect(aMqtt, 4, { clientId: 'old-app' });
     const replies = collect(app);
     await app.subscribeAsync('old-app/replies', { qos: 1 });
     await app.subscribeAsync('nearmesh/reply/old-app', { qos: 1 });
@@ -214,7 +175,7 @@ describe('calling actions over MQTT', () => {
   });
 
   it('a request with content type application/cbor gets a CBOR reply', async () => {
-    const app = await client(aMqtt, 5);
+    const app = await clients.connect(aMqtt, 5);
     const replies = collect(app);
     await app.subscribeAsync('app/cbor', { qos: 1 });
     const cbor = { contentType: 'application/cbor', responseTopic: 'app/cbor' };
@@ -242,12 +203,12 @@ describe('calling actions over MQTT', () => {
 
 describe('sensors over MQTT', () => {
   it('a value an app publishes on B is a sensor of B, read from A with the CLI', async () => {
-    const sensorApp = await client(bMqtt, 4);
+    const sensorApp = await clients.connect(bMqtt, 4);
     await sensorApp.publishAsync('nearmesh/provide/sensor/room.temp', '{"value":21.5,"unit":"Cel"}', {
       qos: 1,
     });
     // On B at once, in the agent's own format.
-    const localWatcher = await client(bMqtt, 4);
+    const localWatcher = await clients.connect(bMqtt, 4);
     const local = collect(localWatcher);
     await localWatcher.subscribeAsync(`nearmesh/sensor/${bId}/room.temp`, { qos: 1 });
     await until('the retained value on B', () => local.length === 1);
@@ -273,7 +234,7 @@ describe('sensors over MQTT', () => {
 
   it("a read of an agent's own sensor is retained on its nearmesh/sensor/<id>/<sensor>", async () => {
     expect(await b.json(['read', 'mc-b', 'mem.used'])).toMatchObject({ peer: bId, unit: '%' });
-    const watcher = await client(bMqtt, 5);
+    const watcher = await clients.connect(bMqtt, 5);
     const received = collect(watcher);
     await watcher.subscribeAsync(`nearmesh/sensor/${bId}/mem.used`, { qos: 1 });
     await until('the retained value on B', () => received.length === 1);
@@ -282,12 +243,12 @@ describe('sensors over MQTT', () => {
   });
 
   it("after a read from A, the value is retained on A's nearmesh/sensor/<B-id>/<sensor>", async () => {
-    const sensorApp = await client(bMqtt, 5);
+    const sensorApp = await clients.connect(bMqtt, 5);
     await sensorApp.publishAsync('nearmesh/provide/sensor/room.humidity', '{"value":40,"unit":"%"}', {
       qos: 1,
     });
     expect(await a.json(['read', 'mc-b', 'room.humidity'])).toMatchObject({ value: 40 });
-    const watcher = await client(aMqtt, 4);
+    const watcher = await clients.connect(aMqtt, 4);
     const received = collect(watcher);
     await watcher.subscribeAsync('nearmesh/sensor/#', { qos: 1 });
     const topic = `nearmesh/sensor/${bId}/room.humidity`;
@@ -309,7 +270,7 @@ describe('sensors over MQTT', () => {
   });
 
   it('an empty publish removes the sensor; a sensor the config owns cannot be taken', async () => {
-    const app = await client(bMqtt, 5);
+    const app = await clients.connect(bMqtt, 5);
     const replies = collect(app);
     await app.subscribeAsync('app/provide', { qos: 1 });
     const provide = (name: string, payload: string) =>
@@ -338,7 +299,7 @@ describe('sensors over MQTT', () => {
 
 describe('actions an app provides', () => {
   it('an MQTT 5 app on B registers an action; A calls it from the CLI; it goes with the app', async () => {
-    const app = await client(bMqtt, 5, { clientId: 'light-app' });
+    const app = await clients.connect(bMqtt, 5, { clientId: 'light-app' });
     const invocations: Received[] = [];
     app.on('message', (topic, payload, packet) => {
       if (topic !== 'nearmesh/invoke/light.set') return;
@@ -385,7 +346,7 @@ describe('actions an app provides', () => {
       return row?.error?.code === 'unknown-action' ? row : undefined;
     });
     // The retained registration went with it.
-    const watcher = await client(bMqtt, 4);
+    const watcher = await clients.connect(bMqtt, 4);
     const seen = collect(watcher);
     await watcher.subscribeAsync('nearmesh/provide/action/#', { qos: 1 });
     await new Promise((resolve) => setTimeout(resolve, 300));
@@ -393,7 +354,7 @@ describe('actions an app provides', () => {
   });
 
   it('an MQTT 3.1.1 app gets the invocation envelope and answers on reply_to or error_to', async () => {
-    const app = await client(bMqtt, 4, { clientId: 'old-light-app' });
+    const app = await clients.connect(bMqtt, 4, { clientId: 'old-light-app' });
     app.on('message', (topic, payload) => {
       if (topic !== 'nearmesh/invoke/old.light') return;
       const call = JSON.parse(payload.toString()) as {

@@ -4,7 +4,7 @@ import { execFile, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type Server, connect as tcpConnect } from 'node:net';
 import { promisify } from 'node:util';
-import { connectAsync, type IClientOptions, type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentStatus } from '../../agent/agent.js';
 import type { PeerInfo } from '../../agent/links/peer-directory.js';
@@ -16,6 +16,7 @@ import {
   temporaryDir,
   waitFor,
 } from '../support/agent-process.js';
+import { collectAs, MqttClients, mqttPort, until } from '../support/mqtt-clients.js';
 import { describeWhenAvailable } from '../support/requirements.js';
 
 const run = promisify(execFile);
@@ -27,24 +28,7 @@ let aId: string;
 let bId: string;
 let aMqtt: number;
 let bMqtt: number;
-const clients: MqttClient[] = [];
-
-async function mqttPort(agent: AgentProcess): Promise<number> {
-  const status = await agent.json<AgentStatus>(['status']);
-  if (status.mqtt.state !== 'on') throw new Error(`MQTT not served: ${JSON.stringify(status.mqtt)}`);
-  return Number(status.mqtt.listen.split(':').at(-1));
-}
-
-async function client(port: number, version: 4 | 5, options: IClientOptions = {}): Promise<MqttClient> {
-  const c = await connectAsync(`mqtt://127.0.0.1:${port}`, {
-    protocolVersion: version,
-    reconnectPeriod: 0,
-    connectTimeout: 5000,
-    ...options,
-  });
-  clients.push(c);
-  return c;
-}
+const clients = new MqttClients();
 
 interface Received {
   topic: string;
@@ -54,20 +38,12 @@ interface Received {
 }
 
 function collect(c: MqttClient): Received[] {
-  const received: Received[] = [];
-  c.on('message', (topic, payload, packet) =>
-    received.push({
-      topic,
-      payload,
-      userProperties: packet.properties?.userProperties,
-      retain: packet.retain,
-    }),
-  );
-  return received;
-}
-
-async function until(what: string, condition: () => boolean, timeoutMs = 10_000): Promise<void> {
-  await waitFor(what, async () => (condition() ? true : undefined), timeoutMs, 20);
+  return collectAs(c, (topic, payload, packet) => ({
+    topic,
+    payload,
+    userProperties: packet.properties?.userProperties,
+    retain: packet.retain,
+  }));
 }
 
 beforeAll(async () => {
@@ -92,16 +68,16 @@ beforeAll(async () => {
 }, 40_000);
 
 afterAll(async () => {
-  for (const c of clients.splice(0)) c.end(true);
+  clients.endAll();
   await stopAllAgents();
 });
 
 describe('MQTT endpoint of a running agent', () => {
   it('an app publishes to nearmesh/send/<name>; the peer app gets it on nearmesh/inbox/<from> (mqtt.js 3.1.1)', async () => {
-    const inbox = await client(bMqtt, 4);
+    const inbox = await clients.connect(bMqtt, 4);
     const received = collect(inbox);
     await inbox.subscribeAsync('nearmesh/inbox/#', { qos: 1 });
-    const sender = await client(aMqtt, 4);
+    const sender = await clients.connect(aMqtt, 4);
     await sender.publishAsync('nearmesh/send/mq-b', 'hello from an app', { qos: 1 });
     await until('the inbox message', () => received.length === 1);
     expect(received[0]?.topic).toBe(`nearmesh/inbox/${aId}`);
@@ -109,10 +85,10 @@ describe('MQTT endpoint of a running agent', () => {
   });
 
   it('MQTT 5 subscribers see who sent it; a request with a response topic gets the delivery outcome', async () => {
-    const inbox = await client(bMqtt, 5);
+    const inbox = await clients.connect(bMqtt, 5);
     const received = collect(inbox);
     await inbox.subscribeAsync(`nearmesh/inbox/${aId}`, { qos: 1 });
-    const requester = await client(aMqtt, 5);
+    const requester = await clients.connect(aMqtt, 5);
     const replies = collect(requester);
     await requester.subscribeAsync('app/replies', { qos: 1 });
     const binary = Buffer.from([0, 1, 2, 255, 254]);
@@ -137,10 +113,10 @@ describe('MQTT endpoint of a running agent', () => {
   });
 
   it('group and broadcast sends reach the members through the mesh', async () => {
-    const inbox = await client(bMqtt, 5);
+    const inbox = await clients.connect(bMqtt, 5);
     const received = collect(inbox);
     await inbox.subscribeAsync('nearmesh/inbox/+', { qos: 1 });
-    const sender = await client(aMqtt, 5);
+    const sender = await clients.connect(aMqtt, 5);
     await sender.publishAsync('nearmesh/send/group:hall', 'to the hall', { qos: 1 });
     await sender.publishAsync('nearmesh/send/group:kitchen', 'to nobody', { qos: 1 });
     await sender.publishAsync('nearmesh/send/all', 'to everyone', { qos: 1 });
@@ -152,7 +128,7 @@ describe('MQTT endpoint of a running agent', () => {
   });
 
   it('nearmesh/peers is retained JSON of the peer table', async () => {
-    const watcher = await client(aMqtt, 4);
+    const watcher = await clients.connect(aMqtt, 4);
     const received = collect(watcher);
     await watcher.subscribeAsync('nearmesh/peers', { qos: 1 });
     await until('the retained peer table', () => received.length >= 1);
@@ -204,10 +180,10 @@ describe('MQTT endpoint of a running agent', () => {
   });
 
   it('garbage bytes on the MQTT port close that client only', async () => {
-    const inbox = await client(bMqtt, 4);
+    const inbox = await clients.connect(bMqtt, 4);
     const received = collect(inbox);
     await inbox.subscribeAsync('nearmesh/inbox/#', { qos: 1 });
-    const sender = await client(aMqtt, 4);
+    const sender = await clients.connect(aMqtt, 4);
     const socket = tcpConnect(aMqtt, '127.0.0.1');
     await once(socket, 'connect');
     socket.write(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));

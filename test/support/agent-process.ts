@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import type { CallResultRow } from '../../agent/cli/call-command.js';
 import type { ListenEvent } from '../../agent/control/wire.js';
 
 export const CLI_PATH = resolve(import.meta.dirname, '../../dist/agent/cli/main.js');
@@ -191,6 +192,13 @@ export function runCli(
     );
     child.stdin?.end(stdin);
   });
+}
+
+/** `nearmesh call <args> --json` on `agent`: the result rows (fails with stderr when it printed none). */
+export async function cliCall(agent: AgentProcess, args: string[]): Promise<CallResultRow[]> {
+  const result = await agent.cli(['call', ...args, '--json'], 30_000);
+  if (result.stdout === '') throw new Error(`call failed: ${result.stderr}`);
+  return JSON.parse(result.stdout) as CallResultRow[];
 }
 
 /** Ports that were free a moment ago (the agents bind them right after). */

@@ -1,9 +1,7 @@
 // Board profiles and detection: every profile from the model string its firmware writes (NUL-terminated),
 // the fallback file, and generic Linux for anything unknown or absent.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
 import { checkBleAdapter } from '../../agent/config/index.js';
 import {
   BOARD_PROFILES,
@@ -16,22 +14,9 @@ import {
   matchBoard,
   normalizeModel,
 } from '../../boards/index.js';
+import { fixtureRoots } from '../support/fixture-root.js';
 
-const roots: string[] = [];
-
-function fixtureRoot(files: Record<string, string>): string {
-  const root = mkdtempSync(join(tmpdir(), 'nearmesh-boards-'));
-  roots.push(root);
-  for (const [path, content] of Object.entries(files)) {
-    mkdirSync(dirname(join(root, path)), { recursive: true });
-    writeFileSync(join(root, path), content);
-  }
-  return root;
-}
-
-afterAll(() => {
-  for (const root of roots) rmSync(root, { recursive: true, force: true });
-});
+const fixtureRoot = fixtureRoots('nearmesh-boards-');
 
 const MODELS: [string, BoardId][] = [
   ['Raspberry Pi Zero 2 W Rev 1.0', 'rpi-zero-2-w'],

@@ -9,15 +9,10 @@ import {
   parseDuration,
 } from '../../agent/coordination/duration.js';
 import { NearmeshError } from '../../agent/errors.js';
+import { refusal } from '../support/refused.js';
 
 function parseError(text: string): DurationError {
-  try {
-    parseDuration(text);
-  } catch (error) {
-    expect(error).toBeInstanceOf(DurationError);
-    return error as DurationError;
-  }
-  throw new Error(`expected ${JSON.stringify(text)} to be refused`);
+  return refusal(DurationError, parseDuration, text);
 }
 
 describe('parseDuration', () => {

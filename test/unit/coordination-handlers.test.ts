@@ -2,7 +2,7 @@
 // dir): arguments on stdin and caller identity in the environment; JSON and text results; and every way
 // a handler program can misbehave (non-zero exit, crash, hang, its own children, flooding, garbage,
 // missing binary, ignoring stdin) ending as a typed error and never as a rejection.
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -11,6 +11,7 @@ import { DEFAULT_SENSOR_TIMEOUT_MS, ExecSensor, parseReading } from '../../agent
 import { type CallContext, type CallResult, SensorReadError } from '../../agent/coordination/handler.js';
 import { parseOutput } from '../../agent/coordination/output.js';
 import { Counters } from '../../agent/ops/counters.js';
+import { writeShScript } from '../support/sh-script.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'nearmesh-handlers-'));
 const leftovers: number[] = [];
@@ -30,10 +31,7 @@ let scriptCount = 0;
 /** An executable /bin/sh script; its path. */
 function script(body: string): string {
   scriptCount += 1;
-  const path = join(dir, `handler-${scriptCount}.sh`);
-  writeFileSync(path, `#!/bin/sh\n${body}\n`);
-  chmodSync(path, 0o755);
-  return path;
+  return writeShScript(join(dir, `handler-${scriptCount}.sh`), body);
 }
 
 function context(overrides: Partial<CallContext> = {}): CallContext {

@@ -14,15 +14,10 @@ import {
   type SensorValue,
 } from '../../agent/coordination/rule-expression.js';
 import { NearmeshError } from '../../agent/errors.js';
+import { refusal } from '../support/refused.js';
 
 function parseError(text: string): RuleExpressionError {
-  try {
-    parseRuleExpression(text);
-  } catch (error) {
-    expect(error).toBeInstanceOf(RuleExpressionError);
-    return error as RuleExpressionError;
-  }
-  throw new Error(`expected ${JSON.stringify(text)} to be refused`);
+  return refusal(RuleExpressionError, parseRuleExpression, text);
 }
 
 /** A compact rendering of the tree that shows grouping explicitly. */

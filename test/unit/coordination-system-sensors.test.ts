@@ -1,9 +1,6 @@
 // Built-in device sensors on fixture /proc and /sys trees (the same readers `status` uses): values and
 // units, and SensorReadError('unavailable') where this machine cannot tell.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SensorReadError } from '../../agent/coordination/handler.js';
 import {
   isSystemSensorName,
@@ -11,21 +8,9 @@ import {
   SystemSensor,
   systemSensors,
 } from '../../agent/coordination/system-sensors.js';
+import { fixtureRoots } from '../support/fixture-root.js';
 
-const roots: string[] = [];
-afterAll(() => {
-  for (const root of roots) rmSync(root, { recursive: true, force: true });
-});
-
-function fixtureRoot(files: Record<string, string>): string {
-  const root = mkdtempSync(join(tmpdir(), 'nearmesh-system-sensors-'));
-  roots.push(root);
-  for (const [path, content] of Object.entries(files)) {
-    mkdirSync(dirname(join(root, path)), { recursive: true });
-    writeFileSync(join(root, path), content);
-  }
-  return root;
-}
+const fixtureRoot = fixtureRoots('nearmesh-system-sensors-');
 
 const signal = new AbortController().signal;
 

@@ -32,6 +32,7 @@ import {
   type Route,
 } from '../../agent/protocol/index.js';
 import type { JsonObject, JsonValue } from '../../agent/protocol/json-cbor.js';
+import { mutate, mutationsOverwriting } from '../support/byte-mutation.js';
 import { fromHex, toHex } from './protocol-vector-json.js';
 
 // ---------------------------------------------------------------------------------------------------------
@@ -433,55 +434,11 @@ function decodeSafely(bytes: Uint8Array): CoordinationMessage | DecodeError {
   return result;
 }
 
-type Mutation =
-  | { kind: 'flip'; at: number; bit: number }
-  | { kind: 'truncate'; at: number }
-  | { kind: 'insert'; at: number; bytes: Uint8Array }
-  | { kind: 'delete'; at: number; count: number }
-  | { kind: 'overwrite'; at: number; byte: number };
-
-const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
-  fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), bit: fc.nat(7) }),
-  fc.record({ kind: fc.constant('truncate' as const), at: fc.nat() }),
-  fc.record({
-    kind: fc.constant('insert' as const),
-    at: fc.nat(),
-    bytes: fc.uint8Array({ minLength: 1, maxLength: 9 }),
-  }),
-  fc.record({ kind: fc.constant('delete' as const), at: fc.nat(), count: fc.integer({ min: 1, max: 4 }) }),
-  // Heads of interesting items: floats (incl. NaN, infinities), maps, negative ints, tags, simple values.
-  fc.record({
-    kind: fc.constant('overwrite' as const),
-    at: fc.nat(),
-    byte: fc.oneof(
-      fc.constantFrom(0x1b, 0x20, 0x3b, 0x40, 0x60, 0x80, 0xa1, 0xc1, 0xf4, 0xf6, 0xf7, 0xf9, 0xfa, 0xfb),
-      fc.nat(255),
-    ),
-  }),
-);
-
-function mutate(bytes: Uint8Array, mutation: Mutation): Uint8Array {
-  const array = Array.from(bytes);
-  const at = array.length === 0 ? 0 : mutation.at % (array.length + 1);
-  switch (mutation.kind) {
-    case 'flip':
-      if (at < array.length) array[at] = (array[at] as number) ^ (1 << mutation.bit);
-      break;
-    case 'truncate':
-      array.length = at;
-      break;
-    case 'insert':
-      array.splice(at, 0, ...mutation.bytes);
-      break;
-    case 'delete':
-      array.splice(at, mutation.count);
-      break;
-    case 'overwrite':
-      if (at < array.length) array[at] = mutation.byte;
-      break;
-  }
-  return Uint8Array.from(array);
-}
+// Overwrites with heads of interesting items: floats (incl. NaN, infinities), maps, negative ints, tags,
+// simple values.
+const mutationArb = mutationsOverwriting([
+  0x1b, 0x20, 0x3b, 0x40, 0x60, 0x80, 0xa1, 0xc1, 0xf4, 0xf6, 0xf7, 0xf9, 0xfa, 0xfb,
+]);
 
 /** A decoded SENSOR-VALUE with NaN or ±Infinity: accepted by the decoder but not encodable (see below). */
 function hasNonFiniteReading(message: CoordinationMessage): boolean {

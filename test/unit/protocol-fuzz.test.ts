@@ -13,6 +13,7 @@ import {
   MessageType,
   type Route,
 } from '../../agent/protocol/index.js';
+import { mutate, mutationsOverwriting } from '../support/byte-mutation.js';
 import { toHex } from './protocol-vector-json.js';
 
 const KINDS = ['message', 'unknown-type', 'error'];
@@ -71,55 +72,11 @@ const smallFrameArb = messageArb
   .filter((m) => m.type !== 'data' || m.payload.length <= 64)
   .map((m) => encodeMessage(m));
 
-type Mutation =
-  | { kind: 'flip'; at: number; bit: number }
-  | { kind: 'truncate'; at: number }
-  | { kind: 'insert'; at: number; bytes: Uint8Array }
-  | { kind: 'delete'; at: number; count: number }
-  | { kind: 'overwrite'; at: number; byte: number };
-
-const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
-  fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), bit: fc.nat(7) }),
-  fc.record({ kind: fc.constant('truncate' as const), at: fc.nat() }),
-  fc.record({
-    kind: fc.constant('insert' as const),
-    at: fc.nat(),
-    bytes: fc.uint8Array({ minLength: 1, maxLength: 9 }),
-  }),
-  fc.record({ kind: fc.constant('delete' as const), at: fc.nat(), count: fc.integer({ min: 1, max: 4 }) }),
-  // Bytes that are heads of interesting items: tags, indefinite, breaks, 8-byte heads, arrays, simple values.
-  fc.record({
-    kind: fc.constant('overwrite' as const),
-    at: fc.nat(),
-    byte: fc.oneof(
-      fc.constantFrom(0x1b, 0x3b, 0x5f, 0x7f, 0x9f, 0xbf, 0xc0, 0xd8, 0xf7, 0xf8, 0xf9, 0xfb, 0xff),
-      fc.nat(255),
-    ),
-  }),
-);
-
-function mutate(frame: Uint8Array, mutation: Mutation): Uint8Array {
-  const bytes = Array.from(frame);
-  const at = bytes.length === 0 ? 0 : mutation.at % (bytes.length + 1);
-  switch (mutation.kind) {
-    case 'flip':
-      if (at < bytes.length) bytes[at] = (bytes[at] as number) ^ (1 << mutation.bit);
-      break;
-    case 'truncate':
-      bytes.length = at;
-      break;
-    case 'insert':
-      bytes.splice(at, 0, ...mutation.bytes);
-      break;
-    case 'delete':
-      bytes.splice(at, mutation.count);
-      break;
-    case 'overwrite':
-      if (at < bytes.length) bytes[at] = mutation.byte;
-      break;
-  }
-  return Uint8Array.from(bytes);
-}
+// Overwrites with bytes that are heads of interesting items: tags, indefinite, breaks, 8-byte heads,
+// arrays, simple values.
+const mutationArb = mutationsOverwriting([
+  0x1b, 0x3b, 0x5f, 0x7f, 0x9f, 0xbf, 0xc0, 0xd8, 0xf7, 0xf8, 0xf9, 0xfb, 0xff,
+]);
 
 /**
  * For a frame we accepted as a message: cborg must decode it too, to an array whose envelope fields say

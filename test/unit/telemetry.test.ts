@@ -1,10 +1,9 @@
 // Telemetry readers against fixture /proc and /sys trees: thermal zones, meminfo, load, uptime, a fake
 // vcgencmd, free disk; get_throttled decoding as a pure function; and nulls (never throws) when nothing
 // can be read.
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   decodeThrottled,
   findVcgencmd,
@@ -17,30 +16,16 @@ import {
   readTelemetry,
   readThrottling,
 } from '../../agent/ops/telemetry.js';
+import { fixtureRoots } from '../support/fixture-root.js';
+import { writeShScript } from '../support/sh-script.js';
 
-const roots: string[] = [];
-
-function fixtureRoot(files: Record<string, string>): string {
-  const root = mkdtempSync(join(tmpdir(), 'nearmesh-telemetry-'));
-  roots.push(root);
-  for (const [path, content] of Object.entries(files)) {
-    mkdirSync(dirname(join(root, path)), { recursive: true });
-    writeFileSync(join(root, path), content);
-  }
-  return root;
-}
+const fixtureRoot = fixtureRoots('nearmesh-telemetry-');
 
 function fakeVcgencmd(root: string, script: string): string {
   const path = join(root, 'usr/bin/vcgencmd');
   mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, `#!/bin/sh\n${script}\n`);
-  chmodSync(path, 0o755);
-  return path;
+  return writeShScript(path, script);
 }
-
-afterAll(() => {
-  for (const root of roots) rmSync(root, { recursive: true, force: true });
-});
 
 const MEMINFO = `MemTotal:        3884096 kB
 MemFree:          123456 kB
