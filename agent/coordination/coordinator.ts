@@ -470,7 +470,8 @@ export class Coordinator extends TypedEmitter<CoordinatorEvents> {
   }
 
   #describe(peerId: string): { name?: string; groups: readonly string[] } {
-    if (peerId === this.#options.identity.peerId) return { name: this.#options.name, groups: this.#options.groups };
+    if (peerId === this.#options.identity.peerId)
+      return { name: this.#options.name, groups: this.#options.groups };
     const agent = this.#options.knownAgents().find((known) => known.id === peerId);
     return agent === undefined ? { groups: [] } : { name: agent.name, groups: agent.groups };
   }

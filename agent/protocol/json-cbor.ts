@@ -84,7 +84,7 @@ function jsonSize(value: WireValue, depth: number): number {
   if (value instanceof Uint8Array) return bytesSize(value.length);
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) throw new EncodeError(`${value} is not a JSON number`);
-    if (Number.isSafeInteger(value)) return headSize(value < 0 ? -1 - value : value);
+    if (isCborInteger(value)) return headSize(value < 0 ? -1 - value : value);
     return Math.fround(value) === value ? 5 : 9;
   }
   if (typeof value === 'string') return textSize(value);
@@ -129,9 +129,14 @@ function writeJson(out: Uint8Array, pos: number, value: WireValue): number {
   return next;
 }
 
+/** Safe integers go as CBOR integers; -0 stays a float, so it comes back as -0. */
+function isCborInteger(value: number): boolean {
+  return Number.isSafeInteger(value) && !Object.is(value, -0);
+}
+
 /** Integers in their shortest head; other numbers as float32 when that is exact, else float64. */
 function writeNumber(out: Uint8Array, pos: number, value: number): number {
-  if (Number.isSafeInteger(value)) {
+  if (isCborInteger(value)) {
     return value < 0 ? writeHead(out, pos, MAJOR_NEGINT, -1 - value) : writeHead(out, pos, MAJOR_UINT, value);
   }
   const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
