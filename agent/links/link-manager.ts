@@ -1,5 +1,6 @@
 // Turns transports and resolvers into authenticated peer connections: dials what resolvers find
-// (with backoff), accepts inbound links, keeps one connection per peer, and delivers acked messages.
+// (with backoff), accepts inbound links, keeps at most one connection per peer and medium (traffic on
+// the best one, the others on standby), and delivers acked messages.
 import { randomInt } from 'node:crypto';
 import type { PeerCandidate, Resolver } from '../../transports/resolver.js';
 import type { FrameLink, Medium, Transport } from '../../transports/transport.js';
@@ -19,7 +20,7 @@ import {
   type KeepaliveOptions,
   PeerConnection,
 } from './peer-connection.js';
-import { PeerDirectory, type PeerInfo, type PeerRecord } from './peer-directory.js';
+import { bestConnection, PeerDirectory, type PeerInfo, type PeerRecord } from './peer-directory.js';
 import { RecentIds } from './recent-ids.js';
 
 /** Room for the envelope and the cipher tag inside a link frame. */
@@ -155,13 +156,14 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
     for (const target of this.#targets.values()) clearTimeout(target.timer);
     for (const resolver of this.options.resolvers) await resolver.stop().catch(() => {});
     for (const link of this.#handshakes) link.close();
-    const closing = this.directory.records().flatMap((record) => {
-      const connection = record.connection;
-      if (connection?.isOpen !== true) return [];
-      const closed = new Promise<void>((resolve) => connection.once('close', () => resolve()));
-      connection.close(CloseCode.shutdown, 'agent stopping');
-      return [closed];
-    });
+    const closing = this.directory.records().flatMap((record) =>
+      [...record.connections.values()].flatMap((connection) => {
+        if (!connection.isOpen) return [];
+        const closed = new Promise<void>((resolve) => connection.once('close', () => resolve()));
+        connection.close(CloseCode.shutdown, 'agent stopping');
+        return [closed];
+      }),
+    );
     await Promise.race([Promise.all(closing), new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
     for (const state of this.#peerState.values()) {
       for (const pending of state.pending.values())
@@ -302,13 +304,14 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
     target.timer.unref();
   }
 
-  #isLinked(peerId: string | undefined): boolean {
-    return peerId !== undefined && this.directory.get(peerId)?.connection?.isOpen === true;
+  /** A dial is pointless when the peer already has a link on that medium. */
+  #isLinked(peerId: string | undefined, medium: Medium): boolean {
+    return peerId !== undefined && this.directory.get(peerId)?.connections.get(medium)?.isOpen === true;
   }
 
   async #dial(target: DialTarget): Promise<void> {
     target.timer = undefined;
-    if (!this.#isRunning || target.isSelf || this.#isLinked(target.peerId)) return;
+    if (!this.#isRunning || target.isSelf || this.#isLinked(target.peerId, target.transport.medium)) return;
     target.isDialling = true;
     try {
       const link = await target.transport.dial(target.address, { timeoutMs: 5_000 });
@@ -324,7 +327,8 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
     } finally {
       target.isDialling = false;
     }
-    if (!this.#isLinked(target.peerId)) this.#scheduleDial(target, target.backoff.next());
+    if (!this.#isLinked(target.peerId, target.transport.medium))
+      this.#scheduleDial(target, target.backoff.next());
   }
 
   get counters(): Counters {
@@ -392,11 +396,14 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
     this.#log.debug({ address: link.remoteAddress, err: error }, 'handshake failed');
   }
 
-  /** Keeps exactly one connection per peer; both agents pick the same survivor without talking. */
+  /**
+   * Keeps exactly one connection per peer and medium (both agents pick the same survivor without talking)
+   * and moves traffic to the best medium linked.
+   */
   #adopt(connection: PeerConnection): void {
     const secure = connection.link;
     const record = this.directory.upsert(secure.peerId, secure.peerName);
-    const existing = record.connection;
+    const existing = record.connections.get(secure.medium);
     if (existing?.isOpen === true) {
       const keepNew = this.#prefers(connection, existing);
       const loser = keepNew ? existing : connection;
@@ -404,10 +411,12 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
       loser.close(CloseCode.duplicateLink, 'duplicate link');
       if (!keepNew) return;
     }
-    record.connection = connection;
+    const previous = record.connection?.isOpen === true ? record.connection : undefined;
+    record.connections.set(secure.medium, connection);
+    record.connection = bestConnection(record);
     record.addresses.add(secure.remoteAddress);
     record.lastSeenMs = Date.now();
-    const wasDown = existing?.isOpen !== true;
+    const wasDown = previous === undefined;
     if (wasDown) record.connectedSinceMs = Date.now();
     const state = this.#stateOf(record.id);
     connection.on('data', (payload, id, system) => {
@@ -426,16 +435,31 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
     const router = this.options.router;
     if (router !== undefined) {
       connection.on('routed', (message) => router.receive(record.id, message));
-      router.addNeighbour({ peerId: record.id, send: (message) => connection.sendRouted(message) });
+      // The mesh sends through whichever connection carries the peer's traffic at the time.
+      if (wasDown) {
+        router.addNeighbour({
+          peerId: record.id,
+          send: (message) => record.connection?.sendRouted(message) ?? false,
+        });
+      }
     }
-    // Messages still unacknowledged on an older connection go out again; the receiver drops repeats.
-    for (const [id, pending] of state.pending) connection.sendData(id, pending.payload, true, pending.system);
+    if (record.connection === connection) {
+      // Messages still unacknowledged go out again on the connection traffic moved to; the receiver drops repeats.
+      for (const [id, pending] of state.pending)
+        connection.sendData(id, pending.payload, true, pending.system);
+    }
     if (wasDown) {
       this.#log.info(
         { peer: record.id, name: record.name, medium: secure.medium, address: secure.remoteAddress },
         'peer linked',
       );
       this.emit('peer-up', this.#info(record));
+    } else if (record.connection === connection && previous !== connection) {
+      this.counters.increment('links.media_switched');
+      this.#log.info(
+        { peer: record.id, name: record.name, from: previous?.link.medium, to: secure.medium },
+        `peer traffic moved to ${secure.medium}`,
+      );
     }
   }
 
@@ -450,8 +474,35 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
 
   #connectionClosed(record: PeerRecord, connection: PeerConnection, error: Error | undefined): void {
     record.lastSeenMs = Math.max(record.lastSeenMs, connection.lastHeardAtMs);
-    if (record.connection !== connection) return;
-    record.connection = undefined;
+    const medium = connection.link.medium;
+    if (record.connections.get(medium) !== connection) return;
+    record.connections.delete(medium);
+    const wasActive = record.connection === connection;
+    record.connection = bestConnection(record);
+    for (const target of this.#targets.values()) {
+      if (target.peerId === record.id && target.transport.medium === medium) {
+        this.#scheduleDial(target, target.backoff.next());
+      }
+    }
+    const fallback = record.connection;
+    if (fallback !== undefined) {
+      if (!wasActive) return;
+      // Traffic falls back to the standby medium: what the lost link had not delivered goes again there.
+      this.counters.increment('links.media_switched');
+      this.#log.info(
+        {
+          peer: record.id,
+          name: record.name,
+          from: medium,
+          to: fallback.link.medium,
+          reason: error?.message ?? 'closed',
+        },
+        `peer traffic fell back to ${fallback.link.medium}`,
+      );
+      for (const [id, pending] of this.#stateOf(record.id).pending)
+        fallback.sendData(id, pending.payload, true, pending.system);
+      return;
+    }
     record.connectedSinceMs = undefined;
     this.options.router?.removeNeighbour(record.id);
     this.#log.info(
@@ -459,9 +510,6 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
       'peer unlinked',
     );
     this.emit('peer-down', this.#info(record));
-    for (const target of this.#targets.values()) {
-      if (target.peerId === record.id) this.#scheduleDial(target, target.backoff.next());
-    }
   }
 
   #info(record: PeerRecord): PeerInfo {

@@ -1,5 +1,6 @@
-// What the agent knows about each peer it has authenticated: name, addresses, the live connection.
-// `peers` and `status` read it; the link manager is the only writer.
+// What the agent knows about each peer it has authenticated: name, addresses, its live connections
+// (at most one per medium) and the one traffic uses. `peers` and `status` read it; the link manager is
+// the only writer.
 import type { Medium } from '../../transports/transport.js';
 import type { PeerConnection } from './peer-connection.js';
 
@@ -8,6 +9,9 @@ export interface PeerRecord {
   name: string;
   /** Addresses this peer was reached at (dialled "host:port" or the remote end of an inbound link). */
   readonly addresses: Set<string>;
+  /** Open connections by medium: a Wi-Fi link for traffic and a BLE link on standby, for example. */
+  readonly connections: Map<Medium, PeerConnection>;
+  /** The connection traffic uses now (the best medium of `connections`); undefined when there is none. */
   connection: PeerConnection | undefined;
   lastSeenMs: number;
   connectedSinceMs: number | undefined;
@@ -28,6 +32,8 @@ export interface PeerInfo {
   rssi_dbm: number | null;
   last_seen: string;
   connected_since: string | null;
+  /** Every medium with an open link to this peer, best first (the first carries the traffic). */
+  media: Medium[];
   /** 1 over a direct link; more through the mesh; null when unreachable. */
   hops: number | null;
   /** The neighbour a routed peer is reached through. */
@@ -48,6 +54,7 @@ export class PeerDirectory {
         id,
         name,
         addresses: new Set(),
+        connections: new Map(),
         connection: undefined,
         lastSeenMs: Date.now(),
         connectedSinceMs: undefined,
@@ -87,6 +94,7 @@ function describePeer(record: PeerRecord, rssiDbm: number | undefined): PeerInfo
     name: record.name,
     state: connection !== undefined ? 'connected' : 'disconnected',
     medium: connection?.link.medium ?? null,
+    media: connection === undefined ? [] : mediaOf(record),
     address: connection?.link.remoteAddress ?? null,
     direction: connection === undefined ? null : connection.link.isInitiator ? 'outbound' : 'inbound',
     addresses: [...record.addresses],
@@ -100,4 +108,20 @@ function describePeer(record: PeerRecord, rssiDbm: number | undefined): PeerInfo
     hops: connection !== undefined ? 1 : null,
     next_hop: null,
   };
+}
+
+/** Traffic prefers Wi-Fi (bandwidth), then the in-memory test medium, then BLE. */
+const MEDIUM_PREFERENCE: readonly Medium[] = ['wifi', 'memory', 'ble'];
+
+/** The open connection traffic should use: the best medium that has one. */
+export function bestConnection(record: PeerRecord): PeerConnection | undefined {
+  for (const medium of MEDIUM_PREFERENCE) {
+    const connection = record.connections.get(medium);
+    if (connection?.isOpen === true) return connection;
+  }
+  return undefined;
+}
+
+function mediaOf(record: PeerRecord): Medium[] {
+  return MEDIUM_PREFERENCE.filter((medium) => record.connections.get(medium)?.isOpen === true);
 }

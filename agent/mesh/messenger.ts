@@ -133,6 +133,7 @@ export class Messenger extends TypedEmitter<MessengerEvents> {
         name: remote.name ?? known?.name ?? remote.id,
         state: isReachable ? 'routed' : 'disconnected',
         medium: null,
+        media: [],
         address: null,
         direction: null,
         addresses: known?.addresses ?? [],

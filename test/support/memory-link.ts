@@ -10,7 +10,6 @@ import {
 } from '../../transports/transport.js';
 
 export class MemoryLink extends TypedEmitter<FrameLinkEvents> implements FrameLink {
-  readonly medium: Medium = 'memory';
   isOpen = true;
   peer: MemoryLink | undefined;
   /** Every frame this side sent, for tests that tamper with or replay traffic. */
@@ -20,6 +19,8 @@ export class MemoryLink extends TypedEmitter<FrameLinkEvents> implements FrameLi
     readonly remoteAddress: string,
     readonly isInitiator: boolean,
     readonly maxFrameBytes: number,
+    /** What it pretends to be, for tests of agents linked over several media. */
+    readonly medium: Medium = 'memory',
   ) {
     super();
   }

@@ -23,12 +23,13 @@ export class MemoryNetwork {
 }
 
 export class MemoryTransport extends TypedEmitter<TransportEvents> implements Transport {
-  readonly medium: Medium = 'memory';
   dialCount = 0;
 
   constructor(
     private readonly network: MemoryNetwork,
     readonly address: string,
+    /** What it pretends to be, for tests of agents linked over several media. */
+    readonly medium: Medium = 'memory',
   ) {
     super();
   }
@@ -46,8 +47,8 @@ export class MemoryTransport extends TypedEmitter<TransportEvents> implements Tr
     const target = this.network.listeners.get(address);
     if (target === undefined) throw new DialError(address, 'refused', 'nobody listens there');
     // Each end names the other's address, as a TCP link does.
-    const initiator = new MemoryLink(address, true, 1 << 20);
-    const responder = new MemoryLink(this.address, false, 1 << 20);
+    const initiator = new MemoryLink(address, true, 1 << 20, this.medium);
+    const responder = new MemoryLink(this.address, false, 1 << 20, this.medium);
     initiator.peer = responder;
     responder.peer = initiator;
     this.network.pairs.push([initiator, responder]);
@@ -60,12 +61,16 @@ export class MemoryTransport extends TypedEmitter<TransportEvents> implements Tr
 export class ListResolver extends TypedEmitter<ResolverEvents> implements Resolver {
   readonly name = 'test';
 
-  constructor(private readonly addresses: string[]) {
+  constructor(
+    private readonly addresses: string[],
+    private readonly medium: Medium = 'memory',
+  ) {
     super();
   }
 
   async start(): Promise<void> {
-    for (const address of this.addresses) this.emit('found', { medium: 'memory', address, source: 'test' });
+    for (const address of this.addresses)
+      this.emit('found', { medium: this.medium, address, source: 'test' });
   }
 
   async stop(): Promise<void> {}

@@ -86,6 +86,7 @@ function fakeContext(overrides: Partial<ConsoleContext> = {}): ConsoleContext & 
         name: 'bravo',
         state: 'connected',
         medium: 'wifi',
+        media: ['wifi'],
         address: '127.0.0.1:1',
         direction: 'outbound',
         addresses: [],
