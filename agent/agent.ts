@@ -27,6 +27,7 @@ import type { MqttGateway, MqttGatewayStatus } from './gateway/mqtt-gateway.js';
 import type { UpstreamBridge } from './gateway/upstream-bridge.js';
 import { type Identity, loadOrCreateIdentity } from './identity/identity.js';
 import { LinkManager, type ReceivedMessage } from './links/link-manager.js';
+import { localEndpoints } from './links/local-endpoints.js';
 import { type MeshMessage, Messenger } from './mesh/messenger.js';
 import { Router } from './mesh/router.js';
 import { Counters } from './ops/counters.js';
@@ -176,6 +177,7 @@ export class Agent {
       counters: this.counters,
       ...(bleResolver !== undefined && { rssiOf: (peerId: string) => bleResolver.rssiOf(peerId) }),
       router,
+      localEndpoints: () => localEndpoints(this.#tcp?.address()),
     });
     const messenger = new Messenger(router, this.#links, this.counters, config.groups);
     this.#messenger = messenger;

@@ -15,6 +15,7 @@ const TYPE_NAMES: Record<Message['type'], TraceEvent['type']> = {
   pong: 'PONG',
   close: 'CLOSE',
   announce: 'ANNOUNCE',
+  endpoints: 'ENDPOINTS',
 };
 
 /** The wire form of a traced frame; reads a DATA payload (for its size and kind) at once, keeps nothing of it. */
@@ -29,7 +30,7 @@ export function toTraceEvent(frame: LinkFrame): TraceEvent {
     type: TYPE_NAMES[message.type],
     flags: [],
   };
-  if (message.type !== 'close') event.id = message.id;
+  if (message.type !== 'close' && message.type !== 'endpoints') event.id = message.id;
   if (message.type === 'close') {
     event.code = message.code;
     event.reason = message.reason;

@@ -12,6 +12,7 @@ import type { Counters } from '../ops/counters.js';
 import type { Logger } from '../ops/logger.js';
 import { RateLimiter } from '../ops/rate-limiter.js';
 import { CloseCode, encodeMessage, type Message } from '../protocol/index.js';
+import { MAX_ENDPOINTS } from '../protocol/messages.js';
 import { establishSecureLink, HandshakeError } from '../security/secure-channel.js';
 import { Backoff } from './backoff.js';
 import {
@@ -19,6 +20,7 @@ import {
   type FrameTap,
   type KeepaliveOptions,
   PeerConnection,
+  WIFI_KEEPALIVE,
 } from './peer-connection.js';
 import { bestConnection, PeerDirectory, type PeerInfo, type PeerRecord } from './peer-directory.js';
 import { RecentIds } from './recent-ids.js';
@@ -79,6 +81,11 @@ export interface LinkManagerOptions {
   rssiOf?: (peerId: string) => number | undefined;
   /** The mesh layer: told of every direct link, handed every routed message. */
   router?: Router;
+  /**
+   * Where this agent accepts Wi-Fi/LAN links ("host:port"): told to peers linked over another medium only,
+   * so a pair that met over BLE can add a Wi-Fi link without mDNS or static peers.
+   */
+  localEndpoints?: () => string[];
 }
 
 interface DialTarget {
@@ -372,7 +379,7 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
           secure,
           this.counters,
           this.#log,
-          this.options.keepalive ?? DEFAULT_KEEPALIVE,
+          this.options.keepalive ?? (secure.medium === 'wifi' ? WIFI_KEEPALIVE : DEFAULT_KEEPALIVE),
           this.#tap,
         ),
       );
@@ -431,6 +438,7 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
       else this.emit('message', message);
     });
     connection.on('ack', (id) => state.pending.get(id)?.settle());
+    connection.on('endpoints', (addresses) => this.#endpointsHeard(record, addresses));
     connection.on('close', (error) => this.#connectionClosed(record, connection, error));
     const router = this.options.router;
     if (router !== undefined) {
@@ -443,6 +451,7 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
         });
       }
     }
+    this.#offerEndpoints(record, connection);
     if (record.connection === connection) {
       // Messages still unacknowledged go out again on the connection traffic moved to; the receiver drops repeats.
       for (const [id, pending] of state.pending)
@@ -460,6 +469,24 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
         { peer: record.id, name: record.name, from: previous?.link.medium, to: secure.medium },
         `peer traffic moved to ${secure.medium}`,
       );
+    }
+  }
+
+  /** Over a link that is not Wi-Fi, tells the peer where to reach this agent over Wi-Fi, unless they already are. */
+  #offerEndpoints(record: PeerRecord, connection: PeerConnection): void {
+    if (connection.link.medium === 'wifi' || record.connections.get('wifi')?.isOpen === true) return;
+    const addresses = this.options.localEndpoints?.() ?? [];
+    if (addresses.length === 0) return;
+    connection.sendEndpoints(addresses.slice(0, MAX_ENDPOINTS));
+    this.counters.increment('links.endpoints_offered');
+  }
+
+  /** A peer's Wi-Fi endpoints, heard over another medium: dialled like any found address (the dial proves who answers). */
+  #endpointsHeard(record: PeerRecord, addresses: string[]): void {
+    this.counters.increment('links.endpoints_heard');
+    if (record.connections.get('wifi')?.isOpen === true) return;
+    for (const address of addresses) {
+      this.#found({ medium: 'wifi', address, peerId: record.id, source: `endpoints:${record.id}` });
     }
   }
 

@@ -22,6 +22,8 @@ export interface KeepaliveOptions {
 }
 
 export const DEFAULT_KEEPALIVE: KeepaliveOptions = { intervalMs: 2_000, deadAfterMs: 7_000 };
+/** Wi-Fi links: a lost one is noticed within 3 s, so traffic falls back to BLE quickly (pings are cheap there). */
+export const WIFI_KEEPALIVE: KeepaliveOptions = { intervalMs: 1_000, deadAfterMs: 3_000 };
 
 /**
  * Where a connection reports the messages it sends and receives, for `trace`. `tracers` is read before
@@ -41,6 +43,8 @@ export interface ConnectionEvents {
   ack: (id: number) => void;
   /** A message with a route (DATA, ACK, ANNOUNCE): the mesh layer's, acknowledged end to end, not here. */
   routed: (message: RoutedMessage) => void;
+  /** The peer told where it accepts Wi-Fi/LAN links ("host:port"). */
+  endpoints: (addresses: string[]) => void;
   close: (error: Error | undefined) => void;
 }
 
@@ -93,6 +97,13 @@ export class PeerConnection extends TypedEmitter<ConnectionEvents> {
     if (!this.link.isOpen) return false;
     this.link.send(encodeMessageParts(message));
     if (this.tap.tracers !== 0) this.tap.frame(this, 'out', message);
+    return true;
+  }
+
+  /** Tells the peer where this agent accepts Wi-Fi/LAN links. */
+  sendEndpoints(addresses: string[]): boolean {
+    if (!this.link.isOpen) return false;
+    this.#send({ type: 'endpoints', addresses });
     return true;
   }
 
@@ -166,6 +177,9 @@ export class PeerConnection extends TypedEmitter<ConnectionEvents> {
         this.rttMs = Math.round((performance.now() - sentAtMs) * 100) / 100;
         return;
       }
+      case 'endpoints':
+        this.emit('endpoints', message.addresses);
+        return;
       case 'close':
         this.remoteCloseCode = message.code;
         this.log.debug({ peer: this.peerId, code: message.code, reason: message.reason }, 'peer closed link');

@@ -20,9 +20,10 @@ import {
   type Route,
 } from './envelope.js';
 import { DecodeError, EncodeError } from './errors.js';
+import { decodeItem, encodeItem } from './item.js';
 import { decodeUtf8 } from './utf8.js';
 
-/** Type codes (low 5 bits of hdr). 0 and 7..31 are unassigned. */
+/** Type codes (low 5 bits of hdr). 0 and 8..31 are unassigned. */
 export const MessageType = {
   data: 1,
   ack: 2,
@@ -30,7 +31,12 @@ export const MessageType = {
   pong: 4,
   close: 5,
   announce: 6,
+  endpoints: 7,
 } as const;
+
+/** Addresses one ENDPOINTS may list, and the longest one ("[v6 address%zone]:port"). */
+export const MAX_ENDPOINTS = 16;
+const MAX_ENDPOINT_CHARS = 64;
 
 /** Flag bits, per type. Bits not listed here are reserved: sent as 0, ignored on receipt. */
 export const MessageFlag = {
@@ -79,7 +85,9 @@ export type Message =
   | { type: 'ping'; id: number }
   | { type: 'pong'; id: number }
   | { type: 'close'; code: number; reason: string }
-  | { type: 'announce'; id: number; relays: boolean; announcement: Announcement; route: Route };
+  | { type: 'announce'; id: number; relays: boolean; announcement: Announcement; route: Route }
+  /** Link-local: where the sender accepts Wi-Fi/LAN links ("host:port"), so a BLE-only pair can upgrade. */
+  | { type: 'endpoints'; addresses: string[] };
 
 /** The messages that may carry a route: what the mesh layer forwards. */
 export type RoutedMessage = Extract<Message, { type: 'data' | 'ack' | 'announce' }>;
@@ -148,6 +156,13 @@ export function encodeMessage(message: Message): Uint8Array {
       // A lone surrogate (which UTF-8 cannot express) is refused by the writer, also as an EncodeError.
       if (typeof reason !== 'string') throw new EncodeError('CLOSE reason is not a string');
       return encodeEnvelope(MessageType.close, 0, 0, [code, reason], undefined);
+    }
+    case 'endpoints': {
+      const { addresses } = message;
+      if (!Array.isArray(addresses) || addresses.length > MAX_ENDPOINTS || !addresses.every(isEndpoint)) {
+        throw new EncodeError(`ENDPOINTS is not a list of at most ${MAX_ENDPOINTS} "host:port" strings`);
+      }
+      return encodeEnvelope(MessageType.endpoints, 0, 0, encodeItem([addresses]), undefined);
     }
     case 'announce': {
       if (message.route === undefined) throw new EncodeError('ANNOUNCE is always routed');
@@ -242,9 +257,38 @@ function decodeChecked(bytes: Uint8Array, payloadView: boolean): DecodeResult {
         ignoredFields,
       };
     }
+    case MessageType.endpoints:
+      return decodeEndpoints(bytes, fields);
     default:
       return { kind: 'unknown-type', typeCode, version: fields.version };
   }
+}
+
+function decodeEndpoints(bytes: Uint8Array, envelope: EnvelopeFields): DecodeResult {
+  if (envelope.route !== undefined) return badField('ENDPOINTS is link-local and cannot carry a route');
+  const body = envelope.body;
+  if (body.major !== MAJOR_BYTES) return badField('ENDPOINTS body is not a byte string');
+  const item = decodeItem(viewBytes(bytes, body.offset, body.arg));
+  if (!item.ok) return { kind: 'error', error: item.error };
+  const value = item.value;
+  const addresses = Array.isArray(value) ? (value[0] as unknown) : undefined;
+  if (!Array.isArray(addresses) || addresses.length > MAX_ENDPOINTS || !addresses.every(isEndpoint)) {
+    return badField(`ENDPOINTS body is not [[at most ${MAX_ENDPOINTS} "host:port" strings]]`);
+  }
+  return {
+    kind: 'message',
+    message: { type: 'endpoints', addresses: addresses as string[] },
+    ignoredFields: envelope.ignoredFields,
+  };
+}
+
+function isEndpoint(value: unknown): value is string {
+  return (
+    typeof value === 'string' &&
+    value.length >= 3 &&
+    value.length <= MAX_ENDPOINT_CHARS &&
+    /:\d{1,5}$/.test(value)
+  );
 }
 
 function decodeClose(bytes: Uint8Array, envelope: EnvelopeFields): DecodeResult {

@@ -15,8 +15,13 @@ afterEach(async () => {
   await Promise.all(running.splice(0).map((manager) => manager.stop()));
 });
 
-async function node(network: MemoryNetwork, name: string, dial: { wifi?: string; ble?: string } = {}) {
-  const wifi = new MemoryTransport(network, `wifi:${name}`, 'wifi');
+async function node(
+  network: MemoryNetwork,
+  name: string,
+  dial: { wifi?: string; ble?: string } = {},
+  options: { offerEndpoints?: boolean } = {},
+) {
+  const wifi = new MemoryTransport(network, `wifi-${name}:7450`, 'wifi');
   const ble = new MemoryTransport(network, `ble:${name}`, 'ble');
   const counters = new Counters();
   const manager = new LinkManager({
@@ -31,6 +36,7 @@ async function node(network: MemoryNetwork, name: string, dial: { wifi?: string;
     log: silentLogger(),
     counters,
     redial: { initialMs: 20, maxMs: 100 },
+    ...(options.offerEndpoints === true && { localEndpoints: () => [wifi.address] }),
   });
   const received: ReceivedMessage[] = [];
   manager.on('message', (message) => received.push(message));
@@ -57,7 +63,7 @@ describe('a peer linked over two media', () => {
   it('keeps both links, carries traffic on Wi-Fi and lists both media', async () => {
     const network = new MemoryNetwork();
     const b = await node(network, 'b');
-    const a = await node(network, 'a', { wifi: 'wifi:b', ble: 'ble:b' });
+    const a = await node(network, 'a', { wifi: 'wifi-b:7450', ble: 'ble:b' });
     await until('both media on both sides', () =>
       [a, b].every((side) => side.manager.peers()[0]?.media.join(',') === 'wifi,ble'),
     );
@@ -74,7 +80,7 @@ describe('a peer linked over two media', () => {
   it('falls back to BLE when Wi-Fi goes and returns when it is back, losing and repeating nothing', async () => {
     const network = new MemoryNetwork();
     const b = await node(network, 'b');
-    const a = await node(network, 'a', { wifi: 'wifi:b', ble: 'ble:b' });
+    const a = await node(network, 'a', { wifi: 'wifi-b:7450', ble: 'ble:b' });
     await until('both media', () => a.manager.peers()[0]?.media.length === 2);
 
     const sends: Promise<unknown>[] = [];
@@ -99,7 +105,7 @@ describe('a peer linked over two media', () => {
   it('the peer is down only when its last medium goes', async () => {
     const network = new MemoryNetwork();
     const b = await node(network, 'b');
-    const a = await node(network, 'a', { wifi: 'wifi:b', ble: 'ble:b' });
+    const a = await node(network, 'a', { wifi: 'wifi-b:7450', ble: 'ble:b' });
     const downs: string[] = [];
     a.manager.on('peer-down', (peer) => downs.push(peer.name));
     await until('both media', () => a.manager.peers()[0]?.media.length === 2);
@@ -110,5 +116,18 @@ describe('a peer linked over two media', () => {
     for (const [initiator] of network.pairs) if (initiator.medium === 'ble') initiator.close();
     await until('peer down', () => downs.length === 1);
     expect(a.manager.peers()[0]).toMatchObject({ state: 'disconnected', medium: null, media: [] });
+  });
+
+  it('a pair that met over BLE learns the Wi-Fi endpoints over it and adds the Wi-Fi link', async () => {
+    const network = new MemoryNetwork();
+    const b = await node(network, 'b', {}, { offerEndpoints: true });
+    const a = await node(network, 'a', { ble: 'ble:b' }, { offerEndpoints: true });
+    await until('Wi-Fi added on both sides', () =>
+      [a, b].every((side) => side.manager.peers()[0]?.media.join(',') === 'wifi,ble'),
+    );
+    expect(a.manager.peers()[0]?.medium).toBe('wifi');
+    expect(a.counters.snapshot()['links.endpoints_heard']).toBeGreaterThanOrEqual(1);
+    await a.manager.send('b', Buffer.from('upgraded'));
+    expect(b.received.map((message) => Buffer.from(message.payload).toString())).toEqual(['upgraded']);
   });
 });

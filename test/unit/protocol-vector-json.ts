@@ -22,7 +22,8 @@ export type JsonMessage =
   | { type: 'announce'; id: number; relays: boolean; announcement: JsonAnnouncement; route: JsonRoute }
   | { type: 'ping'; id: number }
   | { type: 'pong'; id: number }
-  | { type: 'close'; code: number; reason: string };
+  | { type: 'close'; code: number; reason: string }
+  | { type: 'endpoints'; addresses: string[] };
 
 export interface ProtocolVector {
   name: string;
@@ -80,6 +81,8 @@ export function messageFromJson(json: JsonMessage): Message {
         announcement: { ...json.announcement },
         route: { ...json.route },
       };
+    case 'endpoints':
+      return { type: 'endpoints', addresses: [...json.addresses] };
     default:
       return { ...json };
   }
