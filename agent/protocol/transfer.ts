@@ -1,0 +1,329 @@
+// Bulk transfer messages (issue 4 item 5): the payloads of system DATA that move one file from a sender to a
+// receiver, chunked, flow controlled, SHA-256 checked and resumable. Each is one CBOR array whose first
+// element says what it is. Kinds 16–23, clear of the coordination kinds 1–9:
+//
+//   16 OFFER      [16, transferId, name, size, sha256, chunkSize]      sender → receiver
+//   17 ACCEPT     [17, transferId, resumeFrom, window]                 receiver → sender
+//   18 REJECT     [18, transferId, code, message]                      receiver → sender
+//   19 CHUNK      [19, transferId, offset, bytes]                      sender → receiver
+//   20 CHUNK-ACK  [20, transferId, upTo]                               receiver → sender (cumulative; credit)
+//   21 DONE       [21, transferId]                                     sender → receiver
+//   22 RESULT     [22, transferId, true] | [22, transferId, false, code, message]   receiver → sender
+//   23 CANCEL     [23, transferId, reason]                             either way
+//
+// transferId is 16 random bytes, sha256 32 bytes; sizes and offsets are unsigned integers up to 2^53 − 1.
+// The decoder checks shapes and ranges only; whether a name is safe to create is the receiver's decision
+// (so it can answer REJECT bad-name), see `fileNameProblem`.
+import { DecodeError, EncodeError } from './errors.js';
+import { decodeItem } from './item.js';
+import { encodeJsonCbor } from './json-cbor.js';
+import { utf8Length } from './utf8.js';
+
+export const TransferKind = {
+  offer: 16,
+  accept: 17,
+  reject: 18,
+  chunk: 19,
+  chunkAck: 20,
+  done: 21,
+  result: 22,
+  cancel: 23,
+} as const;
+
+export const TRANSFER_ID_BYTES = 16;
+export const SHA256_BYTES = 32;
+/** Longest file name, in UTF-8 bytes (what ext4 and most file systems allow). */
+export const MAX_FILE_NAME_BYTES = 255;
+/** Largest chunk any receiver accepts (a TCP link might carry this; BLE and routed links far less). */
+export const MAX_CHUNK_BYTES = 1024 * 1024;
+/** Most chunks a receiver lets be in flight. */
+export const MAX_WINDOW = 1024;
+/** Longest REJECT / RESULT message or CANCEL reason, in characters (UTF-16 units, as JavaScript counts). */
+export const MAX_REASON_CHARS = 1024;
+/** Bytes a CHUNK adds around its data: array, kind, id, offset (9) and the byte string's head (5). */
+export const CHUNK_OVERHEAD_BYTES = 1 + 1 + (1 + TRANSFER_ID_BYTES) + 9 + 5;
+
+export const REJECT_CODES = ['too-large', 'disk-full', 'refused', 'bad-name'] as const;
+export type RejectCode = (typeof REJECT_CODES)[number];
+/** incomplete: DONE arrived before every byte had. */
+export const RESULT_CODES = ['hash-mismatch', 'disk-full', 'io-error', 'incomplete'] as const;
+export type ResultCode = (typeof RESULT_CODES)[number];
+
+export interface OfferMessage {
+  kind: 'offer';
+  transferId: Uint8Array;
+  /** The file's base name as the sender suggests it. */
+  name: string;
+  size: number;
+  sha256: Uint8Array;
+  /** Largest CHUNK data the sender will send. */
+  chunkSize: number;
+}
+
+export interface AcceptMessage {
+  kind: 'accept';
+  transferId: Uint8Array;
+  /** Bytes the receiver already holds; the sender continues from here. */
+  resumeFrom: number;
+  /** Chunks the sender may have unacknowledged. */
+  window: number;
+}
+
+export interface RejectMessage {
+  kind: 'reject';
+  transferId: Uint8Array;
+  code: RejectCode;
+  message: string;
+}
+
+export interface ChunkMessage {
+  kind: 'chunk';
+  transferId: Uint8Array;
+  offset: number;
+  bytes: Uint8Array;
+}
+
+export interface ChunkAckMessage {
+  kind: 'chunk-ack';
+  transferId: Uint8Array;
+  /** Every byte below this offset is written. */
+  upTo: number;
+}
+
+export interface DoneMessage {
+  kind: 'done';
+  transferId: Uint8Array;
+}
+
+export interface TransferResultMessage {
+  kind: 'transfer-result';
+  transferId: Uint8Array;
+  outcome: { ok: true } | { ok: false; code: ResultCode; message: string };
+}
+
+export interface CancelMessage {
+  kind: 'cancel';
+  transferId: Uint8Array;
+  reason: string;
+}
+
+export type TransferMessage =
+  | OfferMessage
+  | AcceptMessage
+  | RejectMessage
+  | ChunkMessage
+  | ChunkAckMessage
+  | DoneMessage
+  | TransferResultMessage
+  | CancelMessage;
+
+/** Encodes a transfer message; throws EncodeError when our own code built an invalid one. */
+export function encodeTransfer(message: TransferMessage): Uint8Array {
+  checkBytes(message.transferId, TRANSFER_ID_BYTES, 'transferId');
+  switch (message.kind) {
+    case 'offer':
+      if (utf8Length(message.name) < 1 || utf8Length(message.name) > MAX_FILE_NAME_BYTES) {
+        throw new EncodeError(`OFFER name is not 1..${MAX_FILE_NAME_BYTES} bytes of UTF-8`);
+      }
+      checkUint(message.size, 'OFFER size');
+      checkBytes(message.sha256, SHA256_BYTES, 'OFFER sha256');
+      checkRange(message.chunkSize, 1, MAX_CHUNK_BYTES, 'OFFER chunkSize');
+      return encodeJsonCbor([
+        TransferKind.offer,
+        message.transferId,
+        message.name,
+        message.size,
+        message.sha256,
+        message.chunkSize,
+      ]);
+    case 'accept':
+      checkUint(message.resumeFrom, 'ACCEPT resumeFrom');
+      checkRange(message.window, 1, MAX_WINDOW, 'ACCEPT window');
+      return encodeJsonCbor([TransferKind.accept, message.transferId, message.resumeFrom, message.window]);
+    case 'reject':
+      if (!(REJECT_CODES as readonly string[]).includes(message.code)) {
+        throw new EncodeError(`REJECT code ${message.code} is unknown`);
+      }
+      return encodeJsonCbor([TransferKind.reject, message.transferId, message.code, clip(message.message)]);
+    case 'chunk':
+      checkUint(message.offset, 'CHUNK offset');
+      if (!(message.bytes instanceof Uint8Array) || message.bytes.length < 1) {
+        throw new EncodeError('CHUNK bytes is empty');
+      }
+      if (message.bytes.length > MAX_CHUNK_BYTES) throw new EncodeError('CHUNK bytes is too long');
+      return encodeJsonCbor([TransferKind.chunk, message.transferId, message.offset, message.bytes]);
+    case 'chunk-ack':
+      checkUint(message.upTo, 'CHUNK-ACK upTo');
+      return encodeJsonCbor([TransferKind.chunkAck, message.transferId, message.upTo]);
+    case 'done':
+      return encodeJsonCbor([TransferKind.done, message.transferId]);
+    case 'transfer-result': {
+      const { outcome } = message;
+      if (outcome.ok) return encodeJsonCbor([TransferKind.result, message.transferId, true]);
+      if (!(RESULT_CODES as readonly string[]).includes(outcome.code)) {
+        throw new EncodeError(`RESULT code ${outcome.code} is unknown`);
+      }
+      return encodeJsonCbor([
+        TransferKind.result,
+        message.transferId,
+        false,
+        outcome.code,
+        clip(outcome.message),
+      ]);
+    }
+    case 'cancel':
+      return encodeJsonCbor([TransferKind.cancel, message.transferId, clip(message.reason)]);
+  }
+}
+
+/** Decodes a transfer message. Never throws: anything malformed is a DecodeError. */
+export function decodeTransfer(bytes: Uint8Array): TransferMessage | DecodeError {
+  const item = decodeItem(bytes);
+  if (!item.ok) return item.error;
+  const head = item.value;
+  if (!Array.isArray(head) || typeof head[0] !== 'number') return bad('is not [kind, transferId, ...]');
+  const fields = head as unknown[];
+  const transferId = fields[1];
+  if (!isBytes(transferId, TRANSFER_ID_BYTES)) return bad(`transferId is not ${TRANSFER_ID_BYTES} bytes`);
+  switch (head[0]) {
+    case TransferKind.offer: {
+      const [, , name, size, sha256, chunkSize] = fields;
+      if (fields.length !== 6) return bad('OFFER is not [16, transferId, name, size, sha256, chunkSize]');
+      if (typeof name !== 'string' || utf8Length(name) < 1 || utf8Length(name) > MAX_FILE_NAME_BYTES) {
+        return bad(`OFFER name is not 1..${MAX_FILE_NAME_BYTES} bytes of UTF-8`);
+      }
+      if (!isUint(size)) return bad('OFFER size is not an unsigned integer');
+      if (!isBytes(sha256, SHA256_BYTES)) return bad(`OFFER sha256 is not ${SHA256_BYTES} bytes`);
+      if (!isInRange(chunkSize, 1, MAX_CHUNK_BYTES))
+        return bad(`OFFER chunkSize is not 1..${MAX_CHUNK_BYTES}`);
+      return { kind: 'offer', transferId, name, size, sha256, chunkSize };
+    }
+    case TransferKind.accept: {
+      const [, , resumeFrom, window] = fields;
+      if (fields.length !== 4 || !isUint(resumeFrom) || !isInRange(window, 1, MAX_WINDOW)) {
+        return bad('ACCEPT is not [17, transferId, resumeFrom, window]');
+      }
+      return { kind: 'accept', transferId, resumeFrom, window };
+    }
+    case TransferKind.reject: {
+      const [, , code, message] = fields;
+      if (fields.length !== 4 || !isCode(code, REJECT_CODES) || !isReason(message)) {
+        return bad('REJECT is not [18, transferId, code, message]');
+      }
+      return { kind: 'reject', transferId, code, message };
+    }
+    case TransferKind.chunk: {
+      const [, , offset, data] = fields;
+      if (
+        fields.length !== 4 ||
+        !isUint(offset) ||
+        !(data instanceof Uint8Array) ||
+        data.length < 1 ||
+        data.length > MAX_CHUNK_BYTES ||
+        offset + data.length > Number.MAX_SAFE_INTEGER
+      ) {
+        return bad('CHUNK is not [19, transferId, offset, bytes]');
+      }
+      return { kind: 'chunk', transferId, offset, bytes: data };
+    }
+    case TransferKind.chunkAck: {
+      const [, , upTo] = fields;
+      if (fields.length !== 3 || !isUint(upTo)) return bad('CHUNK-ACK is not [20, transferId, upTo]');
+      return { kind: 'chunk-ack', transferId, upTo };
+    }
+    case TransferKind.done:
+      if (fields.length !== 2) return bad('DONE is not [21, transferId]');
+      return { kind: 'done', transferId };
+    case TransferKind.result: {
+      const [, , ok, code, message] = fields;
+      if (ok === true && fields.length === 3) {
+        return { kind: 'transfer-result', transferId, outcome: { ok: true } };
+      }
+      if (ok !== false || fields.length !== 5 || !isCode(code, RESULT_CODES) || !isReason(message)) {
+        return bad('RESULT is not [22, transferId, true] or [22, transferId, false, code, message]');
+      }
+      return { kind: 'transfer-result', transferId, outcome: { ok: false, code, message } };
+    }
+    case TransferKind.cancel: {
+      const [, , reason] = fields;
+      if (fields.length !== 3 || !isReason(reason)) return bad('CANCEL is not [23, transferId, reason]');
+      return { kind: 'cancel', transferId, reason };
+    }
+    default:
+      return bad(`kind ${String(head[0])} is unknown`);
+  }
+}
+
+/**
+ * Why `name` is not a safe base name to create in an inbox, or null when it is: empty, longer than
+ * MAX_FILE_NAME_BYTES, a path (contains '/' or '\'), '.' or '..', or contains NUL or another control
+ * character. Lone surrogates (which UTF-8 cannot express) count as unsafe too.
+ */
+export function fileNameProblem(name: string): string | null {
+  const length = utf8Length(name);
+  if (length < 0) return 'contains a lone surrogate';
+  if (length < 1) return 'is empty';
+  if (length > MAX_FILE_NAME_BYTES) return `is longer than ${MAX_FILE_NAME_BYTES} bytes`;
+  if (name === '.' || name === '..') return 'is a directory reference';
+  if (name.includes('/') || name.includes('\\')) return 'contains a path separator';
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is refused
+  if (/[\u0000-\u001f\u007f]/.test(name)) return 'contains a control character';
+  return null;
+}
+
+/** The transfer id as 32 lowercase hex digits (file names, maps, logs). */
+export function transferIdToHex(id: Uint8Array): string {
+  return Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('hex');
+}
+
+/** The transfer id from 32 hex digits, or null. */
+export function transferIdFromHex(hex: string): Uint8Array | null {
+  if (!/^[0-9a-f]{32}$/.test(hex)) return null;
+  return new Uint8Array(Buffer.from(hex, 'hex'));
+}
+
+function clip(text: string): string {
+  if (text.length <= MAX_REASON_CHARS) return text;
+  let cut = '';
+  for (const char of text) {
+    if (cut.length + char.length > MAX_REASON_CHARS - 1) break;
+    cut += char;
+  }
+  return `${cut}…`;
+}
+
+function checkBytes(value: unknown, length: number, what: string): void {
+  if (!isBytes(value, length)) throw new EncodeError(`${what} is not ${length} bytes`);
+}
+
+function checkUint(value: unknown, what: string): void {
+  if (!isUint(value)) throw new EncodeError(`${what} is not an unsigned integer up to 2^53 - 1`);
+}
+
+function checkRange(value: unknown, min: number, max: number, what: string): void {
+  if (!isInRange(value, min, max)) throw new EncodeError(`${what} is not ${min}..${max}`);
+}
+
+function isBytes(value: unknown, length: number): value is Uint8Array {
+  return value instanceof Uint8Array && value.length === length;
+}
+
+function isUint(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+function isInRange(value: unknown, min: number, max: number): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max;
+}
+
+function isCode<T extends string>(value: unknown, codes: readonly T[]): value is T {
+  return typeof value === 'string' && (codes as readonly string[]).includes(value);
+}
+
+function isReason(value: unknown): value is string {
+  return typeof value === 'string' && value.length <= MAX_REASON_CHARS;
+}
+
+function bad(detail: string): DecodeError {
+  return new DecodeError('bad-field', `transfer message ${detail}`);
+}
