@@ -22,8 +22,8 @@ export interface KeepaliveOptions {
 }
 
 export const DEFAULT_KEEPALIVE: KeepaliveOptions = { intervalMs: 2_000, deadAfterMs: 7_000 };
-/** Wi-Fi links: a lost one is noticed within 3 s, so traffic falls back to BLE quickly (pings are cheap there). */
-export const WIFI_KEEPALIVE: KeepaliveOptions = { intervalMs: 1_000, deadAfterMs: 3_000 };
+/** Wi-Fi links: a lost one is noticed within 3 s (2.5 s silent + one interval), so traffic falls back to BLE quickly. */
+export const WIFI_KEEPALIVE: KeepaliveOptions = { intervalMs: 500, deadAfterMs: 2_500 };
 
 /**
  * Where a connection reports the messages it sends and receives, for `trace`. `tracers` is read before

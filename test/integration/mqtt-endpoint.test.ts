@@ -139,35 +139,35 @@ describe('MQTT endpoint of a running agent', () => {
 
   describeWhenAvailable('with the mosquitto command-line clients', mosquittoClientsMissing(), () => {
     it('mosquitto_pub on one agent, mosquitto_sub on the other', async () => {
-      const sub = spawn('mosquitto_sub', [
-        '-p',
-        String(bMqtt),
-        '-t',
-        'nearmesh/inbox/#',
-        '-v',
-        '-C',
-        '1',
-        '-W',
-        '10',
+      // -d prints the client's protocol steps: the publish waits for its SUBACK instead of guessing a delay.
+      // stdbuf: its stdout is a pipe here, which stdio would otherwise flush only at exit.
+      const sub = spawn('stdbuf', [
+        ...['-oL', 'mosquitto_sub', '-d', '-p', String(bMqtt), '-t', 'nearmesh/inbox/#', '-v'],
+        ...['-C', '1', '-W', '10'],
       ]);
       const exited = once(sub, 'exit');
       let output = '';
+      let errors = '';
       sub.stdout.on('data', (chunk: Buffer) => {
         output += chunk.toString();
       });
-      await new Promise((resolve) => setTimeout(resolve, 300)); // subscribed
+      sub.stderr.on('data', (chunk: Buffer) => {
+        errors += chunk.toString();
+      });
+      await until(
+        'mosquitto_sub subscribed',
+        () => output.includes('received SUBACK') || sub.exitCode !== null,
+      );
+      expect(errors).toBe('');
       await run('mosquitto_pub', [
-        '-p',
-        String(aMqtt),
-        '-t',
-        'nearmesh/send/mq-b',
-        '-q',
-        '1',
-        '-m',
-        'from mosquitto_pub',
+        ...['-p', String(aMqtt), '-t', 'nearmesh/send/mq-b', '-q', '1'],
+        ...['-m', 'from mosquitto_pub'],
       ]);
       await exited;
-      expect(output.trim()).toBe(`nearmesh/inbox/${aId} from mosquitto_pub`);
+      const messages = output
+        .split('\n')
+        .filter((line) => line !== '' && !line.startsWith('Client ') && !line.startsWith('Subscribed'));
+      expect(messages.join('\n'), errors).toBe(`nearmesh/inbox/${aId} from mosquitto_pub`);
     });
 
     it('mosquitto_rr gets the delivery outcome of a send (MQTT 5 request/response)', async () => {

@@ -108,6 +108,12 @@ export class TcpLink extends TypedEmitter<FrameLinkEvents> implements FrameLink 
     if (!this.#isOpen) return;
     this.#isOpen = false;
     this.#closeError ??= error;
+    // A link closed for an error (a silent peer, a protocol fault) has nobody to flush to: cut it now, so
+    // the layer above learns at once (a Wi-Fi loss must move traffic to BLE within 3 s).
+    if (error !== undefined) {
+      this.#socket.destroy();
+      return;
+    }
     // end() flushes what send() queued, then FINs; a peer that never answers is cut after the grace.
     this.#socket.end();
     this.#graceTimer = setTimeout(() => this.#socket.destroy(), this.#closeGraceMs);

@@ -1,0 +1,116 @@
+// The bandwidth upgrade end to end: two real agents in two network namespaces joined by a veth pair,
+// each on its own emulated BLE controllers, with Wi-Fi discovery off and no static peers. They meet over
+// BLE, learn each other's Wi-Fi endpoint over it, add a TCP link and move their traffic there; when the
+// veth goes down traffic falls back to BLE, and it moves back when the veth returns.
+import { execFileSync } from 'node:child_process';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { generateMeshKey } from '../../agent/config/mesh-key.js';
+import type { PeerInfo } from '../../agent/links/peer-directory.js';
+import {
+  type BleEmulator,
+  startEmulator,
+  whyEmulatorUnavailable,
+} from '../../scripts/ble-emulator/emulator.js';
+import { type AgentProcess, startAgent, stopAllAgents, waitFor } from '../support/agent-process.js';
+import { VethLan, whyNetnsUnavailable } from '../support/netns.js';
+import { describeWhenAvailable } from '../support/requirements.js';
+
+const lan = new VethLan('upgrade', 91);
+
+/** The time of the agent's "peer traffic fell back to ble" log record after `sinceMs`, if any. */
+async function fallbackLoggedAt(agent: AgentProcess, sinceMs: number): Promise<number | undefined> {
+  for (const line of agent.output.split('\n')) {
+    if (!line.includes('fell back to ble')) continue;
+    const record = JSON.parse(line.replace(/^<\d>/, '')) as { time: number };
+    if (record.time >= sinceMs) return record.time;
+  }
+  return undefined;
+}
+
+describeWhenAvailable(
+  'bandwidth upgrade from BLE to Wi-Fi and back (network namespaces, emulated BLE)',
+  whyNetnsUnavailable() ?? whyEmulatorUnavailable(),
+  () => {
+    let emulator: BleEmulator;
+    let alpha: AgentProcess;
+    let bravo: AgentProcess;
+
+    const peerAt = async (agent: AgentProcess, name: string): Promise<PeerInfo | undefined> =>
+      (await agent.json<PeerInfo[]>(['peers'])).find((peer) => peer.name === name);
+    const setVeth = (state: 'up' | 'down'): void => {
+      execFileSync('ip', ['-n', lan.a, 'link', 'set', 'veth0', state]);
+    };
+
+    beforeAll(async () => {
+      lan.create();
+      emulator = await startEmulator({ controllers: 4 });
+      const meshKey = generateMeshKey();
+      const agent = (name: string, netns: string, index: number) =>
+        startAgent({
+          name,
+          meshKey,
+          port: 7450,
+          listenHost: '0.0.0.0',
+          discovery: [],
+          netns,
+          ble: {
+            peripheral: `uart:${emulator.ptys[2 * index]}`,
+            central: `uart:${emulator.ptys[2 * index + 1]}`,
+          },
+        });
+      [alpha, bravo] = await Promise.all([agent('up-alpha', lan.a, 0), agent('up-bravo', lan.b, 1)]);
+    }, 40_000);
+
+    afterAll(async () => {
+      await stopAllAgents();
+      await emulator?.stop();
+      lan.delete();
+    });
+
+    it('links over BLE, learns the endpoint over it and moves traffic to TCP (peers --json)', async () => {
+      const upgraded = await waitFor(
+        'alpha on Wi-Fi to bravo with BLE on standby',
+        async () => {
+          const peer = await peerAt(alpha, 'up-bravo');
+          return peer?.medium === 'wifi' && peer.media.includes('ble') ? peer : undefined;
+        },
+        40_000,
+        250,
+      );
+      expect(upgraded.address).toMatch(/^10\.77\.91\.2:7450$|^10\.77\.91\.2:\d+$/);
+      const atBravo = await waitFor('bravo on Wi-Fi too', async () => {
+        const peer = await peerAt(bravo, 'up-alpha');
+        return peer?.medium === 'wifi' ? peer : undefined;
+      });
+      expect(atBravo.media).toEqual(['wifi', 'ble']);
+      const sent = await alpha.cli(['send', 'up-bravo', 'over the upgraded link', '--json']);
+      expect(JSON.parse(sent.stdout)).toMatchObject({ acknowledged: true });
+    }, 60_000);
+
+    it('falls back to BLE when the LAN goes, keeps delivering, and upgrades again when it returns', async () => {
+      setVeth('down');
+      const cutAt = Date.now();
+      await waitFor(
+        'traffic on BLE',
+        async () => ((await peerAt(alpha, 'up-bravo'))?.medium === 'ble' ? true : undefined),
+        15_000,
+        100,
+      );
+      // When the agent itself moved the traffic, from its log (the CLI polling above adds its own delay).
+      const fellBackAt = await waitFor('the fallback in the log', async () => fallbackLoggedAt(alpha, cutAt));
+      const noticedMs = fellBackAt - cutAt;
+      console.log(`[upgrade] Wi-Fi loss noticed and traffic on BLE after ${noticedMs} ms`);
+      expect(noticedMs).toBeLessThan(3_500);
+      const sent = await alpha.cli(['send', 'up-bravo', 'over BLE while the LAN is down', '--json']);
+      expect(JSON.parse(sent.stdout)).toMatchObject({ acknowledged: true });
+
+      setVeth('up');
+      await waitFor(
+        'traffic back on Wi-Fi',
+        async () => ((await peerAt(alpha, 'up-bravo'))?.medium === 'wifi' ? true : undefined),
+        30_000,
+        250,
+      );
+    }, 60_000);
+  },
+);
