@@ -16,6 +16,7 @@ const TYPE_NAMES: Record<Message['type'], TraceEvent['type']> = {
   close: 'CLOSE',
   announce: 'ANNOUNCE',
   endpoints: 'ENDPOINTS',
+  cutover: 'CUTOVER',
 };
 
 /** The wire form of a traced frame; reads a DATA payload (for its size and kind) at once, keeps nothing of it. */

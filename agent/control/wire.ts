@@ -152,7 +152,7 @@ export interface TraceEvent {
   /** out: this agent sent it; in: the peer did. */
   direction: 'out' | 'in';
   medium: string;
-  type: 'DATA' | 'ACK' | 'PING' | 'PONG' | 'CLOSE' | 'ANNOUNCE' | 'ENDPOINTS';
+  type: 'DATA' | 'ACK' | 'PING' | 'PONG' | 'CLOSE' | 'ANNOUNCE' | 'ENDPOINTS' | 'CUTOVER';
   id?: number;
   /** ack (an ACK is requested), flood, system, relays. */
   flags: string[];

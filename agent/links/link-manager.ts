@@ -15,6 +15,7 @@ import { CloseCode, encodeMessage, type Message } from '../protocol/index.js';
 import { MAX_ENDPOINTS } from '../protocol/messages.js';
 import { establishSecureLink, HandshakeError } from '../security/secure-channel.js';
 import { Backoff } from './backoff.js';
+import { HandoverOrder } from './handover-order.js';
 import {
   DEFAULT_KEEPALIVE,
   type FrameTap,
@@ -109,6 +110,8 @@ interface PendingSend {
 interface PeerState {
   readonly pending: Map<number, PendingSend>;
   readonly delivered: RecentIds;
+  /** Delivery in order across a move of the peer's traffic from one link to another. */
+  readonly order: HandoverOrder<PeerConnection, { message: ReceivedMessage; system: boolean }>;
   nextMessageId: number;
 }
 
@@ -257,7 +260,11 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
     let state = this.#peerState.get(peerId);
     if (state === undefined) {
       // A random first id keeps a restarted sender's ids clear of what the receiver remembers.
-      state = { pending: new Map(), delivered: new RecentIds(), nextMessageId: randomInt(0, 2 ** 31) };
+      const order = new HandoverOrder<PeerConnection, { message: ReceivedMessage; system: boolean }>(
+        ({ message, system }) => this.emit(system ? 'system' : 'message', message),
+        (connection) => connection.isOpen,
+      );
+      state = { pending: new Map(), delivered: new RecentIds(), order, nextMessageId: randomInt(0, 2 ** 31) };
       this.#peerState.set(peerId, state);
     }
     return state;
@@ -434,9 +441,9 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
       }
       this.counters.increment('messages.received');
       const message = { from: record.id, fromName: record.name, payload, receivedAtMs: Date.now() };
-      if (system) this.emit('system', message);
-      else this.emit('message', message);
+      state.order.receive(connection, { message, system });
     });
+    connection.on('cutover', () => state.order.cutover(connection));
     connection.on('ack', (id) => state.pending.get(id)?.settle());
     connection.on('endpoints', (addresses) => this.#endpointsHeard(record, addresses));
     connection.on('close', (error) => this.#connectionClosed(record, connection, error));
@@ -464,6 +471,8 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
       );
       this.emit('peer-up', this.#info(record));
     } else if (record.connection === connection && previous !== connection) {
+      // The last write on the old link: the peer delivers what is in flight there before this link's.
+      previous?.sendCutover();
       this.counters.increment('links.media_switched');
       this.#log.info(
         { peer: record.id, name: record.name, from: previous?.link.medium, to: secure.medium },
@@ -502,6 +511,7 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
   #connectionClosed(record: PeerRecord, connection: PeerConnection, error: Error | undefined): void {
     record.lastSeenMs = Math.max(record.lastSeenMs, connection.lastHeardAtMs);
     const medium = connection.link.medium;
+    this.#stateOf(record.id).order.closed(connection);
     if (record.connections.get(medium) !== connection) return;
     record.connections.delete(medium);
     const wasActive = record.connection === connection;

@@ -45,6 +45,8 @@ export interface ConnectionEvents {
   routed: (message: RoutedMessage) => void;
   /** The peer told where it accepts Wi-Fi/LAN links ("host:port"). */
   endpoints: (addresses: string[]) => void;
+  /** The peer moved its traffic off this link: everything it sent here has arrived. */
+  cutover: () => void;
   close: (error: Error | undefined) => void;
 }
 
@@ -56,6 +58,7 @@ export class PeerConnection extends TypedEmitter<ConnectionEvents> {
   remoteCloseCode: number | undefined;
   readonly #pingSentAtMs = new Map<number, number>();
   #nextPingId = 0;
+  #lastDataIdSent: number | undefined;
   #timer: NodeJS.Timeout;
 
   constructor(
@@ -85,6 +88,7 @@ export class PeerConnection extends TypedEmitter<ConnectionEvents> {
 
   sendData(id: number, payload: Uint8Array, ackRequested: boolean, system = false): boolean {
     if (!this.link.isOpen) return false;
+    this.#lastDataIdSent = id;
     const message: Message = { type: 'data', id, ackRequested, payload, ...(system && { system: true }) };
     // In parts: a bulk payload reaches the cipher without being copied into an envelope first.
     this.link.send(encodeMessageParts(message));
@@ -97,6 +101,13 @@ export class PeerConnection extends TypedEmitter<ConnectionEvents> {
     if (!this.link.isOpen) return false;
     this.link.send(encodeMessageParts(message));
     if (this.tap.tracers !== 0) this.tap.frame(this, 'out', message);
+    return true;
+  }
+
+  /** Ends this link's use for traffic: the last write on it (the peer then delivers the next link's messages). */
+  sendCutover(): boolean {
+    if (!this.link.isOpen) return false;
+    this.#send({ type: 'cutover', id: this.#lastDataIdSent ?? 0 });
     return true;
   }
 
@@ -179,6 +190,9 @@ export class PeerConnection extends TypedEmitter<ConnectionEvents> {
       }
       case 'endpoints':
         this.emit('endpoints', message.addresses);
+        return;
+      case 'cutover':
+        this.emit('cutover');
         return;
       case 'close':
         this.remoteCloseCode = message.code;

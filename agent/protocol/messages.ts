@@ -23,7 +23,7 @@ import { DecodeError, EncodeError } from './errors.js';
 import { decodeItem, encodeItem } from './item.js';
 import { decodeUtf8 } from './utf8.js';
 
-/** Type codes (low 5 bits of hdr). 0 and 8..31 are unassigned. */
+/** Type codes (low 5 bits of hdr). 0 and 9..31 are unassigned. */
 export const MessageType = {
   data: 1,
   ack: 2,
@@ -32,6 +32,7 @@ export const MessageType = {
   close: 5,
   announce: 6,
   endpoints: 7,
+  cutover: 8,
 } as const;
 
 /** Addresses one ENDPOINTS may list, and the longest one ("[v6 address%zone]:port"). */
@@ -87,7 +88,12 @@ export type Message =
   | { type: 'close'; code: number; reason: string }
   | { type: 'announce'; id: number; relays: boolean; announcement: Announcement; route: Route }
   /** Link-local: where the sender accepts Wi-Fi/LAN links ("host:port"), so a BLE-only pair can upgrade. */
-  | { type: 'endpoints'; addresses: string[] };
+  | { type: 'endpoints'; addresses: string[] }
+  /**
+   * Link-local, on the link traffic is leaving: the last DATA id sent on it. The peer delivers what is
+   * still in flight there before anything the new link brought (in-order handover).
+   */
+  | { type: 'cutover'; id: number };
 
 /** The messages that may carry a route: what the mesh layer forwards. */
 export type RoutedMessage = Extract<Message, { type: 'data' | 'ack' | 'announce' }>;
@@ -148,6 +154,8 @@ export function encodeMessage(message: Message): Uint8Array {
       return encodeEnvelope(MessageType.ping, 0, message.id, null, undefined);
     case 'pong':
       return encodeEnvelope(MessageType.pong, 0, message.id, null, undefined);
+    case 'cutover':
+      return encodeEnvelope(MessageType.cutover, 0, message.id, null, undefined);
     case 'close': {
       const { code, reason } = message;
       if (!Number.isSafeInteger(code) || code < 0 || code > MAX_CLOSE_CODE) {
@@ -235,8 +243,10 @@ function decodeChecked(bytes: Uint8Array, payloadView: boolean): DecodeResult {
       return { kind: 'message', message, ignoredFields };
     }
     case MessageType.ping:
-    case MessageType.pong: {
-      const type = typeCode === MessageType.ping ? 'ping' : 'pong';
+    case MessageType.pong:
+    case MessageType.cutover: {
+      const type =
+        typeCode === MessageType.ping ? 'ping' : typeCode === MessageType.pong ? 'pong' : 'cutover';
       if (!body.isNull()) return badField(`${type.toUpperCase()} body is not null`);
       if (route !== undefined) {
         return badField(`${type.toUpperCase()} is link-local and cannot carry a route`);

@@ -21,6 +21,8 @@ export class MemoryLink extends TypedEmitter<FrameLinkEvents> implements FrameLi
     readonly maxFrameBytes: number,
     /** What it pretends to be, for tests of agents linked over several media. */
     readonly medium: Medium = 'memory',
+    /** How long each frame takes to arrive (frames stay in order): a slow medium next to a fast one. */
+    readonly latencyMs = 0,
   ) {
     super();
   }
@@ -32,7 +34,8 @@ export class MemoryLink extends TypedEmitter<FrameLinkEvents> implements FrameLi
     const copy = frame instanceof Uint8Array ? Uint8Array.from(frame) : new Uint8Array(Buffer.concat(frame));
     this.sent.push(copy);
     const peer = this.peer;
-    setImmediate(() => peer?.deliver(copy));
+    if (this.latencyMs > 0) setTimeout(() => peer?.deliver(copy), this.latencyMs);
+    else setImmediate(() => peer?.deliver(copy));
     return true;
   }
 

@@ -30,6 +30,8 @@ export class MemoryTransport extends TypedEmitter<TransportEvents> implements Tr
     readonly address: string,
     /** What it pretends to be, for tests of agents linked over several media. */
     readonly medium: Medium = 'memory',
+    /** Per-frame latency of the links it makes (see MemoryLink). */
+    readonly latencyMs = 0,
   ) {
     super();
   }
@@ -47,8 +49,8 @@ export class MemoryTransport extends TypedEmitter<TransportEvents> implements Tr
     const target = this.network.listeners.get(address);
     if (target === undefined) throw new DialError(address, 'refused', 'nobody listens there');
     // Each end names the other's address, as a TCP link does.
-    const initiator = new MemoryLink(address, true, 1 << 20, this.medium);
-    const responder = new MemoryLink(this.address, false, 1 << 20, this.medium);
+    const initiator = new MemoryLink(address, true, 1 << 20, this.medium, this.latencyMs);
+    const responder = new MemoryLink(this.address, false, 1 << 20, this.medium, this.latencyMs);
     initiator.peer = responder;
     responder.peer = initiator;
     this.network.pairs.push([initiator, responder]);

@@ -23,7 +23,8 @@ export type JsonMessage =
   | { type: 'ping'; id: number }
   | { type: 'pong'; id: number }
   | { type: 'close'; code: number; reason: string }
-  | { type: 'endpoints'; addresses: string[] };
+  | { type: 'endpoints'; addresses: string[] }
+  | { type: 'cutover'; id: number };
 
 export interface ProtocolVector {
   name: string;

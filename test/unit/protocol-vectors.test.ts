@@ -37,12 +37,23 @@ function expectedFields(json: JsonMessage): unknown[] {
     case 'endpoints':
       // The body is a byte string holding the CBOR item [addresses].
       return [MessageType.endpoints, 0, 0, cborg.encode([json.addresses])];
+    case 'cutover':
+      return [MessageType.cutover, 0, json.id, null];
   }
 }
 
 test('the fixture covers every message type and the special cases', () => {
   const types = new Set(messageVectors.map((v) => v.message?.type));
-  expect([...types].sort()).toEqual(['ack', 'announce', 'close', 'data', 'endpoints', 'ping', 'pong']);
+  expect([...types].sort()).toEqual([
+    'ack',
+    'announce',
+    'close',
+    'cutover',
+    'data',
+    'endpoints',
+    'ping',
+    'pong',
+  ]);
   expect(messageVectors.some((v) => v.message?.type === 'data' && v.message.route !== undefined)).toBe(true);
   expect(messageVectors.some((v) => v.message?.type === 'data' && v.message.ackRequested)).toBe(true);
   expect(messageVectors.some((v) => v.message?.type === 'data' && v.message.payload === '')).toBe(true);
