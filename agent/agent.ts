@@ -416,6 +416,7 @@ export class Agent {
       send: (peer: string, payload: Uint8Array, timeoutMs: number | undefined) =>
         this.messenger.send(peer, payload, timeoutMs === undefined ? {} : { timeoutMs }),
       multicast: (group: string | undefined, payload: Uint8Array) => this.messenger.multicast(group, payload),
+      sendUnreliable: (peer: string, payload: Uint8Array) => this.messenger.sendUnreliable(peer, payload),
       routes: () => this.#routes(),
       call: (request: CallControlRequest) => this.#call(request),
       actions: () => this.#coordination().actions(),

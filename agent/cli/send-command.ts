@@ -5,6 +5,7 @@ import { addClientOptions, type ClientOptions, printJson, requestOnce } from './
 
 interface SendOptions extends ClientOptions {
   timeout: number;
+  unreliable?: boolean;
 }
 
 export function registerSendCommand(program: Command): void {
@@ -14,9 +15,23 @@ export function registerSendCommand(program: Command): void {
       .description('send a text message to a peer (id or name) and wait for its acknowledgement')
       .argument('<peer>', 'peer id or name')
       .argument('<text>', 'message text, or - to read the message from standard input')
-      .option('-t, --timeout <ms>', 'how long to wait for the acknowledgement', parseTimeout, 10_000),
+      .option('-t, --timeout <ms>', 'how long to wait for the acknowledgement', parseTimeout, 10_000)
+      .option('-u, --unreliable', 'one attempt now, no acknowledgement; exit 1 when no link could take it'),
   ).action(async (peer: string, text: string, options: SendOptions) => {
     const payload = (await messageBytes(text)).toString('base64');
+    if (options.unreliable === true) {
+      const result = (await requestOnce(options, { cmd: 'send', peer, payload, unreliable: true })) as {
+        peer: string;
+        sent: boolean;
+      };
+      if (options.json === true) printJson(result);
+      else
+        process.stdout.write(
+          result.sent ? `sent to ${result.peer} (unreliable)\n` : 'dropped: no link can take it now\n',
+        );
+      if (!result.sent) process.exitCode = 1;
+      return;
+    }
     const result = (await requestOnce(options, {
       cmd: 'send',
       peer,

@@ -29,6 +29,8 @@ export interface ControlHandlers {
   status(): unknown;
   peers(): unknown;
   send(peer: string, payload: Uint8Array, timeoutMs: number | undefined): Promise<unknown>;
+  /** Unreliable mode: one attempt now; says whether a link took it. */
+  sendUnreliable(peer: string, payload: Uint8Array): unknown;
   /** To a group's members, or to everyone (group undefined): best effort. */
   multicast(group: string | undefined, payload: Uint8Array): unknown;
   routes(): unknown;
@@ -182,6 +184,9 @@ export class ControlServer {
       case 'peers':
         return this.handlers.peers();
       case 'send':
+        if (request.unreliable === true) {
+          return this.handlers.sendUnreliable(request.peer, Buffer.from(request.payload, 'base64'));
+        }
         return this.handlers.send(request.peer, Buffer.from(request.payload, 'base64'), request.timeout_ms);
       case 'multicast':
         return this.handlers.multicast(request.group, Buffer.from(request.payload, 'base64'));

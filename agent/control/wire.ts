@@ -20,6 +20,8 @@ export const requestSchema = z.discriminatedUnion('cmd', [
       /** The payload as base64; text from the CLI is UTF-8 encoded by the client. */
       payload: z.string().base64(),
       timeout_ms: z.number().int().positive().max(3_600_000).optional(),
+      /** One attempt now, no acknowledgement; answered with whether a link took it. */
+      unreliable: z.boolean().optional(),
     })
     .strict(),
   z

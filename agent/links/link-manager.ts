@@ -256,6 +256,25 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
     });
   }
 
+  /**
+   * Unreliable mode (like MCSession's): goes out now on the peer's link without an acknowledgement, or is
+   * dropped (and counted) when no link can take it; never queued, never sent again.
+   */
+  sendUnreliable(peerId: string, payload: Uint8Array, options: { system?: boolean } = {}): boolean {
+    const record = this.directory.get(peerId);
+    const connection = record?.connection;
+    const limitBytes = (connection?.link.maxMessageBytes ?? 0) - FRAME_OVERHEAD_BYTES;
+    if (record === undefined || connection?.isOpen !== true || payload.length > limitBytes) {
+      this.counters.increment('messages.unreliable_dropped');
+      return false;
+    }
+    const state = this.#stateOf(record.id);
+    const id = state.nextMessageId;
+    state.nextMessageId = (state.nextMessageId + 1) % 2 ** 32;
+    this.counters.increment('messages.unreliable_sent');
+    return connection.sendData(id, payload, false, options.system === true);
+  }
+
   #stateOf(peerId: string): PeerState {
     let state = this.#peerState.get(peerId);
     if (state === undefined) {

@@ -91,6 +91,32 @@ export class Messenger extends TypedEmitter<MessengerEvents> {
     return this.#sendRouted(destination, payload, options);
   }
 
+  /**
+   * Unreliable mode: one attempt, now, without an acknowledgement: over the direct link when there is one,
+   * else through the mesh along a known route. False when nothing could take it (it is then dropped).
+   */
+  sendUnreliable(reference: string, payload: Uint8Array): { peer: string; sent: boolean } {
+    const record = this.links.directory.resolve(reference);
+    if (record === 'ambiguous')
+      throw new PeerUnreachableError(reference, 'several peers have that name; use the peer id');
+    if (record?.connection?.isOpen === true) {
+      return { peer: record.id, sent: this.links.sendUnreliable(record.id, payload) };
+    }
+    const destination =
+      record?.id ?? this.router.agentNamed(reference)?.id ?? (isPeerId(reference) ? reference : undefined);
+    if (destination === undefined) throw new PeerUnreachableError(reference, 'unknown peer');
+    if (payload.length > MAX_ROUTED_PAYLOAD_BYTES || !this.router.hasRoute(destination)) {
+      this.counters.increment('messages.unreliable_dropped');
+      return { peer: destination, sent: false };
+    }
+    const links = this.router.sendData(destination, payload, {
+      id: this.router.nextId(),
+      ackRequested: false,
+    });
+    if (links === 0) this.counters.increment('messages.unreliable_dropped');
+    return { peer: destination, sent: links > 0 };
+  }
+
   /** Best effort to every member of a group (or everyone with `group` undefined); resolves at once. */
   multicast(
     group: string | undefined,

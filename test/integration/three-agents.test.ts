@@ -105,6 +105,23 @@ describe('three agents on one IP network', () => {
     }
   });
 
+  it('sends in unreliable mode: one attempt, no acknowledgement, and says whether a link took it', async () => {
+    const listener = await listenTo(agents[2]!);
+    try {
+      const result = await agents[0]!.cli(['send', '--unreliable', ids[2]!, 'best effort', '--json']);
+      expect(result.code).toBe(0);
+      expect(JSON.parse(result.stdout)).toEqual({ peer: ids[2], sent: true });
+      await waitFor(
+        'the unreliable message',
+        async () => (listener.messages.length > 0 ? true : undefined),
+        5_000,
+      );
+      expect(listener.messages[0]?.payload).toBe('best effort');
+    } finally {
+      listener.stop();
+    }
+  });
+
   it('fails a send to an unknown peer with a one-line reason', async () => {
     const result = await agents[0]!.cli(['send', 'nobody', 'hi']);
     expect(result.code).not.toBe(0);

@@ -26,6 +26,7 @@ const handlers: ControlHandlers = {
     return { peer, bytes: payload.length };
   },
   multicast: (group, payload) => ({ group: group ?? null, bytes: payload.length }),
+  sendUnreliable: (peer, payload) => ({ peer, sent: payload.length > 0 }),
   routes: () => [],
   call: async (request) => [{ peer: request.target, status: 'ok', result: request.args }],
   actions: () => [],

@@ -138,4 +138,22 @@ describe('a peer linked over two media', () => {
     await a.manager.send('b', Buffer.from('upgraded'));
     expect(b.received.map((message) => Buffer.from(message.payload).toString())).toEqual(['upgraded']);
   });
+
+  it('unreliable mode: one attempt on the link in use, no acknowledgement, dropped and counted when no link can take it', async () => {
+    const network = new MemoryNetwork();
+    const b = await node(network, 'b');
+    const a = await node(network, 'a', { wifi: 'wifi-b:7450' });
+    await until('linked', () => a.manager.peers()[0]?.state === 'connected');
+    const bId = a.manager.peers()[0]?.id as string;
+    expect(a.manager.sendUnreliable(bId, Buffer.from('fire and forget'))).toBe(true);
+    await until('delivered', () => b.received.length === 1);
+    expect(Buffer.from(b.received[0]?.payload ?? []).toString()).toBe('fire and forget');
+    await cutWifi(network, b.wifi);
+    await until('down', () => a.manager.peers()[0]?.state === 'disconnected');
+    expect(a.manager.sendUnreliable(bId, Buffer.from('nowhere to go'))).toBe(false);
+    expect(a.counters.snapshot()).toMatchObject({
+      'messages.unreliable_sent': 1,
+      'messages.unreliable_dropped': 1,
+    });
+  });
 });
