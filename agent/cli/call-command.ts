@@ -6,8 +6,6 @@ import { type CallResultRow, formatCallResults } from '../console/format.js';
 import { parseDuration } from '../coordination/duration.js';
 import { addClientOptions, type ClientOptions, printJson, requestOnce } from './client-options.js';
 
-export type { CallResultRow };
-
 interface CallOptions extends ClientOptions {
   timeout: number;
   in?: number;

@@ -2,6 +2,7 @@
 // on its own; a malformed request gets an error reply on that client only.
 import { chmod, rm } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import type { ConsoleIo } from '../console/commands.js';
 import { NearmeshError } from '../errors.js';
 import type { Logger } from '../ops/logger.js';
 import { LineReader } from './line-reader.js';
@@ -50,14 +51,9 @@ export interface ControlHandlers {
    */
   trace(peer: string, listener: (event: TraceEvent) => void): TraceStarted & { stop: () => void };
   /** Runs one console line; errors come back as its text. `io` streams output and stops it (trace). */
-  consoleLine(line: string, io?: ConsoleLineIo): Promise<ConsoleLineResult>;
+  /** `io` carries the line's live output (sent as events before its result) and its cancellation. */
+  consoleLine(line: string, io?: ConsoleIo): Promise<ConsoleLineResult>;
   consoleComplete(line: string): ConsoleCompleteResult | Promise<ConsoleCompleteResult>;
-}
-
-/** A console line's live output (sent as events before its result) and its cancellation. */
-export interface ConsoleLineIo {
-  write(text: string): void;
-  signal: AbortSignal;
 }
 
 /** What one client has running: stream subscriptions and console lines it may cancel. */

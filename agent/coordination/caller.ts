@@ -1,14 +1,17 @@
 // The calling side of a remote call: one signed call per target (a group or "all" is resolved to its
 // announced members), sent reliably, and one result per target: ok, error, or timeout.
 import { createHash, randomBytes } from 'node:crypto';
+import { NearmeshError } from '../errors.js';
 import type { Identity } from '../identity/identity.js';
 import {
   CALL_ID_BYTES,
   type CallMessage,
   callSigningBytes,
+  MAX_CALL_TIMEOUT_MS,
   type ResultMessage,
 } from '../protocol/coordination.js';
 import type { JsonObject, JsonValue } from '../protocol/json-cbor.js';
+import { MAX_FIRE_AHEAD_MS } from './executor.js';
 
 export interface CallTarget {
   readonly id: string;
@@ -58,6 +61,16 @@ export class Caller {
   }
 
   async call(request: CallRequest): Promise<CallOutcome[]> {
+    // Checked here, once, for the CLI, rules and MQTT alike: a peer would drop a longer call as malformed.
+    if (request.timeoutMs > MAX_CALL_TIMEOUT_MS) {
+      throw new NearmeshError(
+        'bad-timeout',
+        `a call may take at most ${MAX_CALL_TIMEOUT_MS / 60_000} minutes`,
+      );
+    }
+    if (request.fireAt !== undefined && request.fireAt - Date.now() > MAX_FIRE_AHEAD_MS) {
+      throw new NearmeshError('too-far-ahead', 'a synchronised call may be at most a day ahead');
+    }
     const targets = this.#options.resolve(request.target);
     const callId = request.key === undefined ? randomBytes(CALL_ID_BYTES) : this.#keyedId(request.key);
     const waitMs =

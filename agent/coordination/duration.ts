@@ -5,8 +5,11 @@
 
 import { NearmeshError } from '../errors.js';
 
-/** Longest accepted duration: timers beyond this are configuration mistakes, and it stays far below 2^31 ms. */
-export const MAX_DURATION_MS = 30 * 24 * 60 * 60 * 1000;
+/**
+ * Longest accepted duration: 24 days, below the 2^31 − 1 ms (24.8 days) a Node timer can hold (a longer one
+ * fires after 1 ms). Anything longer is a configuration mistake.
+ */
+export const MAX_DURATION_MS = 24 * 24 * 60 * 60 * 1000;
 
 /** Longer input is not a duration anyone typed; refusing it bounds the work done on hostile input. */
 const MAX_TEXT_LENGTH = 64;

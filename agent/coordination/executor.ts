@@ -12,6 +12,8 @@ import type { CapabilityRegistry, LocalAction } from './registry.js';
 import type { TimeSync } from './time-sync.js';
 import { waitUntil } from './wait-until.js';
 
+/** Furthest ahead a synchronised call may fire: a day, well within what a timer holds. */
+export const MAX_FIRE_AHEAD_MS = 86_400_000;
 /** Results remembered for retried calls; a retry comes within the call's timeout, far below this. */
 const REMEMBERED_CALLS = 4096;
 const REMEMBER_MS = 10 * 60_000;
@@ -119,11 +121,16 @@ export class Executor {
           null,
         );
       }
-      await waitUntil(() => timeSync.now(), call.fireAt - estimate.offsetMs);
+      const localFireAt = call.fireAt - estimate.offsetMs;
+      if (localFireAt - timeSync.now() > MAX_FIRE_AHEAD_MS) {
+        const error = { code: 'too-far-ahead', message: 'a synchronised call may be at most a day ahead' };
+        return result(call, { ok: false, error }, null);
+      }
+      await waitUntil(() => timeSync.now(), localFireAt);
     }
     const firedAt = timeSync.now();
     counters.increment('coordination.calls_run');
-    const controller = new AbortController();
+
     const outcome: CallResult = await action.handler.invoke(call.args, {
       callId: Buffer.from(call.callId).toString('hex'),
       caller: from,
@@ -131,7 +138,8 @@ export class Executor {
         callerName: this.#options.describe(from).name,
       }),
       deadlineMs: Date.now() + Math.min(call.timeoutMs, action.timeoutMs),
-      signal: controller.signal,
+      // Handlers keep to deadlineMs themselves; the signal is for cancelling a call (none does yet).
+      signal: new AbortController().signal,
     });
     if (!outcome.ok) counters.increment('coordination.calls_failed');
     return result(call, outcome, firedAt + (estimate?.offsetMs ?? 0));

@@ -39,6 +39,7 @@ export class SensorService {
   readonly #options: SensorServiceOptions;
   readonly #polls = new Map<string, { timer: NodeJS.Timeout; intervalMs: number; users: number }>();
   readonly #served = new Map<string, ServedWatch>();
+  readonly #reading = new Map<string, Promise<Reading>>();
 
   constructor(options: SensorServiceOptions) {
     this.#options = options;
@@ -61,8 +62,20 @@ export class SensorService {
     this.#served.clear();
   }
 
-  /** Reads one of this agent's sensors now; rejects with SensorReadError. */
-  async readLocal(name: string): Promise<Reading> {
+  /**
+   * Reads one of this agent's sensors now; rejects with SensorReadError. Asked again while a read runs
+   * (a schedule, watchers, a peer's read), the running read answers all: one process per sensor at a time.
+   */
+  readLocal(name: string): Promise<Reading> {
+    let running = this.#reading.get(name);
+    if (running === undefined) {
+      running = this.#readOnce(name).finally(() => this.#reading.delete(name));
+      this.#reading.set(name, running);
+    }
+    return running;
+  }
+
+  async #readOnce(name: string): Promise<Reading> {
     const sensor = this.#options.registry.sensors.get(name);
     if (sensor === undefined) throw new SensorReadError('unknown-sensor', `no sensor "${name}" here`);
     const reading = await sensor.handler.read(AbortSignal.timeout(READ_TIMEOUT_MS));

@@ -13,6 +13,7 @@ import type { AddressInfo } from 'node:net';
 import type { HostPort } from '../config/address.js';
 import type { SensorReadingEvent } from '../coordination/coordinator.js';
 import { NearmeshError } from '../errors.js';
+import { isPeerId } from '../identity/peer-id.js';
 import type { PeerInfo } from '../links/peer-directory.js';
 import type { Counters } from '../ops/counters.js';
 import type { Logger } from '../ops/logger.js';
@@ -225,7 +226,7 @@ export class MqttGateway {
       return;
     }
     // A peer the mesh does not reach went upstream instead; the bridge takes it from here.
-    if (forwarded && !this.#reaches(target.reference)) {
+    if (forwarded) {
       reply({ ok: true, via: 'upstream' });
       return;
     }
@@ -359,7 +360,8 @@ export class MqttGateway {
       counters.increment('mqtt.upstream.sends_not_for_us');
       return;
     }
-    const from = message.origin ?? UPSTREAM_SENDER;
+    // The origin is the upstream's word: only a peer id may become an inbox topic level.
+    const from = message.origin !== undefined && isPeerId(message.origin) ? message.origin : UPSTREAM_SENDER;
     // An agent this mesh reaches sent its group or broadcast message over the mesh as well.
     if (message.origin !== undefined && target.kind !== 'peer' && this.#reaches(message.origin)) {
       counters.increment('mqtt.upstream.sends_also_meshed');

@@ -29,17 +29,6 @@ export function parseSendTopic(topic: string): SendTarget | 'invalid' | undefine
   return { kind: 'peer', reference: target };
 }
 
-export function sendTopic(target: SendTarget): string {
-  switch (target.kind) {
-    case 'all':
-      return `${SEND_PREFIX}all`;
-    case 'group':
-      return `${SEND_PREFIX}${GROUP_PREFIX}${target.name}`;
-    case 'peer':
-      return `${SEND_PREFIX}${target.reference}`;
-  }
-}
-
 export function inboxTopic(from: string): string {
   return `${INBOX_PREFIX}${from}`;
 }

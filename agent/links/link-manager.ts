@@ -478,20 +478,20 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
       }
     }
     this.#offerEndpoints(record, connection);
-    if (record.connection === connection) {
-      // Messages still unacknowledged go out again on the connection traffic moved to; the receiver drops repeats.
-      for (const [id, pending] of state.pending)
-        connection.sendData(id, pending.payload, true, pending.system);
-    }
+    if (record.connection === connection) this.#resendPending(state, connection);
     if (wasDown) {
       this.#log.info(
         { peer: record.id, name: record.name, medium: secure.medium, address: secure.remoteAddress },
         'peer linked',
       );
       this.emit('peer-up', this.#info(record));
-    } else if (record.connection === connection && previous !== connection) {
+    } else if (
+      record.connection === connection &&
+      previous !== undefined &&
+      previous.link.medium !== secure.medium
+    ) {
       // The last write on the old link: the peer delivers what is in flight there before this link's.
-      previous?.sendCutover();
+      previous.sendCutover();
       this.counters.increment('links.media_switched');
       this.#log.info(
         { peer: record.id, name: record.name, from: previous?.link.medium, to: secure.medium },
@@ -513,8 +513,31 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
   #endpointsHeard(record: PeerRecord, addresses: string[]): void {
     this.counters.increment('links.endpoints_heard');
     if (record.connections.get('wifi')?.isOpen === true) return;
+    // The latest list replaces the earlier one (a peer whose address changed leaves no stale targets).
+    this.#forgetEndpoints(record.id);
     for (const address of addresses) {
-      this.#found({ medium: 'wifi', address, peerId: record.id, source: `endpoints:${record.id}` });
+      this.#found({ medium: 'wifi', address, peerId: record.id, source: endpointsSource(record.id) });
+    }
+  }
+
+  /** Stops dialling the Wi-Fi endpoints a peer told over another medium (it is gone, or told new ones). */
+  #forgetEndpoints(peerId: string): void {
+    const source = endpointsSource(peerId);
+    for (const target of [...this.#targets.values()]) {
+      if (target.sources.has(source)) this.#lost({ medium: 'wifi', address: target.address, source });
+    }
+  }
+
+  /**
+   * Sends every unacknowledged message again on the connection the peer's traffic moved to, in id order;
+   * one too large for this link (a Wi-Fi-sized message falling back to BLE) fails instead of going out.
+   */
+  #resendPending(state: PeerState, connection: PeerConnection): void {
+    const limitBytes = connection.link.maxMessageBytes - FRAME_OVERHEAD_BYTES;
+    for (const [id, pending] of state.pending) {
+      if (pending.payload.length > limitBytes)
+        pending.settle(new FrameTooLargeError(pending.payload.length, limitBytes));
+      else connection.sendData(id, pending.payload, true, pending.system);
     }
   }
 
@@ -555,11 +578,11 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
         },
         `peer traffic fell back to ${fallback.link.medium}`,
       );
-      for (const [id, pending] of this.#stateOf(record.id).pending)
-        fallback.sendData(id, pending.payload, true, pending.system);
+      this.#resendPending(this.#stateOf(record.id), fallback);
       return;
     }
     record.connectedSinceMs = undefined;
+    this.#forgetEndpoints(record.id);
     this.options.router?.removeNeighbour(record.id);
     this.#log.info(
       { peer: record.id, name: record.name, reason: error?.message ?? 'closed' },
@@ -573,4 +596,8 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
     if (info === undefined) throw new Error(`peer ${record.id} vanished from the directory`);
     return info;
   }
+}
+
+function endpointsSource(peerId: string): string {
+  return `endpoints:${peerId}`;
 }

@@ -72,23 +72,17 @@ export class Messenger extends TypedEmitter<MessengerEvents> {
    * there is one, else through the mesh.
    */
   send(reference: string, payload: Uint8Array, options: SendOptions = {}): Promise<{ peer: string }> {
-    const record = this.links.directory.resolve(reference);
-    if (record === 'ambiguous') {
-      return Promise.reject(
-        new PeerUnreachableError(reference, 'several peers have that name; use the peer id'),
-      );
+    let target: { peer: string; direct: boolean };
+    try {
+      target = this.#targetOf(reference);
+    } catch (error) {
+      return Promise.reject(error);
     }
-    if (record?.connection?.isOpen === true) return this.links.send(record.id, payload, options);
-    const destination =
-      record?.id ?? this.router.agentNamed(reference)?.id ?? (isPeerId(reference) ? reference : undefined);
-    if (destination === undefined) return Promise.reject(new PeerUnreachableError(reference, 'unknown peer'));
-    if (destination === this.router.selfId) {
-      return Promise.reject(new PeerUnreachableError(reference, 'that is this agent'));
-    }
+    if (target.direct) return this.links.send(target.peer, payload, options);
     if (payload.length > MAX_ROUTED_PAYLOAD_BYTES) {
       return Promise.reject(new FrameTooLargeError(payload.length, MAX_ROUTED_PAYLOAD_BYTES));
     }
-    return this.#sendRouted(destination, payload, options);
+    return this.#sendRouted(target.peer, payload, options);
   }
 
   /**
@@ -96,25 +90,28 @@ export class Messenger extends TypedEmitter<MessengerEvents> {
    * else through the mesh along a known route. False when nothing could take it (it is then dropped).
    */
   sendUnreliable(reference: string, payload: Uint8Array): { peer: string; sent: boolean } {
+    const target = this.#targetOf(reference);
+    if (target.direct) return { peer: target.peer, sent: this.links.sendUnreliable(target.peer, payload) };
+    const fits = payload.length <= MAX_ROUTED_PAYLOAD_BYTES && this.router.hasRoute(target.peer);
+    const links = fits
+      ? this.router.sendData(target.peer, payload, { id: this.router.nextId(), ackRequested: false })
+      : 0;
+    this.counters.increment(links > 0 ? 'messages.unreliable_sent' : 'messages.unreliable_dropped');
+    return { peer: target.peer, sent: links > 0 };
+  }
+
+  /** The peer a reference (id or unique name) means, and whether a direct link reaches it; throws when none. */
+  #targetOf(reference: string): { peer: string; direct: boolean } {
     const record = this.links.directory.resolve(reference);
-    if (record === 'ambiguous')
+    if (record === 'ambiguous') {
       throw new PeerUnreachableError(reference, 'several peers have that name; use the peer id');
-    if (record?.connection?.isOpen === true) {
-      return { peer: record.id, sent: this.links.sendUnreliable(record.id, payload) };
     }
+    if (record?.connection?.isOpen === true) return { peer: record.id, direct: true };
     const destination =
       record?.id ?? this.router.agentNamed(reference)?.id ?? (isPeerId(reference) ? reference : undefined);
     if (destination === undefined) throw new PeerUnreachableError(reference, 'unknown peer');
-    if (payload.length > MAX_ROUTED_PAYLOAD_BYTES || !this.router.hasRoute(destination)) {
-      this.counters.increment('messages.unreliable_dropped');
-      return { peer: destination, sent: false };
-    }
-    const links = this.router.sendData(destination, payload, {
-      id: this.router.nextId(),
-      ackRequested: false,
-    });
-    if (links === 0) this.counters.increment('messages.unreliable_dropped');
-    return { peer: destination, sent: links > 0 };
+    if (destination === this.router.selfId) throw new PeerUnreachableError(reference, 'that is this agent');
+    return { peer: destination, direct: false };
   }
 
   /** Best effort to every member of a group (or everyone with `group` undefined); resolves at once. */

@@ -7,7 +7,7 @@ import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CallResultRow } from '../../agent/cli/call-command.js';
+import type { CallResultRow } from '../../agent/console/format.js';
 import type { PeerInfo } from '../../agent/links/peer-directory.js';
 import { decodeJsonCbor, encodeJsonCbor } from '../../agent/protocol/json-cbor.js';
 import {

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { CallResultRow } from '../../agent/cli/call-command.js';
+import type { CallResultRow } from '../../agent/console/format.js';
 import type { ListenEvent } from '../../agent/control/wire.js';
 
 export const CLI_PATH = resolve(import.meta.dirname, '../../dist/agent/cli/main.js');

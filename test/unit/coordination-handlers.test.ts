@@ -244,12 +244,16 @@ describe('exec action: failures become error results', () => {
     const pidFile = join(dir, 'aborted.pid');
     const controller = new AbortController();
     const action = new ExecAction({ name: 'a', exec: [script(`sleep 30 & echo $! > ${pidFile}; wait`)] });
-    setTimeout(() => controller.abort(), 150);
+    // Aborted once the handler's child is running, so its death can be checked.
+    const abortWhenRunning = setInterval(() => {
+      if (existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() !== '') controller.abort();
+    }, 10);
     const started = Date.now();
     const error = errorOf(await action.invoke({}, context({ signal: controller.signal })));
+    clearInterval(abortWhenRunning);
     expect(error.code).toBe('aborted');
     expect(Date.now() - started).toBeLessThan(1500);
-    if (existsSync(pidFile)) expect(await waitForDeath(readPid(pidFile), 300)).toBe(true);
+    expect(await waitForDeath(readPid(pidFile), 300)).toBe(true);
     const already = errorOf(await action.invoke({}, context({ signal: AbortSignal.abort() })));
     expect(already.code).toBe('aborted');
   });

@@ -23,6 +23,7 @@ import {
   type TransferMessage,
   transferIdToHex,
 } from '../../agent/protocol/transfer.js';
+import { describeWhenAvailable } from '../support/requirements.js';
 
 const MiB = 1024 * 1024;
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -103,14 +104,14 @@ function offer(overrides: Partial<Extract<TransferMessage, { kind: 'offer' }>> =
 }
 
 /** Mounts a tmpfs of `size` at a new directory (root only); undefined when that is not possible here. */
-async function tinyTmpfs(size: string): Promise<string | undefined> {
-  if (process.getuid?.() !== 0) return undefined;
+/** A tmpfs of `size` (root only; a failed mount fails the test). */
+async function tinyTmpfs(size: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'nearmesh-tmpfs-'));
   try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { stdio: 'ignore' });
-  } catch {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { stdio: 'pipe' });
+  } catch (error) {
     await rm(dir, { recursive: true, force: true });
-    return undefined;
+    throw error;
   }
   cleanups.push(async () => {
     execFileSync('umount', [dir], { stdio: 'ignore' });
@@ -142,29 +143,6 @@ describe('limits', () => {
     const path = await makeFile(root, 'big.bin', MiB);
     await expect(alice.sender.sendFile('bob', path)).rejects.toMatchObject({ reason: 'disk-full' });
     expect(await readdir(inbox)).toEqual([]);
-  });
-
-  test('on a real 1 MiB tmpfs: refused up front, and disk-full mid-transfer leaves nothing', async (ctx) => {
-    const mount = await tinyTmpfs('1m');
-    if (mount === undefined) return ctx.skip();
-    const root = await tempRoot();
-    const path = await makeFile(root, 'big.bin', 2 * MiB);
-
-    const upFront = join(mount, 'a');
-    const first = await pairOfServices(upFront);
-    await expect(first.alice.sender.sendFile('bob', path)).rejects.toMatchObject({ reason: 'disk-full' });
-    expect(await readdir(upFront)).toEqual([]);
-
-    // statfs lies (as it may when others write meanwhile): the writes themselves hit ENOSPC.
-    const midway = join(mount, 'b');
-    const second = await pairOfServices(midway, {
-      fs: { statfs: async () => ({ bavail: 1e9, bsize: 4096 }) },
-    });
-    const error = await second.alice.sender.sendFile('bob', path).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(TransferFailedError);
-    expect(error).toMatchObject({ reason: 'disk-full' });
-    expect(await readdir(midway)).toEqual([]);
-    expect(second.bob.receiver.counters.get('failed-disk-full')).toBe(1);
   });
 
   test('ENOSPC from an injected write mid-transfer gives disk-full and no half file', async () => {
@@ -374,3 +352,31 @@ describe('hostile peers', () => {
     });
   });
 });
+
+describeWhenAvailable(
+  'limits on a real full disk',
+  process.getuid?.() === 0 ? undefined : 'needs root to mount a small tmpfs',
+  () => {
+    test('on a real 1 MiB tmpfs: refused up front, and disk-full mid-transfer leaves nothing', async () => {
+      const mount = await tinyTmpfs('1m');
+      const root = await tempRoot();
+      const path = await makeFile(root, 'big.bin', 2 * MiB);
+
+      const upFront = join(mount, 'a');
+      const first = await pairOfServices(upFront);
+      await expect(first.alice.sender.sendFile('bob', path)).rejects.toMatchObject({ reason: 'disk-full' });
+      expect(await readdir(upFront)).toEqual([]);
+
+      // statfs lies (as it may when others write meanwhile): the writes themselves hit ENOSPC.
+      const midway = join(mount, 'b');
+      const second = await pairOfServices(midway, {
+        fs: { statfs: async () => ({ bavail: 1e9, bsize: 4096 }) },
+      });
+      const error = await second.alice.sender.sendFile('bob', path).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(TransferFailedError);
+      expect(error).toMatchObject({ reason: 'disk-full' });
+      expect(await readdir(midway)).toEqual([]);
+      expect(second.bob.receiver.counters.get('failed-disk-full')).toBe(1);
+    });
+  },
+);
