@@ -1,6 +1,7 @@
 // The daemon: wires config, identity, transports, resolvers, the link manager and the control socket
 // together, and starts and stops them in order (SIGTERM closes links, then removes the socket).
 import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { type BoardDetection, detectBoardSync } from '../boards/index.js';
 import type { BleResolver } from '../transports/ble/ble-resolver.js';
 import type { BleTransport } from '../transports/ble/ble-transport.js';
@@ -28,20 +29,26 @@ import type { UpstreamBridge } from './gateway/upstream-bridge.js';
 import { type Identity, loadOrCreateIdentity } from './identity/identity.js';
 import { LinkManager, type ReceivedMessage } from './links/link-manager.js';
 import { localEndpoints } from './links/local-endpoints.js';
-import { type MeshMessage, Messenger } from './mesh/messenger.js';
+import { MAX_ROUTED_PAYLOAD_BYTES, type MeshMessage, Messenger } from './mesh/messenger.js';
 import { Router } from './mesh/router.js';
+import { DurableQueue } from './messaging/durable-queue.js';
+import { DEFAULT_WAIT_MS, type QueuedSend, ReliableDelivery } from './messaging/reliable-delivery.js';
 import { Counters } from './ops/counters.js';
 import type { Logger } from './ops/logger.js';
 import { readTelemetry } from './ops/telemetry.js';
 import { coexistenceQuirk, scanDutyFor, WifiActivity } from './ops/wifi-activity.js';
 import { PROTOCOL_VERSION } from './protocol/index.js';
 import type { JsonObject } from './protocol/json-cbor.js';
+import { systemServiceOf } from './protocol/system-kind.js';
 import { VERSION } from './version.js';
 
 export { BleUnavailableError };
 
 type CallControlRequest = Extract<ControlRequest, { cmd: 'call' }>;
 type LeaseControlRequest = Extract<ControlRequest, { cmd: 'lease' }>;
+
+/** The durable queue of reliable messages, in data_dir. */
+export const MESSAGE_QUEUE_FILE = 'messages.sqlite';
 
 /** With ble.enabled = "auto", how long an adapter may take to power on before the agent runs without BLE. */
 const AUTO_BLE_POWER_ON_TIMEOUT_MS = 3000;
@@ -62,6 +69,8 @@ export interface AgentStatus {
   peers: { connected: number; routed: number; known: number };
   mesh: { ttl: number; relay: boolean; groups: readonly string[] };
   mqtt: MqttState;
+  /** Reliable messages queued durably and not yet confirmed by their peers. */
+  queued: { messages: number; bytes: number };
   counters: Record<string, number>;
 }
 
@@ -78,6 +87,8 @@ export class Agent {
   /** The board this runs on (boards/): for status and doctor. */
   readonly #board = describeBoard(detectBoardSync());
   #messenger: Messenger | undefined;
+  #queue: DurableQueue | undefined;
+  #reliable: ReliableDelivery | undefined;
   #coordinator: Coordinator | undefined;
   #rules: RuleEngine | undefined;
   #control: ControlServer | undefined;
@@ -121,6 +132,12 @@ export class Agent {
       hops: route.hops,
       age_s: Math.round(route.ageMs / 1000),
     }));
+  }
+
+  /** Reliable messages: queued durably, delivered once and in order, across restarts of either side. */
+  get reliable(): ReliableDelivery {
+    if (this.#reliable === undefined) throw new NearmeshError('not-started', 'the agent has not started');
+    return this.#reliable;
   }
 
   get links(): LinkManager {
@@ -182,6 +199,17 @@ export class Agent {
     const messenger = new Messenger(router, this.#links, this.counters, config.groups);
     this.#messenger = messenger;
     const links = this.#links;
+    this.#queue = await DurableQueue.open(join(config.dataDir, MESSAGE_QUEUE_FILE));
+    const reliable = new ReliableDelivery({
+      queue: this.#queue,
+      send: (peer, payload, timeoutMs) => messenger.send(peer, payload, { system: true, timeoutMs }),
+      isReachable: (peer) => messenger.isReachable(peer),
+      nameOf: (peer) => links.directory.get(peer)?.name ?? router.agent(peer)?.name ?? peer,
+      maxPayloadBytes: MAX_ROUTED_PAYLOAD_BYTES,
+      counters: this.counters,
+      log,
+    });
+    this.#reliable = reliable;
     const coordinator = new Coordinator({
       identity: this.#identity,
       name: config.name,
@@ -201,11 +229,21 @@ export class Agent {
       log,
     });
     this.#coordinator = coordinator;
-    const onSystem = (message: { from: string; payload: Uint8Array }): void =>
-      coordinator.receive(message.from, message.payload);
+    // System payloads name their service in their first bytes (PROTOCOL.md §14-§17).
+    const onSystem = (message: { from: string; payload: Uint8Array }): void => {
+      switch (systemServiceOf(message.payload)) {
+        case 'queued':
+          reliable.handle(message.from, message.payload);
+          break;
+        default:
+          coordinator.receive(message.from, message.payload);
+      }
+    };
     links.on('system', onSystem);
     messenger.on('system', onSystem);
+    links.on('peer-up', (peer) => reliable.reachable(peer.id));
     await this.#links.start();
+    reliable.start();
     router.start();
     coordinator.start();
     if (config.rules.length > 0) await this.#startRules(coordinator);
@@ -328,7 +366,9 @@ export class Agent {
     this.#rules?.stop();
     this.#coordinator?.stop();
     this.#messenger?.stop();
+    this.#reliable?.stop();
     await this.#links?.stop();
+    this.#queue?.close();
     this.log.info('agent stopped');
   }
 
@@ -357,6 +397,7 @@ export class Agent {
       },
       mesh: { ttl: this.config.mesh.ttl, relay: this.config.mesh.relay, groups: this.config.groups },
       mqtt: this.#mqttState(),
+      queued: this.#reliable?.queued() ?? { messages: 0, bytes: 0 },
       counters: this.counters.snapshot(),
     };
   }
@@ -369,7 +410,10 @@ export class Agent {
       status: handlers.status,
       peers: handlers.peers,
       routes: handlers.routes,
-      send: handlers.send,
+      send: async (peer, payload, timeoutMs) => {
+        const [sent] = await this.#sendReliable(peer, [payload], { wait: true, timeoutMs });
+        return { peer: sent?.peer ?? peer };
+      },
       multicast: handlers.multicast,
       logLevel: (level) => {
         if (level !== undefined) this.log.level = level;
@@ -413,8 +457,18 @@ export class Agent {
         telemetry: await readTelemetry({ diskPath: this.config.dataDir }),
       }),
       peers: () => this.messenger.peers(),
-      send: (peer: string, payload: Uint8Array, timeoutMs: number | undefined) =>
-        this.messenger.send(peer, payload, timeoutMs === undefined ? {} : { timeoutMs }),
+      send: async (peer: string, payloads: Uint8Array[], options: { wait: boolean; timeoutMs?: number }) => {
+        const sent = await this.#sendReliable(peer, payloads, options);
+        const first = sent[0];
+        const last = sent[sent.length - 1];
+        return {
+          peer: first?.peer ?? peer,
+          seq: first?.seq ?? null,
+          last_seq: last?.seq ?? null,
+          count: sent.length,
+          acknowledged: options.wait,
+        };
+      },
       multicast: (group: string | undefined, payload: Uint8Array) => this.messenger.multicast(group, payload),
       sendUnreliable: (peer: string, payload: Uint8Array) => this.messenger.sendUnreliable(peer, payload),
       routes: () => this.#routes(),
@@ -509,13 +563,29 @@ export class Agent {
     }));
   }
 
-  /** Every message for this agent: over a direct link or through the mesh. Returns an unsubscribe. */
+  /** Reliable messages to a peer (id or name): queued durably, then waited for when `wait` says so. */
+  #sendReliable(
+    reference: string,
+    payloads: readonly Uint8Array[],
+    options: { wait: boolean; timeoutMs?: number | undefined },
+  ): Promise<QueuedSend[]> {
+    const peer = this.messenger.resolvePeer(reference);
+    return this.reliable.send(
+      peer,
+      payloads,
+      options.wait ? (options.timeoutMs ?? DEFAULT_WAIT_MS) : undefined,
+    );
+  }
+
+  /** Every message for this agent: over a direct link, through the mesh, or reliable. Returns an unsubscribe. */
   #onAnyMessage(listener: (message: ReceivedMessage | MeshMessage) => void): () => void {
     this.links.on('message', listener);
     this.messenger.on('message', listener);
+    this.reliable.on('message', listener);
     return () => {
       this.links.off('message', listener);
       this.messenger.off('message', listener);
+      this.reliable.off('message', listener);
     };
   }
 

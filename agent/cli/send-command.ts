@@ -1,4 +1,5 @@
-// `nearmesh send <peer> <text>`: exits 0 once the peer acknowledged the message (directly or through the mesh).
+// `nearmesh send <peer> <text>`: queues a reliable message durably and exits 0 once the peer confirmed it
+// (directly or through the mesh); --lines queues one message per line of standard input, --no-wait only queues.
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { addClientOptions, type ClientOptions, printJson, requestOnce } from './client-options.js';
@@ -6,43 +7,95 @@ import { addClientOptions, type ClientOptions, printJson, requestOnce } from './
 interface SendOptions extends ClientOptions {
   timeout: number;
   unreliable?: boolean;
+  wait: boolean;
+  lines?: boolean;
+}
+
+/** Lines of `--lines` queued per control request. */
+const LINES_PER_REQUEST = 1_000;
+
+interface SendResult {
+  peer: string;
+  seq: number | null;
+  last_seq: number | null;
+  count: number;
 }
 
 export function registerSendCommand(program: Command): void {
   addClientOptions(
     program
       .command('send')
-      .description('send a text message to a peer (id or name) and wait for its acknowledgement')
+      .description(
+        'send a reliable message to a peer (id or name): queued durably on this device, delivered once and in ' +
+          'order even across restarts; waits for the peer to confirm it',
+      )
       .argument('<peer>', 'peer id or name')
       .argument('<text>', 'message text, or - to read the message from standard input')
-      .option('-t, --timeout <ms>', 'how long to wait for the acknowledgement', parseTimeout, 10_000)
+      .option('-t, --timeout <ms>', 'how long to wait for the confirmation', parseTimeout, 10_000)
+      .option('--no-wait', 'exit once the message is queued durably, without waiting for the peer')
+      .option('-l, --lines', 'every line of standard input is one message (with - as the text), in order')
       .option('-u, --unreliable', 'one attempt now, no acknowledgement; exit 1 when no link could take it'),
   ).action(async (peer: string, text: string, options: SendOptions) => {
-    const payload = (await messageBytes(text)).toString('base64');
-    if (options.unreliable === true) {
-      const result = (await requestOnce(options, { cmd: 'send', peer, payload, unreliable: true })) as {
-        peer: string;
-        sent: boolean;
-      };
-      if (options.json === true) printJson(result);
-      else
-        process.stdout.write(
-          result.sent ? `sent to ${result.peer} (unreliable)\n` : 'dropped: no link can take it now\n',
-        );
-      if (!result.sent) process.exitCode = 1;
-      return;
+    if (options.unreliable === true) return sendUnreliable(peer, text, options);
+    const batches =
+      options.lines === true ? await lineBatches(text) : [[(await messageBytes(text)).toString('base64')]];
+    let first: SendResult | undefined;
+    let last: SendResult | undefined;
+    let count = 0;
+    for (const [index, batch] of batches.entries()) {
+      // Only the last request waits: the peer confirms in order, so its confirmation covers every earlier one.
+      const wait = options.wait && index === batches.length - 1;
+      const result = (await requestOnce(options, {
+        cmd: 'send',
+        peer,
+        payload: batch,
+        wait,
+        timeout_ms: options.timeout,
+      })) as SendResult;
+      first ??= result;
+      last = result;
+      count += result.count;
     }
-    const result = (await requestOnce(options, {
-      cmd: 'send',
-      peer,
-      payload,
-      timeout_ms: options.timeout,
-    })) as {
-      peer: string;
-    };
-    if (options.json === true) printJson({ peer: result.peer, acknowledged: true });
-    else process.stdout.write(`acknowledged by ${result.peer}\n`);
+    const seqs = { seq: first?.seq ?? null, last_seq: last?.last_seq ?? null, count };
+    const to = last?.peer ?? peer;
+    if (options.json === true) printJson({ peer: to, acknowledged: options.wait, queued: true, ...seqs });
+    else if (!options.wait) process.stdout.write(`queued for ${to} (${describeSeqs(seqs)})\n`);
+    else process.stdout.write(`acknowledged by ${to} (${describeSeqs(seqs)})\n`);
   });
+}
+
+async function sendUnreliable(peer: string, text: string, options: SendOptions): Promise<void> {
+  const payload = (await messageBytes(text)).toString('base64');
+  const result = (await requestOnce(options, { cmd: 'send', peer, payload, unreliable: true })) as {
+    peer: string;
+    sent: boolean;
+  };
+  if (options.json === true) printJson(result);
+  else
+    process.stdout.write(
+      result.sent ? `sent to ${result.peer} (unreliable)\n` : 'dropped: no link can take it now\n',
+    );
+  if (!result.sent) process.exitCode = 1;
+}
+
+function describeSeqs(seqs: { seq: number | null; last_seq: number | null; count: number }): string {
+  if (seqs.count === 1) return `#${seqs.seq}`;
+  return `${seqs.count} messages, #${seqs.seq}..#${seqs.last_seq}`;
+}
+
+/** Standard input's lines as base64 payloads, in batches; an empty last line (a final newline) is not a message. */
+async function lineBatches(text: string): Promise<string[][]> {
+  if (text !== '-') throw new InvalidArgumentError('--lines reads standard input: give - as the text');
+  const lines = (await messageBytes('-')).toString('utf8').split('\n');
+  if (lines[lines.length - 1] === '') lines.pop();
+  if (lines.length === 0) throw new InvalidArgumentError('standard input has no lines');
+  const batches: string[][] = [];
+  for (let i = 0; i < lines.length; i += LINES_PER_REQUEST) {
+    batches.push(
+      lines.slice(i, i + LINES_PER_REQUEST).map((line) => Buffer.from(line, 'utf8').toString('base64')),
+    );
+  }
+  return batches;
 }
 
 function parseTimeout(text: string): number {

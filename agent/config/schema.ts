@@ -63,6 +63,13 @@ export interface Config {
   /** Conditions on sensor values, evaluated here as values arrive, and the call each makes when it becomes true. */
   readonly rules: readonly RuleConfig[];
   readonly console: { readonly serial: string | false; readonly baud: number };
+  /** Bulk transfer (`nearmesh push`): where received files land and how big one may be. */
+  readonly transfer: {
+    readonly inbox: string;
+    readonly maxBytes: number;
+    /** false refuses every incoming file (REJECT refused). */
+    readonly accept: boolean;
+  };
 }
 
 /** Default MQTT endpoint: loopback only, so apps on the device reach it and nothing else does. */
@@ -381,6 +388,19 @@ export const consoleTable = z
   )
   .strict();
 
+export const DEFAULT_TRANSFER_MAX_BYTES = 1024 * 1024 * 1024;
+
+export const transferTable = z
+  .object(
+    {
+      inbox: pathString.optional(),
+      max_bytes: positiveInteger.default(DEFAULT_TRANSFER_MAX_BYTES),
+      accept: z.boolean({ message: 'expected true or false' }).default(true),
+    },
+    TABLE,
+  )
+  .strict();
+
 const NAME = { message: 'expected a string of 1..63 characters' };
 
 const CAPABILITY_NAME = { message: 'expected a dotted name like "light.set" (letters, digits, "_", "-")' };
@@ -516,6 +536,7 @@ const rootShape = {
   mesh: meshTable.default({}),
   mqtt: mqttTable.default({}),
   console: consoleTable.default({}),
+  transfer: transferTable.default({}),
   actions: z
     .array(actionTable, { message: 'expected [[actions]] tables' })
     .max(MAX_CAPABILITIES, `expected at most ${MAX_CAPABILITIES} actions`)
@@ -544,6 +565,7 @@ export const KNOWN_KEYS: Readonly<Record<string, readonly string[]>> = {
   mqtt: Object.keys(mqttTable.innerType().shape),
   'mqtt.upstream': Object.keys(mqttUpstreamTable.innerType().shape),
   console: Object.keys(consoleTable.shape),
+  transfer: Object.keys(transferTable.shape),
   actions: Object.keys(actionTable.innerType().shape),
   sensors: Object.keys(sensorTable.innerType().shape),
   rules: Object.keys(ruleTable.shape),
@@ -693,6 +715,14 @@ export function configSchema(context: SchemaContext) {
         console: {
           serial: raw.console.serial === false ? false : resolveConfigPath(raw.console.serial, context),
           baud: raw.console.baud,
+        },
+        transfer: {
+          inbox:
+            raw.transfer.inbox === undefined
+              ? join(dataDir, 'inbox')
+              : resolveConfigPath(raw.transfer.inbox, context),
+          maxBytes: raw.transfer.max_bytes,
+          accept: raw.transfer.accept,
         },
       };
     });

@@ -1,5 +1,5 @@
 // `trace <peer>`: the frames on the direct link to one peer, decoded into what a person debugging a
-// link wants to see (type, id, flags, route, sizes, the coordination kind of system DATA), never the
+// link wants to see (type, id, flags, route, sizes, the kind of system DATA), never the
 // payload's bytes. The link layer reports frames only while a tracer is attached (LinkManager.traceFrames).
 import type { TraceEvent, TraceStarted } from '../control/wire.js';
 import { NearmeshError, PeerUnreachableError } from '../errors.js';
@@ -7,6 +7,9 @@ import type { LinkFrame, LinkManager } from '../links/link-manager.js';
 import { decodeCoordination } from '../protocol/coordination.js';
 import { DecodeError } from '../protocol/errors.js';
 import type { Message } from '../protocol/index.js';
+import { decodeQueued } from '../protocol/queued.js';
+import { systemServiceOf } from '../protocol/system-kind.js';
+import { decodeTransfer } from '../protocol/transfer.js';
 
 const TYPE_NAMES: Record<Message['type'], TraceEvent['type']> = {
   data: 'DATA',
@@ -51,12 +54,21 @@ export function toTraceEvent(frame: LinkFrame): TraceEvent {
   }
   if (message.type === 'data') {
     event.size = message.payload.byteLength;
-    if (message.system === true) {
-      const decoded = decodeCoordination(message.payload);
-      event.coordination = decoded instanceof DecodeError ? 'malformed' : decoded.kind;
-    }
+    if (message.system === true) event.coordination = systemKindName(message.payload);
   }
   return event;
+}
+
+/** What a system DATA payload is (coordination, reliable-message or transfer kind), or "malformed". */
+function systemKindName(payload: Uint8Array): string {
+  const service = systemServiceOf(payload);
+  const decoded =
+    service === 'queued'
+      ? decodeQueued(payload)
+      : service === 'transfer'
+        ? decodeTransfer(payload)
+        : decodeCoordination(payload);
+  return decoded instanceof DecodeError ? 'malformed' : decoded.kind;
 }
 
 /**

@@ -29,7 +29,12 @@ export interface ControlHandlers {
   id(): unknown;
   status(): unknown;
   peers(): unknown;
-  send(peer: string, payload: Uint8Array, timeoutMs: number | undefined): Promise<unknown>;
+  /** Reliable: queued durably, in order; with `wait`, answered once the peer confirmed the last of them. */
+  send(
+    peer: string,
+    payloads: Uint8Array[],
+    options: { wait: boolean; timeoutMs?: number },
+  ): Promise<unknown>;
   /** Unreliable mode: one attempt now; says whether a link took it. */
   sendUnreliable(peer: string, payload: Uint8Array): unknown;
   /** To a group's members, or to everyone (group undefined): best effort. */
@@ -179,11 +184,20 @@ export class ControlServer {
         return this.handlers.status();
       case 'peers':
         return this.handlers.peers();
-      case 'send':
+      case 'send': {
+        const payloads = (Array.isArray(request.payload) ? request.payload : [request.payload]).map((text) =>
+          Buffer.from(text, 'base64'),
+        );
         if (request.unreliable === true) {
-          return this.handlers.sendUnreliable(request.peer, Buffer.from(request.payload, 'base64'));
+          if (payloads.length !== 1)
+            throw new NearmeshError('bad-request', 'an unreliable send takes one payload');
+          return this.handlers.sendUnreliable(request.peer, payloads[0] as Uint8Array);
         }
-        return this.handlers.send(request.peer, Buffer.from(request.payload, 'base64'), request.timeout_ms);
+        return this.handlers.send(request.peer, payloads, {
+          wait: request.wait !== false,
+          ...(request.timeout_ms !== undefined && { timeoutMs: request.timeout_ms }),
+        });
+      }
       case 'multicast':
         return this.handlers.multicast(request.group, Buffer.from(request.payload, 'base64'));
       case 'routes':

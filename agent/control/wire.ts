@@ -4,6 +4,8 @@
 import { z } from 'zod/v3';
 
 export const MAX_CONTROL_LINE_BYTES = 4 << 20;
+/** Reliable messages one `send` request may queue at once. */
+export const MAX_BATCH_MESSAGES = 10_000;
 
 /** A request id: safe integers only (zod 4's int() meant that; v3's int() alone would take 1e20). */
 const requestId = z.number().int().safe();
@@ -17,9 +19,14 @@ export const requestSchema = z.discriminatedUnion('cmd', [
       id: requestId,
       cmd: z.literal('send'),
       peer: z.string().min(1).max(128),
-      /** The payload as base64; text from the CLI is UTF-8 encoded by the client. */
-      payload: z.string().base64(),
+      /**
+       * The payload as base64 (text from the CLI is UTF-8 encoded by the client), or several, queued together
+       * and delivered in this order.
+       */
+      payload: z.union([z.string().base64(), z.array(z.string().base64()).min(1).max(MAX_BATCH_MESSAGES)]),
       timeout_ms: z.number().int().positive().max(3_600_000).optional(),
+      /** false: answer once the messages are queued durably, without waiting for the peer's confirmation. */
+      wait: z.boolean().optional(),
       /** One attempt now, no acknowledgement; answered with whether a link took it. */
       unreliable: z.boolean().optional(),
     })
@@ -162,7 +169,7 @@ export interface TraceEvent {
   route?: { src: string; dst: string; ttl: number };
   /** DATA: the payload's size in bytes (its bytes are never shown). */
   size?: number;
-  /** System DATA: the coordination message's kind (call, result, time-request, ...), or "malformed". */
+  /** System DATA: its kind (call, result, time-request, queued, received, chunk, ...), or "malformed". */
   coordination?: string;
   /** ANNOUNCE: the announcing agent's name. */
   name?: string;

@@ -102,16 +102,29 @@ export class Messenger extends TypedEmitter<MessengerEvents> {
 
   /** The peer a reference (id or unique name) means, and whether a direct link reaches it; throws when none. */
   #targetOf(reference: string): { peer: string; direct: boolean } {
+    const peer = this.resolvePeer(reference);
+    return { peer, direct: this.links.directory.get(peer)?.connection?.isOpen === true };
+  }
+
+  /**
+   * The peer id a reference means: a linked or once-linked peer's id or unique name, an agent the mesh knows
+   * by name, or any well-formed peer id. Throws PeerUnreachableError for anything else and for this agent.
+   */
+  resolvePeer(reference: string): string {
     const record = this.links.directory.resolve(reference);
     if (record === 'ambiguous') {
       throw new PeerUnreachableError(reference, 'several peers have that name; use the peer id');
     }
-    if (record?.connection?.isOpen === true) return { peer: record.id, direct: true };
     const destination =
       record?.id ?? this.router.agentNamed(reference)?.id ?? (isPeerId(reference) ? reference : undefined);
     if (destination === undefined) throw new PeerUnreachableError(reference, 'unknown peer');
     if (destination === this.router.selfId) throw new PeerUnreachableError(reference, 'that is this agent');
-    return { peer: destination, direct: false };
+    return destination;
+  }
+
+  /** Whether a direct link or a mesh route reaches `peer` now. */
+  isReachable(peer: string): boolean {
+    return this.links.directory.get(peer)?.connection?.isOpen === true || this.router.hasRoute(peer);
   }
 
   /** Best effort to every member of a group (or everyone with `group` undefined); resolves at once. */

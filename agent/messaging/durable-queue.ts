@@ -137,6 +137,7 @@ export class DurableQueue {
   readonly #limits: Limits;
   readonly #s: ReturnType<typeof prepareStatements>;
   readonly #enqueue: (peer: string, payload: Uint8Array, system: boolean) => number;
+  readonly #enqueueMany: (peer: string, payloads: readonly Uint8Array[], system: boolean) => number[];
   readonly #acknowledge: (peer: string, uptoSeq: number) => number;
   readonly #acknowledgeOne: (peer: string, seq: number) => boolean;
 
@@ -200,6 +201,10 @@ export class DurableQueue {
       s.insert.run(peer, seq, system ? 1 : 0, Date.now(), size, payload);
       return seq;
     }).immediate;
+    // One transaction (one fsync) for a batch: all of it is queued or none of it.
+    this.#enqueueMany = db.transaction((peer: string, payloads: readonly Uint8Array[], system: boolean) =>
+      payloads.map((payload) => this.#enqueue(peer, payload, system)),
+    ).immediate;
     this.#acknowledge = db.transaction((peer: string, uptoSeq: number) => {
       const range = s.ackRange.get(peer, uptoSeq);
       if (range === undefined || range.messages === 0) return 0;
@@ -226,6 +231,15 @@ export class DurableQueue {
     checkPeer(peer);
     if (!(payload instanceof Uint8Array)) throw new TypeError('payload must be a Uint8Array');
     return { seq: this.#run('enqueue', () => this.#enqueue(peer, payload, options.system === true)) };
+  }
+
+  /** Queues several messages for `peer` in one transaction (all or none); returns their seqs, in order. */
+  enqueueMany(peer: string, payloads: readonly Uint8Array[], options: EnqueueOptions = {}): number[] {
+    checkPeer(peer);
+    if (!payloads.every((payload) => payload instanceof Uint8Array)) {
+      throw new TypeError('payloads must be Uint8Arrays');
+    }
+    return this.#run('enqueue', () => this.#enqueueMany(peer, payloads, options.system === true));
   }
 
   /** Queued messages for `peer` with seq > afterSeq (default 0), in seq order, at most `limit` (default 100). */

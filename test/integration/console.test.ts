@@ -245,7 +245,9 @@ describe('console', () => {
     expect(sent.code).toBe(0);
     const text = await terminal.waitFor('the trace ending', mark, (out) => /\d+ frames? shown/.test(out));
     expect(text).toContain(`tracing bravo (${bravoId}) for 2 s`);
-    expect(text).toMatch(/\d\d:\d\d:\d\d\.\d{3} → wifi DATA id=\d+ ack size=12\r\n/);
+    // A reliable message: system DATA carrying QUEUED around the 12 bytes (PROTOCOL.md §15), confirmed by a RECEIVED.
+    expect(text).toMatch(/\d\d:\d\d:\d\d\.\d{3} → wifi DATA id=\d+ ack system size=25 queued\r\n/);
+    expect(text).toMatch(/← wifi DATA id=\d+ ack system size=\d+ received\r\n/);
     expect(text).toMatch(/← wifi ACK id=\d+\r\n/);
     expect(text).not.toContain('zebra');
     const shown = Number(/(\d+) frames? shown/.exec(text)?.[1]);
@@ -282,7 +284,7 @@ describe('console', () => {
       .filter((line) => line !== '')
       .map((line) => JSON.parse(line) as { type: string; direction: string; peer: string; size?: number });
     expect(
-      events.some((event) => event.type === 'DATA' && event.direction === 'out' && event.size === 12),
+      events.some((event) => event.type === 'DATA' && event.direction === 'out' && event.size === 25),
     ).toBe(true);
     expect(events.every((event) => event.peer === bravoId)).toBe(true);
     expect(traced.stdout).not.toContain('zebra');

@@ -66,7 +66,7 @@ describe('three agents on one IP network', () => {
           const result = await sender.cli(['send', reference, `hello ${from}->${to}`, '--json']);
           expect(result.stderr).toBe('');
           expect(result.code).toBe(0);
-          expect(JSON.parse(result.stdout)).toEqual({ peer: ids[to], acknowledged: true });
+          expect(JSON.parse(result.stdout)).toMatchObject({ peer: ids[to], acknowledged: true, count: 1 });
         }
       }
       await sleep(300);
@@ -171,9 +171,11 @@ describe('three agents on one IP network', () => {
       );
     }
     expect(Date.now() - killedAt).toBeLessThan(10_000);
+    // Reliable messages wait in the durable queue: the send fails to be confirmed, the message stays queued.
     const failed = await agents[0]!.cli(['send', ids[2]!, 'anyone?', '--timeout', '500']);
     expect(failed.code).not.toBe(0);
-    expect(failed.stderr).toMatch(/timed out/);
+    expect(failed.stderr).toMatch(/queued but not yet delivered \(the peer is not reachable\)/);
+    expect((await agents[0]!.json<{ queued: { messages: number } }>(['status'])).queued.messages).toBe(1);
 
     agents[2] = await startAgent({ ...victim.spec, dir: victim.dir });
     expect((await agents[2].json<{ id: string }>(['id'])).id).toBe(ids[2]);
@@ -184,6 +186,11 @@ describe('three agents on one IP network', () => {
         15_000,
       );
     }
+    // The queued message went when the peer came back.
+    await waitFor('the queued message delivered', async () => {
+      const status = await agents[0]!.json<{ queued: { messages: number } }>(['status']);
+      return status.queued.messages === 0 ? true : undefined;
+    });
     const result = await agents[0]!.cli(['send', ids[2]!, 'welcome back']);
     expect(result.code).toBe(0);
   }, 45_000);

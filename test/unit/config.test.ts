@@ -85,6 +85,7 @@ describe('defaults', () => {
       sensors: [],
       rules: [],
       console: { serial: false, baud: 115200 },
+      transfer: { inbox: '/home/pi/.local/state/nearmesh/inbox', maxBytes: 1073741824, accept: true },
     });
     expect(config.meshKey).toBeUndefined();
     expect(config.configFile).toBeUndefined();
@@ -167,6 +168,7 @@ describe('defaults', () => {
         { name: 'door.open', kind: 'gpio', chip: 'gpiochip0', line: 27, activeLow: false },
       ],
       console: { serial: '/dev/ttyGS0', baud: 9600 },
+      transfer: { inbox: '/srv/nearmesh-inbox', maxBytes: 104857600, accept: false },
     });
   });
 });

@@ -21,9 +21,9 @@ const handlers: ControlHandlers = {
   id: () => ({ id: '0123456789abcdef', name: 'test' }),
   status: () => ({ ok: true }),
   peers: () => [],
-  send: async (peer, payload) => {
+  send: async (peer, payloads, options) => {
     if (peer !== 'known') throw new PeerUnreachableError(peer, 'unknown peer');
-    return { peer, bytes: payload.length };
+    return { peer, bytes: payloads.map((payload) => payload.length), wait: options.wait };
   },
   multicast: (group, payload) => ({ group: group ?? null, bytes: payload.length }),
   sendUnreliable: (peer, payload) => ({ peer, sent: payload.length > 0 }),
@@ -138,8 +138,16 @@ describe('control socket', () => {
     });
     await expect(client.request({ cmd: 'send', peer: 'known', payload: 'aGk=' })).resolves.toEqual({
       peer: 'known',
-      bytes: 2,
+      bytes: [2],
+      wait: true,
     });
+    // A batch is queued in its order; wait false answers once queued.
+    await expect(
+      client.request({ cmd: 'send', peer: 'known', payload: ['aGk=', 'aGVsbG8='], wait: false }),
+    ).resolves.toEqual({ peer: 'known', bytes: [2, 5], wait: false });
+    await expect(
+      client.request({ cmd: 'send', peer: 'known', payload: ['aGk=', 'aGk='], unreliable: true }),
+    ).rejects.toMatchObject({ code: 'bad-request', message: expect.stringMatching(/one payload/) });
     client.close();
   });
 
