@@ -33,6 +33,7 @@ import { MAX_ROUTED_PAYLOAD_BYTES, type MeshMessage, Messenger } from './mesh/me
 import { Router } from './mesh/router.js';
 import { DurableQueue } from './messaging/durable-queue.js';
 import { DEFAULT_WAIT_MS, type QueuedSend, ReliableDelivery } from './messaging/reliable-delivery.js';
+import { type PushEvent, TransferManager } from './messaging/transfer-manager.js';
 import { Counters } from './ops/counters.js';
 import type { Logger } from './ops/logger.js';
 import { readTelemetry } from './ops/telemetry.js';
@@ -46,6 +47,7 @@ export { BleUnavailableError };
 
 type CallControlRequest = Extract<ControlRequest, { cmd: 'call' }>;
 type LeaseControlRequest = Extract<ControlRequest, { cmd: 'lease' }>;
+type PushControlRequest = Extract<ControlRequest, { cmd: 'push' }>;
 
 /** The durable queue of reliable messages, in data_dir. */
 export const MESSAGE_QUEUE_FILE = 'messages.sqlite';
@@ -89,6 +91,7 @@ export class Agent {
   #messenger: Messenger | undefined;
   #queue: DurableQueue | undefined;
   #reliable: ReliableDelivery | undefined;
+  #transfers: TransferManager | undefined;
   #coordinator: Coordinator | undefined;
   #rules: RuleEngine | undefined;
   #control: ControlServer | undefined;
@@ -210,6 +213,22 @@ export class Agent {
       log,
     });
     this.#reliable = reliable;
+    const transfers = new TransferManager({
+      dataDir: config.dataDir,
+      inboxDir: config.transfer.inbox,
+      maxBytes: config.transfer.maxBytes,
+      accept: config.transfer.accept,
+      send: (peer, payload, timeoutMs) => messenger.send(peer, payload, { system: true, timeoutMs }),
+      mediumOf: (peer) => {
+        const connection = links.directory.get(peer)?.connection;
+        return connection?.isOpen === true ? connection.link.medium : undefined;
+      },
+      isReachable: (peer) => messenger.isReachable(peer),
+      maxPayloadBytes: MAX_ROUTED_PAYLOAD_BYTES,
+      counters: this.counters,
+      log,
+    });
+    this.#transfers = transfers;
     const coordinator = new Coordinator({
       identity: this.#identity,
       name: config.name,
@@ -230,10 +249,13 @@ export class Agent {
     });
     this.#coordinator = coordinator;
     // System payloads name their service in their first bytes (PROTOCOL.md §14-§17).
-    const onSystem = (message: { from: string; payload: Uint8Array }): void => {
+    const onSystem = (message: { from: string; payload: Uint8Array; hops?: number }): void => {
       switch (systemServiceOf(message.payload)) {
         case 'queued':
-          reliable.handle(message.from, message.payload);
+          reliable.handle(message.from, message.payload, message.hops);
+          break;
+        case 'transfer':
+          transfers.handle(message.from, message.payload);
           break;
         default:
           coordinator.receive(message.from, message.payload);
@@ -241,9 +263,13 @@ export class Agent {
     };
     links.on('system', onSystem);
     messenger.on('system', onSystem);
-    links.on('peer-up', (peer) => reliable.reachable(peer.id));
+    links.on('peer-up', (peer) => {
+      reliable.reachable(peer.id);
+      transfers.reachable(peer.id);
+    });
     await this.#links.start();
     reliable.start();
+    await transfers.start();
     router.start();
     coordinator.start();
     if (config.rules.length > 0) await this.#startRules(coordinator);
@@ -367,6 +393,7 @@ export class Agent {
     this.#coordinator?.stop();
     this.#messenger?.stop();
     this.#reliable?.stop();
+    await this.#transfers?.close();
     await this.#links?.stop();
     this.#queue?.close();
     this.log.info('agent stopped');
@@ -472,6 +499,8 @@ export class Agent {
       multicast: (group: string | undefined, payload: Uint8Array) => this.messenger.multicast(group, payload),
       sendUnreliable: (peer: string, payload: Uint8Array) => this.messenger.sendUnreliable(peer, payload),
       routes: () => this.#routes(),
+      push: (request: PushControlRequest, listener: (event: PushEvent) => void) =>
+        this.#push(request, listener),
       call: (request: CallControlRequest) => this.#call(request),
       actions: () => this.#coordination().actions(),
       sensors: () => this.#coordination().sensors(),
@@ -561,6 +590,39 @@ export class Agent {
       fired_at: outcome.firedAtMs === null ? null : new Date(outcome.firedAtMs).toISOString(),
       fired_at_ms: outcome.firedAtMs,
     }));
+  }
+
+  /**
+   * Starts a push and streams its events to `listener` until it is sent or fails for good; resumable
+   * interruptions come as 'waiting' events while the transfer waits for the peer.
+   */
+  async #push(request: PushControlRequest, listener: (event: PushEvent) => void) {
+    const transfers = this.#transfers;
+    if (transfers === undefined) throw new NearmeshError('not-started', 'the agent has not started');
+    const peer = this.messenger.resolvePeer(request.peer);
+    let transferId: string | undefined;
+    const early: PushEvent[] = [];
+    const onEvent = (event: PushEvent): void => {
+      if (transferId === undefined) early.push(event);
+      else if (event.transferId === transferId) forward(event);
+    };
+    const forward = (event: PushEvent): void => {
+      listener(event);
+      if (event.type === 'sent' || event.type === 'failed') transfers.off('push', onEvent);
+    };
+    transfers.on('push', onEvent);
+    try {
+      const started = await transfers.push(peer, request.path, {
+        ...(request.name !== undefined && { name: request.name }),
+        allowSlowMedia: request.allow_ble === true,
+      });
+      transferId = started.transferId;
+      for (const event of early.splice(0)) if (event.transferId === transferId) forward(event);
+      return { result: started, stop: () => transfers.off('push', onEvent) };
+    } catch (error) {
+      transfers.off('push', onEvent);
+      throw error;
+    }
   }
 
   /** Reliable messages to a peer (id or name): queued durably, then waited for when `wait` says so. */

@@ -23,6 +23,7 @@ async function registerClientCommands(cli: Command): Promise<void> {
     import('./status-command.js'),
     import('./peers-command.js'),
     import('./send-command.js'),
+    import('./push-command.js'),
     import('./broadcast-command.js'),
     import('./routes-command.js'),
     import('./call-command.js'),
@@ -40,6 +41,7 @@ async function registerClientCommands(cli: Command): Promise<void> {
     status,
     peers,
     send,
+    push,
     broadcast,
     routes,
     call,
@@ -56,6 +58,7 @@ async function registerClientCommands(cli: Command): Promise<void> {
   status.registerStatusCommand(cli);
   peers.registerPeersCommand(cli);
   send.registerSendCommand(cli);
+  push.registerPushCommand(cli);
   broadcast.registerBroadcastCommand(cli);
   routes.registerRoutesCommand(cli);
   call.registerCallCommand(cli);

@@ -40,6 +40,11 @@ export interface ControlHandlers {
   /** To a group's members, or to everyone (group undefined): best effort. */
   multicast(group: string | undefined, payload: Uint8Array): unknown;
   routes(): unknown;
+  /** Starts a bulk transfer; `listener` gets its progress, waits and outcome until `stop`. */
+  push(
+    request: Extract<ControlRequest, { cmd: 'push' }>,
+    listener: (event: unknown) => void,
+  ): Promise<{ result: unknown; stop: () => void }>;
   call(request: Extract<ControlRequest, { cmd: 'call' }>): Promise<unknown>;
   actions(): unknown;
   sensors(): unknown;
@@ -222,6 +227,13 @@ export class ControlServer {
           ),
         );
         return { watching: true };
+      case 'push': {
+        const { result, stop } = await this.handlers.push(request, (event) =>
+          reply({ id: request.id, event }),
+        );
+        client.unsubscribers.push(stop);
+        return result;
+      }
       case 'listen':
         client.unsubscribers.push(this.handlers.subscribe((event) => reply({ id: request.id, event })));
         return { listening: true };

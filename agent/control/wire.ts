@@ -95,6 +95,26 @@ export const requestSchema = z.discriminatedUnion('cmd', [
     })
     .strict(),
   z.object({ id: requestId, cmd: z.literal('listen') }).strict(),
+  /** Sends a file (bulk transfer); streams its progress until it is sent or fails for good. */
+  z
+    .object({
+      id: requestId,
+      cmd: z.literal('push'),
+      peer: z.string().min(1).max(128),
+      /** An absolute path the agent can read. */
+      path: z
+        .string()
+        .min(1)
+        .max(4096)
+        .refine((path) => path.startsWith('/') && !path.includes('\0'), {
+          message: 'expected an absolute path',
+        }),
+      /** The name to offer (default: the file's base name). */
+      name: z.string().min(1).max(255).optional(),
+      /** Let the chunks take BLE (or the mesh) when the peer has no Wi-Fi link. */
+      allow_ble: z.boolean().optional(),
+    })
+    .strict(),
   /** Streams the frames on the direct link to a peer (TraceEvent) until the client disconnects. */
   z.object({ id: requestId, cmd: z.literal('trace'), peer: z.string().min(1).max(128) }).strict(),
   /** Runs one console line (agent/console) and answers its text: `nearmesh console`. */

@@ -55,9 +55,14 @@ export interface ReliableDeliveryOptions {
   log: Logger;
 }
 
+/** A reliable message as apps get it: with the hops it travelled (1 over a direct link). */
+export interface ReliableMessage extends ReceivedMessage {
+  hops: number;
+}
+
 export interface ReliableDeliveryEvents {
   /** A reliable message for this agent's apps, once and in order per sender. */
-  message: (message: ReceivedMessage) => void;
+  message: (message: ReliableMessage) => void;
 }
 
 export interface QueuedSend {
@@ -152,8 +157,8 @@ export class ReliableDelivery extends TypedEmitter<ReliableDeliveryEvents> {
     return this.#options.queue.totals();
   }
 
-  /** A QUEUED or RECEIVED from `from`. Never throws: what does not decode or fit is counted. */
-  handle(from: string, payload: Uint8Array): void {
+  /** A QUEUED or RECEIVED from `from`, `hops` away. Never throws: what does not decode or fit is counted. */
+  handle(from: string, payload: Uint8Array, hops = 1): void {
     const message = decodeQueued(payload);
     if (message instanceof DecodeError) {
       this.#options.counters.increment('messages.queued_malformed');
@@ -167,10 +172,14 @@ export class ReliableDelivery extends TypedEmitter<ReliableDeliveryEvents> {
       this.#confirmed(from, message.upTo);
       return;
     }
-    this.#receive(from, message.epoch, message.seq, message.payload);
+    this.#receive(from, message, hops);
   }
 
-  #receive(from: string, epoch: string, seq: number, payload: Uint8Array): void {
+  #receive(
+    from: string,
+    { epoch, seq, payload }: { epoch: string; seq: number; payload: Uint8Array },
+    hops: number,
+  ): void {
     const { queue, counters } = this.#options;
     try {
       const verdict = queue.incoming(from, seq, epoch);
@@ -183,6 +192,7 @@ export class ReliableDelivery extends TypedEmitter<ReliableDeliveryEvents> {
           fromName: this.#options.nameOf(from),
           payload,
           receivedAtMs: Date.now(),
+          hops,
         });
       } else {
         counters.increment(verdict === 'duplicate' ? 'messages.duplicates_dropped' : 'messages.gaps_dropped');

@@ -327,3 +327,15 @@ function isReason(value: unknown): value is string {
 function bad(detail: string): DecodeError {
   return new DecodeError('bad-field', `transfer message ${detail}`);
 }
+
+/**
+ * The transfer id of a CHUNK, read from its first bytes without decoding it (the link layer asks for every
+ * payload it carries, so it must be cheap), or undefined when `payload` is no CHUNK.
+ */
+export function chunkTransferId(payload: Uint8Array): string | undefined {
+  // [19, h'<16 bytes>', ...]: array of 4 (0x84), kind 19 (0x13), a 16-byte bstr head (0x50).
+  if (payload[0] !== 0x84 || payload[1] !== TransferKind.chunk || payload[2] !== 0x40 + TRANSFER_ID_BYTES) {
+    return undefined;
+  }
+  return transferIdToHex(payload.subarray(3, 3 + TRANSFER_ID_BYTES));
+}

@@ -54,7 +54,7 @@ describeWithNetns('agents on a LAN discover each other by mDNS', () => {
     try {
       const sent = await alpha.cli(['send', 'bravo', 'over the LAN', '--json']);
       expect(sent.stderr).toBe('');
-      expect(JSON.parse(sent.stdout)).toEqual({ peer: bravoAtAlpha.id, acknowledged: true });
+      expect(JSON.parse(sent.stdout)).toMatchObject({ peer: bravoAtAlpha.id, acknowledged: true });
       await waitFor(
         'the message at bravo',
         async () => (listener.messages.length > 0 ? true : undefined),

@@ -206,7 +206,7 @@ describeWithNetns('the mesh on a chain of 5 (real agents in the lab)', () => {
       const result = await mesh.agent('n1').cli(['send', mesh.id('n5'), 'hello through four hops', '--json']);
       expect(result.stderr).toBe('');
       expect(result.code).toBe(0);
-      expect(JSON.parse(result.stdout)).toEqual({ peer: mesh.id('n5'), acknowledged: true });
+      expect(JSON.parse(result.stdout)).toMatchObject({ peer: mesh.id('n5'), acknowledged: true });
       await waitFor(
         'the message at n5',
         async () => (listener.messages.length > 0 ? true : undefined),
@@ -540,7 +540,8 @@ describeWithNetns('the mesh on a 3×3 grid with 2 % loss on every link (real age
         .agent(SHORT_TTL_NODE)
         .cli(['send', mesh.id('r1c3'), 'too far for ttl 2', '--timeout', '3000']);
       expect(result.code).not.toBe(0);
-      expect(result.stderr).toMatch(/acknowledgement|timed out|timeout/i);
+      // Reliable: it stays queued on the sender (the mesh cannot carry it that far with ttl 2).
+      expect(result.stderr).toMatch(/queued but not yet delivered/);
       await sleep(500);
       expect(listener.messages.filter((message) => message.payload === 'too far for ttl 2')).toEqual([]);
     } finally {

@@ -28,6 +28,7 @@ const handlers: ControlHandlers = {
   multicast: (group, payload) => ({ group: group ?? null, bytes: payload.length }),
   sendUnreliable: (peer, payload) => ({ peer, sent: payload.length > 0 }),
   routes: () => [],
+  push: async (request) => ({ result: { transfer_id: 'f00d', path: request.path }, stop: () => {} }),
   call: async (request) => [{ peer: request.target, status: 'ok', result: request.args }],
   actions: () => [],
   sensors: () => [],
@@ -125,6 +126,20 @@ describe('control socket', () => {
     for (const reply of replies.slice(0, 4))
       expect((reply.error as { code: string }).code).toBe('bad-request');
     expect(replies[2]?.error).toMatchObject({ message: expect.stringMatching(/payload/) });
+  });
+
+  it('takes a push with an absolute path only', async () => {
+    const path = await startServer();
+    const client = await ControlClient.connect(path);
+    await expect(client.request({ cmd: 'push', peer: 'known', path: '/srv/a.bin' })).resolves.toEqual({
+      transfer_id: 'f00d',
+      path: '/srv/a.bin',
+    });
+    await expect(client.request({ cmd: 'push', peer: 'known', path: 'a.bin' })).rejects.toMatchObject({
+      code: 'bad-request',
+      message: expect.stringMatching(/absolute path/),
+    });
+    client.close();
   });
 
   it('passes handler errors through with their code', async () => {

@@ -1,0 +1,218 @@
+// The agent's bulk transfers (`nearmesh push`): one TransferService over the links, and the policy around
+// it. A push that fails for a reason that can pass (the link dropped, the peer restarted or went silent,
+// Wi-Fi is not up yet) waits and resumes by itself once the peer is reachable again (on Wi-Fi, unless the
+// push allows BLE); transfers a restart interrupted resume too. What lands in the inbox is logged and told
+// to subscribers.
+import { stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import type { Medium } from '../../transports/transport.js';
+import { TypedEmitter } from '../events.js';
+import type { Counters } from '../ops/counters.js';
+import type { Logger } from '../ops/logger.js';
+import { LinkTransferChannel } from './link-transfer-channel.js';
+import type { TransferError } from './transfer-errors.js';
+import type { ReceivedFile, ReceiveFailure } from './transfer-receiver.js';
+import type { SendProgress, SendReport } from './transfer-sender.js';
+import { TransferService } from './transfer-service.js';
+
+/** How often waiting transfers look for their peer. */
+const RESUME_CHECK_MS = 2_000;
+/** The sender's patience with a silent receiver before the attempt fails (and waits to resume). */
+const IDLE_TIMEOUT_MS = 10_000;
+
+export interface TransferManagerOptions {
+  dataDir: string;
+  inboxDir: string;
+  maxBytes: number;
+  accept: boolean;
+  send: (peer: string, payload: Uint8Array, timeoutMs: number) => Promise<unknown>;
+  mediumOf: (peer: string) => Medium | undefined;
+  isReachable: (peer: string) => boolean;
+  maxPayloadBytes: number;
+  counters: Counters;
+  log: Logger;
+}
+
+/** What a push's subscriber hears, in order: progress and waits, then one `sent` or `failed`. */
+export type PushEvent =
+  | ({ type: 'progress' } & SendProgress)
+  | { type: 'waiting'; transferId: string; peer: string; reason: string }
+  | ({ type: 'sent' } & SendReport)
+  | { type: 'failed'; transferId: string; peer: string; code: string; message: string };
+
+export interface TransferManagerEvents {
+  push: (event: PushEvent) => void;
+  received: (file: ReceivedFile) => void;
+  'receive-failed': (failure: ReceiveFailure) => void;
+}
+
+export interface PushStarted {
+  transferId: string;
+  peer: string;
+  name: string;
+  size: number;
+}
+
+export class TransferManager extends TypedEmitter<TransferManagerEvents> {
+  readonly service: TransferService;
+  readonly #options: TransferManagerOptions;
+  /** Transfers whose chunks may take BLE (or the mesh) when Wi-Fi is not there. */
+  readonly #slowMediaAllowed = new Set<string>();
+  /** Transfers waiting to resume, by id: the peer they go to. */
+  readonly #waiting = new Map<string, string>();
+  readonly #resuming = new Set<string>();
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(options: TransferManagerOptions) {
+    super();
+    this.#options = options;
+    const channel = new LinkTransferChannel({
+      send: options.send,
+      mediumOf: options.mediumOf,
+      allowsSlowMedia: (transferId) => this.#slowMediaAllowed.has(transferId),
+      maxPayloadBytes: options.maxPayloadBytes,
+    });
+    this.service = new TransferService(channel, {
+      sender: { stateDir: join(options.dataDir, 'transfers'), idleTimeoutMs: IDLE_TIMEOUT_MS },
+      receiver: {
+        inboxDir: options.inboxDir,
+        maxBytes: options.maxBytes,
+        accept: () => options.accept,
+      },
+    });
+    this.#watchSender();
+    this.#watchReceiver();
+  }
+
+  /** Resumes what a restart interrupted, and starts looking for the peers of waiting transfers. */
+  async start(): Promise<void> {
+    for (const state of await this.service.sender.pending()) {
+      this.#waiting.set(state.transferId, state.peer);
+      this.#options.log.info(
+        { transfer: state.transferId, peer: state.peer, name: state.name },
+        'transfer: will resume after the restart',
+      );
+    }
+    this.#timer = setInterval(() => this.#resumeWaiting(), RESUME_CHECK_MS);
+    this.#timer.unref();
+    this.#resumeWaiting();
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#timer);
+    await this.service.close();
+  }
+
+  /** Starts sending a file (hashing it first); its events come as 'push' events with its transfer id. */
+  async push(
+    peer: string,
+    path: string,
+    options: { name?: string; allowSlowMedia?: boolean } = {},
+  ): Promise<PushStarted> {
+    const started = await this.service.sender.start(
+      peer,
+      path,
+      options.name === undefined ? {} : { name: options.name },
+    );
+    if (options.allowSlowMedia === true) this.#slowMediaAllowed.add(started.transferId);
+    this.#options.counters.increment('transfers.started');
+    started.done.catch(() => {
+      // Reported through the 'failed' event.
+    });
+    const { size } = await stat(path);
+    return { transferId: started.transferId, peer, name: options.name ?? basename(path), size };
+  }
+
+  /** A transfer payload from a peer. */
+  handle(from: string, payload: Uint8Array): void {
+    void this.service.handle(from, payload);
+  }
+
+  /** The peer may be reachable again (a link came up or moved): resume its waiting transfers now. */
+  reachable(peer: string): void {
+    if ([...this.#waiting.values()].includes(peer)) this.#resumeWaiting();
+  }
+
+  #watchSender(): void {
+    const sender = this.service.sender;
+    sender.on('progress', (progress) => this.emit('push', { type: 'progress', ...progress }));
+    sender.on('sent', (report) => {
+      this.#slowMediaAllowed.delete(report.transferId);
+      this.#options.counters.increment('transfers.sent');
+      this.#options.log.info(
+        { transfer: report.transferId, peer: report.peer, name: report.name, size: report.size },
+        'transfer: sent and verified by the peer',
+      );
+      this.emit('push', { type: 'sent', ...report });
+    });
+    sender.on('failed', ({ transferId, peer, error }) => this.#failed(transferId, peer, error));
+  }
+
+  #failed(transferId: string, peer: string, error: TransferError): void {
+    if (error.resumable) {
+      this.#waiting.set(transferId, peer);
+      this.#options.counters.increment('transfers.interrupted');
+      this.emit('push', { type: 'waiting', transferId, peer, reason: this.#whyWaiting(error) });
+      return;
+    }
+    this.#slowMediaAllowed.delete(transferId);
+    this.#options.counters.increment('transfers.failed');
+    this.#options.log.warn({ transfer: transferId, peer, err: error }, `transfer failed: ${error.message}`);
+    this.emit('push', { type: 'failed', transferId, peer, code: error.code, message: error.message });
+  }
+
+  #whyWaiting(error: TransferError): string {
+    const cause = error.cause instanceof Error ? error.cause.message : error.message;
+    return `${cause}; resumes when the peer is reachable`;
+  }
+
+  #resumeWaiting(): void {
+    for (const [transferId, peer] of this.#waiting) {
+      if (this.#resuming.has(transferId) || !this.#options.isReachable(peer)) continue;
+      if (!this.#slowMediaAllowed.has(transferId) && this.#options.mediumOf(peer) !== 'wifi') continue;
+      this.#waiting.delete(transferId);
+      this.#resuming.add(transferId);
+      this.service.sender
+        .resume(transferId)
+        .then((resumed) => {
+          this.#options.counters.increment('transfers.resumed');
+          resumed.done.catch(() => {});
+        })
+        .catch((error: unknown) => {
+          const message = error instanceof Error ? error.message : String(error);
+          this.#options.log.warn({ transfer: transferId, peer }, `transfer cannot resume: ${message}`);
+          this.emit('push', { type: 'failed', transferId, peer, code: 'transfer-source', message });
+        })
+        .finally(() => this.#resuming.delete(transferId));
+    }
+  }
+
+  #watchReceiver(): void {
+    const receiver = this.service.receiver;
+    receiver.on('received', (file) => {
+      this.#options.counters.increment('transfers.received');
+      this.#options.log.info(
+        { transfer: file.transferId, peer: file.from, path: file.path, size: file.size },
+        'transfer: file received and verified',
+      );
+      this.emit('received', file);
+    });
+    receiver.on('rejected', (offer) => {
+      this.#options.counters.increment('transfers.refused');
+      this.#options.log.warn(
+        {
+          transfer: offer.transferId,
+          peer: offer.from,
+          name: offer.name,
+          size: offer.size,
+          code: offer.code,
+        },
+        `transfer refused: ${offer.message}`,
+      );
+    });
+    receiver.on('failed', (failure) => {
+      this.#options.counters.increment('transfers.receive_failed');
+      this.emit('receive-failed', failure);
+    });
+  }
+}
