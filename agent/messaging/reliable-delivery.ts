@@ -186,7 +186,7 @@ export class ReliableDelivery extends TypedEmitter<ReliableDeliveryEvents> {
       if (verdict === 'deliver') {
         // Recorded before it is handed over, in the same turn: a crash in between cannot deliver it twice.
         queue.markDelivered(from, seq, epoch);
-        counters.increment('messages.received');
+        counters.increment('messages.reliable_received');
         this.emit('message', {
           from,
           fromName: this.#options.nameOf(from),

@@ -15,6 +15,19 @@
 // The decoder checks shapes and ranges only; whether a name is safe to create is the receiver's decision
 // (so it can answer REJECT bad-name), see `fileNameProblem`.
 import { DecodeError, EncodeError } from './errors.js';
+import {
+  checkBytes,
+  checkCode,
+  checkRange,
+  checkUint,
+  clipReason,
+  isBytes,
+  isCode,
+  isInRange,
+  isReason,
+  isUint,
+  MAX_REASON_CHARS,
+} from './fields.js';
 import { decodeItem } from './item.js';
 import { encodeJsonCbor } from './json-cbor.js';
 import { utf8Length } from './utf8.js';
@@ -39,7 +52,7 @@ export const MAX_CHUNK_BYTES = 1024 * 1024;
 /** Most chunks a receiver lets be in flight. */
 export const MAX_WINDOW = 1024;
 /** Longest REJECT / RESULT message or CANCEL reason, in characters (UTF-16 units, as JavaScript counts). */
-export const MAX_REASON_CHARS = 1024;
+export { MAX_REASON_CHARS };
 /** Bytes a CHUNK adds around its data: array, kind, id, offset (9) and the byte string's head (5). */
 export const CHUNK_OVERHEAD_BYTES = 1 + 1 + (1 + TRANSFER_ID_BYTES) + 9 + 5;
 
@@ -141,10 +154,13 @@ export function encodeTransfer(message: TransferMessage): Uint8Array {
       checkRange(message.window, 1, MAX_WINDOW, 'ACCEPT window');
       return encodeJsonCbor([TransferKind.accept, message.transferId, message.resumeFrom, message.window]);
     case 'reject':
-      if (!(REJECT_CODES as readonly string[]).includes(message.code)) {
-        throw new EncodeError(`REJECT code ${message.code} is unknown`);
-      }
-      return encodeJsonCbor([TransferKind.reject, message.transferId, message.code, clip(message.message)]);
+      checkCode(message.code, REJECT_CODES, 'REJECT code');
+      return encodeJsonCbor([
+        TransferKind.reject,
+        message.transferId,
+        message.code,
+        clipReason(message.message),
+      ]);
     case 'chunk':
       checkUint(message.offset, 'CHUNK offset');
       if (!(message.bytes instanceof Uint8Array) || message.bytes.length < 1) {
@@ -160,19 +176,17 @@ export function encodeTransfer(message: TransferMessage): Uint8Array {
     case 'transfer-result': {
       const { outcome } = message;
       if (outcome.ok) return encodeJsonCbor([TransferKind.result, message.transferId, true]);
-      if (!(RESULT_CODES as readonly string[]).includes(outcome.code)) {
-        throw new EncodeError(`RESULT code ${outcome.code} is unknown`);
-      }
+      checkCode(outcome.code, RESULT_CODES, 'RESULT code');
       return encodeJsonCbor([
         TransferKind.result,
         message.transferId,
         false,
         outcome.code,
-        clip(outcome.message),
+        clipReason(outcome.message),
       ]);
     }
     case 'cancel':
-      return encodeJsonCbor([TransferKind.cancel, message.transferId, clip(message.reason)]);
+      return encodeJsonCbor([TransferKind.cancel, message.transferId, clipReason(message.reason)]);
   }
 }
 
@@ -280,48 +294,6 @@ export function transferIdToHex(id: Uint8Array): string {
 export function transferIdFromHex(hex: string): Uint8Array | null {
   if (!/^[0-9a-f]{32}$/.test(hex)) return null;
   return new Uint8Array(Buffer.from(hex, 'hex'));
-}
-
-function clip(text: string): string {
-  if (text.length <= MAX_REASON_CHARS) return text;
-  let cut = '';
-  for (const char of text) {
-    if (cut.length + char.length > MAX_REASON_CHARS - 1) break;
-    cut += char;
-  }
-  return `${cut}…`;
-}
-
-function checkBytes(value: unknown, length: number, what: string): void {
-  if (!isBytes(value, length)) throw new EncodeError(`${what} is not ${length} bytes`);
-}
-
-function checkUint(value: unknown, what: string): void {
-  if (!isUint(value)) throw new EncodeError(`${what} is not an unsigned integer up to 2^53 - 1`);
-}
-
-function checkRange(value: unknown, min: number, max: number, what: string): void {
-  if (!isInRange(value, min, max)) throw new EncodeError(`${what} is not ${min}..${max}`);
-}
-
-function isBytes(value: unknown, length: number): value is Uint8Array {
-  return value instanceof Uint8Array && value.length === length;
-}
-
-function isUint(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
-}
-
-function isInRange(value: unknown, min: number, max: number): value is number {
-  return typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max;
-}
-
-function isCode<T extends string>(value: unknown, codes: readonly T[]): value is T {
-  return typeof value === 'string' && (codes as readonly string[]).includes(value);
-}
-
-function isReason(value: unknown): value is string {
-  return typeof value === 'string' && value.length <= MAX_REASON_CHARS;
 }
 
 function bad(detail: string): DecodeError {
