@@ -1,4 +1,4 @@
-// Durable reliable messages (PROTOCOL.md §15): the payloads of system DATA that carry an app message out of
+// Durable reliable messages (PROTOCOL.md §17): the payloads of system DATA that carry an app message out of
 // the sender's durable queue and acknowledge it end to end, once the receiver has recorded it as handed to
 // its apps. Each is one CBOR array whose first element says what it is. Kinds 12–13, clear of coordination
 // (1–9), bulk transfer (16–23) and streams (24–29):

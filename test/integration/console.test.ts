@@ -245,7 +245,7 @@ describe('console', () => {
     expect(sent.code).toBe(0);
     const text = await terminal.waitFor('the trace ending', mark, (out) => /\d+ frames? shown/.test(out));
     expect(text).toContain(`tracing bravo (${bravoId}) for 2 s`);
-    // A reliable message: system DATA carrying QUEUED around the 12 bytes (PROTOCOL.md §15), confirmed by a RECEIVED.
+    // A reliable message: system DATA carrying QUEUED around the 12 bytes (PROTOCOL.md §17), confirmed by a RECEIVED.
     expect(text).toMatch(/\d\d:\d\d:\d\d\.\d{3} → wifi DATA id=\d+ ack system size=25 queued\r\n/);
     expect(text).toMatch(/← wifi DATA id=\d+ ack system size=\d+ received\r\n/);
     expect(text).toMatch(/← wifi ACK id=\d+\r\n/);
