@@ -11,7 +11,14 @@ import {
   startEmulator,
   whyEmulatorUnavailable,
 } from '../../scripts/ble-emulator/emulator.js';
-import { type AgentProcess, startAgent, stopAllAgents, waitFor } from '../support/agent-process.js';
+import {
+  type AgentProcess,
+  listenTo,
+  sleep,
+  startAgent,
+  stopAllAgents,
+  waitFor,
+} from '../support/agent-process.js';
 import { VethLan, whyNetnsUnavailable } from '../support/netns.js';
 import { describeWhenAvailable } from '../support/requirements.js';
 
@@ -112,5 +119,72 @@ describeWhenAvailable(
         250,
       );
     }, 60_000);
+
+    it('carries 5,000 numbered reliable messages across two cuts of the LAN, each once and in order', async () => {
+      const COUNT = 5_000;
+      const alphaId = (await alpha.json<{ id: string }>(['id'])).id;
+      const listener = await listenTo(bravo);
+      const arrived = (): string[] =>
+        listener.messages
+          .filter((message) => message.from === alphaId && message.payload.startsWith('n-'))
+          .map((message) => message.payload);
+      const medium = async (): Promise<string | null | undefined> =>
+        (await peerAt(alpha, 'up-bravo'))?.medium;
+      const fallbacksBefore = alpha.output
+        .split('\n')
+        .filter((line) => line.includes('fell back to ble')).length;
+      try {
+        const lines = Buffer.from(
+          `${Array.from({ length: COUNT }, (_, index) => `n-${index}`).join('\n')}\n`,
+        );
+        const sending = alpha.cli(
+          ['send', 'up-bravo', '-', '--lines', '--timeout', '240000', '--json'],
+          300_000,
+          lines,
+        );
+        for (let cut = 1; cut <= 2; cut++) {
+          await waitFor(
+            `the stream past ${cut * 400}`,
+            async () => (arrived().length >= cut * 400 ? true : undefined),
+            60_000,
+            50,
+          );
+          setVeth('down');
+          await waitFor(
+            `traffic on BLE (cut ${cut})`,
+            async () => ((await medium()) === 'ble' ? true : undefined),
+            15_000,
+            100,
+          );
+          const duringCut = arrived().length;
+          await sleep(1_500);
+          setVeth('up');
+          await waitFor(
+            `traffic back on Wi-Fi (cut ${cut})`,
+            async () => ((await medium()) === 'wifi' ? true : undefined),
+            30_000,
+            250,
+          );
+          console.log(`[upgrade] cut ${cut}: ${duringCut} of ${COUNT} arrived when traffic moved to BLE`);
+          // The cut happened mid-stream, not after it.
+          expect(duringCut).toBeLessThan(COUNT);
+        }
+        const sent = await sending;
+        expect(sent.stderr).toBe('');
+        expect(JSON.parse(sent.stdout)).toMatchObject({ acknowledged: true, count: COUNT });
+        await waitFor(
+          'every message at bravo',
+          async () => (arrived().length >= COUNT ? true : undefined),
+          30_000,
+        );
+        await sleep(1_000);
+        expect(arrived()).toEqual(Array.from({ length: COUNT }, (_, index) => `n-${index}`));
+        const fallbacks = alpha.output.split('\n').filter((line) => line.includes('fell back to ble')).length;
+        expect(fallbacks - fallbacksBefore).toBe(2);
+      } finally {
+        listener.stop();
+        setVeth('up');
+      }
+    }, 300_000);
   },
 );
