@@ -3,6 +3,10 @@
 // BLE, learn each other's Wi-Fi endpoint over it, add a TCP link and move their traffic there; when the
 // veth goes down traffic falls back to BLE, and it moves back when the veth returns.
 import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { generateMeshKey } from '../../agent/config/mesh-key.js';
 import type { PeerInfo } from '../../agent/links/peer-directory.js';
@@ -184,6 +188,76 @@ describeWhenAvailable(
       } finally {
         listener.stop();
         setVeth('up');
+      }
+    }, 300_000);
+
+    it('pushes 50 MiB across a cut of the LAN and a restart of the receiver, and the hash matches', async () => {
+      const bytes = randomBytes(50 * 1024 * 1024);
+      const path = join(tmpdir(), `nearmesh-upgrade-push-${process.pid}.bin`);
+      writeFileSync(path, bytes);
+      // 20 Mbit/s, so the push takes ~21 s and the cut and the restart land in the middle of it.
+      execFileSync('ip', [
+        'netns',
+        'exec',
+        lan.a,
+        'tc',
+        'qdisc',
+        'add',
+        'dev',
+        'veth0',
+        'root',
+        'tbf',
+        'rate',
+        '20mbit',
+        'burst',
+        '32kbit',
+        'latency',
+        '50ms',
+      ]);
+      const medium = async (): Promise<string | null | undefined> =>
+        (await peerAt(alpha, 'up-bravo'))?.medium;
+      try {
+        const pushing = alpha.cli(['push', 'up-bravo', path, '--json'], 240_000);
+        await sleep(3_000);
+        setVeth('down');
+        await waitFor(
+          'traffic on BLE',
+          async () => ((await medium()) === 'ble' ? true : undefined),
+          15_000,
+          100,
+        );
+        await sleep(1_000);
+        setVeth('up');
+        await waitFor(
+          'traffic back on Wi-Fi',
+          async () => ((await medium()) === 'wifi' ? true : undefined),
+          30_000,
+          250,
+        );
+        await sleep(1_000);
+        await bravo.stop('SIGTERM');
+        bravo = await startAgent({ ...bravo.spec, dir: bravo.dir });
+        const pushed = await pushing;
+        expect(pushed.stderr).toBe('');
+        expect(pushed.code).toBe(0);
+        const events = pushed.stdout
+          .split('\n')
+          .filter((line) => line !== '')
+          .map((line) => JSON.parse(line) as { type: string });
+        const waits = events.filter((event) => event.type === 'waiting');
+        const sent = events.at(-1) as { type: string; size: number; resumedFrom: number };
+        console.log(
+          `[upgrade] push: ${waits.length} interruption(s), last attempt resumed from byte ${sent.resumedFrom}`,
+        );
+        // Interrupted, then resumed from what the restarted receiver had kept (not from zero), and verified.
+        expect(waits.length).toBeGreaterThanOrEqual(1);
+        expect(sent).toMatchObject({ type: 'sent', size: bytes.length });
+        expect(sent.resumedFrom).toBeGreaterThan(0);
+        const digest = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
+        expect(digest(readFileSync(join(bravo.dir, 'inbox', basename(path))))).toBe(digest(bytes));
+      } finally {
+        execFileSync('ip', ['netns', 'exec', lan.a, 'tc', 'qdisc', 'del', 'dev', 'veth0', 'root']);
+        rmSync(path, { force: true });
       }
     }, 300_000);
   },
