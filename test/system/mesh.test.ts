@@ -223,8 +223,12 @@ describeWithNetns('the mesh on a chain of 5 (real agents in the lab)', () => {
     } finally {
       listener.stop();
     }
-    const peers = await mesh.agent('n5').json<PeerInfo[]>(['peers']);
-    expect(peers.find((peer) => peer.id === mesh.id('n1'))).toMatchObject({
+    // n5 learns n1 from its announcements, which may still be on their way across the chain.
+    const routed = await waitFor('n1 in the peer table of n5', async () => {
+      const peers = await mesh.agent('n5').json<PeerInfo[]>(['peers']);
+      return peers.find((peer) => peer.id === mesh.id('n1') && peer.state === 'routed');
+    });
+    expect(routed).toMatchObject({
       state: 'routed',
       hops: 4,
       next_hop: mesh.id('n4'),
