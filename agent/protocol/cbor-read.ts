@@ -57,6 +57,8 @@ export class CborReader {
   high = 0;
   reason: DecodeErrorReason = 'not-cbor';
   detail = '';
+  /** Whether readItem takes floats; payloads without float fields turn this off (a 1.0 is no uint). */
+  floats = true;
 
   start(bytes: Uint8Array): void {
     this.bytes = bytes;
@@ -213,6 +215,10 @@ export class CborReader {
         this.failTag();
         return REJECTED;
       default:
+        if (!this.floats && this.info >= INFO_FLOAT16 && this.info <= INFO_FLOAT64) {
+          this.fail('bad-field', 'a float in a message that has no float fields');
+          return REJECTED;
+        }
         return this.checkSimple() ? this.simpleValue() : REJECTED;
     }
   }

@@ -2,6 +2,7 @@
 // shapes and ranges (which never throw), the encoder's counterparts (which throw EncodeError: our own code
 // built an invalid message) and the clipping of reason texts to what a decoder accepts.
 import { EncodeError } from './errors.js';
+import { utf8Length } from './utf8.js';
 
 /** Longest reason or message text, in characters (UTF-16 units, as JavaScript counts). */
 export const MAX_REASON_CHARS = 1024;
@@ -52,4 +53,18 @@ export function checkRange(value: unknown, min: number, max: number, what: strin
 
 export function checkCode(value: string, codes: readonly string[], what: string): void {
   if (!codes.includes(value)) throw new EncodeError(`${what} ${value} is unknown`);
+}
+
+/** Why `text` is not 1..maxBytes bytes of UTF-8 (a lone surrogate has none), or null when it is. */
+export function textLengthProblem(text: string, maxBytes: number): string | null {
+  const length = utf8Length(text);
+  if (length < 0) return 'contains a lone surrogate';
+  if (length < 1) return 'is empty';
+  if (length > maxBytes) return `is longer than ${maxBytes} bytes`;
+  return null;
+}
+
+/** Bytes (an id) as lowercase hex, for maps, file names and logs. */
+export function bytesToHex(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
 }

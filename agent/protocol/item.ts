@@ -20,15 +20,18 @@ const reader = new CborReader();
 /**
  * Decodes exactly one CBOR item within the protocol's subset (docs/PROTOCOL.md §3, rules 3–5); never
  * throws. Integers are numbers up to 2^53 − 1 in magnitude whatever their head size (bigint beyond),
- * byte strings are copies owning their memory, maps are Maps.
+ * byte strings are copies owning their memory, maps are Maps. With `floats: false` any float is a
+ * bad-field (for messages whose numbers are all uints, where a float 1.0 must not pass for the uint 1).
  */
 export function decodeItem(
   bytes: Uint8Array,
+  options: { floats?: boolean } = {},
 ): { ok: true; value: unknown } | { ok: false; error: DecodeError } {
   if (!(bytes instanceof Uint8Array)) {
     return { ok: false, error: new DecodeError('not-cbor', 'input is not a Uint8Array') };
   }
   reader.start(bytes);
+  reader.floats = options.floats ?? true;
   let value = reader.readItem(1);
   if (value !== REJECTED && reader.pos !== reader.end) {
     reader.fail('trailing-bytes', `${reader.end - reader.pos} bytes after the item`);

@@ -16,6 +16,7 @@
 // (so it can answer REJECT bad-name), see `fileNameProblem`.
 import { DecodeError, EncodeError } from './errors.js';
 import {
+  bytesToHex,
   checkBytes,
   checkCode,
   checkRange,
@@ -27,6 +28,7 @@ import {
   isReason,
   isUint,
   MAX_REASON_CHARS,
+  textLengthProblem,
 } from './fields.js';
 import { decodeItem } from './item.js';
 import { encodeJsonCbor } from './json-cbor.js';
@@ -192,7 +194,7 @@ export function encodeTransfer(message: TransferMessage): Uint8Array {
 
 /** Decodes a transfer message. Never throws: anything malformed is a DecodeError. */
 export function decodeTransfer(bytes: Uint8Array): TransferMessage | DecodeError {
-  const item = decodeItem(bytes);
+  const item = decodeItem(bytes, { floats: false });
   if (!item.ok) return item.error;
   const head = item.value;
   if (!Array.isArray(head) || typeof head[0] !== 'number') return bad('is not [kind, transferId, ...]');
@@ -274,10 +276,8 @@ export function decodeTransfer(bytes: Uint8Array): TransferMessage | DecodeError
  * character. Lone surrogates (which UTF-8 cannot express) count as unsafe too.
  */
 export function fileNameProblem(name: string): string | null {
-  const length = utf8Length(name);
-  if (length < 0) return 'contains a lone surrogate';
-  if (length < 1) return 'is empty';
-  if (length > MAX_FILE_NAME_BYTES) return `is longer than ${MAX_FILE_NAME_BYTES} bytes`;
+  const problem = textLengthProblem(name, MAX_FILE_NAME_BYTES);
+  if (problem !== null) return problem;
   if (name === '.' || name === '..') return 'is a directory reference';
   if (name.includes('/') || name.includes('\\')) return 'contains a path separator';
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is refused
@@ -287,7 +287,7 @@ export function fileNameProblem(name: string): string | null {
 
 /** The transfer id as 32 lowercase hex digits (file names, maps, logs). */
 export function transferIdToHex(id: Uint8Array): string {
-  return Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('hex');
+  return bytesToHex(id);
 }
 
 /** The transfer id from 32 hex digits, or null. */

@@ -34,6 +34,7 @@ import {
 import type { JsonObject, JsonValue } from '../../agent/protocol/json-cbor.js';
 import { mutate, mutationsOverwriting } from '../support/byte-mutation.js';
 import { fromHex, toHex } from './protocol-vector-json.js';
+import { docVectorHexes } from './system-vectors.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // The fixture
@@ -150,28 +151,11 @@ function cborgDecode(bytes: Uint8Array, strict: boolean): unknown {
   });
 }
 
-/** The hex vectors of the §14.9 tables in docs/PROTOCOL.md: the last code span of each table row. */
-function docVectors(): string[] {
-  const doc = readFileSync(new URL('../../docs/PROTOCOL.md', import.meta.url), 'utf8');
-  const start = doc.indexOf('### 14.9 Test vectors');
-  expect(start).toBeGreaterThan(0);
-  const next = doc.indexOf('\n## ', start);
-  const section = doc.slice(start, next < 0 ? undefined : next);
-  const hexes: string[] = [];
-  for (const line of section.split('\n')) {
-    if (!line.startsWith('|')) continue;
-    const spans = [...line.matchAll(/`([0-9a-f]+)`/g)];
-    const last = spans.at(-1);
-    if (last !== undefined && /`[0-9a-f]+` \|\s*$/.test(line)) hexes.push(last[1] as string);
-  }
-  return hexes;
-}
-
 // ---------------------------------------------------------------------------------------------------------
 // Vectors
 
 test('docs/PROTOCOL.md §14.9 and the fixture list the same vectors', () => {
-  const inDoc = docVectors();
+  const inDoc = docVectorHexes('Coordination');
   expect(new Set(inDoc).size).toBe(inDoc.length);
   expect([...inDoc].sort()).toEqual(vectors.map((v) => v.hex).sort());
   expect(new Set(vectors.map((v) => v.name)).size).toBe(vectors.length);

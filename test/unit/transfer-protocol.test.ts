@@ -22,19 +22,17 @@ import {
   transferIdFromHex,
   transferIdToHex,
 } from '../../agent/protocol/transfer.js';
-import { mutate, mutationsOverwriting } from '../support/byte-mutation.js';
+import {
+  bytesArb,
+  nameArb,
+  reasonArb as reason,
+  testDecoderRobustness,
+  uintArb as uint,
+} from '../support/system-codec.js';
 
-const id = fc.uint8Array({ minLength: TRANSFER_ID_BYTES, maxLength: TRANSFER_ID_BYTES });
-const sha = fc.uint8Array({ minLength: SHA256_BYTES, maxLength: SHA256_BYTES });
-const uint = fc.oneof(
-  fc.nat(),
-  fc.maxSafeNat(),
-  fc.constantFrom(0, 23, 24, 255, 256, 65_535, 65_536, 2 ** 32),
-);
-const reason = fc.string({ maxLength: 40 });
-const name = fc
-  .string({ minLength: 1, maxLength: 60, unit: 'grapheme' })
-  .filter((text) => Buffer.byteLength(text) <= MAX_FILE_NAME_BYTES);
+const id = bytesArb(TRANSFER_ID_BYTES);
+const sha = bytesArb(SHA256_BYTES);
+const name = nameArb(60, MAX_FILE_NAME_BYTES);
 
 const message: fc.Arbitrary<TransferMessage> = fc.oneof(
   fc.record({
@@ -105,30 +103,11 @@ describe('transfer codec', () => {
     expect(Object.values(TransferKind).sort((a, b) => a - b)).toEqual([16, 17, 18, 19, 20, 21, 22, 23]);
   });
 
-  test('random bytes decode to a message or a DecodeError, never a throw', () => {
-    fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
-        const decoded = decodeTransfer(bytes);
-        if (!(decoded instanceof DecodeError))
-          expect(decodeTransfer(encodeTransfer(decoded))).toEqual(decoded);
-      }),
-      { numRuns: 5000 },
-    );
-  });
-
-  test('mutated messages decode to a message (that re-encodes) or a DecodeError', () => {
-    fc.assert(
-      fc.property(
-        message,
-        mutationsOverwriting([0x80, 0x84, 0x90, 0x50, 0x1b, 0xf5, 0xf4, 0x60]),
-        (m, mutation) => {
-          const decoded = decodeTransfer(mutate(encodeTransfer(m), mutation));
-          if (!(decoded instanceof DecodeError))
-            expect(decodeTransfer(encodeTransfer(decoded))).toEqual(decoded);
-        },
-      ),
-      { numRuns: 5000 },
-    );
+  testDecoderRobustness({
+    decode: decodeTransfer,
+    encode: encodeTransfer,
+    message,
+    interestingBytes: [0x80, 0x84, 0x90, 0x50, 0x1b, 0xf5, 0xf4, 0x60, 0xf9],
   });
 
   test('CBOR arrays of the right kind but wrong fields are refused', () => {
