@@ -31,9 +31,27 @@ import { goodputRow } from './goodput-bench.js';
 import { HANDSHAKES, handshakeRow, WARMUP_HANDSHAKES } from './handshake-bench.js';
 import { meshFloodRows } from './mesh-flood-bench.js';
 import { HOP_CHAIN_LENGTH, HOP_SAMPLES, HOP_WARMUPS, meshHopRows } from './mesh-hop-bench.js';
+import {
+  LOOPBACK_FILE_MIB,
+  LOOPBACK_RUNS,
+  loopbackPushRows,
+  SHAPED_FILE_MIB,
+  SHAPED_RUNS,
+  shapedPushRows,
+  TBF,
+} from './push-bench.js';
+import {
+  RELIABLE_MESSAGE_BYTES,
+  RELIABLE_MESSAGES,
+  RELIABLE_RUNS,
+  RELIABLE_WARMUPS,
+  RELIABLE_WINDOW,
+  reliableRows,
+} from './reliable-bench.js';
 import { idleRssRows } from './rss-bench.js';
 import { errorRow, formatTable, type ResultRow } from './table.js';
 import { elapsedMs } from './timing.js';
+import { TCP_SAMPLES, UPGRADE_RUNS, upgradeRows } from './upgrade-bench.js';
 
 interface Section {
   readonly name: string;
@@ -52,6 +70,10 @@ const SECTIONS: readonly Section[] = [
   { name: '10 duplicate-cache heap at 1,000 msg/s', run: duplicateCacheRows },
   { name: '11 call round trip, 1 and 3 hops (chain of 4)', run: callRoundTripRows },
   { name: '12-13 call a group of 10, --in spread on 5 and 2', run: callGroupRows },
+  { name: '14 BLE→TCP upgrade and fallback (namespaces, emulator)', run: upgradeRows },
+  { name: '15 push goodput, 40 Mbit/s tbf veth', run: shapedPushRows },
+  { name: '16 push goodput on loopback', run: loopbackPushRows },
+  { name: '17 reliable send --lines msg/s', run: reliableRows },
 ];
 
 const FOOTNOTES = [
@@ -125,6 +147,37 @@ const FOOTNOTES = [
   '   machine, they take turns on a core and some members fire late; on a Pi each agent has its own cores.',
   `   13c: the 5 bare processes of 13 waiting with the executor's own wait (agent/coordination/wait-until.ts),`,
   '   interleaved with the rest, vs their plain setTimeout: the spread the waiting itself costs here.',
+  '14 two agents in two namespaces (scripts/lab, one unshaped veth), each on 2 emulated BLE controllers (the',
+  '   emulator of 6-7), no discovery, no static peers: they link over BLE, learn the Wi-Fi endpoint from the',
+  `   ENDPOINTS sent over it, dial it and move their traffic to TCP. ${UPGRADE_RUNS} runs, fresh agents each; log times.`,
+  '   14a: an agent logs nothing when it hears ENDPOINTS (it only counts links.endpoints_heard, and polling that',
+  "   is no use: the peer's ENDPOINTS often arrive over BLE after the TCP link the peer dialled is up), but it",
+  '   sends its own in the same turn as its "peer linked" (medium ble) record. So: from the first of the two',
+  '   "peer linked" records to the later of the two "peer traffic moved to wifi" records (both agents on TCP);',
+  '   it includes the BLE transit of ENDPOINTS (emulated), the TCP connect, the Noise handshake and the switch.',
+  `   Median (max) over the runs. Baseline: bare node in n1 → echo server in n2, ${TCP_SAMPLES} fresh connects + one`,
+  '   32-byte round trip each, median. 14b: 1 s after both moved, one end of the veth set down (instant: the',
+  '   middle of that `ip` command) → each agent\'s "peer traffic fell back to ble" record; 2 agents × runs.',
+  "   Baseline: NOT measured: the Wi-Fi keep-alive's configured silence limit (WIFI_KEEPALIVE.deadAfterMs); a",
+  '   bare TCP socket without traffic notices nothing for minutes. Silence counts from the last frame heard',
+  '   (pings every 500 ms) and is checked every 500 ms, so by design the fallback lands between limit − 500',
+  '   and limit + 500 ms = 3000 ms: the 3 s goal is met by the median with ~0.5 s to spare, by the max with none.',
+  "15-16 two agents (static peer: tx dials rx, BLE off); `nearmesh push rx <file> --json` run against tx's",
+  "   control socket, timed from the CLI's spawn to its 'sent' line (the receiver wrote the file to its inbox,",
+  '   fsynced, and verified the SHA-256), so it includes CLI start-up, hashing the file and OFFER/ACCEPT.',
+  '   Baseline: a bare node process (scripts/bench/raw-tcp-child.ts) streaming the same file (page cache) to a',
+  '   bare sink that counts the bytes, discards them and answers one byte; timed from its spawn to the reply.',
+  `   Runs interleaved, medians. 15: ${SHAPED_FILE_MIB} MiB, ${SHAPED_RUNS} runs each, n1 → n2 across a veth shaped on both ends`,
+  `   with \`tc qdisc add dev <veth> root tbf ${TBF.join(' ')}\`. 16: ${LOOPBACK_FILE_MIB} MiB, ${LOOPBACK_RUNS} runs each,`,
+  '   all on 127.0.0.1 (the receiver fsyncs every MiB; /tmp is on disk here).',
+  "   stderr has each run, and the push's own rateBps (acked bytes from ACCEPT on) at its last progress event.",
+  `17 two agents on 127.0.0.1 as 16; \`nearmesh send rx - --lines --json\` with ${RELIABLE_MESSAGES.toLocaleString('en-US')} distinct ${RELIABLE_MESSAGE_BYTES}-byte lines`,
+  '   on stdin (queued durably in SQLite in batches of 1,000, delivered with a window of 64, each recorded by',
+  "   the receiver before it confirms), from the CLI's spawn to its JSON line (the peer confirmed the last one).",
+  `   Baseline: NOT a durable path (the only non-durable one, send --unreliable, is one message per process):`,
+  `   a bare node process sending ${RELIABLE_MESSAGES.toLocaleString('en-US')} ${RELIABLE_MESSAGE_BYTES}-byte messages over one TCP connection to a bare echo server,`,
+  `   ${RELIABLE_WINDOW} in flight, each echo releasing the next, spawn to done. ${RELIABLE_WARMUPS} warm-up + ${RELIABLE_RUNS} runs, interleaved, medians;`,
+  '   stderr also has `nearmesh id` (CLI start-up + one request), the floor under every CLI figure.',
 ];
 
 /** The row numbers a section covers, from its name: "8 …" -> [8], "6-7 …" -> [6, 7]. */
