@@ -33,6 +33,8 @@ import { MAX_ROUTED_PAYLOAD_BYTES, type MeshMessage, Messenger } from './mesh/me
 import { Router } from './mesh/router.js';
 import { DurableQueue } from './messaging/durable-queue.js';
 import { DEFAULT_WAIT_MS, type QueuedSend, ReliableDelivery } from './messaging/reliable-delivery.js';
+import { StreamService } from './messaging/stream-service.js';
+import { StreamSessions, type StreamSink } from './messaging/stream-sessions.js';
 import { type PushEvent, TransferManager } from './messaging/transfer-manager.js';
 import { Counters } from './ops/counters.js';
 import type { Logger } from './ops/logger.js';
@@ -48,6 +50,9 @@ export { BleUnavailableError };
 type CallControlRequest = Extract<ControlRequest, { cmd: 'call' }>;
 type LeaseControlRequest = Extract<ControlRequest, { cmd: 'lease' }>;
 type PushControlRequest = Extract<ControlRequest, { cmd: 'push' }>;
+
+/** How long one stream message may wait for its link-level acknowledgement. */
+const STREAM_MESSAGE_TIMEOUT_MS = 15_000;
 
 /** The durable queue of reliable messages, in data_dir. */
 export const MESSAGE_QUEUE_FILE = 'messages.sqlite';
@@ -92,6 +97,8 @@ export class Agent {
   #queue: DurableQueue | undefined;
   #reliable: ReliableDelivery | undefined;
   #transfers: TransferManager | undefined;
+  #streams: StreamService | undefined;
+  #streamSessions: StreamSessions | undefined;
   #coordinator: Coordinator | undefined;
   #rules: RuleEngine | undefined;
   #control: ControlServer | undefined;
@@ -202,12 +209,14 @@ export class Agent {
     const messenger = new Messenger(router, this.#links, this.counters, config.groups);
     this.#messenger = messenger;
     const links = this.#links;
+    const nameOf = (peer: string): string =>
+      links.directory.get(peer)?.name ?? router.agent(peer)?.name ?? peer;
     this.#queue = await DurableQueue.open(join(config.dataDir, MESSAGE_QUEUE_FILE));
     const reliable = new ReliableDelivery({
       queue: this.#queue,
       send: (peer, payload, timeoutMs) => messenger.send(peer, payload, { system: true, timeoutMs }),
       isReachable: (peer) => messenger.isReachable(peer),
-      nameOf: (peer) => links.directory.get(peer)?.name ?? router.agent(peer)?.name ?? peer,
+      nameOf,
       maxPayloadBytes: MAX_ROUTED_PAYLOAD_BYTES,
       counters: this.counters,
       log,
@@ -229,6 +238,14 @@ export class Agent {
       log,
     });
     this.#transfers = transfers;
+    const streams = new StreamService({
+      send: async (peer, payload) => {
+        await messenger.send(peer, payload, { system: true, timeoutMs: STREAM_MESSAGE_TIMEOUT_MS });
+      },
+      maxPayloadBytes: MAX_ROUTED_PAYLOAD_BYTES,
+    });
+    this.#streams = streams;
+    this.#streamSessions = new StreamSessions(streams, nameOf);
     const coordinator = new Coordinator({
       identity: this.#identity,
       name: config.name,
@@ -257,12 +274,19 @@ export class Agent {
         case 'transfer':
           transfers.handle(message.from, message.payload);
           break;
+        case 'stream':
+          streams.handle(message.from, message.payload);
+          break;
         default:
           coordinator.receive(message.from, message.payload);
       }
     };
     links.on('system', onSystem);
     messenger.on('system', onSystem);
+    // Streams are not resumable: one whose peer no link or route reaches any more fails now, not at its timeout.
+    links.on('peer-down', (peer) => {
+      if (!messenger.isReachable(peer.id)) streams.linkDown(peer.id);
+    });
     links.on('peer-up', (peer) => {
       reliable.reachable(peer.id);
       transfers.reachable(peer.id);
@@ -394,6 +418,7 @@ export class Agent {
     this.#messenger?.stop();
     this.#reliable?.stop();
     await this.#transfers?.close();
+    await this.#streams?.close();
     await this.#links?.stop();
     this.#queue?.close();
     this.log.info('agent stopped');
@@ -499,6 +524,11 @@ export class Agent {
       multicast: (group: string | undefined, payload: Uint8Array) => this.messenger.multicast(group, payload),
       sendUnreliable: (peer: string, payload: Uint8Array) => this.messenger.sendUnreliable(peer, payload),
       routes: () => this.#routes(),
+      streamOpen: (peer: string, name: string) =>
+        this.#sessions().open(this.messenger.resolvePeer(peer), name),
+      streamWrite: (stream: number, bytes: Uint8Array) => this.#sessions().write(stream, bytes),
+      streamEnd: (stream: number) => this.#sessions().end(stream),
+      streamReceive: (name: string, sink: StreamSink) => this.#sessions().receive(name, sink),
       push: (request: PushControlRequest, listener: (event: PushEvent) => void) =>
         this.#push(request, listener),
       call: (request: CallControlRequest) => this.#call(request),
@@ -545,6 +575,12 @@ export class Agent {
       this.counters,
     );
     this.#rules.start();
+  }
+
+  #sessions(): StreamSessions {
+    if (this.#streamSessions === undefined)
+      throw new NearmeshError('not-started', 'the agent has not started');
+    return this.#streamSessions;
   }
 
   #coordination(): Coordinator {

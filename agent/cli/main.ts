@@ -24,6 +24,7 @@ async function registerClientCommands(cli: Command): Promise<void> {
     import('./peers-command.js'),
     import('./send-command.js'),
     import('./push-command.js'),
+    import('./stream-command.js'),
     import('./broadcast-command.js'),
     import('./routes-command.js'),
     import('./call-command.js'),
@@ -42,6 +43,7 @@ async function registerClientCommands(cli: Command): Promise<void> {
     peers,
     send,
     push,
+    streamCmd,
     broadcast,
     routes,
     call,
@@ -59,6 +61,7 @@ async function registerClientCommands(cli: Command): Promise<void> {
   peers.registerPeersCommand(cli);
   send.registerSendCommand(cli);
   push.registerPushCommand(cli);
+  streamCmd.registerStreamCommand(cli);
   broadcast.registerBroadcastCommand(cli);
   routes.registerRoutesCommand(cli);
   call.registerCallCommand(cli);

@@ -4,6 +4,7 @@ import { chmod, rm } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { ConsoleIo } from '../console/commands.js';
 import { NearmeshError } from '../errors.js';
+import type { StreamSink } from '../messaging/stream-sessions.js';
 import type { Logger } from '../ops/logger.js';
 import { LineReader } from './line-reader.js';
 import {
@@ -40,6 +41,11 @@ export interface ControlHandlers {
   /** To a group's members, or to everyone (group undefined): best effort. */
   multicast(group: string | undefined, payload: Uint8Array): unknown;
   routes(): unknown;
+  /** Streams (`nearmesh stream`): open one to a peer, write to it, end it; receive those opened to a name. */
+  streamOpen(peer: string, name: string): Promise<{ result: unknown; stop: () => void }>;
+  streamWrite(stream: number, bytes: Uint8Array): Promise<unknown>;
+  streamEnd(stream: number): Promise<unknown>;
+  streamReceive(name: string, sink: StreamSink): () => void;
   /** Starts a bulk transfer; `listener` gets its progress, waits and outcome until `stop`. */
   push(
     request: Extract<ControlRequest, { cmd: 'push' }>,
@@ -68,6 +74,7 @@ export interface ControlHandlers {
 
 /** What one client has running: stream subscriptions and console lines it may cancel. */
 interface ClientState {
+  readonly socket: Socket;
   readonly unsubscribers: Array<() => void>;
   readonly consoleLines: Set<AbortController>;
 }
@@ -122,7 +129,7 @@ export class ControlServer {
   #serve(socket: Socket): void {
     this.#clients.add(socket);
     const reader = new LineReader(MAX_CONTROL_LINE_BYTES);
-    const client: ClientState = { unsubscribers: [], consoleLines: new Set() };
+    const client: ClientState = { socket, unsubscribers: [], consoleLines: new Set() };
     const reply = (response: ControlResponse): void => {
       if (!socket.destroyed) socket.write(`${JSON.stringify(response)}\n`);
     };
@@ -233,6 +240,28 @@ export class ControlServer {
         );
         client.unsubscribers.push(stop);
         return result;
+      }
+      case 'stream-open': {
+        const { result, stop } = await this.handlers.streamOpen(request.peer, request.name);
+        client.unsubscribers.push(stop);
+        return result;
+      }
+      case 'stream-write':
+        return this.handlers.streamWrite(request.stream, Buffer.from(request.data, 'base64'));
+      case 'stream-end':
+        return this.handlers.streamEnd(request.stream);
+      case 'stream-receive': {
+        const { socket } = client;
+        client.unsubscribers.push(
+          this.handlers.streamReceive(request.name, {
+            event: (event) => {
+              reply({ id: request.id, event });
+              return !socket.writableNeedDrain;
+            },
+            onDrain: (callback) => socket.once('drain', callback),
+          }),
+        );
+        return { receiving: request.name };
       }
       case 'listen':
         client.unsubscribers.push(this.handlers.subscribe((event) => reply({ id: request.id, event })));

@@ -95,6 +95,29 @@ export const requestSchema = z.discriminatedUnion('cmd', [
     })
     .strict(),
   z.object({ id: requestId, cmd: z.literal('listen') }).strict(),
+  /** Opens a stream to a peer (`nearmesh stream`); it lives as long as this client's connection. */
+  z
+    .object({
+      id: requestId,
+      cmd: z.literal('stream-open'),
+      peer: z.string().min(1).max(128),
+      name: z.string().min(1).max(64),
+    })
+    .strict(),
+  /** Bytes for an open stream (base64, at most 1 MiB); answered once the stream took them. */
+  z
+    .object({
+      id: requestId,
+      cmd: z.literal('stream-write'),
+      stream: z.number().int().positive().safe(),
+      data: z.string().base64().max(1_398_104),
+    })
+    .strict(),
+  z
+    .object({ id: requestId, cmd: z.literal('stream-end'), stream: z.number().int().positive().safe() })
+    .strict(),
+  /** Streams opened to `name` on this agent, as events (open, data, end, error) until the client goes. */
+  z.object({ id: requestId, cmd: z.literal('stream-receive'), name: z.string().min(1).max(64) }).strict(),
   /** Sends a file (bulk transfer); streams its progress until it is sent or fails for good. */
   z
     .object({

@@ -1,0 +1,81 @@
+// `nearmesh stream` between real agents on loopback: standard input piped to a named stream on the peer
+// comes out of `nearmesh stream --receive` there, whole and in order; a name nobody receives is refused.
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateMeshKey } from '../../agent/config/mesh-key.js';
+import type { PeerInfo } from '../../agent/links/peer-directory.js';
+import {
+  type AgentProcess,
+  CLI_PATH,
+  freePorts,
+  sleep,
+  startAgent,
+  stopAllAgents,
+  waitFor,
+} from '../support/agent-process.js';
+
+const meshKey = generateMeshKey();
+const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+
+describe('nearmesh stream between two agents', () => {
+  let alpha: AgentProcess;
+  let bravo: AgentProcess;
+
+  beforeAll(async () => {
+    const [a, b] = (await freePorts(2)) as [number, number];
+    bravo = await startAgent({ name: 'bravo', meshKey, port: b });
+    alpha = await startAgent({ name: 'alpha', meshKey, port: a, peers: [`127.0.0.1:${b}`] });
+    await waitFor('alpha linked to bravo', async () => {
+      const peers = await alpha.json<PeerInfo[]>(['peers']);
+      return peers.some((peer) => peer.name === 'bravo' && peer.state === 'connected') ? true : undefined;
+    });
+  }, 30_000);
+
+  afterAll(stopAllAgents);
+
+  it('pipes 3 MiB of standard input to the receiving side, whole and in order', async () => {
+    const receiver = spawn(
+      process.execPath,
+      [CLI_PATH, 'stream', '--receive', 'camera', '--socket', bravo.socketPath],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    const chunks: Buffer[] = [];
+    let received = 0;
+    receiver.stdout.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      received += chunk.length;
+    });
+    try {
+      // The receiving client is listening once its request reached the agent.
+      await sleep(700);
+      const bytes = randomBytes(3 * 1024 * 1024);
+      const sent = await alpha.cli(['stream', 'bravo', 'camera', '--json'], 60_000, bytes);
+      expect(sent.stderr).toBe('');
+      expect(sent.code).toBe(0);
+      expect(JSON.parse(sent.stdout)).toMatchObject({ bytes: bytes.length });
+      await waitFor(
+        'every byte at the receiver',
+        async () => (received >= bytes.length ? true : undefined),
+        20_000,
+        50,
+      );
+      await sleep(300);
+      expect(received).toBe(bytes.length);
+      expect(sha256(Buffer.concat(chunks))).toBe(sha256(bytes));
+    } finally {
+      receiver.kill('SIGKILL');
+    }
+  }, 90_000);
+
+  it('refuses a stream to a name nobody receives, and one to an unknown peer', async () => {
+    const refused = await alpha.cli(['stream', 'bravo', 'nobody-listens'], 20_000, Buffer.from('hello'));
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/no-listener|nobody|listen/);
+    const unknown = await alpha.cli(['stream', 'ghost', 'camera'], 20_000, Buffer.from('hello'));
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr).toMatch(/unknown peer/);
+  });
+});
