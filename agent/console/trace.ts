@@ -8,7 +8,8 @@ import { decodeCoordination } from '../protocol/coordination.js';
 import { DecodeError } from '../protocol/errors.js';
 import type { Message } from '../protocol/index.js';
 import { decodeQueued } from '../protocol/queued.js';
-import { systemServiceOf } from '../protocol/system-kind.js';
+import { decodeStream } from '../protocol/stream.js';
+import { type SystemService, systemServiceOf } from '../protocol/system-kind.js';
 import { decodeTransfer } from '../protocol/transfer.js';
 
 const TYPE_NAMES: Record<Message['type'], TraceEvent['type']> = {
@@ -59,15 +60,16 @@ export function toTraceEvent(frame: LinkFrame): TraceEvent {
   return event;
 }
 
-/** What a system DATA payload is (coordination, reliable-message or transfer kind), or "malformed". */
+const SYSTEM_DECODERS: Record<SystemService, (payload: Uint8Array) => { kind: string } | DecodeError> = {
+  coordination: decodeCoordination,
+  queued: decodeQueued,
+  transfer: decodeTransfer,
+  stream: decodeStream,
+};
+
+/** What a system DATA payload is (its coordination, reliable-message, transfer or stream kind), or "malformed". */
 function systemKindName(payload: Uint8Array): string {
-  const service = systemServiceOf(payload);
-  const decoded =
-    service === 'queued'
-      ? decodeQueued(payload)
-      : service === 'transfer'
-        ? decodeTransfer(payload)
-        : decodeCoordination(payload);
+  const decoded = SYSTEM_DECODERS[systemServiceOf(payload)](payload);
   return decoded instanceof DecodeError ? 'malformed' : decoded.kind;
 }
 

@@ -9,6 +9,7 @@
 // epoch is the 8 bytes naming the sender's queue file (seqs start again at 1 only under a new epoch), seq a
 // uint 1 .. 2^53 − 1, payload the app's bytes.
 import { DecodeError, EncodeError } from './errors.js';
+import { bytesToHex, checkUint, isBytes, isUint } from './fields.js';
 import { decodeItem } from './item.js';
 import { encodeJsonCbor } from './json-cbor.js';
 
@@ -40,20 +41,20 @@ export function encodeQueued(message: QueuedWireMessage): Uint8Array {
     if (!isSeq(message.seq)) throw new EncodeError('QUEUED seq is not 1..2^53 - 1');
     return encodeJsonCbor([QueuedKind.queued, epoch, message.seq, message.payload]);
   }
-  if (!isSeq(message.upTo) && message.upTo !== 0) throw new EncodeError('RECEIVED upTo is not 0..2^53 - 1');
+  checkUint(message.upTo, 'RECEIVED upTo');
   return encodeJsonCbor([QueuedKind.received, epoch, message.upTo]);
 }
 
 /** Decodes a QUEUED or RECEIVED. Never throws: anything malformed is a DecodeError. */
 export function decodeQueued(bytes: Uint8Array): QueuedWireMessage | DecodeError {
-  const item = decodeItem(bytes);
+  // Every number here is a uint: a float 1.0 must not pass for the seq 1.
+  const item = decodeItem(bytes, { floats: false });
   if (!item.ok) return item.error;
   const fields = item.value;
   if (!Array.isArray(fields) || fields.length < 3) return bad('is not [kind, epoch, ...]');
   const [kind, epoch, number, payload] = fields as unknown[];
-  if (!(epoch instanceof Uint8Array) || epoch.length !== EPOCH_BYTES)
-    return bad(`epoch is not ${EPOCH_BYTES} bytes`);
-  const epochHex = Buffer.from(epoch).toString('hex');
+  if (!isBytes(epoch, EPOCH_BYTES)) return bad(`epoch is not ${EPOCH_BYTES} bytes`);
+  const epochHex = bytesToHex(epoch);
   if (kind === QueuedKind.queued) {
     if (fields.length !== 4 || !isSeq(number) || !(payload instanceof Uint8Array)) {
       return bad('QUEUED is not [12, epoch, seq ≥ 1, payload]');
@@ -61,8 +62,7 @@ export function decodeQueued(bytes: Uint8Array): QueuedWireMessage | DecodeError
     return { kind: 'queued', epoch: epochHex, seq: number, payload };
   }
   if (kind === QueuedKind.received) {
-    if (fields.length !== 3 || !(number === 0 || isSeq(number)))
-      return bad('RECEIVED is not [13, epoch, upTo]');
+    if (fields.length !== 3 || !isUint(number)) return bad('RECEIVED is not [13, epoch, upTo]');
     return { kind: 'received', epoch: epochHex, upTo: number };
   }
   return bad(`kind ${String(kind)} is unknown`);
@@ -76,7 +76,7 @@ function epochBytes(hex: string): Uint8Array {
 }
 
 function isSeq(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 1;
+  return isUint(value) && value >= 1;
 }
 
 function bad(detail: string): DecodeError {

@@ -13,6 +13,9 @@ import { toTraceEvent } from '../../agent/console/trace.js';
 import type { TraceEvent } from '../../agent/control/wire.js';
 import type { LinkFrame } from '../../agent/links/link-manager.js';
 import { encodeCoordination } from '../../agent/protocol/coordination.js';
+import { encodeQueued } from '../../agent/protocol/queued.js';
+import { encodeStream } from '../../agent/protocol/stream.js';
+import { encodeTransfer } from '../../agent/protocol/transfer.js';
 
 const AT = Date.parse('2026-11-25T14:32:17.123Z');
 const A = '0123456789abcdef';
@@ -60,6 +63,16 @@ describe('trace lines', () => {
       frame({ type: 'data', id: 1, ackRequested: true, payload: Buffer.from('xx'), system: true }),
     );
     expect(garbage.coordination).toBe('malformed');
+    // Reliable messages, transfers and streams are named by their own kinds.
+    const id16 = new Uint8Array(16).fill(7);
+    const kindOf = (systemPayload: Uint8Array): string | undefined =>
+      toTraceEvent(frame({ type: 'data', id: 3, ackRequested: true, payload: systemPayload, system: true }))
+        .coordination;
+    expect(
+      kindOf(encodeQueued({ kind: 'queued', epoch: '0123456789abcdef', seq: 1, payload: Buffer.from('x') })),
+    ).toBe('queued');
+    expect(kindOf(encodeTransfer({ kind: 'done', transferId: id16 }))).toBe('done');
+    expect(kindOf(encodeStream({ kind: 'credit', streamId: id16, upTo: 1 }))).toBe('credit');
     const ack = toTraceEvent(
       frame({ type: 'ack', id: 9, route: { source: B, destination: A, ttlHops: 15 } }),
     );

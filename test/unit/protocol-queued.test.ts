@@ -36,6 +36,7 @@ describe('QUEUED and RECEIVED', () => {
       '840c480123456789abcdef004268', // seq 0
       '840d480123456789abcdef0101', // RECEIVED with four fields
       '8309480123456789abcdef01', // another kind
+      '840c480123456789abcdeff93c00426869', // seq as the float 1.0
       'ff',
     ];
     for (const hex of bad) expect(decodeQueued(Buffer.from(hex, 'hex'))).toBeInstanceOf(DecodeError);
