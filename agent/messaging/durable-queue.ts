@@ -62,6 +62,13 @@ export interface PeerQueueStats {
   lastSeq: number;
 }
 
+/** A receiver's record that messages up to `seq` from `peer` (sender queue `epoch`) were handed over. */
+export interface DeliveredMark {
+  peer: string;
+  epoch: string;
+  seq: number;
+}
+
 /** What a receiver should do with message `seq` from a peer: hand it over, drop it, or wait for earlier ones. */
 export type IncomingVerdict = 'deliver' | 'duplicate' | 'gap';
 
@@ -140,6 +147,7 @@ export class DurableQueue {
   readonly #enqueueMany: (peer: string, payloads: readonly Uint8Array[], system: boolean) => number[];
   readonly #acknowledge: (peer: string, uptoSeq: number) => number;
   readonly #acknowledgeOne: (peer: string, seq: number) => boolean;
+  readonly #markDeliveredMany: (marks: readonly DeliveredMark[]) => void;
 
   /** Opens (creating with mode 0600) the queue at `path`; fails with QueueStorageError / QueueCorruptError. */
   static async open(path: string, options: DurableQueueOptions = {}): Promise<DurableQueue> {
@@ -211,6 +219,10 @@ export class DurableQueue {
       s.deleteRange.run(peer, uptoSeq);
       s.subtract.run(range.messages, range.bytes, peer);
       return range.messages;
+    }).immediate;
+    // A receiver's whole turn of deliveries in one transaction: one fsync however many messages came.
+    this.#markDeliveredMany = db.transaction((marks: readonly DeliveredMark[]) => {
+      for (const mark of marks) s.markDelivered.run(mark.peer, mark.epoch, mark.seq);
     }).immediate;
     this.#acknowledgeOne = db.transaction((peer: string, seq: number) => {
       const row = s.deleteOne.get(peer, seq);
@@ -314,6 +326,15 @@ export class DurableQueue {
     checkPeer(peer);
     checkSeq(seq, 'seq', false);
     return this.#run('markDelivered', () => this.#s.markDelivered.run(peer, epoch, seq).changes === 1);
+  }
+
+  /** markDelivered for several peers (or seqs) in one transaction: all recorded, or none. */
+  markDeliveredMany(marks: readonly DeliveredMark[]): void {
+    for (const mark of marks) {
+      checkPeer(mark.peer);
+      checkSeq(mark.seq, 'seq', false);
+    }
+    if (marks.length > 0) this.#run('markDelivered', () => this.#markDeliveredMany(marks));
   }
 
   /** Closes the file (checkpointing the WAL); later calls throw QueueError 'queue-closed'. Idempotent. */

@@ -12,7 +12,7 @@ import type { Counters } from '../ops/counters.js';
 import type { Logger } from '../ops/logger.js';
 import { DecodeError } from '../protocol/errors.js';
 import { decodeQueued, encodeQueued, QUEUED_OVERHEAD_BYTES } from '../protocol/queued.js';
-import type { DurableQueue } from './durable-queue.js';
+import type { DeliveredMark, DurableQueue } from './durable-queue.js';
 
 /** Messages sent but not yet confirmed, per peer. */
 const WINDOW = 64;
@@ -92,9 +92,12 @@ interface Outbound {
 export class ReliableDelivery extends TypedEmitter<ReliableDeliveryEvents> {
   readonly #options: ReliableDeliveryOptions;
   readonly #outbound = new Map<string, Outbound>();
-  /** Peers owed a RECEIVED, sent once per turn of the event loop. */
+  /** Peers owed a RECEIVED (with the epoch to confirm), sent at the end of the turn. */
   readonly #confirmDue = new Map<string, string>();
-  #confirmScheduled = false;
+  /** Messages taken this turn, in arrival order, and the highest seq taken per "peer/epoch". */
+  readonly #accepted: { from: string; payload: Uint8Array; hops: number }[] = [];
+  readonly #acceptedUpTo = new Map<string, DeliveredMark>();
+  #turnScheduled = false;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(options: ReliableDeliveryOptions) {
@@ -175,54 +178,84 @@ export class ReliableDelivery extends TypedEmitter<ReliableDeliveryEvents> {
     this.#receive(from, message, hops);
   }
 
+  /**
+   * Takes the next seq from a sender into this turn's batch (in memory); duplicates and gaps are dropped.
+   * The batch is recorded in one transaction (one fsync) at the end of the turn, then handed over.
+   */
   #receive(
     from: string,
     { epoch, seq, payload }: { epoch: string; seq: number; payload: Uint8Array },
     hops: number,
   ): void {
-    const { queue, counters } = this.#options;
-    try {
-      const verdict = queue.incoming(from, seq, epoch);
-      if (verdict === 'deliver') {
-        // Recorded before it is handed over, in the same turn: a crash in between cannot deliver it twice.
-        queue.markDelivered(from, seq, epoch);
-        counters.increment('messages.reliable_received');
-        this.emit('message', {
-          from,
-          fromName: this.#options.nameOf(from),
-          payload,
-          receivedAtMs: Date.now(),
-          hops,
-        });
-      } else {
-        counters.increment(verdict === 'duplicate' ? 'messages.duplicates_dropped' : 'messages.gaps_dropped');
+    const key = deliveryKey(from, epoch);
+    let last = this.#acceptedUpTo.get(key)?.seq;
+    if (last === undefined) {
+      try {
+        last = this.#options.queue.lastDelivered(from, epoch);
+      } catch (error) {
+        this.#storageFailed(from, error);
+        return;
       }
-    } catch (error) {
-      // The receiver's queue file failed (disk full, read-only): not delivered, not confirmed, sent again.
-      counters.increment('messages.receive_storage_failures');
-      this.#options.log.warn(
-        { peer: from, err: error },
-        'reliable message not recorded; the sender will resend',
-      );
-      return;
+    }
+    if (seq === last + 1) {
+      this.#acceptedUpTo.set(key, { peer: from, epoch, seq });
+      this.#accepted.push({ from, payload, hops });
+    } else {
+      this.#options.counters.increment(seq <= last ? 'messages.duplicates_dropped' : 'messages.gaps_dropped');
     }
     this.#confirmDue.set(from, epoch);
-    if (!this.#confirmScheduled) {
-      this.#confirmScheduled = true;
-      setImmediate(() => this.#sendConfirmations());
+    if (!this.#turnScheduled) {
+      this.#turnScheduled = true;
+      setImmediate(() => this.#endTurn());
     }
   }
 
-  #sendConfirmations(): void {
-    this.#confirmScheduled = false;
+  /** Records this turn's deliveries durably, hands them to the apps in order, and confirms to each sender. */
+  #endTurn(): void {
+    this.#turnScheduled = false;
+    const accepted = this.#accepted.splice(0);
+    const upTo = new Map(this.#acceptedUpTo);
+    this.#acceptedUpTo.clear();
+    try {
+      // Recorded before they are handed over, in the same turn: a crash in between cannot deliver one twice.
+      this.#options.queue.markDeliveredMany([...upTo.values()]);
+    } catch (error) {
+      this.#storageFailed(accepted[0]?.from ?? '-', error);
+      this.#confirmDue.clear();
+      return;
+    }
+    for (const { from, payload, hops } of accepted) {
+      this.#options.counters.increment('messages.reliable_received');
+      this.emit('message', {
+        from,
+        fromName: this.#options.nameOf(from),
+        payload,
+        receivedAtMs: Date.now(),
+        hops,
+      });
+    }
     for (const [peer, epoch] of this.#confirmDue) {
-      const upTo = this.#options.queue.lastDelivered(peer, epoch);
-      const payload = encodeQueued({ kind: 'received', epoch, upTo });
+      const confirmedUpTo = upTo.get(deliveryKey(peer, epoch))?.seq ?? this.#lastDeliveredOrZero(peer, epoch);
+      const payload = encodeQueued({ kind: 'received', epoch, upTo: confirmedUpTo });
       this.#options.send(peer, payload, LINK_TIMEOUT_MS).catch(() => {
         // Lost with its link: the sender's next QUEUED (a resend) brings another confirmation.
       });
     }
     this.#confirmDue.clear();
+  }
+
+  /** The receiver's queue file failed (disk full, read-only): not delivered, not confirmed, sent again later. */
+  #storageFailed(peer: string, error: unknown): void {
+    this.#options.counters.increment('messages.receive_storage_failures');
+    this.#options.log.warn({ peer, err: error }, 'reliable message not recorded; the sender will resend');
+  }
+
+  #lastDeliveredOrZero(peer: string, epoch: string): number {
+    try {
+      return this.#options.queue.lastDelivered(peer, epoch);
+    } catch {
+      return 0;
+    }
   }
 
   #confirmed(peer: string, upTo: number): void {
@@ -344,4 +377,8 @@ export class ReliableDelivery extends TypedEmitter<ReliableDeliveryEvents> {
     }
     for (const peer of peers) this.#pump(peer);
   }
+}
+
+function deliveryKey(peer: string, epoch: string): string {
+  return `${peer}/${epoch}`;
 }

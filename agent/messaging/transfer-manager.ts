@@ -3,8 +3,7 @@
 // Wi-Fi is not up yet) waits and resumes by itself once the peer is reachable again (on Wi-Fi, unless the
 // push allows BLE); transfers a restart interrupted resume too. What lands in the inbox is logged and told
 // to subscribers.
-import { stat } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import type { Medium } from '../../transports/transport.js';
 import { TypedEmitter } from '../events.js';
 import type { Counters } from '../ops/counters.js';
@@ -114,13 +113,10 @@ export class TransferManager extends TypedEmitter<TransferManagerEvents> {
       path,
       options.name === undefined ? {} : { name: options.name },
     );
+    // In time: the first CHUNK waits for the peer's ACCEPT, a round trip after the OFFER start() sent.
     if (options.allowSlowMedia === true) this.#slowMediaAllowed.add(started.transferId);
     this.#options.counters.increment('transfers.started');
-    started.done.catch(() => {
-      // Reported through the 'failed' event.
-    });
-    const { size } = await stat(path);
-    return { transferId: started.transferId, peer, name: options.name ?? basename(path), size };
+    return { transferId: started.transferId, peer, name: started.name, size: started.size };
   }
 
   /** A transfer payload from a peer. */
@@ -174,10 +170,7 @@ export class TransferManager extends TypedEmitter<TransferManagerEvents> {
       this.#resuming.add(transferId);
       this.service.sender
         .resume(transferId)
-        .then((resumed) => {
-          this.#options.counters.increment('transfers.resumed');
-          resumed.done.catch(() => {});
-        })
+        .then(() => this.#options.counters.increment('transfers.resumed'))
         .catch((error: unknown) => {
           const message = error instanceof Error ? error.message : String(error);
           this.#options.log.warn({ transfer: transferId, peer }, `transfer cannot resume: ${message}`);

@@ -89,6 +89,9 @@ export interface TransferSenderEvents {
 /** A transfer in progress: `done` settles when this attempt ends (rejects with a TransferError). */
 export interface OutgoingTransfer {
   readonly transferId: string;
+  /** The name offered and the file's size (as hashed). */
+  readonly name: string;
+  readonly size: number;
   readonly done: Promise<SendReport>;
 }
 
@@ -183,7 +186,9 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
   async resume(transferId: string): Promise<OutgoingTransfer> {
     const known = this.#transfers.get(transferId);
     if (known !== undefined) {
-      if (known.phase !== 'idle' && known.done !== undefined) return { transferId, done: known.done };
+      if (known.phase !== 'idle' && known.done !== undefined) {
+        return { transferId, name: known.name, size: known.size, done: known.done };
+      }
       await this.#checkSource(known);
       return this.#begin(known);
     }
@@ -335,7 +340,7 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
       sha256: transfer.sha256,
       chunkSize: transfer.chunkSize,
     });
-    return { transferId: transfer.hex, done: transfer.done };
+    return { transferId: transfer.hex, name: transfer.name, size: transfer.size, done: transfer.done };
   }
 
   async #onAccept(transfer: Outgoing, resumeFrom: number, window: number): Promise<void> {

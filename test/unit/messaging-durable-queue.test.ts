@@ -242,6 +242,29 @@ describe('durable queue: receiver side', () => {
     });
   });
 
+  it('records a turn of deliveries from several senders at once, all or none, kept across reopen', async () => {
+    const path = tempPath();
+    await withQueue(path, (queue) => {
+      queue.markDeliveredMany([
+        { peer: 's1', epoch: 'e1', seq: 40 },
+        { peer: 's2', epoch: 'e9', seq: 3 },
+      ]);
+      // A bad mark refuses the whole batch: nothing of it is recorded.
+      expect(() =>
+        queue.markDeliveredMany([
+          { peer: 's1', epoch: 'e1', seq: 41 },
+          { peer: 's3', epoch: 'e1', seq: 0 },
+        ]),
+      ).toThrow(RangeError);
+      expect(queue.lastDelivered('s1', 'e1')).toBe(40);
+      expect(queue.lastDelivered('s3', 'e1')).toBe(0);
+    });
+    await withQueue(path, (queue) => {
+      expect(queue.lastDelivered('s1', 'e1')).toBe(40);
+      expect(queue.lastDelivered('s2', 'e9')).toBe(3);
+    });
+  });
+
   it('end to end: a sender queue and a receiver queue deliver each message once, in order, across restarts', async () => {
     const senderPath = tempPath('sender.db');
     const receiverPath = tempPath('receiver.db');
