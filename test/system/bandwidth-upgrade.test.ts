@@ -126,6 +126,8 @@ describeWhenAvailable(
 
     it('carries 5,000 numbered reliable messages across two cuts of the LAN, each once and in order', async () => {
       const COUNT = 5_000;
+      const BATCH = 100;
+      const BATCH_EVERY_MS = 250;
       const alphaId = (await alpha.json<{ id: string }>(['id'])).id;
       const listener = await listenTo(bravo);
       const arrived = (): string[] =>
@@ -138,14 +140,28 @@ describeWhenAvailable(
         .split('\n')
         .filter((line) => line.includes('fell back to ble')).length;
       try {
-        const lines = Buffer.from(
-          `${Array.from({ length: COUNT }, (_, index) => `n-${index}`).join('\n')}\n`,
-        );
-        const sending = alpha.cli(
-          ['send', 'up-bravo', '-', '--lines', '--timeout', '240000', '--json'],
-          300_000,
-          lines,
-        );
+        // Sent as an app would, in batches over ~12 s, so both cuts fall in the middle of the stream
+        // however fast the links are; the last batch waits for the confirmation of everything.
+        const sending = (async () => {
+          const results = [];
+          for (let from = 0; from < COUNT; from += BATCH) {
+            const last = from + BATCH >= COUNT;
+            const lines = Buffer.from(
+              `${Array.from({ length: BATCH }, (_, index) => `n-${from + index}`).join('\n')}\n`,
+            );
+            const args = [
+              'send',
+              'up-bravo',
+              '-',
+              '--lines',
+              '--json',
+              ...(last ? ['--timeout', '240000'] : ['--no-wait']),
+            ];
+            results.push(await alpha.cli(args, 300_000, lines));
+            if (!last) await sleep(BATCH_EVERY_MS);
+          }
+          return results;
+        })();
         for (let cut = 1; cut <= 2; cut++) {
           await waitFor(
             `the stream past ${cut * 400}`,
@@ -173,9 +189,15 @@ describeWhenAvailable(
           // The cut happened mid-stream, not after it.
           expect(duringCut).toBeLessThan(COUNT);
         }
-        const sent = await sending;
-        expect(sent.stderr).toBe('');
-        expect(JSON.parse(sent.stdout)).toMatchObject({ acknowledged: true, count: COUNT });
+        const results = await sending;
+        for (const result of results) expect(result.stderr).toBe('');
+        expect(JSON.parse(results.at(-1)?.stdout ?? '{}')).toMatchObject({
+          acknowledged: true,
+          count: BATCH,
+        });
+        expect(
+          results.reduce((sum, result) => sum + (JSON.parse(result.stdout) as { count: number }).count, 0),
+        ).toBe(COUNT);
         await waitFor(
           'every message at bravo',
           async () => (arrived().length >= COUNT ? true : undefined),
