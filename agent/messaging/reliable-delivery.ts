@@ -45,7 +45,7 @@ export interface ReliableDeliveryOptions {
   queue: DurableQueue;
   /** One system payload to a peer over a direct link or the mesh; resolves on the link's acknowledgement. */
   send: (peer: string, payload: Uint8Array, timeoutMs: number) => Promise<unknown>;
-  /** Whether anything reaches the peer now (a direct link or a mesh route). */
+  /** Whether a direct link or a mesh route reaches the peer now (else only a probe goes, flooded). */
   isReachable: (peer: string) => boolean;
   /** The peer's name for received messages. */
   nameOf: (peer: string) => string;
@@ -323,11 +323,16 @@ export class ReliableDelivery extends TypedEmitter<ReliableDeliveryEvents> {
     return outbound;
   }
 
-  /** Sends queued messages to `peer` while the window has room and the peer is reachable. */
+  /**
+   * Sends queued messages to `peer` while the window has room. With no link or route to it, only one goes
+   * at a time, a probe: the mesh floods it, it finds the peer wherever it is (a route that was evicted or
+   * not announced yet), and the flooded acknowledgement teaches the route the rest then take.
+   */
   #pump(peer: string): void {
     const outbound = this.#outboundOf(peer);
-    const room = WINDOW - (outbound.sentUpTo - outbound.confirmedUpTo);
-    if (room <= 0 || Date.now() < outbound.retryAtMs || !this.#options.isReachable(peer)) return;
+    const window = this.#options.isReachable(peer) ? WINDOW : 1;
+    const room = window - (outbound.sentUpTo - outbound.confirmedUpTo);
+    if (room <= 0 || Date.now() < outbound.retryAtMs) return;
     let rows: ReturnType<DurableQueue['pending']>;
     try {
       rows = this.#options.queue.pending(peer, { afterSeq: outbound.sentUpTo, limit: room });
