@@ -233,7 +233,7 @@ export class Agent {
         return connection?.isOpen === true ? connection.link.medium : undefined;
       },
       isReachable: (peer) => messenger.isReachable(peer),
-      maxPayloadBytes: MAX_ROUTED_PAYLOAD_BYTES,
+      routedPayloadBytes: MAX_ROUTED_PAYLOAD_BYTES,
       counters: this.counters,
       log,
     });

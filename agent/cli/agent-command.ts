@@ -1,9 +1,5 @@
 // `nearmesh agent`: runs the daemon in the foreground until SIGTERM or SIGINT.
 import type { Command } from 'commander';
-import { Agent } from '../agent.js';
-import { loadConfig } from '../config/index.js';
-import { createLogger } from '../ops/logger.js';
-import { SystemdNotifier } from '../ops/systemd-notify.js';
 
 export function registerAgentCommand(program: Command): void {
   program
@@ -13,6 +9,14 @@ export function registerAgentCommand(program: Command): void {
     )
     .option('-c, --config <file>', 'TOML config file')
     .action(async (options: { config?: string }) => {
+      // Loaded here, not at the top: every other command (a push, a send) starts without the daemon's
+      // modules (BLE, SQLite, the router...), which is a tenth of a second on each CLI call.
+      const [{ Agent }, { loadConfig }, { createLogger }, { SystemdNotifier }] = await Promise.all([
+        import('../agent.js'),
+        import('../config/index.js'),
+        import('../ops/logger.js'),
+        import('../ops/systemd-notify.js'),
+      ]);
       const config = await loadConfig(options.config === undefined ? {} : { path: options.config });
       const log = createLogger({
         level:

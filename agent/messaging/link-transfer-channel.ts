@@ -27,7 +27,10 @@ export interface LinkTransferChannelOptions {
   mediumOf: (peer: string) => Medium | undefined;
   /** Transfers allowed to send their chunks over media other than Wi-Fi. */
   allowsSlowMedia: (transferId: string) => boolean;
+  /** Largest payload over a direct Wi-Fi link. */
   maxPayloadBytes: number;
+  /** Largest payload over anything else: BLE, or the mesh (which may cross BLE). */
+  routedPayloadBytes: number;
 }
 
 export class LinkTransferChannel implements TransferChannel {
@@ -35,6 +38,12 @@ export class LinkTransferChannel implements TransferChannel {
 
   constructor(private readonly options: LinkTransferChannelOptions) {
     this.maxPayloadBytes = options.maxPayloadBytes;
+  }
+
+  payloadLimit(peer: string): number {
+    return this.options.mediumOf(peer) === 'wifi'
+      ? this.options.maxPayloadBytes
+      : Math.min(this.options.maxPayloadBytes, this.options.routedPayloadBytes);
   }
 
   async send(peer: string, payload: Uint8Array): Promise<void> {

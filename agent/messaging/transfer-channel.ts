@@ -6,8 +6,10 @@ import { FrameTooLargeError } from '../errors.js';
 export interface TransferChannel {
   /** Sends one message to `peer`; resolves when the peer acknowledged it, rejects when the link failed. */
   send(peer: string, payload: Uint8Array): Promise<void>;
-  /** Largest payload `send` takes (e.g. 60 KiB for routed or BLE links, more on TCP). */
+  /** Largest payload `send` takes over any link (e.g. 60 KiB for routed or BLE links, more on TCP). */
   readonly maxPayloadBytes: number;
+  /** Largest payload the link to `peer` takes now (a direct Wi-Fi link more than BLE); maxPayloadBytes if absent. */
+  payloadLimit?(peer: string): number;
 }
 
 /** Receives what the other end sent; the returned promise is the peer's acknowledgement. */

@@ -8,6 +8,7 @@ import type { Medium } from '../../transports/transport.js';
 import { TypedEmitter } from '../events.js';
 import type { Counters } from '../ops/counters.js';
 import type { Logger } from '../ops/logger.js';
+import { CHUNK_OVERHEAD_BYTES } from '../protocol/transfer.js';
 import { LinkTransferChannel } from './link-transfer-channel.js';
 import type { TransferError } from './transfer-errors.js';
 import type { ReceivedFile, ReceiveFailure } from './transfer-receiver.js';
@@ -18,6 +19,13 @@ import { TransferService } from './transfer-service.js';
 const RESUME_CHECK_MS = 2_000;
 /** The sender's patience with a silent receiver before the attempt fails (and waits to resume). */
 const IDLE_TIMEOUT_MS = 10_000;
+/**
+ * Chunk data over a direct Wi-Fi link: nearly the TCP link's 1 MiB frame. What each message costs (a cipher,
+ * a link-level ack, a write, its buffers' garbage) is paid 16 times less often than with routed 60 KiB chunks:
+ * on loopback 200 MB/s from ACCEPT on, against 100 with 60 KiB and 145 with 256 KiB. The receiver's 8 MiB
+ * window makes that 8 chunks in flight.
+ */
+export const WIFI_CHUNK_BYTES = 960 * 1024;
 
 export interface TransferManagerOptions {
   dataDir: string;
@@ -27,7 +35,8 @@ export interface TransferManagerOptions {
   send: (peer: string, payload: Uint8Array, timeoutMs: number) => Promise<unknown>;
   mediumOf: (peer: string) => Medium | undefined;
   isReachable: (peer: string) => boolean;
-  maxPayloadBytes: number;
+  /** Largest payload routed through the mesh or over BLE (chunks to a peer not on Wi-Fi are this small). */
+  routedPayloadBytes: number;
   counters: Counters;
   log: Logger;
 }
@@ -69,7 +78,8 @@ export class TransferManager extends TypedEmitter<TransferManagerEvents> {
       send: options.send,
       mediumOf: options.mediumOf,
       allowsSlowMedia: (transferId) => this.#slowMediaAllowed.has(transferId),
-      maxPayloadBytes: options.maxPayloadBytes,
+      maxPayloadBytes: WIFI_CHUNK_BYTES + CHUNK_OVERHEAD_BYTES,
+      routedPayloadBytes: options.routedPayloadBytes,
     });
     this.service = new TransferService(channel, {
       sender: { stateDir: join(options.dataDir, 'transfers'), idleTimeoutMs: IDLE_TIMEOUT_MS },

@@ -65,8 +65,10 @@ export interface TransferReceiverOptions {
   maxBytes?: number;
   /** Free space that must remain after the whole file is written (default 16 MiB). */
   diskMarginBytes?: number;
-  /** Chunks a sender may have unacknowledged (default 16). */
+  /** Chunks a sender may have unacknowledged (default 16), fewer when they would exceed windowBytes. */
   window?: number;
+  /** Bytes a sender may have unacknowledged (default 8 MiB): a window of large chunks has fewer of them. */
+  windowBytes?: number;
   /** Largest chunk accepted (default: the channel's maxPayloadBytes, at most MAX_CHUNK_BYTES); bounds memory. */
   maxChunkBytes?: number;
   /** Transfers received at the same time (default 8); more are refused. */
@@ -75,7 +77,10 @@ export interface TransferReceiverOptions {
   idleTimeoutMs?: number;
   /** Sidecar offset is persisted (after an fdatasync) at least every this many bytes (default 1 MiB). */
   persistEveryBytes?: number;
-  /** Messages queued for one transfer before more are dropped as a flood (default 4 × window). */
+  /**
+   * Messages queued for one transfer before more are dropped as a flood (default 4 × window); chunk bytes
+   * queued are bounded too, by 2 × windowBytes.
+   */
   maxQueuedPerTransfer?: number;
   /** Mode of finished files (default 0o644). */
   fileMode?: number;
@@ -150,6 +155,8 @@ interface Incoming {
 interface Lane {
   tail: Promise<void>;
   depth: number;
+  /** Chunk bytes queued. */
+  bytes: number;
 }
 
 const GiB = 1024 * 1024 * 1024;
@@ -165,6 +172,7 @@ export class TransferReceiver extends TypedEmitter<TransferReceiverEvents> {
   readonly #maxBytes: number;
   readonly #margin: number;
   readonly #window: number;
+  readonly #windowBytes: number;
   readonly #maxChunk: number;
   readonly #maxActive: number;
   readonly #idleTimeoutMs: number;
@@ -187,10 +195,12 @@ export class TransferReceiver extends TypedEmitter<TransferReceiverEvents> {
     this.#maxBytes = options.maxBytes ?? GiB;
     this.#margin = options.diskMarginBytes ?? 16 * MiB;
     this.#window = Math.max(1, Math.min(MAX_WINDOW, options.window ?? 16));
+    this.#windowBytes = options.windowBytes ?? 8 * MiB;
     this.#maxChunk = Math.max(1, Math.min(MAX_CHUNK_BYTES, options.maxChunkBytes ?? channel.maxPayloadBytes));
     this.#maxActive = options.maxActive ?? 8;
     this.#idleTimeoutMs = options.idleTimeoutMs ?? 120_000;
-    this.#persistEvery = options.persistEveryBytes ?? MiB;
+    // An fdatasync and a sidecar rename per MiB cost a fifth of a loopback push; a restart re-sends at most this.
+    this.#persistEvery = options.persistEveryBytes ?? 8 * MiB;
     this.#maxQueued = options.maxQueuedPerTransfer ?? 4 * this.#window;
     this.#fileMode = options.fileMode ?? 0o644;
     this.#accept = options.accept;
@@ -219,7 +229,8 @@ export class TransferReceiver extends TypedEmitter<TransferReceiverEvents> {
       this.counters.increment('unknown-transfer');
       return Promise.resolve();
     }
-    return this.#enqueue(hex, () => this.#process(from, message, hex), true);
+    const bytes = message.kind === 'chunk' ? message.bytes.length : 0;
+    return this.#enqueue(hex, () => this.#process(from, message, hex), bytes);
   }
 
   /** Cancels a transfer being received: tells the sender, removes the part. */
@@ -233,28 +244,37 @@ export class TransferReceiver extends TypedEmitter<TransferReceiverEvents> {
         this.#sendQuietly(transfer.from, { kind: 'cancel', transferId: transfer.id, reason });
         this.emit('failed', { ...describe(transfer), code: 'cancelled', message: reason });
       },
-      false,
+      undefined,
     );
   }
 
-  /** Runs `work` after everything queued for the transfer; `bounded` work is dropped as a flood when too much is. */
-  #enqueue(hex: string, work: () => Promise<void>, bounded: boolean): Promise<void> {
+  /**
+   * Runs `work` after everything queued for the transfer. A peer's message (`bytes` given: what it holds)
+   * is dropped as a flood when too many messages or bytes are queued already; our own work never is.
+   */
+  #enqueue(hex: string, work: () => Promise<void>, bytes: number | undefined): Promise<void> {
     let lane = this.#lanes.get(hex);
     if (lane === undefined) {
-      lane = { tail: Promise.resolve(), depth: 0 };
+      lane = { tail: Promise.resolve(), depth: 0, bytes: 0 };
       this.#lanes.set(hex, lane);
     }
-    if (bounded && lane.depth >= this.#maxQueued) {
+    const held = bytes ?? 0;
+    if (
+      bytes !== undefined &&
+      (lane.depth >= this.#maxQueued || lane.bytes + held > 2 * this.#windowBytes + MAX_CHUNK_BYTES)
+    ) {
       this.counters.increment('flood');
       return Promise.resolve();
     }
     lane.depth += 1;
+    lane.bytes += held;
     const current = lane;
     const run = current.tail
       .then(work)
       .catch(() => this.counters.increment('internal-error'))
       .finally(() => {
         current.depth -= 1;
+        current.bytes -= held;
         if (current.depth === 0 && this.#lanes.get(hex) === current) this.#lanes.delete(hex);
       });
     current.tail = run;
@@ -514,7 +534,7 @@ export class TransferReceiver extends TypedEmitter<TransferReceiverEvents> {
     }
     if (chunk.offset > transfer.written) {
       // The channel is ordered, so a gap means something was lost: the sender's timeout and resume recover.
-      const beyond = chunk.offset >= transfer.written + this.#window * transfer.chunkSize;
+      const beyond = chunk.offset >= transfer.written + this.#windowFor(transfer) * transfer.chunkSize;
       this.counters.increment(beyond ? 'beyond-window' : 'out-of-order');
       return;
     }
@@ -536,7 +556,7 @@ export class TransferReceiver extends TypedEmitter<TransferReceiverEvents> {
         return this.#abort(transfer, isDiskFull(error) ? 'disk-full' : 'io-error', errorText(error));
       }
     }
-    const ackEvery = Math.max(1, Math.floor(this.#window / 2)) * transfer.chunkSize;
+    const ackEvery = Math.max(1, Math.floor(this.#windowFor(transfer) / 2)) * transfer.chunkSize;
     if (transfer.written - transfer.lastAck >= ackEvery || transfer.written === transfer.size) {
       transfer.lastAck = transfer.written;
       this.#sendQuietly(from, { kind: 'chunk-ack', transferId: transfer.id, upTo: transfer.written });
@@ -681,8 +701,13 @@ export class TransferReceiver extends TypedEmitter<TransferReceiverEvents> {
       kind: 'accept',
       transferId: transfer.id,
       resumeFrom: transfer.written,
-      window: this.#window,
+      window: this.#windowFor(transfer),
     });
+  }
+
+  /** Chunks in flight for this transfer's chunk size: the window, or fewer to stay within windowBytes. */
+  #windowFor(transfer: Incoming): number {
+    return Math.max(1, Math.min(this.#window, Math.floor(this.#windowBytes / transfer.chunkSize)));
   }
 
   #sendQuietly(peer: string, message: TransferMessage): void {

@@ -38,8 +38,13 @@ export interface TransferSenderOptions {
   stateDir: string;
   /** How long the peer may stay silent while we wait for it before the attempt fails (resumable). */
   idleTimeoutMs?: number;
-  /** Chunk data size; default: what fits the channel's maxPayloadBytes, at most MAX_CHUNK_BYTES. */
+  /**
+   * Largest chunk data size; each attempt takes what fits the link to the peer then (the channel's
+   * payloadLimit), so a resume after a fall back to BLE goes on in smaller chunks. Default MAX_CHUNK_BYTES.
+   */
   chunkSize?: number;
+  /** Progress events at most this often, besides the last one of an attempt (default 100 ms). */
+  progressIntervalMs?: number;
   now?: () => number;
 }
 
@@ -115,6 +120,7 @@ interface Outgoing {
   ackedUpTo: number;
   resumedFrom: number;
   attemptStartedAt: number;
+  lastProgressAt: number;
   handle: FileHandle | undefined;
   timer: NodeJS.Timeout | undefined;
   pumping: boolean;
@@ -123,6 +129,9 @@ interface Outgoing {
 }
 
 const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
+const HASH_READ_BYTES = 1024 * 1024;
+/** A progress event per chunk would be thousands a second on a fast link, each a JSON line to the CLI. */
+const DEFAULT_PROGRESS_INTERVAL_MS = 100;
 
 export class TransferSender extends TypedEmitter<TransferSenderEvents> {
   /** Dropped messages by reason (unknown-transfer, wrong-peer, unexpected, bad-ack). */
@@ -131,6 +140,7 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
   readonly #stateDir: string;
   readonly #idleTimeoutMs: number;
   readonly #chunkSize: number;
+  readonly #progressIntervalMs: number;
   readonly #now: () => number;
   readonly #transfers = new Map<string, Outgoing>();
   #closed = false;
@@ -147,6 +157,7 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
         `chunk size ${this.#chunkSize} does not fit the channel's ${channel.maxPayloadBytes} bytes`,
       );
     }
+    this.#progressIntervalMs = options.progressIntervalMs ?? DEFAULT_PROGRESS_INTERVAL_MS;
     this.#now = options.now ?? Date.now;
   }
 
@@ -310,6 +321,7 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
       ackedUpTo: 0,
       resumedFrom: 0,
       attemptStartedAt: this.#now(),
+      lastProgressAt: Number.NEGATIVE_INFINITY,
       handle: undefined,
       timer: undefined,
       pumping: false,
@@ -324,6 +336,7 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
     if (this.#closed) throw new TransferClosedError(transfer.hex);
     transfer.attempt += 1;
     transfer.phase = 'offering';
+    transfer.chunkSize = this.#chunkSizeFor(transfer.peer);
     transfer.nextOffset = 0;
     transfer.ackedUpTo = 0;
     transfer.done = new Promise<SendReport>((resolve, reject) => {
@@ -475,8 +488,19 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
     }
   }
 
+  /** What fits the link to `peer` now, within the configured chunk size. */
+  #chunkSizeFor(peer: string): number {
+    const limit = this.#channel.payloadLimit?.(peer) ?? this.#channel.maxPayloadBytes;
+    return Math.max(1, Math.min(this.#chunkSize, limit - CHUNK_OVERHEAD_BYTES));
+  }
+
+  /** A progress event, unless one went out less than progressIntervalMs ago (the last one always goes). */
   #progress(transfer: Outgoing): void {
-    const seconds = (this.#now() - transfer.attemptStartedAt) / 1000;
+    const now = this.#now();
+    const last = transfer.ackedUpTo === transfer.size;
+    if (!last && now - transfer.lastProgressAt < this.#progressIntervalMs) return;
+    transfer.lastProgressAt = now;
+    const seconds = (now - transfer.attemptStartedAt) / 1000;
     const acked = transfer.ackedUpTo - transfer.resumedFrom;
     this.emit('progress', {
       transferId: transfer.hex,
@@ -602,7 +626,8 @@ async function hashFile(
     if (!before.isFile()) throw new TransferSourceError(hex, `${path} is not a regular file`);
     const hash = createHash('sha256');
     let size = 0;
-    for await (const chunk of createReadStream(path)) {
+    // 1 MiB reads: with the default 64 KiB, hashing 128 MiB takes 300 ms here instead of 180.
+    for await (const chunk of createReadStream(path, { highWaterMark: HASH_READ_BYTES })) {
       hash.update(chunk as Buffer);
       size += (chunk as Buffer).length;
     }

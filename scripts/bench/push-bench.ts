@@ -96,6 +96,12 @@ async function pushOnce(path: PushPath): Promise<{ rate: number; ownRate: number
   const waits = lines.filter((line) => line.record.type === 'waiting').length;
   if (waits > 0) process.stderr.write(`[push waited ${waits} times] `);
   const last = lines.findLast((line) => line.record.type === 'progress')?.record;
+  const first = lines.find((line) => line.record.type === 'progress');
+  const doneAt = lines.at(-1)?.atNs;
+  if (first !== undefined && doneAt !== undefined)
+    process.stderr.write(
+      `[first chunk at ${(ms - Number(doneAt - first.atNs) / 1e6).toFixed(0)} of ${ms.toFixed(0)} ms] `,
+    );
   // What landed in the inbox goes at once: the disk need not hold every run.
   const received = await path.receiver.log.waitFor(
     'the receiver logging the file',

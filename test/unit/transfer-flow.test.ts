@@ -53,7 +53,8 @@ async function setup(
   const services: TransferService[] = [];
   const newAlice = (sender: Partial<TransferSenderOptions> = {}) => {
     const service = new TransferService(pair.a, {
-      sender: { stateDir: aliceState, ...options.sender, ...sender },
+      // Every progress event: the cuts below are placed by them.
+      sender: { stateDir: aliceState, progressIntervalMs: 0, ...options.sender, ...sender },
       receiver: { inboxDir: join(root, 'alice-inbox') },
     });
     pair.a.inbound = (from, payload) => service.handle(from, payload);
