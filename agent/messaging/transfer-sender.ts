@@ -12,6 +12,7 @@ import { TypedEmitter } from '../events.js';
 import { writeFileAtomic } from '../ops/atomic-file.js';
 import { Counters } from '../ops/counters.js';
 import {
+  allocateChunk,
   CHUNK_OVERHEAD_BYTES,
   encodeTransfer,
   fileNameProblem,
@@ -345,14 +346,17 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
     // The caller may only look at events; an unobserved failure must not be an unhandled rejection.
     transfer.done.catch(() => {});
     this.#armTimer(transfer);
-    this.#sendOrFail(transfer, {
-      kind: 'offer',
-      transferId: transfer.id,
-      name: transfer.name,
-      size: transfer.size,
-      sha256: transfer.sha256,
-      chunkSize: transfer.chunkSize,
-    });
+    this.#sendOrFail(
+      transfer,
+      encodeTransfer({
+        kind: 'offer',
+        transferId: transfer.id,
+        name: transfer.name,
+        size: transfer.size,
+        sha256: transfer.sha256,
+        chunkSize: transfer.chunkSize,
+      }),
+    );
     return { transferId: transfer.hex, name: transfer.name, size: transfer.size, done: transfer.done };
   }
 
@@ -442,10 +446,11 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
       ) {
         const offset = transfer.nextOffset;
         const length = Math.min(transfer.chunkSize, transfer.size - offset);
-        const bytes = await this.#read(transfer, offset, length);
-        if (bytes === undefined || transfer.phase !== 'sending' || transfer.attempt !== attempt) return;
+        const chunk = allocateChunk(transfer.id, offset, length);
+        const read = await this.#read(transfer, chunk.data, offset);
+        if (!read || transfer.phase !== 'sending' || transfer.attempt !== attempt) return;
         transfer.nextOffset = offset + length;
-        this.#sendOrFail(transfer, { kind: 'chunk', transferId: transfer.id, offset, bytes });
+        this.#sendOrFail(transfer, chunk.payload);
         this.#progress(transfer);
       }
       if (
@@ -455,15 +460,16 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
       ) {
         transfer.phase = 'finishing';
         this.#armTimer(transfer);
-        this.#sendOrFail(transfer, { kind: 'done', transferId: transfer.id });
+        this.#sendOrFail(transfer, encodeTransfer({ kind: 'done', transferId: transfer.id }));
       }
     } finally {
       transfer.pumping = false;
     }
   }
 
-  async #read(transfer: Outgoing, offset: number, length: number): Promise<Uint8Array | undefined> {
-    const buffer = new Uint8Array(length);
+  /** Fills `buffer` from the file at `offset`; false (the attempt failed, the peer told) when it cannot. */
+  async #read(transfer: Outgoing, buffer: Uint8Array, offset: number): Promise<boolean> {
+    const length = buffer.length;
     try {
       const handle = transfer.handle;
       if (handle === undefined) throw new Error('file is not open');
@@ -473,7 +479,7 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
         if (bytesRead === 0) throw new Error(`the file is shorter than the ${transfer.size} bytes offered`);
         filled += bytesRead;
       }
-      return buffer;
+      return true;
     } catch (error) {
       this.#sendQuietly(transfer.peer, {
         kind: 'cancel',
@@ -484,7 +490,7 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
         transfer,
         new TransferSourceError(transfer.hex, 'cannot read the file', { cause: error }),
       );
-      return undefined;
+      return false;
     }
   }
 
@@ -513,9 +519,9 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
   }
 
   /** Sends; a failure ends the current attempt with a resumable TransferLinkError. */
-  #sendOrFail(transfer: Outgoing, message: TransferMessage): void {
+  #sendOrFail(transfer: Outgoing, payload: Uint8Array): void {
     const attempt = transfer.attempt;
-    this.#channel.send(transfer.peer, encodeTransfer(message)).catch((error: unknown) => {
+    this.#channel.send(transfer.peer, payload).catch((error: unknown) => {
       if (
         transfer.attempt === attempt &&
         transfer.phase !== 'idle' &&

@@ -59,6 +59,8 @@ export class CborReader {
   detail = '';
   /** Whether readItem takes floats; payloads without float fields turn this off (a 1.0 is no uint). */
   floats = true;
+  /** Whether byte strings are views of the input instead of copies (bulk data the caller owns alone). */
+  viewBytes = false;
 
   start(bytes: Uint8Array): void {
     this.bytes = bytes;
@@ -191,7 +193,9 @@ export class CborReader {
         if (!this.checkLength()) return REJECTED;
         const start = this.pos;
         this.pos += this.arg;
-        return copyBytes(this.bytes, start, this.arg);
+        return this.viewBytes
+          ? viewBytes(this.bytes, start, this.arg)
+          : copyBytes(this.bytes, start, this.arg);
       }
       case MAJOR_TEXT: {
         const start = this.pos;

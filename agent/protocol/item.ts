@@ -22,16 +22,19 @@ const reader = new CborReader();
  * throws. Integers are numbers up to 2^53 − 1 in magnitude whatever their head size (bigint beyond),
  * byte strings are copies owning their memory, maps are Maps. With `floats: false` any float is a
  * bad-field (for messages whose numbers are all uints, where a float 1.0 must not pass for the uint 1).
+ * With `viewBytes: true` byte strings are views of `bytes` instead (no copy of bulk data; the caller must
+ * own `bytes` and not change it while they are in use).
  */
 export function decodeItem(
   bytes: Uint8Array,
-  options: { floats?: boolean } = {},
+  options: { floats?: boolean; viewBytes?: boolean } = {},
 ): { ok: true; value: unknown } | { ok: false; error: DecodeError } {
   if (!(bytes instanceof Uint8Array)) {
     return { ok: false, error: new DecodeError('not-cbor', 'input is not a Uint8Array') };
   }
   reader.start(bytes);
   reader.floats = options.floats ?? true;
+  reader.viewBytes = options.viewBytes ?? false;
   let value = reader.readItem(1);
   if (value !== REJECTED && reader.pos !== reader.end) {
     reader.fail('trailing-bytes', `${reader.end - reader.pos} bytes after the item`);

@@ -14,6 +14,9 @@
 // transferId is 16 random bytes, sha256 32 bytes; sizes and offsets are unsigned integers up to 2^53 − 1.
 // The decoder checks shapes and ranges only; whether a name is safe to create is the receiver's decision
 // (so it can answer REJECT bad-name), see `fileNameProblem`.
+
+import { MAJOR_ARRAY, MAJOR_BYTES, MAJOR_UINT } from './cbor-constants.js';
+import { headSize, writeBytes, writeHead } from './cbor-write.js';
 import { DecodeError, EncodeError } from './errors.js';
 import {
   bytesToHex,
@@ -194,13 +197,16 @@ export function encodeTransfer(message: TransferMessage): Uint8Array {
 
 /** Decodes a transfer message. Never throws: anything malformed is a DecodeError. */
 export function decodeTransfer(bytes: Uint8Array): TransferMessage | DecodeError {
-  const item = decodeItem(bytes, { floats: false });
+  // Byte strings as views: a CHUNK's data is not copied out of the payload (which the caller owns). The
+  // small ones a transfer keeps (its id, the OFFER's hash) are copied below, so they do not pin the payload.
+  const item = decodeItem(bytes, { floats: false, viewBytes: true });
   if (!item.ok) return item.error;
   const head = item.value;
   if (!Array.isArray(head) || typeof head[0] !== 'number') return bad('is not [kind, transferId, ...]');
   const fields = head as unknown[];
-  const transferId = fields[1];
-  if (!isBytes(transferId, TRANSFER_ID_BYTES)) return bad(`transferId is not ${TRANSFER_ID_BYTES} bytes`);
+  const viewedId = fields[1];
+  if (!isBytes(viewedId, TRANSFER_ID_BYTES)) return bad(`transferId is not ${TRANSFER_ID_BYTES} bytes`);
+  const transferId = viewedId.slice();
   switch (head[0]) {
     case TransferKind.offer: {
       const [, , name, size, sha256, chunkSize] = fields;
@@ -212,7 +218,7 @@ export function decodeTransfer(bytes: Uint8Array): TransferMessage | DecodeError
       if (!isBytes(sha256, SHA256_BYTES)) return bad(`OFFER sha256 is not ${SHA256_BYTES} bytes`);
       if (!isInRange(chunkSize, 1, MAX_CHUNK_BYTES))
         return bad(`OFFER chunkSize is not 1..${MAX_CHUNK_BYTES}`);
-      return { kind: 'offer', transferId, name, size, sha256, chunkSize };
+      return { kind: 'offer', transferId, name, size, sha256: sha256.slice(), chunkSize };
     }
     case TransferKind.accept: {
       const [, , resumeFrom, window] = fields;
@@ -268,6 +274,28 @@ export function decodeTransfer(bytes: Uint8Array): TransferMessage | DecodeError
     default:
       return bad(`kind ${String(head[0])} is unknown`);
   }
+}
+
+/**
+ * A CHUNK of `length` data bytes encoded as encodeTransfer encodes it, with the data still to be filled in:
+ * `data` is the view of `payload` where it goes, so a file is read straight into the message, not copied.
+ */
+export function allocateChunk(
+  transferId: Uint8Array,
+  offset: number,
+  length: number,
+): { payload: Uint8Array; data: Uint8Array } {
+  checkBytes(transferId, TRANSFER_ID_BYTES, 'transferId');
+  checkUint(offset, 'CHUNK offset');
+  checkRange(length, 1, MAX_CHUNK_BYTES, 'CHUNK length');
+  const head = 1 + headSize(TransferKind.chunk) + 1 + TRANSFER_ID_BYTES + headSize(offset) + headSize(length);
+  const payload = new Uint8Array(head + length);
+  let pos = writeHead(payload, 0, MAJOR_ARRAY, 4);
+  pos = writeHead(payload, pos, MAJOR_UINT, TransferKind.chunk);
+  pos = writeBytes(payload, pos, transferId);
+  pos = writeHead(payload, pos, MAJOR_UINT, offset);
+  pos = writeHead(payload, pos, MAJOR_BYTES, length);
+  return { payload, data: payload.subarray(pos) };
 }
 
 /**

@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { DecodeError, EncodeError } from '../../agent/protocol/errors.js';
 import {
+  allocateChunk,
   decodeTransfer,
   encodeTransfer,
   fileNameProblem,
@@ -165,6 +166,53 @@ describe('transfer codec', () => {
     );
     expect(decoded).not.toBeInstanceOf(DecodeError);
     expect((decoded as { reason: string }).reason.length).toBeLessThanOrEqual(MAX_REASON_CHARS);
+  });
+
+  test('a CHUNK allocated to be filled in place encodes exactly as encodeTransfer encodes it', () => {
+    fc.assert(
+      fc.property(
+        id,
+        uint,
+        fc.uint8Array({ minLength: 1, maxLength: 70_000 }),
+        (transferId, offset, bytes) => {
+          const chunk = allocateChunk(transferId, offset, bytes.length);
+          chunk.data.set(bytes);
+          expect(chunk.payload).toEqual(encodeTransfer({ kind: 'chunk', transferId, offset, bytes }));
+        },
+      ),
+      { numRuns: 300 },
+    );
+    expect(() => allocateChunk(new Uint8Array(16), 0, 0)).toThrow(EncodeError);
+    expect(() => allocateChunk(new Uint8Array(16), 0, MAX_CHUNK_BYTES + 1)).toThrow(EncodeError);
+    expect(() => allocateChunk(new Uint8Array(15), 0, 1)).toThrow(EncodeError);
+  });
+
+  test("a decoded CHUNK's data shares the payload's memory; its transfer id and an OFFER's hash do not", () => {
+    const transferId = new Uint8Array(16).fill(7);
+    const payload = encodeTransfer({
+      kind: 'chunk',
+      transferId,
+      offset: 5,
+      bytes: new Uint8Array(1000).fill(1),
+    });
+    const chunk = decodeTransfer(payload) as Extract<TransferMessage, { kind: 'chunk' }>;
+    payload.fill(9);
+    expect(chunk.bytes.every((b) => b === 9)).toBe(true);
+    expect(chunk.transferId).toEqual(new Uint8Array(16).fill(7));
+
+    const sha256 = new Uint8Array(SHA256_BYTES).fill(3);
+    const offerBytes = encodeTransfer({
+      kind: 'offer',
+      transferId,
+      name: 'a',
+      size: 1,
+      sha256,
+      chunkSize: 1,
+    });
+    const offer = decodeTransfer(offerBytes) as Extract<TransferMessage, { kind: 'offer' }>;
+    offerBytes.fill(0);
+    expect(offer.sha256).toEqual(sha256);
+    expect(offer.transferId).toEqual(transferId);
   });
 
   test('transfer ids convert to and from hex', () => {
