@@ -204,6 +204,18 @@ export function cliArgs(agent: BenchAgent, args: readonly string[]): string[] {
   return [CLI_PATH, ...args, '--socket', join(agent.dir, 'control.sock')];
 }
 
+/** What the CLI costs before it sends anything: node start-up, the CLI's imports, one control request. */
+export async function cliFloorMs(agent: BenchAgent, timeoutMs: number): Promise<number> {
+  const { ms } = await timedRun({
+    what: 'nearmesh id',
+    command: process.execPath,
+    args: cliArgs(agent, ['id', '--json']),
+    timeoutMs,
+    done: (result) => 'id' in result,
+  });
+  return ms;
+}
+
 export interface TimedRun {
   readonly what: string;
   readonly netns?: string;

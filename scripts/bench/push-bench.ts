@@ -13,6 +13,7 @@ import { chain } from '../lab/topology.js';
 import {
   AGENT_READY,
   cliArgs,
+  cliFloorMs,
   type JsonRecord,
   listeningPort,
   NETNS_AGENT_PORT,
@@ -26,6 +27,8 @@ import {
   timedRun,
 } from './agent-pair.js';
 import { connectControl, type Polling, waitForLinks } from './bench-agents.js';
+import { busyShare, machineTicks, processCpuMs } from './cpu-usage.js';
+import { measurePushFloor } from './push-floor.js';
 import { median } from './stats.js';
 import { formatMegabytes, formatPercent, passMark, type ResultRow } from './table.js';
 
@@ -83,6 +86,8 @@ async function linkPair(sender: PairAgent, receiver: PairAgent): Promise<void> {
 
 /** One push; its rate from spawn to 'sent', and the push's own rateBps on its last progress event. */
 async function pushOnce(path: PushPath): Promise<{ rate: number; ownRate: number }> {
+  const agentsCpu = (): number[] => [path.sender, path.receiver].map(agentCpuMs);
+  const [cpuBefore, ticksBefore] = [agentsCpu(), machineTicks()];
   const { ms, record, lines } = await timedRun({
     what: 'nearmesh push',
     command: process.execPath,
@@ -90,7 +95,10 @@ async function pushOnce(path: PushPath): Promise<{ rate: number; ownRate: number
     timeoutMs: path.timeoutMs,
     done: (event) => event.type === 'sent' || event.type === 'failed',
   });
+  const [cpuAfter, ticksAfter] = [agentsCpu(), machineTicks()];
   if (record.type === 'failed') throw new Error(`push failed: ${String(record.message)}`);
+  const [tx, rx] = cpuAfter.map((after, index) => after - (cpuBefore[index] ?? 0));
+  process.stderr.write(`[agents' cpu ms: tx ${tx}, rx ${rx}; ${busyText(ticksBefore, ticksAfter)}] `);
   if (record.size !== path.bytes || record.resumedFrom !== 0)
     throw new Error(`push sent ${String(record.size)} bytes from ${String(record.resumedFrom)}`);
   const waits = lines.filter((line) => line.record.type === 'waiting').length;
@@ -114,6 +122,7 @@ async function pushOnce(path: PushPath): Promise<{ rate: number; ownRate: number
 }
 
 async function rawOnce(path: PushPath): Promise<number> {
+  const ticksBefore = machineTicks();
   const { ms, record } = await timedRawRun(
     path.netns,
     'source',
@@ -122,7 +131,36 @@ async function rawOnce(path: PushPath): Promise<number> {
     'ms',
   );
   if (record.bytes !== path.bytes) throw new Error(`raw source sent ${String(record.bytes)} bytes`);
+  process.stderr.write(`[raw: ${busyText(ticksBefore, machineTicks())}] `);
   return (path.bytes / ms) * 1000;
+}
+
+/** An agent's CPU time so far (inside a namespace too: `ip netns exec` execs the agent in place). */
+function agentCpuMs(agent: PairAgent): number {
+  const pid = agent.log.started.child.pid;
+  if (pid === undefined) throw new Error(`agent ${agent.name} has no pid`);
+  return processCpuMs(pid);
+}
+
+function busyText(from: ReturnType<typeof machineTicks>, to: ReturnType<typeof machineTicks>): string {
+  const { share, cores } = busyShare(from, to);
+  return `machine ${formatPercent(share)} busy of ${cores} cores`;
+}
+
+/** How close any push could come to the raw rate here: CLI start-up + the per-byte work no push skips. */
+async function reportFloor(path: PushPath, rawRate: number): Promise<void> {
+  const cli = median([
+    await cliFloorMs(path.sender, path.timeoutMs),
+    await cliFloorMs(path.sender, path.timeoutMs),
+  ]);
+  const { senderHashMs, receiverMs } = measurePushFloor(path.file);
+  const floorMs = cli + senderHashMs + receiverMs;
+  const rawMs = (path.bytes / rawRate) * 1000;
+  process.stderr.write(
+    `[floor: \`nearmesh id\` ${cli.toFixed(0)} ms + sender's SHA-256 ${senderHashMs.toFixed(0)} ms + receiver's ` +
+      `ChaCha20-Poly1305 open and SHA-256 ${receiverMs.toFixed(0)} ms = ${floorMs.toFixed(0)} ms against raw ` +
+      `${rawMs.toFixed(0)} ms: no push here can pass ${formatPercent(rawMs / floorMs)}] `,
+  );
 }
 
 /** Interleaved runs, median bytes per second of each; the row. */
@@ -145,6 +183,7 @@ async function goodputRow(name: string, path: PushPath, runs: number, minRatio: 
     `[runs MB/s: raw ${list(raw)}, push ${list(nearmesh)}, push's own rateBps at its last progress ${list(own)}] `,
   );
   const ratio = median(nearmesh) / median(raw);
+  if (path.netns === undefined) await reportFloor(path, median(raw));
   return {
     benchmark: name,
     nearmesh: formatMegabytes(median(nearmesh), 'MB/s'),

@@ -3,7 +3,7 @@
 // 127.0.0.1. Baseline: a bare Node TCP process sending the same count of 32-byte messages to an echo
 // server with the same window (64 in flight, each answered). Both timed from spawn to their result line.
 import { randomBytes } from 'node:crypto';
-import { cliArgs, Scope, startRawServer, timedRawRun, timedRun } from './agent-pair.js';
+import { cliArgs, cliFloorMs, Scope, startRawServer, timedRawRun, timedRun } from './agent-pair.js';
 import { loopbackPair } from './push-bench.js';
 import { median } from './stats.js';
 import { formatMilliseconds, formatPerSecond, formatTimes, type ResultRow } from './table.js';
@@ -62,22 +62,11 @@ export async function reliableRows(): Promise<ResultRow[]> {
         throw new Error(`raw window answered ${JSON.stringify(record)}`);
       return ms;
     };
-    // What the CLI costs before it sends anything: node start-up, the CLI's imports, one control request.
-    const cliFloorMs = async (): Promise<number> =>
-      (
-        await timedRun({
-          what: 'nearmesh id',
-          command: process.execPath,
-          args: cliArgs(sender, ['id', '--json']),
-          timeoutMs: RUN_TIMEOUT_MS,
-          done: (result) => 'id' in result,
-        })
-      ).ms;
     const send: number[] = [];
     const raw: number[] = [];
     const floor: number[] = [];
     for (let run = 0; run < RELIABLE_WARMUPS + RELIABLE_RUNS; run++) {
-      const measured = [await sendMs(), await rawMs(), await cliFloorMs()];
+      const measured = [await sendMs(), await rawMs(), await cliFloorMs(sender, RUN_TIMEOUT_MS)];
       if (run < RELIABLE_WARMUPS) continue;
       send.push(measured[0] ?? 0);
       raw.push(measured[1] ?? 0);

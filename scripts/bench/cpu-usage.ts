@@ -1,0 +1,41 @@
+// CPU time read from /proc, to tell whether a run was bound by the machine's cores rather than by waiting:
+// a process's user + system time, and how busy all cores were between two readings.
+
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+
+/** /proc counts in USER_HZ ticks, 100 per second on every Linux the bench runs on. */
+const MS_PER_TICK = 10;
+
+/** User + system CPU milliseconds `pid` has used so far (its own, not its children's). */
+export function processCpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name, which is in parentheses and may hold spaces: state is field 3,
+  // utime field 14, stime field 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const [utime, stime] = [Number(fields[11]), Number(fields[12])];
+  if (!Number.isFinite(utime) || !Number.isFinite(stime)) throw new Error(`unreadable /proc/${pid}/stat`);
+  return (utime + stime) * MS_PER_TICK;
+}
+
+/** The machine's busy and total ticks over all cores so far (the "cpu" line of /proc/stat). */
+export interface MachineTicks {
+  readonly busy: number;
+  readonly total: number;
+}
+
+export function machineTicks(): MachineTicks {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '';
+  const ticks = line.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal (guest time is already inside user).
+  const total = ticks.slice(0, 8).reduce((sum, value) => sum + value, 0);
+  const idle = (ticks[3] ?? 0) + (ticks[4] ?? 0);
+  if (!Number.isFinite(total) || total === 0) throw new Error('unreadable /proc/stat');
+  return { busy: total - idle, total };
+}
+
+/** The share of all cores' time that was busy between two readings, and how many cores that is. */
+export function busyShare(from: MachineTicks, to: MachineTicks): { share: number; cores: number } {
+  const total = to.total - from.total;
+  return { share: total > 0 ? (to.busy - from.busy) / total : 0, cores: availableParallelism() };
+}
