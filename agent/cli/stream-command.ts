@@ -61,12 +61,38 @@ async function send(peer: string, name: string, options: StreamOptions): Promise
 async function receive(name: string, options: StreamOptions): Promise<void> {
   const client = await connectToAgent(options);
   const closed = new Promise<Error>((resolve) => client.onClose(resolve));
+  // The reader went away (`| head`): end with that, not an unhandled EPIPE; the agent then tells the sender.
+  const stdoutFailed = new Promise<Error>((resolve) => process.stdout.once('error', resolve));
   await client.stream({ cmd: 'stream-receive', name }, (value) => {
     const event = value as StreamEvent;
-    if (options.json === true) printJson(event);
-    else if (event.type === 'data') process.stdout.write(Buffer.from(event.data, 'base64'));
-    else if (event.type === 'open') process.stderr.write(`stream from ${event.from_name} (${event.from})\n`);
+    if (options.json === true) return untilWritten(`${JSON.stringify(event)}\n`);
+    if (event.type === 'data') return untilWritten(Buffer.from(event.data, 'base64'));
+    if (event.type === 'open') process.stderr.write(`stream from ${event.from_name} (${event.from})\n`);
     else if (event.type === 'error') process.stderr.write(`stream from a peer failed: ${event.message}\n`);
+    return undefined;
   });
-  throw await closed;
+  throw await Promise.race([closed, stdoutFailed]);
+}
+
+/**
+ * Writes to standard output; while what it holds is over its limit (a slow reader: a pipe, a terminal),
+ * the promise of its 'drain', so no more is taken from the agent meanwhile and the sender slows down.
+ * Standard output closing or failing (the reader went away) rejects it.
+ */
+function untilWritten(bytes: Buffer | string): Promise<void> | undefined {
+  if (process.stdout.write(bytes)) return undefined;
+  return new Promise((resolve, reject) => {
+    const settle = (error?: Error): void => {
+      process.stdout.off('drain', onDrain);
+      process.stdout.off('error', settle);
+      process.stdout.off('close', onClose);
+      if (error === undefined) resolve();
+      else reject(error);
+    };
+    const onDrain = (): void => settle();
+    const onClose = (): void => settle(new Error('standard output closed'));
+    process.stdout.once('drain', onDrain);
+    process.stdout.once('error', settle);
+    process.stdout.once('close', onClose);
+  });
 }

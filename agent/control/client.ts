@@ -31,7 +31,7 @@ export class ControlClient {
     number,
     { resolve: (value: unknown) => void; reject: (error: Error) => void }
   >();
-  readonly #streams = new Map<number, (event: unknown) => void>();
+  readonly #streams = new Map<number, (event: unknown) => Promise<void> | void>();
   #closeListeners: Array<(error: Error) => void> = [];
 
   private constructor(private readonly socket: Socket) {
@@ -64,8 +64,13 @@ export class ControlClient {
     });
   }
 
-  /** Starts a stream command; `onEvent` gets each event until the connection closes. */
-  async stream(body: RequestBody, onEvent: (event: unknown) => void): Promise<void> {
+  /**
+   * Starts a stream command; `onEvent` gets each event until the connection closes. When it returns a
+   * promise (its output is full), no more is read from the agent until that settles, so the agent's
+   * socket fills and it stops taking data for us: the backpressure reaches the sender. A rejection ends
+   * the connection with that error.
+   */
+  async stream(body: RequestBody, onEvent: (event: unknown) => Promise<void> | void): Promise<void> {
     const id = this.#nextId;
     this.#streams.set(id, onEvent);
     await this.request(body);
@@ -100,7 +105,8 @@ export class ControlClient {
     }
     if (typeof message.id !== 'number') return;
     if ('event' in message) {
-      this.#streams.get(message.id)?.(message.event);
+      const busy = this.#streams.get(message.id)?.(message.event);
+      if (busy instanceof Promise) this.#waitFor(busy);
       return;
     }
     const waiter = this.#waiting.get(message.id);
@@ -109,6 +115,17 @@ export class ControlClient {
     if (message.ok === true) waiter.resolve(message.result);
     else
       waiter.reject(new ControlCommandError(message.error ?? { code: 'internal', message: 'unknown error' }));
+  }
+
+  #waitFor(busy: Promise<void>): void {
+    this.socket.pause();
+    busy.then(
+      () => this.socket.resume(),
+      (error: unknown) => {
+        this.#fail(error instanceof Error ? error : new Error(String(error)));
+        this.socket.destroy();
+      },
+    );
   }
 
   #fail(error: Error): void {

@@ -56,8 +56,10 @@ export class StreamSessions {
   write(handle: number, bytes: Uint8Array): Promise<{ bytes_sent: number }> {
     const held = this.#get(handle);
     return new Promise((resolve, reject) => {
+      // Why the stream ended (the peer reset it) says more than Node's "write after destroyed".
+      if (held.failure) return reject(held.failure);
       held.stream.write(bytes, (error) => {
-        const failure = error ?? held.failure;
+        const failure = held.failure ?? error;
         if (failure) reject(failure);
         else resolve({ bytes_sent: held.stream.bytesSent });
       });

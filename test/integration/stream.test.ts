@@ -70,6 +70,66 @@ describe('nearmesh stream between two agents', () => {
     }
   }, 90_000);
 
+  it('slows the sender to a receiver whose standard output is not read, then delivers every byte', async () => {
+    const receiver = spawn(
+      process.execPath,
+      [CLI_PATH, 'stream', '--receive', 'slow', '--socket', bravo.socketPath],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    try {
+      await sleep(700);
+      // Far more than a pipe, both control sockets and the stream's 256 KiB window hold together.
+      const bytes = randomBytes(16 * 1024 * 1024);
+      let finished = false;
+      const sending = alpha.cli(['stream', 'bravo', 'slow', '--json'], 90_000, bytes).finally(() => {
+        finished = true;
+      });
+      // Nothing reads the receiver's output yet: without backpressure its CLI would take it all into memory
+      // and the sender would be done in well under a second.
+      await sleep(3_000);
+      expect(finished).toBe(false);
+      const chunks: Buffer[] = [];
+      receiver.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
+      const sent = await sending;
+      expect(sent.stderr).toBe('');
+      expect(sent.code).toBe(0);
+      await waitFor(
+        'every byte at the receiver',
+        async () => (Buffer.concat(chunks).length >= bytes.length ? true : undefined),
+        20_000,
+        50,
+      );
+      expect(sha256(Buffer.concat(chunks))).toBe(sha256(bytes));
+    } finally {
+      receiver.kill('SIGKILL');
+    }
+  }, 90_000);
+
+  it('ends both sides with an error when the receiving reader goes away (`| head`)', async () => {
+    const receiver = spawn(
+      process.execPath,
+      [CLI_PATH, 'stream', '--receive', 'headed', '--socket', bravo.socketPath],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stderr = '';
+    receiver.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => receiver.once('exit', resolve));
+    try {
+      await sleep(700);
+      receiver.stdout.once('data', () => receiver.stdout.destroy());
+      const sent = await alpha.cli(['stream', 'bravo', 'headed'], 60_000, randomBytes(8 * 1024 * 1024));
+      expect(sent.code).not.toBe(0);
+      expect(sent.stderr).toMatch(/closed|reset/);
+      expect(await exited).not.toBe(0);
+      expect(stderr).toMatch(/EPIPE|standard output closed/);
+      expect(stderr).not.toMatch(/Unhandled|node:internal|\n\s+at /);
+    } finally {
+      receiver.kill('SIGKILL');
+    }
+  }, 90_000);
+
   it('refuses a stream to a name nobody receives, and one to an unknown peer', async () => {
     const refused = await alpha.cli(['stream', 'bravo', 'nobody-listens'], 20_000, Buffer.from('hello'));
     expect(refused.code).not.toBe(0);

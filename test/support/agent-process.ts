@@ -190,6 +190,8 @@ export function runCli(
         resolveResult({ code, stdout, stderr });
       },
     );
+    // A command that fails early stops reading its input: EPIPE here is its business, its exit code tells.
+    child.stdin?.on('error', () => {});
     child.stdin?.end(stdin);
   });
 }

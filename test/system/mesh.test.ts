@@ -123,7 +123,9 @@ class MeshLab {
   async listen(node: string): Promise<{ messages: ListenEvent[]; stop: () => void }> {
     const client = await ControlClient.connect(this.agent(node).socketPath);
     const messages: ListenEvent[] = [];
-    await client.stream({ cmd: 'listen' }, (event) => messages.push(event as ListenEvent));
+    await client.stream({ cmd: 'listen' }, (event) => {
+      messages.push(event as ListenEvent);
+    });
     return { messages, stop: () => client.close() };
   }
 

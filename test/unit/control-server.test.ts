@@ -183,7 +183,9 @@ describe('control socket', () => {
     const path = await startServer();
     const client = await ControlClient.connect(path);
     const events: unknown[] = [];
-    await client.stream({ cmd: 'listen' }, (event) => events.push(event));
+    await client.stream({ cmd: 'listen' }, (event) => {
+      events.push(event);
+    });
     await new Promise((resolve) => setTimeout(resolve, 60));
     client.close();
     expect(events.length).toBeGreaterThan(1);
@@ -196,7 +198,9 @@ describe('control socket', () => {
       code: 'peer-unreachable',
     });
     const events: unknown[] = [];
-    await client.stream({ cmd: 'trace', peer: 'known' }, (event) => events.push(event));
+    await client.stream({ cmd: 'trace', peer: 'known' }, (event) => {
+      events.push(event);
+    });
     await new Promise((resolve) => setTimeout(resolve, 60));
     client.close();
     expect(events.length).toBeGreaterThan(1);
