@@ -283,9 +283,12 @@ export class Agent {
     };
     links.on('system', onSystem);
     messenger.on('system', onSystem);
-    // Streams are not resumable: one whose peer no link or route reaches any more fails now, not at its timeout.
+    // A peer no link or route reaches any more: its streams (not resumable) fail and its transfers wait to
+    // resume now, not at their timeouts.
     links.on('peer-down', (peer) => {
-      if (!messenger.isReachable(peer.id)) streams.linkDown(peer.id);
+      if (messenger.isReachable(peer.id)) return;
+      streams.linkDown(peer.id);
+      transfers.unreachable(peer.id);
     });
     links.on('peer-up', (peer) => {
       reliable.reachable(peer.id);

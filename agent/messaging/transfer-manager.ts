@@ -139,6 +139,11 @@ export class TransferManager extends TypedEmitter<TransferManagerEvents> {
     if ([...this.#waiting.values()].includes(peer)) this.#resumeWaiting();
   }
 
+  /** No link or route reaches the peer any more: its transfers wait to resume now, not at their timeout. */
+  unreachable(peer: string): void {
+    this.service.sender.interrupt(peer);
+  }
+
   #watchSender(): void {
     const sender = this.service.sender;
     sender.on('progress', (progress) => this.emit('push', { type: 'progress', ...progress }));

@@ -21,7 +21,7 @@ import {
   transferIdFromHex,
   transferIdToHex,
 } from '../protocol/transfer.js';
-import type { TransferChannel } from './transfer-channel.js';
+import { ChannelDownError, type TransferChannel } from './transfer-channel.js';
 import {
   TransferCancelledError,
   TransferClosedError,
@@ -240,6 +240,18 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
   /** Whether `transferId` is one of ours (running or waiting for `resume`). */
   has(transferId: string): boolean {
     return this.#transfers.has(transferId);
+  }
+
+  /**
+   * The peer is out of reach (no link, no route): attempts to it end now, resumably, rather than at the
+   * idle timeout. What was sent and not acknowledged may be lost with the receiver (it restarted, say):
+   * waiting for an acknowledgement that will never come would stall the transfer for that long.
+   */
+  interrupt(peer: string): void {
+    for (const transfer of this.#transfers.values()) {
+      if (transfer.peer !== peer || transfer.phase === 'idle') continue;
+      void this.#fail(transfer, new TransferLinkError(transfer.hex, { cause: new ChannelDownError(peer) }));
+    }
   }
 
   /** Cancels a transfer for good: tells the peer, forgets the state. */

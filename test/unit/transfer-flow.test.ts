@@ -306,6 +306,31 @@ describe('bulk transfer', () => {
     expect(await sha256Of((await received).path)).toBe(file.sha256);
   });
 
+  test('a peer out of reach ends the attempt at once, resumably, not at the idle timeout', async () => {
+    const s = await setup({ sender: { idleTimeoutMs: 60_000 } });
+    const file = await makeFile(s.root, 'gone.bin', 3 * MiB);
+    // Bob goes silent after the first CHUNK-ACK, as a receiver that restarted would.
+    let acks = 0;
+    s.pair.tap = (from, _to, payload) => {
+      const message = decodeTransfer(payload);
+      if (from === 'bob' && !(message instanceof Error) && message.kind === 'chunk-ack') acks += 1;
+      return from === 'bob' && acks > 1 ? null : payload;
+    };
+    const first = await s.alice.sender.start('bob', file.path);
+    const failure = first.done.catch((error: unknown) => error);
+    while (acks < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+    s.alice.sender.interrupt('carol');
+    s.alice.sender.interrupt('bob');
+    expect(await failure).toBeInstanceOf(TransferLinkError);
+    expect(await failure).toMatchObject({ resumable: true, message: /link to bob is down/ });
+
+    s.pair.tap = undefined;
+    const received = nextReceived(s.bob);
+    const report = await (await s.alice.sender.resume(first.transferId)).done;
+    expect(report.resumedFrom).toBeGreaterThan(0);
+    expect(await sha256Of((await received).path)).toBe(file.sha256);
+  });
+
   test('a name already taken gets " (1)", and an empty file arrives too', async () => {
     const s = await setup();
     const file = await makeFile(s.root, 'same.txt', 10_000);
