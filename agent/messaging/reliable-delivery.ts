@@ -22,6 +22,12 @@ const STALL_MS = 5_000;
 const TICK_MS = 1_000;
 const RETRY_MIN_MS = 500;
 const RETRY_MAX_MS = 8_000;
+/**
+ * The longest pause between probes to a peer no link or route reaches: each probe floods the whole mesh,
+ * so one to a peer gone for good costs every node a message per this long, not one every ~13 s. A peer
+ * that comes back (a link, or a route heard) ends the pause at once.
+ */
+const PROBE_RETRY_MAX_MS = 120_000;
 /** How long one QUEUED may wait for its link-level acknowledgement. */
 const LINK_TIMEOUT_MS = 10_000;
 /** How long `send` waits for the confirmation when the caller names no timeout. */
@@ -86,6 +92,8 @@ interface Outbound {
   lastProgressMs: number;
   retryAtMs: number;
   retryMs: number;
+  /** The pause (retryAtMs) follows a probe: it ends as soon as a link or route reaches the peer. */
+  probing: boolean;
   readonly waiters: Waiter[];
 }
 
@@ -316,6 +324,7 @@ export class ReliableDelivery extends TypedEmitter<ReliableDeliveryEvents> {
         lastProgressMs: Date.now(),
         retryAtMs: 0,
         retryMs: RETRY_MIN_MS,
+        probing: false,
         waiters: [],
       };
       this.#outbound.set(peer, outbound);
@@ -330,9 +339,10 @@ export class ReliableDelivery extends TypedEmitter<ReliableDeliveryEvents> {
    */
   #pump(peer: string): void {
     const outbound = this.#outboundOf(peer);
-    const window = this.#options.isReachable(peer) ? WINDOW : 1;
+    const reachable = this.#options.isReachable(peer);
+    const window = reachable ? WINDOW : 1;
     const room = window - (outbound.sentUpTo - outbound.confirmedUpTo);
-    if (room <= 0 || Date.now() < outbound.retryAtMs) return;
+    if (room <= 0 || (Date.now() < outbound.retryAtMs && !(outbound.probing && reachable))) return;
     let rows: ReturnType<DurableQueue['pending']>;
     try {
       rows = this.#options.queue.pending(peer, { afterSeq: outbound.sentUpTo, limit: room });
@@ -354,7 +364,10 @@ export class ReliableDelivery extends TypedEmitter<ReliableDeliveryEvents> {
     }
   }
 
-  /** Back to the last confirmed seq; the rest goes again after a pause (it doubles while sends keep failing). */
+  /**
+   * Back to the last confirmed seq; the rest goes again after a pause that doubles while sends keep
+   * failing, up to RETRY_MAX_MS, or PROBE_RETRY_MAX_MS while nothing reaches the peer.
+   */
   #rewind(peer: string, outbound: Outbound, why: string): void {
     this.#options.counters.increment('messages.queued_rewinds');
     this.#options.log.debug(
@@ -363,8 +376,11 @@ export class ReliableDelivery extends TypedEmitter<ReliableDeliveryEvents> {
     );
     outbound.generation += 1;
     outbound.sentUpTo = outbound.confirmedUpTo;
-    outbound.retryAtMs = Date.now() + outbound.retryMs;
-    outbound.retryMs = Math.min(outbound.retryMs * 2, RETRY_MAX_MS);
+    outbound.probing = !this.#options.isReachable(peer);
+    const longest = outbound.probing ? PROBE_RETRY_MAX_MS : RETRY_MAX_MS;
+    const pause = Math.min(outbound.retryMs, longest);
+    outbound.retryAtMs = Date.now() + pause;
+    outbound.retryMs = Math.min(pause * 2, longest);
   }
 
   #tick(): void {

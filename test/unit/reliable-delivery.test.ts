@@ -4,7 +4,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DurableQueue } from '../../agent/messaging/durable-queue.js';
 import { ReliableDelivery, type ReliableMessage } from '../../agent/messaging/reliable-delivery.js';
 import { Counters } from '../../agent/ops/counters.js';
@@ -129,6 +129,31 @@ describe('reliable delivery between two queue files', () => {
     await pair.alice.send(BOB, numbered(200, 4), 10_000);
     expect(pair.received).toHaveLength(203);
     expect(pair.maxInFlight).toBeGreaterThan(1);
+  });
+
+  it('probes a peer nothing reaches ever more rarely (at most every 2 min), and sends once it is back', async () => {
+    vi.useFakeTimers();
+    try {
+      pair = await new Pair().start();
+      pair.reachable = false;
+      pair.verdict = () => 'fail';
+      const waited = pair.alice.send(BOB, numbered(1), 1_000).catch((error: Error) => error.message);
+      await vi.advanceTimersByTimeAsync(30 * 60_000);
+      expect(await waited).toMatch(/queued but not yet delivered/);
+      // Pauses doubling from 0.5 s to 2 min: 10 probes in the first ~4 min, then one per 2 min: ~23 in
+      // 30 min. With the 8 s cap of a reachable peer it would be ~225 floods.
+      const probes = pair.counters.alice.get('messages.queued_sent');
+      expect(probes).toBeGreaterThanOrEqual(15);
+      expect(probes).toBeLessThanOrEqual(26);
+      expect(pair.received).toHaveLength(0);
+      // A route is heard: the message goes at the next look (1 s), not at the end of the 2 min pause.
+      pair.reachable = true;
+      pair.verdict = () => 'deliver';
+      await vi.advanceTimersByTimeAsync(1_500);
+      expect(texts(pair.received)).toEqual(['#1']);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('sends lost messages again after a pause; the receiver drops the copies it already holds', async () => {
