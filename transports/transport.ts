@@ -38,6 +38,11 @@ export interface FrameLink extends TypedEmitter<FrameLinkEvents> {
   readonly isInitiator: boolean;
   readonly maxFrameBytes: number;
   readonly isOpen: boolean;
+  /**
+   * When bytes last came from the remote (Date.now()), those of a frame still arriving included: a large
+   * frame on a slow medium takes seconds to arrive whole, and that is not a silence (keep-alives look here).
+   */
+  readonly lastReceivedAtMs: number;
   /** May keep a reference to `frame` until drained(): do not modify it before then. */
   /**
    * A frame may be given as parts whose concatenation is the frame (header, bulk payload, tag ...),

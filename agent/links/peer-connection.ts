@@ -133,7 +133,8 @@ export class PeerConnection extends TypedEmitter<ConnectionEvents> {
   }
 
   #tick(): void {
-    const silentMs = Date.now() - this.lastHeardAtMs;
+    // A message still arriving counts: a 960 KiB chunk takes seconds on a slow Wi-Fi link (3 s at 2.6 Mbit/s).
+    const silentMs = Date.now() - Math.max(this.lastHeardAtMs, this.link.lastReceivedAtMs);
     if (silentMs >= this.keepalive.deadAfterMs) {
       this.counters.increment('links.keepalive_timeouts');
       this.link.close(new TimeoutError(`keep-alive of peer ${this.peerId}`, this.keepalive.deadAfterMs));

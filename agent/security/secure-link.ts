@@ -62,6 +62,11 @@ export class SecureLink extends TypedEmitter<SecureLinkEvents> {
     return this.#open && this.#link.isOpen;
   }
 
+  /** When the link last received bytes, those of a message still arriving included (FrameLink's). */
+  get lastReceivedAtMs(): number {
+    return this.#link.lastReceivedAtMs;
+  }
+
   override on<K extends keyof SecureLinkEvents & string>(event: K, listener: SecureLinkEvents[K]): this {
     super.on(event, listener);
     if (event === 'message') this.#scheduleFlush();

@@ -32,6 +32,8 @@ export class MemoryTransport extends TypedEmitter<TransportEvents> implements Tr
     readonly medium: Medium = 'memory',
     /** Per-frame latency of the links it makes (see MemoryLink). */
     readonly latencyMs = 0,
+    /** Bandwidth of the links it makes (see MemoryLink). */
+    readonly bytesPerSecond = Number.POSITIVE_INFINITY,
   ) {
     super();
   }
@@ -49,8 +51,10 @@ export class MemoryTransport extends TypedEmitter<TransportEvents> implements Tr
     const target = this.network.listeners.get(address);
     if (target === undefined) throw new DialError(address, 'refused', 'nobody listens there');
     // Each end names the other's address, as a TCP link does.
-    const initiator = new MemoryLink(address, true, 1 << 20, this.medium, this.latencyMs);
-    const responder = new MemoryLink(this.address, false, 1 << 20, this.medium, this.latencyMs);
+    const link = (remote: string, isInitiator: boolean): MemoryLink =>
+      new MemoryLink(remote, isInitiator, 1 << 20, this.medium, this.latencyMs, this.bytesPerSecond);
+    const initiator = link(address, true);
+    const responder = link(this.address, false);
     initiator.peer = responder;
     responder.peer = initiator;
     this.network.pairs.push([initiator, responder]);

@@ -30,9 +30,11 @@ async function startNode(
     name?: string;
     identity?: Identity;
     keepalive?: { intervalMs: number; deadAfterMs: number };
+    /** Bandwidth of the links this node dials. */
+    bytesPerSecond?: number;
   } = {},
 ): Promise<Node> {
-  const transport = new MemoryTransport(network, address);
+  const transport = new MemoryTransport(network, address, 'memory', 0, options.bytesPerSecond);
   const counters = new Counters();
   const manager = new LinkManager({
     identity: options.identity ?? generateIdentity(),
@@ -204,6 +206,25 @@ describe('LinkManager', () => {
     await until('links', () => (connectedPeers(a).length === 2 ? true : undefined));
     await expect(a.manager.send('nobody', Buffer.from('x'))).rejects.toBeInstanceOf(PeerUnreachableError);
     await expect(a.manager.send('twin', Buffer.from('x'))).rejects.toThrow(/several peers/);
+  });
+
+  it('keeps a link whose one large message takes longer than the keep-alive limit to arrive', async () => {
+    const network = new MemoryNetwork();
+    const keepalive = { intervalMs: 20, deadAfterMs: 150 };
+    // 1 MB/s: a 900 kB message is on the medium for 0.9 s, six times the silence limit, and the pings sent
+    // meanwhile wait behind it. Its bytes arriving say the link is alive.
+    const slow = { keepalive, bytesPerSecond: 1_000_000 };
+    const b = await startNode(network, 'mem:b', [], slow);
+    const a = await startNode(network, 'mem:a', ['mem:b'], slow);
+    await until('link', () => (connectedPeers(a).length === 1 ? true : undefined));
+    const big = randomBytes(900_000);
+    await a.manager.send(b.manager.peerId, big);
+    await until('the message at b', () =>
+      b.received.some((message) => Buffer.from(message.payload).equals(big)) ? true : undefined,
+    );
+    expect(a.counters.get('links.keepalive_timeouts')).toBe(0);
+    expect(b.counters.get('links.keepalive_timeouts')).toBe(0);
+    expect(connectedPeers(b)).toHaveLength(1);
   });
 
   it('notices a silent peer by keep-alive and re-dials it', async () => {

@@ -253,6 +253,26 @@ describe('TcpTransport links', () => {
     expect(await probe.waitForFrames(3)).toEqual(frames);
   });
 
+  it('tells when bytes last arrived, those of a frame still incomplete included (a slow link is not silent)', async () => {
+    const server = await startTransport();
+    const { socket, link } = await rawClient(server);
+    const probe = new LinkProbe(link);
+    const frame = randomBytes(64 * 1024);
+    const bytes = encodeFrame(frame);
+    socket.write(bytes.subarray(0, 1_000));
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    const before = Date.now();
+    socket.write(bytes.subarray(1_000, 2_000));
+    await waitUntil(
+      () => link.lastReceivedAtMs >= before,
+      5_000,
+      () => 'bytes after the pause',
+    );
+    expect(probe.frames).toHaveLength(0);
+    socket.write(bytes.subarray(2_000));
+    expect(await probe.waitForFrames(1)).toEqual([Uint8Array.from(frame)]);
+  });
+
   it('closes the link with FrameTooLargeError on an oversized incoming length, without reading a body', async () => {
     const server = await startTransport({ maxFrameBytes: 1024 });
     const { socket, link } = await rawClient(server);

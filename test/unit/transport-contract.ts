@@ -140,6 +140,18 @@ export function describeFrameLinkContract(harness: FrameLinkHarness): void {
       expect(initiator.isOpen).toBe(true);
     });
 
+    it('tells when bytes last arrived (lastReceivedAtMs), advancing with what the remote sends', async () => {
+      const { initiator, responder } = await pair();
+      const atResponder = new LinkProbe(responder);
+      await sleepMs(20);
+      const sentAt = Date.now();
+      expect(responder.lastReceivedAtMs).toBeLessThan(sentAt);
+      initiator.send(Uint8Array.from(randomBytes(MAX_FRAME_BYTES)));
+      await atResponder.waitForFrames(1);
+      expect(responder.lastReceivedAtMs).toBeGreaterThanOrEqual(sentAt);
+      expect(responder.lastReceivedAtMs).toBeLessThanOrEqual(Date.now());
+    });
+
     it('refuses an oversized frame in send() with FrameTooLargeError, and the link stays up', async () => {
       const { initiator, responder } = await pair();
       const atResponder = new LinkProbe(responder);

@@ -83,6 +83,7 @@ export class GattLink extends TypedEmitter<FrameLinkEvents> implements FrameLink
   #drainWaiters: Array<() => void> = [];
   #reassemblyTimer: NodeJS.Timeout | undefined;
   #graceTimer: NodeJS.Timeout | undefined;
+  #lastReceivedAtMs = Date.now();
 
   constructor(pipe: GattPipe, options: GattLinkOptions) {
     super();
@@ -103,6 +104,10 @@ export class GattLink extends TypedEmitter<FrameLinkEvents> implements FrameLink
 
   get isOpen(): boolean {
     return this.#isOpen;
+  }
+
+  get lastReceivedAtMs(): number {
+    return this.#lastReceivedAtMs;
   }
 
   /** The ATT payload each fragment fills (negotiated ATT MTU − 3). */
@@ -206,7 +211,8 @@ export class GattLink extends TypedEmitter<FrameLinkEvents> implements FrameLink
 
   #onFragment(fragment: Uint8Array): void {
     if (!this.#isOpen) return;
-    const { frames, error } = this.#reassembler.push(fragment, Date.now());
+    this.#lastReceivedAtMs = Date.now();
+    const { frames, error } = this.#reassembler.push(fragment, this.#lastReceivedAtMs);
     for (const frame of frames) {
       // A listener may close the link while we hand out this fragment's frame.
       if (!this.#isOpen) return;

@@ -39,6 +39,7 @@ export class TcpLink extends TypedEmitter<FrameLinkEvents> implements FrameLink 
   #isCloseEmitted = false;
   #graceTimer: NodeJS.Timeout | undefined;
   #drainWaiters: Array<() => void> = [];
+  #lastReceivedAtMs = Date.now();
 
   constructor(socket: Socket, options: TcpLinkOptions) {
     super();
@@ -77,6 +78,10 @@ export class TcpLink extends TypedEmitter<FrameLinkEvents> implements FrameLink 
 
   get isOpen(): boolean {
     return this.#isOpen;
+  }
+
+  get lastReceivedAtMs(): number {
+    return this.#lastReceivedAtMs;
   }
 
   /**
@@ -122,6 +127,7 @@ export class TcpLink extends TypedEmitter<FrameLinkEvents> implements FrameLink 
 
   #onData(chunk: Buffer): void {
     if (!this.#isOpen) return;
+    this.#lastReceivedAtMs = Date.now();
     const { frames, error } = this.#decoder.push(chunk);
     for (const frame of frames) {
       // A listener may close the link while we are still handing out this chunk's frames.
