@@ -513,6 +513,11 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
   #endpointsHeard(record: PeerRecord, addresses: string[]): void {
     this.counters.increment('links.endpoints_heard');
     if (record.connections.get('wifi')?.isOpen === true) return;
+    // The one line that says why this agent starts dialling a peer's LAN address (an upgrade under way).
+    this.#log.info(
+      { peer: record.id, name: record.name, addresses },
+      'peer told its Wi-Fi endpoints: dialling',
+    );
     // The latest list replaces the earlier one (a peer whose address changed leaves no stale targets).
     this.#forgetEndpoints(record.id);
     for (const address of addresses) {
