@@ -79,6 +79,13 @@ interface ClientState {
   readonly consoleLines: Set<AbortController>;
 }
 
+/**
+ * What one client may leave unread before it is disconnected: a `listen` or `trace` that stopped reading
+ * (suspended with Ctrl-Z, stuck behind a full pipe) would otherwise grow the agent's memory with every
+ * event. `stream --receive` paces itself (its events wait for 'drain') and stays far below this.
+ */
+export const MAX_UNREAD_CONTROL_BYTES = 8 * 1024 * 1024;
+
 export class ControlServer {
   #server: Server | undefined;
   readonly #clients = new Set<Socket>();
@@ -131,7 +138,16 @@ export class ControlServer {
     const reader = new LineReader(MAX_CONTROL_LINE_BYTES);
     const client: ClientState = { socket, unsubscribers: [], consoleLines: new Set() };
     const reply = (response: ControlResponse): void => {
-      if (!socket.destroyed) socket.write(`${JSON.stringify(response)}\n`);
+      if (socket.destroyed) return;
+      if (socket.writableLength > MAX_UNREAD_CONTROL_BYTES) {
+        this.log.warn(
+          { unreadBytes: socket.writableLength },
+          'control client stopped reading its events: disconnected',
+        );
+        socket.destroy();
+        return;
+      }
+      socket.write(`${JSON.stringify(response)}\n`);
     };
     socket.on('data', (chunk) => {
       const lines = reader.push(chunk);

@@ -82,9 +82,9 @@ const handlers: ControlHandlers = {
   },
 };
 
-async function startServer(): Promise<string> {
+async function startServer(overrides: Partial<ControlHandlers> = {}): Promise<string> {
   const path = join(temporaryDir(), 'control.sock');
-  const server = new ControlServer(path, handlers, silentLogger());
+  const server = new ControlServer(path, { ...handlers, ...overrides }, silentLogger());
   await server.start();
   servers.push(server);
   return path;
@@ -189,6 +189,38 @@ describe('control socket', () => {
     await new Promise((resolve) => setTimeout(resolve, 60));
     client.close();
     expect(events.length).toBeGreaterThan(1);
+  });
+
+  it('disconnects a listener that stopped reading once 8 MiB wait for it, and keeps serving others', async () => {
+    let emit: ((event: Parameters<Parameters<ControlHandlers['subscribe']>[0]>[0]) => void) | undefined;
+    const path = await startServer({
+      subscribe: (listener) => {
+        emit = listener;
+        return () => {
+          emit = undefined;
+        };
+      },
+    });
+    const stuck: Socket = connect(path);
+    stuck.on('error', () => {});
+    const closed = new Promise<void>((resolve) => stuck.once('close', () => resolve()));
+    stuck.write(`${JSON.stringify({ id: 1, cmd: 'listen' })}\n`);
+    while (emit === undefined) await new Promise((resolve) => setTimeout(resolve, 5));
+    stuck.pause();
+    // 48 MiB of events, far more than the socket buffers hold; nothing reads them.
+    const payload = 'x'.repeat(64 * 1024);
+    const event = { from: 'x', from_name: 'x', payload, payload_base64: '', received_at: 'now', hops: 1 };
+    for (let sent = 0; sent < 768 && emit !== undefined; sent++) {
+      emit(event);
+      if (sent % 64 === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+    // The server let go of it (its subscription ended); read what was sent and the stream ends.
+    expect(emit).toBeUndefined();
+    stuck.resume();
+    await closed;
+    const other = await ControlClient.connect(path);
+    await expect(other.request({ cmd: 'id' })).resolves.toMatchObject({ name: 'test' });
+    other.close();
   });
 
   it('streams trace events for a known peer and refuses an unknown one', async () => {
