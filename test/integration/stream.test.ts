@@ -1,13 +1,15 @@
 // `nearmesh stream` between real agents on loopback: standard input piped to a named stream on the peer
 // comes out of `nearmesh stream --receive` there, whole and in order; a name nobody receives is refused.
-import { spawn } from 'node:child_process';
+import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateMeshKey } from '../../agent/config/mesh-key.js';
 import type { PeerInfo } from '../../agent/links/peer-directory.js';
 import {
   type AgentProcess,
   CLI_PATH,
+  type CliResult,
   freePorts,
   sleep,
   startAgent,
@@ -17,6 +19,36 @@ import {
 
 const meshKey = generateMeshKey();
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+
+/** `nearmesh stream --receive <name>` against `agent`, its output piped to this test. */
+function receiveOn(agent: AgentProcess, name: string): ChildProcessByStdio<null, Readable, Readable> {
+  return spawn(process.execPath, [CLI_PATH, 'stream', '--receive', name, '--socket', agent.socketPath], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+/** What `output` yields from now on. */
+function collect(output: Readable): Buffer[] {
+  const chunks: Buffer[] = [];
+  output.on('data', (chunk: Buffer) => chunks.push(chunk));
+  return chunks;
+}
+
+/** The sending command succeeded and the receiver printed exactly `bytes` (nothing trailing behind). */
+async function expectDelivered(sent: CliResult, chunks: Buffer[], bytes: Uint8Array): Promise<void> {
+  expect(sent.stderr).toBe('');
+  expect(sent.code).toBe(0);
+  const length = (): number => chunks.reduce((sum, chunk) => sum + chunk.length, 0);
+  await waitFor(
+    'every byte at the receiver',
+    async () => (length() >= bytes.length ? true : undefined),
+    20_000,
+    50,
+  );
+  await sleep(300);
+  expect(length()).toBe(bytes.length);
+  expect(sha256(Buffer.concat(chunks))).toBe(sha256(bytes));
+}
 
 describe('nearmesh stream between two agents', () => {
   let alpha: AgentProcess;
@@ -35,47 +67,22 @@ describe('nearmesh stream between two agents', () => {
   afterAll(stopAllAgents);
 
   it('pipes 3 MiB of standard input to the receiving side, whole and in order', async () => {
-    const receiver = spawn(
-      process.execPath,
-      [CLI_PATH, 'stream', '--receive', 'camera', '--socket', bravo.socketPath],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    const chunks: Buffer[] = [];
-    let received = 0;
-    receiver.stdout.on('data', (chunk: Buffer) => {
-      chunks.push(chunk);
-      received += chunk.length;
-    });
+    const receiver = receiveOn(bravo, 'camera');
+    const chunks = collect(receiver.stdout);
     try {
       // The receiving client is listening once its request reached the agent.
       await sleep(700);
       const bytes = randomBytes(3 * 1024 * 1024);
       const sent = await alpha.cli(['stream', 'bravo', 'camera', '--json'], 60_000, bytes);
-      expect(sent.stderr).toBe('');
-      expect(sent.code).toBe(0);
+      await expectDelivered(sent, chunks, bytes);
       expect(JSON.parse(sent.stdout)).toMatchObject({ bytes: bytes.length });
-      await waitFor(
-        'every byte at the receiver',
-        async () => (received >= bytes.length ? true : undefined),
-        20_000,
-        50,
-      );
-      await sleep(300);
-      expect(received).toBe(bytes.length);
-      expect(sha256(Buffer.concat(chunks))).toBe(sha256(bytes));
     } finally {
       receiver.kill('SIGKILL');
     }
   }, 90_000);
 
   it('slows the sender to a receiver whose standard output is not read, then delivers every byte', async () => {
-    const receiver = spawn(
-      process.execPath,
-      [CLI_PATH, 'stream', '--receive', 'slow', '--socket', bravo.socketPath],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const receiver = receiveOn(bravo, 'slow');
     try {
       await sleep(700);
       // Far more than a pipe, both control sockets and the stream's 256 KiB window hold together.
@@ -88,29 +95,15 @@ describe('nearmesh stream between two agents', () => {
       // and the sender would be done in well under a second.
       await sleep(3_000);
       expect(finished).toBe(false);
-      const chunks: Buffer[] = [];
-      receiver.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
-      const sent = await sending;
-      expect(sent.stderr).toBe('');
-      expect(sent.code).toBe(0);
-      await waitFor(
-        'every byte at the receiver',
-        async () => (Buffer.concat(chunks).length >= bytes.length ? true : undefined),
-        20_000,
-        50,
-      );
-      expect(sha256(Buffer.concat(chunks))).toBe(sha256(bytes));
+      const chunks = collect(receiver.stdout);
+      await expectDelivered(await sending, chunks, bytes);
     } finally {
       receiver.kill('SIGKILL');
     }
   }, 90_000);
 
   it('ends both sides with an error when the receiving reader goes away (`| head`)', async () => {
-    const receiver = spawn(
-      process.execPath,
-      [CLI_PATH, 'stream', '--receive', 'headed', '--socket', bravo.socketPath],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const receiver = receiveOn(bravo, 'headed');
     let stderr = '';
     receiver.stderr.on('data', (chunk: Buffer) => {
       stderr += chunk.toString();
