@@ -10,6 +10,12 @@ import type { TransferChannel } from './transfer-channel.js';
 
 /** How long one transfer message may wait for its link-level acknowledgement. */
 const MESSAGE_TIMEOUT_MS = 15_000;
+/**
+ * Chunks in flight anywhere but a direct Wi-Fi link. A message's timeout runs from when it is queued:
+ * 16 × 60 KiB behind each other on a 30 KB/s BLE link would wait ~30 s, and the last ones time out; one
+ * 60 KiB chunk at a time needs only 4 KB/s, and its round trip is small next to its time on the air.
+ */
+export const SLOW_LINK_WINDOW = 1;
 
 /** A CHUNK held back: the peer is not on Wi-Fi and the transfer does not allow slower media. */
 export class WaitingForWifiError extends NearmeshError {
@@ -44,6 +50,10 @@ export class LinkTransferChannel implements TransferChannel {
     return this.options.mediumOf(peer) === 'wifi'
       ? this.options.maxPayloadBytes
       : Math.min(this.options.maxPayloadBytes, this.options.routedPayloadBytes);
+  }
+
+  windowLimit(peer: string): number {
+    return this.options.mediumOf(peer) === 'wifi' ? Number.POSITIVE_INFINITY : SLOW_LINK_WINDOW;
   }
 
   async send(peer: string, payload: Uint8Array): Promise<void> {

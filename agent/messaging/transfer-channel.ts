@@ -10,6 +10,8 @@ export interface TransferChannel {
   readonly maxPayloadBytes: number;
   /** Largest payload the link to `peer` takes now (a direct Wi-Fi link more than BLE); maxPayloadBytes if absent. */
   payloadLimit?(peer: string): number;
+  /** Chunks the link to `peer` carries in flight within its per-message timeout; absent: no limit. */
+  windowLimit?(peer: string): number;
 }
 
 /** Receives what the other end sent; the returned promise is the peer's acknowledgement. */

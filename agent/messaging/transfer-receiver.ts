@@ -143,6 +143,8 @@ interface Incoming {
   size: number;
   sha256: Uint8Array;
   chunkSize: number;
+  /** Chunks granted in flight by the last ACCEPT (CHUNK-ACKs follow it). */
+  window: number;
   written: number;
   persisted: number;
   lastAck: number;
@@ -493,6 +495,7 @@ export class TransferReceiver extends TypedEmitter<TransferReceiverEvents> {
         size: offer.size,
         sha256: offer.sha256,
         chunkSize: offer.chunkSize,
+        window: 1,
         written,
         persisted: written,
         lastAck: written,
@@ -534,7 +537,7 @@ export class TransferReceiver extends TypedEmitter<TransferReceiverEvents> {
     }
     if (chunk.offset > transfer.written) {
       // The channel is ordered, so a gap means something was lost: the sender's timeout and resume recover.
-      const beyond = chunk.offset >= transfer.written + this.#windowFor(transfer) * transfer.chunkSize;
+      const beyond = chunk.offset >= transfer.written + transfer.window * transfer.chunkSize;
       this.counters.increment(beyond ? 'beyond-window' : 'out-of-order');
       return;
     }
@@ -556,7 +559,7 @@ export class TransferReceiver extends TypedEmitter<TransferReceiverEvents> {
         return this.#abort(transfer, isDiskFull(error) ? 'disk-full' : 'io-error', errorText(error));
       }
     }
-    const ackEvery = Math.max(1, Math.floor(this.#windowFor(transfer) / 2)) * transfer.chunkSize;
+    const ackEvery = Math.max(1, Math.floor(transfer.window / 2)) * transfer.chunkSize;
     if (transfer.written - transfer.lastAck >= ackEvery || transfer.written === transfer.size) {
       transfer.lastAck = transfer.written;
       this.#sendQuietly(from, { kind: 'chunk-ack', transferId: transfer.id, upTo: transfer.written });
@@ -696,18 +699,24 @@ export class TransferReceiver extends TypedEmitter<TransferReceiverEvents> {
   }
 
   #sendAccept(transfer: Incoming, described: IncomingOffer): void {
+    transfer.window = this.#windowFor(transfer);
     this.emit('offer', { ...described, resumeFrom: transfer.written });
     this.#sendQuietly(transfer.from, {
       kind: 'accept',
       transferId: transfer.id,
       resumeFrom: transfer.written,
-      window: this.#windowFor(transfer),
+      window: transfer.window,
     });
   }
 
-  /** Chunks in flight for this transfer's chunk size: the window, or fewer to stay within windowBytes. */
+  /**
+   * Chunks in flight for this transfer's chunk size: the window, or fewer to stay within windowBytes and
+   * what the link to the sender carries in time (channel.windowLimit: one chunk at a time over BLE).
+   */
   #windowFor(transfer: Incoming): number {
-    return Math.max(1, Math.min(this.#window, Math.floor(this.#windowBytes / transfer.chunkSize)));
+    const byBytes = Math.floor(this.#windowBytes / transfer.chunkSize);
+    const byLink = this.#channel.windowLimit?.(transfer.from) ?? this.#window;
+    return Math.max(1, Math.min(this.#window, byBytes, byLink));
   }
 
   #sendQuietly(peer: string, message: TransferMessage): void {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { MAX_ROUTED_PAYLOAD_BYTES } from '../../agent/mesh/messenger.js';
-import { LinkTransferChannel } from '../../agent/messaging/link-transfer-channel.js';
+import { LinkTransferChannel, SLOW_LINK_WINDOW } from '../../agent/messaging/link-transfer-channel.js';
 import { MemoryChannelPair } from '../../agent/messaging/transfer-channel.js';
 import { WIFI_CHUNK_BYTES } from '../../agent/messaging/transfer-manager.js';
 import type { TransferReceiverOptions } from '../../agent/messaging/transfer-receiver.js';
@@ -48,13 +48,14 @@ async function setup(
       return payload;
     },
   });
-  const limit = { bytes: 256 * KiB };
+  const limit = { bytes: 256 * KiB, chunksInFlight: Number.POSITIVE_INFINITY };
   const aliceChannel = Object.assign(pair.a, { payloadLimit: () => limit.bytes });
+  const bobChannel = Object.assign(pair.b, { windowLimit: () => limit.chunksInFlight });
   const alice = new TransferService(aliceChannel, {
     sender: { stateDir: join(root, 'alice-state'), ...options.sender },
     receiver: { inboxDir: join(root, 'alice-inbox') },
   });
-  const bob = new TransferService(pair.b, {
+  const bob = new TransferService(bobChannel, {
     sender: { stateDir: join(root, 'bob-state') },
     receiver: { inboxDir: join(root, 'inbox'), diskMarginBytes: 0, ...options.receiver },
   });
@@ -173,8 +174,36 @@ describe('progress events', () => {
   });
 });
 
+describe('window over a slow link', () => {
+  test('a receiver whose link to the sender carries one chunk in time grants one, and acks each', async () => {
+    const s = await setup({ receiver: { window: 16 } });
+    s.limit.bytes = 16 * KiB;
+    s.limit.chunksInFlight = SLOW_LINK_WINDOW;
+    const file = await makeFile(s.root, 200 * KiB);
+    let unacked = 0;
+    let mostUnacked = 0;
+    const windows: number[] = [];
+    s.pair.tap = (_from, _to, payload) => {
+      const message = decodeTransfer(payload);
+      if (message instanceof Error) return payload;
+      if (message.kind === 'chunk') mostUnacked = Math.max(mostUnacked, ++unacked);
+      if (message.kind === 'chunk-ack') unacked = 0;
+      if (message.kind === 'accept') windows.push(message.window);
+      return payload;
+    };
+    const received = new Promise<string>((resolve) =>
+      s.bob.receiver.once('received', (f) => resolve(f.path)),
+    );
+    await s.alice.sender.sendFile('bob', file.path);
+    expect(windows).toEqual([1]);
+    expect(mostUnacked).toBe(1);
+    const arrived = await readFile(await received);
+    expect(createHash('sha256').update(arrived).digest('hex')).toBe(file.sha256);
+  });
+});
+
 describe('LinkTransferChannel', () => {
-  test('takes Wi-Fi-sized chunks only while the peer is on Wi-Fi', () => {
+  test('takes Wi-Fi-sized chunks and a full window only while the peer is on Wi-Fi', () => {
     const media = new Map<string, Medium | undefined>([
       ['wifi-peer', 'wifi'],
       ['ble-peer', 'ble'],
@@ -190,5 +219,8 @@ describe('LinkTransferChannel', () => {
     expect(channel.payloadLimit('wifi-peer')).toBe(WIFI_CHUNK_BYTES + CHUNK_OVERHEAD_BYTES);
     expect(channel.payloadLimit('ble-peer')).toBe(MAX_ROUTED_PAYLOAD_BYTES);
     expect(channel.payloadLimit('routed-peer')).toBe(MAX_ROUTED_PAYLOAD_BYTES);
+    expect(channel.windowLimit('wifi-peer')).toBe(Number.POSITIVE_INFINITY);
+    expect(channel.windowLimit('ble-peer')).toBe(SLOW_LINK_WINDOW);
+    expect(channel.windowLimit('routed-peer')).toBe(SLOW_LINK_WINDOW);
   });
 });
