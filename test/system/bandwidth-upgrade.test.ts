@@ -111,7 +111,8 @@ describeWhenAvailable(
       const fellBackAt = await waitFor('the fallback in the log', async () => fallbackLoggedAt(alpha, cutAt));
       const noticedMs = fellBackAt - cutAt;
       console.log(`[upgrade] Wi-Fi loss noticed and traffic on BLE after ${noticedMs} ms`);
-      expect(noticedMs).toBeLessThan(3_500);
+      // The promise to users: a lost Wi-Fi link is noticed, and traffic is on BLE, within 3 s.
+      expect(noticedMs).toBeLessThan(3_000);
       const sent = await alpha.cli(['send', 'up-bravo', 'over BLE while the LAN is down', '--json']);
       expect(JSON.parse(sent.stdout)).toMatchObject({ acknowledged: true });
 
