@@ -294,7 +294,9 @@ export class TransferReceiver extends TypedEmitter<TransferReceiverEvents> {
     let removed = 0;
     for (const name of names) {
       const match = /^\.([0-9a-f]{32})\.(part|state\.json)$/.exec(name);
-      if (match === null || this.#transfers.has(match[1] as string)) continue;
+      // Not one being received, nor one whose OFFER is being handled (a resume of an old part).
+      if (match === null || this.#transfers.has(match[1] as string) || this.#lanes.has(match[1] as string))
+        continue;
       const path = join(this.#inboxDir, name);
       try {
         if (now - (await stat(path)).mtimeMs < maxAgeMs) continue;
