@@ -27,7 +27,7 @@ import {
   timedRun,
 } from './agent-pair.js';
 import { connectControl, type Polling, waitForLinks } from './bench-agents.js';
-import { busyShare, machineTicks, processCpuMs } from './cpu-usage.js';
+import { busyShare, type MachineTicks, machineTicks, processCpuMs } from './cpu-usage.js';
 import { measurePushFloor } from './push-floor.js';
 import { median } from './stats.js';
 import { formatMegabytes, formatPercent, passMark, type ResultRow } from './table.js';
@@ -142,7 +142,7 @@ function agentCpuMs(agent: PairAgent): number {
   return processCpuMs(pid);
 }
 
-function busyText(from: ReturnType<typeof machineTicks>, to: ReturnType<typeof machineTicks>): string {
+function busyText(from: MachineTicks, to: MachineTicks): string {
   const { share, cores } = busyShare(from, to);
   return `machine ${formatPercent(share)} busy of ${cores} cores`;
 }
