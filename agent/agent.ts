@@ -247,7 +247,7 @@ export class Agent {
     this.#streams = streams;
     this.#streamSessions = new StreamSessions(streams, nameOf);
     const coordinator = new Coordinator({
-      identity: this.#identity,
+      selfId: this.#identity.peerId,
       name: config.name,
       groups: config.groups,
       registry,

@@ -1,12 +1,10 @@
-// The calling side of a remote call: one signed call per target (a group or "all" is resolved to its
-// announced members), sent reliably, and one result per target: ok, error, or timeout.
+// The calling side of a remote call: one call per target (a group or "all" is resolved to its announced
+// members), sent reliably, and one result per target: ok, error, or timeout.
 import { createHash, randomBytes } from 'node:crypto';
 import { NearmeshError } from '../errors.js';
-import type { Identity } from '../identity/identity.js';
 import {
   CALL_ID_BYTES,
   type CallMessage,
-  callSigningBytes,
   MAX_CALL_TIMEOUT_MS,
   type ResultMessage,
 } from '../protocol/coordination.js';
@@ -41,7 +39,8 @@ export interface CallOutcome {
 }
 
 export interface CallerOptions {
-  identity: Identity;
+  /** This agent's peer id: idempotency keys are per caller. */
+  selfId: string;
   /** The agents a call target means (an unknown peer or an empty group gives none). */
   resolve(target: string): CallTarget[];
   /** Hands a call to a target: over the mesh, or to this agent's own executor. */
@@ -89,20 +88,13 @@ export class Caller {
     request: CallRequest,
     waitMs: number,
   ): Promise<CallOutcome> {
-    const { identity } = this.#options;
-    const unsigned = {
+    const call: CallMessage = {
+      kind: 'call',
       callId,
       action: request.action,
       args: request.args,
-      target: target.id,
       fireAt: request.fireAt ?? null,
       timeoutMs: request.timeoutMs,
-      callerKey: identity.publicKey,
-    };
-    const call: CallMessage = {
-      kind: 'call',
-      ...unsigned,
-      signature: identity.sign(callSigningBytes(unsigned)),
     };
     const idHex = Buffer.from(callId).toString('hex');
     return new Promise<CallOutcome>((resolve) => {
@@ -138,7 +130,7 @@ export class Caller {
   /** The same key from the same agent always names the same call. */
   #keyedId(key: string): Uint8Array {
     return createHash('sha256')
-      .update(`nearmesh-call-key\0${this.#options.identity.peerId}\0${key}`)
+      .update(`nearmesh-call-key\0${this.#options.selfId}\0${key}`)
       .digest()
       .subarray(0, CALL_ID_BYTES);
   }

@@ -3,7 +3,6 @@
 // watches, leases and the mesh-wide list of actions and sensors to the control socket and the console.
 import { NearmeshError } from '../errors.js';
 import { TypedEmitter } from '../events.js';
-import type { Identity } from '../identity/identity.js';
 import type { KnownAgent } from '../mesh/topology.js';
 import type { Counters } from '../ops/counters.js';
 import type { Logger } from '../ops/logger.js';
@@ -25,7 +24,8 @@ import { READ_TIMEOUT_MS, type Reading, SensorService } from './sensor-service.j
 import { type Clock, TimeSync } from './time-sync.js';
 
 export interface CoordinatorOptions {
-  identity: Identity;
+  /** This agent's peer id. */
+  selfId: string;
   name: string;
   groups: readonly string[];
   registry: CapabilityRegistry;
@@ -110,7 +110,7 @@ export class Coordinator extends TypedEmitter<CoordinatorEvents> {
   constructor(options: CoordinatorOptions) {
     super();
     this.#options = options;
-    const selfId = options.identity.peerId;
+    const selfId = options.selfId;
     this.timeSync = new TimeSync({
       clock: options.clock,
       send: (peer, message) => this.#send(peer, message),
@@ -125,7 +125,7 @@ export class Coordinator extends TypedEmitter<CoordinatorEvents> {
       counters: options.counters,
     });
     this.#caller = new Caller({
-      identity: options.identity,
+      selfId,
       resolve: (target) => this.#resolveTargets(target),
       deliver: async (target, call) => {
         if (target.id === selfId) {
@@ -192,7 +192,7 @@ export class Coordinator extends TypedEmitter<CoordinatorEvents> {
   /** Reads a sensor of this agent or of another one, now. */
   async read(peerReference: string, sensor: string): Promise<SensorReadResult> {
     const peer = this.#resolvePeer(peerReference);
-    if (peer.id === this.#options.identity.peerId) {
+    if (peer.id === this.#options.selfId) {
       try {
         return this.#readResult(peer.id, await this.#sensors.readLocal(sensor));
       } catch (error) {
@@ -218,7 +218,7 @@ export class Coordinator extends TypedEmitter<CoordinatorEvents> {
    */
   watch(peerReference: string, sensor: string, intervalMs: number): () => void {
     const peer = this.#resolvePeer(peerReference);
-    if (peer.id === this.#options.identity.peerId) return this.#sensors.poll(sensor, intervalMs);
+    if (peer.id === this.#options.selfId) return this.#sensors.poll(sensor, intervalMs);
     return this.#sensors.watchRemote(peer.id, sensor, intervalMs);
   }
 
@@ -230,7 +230,7 @@ export class Coordinator extends TypedEmitter<CoordinatorEvents> {
     ttlMs: number,
   ): Promise<LeaseResult> {
     const peer = this.#resolvePeer(peerReference);
-    const selfId = this.#options.identity.peerId;
+    const selfId = this.#options.selfId;
     if (op === 'release') this.#stopRenewing(`${peer.id}/${resource}`);
     let state: { granted: boolean; holder: string | null; remainingMs: number };
     if (peer.id === selfId) {
@@ -313,7 +313,7 @@ export class Coordinator extends TypedEmitter<CoordinatorEvents> {
 
   /** Actions across the mesh: this agent's and every announced one. */
   actions(): ActionInfo[] {
-    const self = { peer: this.#options.identity.peerId, name: this.#options.name };
+    const self = { peer: this.#options.selfId, name: this.#options.name };
     const rows = [...this.#options.registry.actions.keys()].map((action) => ({ ...self, action }));
     for (const agent of this.#options.knownAgents()) {
       for (const action of agent.capabilities?.actions ?? [])
@@ -324,7 +324,7 @@ export class Coordinator extends TypedEmitter<CoordinatorEvents> {
 
   /** Sensors across the mesh, with the latest value this agent has of each. */
   sensors(): SensorInfo[] {
-    const self = { peer: this.#options.identity.peerId, name: this.#options.name };
+    const self = { peer: this.#options.selfId, name: this.#options.name };
     const rows: SensorInfo[] = [...this.#options.registry.sensors.values()].map((sensor) =>
       this.#sensorRow(self.peer, self.name, sensor.name, sensor.unit),
     );
@@ -422,7 +422,7 @@ export class Coordinator extends TypedEmitter<CoordinatorEvents> {
   }
 
   #resolveTargets(target: string): CallTarget[] {
-    const selfId = this.#options.identity.peerId;
+    const selfId = this.#options.selfId;
     const self = { id: selfId, name: this.#options.name };
     if (target === 'all') {
       return [self, ...this.#options.knownAgents().map((agent) => ({ id: agent.id, name: agent.name }))];
@@ -455,14 +455,14 @@ export class Coordinator extends TypedEmitter<CoordinatorEvents> {
   }
 
   #tryResolvePeer(reference: string): { id: string; name: string } | undefined {
-    if (reference === this.#options.identity.peerId || reference === this.#options.name) {
-      return { id: this.#options.identity.peerId, name: this.#options.name };
+    if (reference === this.#options.selfId || reference === this.#options.name) {
+      return { id: this.#options.selfId, name: this.#options.name };
     }
     return this.#options.resolvePeer(reference);
   }
 
   #nameOf(peerId: string): string | undefined {
-    if (peerId === this.#options.identity.peerId) return this.#options.name;
+    if (peerId === this.#options.selfId) return this.#options.name;
     return (
       this.#options.knownAgents().find((known) => known.id === peerId)?.name ??
       this.#options.resolvePeer(peerId)?.name
@@ -470,8 +470,7 @@ export class Coordinator extends TypedEmitter<CoordinatorEvents> {
   }
 
   #describe(peerId: string): { name?: string; groups: readonly string[] } {
-    if (peerId === this.#options.identity.peerId)
-      return { name: this.#options.name, groups: this.#options.groups };
+    if (peerId === this.#options.selfId) return { name: this.#options.name, groups: this.#options.groups };
     const agent = this.#options.knownAgents().find((known) => known.id === peerId);
     return agent === undefined ? { groups: [] } : { name: agent.name, groups: agent.groups };
   }

@@ -1,11 +1,8 @@
-// The receiving side of a remote call: checks who is calling (signature and key against the mesh
-// source), whether they may, runs each call id once (a retry gets the first run's result), waits for
-// the agreed instant in mesh time, and runs the handler. Every refusal and failure is a result.
-import { randomBytes } from 'node:crypto';
-import { verifySignature } from '../identity/identity.js';
-import { peerIdFromPublicKey } from '../identity/peer-id.js';
+// The receiving side of a remote call: checks whether the caller (the mesh source, which the envelope
+// authenticates) may, runs each call id once (a retry gets the first run's result), waits for the agreed
+// instant in mesh time, and runs the handler. Every refusal and failure is a result.
 import type { Counters } from '../ops/counters.js';
-import { type CallMessage, callSigningBytes, type ResultMessage } from '../protocol/coordination.js';
+import type { CallMessage, ResultMessage } from '../protocol/coordination.js';
 import type { CallResult } from './handler.js';
 import type { LeaseTable } from './leases.js';
 import type { CapabilityRegistry, LocalAction } from './registry.js';
@@ -46,10 +43,7 @@ export class Executor {
   handle(from: string, call: CallMessage): Promise<ResultMessage> {
     const { counters } = this.#options;
     const refusal = this.#check(from, call);
-    if (refusal !== undefined) {
-      counters.increment(`coordination.calls_refused_${refusal.code.replaceAll('-', '_')}`);
-      return Promise.resolve(result(call, { ok: false, error: refusal }, null));
-    }
+    if (refusal !== undefined) return Promise.resolve(this.#refuse(call, refusal));
     const key = `${from}:${Buffer.from(call.callId).toString('hex')}`;
     const now = Date.now();
     const known = this.#remembered.get(key);
@@ -66,18 +60,9 @@ export class Executor {
     return running;
   }
 
-  /** Why a call may not run; undefined when it may. The signature is checked first: nothing else is trusted before. */
+  /** Why a call may not run; undefined when it may. */
   #check(from: string, call: CallMessage): { code: string; message: string } | undefined {
-    const { selfId, registry } = this.#options;
-    if (peerIdFromPublicKey(call.callerKey) !== from) {
-      return { code: 'bad-signature', message: 'the call is not signed by the agent it came from' };
-    }
-    if (!verifySignature(call.callerKey, callSigningBytes(call), call.signature)) {
-      return { code: 'bad-signature', message: 'the call signature does not verify' };
-    }
-    if (call.target !== selfId)
-      return { code: 'wrong-target', message: 'the call was signed for another agent' };
-    const action = registry.actions.get(call.action);
+    const action = this.#options.registry.actions.get(call.action);
     if (action === undefined) return { code: 'unknown-action', message: `no action "${call.action}" here` };
     if (!this.#isAllowed(from, action)) {
       return { code: 'forbidden', message: `"${call.action}" does not accept calls from this agent` };
@@ -112,19 +97,17 @@ export class Executor {
         : await timeSync.estimate(from);
     if (call.fireAt !== null) {
       if (estimate === undefined) {
-        return result(
-          call,
-          {
-            ok: false,
-            error: { code: 'no-clock-sync', message: 'could not agree on the time with the caller' },
-          },
-          null,
-        );
+        return this.#refuse(call, {
+          code: 'no-clock-sync',
+          message: 'could not agree on the time with the caller',
+        });
       }
       const localFireAt = call.fireAt - estimate.offsetMs;
       if (localFireAt - timeSync.now() > MAX_FIRE_AHEAD_MS) {
-        const error = { code: 'too-far-ahead', message: 'a synchronised call may be at most a day ahead' };
-        return result(call, { ok: false, error }, null);
+        return this.#refuse(call, {
+          code: 'too-far-ahead',
+          message: 'a synchronised call may be at most a day ahead',
+        });
       }
       await waitUntil(() => timeSync.now(), localFireAt);
     }
@@ -145,6 +128,12 @@ export class Executor {
     return result(call, outcome, firedAt + (estimate?.offsetMs ?? 0));
   }
 
+  /** A call that did not run: counted by its code. */
+  #refuse(call: CallMessage, error: { code: string; message: string }): ResultMessage {
+    this.#options.counters.increment(`coordination.calls_refused_${error.code.replaceAll('-', '_')}`);
+    return result(call, { ok: false, error }, null);
+  }
+
   #remember(key: string, entry: Remembered): void {
     this.#remembered.delete(key);
     if (this.#remembered.size >= REMEMBERED_CALLS) {
@@ -157,9 +146,4 @@ export class Executor {
 
 function result(call: CallMessage, outcome: CallResult, firedAt: number | null): ResultMessage {
   return { kind: 'result', callId: call.callId, outcome, firedAt };
-}
-
-/** A fresh call id (16 random bytes). */
-export function newCallId(): Uint8Array {
-  return randomBytes(16);
 }

@@ -1,6 +1,7 @@
 // Coordination messages (PROTOCOL.md §14): the payloads of system DATA. Each is one CBOR array whose first
-// element says what it is; JSON parts (arguments, results, values) are CBOR maps, arrays and scalars. Remote calls carry the caller's Ed25519 key and a signature over the call, so
-// the executor checks who asks whatever path the call took; validated here, once, where it enters.
+// element says what it is; JSON parts (arguments, results, values) are CBOR maps, arrays and scalars.
+// Validated here, once, where they enter. Who sent one is the envelope's business: it authenticates the
+// origin of every message, so nothing here carries a key or a signature of its own.
 import { PEER_ID_BYTES, peerIdFromBytes, peerIdToBytes } from '../identity/peer-id.js';
 import { DecodeError } from './errors.js';
 import { decodeItem } from './item.js';
@@ -26,8 +27,6 @@ export const MIN_WATCH_INTERVAL_MS = 100;
 export const MAX_WATCH_INTERVAL_MS = 86_400_000;
 
 export const CALL_ID_BYTES = 16;
-const PUBLIC_KEY_BYTES = 32;
-const SIGNATURE_BYTES = 64;
 /** Longest action or sensor name (as announced). */
 const MAX_NAME_CHARS = 63;
 /** Longest error message carried back; handlers' stderr is cut to fit. */
@@ -35,21 +34,14 @@ const MAX_ERROR_CHARS = 1024;
 /** Longest call timeout: an hour is beyond any actuator. */
 export const MAX_CALL_TIMEOUT_MS = 3_600_000;
 
-/** What the caller signs: the call without its signature, under a domain string of its own. */
-const CALL_SIGNING_DOMAIN = 'nearmesh-call-v1';
-
 export interface CallMessage {
   kind: 'call';
   callId: Uint8Array;
   action: string;
   args: JsonObject;
-  /** The executor's peer id (a group call is one call per member): signed, so a call cannot be replayed elsewhere. */
-  target: string;
   /** When to fire, in the caller's clock (ms since the epoch); null for "now". */
   fireAt: number | null;
   timeoutMs: number;
-  callerKey: Uint8Array;
-  signature: Uint8Array;
 }
 
 export interface ResultMessage {
@@ -127,20 +119,6 @@ export type CoordinationMessage =
   | SensorValueMessage
   | SensorWatchMessage;
 
-/** The bytes a caller signs and an executor verifies: the call's fields under a domain string of their own. */
-export function callSigningBytes(call: Omit<CallMessage, 'kind' | 'signature'>): Uint8Array {
-  return encodeJsonCbor([
-    CALL_SIGNING_DOMAIN,
-    call.callId,
-    call.action,
-    peerIdToBytes(call.target),
-    call.timeoutMs,
-    call.callerKey,
-    call.args,
-    call.fireAt,
-  ]);
-}
-
 export function encodeCoordination(message: CoordinationMessage): Uint8Array {
   switch (message.kind) {
     case 'call':
@@ -148,10 +126,7 @@ export function encodeCoordination(message: CoordinationMessage): Uint8Array {
         CoordinationKind.call,
         message.callId,
         message.action,
-        peerIdToBytes(message.target),
         message.timeoutMs,
-        message.callerKey,
-        message.signature,
         message.args,
         message.fireAt,
       ]);
@@ -286,10 +261,9 @@ export function decodeCoordination(bytes: Uint8Array): CoordinationMessage | Dec
 }
 
 function decodeCall(fields: unknown[]): CallMessage | DecodeError {
-  const [, callId, action, target, timeoutMs, callerKey, signature, rawArgs, fireAt] = fields;
+  const [, callId, action, timeoutMs, rawArgs, fireAt] = fields;
   if (!isBytes(callId, CALL_ID_BYTES)) return bad('CALL id is not 16 bytes');
   if (!isName(action)) return bad(`CALL action is not a name of 1..${MAX_NAME_CHARS} characters`);
-  if (!isBytes(target, PEER_ID_BYTES)) return bad('CALL target is not 8 bytes');
   if (
     typeof timeoutMs !== 'number' ||
     !Number.isInteger(timeoutMs) ||
@@ -297,8 +271,6 @@ function decodeCall(fields: unknown[]): CallMessage | DecodeError {
     timeoutMs > MAX_CALL_TIMEOUT_MS
   )
     return bad(`CALL timeout is not 1..${MAX_CALL_TIMEOUT_MS} ms`);
-  if (!isBytes(callerKey, PUBLIC_KEY_BYTES)) return bad('CALL caller key is not 32 bytes');
-  if (!isBytes(signature, SIGNATURE_BYTES)) return bad('CALL signature is not 64 bytes');
   const args = toJson(rawArgs);
   if (args instanceof DecodeError) return args;
   if (args === null || typeof args !== 'object' || Array.isArray(args)) return bad('CALL args is not a map');
@@ -308,11 +280,8 @@ function decodeCall(fields: unknown[]): CallMessage | DecodeError {
     callId,
     action,
     args: args as JsonObject,
-    target: peerIdFromBytes(target),
     fireAt: fireAt as number | null,
     timeoutMs,
-    callerKey,
-    signature,
   };
 }
 
