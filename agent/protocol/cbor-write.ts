@@ -1,6 +1,10 @@
-// Writing what v1 sends (docs/PROTOCOL.md §3): shortest-form heads, byte and text strings, null and arrays.
+// Writing deterministic CBOR (RFC 8949 §4.2.1, docs/PROTOCOL.md §3): shortest-form heads, byte and text
+// strings, null, arrays and floats in their shortest exact width (json-cbor.ts adds maps, sorted).
 // Sizes are computed first and everything is written into one exactly-sized Uint8Array: no byte is copied twice.
 import {
+  INFO_FLOAT16,
+  INFO_FLOAT32,
+  INFO_FLOAT64,
   MAJOR_ARRAY,
   MAJOR_BYTES,
   MAJOR_SIMPLE,
@@ -80,6 +84,59 @@ export function writeBytes(out: Uint8Array, pos: number, bytes: Uint8Array): num
     out.set(bytes, start);
   }
   return start + length;
+}
+
+/** Shared scratch for float conversions: floats are written without a DataView per call. */
+const floatScratch = new DataView(new ArrayBuffer(8));
+
+/**
+ * The float16 bits of `value` when float16 holds it exactly, else -1: ±0, normal and subnormal halves,
+ * the infinities, and NaN as 0x7e00 (the one NaN deterministic CBOR writes).
+ */
+function float16Bits(value: number): number {
+  if (Number.isNaN(value)) return 0x7e00;
+  floatScratch.setFloat32(0, value);
+  // float16 values are a subset of float32 ones: a value float32 cannot hold exactly is no half either.
+  if (floatScratch.getFloat32(0) !== value) return -1;
+  const bits = floatScratch.getUint32(0);
+  const sign = (bits >>> 16) & 0x8000;
+  const exponent = ((bits >>> 23) & 0xff) - 127;
+  const mantissa = bits & 0x7f_ffff;
+  if (exponent === 128) return sign | 0x7c00;
+  // ±0 (float32 subnormals, exponent -127 with a mantissa, are far below float16's smallest 2^-24).
+  if (exponent === -127) return mantissa === 0 ? sign : -1;
+  if (exponent > 15 || exponent < -24) return -1;
+  if (exponent >= -14) {
+    // Normal: float32's 23 mantissa bits must fit float16's 10.
+    return (mantissa & 0x1fff) === 0 ? sign | ((exponent + 15) << 10) | (mantissa >>> 13) : -1;
+  }
+  // Subnormal: value = k · 2^-24 with k < 1024, k being the significand (implicit 1 included) shifted down.
+  const significand = 0x80_0000 | mantissa;
+  const shift = -1 - exponent;
+  return (significand & ((1 << shift) - 1)) === 0 ? sign | (significand >>> shift) : -1;
+}
+
+/** Bytes of `value` as a float in its shortest exact width: 3 (float16), 5 (float32) or 9 (float64). */
+export function floatSize(value: number): number {
+  if (float16Bits(value) >= 0) return 3;
+  return Math.fround(value) === value ? 5 : 9;
+}
+
+/** Writes `value` as a float in its shortest exact width (preferred serialization); returns the position after it. */
+export function writeFloat(out: Uint8Array, pos: number, value: number): number {
+  const half = float16Bits(value);
+  if (half >= 0) {
+    out[pos] = (MAJOR_SIMPLE << 5) | INFO_FLOAT16;
+    out[pos + 1] = half >>> 8;
+    out[pos + 2] = half;
+    return pos + 3;
+  }
+  const width = Math.fround(value) === value ? 4 : 8;
+  if (width === 4) floatScratch.setFloat32(0, value);
+  else floatScratch.setFloat64(0, value);
+  out[pos] = (MAJOR_SIMPLE << 5) | (width === 4 ? INFO_FLOAT32 : INFO_FLOAT64);
+  for (let i = 0; i < width; i++) out[pos + 1 + i] = floatScratch.getUint8(i);
+  return pos + 1 + width;
 }
 
 export function writeNull(out: Uint8Array, pos: number): number {

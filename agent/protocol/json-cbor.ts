@@ -1,6 +1,8 @@
 // JSON values (call arguments and results, sensor values) as CBOR: maps with text keys, arrays, text,
-// integers, floats, booleans and null. Same strict reader as every other item; objects come back
-// without a prototype a peer could reach.
+// integers, floats, booleans and null, written deterministically (RFC 8949 §4.2.1: map keys sorted, floats
+// in their shortest exact width, integers and lengths shortest), so equal values are equal bytes whatever
+// order an object lists its keys in. Same strict (and liberal about encoding choices) reader as every
+// other item; objects come back without a prototype a peer could reach.
 import {
   MAJOR_ARRAY,
   MAJOR_MAP,
@@ -9,7 +11,7 @@ import {
   MAJOR_UINT,
   MAX_NESTING_DEPTH,
 } from './cbor-constants.js';
-import { bytesSize, headSize, writeBytes, writeHead } from './cbor-write.js';
+import { bytesSize, floatSize, headSize, writeBytes, writeFloat, writeHead } from './cbor-write.js';
 import { DecodeError, EncodeError } from './errors.js';
 import { decodeItem } from './item.js';
 import { utf8Length, writeUtf8 } from './utf8.js';
@@ -25,8 +27,6 @@ export type WireValue = JsonPrimitive | Uint8Array | readonly WireValue[] | Json
 const FALSE = 0xf4;
 const TRUE = 0xf5;
 const NULL = 0xf6;
-const FLOAT32 = 0xfa;
-const FLOAT64 = 0xfb;
 
 /** Encodes a JSON value (or one with byte strings); throws EncodeError for NaN, undefined, cycles and the like. */
 export function encodeJsonCbor(value: WireValue): Uint8Array {
@@ -85,7 +85,7 @@ function jsonSize(value: WireValue, depth: number): number {
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) throw new EncodeError(`${value} is not a JSON number`);
     if (isCborInteger(value)) return headSize(value < 0 ? -1 - value : value);
-    return Math.fround(value) === value ? 5 : 9;
+    return floatSize(value);
   }
   if (typeof value === 'string') return textSize(value);
   if (Array.isArray(value)) {
@@ -94,9 +94,10 @@ function jsonSize(value: WireValue, depth: number): number {
     return size;
   }
   if (typeof value !== 'object') throw new EncodeError(`cannot encode a ${typeof value} as JSON`);
-  const entries = Object.entries(value);
-  let size = headSize(entries.length);
-  for (const [key, element] of entries) size += textSize(key) + jsonSize(element, depth + 1);
+  const object = value as JsonObject;
+  const keys = Object.keys(object);
+  let size = headSize(keys.length);
+  for (const key of keys) size += textSize(key) + jsonSize(object[key] as WireValue, depth + 1);
   return size;
 }
 
@@ -123,10 +124,36 @@ function writeJson(out: Uint8Array, pos: number, value: WireValue): number {
     for (const element of value) next = writeJson(out, next, element);
     return next;
   }
-  const entries = Object.entries(value);
-  let next = writeHead(out, pos, MAJOR_MAP, entries.length);
-  for (const [key, element] of entries) next = writeJson(out, writeText(out, next, key), element);
+  const object = value as JsonObject;
+  const keys = Object.keys(object).sort(compareKeys);
+  let next = writeHead(out, pos, MAJOR_MAP, keys.length);
+  for (const key of keys) next = writeJson(out, writeText(out, next, key), object[key] as WireValue);
   return next;
+}
+
+/**
+ * The order of text map keys by their encodings' bytes (RFC 8949 §4.2.1): a shorter key has a smaller
+ * head, so UTF-8 length decides first; then the UTF-8 bytes, whose order is code point order.
+ */
+function compareKeys(a: string, b: string): number {
+  const byLength = utf8Length(a) - utf8Length(b);
+  if (byLength !== 0) return byLength;
+  // Distinct keys of one UTF-8 length differ before either ends.
+  for (let i = 0; i < a.length; i++) {
+    const unitA = a.charCodeAt(i);
+    const unitB = b.charCodeAt(i);
+    if (unitA !== unitB) return codePointRank(unitA) - codePointRank(unitB);
+  }
+  return 0;
+}
+
+/**
+ * A UTF-16 unit ranked so that comparing units compares code points: surrogates (which only start code
+ * points above U+FFFF) move above U+E000..U+FFFF. Needed only where two strings first differ.
+ */
+function codePointRank(unit: number): number {
+  if (unit < 0xd800) return unit;
+  return unit >= 0xe000 ? unit - 0x800 : unit + 0x2000;
 }
 
 /** Safe integers go as CBOR integers; -0 stays a float, so it comes back as -0. */
@@ -134,20 +161,12 @@ function isCborInteger(value: number): boolean {
   return Number.isSafeInteger(value) && !Object.is(value, -0);
 }
 
-/** Integers in their shortest head; other numbers as float32 when that is exact, else float64. */
+/** Integers in their shortest head; other numbers as the shortest float that holds them exactly. */
 function writeNumber(out: Uint8Array, pos: number, value: number): number {
   if (isCborInteger(value)) {
     return value < 0 ? writeHead(out, pos, MAJOR_NEGINT, -1 - value) : writeHead(out, pos, MAJOR_UINT, value);
   }
-  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
-  if (Math.fround(value) === value) {
-    out[pos] = FLOAT32;
-    view.setFloat32(pos + 1, value);
-    return pos + 5;
-  }
-  out[pos] = FLOAT64;
-  view.setFloat64(pos + 1, value);
-  return pos + 9;
+  return writeFloat(out, pos, value);
 }
 
 function writeText(out: Uint8Array, pos: number, text: string): number {

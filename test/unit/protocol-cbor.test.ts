@@ -1,8 +1,10 @@
 // Unit tests of the hand-written CBOR layer under agent/protocol: the UTF-8 validator against a fatal
-// TextDecoder, encodeItem/decodeItem against cborg, and decodeMessage's payloadView option.
+// TextDecoder, encodeItem/decodeItem against cborg, encodeJsonCbor's deterministic CBOR against cborg and
+// python3-cbor2, and decodeMessage's payloadView option.
 import * as cborg from 'cborg';
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
+import { floatSize, writeFloat } from '../../agent/protocol/cbor-write.js';
 import {
   type CborValue,
   decodeItem,
@@ -11,7 +13,10 @@ import {
   encodeItem,
   encodeMessage,
 } from '../../agent/protocol/index.js';
+import { decodeJsonCbor, encodeJsonCbor, type JsonValue } from '../../agent/protocol/json-cbor.js';
 import { isWellFormedUtf8, utf8Length, writeUtf8 } from '../../agent/protocol/utf8.js';
+import { cbor2CanonicalOfJson, cbor2Missing } from '../support/cbor2.js';
+import { describeWhenAvailable } from '../support/requirements.js';
 import { fromHex, toHex } from './protocol-vector-json.js';
 
 const fatalUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
@@ -250,6 +255,146 @@ function normalise(value: unknown): unknown {
   if (value instanceof Map) return new Map([...value].map(([k, v]) => [normalise(k), normalise(v)]));
   return value;
 }
+
+describe('encodeJsonCbor writes deterministic CBOR (RFC 8949 §4.2.1)', () => {
+  test('map keys in the order of their encodings, whatever order the object lists them in', () => {
+    const hex = 'a2647374657029656c6576656cf93400';
+    expect(toHex(encodeJsonCbor({ level: 0.25, step: -10 }))).toBe(hex);
+    expect(toHex(encodeJsonCbor({ step: -10, level: 0.25 }))).toBe(hex);
+    // Shorter UTF-8 first, then bytewise: "a" "b" "aa" "é" (c3a9), then U+FFFF "a" (efbfbf61) before
+    // U+1F600 (f09f9880), although UTF-16 (JavaScript's string order) puts the emoji's d83d first.
+    const keys = { '\u{1f600}': 5, '\uffffa': 4, é: 3, aa: 2, b: 1, a: 0 };
+    expect(toHex(encodeJsonCbor(keys))).toBe('a66161006162016261610262c3a90364efbfbf610464f09f988005');
+    expect(toHex(encodeJsonCbor({ outer: { z: 1, y: [{ b: 2, a: 1 }] } }))).toBe(
+      toHex(encodeJsonCbor({ outer: { y: [{ a: 1, b: 2 }], z: 1 } })),
+    );
+  });
+
+  test('floats in the shortest width that holds them exactly; whole safe numbers as integers', () => {
+    const cases: Array<[number, string]> = [
+      [0.25, 'f93400'],
+      [-0, 'f98000'],
+      [65_504.5, 'fa477fe080'],
+      [100_000.5, 'fa47c35040'],
+      [3 * 2 ** -24, 'f90003'],
+      [2 ** -25, 'fa33000000'],
+      [0.1, 'fb3fb999999999999a'],
+      [1, '01'],
+      [-10, '29'],
+      [2 ** 53 - 1, '1b001fffffffffffff'],
+      [2 ** 53, 'fa5a000000'],
+    ];
+    for (const [value, hex] of cases) expect(toHex(encodeJsonCbor(value)), String(value)).toBe(hex);
+  });
+
+  test('refuses NaN and the infinities: JSON has none, and no peer accepts them', () => {
+    for (const value of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
+      expect(() => encodeJsonCbor(value)).toThrow(EncodeError);
+    }
+  });
+
+  test('the decoder stays liberal: unsorted keys and wider floats read as the same value', () => {
+    // {"level": 0.25 as float64, "step": -10}: neither the key order nor the width is deterministic.
+    const decoded = decodeJsonCbor(fromHex('a2656c6576656cfb3fd0000000000000647374657029'));
+    expect(decoded).toEqual({ level: 0.25, step: -10 });
+  });
+
+  test('writes what cborg writes with its RFC 8949 options', () => {
+    fc.assert(
+      fc.property(jsonArb, (value) => {
+        expect(toHex(encodeJsonCbor(value))).toBe(toHex(cborg.encode(value, cborg.rfc8949EncodeOptions)));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+});
+
+describeWhenAvailable('encodeJsonCbor against python3-cbor2 (canonical)', cbor2Missing(), () => {
+  test('our bytes = cborg RFC 8949 bytes = cbor2 canonical bytes, for random JSON values', () => {
+    fc.assert(
+      fc.property(fc.array(jsonArb, { minLength: 1, maxLength: 200 }), (values) => {
+        const theirs = cbor2CanonicalOfJson(values.map((value) => JSON.stringify(value)));
+        values.forEach((value, i) => {
+          const ours = toHex(encodeJsonCbor(value));
+          expect(ours, JSON.stringify(value)).toBe(theirs[i]);
+          expect(ours, JSON.stringify(value)).toBe(toHex(cborg.encode(value, cborg.rfc8949EncodeOptions)));
+        });
+      }),
+      { numRuns: 15 },
+    );
+  });
+
+  test('every float16 (NaN, infinities and -0 included) and the edges of float32 and float64', () => {
+    const values: number[] = [];
+    for (let bits = 0; bits <= 0xffff; bits++) {
+      const half = decodeItem(Uint8Array.of(0xf9, bits >>> 8, bits & 0xff));
+      if (half.ok) values.push(half.value as number);
+    }
+    values.push(
+      ...[2 ** -149, 2 ** -126, 3.4028234663852886e38, 65_520, 2 ** -14 + 2 ** -30, 16_777_217],
+      ...[5e-324, 2.2250738585072014e-308, Number.MAX_VALUE, 2 ** 53 + 2, -(2 ** 63), 1e21],
+    );
+    const theirs = cbor2CanonicalOfJson(values.map(jsonNumberText));
+    // Pairs, so that a difference names its value.
+    expect(values.map((value) => [String(value), floatOrIntegerHex(value)])).toEqual(
+      values.map((value, i) => [String(value), theirs[i]]),
+    );
+  });
+});
+
+/** What encodeJsonCbor writes for a number, or for NaN and ±Infinity (which it refuses) the float writer's bytes. */
+function floatOrIntegerHex(value: number): string {
+  if (Number.isFinite(value)) return toHex(encodeJsonCbor(value));
+  const out = new Uint8Array(floatSize(value));
+  writeFloat(out, 0, value);
+  return toHex(out);
+}
+
+/** A number as Python's json reads it: -0.0, NaN and the infinities too (JSON.stringify has none of them). */
+function jsonNumberText(value: number): string {
+  if (Object.is(value, -0)) return '-0.0';
+  return Number.isFinite(value) ? JSON.stringify(value) : String(value);
+}
+
+/**
+ * Numbers of every width: integers, float16-exact, float32-exact and other doubles, integers beyond
+ * 2^53 − 1 (floats). Not -0 (cborg writes it as the integer 0) and nothing in float16's subnormal range
+ * (cborg writes the subnormals that are not powers of two as float32): both are checked against cbor2
+ * alone, with every float16, above.
+ */
+const numberArb: fc.Arbitrary<number> = fc
+  .oneof(
+    fc.maxSafeInteger(),
+    fc
+      .tuple(fc.constantFrom(1, -1), fc.integer({ min: 1024, max: 2047 }), fc.integer({ min: -24, max: 5 }))
+      .map(([sign, significand, exponent]) => sign * significand * 2 ** exponent),
+    fc.float({ noNaN: true, noDefaultInfinity: true }),
+    fc.double({ noNaN: true, noDefaultInfinity: true }),
+    fc.constantFrom(2 ** 53, -(2 ** 53), 2 ** 60, 1e21, -1e300),
+  )
+  .map((value) => value + 0)
+  .filter((value) => !(Math.abs(value) >= 2 ** -24 && Math.abs(value) < 2 ** -14));
+
+/** Text from every plane, and from a few characters whose UTF-8 and UTF-16 orders differ (keys collide often). */
+const textArb = fc.oneof(
+  fc.string({ unit: 'binary', maxLength: 8 }),
+  fc.string({ unit: fc.constantFrom('a', 'b', 'é', '\uffff', '\u{1f600}', '\u{10ffff}'), maxLength: 4 }),
+);
+
+/** JSON values as JSON.parse builds them (plain objects, "__proto__" an ordinary key). */
+const jsonArb: fc.Arbitrary<JsonValue> = fc
+  .letrec<{ value: JsonValue }>((tie) => ({
+    value: fc.oneof(
+      { depthSize: 'small', withCrossShrink: true },
+      fc.constant(null),
+      fc.boolean(),
+      numberArb,
+      textArb,
+      fc.array(tie('value'), { maxLength: 5 }),
+      fc.dictionary(textArb, tie('value'), { maxKeys: 6 }),
+    ),
+  }))
+  .value.map((value) => JSON.parse(JSON.stringify(value)) as JsonValue);
 
 describe('decodeMessage payloadView', () => {
   const frame = encodeMessage({ type: 'data', id: 9, ackRequested: false, payload: Buffer.from('payload') });

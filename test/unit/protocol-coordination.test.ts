@@ -1,8 +1,10 @@
 // The coordination wire format (docs/PROTOCOL.md §14), pinned by test/fixtures/coordination-vectors.json:
 // the doc's §14.9 tables and the fixture list the same vectors, our encoder writes exactly those bytes and
-// our decoder reads them back, and cborg (an independent CBOR implementation) reads the same structure.
-// Properties: whatever bytes arrive, decodeCoordination returns a message or a DecodeError and never
-// throws; valid messages round-trip exactly.
+// our decoder reads them back, and two independent CBOR implementations agree: cborg reads the documented
+// structure and writes the same bytes for it with its RFC 8949 (deterministic) options, and python3-cbor2
+// re-encodes each vector to itself in its canonical mode. Properties: whatever bytes arrive,
+// decodeCoordination returns a message or a DecodeError and never throws; valid messages round-trip
+// exactly, and cborg writes them as we do.
 import { readFileSync } from 'node:fs';
 import * as cborg from 'cborg';
 import fc from 'fast-check';
@@ -30,7 +32,7 @@ import {
 import type { JsonObject, JsonValue } from '../../agent/protocol/json-cbor.js';
 import { mutate, mutationsOverwriting } from '../support/byte-mutation.js';
 import { fromHex, toHex } from './protocol-vector-json.js';
-import { docVectorHexes } from './system-vectors.js';
+import { describeDeterministicUnderCbor2, docVectorHexes } from './system-vectors.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // The fixture
@@ -123,6 +125,11 @@ function expectedFields(m: CoordinationMessage): unknown[] {
   }
 }
 
+/** cborg's deterministic encoding (RFC 8949 §4.2.1) of a value. */
+function cborgEncode(value: unknown): Uint8Array {
+  return cborg.encode(value, cborg.rfc8949EncodeOptions);
+}
+
 /** cborg's reading of bytes we produce or accept: maps as plain objects (args, values are JSON objects). */
 function cborgDecode(bytes: Uint8Array, strict: boolean): unknown {
   return cborg.decode(bytes, {
@@ -175,12 +182,16 @@ describe.each(encodable)('coordination vector: $name', (vector) => {
   test('cborg (strict: shortest integers) reads the same array', () => {
     expect(cborgDecode(fromHex(vector.hex), true)).toEqual(expectedFields(message));
   });
+
+  test('cborg writes exactly the vector bytes for that array (RFC 8949 deterministic encoding)', () => {
+    expect(toHex(cborgEncode(expectedFields(message)))).toBe(vector.hex);
+  });
 });
 
 describe.each(coordinationVectors.filter((v) => v.decodeOnly === true))('decode only: $name', (vector) => {
   const message = coordinationFromJson(vector.coordination as JsonCoordination);
 
-  test('decodeCoordination gives the message; it re-encodes to other (canonical) bytes', () => {
+  test('decodeCoordination gives the message; it re-encodes to other (deterministic) bytes', () => {
     expect(decodeCoordination(fromHex(vector.hex))).toEqual(message);
     const canonical = toHex(encodeCoordination(message));
     expect(canonical).not.toBe(vector.hex);
@@ -236,7 +247,15 @@ describe.each(envelopeVectors)('envelope vector: $name', (vector) => {
       expect(fields).toHaveLength(4);
     }
   });
+
+  test('cborg writes exactly the vector bytes for what it read (RFC 8949 deterministic encoding)', () => {
+    expect(toHex(cborgEncode(cborgDecode(fromHex(vector.hex), true)))).toBe(vector.hex);
+  });
 });
+
+describeDeterministicUnderCbor2('coordination-vectors.json', () =>
+  [...encodable, ...envelopeVectors].map((v) => v.hex),
+);
 
 // ---------------------------------------------------------------------------------------------------------
 // Properties
@@ -415,10 +434,12 @@ describe('round trips', () => {
     );
   });
 
-  test('cborg reads every encoded message as the documented array', () => {
+  test('cborg reads every encoded message as the documented array, and writes that array as we do', () => {
     fc.assert(
       fc.property(messageArb, (message) => {
-        expect(cborgDecode(encodeCoordination(message), true)).toEqual(expectedFields(message));
+        const bytes = encodeCoordination(message);
+        expect(cborgDecode(bytes, true)).toEqual(expectedFields(message));
+        expect(toHex(cborgEncode(expectedFields(message)))).toBe(toHex(bytes));
       }),
       { numRuns: 1000 },
     );

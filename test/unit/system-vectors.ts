@@ -2,11 +2,14 @@
 // docs/PROTOCOL.md: the hex of a section's "Test vectors" tables, and the checks every fixture of
 // [kind, ...] messages gets (the doc and the fixture list the same vectors; our encoder writes exactly
 // those bytes and our decoder reads them back; cborg, an independent CBOR implementation, reads the
-// documented array; what must be rejected is, with the reason given).
+// documented array and writes the same bytes for it deterministically, and so does python3-cbor2; what
+// must be rejected is, with the reason given).
 import { readFileSync } from 'node:fs';
 import * as cborg from 'cborg';
 import { describe, expect, test } from 'vitest';
 import { DecodeError, type DecodeErrorReason } from '../../agent/protocol/errors.js';
+import { cbor2Missing, cbor2Recoded } from '../support/cbor2.js';
+import { describeWhenAvailable } from '../support/requirements.js';
 import { fromHex, toHex } from './protocol-vector-json.js';
 
 /**
@@ -83,12 +86,14 @@ export function describeSystemVectors<M>(codec: SystemCodec<M>): SystemVector[] 
       expect(codec.decode(fromHex(vector.hex))).toEqual(message(vector));
     });
 
-    test('cborg (strict: shortest forms) reads the documented array', () => {
-      expect(cborg.decode(fromHex(vector.hex), { strict: true })).toEqual(
-        codec.expectedFields(message(vector)),
-      );
+    test('cborg (strict: shortest forms) reads the documented array, and writes it as these bytes', () => {
+      const expected = codec.expectedFields(message(vector));
+      expect(cborg.decode(fromHex(vector.hex), { strict: true })).toEqual(expected);
+      expect(toHex(cborg.encode(expected, cborg.rfc8949EncodeOptions))).toBe(vector.hex);
     });
   });
+
+  describeDeterministicUnderCbor2(codec.file, () => encodable.map((v) => v.hex));
 
   describe.each(messages.filter((v) => v.decodeOnly === true))('decode only: $name', (vector) => {
     test('decodes to the message, which re-encodes to other (canonical) bytes of the fixture', () => {
@@ -120,4 +125,16 @@ export function describeSystemVectors<M>(codec: SystemCodec<M>): SystemVector[] 
   });
 
   return vectors;
+}
+
+/**
+ * python3-cbor2 re-encodes each vector an encoder writes (`hexes`) to the same bytes in its canonical mode:
+ * they are deterministic CBOR (RFC 8949 §4.2.1) to a second independent implementation.
+ */
+export function describeDeterministicUnderCbor2(what: string, hexes: () => string[]): void {
+  describeWhenAvailable(`${what} against python3-cbor2 (canonical)`, cbor2Missing(), () => {
+    test('cbor2 re-encodes every vector an encoder writes to the same bytes', () => {
+      expect(cbor2Recoded(hexes())).toEqual(hexes());
+    });
+  });
 }
