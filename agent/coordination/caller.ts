@@ -77,9 +77,12 @@ export class Caller {
     return Promise.all(targets.map((target) => this.#callOne(target, callId, request, waitMs)));
   }
 
-  /** A RESULT from the mesh (or from this agent's executor). */
-  onResult(from: string, result: ResultMessage): void {
-    this.#waiting.get(Buffer.from(result.callId).toString('hex'))?.get(from)?.(result);
+  /** A RESULT from the mesh (or from this agent's executor); false when no call to `from` waits for it. */
+  onResult(from: string, result: ResultMessage): boolean {
+    const settle = this.#waiting.get(Buffer.from(result.callId).toString('hex'))?.get(from);
+    if (settle === undefined) return false;
+    settle(result);
+    return true;
   }
 
   #callOne(

@@ -335,27 +335,38 @@ export class Coordinator extends TypedEmitter<CoordinatorEvents> {
     return rows;
   }
 
-  /** A system message from a peer: decoded once, here, and handed to its part. */
+  /**
+   * A system message from a peer: decoded once, here, and handed to its part. An answer (RESULT,
+   * TIME-REPLY, LEASE-REPLY, SENSOR-VALUE) to no question this agent asked that peer is dropped and
+   * counted: a peer can only answer, never feed this agent results, clocks, leases or readings unasked.
+   */
   receive(from: string, payload: Uint8Array): void {
+    const { counters, log } = this.#options;
     const message = decodeCoordination(payload);
     if (message instanceof DecodeError) {
-      this.#options.counters.increment('coordination.dropped_malformed');
-      this.#options.log.debug({ peer: from, err: message }, 'coordination: malformed message dropped');
+      counters.increment('coordination.dropped_malformed');
+      log.debug({ peer: from, err: message }, 'coordination: malformed message dropped');
       return;
     }
+    if (!this.#handle(from, message)) {
+      counters.increment('coordination.unsolicited_dropped');
+      log.debug({ peer: from, kind: message.kind }, 'coordination: an answer to nothing asked dropped');
+    }
+  }
+
+  /** Hands a message to its part; false for an answer to nothing this agent asked `from`. */
+  #handle(from: string, message: CoordinationMessage): boolean {
     switch (message.kind) {
       case 'call':
         void this.#executor.handle(from, message).then((result) => this.#send(from, result).catch(() => {}));
-        return;
+        return true;
       case 'result':
-        this.#caller.onResult(from, message);
-        return;
+        return this.#caller.onResult(from, message);
       case 'time-request':
         this.timeSync.onRequest(from, message);
-        return;
+        return true;
       case 'time-reply':
-        this.timeSync.onReply(from, message);
-        return;
+        return this.timeSync.onReply(from, message);
       case 'lease': {
         const state =
           message.op === 'acquire'
@@ -364,21 +375,20 @@ export class Coordinator extends TypedEmitter<CoordinatorEvents> {
         void this.#send(from, { kind: 'lease-reply', requestId: message.requestId, ...state }).catch(
           () => {},
         );
-        return;
+        return true;
       }
       case 'lease-reply':
-        this.#leaseReplies.settle(from, message);
-        return;
+        return this.#leaseReplies.settle(from, message);
       case 'sensor-read':
         void this.#sensors.answerRead(from, message.requestId, message.sensor).catch(() => {});
-        return;
+        return true;
       case 'sensor-value':
-        if (message.requestId === 0) this.#sensors.pushed(from, message);
-        else this.#reads.settle(from, message);
-        return;
+        return message.requestId === 0
+          ? this.#sensors.pushed(from, message)
+          : this.#reads.settle(from, message);
       case 'sensor-watch':
         this.#sensors.serveWatch(from, message.sensor, message.intervalMs, message.ttlMs);
-        return;
+        return true;
     }
   }
 

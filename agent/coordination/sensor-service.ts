@@ -1,6 +1,7 @@
 // Sensors across the mesh: this agent's own sensors read on demand, on their `every` schedule and for
 // watchers; remote sensors read once or watched at a rate (the watcher renews, so a watcher that goes
-// away stops costing the sensor's agent anything within one watch time).
+// away stops costing the sensor's agent anything within one watch time). A pushed reading counts only
+// while this agent watches that sensor at that peer: nobody else can feed it readings.
 import type { CoordinationMessage, SensorValueMessage } from '../protocol/coordination.js';
 import { SensorReadError } from './handler.js';
 import type { CapabilityRegistry } from './registry.js';
@@ -39,6 +40,8 @@ export class SensorService {
   readonly #options: SensorServiceOptions;
   readonly #polls = new Map<string, { timer: NodeJS.Timeout; intervalMs: number; users: number }>();
   readonly #served = new Map<string, ServedWatch>();
+  /** Remote sensors this agent watches, by "<peer id>/<sensor>": how many watchers ask for each. */
+  readonly #watching = new Map<string, number>();
   readonly #reading = new Map<string, Promise<Reading>>();
 
   constructor(options: SensorServiceOptions) {
@@ -161,8 +164,13 @@ export class SensorService {
     this.#served.set(key, { timer, expiry, intervalMs });
   }
 
-  /** Asks `peer` to push `sensor` every `intervalMs`, renewing until the returned function is called. */
+  /**
+   * Asks `peer` to push `sensor` every `intervalMs`, renewing until the returned function is called; the
+   * watch is cancelled at the peer when its last watcher here stops.
+   */
   watchRemote(peer: string, name: string, intervalMs: number): () => void {
+    const key = `${peer}/${name}`;
+    this.#watching.set(key, (this.#watching.get(key) ?? 0) + 1);
     const ask = (ttlMs: number): void => {
       void this.#options
         .send(peer, { kind: 'sensor-watch', sensor: name, intervalMs, ttlMs })
@@ -171,18 +179,28 @@ export class SensorService {
     ask(WATCH_TTL_MS);
     const renew = setInterval(() => ask(WATCH_TTL_MS), WATCH_TTL_MS / 3);
     renew.unref();
+    let stopped = false;
     return () => {
+      if (stopped) return;
+      stopped = true;
       clearInterval(renew);
+      const watchers = (this.#watching.get(key) ?? 1) - 1;
+      if (watchers > 0) {
+        this.#watching.set(key, watchers);
+        return;
+      }
+      this.#watching.delete(key);
       ask(0);
     };
   }
 
-  /** A SENSOR-VALUE pushed by a watched peer (request id 0). */
-  pushed(from: string, message: SensorValueMessage): void {
+  /** A SENSOR-VALUE pushed (request id 0); false, and nothing learned, unless this agent watches it there. */
+  pushed(from: string, message: SensorValueMessage): boolean {
+    if (!this.#watching.has(`${from}/${message.sensor}`)) return false;
     const { reading } = message;
     if (!reading.ok) {
       this.#options.count('coordination.watched_read_errors');
-      return;
+      return true;
     }
     this.#options.learned(from, {
       sensor: message.sensor,
@@ -190,6 +208,7 @@ export class SensorService {
       unit: reading.unit,
       readAtMs: reading.readAt,
     });
+    return true;
   }
 
   /** Currently served watches, for status. */

@@ -51,13 +51,15 @@ export class TimeSync {
     void this.#options.send(from, { kind: 'time-reply', t1: request.t1, t2, t3: this.now() }).catch(() => {});
   }
 
-  onReply(from: string, reply: TimeReplyMessage): void {
+  /** A peer's TIME-REPLY; false when it answers no exchange in flight with that peer (late, or never asked). */
+  onReply(from: string, reply: TimeReplyMessage): boolean {
     const t4 = this.now();
     const waiting = this.#waiting.get(reply.t1);
-    if (waiting === undefined || waiting.peer !== from) return;
+    if (waiting === undefined || waiting.peer !== from) return false;
     this.#waiting.delete(reply.t1);
     this.#peerClock(from).estimator.addExchange(reply.t1, reply.t2, reply.t3, t4);
     waiting.resolve();
+    return true;
   }
 
   /** The current estimate for a peer, refreshed first when it is missing or stale; undefined if it never answers. */
