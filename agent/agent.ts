@@ -310,7 +310,7 @@ export class Agent {
       await this.#links.addResolver(
         new MdnsResolver({
           peerId: this.#identity.peerId,
-          name: config.name,
+          meshKeys: () => [meshKey],
           port: listening.port,
           ...(isWildcard ? {} : { interfaceAddress: listening.host }),
         }),
