@@ -39,8 +39,12 @@ export type AdvertisementFailure =
   | 'malformed'
   /** Well-formed, but not nearmesh: no nearmesh service UUID or no manufacturer data with its company id. */
   | 'not-nearmesh'
-  /** Nearmesh manufacturer data of the wrong size, or version 0. */
+  /** Nearmesh manufacturer or service data of the wrong size, or version 0. */
   | 'bad-data'
+  /** No nearmesh service data (it comes in the scan response): nothing to open yet. */
+  | 'incomplete'
+  /** An agent of an earlier protocol version (1): not garbage, but this agent does not speak it. */
+  | 'older-version'
   /** A later advertisement version than this agent speaks (the version is in `version`). */
   | 'unsupported-version';
 
@@ -48,7 +52,7 @@ export class AdvertisementError extends NearmeshError {
   constructor(
     readonly reason: AdvertisementFailure,
     detail: string,
-    /** The advertised version, for 'unsupported-version'. */
+    /** The advertised version, for 'older-version' and 'unsupported-version'. */
     readonly version?: number,
   ) {
     super('ble-advertisement', `BLE advertisement: ${reason}: ${detail}`);
