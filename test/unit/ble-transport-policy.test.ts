@@ -1,6 +1,7 @@
 // Pure parts of the BLE medium: who dials (one link per pair), the GATT layout, the random advertising address
 // and its HCI commands, and the adapter spec to library options mapping. The radio itself is tested in
 // test/system/ble-*.test.ts.
+import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { NEARMESH_SERVICE_UUID_HEX } from '../../transports/ble/advertisement.js';
 import { isBleDialer } from '../../transports/ble/ble-resolver.js';
@@ -8,10 +9,13 @@ import { ADVERTISER_WARNING_INTERVAL_MS, OncePerInterval } from '../../transport
 import * as gattService from '../../transports/ble/gatt-service.js';
 import { RX_CHARACTERISTIC_UUID_HEX, TX_CHARACTERISTIC_UUID_HEX } from '../../transports/ble/gatt-service.js';
 import {
+  BleAddressError,
   formatAddress,
+  type HciCommandSocket,
   randomAddressAdvertisingParametersCommand,
   randomPrivateAddress,
   setRandomAddressCommand,
+  useAdvertisingAddress,
 } from '../../transports/ble/private-address.js';
 import { hciBindingOptions, isSameAdapter } from '../../transports/ble/radio.js';
 
@@ -23,6 +27,45 @@ describe('isBleDialer', () => {
     expect(isBleDialer(b, a)).toBe(false);
     expect(isBleDialer('abcdef0000000000', 'abcdef0000000001')).toBe(true);
     expect(isBleDialer(a, a)).toBe(false);
+  });
+});
+
+/** A controller behind bleno's socket that answers each command with Command Complete and this status. */
+class FakeController extends EventEmitter implements HciCommandSocket {
+  readonly written: string[] = [];
+
+  constructor(readonly status: (opcode: number) => number) {
+    super();
+  }
+
+  write(packet: Buffer): void {
+    this.written.push(packet.toString('hex'));
+    const opcode = packet.readUInt16LE(1);
+    const complete = Buffer.from([0x04, 0x0e, 0x04, 0x01, opcode & 0xff, opcode >> 8, this.status(opcode)]);
+    setImmediate(() => this.emit('data', complete));
+  }
+}
+
+describe('changing the advertising address', () => {
+  const address = Uint8Array.from([0x3a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f]);
+
+  it('sets the random address, then advertises from it', async () => {
+    const controller = new FakeController(() => 0);
+    await useAdvertisingAddress(controller, address);
+    expect(controller.written).toEqual([
+      setRandomAddressCommand(address).toString('hex'),
+      randomAddressAdvertisingParametersCommand().toString('hex'),
+    ]);
+    expect(controller.listenerCount('data')).toBe(0);
+  });
+
+  it('leaves the advertising parameters alone when the controller refuses the address', async () => {
+    // Command Disallowed: what a controller that is scanning answers.
+    const controller = new FakeController((opcode) => (opcode === 0x2005 ? 0x0c : 0));
+    const refused = useAdvertisingAddress(controller, address);
+    await expect(refused).rejects.toThrow(BleAddressError);
+    await expect(refused).rejects.toThrow(/0x2005 failed with status 0x0c \(the controller is scanning/);
+    expect(controller.written).toEqual([setRandomAddressCommand(address).toString('hex')]);
   });
 });
 

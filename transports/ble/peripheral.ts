@@ -174,8 +174,7 @@ export class BlePeripheral extends TypedEmitter<BlePeripheralEvents> {
   /** Only while advertising is off: controllers refuse a new address while they advertise from the old one. */
   async #useAddress(address: Uint8Array): Promise<void> {
     const socket = blenoHciSocket(this.#bleno);
-    if (socket === undefined)
-      throw new Error('this bleno version hides its HCI socket: cannot set an address');
+    if (socket === undefined) throw new BleAddressError('this bleno version hides its HCI socket');
     await useAdvertisingAddress(socket, address);
     this.#randomAddress = formatAddress(address);
   }

@@ -9,8 +9,8 @@ const ADDRESS_BYTES = 6;
 const HCI_COMMAND_PKT = 0x01;
 const HCI_EVENT_PKT = 0x04;
 const EVT_CMD_COMPLETE = 0x0e;
-export const OPCODE_LE_SET_RANDOM_ADDRESS = 0x2005;
-export const OPCODE_LE_SET_ADVERTISING_PARAMETERS = 0x2006;
+const OPCODE_LE_SET_RANDOM_ADDRESS = 0x2005;
+const OPCODE_LE_SET_ADVERTISING_PARAMETERS = 0x2006;
 /** Own_Address_Type "random device address": the one LE Set Random Address gave. */
 const OWN_ADDRESS_RANDOM = 0x01;
 /** What bleno advertises at unless BLENO_ADVERTISING_INTERVAL says otherwise, as it reads it. */
@@ -20,24 +20,14 @@ const ADVERTISING_INTERVAL_UNITS_PER_MS = 1.6;
 const ADV_TYPE_CONNECTABLE_UNDIRECTED = 0x00;
 const ALL_ADVERTISING_CHANNELS = 0x07;
 /** HCI status "Command Disallowed": the controller is advertising, scanning or connecting right now. */
-export const HCI_COMMAND_DISALLOWED = 0x0c;
+const HCI_COMMAND_DISALLOWED = 0x0c;
 /** A controller answers a command within milliseconds; one that does not is gone. */
 const COMMAND_REPLY_MS = 2000;
 
-/** The controller refused (or never answered) a change of advertising address. */
+/** The controller refused (or never answered) a change of advertising address, or bleno hides its socket. */
 export class BleAddressError extends NearmeshError {
-  constructor(
-    readonly opcode: number,
-    readonly status: number | undefined,
-  ) {
-    super(
-      'ble-address',
-      `BLE advertising address not changed: HCI command 0x${opcode.toString(16)} ${
-        status === undefined
-          ? 'got no answer'
-          : `failed with status 0x${status.toString(16).padStart(2, '0')}`
-      }${status === HCI_COMMAND_DISALLOWED ? ' (the controller is scanning or connecting)' : ''}`,
-    );
+  constructor(detail: string) {
+    super('ble-address', `BLE advertising address not changed: ${detail}`);
   }
 }
 
@@ -124,7 +114,12 @@ async function send(socket: HciCommandSocket, opcode: number, packet: Buffer): P
   socket.write(packet);
   try {
     const result = await status;
-    if (result !== 0) throw new BleAddressError(opcode, result);
+    if (result === undefined) throw new BleAddressError(`HCI command 0x${opcode.toString(16)} got no answer`);
+    if (result !== 0) {
+      const hex = result.toString(16).padStart(2, '0');
+      const why = result === HCI_COMMAND_DISALLOWED ? ' (the controller is scanning or connecting)' : '';
+      throw new BleAddressError(`HCI command 0x${opcode.toString(16)} failed with status 0x${hex}${why}`);
+    }
   } finally {
     clearTimeout(timer);
     if (onData !== undefined) socket.removeListener('data', onData);
