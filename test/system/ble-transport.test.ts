@@ -1,5 +1,5 @@
 // The BLE medium end to end on the emulator: two processes, each with a bleno peripheral and a noble central on
-// their own emulated controllers (4 ptys), find each other, link once (the smaller short peer id dials) and
+// their own emulated controllers (4 ptys), find each other, link once (the smaller peer id dials) and
 // move 1 MiB of numbered frames each way through GattLink, at ATT MTU 256 and held at 23; then the dialler
 // closes right after its last frame and the acceptor must still have received everything. Also: the same
 // with the scan duty-cycled at 0.25 (Wi-Fi/Bluetooth coexistence), the peer appearing while the scan is paused;
@@ -139,7 +139,7 @@ describeWithBleEmulator('BLE transport: two agents over emulated controllers', (
     const wallMs = performance.now() - started;
     const lowLink = await low.waitFor('link');
     const highLink = await high.waitFor('link');
-    // Only the smaller short peer id dials: one link, initiated by `low`.
+    // Only the smaller peer id dials: one link, initiated by `low`.
     expect(lowLink.isInitiator).toBe(true);
     expect(highLink.isInitiator).toBe(false);
     // Fragments fill the negotiated ATT MTU − 3 on both sides.

@@ -1,6 +1,6 @@
 // Child process for test/system/ble-transport.test.ts: one agent's BLE medium (dist/transports/ble), with a
 // bleno peripheral on BLE_PERIPHERAL_PTY and a noble central on BLE_CENTRAL_PTY in this one process. It finds
-// the other agent with the BLE resolver (only the smaller short peer id dials), opens a FrameLink, sends
+// the other agent with the BLE resolver (only the smaller peer id dials), opens a FrameLink, sends
 // FRAME_COUNT numbered frames of FRAME_BYTES honouring back-pressure, and checks what arrives: order, no
 // loss, no duplicates, content. Reports JSON lines: started, link, sent, received (timings in ms from start).
 // Once the dialler has sent and received everything it closes the link (both sides report 'close').
