@@ -6,10 +6,10 @@ import { describe, expect, it } from 'vitest';
 import { NEARMESH_SERVICE_UUID_HEX } from '../../transports/ble/advertisement.js';
 import { isBleDialer } from '../../transports/ble/ble-resolver.js';
 import { ADVERTISER_WARNING_INTERVAL_MS, OncePerInterval } from '../../transports/ble/central.js';
+import { BleAddressError } from '../../transports/ble/errors.js';
 import * as gattService from '../../transports/ble/gatt-service.js';
 import { RX_CHARACTERISTIC_UUID_HEX, TX_CHARACTERISTIC_UUID_HEX } from '../../transports/ble/gatt-service.js';
 import {
-  BleAddressError,
   formatAddress,
   type HciCommandSocket,
   randomAddressAdvertisingParametersCommand,

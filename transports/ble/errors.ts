@@ -1,5 +1,6 @@
-// Errors of the BLE link framing (fragmentation.ts) and advertisement format (advertisement.ts).
-// NearmeshErrors with a closed `reason` union, so the BLE link and scanner branch on type, never on text.
+// Errors of the BLE link framing (fragmentation.ts), advertisement format (advertisement.ts) and advertising
+// address (private-address.ts).
+// NearmeshErrors (the first two with a closed `reason` union), so callers branch on type, never on text.
 import { NearmeshError } from '../../agent/errors.js';
 
 /**
@@ -56,5 +57,12 @@ export class AdvertisementError extends NearmeshError {
     readonly version?: number,
   ) {
     super('ble-advertisement', `BLE advertisement: ${reason}: ${detail}`);
+  }
+}
+
+/** The controller refused (or never answered) a change of advertising address, or bleno hides its socket. */
+export class BleAddressError extends NearmeshError {
+  constructor(detail: string) {
+    super('ble-address', `BLE advertising address not changed: ${detail}`);
   }
 }

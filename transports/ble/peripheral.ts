@@ -5,9 +5,10 @@ import type { Bleno, ConnectionHandle, UpdateValueCallback } from '@stoprocent/b
 import type { BleAdapter } from '../../agent/config/adapter.js';
 import { TypedEmitter } from '../../agent/events.js';
 import { type EncodedAdvertisement, NEARMESH_SERVICE_UUID_HEX } from './advertisement.js';
+import { BleAddressError } from './errors.js';
 import { type GattPipe, PipeInbox } from './gatt-link.js';
 import { RX_CHARACTERISTIC_UUID_HEX, TX_CHARACTERISTIC_UUID_HEX } from './gatt-service.js';
-import { BleAddressError, blenoHciSocket, formatAddress, useAdvertisingAddress } from './private-address.js';
+import { blenoHciSocket, formatAddress, useAdvertisingAddress } from './private-address.js';
 import {
   type AclBacklog,
   ADAPTER_REPLY_MS,

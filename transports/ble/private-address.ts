@@ -3,7 +3,7 @@
 // type 0 in the one LE Set Advertising Parameters it sends at power-on); peripheral.ts uses this module to send
 // the two HCI commands that change that, through bleno's own HCI socket.
 import { randomBytes } from 'node:crypto';
-import { NearmeshError } from '../../agent/errors.js';
+import { BleAddressError } from './errors.js';
 
 const ADDRESS_BYTES = 6;
 const HCI_COMMAND_PKT = 0x01;
@@ -23,13 +23,6 @@ const ALL_ADVERTISING_CHANNELS = 0x07;
 const HCI_COMMAND_DISALLOWED = 0x0c;
 /** A controller answers a command within milliseconds; one that does not is gone. */
 const COMMAND_REPLY_MS = 2000;
-
-/** The controller refused (or never answered) a change of advertising address, or bleno hides its socket. */
-export class BleAddressError extends NearmeshError {
-  constructor(detail: string) {
-    super('ble-address', `BLE advertising address not changed: ${detail}`);
-  }
-}
 
 /**
  * A fresh non-resolvable private address (Core Vol 6 Part B §1.3.2.2), most significant byte first: the two top
