@@ -14,7 +14,7 @@ import { DEFAULT_BLE_MAX_FRAME_BYTES } from './fragmentation.js';
 import { GattLink } from './gatt-link.js';
 import { BlePeripheral } from './peripheral.js';
 import { randomPrivateAddress } from './private-address.js';
-import { isSameAdapter } from './radio.js';
+import { ADAPTER_REPLY_MS, isSameAdapter, withinMs } from './radio.js';
 import { ScanDutyScheduler } from './scan-duty.js';
 
 export interface BleTransportOptions {
@@ -134,9 +134,10 @@ export class BleTransport extends TypedEmitter<BleTransportEvents> implements Tr
     this.#newHint();
     const peripheral = this.#peripheral;
     if (peripheral === undefined || this.#isStopped) return;
-    // A controller that also scans for the central role refuses a new address while it scans.
+    // A controller that also scans for the central role refuses a new address while it scans. A stop that is
+    // never confirmed (the scan was already paused for a connect) must not hold the rotation up.
     const central = this.#isShared && this.#central?.isScanning === true ? this.#central : undefined;
-    await central?.stopScanning();
+    if (central !== undefined) await withinMs(central.stopScanning(), ADAPTER_REPLY_MS);
     try {
       await peripheral.advertise(this.#advertisement(this.#isAdvertisingAccepting), this.#randomAddress);
     } finally {
