@@ -178,7 +178,7 @@ export class Agent {
       const ble = await this.#startBle(new BleTransport(this.#bleOptions(meshKey)));
       if (ble !== undefined) {
         transports.push(ble);
-        bleResolver = new BleResolver(ble, { peerId: this.#identity.peerId, meshKey });
+        bleResolver = new BleResolver(ble, { peerId: this.#identity.peerId, meshKeys: () => [meshKey] });
         resolvers.push(bleResolver);
         this.#applyCoexistence(ble);
       }
@@ -310,7 +310,7 @@ export class Agent {
       await this.#links.addResolver(
         new MdnsResolver({
           peerId: this.#identity.peerId,
-          name: config.name,
+          meshKeys: () => [meshKey],
           port: listening.port,
           ...(isWildcard ? {} : { interfaceAddress: listening.host }),
         }),
@@ -349,8 +349,7 @@ export class Agent {
       peripheral: config.ble.peripheral,
       central: config.ble.central,
       peerId: this.identity.peerId,
-      name: config.name,
-      meshKey,
+      meshKeys: () => [meshKey],
       isWifiAvailable: config.wifi.enabled,
       maxLinks: config.ble.maxLinks,
       ...(config.ble.enabled === 'auto' && { powerOnTimeoutMs: AUTO_BLE_POWER_ON_TIMEOUT_MS }),

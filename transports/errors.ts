@@ -1,6 +1,7 @@
-// Errors the transports raise, shared by every medium (Wi-Fi TCP now, BLE later).
+// Errors the transports raise, shared by every medium (Wi-Fi TCP, BLE).
 // Each is a NearmeshError with a stable code, so the link manager branches on type, not text.
 import { NearmeshError } from '../agent/errors.js';
+import { DISCOVERY_PROTOCOL_VERSION } from './resolver.js';
 
 /** Why a dial failed; the link manager retries 'refused'/'timeout'/'unreachable', never 'invalid-address'. */
 export type DialFailure = 'invalid-address' | 'refused' | 'timeout' | 'aborted' | 'stopped' | 'unreachable';
@@ -35,5 +36,18 @@ export class InvalidAddressError extends NearmeshError {
     detail: string,
   ) {
     super('invalid-address', `invalid address ${JSON.stringify(address)}: ${detail}`);
+  }
+}
+
+/** An agent of an older protocol version was heard (its advertisement or record): it is ignored, never dialled. */
+export class OlderAgentError extends NearmeshError {
+  constructor(
+    readonly address: string,
+    readonly version: number,
+  ) {
+    super(
+      'older-agent',
+      `protocol v${version} agent at ${address} ignored: this agent speaks ${DISCOVERY_PROTOCOL_VERSION}`,
+    );
   }
 }

@@ -3,6 +3,9 @@
 import type { TypedEmitter } from '../agent/events.js';
 import type { Medium } from './transport.js';
 
+/** The protocol version BLE advertisements and mDNS records are written in (PROTOCOL.md §10, §12.2). */
+export const DISCOVERY_PROTOCOL_VERSION = 2;
+
 /** A place a peer may be reached; not yet authenticated, so peerId is only a hint. */
 export interface PeerCandidate {
   medium: Medium;

@@ -19,7 +19,7 @@ const MIN_GOODPUT_RATIO = 0.8;
 const MAX_LINK_MS = 1000;
 const STEP_TIMEOUT_MS = 15_000;
 const MESH_KEY = '6d6573682d6b65792d666f722d626c652d62656e63686d61726b2d72756e2d31';
-const DIALER_PEER_ID = '1a2b3c4d5e6f7081'; // the smaller short peer id dials
+const DIALER_PEER_ID = '1a2b3c4d5e6f7081'; // the smaller peer id dials
 const ACCEPTOR_PEER_ID = 'e1d2c3b4a5968778';
 
 const GOODPUT_NAME = '6  BLE goodput, 1 KiB msgs vs raw GATT burst';

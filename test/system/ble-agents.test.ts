@@ -1,5 +1,6 @@
 // Two real agents with Wi-Fi disabled and BLE on emulated controllers (a peripheral and a central each, 4 ptys):
-// they find each other by advertisement, authenticate over a GATT link and exchange messages via the CLI.
+// they find each other by advertisement, authenticate over a GATT link and exchange messages via the CLI, while a
+// scanner without the key hears neither their names nor their peer ids.
 // Also: [ble] enabled = "auto" / true when the adapter is missing.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,7 +18,7 @@ import {
   waitFor,
   writeConfig,
 } from '../support/agent-process.js';
-import { describeWithBleEmulator } from '../support/ble-emulator.js';
+import { describeWithBleEmulator, JsonChild, stopAllChildren } from '../support/ble-emulator.js';
 
 interface BleAgent {
   name: string;
@@ -46,10 +47,13 @@ describeWithBleEmulator('agents over BLE only (emulated controllers)', () => {
   let alpha: AgentProcess;
   let bravo: AgentProcess;
   let charlie: AgentProcess;
+  let outsider: JsonChild;
   let startedAtMs = 0;
 
   beforeAll(async () => {
-    emulator = await startEmulator({ controllers: 6 });
+    emulator = await startEmulator({ controllers: 7 });
+    outsider = new JsonChild('ble-raw-scanner.mjs', { BLE_PTY: emulator.ptys[6]! });
+    await outsider.waitFor('scanning');
     const meshKey = generateMeshKey();
     const specs = await bleAgentSpecs(emulator, [
       { name: 'alpha', meshKey },
@@ -67,6 +71,7 @@ describeWithBleEmulator('agents over BLE only (emulated controllers)', () => {
 
   afterAll(async () => {
     await stopAllAgents();
+    await stopAllChildren();
     await emulator?.stop();
   });
 
@@ -107,6 +112,22 @@ describeWithBleEmulator('agents over BLE only (emulated controllers)', () => {
       expect((await agent.json<PeerInfo[]>(['peers'])).map((peer) => peer.name)).toEqual([other]);
     }
     expect(await charlie.json<PeerInfo[]>(['peers'])).toEqual([]);
+
+    // What a scanner without the key heard of the three: advertising data and scan responses.
+    const reports = outsider.messages.filter((m) => m.event === 'report');
+    const scanResponses = reports.filter((m) => m.type === 4 && m.data.length === 62);
+    expect(new Set(scanResponses.map((m) => m.address)).size).toBeGreaterThanOrEqual(3);
+    const ids = await Promise.all(
+      [alpha, bravo, charlie].map(async (a) => (await a.json<{ id: string }>(['id'])).id),
+    );
+    for (const report of reports) {
+      for (const name of ['alpha', 'bravo', 'charlie']) {
+        expect(report.data).not.toContain(Buffer.from(name).toString('hex'));
+      }
+      for (const id of ids) {
+        for (let i = 0; i + 6 <= id.length; i += 2) expect(report.data).not.toContain(id.slice(i, i + 6));
+      }
+    }
     console.log(
       `[ble-agents] both agents saw an authenticated BLE link ${Math.round(linkedMs)} ms after start`,
     );

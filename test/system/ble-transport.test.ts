@@ -1,8 +1,10 @@
 // The BLE medium end to end on the emulator: two processes, each with a bleno peripheral and a noble central on
-// their own emulated controllers (4 ptys), find each other, link once (the smaller short peer id dials) and
+// their own emulated controllers (4 ptys), find each other, link once (the smaller peer id dials) and
 // move 1 MiB of numbered frames each way through GattLink, at ATT MTU 256 and held at 23; then the dialler
 // closes right after its last frame and the acceptor must still have received everything. Also: the same
-// with the scan duty-cycled at 0.25 (Wi-Fi/Bluetooth coexistence), the peer appearing while the scan is paused.
+// with the scan duty-cycled at 0.25 (Wi-Fi/Bluetooth coexistence), the peer appearing while the scan is paused;
+// and the hint and address rotating (on two controllers per agent and on one), watched by a scanner without
+// the key, which must see neither peer id nor the controllers' own addresses.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, expect, it } from 'vitest';
 import { type BleEmulator, startEmulator } from '../../scripts/ble-emulator/emulator.js';
@@ -13,10 +15,16 @@ import {
   stopAllChildren,
 } from '../support/ble-emulator.js';
 
+/** Every 3-byte window of a peer id, as hex: none may appear in what an outsider hears. */
+const idWindows = (peerId: string): string[] =>
+  Array.from({ length: 6 }, (_, i) => peerId.slice(2 * i, 2 * i + 6));
+
 const FRAME_COUNT = 1024;
 const FRAME_BYTES = 1024; // 1 MiB each way
 const MESH_KEY = '6d6573682d6b65792d666f722d626c652d7472616e73706f72742d746573742d';
 const LOW_PEER_ID = '1a2b3c4d5e6f7081';
+/** The nearmesh service UUID as it appears in AD structures (least significant byte first). */
+const NEARMESH_UUID_LE = '4dcd79ad5b88158e1641f881c44e3517';
 const HIGH_PEER_ID = 'e1d2c3b4a5968778';
 
 describeWithBleEmulator('BLE transport: two agents over emulated controllers', () => {
@@ -28,23 +36,98 @@ describeWithBleEmulator('BLE transport: two agents over emulated controllers', (
     emulator = undefined;
   });
 
+  /** Two agents with fast rotation; `high` (the acceptor) starts first, `low` once high has rotated twice. */
+  const rotating = async (shared: boolean) => {
+    emulator = await startEmulator({ controllers: shared ? 3 : 5 });
+    const ptys = emulator.ptys;
+    const scanner = new JsonChild('ble-raw-scanner.mjs', { BLE_PTY: ptys[shared ? 2 : 4]! });
+    await scanner.waitFor('scanning');
+    const agent = (index: number, peerId: string) =>
+      new JsonChild('ble-transport-agent.mjs', {
+        BLE_PERIPHERAL_PTY: ptys[shared ? index : 2 * index]!,
+        BLE_CENTRAL_PTY: ptys[shared ? index : 2 * index + 1]!,
+        PEER_ID: peerId,
+        MESH_KEY,
+        FRAME_COUNT: '16',
+        FRAME_BYTES: String(FRAME_BYTES),
+        HINT_ROTATION_MS: '2000',
+      });
+    const high = agent(1, HIGH_PEER_ID);
+    const addresses = new Set<string>();
+    await high.waitFor('advertising', 15_000, (m) => {
+      addresses.add(m.address);
+      return addresses.size >= 3;
+    });
+    const low = agent(0, LOW_PEER_ID);
+    const found = await low.waitFor('found', 15_000);
+    // The dialler found high at the address of its third (or later) rotation, by the peer id its hint opened to.
+    expect(found.candidate.peerId).toBe(HIGH_PEER_ID);
+    for (const child of [low, high]) {
+      expect((await child.waitFor('received', 30_000)).problems).toEqual([]);
+      expect(child.messages.some((m) => m.event === 'extra-link' || m.event === 'dial-failed')).toBe(false);
+    }
+    expect(high.messages.filter((m) => m.event === 'warning')).toEqual([]);
+    const publicAddress = high.messages.find((m) => m.event === 'advertising')?.peripheral as string;
+    const heardFrom = new Set<string>();
+    await scanner.waitFor('report', 10_000, (m) => {
+      if (m.type === 4 && m.data.includes(NEARMESH_UUID_LE)) heardFrom.add(m.address);
+      return [...heardFrom].filter((a) => addresses.has(a)).length >= 2;
+    });
+    const reports = scanner.messages.filter((m) => m.event === 'report');
+    for (const report of reports) {
+      for (const window of [...idWindows(LOW_PEER_ID), ...idWindows(HIGH_PEER_ID)]) {
+        expect(report.data).not.toContain(window);
+      }
+      expect(report.address).not.toBe(publicAddress);
+      expect(report.addressType).toBe('random');
+    }
+    return { addresses, heardFrom, reports };
+  };
+
+  it('rotates hint and address: an outsider sees no id and no controller address, members still link', async () => {
+    const { addresses, heardFrom, reports } = await rotating(false);
+    console.log(
+      `[ble-transport] rotation: high advertised from ${addresses.size} random addresses before low started; ` +
+        `an outsider heard ${heardFrom.size} of them in ${reports.length} distinct reports, none with a peer id`,
+    );
+  }, 60_000);
+
+  it('rotates the address on a controller that also scans (both roles on one), members still link', async () => {
+    const { addresses } = await rotating(true);
+    expect(addresses.size).toBeGreaterThanOrEqual(3);
+  }, 60_000);
+
+  it('recognises a protocol v1 agent nearby: says so, never dials it', async () => {
+    emulator = await startEmulator({ controllers: 3 });
+    const older = new JsonChild('ble-v1-advertiser.mjs', { BLE_PTY: emulator.ptys[2]! });
+    const { address } = await older.waitFor('advertising');
+    const low = new JsonChild('ble-transport-agent.mjs', {
+      BLE_PERIPHERAL_PTY: emulator.ptys[0]!,
+      BLE_CENTRAL_PTY: emulator.ptys[1]!,
+      PEER_ID: LOW_PEER_ID,
+      MESH_KEY,
+    });
+    const warning = await low.waitFor('warning', 15_000);
+    expect(warning.message).toContain(`protocol v1 agent at ${address} ignored: this agent speaks 2`);
+    expect(low.messages.filter((m) => m.event === 'warning' || m.event === 'found')).toEqual([warning]);
+  }, 30_000);
+
   const exchange = async (mtu: number | undefined, timeoutMs: number) => {
     emulator = await startEmulator({ controllers: 4 });
     const ptys = emulator.ptys;
-    const agent = (index: number, peerId: string, name: string) =>
+    const agent = (index: number, peerId: string) =>
       new JsonChild('ble-transport-agent.mjs', {
         BLE_PERIPHERAL_PTY: ptys[2 * index]!,
         BLE_CENTRAL_PTY: ptys[2 * index + 1]!,
         PEER_ID: peerId,
-        NAME: name,
         MESH_KEY,
         FRAME_COUNT: String(FRAME_COUNT),
         FRAME_BYTES: String(FRAME_BYTES),
         ...(mtu !== undefined && { BLE_MTU: String(mtu) }),
       });
     const started = performance.now();
-    const low = agent(0, LOW_PEER_ID, 'agent-low');
-    const high = agent(1, HIGH_PEER_ID, 'agent-high');
+    const low = agent(0, LOW_PEER_ID);
+    const high = agent(1, HIGH_PEER_ID);
     const results: Record<string, ChildMessage> = {};
     for (const [name, child] of [
       ['low', low],
@@ -56,7 +139,7 @@ describeWithBleEmulator('BLE transport: two agents over emulated controllers', (
     const wallMs = performance.now() - started;
     const lowLink = await low.waitFor('link');
     const highLink = await high.waitFor('link');
-    // Only the smaller short peer id dials: one link, initiated by `low`.
+    // Only the smaller peer id dials: one link, initiated by `low`.
     expect(lowLink.isInitiator).toBe(true);
     expect(highLink.isInitiator).toBe(false);
     // Fragments fill the negotiated ATT MTU − 3 on both sides.
@@ -99,23 +182,22 @@ describeWithBleEmulator('BLE transport: two agents over emulated controllers', (
     emulator = await startEmulator({ controllers: 4 });
     const ptys = emulator.ptys;
     const frames = 64;
-    const agent = (index: number, peerId: string, name: string) =>
+    const agent = (index: number, peerId: string) =>
       new JsonChild('ble-transport-agent.mjs', {
         BLE_PERIPHERAL_PTY: ptys[2 * index]!,
         BLE_CENTRAL_PTY: ptys[2 * index + 1]!,
         PEER_ID: peerId,
-        NAME: name,
         MESH_KEY,
         FRAME_COUNT: String(frames),
         FRAME_BYTES: String(FRAME_BYTES),
         SCAN_DUTY: '0.25',
       });
-    const low = agent(0, LOW_PEER_ID, 'agent-low');
+    const low = agent(0, LOW_PEER_ID);
     const lowStarted = await low.waitFor('started', 15_000);
     expect(lowStarted.scanDuty).toBe(0.25);
     // The dialler scans 2.5 s of every 10 s from here: the other agent starts advertising in the pause.
     await sleep(3_500);
-    const high = agent(1, HIGH_PEER_ID, 'agent-high');
+    const high = agent(1, HIGH_PEER_ID);
     const found = await low.waitFor('found', 30_000);
     const lowLink = await low.waitFor('link', 15_000);
     const highLink = await high.waitFor('link', 15_000);

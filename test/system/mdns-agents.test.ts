@@ -1,9 +1,11 @@
 // Two real agents in two network namespaces joined by a veth pair, with no static peers: they find
-// each other by mDNS, authenticate, and exchange a message through the CLI.
+// each other by mDNS, authenticate, and exchange a message through the CLI, while a plain mDNS browser
+// without the key learns neither their names nor their peer ids.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { generateMeshKey } from '../../agent/config/mesh-key.js';
 import type { PeerInfo } from '../../agent/links/peer-directory.js';
 import { type AgentProcess, listenTo, startAgent, stopAllAgents, waitFor } from '../support/agent-process.js';
+import { MdnsProcess } from '../support/mdns-process.js';
 import { describeWithNetns, VethLan } from '../support/netns.js';
 
 const lan = new VethLan('agents', 1);
@@ -11,9 +13,13 @@ const lan = new VethLan('agents', 1);
 describeWithNetns('agents on a LAN discover each other by mDNS', () => {
   let alpha: AgentProcess;
   let bravo: AgentProcess;
+  let browser: MdnsProcess;
 
   beforeAll(async () => {
     lan.create();
+    // Next to bravo, it hears alpha across the LAN and bravo on its own interface.
+    browser = new MdnsProcess(lan.b, { mode: 'browser' });
+    await browser.waitFor((e) => e.event === 'started', 'start of the browser');
     const meshKey = generateMeshKey();
     // alpha listens on every interface (as the defaults do); bravo on its LAN address only.
     alpha = await startAgent({
@@ -36,6 +42,7 @@ describeWithNetns('agents on a LAN discover each other by mDNS', () => {
 
   afterAll(async () => {
     await stopAllAgents();
+    await browser?.stop();
     lan.delete();
   });
 
@@ -65,6 +72,25 @@ describeWithNetns('agents on a LAN discover each other by mDNS', () => {
       ]);
     } finally {
       listener.stop();
+    }
+
+    // What the browser heard: PTR, SRV, TXT and address records of both agents, none naming them.
+    const ids = [bravoAtAlpha.id, alphaAtBravo.id];
+    const records = browser.events.filter((e) => e.event === 'record');
+    const instances = new Set(
+      records.filter((r) => r.type === 'PTR' && r.name === '_nearmesh._tcp.local').map((r) => String(r.data)),
+    );
+    expect(instances.size).toBe(2);
+    for (const instance of instances)
+      expect(instance).toMatch(/^nearmesh-[0-9a-f]{8}\._nearmesh\._tcp\.local$/);
+    const txt = records.filter((r) => r.type === 'TXT').flatMap((r) => r.data as string[]);
+    expect(txt).toContain('v=2');
+    expect(txt.some((entry) => /^h=[0-9a-f]{56}$/.test(entry))).toBe(true);
+    for (const record of records) {
+      const text = JSON.stringify(record).toLowerCase();
+      for (const word of ['alpha', 'bravo', ...ids, ...ids.map((id) => id.slice(0, 8))]) {
+        expect(text).not.toContain(word);
+      }
     }
   }, 40_000);
 });

@@ -1,7 +1,8 @@
 // The nearmesh BLE advertisement (PROTOCOL.md §12.2): what an agent's peripheral broadcasts in legacy 31-byte
-// advertising data + scan response, and what its central reads to choose whom to dial. Pure bytes, no radio.
-import { createHash } from 'node:crypto';
-import { isPeerId, PEER_ID_BYTES } from '../../agent/identity/peer-id.js';
+// advertising data + scan response, and what its central reads to choose whom to dial. Pure bytes, no radio;
+// who is behind it is sealed in a discovery hint (../discovery-hint.ts) that only mesh members open.
+import { HINT_CHECK_BYTES, type HintLayout, hintBytes } from '../discovery-hint.js';
+import { DISCOVERY_PROTOCOL_VERSION } from '../resolver.js';
 import { AdvertisementError } from './errors.js';
 
 /** The nearmesh GATT service, advertised so scanners find agents (a random v4 UUID, ours alone). */
@@ -10,7 +11,7 @@ export const NEARMESH_SERVICE_UUID = '17354ec4-81f8-4116-8e15-885bad79cd4d';
 export const NEARMESH_SERVICE_UUID_HEX = NEARMESH_SERVICE_UUID.replaceAll('-', '');
 
 /** The advertisement layout version this module writes and reads; it is the protocol version. */
-export const ADVERTISEMENT_VERSION = 1;
+export const ADVERTISEMENT_VERSION = DISCOVERY_PROTOCOL_VERSION;
 /** Legacy advertising data and scan response each hold at most this much. */
 export const LEGACY_ADVERTISING_DATA_BYTES = 31;
 
@@ -18,8 +19,7 @@ export const LEGACY_ADVERTISING_DATA_BYTES = 31;
 export const AD_TYPE_FLAGS = 0x01;
 export const AD_TYPE_INCOMPLETE_128_BIT_UUIDS = 0x06;
 export const AD_TYPE_COMPLETE_128_BIT_UUIDS = 0x07;
-export const AD_TYPE_SHORTENED_LOCAL_NAME = 0x08;
-export const AD_TYPE_COMPLETE_LOCAL_NAME = 0x09;
+export const AD_TYPE_SERVICE_DATA_128_BIT_UUID = 0x21;
 export const AD_TYPE_MANUFACTURER_DATA = 0xff;
 /** Flags AD value: LE General Discoverable (0x02) | BR/EDR Not Supported (0x04). */
 export const AD_FLAGS_VALUE = 0x06;
@@ -28,8 +28,6 @@ export const AD_FLAGS_VALUE = 0x06;
  * test devices, so manufacturer data alone never identifies nearmesh; the service UUID does.
  */
 export const TEST_COMPANY_ID = 0xffff;
-export const MESH_TAG_BYTES = 2;
-export const MESH_TAG_CONTEXT = 'nearmesh-ble-mesh-tag-v1';
 
 const UUID_BYTES = 16;
 const COMPANY_ID_BYTES = 2;
@@ -37,53 +35,48 @@ const COMPANY_ID_BYTES = 2;
 const AD_HEADER_BYTES = 2;
 const FLAGS_AD_BYTES = AD_HEADER_BYTES + 1;
 const SERVICE_UUID_AD_BYTES = AD_HEADER_BYTES + UUID_BYTES;
-/** Version/flags byte and mesh tag; the short peer id takes the rest. */
-const FIXED_DATA_BYTES = 1 + MESH_TAG_BYTES;
-/** The byte budget: what is left of 31 bytes once the fixed parts are in (3 + 18 + 4 + 3 = 28, so 3). */
-export const SHORT_PEER_ID_BYTES =
+/** The version/flags byte that starts the manufacturer data after the company id. */
+const VERSION_AND_FLAGS_BYTES = 1;
+/** What is left of the 31 bytes once Flags, the UUID and the manufacturer data's fixed part are in: 5. */
+export const HINT_BYTES_IN_ADVERTISING_DATA =
   LEGACY_ADVERTISING_DATA_BYTES -
   FLAGS_AD_BYTES -
   SERVICE_UUID_AD_BYTES -
-  (AD_HEADER_BYTES + COMPANY_ID_BYTES) -
-  FIXED_DATA_BYTES;
-/** Fewer leading bytes than this would make short-id collisions inside one mesh likely. */
-export const MIN_SHORT_PEER_ID_BYTES = 3;
-/** Room for the name's UTF-8 bytes in the scan response. */
-export const MAX_NAME_BYTES = LEGACY_ADVERTISING_DATA_BYTES - AD_HEADER_BYTES;
+  (AD_HEADER_BYTES + COMPANY_ID_BYTES + VERSION_AND_FLAGS_BYTES);
+/** The scan response is one service data AD (header and UUID, then hint bytes): 13. */
+export const HINT_BYTES_IN_SCAN_RESPONSE = LEGACY_ADVERTISING_DATA_BYTES - SERVICE_UUID_AD_BYTES;
+/**
+ * The hint's layout: 18 bytes, as much as the two halves hold. The whole peer id fits, so a member recognises
+ * an agent it is already linked to whatever address it advertises from; the nonce gets what is left.
+ */
+const HINT_ID_BYTES = 8;
+export const BLE_HINT_LAYOUT: HintLayout = {
+  nonceBytes: HINT_BYTES_IN_ADVERTISING_DATA + HINT_BYTES_IN_SCAN_RESPONSE - HINT_ID_BYTES - HINT_CHECK_BYTES,
+  idBytes: HINT_ID_BYTES,
+};
+const MANUFACTURER_DATA_BYTES = COMPANY_ID_BYTES + VERSION_AND_FLAGS_BYTES + HINT_BYTES_IN_ADVERTISING_DATA;
 
 const FLAG_WIFI_AVAILABLE = 0x01;
 const FLAG_ACCEPTING_LINKS = 0x02;
-const UTF8_CONTINUATION_MASK = 0xc0;
-const UTF8_CONTINUATION = 0x80;
-/** Not fatal: a name cut mid-character by someone else's encoder decodes with U+FFFD instead of failing. */
-const utf8Decoder = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
 
 export interface AdvertisementFields {
-  /** 1..15; ADVERTISEMENT_VERSION for this document. */
-  version: number;
-  /** 16 lowercase hex characters; its first SHORT_PEER_ID_BYTES bytes are advertised. */
-  peerId: string;
-  meshKey: Uint8Array;
+  /** BLE_HINT_LAYOUT's 18 bytes (sealHint()). */
+  hint: Uint8Array;
   isWifiAvailable: boolean;
   isAcceptingLinks: boolean;
 }
 
-/** What the manufacturer data says; also all noble's parsed `manufacturerData` can give. */
-export interface NearmeshManufacturerData {
+/** A decoded nearmesh advertisement: all an outsider can read, plus the hint only members open. */
+export interface NearmeshAdvertisement extends AdvertisementFields {
   version: number;
-  /** Leading bytes of the peer id as lowercase hex (6 characters in legacy advertising, up to 16). */
-  shortPeerId: string;
-  /** 4 lowercase hex characters; compare with matchesMesh(). */
-  meshTag: string;
-  isWifiAvailable: boolean;
-  isAcceptingLinks: boolean;
 }
 
-export interface NearmeshAdvertisement extends NearmeshManufacturerData {
-  /** From the scan response (or wherever a local-name AD was); absent when none was seen. */
-  name?: string;
-  /** True when the name came from a Shortened Local Name AD: it is a prefix of the agent's name. */
-  isNameShortened?: boolean;
+/** What a peripheral hands its controller. */
+export interface EncodedAdvertisement {
+  /** Exactly 31 bytes: Flags, the nearmesh service UUID, manufacturer data. */
+  advertisingData: Uint8Array;
+  /** Exactly 31 bytes: nearmesh service data. */
+  scanResponse: Uint8Array;
 }
 
 /** One AD structure: [length][type][data], where length counts type and data. */
@@ -92,75 +85,39 @@ export interface AdStructure {
   data: Uint8Array;
 }
 
-/** The 2-byte tag of a mesh: SHA-256(MESH_TAG_CONTEXT || meshKey), first 2 bytes. Reveals nothing usable of the key. */
-export function meshTag(meshKey: Uint8Array): Uint8Array {
-  const digest = createHash('sha256').update(MESH_TAG_CONTEXT, 'utf8').update(meshKey).digest();
-  return Uint8Array.from(digest.subarray(0, MESH_TAG_BYTES));
-}
-
-/** Whether a decoded advertisement comes from an agent of this mesh (false matches: 1 in 65 536). */
-export function matchesMesh(
-  decoded: Pick<NearmeshManufacturerData, 'meshTag'>,
-  meshKey: Uint8Array,
-): boolean {
-  return decoded.meshTag === toHex(meshTag(meshKey));
-}
-
-/** Whether an advertised short peer id can belong to this full peer id (a hint: the handshake proves it). */
-export function shortPeerIdMatches(shortPeerId: string, peerId: string): boolean {
-  return shortPeerId.length >= 2 * MIN_SHORT_PEER_ID_BYTES && peerId.startsWith(shortPeerId);
-}
-
 /** Whether a UUID as noble or bleno give it (any case, with or without dashes) is the nearmesh service. */
 export function isNearmeshServiceUuid(uuid: string): boolean {
   return uuid.replaceAll('-', '').toLowerCase() === NEARMESH_SERVICE_UUID_HEX;
 }
 
 /**
- * The advertising data (exactly 31 bytes), as raw AD structures for bleno's startAdvertisingWithEIRData():
- * Flags, the nearmesh service UUID, and manufacturer data. Throws RangeError for a bad version or peer id.
+ * The raw AD structures for bleno's startAdvertisingWithEIRData(): the hint's first 5 bytes go in the
+ * advertising data's manufacturer data, the other 13 in the scan response's service data. Throws RangeError
+ * for a hint of the wrong size.
  */
-export function encodeAdvertisement(fields: AdvertisementFields): Uint8Array {
-  if (!Number.isInteger(fields.version) || fields.version < 1 || fields.version > 15) {
-    throw new RangeError(`advertisement version must be an integer in 1..15, got ${fields.version}`);
+export function encodeAdvertisement(fields: AdvertisementFields): EncodedAdvertisement {
+  const { hint } = fields;
+  if (hint.length !== hintBytes(BLE_HINT_LAYOUT)) {
+    throw new RangeError(`the hint must be ${hintBytes(BLE_HINT_LAYOUT)} bytes, got ${hint.length}`);
   }
-  if (!isPeerId(fields.peerId)) throw new RangeError(`not a peer id: ${JSON.stringify(fields.peerId)}`);
-  const out = new Uint8Array(LEGACY_ADVERTISING_DATA_BYTES);
+  const advertisingData = new Uint8Array(LEGACY_ADVERTISING_DATA_BYTES);
   let offset = 0;
   const put = (...bytes: number[]) => {
-    out.set(bytes, offset);
+    advertisingData.set(bytes, offset);
     offset += bytes.length;
   };
   put(FLAGS_AD_BYTES - 1, AD_TYPE_FLAGS, AD_FLAGS_VALUE);
-  // AD fields are little-endian: a 128-bit UUID goes out least significant byte first.
-  put(SERVICE_UUID_AD_BYTES - 1, AD_TYPE_COMPLETE_128_BIT_UUIDS, ...serviceUuidBytes().reverse());
-  const dataBytes = COMPANY_ID_BYTES + FIXED_DATA_BYTES + SHORT_PEER_ID_BYTES;
-  put(1 + dataBytes, AD_TYPE_MANUFACTURER_DATA, TEST_COMPANY_ID & 0xff, TEST_COMPANY_ID >> 8);
+  put(SERVICE_UUID_AD_BYTES - 1, AD_TYPE_COMPLETE_128_BIT_UUIDS, ...serviceUuidLittleEndian());
+  put(1 + MANUFACTURER_DATA_BYTES, AD_TYPE_MANUFACTURER_DATA, TEST_COMPANY_ID & 0xff, TEST_COMPANY_ID >> 8);
   const flags =
     (fields.isWifiAvailable ? FLAG_WIFI_AVAILABLE : 0) | (fields.isAcceptingLinks ? FLAG_ACCEPTING_LINKS : 0);
-  put((fields.version << 4) | flags, ...meshTag(fields.meshKey));
-  put(...Buffer.from(fields.peerId, 'hex').subarray(0, SHORT_PEER_ID_BYTES));
-  return out;
-}
+  put((ADVERTISEMENT_VERSION << 4) | flags, ...hint.subarray(0, HINT_BYTES_IN_ADVERTISING_DATA));
 
-/**
- * The scan response: the name as a Complete Local Name AD, or, when its UTF-8 is over 29 bytes, cut at a
- * character boundary as a Shortened Local Name AD. An empty name gives an empty scan response.
- */
-export function encodeScanResponse(name: string): Uint8Array {
-  const utf8 = new TextEncoder().encode(name);
-  if (utf8.length === 0) return new Uint8Array(0);
-  let nameBytes = Math.min(utf8.length, MAX_NAME_BYTES);
-  // Back up over continuation bytes so the cut never splits a character.
-  while (nameBytes < utf8.length && ((utf8[nameBytes] ?? 0) & UTF8_CONTINUATION_MASK) === UTF8_CONTINUATION) {
-    nameBytes--;
-  }
-  const type = nameBytes < utf8.length ? AD_TYPE_SHORTENED_LOCAL_NAME : AD_TYPE_COMPLETE_LOCAL_NAME;
-  const out = new Uint8Array(AD_HEADER_BYTES + nameBytes);
-  out[0] = 1 + nameBytes;
-  out[1] = type;
-  out.set(utf8.subarray(0, nameBytes), AD_HEADER_BYTES);
-  return out;
+  const scanResponse = new Uint8Array(LEGACY_ADVERTISING_DATA_BYTES);
+  scanResponse.set([LEGACY_ADVERTISING_DATA_BYTES - 1, AD_TYPE_SERVICE_DATA_128_BIT_UUID]);
+  scanResponse.set(serviceUuidLittleEndian(), AD_HEADER_BYTES);
+  scanResponse.set(hint.subarray(HINT_BYTES_IN_ADVERTISING_DATA), SERVICE_UUID_AD_BYTES);
+  return { advertisingData, scanResponse };
 }
 
 /** Splits advertising data into AD structures. A zero length byte ends the data (the rest is padding). */
@@ -184,8 +141,9 @@ export function parseAdStructures(bytes: Uint8Array): AdStructure[] | Advertisem
 }
 
 /**
- * Reads a nearmesh advertisement from raw advertising data and, optionally, the scan response. Needs the
- * nearmesh service UUID and nearmesh manufacturer data; never throws, whatever the bytes.
+ * Reads a nearmesh advertisement from raw advertising data and, optionally, the scan response (their AD
+ * structures together, in any order). Needs the nearmesh service UUID and nearmesh manufacturer data; never
+ * throws, whatever the bytes.
  */
 export function decodeAdvertisement(
   advertisingData: Uint8Array,
@@ -198,56 +156,61 @@ export function decodeAdvertisement(
     structures.push(...parsed);
   }
   let hasService = false;
-  let manufacturerData: NearmeshManufacturerData | AdvertisementError | undefined;
-  let name: { text: string; isShortened: boolean } | undefined;
+  let serviceData: Uint8Array | undefined;
+  const manufacturerData: Uint8Array[] = [];
   for (const { type, data } of structures) {
     if (type === AD_TYPE_COMPLETE_128_BIT_UUIDS || type === AD_TYPE_INCOMPLETE_128_BIT_UUIDS) {
       if (data.length % UUID_BYTES !== 0) {
         return new AdvertisementError('malformed', `128-bit UUID list of ${data.length} bytes`);
       }
       for (let i = 0; i < data.length; i += UUID_BYTES) {
-        // A copy: reverse() works in place, and the caller's bytes are not ours to change.
-        const uuid = Uint8Array.from(data.subarray(i, i + UUID_BYTES)).reverse();
-        if (toHex(uuid) === NEARMESH_SERVICE_UUID_HEX) hasService = true;
+        if (isNearmeshUuidLittleEndian(data.subarray(i, i + UUID_BYTES))) hasService = true;
       }
+    } else if (type === AD_TYPE_SERVICE_DATA_128_BIT_UUID && data.length >= UUID_BYTES) {
+      if (isNearmeshUuidLittleEndian(data.subarray(0, UUID_BYTES))) serviceData ??= data.subarray(UUID_BYTES);
     } else if (type === AD_TYPE_MANUFACTURER_DATA) {
-      // Other test devices use 0xFFFF too: keep the first nearmesh-shaped one, else the last error.
-      const decoded = decodeManufacturerData(data);
-      if (manufacturerData === undefined || manufacturerData instanceof AdvertisementError) {
-        manufacturerData = decoded;
-      }
-    } else if ((type === AD_TYPE_COMPLETE_LOCAL_NAME || type === AD_TYPE_SHORTENED_LOCAL_NAME) && !name) {
-      name = { text: utf8Decoder.decode(data), isShortened: type === AD_TYPE_SHORTENED_LOCAL_NAME };
+      manufacturerData.push(data);
     }
   }
   if (!hasService) return new AdvertisementError('not-nearmesh', 'no nearmesh service UUID');
-  if (manufacturerData === undefined) {
-    return new AdvertisementError('not-nearmesh', 'no manufacturer data');
+  if (manufacturerData.length === 0) return new AdvertisementError('not-nearmesh', 'no manufacturer data');
+  // Other test devices use 0xFFFF too: keep the first nearmesh-shaped one, else the last error.
+  let result: NearmeshAdvertisement | AdvertisementError | undefined;
+  for (const data of manufacturerData) {
+    if (result === undefined || result instanceof AdvertisementError) {
+      result = decodeAdvertisementParts(data, serviceData);
+    }
   }
-  if (manufacturerData instanceof AdvertisementError) return manufacturerData;
-  return name === undefined
-    ? manufacturerData
-    : { ...manufacturerData, name: name.text, isNameShortened: name.isShortened };
+  return result as NearmeshAdvertisement | AdvertisementError;
 }
 
 /**
- * Reads nearmesh manufacturer data: the AD's data starting with the company id, which is the form noble gives
- * as `advertisement.manufacturerData`. Check the service UUID separately (isNearmeshServiceUuid).
+ * Reads a nearmesh advertisement from the forms noble gives: `manufacturerData` (company id included) and the
+ * data of the nearmesh entry of `serviceData` (absent until the scan response is heard). Check the service UUID
+ * separately (isNearmeshServiceUuid). Never throws.
  */
-export function decodeManufacturerData(bytes: Uint8Array): NearmeshManufacturerData | AdvertisementError {
+export function decodeAdvertisementParts(
+  manufacturerData: Uint8Array,
+  serviceData: Uint8Array | undefined,
+): NearmeshAdvertisement | AdvertisementError {
+  const bytes = manufacturerData;
   if (bytes.length < COMPANY_ID_BYTES || (bytes[0] ?? 0) + 256 * (bytes[1] ?? 0) !== TEST_COMPANY_ID) {
     return new AdvertisementError('not-nearmesh', 'manufacturer data of another company id');
   }
-  const peerIdBytes = bytes.length - COMPANY_ID_BYTES - FIXED_DATA_BYTES;
-  if (peerIdBytes < MIN_SHORT_PEER_ID_BYTES || peerIdBytes > PEER_ID_BYTES) {
-    return new AdvertisementError(
-      'bad-data',
-      `manufacturer data of ${bytes.length} bytes, expected ${COMPANY_ID_BYTES + FIXED_DATA_BYTES + MIN_SHORT_PEER_ID_BYTES}..${COMPANY_ID_BYTES + FIXED_DATA_BYTES + PEER_ID_BYTES}`,
-    );
+  if (bytes.length < COMPANY_ID_BYTES + VERSION_AND_FLAGS_BYTES) {
+    return new AdvertisementError('bad-data', 'manufacturer data without a version');
   }
+  // Every version keeps the version in the high bits of the first byte after the company id.
   const versionAndFlags = bytes[COMPANY_ID_BYTES] ?? 0;
   const version = versionAndFlags >> 4;
   if (version === 0) return new AdvertisementError('bad-data', 'version 0');
+  if (version < ADVERTISEMENT_VERSION) {
+    return new AdvertisementError(
+      'older-version',
+      `version ${version}, this agent speaks ${ADVERTISEMENT_VERSION}`,
+      version,
+    );
+  }
   if (version > ADVERTISEMENT_VERSION) {
     return new AdvertisementError(
       'unsupported-version',
@@ -255,22 +218,37 @@ export function decodeManufacturerData(bytes: Uint8Array): NearmeshManufacturerD
       version,
     );
   }
-  const tagStart = COMPANY_ID_BYTES + 1;
+  if (bytes.length !== MANUFACTURER_DATA_BYTES) {
+    return new AdvertisementError(
+      'bad-data',
+      `manufacturer data of ${bytes.length} bytes, expected ${MANUFACTURER_DATA_BYTES}`,
+    );
+  }
+  if (serviceData === undefined) return new AdvertisementError('incomplete', 'no nearmesh service data yet');
+  if (serviceData.length !== HINT_BYTES_IN_SCAN_RESPONSE) {
+    return new AdvertisementError(
+      'bad-data',
+      `service data of ${serviceData.length} bytes, expected ${HINT_BYTES_IN_SCAN_RESPONSE}`,
+    );
+  }
+  const hint = new Uint8Array(hintBytes(BLE_HINT_LAYOUT));
+  hint.set(bytes.subarray(COMPANY_ID_BYTES + VERSION_AND_FLAGS_BYTES));
+  hint.set(serviceData, HINT_BYTES_IN_ADVERTISING_DATA);
   return {
     version,
-    shortPeerId: toHex(bytes.subarray(tagStart + MESH_TAG_BYTES)),
-    meshTag: toHex(bytes.subarray(tagStart, tagStart + MESH_TAG_BYTES)),
+    hint,
     // Bits 2 and 3 are reserved: ignored, so a later revision can add a flag without a version bump.
     isWifiAvailable: (versionAndFlags & FLAG_WIFI_AVAILABLE) !== 0,
     isAcceptingLinks: (versionAndFlags & FLAG_ACCEPTING_LINKS) !== 0,
   };
 }
 
-/** The UUID's 16 bytes in its written (big-endian) order. */
-function serviceUuidBytes(): number[] {
-  return [...Buffer.from(NEARMESH_SERVICE_UUID_HEX, 'hex')];
+/** AD fields are little-endian: a 128-bit UUID goes out least significant byte first. */
+function serviceUuidLittleEndian(): number[] {
+  return [...Buffer.from(NEARMESH_SERVICE_UUID_HEX, 'hex')].reverse();
 }
 
-function toHex(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
+function isNearmeshUuidLittleEndian(bytes: Uint8Array): boolean {
+  // A copy: reverse() works in place, and the caller's bytes are not ours to change.
+  return Buffer.from(Uint8Array.from(bytes).reverse()).toString('hex') === NEARMESH_SERVICE_UUID_HEX;
 }

@@ -1,9 +1,10 @@
-// The BLE resolver: turns what the central hears into dial candidates for the link manager, rescans so that
-// changes (a peer that stops or starts accepting links, a peer that left) are heard, and remembers each
-// agent's last RSSI for the peer table.
+// The BLE resolver: opens the discovery hint of what the central hears (only agents of our mesh open), turns
+// them into dial candidates for the link manager, rescans so that changes (a peer that stops or starts
+// accepting links, a peer that left) are heard, and remembers each agent's last RSSI for the peer table.
 import { TypedEmitter } from '../../agent/events.js';
+import { openHint } from '../discovery-hint.js';
 import type { PeerCandidate, Resolver, ResolverEvents } from '../resolver.js';
-import { matchesMesh, shortPeerIdMatches } from './advertisement.js';
+import { BLE_HINT_LAYOUT } from './advertisement.js';
 import type { DiscoveredPeripheral } from './central.js';
 
 /** HCI's "RSSI not available" (the emulator always reports it). */
@@ -21,17 +22,17 @@ export const DEFAULT_FORGET_AFTER_MS = 3 * DEFAULT_RESCAN_INTERVAL_MS + 1_000;
 
 export interface BlePeerCandidate extends PeerCandidate {
   medium: 'ble';
-  /** The advertised leading bytes of the peer id, as hex: a hint until the handshake. */
-  shortPeerId: string;
+  /** The peer id its hint opened to: a claim until the handshake proves it. */
+  peerId: string;
   rssi: number;
 }
 
 /**
- * Who dials when two agents hear each other: the one with the smaller short peer id, so a pair gets one link,
- * not two racing ones. Equal short ids (a 1 in 2^24 collision) make both dial; the link manager keeps one.
+ * Who dials when two agents hear each other: the one with the smaller peer id (the rule of PROTOCOL.md §11), so a
+ * pair gets one link, not two racing ones.
  */
-export function isBleDialer(ownPeerId: string, remoteShortPeerId: string): boolean {
-  return ownPeerId.slice(0, remoteShortPeerId.length) <= remoteShortPeerId;
+export function isBleDialer(ownPeerId: string, remotePeerId: string): boolean {
+  return ownPeerId < remotePeerId;
 }
 
 interface Heard {
@@ -50,31 +51,37 @@ export interface AdvertiserChanges {
 /**
  * The agents of our mesh the central has heard, by noble id: pure bookkeeping, no radio. A candidate is found
  * when it is heard accepting links and we are its dialler, and lost when it stops accepting or goes unheard.
+ * An agent that rotates its address is a new entry at each address; the old one goes unheard and is lost.
  */
 export class AdvertiserTable {
   readonly #heard = new Map<string, Heard>();
+  /** Advertisements heard whose hint opened under none of our keys: other meshes (or anyone's noise). */
+  ignoredCount = 0;
 
   constructor(
     readonly peerId: string,
-    readonly meshKey: Uint8Array,
+    readonly meshKeys: () => readonly Uint8Array[],
     readonly forgetAfterMs: number = DEFAULT_FORGET_AFTER_MS,
   ) {}
 
   hear(peripheral: DiscoveredPeripheral, nowMs: number): AdvertiserChanges {
     const changes: AdvertiserChanges = { found: [], lost: [] };
     const { advertisement } = peripheral;
-    if (!matchesMesh(advertisement, this.meshKey)) return changes;
-    if (shortPeerIdMatches(advertisement.shortPeerId, this.peerId)) return changes; // our own peripheral
+    const opened = openHint(this.meshKeys, advertisement.hint, BLE_HINT_LAYOUT);
+    if (opened === undefined) {
+      this.ignoredCount++;
+      return changes;
+    }
+    if (opened.peerId === this.peerId) return changes; // our own peripheral
     const previous = this.#heard.get(peripheral.id);
     const candidate: BlePeerCandidate = {
       medium: 'ble',
       address: peripheral.id,
-      shortPeerId: advertisement.shortPeerId,
+      peerId: opened.peerId,
       rssi: peripheral.rssi,
       source: 'ble',
-      ...(advertisement.name !== undefined && { name: advertisement.name }),
     };
-    const wanted = advertisement.isAcceptingLinks && isBleDialer(this.peerId, advertisement.shortPeerId);
+    const wanted = advertisement.isAcceptingLinks && isBleDialer(this.peerId, opened.peerId);
     if (wanted && previous?.isReported !== true) changes.found.push(candidate);
     if (!wanted && previous?.isReported === true) changes.lost.push(previous.candidate);
     this.#heard.set(peripheral.id, { candidate, isReported: wanted, atMs: nowMs });
@@ -94,12 +101,14 @@ export class AdvertiserTable {
 
   /** The last RSSI heard from the agent with this peer id, if the radio gave one. */
   rssiOf(peerId: string): number | undefined {
-    for (const { candidate } of this.#heard.values()) {
-      if (candidate.rssi !== RSSI_UNAVAILABLE && shortPeerIdMatches(candidate.shortPeerId, peerId)) {
-        return candidate.rssi;
-      }
+    // An agent that rotated its address is here twice until the old address is forgotten: take the newer.
+    let latest: Heard | undefined;
+    for (const heard of this.#heard.values()) {
+      const { candidate } = heard;
+      if (candidate.rssi === RSSI_UNAVAILABLE || candidate.peerId !== peerId) continue;
+      if (latest === undefined || heard.atMs >= latest.atMs) latest = heard;
     }
-    return undefined;
+    return latest?.candidate.rssi;
   }
 }
 
@@ -117,7 +126,8 @@ export interface ScanningTransport {
 
 export interface BleResolverOptions {
   peerId: string;
-  meshKey: Uint8Array;
+  /** The accepted mesh keys, the current one first (hints sealed under any of them open). */
+  meshKeys: () => readonly Uint8Array[];
   rescanIntervalMs?: number;
   forgetAfterMs?: number;
   /** Wall-clock milliseconds; default Date.now. */
@@ -142,7 +152,7 @@ export class BleResolver extends TypedEmitter<ResolverEvents> implements Resolve
   constructor(transport: ScanningTransport, options: BleResolverOptions) {
     super();
     this.#transport = transport;
-    this.#table = new AdvertiserTable(options.peerId, options.meshKey, options.forgetAfterMs);
+    this.#table = new AdvertiserTable(options.peerId, options.meshKeys, options.forgetAfterMs);
     this.#rescanIntervalMs = options.rescanIntervalMs ?? DEFAULT_RESCAN_INTERVAL_MS;
     this.#now = options.now ?? Date.now;
   }
@@ -163,6 +173,11 @@ export class BleResolver extends TypedEmitter<ResolverEvents> implements Resolve
     this.#isStarted = false;
     this.#transport.off('discover', this.#onDiscover);
     await this.#transport.stopScanning().catch(() => undefined);
+  }
+
+  /** Advertisements heard whose hint none of our keys opens: agents of other meshes, counted, never reported. */
+  get ignoredCount(): number {
+    return this.#table.ignoredCount;
   }
 
   /** The last RSSI (dBm) heard from this peer's advertisement, when the radio reports one. */

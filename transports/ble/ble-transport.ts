@@ -1,19 +1,20 @@
 // The BLE medium: a peripheral (bleno) that accepts links and a central (noble) that dials them, each on its
-// own adapter, both carrying GattLinks, within a limit on simultaneous links (ble.max_links).
+// own adapter, both carrying GattLinks, within a limit on simultaneous links (ble.max_links). The peripheral's
+// discovery hint and address rotate, so that what it broadcasts names no one to outsiders.
 import type { BleAdapter } from '../../agent/config/adapter.js';
 import { NearmeshError } from '../../agent/errors.js';
 import { TypedEmitter } from '../../agent/events.js';
-import { PROTOCOL_VERSION } from '../../agent/protocol/envelope.js';
+import { sealHint } from '../discovery-hint.js';
 import { DialError } from '../errors.js';
 import type { DialOptions, FrameLink, Medium, Transport, TransportEvents } from '../transport.js';
 import { type AdapterChange, AdapterKeeper } from './adapter-keeper.js';
-import { ADVERTISEMENT_VERSION, encodeAdvertisement, encodeScanResponse } from './advertisement.js';
+import { BLE_HINT_LAYOUT, type EncodedAdvertisement, encodeAdvertisement } from './advertisement.js';
 import { BleCentral, type CentralPipe, type DiscoveredPeripheral } from './central.js';
 import { DEFAULT_BLE_MAX_FRAME_BYTES } from './fragmentation.js';
 import { GattLink } from './gatt-link.js';
-import { encodeInfo } from './gatt-service.js';
 import { BlePeripheral } from './peripheral.js';
-import { isSameAdapter } from './radio.js';
+import { randomPrivateAddress } from './private-address.js';
+import { ADAPTER_REPLY_MS, isSameAdapter, withinMs } from './radio.js';
 import { ScanDutyScheduler } from './scan-duty.js';
 
 export interface BleTransportOptions {
@@ -22,8 +23,8 @@ export interface BleTransportOptions {
   /** Adapter for the central role (scan, dial); none: this agent only accepts. */
   central?: BleAdapter;
   peerId: string;
-  name: string;
-  meshKey: Uint8Array;
+  /** The accepted mesh keys, the current one first: the hint is sealed under the current one. */
+  meshKeys: () => readonly Uint8Array[];
   /** Advertised as a flag, so peers know a bandwidth upgrade may be offered. */
   isWifiAvailable?: boolean;
   maxFrameBytes?: number;
@@ -37,9 +38,16 @@ export interface BleTransportOptions {
   adapterRetry?: { initialRetryMs?: number; maxRetryMs?: number };
   /** The scan duty cycle's period (scan-duty.ts); default 10 s, the resolver's rescan interval. */
   scanPeriodMs?: number;
+  /** How often the hint and the advertising address change; default BLE_HINT_ROTATION_MS. */
+  hintRotationMs?: number;
 }
 
 const DEFAULT_MAX_LINKS = 4;
+/**
+ * How long one hint and one address are advertised: what an outsider can follow a device for. 15 minutes, as
+ * phones rotate their private addresses; each change costs members one rescan to hear it.
+ */
+export const BLE_HINT_ROTATION_MS = 15 * 60_000;
 
 /** A central connected while this agent already had ble.max_links links: it was turned away. */
 export class BleLinkLimitError extends NearmeshError {
@@ -76,6 +84,10 @@ export class BleTransport extends TypedEmitter<BleTransportEvents> implements Tr
   #starting: Promise<void> | undefined;
   /** Runs the wanted scan continuously or duty-cycled (setScanDuty), on whichever central is current. */
   readonly #scanDuty: ScanDutyScheduler;
+  /** What the peripheral advertises now (BLE_HINT_LAYOUT), and the random address it advertises from. */
+  #hint: Uint8Array | undefined;
+  #randomAddress: Uint8Array | undefined;
+  #rotationTimer: NodeJS.Timeout | undefined;
 
   constructor(options: BleTransportOptions) {
     super();
@@ -104,8 +116,33 @@ export class BleTransport extends TypedEmitter<BleTransportEvents> implements Tr
     return this.#options.central !== undefined;
   }
 
+  /** The peripheral controller's own address (never advertised while it takes a random one). */
   get peripheralAddress(): string | undefined {
     return this.#peripheral?.address;
+  }
+
+  /** The address scanners see the peripheral at now. */
+  get advertisingAddress(): string | undefined {
+    return this.#peripheral?.advertisingAddress;
+  }
+
+  /**
+   * Advertises a fresh hint (new nonce, current mesh key) from a fresh random address. Runs every
+   * hintRotationMs by itself; call it when the mesh keys change, so the hint is sealed under the new current key.
+   */
+  async rotateDiscoveryHint(): Promise<void> {
+    this.#newHint();
+    const peripheral = this.#peripheral;
+    if (peripheral === undefined || this.#isStopped) return;
+    // A controller that also scans for the central role refuses a new address while it scans. A stop that is
+    // never confirmed (the scan was already paused for a connect) must not hold the rotation up.
+    const central = this.#isShared && this.#central?.isScanning === true ? this.#central : undefined;
+    if (central !== undefined) await withinMs(central.stopScanning(), ADAPTER_REPLY_MS);
+    try {
+      await peripheral.advertise(this.#advertisement(this.#isAdvertisingAccepting), this.#randomAddress);
+    } finally {
+      await central?.startScanning();
+    }
   }
 
   /**
@@ -163,6 +200,7 @@ export class BleTransport extends TypedEmitter<BleTransportEvents> implements Tr
 
   async #start(): Promise<void> {
     const { peripheral, central } = this.#options;
+    this.#newHint();
     const openPeripheral = async () =>
       peripheral === undefined ? undefined : this.#openPeripheral(peripheral);
     const openCentral = async () => (central === undefined ? undefined : this.#openCentral(central));
@@ -209,10 +247,18 @@ export class BleTransport extends TypedEmitter<BleTransportEvents> implements Tr
       });
       this.#centralKeeper.adopt(openedCentral.value);
     }
+    if (this.#peripheralKeeper !== undefined) {
+      const rotationMs = this.#options.hintRotationMs ?? BLE_HINT_ROTATION_MS;
+      this.#rotationTimer = setInterval(() => {
+        this.rotateDiscoveryHint().catch((error: unknown) => this.#warn(error));
+      }, rotationMs);
+      this.#rotationTimer.unref();
+    }
   }
 
   async stop(): Promise<void> {
     this.#isStopped = true;
+    clearInterval(this.#rotationTimer);
     // Ends the duty cycle's timers (stopping the central stops its scan); the resolver's wish to scan stays.
     this.#scanDuty.halt();
     const closed = [...this.#links].map(
@@ -268,14 +314,12 @@ export class BleTransport extends TypedEmitter<BleTransportEvents> implements Tr
   }
 
   async #openPeripheral(adapter: BleAdapter): Promise<BlePeripheral> {
-    const { peerId, name } = this.#options;
     this.#isAdvertisingAccepting = !this.#isFull();
     const peripheral = await BlePeripheral.open({
       adapter,
       isShared: this.#isShared,
       advertisement: this.#advertisement(this.#isAdvertisingAccepting),
-      scanResponse: encodeScanResponse(name),
-      info: encodeInfo({ version: PROTOCOL_VERSION, peerId, name }),
+      ...(this.#randomAddress !== undefined && { randomAddress: this.#randomAddress }),
       ...(this.#options.powerOnTimeoutMs !== undefined && {
         powerOnTimeoutMs: this.#options.powerOnTimeoutMs,
       }),
@@ -324,11 +368,15 @@ export class BleTransport extends TypedEmitter<BleTransportEvents> implements Tr
     return this.#links.size + this.#dialsInFlight >= this.#maxLinks;
   }
 
-  #advertisement(isAcceptingLinks: boolean): Uint8Array {
+  #newHint(): void {
+    this.#hint = sealHint(this.#options.meshKeys, this.#options.peerId, BLE_HINT_LAYOUT);
+    this.#randomAddress = randomPrivateAddress();
+  }
+
+  #advertisement(isAcceptingLinks: boolean): EncodedAdvertisement {
+    if (this.#hint === undefined) throw new Error('BLE transport: no hint before start');
     return encodeAdvertisement({
-      version: ADVERTISEMENT_VERSION,
-      peerId: this.#options.peerId,
-      meshKey: this.#options.meshKey,
+      hint: this.#hint,
       isWifiAvailable: this.#options.isWifiAvailable ?? false,
       isAcceptingLinks,
     });

@@ -1,12 +1,12 @@
 // The central role on one adapter (noble): scans for the nearmesh service, reports what it hears, connects on
-// request (MTU exchange, INFO read, TX subscription) and hands back a GattPipe. Used by ble-transport.ts.
+// request (MTU exchange, TX subscription) and hands back a GattPipe. Used by ble-transport.ts.
 import type { Characteristic, ConnectOptions, Noble, Peripheral } from '@stoprocent/noble';
 import type { BleAdapter } from '../../agent/config/adapter.js';
 import { TimeoutError } from '../../agent/errors.js';
 import { TypedEmitter } from '../../agent/events.js';
-import { DialError } from '../errors.js';
+import { DialError, OlderAgentError } from '../errors.js';
 import {
-  decodeManufacturerData,
+  decodeAdvertisementParts,
   isNearmeshServiceUuid,
   NEARMESH_SERVICE_UUID_HEX,
   type NearmeshAdvertisement,
@@ -14,13 +14,7 @@ import {
 import { AdvertisementError } from './errors.js';
 import { ATT_HEADER_BYTES, DEFAULT_ATT_MTU } from './fragmentation.js';
 import { type GattPipe, PipeInbox } from './gatt-link.js';
-import {
-  type BleInfo,
-  decodeInfo,
-  INFO_CHARACTERISTIC_UUID_HEX,
-  RX_CHARACTERISTIC_UUID_HEX,
-  TX_CHARACTERISTIC_UUID_HEX,
-} from './gatt-service.js';
+import { RX_CHARACTERISTIC_UUID_HEX, TX_CHARACTERISTIC_UUID_HEX } from './gatt-service.js';
 import {
   type AclBacklog,
   ADAPTER_REPLY_MS,
@@ -40,8 +34,12 @@ import {
 /** What noble asks for by default and bleno allows at most; fragments are then 253 bytes. */
 export const DEFAULT_REQUESTED_MTU = 256;
 export const DEFAULT_BLE_CONNECT_TIMEOUT_MS = 10_000;
-/** Peripherals remembered for stray-connection cleanup; beyond it (address-rotating crowds) none are added. */
+/** Peripherals remembered for stray-connection cleanup; beyond it the one heard longest ago is forgotten. */
 const MAX_PERIPHERALS_KEPT = 256;
+/** An advertiser we cannot use (an agent of another protocol version, bad data) is reported once per this. */
+export const ADVERTISER_WARNING_INTERVAL_MS = 60 * 60_000;
+/** Advertisers whose last warning is remembered; beyond it warnings are dropped (and counted). */
+const MAX_WARNED_ADVERTISERS = 256;
 /** How long to wait for the MTU exchange after connecting before assuming the default 23. */
 const MTU_EXCHANGE_WAIT_MS = 3000;
 
@@ -69,8 +67,36 @@ export interface BleConnectOptions {
 
 export interface CentralPipe extends GattPipe {
   readonly attMtu: number;
-  /** The peripheral's INFO record, when it had a valid one. */
-  readonly info: BleInfo | undefined;
+}
+
+/**
+ * Whether a key (an advertiser's address) may be reported now: at most once per interval each, in a table of
+ * at most maxKeys; what a full table keeps out is counted in `dropped`, not reported.
+ */
+export class OncePerInterval {
+  readonly #lastMs = new Map<string, number>();
+  dropped = 0;
+
+  constructor(
+    readonly intervalMs: number,
+    readonly maxKeys: number,
+  ) {}
+
+  allow(key: string, nowMs: number): boolean {
+    const lastMs = this.#lastMs.get(key);
+    if (lastMs !== undefined && nowMs - lastMs < this.intervalMs) return false;
+    if (lastMs === undefined && this.#lastMs.size >= this.maxKeys) {
+      for (const [other, otherMs] of this.#lastMs) {
+        if (nowMs - otherMs >= this.intervalMs) this.#lastMs.delete(other);
+      }
+      if (this.#lastMs.size >= this.maxKeys) {
+        this.dropped++;
+        return false;
+      }
+    }
+    this.#lastMs.set(key, nowMs);
+    return true;
+  }
 }
 
 export class BleCentral extends TypedEmitter<BleCentralEvents> {
@@ -84,6 +110,7 @@ export class BleCentral extends TypedEmitter<BleCentralEvents> {
   /** noble's objects for the peripherals heard, by id, to find connections no pipe owns. */
   readonly #heard = new Map<string, Peripheral>();
   readonly #pipes = new Set<NoblePipe>();
+  readonly #warned = new OncePerInterval(ADVERTISER_WARNING_INTERVAL_MS, MAX_WARNED_ADVERTISERS);
 
   private constructor(noble: Noble, adapter: BleAdapter) {
     super();
@@ -105,6 +132,11 @@ export class BleCentral extends TypedEmitter<BleCentralEvents> {
 
   get address(): string {
     return this.#noble.address;
+  }
+
+  /** Whether the scan is wanted (it may be paused for a connect in progress). */
+  get isScanning(): boolean {
+    return this.#isScanning;
   }
 
   /**
@@ -220,16 +252,13 @@ export class BleCentral extends TypedEmitter<BleCentralEvents> {
       if (!Number.isInteger(attMtu) || attMtu < DEFAULT_ATT_MTU) throw new Error(`bad ATT MTU ${attMtu}`);
       const { characteristics } = await peripheral.discoverSomeServicesAndCharacteristicsAsync(
         [NEARMESH_SERVICE_UUID_HEX],
-        [RX_CHARACTERISTIC_UUID_HEX, TX_CHARACTERISTIC_UUID_HEX, INFO_CHARACTERISTIC_UUID_HEX],
+        [RX_CHARACTERISTIC_UUID_HEX, TX_CHARACTERISTIC_UUID_HEX],
       );
       const find = (uuid: string): Characteristic | undefined => characteristics.find((c) => c.uuid === uuid);
       const rx = find(RX_CHARACTERISTIC_UUID_HEX);
       const tx = find(TX_CHARACTERISTIC_UUID_HEX);
       if (rx === undefined || tx === undefined) throw new Error('not a nearmesh GATT service (no RX/TX)');
-      const infoCharacteristic = find(INFO_CHARACTERISTIC_UUID_HEX);
-      const info =
-        infoCharacteristic === undefined ? undefined : decodeInfo(await infoCharacteristic.readAsync());
-      const pipe = new NoblePipe(peripheral, rx, attMtu, info, this.#backlog);
+      const pipe = new NoblePipe(peripheral, rx, attMtu, this.#backlog);
       tx.on('data', (data: Buffer) => pipe.deliver(data));
       await tx.subscribeAsync();
       this.#pipes.add(pipe);
@@ -245,20 +274,33 @@ export class BleCentral extends TypedEmitter<BleCentralEvents> {
     const { advertisement } = peripheral;
     if (!(advertisement.serviceUuids ?? []).some(isNearmeshServiceUuid)) return;
     if (!(advertisement.manufacturerData instanceof Uint8Array)) return;
-    const decoded = decodeManufacturerData(advertisement.manufacturerData);
+    // The hint's second half is in the scan response, which noble gives as service data.
+    const serviceData = (advertisement.serviceData ?? []).find((entry) => isNearmeshServiceUuid(entry.uuid));
+    const decoded = decodeAdvertisementParts(advertisement.manufacturerData, serviceData?.data);
     if (decoded instanceof AdvertisementError) {
-      this.emit('warning', decoded);
+      // No scan response yet is normal for a moment; anything else is said once an hour per advertiser.
+      if (decoded.reason !== 'incomplete' && this.#warned.allow(peripheral.address, Date.now())) {
+        this.emit(
+          'warning',
+          decoded.reason === 'older-version'
+            ? new OlderAgentError(peripheral.address, decoded.version ?? 0)
+            : decoded,
+        );
+      }
       return;
     }
-    if (this.#heard.size < MAX_PERIPHERALS_KEPT || this.#heard.has(peripheral.id)) {
-      this.#heard.set(peripheral.id, peripheral);
+    // Kept most recently heard last: advertisers that rotate their address leave old entries behind.
+    this.#heard.delete(peripheral.id);
+    if (this.#heard.size >= MAX_PERIPHERALS_KEPT) {
+      const oldest = this.#heard.keys().next().value;
+      if (oldest !== undefined) this.#heard.delete(oldest);
     }
-    const name = typeof advertisement.localName === 'string' ? advertisement.localName : undefined;
+    this.#heard.set(peripheral.id, peripheral);
     this.emit('discover', {
       id: peripheral.id,
       address: peripheral.address,
       rssi: peripheral.rssi,
-      advertisement: name === undefined ? decoded : { ...decoded, name },
+      advertisement: decoded,
     });
   }
 }
@@ -276,7 +318,6 @@ class NoblePipe implements CentralPipe {
     readonly peripheral: Peripheral,
     readonly rx: Characteristic,
     readonly attMtu: number,
-    readonly info: BleInfo | undefined,
     readonly backlog: AclBacklog | undefined,
   ) {
     this.remoteAddress = peripheral.address || peripheral.id;

@@ -1,5 +1,6 @@
-// Errors of the BLE link framing (fragmentation.ts) and advertisement format (advertisement.ts).
-// NearmeshErrors with a closed `reason` union, so the BLE link and scanner branch on type, never on text.
+// Errors of the BLE link framing (fragmentation.ts), advertisement format (advertisement.ts) and advertising
+// address (private-address.ts).
+// NearmeshErrors (the first two with a closed `reason` union), so callers branch on type, never on text.
 import { NearmeshError } from '../../agent/errors.js';
 
 /**
@@ -39,8 +40,12 @@ export type AdvertisementFailure =
   | 'malformed'
   /** Well-formed, but not nearmesh: no nearmesh service UUID or no manufacturer data with its company id. */
   | 'not-nearmesh'
-  /** Nearmesh manufacturer data of the wrong size, or version 0. */
+  /** Nearmesh manufacturer or service data of the wrong size, or version 0. */
   | 'bad-data'
+  /** No nearmesh service data (it comes in the scan response): nothing to open yet. */
+  | 'incomplete'
+  /** An agent of an earlier protocol version (1): not garbage, but this agent does not speak it. */
+  | 'older-version'
   /** A later advertisement version than this agent speaks (the version is in `version`). */
   | 'unsupported-version';
 
@@ -48,9 +53,16 @@ export class AdvertisementError extends NearmeshError {
   constructor(
     readonly reason: AdvertisementFailure,
     detail: string,
-    /** The advertised version, for 'unsupported-version'. */
+    /** The advertised version, for 'older-version' and 'unsupported-version'. */
     readonly version?: number,
   ) {
     super('ble-advertisement', `BLE advertisement: ${reason}: ${detail}`);
+  }
+}
+
+/** The controller refused (or never answered) a change of advertising address, or bleno hides its socket. */
+export class BleAddressError extends NearmeshError {
+  constructor(detail: string) {
+    super('ble-address', `BLE advertising address not changed: ${detail}`);
   }
 }

@@ -1,15 +1,14 @@
-// The peripheral role on one adapter (bleno): advertises the nearmesh service, serves RX/TX/INFO, and turns
-// every subscribed central into a GattPipe for gatt-link.ts. Used by ble-transport.ts for inbound links.
+// The peripheral role on one adapter (bleno): advertises the nearmesh service (from a random address when asked),
+// serves RX/TX, and turns every subscribed central into a GattPipe for gatt-link.ts. Used by ble-transport.ts
+// for inbound links.
 import type { Bleno, ConnectionHandle, UpdateValueCallback } from '@stoprocent/bleno';
 import type { BleAdapter } from '../../agent/config/adapter.js';
 import { TypedEmitter } from '../../agent/events.js';
-import { NEARMESH_SERVICE_UUID_HEX } from './advertisement.js';
+import { type EncodedAdvertisement, NEARMESH_SERVICE_UUID_HEX } from './advertisement.js';
+import { BleAddressError } from './errors.js';
 import { type GattPipe, PipeInbox } from './gatt-link.js';
-import {
-  INFO_CHARACTERISTIC_UUID_HEX,
-  RX_CHARACTERISTIC_UUID_HEX,
-  TX_CHARACTERISTIC_UUID_HEX,
-} from './gatt-service.js';
+import { RX_CHARACTERISTIC_UUID_HEX, TX_CHARACTERISTIC_UUID_HEX } from './gatt-service.js';
+import { blenoHciSocket, formatAddress, useAdvertisingAddress } from './private-address.js';
 import {
   type AclBacklog,
   ADAPTER_REPLY_MS,
@@ -33,10 +32,9 @@ const MAX_EARLY_FRAGMENTS = 64;
 export interface BlePeripheralOptions {
   adapter: BleAdapter;
   /** Raw advertising data and scan response (advertisement.ts). */
-  advertisement: Uint8Array;
-  scanResponse: Uint8Array;
-  /** The INFO characteristic's value (gatt-service.ts encodeInfo). */
-  info: Uint8Array;
+  advertisement: EncodedAdvertisement;
+  /** A random address to advertise from (private-address.ts); none: the controller's own address. */
+  randomAddress?: Uint8Array;
   powerOnTimeoutMs?: number;
   /** The central role uses the same controller (shared-hci.ts). */
   isShared?: boolean;
@@ -59,7 +57,8 @@ export class BlePeripheral extends TypedEmitter<BlePeripheralEvents> {
   /** HCI disconnect reasons by handle, noted just before bleno reports the disconnect without one. */
   readonly #disconnectReasons = new Map<ConnectionHandle, number>();
   #isStopped = false;
-  #scanResponse = Buffer.alloc(0);
+  /** The random address advertised from, once the controller took one. */
+  #randomAddress: string | undefined;
   /** Advertising changes, one after the other (each is a stop and a start on the controller). */
   #advertising: Promise<void> = Promise.resolve();
 
@@ -78,16 +77,34 @@ export class BlePeripheral extends TypedEmitter<BlePeripheralEvents> {
     return peripheral;
   }
 
+  /** The controller's own (public) address. */
   get address(): string {
     return this.#bleno.address;
   }
 
-  /** Replaces the advertising data (the scan response stays); changes apply in the order they were made. */
-  advertise(advertisement: Uint8Array): Promise<void> {
+  /** The address scanners see: the random one advertised from, else the controller's own. */
+  get advertisingAddress(): string {
+    return this.#randomAddress ?? this.#bleno.address;
+  }
+
+  /**
+   * Replaces the advertising data and scan response and, given one, the random address advertised from; changes
+   * apply in the order they were made. A controller that refuses the address (BleAddressError) keeps
+   * advertising the new data from the old address.
+   */
+  advertise(advertisement: EncodedAdvertisement, randomAddress?: Uint8Array): Promise<void> {
     const next = this.#advertising.then(async () => {
       if (this.#isStopped) return;
       await this.#bleno.stopAdvertisingAsync();
-      await this.#bleno.startAdvertisingWithEIRDataAsync(Buffer.from(advertisement), this.#scanResponse);
+      let refused: BleAddressError | undefined;
+      if (randomAddress !== undefined) {
+        refused = await this.#useAddress(randomAddress).then(
+          () => undefined,
+          (error: unknown) => (error instanceof BleAddressError ? error : Promise.reject(error)),
+        );
+      }
+      await this.#startAdvertising(advertisement);
+      if (refused !== undefined) throw refused;
     });
     this.#advertising = next.catch(() => undefined);
     return next;
@@ -127,11 +144,6 @@ export class BlePeripheral extends TypedEmitter<BlePeripheralEvents> {
         setImmediate(() => this.#pipes.get(handle)?.close());
       },
     });
-    const info = new bleno.Characteristic({
-      uuid: INFO_CHARACTERISTIC_UUID_HEX,
-      properties: ['read'],
-      value: Buffer.from(options.info),
-    });
     bleno.on('accept', (address, handle) => this.#addresses.set(handle, address));
     bleno.on('disconnect', (address, handle) => this.#onDisconnect(address, handle));
     bleno.on('stateChange', (state) => {
@@ -141,10 +153,31 @@ export class BlePeripheral extends TypedEmitter<BlePeripheralEvents> {
       }
     });
     await bleno.setServicesAsync([
-      new bleno.PrimaryService({ uuid: NEARMESH_SERVICE_UUID_HEX, characteristics: [rx, tx, info] }),
+      new bleno.PrimaryService({ uuid: NEARMESH_SERVICE_UUID_HEX, characteristics: [rx, tx] }),
     ]);
-    this.#scanResponse = Buffer.from(options.scanResponse);
-    await bleno.startAdvertisingWithEIRDataAsync(Buffer.from(options.advertisement), this.#scanResponse);
+    if (options.randomAddress !== undefined) {
+      await this.#useAddress(options.randomAddress).catch((error: unknown) => {
+        if (!(error instanceof BleAddressError)) throw error;
+        // Advertising from the controller's address beats not advertising; said once the caller listens.
+        setImmediate(() => this.emit('warning', error));
+      });
+    }
+    await this.#startAdvertising(options.advertisement);
+  }
+
+  async #startAdvertising({ advertisingData, scanResponse }: EncodedAdvertisement): Promise<void> {
+    await this.#bleno.startAdvertisingWithEIRDataAsync(
+      Buffer.from(advertisingData),
+      Buffer.from(scanResponse),
+    );
+  }
+
+  /** Only while advertising is off: controllers refuse a new address while they advertise from the old one. */
+  async #useAddress(address: Uint8Array): Promise<void> {
+    const socket = blenoHciSocket(this.#bleno);
+    if (socket === undefined) throw new BleAddressError('this bleno version hides its HCI socket');
+    await useAdvertisingAddress(socket, address);
+    this.#randomAddress = formatAddress(address);
   }
 
   #onRx(handle: ConnectionHandle, data: Buffer): void {

@@ -1,5 +1,7 @@
-// LAN discovery over mDNS / DNS-SD (bonjour-service): announces `_nearmesh._tcp` on our TCP port and
-// reports the other agents it hears as Wi-Fi candidates. Multicast trouble is a warning, never a crash.
+// LAN discovery over mDNS / DNS-SD (bonjour-service): announces `_nearmesh._tcp` on our TCP port under a
+// random name that changes every hour, with our peer id sealed in a discovery hint only members open, and
+// reports the other agents of our mesh it hears as Wi-Fi candidates. Multicast trouble is a warning, never a crash.
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { isIPv4, isIPv6 } from 'node:net';
 import Bonjour from 'bonjour-service';
@@ -7,42 +9,55 @@ import { formatHostPort } from '../../agent/config/address.js';
 import { NearmeshError } from '../../agent/errors.js';
 import { TypedEmitter } from '../../agent/events.js';
 import { isPeerId } from '../../agent/identity/peer-id.js';
-import type { PeerCandidate, Resolver, ResolverEvents } from '../resolver.js';
+import { type HintLayout, openHint, sealHint } from '../discovery-hint.js';
+import { OlderAgentError } from '../errors.js';
+import {
+  DISCOVERY_PROTOCOL_VERSION,
+  type PeerCandidate,
+  type Resolver,
+  type ResolverEvents,
+} from '../resolver.js';
 
 export const MDNS_SOURCE = 'mdns';
 export const MDNS_SERVICE_TYPE = 'nearmesh';
-export const MDNS_TXT_VERSION = '1';
+export const MDNS_TXT_VERSION = String(DISCOVERY_PROTOCOL_VERSION);
+/** The hint in TXT `h`: room is not tight here, so a long nonce and the whole peer id. */
+export const MDNS_HINT_LAYOUT: HintLayout = { nonceBytes: 16, idBytes: 8 };
+/**
+ * How long one instance name and hint are announced before new ones replace them: what an outsider on the LAN
+ * can follow a device for (its IP and MAC addresses aside). Each change costs one goodbye and one announcement.
+ */
+export const MDNS_ROTATION_MS = 60 * 60_000;
+/** "nearmesh-" and 4 random bytes as hex: the instance label and the host name, new at every rotation. */
+const NAME_PREFIX = 'nearmesh-';
+const NAME_RANDOM_BYTES = 4;
 /** How long start() waits for the multicast socket to bind before carrying on regardless. */
 const BIND_WAIT_MS = 5000;
 /** How long stop() waits for the goodbye packet to leave. */
 const GOODBYE_WAIT_MS = 1000;
 /** The same warning (say, a garbage packet from one host) is reported at most once per this window. */
 const WARNING_REPEAT_MS = 60_000;
-/** DNS labels are at most 63 bytes; the instance name is one label. */
-const DNS_LABEL_MAX_BYTES = 63;
-const SHORT_ID_CHARS = 8;
+/** Instances warned about (malformed, older agents); beyond it warnings are dropped. */
+const MAX_WARNED_INSTANCES = 1024;
 
 export interface MdnsResolverOptions {
-  /** Our peer id: announced in TXT `id`, and how we recognise (and skip) our own announcement. */
+  /** Our peer id: sealed in TXT `h`, and how we recognise (and skip) our own announcements. */
   peerId: string;
-  /** Agent name; the instance name is "<name>-<first 8 hex of peerId>", unique on the LAN. */
-  name: string;
+  /** The accepted mesh keys, the current one first: ours is sealed under the current one, any opens theirs. */
+  meshKeys: () => readonly Uint8Array[];
   /** The TCP port our Wi-Fi transport listens on. */
   port: number;
-  /**
-   * Host name announced as the SRV target (the A/AAAA records name it). Default
-   * "nearmesh-<peerId>.local": never os.hostname(), which cloned SD images and namespaces share.
-   */
-  host?: string;
   /**
    * IPv4 address of the one interface to use for multicast (group membership and outgoing
    * packets). Default: every interface. The socket itself always binds 0.0.0.0:5353, because
    * on Linux a socket bound to a unicast address never receives multicast.
    */
   interfaceAddress?: string;
+  /** How often the name and hint change; default MDNS_ROTATION_MS. */
+  rotationMs?: number;
 }
 
-/** A TXT record we cannot use (wrong id, unknown version, no address); it is ignored. */
+/** A TXT record we cannot use (no hint, bad port, no address); it is ignored. */
 export class MalformedServiceError extends NearmeshError {
   constructor(
     readonly instance: string,
@@ -64,55 +79,95 @@ export interface AnnouncedService {
 
 export type ServiceReading =
   | { kind: 'self' }
+  /** A hint none of our keys opens: an agent of another mesh. */
+  | { kind: 'foreign' }
+  /** An agent of an older protocol version, at this address. */
+  | { kind: 'older'; version: number; address: string }
   | { kind: 'malformed'; reason: string }
   | { kind: 'peer'; candidates: PeerCandidate[] };
+
+/** A fresh "nearmesh-<8 random hex>", the instance label and (with ".local") the host name. */
+export function randomInstanceName(): string {
+  return NAME_PREFIX + randomBytes(NAME_RANDOM_BYTES).toString('hex');
+}
 
 /**
  * Turns one announced service into candidates, one per usable address, best first: the address the
  * packet came from (reachable on the link we heard it on), other IPv4s, then global IPv6s.
  * Link-local IPv6 is skipped: without a zone index it cannot be dialled.
  */
-export function readAnnouncedService(service: AnnouncedService, selfPeerId: string): ServiceReading {
+export function readAnnouncedService(
+  service: AnnouncedService,
+  selfPeerId: string,
+  meshKeys: () => readonly Uint8Array[],
+): ServiceReading {
   const txt =
     typeof service.txt === 'object' && service.txt !== null ? (service.txt as Record<string, unknown>) : {};
-  const { id, v } = txt;
-  if (id === selfPeerId) return { kind: 'self' };
-  if (typeof id !== 'string' || !isPeerId(id))
-    return { kind: 'malformed', reason: 'TXT id is not a peer id' };
+  const { h, v } = txt;
+  const addresses = usableAddresses(service);
+  const version = typeof v === 'string' && /^[0-9]+$/.test(v) ? Number(v) : undefined;
+  if (version !== undefined && version < DISCOVERY_PROTOCOL_VERSION) {
+    return { kind: 'older', version, address: addresses[0] ?? 'an unknown address' };
+  }
   if (v !== MDNS_TXT_VERSION) return { kind: 'malformed', reason: `unsupported TXT version ${String(v)}` };
+  if (typeof h !== 'string' || !/^([0-9a-f]{2})+$/.test(h)) {
+    return { kind: 'malformed', reason: 'TXT h is not a hint' };
+  }
+  const opened = openHint(meshKeys, Buffer.from(h, 'hex'), MDNS_HINT_LAYOUT);
+  if (opened === undefined) return { kind: 'foreign' };
+  if (opened.peerId === selfPeerId) return { kind: 'self' };
   const port = service.port;
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
     return { kind: 'malformed', reason: `bad port ${String(port)}` };
   }
+  if (addresses.length === 0) return { kind: 'malformed', reason: 'no usable address' };
+  return {
+    kind: 'peer',
+    candidates: addresses.map((address) => ({
+      medium: 'wifi',
+      address: formatHostPort({ host: address, port }),
+      peerId: opened.peerId,
+      source: MDNS_SOURCE,
+    })),
+  };
+}
+
+/** What we announce: every record names only the random instance, and TXT `h` opens to our id for members. */
+export interface Announcement {
+  name: string;
+  type: string;
+  protocol: 'tcp';
+  port: number;
+  host: string;
+  txt: { v: string; h: string };
+}
+
+/** The announcement under this instance name, with a freshly sealed hint (or one of the given nonce). */
+export function announcementFor(
+  instanceName: string,
+  options: Pick<MdnsResolverOptions, 'peerId' | 'meshKeys' | 'port'>,
+  nonce?: Uint8Array,
+): Announcement {
+  const hint = sealHint(options.meshKeys, options.peerId, MDNS_HINT_LAYOUT, nonce);
+  return {
+    name: instanceName,
+    type: MDNS_SERVICE_TYPE,
+    protocol: 'tcp',
+    port: options.port,
+    // Never os.hostname(): it names the device (and cloned SD images and namespaces share it).
+    host: `${instanceName}.local`,
+    txt: { v: MDNS_TXT_VERSION, h: Buffer.from(hint).toString('hex') },
+  };
+}
+
+function usableAddresses(service: AnnouncedService): string[] {
   const announced = Array.isArray(service.addresses)
     ? service.addresses.filter((a) => typeof a === 'string')
     : [];
   const referer = service.referer?.address;
   const ipv4 = [...(typeof referer === 'string' ? [referer] : []), ...announced].filter((a) => isIPv4(a));
   const ipv6 = announced.filter((a) => isIPv6(a) && !/^fe[89ab]/i.test(a));
-  const addresses = [...new Set(ipv4.length > 0 ? ipv4 : ipv6)];
-  if (addresses.length === 0) return { kind: 'malformed', reason: 'no usable address' };
-  const instance = typeof service.name === 'string' ? service.name : '';
-  const suffix = `-${id.slice(0, SHORT_ID_CHARS)}`;
-  const name = instance.endsWith(suffix) ? instance.slice(0, -suffix.length) : instance;
-  return {
-    kind: 'peer',
-    candidates: addresses.map((address) => ({
-      medium: 'wifi',
-      address: formatHostPort({ host: address, port }),
-      peerId: id,
-      ...(name !== '' && { name }),
-      source: MDNS_SOURCE,
-    })),
-  };
-}
-
-/** "<name>-<short id>", dots replaced (they would split the label) and cut to fit one DNS label. */
-export function instanceNameFor(name: string, peerId: string): string {
-  const suffix = `-${peerId.slice(0, SHORT_ID_CHARS)}`;
-  let base = name.replaceAll('.', '-').trim() || 'nearmesh';
-  while (Buffer.byteLength(base + suffix) > DNS_LABEL_MAX_BYTES) base = [...base].slice(0, -1).join('');
-  return base + suffix;
+  return [...new Set(ipv4.length > 0 ? ipv4 : ipv6)];
 }
 
 /** multicast-dns options, which bonjour-service passes through untyped. */
@@ -126,15 +181,17 @@ type BonjourBrowser = Bonjour.Browser;
 
 export class MdnsResolver extends TypedEmitter<ResolverEvents> implements Resolver {
   readonly name = MDNS_SOURCE;
-  readonly #options: Required<Omit<MdnsResolverOptions, 'interfaceAddress'>> & { interfaceAddress?: string };
-  readonly #instanceName: string;
+  readonly #options: MdnsResolverOptions;
   /** Candidates reported per service instance (fqdn), to report 'lost' and address changes. */
   readonly #known = new Map<string, PeerCandidate[]>();
   readonly #warnedInstances = new Set<string>();
   readonly #lastWarningMs = new Map<string, number>();
   #ignoredCount = 0;
+  #instanceName = randomInstanceName();
   #bonjour: Bonjour | undefined;
   #browser: BonjourBrowser | undefined;
+  #service: BonjourService | undefined;
+  #rotationTimer: NodeJS.Timeout | undefined;
 
   constructor(options: MdnsResolverOptions) {
     super();
@@ -146,16 +203,18 @@ export class MdnsResolver extends TypedEmitter<ResolverEvents> implements Resolv
     if (options.interfaceAddress !== undefined && !isIPv4(options.interfaceAddress)) {
       throw new RangeError(`interfaceAddress must be an IPv4 address, got ${options.interfaceAddress}`);
     }
-    this.#options = { ...options, host: options.host ?? `nearmesh-${options.peerId}.local` };
-    this.#instanceName = instanceNameFor(options.name, options.peerId);
+    this.#options = options;
   }
 
-  /** The DNS-SD instance name we announce. */
+  /** The DNS-SD instance name we announce now (it changes at every rotation). */
   get instanceName(): string {
     return this.#instanceName;
   }
 
-  /** Announcements ignored as malformed so far (each instance is warned about once). */
+  /**
+   * Announcements ignored so far: hints none of our keys opens (other meshes, quietly), older agents and
+   * malformed records (each instance warned about once).
+   */
   get ignoredCount(): number {
     return this.#ignoredCount;
   }
@@ -179,17 +238,9 @@ export class MdnsResolver extends TypedEmitter<ResolverEvents> implements Resolv
     await whenBound(mdns);
     if (this.#bonjour !== bonjour) return; // stopped while binding
 
-    bonjour.publish({
-      name: this.#instanceName,
-      type: MDNS_SERVICE_TYPE,
-      protocol: 'tcp',
-      port: this.#options.port,
-      host: this.#options.host,
-      txt: { id: this.#options.peerId, v: MDNS_TXT_VERSION },
-      // The name carries our peer id, so a clash means our own stale record: announce at once rather
-      // than probe for a second and, on a clash, silently give up (bonjour-service only logs it).
-      probe: false,
-    });
+    this.#service = this.#publish(bonjour);
+    this.#rotationTimer = setInterval(() => void this.rotate(), this.#options.rotationMs ?? MDNS_ROTATION_MS);
+    this.#rotationTimer.unref();
     const browser = bonjour.find({ type: MDNS_SERVICE_TYPE, protocol: 'tcp' });
     browser.on('up', (service) => this.#update(service));
     browser.on('srv-update', (service) => this.#update(service));
@@ -198,11 +249,29 @@ export class MdnsResolver extends TypedEmitter<ResolverEvents> implements Resolv
     this.#browser = browser;
   }
 
+  /**
+   * Announces a fresh instance name, host name and hint (sealed under the current mesh key), then says goodbye
+   * for the old ones. Runs every rotationMs by itself; call it when the mesh keys change. Links are not
+   * touched: peers lose the old announcement and find the same address again under the new one.
+   */
+  async rotate(): Promise<void> {
+    const bonjour = this.#bonjour;
+    const old = this.#service;
+    if (bonjour === undefined) return;
+    this.#instanceName = randomInstanceName();
+    this.#service = this.#publish(bonjour);
+    if (old !== undefined) {
+      await withTimeout(new Promise<void>((resolve) => old.stop(() => resolve())), GOODBYE_WAIT_MS);
+    }
+  }
+
   /** Sends goodbyes (TTL 0) for our announcement, then closes the multicast socket. */
   async stop(): Promise<void> {
     const bonjour = this.#bonjour;
     if (bonjour === undefined) return;
     this.#bonjour = undefined;
+    this.#service = undefined;
+    clearInterval(this.#rotationTimer);
     this.#browser?.stop();
     this.#browser = undefined;
     await withTimeout(new Promise<void>((resolve) => bonjour.unpublishAll(() => resolve())), GOODBYE_WAIT_MS);
@@ -210,16 +279,27 @@ export class MdnsResolver extends TypedEmitter<ResolverEvents> implements Resolv
     this.#known.clear();
   }
 
+  #publish(bonjour: Bonjour): BonjourService {
+    return bonjour.publish({
+      ...announcementFor(this.#instanceName, this.#options),
+      // 32 random bits collide with another agent's name about once in 2^32 pairs (and the next rotation
+      // ends it): announce at once rather than probe for a second and, on a clash, silently give up
+      // (bonjour-service only logs it).
+      probe: false,
+    });
+  }
+
   #update(service: BonjourService): void {
     const instance = String(service.fqdn);
-    const reading = readAnnouncedService(service, this.#options.peerId);
-    if (reading.kind === 'malformed') {
+    const reading = readAnnouncedService(service, this.#options.peerId, this.#options.meshKeys);
+    if (reading.kind === 'foreign' || reading.kind === 'older' || reading.kind === 'malformed') {
       this.#ignoredCount++;
-      // A misconfigured device re-announces forever: say so once per instance, then count quietly.
-      if (!this.#warnedInstances.has(instance) && this.#warnedInstances.size < 1024) {
-        this.#warnedInstances.add(instance);
-        this.emit('warning', new MalformedServiceError(instance, reading.reason));
-      }
+    }
+    // A device of another version or a misconfigured one re-announces forever: say so once per instance.
+    if (reading.kind === 'older') {
+      this.#warnOnce(instance, new OlderAgentError(reading.address, reading.version));
+    } else if (reading.kind === 'malformed') {
+      this.#warnOnce(instance, new MalformedServiceError(instance, reading.reason));
     }
     const next = reading.kind === 'peer' ? reading.candidates : [];
     const previous = this.#known.get(instance) ?? [];
@@ -239,6 +319,12 @@ export class MdnsResolver extends TypedEmitter<ResolverEvents> implements Resolv
     for (const candidate of previous) this.emit('lost', candidate);
   }
 
+  #warnOnce(instance: string, error: Error): void {
+    if (this.#warnedInstances.has(instance) || this.#warnedInstances.size >= MAX_WARNED_INSTANCES) return;
+    this.#warnedInstances.add(instance);
+    this.emit('warning', error);
+  }
+
   #warn(error: Error): void {
     const nowMs = Date.now();
     const lastMs = this.#lastWarningMs.get(error.message);
@@ -250,7 +336,7 @@ export class MdnsResolver extends TypedEmitter<ResolverEvents> implements Resolv
 }
 
 function isSameCandidate(a: PeerCandidate, b: PeerCandidate): boolean {
-  return a.address === b.address && a.peerId === b.peerId && a.name === b.name;
+  return a.address === b.address && a.peerId === b.peerId;
 }
 
 /** bonjour-service keeps its multicast-dns instance private; we need it for 'error'/'warning'/'ready'. */

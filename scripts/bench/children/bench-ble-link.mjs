@@ -23,8 +23,7 @@ const identity = generateIdentity();
 const transport = new BleTransport({
   ...(role === 'acceptor' ? { peripheral: adapter } : { central: adapter }),
   peerId,
-  name: `bench-${role}`,
-  meshKey,
+  meshKeys: () => [meshKey],
 });
 transport.on('warning', (error) => say({ event: 'warning', message: String(error) }));
 
@@ -51,7 +50,7 @@ if (role === 'acceptor') {
 } else {
   await transport.start();
   say({ event: 'ready' });
-  const resolver = new BleResolver(transport, { peerId, meshKey });
+  const resolver = new BleResolver(transport, { peerId, meshKeys: () => [meshKey] });
   let dialing = false;
   const scanStart = performance.now();
   resolver.on('found', async (candidate) => {

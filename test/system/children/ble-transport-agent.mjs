@@ -1,11 +1,12 @@
 // Child process for test/system/ble-transport.test.ts: one agent's BLE medium (dist/transports/ble), with a
 // bleno peripheral on BLE_PERIPHERAL_PTY and a noble central on BLE_CENTRAL_PTY in this one process. It finds
-// the other agent with the BLE resolver (only the smaller short peer id dials), opens a FrameLink, sends
+// the other agent with the BLE resolver (only the smaller peer id dials), opens a FrameLink, sends
 // FRAME_COUNT numbered frames of FRAME_BYTES honouring back-pressure, and checks what arrives: order, no
 // loss, no duplicates, content. Reports JSON lines: started, link, sent, received (timings in ms from start).
 // Once the dialler has sent and received everything it closes the link (both sides report 'close').
-// Env: BLE_PERIPHERAL_PTY, BLE_CENTRAL_PTY, PEER_ID, NAME, MESH_KEY (hex), BLE_MTU, FRAME_COUNT, FRAME_BYTES,
-// SCAN_DUTY (the transport's scan duty, default 1).
+// Also reports 'advertising' with the address scanners see, at start and after every hint rotation.
+// Env: BLE_PERIPHERAL_PTY, BLE_CENTRAL_PTY, PEER_ID, MESH_KEY (hex), BLE_MTU, FRAME_COUNT, FRAME_BYTES,
+// SCAN_DUTY (the transport's scan duty, default 1), HINT_ROTATION_MS (default the transport's 15 minutes).
 import { BleResolver } from '../../../dist/transports/ble/ble-resolver.js';
 import { BleTransport } from '../../../dist/transports/ble/ble-transport.js';
 import { env, say } from '../../../scripts/ble-emulator/child-io.mjs';
@@ -13,7 +14,7 @@ import { env, say } from '../../../scripts/ble-emulator/child-io.mjs';
 const t0 = performance.now();
 const at = () => Math.round((performance.now() - t0) * 10) / 10;
 const peerId = env('PEER_ID');
-const meshKey = Buffer.from(env('MESH_KEY'), 'hex');
+const meshKeys = () => [Buffer.from(env('MESH_KEY'), 'hex')];
 const count = Number(env('FRAME_COUNT', '1024'));
 const size = Number(env('FRAME_BYTES', '1024'));
 
@@ -21,12 +22,12 @@ const transport = new BleTransport({
   peripheral: { kind: 'uart', path: env('BLE_PERIPHERAL_PTY') },
   central: { kind: 'uart', path: env('BLE_CENTRAL_PTY') },
   peerId,
-  name: env('NAME'),
-  meshKey,
+  meshKeys,
   ...(process.env.BLE_MTU && { requestedMtu: Number(process.env.BLE_MTU) }),
+  ...(process.env.HINT_ROTATION_MS && { hintRotationMs: Number(process.env.HINT_ROTATION_MS) }),
 });
 transport.on('warning', (error) => say({ event: 'warning', message: String(error) }));
-const resolver = new BleResolver(transport, { peerId, meshKey });
+const resolver = new BleResolver(transport, { peerId, meshKeys });
 
 let link;
 const onLink = (newLink) => {
@@ -129,6 +130,12 @@ say({
   at: at(),
   scanDuty: transport.scanDuty,
   peripheral: transport.peripheralAddress,
-  central: transport.central?.address,
 });
 await resolver.start();
+// The address changes when the transport rotates the hint: report each one scanners get to see.
+let advertising;
+setInterval(() => {
+  if (transport.advertisingAddress === advertising) return;
+  advertising = transport.advertisingAddress;
+  say({ event: 'advertising', at: at(), address: advertising, peripheral: transport.peripheralAddress });
+}, 100).unref();
