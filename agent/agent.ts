@@ -8,6 +8,7 @@ import type { BleTransport } from '../transports/ble/ble-transport.js';
 import { BleUnavailableError } from '../transports/ble/radio.js';
 import type { Resolver } from '../transports/resolver.js';
 import type { Transport } from '../transports/transport.js';
+import type { MdnsResolver } from '../transports/wifi/mdns-resolver.js';
 import { StaticResolver } from '../transports/wifi/static-resolver.js';
 import { TcpTransport } from '../transports/wifi/tcp-transport.js';
 import { formatHostPort, type HostPort } from './config/address.js';
@@ -23,7 +24,7 @@ import { Coordinator, type SensorReadingEvent } from './coordination/coordinator
 import { registryFromConfig } from './coordination/registry.js';
 import type { RuleEngine } from './coordination/rule-engine.js';
 import { systemClock } from './coordination/time-sync.js';
-import { NearmeshError } from './errors.js';
+import { NearmeshError, PeerUnreachableError } from './errors.js';
 import type { MqttGateway, MqttGatewayStatus } from './gateway/mqtt-gateway.js';
 import type { UpstreamBridge } from './gateway/upstream-bridge.js';
 import { type Identity, loadOrCreateIdentity } from './identity/identity.js';
@@ -43,6 +44,9 @@ import { coexistenceQuirk, scanDutyFor, WifiActivity } from './ops/wifi-activity
 import { PROTOCOL_VERSION } from './protocol/index.js';
 import type { JsonObject } from './protocol/json-cbor.js';
 import { systemServiceOf } from './protocol/system-kind.js';
+import type { SecureLink } from './security/secure-link.js';
+import { TrustService } from './trust/trust-service.js';
+import { openTrustState, routerTrust, type TrustState } from './trust/trust-state.js';
 import { VERSION } from './version.js';
 
 export { BleUnavailableError };
@@ -78,7 +82,20 @@ export interface AgentStatus {
   mqtt: MqttState;
   /** Reliable messages queued durably and not yet confirmed by their peers. */
   queued: { messages: number; bytes: number };
+  security: SecurityStatus;
   counters: Record<string, number>;
+}
+
+/** The trust side of status: mesh key epoch, revocations, who may administer, neighbours that forged. */
+export interface SecurityStatus {
+  key_epoch: number;
+  /** Until when the key the last rotation replaced is still accepted; null when none is. */
+  previous_key_until: string | null;
+  revoked: number;
+  /** Peer ids allowed to revoke and rekey; empty: every member. */
+  admins: readonly string[];
+  members_known: number;
+  neighbours_blamed: { peer: string; failures: number; shunned_until: string | null }[];
 }
 
 /** The MQTT endpoint: serving, turned off in the config, or not serving for the reason given. */
@@ -108,9 +125,13 @@ export class Agent {
   #mqttUnavailable: string | undefined;
   #tcp: TcpTransport | undefined;
   #ble: BleTransport | undefined;
+  #mdns: MdnsResolver | undefined;
+  #bleResolver: BleResolver | undefined;
   /** Watches the board's Wi-Fi for the coexistence quirk (lower BLE scan duty while Wi-Fi is busy). */
   #wifiActivity: WifiActivity | undefined;
   #identity: Identity | undefined;
+  #trust: TrustState | undefined;
+  #trustService: TrustService | undefined;
   #startedAtMs = 0;
 
   constructor(
@@ -160,7 +181,17 @@ export class Agent {
     this.#startedAtMs = Date.now();
     await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
     this.#identity = await loadOrCreateIdentity(config.dataDir);
-    const meshKey = config.meshKey ?? (await loadOrCreateMeshKey(config.dataDir));
+    const trust = await openTrustState({
+      dataDir: config.dataDir,
+      identity: this.#identity,
+      baseMeshKey: config.meshKey ?? (await loadOrCreateMeshKey(config.dataDir)),
+      security: config.security,
+      counters: this.counters,
+      log,
+    });
+    this.#trust = trust;
+    // Discovery seals its hints under the current key and opens them under every key still accepted.
+    const meshKeys = (): Uint8Array[] => trust.keyRing.accepted();
     const transports: Transport[] = [];
     const resolvers: Resolver[] = [];
     let bleResolver: BleResolver | undefined;
@@ -175,29 +206,31 @@ export class Agent {
         import('../transports/ble/ble-transport.js'),
         import('../transports/ble/ble-resolver.js'),
       ]);
-      const ble = await this.#startBle(new BleTransport(this.#bleOptions(meshKey)));
+      const ble = await this.#startBle(new BleTransport(this.#bleOptions(meshKeys)));
       if (ble !== undefined) {
         transports.push(ble);
-        bleResolver = new BleResolver(ble, { peerId: this.#identity.peerId, meshKeys: () => [meshKey] });
+        bleResolver = new BleResolver(ble, { peerId: this.#identity.peerId, meshKeys });
+        this.#bleResolver = bleResolver;
         resolvers.push(bleResolver);
         this.#applyCoexistence(ble);
       }
     }
     const registry = registryFromConfig(config, log, this.counters);
     const router = new Router({
-      selfId: this.#identity.peerId,
       name: config.name,
       groups: config.groups,
       capabilities: registry.capabilities(),
       ttl: config.mesh.ttl,
       relay: config.mesh.relay,
       counters: this.counters,
+      trust: routerTrust(trust),
     });
     this.#router = router;
     this.#links = new LinkManager({
       identity: this.#identity,
       name: config.name,
-      meshKey,
+      meshKeys,
+      onAuthenticated: (secure, usedRetiredKey) => this.#vetPeer(secure, usedRetiredKey),
       transports,
       resolvers,
       log,
@@ -206,9 +239,12 @@ export class Agent {
       router,
       localEndpoints: () => localEndpoints(this.#tcp?.address()),
     });
-    const messenger = new Messenger(router, this.#links, this.counters, config.groups);
-    this.#messenger = messenger;
     const links = this.#links;
+    const messenger = new Messenger(router, links, trust.members, this.counters, config.groups, (peer) =>
+      trust.revocations.has(peer),
+    );
+    this.#messenger = messenger;
+    const trustService = this.#startTrustService(trust, router, links, messenger);
     const nameOf = (peer: string): string =>
       links.directory.get(peer)?.name ?? router.agent(peer)?.name ?? peer;
     this.#queue = await DurableQueue.open(join(config.dataDir, MESSAGE_QUEUE_FILE));
@@ -255,19 +291,31 @@ export class Agent {
       send: (peer, payload) => messenger.send(peer, payload, { system: true }),
       knownAgents: () => router.knownAgents(),
       resolvePeer: (reference) => {
-        const record = links.directory.resolve(reference);
-        if (record !== undefined && record !== 'ambiguous') return { id: record.id, name: record.name };
-        const agent = router.agentNamed(reference) ?? router.agent(reference);
-        return agent === undefined ? undefined : { id: agent.id, name: agent.name };
+        // An ambiguous name throws (the caller is told which ids claim it); an unknown peer is undefined.
+        let id: string;
+        try {
+          id = messenger.resolvePeer(reference);
+        } catch (error) {
+          if (error instanceof PeerUnreachableError) return undefined;
+          throw error;
+        }
+        const isKnown = links.directory.get(id) !== undefined || router.agent(id) !== undefined;
+        return isKnown ? { id, name: nameOf(id) } : undefined;
       },
       onCapabilitiesChanged: () => router.setCapabilities(registry.capabilities()),
       counters: this.counters,
       log,
     });
     this.#coordinator = coordinator;
-    // System payloads name their service in their first bytes (PROTOCOL.md §14-§17).
-    const onSystem = (message: { from: string; payload: Uint8Array; hops?: number }): void => {
+    // System payloads name their service in their first bytes (PROTOCOL.md §13.5-§17).
+    const onSystem = (
+      message: { from: string; payload: Uint8Array; hops?: number },
+      overDirectLink: boolean,
+    ): void => {
       switch (systemServiceOf(message.payload)) {
+        case 'trust':
+          void trustService.handle(message.from, message.payload, overDirectLink);
+          break;
         case 'queued':
           reliable.handle(message.from, message.payload, message.hops);
           break;
@@ -281,8 +329,8 @@ export class Agent {
           coordinator.receive(message.from, message.payload);
       }
     };
-    links.on('system', onSystem);
-    messenger.on('system', onSystem);
+    links.on('system', (message) => onSystem(message, true));
+    messenger.on('system', (message) => onSystem(message, false));
     // A peer no link or route reaches any more: its streams (not resumable) fail and its transfers wait to
     // resume now, not at their timeouts.
     links.on('peer-down', (peer) => {
@@ -307,14 +355,13 @@ export class Agent {
       const isWildcard = listening.host === '0.0.0.0' || listening.host === '::';
       // Loaded only when configured: the mDNS stack costs several MB that a static-peers agent never needs.
       const { MdnsResolver } = await import('../transports/wifi/mdns-resolver.js');
-      await this.#links.addResolver(
-        new MdnsResolver({
-          peerId: this.#identity.peerId,
-          meshKeys: () => [meshKey],
-          port: listening.port,
-          ...(isWildcard ? {} : { interfaceAddress: listening.host }),
-        }),
-      );
+      this.#mdns = new MdnsResolver({
+        peerId: this.#identity.peerId,
+        meshKeys,
+        port: listening.port,
+        ...(isWildcard ? {} : { interfaceAddress: listening.host }),
+      });
+      await this.#links.addResolver(this.#mdns);
     }
     if (config.mqtt.listen !== false) await this.#startMqtt(config.mqtt.listen);
     const consoleContext = this.#consoleContext();
@@ -343,13 +390,102 @@ export class Agent {
     );
   }
 
-  #bleOptions(meshKey: Uint8Array): ConstructorParameters<typeof BleTransport>[0] {
+  /**
+   * Every completed handshake: the peer's key and name are recorded (a name already owned by another
+   * identity is a conflict, logged once); a revoked or shunned identity is refused, and so is a stranger
+   * using a mesh key that a rotation retired (a revoked device that made itself a new identity).
+   */
+  #vetPeer(secure: SecureLink, usedRetiredKey: boolean): string | undefined {
+    const trust = this.#trust as TrustState;
+    const isKnown = trust.members.isKnownMember(secure.peerId);
+    trust.keys.learn(secure.peerPublicKey);
+    this.#claimName(secure.peerId, secure.peerName);
+    if (trust.revocations.has(secure.peerId)) return 'its identity is revoked';
+    if (trust.blame.isShunned(secure.peerId)) return 'it is shunned for forging messages';
+    if (usedRetiredKey && !isKnown) return 'an identity never met before, with a mesh key a rotation retired';
+    return undefined;
+  }
+
+  /** Records that `id` calls itself `name`; a name another identity owns is logged once as a conflict. */
+  #claimName(id: string, name: string): void {
+    const members = (this.#trust as TrustState).members;
+    if (members.claim(id, name) !== 'conflict' || !members.isNewConflict(id, name)) return;
+    this.counters.increment('trust.name_conflicts');
+    this.log.warn(
+      { name, claimed_by: id, owner: members.ownerOf(name) },
+      'name conflict: another identity claims a name this agent saw first; it stays ambiguous until one goes',
+    );
+  }
+
+  /** Revocation and key rotation, over the links and the mesh, and what follows from them. */
+  #startTrustService(
+    trust: TrustState,
+    router: Router,
+    links: LinkManager,
+    messenger: Messenger,
+  ): TrustService {
+    const service = new TrustService({
+      identity: this.identity,
+      keyRing: trust.keyRing,
+      revocations: trust.revocations,
+      members: trust.members,
+      admins: this.config.security.admins,
+      sendToNeighbour: (peer, payload) => links.send(peer, payload, { system: true, timeoutMs: 15_000 }),
+      broadcast: (payload) => messenger.multicast(undefined, payload, { system: true }),
+      neighbours: () => links.peers().flatMap((peer) => (peer.state === 'connected' ? [peer.id] : [])),
+      counters: this.counters,
+      log: this.log,
+    });
+    service.on('revoked', (peer) => {
+      links.disconnect(peer, 'revoked');
+      router.forgetAgent(peer);
+      router.announceSoon();
+    });
+    service.on('key-adopted', () => {
+      router.announceSoon();
+      // Hints sealed under the old key would stop opening for agents that dropped it: new ones at once.
+      this.#ble
+        ?.rotateDiscoveryHint()
+        .catch((error: unknown) => this.log.warn({ err: error }, 'BLE: new hint'));
+      this.#mdns?.rotate().catch((error: unknown) => this.log.warn({ err: error }, 'mDNS: new hint'));
+    });
+    router.on('announcement', (source, announcement, neighbour) => {
+      this.#claimName(source, announcement.name);
+      service.onAnnouncement(source, announcement, neighbour);
+    });
+    router.on('auth-failure', (failure) => {
+      if (trust.blame.record(failure)) links.disconnect(failure.neighbour, 'shunned for forging messages');
+    });
+    router.on('route-penalised', (destination, nextHop) =>
+      this.log.info(
+        { destination, next_hop: nextHop },
+        'a next hop lost messages twice in a row: avoiding it',
+      ),
+    );
+    this.#trustService = service;
+    return service;
+  }
+
+  #securityStatus(): SecurityStatus {
+    const trust = this.#trust as TrustState;
+    const until = trust.keyRing.retiredUntilMs();
+    return {
+      key_epoch: trust.keyRing.current.epoch,
+      previous_key_until: until === undefined ? null : new Date(until).toISOString(),
+      revoked: trust.revocations.size,
+      admins: this.config.security.admins,
+      members_known: trust.keys.size,
+      neighbours_blamed: trust.blame.rows(),
+    };
+  }
+
+  #bleOptions(meshKeys: () => readonly Uint8Array[]): ConstructorParameters<typeof BleTransport>[0] {
     const { config } = this;
     return {
       peripheral: config.ble.peripheral,
       central: config.ble.central,
       peerId: this.identity.peerId,
-      meshKeys: () => [meshKey],
+      meshKeys,
       isWifiAvailable: config.wifi.enabled,
       maxLinks: config.ble.maxLinks,
       ...(config.ble.enabled === 'auto' && { powerOnTimeoutMs: AUTO_BLE_POWER_ON_TIMEOUT_MS }),
@@ -415,6 +551,7 @@ export class Agent {
     await this.#control?.stop();
     await this.#mqtt?.stop();
     this.#router?.stop();
+    this.#trust?.store.close();
     this.#rules?.stop();
     this.#coordinator?.stop();
     this.#messenger?.stop();
@@ -452,7 +589,13 @@ export class Agent {
       mesh: { ttl: this.config.mesh.ttl, relay: this.config.mesh.relay, groups: this.config.groups },
       mqtt: this.#mqttState(),
       queued: this.#reliable?.queued() ?? { messages: 0, bytes: 0 },
-      counters: this.counters.snapshot(),
+      security: this.#securityStatus(),
+      counters: {
+        ...this.counters.snapshot(),
+        // Discovery records that did not open under our keys: other meshes, or agents not yet rekeyed.
+        'discovery.ble_ignored': this.#bleResolver?.ignoredCount ?? 0,
+        'discovery.mdns_ignored': this.#mdns?.ignoredCount ?? 0,
+      },
     };
   }
 
@@ -526,6 +669,12 @@ export class Agent {
       multicast: (group: string | undefined, payload: Uint8Array) => this.messenger.multicast(group, payload),
       sendUnreliable: (peer: string, payload: Uint8Array) => this.messenger.sendUnreliable(peer, payload),
       routes: () => this.#routes(),
+      revoke: (peer: string, reason: string) => {
+        const id = this.messenger.resolvePeer(peer);
+        const revocation = this.#trusted().revoke(id, reason);
+        return { revoked: revocation.revoked, issued_at: new Date(revocation.issuedAtMs).toISOString() };
+      },
+      rekey: (overlapMs: number) => this.#trusted().rekey(overlapMs),
       streamOpen: (peer: string, name: string) =>
         this.#sessions().open(this.messenger.resolvePeer(peer), name),
       streamWrite: (stream: number, bytes: Uint8Array) => this.#sessions().write(stream, bytes),
@@ -583,6 +732,11 @@ export class Agent {
     if (this.#streamSessions === undefined)
       throw new NearmeshError('not-started', 'the agent has not started');
     return this.#streamSessions;
+  }
+
+  #trusted(): TrustService {
+    if (this.#trustService === undefined) throw new NearmeshError('not-started', 'the agent has not started');
+    return this.#trustService;
   }
 
   #coordination(): Coordinator {

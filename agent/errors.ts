@@ -32,6 +32,20 @@ export class PeerUnreachableError extends NearmeshError {
   }
 }
 
+/** A name that more than one identity claims (one owns it, the others are impostors or replacements). */
+export class AmbiguousNameError extends NearmeshError {
+  constructor(
+    readonly claimedName: string,
+    /** The ids claiming it, the one that had it first first. */
+    readonly ids: readonly string[],
+  ) {
+    super(
+      'ambiguous-name',
+      `the name "${claimedName}" is ambiguous: ${ids.join(', ')} claim it (${ids[0]} had it first); use the peer id`,
+    );
+  }
+}
+
 /** An operation ran out of time. */
 export class TimeoutError extends NearmeshError {
   constructor(what: string, timeoutMs: number) {

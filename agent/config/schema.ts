@@ -70,6 +70,16 @@ export interface Config {
     /** false refuses every incoming file (REJECT refused). */
     readonly accept: boolean;
   };
+  /** Who may revoke members and rotate the mesh key, and what happens to neighbours that forge. */
+  readonly security: {
+    /** Peer ids that may revoke and rekey; empty: every member may (PROTOCOL.md §13.5). */
+    readonly admins: readonly string[];
+    /** Forgeries within a minute that shun the neighbour that made them; 0: never shun. */
+    readonly shunAfter: number;
+    readonly shunForMs: number;
+    /** How long `nearmesh rekey` keeps the old mesh key accepted unless told otherwise. */
+    readonly rekeyOverlapMs: number;
+  };
 }
 
 /** Default MQTT endpoint: loopback only, so apps on the device reach it and nothing else does. */
@@ -422,6 +432,32 @@ const duration = z.string({ message: 'expected a duration like "5s" or "500ms"' 
   }
 });
 
+const PEER_ID = { message: 'expected a peer id: 16 lowercase hex characters, as `nearmesh id` prints' };
+/** A week: an agent switched off for a weekend still catches up with a rotation when it comes back. */
+const DEFAULT_REKEY_OVERLAP = '7d';
+
+export const securityTable = z
+  .object(
+    {
+      admins: z
+        .array(z.string(PEER_ID).regex(/^[0-9a-f]{16}$/, PEER_ID), {
+          message: 'expected an array of peer ids',
+        })
+        .max(64, 'expected at most 64 admins')
+        .default(() => []),
+      shun_after: z
+        .number({ message: 'expected a whole number (0: never)' })
+        .int('expected a whole number (0: never)')
+        .min(0, 'expected 0 or more')
+        .max(1_000_000)
+        .default(20),
+      shun_for: duration.default('10m'),
+      rekey_overlap: duration.default(DEFAULT_REKEY_OVERLAP),
+    },
+    TABLE,
+  )
+  .strict();
+
 const gpioLine = z
   .object(
     {
@@ -537,6 +573,7 @@ const rootShape = {
   mqtt: mqttTable.default({}),
   console: consoleTable.default({}),
   transfer: transferTable.default({}),
+  security: securityTable.default({}),
   actions: z
     .array(actionTable, { message: 'expected [[actions]] tables' })
     .max(MAX_CAPABILITIES, `expected at most ${MAX_CAPABILITIES} actions`)
@@ -566,6 +603,7 @@ export const KNOWN_KEYS: Readonly<Record<string, readonly string[]>> = {
   'mqtt.upstream': Object.keys(mqttUpstreamTable.innerType().shape),
   console: Object.keys(consoleTable.shape),
   transfer: Object.keys(transferTable.shape),
+  security: Object.keys(securityTable.shape),
   actions: Object.keys(actionTable.innerType().shape),
   sensors: Object.keys(sensorTable.innerType().shape),
   rules: Object.keys(ruleTable.shape),
@@ -723,6 +761,12 @@ export function configSchema(context: SchemaContext) {
               : resolveConfigPath(raw.transfer.inbox, context),
           maxBytes: raw.transfer.max_bytes,
           accept: raw.transfer.accept,
+        },
+        security: {
+          admins: [...new Set(raw.security.admins)],
+          shunAfter: raw.security.shun_after,
+          shunForMs: raw.security.shun_for,
+          rekeyOverlapMs: raw.security.rekey_overlap,
         },
       };
     });

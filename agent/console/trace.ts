@@ -11,6 +11,7 @@ import { decodeQueued } from '../protocol/queued.js';
 import { decodeStream } from '../protocol/stream.js';
 import { type SystemService, systemServiceOf } from '../protocol/system-kind.js';
 import { decodeTransfer } from '../protocol/transfer.js';
+import { decodeTrust } from '../protocol/trust.js';
 
 const TYPE_NAMES: Record<Message['type'], TraceEvent['type']> = {
   data: 'DATA',
@@ -65,6 +66,7 @@ const SYSTEM_DECODERS: Record<SystemService, (payload: Uint8Array) => { kind: st
   queued: decodeQueued,
   transfer: decodeTransfer,
   stream: decodeStream,
+  trust: decodeTrust,
 };
 
 /** What a system DATA payload is (its coordination, reliable-message, transfer or stream kind), or "malformed". */

@@ -41,6 +41,10 @@ export interface ControlHandlers {
   /** To a group's members, or to everyone (group undefined): best effort. */
   multicast(group: string | undefined, payload: Uint8Array): unknown;
   routes(): unknown;
+  /** Revokes an identity across the mesh (admins only). */
+  revoke(peer: string, reason: string): unknown;
+  /** Rotates the mesh key; the old one stays accepted for `overlapMs` (admins only). */
+  rekey(overlapMs: number): Promise<unknown>;
   /** Streams (`nearmesh stream`): open one to a peer, write to it, end it; receive those opened to a name. */
   streamOpen(peer: string, name: string): Promise<{ result: unknown; stop: () => void }>;
   streamWrite(stream: number, bytes: Uint8Array): Promise<unknown>;
@@ -230,6 +234,10 @@ export class ControlServer {
         return this.handlers.multicast(request.group, Buffer.from(request.payload, 'base64'));
       case 'routes':
         return this.handlers.routes();
+      case 'revoke':
+        return this.handlers.revoke(request.peer, request.reason ?? '');
+      case 'rekey':
+        return this.handlers.rekey(request.overlap_ms);
       case 'call':
         return this.handlers.call(request);
       case 'actions':

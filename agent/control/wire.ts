@@ -44,6 +44,26 @@ export const requestSchema = z.discriminatedUnion('cmd', [
   z
     .object({
       id: requestId,
+      cmd: z.literal('revoke'),
+      peer: z.string().min(1).max(128),
+      reason: z.string().max(128).optional(),
+    })
+    .strict(),
+  z
+    .object({
+      id: requestId,
+      cmd: z.literal('rekey'),
+      // At most the 24 days a rotation record may carry (PROTOCOL.md §13.6).
+      overlap_ms: z
+        .number()
+        .int()
+        .min(0)
+        .max(24 * 24 * 3_600_000),
+    })
+    .strict(),
+  z
+    .object({
+      id: requestId,
       cmd: z.literal('call'),
       /** A peer id or name, "group:NAME" or "all". */
       target: z.string().min(1).max(128),

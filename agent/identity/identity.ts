@@ -1,8 +1,10 @@
 // The device's long-term Ed25519 identity: created once in data_dir, loaded on every start.
-// The secure channel signs its Noise static key with it, which is what makes a peer id proven.
+// The secure channel signs its Noise static key with it, which is what makes a peer id proven; the same
+// key, mapped to X25519, agrees a pairwise secret with any other identity (origin tags, §2.1).
 import {
   createPrivateKey,
   createPublicKey,
+  diffieHellman,
   generateKeyPairSync,
   type KeyObject,
   sign,
@@ -10,6 +12,7 @@ import {
 } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ed25519 } from '@noble/curves/ed25519.js';
 import { NearmeshError } from '../errors.js';
 import { writeFileAtomic } from '../ops/atomic-file.js';
 import { peerIdFromPublicKey } from './peer-id.js';
@@ -27,18 +30,59 @@ export interface Identity {
   /** Raw 32-byte Ed25519 public key. */
   readonly publicKey: Uint8Array;
   sign(data: Uint8Array): Uint8Array;
+  /**
+   * X25519 between this identity and another one's Ed25519 public key, both mapped to Montgomery form
+   * (RFC 7748 birational map, as libsodium's crypto_sign_ed25519_*_to_curve25519). Throws KeyAgreementError
+   * for a key that is not a valid Ed25519 point or gives an all-zero secret.
+   */
+  agree(peerPublicKey: Uint8Array): Uint8Array;
+}
+
+export class KeyAgreementError extends NearmeshError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('key-agreement', message, options);
+  }
 }
 
 export function identityFromPrivateKey(privateKey: KeyObject): Identity {
-  const jwk = createPublicKey(privateKey).export({ format: 'jwk' });
-  if (jwk.crv !== 'Ed25519' || typeof jwk.x !== 'string')
-    throw new IdentityError('identity key is not Ed25519');
+  const jwk = privateKey.export({ format: 'jwk' });
+  if (jwk.crv !== 'Ed25519' || typeof jwk.x !== 'string' || typeof jwk.d !== 'string')
+    throw new IdentityError('identity key is not an Ed25519 private key');
   const publicKey = Uint8Array.from(Buffer.from(jwk.x, 'base64url'));
+  const agreementKey = x25519PrivateKey(
+    ed25519.utils.toMontgomerySecret(Uint8Array.from(Buffer.from(jwk.d, 'base64url'))),
+  );
   return {
     peerId: peerIdFromPublicKey(publicKey),
     publicKey,
     sign: (data) => Uint8Array.from(sign(null, data, privateKey)),
+    agree: (peerPublicKey) => agree(agreementKey, peerPublicKey),
   };
+}
+
+function x25519PrivateKey(scalar: Uint8Array): KeyObject {
+  // PKCS#8 for X25519 is a fixed 16-byte prefix and the 32-byte scalar (RFC 8410).
+  const prefix = Buffer.from('302e020100300506032b656e04220420', 'hex');
+  return createPrivateKey({ key: Buffer.concat([prefix, scalar]), format: 'der', type: 'pkcs8' });
+}
+
+function agree(agreementKey: KeyObject, peerPublicKey: Uint8Array): Uint8Array {
+  let montgomery: Uint8Array;
+  try {
+    montgomery = ed25519.utils.toMontgomery(peerPublicKey);
+  } catch (error) {
+    throw new KeyAgreementError('peer key is not a valid Ed25519 public key', { cause: error });
+  }
+  const publicKey = createPublicKey({
+    key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(montgomery).toString('base64url') },
+    format: 'jwk',
+  });
+  try {
+    // OpenSSL refuses a low-order point, whose secret would be all zeros (RFC 7748 §6.1).
+    return Uint8Array.from(diffieHellman({ privateKey: agreementKey, publicKey }));
+  } catch (error) {
+    throw new KeyAgreementError('key agreement failed: low-order peer key', { cause: error });
+  }
 }
 
 export function generateIdentity(): Identity {

@@ -13,7 +13,7 @@ import type { Logger } from '../ops/logger.js';
 import { RateLimiter } from '../ops/rate-limiter.js';
 import { CloseCode, encodeMessage, type Message } from '../protocol/index.js';
 import { MAX_ENDPOINTS } from '../protocol/messages.js';
-import { establishSecureLink, HandshakeError } from '../security/secure-channel.js';
+import { establishSecureLink, HandshakeError, type SecureLink } from '../security/secure-channel.js';
 import { Backoff } from './backoff.js';
 import { HandoverOrder } from './handover-order.js';
 import {
@@ -70,7 +70,16 @@ export interface LinkManagerEvents {
 export interface LinkManagerOptions {
   identity: Identity;
   name: string;
-  meshKey: Uint8Array;
+  /**
+   * The mesh keys a handshake may use: the current one first, then older ones still accepted during a key
+   * rotation. Dials use the first, and the next one when a peer refuses it.
+   */
+  meshKeys: () => readonly Uint8Array[];
+  /**
+   * Told of every completed handshake before the link is used; a reason refuses the link (a revoked or
+   * shunned identity, an old key from a stranger).
+   */
+  onAuthenticated?: (link: SecureLink, usedRetiredKey: boolean) => string | undefined;
   transports: Transport[];
   resolvers: Resolver[];
   log: Logger;
@@ -99,6 +108,8 @@ interface DialTarget {
   isDialling: boolean;
   /** The address turned out to be this agent itself. */
   isSelf: boolean;
+  /** Which of the accepted mesh keys the next dial uses: the next one after a peer refused one. */
+  keyIndex: number;
 }
 
 interface PendingSend {
@@ -305,6 +316,7 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
         timer: undefined,
         isDialling: false,
         isSelf: false,
+        keyIndex: 0,
       };
       this.#targets.set(candidate.address, target);
     }
@@ -348,10 +360,14 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
     target.isDialling = true;
     try {
       const link = await target.transport.dial(target.address, { timeoutMs: 5_000 });
-      const remotePeerId = await this.#authenticate(link);
-      if (remotePeerId !== undefined) {
-        target.peerId = remotePeerId;
-        target.isSelf = remotePeerId === this.peerId;
+      const outcome = await this.#authenticate(link, target.keyIndex);
+      if (outcome === 'rejected') {
+        // Perhaps a peer that missed a key rotation: the next dial tries the next key still accepted.
+        target.keyIndex = (target.keyIndex + 1) % Math.max(1, this.options.meshKeys().length);
+      } else if (outcome !== undefined) {
+        target.peerId = outcome;
+        target.isSelf = outcome === this.peerId;
+        target.keyIndex = 0;
         target.backoff.reset();
       }
     } catch (error) {
@@ -377,27 +393,44 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
     await this.#authenticate(link);
   }
 
-  /** Runs the handshake on a fresh link and adopts the result; gives the proven peer id, if any. */
-  async #authenticate(link: FrameLink): Promise<string | undefined> {
+  /**
+   * Runs the handshake on a fresh link (a dial seals with accepted key `keyIndex`) and adopts the result;
+   * gives the proven peer id, 'rejected' when the peer closed without answering, or undefined.
+   */
+  async #authenticate(link: FrameLink, keyIndex = 0): Promise<string | 'rejected' | undefined> {
     this.#handshakes.add(link);
     let secure: Awaited<ReturnType<typeof establishSecureLink>>;
+    const keys = this.options.meshKeys();
     try {
       secure = await establishSecureLink(link, {
         identity: this.options.identity,
-        meshKey: this.options.meshKey,
+        meshKeys: link.isInitiator ? [keys[keyIndex] ?? (keys[0] as Uint8Array)] : keys,
         name: this.options.name,
         timeoutMs: this.options.handshakeTimeoutMs ?? 10_000,
       });
     } catch (error) {
       link.close();
       this.#reportHandshakeFailure(link, error);
-      return undefined;
+      return error instanceof HandshakeError && error.reason === 'rejected' ? 'rejected' : undefined;
     } finally {
       this.#handshakes.delete(link);
     }
+    const usedRetiredKey = link.isInitiator ? keyIndex > 0 : secure.meshKeyIndex > 0;
+    const refusal =
+      secure.peerId === this.peerId ? undefined : this.options.onAuthenticated?.(secure, usedRetiredKey);
     if (secure.peerId === this.peerId) {
       this.counters.increment('links.self_connections');
       secure.send(encodeMessage({ type: 'close', code: CloseCode.selfConnection, reason: 'this is me' }));
+      void secure.drained().finally(() => secure.close());
+    } else if (refusal !== undefined) {
+      this.counters.increment('links.peers_refused');
+      if (this.#refusedLog.allow(secure.peerId)) {
+        this.#log.warn(
+          { peer: secure.peerId, medium: secure.medium },
+          `refused link: ${refusal} (logged at most once a minute)`,
+        );
+      }
+      secure.send(encodeMessage({ type: 'close', code: CloseCode.refused, reason: refusal }));
       void secure.drained().finally(() => secure.close());
     } else {
       this.#adopt(
@@ -413,8 +446,25 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
     return secure.peerId;
   }
 
+  /** Closes every link to a peer (it was revoked or shunned). */
+  disconnect(peerId: string, reason: string): void {
+    for (const connection of this.directory.get(peerId)?.connections.values() ?? []) {
+      connection.close(CloseCode.refused, reason);
+    }
+  }
+
   #reportHandshakeFailure(link: FrameLink, error: unknown): void {
     const host = link.remoteAddress.replace(/:\d+$/, '');
+    if (error instanceof HandshakeError && error.reason === 'old-protocol') {
+      this.counters.increment('handshake.old_protocol');
+      if (this.#refusedLog.allow(`v1 ${host}`)) {
+        this.#log.warn(
+          { address: link.remoteAddress, medium: link.medium },
+          'refused link: that agent speaks protocol version 1, this one 2: upgrade it (logged at most once a minute per host)',
+        );
+      }
+      return;
+    }
     if (error instanceof HandshakeError && (error.reason === 'auth-failed' || error.reason === 'rejected')) {
       this.counters.increment('handshake.refused');
       if (this.#refusedLog.allow(host)) {

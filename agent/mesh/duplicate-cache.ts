@@ -27,10 +27,13 @@ export class DuplicateCache {
     return this.#seenAtMs.size;
   }
 
-  /** Records the message; false when it was seen within the window (a duplicate). */
-  add(source: string, typeCode: number, id: number, nowMs: number): boolean {
+  /**
+   * Records the message; false when it was seen within the window (a duplicate). `variant` tells apart
+   * messages that share (source, type, id) but are not copies of each other (a forgery and the original).
+   */
+  add(source: string, typeCode: number, id: number, nowMs: number, variant = ''): boolean {
     this.#expire(nowMs);
-    const key = `${source}${typeCode}:${id}`;
+    const key = `${source}${typeCode}:${id}:${variant}`;
     if (this.#seenAtMs.has(key)) return false;
     this.#seenAtMs.set(key, nowMs);
     if (this.#seenAtMs.size > this.capacity) {

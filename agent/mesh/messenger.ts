@@ -1,12 +1,13 @@
 // Messages to agents beyond the direct links, over the router: reliable unicast (end-to-end ACK,
-// retransmission that floods around dead routes, delivery exactly once), best-effort group and broadcast
-// sends, and the merged peer table (direct links plus routed agents).
-import { FrameTooLargeError, PeerUnreachableError, TimeoutError } from '../errors.js';
+// retransmission that floods around dead routes and swallowing relays, delivery exactly once), best-effort
+// group and broadcast sends, the merged peer table (direct links plus routed agents), and what a peer
+// reference (an id or a name) means.
+import { AmbiguousNameError, FrameTooLargeError, PeerUnreachableError, TimeoutError } from '../errors.js';
 import { TypedEmitter } from '../events.js';
+import type { MemberRegistry } from '../identity/member-registry.js';
 import { isPeerId } from '../identity/peer-id.js';
 import type { LinkManager, ReceivedMessage, SendOptions } from '../links/link-manager.js';
 import type { PeerInfo } from '../links/peer-directory.js';
-import { RecentIds } from '../links/recent-ids.js';
 import type { Counters } from '../ops/counters.js';
 import { BROADCAST_ID, groupId } from './address.js';
 import type { MeshDelivery, Router } from './router.js';
@@ -16,13 +17,6 @@ export const MAX_ROUTED_PAYLOAD_BYTES = 60 * 1024;
 /** First retransmission after this, doubling; every retransmission floods. */
 const FIRST_RETRY_MS = 1_000;
 const DEFAULT_SEND_TIMEOUT_MS = 10_000;
-/**
- * Sources whose delivered ids are remembered, and ids per source: a retransmission comes within seconds,
- * so 1,024 ids cover any real sender; 256 × 1,024 ids bound the memory (a few MB) whatever sources
- * a flood makes up.
- */
-const MAX_REMEMBERED_SOURCES = 256;
-const REMEMBERED_IDS_PER_SOURCE = 1_024;
 
 /** A message that came through the mesh; `to` says when it was for a group or for everyone. */
 export interface MeshMessage extends ReceivedMessage {
@@ -40,30 +34,37 @@ export interface MessengerEvents {
 
 interface PendingRouted {
   readonly destination: string;
-  readonly payload: Uint8Array;
-  readonly system: boolean;
+  /** The neighbour the first transmission went to; undefined when it flooded. */
+  readonly nextHop: string | undefined;
+  retransmissions: number;
   retryTimer: NodeJS.Timeout | undefined;
   readonly settle: (error?: Error) => void;
 }
 
 export class Messenger extends TypedEmitter<MessengerEvents> {
   readonly #pending = new Map<number, PendingRouted>();
-  readonly #delivered = new Map<string, RecentIds>();
   readonly #groupNames: ReadonlyMap<string, string>;
 
   constructor(
     readonly router: Router,
     readonly links: LinkManager,
+    readonly members: MemberRegistry,
     readonly counters: Counters,
     groups: readonly string[],
+    /** Revoked identities: never resolved, never sent to. */
+    private readonly isRevoked: (peerId: string) => boolean = () => false,
   ) {
     super();
     this.#groupNames = new Map(groups.map((name) => [groupId(name), name]));
     router.on('deliver', (delivery) => this.#onDeliver(delivery));
     router.on('ack', (source, id) => {
       const pending = this.#pending.get(id);
-      // Ids are ours, but only the agent we sent to may acknowledge.
-      if (pending?.destination === source) pending.settle();
+      // Ids are ours, but only the agent we sent to may acknowledge (and the router checked it did).
+      if (pending?.destination !== source) return;
+      if (pending.nextHop !== undefined) {
+        router.routeOutcome(source, pending.nextHop, pending.retransmissions === 0);
+      }
+      pending.settle();
     });
   }
 
@@ -107,19 +108,27 @@ export class Messenger extends TypedEmitter<MessengerEvents> {
   }
 
   /**
-   * The peer id a reference means: a linked or once-linked peer's id or unique name, an agent the mesh knows
-   * by name, or any well-formed peer id. Throws PeerUnreachableError for anything else and for this agent.
+   * The peer id a reference means: any well-formed peer id, or a name. A name means the identity it
+   * belongs to (the first to claim it) and any other identity claiming it that is around now: one of them
+   * is the answer, several make it ambiguous (AmbiguousNameError lists them). Throws PeerUnreachableError
+   * for an unknown name, this agent, or a revoked identity.
    */
   resolvePeer(reference: string): string {
-    const record = this.links.directory.resolve(reference);
-    if (record === 'ambiguous') {
-      throw new PeerUnreachableError(reference, 'several peers have that name; use the peer id');
-    }
-    const destination =
-      record?.id ?? this.router.agentNamed(reference)?.id ?? (isPeerId(reference) ? reference : undefined);
+    const ids = isPeerId(reference) ? [reference] : this.#idsNamed(reference);
+    if (ids.length > 1) throw new AmbiguousNameError(reference, ids);
+    const destination = ids[0];
     if (destination === undefined) throw new PeerUnreachableError(reference, 'unknown peer');
     if (destination === this.router.selfId) throw new PeerUnreachableError(reference, 'that is this agent');
+    if (this.isRevoked(destination)) throw new PeerUnreachableError(reference, 'revoked');
     return destination;
+  }
+
+  /** The owner of `name` (even when away: a reliable send waits for it) and its live rivals. */
+  #idsNamed(name: string): string[] {
+    const isAround = (id: string): boolean =>
+      this.links.directory.get(id)?.connection?.isOpen === true || this.router.agent(id) !== undefined;
+    const owner = this.members.ownerOf(name);
+    return this.members.claimants(name).filter((id) => (id === owner || isAround(id)) && !this.isRevoked(id));
   }
 
   /** Whether a direct link or a mesh route reaches `peer` now. */
@@ -152,6 +161,7 @@ export class Messenger extends TypedEmitter<MessengerEvents> {
         hops: 0,
         flooded: false,
         system,
+        repeat: false,
       });
     }
     return { links };
@@ -206,8 +216,8 @@ export class Messenger extends TypedEmitter<MessengerEvents> {
       }, timeoutMs);
       const pending: PendingRouted = {
         destination,
-        payload,
-        system,
+        nextHop: this.router.nextHopTo(destination),
+        retransmissions: 0,
         retryTimer: undefined,
         settle: (error) => settle(error),
       };
@@ -227,7 +237,10 @@ export class Messenger extends TypedEmitter<MessengerEvents> {
       const retry = (delayMs: number): void => {
         pending.retryTimer = setTimeout(() => {
           this.counters.increment('mesh.retransmissions');
-          this.router.sendData(destination, payload, { id, ackRequested: true, flood: true, system });
+          pending.retransmissions++;
+          // Flooded around whatever failed, and signed: the destination may not know this agent's key.
+          const options = { id, ackRequested: true, flood: true, system, signed: true };
+          this.router.sendData(destination, payload, options);
           retry(delayMs * 2);
         }, delayMs);
         pending.retryTimer.unref();
@@ -237,13 +250,13 @@ export class Messenger extends TypedEmitter<MessengerEvents> {
   }
 
   #onDeliver(delivery: MeshDelivery): void {
-    if (delivery.destination === this.router.selfId) {
-      if (delivery.ackRequested)
-        this.router.sendAck(delivery.source, delivery.id, { flood: delivery.flooded });
-      if (!this.#deliveredFrom(delivery.source).add(delivery.id)) {
-        this.counters.increment('mesh.duplicates_dropped');
-        return;
-      }
+    if (delivery.destination === this.router.selfId && delivery.ackRequested) {
+      this.router.sendAck(delivery.source, delivery.id, { flood: delivery.flooded });
+    }
+    // A copy of one already delivered (its ACK was lost): acknowledged again above, delivered once.
+    if (delivery.repeat) {
+      this.counters.increment('mesh.duplicates_dropped');
+      return;
     }
     this.#emit(delivery);
   }
@@ -265,22 +278,5 @@ export class Messenger extends TypedEmitter<MessengerEvents> {
     };
     if (delivery.system) this.emit('system', message);
     else this.emit('message', message);
-  }
-
-  #deliveredFrom(source: string): RecentIds {
-    let ids = this.#delivered.get(source);
-    if (ids === undefined) {
-      ids = new RecentIds(REMEMBERED_IDS_PER_SOURCE);
-      this.#delivered.set(source, ids);
-      if (this.#delivered.size > MAX_REMEMBERED_SOURCES) {
-        const oldest = this.#delivered.keys().next().value;
-        if (oldest !== undefined) this.#delivered.delete(oldest);
-      }
-    } else {
-      // Most recently heard last, so the oldest source is the one forgotten.
-      this.#delivered.delete(source);
-      this.#delivered.set(source, ids);
-    }
-    return ids;
   }
 }

@@ -1,21 +1,26 @@
 // The mesh layer: routed DATA, ACK and ANNOUNCE over whatever direct links the link manager holds.
-// Forwarding rules (PROTOCOL.md §13): each (source, type, id) is handled once; the hop budget (ttl) falls by
-// one per hop; unicast follows the route learned from traffic and floods only on a miss; broadcasts and
-// groups follow the source's shortest-path tree built from announcements, flooding where it is unknown.
-import { randomInt } from 'node:crypto';
+// Every routed message is sealed by its origin and checked by whoever can (PROTOCOL.md §2.1); a message that
+// fails is dropped and blamed on the neighbour that handed it over when that neighbour must have made it.
+// Each (source, sequence number) is accepted once (§13.4). Unicast follows a shortest path over the links
+// the signed announcements show (link state, §13.3), avoiding next hops that lost messages, and floods when
+// no path is known; broadcasts and groups follow the source's shortest-path tree.
 import { FrameTooLargeError } from '../errors.js';
 import { TypedEmitter } from '../events.js';
 import type { Counters } from '../ops/counters.js';
 import {
   type Announcement,
+  announceMessage,
   type Capabilities,
   MAX_TTL_HOPS,
   MessageType,
   type RoutedMessage,
 } from '../protocol/index.js';
+import type { OriginAuth, OriginVerdict } from '../security/origin-auth.js';
 import { BROADCAST_ID, groupId } from './address.js';
 import { DuplicateCache } from './duplicate-cache.js';
-import { RouteTable } from './route-table.js';
+import type { ReplayGuard } from './replay-guard.js';
+import { RoutePenalties } from './route-penalties.js';
+import type { SequenceCounter } from './sequence.js';
 import { type KnownAgent, MAX_KNOWN_AGENTS, Topology } from './topology.js';
 
 /** A direct link, as the router sees it. */
@@ -25,7 +30,7 @@ export interface MeshNeighbour {
   send(message: RoutedMessage): boolean;
 }
 
-/** A routed DATA for this agent: to it, to one of its groups, or to everyone. */
+/** A routed DATA for this agent: to it, to one of its groups, or to everyone. Its origin is verified. */
 export interface MeshDelivery {
   source: string;
   /** A peer id, a group id (see address.ts) or BROADCAST_ID. */
@@ -39,16 +44,49 @@ export interface MeshDelivery {
   flooded: boolean;
   /** For the agent itself (coordination), not for apps. */
   system: boolean;
+  /** A copy of a message already handed up: to be acknowledged again, not delivered again. */
+  repeat: boolean;
+}
+
+/** A routed message dropped because its origin could not be proven. */
+export interface AuthFailure {
+  /** The direct neighbour that handed it over. */
+  neighbour: string;
+  /** The origin it claimed. */
+  source: string;
+  reason: Exclude<OriginVerdict, 'ok' | 'unverifiable'>;
+  /**
+   * The neighbour must have made it: every agent checks signatures before forwarding, and a tag under the
+   * neighbour's own id can only be the neighbour's. False when an honest relay may have passed it on.
+   */
+  attributable: boolean;
 }
 
 export interface RouterEvents {
   deliver: (delivery: MeshDelivery) => void;
   /** A routed ACK for a message this agent sent. */
   ack: (source: string, id: number) => void;
+  /** A new verified ANNOUNCE, as it arrived from `neighbour`. */
+  announcement: (source: string, announcement: Announcement, neighbour: string) => void;
+  'auth-failure': (failure: AuthFailure) => void;
+  /** A next hop lost messages for `destination` twice in a row and is avoided for a while. */
+  'route-penalised': (destination: string, nextHop: string) => void;
+}
+
+/** What the router needs to seal, check and number routed messages. */
+export interface RouterTrust {
+  readonly origin: OriginAuth;
+  readonly replay: ReplayGuard;
+  readonly sequence: SequenceCounter;
+  /** Revoked identities: nothing from or through them is accepted. */
+  isRevoked(peerId: string): boolean;
+  /** The mesh key epoch this agent holds, announced so that a neighbour behind it catches up. */
+  keyEpoch(): number;
+  /** The digest of this agent's revocation list, announced so that neighbours notice a difference. */
+  revocationDigest(): Uint8Array;
 }
 
 export interface RouterOptions {
-  selfId: string;
   name: string;
   groups: readonly string[];
   /** The actions and sensors this agent announces (coordination). */
@@ -58,9 +96,11 @@ export interface RouterOptions {
   /** Forward other agents' messages (off for battery devices: they only send and receive). */
   relay: boolean;
   counters: Counters;
+  trust: RouterTrust;
   announceIntervalMs?: number;
   duplicateWindowMs?: number;
-  routeExpiryMs?: number;
+  /** Agents not heard announcing for this long are forgotten, with the routes to them. */
+  agentExpiryMs?: number;
   /** Announce soon after a link comes or goes (default true; simulations drive announcements themselves). */
   announceOnChange?: boolean;
   now?: () => number;
@@ -74,40 +114,44 @@ export const DEFAULT_ANNOUNCE_INTERVAL_MS = 30_000;
 const REDELIVERY_AFTER_MS = 500;
 /** Link changes are announced this soon, once for a burst of them. */
 const ANNOUNCE_DEBOUNCE_MS = 300;
+const NO_CAPABILITIES: Capabilities = { actions: [], sensors: [] };
+/** The last bytes of a message's auth tell a genuine copy from a forged one with the same (source, id). */
+const AUTH_TAIL_BYTES = 8;
 
 export class Router extends TypedEmitter<RouterEvents> {
   readonly selfId: string;
   readonly #options: RouterOptions;
+  readonly #trust: RouterTrust;
   readonly #neighbours = new Map<string, MeshNeighbour>();
   readonly #duplicates: DuplicateCache;
   /** Messages for this agent handed up recently (see REDELIVERY_AFTER_MS). */
   readonly #recentlyDelivered = new DuplicateCache({ windowMs: REDELIVERY_AFTER_MS });
-  readonly #routes: RouteTable;
   readonly #topology: Topology;
+  readonly #penalties: RoutePenalties;
   readonly #groupIds: ReadonlySet<string>;
   readonly #now: () => number;
   /** Each agent's latest ANNOUNCE as it arrived here, to bring a newly linked neighbour up to date. */
   readonly #announcements = new Map<string, Extract<RoutedMessage, { type: 'announce' }>>();
-  #nextId = randomInt(0, 2 ** 31);
   #announceTimer: NodeJS.Timeout | undefined;
   #debounceTimer: NodeJS.Timeout | undefined;
-  #capabilities: Capabilities | undefined;
+  #capabilities: Capabilities;
 
   constructor(options: RouterOptions) {
     super();
-    this.#capabilities = options.capabilities;
+    this.#capabilities = options.capabilities ?? NO_CAPABILITIES;
     if (!Number.isInteger(options.ttl) || options.ttl < 1 || options.ttl > MAX_TTL_HOPS) {
       throw new RangeError(`mesh ttl ${options.ttl} is not in 1..${MAX_TTL_HOPS}`);
     }
-    this.selfId = options.selfId;
+    this.#trust = options.trust;
+    this.selfId = options.trust.origin.selfId;
     this.#options = options;
     this.#now = options.now ?? Date.now;
     this.#duplicates = new DuplicateCache(
       options.duplicateWindowMs === undefined ? {} : { windowMs: options.duplicateWindowMs },
     );
-    this.#routes = new RouteTable(options.routeExpiryMs);
-    this.#topology = new Topology(options.selfId, options.routeExpiryMs);
+    this.#topology = new Topology(this.selfId, options.agentExpiryMs);
     this.#topology.setOwn([], options.relay);
+    this.#penalties = new RoutePenalties();
     this.#groupIds = new Set(options.groups.map(groupId));
   }
 
@@ -124,32 +168,30 @@ export class Router extends TypedEmitter<RouterEvents> {
   stop(): void {
     clearInterval(this.#announceTimer);
     clearTimeout(this.#debounceTimer);
+    this.#trust.replay.flush();
   }
 
-  /** A fresh id for a message this agent originates (one counter for all routed traffic). */
+  /** A fresh sequence number for a message this agent originates (one counter for all routed traffic). */
   nextId(): number {
-    const id = this.#nextId;
-    this.#nextId = (this.#nextId + 1) % 2 ** 32;
-    return id;
+    return this.#trust.sequence.next();
   }
 
   addNeighbour(neighbour: MeshNeighbour): void {
     this.#neighbours.set(neighbour.peerId, neighbour);
-    this.#routes.delete(neighbour.peerId);
     this.#topology.setOwn(this.#neighbours.keys(), this.#options.relay);
-    this.#announceSoon();
+    this.announceSoon();
     this.#bringUpToDate(neighbour);
   }
 
   /**
    * A new neighbour learns the agents this one knows now, not at their next announcement (up to 30 s):
-   * their latest ANNOUNCEs go to it as if forwarded, one hop further.
+   * their latest ANNOUNCEs go to it as if forwarded, one hop further. Each still carries its origin's seal.
    */
   #bringUpToDate(neighbour: MeshNeighbour): void {
     if (!this.#options.relay) return;
     const nowMs = this.#now();
     for (const [source, announcement] of this.#announcements) {
-      if (this.#topology.get(source, nowMs) === undefined) {
+      if (this.#topology.get(source, nowMs) === undefined || this.#trust.isRevoked(source)) {
         this.#announcements.delete(source);
         continue;
       }
@@ -164,22 +206,28 @@ export class Router extends TypedEmitter<RouterEvents> {
 
   removeNeighbour(peerId: string): void {
     if (!this.#neighbours.delete(peerId)) return;
-    const dropped = this.#routes.dropVia(peerId);
-    this.#options.counters.increment('mesh.routes_dropped', dropped.length);
     this.#topology.setOwn(this.#neighbours.keys(), this.#options.relay);
-    this.#announceSoon();
+    this.announceSoon();
+  }
+
+  /** Forgets everything an agent announced (it was revoked): no route leads to or through it any more. */
+  forgetAgent(peerId: string): void {
+    this.#announcements.delete(peerId);
+    this.#topology.forget(peerId);
   }
 
   /**
-   * Originates a routed DATA. Unicast goes along the learned route, or floods when there is none or
-   * `flood` is set (retransmissions do, to get around a link that died). Returns the links it went out on.
+   * Originates a routed DATA. Unicast goes along the shortest known path, or floods when there is none or
+   * `flood` is set (retransmissions do, to get around a link or relay that failed). `signed` seals it with
+   * the signature form, which any destination can check (retransmissions use it, in case the destination
+   * does not know this agent's key). Returns the links it went out on.
    */
   sendData(
     destination: string,
     payload: Uint8Array,
-    options: { id: number; ackRequested: boolean; flood?: boolean; system?: boolean },
+    options: { id: number; ackRequested: boolean; flood?: boolean; system?: boolean; signed?: boolean },
   ): number {
-    const message: RoutedMessage = {
+    const unsealed: RoutedMessage = {
       type: 'data',
       id: options.id,
       ackRequested: options.ackRequested,
@@ -188,60 +236,65 @@ export class Router extends TypedEmitter<RouterEvents> {
       ...(options.flood === true && { flood: true }),
       ...(options.system === true && { system: true }),
     };
-    this.#duplicates.add(this.selfId, MessageType.data, options.id, this.#now());
+    const isForMany = this.#isForMany(unsealed) || options.signed === true;
+    const message = { ...unsealed, auth: this.#trust.origin.seal(unsealed, isForMany) };
     return this.#dispatch(message, undefined);
   }
 
   /** Acknowledges a routed DATA back to its source; flooded when the DATA was. */
   sendAck(destination: string, id: number, options: { flood?: boolean } = {}): number {
-    const message: RoutedMessage = {
+    const unsealed: RoutedMessage = {
       type: 'ack',
       id,
       route: { ttlHops: this.#options.ttl, source: this.selfId, destination },
       ...(options.flood === true && { flood: true }),
     };
-    return this.#dispatch(message, undefined);
+    return this.#dispatch({ ...unsealed, auth: this.#trust.origin.seal(unsealed, false) }, undefined);
   }
 
   /** A routed message that arrived on the link to `from`. */
   receive(from: string, message: RoutedMessage): void {
     const { counters } = this.#options;
-    const route = message.route;
-    if (route === undefined) return;
-    const nowMs = this.#now();
-    const typeCode = MessageType[message.type];
+    const { route, auth } = message;
+    if (route === undefined || auth === undefined) return;
     if (route.source === this.selfId) {
       counters.increment('mesh.dropped_own'); // our own flood, back around a loop
       return;
     }
-    const initialTtl =
-      message.type === 'announce'
-        ? message.announcement.initialTtl
-        : (this.#topology.get(route.source, nowMs)?.initialTtl ?? this.#options.ttl);
-    const hops = Math.max(1, initialTtl - route.ttlHops + 1);
-    if (!this.#duplicates.add(route.source, typeCode, message.id, nowMs)) {
-      counters.increment('mesh.dropped_duplicate');
-      // A retransmission for us after its ACK was lost: hand it up again (delivered once above us).
-      if (route.destination === this.selfId && message.type === 'data')
-        this.#deliverLocally(message, hops, nowMs);
+    if (this.#trust.isRevoked(route.source) || this.#trust.isRevoked(from)) {
+      counters.increment('auth.dropped_revoked');
       return;
     }
-    if (message.type === 'announce') {
-      this.#topology.update(route.source, message.announcement, message.relays, nowMs);
-      this.#announcements.delete(route.source);
-      if (this.#announcements.size >= MAX_KNOWN_AGENTS) {
-        const oldest = this.#announcements.keys().next().value;
-        if (oldest !== undefined) this.#announcements.delete(oldest);
+    const nowMs = this.#now();
+    const hops = this.#hopsTravelled(message, nowMs);
+    const tail = Buffer.from(auth.subarray(auth.length - AUTH_TAIL_BYTES)).toString('hex');
+    if (!this.#duplicates.add(route.source, MessageType[message.type], message.id, nowMs, tail)) {
+      counters.increment('mesh.dropped_duplicate');
+      // A retransmission for us after its ACK was lost: hand it up again to be acknowledged, not delivered.
+      if (route.destination === this.selfId) this.#deliverLocally(message, hops, nowMs, true);
+      return;
+    }
+    const verdict = this.#trust.origin.verify(message);
+    if (verdict !== 'ok' && verdict !== 'unverifiable') {
+      this.#refuse(from, route.source, verdict);
+      return;
+    }
+    const isForMany = this.#isForMany(message);
+    // Windows only hold what this agent checked itself; an ACK's id is its DATA's, not the acker's number.
+    if (verdict === 'ok' && message.type !== 'ack' && (isForMany || route.destination === this.selfId)) {
+      const replay = this.#trust.replay.accept(route.source, message.id);
+      if (replay === 'stale') {
+        counters.increment('auth.dropped_stale');
+        return;
       }
-      this.#announcements.set(route.source, message);
+      if (replay === 'repeat') {
+        counters.increment('auth.dropped_repeat');
+        if (route.destination === this.selfId) this.#deliverLocally(message, hops, nowMs, true);
+        return;
+      }
     }
-    // Routes only to agents that announced themselves: made-up sources in a flood must not fill the table.
-    if (!this.#neighbours.has(route.source) && this.#topology.get(route.source, nowMs) !== undefined) {
-      const isFresh = message.type === 'announce' || message.flood === true;
-      if (isFresh) this.#routes.replace(route.source, from, hops, nowMs);
-      else this.#routes.learn(route.source, from, hops, nowMs);
-    }
-    this.#deliverLocally(message, hops, nowMs);
+    if (message.type === 'announce') this.#learn(message, from, nowMs);
+    this.#deliverLocally(message, hops, nowMs, false);
     if (route.destination === this.selfId) return;
     if (!this.#options.relay) {
       counters.increment('mesh.not_relayed');
@@ -255,7 +308,60 @@ export class Router extends TypedEmitter<RouterEvents> {
     if (this.#dispatch(forwarded, from) > 0) counters.increment('mesh.forwarded');
   }
 
-  /** Agents known beyond the direct links: from announcements and learned routes. */
+  #refuse(from: string, source: string, reason: AuthFailure['reason']): void {
+    this.#options.counters.increment(`auth.dropped_${reason.replaceAll('-', '_')}`);
+    const attributable = reason === 'bad-signature' || (reason === 'bad-tag' && source === from);
+    this.emit('auth-failure', { neighbour: from, source, reason, attributable });
+  }
+
+  /** A verified ANNOUNCE: the topology (hence routes) and the latest copy to pass on to new neighbours. */
+  #learn(message: Extract<RoutedMessage, { type: 'announce' }>, from: string, nowMs: number): void {
+    const source = message.route.source;
+    this.#topology.update(source, message.announcement, message.relays, nowMs);
+    this.#announcements.delete(source);
+    if (this.#announcements.size >= MAX_KNOWN_AGENTS) {
+      const oldest = this.#announcements.keys().next().value;
+      if (oldest !== undefined) this.#announcements.delete(oldest);
+    }
+    this.#announcements.set(source, message);
+    this.emit('announcement', source, message.announcement, from);
+  }
+
+  /** Hops a message travelled, from the source's announced hop budget (informational: ttl is not sealed). */
+  #hopsTravelled(message: RoutedMessage, nowMs: number): number {
+    const route = message.route;
+    if (route === undefined) return 0;
+    const initialTtl =
+      message.type === 'announce'
+        ? message.announcement.initialTtl
+        : (this.#topology.get(route.source, nowMs)?.initialTtl ?? this.#options.ttl);
+    return Math.max(1, initialTtl - route.ttlHops + 1);
+  }
+
+  /**
+   * How a reliable send to `destination` through `nextHop` went: acknowledged at the first try, or only after
+   * retransmissions (which flood). A next hop that needed them twice in a row is avoided for a while: a relay
+   * that swallows traffic costs latency, not delivery, and only until another path is used.
+   */
+  routeOutcome(destination: string, nextHop: string, acknowledgedFirstTry: boolean): void {
+    if (acknowledgedFirstTry) {
+      this.#penalties.succeeded(destination, nextHop);
+      return;
+    }
+    if (this.#penalties.failed(destination, nextHop, this.#now())) {
+      this.#options.counters.increment('mesh.routes_penalised');
+      this.emit('route-penalised', destination, nextHop);
+    }
+  }
+
+  /** The neighbour a unicast to `destination` goes to now, if it does not flood. */
+  nextHopTo(destination: string): string | undefined {
+    if (this.#neighbours.has(destination)) return destination;
+    const route = this.#route(destination, this.#now());
+    return route !== undefined && this.#neighbours.has(route.nextHop) ? route.nextHop : undefined;
+  }
+
+  /** Agents known beyond the direct links, from announcements, with their routes. */
   remoteAgents(): {
     id: string;
     name: string | undefined;
@@ -263,31 +369,29 @@ export class Router extends TypedEmitter<RouterEvents> {
     nextHop: string | undefined;
   }[] {
     const nowMs = this.#now();
-    const ids = new Set([
-      ...this.#topology.agents(nowMs).map((agent) => agent.id),
-      ...this.#routes.list(nowMs).map((route) => route.destination),
-    ]);
-    ids.delete(this.selfId);
-    for (const neighbour of this.#neighbours.keys()) ids.delete(neighbour);
-    return [...ids].map((id) => {
-      const route = this.#routes.get(id, nowMs);
-      return { id, name: this.#topology.get(id, nowMs)?.name, hops: route?.hops, nextHop: route?.nextHop };
-    });
+    return this.#topology
+      .agents(nowMs)
+      .filter((agent) => agent.id !== this.selfId && !this.#neighbours.has(agent.id))
+      .map((agent) => {
+        const route = this.#route(agent.id, nowMs);
+        return { id: agent.id, name: agent.name, hops: route?.hops, nextHop: route?.nextHop };
+      });
   }
 
-  /** The route table: destination, next hop, hops, age. */
+  /** The routes beyond the direct links: destination, next hop, hops, age of what shows the path. */
   routes(): { destination: string; nextHop: string; hops: number; ageMs: number }[] {
     const nowMs = this.#now();
-    return this.#routes
-      .list(nowMs)
-      .map((route) => ({ ...route, ageMs: nowMs - route.updatedAtMs }))
-      .map(({ destination, nextHop, hops, ageMs }) => ({ destination, nextHop, hops, ageMs }));
+    return this.remoteAgents().flatMap((agent) => {
+      if (agent.nextHop === undefined || agent.hops === undefined) return [];
+      const heardAtMs = this.#topology.get(agent.id, nowMs)?.heardAtMs ?? nowMs;
+      return [{ destination: agent.id, nextHop: agent.nextHop, hops: agent.hops, ageMs: nowMs - heardAtMs }];
+    });
   }
 
   /** New actions or sensors to announce (an app registered or left): announced soon, not at the next interval. */
   setCapabilities(capabilities: Capabilities): void {
     this.#capabilities = capabilities;
-    this.#announceSoon();
+    this.announceSoon();
   }
 
   /** Every agent heard announcing itself (neighbours too), with what it announced. */
@@ -299,26 +403,25 @@ export class Router extends TypedEmitter<RouterEvents> {
     return this.#topology.get(id, this.#now());
   }
 
-  /** A known agent by name; ambiguous or unknown names give undefined. */
-  agentNamed(name: string): KnownAgent | undefined {
-    const matches = this.#topology.agents(this.#now()).filter((agent) => agent.name === name);
-    return matches.length === 1 ? matches[0] : undefined;
-  }
-
   hasRoute(destination: string): boolean {
-    return this.#neighbours.has(destination) || this.#routes.get(destination, this.#now()) !== undefined;
+    return this.#neighbours.has(destination) || this.#route(destination, this.#now()) !== undefined;
   }
 
-  #deliverLocally(message: RoutedMessage, hops: number, nowMs: number): void {
-    const destination = message.route?.destination;
-    if (destination === undefined || message.route === undefined) return;
+  #route(destination: string, nowMs: number) {
+    return this.#topology.routeTo(destination, nowMs, this.#penalties.avoided(destination, nowMs));
+  }
+
+  #deliverLocally(message: RoutedMessage, hops: number, nowMs: number, repeat: boolean): void {
+    const route = message.route;
+    if (route === undefined) return;
+    const destination = route.destination;
     const isForUs =
       destination === this.selfId || destination === BROADCAST_ID || this.#groupIds.has(destination);
     if (!isForUs) return;
     if (message.type === 'data') {
-      if (!this.#recentlyDelivered.add(message.route.source, MessageType.data, message.id, nowMs)) return;
+      if (!this.#recentlyDelivered.add(route.source, MessageType.data, message.id, nowMs)) return;
       this.emit('deliver', {
-        source: message.route.source,
+        source: route.source,
         destination,
         id: message.id,
         payload: message.payload,
@@ -326,9 +429,10 @@ export class Router extends TypedEmitter<RouterEvents> {
         hops,
         flooded: message.flood === true,
         system: message.system === true,
+        repeat,
       });
-    } else if (message.type === 'ack' && destination === this.selfId) {
-      this.emit('ack', message.route.source, message.id);
+    } else if (message.type === 'ack' && destination === this.selfId && !repeat) {
+      this.emit('ack', route.source, message.id);
     }
   }
 
@@ -339,7 +443,7 @@ export class Router extends TypedEmitter<RouterEvents> {
     let outgoing = message;
     let targets = this.#manyTargets(message);
     if (targets === undefined) {
-      const nextHop = this.#nextHop(message, from);
+      const nextHop = this.#nextHop(outgoing, from);
       if (nextHop !== undefined) {
         targets = [nextHop];
       } else {
@@ -365,33 +469,36 @@ export class Router extends TypedEmitter<RouterEvents> {
     return sent;
   }
 
+  #isForMany(message: RoutedMessage): boolean {
+    const destination = message.route?.destination;
+    return (
+      message.type === 'announce' ||
+      destination === BROADCAST_ID ||
+      (destination !== undefined && (this.#groupIds.has(destination) || this.#topology.isGroup(destination)))
+    );
+  }
+
   /** For announcements, broadcasts and groups: the source tree's next links (all links where unknown). */
   #manyTargets(message: RoutedMessage): Iterable<string> | undefined {
     const route = message.route;
-    if (route === undefined) return undefined;
-    const nowMs = this.#now();
-    const isMany =
-      message.type === 'announce' ||
-      route.destination === BROADCAST_ID ||
-      this.#groupIds.has(route.destination) ||
-      this.#topology.isGroup(route.destination);
-    if (!isMany) return undefined;
-    return this.#topology.childrenFor(route.source, nowMs) ?? this.#neighbours.keys();
+    if (route === undefined || !this.#isForMany(message)) return undefined;
+    return this.#topology.childrenFor(route.source, this.#now()) ?? this.#neighbours.keys();
   }
 
-  /** For unicast: the direct link or the learned next hop, unless the message floods or would bounce. */
+  /** For unicast: the direct link or the first hop of the shortest path, unless it floods or would bounce. */
   #nextHop(message: RoutedMessage, from: string | undefined): string | undefined {
     const destination = message.route?.destination;
     if (destination === undefined) return undefined;
     if (this.#neighbours.has(destination)) return destination;
     if (message.type !== 'announce' && message.flood === true) return undefined;
-    const route = this.#routes.get(destination, this.#now());
+    const route = this.#route(destination, this.#now());
     if (route === undefined || route.nextHop === from || !this.#neighbours.has(route.nextHop))
       return undefined;
     return route.nextHop;
   }
 
-  #announceSoon(): void {
+  /** Announces soon (once for a burst of changes): the links, capabilities, key or revocations changed. */
+  announceSoon(): void {
     if (this.#options.announceOnChange === false) return;
     clearTimeout(this.#debounceTimer);
     this.#debounceTimer = setTimeout(() => this.announceNow(), ANNOUNCE_DEBOUNCE_MS);
@@ -405,17 +512,17 @@ export class Router extends TypedEmitter<RouterEvents> {
       name: this.#options.name,
       groups: [...this.#options.groups],
       neighbours: [...this.#neighbours.keys()],
-      ...(this.#capabilities !== undefined && { capabilities: this.#capabilities }),
+      capabilities: this.#capabilities,
+      keyEpoch: this.#trust.keyEpoch(),
+      revocationDigest: this.#trust.revocationDigest(),
     };
-    const id = this.nextId();
-    this.#duplicates.add(this.selfId, MessageType.announce, id, this.#now());
-    const message: RoutedMessage = {
-      type: 'announce',
-      id,
+    const unsealed = announceMessage({
+      id: this.nextId(),
       relays: this.#options.relay,
       announcement,
       route: { ttlHops: this.#options.ttl, source: this.selfId, destination: BROADCAST_ID },
-    };
-    this.#dispatch(message, undefined);
+      auth: new Uint8Array(0),
+    });
+    this.#dispatch({ ...unsealed, auth: this.#trust.origin.seal(unsealed, true) }, undefined);
   }
 }

@@ -1,12 +1,22 @@
 // What the announcements say about the mesh: each agent's name, groups, relay flag and neighbours. Used to
-// show remote agents and to forward a broadcast along one shortest-path tree per source (every agent
-// computes the same tree from the same announcements), instead of over every link.
+// show remote agents, to route unicast along a shortest path (link state: a link counts only when both of
+// its ends announce it, and announcements are signed by their origins, so no agent can invent a link to an
+// honest one), and to forward a broadcast along one shortest-path tree per source (every agent computes
+// the same tree from the same announcements), instead of over every link.
 import type { Announcement, Capabilities } from '../protocol/index.js';
 import { groupId } from './address.js';
-import { DEFAULT_ROUTE_EXPIRY_MS } from './route-table.js';
+
+/** Announcements come every 30 s: an agent not heard of for three periods is gone, with its routes. */
+export const DEFAULT_AGENT_EXPIRY_MS = 95_000;
 
 /** Agents remembered at most: memory stays bounded even when a peer announces made-up agents. */
 export const MAX_KNOWN_AGENTS = 1_024;
+
+/** A unicast route: the neighbour to hand a message to and how far the destination is. */
+export interface TopologyRoute {
+  readonly nextHop: string;
+  readonly hops: number;
+}
 
 export interface KnownAgent {
   readonly id: string;
@@ -29,10 +39,12 @@ export class Topology {
   #children = new Map<string, ReadonlySet<string> | undefined>();
   /** Every announced group id, valid until the topology changes (asked for each routed message). */
   #groupIds: ReadonlySet<string> | undefined;
+  /** This agent's shortest routes to every agent it can reach, valid until the topology changes. */
+  #routes: ReadonlyMap<string, TopologyRoute> | undefined;
 
   constructor(
     readonly selfId: string,
-    readonly expiryMs: number = DEFAULT_ROUTE_EXPIRY_MS,
+    readonly expiryMs: number = DEFAULT_AGENT_EXPIRY_MS,
   ) {}
 
   setOwn(neighbours: Iterable<string>, relays: boolean): void {
@@ -75,6 +87,11 @@ export class Topology {
     return isNews;
   }
 
+  /** Drops what an agent announced (it was revoked). */
+  forget(id: string): void {
+    if (this.#agents.delete(id)) this.#changed();
+  }
+
   get(id: string, nowMs: number): KnownAgent | undefined {
     const agent = this.#agents.get(id);
     if (agent === undefined) return undefined;
@@ -99,6 +116,51 @@ export class Topology {
   #changed(): void {
     this.#children.clear();
     this.#groupIds = undefined;
+    this.#routes = undefined;
+  }
+
+  /**
+   * The first hop of a shortest path from this agent to `destination` over announced links, through
+   * relaying agents only; `avoid` lists first hops not to use (they lost messages). Undefined when the
+   * announcements show no path.
+   */
+  routeTo(destination: string, nowMs: number, avoid?: ReadonlySet<string>): TopologyRoute | undefined {
+    this.agents(nowMs); // expire first: a stale agent must not carry a route
+    if (avoid === undefined || avoid.size === 0) {
+      this.#routes ??= this.#computeRoutes(undefined);
+      return this.#routes.get(destination);
+    }
+    return this.#computeRoutes(avoid).get(destination);
+  }
+
+  /** Every agent this agent has a route to, with the route. */
+  routes(nowMs: number): ReadonlyMap<string, TopologyRoute> {
+    this.agents(nowMs);
+    this.#routes ??= this.#computeRoutes(undefined);
+    return this.#routes;
+  }
+
+  /** Breadth first from this agent; ties go through the smallest parent id (as the broadcast trees). */
+  #computeRoutes(avoid: ReadonlySet<string> | undefined): Map<string, TopologyRoute> {
+    const routes = new Map<string, TopologyRoute>();
+    // Own links are authenticated directly: they count without the neighbour's announcement.
+    let level = [...this.#ownNeighbours].filter((id) => avoid?.has(id) !== true).sort();
+    for (const neighbour of level) routes.set(neighbour, { nextHop: neighbour, hops: 1 });
+    for (let hops = 2; level.length > 0; hops++) {
+      const next: string[] = [];
+      for (const node of level) {
+        if (!this.#relays(node)) continue;
+        const via = (routes.get(node) as TopologyRoute).nextHop;
+        for (const neighbour of [...this.#neighboursOf(node)].sort()) {
+          if (neighbour === this.selfId || routes.has(neighbour) || !this.#isLinked(node, neighbour))
+            continue;
+          routes.set(neighbour, { nextHop: via, hops });
+          next.push(neighbour);
+        }
+      }
+      level = next.sort();
+    }
+    return routes;
   }
 
   agents(nowMs: number): KnownAgent[] {

@@ -1,6 +1,7 @@
-// The ANNOUNCE body (PROTOCOL.md §13): what every agent floods about itself so the mesh knows its name,
-// groups, neighbours and hop budget. Carried as a byte string holding one CBOR item, so the envelope
-// reader stays generic; validated here, once, where it enters.
+// The ANNOUNCE body (PROTOCOL.md §13.2): what every agent floods about itself so the mesh knows its name,
+// groups, neighbours, hop budget, capabilities, key epoch and revocation list digest.
+// Carried as a byte string holding one CBOR item, so the envelope reader stays generic; validated here,
+// once, where it enters.
 import { isPeerId, PEER_ID_BYTES, peerIdFromBytes, peerIdToBytes } from '../identity/peer-id.js';
 import { MAX_TTL_HOPS } from './envelope.js';
 import { DecodeError } from './errors.js';
@@ -14,6 +15,8 @@ export const MAX_ANNOUNCED_GROUPS = 32;
 export const MAX_ANNOUNCED_NEIGHBOURS = 64;
 /** Actions, and sensors, one agent may announce. */
 export const MAX_ANNOUNCED_CAPABILITIES = 64;
+/** A digest of an agent's revocation list, so neighbours notice they differ (§13.5). */
+export const REVOCATION_DIGEST_BYTES = 8;
 
 /** What an agent offers the mesh (§14): the actions it runs and the sensors it reads. */
 export interface Capabilities {
@@ -28,8 +31,11 @@ export interface Announcement {
   groups: string[];
   /** Peer ids of the originator's direct links. */
   neighbours: string[];
-  /** Absent from agents that offer nothing (and from agents older than §14). */
-  capabilities?: Capabilities;
+  capabilities: Capabilities;
+  /** The mesh key epoch the originator holds (§13.6): a neighbour behind it is handed the newer key. */
+  keyEpoch: number;
+  /** Digest of the originator's revocation list: a neighbour whose digest differs is sent the list. */
+  revocationDigest: Uint8Array;
 }
 
 export function encodeAnnouncement(announcement: Announcement): Uint8Array {
@@ -39,20 +45,22 @@ export function encodeAnnouncement(announcement: Announcement): Uint8Array {
     announcement.name,
     announcement.groups,
     announcement.neighbours.map(peerIdToBytes),
-    ...(capabilities === undefined
-      ? []
-      : [[capabilities.actions, capabilities.sensors.map((sensor) => [sensor.name, sensor.unit])]]),
+    [capabilities.actions, capabilities.sensors.map((sensor) => [sensor.name, sensor.unit])],
+    announcement.keyEpoch,
+    announcement.revocationDigest,
   ]);
 }
 
+/** Fields of the body, in order; elements after the last are for later versions and ignored. */
+const BODY_FIELDS = '[initialTtl, name, groups, neighbours, capabilities, keyEpoch, revocationDigest]';
+
 export function decodeAnnouncement(bytes: Uint8Array): Announcement | DecodeError {
-  const item = decodeItem(bytes);
+  const item = decodeItem(bytes, { floats: false });
   if (!item.ok) return item.error;
   const value = item.value;
-  // Elements after the fifth are for later versions: ignored.
-  if (!Array.isArray(value) || value.length < 4)
-    return bad('is not [initialTtl, name, groups, neighbours, capabilities?]');
-  const [initialTtl, name, groups, neighbours, rawCapabilities] = value as unknown[];
+  if (!Array.isArray(value) || value.length < 7) return bad(`is not ${BODY_FIELDS}`);
+  const [initialTtl, name, groups, neighbours, rawCapabilities, keyEpoch, revocationDigest] =
+    value as unknown[];
   if (
     typeof initialTtl !== 'number' ||
     !Number.isInteger(initialTtl) ||
@@ -72,14 +80,22 @@ export function decodeAnnouncement(bytes: Uint8Array): Announcement | DecodeErro
   ) {
     return bad(`neighbours is not a list of at most ${MAX_ANNOUNCED_NEIGHBOURS} peer ids`);
   }
-  const capabilities = rawCapabilities === undefined ? undefined : decodeCapabilities(rawCapabilities);
+  const capabilities = decodeCapabilities(rawCapabilities);
   if (capabilities instanceof DecodeError) return capabilities;
+  if (typeof keyEpoch !== 'number' || !Number.isSafeInteger(keyEpoch) || keyEpoch < 0) {
+    return bad('keyEpoch is not an unsigned integer');
+  }
+  if (!(revocationDigest instanceof Uint8Array) || revocationDigest.length !== REVOCATION_DIGEST_BYTES) {
+    return bad(`revocationDigest is not ${REVOCATION_DIGEST_BYTES} bytes`);
+  }
   return {
     initialTtl,
     name,
     groups: groups as string[],
     neighbours: (neighbours as Uint8Array[]).map(peerIdFromBytes),
-    ...(capabilities !== undefined && { capabilities }),
+    capabilities,
+    keyEpoch,
+    revocationDigest,
   };
 }
 
@@ -119,11 +135,14 @@ export function isValidAnnouncement(announcement: Announcement): boolean {
     announcement.groups.every(isName) &&
     announcement.neighbours.length <= MAX_ANNOUNCED_NEIGHBOURS &&
     announcement.neighbours.every(isPeerId) &&
-    (announcement.capabilities === undefined ||
-      (announcement.capabilities.actions.length <= MAX_ANNOUNCED_CAPABILITIES &&
-        announcement.capabilities.actions.every(isName) &&
-        announcement.capabilities.sensors.length <= MAX_ANNOUNCED_CAPABILITIES &&
-        announcement.capabilities.sensors.every((sensor) => isSensorEntry([sensor.name, sensor.unit]))))
+    announcement.capabilities.actions.length <= MAX_ANNOUNCED_CAPABILITIES &&
+    announcement.capabilities.actions.every(isName) &&
+    announcement.capabilities.sensors.length <= MAX_ANNOUNCED_CAPABILITIES &&
+    announcement.capabilities.sensors.every((sensor) => isSensorEntry([sensor.name, sensor.unit])) &&
+    Number.isSafeInteger(announcement.keyEpoch) &&
+    announcement.keyEpoch >= 0 &&
+    announcement.revocationDigest instanceof Uint8Array &&
+    announcement.revocationDigest.length === REVOCATION_DIGEST_BYTES
   );
 }
 

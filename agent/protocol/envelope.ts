@@ -1,5 +1,6 @@
-// The envelope every frame shares, [hdr, flags, id, body, ttl?, src?, dst?, ...ignored], independent of
-// message type: header/version split, uint range checks, the optional route and ignored trailing fields.
+// The envelope every frame shares, [hdr, flags, id, body, ttl?, src?, dst?, auth?, ...ignored],
+// independent of message type: header/version split, uint range checks, the optional route with its origin
+// authentication, and ignored trailing fields.
 import { FrameTooLargeError } from '../errors.js';
 import { isPeerId, PEER_ID_BYTES, peerIdFromBytes, peerIdToBytes } from '../identity/peer-id.js';
 import {
@@ -10,7 +11,7 @@ import {
   MAJOR_UINT,
   SIMPLE_NULL,
 } from './cbor-constants.js';
-import { CborReader } from './cbor-read.js';
+import { CborReader, copyBytes } from './cbor-read.js';
 import {
   bytesSize,
   type CborValue,
@@ -22,7 +23,7 @@ import {
 } from './cbor-write.js';
 import { DecodeError, EncodeError } from './errors.js';
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 /** The low 5 bits of hdr are the message type; the bits above are the version minus 1. */
 export const TYPE_BITS = 5;
 const TYPE_COUNT = 1 << TYPE_BITS;
@@ -32,8 +33,8 @@ export const MAX_ENCODED_MESSAGE_BYTES = 16 * 1024 * 1024;
 export const MAX_MESSAGE_ID = Number.MAX_SAFE_INTEGER;
 /** Hop budget of a routed message: enough for a building-sized mesh, small enough to bound a flood. */
 export const MAX_TTL_HOPS = 15;
-/** Number of known envelope fields: hdr, flags, id, body, ttl, src, dst. */
-const ROUTED_LENGTH = 7;
+/** Known envelope fields of a routed message: hdr, flags, id, body, ttl, src, dst, auth. */
+const ROUTED_LENGTH = 8;
 const LINK_LOCAL_LENGTH = 4;
 const HDR = 0;
 const FLAGS = 1;
@@ -42,6 +43,12 @@ const BODY = 3;
 const TTL = 4;
 const SRC = 5;
 const DST = 6;
+const AUTH = 7;
+/** An origin's authentication tag on a message for one agent (HMAC-SHA256 under the pair's key, cut). */
+export const ORIGIN_TAG_BYTES = 16;
+/** An origin's signature form: its Ed25519 public key (32) then the signature (64); anyone can check it. */
+export const ORIGIN_SIGNATURE_AUTH_BYTES = 96;
+
 /** The body's elements that are captured when it is an array: CLOSE's [code, reason]. */
 const BODY_ELEMENTS = 2;
 
@@ -55,6 +62,13 @@ export interface Route {
   readonly destination: string;
 }
 
+/** The envelope fields of a routed message after its body: where it goes and its origin's proof. */
+export interface Routing {
+  readonly route: Route;
+  /** ORIGIN_TAG_BYTES (a tag for the destination) or ORIGIN_SIGNATURE_AUTH_BYTES (key and signature). */
+  readonly auth: Uint8Array;
+}
+
 /**
  * Encodes an envelope around a body that is already a CborValue. Positional arguments: this runs for
  * every message sent, and an envelope object per call would be garbage at once. Throws EncodeError if
@@ -66,15 +80,15 @@ export function encodeEnvelope(
   flags: number,
   id: number,
   body: CborValue,
-  route: Route | undefined,
+  routing: Routing | undefined,
 ): Uint8Array {
-  const hdr = checkEnvelope(typeCode, flags, id, route);
+  const hdr = checkEnvelope(typeCode, flags, id, routing);
   const prefixSize = envelopePrefixSize(hdr, flags, id);
-  const size = prefixSize + valueSize(body) + routeSize(route);
+  const size = prefixSize + valueSize(body) + routingSize(routing);
   if (size > MAX_ENCODED_MESSAGE_BYTES) throw new FrameTooLargeError(size, MAX_ENCODED_MESSAGE_BYTES);
   const out = new Uint8Array(size);
-  const pos = writeValue(out, writeEnvelopePrefix(out, hdr, flags, id, route), body);
-  writeRoute(out, pos, route);
+  const pos = writeValue(out, writeEnvelopePrefix(out, hdr, flags, id, routing), body);
+  writeRouting(out, pos, routing);
   return out;
 }
 
@@ -88,28 +102,33 @@ export function encodeEnvelopeParts(
   flags: number,
   id: number,
   body: Uint8Array,
-  route: Route | undefined,
+  routing: Routing | undefined,
 ): Uint8Array[] {
-  const hdr = checkEnvelope(typeCode, flags, id, route);
+  const hdr = checkEnvelope(typeCode, flags, id, routing);
   const prefixSize = envelopePrefixSize(hdr, flags, id) + headSize(body.length);
-  const size = prefixSize + body.length + routeSize(route);
+  const size = prefixSize + body.length + routingSize(routing);
   if (size > MAX_ENCODED_MESSAGE_BYTES) throw new FrameTooLargeError(size, MAX_ENCODED_MESSAGE_BYTES);
-  const out = new Uint8Array(prefixSize + routeSize(route));
-  writeHead(out, writeEnvelopePrefix(out, hdr, flags, id, route), MAJOR_BYTES, body.length);
-  if (route === undefined) return [out, body];
-  writeRoute(out, prefixSize, route);
+  const out = new Uint8Array(prefixSize + routingSize(routing));
+  writeHead(out, writeEnvelopePrefix(out, hdr, flags, id, routing), MAJOR_BYTES, body.length);
+  if (routing === undefined) return [out, body];
+  writeRouting(out, prefixSize, routing);
   return [out.subarray(0, prefixSize), body, out.subarray(prefixSize)];
 }
 
+/** The hdr of a message of this type in the version we speak. */
+export function hdrOf(typeCode: number): number {
+  return (PROTOCOL_VERSION - 1) * TYPE_COUNT + typeCode;
+}
+
 /** Validates the envelope fields (EncodeError otherwise) and returns hdr. */
-function checkEnvelope(typeCode: number, flags: number, id: number, route: Route | undefined): number {
+function checkEnvelope(typeCode: number, flags: number, id: number, routing: Routing | undefined): number {
   if (!Number.isInteger(typeCode) || typeCode < 0 || typeCode >= TYPE_COUNT) {
     throw new EncodeError(`type code ${typeCode} is not in 0..${TYPE_COUNT - 1}`);
   }
   if (!isUint(flags, 0xffff_ffff)) throw new EncodeError(`flags ${flags} is not a 32-bit unsigned integer`);
   if (!isUint(id, MAX_MESSAGE_ID)) throw new EncodeError(`id ${id} is not an integer in 0..2^53-1`);
-  if (route !== undefined) checkRoute(route);
-  return (PROTOCOL_VERSION - 1) * TYPE_COUNT + typeCode;
+  if (routing !== undefined) checkRouting(routing);
+  return hdrOf(typeCode);
 }
 
 /** Bytes of the array head and the three integer fields before the body. */
@@ -117,8 +136,9 @@ function envelopePrefixSize(hdr: number, flags: number, id: number): number {
   return 1 + headSize(hdr) + headSize(flags) + headSize(id);
 }
 
-function routeSize(route: Route | undefined): number {
-  return route === undefined ? 0 : headSize(route.ttlHops) + 2 * bytesSize(PEER_ID_BYTES);
+function routingSize(routing: Routing | undefined): number {
+  if (routing === undefined) return 0;
+  return headSize(routing.route.ttlHops) + 2 * bytesSize(PEER_ID_BYTES) + bytesSize(routing.auth.length);
 }
 
 function writeEnvelopePrefix(
@@ -126,18 +146,38 @@ function writeEnvelopePrefix(
   hdr: number,
   flags: number,
   id: number,
-  route: Route | undefined,
+  routing: Routing | undefined,
 ): number {
-  let pos = writeHead(out, 0, MAJOR_ARRAY, route === undefined ? LINK_LOCAL_LENGTH : ROUTED_LENGTH);
+  let pos = writeHead(out, 0, MAJOR_ARRAY, routing === undefined ? LINK_LOCAL_LENGTH : ROUTED_LENGTH);
   pos = writeHead(out, pos, MAJOR_UINT, hdr);
   pos = writeHead(out, pos, MAJOR_UINT, flags);
   return writeHead(out, pos, MAJOR_UINT, id);
 }
 
-function writeRoute(out: Uint8Array, pos: number, route: Route | undefined): void {
-  if (route === undefined) return;
+function writeRouting(out: Uint8Array, pos: number, routing: Routing | undefined): void {
+  if (routing === undefined) return;
+  const { route, auth } = routing;
   const at = writeHead(out, pos, MAJOR_UINT, route.ttlHops);
-  writeBytes(out, writeBytes(out, at, peerIdToBytes(route.source)), peerIdToBytes(route.destination));
+  writeBytes(
+    out,
+    writeBytes(out, writeBytes(out, at, peerIdToBytes(route.source)), peerIdToBytes(route.destination)),
+    auth,
+  );
+}
+
+function checkRouting(routing: Routing): void {
+  checkRoute(routing.route);
+  const { auth } = routing;
+  if (!(auth instanceof Uint8Array) || !isAuthLength(auth.length)) {
+    throw new EncodeError(
+      `auth is not ${ORIGIN_TAG_BYTES} or ${ORIGIN_SIGNATURE_AUTH_BYTES} bytes: the origin must seal a routed message`,
+    );
+  }
+}
+
+/** The two lengths an origin's authentication may have: a pair's tag, or key and signature. */
+export function isAuthLength(length: number): boolean {
+  return length === ORIGIN_TAG_BYTES || length === ORIGIN_SIGNATURE_AUTH_BYTES;
 }
 
 function checkRoute(route: Route): void {
@@ -199,17 +239,20 @@ export class EnvelopeFields {
   flags = 0;
   id = 0;
   route: Route | undefined = undefined;
+  /** The origin's authentication of a routed message (a copy); undefined on link-local ones. */
+  auth: Uint8Array | undefined = undefined;
   /** Trailing elements beyond the known ones, ignored. */
   ignoredFields = 0;
   readonly body = new ItemRef();
   /** When the body is an array: its first BODY_ELEMENTS elements. */
   readonly bodyElements: readonly ItemRef[] = [new ItemRef(), new ItemRef()];
-  /** hdr, flags, id, body, ttl, src, dst as read; only the first `count` are meaningful. */
+  /** hdr, flags, id, body, ttl, src, dst, auth as read; only the first `count` are meaningful. */
   readonly known: readonly ItemRef[] = [
     new ItemRef(),
     new ItemRef(),
     new ItemRef(),
     this.body,
+    new ItemRef(),
     new ItemRef(),
     new ItemRef(),
     new ItemRef(),
@@ -244,7 +287,7 @@ export function decodeEnvelope(bytes: Uint8Array, out: EnvelopeFields): DecodeEr
 /**
  * Rules 2–6 in one pass over the frame, capturing the heads of the known fields on the way. The version
  * is peeked right after the array head, before anything else is checked: a later version may use CBOR
- * that v1 forbids and must still get a clear 'unsupported-version' rather than a structural error.
+ * that this one forbids and must still get a clear 'unsupported-version' rather than a structural error.
  */
 function readFields(r: CborReader, out: EnvelopeFields): boolean {
   if (!r.readHead()) return false;
@@ -274,16 +317,20 @@ function readFields(r: CborReader, out: EnvelopeFields): boolean {
 }
 
 /**
- * Fails with 'unsupported-version' if the next head is a uint whose version is above ours; otherwise
- * moves the reader back, so the pass reads that head again whatever it is (even malformed).
+ * Fails with 'unsupported-version' if the next head is a uint whose version is not ours; otherwise moves
+ * the reader back, so the pass reads that head again whatever it is (even malformed).
  */
 function peekVersion(r: CborReader): boolean {
   const mark = r.pos;
-  if (r.readHead() && r.major === MAJOR_UINT && r.arg >= TYPE_COUNT) {
-    return r.fail('unsupported-version', `version ${versionOf(r.arg)}, we speak ${PROTOCOL_VERSION}`);
+  if (r.readHead() && r.major === MAJOR_UINT && versionOf(r.arg) !== PROTOCOL_VERSION) {
+    return r.fail('unsupported-version', versionMismatch(versionOf(r.arg)));
   }
   r.pos = mark;
   return true;
+}
+
+function versionMismatch(version: number): string {
+  return `version ${version}, this agent speaks ${PROTOCOL_VERSION} only`;
 }
 
 /** An array body (depth 2): its elements are checked like any item, the first ones also captured. */
@@ -301,38 +348,51 @@ function readBodyElements(r: CborReader, elements: readonly ItemRef[]): boolean 
 /** Rule 7 for the envelope: types and ranges of hdr, flags, id and the route. */
 function checkFields(bytes: Uint8Array, out: EnvelopeFields): DecodeError | undefined {
   const count = out.count;
-  const known = out.known as readonly [ItemRef, ItemRef, ItemRef, ItemRef, ItemRef, ItemRef, ItemRef];
+  const known = out.known as readonly [
+    ItemRef,
+    ItemRef,
+    ItemRef,
+    ItemRef,
+    ItemRef,
+    ItemRef,
+    ItemRef,
+    ItemRef,
+  ];
   if (count < 1) return badField('empty array');
   const hdr = known[HDR];
   if (!hdr.isUint(MAX_MESSAGE_ID)) return badField('hdr is not an unsigned integer');
   const version = versionOf(hdr.arg);
-  if (version > PROTOCOL_VERSION) {
-    return new DecodeError('unsupported-version', `version ${version}, we speak ${PROTOCOL_VERSION}`);
-  }
+  if (version !== PROTOCOL_VERSION) return new DecodeError('unsupported-version', versionMismatch(version));
   if (count < LINK_LOCAL_LENGTH) return badField(`envelope has ${count} elements, at least 4 needed`);
-  // Flags may use any of 64 bits; only the low ones mean something in v1 and the rest are ignored.
+  // Flags may use any of 64 bits; only the low ones mean something (§4) and the rest are ignored.
   const flags = known[FLAGS];
   if (flags.major !== MAJOR_UINT) return badField('flags is not an unsigned integer');
   const id = known[ID];
   if (!id.isUint(MAX_MESSAGE_ID)) return badField('id is not an integer in 0..2^53-1');
 
   let route: Route | undefined;
+  let auth: Uint8Array | undefined;
   let ignoredFields = 0;
   if (count > LINK_LOCAL_LENGTH) {
-    if (count < ROUTED_LENGTH) return badField('ttl, src and dst must be all present or all absent');
+    if (count < ROUTED_LENGTH) return badField('ttl, src, dst and auth must be all present or all absent');
     const ttl = known[TTL];
     const src = known[SRC];
     const dst = known[DST];
-    // All three null spells "absent" too, so that trailing fields can follow a link-local envelope.
-    if (!(ttl.isNull() && src.isNull() && dst.isNull())) {
+    const authField = known[AUTH];
+    // All four null spells "absent" too, so that trailing fields can follow a link-local envelope.
+    if (!(ttl.isNull() && src.isNull() && dst.isNull() && authField.isNull())) {
       if (!ttl.isUint(MAX_TTL_HOPS)) return badField(`ttl is not an integer in 0..${MAX_TTL_HOPS}`);
       if (!src.isBytes(PEER_ID_BYTES)) return badField('src is not an 8-byte peer id');
       if (!dst.isBytes(PEER_ID_BYTES)) return badField('dst is not an 8-byte peer id');
+      if (authField.major !== MAJOR_BYTES || !isAuthLength(authField.arg)) {
+        return badField(`auth is not ${ORIGIN_TAG_BYTES} or ${ORIGIN_SIGNATURE_AUTH_BYTES} bytes`);
+      }
       route = {
         ttlHops: ttl.arg,
         source: peerIdFromBytes(bytes.subarray(src.offset, src.offset + PEER_ID_BYTES)),
         destination: peerIdFromBytes(bytes.subarray(dst.offset, dst.offset + PEER_ID_BYTES)),
       };
+      auth = copyBytes(bytes, authField.offset, authField.arg);
     }
     ignoredFields = count - ROUTED_LENGTH;
   }
@@ -342,6 +402,7 @@ function checkFields(bytes: Uint8Array, out: EnvelopeFields): DecodeError | unde
   out.flags = flags.low;
   out.id = id.arg;
   out.route = route;
+  out.auth = auth;
   out.ignoredFields = ignoredFields;
   return undefined;
 }

@@ -18,9 +18,9 @@ export type DecodeErrorReason =
   | 'trailing-bytes'
   /** The top-level item is not an array. */
   | 'not-array'
-  /** The array is a v1 envelope but a field is missing, of the wrong type or out of range. */
+  /** The array is an envelope of our version but a field is missing, of the wrong type or out of range. */
   | 'bad-field'
-  /** The header names a protocol version higher than the one we speak. */
+  /** The header names a protocol version other than the one we speak (an older one included). */
   | 'unsupported-version';
 
 export class DecodeError extends NearmeshError {

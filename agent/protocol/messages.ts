@@ -1,5 +1,5 @@
-// The v1 message types (DATA, ACK, PING, PONG, CLOSE) on top of the envelope: what each puts in flags,
-// id and body, and the two public functions encodeMessage / decodeMessage.
+// The message types on top of the envelope: what each puts in flags, id and body (and, routed, the origin's
+// authentication), and the public functions encodeMessage / decodeMessage.
 
 import { FrameTooLargeError } from '../errors.js';
 import {
@@ -18,6 +18,7 @@ import {
   type ItemRef,
   MAX_ENCODED_MESSAGE_BYTES,
   type Route,
+  type Routing,
 } from './envelope.js';
 import { DecodeError, EncodeError } from './errors.js';
 import { decodeItem, encodeItem } from './item.js';
@@ -51,22 +52,27 @@ export const MessageFlag = {
   system: 4,
 } as const;
 
-/** CLOSE codes defined by v1. Receivers treat unknown codes like `shutdown`. */
+/** CLOSE codes. Receivers treat unknown codes like `shutdown`. */
 export const CloseCode = {
   shutdown: 0,
   duplicateLink: 1,
   protocolError: 2,
   selfConnection: 3,
+  /** The sender refuses this peer: its identity is revoked or shunned, or it used an old key unknown. */
+  refused: 4,
 } as const;
 
 /**
  * Most bytes a DATA envelope adds to its payload, for any id and any payload up to
- * MAX_ENCODED_MESSAGE_BYTES: array head 1 + hdr 1 + flags 1 + id up to 9 + byte-string head up to 5.
- * With ids below 2^32 it is at most 13. Lets a sender size payloads for a link's frame limit.
+ * MAX_ENCODED_MESSAGE_BYTES: array head 1 + hdr 2 + flags 1 + id up to 9 + byte-string head up to 5.
+ * With ids below 2^32 it is at most 14. Lets a sender size payloads for a link's frame limit.
  */
-export const MAX_DATA_OVERHEAD_BYTES = 17;
-/** The same for a routed DATA: + ttl 1 + src 9 + dst 9. */
-export const MAX_ROUTED_DATA_OVERHEAD_BYTES = 36;
+export const MAX_DATA_OVERHEAD_BYTES = 18;
+/**
+ * The same for a routed DATA: + ttl 1 + src 9 + dst 9 + auth: 17 for a tag, 98 for key and signature
+ * (the larger one here).
+ */
+export const MAX_ROUTED_DATA_OVERHEAD_BYTES = 135;
 
 /** Largest CLOSE code: codes are plain uints, kept within what a number holds exactly. */
 const MAX_CLOSE_CODE = Number.MAX_SAFE_INTEGER;
@@ -74,19 +80,31 @@ const MAX_CLOSE_CODE = Number.MAX_SAFE_INTEGER;
 export type Message =
   | {
       type: 'data';
+      /** Link-local: the sender's id on this link; routed: the origin's sequence number (§13.4). */
       id: number;
       ackRequested: boolean;
       payload: Uint8Array;
       route?: Route;
+      /** Routed only: the origin's authentication (see Routing). */
+      auth?: Uint8Array;
       flood?: boolean;
       /** For the agent itself (coordination), not for apps. */
       system?: boolean;
     }
-  | { type: 'ack'; id: number; route?: Route; flood?: boolean }
+  | { type: 'ack'; id: number; route?: Route; auth?: Uint8Array; flood?: boolean }
   | { type: 'ping'; id: number }
   | { type: 'pong'; id: number }
   | { type: 'close'; code: number; reason: string }
-  | { type: 'announce'; id: number; relays: boolean; announcement: Announcement; route: Route }
+  | {
+      type: 'announce';
+      id: number;
+      relays: boolean;
+      announcement: Announcement;
+      /** The announcement exactly as its origin encoded it: what the signature covers, forwarded as is. */
+      body: Uint8Array;
+      route: Route;
+      auth: Uint8Array;
+    }
   /** Link-local: where the sender accepts Wi-Fi/LAN links ("host:port"), so a BLE-only pair can upgrade. */
   | { type: 'endpoints'; addresses: string[] }
   /**
@@ -97,6 +115,14 @@ export type Message =
 
 /** The messages that may carry a route: what the mesh layer forwards. */
 export type RoutedMessage = Extract<Message, { type: 'data' | 'ack' | 'announce' }>;
+
+/** The ANNOUNCE message for an announcement: its body encoded once, here. */
+export function announceMessage(
+  fields: Omit<Extract<Message, { type: 'announce' }>, 'type' | 'body'>,
+): Extract<Message, { type: 'announce' }> {
+  if (!isValidAnnouncement(fields.announcement)) throw new EncodeError('invalid ANNOUNCE body');
+  return { type: 'announce', ...fields, body: encodeAnnouncement(fields.announcement) };
+}
 
 export type DecodeResult =
   | { kind: 'message'; message: Message; ignoredFields: number }
@@ -133,8 +159,18 @@ export function encodeMessageParts(message: Message): Uint8Array[] {
     dataFlags(message),
     message.id,
     message.payload,
-    message.route,
+    routingOf(message),
   );
+}
+
+/** The routed fields of a DATA or ACK; EncodeError when a route comes without the origin's auth. */
+function routingOf(message: { route?: Route; auth?: Uint8Array }): Routing | undefined {
+  if (message.route === undefined) {
+    if (message.auth !== undefined) throw new EncodeError('an origin auth without a route');
+    return undefined;
+  }
+  if (message.auth === undefined) throw new EncodeError("a routed message needs its origin's auth");
+  return { route: message.route, auth: message.auth };
 }
 
 export function encodeMessage(message: Message): Uint8Array {
@@ -146,10 +182,10 @@ export function encodeMessage(message: Message): Uint8Array {
       if (payload.length > MAX_ENCODED_MESSAGE_BYTES) {
         throw new FrameTooLargeError(payload.length, MAX_ENCODED_MESSAGE_BYTES);
       }
-      return encodeEnvelope(MessageType.data, dataFlags(message), message.id, payload, message.route);
+      return encodeEnvelope(MessageType.data, dataFlags(message), message.id, payload, routingOf(message));
     }
     case 'ack':
-      return encodeEnvelope(MessageType.ack, floodFlag(message), message.id, null, message.route);
+      return encodeEnvelope(MessageType.ack, floodFlag(message), message.id, null, routingOf(message));
     case 'ping':
       return encodeEnvelope(MessageType.ping, 0, message.id, null, undefined);
     case 'pong':
@@ -174,10 +210,10 @@ export function encodeMessage(message: Message): Uint8Array {
     }
     case 'announce': {
       if (message.route === undefined) throw new EncodeError('ANNOUNCE is always routed');
-      if (!isValidAnnouncement(message.announcement)) throw new EncodeError('invalid ANNOUNCE body');
+      if (!(message.body instanceof Uint8Array)) throw new EncodeError('ANNOUNCE body is not bytes');
       const flags = message.relays ? MessageFlag.relays : 0;
-      const body = encodeAnnouncement(message.announcement);
-      return encodeEnvelope(MessageType.announce, flags, message.id, body, message.route);
+      const { route, auth } = message;
+      return encodeEnvelope(MessageType.announce, flags, message.id, message.body, { route, auth });
     }
     default:
       throw new EncodeError(`unknown message type ${String((message as { type?: unknown }).type)}`);
@@ -220,7 +256,7 @@ export function decodeMessage(bytes: Uint8Array, options?: DecodeOptions): Decod
 function decodeChecked(bytes: Uint8Array, payloadView: boolean): DecodeResult {
   const error = decodeEnvelope(bytes, fields);
   if (error !== undefined) return { kind: 'error', error };
-  const { typeCode, id, route, ignoredFields, body } = fields;
+  const { typeCode, id, route, auth, ignoredFields, body } = fields;
 
   switch (typeCode) {
     case MessageType.data: {
@@ -233,13 +269,15 @@ function decodeChecked(bytes: Uint8Array, payloadView: boolean): DecodeResult {
       const message: Message =
         route === undefined
           ? { type: 'data', id, ackRequested, payload, ...system }
-          : { type: 'data', id, ackRequested, payload, route, ...floodField(fields.flags), ...system };
+          : { type: 'data', id, ackRequested, payload, route, auth, ...floodField(fields.flags), ...system };
       return { kind: 'message', message, ignoredFields };
     }
     case MessageType.ack: {
       if (!body.isNull()) return badField('ACK body is not null');
       const message: Message =
-        route === undefined ? { type: 'ack', id } : { type: 'ack', id, route, ...floodField(fields.flags) };
+        route === undefined
+          ? { type: 'ack', id }
+          : { type: 'ack', id, route, auth, ...floodField(fields.flags) };
       return { kind: 'message', message, ignoredFields };
     }
     case MessageType.ping:
@@ -256,14 +294,15 @@ function decodeChecked(bytes: Uint8Array, payloadView: boolean): DecodeResult {
     case MessageType.close:
       return decodeClose(bytes, fields);
     case MessageType.announce: {
-      if (route === undefined) return badField('ANNOUNCE must carry a route');
+      if (route === undefined || auth === undefined) return badField('ANNOUNCE must carry a route');
       if (body.major !== MAJOR_BYTES) return badField('ANNOUNCE body is not a byte string');
-      const announcement = decodeAnnouncement(viewBytes(bytes, body.offset, body.arg));
+      const encoded = copyBytes(bytes, body.offset, body.arg);
+      const announcement = decodeAnnouncement(encoded);
       if (announcement instanceof DecodeError) return { kind: 'error', error: announcement };
       const relays = (fields.flags & MessageFlag.relays) !== 0;
       return {
         kind: 'message',
-        message: { type: 'announce', id, relays, announcement, route },
+        message: { type: 'announce', id, relays, announcement, body: encoded, route, auth },
         ignoredFields,
       };
     }

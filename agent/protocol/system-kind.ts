@@ -1,6 +1,6 @@
 // Which service a system DATA payload is for, read from its first bytes without decoding it: every system
-// payload is one CBOR array whose first element is a small uint naming its kind (PROTOCOL.md §14–§17).
-export type SystemService = 'coordination' | 'queued' | 'transfer' | 'stream';
+// payload is one CBOR array whose first element is a small uint naming its kind (PROTOCOL.md §13.5, §13.6, §14–§17).
+export type SystemService = 'coordination' | 'queued' | 'transfer' | 'stream' | 'trust';
 
 /** The kind of a system payload (the uint opening its array), or undefined when it does not start like one. */
 export function systemKindOf(payload: Uint8Array): number | undefined {
@@ -21,5 +21,6 @@ export function systemServiceOf(payload: Uint8Array): SystemService {
   if (kind >= 12 && kind <= 13) return 'queued';
   if (kind >= 16 && kind <= 23) return 'transfer';
   if (kind >= 24 && kind <= 29) return 'stream';
+  if (kind >= 30 && kind <= 31) return 'trust';
   return 'coordination';
 }

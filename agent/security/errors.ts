@@ -28,10 +28,12 @@ export type HandshakeFailureReason =
   | 'timeout'
   /** The link closed before the handshake could finish. */
   | 'closed'
-  /** The responder closed the link after our final message: almost always a different mesh key. */
+  /** The responder closed the link instead of answering: another mesh key, or an older protocol. */
   | 'rejected'
-  /** A handshake or confirm message failed authentication (on the responder: a different mesh key). */
+  /** A handshake message failed authentication (on the responder: another mesh key). */
   | 'auth-failed'
+  /** The initiator speaks protocol version 1 (its first message authenticates as v1's). */
+  | 'old-protocol'
   /** The identity payload is malformed or its signature does not cover the peer's Noise static key. */
   | 'bad-identity'
   /** A malformed or unexpected handshake frame, or an invalid public key. */

@@ -142,12 +142,17 @@ export class SymmetricState {
   }
 }
 
-export type NoisePattern = 'XX' | 'XXpsk3';
+export type NoisePattern = 'XX' | 'XXpsk0' | 'XXpsk3';
 type Token = 'e' | 's' | 'ee' | 'es' | 'se' | 'ss' | 'psk';
 
-// Message patterns from spec sections 7.5 and 9.4; neither has pre-messages.
+// Message patterns from spec sections 7.5 and 9.4; none has pre-messages.
 const PATTERNS: Record<NoisePattern, readonly (readonly Token[])[]> = {
   XX: [['e'], ['e', 'ee', 's', 'es'], ['s', 'se']],
+  XXpsk0: [
+    ['psk', 'e'],
+    ['e', 'ee', 's', 'es'],
+    ['s', 'se'],
+  ],
   XXpsk3: [['e'], ['e', 'ee', 's', 'es'], ['s', 'se', 'psk']],
 };
 

@@ -1,28 +1,36 @@
-// Runs the Noise_XXpsk3 handshake over a fresh FrameLink and turns it into a SecureLink to a proven peer.
-// Only devices holding the same mesh key (the PSK) finish; every failure ends as a typed HandshakeError.
+// Runs the Noise_XXpsk0 handshake over a fresh FrameLink and turns it into a SecureLink to a proven peer.
+// The mesh key is mixed in before anything is sent, so a device without it learns nothing from an agent:
+// the responder answers only a first message sealed under a key it holds, and says nothing otherwise.
+// Every failure ends as a typed HandshakeError.
 
 import type { FrameLink } from '../../transports/transport.js';
 import { NearmeshError } from '../errors.js';
 import type { Identity } from '../identity/identity.js';
 import { HandshakeError, NoiseDecryptError } from './errors.js';
 import { encodeHandshakePayload, type ProvenPeer, verifyHandshakePayload } from './handshake-payload.js';
-import { generateKeyPair, HandshakeState, type KeyPair, type TransportCiphers } from './noise.js';
+import { generateKeyPair, HandshakeState, type KeyPair, type NoisePattern } from './noise.js';
 import { SecureLink } from './secure-link.js';
 
 // Re-exported so callers of establishSecureLink need only this module.
 export { HandshakeError, type HandshakeFailureReason } from './errors.js';
 export { SecureLink, type SecureLinkEvents } from './secure-link.js';
 
-export const SECURE_CHANNEL_PATTERN = 'XXpsk3';
+export const SECURE_CHANNEL_PATTERN: NoisePattern = 'XXpsk0';
 /** Binds the transcript to this protocol so a handshake for anything else cannot be spliced in. */
-export const SECURE_CHANNEL_PROLOGUE = new TextEncoder().encode('nearmesh/1');
+export const SECURE_CHANNEL_PROLOGUE = new TextEncoder().encode('nearmesh/2');
+/** Protocol version 1's handshake, recognised only so that a v1 agent gets a clear log line. */
+const V1_PATTERN: NoisePattern = 'XXpsk3';
+const V1_PROLOGUE = new TextEncoder().encode('nearmesh/1');
 export const MESH_KEY_BYTES = 32;
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 export interface SecureLinkOptions {
   identity: Identity;
-  /** The mesh key, used as the Noise PSK: 32 bytes. */
-  meshKey: Uint8Array;
+  /**
+   * Mesh keys, used as the Noise PSK (32 bytes each). An initiator seals with the first; a responder
+   * accepts any of them (the current key first, then older ones still accepted during a key rotation).
+   */
+  meshKeys: readonly Uint8Array[];
   /** Our human-readable name, sent to the peer inside the encrypted handshake. */
   name: string;
   timeoutMs?: number;
@@ -33,44 +41,48 @@ export interface SecureLinkOptions {
 
 /*
  * Wire sequence (each line is one FrameLink frame; no extra framing or type bytes):
- *   1. initiator -> responder  Noise msg 1 (e), empty payload
+ *   1. initiator -> responder  Noise msg 1 (psk, e), empty payload: a wrong mesh key fails its tag
  *   2. responder -> initiator  Noise msg 2 (e, ee, s, es), payload = responder identity
- *   3. initiator -> responder  Noise msg 3 (s, se, psk), payload = initiator identity
- *   4. responder -> initiator  confirm: the first transport message (nonce 0), empty plaintext
- * The PSK only enters at msg 3, so the initiator learns that the mesh keys match only from the confirm.
+ *   3. initiator -> responder  Noise msg 3 (s, se), payload = initiator identity
+ * A responder that cannot open msg 1 closes the link without a word.
  */
-type Stage = 'await-msg1' | 'await-msg2' | 'await-msg3' | 'await-confirm';
+type Stage = 'await-msg1' | 'await-msg2' | 'await-msg3';
 
 const EMPTY = new Uint8Array(0);
+/** Any key for probing a v1 first message: v1 mixes its PSK in only at message 3. */
+const V1_PROBE_KEY = new Uint8Array(MESH_KEY_BYTES);
 
 /**
  * Authenticates `link` (which must be fresh: no frames sent yet) and resolves with a SecureLink.
  * On failure it rejects with a HandshakeError and closes the link, which is unusable after a failed handshake.
  */
 export function establishSecureLink(link: FrameLink, options: SecureLinkOptions): Promise<SecureLink> {
-  if (options.meshKey.length !== MESH_KEY_BYTES) {
+  const badKey = options.meshKeys.find((key) => key.length !== MESH_KEY_BYTES);
+  if (badKey !== undefined || options.meshKeys.length === 0) {
     return Promise.reject(
-      new NearmeshError(
-        'invalid-mesh-key',
-        `mesh key must be ${MESH_KEY_BYTES} bytes, got ${options.meshKey.length}`,
-      ),
+      new NearmeshError('invalid-mesh-key', `mesh keys must be ${MESH_KEY_BYTES} bytes, at least one`),
     );
   }
   const timeoutMs = options.timeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
   const staticKeyPair = options.staticKeyPair ?? generateKeyPair();
-  const handshake = new HandshakeState({
-    pattern: SECURE_CHANNEL_PATTERN,
-    initiator: link.isInitiator,
-    staticKeyPair,
-    prologue: SECURE_CHANNEL_PROLOGUE,
-    psk: options.meshKey,
-  });
+  const stateFor = (psk: Uint8Array): HandshakeState =>
+    new HandshakeState({
+      pattern: SECURE_CHANNEL_PATTERN,
+      initiator: link.isInitiator,
+      staticKeyPair,
+      prologue: SECURE_CHANNEL_PROLOGUE,
+      psk,
+    });
   const ourPayload = (): Uint8Array =>
     encodeHandshakePayload(options.identity, options.name, staticKeyPair.publicKey);
 
   return new Promise<SecureLink>((resolve, reject) => {
     let stage: Stage = link.isInitiator ? 'await-msg2' : 'await-msg1';
-    let peer: ProvenPeer | undefined;
+    // The initiator's state is made now; the responder's once msg 1 tells which key it was sealed under.
+    let handshake: HandshakeState | undefined = link.isInitiator
+      ? stateFor(options.meshKeys[0] as Uint8Array)
+      : undefined;
+    let meshKeyIndex = 0;
     let settled = false;
 
     const cleanup = (): void => {
@@ -89,78 +101,46 @@ export function establishSecureLink(link: FrameLink, options: SecureLinkOptions)
     };
 
     // Must stay synchronous: the SecureLink has to own the 'frame' listener before the transport can
-    // emit the next frame, or a message sent right after the confirm would be lost.
-    const succeed = (ciphers: TransportCiphers, provenPeer: ProvenPeer): void => {
+    // emit the next frame, or a message sent right after the handshake would be lost.
+    const succeed = (state: HandshakeState, provenPeer: ProvenPeer): void => {
       cleanup();
-      resolve(new SecureLink(link, ciphers, provenPeer, handshake.handshakeHash));
-    };
-
-    const send = (frame: Uint8Array): void => {
-      // Back-pressure (false) is irrelevant for four small frames; a closed link shows up as 'close'.
-      link.send(frame);
+      const ciphers = state.transportCiphers();
+      resolve(new SecureLink(link, ciphers, provenPeer, state.handshakeHash, meshKeyIndex));
     };
 
     const step = (frame: Uint8Array): void => {
       switch (stage) {
-        case 'await-msg1':
-          // Msg 1 carries no payload in this protocol; anything there is ignored for forward compatibility.
-          handshake.readMessage(frame);
-          send(handshake.writeMessage(ourPayload()));
+        case 'await-msg1': {
+          const opened = openFirstMessage(frame, stateFor, options.meshKeys);
+          handshake = opened.state;
+          meshKeyIndex = opened.index;
+          link.send(handshake.writeMessage(ourPayload()));
           stage = 'await-msg3';
           return;
+        }
         case 'await-msg2': {
-          const payload = readOrFail(frame, "could not authenticate the responder's handshake message");
-          peer = verifyHandshakePayload(payload, remoteStatic());
-          send(handshake.writeMessage(ourPayload()));
-          stage = 'await-confirm';
+          const state = handshake as HandshakeState;
+          const payload = readOrFail(
+            state,
+            frame,
+            "could not authenticate the responder's handshake message",
+          );
+          const peer = verifyHandshakePayload(payload, remoteStatic(state));
+          link.send(state.writeMessage(ourPayload()));
+          succeed(state, peer);
           return;
         }
         case 'await-msg3': {
+          const state = handshake as HandshakeState;
           const payload = readOrFail(
+            state,
             frame,
-            "could not authenticate the initiator's final handshake message: most likely a different mesh key",
+            "could not authenticate the initiator's final handshake message",
           );
-          const provenPeer = verifyHandshakePayload(payload, remoteStatic());
-          const ciphers = handshake.transportCiphers();
-          send(ciphers.send.encryptWithAd(EMPTY, EMPTY));
-          succeed(ciphers, provenPeer);
-          return;
-        }
-        case 'await-confirm': {
-          const ciphers = handshake.transportCiphers();
-          let confirm: Uint8Array;
-          try {
-            confirm = ciphers.receive.decryptWithAd(EMPTY, frame);
-          } catch (error) {
-            throw new HandshakeError('auth-failed', 'could not authenticate the handshake confirmation', {
-              cause: error,
-            });
-          }
-          if (confirm.length !== 0)
-            throw new HandshakeError('protocol', 'handshake confirmation is not empty');
-          if (peer === undefined)
-            throw new HandshakeError('protocol', 'handshake confirmed before the peer was known');
-          succeed(ciphers, peer);
+          succeed(state, verifyHandshakePayload(payload, remoteStatic(state)));
           return;
         }
       }
-    };
-
-    const readOrFail = (frame: Uint8Array, authMessage: string): Uint8Array => {
-      try {
-        return handshake.readMessage(frame);
-      } catch (error) {
-        if (error instanceof NoiseDecryptError)
-          throw new HandshakeError('auth-failed', authMessage, { cause: error });
-        throw error;
-      }
-    };
-
-    const remoteStatic = (): Uint8Array => {
-      const key = handshake.remoteStaticPublicKey;
-      if (key === undefined)
-        throw new HandshakeError('protocol', 'handshake did not reveal the peer static key');
-      return key;
     };
 
     function onFrame(frame: Uint8Array): void {
@@ -173,11 +153,11 @@ export function establishSecureLink(link: FrameLink, options: SecureLinkOptions)
     }
 
     function onClose(error: Error | undefined): void {
-      if (stage === 'await-confirm') {
+      if (stage === 'await-msg2') {
         fail(
           new HandshakeError(
             'rejected',
-            'peer closed the link during the handshake — most likely a different mesh key',
+            'peer closed the link without answering: another mesh key, or an agent older than protocol 2',
             { cause: error },
           ),
         );
@@ -202,14 +182,71 @@ export function establishSecureLink(link: FrameLink, options: SecureLinkOptions)
       onAbort();
     } else if (!link.isOpen) {
       fail(new HandshakeError('closed', 'link was already closed'));
-    } else if (link.isInitiator) {
+    } else if (handshake !== undefined) {
       try {
-        send(handshake.writeMessage(EMPTY));
+        link.send(handshake.writeMessage(EMPTY));
       } catch (error) {
         fail(toHandshakeError(error));
       }
     }
   });
+}
+
+/**
+ * The responder's state for the first key that opens msg 1, and that key's index. Otherwise a
+ * HandshakeError: 'old-protocol' when msg 1 is protocol v1's, 'auth-failed' for any other key.
+ */
+function openFirstMessage(
+  frame: Uint8Array,
+  stateFor: (psk: Uint8Array) => HandshakeState,
+  meshKeys: readonly Uint8Array[],
+): { state: HandshakeState; index: number } {
+  for (const [index, key] of meshKeys.entries()) {
+    const state = stateFor(key);
+    try {
+      state.readMessage(frame);
+      return { state, index };
+    } catch (error) {
+      if (!(error instanceof NoiseDecryptError)) throw error;
+    }
+  }
+  if (isVersion1FirstMessage(frame)) {
+    throw new HandshakeError('old-protocol', 'the peer speaks protocol version 1; this agent speaks 2');
+  }
+  throw new HandshakeError('auth-failed', 'first handshake message not sealed under our mesh key');
+}
+
+/** Whether a first message authenticates as protocol v1's (Noise_XXpsk3, prologue nearmesh/1). */
+function isVersion1FirstMessage(frame: Uint8Array): boolean {
+  const probe = new HandshakeState({
+    pattern: V1_PATTERN,
+    initiator: false,
+    staticKeyPair: generateKeyPair(),
+    prologue: V1_PROLOGUE,
+    psk: V1_PROBE_KEY,
+  });
+  try {
+    probe.readMessage(frame);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function readOrFail(state: HandshakeState, frame: Uint8Array, authMessage: string): Uint8Array {
+  try {
+    return state.readMessage(frame);
+  } catch (error) {
+    if (error instanceof NoiseDecryptError)
+      throw new HandshakeError('auth-failed', authMessage, { cause: error });
+    throw error;
+  }
+}
+
+function remoteStatic(state: HandshakeState): Uint8Array {
+  const key = state.remoteStaticPublicKey;
+  if (key === undefined) throw new HandshakeError('protocol', 'handshake did not reveal the peer static key');
+  return key;
 }
 
 function toHandshakeError(error: unknown): HandshakeError {

@@ -25,6 +25,8 @@ export class SecureLink extends TypedEmitter<SecureLinkEvents> {
   readonly remoteAddress: string;
   readonly isInitiator: boolean;
   readonly handshakeHash: Uint8Array;
+  /** Which of the mesh keys offered to the handshake it completed under (0: the first). */
+  readonly meshKeyIndex: number;
   /** The largest plaintext send() accepts: the link's frame limit minus the AEAD tag. */
   readonly maxMessageBytes: number;
   readonly #link: FrameLink;
@@ -40,7 +42,13 @@ export class SecureLink extends TypedEmitter<SecureLinkEvents> {
   #closeEmitted = false;
 
   /** Built by establishSecureLink once the handshake has completed; not meant to be constructed elsewhere. */
-  constructor(link: FrameLink, ciphers: TransportCiphers, peer: ProvenPeer, handshakeHash: Uint8Array) {
+  constructor(
+    link: FrameLink,
+    ciphers: TransportCiphers,
+    peer: ProvenPeer,
+    handshakeHash: Uint8Array,
+    meshKeyIndex = 0,
+  ) {
     super();
     this.#link = link;
     this.#ciphers = ciphers;
@@ -51,6 +59,7 @@ export class SecureLink extends TypedEmitter<SecureLinkEvents> {
     this.remoteAddress = link.remoteAddress;
     this.isInitiator = link.isInitiator;
     this.handshakeHash = handshakeHash;
+    this.meshKeyIndex = meshKeyIndex;
     this.maxMessageBytes = link.maxFrameBytes - TAG_LEN;
     link.on('frame', (frame) => this.#onFrame(frame));
     link.on('close', (error) => this.#onLinkClose(error));

@@ -79,7 +79,7 @@ async function sendNearmesh(transport: TcpTransport, port: number, config: Recei
   const link = await transport.dial(`127.0.0.1:${port}`);
   const secure = await establishSecureLink(link, {
     identity: generateIdentity(),
-    meshKey: config.meshKey,
+    meshKeys: [config.meshKey],
     name: 'bench-sender',
   });
   const payload = new Uint8Array(config.messageBytes).fill(0xa5);

@@ -87,7 +87,7 @@ async function receiveNearmesh(config: ReceiverConfig): Promise<void> {
   const transport = new TcpTransport({ listen: { host: '127.0.0.1', port: 0 } });
   transport.on('warning', reportError);
   transport.on('link', (link) => {
-    establishSecureLink(link, { identity, meshKey: config.meshKey, name: 'bench-receiver' }).then(
+    establishSecureLink(link, { identity, meshKeys: [config.meshKey], name: 'bench-receiver' }).then(
       (secure) => {
         secure.on('message', (plaintext) => {
           // What an agent does with every frame: decode it and take the payload.

@@ -40,7 +40,7 @@ async function secureHandshakeMs(endpoints: Endpoints): Promise<number> {
   const link = await endpoints.dialer.dial(endpoints.secureAddress);
   const secure = await establishSecureLink(link, {
     identity: endpoints.initiator,
-    meshKey: endpoints.meshKey,
+    meshKeys: [endpoints.meshKey],
     name: 'bench-initiator',
   });
   const handshakeMs = elapsedMs(startNs);
@@ -57,7 +57,7 @@ async function openEndpoints(): Promise<Endpoints> {
   const listener = new TcpTransport({ listen: { host: '127.0.0.1', port: 0 } });
   listener.on('link', (link) => {
     // A failure here also fails the initiator's handshake, which is where it gets reported.
-    establishSecureLink(link, { identity: responder, meshKey, name: 'bench-responder' }).catch(
+    establishSecureLink(link, { identity: responder, meshKeys: [meshKey], name: 'bench-responder' }).catch(
       () => undefined,
     );
   });

@@ -1,16 +1,43 @@
 // An in-memory mesh of real Routers for the router tests and the mesh benchmarks: links that carry real
-// encoded frames through a FIFO queue (no sockets, no timers), and counters per node. Lives under
-// scripts/bench because bench code must not import from test/; test/support/mesh-sim.ts re-exports it.
+// encoded frames through a FIFO queue (no sockets, no timers), and counters per node. Every node has a real
+// identity (made from its index, so ids repeat across runs) and seals and checks routed messages as an agent
+// does; only the trust store is left out (replay marks and sequence reservations stay in memory). Lives
+// under scripts/bench because bench code must not import from test/; test/support/mesh-sim.ts re-exports it.
+import { createPrivateKey } from 'node:crypto';
+import { type Identity, identityFromPrivateKey } from '../../agent/identity/identity.js';
+import { KeyDirectory } from '../../agent/identity/key-directory.js';
+import { ReplayGuard } from '../../agent/mesh/replay-guard.js';
 import { type MeshDelivery, Router, type RouterOptions } from '../../agent/mesh/router.js';
+import { SequenceCounter } from '../../agent/mesh/sequence.js';
 import { Counters } from '../../agent/ops/counters.js';
-import { decodeMessage, encodeMessage } from '../../agent/protocol/index.js';
+import { decodeMessage, encodeMessage, type RoutedMessage } from '../../agent/protocol/index.js';
+import { OriginAuth } from '../../agent/security/origin-auth.js';
 
 export interface SimNode {
   id: string;
+  identity: Identity;
   router: Router;
   counters: Counters;
+  keys: KeyDirectory;
+  /** Identities this node refuses (as if revoked). */
+  revoked: Set<string>;
   delivered: MeshDelivery[];
   acks: { source: string; id: number }[];
+}
+
+/** PKCS#8 for an Ed25519 private key is a fixed prefix and the 32-byte seed (RFC 8410). */
+const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+const identities = new Map<string, Identity>();
+
+/** The identity of node `index`: its seed is the index, big-endian, in 32 bytes. */
+export function simIdentity(index: number): Identity {
+  const seed = Buffer.alloc(32);
+  seed.writeUInt32BE(index, 28);
+  const identity = identityFromPrivateKey(
+    createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' }),
+  );
+  identities.set(identity.peerId, identity);
+  return identity;
 }
 
 export class MeshSim {
@@ -22,15 +49,20 @@ export class MeshSim {
 
   constructor(readonly defaults: Partial<RouterOptions> = {}) {}
 
-  /** Node ids are peer ids: 16 hex characters (index-based, so runs are repeatable). */
+  /** Node ids are the peer ids of simIdentity(index): the same on every run. */
   static idOf(index: number): string {
-    return (0x1000 + index).toString(16).padStart(16, '0');
+    return simIdentity(index).peerId;
   }
 
+  /** Adds the node whose id MeshSim.idOf (or simIdentity) gave. */
   add(id: string, options: Partial<RouterOptions> = {}): SimNode {
+    const identity = identities.get(id);
+    if (identity === undefined) throw new Error(`${id} is not a MeshSim.idOf id`);
     const counters = new Counters();
+    const keys = new KeyDirectory();
+    const revoked = new Set<string>();
+    let reserved = 0;
     const router = new Router({
-      selfId: id,
       name: `n-${id.slice(-4)}`,
       groups: [],
       ttl: 4,
@@ -38,10 +70,25 @@ export class MeshSim {
       counters,
       announceOnChange: false,
       now: () => this.nowMs,
+      trust: {
+        origin: new OriginAuth(identity, keys),
+        replay: new ReplayGuard(undefined),
+        sequence: new SequenceCounter({
+          get reservedSequence() {
+            return reserved;
+          },
+          reserveSequence: (limit) => {
+            reserved = limit;
+          },
+        }),
+        isRevoked: (peerId) => revoked.has(peerId),
+        keyEpoch: () => 0,
+        revocationDigest: () => new Uint8Array(8),
+      },
       ...this.defaults,
       ...options,
     });
-    const node: SimNode = { id, router, counters, delivered: [], acks: [] };
+    const node: SimNode = { id, identity, router, counters, keys, revoked, delivered: [], acks: [] };
     router.on('deliver', (delivery) => node.delivered.push(delivery));
     router.on('ack', (source, ackId) => node.acks.push({ source, id: ackId }));
     this.nodes.set(id, node);
@@ -54,6 +101,8 @@ export class MeshSim {
       [a, b],
       [b, a],
     ] as const) {
+      // What the handshake would teach: the neighbour's key.
+      this.node(self).keys.learn(this.node(other).identity.publicKey);
       this.node(self).router.addNeighbour({
         peerId: other,
         send: (message) => {
@@ -65,10 +114,14 @@ export class MeshSim {
     }
   }
 
+  /** Cuts a link; both ends announce the change, as agents do, and the announcements settle. */
   cut(a: string, b: string): void {
     this.#links.delete(linkKey(a, b));
     this.node(a).router.removeNeighbour(b);
     this.node(b).router.removeNeighbour(a);
+    this.node(a).router.announceNow();
+    this.node(b).router.announceNow();
+    this.run();
   }
 
   node(id: string): SimNode {
@@ -91,6 +144,11 @@ export class MeshSim {
     }
     this.frames += carried;
     return carried;
+  }
+
+  /** Hands `message` to `to` as if `from` (a neighbour, or a hostile member linked to it) had sent it. */
+  inject(from: string, to: string, message: RoutedMessage): void {
+    this.#queue.push({ from, to, frame: encodeMessage(message) });
   }
 
   /** Every node announces (as its periodic timer would) and the announcements settle. */

@@ -86,6 +86,8 @@ describe('defaults', () => {
       rules: [],
       console: { serial: false, baud: 115200 },
       transfer: { inbox: '/home/pi/.local/state/nearmesh/inbox', maxBytes: 1073741824, accept: true },
+      // No admin list: every member may revoke and rekey (PROTOCOL.md §13.5).
+      security: { admins: [], shunAfter: 20, shunForMs: 600_000, rekeyOverlapMs: 7 * 86_400_000 },
     });
     expect(config.meshKey).toBeUndefined();
     expect(config.configFile).toBeUndefined();
@@ -169,6 +171,12 @@ describe('defaults', () => {
       ],
       console: { serial: '/dev/ttyGS0', baud: 9600 },
       transfer: { inbox: '/srv/nearmesh-inbox', maxBytes: 104857600, accept: false },
+      security: {
+        admins: ['56475aa75463474c', '24f6ed6acbfe1009'],
+        shunAfter: 5,
+        shunForMs: 1_800_000,
+        rekeyOverlapMs: 3 * 86_400_000,
+      },
     });
   });
 });
@@ -397,6 +405,24 @@ describe('wrong values name the key and the line', () => {
       'wifi.listen: expected "[IPv6]:port", like "[::1]:7450", got "[::1]"',
     ],
     ['wifi.listen = "::1:7450"', 'wifi.listen', 1, 'wifi.listen: expected an IPv6 address in brackets'],
+    [
+      '[security]\nadmins = ["kitchen-pi"]',
+      'security.admins[0]',
+      2,
+      'security.admins[0]: expected a peer id: 16 lowercase hex characters, as `nearmesh id` prints, got "kitchen-pi"',
+    ],
+    [
+      '[security]\nshun_after = -1',
+      'security.shun_after',
+      2,
+      'security.shun_after: expected 0 or more, got -1',
+    ],
+    [
+      '[security]\nrekey_overlap = "30d"',
+      'security.rekey_overlap',
+      2,
+      'security.rekey_overlap: invalid duration "30d": longer than the maximum of 24d, got "30d"',
+    ],
   ];
 
   it.each(cases)('%j', (toml, key, line, message) => {

@@ -28,6 +28,8 @@ const handlers: ControlHandlers = {
   multicast: (group, payload) => ({ group: group ?? null, bytes: payload.length }),
   sendUnreliable: (peer, payload) => ({ peer, sent: payload.length > 0 }),
   routes: () => [],
+  revoke: (peer, reason) => ({ revoked: peer, reason }),
+  rekey: async (overlapMs) => ({ epoch: 1, overlap_ms: overlapMs }),
   streamOpen: async (peer, name) => ({ result: { stream: 1, peer, name }, stop: () => {} }),
   streamWrite: async (stream, bytes) => ({ stream, bytes: bytes.length }),
   streamEnd: async (stream) => ({ stream }),

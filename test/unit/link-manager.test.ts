@@ -39,7 +39,7 @@ async function startNode(
   const manager = new LinkManager({
     identity: options.identity ?? generateIdentity(),
     name: options.name ?? address,
-    meshKey: options.meshKey ?? MESH_KEY,
+    meshKeys: () => [options.meshKey ?? MESH_KEY],
     transports: [transport],
     resolvers: [new ListResolver(dials)],
     log: silentLogger(),
@@ -160,7 +160,7 @@ describe('LinkManager', () => {
     await until('link', () => (connectedPeers(a).length === 1 ? true : undefined));
     const link = a.manager.directory.get(b.manager.peerId)?.connection?.link;
     link?.send(Uint8Array.from([0xff, 0x00, 0x13]));
-    link?.send(Uint8Array.from([0x84, 0x14, 0x00, 0x01, 0xf6])); // type 20: unknown, ignored
+    link?.send(Uint8Array.from([0x84, 0x18, 0x34, 0x00, 0x01, 0xf6])); // hdr 52: version 2, type 20: unknown, ignored
     await a.manager.send(b.manager.peerId, Buffer.from('still here'));
     expect(b.counters.get('protocol.decode_errors')).toBe(1);
     expect(b.counters.get('protocol.unknown_types')).toBe(1);

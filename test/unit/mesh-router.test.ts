@@ -1,9 +1,8 @@
 // The mesh router on in-memory topologies (real Routers, real encoded frames, no sockets): addressing,
-// forwarding, TTL, duplicate suppression, learned routes, rerouting and broadcast trees.
+// forwarding, TTL, duplicate suppression, link-state routes, rerouting and broadcast trees.
 import { describe, expect, it } from 'vitest';
 import { BROADCAST_ID, groupId } from '../../agent/mesh/address.js';
 import { DuplicateCache } from '../../agent/mesh/duplicate-cache.js';
-import { MAX_ROUTES, RouteTable } from '../../agent/mesh/route-table.js';
 import { MAX_KNOWN_AGENTS, Topology } from '../../agent/mesh/topology.js';
 import { buildSim, chainTopology, gridTopology, MeshSim } from '../support/mesh-sim.js';
 
@@ -75,6 +74,8 @@ describe('mesh router, a link that comes up later', () => {
     sim.link(a, b);
     sim.announceAll();
     sim.link(b, c);
+    // b announces its new link, as agents do on a change; a does not announce again.
+    sim.node(b).router.announceNow();
     sim.run();
     expect(sim.node(c).router.agent(a)?.name).toBe(`n-${a.slice(-4)}`);
     expect(sim.node(c).router.routes()).toContainEqual(
@@ -85,7 +86,7 @@ describe('mesh router, a link that comes up later', () => {
 });
 
 describe('mesh router on a ring of 6', () => {
-  it('drops routes with their link and gets through the other way by flooding', () => {
+  it('drops routes with their link and goes the other way round at once', () => {
     const ids = Array.from({ length: 6 }, (_, index) => MeshSim.idOf(index));
     const links = ids.map((id, index) => [id, ids[(index + 1) % 6] as string] as [string, string]);
     const sim = buildSim({ ids, links });
@@ -102,18 +103,16 @@ describe('mesh router on a ring of 6', () => {
         .router.routes()
         .some((route) => route.nextHop === b),
     ).toBe(false);
+    // The announcements still show the rest of the ring: the path the other way, four hops.
+    expect(sim.node(a).router.routes()).toContainEqual(
+      expect.objectContaining({ destination: far, nextHop: ids[5], hops: 4 }),
+    );
     const id = sim.node(a).router.nextId();
     sim.node(a).router.sendData(far, payload, { id, ackRequested: true });
     sim.run();
     expect(sim.node(far).delivered.map((d) => d.id)).toEqual([id]);
-    expect(sim.node(far).delivered[0]?.hops).toBe(4);
-    // The ACK teaches the new route; the next message does not flood.
-    expect(sim.node(far).delivered[0]?.flooded).toBe(true);
-    sim.node(far).router.sendAck(a, id, { flood: true });
-    sim.run();
-    expect(sim.node(a).router.routes()).toContainEqual(
-      expect.objectContaining({ destination: far, nextHop: ids[5], hops: 4 }),
-    );
+    expect(sim.node(far).delivered[0]).toMatchObject({ hops: 4, flooded: false });
+    expect([...sim.nodes.values()].every((node) => node.counters.get('mesh.flooded') === 0)).toBe(true);
   });
 });
 
@@ -196,33 +195,27 @@ describe('DuplicateCache', () => {
   });
 });
 
-describe('RouteTable', () => {
-  it('prefers shorter routes, follows its next hop, and forgets stale ones', () => {
-    const table = new RouteTable(10_000);
-    expect(table.learn('d', 'n1', 3, 0)).toBe(true);
-    expect(table.learn('d', 'n2', 3, 1)).toBe(false); // as long: stay
-    expect(table.learn('d', 'n2', 2, 2)).toBe(true); // shorter: move
-    expect(table.learn('d', 'n2', 4, 3)).toBe(true); // the next hop says it got longer: believe it
-    expect(table.get('d', 9_000)?.nextHop).toBe('n2');
-    expect(table.get('d', 13_003)).toBeUndefined();
-    table.learn('e', 'n1', 1, 0);
-    table.learn('f', 'n1', 2, 0);
-    expect(table.dropVia('n1').sort()).toEqual(['e', 'f']);
-  });
-});
-
 describe('mesh tables under made-up agents', () => {
   it('keep at most their bound, forgetting the longest silent first', () => {
-    const table = new RouteTable();
-    const topology = new Topology(MeshSim.idOf(0));
+    const idOf = (index: number): string => (0x1000 + index).toString(16).padStart(16, '0');
+    const topology = new Topology(idOf(0));
+    topology.setOwn([idOf(1)], true);
     for (let index = 1; index <= 3_000; index++) {
-      const id = MeshSim.idOf(index);
-      table.learn(id, MeshSim.idOf(0), 2, index);
-      topology.update(id, { initialTtl: 4, name: 'x', groups: ['g'], neighbours: [] }, true, index);
+      // Each made-up agent claims a link to the one before it, which that one confirms.
+      const announcement = {
+        initialTtl: 4,
+        name: 'x',
+        groups: ['g'],
+        neighbours: [idOf(index - 1), idOf(index + 1)],
+        capabilities: { actions: [], sensors: [] },
+        keyEpoch: 0,
+        revocationDigest: new Uint8Array(8),
+      };
+      topology.update(idOf(index), announcement, true, index);
     }
-    expect(table.list(3_000)).toHaveLength(MAX_ROUTES);
     expect(topology.agents(3_000)).toHaveLength(MAX_KNOWN_AGENTS);
-    expect(table.get(MeshSim.idOf(3_000), 3_000)).toBeDefined();
-    expect(table.get(MeshSim.idOf(1), 3_000)).toBeUndefined();
+    expect(topology.routes(3_000).size).toBeLessThanOrEqual(MAX_KNOWN_AGENTS);
+    expect(topology.get(idOf(3_000), 3_000)).toBeDefined();
+    expect(topology.get(idOf(1), 3_000)).toBeUndefined();
   });
 });

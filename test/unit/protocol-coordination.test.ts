@@ -21,17 +21,15 @@ import {
   MIN_WATCH_INTERVAL_MS,
 } from '../../agent/protocol/coordination.js';
 import {
-  type Announcement,
   DecodeError,
   type DecodeErrorReason,
   decodeMessage,
   encodeMessage,
-  type Message,
-  type Route,
+  MessageType,
 } from '../../agent/protocol/index.js';
 import type { JsonObject, JsonValue } from '../../agent/protocol/json-cbor.js';
 import { mutate, mutationsOverwriting } from '../support/byte-mutation.js';
-import { fromHex, toHex } from './protocol-vector-json.js';
+import { fromHex, type JsonMessage, messageFromJson, toHex } from './protocol-vector-json.js';
 import { describeDeterministicUnderCbor2, docVectorHexes } from './system-vectors.js';
 
 // ---------------------------------------------------------------------------------------------------------
@@ -40,24 +38,13 @@ import { describeDeterministicUnderCbor2, docVectorHexes } from './system-vector
 /** A coordination message as JSON: byte fields (callId) as hex. */
 type JsonCoordination = Record<string, unknown> & { kind: CoordinationMessage['kind'] };
 
-type JsonEnvelope =
-  | {
-      type: 'data';
-      id: number;
-      ackRequested: boolean;
-      system?: boolean;
-      payload: string;
-      route?: Route;
-    }
-  | { type: 'announce'; id: number; relays: boolean; announcement: Announcement; route: Route };
-
 interface CoordinationVector {
   name: string;
   hex: string;
   /** A coordination message (the payload of a system DATA). */
   coordination?: JsonCoordination;
-  /** A whole envelope (ANNOUNCE with capabilities, system DATA). */
-  message?: JsonEnvelope;
+  /** A whole envelope (ANNOUNCE with capabilities, system DATA), in the form of protocol-vectors.json. */
+  message?: JsonMessage;
   /** Decodes to the message but is not what an encoder writes. */
   decodeOnly?: boolean;
   /** decodeCoordination rejects it with this reason. */
@@ -80,12 +67,6 @@ function coordinationFromJson(json: JsonCoordination): CoordinationMessage {
     BYTE_FIELDS.has(key) ? fromHex(value as string) : structuredClone(value),
   ]);
   return Object.fromEntries(entries) as CoordinationMessage;
-}
-
-function envelopeFromJson(json: JsonEnvelope): Message {
-  if (json.type === 'announce') return structuredClone(json);
-  const { payload, ...rest } = structuredClone(json);
-  return { ...rest, payload: fromHex(payload) };
 }
 
 /** The array a coordination message must be, per docs/PROTOCOL.md §14.2, built without our encoder. */
@@ -213,8 +194,12 @@ describe.each(rejected)('rejected: $name', (vector) => {
   });
 });
 
+/** hdr of a v2 message: (version − 1) × 32 + type (§2). */
+const hdr = (type: number): number => 32 + type;
+
 describe.each(envelopeVectors)('envelope vector: $name', (vector) => {
-  const message = envelopeFromJson(vector.message as JsonEnvelope);
+  const json = vector.message as JsonMessage;
+  const message = messageFromJson(json);
 
   test('encodeMessage gives exactly the vector bytes', () => {
     expect(toHex(encodeMessage(message))).toBe(vector.hex);
@@ -225,24 +210,40 @@ describe.each(envelopeVectors)('envelope vector: $name', (vector) => {
   });
 
   test('cborg reads the same envelope and body', () => {
+    // Built from the fixture's JSON, not from our encoder's output (an ANNOUNCE message carries its body
+    // as our encoder wrote it).
     const fields = cborgDecode(fromHex(vector.hex), true) as unknown[];
-    if (message.type === 'data') {
-      const flags = (message.ackRequested ? 1 : 0) | (message.system === true ? 4 : 0);
-      expect(fields.slice(0, 4)).toEqual([1, flags, message.id, message.payload]);
+    if (json.type === 'data') {
+      const flags =
+        (json.ackRequested ? 1 : 0) | (json.flood === true ? 2 : 0) | (json.system === true ? 4 : 0);
+      expect(fields.slice(0, 4)).toEqual([hdr(MessageType.data), flags, json.id, fromHex(json.payload)]);
       // A system DATA carries one coordination message.
-      expect(decodeCoordination(message.payload)).not.toBeInstanceOf(DecodeError);
-    } else if (message.type === 'announce') {
-      expect(fields.slice(0, 3)).toEqual([6, message.relays ? 1 : 0, message.id]);
-      const { initialTtl, name, groups, neighbours, capabilities } = message.announcement;
-      const body: unknown[] = [initialTtl, name, groups, neighbours.map(fromHex)];
-      if (capabilities !== undefined) {
-        body.push([capabilities.actions, capabilities.sensors.map((s) => [s.name, s.unit])]);
-      }
-      expect(cborgDecode(fields[3] as Uint8Array, true)).toEqual(body);
+      expect(decodeCoordination(fromHex(json.payload))).not.toBeInstanceOf(DecodeError);
+    } else if (json.type === 'announce') {
+      expect(fields.slice(0, 3)).toEqual([hdr(MessageType.announce), json.relays ? 1 : 0, json.id]);
+      // §13.2: the body is a byte string holding this array; capabilities, keyEpoch and the revocation
+      // digest are all required.
+      const { initialTtl, name, groups, neighbours, capabilities, keyEpoch, revocationDigest } =
+        json.announcement;
+      expect(cborgDecode(fields[3] as Uint8Array, true)).toEqual([
+        initialTtl,
+        name,
+        groups,
+        neighbours.map(fromHex),
+        [capabilities.actions, capabilities.sensors.map((s) => [s.name, s.unit])],
+        keyEpoch,
+        fromHex(revocationDigest),
+      ]);
+    } else {
+      throw new Error(`no envelope vector of type ${json.type} expected`);
     }
-    if ('route' in message && message.route !== undefined) {
-      const { ttlHops, source, destination } = message.route;
-      expect(fields.slice(4)).toEqual([ttlHops, fromHex(source), fromHex(destination)]);
+    if ('route' in json && json.route !== undefined) {
+      // The routed form: ttl, src, dst, then the origin's auth (a 16-byte tag or 96-byte key and signature).
+      const { ttlHops, source, destination } = json.route;
+      expect(json.auth, 'a routed vector carries its auth').toBeDefined();
+      const auth = fromHex(json.auth as string);
+      expect([16, 96]).toContain(auth.length);
+      expect(fields.slice(4)).toEqual([ttlHops, fromHex(source), fromHex(destination), auth]);
     } else {
       expect(fields).toHaveLength(4);
     }

@@ -1,7 +1,13 @@
 // Loads test/fixtures/protocol-vectors.json and converts its JSON message form (bytes as hex) to and
 // from protocol Messages, for the vector, doc and fuzz tests.
 import { readFileSync } from 'node:fs';
-import type { DecodeErrorReason, Message, Route } from '../../agent/protocol/index.js';
+import {
+  type Announcement,
+  announceMessage,
+  type DecodeErrorReason,
+  type Message,
+  type Route,
+} from '../../agent/protocol/index.js';
 
 export interface JsonRoute {
   ttlHops: number;
@@ -14,12 +20,36 @@ export interface JsonAnnouncement {
   name: string;
   groups: string[];
   neighbours: string[];
+  capabilities: { actions: string[]; sensors: { name: string; unit: string | null }[] };
+  keyEpoch: number;
+  /** Hex. */
+  revocationDigest: string;
+}
+
+/** A routed message's route and its origin's auth (hex). */
+interface JsonRouting {
+  route?: JsonRoute;
+  auth?: string;
 }
 
 export type JsonMessage =
-  | { type: 'data'; id: number; ackRequested: boolean; payload: string; route?: JsonRoute; flood?: boolean }
-  | { type: 'ack'; id: number; route?: JsonRoute; flood?: boolean }
-  | { type: 'announce'; id: number; relays: boolean; announcement: JsonAnnouncement; route: JsonRoute }
+  | ({
+      type: 'data';
+      id: number;
+      ackRequested: boolean;
+      payload: string;
+      flood?: boolean;
+      system?: boolean;
+    } & JsonRouting)
+  | ({ type: 'ack'; id: number; flood?: boolean } & JsonRouting)
+  | {
+      type: 'announce';
+      id: number;
+      relays: boolean;
+      announcement: JsonAnnouncement;
+      route: JsonRoute;
+      auth: string;
+    }
   | { type: 'ping'; id: number }
   | { type: 'pong'; id: number }
   | { type: 'close'; code: number; reason: string }
@@ -52,8 +82,16 @@ export function toHex(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
 }
 
-function routeFromJson(route: JsonRoute | undefined): { route?: Route } {
-  return route === undefined ? {} : { route: { ...route } };
+function routingFromJson(json: JsonRouting): { route?: Route; auth?: Uint8Array } {
+  if (json.route === undefined) return {};
+  return { route: { ...json.route }, ...(json.auth !== undefined && { auth: fromHex(json.auth) }) };
+}
+
+export function announcementFromJson(json: JsonAnnouncement): Announcement {
+  return {
+    ...structuredClone(json),
+    revocationDigest: fromHex(json.revocationDigest),
+  };
 }
 
 export function messageFromJson(json: JsonMessage): Message {
@@ -64,24 +102,25 @@ export function messageFromJson(json: JsonMessage): Message {
         id: json.id,
         ackRequested: json.ackRequested,
         payload: fromHex(json.payload),
-        ...routeFromJson(json.route),
+        ...routingFromJson(json),
         ...(json.flood === true && { flood: true }),
+        ...(json.system === true && { system: true }),
       };
     case 'ack':
       return {
         type: 'ack',
         id: json.id,
-        ...routeFromJson(json.route),
+        ...routingFromJson(json),
         ...(json.flood === true && { flood: true }),
       };
     case 'announce':
-      return {
-        type: 'announce',
+      return announceMessage({
         id: json.id,
         relays: json.relays,
-        announcement: { ...json.announcement },
+        announcement: announcementFromJson(json.announcement),
         route: { ...json.route },
-      };
+        auth: fromHex(json.auth),
+      });
     case 'endpoints':
       return { type: 'endpoints', addresses: [...json.addresses] };
     default:

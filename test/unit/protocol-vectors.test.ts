@@ -10,35 +10,49 @@ const vectors = loadVectors();
 const messageVectors = vectors.filter((v) => v.message !== undefined);
 const encodableVectors = messageVectors.filter((v) => v.decodeOnly !== true);
 
+/** hdr of a v2 message: (version − 1) × 32 + type (§2). */
+const hdr = (type: number): number => 32 + type;
+
 /** The envelope array a message must be, as plain values, per docs/PROTOCOL.md. */
 function expectedFields(json: JsonMessage): unknown[] {
   const route = 'route' in json && json.route !== undefined ? json.route : undefined;
+  const auth = 'auth' in json && json.auth !== undefined ? [fromHex(json.auth)] : [];
   const routeFields =
-    route === undefined ? [] : [route.ttlHops, fromHex(route.source), fromHex(route.destination)];
+    route === undefined ? [] : [route.ttlHops, fromHex(route.source), fromHex(route.destination), ...auth];
   switch (json.type) {
     case 'data': {
-      const flags = (json.ackRequested ? 1 : 0) | (json.flood === true ? 2 : 0);
-      return [MessageType.data, flags, json.id, fromHex(json.payload), ...routeFields];
+      const flags =
+        (json.ackRequested ? 1 : 0) | (json.flood === true ? 2 : 0) | (json.system === true ? 4 : 0);
+      return [hdr(MessageType.data), flags, json.id, fromHex(json.payload), ...routeFields];
     }
     case 'ack':
-      return [MessageType.ack, json.flood === true ? 2 : 0, json.id, null, ...routeFields];
+      return [hdr(MessageType.ack), json.flood === true ? 2 : 0, json.id, null, ...routeFields];
     case 'announce': {
-      const { initialTtl, name, groups, neighbours } = json.announcement;
-      // The body is a byte string holding the CBOR item [initialTtl, name, groups, neighbours].
-      const body = cborg.encode([initialTtl, name, groups, neighbours.map(fromHex)]);
-      return [MessageType.announce, json.relays ? 1 : 0, json.id, body, ...routeFields];
+      const { initialTtl, name, groups, neighbours, capabilities, keyEpoch, revocationDigest } =
+        json.announcement;
+      // The body is a byte string holding the CBOR item of §13.2.
+      const body = cborg.encode([
+        initialTtl,
+        name,
+        groups,
+        neighbours.map(fromHex),
+        [capabilities.actions, capabilities.sensors.map((sensor) => [sensor.name, sensor.unit])],
+        keyEpoch,
+        fromHex(revocationDigest),
+      ]);
+      return [hdr(MessageType.announce), json.relays ? 1 : 0, json.id, body, ...routeFields];
     }
     case 'ping':
-      return [MessageType.ping, 0, json.id, null];
+      return [hdr(MessageType.ping), 0, json.id, null];
     case 'pong':
-      return [MessageType.pong, 0, json.id, null];
+      return [hdr(MessageType.pong), 0, json.id, null];
     case 'close':
-      return [MessageType.close, 0, 0, [json.code, json.reason]];
+      return [hdr(MessageType.close), 0, 0, [json.code, json.reason]];
     case 'endpoints':
       // The body is a byte string holding the CBOR item [addresses].
-      return [MessageType.endpoints, 0, 0, cborg.encode([json.addresses])];
+      return [hdr(MessageType.endpoints), 0, 0, cborg.encode([json.addresses])];
     case 'cutover':
-      return [MessageType.cutover, 0, json.id, null];
+      return [hdr(MessageType.cutover), 0, json.id, null];
   }
 }
 
@@ -97,18 +111,19 @@ describe.each(messageVectors)('decode: $name', (vector) => {
     expect(Array.isArray(decoded)).toBe(true);
     const fields = decoded as unknown[];
     const expected = expectedFields(vector.message as JsonMessage);
-    // hdr, id and body exactly; of the flags only bit 0, and bit 1 on routed messages, mean something (§4).
-    const meaningful = expected.length === 7 ? 3 : 1;
+    // hdr, id and body exactly; of the flags only bits 0 and 2, and bit 1 on routed messages, mean something (§4).
+    const isRouted = expected.length === 8;
+    const meaningful = isRouted ? 7 : 5;
     expect(fields[0]).toBe(expected[0]);
     expect(Number(fields[1]) & meaningful).toBe(expected[1]);
     expect(fields[2]).toBe(expected[2]);
     expect(fields[3]).toEqual(expected[3]);
-    if (expected.length === 7) {
-      expect(fields.slice(4, 7)).toEqual(expected.slice(4, 7));
+    if (isRouted) {
+      expect(fields.slice(4, 8)).toEqual(expected.slice(4, 8));
     } else if (fields.length > 4) {
-      expect(fields.slice(4, 7)).toEqual([null, null, null]);
+      expect(fields.slice(4, 8)).toEqual([null, null, null, null]);
     }
-    expect(Math.max(0, fields.length - 7)).toBe(vector.ignoredFields ?? 0);
+    expect(Math.max(0, fields.length - 8)).toBe(vector.ignoredFields ?? 0);
   });
 });
 

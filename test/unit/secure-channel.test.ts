@@ -1,5 +1,6 @@
-// Drives establishSecureLink over in-memory links: proven identities, mesh-key refusal, tamper/replay
-// detection, timeouts, and (property-based) that garbage in the handshake only ever yields HandshakeError.
+// Drives establishSecureLink over in-memory links: proven identities, mesh-key refusal in silence, keys
+// retired by a rotation, protocol v1 recognised, tamper/replay detection, timeouts, and (property-based)
+// that garbage in the handshake only ever yields HandshakeError.
 import { encode as cborEncode, decode as strictCborDecode } from 'cborg';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -45,7 +46,7 @@ function options(
   name: string,
   overrides: Partial<SecureLinkOptions> = {},
 ): SecureLinkOptions {
-  return { identity, meshKey: meshKey(7), name, timeoutMs: 2000, ...overrides };
+  return { identity, meshKeys: [meshKey(7)], name, timeoutMs: 2000, ...overrides };
 }
 
 /** Records what a secure link delivers and how it ends. */
@@ -99,7 +100,7 @@ function handInitiator(
 ) {
   const staticKeyPair = generateKeyPair();
   const handshake = new HandshakeState({
-    pattern: 'XXpsk3',
+    pattern: 'XXpsk0',
     initiator: true,
     staticKeyPair,
     prologue: SECURE_CHANNEL_PROLOGUE,
@@ -115,15 +116,11 @@ function handInitiator(
   return { handshake, received };
 }
 
-/** Plays the responder by hand; `afterMessage3` decides what (if anything) follows the final message. */
-function handResponder(
-  link: MemoryLink,
-  payloadFor: (staticPublicKey: Uint8Array) => Uint8Array,
-  afterMessage3: (handshake: HandshakeState) => void = () => {},
-) {
+/** Plays the responder by hand so tests can send payloads a real agent never would. */
+function handResponder(link: MemoryLink, payloadFor: (staticPublicKey: Uint8Array) => Uint8Array) {
   const staticKeyPair = generateKeyPair();
   const handshake = new HandshakeState({
-    pattern: 'XXpsk3',
+    pattern: 'XXpsk0',
     initiator: false,
     staticKeyPair,
     prologue: SECURE_CHANNEL_PROLOGUE,
@@ -132,8 +129,7 @@ function handResponder(
   link.on('frame', (frame) => {
     if (handshake.isComplete) return;
     handshake.readMessage(frame);
-    if (handshake.isComplete) afterMessage3(handshake);
-    else link.send(handshake.writeMessage(payloadFor(staticKeyPair.publicKey)));
+    if (!handshake.isComplete) link.send(handshake.writeMessage(payloadFor(staticKeyPair.publicKey)));
   });
   return handshake;
 }
@@ -157,13 +153,26 @@ describe('establishSecureLink: same mesh key', () => {
     expect(left.maxMessageBytes).toBe((1 << 20) - 16);
   });
 
-  it('puts exactly four frames on the wire: three Noise messages and the empty confirm', async () => {
+  it('puts exactly three frames on the wire, the three Noise messages', async () => {
     const { a, b } = await connect();
     expect(a.sent.length).toBe(2);
-    expect(b.sent.length).toBe(2);
-    // Message 1 is e (32 bytes) plus the empty payload's tag (psk patterns seal it); the confirm is a bare tag.
+    expect(b.sent.length).toBe(1);
+    // Message 1 is e (32 bytes) plus the empty payload's tag: psk0 seals it under the mesh key.
     expect(a.sent[0]?.length).toBe(48);
-    expect(b.sent[1]?.length).toBe(16);
+  });
+
+  it('a responder takes a first message sealed under any key it accepts, and says which', async () => {
+    const [a, b] = memoryLinkPair();
+    const [left, right] = await Promise.all([
+      establishSecureLink(a, options(generateIdentity(), 'alice', { meshKeys: [meshKey(3)] })),
+      establishSecureLink(b, options(generateIdentity(), 'bob', { meshKeys: [meshKey(7), meshKey(3)] })),
+    ]);
+    expect(right.meshKeyIndex).toBe(1);
+    expect(left.meshKeyIndex).toBe(0);
+    const atRight = observe(right);
+    left.send(bytes(5));
+    await settleLinks();
+    expect(atRight.messages).toEqual([bytes(5)]);
   });
 
   it('carries messages both ways, in order, including one larger than 65535 bytes', async () => {
@@ -269,21 +278,58 @@ describe('establishSecureLink: same mesh key', () => {
 });
 
 describe('establishSecureLink: refusals', () => {
-  it('different mesh keys: responder fails with auth-failed, initiator with rejected, nothing flows', async () => {
+  it('different mesh keys: the responder says nothing at all, and the initiator is told only "rejected"', async () => {
     const [a, b] = memoryLinkPair();
     const [initiator, responder] = await Promise.all([
-      handshakeError(establishSecureLink(a, options(generateIdentity(), 'alice', { meshKey: meshKey(1) }))),
-      handshakeError(establishSecureLink(b, options(generateIdentity(), 'bob', { meshKey: meshKey(2) }))),
+      handshakeError(
+        establishSecureLink(a, options(generateIdentity(), 'alice', { meshKeys: [meshKey(1)] })),
+      ),
+      handshakeError(establishSecureLink(b, options(generateIdentity(), 'bob', { meshKeys: [meshKey(2)] }))),
     ]);
     expect(responder.reason).toBe('auth-failed');
     expect(responder.message).toMatch(/mesh key/);
     expect(initiator.reason).toBe('rejected');
-    expect(initiator.message).toMatch(/closed the link during the handshake.*mesh key/);
+    expect(initiator.message).toMatch(/closed the link without answering.*mesh key/);
     expect(initiator.code).toBe('handshake');
-    // msg 1 and msg 3 from the initiator, only msg 2 from the responder: no confirm, no data.
-    expect(a.sent.length).toBe(2);
-    expect(b.sent.length).toBe(1);
+    // Only msg 1 went out: the responder sent no byte, so no name, id, key or version reached the outsider.
+    expect(a.sent.length).toBe(1);
+    expect(b.sent.length).toBe(0);
     expect(a.isOpen || b.isOpen).toBe(false);
+  });
+
+  it('what an outsider initiator sees of a real one: 48 bytes, no name, id or key of either side', async () => {
+    const [a, b] = memoryLinkPair();
+    const alice = generateIdentity();
+    await Promise.all([
+      handshakeError(establishSecureLink(a, options(alice, 'alice-kitchen', { meshKeys: [meshKey(1)] }))),
+      handshakeError(establishSecureLink(b, options(generateIdentity(), 'bob', { meshKeys: [meshKey(2)] }))),
+    ]);
+    const wire = Buffer.concat(a.sent);
+    expect(wire.length).toBe(48);
+    for (const secret of [
+      Buffer.from('alice-kitchen'),
+      Buffer.from(alice.publicKey),
+      Buffer.from(alice.peerId, 'hex'),
+    ]) {
+      expect(wire.includes(secret)).toBe(false);
+    }
+  });
+
+  it('recognises a protocol v1 initiator and says so (old-protocol), still without a word on the wire', async () => {
+    const [a, b] = memoryLinkPair();
+    const responder = establishSecureLink(b, options(generateIdentity(), 'bob'));
+    const v1 = new HandshakeState({
+      pattern: 'XXpsk3',
+      initiator: true,
+      staticKeyPair: generateKeyPair(),
+      prologue: new TextEncoder().encode('nearmesh/1'),
+      psk: meshKey(7),
+    });
+    a.send(v1.writeMessage(EMPTY));
+    const error = await handshakeError(responder);
+    expect(error.reason).toBe('old-protocol');
+    expect(error.message).toMatch(/protocol version 1/);
+    expect(b.sent.length).toBe(0);
   });
 
   it('refuses an initiator whose signature covers a different static key (bad-identity)', async () => {
@@ -322,15 +368,6 @@ describe('establishSecureLink: refusals', () => {
     }
   });
 
-  it('an initiator resolves only on the confirm: a responder that never confirms means timeout', async () => {
-    const [a, b] = memoryLinkPair();
-    const responderIdentity = generateIdentity();
-    const initiator = establishSecureLink(a, options(generateIdentity(), 'alice', { timeoutMs: 100 }));
-    const hand = handResponder(b, (key) => encodeHandshakePayload(responderIdentity, 'bob', key));
-    expect((await handshakeError(initiator)).reason).toBe('timeout');
-    expect(hand.isComplete).toBe(true);
-  });
-
   it('times out against a silent peer, on either side, and closes the link', async () => {
     const [a] = memoryLinkPair();
     const asInitiator = await handshakeError(
@@ -345,11 +382,25 @@ describe('establishSecureLink: refusals', () => {
     expect(asResponder.reason).toBe('timeout');
   });
 
-  it('reports closed when the peer hangs up early, and aborted on the signal', async () => {
+  it('reports rejected when the peer hangs up before answering, closed after, and aborted on the signal', async () => {
+    // A responder that hangs up before answering is one that refused the key: it says nothing either way.
     const [a, b] = memoryLinkPair();
     const initiator = establishSecureLink(a, options(generateIdentity(), 'a'));
     b.close();
-    expect((await handshakeError(initiator)).reason).toBe('closed');
+    expect((await handshakeError(initiator)).reason).toBe('rejected');
+
+    const [i, r] = memoryLinkPair();
+    const responder = establishSecureLink(r, options(generateIdentity(), 'r'));
+    const opening = new HandshakeState({
+      pattern: 'XXpsk0',
+      initiator: true,
+      staticKeyPair: generateKeyPair(),
+      prologue: SECURE_CHANNEL_PROLOGUE,
+      psk: meshKey(7),
+    });
+    i.once('frame', () => i.close());
+    i.send(opening.writeMessage(EMPTY));
+    expect((await handshakeError(responder)).reason).toBe('closed');
 
     const [c] = memoryLinkPair();
     const controller = new AbortController();
@@ -366,7 +417,7 @@ describe('establishSecureLink: refusals', () => {
   it('rejects a mesh key that is not 32 bytes before touching the link', async () => {
     const [a] = memoryLinkPair();
     const result = await outcome(
-      establishSecureLink(a, options(generateIdentity(), 'a', { meshKey: new Uint8Array(16) })),
+      establishSecureLink(a, options(generateIdentity(), 'a', { meshKeys: [new Uint8Array(16)] })),
     );
     expect(result.ok).toBe(false);
     expect(result.ok ? undefined : (result.error as NearmeshError).code).toBe('invalid-mesh-key');
@@ -434,8 +485,8 @@ describe('SecureLink: tampering after the handshake', () => {
 
 describe('establishSecureLink: property', () => {
   // Which handshake frame gets replaced: 1 = msg 1 to the responder, 2 = msg 2 to the initiator,
-  // 3 = msg 3 to the responder, 4 = the confirm to the initiator.
-  async function injectAt(position: 1 | 2 | 3 | 4, garbage: Uint8Array): Promise<unknown> {
+  // 3 = msg 3 to the responder.
+  async function injectAt(position: 1 | 2 | 3, garbage: Uint8Array): Promise<unknown> {
     const [a, b] = memoryLinkPair();
     const identity = generateIdentity();
     const opts = options(identity, 'victim', { timeoutMs: 1000 });
@@ -449,33 +500,23 @@ describe('establishSecureLink: property', () => {
       a.deliver(garbage);
       return outcome(victim).then((r) => (r.ok ? r.value : r.error));
     }
-    if (position === 3) {
-      const victim = establishSecureLink(b, opts);
-      const staticKeyPair = generateKeyPair();
-      const hand = new HandshakeState({
-        pattern: 'XXpsk3',
-        initiator: true,
-        staticKeyPair,
-        prologue: SECURE_CHANNEL_PROLOGUE,
-        psk: meshKey(7),
-      });
-      a.once('frame', () => b.deliver(garbage));
-      a.send(hand.writeMessage(EMPTY));
-      return outcome(victim).then((r) => (r.ok ? r.value : r.error));
-    }
-    const victim = establishSecureLink(a, opts);
-    handResponder(
-      b,
-      (key) => encodeHandshakePayload(identity, 'hand', key),
-      () => b.send(garbage),
-    );
+    const victim = establishSecureLink(b, opts);
+    const hand = new HandshakeState({
+      pattern: 'XXpsk0',
+      initiator: true,
+      staticKeyPair: generateKeyPair(),
+      prologue: SECURE_CHANNEL_PROLOGUE,
+      psk: meshKey(7),
+    });
+    a.once('frame', () => b.deliver(garbage));
+    a.send(hand.writeMessage(EMPTY));
     return outcome(victim).then((r) => (r.ok ? r.value : r.error));
   }
 
   it('random bytes as any handshake message yield only HandshakeError', async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.constantFrom(1, 2, 3, 4) as fc.Arbitrary<1 | 2 | 3 | 4>,
+        fc.constantFrom(1, 2, 3) as fc.Arbitrary<1 | 2 | 3>,
         fc.uint8Array({ maxLength: 400 }),
         async (position, garbage) => {
           const result = await injectAt(position, garbage);

@@ -29,7 +29,7 @@ transport.on('warning', (error) => say({ event: 'warning', message: String(error
 
 if (role === 'acceptor') {
   transport.on('link', async (link) => {
-    const secure = await establishSecureLink(link, { identity, meshKey, name: 'bench-acceptor' });
+    const secure = await establishSecureLink(link, { identity, meshKeys: [meshKey], name: 'bench-acceptor' });
     let bytes = 0;
     let first;
     let firstSize = 0;
@@ -60,7 +60,7 @@ if (role === 'acceptor') {
     const link = await transport.dial(candidate.address);
     const gattAt = performance.now();
     await resolver.stop();
-    const secure = await establishSecureLink(link, { identity, meshKey, name: 'bench-dialer' });
+    const secure = await establishSecureLink(link, { identity, meshKeys: [meshKey], name: 'bench-dialer' });
     const linkAt = performance.now();
     say({
       event: 'link',

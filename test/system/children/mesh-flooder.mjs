@@ -1,7 +1,9 @@
 // A hostile member of the mesh for the mesh system test: it holds the mesh key, so it links to an agent
 // like any peer (TCP, Noise handshake, its own fresh identity), then sends routed frames as fast as
 // back-pressure allows: half of them copies of one (source, id), half with a spent hop budget (ttl 0 or
-// 1) from random sources with random ids. It uses the built dist/ (npm test builds first).
+// 1) from random sources with random ids, each with a made-up origin tag (a relay cannot check a tag for
+// someone else, so these are forwarded as far as their hop budget lets them). It uses the built dist/
+// (npm test builds first).
 // Usage: node mesh-flooder.mjs <host:port> <mesh key (base64url)> <frame count> [mode]
 // mode: "mixed" (default, as above), "duplicates" (only copies), "expired" (only spent frames, random
 // sources), "expired-one-source" (only spent frames, one source, random ids).
@@ -31,6 +33,7 @@ const duplicate = encodeMessage({
   ackRequested: false,
   payload,
   route: { ttlHops: 4, source: randomPeerId(), destination: randomPeerId() },
+  auth: randomBytes(16),
 });
 
 const oneSource = randomPeerId();
@@ -39,7 +42,7 @@ const isDuplicate = (index) => (mode === 'mixed' ? index % 2 === 0 : mode === 'd
 const identity = generateIdentity();
 const transport = new TcpTransport({ listen: false });
 const link = await transport.dial(address, { timeoutMs: 5_000 });
-const secure = await establishSecureLink(link, { identity, meshKey: meshKey.value, name: 'flooder' });
+const secure = await establishSecureLink(link, { identity, meshKeys: [meshKey.value], name: 'flooder' });
 // Read (and ignore) what the agent sends, so its side never backs up on us.
 secure.on('message', () => {});
 secure.on('close', (error) => {
@@ -69,6 +72,7 @@ while (sent < count) {
         source: mode === 'expired-one-source' ? oneSource : randomPeerId(),
         destination: randomPeerId(),
       },
+      auth: randomBytes(16),
     });
     expired++;
   }
