@@ -674,7 +674,11 @@ export class Agent {
         const revocation = this.#trusted().revoke(id, reason);
         return { revoked: revocation.revoked, issued_at: new Date(revocation.issuedAtMs).toISOString() };
       },
-      rekey: (overlapMs: number) => this.#trusted().rekey(overlapMs),
+      rekey: async (overlapMs: number | undefined) => {
+        const overlap = overlapMs ?? this.config.security.rekeyOverlapMs;
+        const rotated = await this.#trusted().rekey(overlap);
+        return { epoch: rotated.epoch, key_id: rotated.keyId, overlap_ms: overlap };
+      },
       streamOpen: (peer: string, name: string) =>
         this.#sessions().open(this.messenger.resolvePeer(peer), name),
       streamWrite: (stream: number, bytes: Uint8Array) => this.#sessions().write(stream, bytes),

@@ -35,6 +35,7 @@ async function registerClientCommands(cli: Command): Promise<void> {
     import('./trace-command.js'),
     import('./console-command.js'),
     import('./doctor-command.js'),
+    import('./revoke-command.js'),
   ]);
   const [
     keygen,
@@ -54,6 +55,7 @@ async function registerClientCommands(cli: Command): Promise<void> {
     trace,
     consoleCmd,
     doctor,
+    trust,
   ] = modules;
   keygen.registerKeygenCommand(cli);
   id.registerIdCommand(cli);
@@ -72,6 +74,7 @@ async function registerClientCommands(cli: Command): Promise<void> {
   trace.registerTraceCommand(cli);
   consoleCmd.registerConsoleCommand(cli);
   doctor.registerDoctorCommand(cli);
+  trust.registerTrustCommands(cli);
 }
 
 try {

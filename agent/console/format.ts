@@ -1,6 +1,6 @@
 // The text the CLI and the console print for status, peers, routes, links, call results and trace
 // lines: written once, here.
-import type { AgentStatus, MqttState } from '../agent.js';
+import type { AgentStatus, MqttState, SecurityStatus } from '../agent.js';
 import { formatTable } from '../cli/table.js';
 import type { RouteInfo, TraceEvent } from '../control/wire.js';
 import type { PeerInfo } from '../links/peer-directory.js';
@@ -23,6 +23,7 @@ export function formatStatus(status: StatusReport): string {
     `peers     ${status.peers.connected} connected, ${status.peers.routed} through the mesh, ${status.peers.known} known`,
     `mesh      ttl ${status.mesh.ttl}, ${status.mesh.relay ? 'relaying' : 'not relaying'}${status.mesh.groups.length > 0 ? `, groups ${status.mesh.groups.join(', ')}` : ''}`,
     `mqtt      ${describeMqtt(status.mqtt)}`,
+    `security  ${describeSecurity(status.security)}`,
     `board     ${status.board.name}${status.board.model === null ? '' : ` (${status.board.model})`}`,
     `device    ${describeTelemetry(status.telemetry)}`,
     `data dir  ${status.data_dir}`,
@@ -31,6 +32,17 @@ export function formatStatus(status: StatusReport): string {
   const counters = Object.entries(status.counters);
   if (counters.length > 0) lines.push('counters', ...counters.map(([name, value]) => `  ${name} ${value}`));
   return `${lines.join('\n')}\n`;
+}
+
+function describeSecurity(security: SecurityStatus): string {
+  const parts = [`key epoch ${security.key_epoch}`];
+  if (security.previous_key_until !== null)
+    parts.push(`previous key accepted until ${security.previous_key_until}`);
+  parts.push(`${security.revoked} revoked`);
+  parts.push(security.admins.length === 0 ? 'admins: any member' : `admins: ${security.admins.join(', ')}`);
+  const shunned = security.neighbours_blamed.filter((row) => row.shunned_until !== null).length;
+  if (shunned > 0) parts.push(`${shunned} neighbour${shunned === 1 ? '' : 's'} shunned`);
+  return parts.join(', ');
 }
 
 function describeMqtt(mqtt: MqttState): string {
@@ -62,7 +74,8 @@ export function formatPeers(peers: readonly PeerInfo[]): string {
   const nameOf = (id: string | null): string => peers.find((peer) => peer.id === id)?.name ?? id ?? '?';
   const rows = peers.map((peer) => [
     peer.id,
-    peer.name,
+    // The name is someone else's: say so where people look for it.
+    peer.name_conflict ? `${peer.name} (name owned by another id)` : peer.name,
     peer.state,
     peer.medium ?? '-',
     peer.state === 'routed' ? `via ${nameOf(peer.next_hop)}` : (peer.address ?? peer.addresses[0] ?? '-'),

@@ -43,8 +43,8 @@ export interface ControlHandlers {
   routes(): unknown;
   /** Revokes an identity across the mesh (admins only). */
   revoke(peer: string, reason: string): unknown;
-  /** Rotates the mesh key; the old one stays accepted for `overlapMs` (admins only). */
-  rekey(overlapMs: number): Promise<unknown>;
+  /** Rotates the mesh key; the old one stays accepted for `overlapMs` (default: the config's) (admins only). */
+  rekey(overlapMs: number | undefined): Promise<unknown>;
   /** Streams (`nearmesh stream`): open one to a peer, write to it, end it; receive those opened to a name. */
   streamOpen(peer: string, name: string): Promise<{ result: unknown; stop: () => void }>;
   streamWrite(stream: number, bytes: Uint8Array): Promise<unknown>;

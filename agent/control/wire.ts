@@ -53,12 +53,13 @@ export const requestSchema = z.discriminatedUnion('cmd', [
     .object({
       id: requestId,
       cmd: z.literal('rekey'),
-      // At most the 24 days a rotation record may carry (PROTOCOL.md §13.6).
+      // At most the 24 days a rotation record may carry (PROTOCOL.md §13.6); absent: [security] rekey_overlap.
       overlap_ms: z
         .number()
         .int()
         .min(0)
-        .max(24 * 24 * 3_600_000),
+        .max(24 * 24 * 3_600_000)
+        .optional(),
     })
     .strict(),
   z

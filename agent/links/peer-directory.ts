@@ -38,6 +38,8 @@ export interface PeerInfo {
   hops: number | null;
   /** The neighbour a routed peer is reached through. */
   next_hop: string | null;
+  /** The name belongs to another identity, which claimed it first (PROTOCOL.md §13.2): a possible impostor. */
+  name_conflict: boolean;
 }
 
 export class PeerDirectory {
@@ -107,6 +109,7 @@ function describePeer(record: PeerRecord, rssiDbm: number | undefined): PeerInfo
         : null,
     hops: connection !== undefined ? 1 : null,
     next_hop: null,
+    name_conflict: false,
   };
 }
 

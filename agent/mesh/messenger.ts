@@ -189,9 +189,12 @@ export class Messenger extends TypedEmitter<MessengerEvents> {
         connected_since: null,
         hops: remote.hops ?? null,
         next_hop: remote.nextHop ?? null,
+        name_conflict: false,
       });
     }
-    return [...rows.values()].sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
+    return [...rows.values()]
+      .map((row) => ({ ...row, name_conflict: this.members.isImpostor(row.id, row.name) }))
+      .sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
   }
 
   /** Fails every routed send still waiting (the agent is stopping). */

@@ -43,6 +43,8 @@ export function simIdentity(index: number): Identity {
 export class MeshSim {
   readonly nodes = new Map<string, SimNode>();
   readonly #queue: { from: string; to: string; frame: Uint8Array }[] = [];
+  /** Every frame put on a link, while a capture is running (what a relay could record). */
+  #log: { from: string; frame: Uint8Array }[] | undefined;
   readonly #links = new Set<string>();
   nowMs = 0;
   frames = 0;
@@ -107,7 +109,7 @@ export class MeshSim {
         peerId: other,
         send: (message) => {
           if (!this.#links.has(linkKey(self, other))) return false;
-          this.#queue.push({ from: self, to: other, frame: encodeMessage(message) });
+          this.#put(self, other, encodeMessage(message));
           return true;
         },
       });
@@ -148,7 +150,20 @@ export class MeshSim {
 
   /** Hands `message` to `to` as if `from` (a neighbour, or a hostile member linked to it) had sent it. */
   inject(from: string, to: string, message: RoutedMessage): void {
-    this.#queue.push({ from, to, frame: encodeMessage(message) });
+    this.#put(from, to, encodeMessage(message));
+  }
+
+  /** Starts recording the frames `from` puts on its links; the function returns those recorded so far. */
+  capture(from: string): () => Uint8Array[] {
+    this.#log ??= [];
+    const log = this.#log;
+    const start = log.length;
+    return () => log.slice(start).flatMap((entry) => (entry.from === from ? [entry.frame] : []));
+  }
+
+  #put(from: string, to: string, frame: Uint8Array): void {
+    this.#queue.push({ from, to, frame });
+    this.#log?.push({ from, frame });
   }
 
   /** Every node announces (as its periodic timer would) and the announcements settle. */

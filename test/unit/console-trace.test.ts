@@ -109,6 +109,7 @@ function fakeContext(overrides: Partial<ConsoleContext> = {}): ConsoleContext & 
         connected_since: '',
         hops: 1,
         next_hop: null,
+        name_conflict: false,
       },
     ],
     routes: () => [],
