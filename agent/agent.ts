@@ -302,6 +302,7 @@ export class Agent {
         const isKnown = links.directory.get(id) !== undefined || router.agent(id) !== undefined;
         return isKnown ? { id, name: nameOf(id) } : undefined;
       },
+      ownsName: (peerId, name) => !trust.members.isImpostor(peerId, name),
       onCapabilitiesChanged: () => router.setCapabilities(registry.capabilities()),
       counters: this.counters,
       log,
@@ -673,6 +674,10 @@ export class Agent {
         const id = this.messenger.resolvePeer(peer);
         const revocation = this.#trusted().revoke(id, reason);
         return { revoked: revocation.revoked, issued_at: new Date(revocation.issuedAtMs).toISOString() };
+      },
+      meshKey: () => {
+        const current = (this.#trust as TrustState).keyRing.current;
+        return { epoch: current.epoch, mesh_key: Buffer.from(current.key).toString('base64url') };
       },
       rekey: async (overlapMs: number | undefined) => {
         const overlap = overlapMs ?? this.config.security.rekeyOverlapMs;

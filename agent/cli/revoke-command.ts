@@ -1,6 +1,7 @@
 // `nearmesh revoke <peer> [--reason TEXT]` and `nearmesh rekey [--overlap DURATION]`: remove a member from
 // the mesh for good, and rotate the mesh key so that what the removed device knows stops working
 // (PROTOCOL.md §13.5, §13.6). Only agents in [security] admins may (every member when the list is empty).
+// `nearmesh mesh-key` prints the key in use now, for a new device's mesh_key.
 import type { Command } from 'commander';
 import { parseDuration } from '../coordination/duration.js';
 import { addClientOptions, type ClientOptions, printJson, requestOnce } from './client-options.js';
@@ -31,6 +32,15 @@ export function registerTrustCommands(program: Command): void {
       `revoked ${result.revoked}: every agent refuses it once the revocation reaches it\n` +
         'it still knows the mesh key: run `nearmesh rekey` so that its copy stops working\n',
     );
+  });
+  addClientOptions(
+    program
+      .command('mesh-key')
+      .description('print the mesh key in use now (a secret), for a new device’s mesh_key'),
+  ).action(async (options: ClientOptions) => {
+    const result = (await requestOnce(options, { cmd: 'mesh-key' })) as { epoch: number; mesh_key: string };
+    if (options.json === true) return printJson(result);
+    process.stdout.write(`${result.mesh_key}\n`);
   });
   addClientOptions(
     program

@@ -43,6 +43,8 @@ export interface ControlHandlers {
   routes(): unknown;
   /** Revokes an identity across the mesh (admins only). */
   revoke(peer: string, reason: string): unknown;
+  /** The mesh key in use now and its epoch (a secret: the socket is 0600), to give a new device. */
+  meshKey(): unknown;
   /** Rotates the mesh key; the old one stays accepted for `overlapMs` (default: the config's) (admins only). */
   rekey(overlapMs: number | undefined): Promise<unknown>;
   /** Streams (`nearmesh stream`): open one to a peer, write to it, end it; receive those opened to a name. */
@@ -238,6 +240,8 @@ export class ControlServer {
         return this.handlers.revoke(request.peer, request.reason ?? '');
       case 'rekey':
         return this.handlers.rekey(request.overlap_ms);
+      case 'mesh-key':
+        return this.handlers.meshKey();
       case 'call':
         return this.handlers.call(request);
       case 'actions':

@@ -49,6 +49,7 @@ export const requestSchema = z.discriminatedUnion('cmd', [
       reason: z.string().max(128).optional(),
     })
     .strict(),
+  z.object({ id: requestId, cmd: z.literal('mesh-key') }).strict(),
   z
     .object({
       id: requestId,

@@ -36,6 +36,11 @@ export interface CoordinatorOptions {
   knownAgents(): KnownAgent[];
   /** A peer id for an id or name the mesh knows (direct links and announcements). */
   resolvePeer(reference: string): { id: string; name: string } | undefined;
+  /**
+   * Whether the name `peerId` announces is its own (no other identity claimed it first): an `allow` list
+   * naming "hall-pi" must not let in another device that calls itself hall-pi. Default: every name is.
+   */
+  ownsName?(peerId: string, name: string): boolean;
   /** The registry changed (an app registered or removed an action or sensor): announce it. */
   onCapabilitiesChanged(): void;
   counters: Counters;
@@ -482,7 +487,9 @@ export class Coordinator extends TypedEmitter<CoordinatorEvents> {
   #describe(peerId: string): { name?: string; groups: readonly string[] } {
     if (peerId === this.#options.selfId) return { name: this.#options.name, groups: this.#options.groups };
     const agent = this.#options.knownAgents().find((known) => known.id === peerId);
-    return agent === undefined ? { groups: [] } : { name: agent.name, groups: agent.groups };
+    if (agent === undefined) return { groups: [] };
+    const ownsName = this.#options.ownsName?.(peerId, agent.name) ?? true;
+    return ownsName ? { name: agent.name, groups: agent.groups } : { groups: agent.groups };
   }
 }
 

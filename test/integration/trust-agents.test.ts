@@ -151,4 +151,24 @@ describe('trust between agents: names, revocation, key rotation', () => {
     const send = await bravo.cli(['send', id(door), 'on the new key']);
     expect(send.code).toBe(0);
   });
+
+  it('a new device given the key `nearmesh mesh-key` prints joins the rotated mesh and takes its epoch', async () => {
+    const current = (await bravo.cli(['mesh-key'])).stdout.trim();
+    expect(current).not.toBe(meshKey);
+    expect((await admin.cli(['mesh-key'])).stdout.trim()).toBe(current);
+    const [port] = await freePorts(1);
+    const newcomer = await startAgent({
+      name: 'newcomer',
+      meshKey: current,
+      port: port as number,
+      peers: [`127.0.0.1:${ports[1]}`],
+      extraToml: `[security]\nadmins = ["${id(admin)}"]\n`,
+    });
+    await waitFor('the newcomer linked and on epoch 1', async () => {
+      const status = await newcomer.json<SecurityView>(['status']);
+      return status.security.key_epoch === 1 && (await connected(newcomer)).includes(id(bravo))
+        ? true
+        : undefined;
+    });
+  });
 });

@@ -30,6 +30,7 @@ const handlers: ControlHandlers = {
   routes: () => [],
   revoke: (peer, reason) => ({ revoked: peer, reason }),
   rekey: async (overlapMs) => ({ epoch: 1, overlap_ms: overlapMs }),
+  meshKey: () => ({ epoch: 0, mesh_key: 'AAAA' }),
   streamOpen: async (peer, name) => ({ result: { stream: 1, peer, name }, stop: () => {} }),
   streamWrite: async (stream, bytes) => ({ stream, bytes: bytes.length }),
   streamEnd: async (stream) => ({ stream }),
