@@ -41,9 +41,10 @@ import { Counters } from './ops/counters.js';
 import type { Logger } from './ops/logger.js';
 import { readTelemetry } from './ops/telemetry.js';
 import { coexistenceQuirk, scanDutyFor, WifiActivity } from './ops/wifi-activity.js';
+import { CoordinationKind } from './protocol/coordination.js';
 import { PROTOCOL_VERSION } from './protocol/index.js';
 import type { JsonObject } from './protocol/json-cbor.js';
-import { systemServiceOf } from './protocol/system-kind.js';
+import { systemKindOf, systemServiceOf } from './protocol/system-kind.js';
 import type { SecureLink } from './security/secure-link.js';
 import { TrustService } from './trust/trust-service.js';
 import { openTrustState, routerTrust, type TrustState } from './trust/trust-state.js';
@@ -57,6 +58,9 @@ type PushControlRequest = Extract<ControlRequest, { cmd: 'push' }>;
 
 /** How long one stream message may wait for its link-level acknowledgement. */
 const STREAM_MESSAGE_TIMEOUT_MS = 15_000;
+
+/** Coordination kinds that act on the device (PROTOCOL.md §14.2). */
+const SIDE_EFFECT_KINDS: ReadonlySet<number> = new Set([CoordinationKind.call, CoordinationKind.lease]);
 
 /** The durable queue of reliable messages, in data_dir. */
 export const MESSAGE_QUEUE_FILE = 'messages.sqlite';
@@ -327,6 +331,10 @@ export class Agent {
           streams.handle(message.from, message.payload);
           break;
         default:
+          // A call or lease runs something: its replay mark is on disk before it does, so not even a crash
+          // right after lets the same routed message run it again (link-local ones ride a Noise session).
+          if (!overDirectLink && SIDE_EFFECT_KINDS.has(systemKindOf(message.payload) ?? 0))
+            trust.replay.flush();
           coordinator.receive(message.from, message.payload);
       }
     };

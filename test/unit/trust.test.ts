@@ -39,13 +39,14 @@ describe('sequence numbers', () => {
   it('never repeat across restarts: each start begins after the last reservation, reserved before use', async () => {
     const path = join(temporaryDir(), TRUST_STORE_FILE);
     const first = await TrustStore.open(path);
-    const counter = new SequenceCounter(first);
+    // A clock at 1970 takes the clock floor out of the way: the reservations alone decide here.
+    const counter = new SequenceCounter(first, () => {}, 0);
     const used = Array.from({ length: 10 }, () => counter.next());
     expect(used).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     expect(first.reservedSequence).toBe(SEQUENCE_BLOCK);
     first.close(); // as after a crash: nothing more written than the reservation
     const second = await TrustStore.open(path);
-    const again = new SequenceCounter(second);
+    const again = new SequenceCounter(second, () => {}, 0);
     expect(again.next()).toBe(SEQUENCE_BLOCK);
     expect(second.reservedSequence).toBe(2 * SEQUENCE_BLOCK);
     second.close();
@@ -61,9 +62,25 @@ describe('sequence numbers', () => {
         },
       },
       (error) => errors.push(error),
+      0,
     );
     expect([counter.next(), counter.next()]).toEqual([7, 8]);
     expect(errors).toHaveLength(1);
+  });
+
+  it('with its reservations lost, starts above every number it used before, by the clock', async () => {
+    const store = await TrustStore.open(':memory:');
+    const startedAtMs = Date.parse('2026-12-01T00:00:00Z');
+    const before = new SequenceCounter(store, () => {}, startedAtMs);
+    let last = 0;
+    for (let i = 0; i < 100_000; i++) last = before.next();
+    store.close();
+    // A day later, trust.sqlite gone: a fresh store, and still no number from before.
+    const fresh = await TrustStore.open(':memory:');
+    const after = new SequenceCounter(fresh, () => {}, startedAtMs + 86_400_000);
+    expect(after.next()).toBeGreaterThan(last);
+    expect(last).toBeLessThanOrEqual(Number.MAX_SAFE_INTEGER);
+    fresh.close();
   });
 });
 
