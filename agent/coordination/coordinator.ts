@@ -4,6 +4,7 @@
 import { NearmeshError } from '../errors.js';
 import { TypedEmitter } from '../events.js';
 import type { KnownAgent } from '../mesh/topology.js';
+import { setBounded } from '../ops/bounded-map.js';
 import type { Counters } from '../ops/counters.js';
 import type { Logger } from '../ops/logger.js';
 import {
@@ -401,12 +402,7 @@ export class Coordinator extends TypedEmitter<CoordinatorEvents> {
   #learned(peer: string, reading: Reading): void {
     const event: SensorReadingEvent = { peer, name: this.#nameOf(peer) ?? peer, ...reading };
     const key = `${peer}/${reading.sensor}`;
-    this.#latest.delete(key);
-    if (this.#latest.size >= MAX_CACHED_READINGS) {
-      const oldest = this.#latest.keys().next().value;
-      if (oldest !== undefined) this.#latest.delete(oldest);
-    }
-    this.#latest.set(key, event);
+    setBounded(this.#latest, key, event, MAX_CACHED_READINGS);
     this.emit('reading', event);
   }
 

@@ -1,6 +1,8 @@
 // The receiving side of a remote call: checks whether the caller (the mesh source, which the envelope
 // authenticates) may, runs each call id once (a retry gets the first run's result), waits for the agreed
 // instant in mesh time, and runs the handler. Every refusal and failure is a result.
+
+import { setBounded } from '../ops/bounded-map.js';
 import type { Counters } from '../ops/counters.js';
 import type { CallMessage, ResultMessage } from '../protocol/coordination.js';
 import type { CallResult } from './handler.js';
@@ -135,12 +137,7 @@ export class Executor {
   }
 
   #remember(key: string, entry: Remembered): void {
-    this.#remembered.delete(key);
-    if (this.#remembered.size >= REMEMBERED_CALLS) {
-      const oldest = this.#remembered.keys().next().value;
-      if (oldest !== undefined) this.#remembered.delete(oldest);
-    }
-    this.#remembered.set(key, entry);
+    setBounded(this.#remembered, key, entry, REMEMBERED_CALLS);
   }
 }
 

@@ -2,6 +2,7 @@
 // four-timestamp exchange, over the mesh, filtered by minimum delay) so that "fire at T" means the same
 // instant everywhere without trusting that the system clocks agree.
 import { performance } from 'node:perf_hooks';
+import { setBounded } from '../ops/bounded-map.js';
 import type { TimeReplyMessage, TimeRequestMessage } from '../protocol/coordination.js';
 import { type ClockEstimate, ClockOffsetEstimator } from './clock-offset.js';
 
@@ -111,12 +112,8 @@ export class TimeSync {
   #peerClock(peer: string): PeerClock {
     let clock = this.#peers.get(peer);
     if (clock === undefined) {
-      if (this.#peers.size >= MAX_PEERS) {
-        const oldest = this.#peers.keys().next().value;
-        if (oldest !== undefined) this.#peers.delete(oldest);
-      }
       clock = { estimator: new ClockOffsetEstimator(), syncedAtMs: 0, burst: undefined };
-      this.#peers.set(peer, clock);
+      setBounded(this.#peers, peer, clock, MAX_PEERS);
     }
     return clock;
   }

@@ -2,6 +2,7 @@
 // SHA-256 of the key), so a key is taken from whoever presents it: the handshake, a verified signature, an
 // ANNOUNCE, or the trust store's record of members. Bounded: the least recently used key goes first.
 import { createPublicKey, type KeyObject } from 'node:crypto';
+import { setBounded } from '../ops/bounded-map.js';
 import { peerIdFromPublicKey } from './peer-id.js';
 
 export const ED25519_PUBLIC_KEY_BYTES = 32;
@@ -32,17 +33,13 @@ export class KeyDirectory {
     if (publicKey.length !== ED25519_PUBLIC_KEY_BYTES) throw new RangeError('not a 32-byte Ed25519 key');
     const peerId = peerIdFromPublicKey(publicKey);
     const known = this.#keys.get(peerId);
-    this.#keys.delete(peerId);
-    if (known !== undefined) {
-      this.#keys.set(peerId, known);
-      return peerId;
-    }
-    if (this.#keys.size >= this.capacity) {
-      const oldest = this.#keys.keys().next().value;
-      if (oldest !== undefined) this.#keys.delete(oldest);
-    }
-    this.#keys.set(peerId, { publicKey: Uint8Array.from(publicKey), verifier: undefined });
-    this.onLearned?.(peerId, publicKey);
+    setBounded(
+      this.#keys,
+      peerId,
+      known ?? { publicKey: Uint8Array.from(publicKey), verifier: undefined },
+      this.capacity,
+    );
+    if (known === undefined) this.onLearned?.(peerId, publicKey);
     return peerId;
   }
 

@@ -4,6 +4,8 @@
 // `send NAME` never quietly picks the wrong device. The registry also remembers every member met (the
 // trust store keeps them), which is who may still link with an old mesh key during a key rotation.
 
+import { setBounded } from '../ops/bounded-map.js';
+
 /** Claims remembered per name, and names with claims remembered at all: bounded whatever is announced. */
 const MAX_CLAIMANTS_PER_NAME = 8;
 const MAX_CLAIMED_NAMES = 4_096;
@@ -108,18 +110,9 @@ export class MemberRegistry {
   #noteClaim(name: string, id: string, nowMs: number): void {
     let claims = this.#claims.get(name);
     if (claims === undefined) {
-      if (this.#claims.size >= MAX_CLAIMED_NAMES) {
-        const oldest = this.#claims.keys().next().value;
-        if (oldest !== undefined) this.#claims.delete(oldest);
-      }
       claims = new Map();
-      this.#claims.set(name, claims);
+      setBounded(this.#claims, name, claims, MAX_CLAIMED_NAMES);
     }
-    claims.delete(id);
-    if (claims.size >= MAX_CLAIMANTS_PER_NAME) {
-      const oldest = claims.keys().next().value;
-      if (oldest !== undefined) claims.delete(oldest);
-    }
-    claims.set(id, nowMs);
+    setBounded(claims, id, nowMs, MAX_CLAIMANTS_PER_NAME);
   }
 }

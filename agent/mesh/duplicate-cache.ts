@@ -2,6 +2,7 @@
 // once per path, and only the first copy may be delivered or forwarded. Bounded twice over: entries leave
 // after a time window (so a source's deliberate retransmission passes again) and the oldest leave first
 // past a fixed count, so memory stays flat under any load, a hostile flood included.
+import { setBounded } from '../ops/bounded-map.js';
 
 export const DEFAULT_DUPLICATE_WINDOW_MS = 2_000;
 /** At 1,000 messages/s a 2 s window holds 2,000 keys; the cap leaves room for bursts. */
@@ -35,11 +36,7 @@ export class DuplicateCache {
     this.#expire(nowMs);
     const key = `${source}${typeCode}:${id}:${variant}`;
     if (this.#seenAtMs.has(key)) return false;
-    this.#seenAtMs.set(key, nowMs);
-    if (this.#seenAtMs.size > this.capacity) {
-      const oldest = this.#seenAtMs.keys().next().value;
-      if (oldest !== undefined) this.#seenAtMs.delete(oldest);
-    }
+    setBounded(this.#seenAtMs, key, nowMs, this.capacity);
     return true;
   }
 

@@ -2,6 +2,7 @@
 // to get through says its route may run through an agent that swallows traffic. Two such outcomes in a row
 // for one (destination, next hop) and that next hop is avoided for that destination for a while, so the
 // next shortest path, or a flood, carries the traffic. One outcome alone can be an ordinary lost frame.
+import { setBounded } from '../ops/bounded-map.js';
 
 /** Failures in a row that make a next hop avoided. */
 const FAILURES_TO_PENALISE = 2;
@@ -21,12 +22,8 @@ export class RoutePenalties {
   failed(destination: string, nextHop: string, nowMs: number): boolean {
     let hops = this.#byDestination.get(destination);
     if (hops === undefined) {
-      if (this.#byDestination.size >= MAX_TRACKED) {
-        const oldest = this.#byDestination.keys().next().value;
-        if (oldest !== undefined) this.#byDestination.delete(oldest);
-      }
       hops = new Map();
-      this.#byDestination.set(destination, hops);
+      setBounded(this.#byDestination, destination, hops, MAX_TRACKED);
     }
     const record = hops.get(nextHop) ?? { failuresInRow: 0, avoidedUntilMs: 0 };
     hops.set(nextHop, record);

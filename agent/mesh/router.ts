@@ -6,6 +6,7 @@
 // no path is known; broadcasts and groups follow the source's shortest-path tree.
 import { FrameTooLargeError } from '../errors.js';
 import { TypedEmitter } from '../events.js';
+import { setBounded } from '../ops/bounded-map.js';
 import type { Counters } from '../ops/counters.js';
 import {
   type Announcement,
@@ -318,12 +319,7 @@ export class Router extends TypedEmitter<RouterEvents> {
   #learn(message: Extract<RoutedMessage, { type: 'announce' }>, from: string, nowMs: number): void {
     const source = message.route.source;
     this.#topology.update(source, message.announcement, message.relays, nowMs);
-    this.#announcements.delete(source);
-    if (this.#announcements.size >= MAX_KNOWN_AGENTS) {
-      const oldest = this.#announcements.keys().next().value;
-      if (oldest !== undefined) this.#announcements.delete(oldest);
-    }
-    this.#announcements.set(source, message);
+    setBounded(this.#announcements, source, message, MAX_KNOWN_AGENTS);
     this.emit('announcement', source, message.announcement, from);
   }
 

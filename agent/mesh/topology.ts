@@ -3,6 +3,8 @@
 // its ends announce it, and announcements are signed by their origins, so no agent can invent a link to an
 // honest one), and to forward a broadcast along one shortest-path tree per source (every agent computes
 // the same tree from the same announcements), instead of over every link.
+
+import { setBounded } from '../ops/bounded-map.js';
 import type { Announcement, Capabilities } from '../protocol/index.js';
 import { groupId } from './address.js';
 
@@ -65,24 +67,26 @@ export class Topology {
       !sameMembers(previous.neighbours, neighbours) ||
       !sameGroups;
     // Most recently heard last, so the one forgotten when full is the longest silent.
-    this.#agents.delete(id);
-    if (this.#agents.size >= MAX_KNOWN_AGENTS) {
-      const oldest = this.#agents.keys().next().value;
-      if (oldest !== undefined) this.#agents.delete(oldest);
-      this.#changed();
-    }
-    this.#agents.set(id, {
+    const forgotten = setBounded(
+      this.#agents,
       id,
-      name: announcement.name,
-      groups: announcement.groups,
-      groupIds:
-        previous !== undefined && sameGroups ? previous.groupIds : new Set(announcement.groups.map(groupId)),
-      relays,
-      neighbours,
-      initialTtl: announcement.initialTtl,
-      heardAtMs: nowMs,
-      capabilities: announcement.capabilities,
-    });
+      {
+        id,
+        name: announcement.name,
+        groups: announcement.groups,
+        groupIds:
+          previous !== undefined && sameGroups
+            ? previous.groupIds
+            : new Set(announcement.groups.map(groupId)),
+        relays,
+        neighbours,
+        initialTtl: announcement.initialTtl,
+        heardAtMs: nowMs,
+        capabilities: announcement.capabilities,
+      },
+      MAX_KNOWN_AGENTS,
+    );
+    if (forgotten !== undefined) this.#changed();
     if (isNews) this.#changed();
     return isNews;
   }

@@ -25,6 +25,7 @@ import {
 import { extname, join } from 'node:path';
 import { TypedEmitter } from '../events.js';
 import { writeFileAtomic } from '../ops/atomic-file.js';
+import { setBounded } from '../ops/bounded-map.js';
 import { Counters } from '../ops/counters.js';
 import {
   type ChunkMessage,
@@ -613,11 +614,7 @@ export class TransferReceiver extends TypedEmitter<TransferReceiverEvents> {
     }
     this.#forget(transfer);
     await unlink(this.#sidecarPath(hex)).catch(() => {});
-    this.#completed.set(hex, { from, size: transfer.size });
-    if (this.#completed.size > COMPLETED_MEMORY) {
-      const oldest = this.#completed.keys().next().value;
-      if (oldest !== undefined) this.#completed.delete(oldest);
-    }
+    setBounded(this.#completed, hex, { from, size: transfer.size }, COMPLETED_MEMORY);
     this.counters.increment('received');
     this.#sendQuietly(from, { kind: 'transfer-result', transferId: transfer.id, outcome: { ok: true } });
     this.emit('received', {

@@ -1,5 +1,6 @@
 // Lets an event through at most once per interval per key: a peer with the wrong mesh key that
 // retries every second must not fill the journal.
+import { setBounded } from './bounded-map.js';
 
 export class RateLimiter {
   readonly #lastMs = new Map<string, number>();
@@ -15,13 +16,8 @@ export class RateLimiter {
     const nowMs = this.now();
     const last = this.#lastMs.get(key);
     if (last !== undefined && nowMs - last < this.intervalMs) return false;
-    // Bounded memory under a flood of distinct keys: forget the oldest entry.
-    if (this.#lastMs.size >= this.maxKeys && last === undefined) {
-      const oldest = this.#lastMs.keys().next().value;
-      if (oldest !== undefined) this.#lastMs.delete(oldest);
-    }
-    this.#lastMs.delete(key);
-    this.#lastMs.set(key, nowMs);
+    // Bounded memory under a flood of distinct keys: the oldest entry is forgotten.
+    setBounded(this.#lastMs, key, nowMs, this.maxKeys);
     return true;
   }
 }

@@ -7,6 +7,7 @@ import { createHmac, hkdfSync, timingSafeEqual, verify } from 'node:crypto';
 import { type Identity, KeyAgreementError } from '../identity/identity.js';
 import { type KeyDirectory, verifierFor } from '../identity/key-directory.js';
 import { peerIdFromPublicKey, peerIdToBytes } from '../identity/peer-id.js';
+import { setBounded } from '../ops/bounded-map.js';
 import { ORIGIN_SIGNATURE_AUTH_BYTES, ORIGIN_TAG_BYTES } from '../protocol/envelope.js';
 import type { RoutedMessage } from '../protocol/index.js';
 import { originAuthInput } from '../protocol/origin.js';
@@ -104,11 +105,7 @@ export class OriginAuth {
       if (!(error instanceof KeyAgreementError)) throw error;
       key = null;
     }
-    if (this.#pairKeys.size >= this.pairKeyCapacity) {
-      const oldest = this.#pairKeys.keys().next().value;
-      if (oldest !== undefined) this.#pairKeys.delete(oldest);
-    }
-    this.#pairKeys.set(peer, key);
+    setBounded(this.#pairKeys, peer, key, this.pairKeyCapacity);
     return key ?? undefined;
   }
 }

@@ -4,6 +4,7 @@
 // `shunAfter` attributable failures within a minute is shunned for `shunForMs`: its links are closed and it
 // may not link again until then. Failures are logged at most once a minute per neighbour.
 import type { AuthFailure } from '../mesh/router.js';
+import { setBounded } from '../ops/bounded-map.js';
 import type { Logger } from '../ops/logger.js';
 
 const MINUTE_MS = 60_000;
@@ -97,13 +98,7 @@ export class NeighbourBlame {
 
   #recordOf(peer: string, nowMs: number): BlameRecord {
     let record = this.#records.get(peer);
-    if (record !== undefined) {
-      this.#records.delete(peer);
-    } else {
-      if (this.#records.size >= MAX_TRACKED) {
-        const oldest = this.#records.keys().next().value;
-        if (oldest !== undefined) this.#records.delete(oldest);
-      }
+    if (record === undefined) {
       record = {
         failures: 0,
         attributable: 0,
@@ -113,7 +108,7 @@ export class NeighbourBlame {
         shunnedUntilMs: 0,
       };
     }
-    this.#records.set(peer, record);
+    setBounded(this.#records, peer, record, MAX_TRACKED);
     return record;
   }
 }

@@ -11,6 +11,7 @@ import type { Identity } from '../identity/identity.js';
 import { verifierFor } from '../identity/key-directory.js';
 import type { MemberRegistry } from '../identity/member-registry.js';
 import { peerIdFromPublicKey } from '../identity/peer-id.js';
+import { setBounded } from '../ops/bounded-map.js';
 import type { Counters } from '../ops/counters.js';
 import type { Logger } from '../ops/logger.js';
 import type { Announcement } from '../protocol/announcement.js';
@@ -232,12 +233,7 @@ export class TrustService extends TypedEmitter<TrustServiceEvents> {
     const key = `${kind}/${peer}`;
     const nowMs = Date.now();
     if (!now && nowMs - (this.#lastSent.get(key) ?? 0) < RESEND_AFTER_MS) return;
-    this.#lastSent.delete(key);
-    if (this.#lastSent.size >= MAX_PACED_NEIGHBOURS) {
-      const oldest = this.#lastSent.keys().next().value;
-      if (oldest !== undefined) this.#lastSent.delete(oldest);
-    }
-    this.#lastSent.set(key, nowMs);
+    setBounded(this.#lastSent, key, nowMs, MAX_PACED_NEIGHBOURS);
     this.#options
       .sendToNeighbour(peer, payload)
       .catch(() => this.#options.counters.increment('trust.sends_failed'));

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { LineReader } from '../../agent/control/line-reader.js';
 import { Backoff } from '../../agent/links/backoff.js';
 import { RecentIds } from '../../agent/links/recent-ids.js';
+import { setBounded } from '../../agent/ops/bounded-map.js';
 import { RateLimiter } from '../../agent/ops/rate-limiter.js';
 
 describe('RateLimiter', () => {
@@ -61,5 +62,20 @@ describe('LineReader', () => {
     expect(reader.push(Buffer.from('c\nde\nf'))).toEqual(['abc', 'de']);
     expect(reader.push(Buffer.from('\n'))).toEqual(['f']);
     expect(reader.push(Buffer.from('123456789'))).toBe('too-long');
+  });
+});
+
+describe('setBounded', () => {
+  it('keeps the most recently set `capacity` entries, says which one it dropped, and re-setting refreshes', () => {
+    const map = new Map<string, number>();
+    expect(setBounded(map, 'a', 1, 2)).toBeUndefined();
+    expect(setBounded(map, 'b', 2, 2)).toBeUndefined();
+    // Setting 'a' again makes it the most recent: 'b' is now the oldest.
+    expect(setBounded(map, 'a', 3, 2)).toBeUndefined();
+    expect(setBounded(map, 'c', 4, 2)).toBe('b');
+    expect([...map]).toEqual([
+      ['a', 3],
+      ['c', 4],
+    ]);
   });
 });
