@@ -119,19 +119,21 @@ export class MeshKeyRing {
       if (order === 0) return 'held';
       if (order > 0) return 'older';
     }
-    const retired = { epoch: current.epoch, key: current.key, untilMs: nowMs + rotation.overlapMs };
-    this.#retired = [retired, ...this.#retired.filter((old) => old.untilMs > nowMs)].slice(
+    const justRetired = { epoch: current.epoch, key: current.key, untilMs: nowMs + rotation.overlapMs };
+    const retired = [justRetired, ...this.#retired.filter((old) => old.untilMs > nowMs)].slice(
       0,
       MAX_RETIRED_KEYS,
     );
-    this.#current = { epoch: rotation.epoch, key: Uint8Array.from(key), keyId: keyIdOf(key), rotation };
-    await this.#save();
+    const next = { epoch: rotation.epoch, key: Uint8Array.from(key), keyId: keyIdOf(key), rotation };
+    // On disk first: a key this agent dials with must survive a restart (a failed write changes nothing).
+    await this.#save(next, retired);
+    this.#current = next;
+    this.#retired = retired;
     return 'adopted';
   }
 
-  async #save(): Promise<void> {
+  async #save(current: MeshKeyEpoch, retired: readonly RetiredKey[]): Promise<void> {
     if (this.path === undefined) return;
-    const current = this.#current;
     const file: KeyFile = {
       base: this.baseId,
       current: {
@@ -139,7 +141,7 @@ export class MeshKeyRing {
         key: Buffer.from(current.key).toString('base64url'),
         rotation: current.rotation === undefined ? null : bytesToHex(encodeKeyRotation(current.rotation)),
       },
-      retired: this.#retired.map((old) => ({
+      retired: retired.map((old) => ({
         epoch: old.epoch,
         key: Buffer.from(old.key).toString('base64url'),
         untilMs: old.untilMs,

@@ -28,7 +28,7 @@ import {
   rotationSigningBytes,
 } from '../protocol/trust.js';
 import type { MeshKeyRing } from './mesh-key-ring.js';
-import { type RevocationList, signRevocation } from './revocation-list.js';
+import { MAX_REVOCATIONS, type RevocationList, signRevocation } from './revocation-list.js';
 
 /** A neighbour is sent the list, or the key, at most this often (announcements repeat every 30 s). */
 const RESEND_AFTER_MS = 10_000;
@@ -91,7 +91,11 @@ export class TrustService extends TypedEmitter<TrustServiceEvents> {
     if (!this.mayAdminister(identity.peerId)) throw new NotAdminError('revoke');
     if (peerId === identity.peerId) throw new NearmeshError('bad-request', 'an agent cannot revoke itself');
     const revocation = signRevocation(identity, peerId, reason);
-    if (revocations.add(revocation) === 'added') this.#revoked(revocation);
+    const outcome = revocations.add(revocation);
+    if (outcome === 'full') {
+      throw new NearmeshError('revocations-full', `this agent already holds ${MAX_REVOCATIONS} revocations`);
+    }
+    if (outcome === 'added') this.#revoked(revocation);
     const payload = encodeTrust({ kind: 'revocations', entries: [revocation] });
     this.#options.broadcast(payload);
     for (const neighbour of this.#options.neighbours()) this.#send(neighbour, payload, 'revocations');
@@ -144,7 +148,16 @@ export class TrustService extends TypedEmitter<TrustServiceEvents> {
       );
       return;
     }
-    if ((await this.#options.keyRing.adopt(rotation, key)) === 'adopted') this.#keyAdopted(from);
+    let outcome: Awaited<ReturnType<MeshKeyRing['adopt']>>;
+    try {
+      outcome = await this.#options.keyRing.adopt(rotation, key);
+    } catch (error) {
+      // Not kept on disk (a full disk): not taken, so a restart cannot lose a key this agent dials with.
+      counters.increment('trust.store_errors');
+      log.error({ err: error, epoch: rotation.epoch }, 'trust: cannot keep the new mesh key; not taking it');
+      return;
+    }
+    if (outcome === 'adopted') this.#keyAdopted(from);
   }
 
   /**

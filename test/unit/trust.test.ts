@@ -3,7 +3,7 @@
 // numbers never repeat, replay windows survive a restart and an eviction, names stay with their first owner,
 // revocations and rotations are checked before they are taken, and a neighbour that forges gets shunned.
 import { randomBytes } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { generateIdentity, type Identity } from '../../agent/identity/identity.js';
@@ -209,6 +209,17 @@ describe('mesh key ring', () => {
     await ring.adopt(rotation(admin, 1, key1), key1);
     const other = await MeshKeyRing.load(dir, randomBytes(32));
     expect(other.current.epoch).toBe(0);
+  });
+
+  it('a key it cannot keep on disk is not taken, and the service counts it instead of throwing', async () => {
+    const dir = temporaryDir();
+    const ring = await MeshKeyRing.load(dir, base);
+    // A directory where the file goes: the write's rename fails, as on a full or read-only disk.
+    await mkdir(join(dir, MESH_KEYS_FILE));
+    const key1 = randomBytes(32);
+    await expect(ring.adopt(rotation(admin, 1, key1), key1)).rejects.toThrow();
+    expect(ring.current.epoch).toBe(0);
+    expect(ring.accepted()).toEqual([Uint8Array.from(base)]);
   });
 
   it('a damaged file stops the agent with its path named', async () => {
