@@ -55,7 +55,7 @@ export interface AuthFailure {
   neighbour: string;
   /** The origin it claimed. */
   source: string;
-  reason: Exclude<OriginVerdict, 'ok' | 'unverifiable'>;
+  reason: Exclude<OriginVerdict, 'ok' | 'unverifiable' | 'unknown-origin'>;
   /**
    * The neighbour must have made it: every agent checks signatures before forwarding, and a tag under the
    * neighbour's own id can only be the neighbour's. False when an honest relay may have passed it on.
@@ -309,8 +309,10 @@ export class Router extends TypedEmitter<RouterEvents> {
     if (this.#dispatch(forwarded, from) > 0) counters.increment('mesh.forwarded');
   }
 
-  #refuse(from: string, source: string, reason: AuthFailure['reason']): void {
+  #refuse(from: string, source: string, reason: Exclude<OriginVerdict, 'ok' | 'unverifiable'>): void {
     this.#options.counters.increment(`auth.dropped_${reason.replaceAll('-', '_')}`);
+    // An origin whose key this agent does not know yet proves nothing false: no one is blamed for it.
+    if (reason === 'unknown-origin') return;
     const attributable = reason === 'bad-signature' || (reason === 'bad-tag' && source === from);
     this.emit('auth-failure', { neighbour: from, source, reason, attributable });
   }
