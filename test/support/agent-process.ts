@@ -36,6 +36,8 @@ export interface AgentSpec {
   mqtt?: string[];
   /** `[console] serial = <path>`: a serial console on this device (default off). */
   consoleSerial?: string;
+  /** The `[security]` table: who administers, when a forging neighbour is shunned (defaults when absent). */
+  security?: { admins?: string[]; shunAfter?: number; shunFor?: string; rekeyOverlap?: string };
 }
 
 export interface CliResult {
@@ -142,12 +144,26 @@ export function writeConfig(spec: AgentSpec, dir: string): string {
     ...(spec.consoleSerial === undefined
       ? []
       : ['[console]', `serial = ${JSON.stringify(spec.consoleSerial)}`]),
+    ...(spec.security === undefined ? [] : securityTable(spec.security)),
     ...(spec.peers ?? []).flatMap((address) => ['[[peers]]', `address = ${JSON.stringify(address)}`]),
     spec.extraToml ?? '',
   ];
   const path = join(dir, 'nearmesh.toml');
   writeFileSync(path, `${lines.join('\n')}\n`);
   return path;
+}
+
+function securityTable(security: NonNullable<AgentSpec['security']>): string[] {
+  const entries = [
+    ['admins', security.admins],
+    ['shun_after', security.shunAfter],
+    ['shun_for', security.shunFor],
+    ['rekey_overlap', security.rekeyOverlap],
+  ] as const;
+  return [
+    '[security]',
+    ...entries.flatMap(([key, value]) => (value === undefined ? [] : [`${key} = ${JSON.stringify(value)}`])),
+  ];
 }
 
 export function temporaryDir(prefix = 'nearmesh-test-'): string {

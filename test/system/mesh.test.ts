@@ -3,183 +3,17 @@
 // in a ring, exactly-once delivery on a lossy grid (unicast, broadcast, groups), the hop budget, and a
 // hostile flood of duplicates and spent frames that must leave memory bounded. Root only (skips loudly
 // elsewhere, fails under CI=true). Uses the built dist/ (npm test builds first).
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { generateMeshKey } from '../../agent/config/mesh-key.js';
-import { ControlClient } from '../../agent/control/client.js';
-import type { ListenEvent, RouteInfo } from '../../agent/control/wire.js';
+import type { RouteInfo } from '../../agent/control/wire.js';
 import type { PeerInfo } from '../../agent/links/peer-directory.js';
-import { Lab } from '../../scripts/lab/lab.js';
-import { chain, grid, ring, type Topology } from '../../scripts/lab/topology.js';
-import {
-  type AgentProcess,
-  type AgentSpec,
-  listenTo,
-  sleep,
-  startAgent,
-  stopAllAgents,
-  waitFor,
-} from '../support/agent-process.js';
+import { chain, grid, ring } from '../../scripts/lab/topology.js';
+import { listenTo, sleep, waitFor } from '../support/agent-process.js';
+import { type LabStatus, MeshLab, MESH_LAB_PORT as PORT } from '../support/mesh-lab.js';
 import { describeWithNetns } from '../support/netns.js';
 
-const PORT = 7450;
 const FLOODER = resolve(import.meta.dirname, 'children/mesh-flooder.mjs');
-
-interface Status {
-  pid: number;
-  counters: Record<string, number>;
-}
-
-/** One lab with one agent per node, and in-process control clients (sockets are files in the root namespace). */
-class MeshLab {
-  readonly lab: Lab;
-  readonly meshKey = generateMeshKey();
-  readonly #agents = new Map<string, AgentProcess>();
-  readonly #ids = new Map<string, string>();
-  readonly #clients = new Map<string, Promise<ControlClient>>();
-  readonly #children = new Set<ChildProcess>();
-
-  constructor(topology: Topology, prefix: string, shape: { lossPercent?: number } = {}) {
-    // The pid keeps parallel runs apart; the prefix keeps this file's labs apart (12 characters at most).
-    this.lab = new Lab(topology, `${prefix}${process.pid}`, shape);
-  }
-
-  get nodes(): string[] {
-    return this.lab.topology.nodes;
-  }
-
-  async start(specOf: (node: string) => Partial<AgentSpec> = () => ({})): Promise<void> {
-    this.lab.create();
-    await Promise.all(
-      this.nodes.map(async (node) => {
-        const agent = await startAgent({
-          name: node,
-          meshKey: this.meshKey,
-          port: PORT,
-          listenHost: '0.0.0.0',
-          discovery: [],
-          netns: this.lab.namespaceOf(node),
-          peers: this.lab.peerAddresses(node, PORT),
-          ...specOf(node),
-        });
-        this.#agents.set(node, agent);
-        this.#ids.set(node, (await agent.json<{ id: string }>(['id'])).id);
-      }),
-    );
-  }
-
-  async stop(): Promise<void> {
-    for (const child of this.#children) child.kill('SIGKILL');
-    for (const client of this.#clients.values()) void client.then((c) => c.close()).catch(() => {});
-    // Agents first: a namespace with a process inside outlives `ip netns del`.
-    await stopAllAgents();
-    this.lab.destroy();
-    const left = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout;
-    expect(left).not.toContain(`nml-${this.lab.label}-`);
-  }
-
-  agent(node: string): AgentProcess {
-    const agent = this.#agents.get(node);
-    if (agent === undefined) throw new Error(`no agent on ${node}`);
-    return agent;
-  }
-
-  id(node: string): string {
-    const id = this.#ids.get(node);
-    if (id === undefined) throw new Error(`no agent id for ${node}`);
-    return id;
-  }
-
-  nodeOf(id: string): string | undefined {
-    return [...this.#ids].find(([, candidate]) => candidate === id)?.[0];
-  }
-
-  /** A control connection to the node's agent (one per node, kept open). */
-  client(node: string): Promise<ControlClient> {
-    let client = this.#clients.get(node);
-    if (client === undefined) {
-      client = ControlClient.connect(this.agent(node).socketPath);
-      this.#clients.set(node, client);
-    }
-    return client;
-  }
-
-  async request<T>(node: string, body: Parameters<ControlClient['request']>[0]): Promise<T> {
-    return (await (await this.client(node)).request(body)) as T;
-  }
-
-  status(node: string): Promise<Status> {
-    return this.request<Status>(node, { cmd: 'status' });
-  }
-
-  async counter(node: string, name: string): Promise<number> {
-    return (await this.status(node)).counters[name] ?? 0;
-  }
-
-  /** Subscribes to the node's received messages on a connection of its own (what `nearmesh listen` does). */
-  async listen(node: string): Promise<{ messages: ListenEvent[]; stop: () => void }> {
-    const client = await ControlClient.connect(this.agent(node).socketPath);
-    const messages: ListenEvent[] = [];
-    await client.stream({ cmd: 'listen' }, (event) => {
-      messages.push(event as ListenEvent);
-    });
-    return { messages, stop: () => client.close() };
-  }
-
-  /** Waits until every agent is linked to exactly its neighbours in the lab. */
-  async waitLinked(timeoutMs = 20_000): Promise<void> {
-    await Promise.all(
-      this.nodes.map((node) => {
-        const expected = JSON.stringify(
-          this.lab
-            .neighbours(node)
-            .map((neighbour) => neighbour.node)
-            .sort(),
-        );
-        return waitFor(
-          `${node} linked to its neighbours`,
-          async () => {
-            const peers = await this.request<PeerInfo[]>(node, { cmd: 'peers' });
-            const connected = peers.filter((peer) => peer.state === 'connected').map((peer) => peer.name);
-            return JSON.stringify(connected.sort()) === expected ? true : undefined;
-          },
-          timeoutMs,
-        );
-      }),
-    );
-  }
-
-  /** Runs a node script inside the node's namespace, collecting its stdout; killed in stop(). */
-  spawnIn(
-    node: string,
-    args: string[],
-  ): {
-    child: ChildProcess;
-    stdout: () => string;
-    exitCode: () => number | undefined;
-    exited: Promise<number>;
-  } {
-    const child = spawn('ip', ['netns', 'exec', this.lab.namespaceOf(node), process.execPath, ...args], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    this.#children.add(child);
-    let stdout = '';
-    let exitCode: number | undefined;
-    child.stdout?.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    const exited = new Promise<number>((resolveExit) =>
-      child.once('exit', (code) => {
-        this.#children.delete(child);
-        exitCode = code ?? -1;
-        resolveExit(exitCode);
-      }),
-    );
-    return { child, stdout: () => stdout, exitCode: () => exitCode, exited };
-  }
-}
 
 /** Resident memory of a process in bytes (VmRSS of /proc/<pid>/status). */
 function rssBytes(pid: number): number {
@@ -269,7 +103,7 @@ describeWithNetns('the mesh on a chain of 5 (real agents in the lab)', () => {
         );
         const summary = JSON.parse(line) as { sent: number; duplicates: number; expired: number; ms: number };
         expect(summary.sent).toBe(frames);
-        const counted = (status: Status, name: string): number =>
+        const counted = (status: LabStatus, name: string): number =>
           (status.counters[name] ?? 0) - (before[name] ?? 0);
         // n3 has taken in every frame once its counters account for all the spent ones.
         const after = await waitFor(
