@@ -194,6 +194,8 @@ export class Agent {
       log,
     });
     this.#trust = trust;
+    // This agent's own name is its own: another identity announcing it is the conflict, not this one.
+    this.#claimName(this.#identity.peerId, config.name);
     // Discovery seals its hints under the current key and opens them under every key still accepted.
     const meshKeys = (): Uint8Array[] => trust.keyRing.accepted();
     const transports: Transport[] = [];
@@ -406,12 +408,14 @@ export class Agent {
    */
   #vetPeer(secure: SecureLink, usedRetiredKey: boolean): string | undefined {
     const trust = this.#trust as TrustState;
-    const isKnown = trust.members.isKnownMember(secure.peerId);
-    trust.keys.learn(secure.peerPublicKey);
-    this.#claimName(secure.peerId, secure.peerName);
     if (trust.revocations.has(secure.peerId)) return 'its identity is revoked';
     if (trust.blame.isShunned(secure.peerId)) return 'it is shunned for forging messages';
-    if (usedRetiredKey && !isKnown) return 'an identity never met before, with a mesh key a rotation retired';
+    if (usedRetiredKey && !trust.members.isKnownMember(secure.peerId)) {
+      return 'an identity never met before, with a mesh key a rotation retired';
+    }
+    // Only an admitted peer becomes a member met: a refused one must stay a stranger at its next try.
+    trust.keys.learn(secure.peerPublicKey);
+    this.#claimName(secure.peerId, secure.peerName);
     return undefined;
   }
 

@@ -275,22 +275,26 @@ export class Router extends TypedEmitter<RouterEvents> {
       if (route.destination === this.selfId) this.#deliverLocally(message, hops, nowMs, true);
       return;
     }
-    const verdict = this.#trust.origin.verify(message);
+    const isForMany = this.#isForMany(message);
+    const verdict = this.#trust.origin.verify(message, isForMany);
     if (verdict !== 'ok' && verdict !== 'unverifiable') {
       this.#refuse(from, route.source, verdict);
       return;
     }
-    const isForMany = this.#isForMany(message);
     // Windows only hold what this agent checked itself; an ACK's id is its DATA's, not the acker's number.
     if (verdict === 'ok' && message.type !== 'ack' && (isForMany || route.destination === this.selfId)) {
       const replay = this.#trust.replay.accept(route.source, message.id);
-      if (replay === 'stale') {
-        counters.increment('auth.dropped_stale');
-        return;
-      }
-      if (replay === 'repeat') {
-        counters.increment('auth.dropped_repeat');
-        if (route.destination === this.selfId) this.#deliverLocally(message, hops, nowMs, true);
+      if (replay !== 'fresh') {
+        counters.increment(replay === 'stale' ? 'auth.dropped_stale' : 'auth.dropped_repeat');
+        if (route.destination === this.selfId && replay === 'repeat') {
+          this.#deliverLocally(message, hops, nowMs, true);
+        }
+        // After a restart the replay marks remember what the topology forgot: an agent's latest ANNOUNCE,
+        // handed over again by a neighbour, still tells where it is (its own signed words), but it is
+        // neither forwarded nor delivered again.
+        if (message.type === 'announce' && this.#topology.get(route.source, nowMs) === undefined) {
+          this.#learn(message, from, nowMs);
+        }
         return;
       }
     }

@@ -60,12 +60,16 @@ export class OriginAuth {
     return auth;
   }
 
-  /** Checks that a routed message comes from its src. Never throws. */
-  verify(message: RoutedMessage): OriginVerdict {
+  /**
+   * Checks that a routed message comes from its src. `isForMany`: it is an ANNOUNCE or for a group or
+   * everyone, which must be signed (a tag proves nothing to its many receivers). Never throws.
+   */
+  verify(message: RoutedMessage, isForMany: boolean): OriginVerdict {
     const { route, auth } = message;
     if (route === undefined || auth === undefined) return 'bad-signature';
     if (auth.length === ORIGIN_SIGNATURE_AUTH_BYTES)
       return this.#verifySignature(message, route.source, auth);
+    if (isForMany) return 'bad-signature';
     if (route.destination !== this.identity.peerId) return 'unverifiable';
     const pairKey = this.#pairKey(route.source);
     if (pairKey === undefined) return 'unknown-origin';

@@ -172,11 +172,6 @@ export class TrustService extends TypedEmitter<TrustServiceEvents> {
       this.#sendRevocations(neighbour);
   }
 
-  /** A neighbour linked with a key older than the current one: it gets the current key at once. */
-  onLinkedWithOldKey(peer: string): void {
-    this.#sendKey(peer);
-  }
-
   #take(revocation: Revocation, from: string): void {
     const outcome = this.#options.revocations.add(revocation);
     if (outcome === 'added') {

@@ -19,6 +19,8 @@ export interface SimNode {
   router: Router;
   counters: Counters;
   keys: KeyDirectory;
+  /** Its replay windows: what trust.sqlite keeps across a restart. */
+  replay: ReplayGuard;
   /** Identities this node refuses (as if revoked). */
   revoked: Set<string>;
   delivered: MeshDelivery[];
@@ -56,8 +58,8 @@ export class MeshSim {
     return simIdentity(index).peerId;
   }
 
-  /** Adds the node whose id MeshSim.idOf (or simIdentity) gave. */
-  add(id: string, options: Partial<RouterOptions> = {}): SimNode {
+  /** Adds the node whose id MeshSim.idOf (or simIdentity) gave; `replay`: windows kept from before a restart. */
+  add(id: string, options: Partial<RouterOptions> = {}, replay = new ReplayGuard(undefined)): SimNode {
     const identity = identities.get(id);
     if (identity === undefined) throw new Error(`${id} is not a MeshSim.idOf id`);
     const counters = new Counters();
@@ -74,7 +76,7 @@ export class MeshSim {
       now: () => this.nowMs,
       trust: {
         origin: new OriginAuth(identity, keys),
-        replay: new ReplayGuard(undefined),
+        replay,
         sequence: new SequenceCounter({
           get reservedSequence() {
             return reserved;
@@ -90,7 +92,7 @@ export class MeshSim {
       ...this.defaults,
       ...options,
     });
-    const node: SimNode = { id, identity, router, counters, keys, revoked, delivered: [], acks: [] };
+    const node: SimNode = { id, identity, router, counters, keys, replay, revoked, delivered: [], acks: [] };
     router.on('deliver', (delivery) => node.delivered.push(delivery));
     router.on('ack', (source, ackId) => node.acks.push({ source, id: ackId }));
     this.nodes.set(id, node);
@@ -114,6 +116,19 @@ export class MeshSim {
         },
       });
     }
+  }
+
+  /**
+   * Restarts a node: its links go, its router starts empty but for the replay windows (kept on disk by an
+   * agent); link it again to bring it back.
+   */
+  restart(id: string): SimNode {
+    const old = this.node(id);
+    for (const other of this.nodes.keys()) {
+      if (!this.#links.delete(linkKey(id, other))) continue;
+      this.node(other).router.removeNeighbour(id);
+    }
+    return this.add(id, {}, old.replay);
   }
 
   /** Cuts a link; both ends announce the change, as agents do, and the announcements settle. */

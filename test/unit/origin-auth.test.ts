@@ -120,7 +120,7 @@ describe.each(fixture.vectors)('origin vector: $name', (vector) => {
 
   test('its destination (and, signed, anyone) accepts it; every altered byte is refused', () => {
     const receiver = authOf(route.destination === idA ? idA : idB);
-    expect(receiver.verify(message)).toBe('ok');
+    expect(receiver.verify(message, vector.form === 'signature')).toBe('ok');
     const input = originAuthInput(message);
     const bodyPart = input.length === 3 ? 1 : undefined;
     const altered: RoutedMessage[] = [
@@ -135,7 +135,7 @@ describe.each(fixture.vectors)('origin vector: $name', (vector) => {
       });
     }
     for (const candidate of altered) {
-      const verdict = receiver.verify(candidate);
+      const verdict = receiver.verify(candidate, vector.form === 'signature');
       expect(['bad-tag', 'bad-signature', 'unverifiable']).toContain(verdict);
     }
   });
@@ -165,9 +165,18 @@ describe('OriginAuth', () => {
   it('a relay cannot check a tag for someone else: unverifiable, not ok; a signature it can', () => {
     const relay = new OriginAuth(identityOf('40'.repeat(32)), new KeyDirectory());
     const tagged = { ...data(idA, idB), auth: authOf(idA).seal(data(idA, idB), false) };
-    expect(relay.verify(tagged)).toBe('unverifiable');
+    expect(relay.verify(tagged, false)).toBe('unverifiable');
     const signed = { ...data(idA, idB), auth: authOf(idA).seal(data(idA, idB), true) };
-    expect(relay.verify(signed)).toBe('ok');
+    expect(relay.verify(signed, false)).toBe('ok');
+  });
+
+  it('a message for many (ANNOUNCE, group, everyone) must be signed: a tag on one is refused by everyone', () => {
+    const broadcast = { ...data(idA, 'ffffffffffffffff'), ackRequested: false };
+    const tagged = { ...broadcast, auth: new Uint8Array(16).fill(3) };
+    for (const receiver of [authOf(idB), new OriginAuth(identityOf('40'.repeat(32)), new KeyDirectory())]) {
+      expect(receiver.verify(tagged, true)).toBe('bad-signature');
+      expect(receiver.verify({ ...broadcast, auth: authOf(idA).seal(broadcast, true) }, true)).toBe('ok');
+    }
   });
 
   it('a member cannot speak for another: its tag or signature under the victim id is refused', () => {
@@ -177,30 +186,30 @@ describe('OriginAuth', () => {
     // Mallory's message claims alice as its source, sealed with what Mallory has.
     const forged = data(idA, idB);
     const tag = malloryAuth.seal(forged, false);
-    expect(authOf(idB).verify({ ...forged, auth: tag })).toBe('bad-tag');
+    expect(authOf(idB).verify({ ...forged, auth: tag }, false)).toBe('bad-tag');
     const signature = malloryAuth.seal(forged, true);
-    expect(authOf(idB).verify({ ...forged, auth: signature })).toBe('bad-signature');
+    expect(authOf(idB).verify({ ...forged, auth: signature }, false)).toBe('bad-signature');
     // Alice's own key with Mallory's signature is no better.
     const spliced = Uint8Array.from(signature);
     spliced.set(alice.publicKey, 0);
-    expect(authOf(idB).verify({ ...forged, auth: spliced })).toBe('bad-signature');
+    expect(authOf(idB).verify({ ...forged, auth: spliced }, false)).toBe('bad-signature');
   });
 
   it('a tag from an origin whose key is unknown is unknown-origin, and a signature teaches the key', () => {
     const fresh = new OriginAuth(bob, new KeyDirectory());
     const tagged = { ...data(idA, idB), auth: authOf(idA).seal(data(idA, idB), false) };
-    expect(fresh.verify(tagged)).toBe('unknown-origin');
+    expect(fresh.verify(tagged, false)).toBe('unknown-origin');
     const signed = { ...data(idA, idB), auth: authOf(idA).seal(data(idA, idB), true) };
-    expect(fresh.verify(signed)).toBe('ok');
+    expect(fresh.verify(signed, false)).toBe('ok');
     expect(fresh.keys.publicKeyOf(idA)).toEqual(alice.publicKey);
-    expect(fresh.verify(tagged)).toBe('ok');
+    expect(fresh.verify(tagged, false)).toBe('ok');
   });
 
   it('a bad signature teaches no key: made-up keys cannot crowd the directory', () => {
     const fresh = new OriginAuth(bob, new KeyDirectory());
     const signed = authOf(idA).seal(data(idA, idB), true);
     signed[90] = (signed[90] as number) ^ 0xff;
-    expect(fresh.verify({ ...data(idA, idB), auth: signed })).toBe('bad-signature');
+    expect(fresh.verify({ ...data(idA, idB), auth: signed }, false)).toBe('bad-signature');
     expect(fresh.keys.size).toBe(0);
   });
 
