@@ -57,12 +57,13 @@ export class Messenger extends TypedEmitter<MessengerEvents> {
     super();
     this.#groupNames = new Map(groups.map((name) => [groupId(name), name]));
     router.on('deliver', (delivery) => this.#onDeliver(delivery));
-    router.on('ack', (source, id) => {
+    router.on('ack', (source, id, routeLost) => {
       const pending = this.#pending.get(id);
       // Ids are ours, but only the agent we sent to may acknowledge (and the router checked it did).
       if (pending?.destination !== source) return;
-      if (pending.nextHop !== undefined) {
-        router.routeOutcome(source, pending.nextHop, pending.retransmissions === 0);
+      // Retransmissions with an ACK that does not say the route lost the DATA: the ACK's way back did.
+      if (pending.nextHop !== undefined && (routeLost || pending.retransmissions === 0)) {
+        router.routeOutcome(source, pending.nextHop, !routeLost);
       }
       pending.settle();
     });
@@ -254,7 +255,9 @@ export class Messenger extends TypedEmitter<MessengerEvents> {
 
   #onDeliver(delivery: MeshDelivery): void {
     if (delivery.destination === this.router.selfId && delivery.ackRequested) {
-      this.router.sendAck(delivery.source, delivery.id, { flood: delivery.flooded });
+      // A flooded copy is a retransmission: if it is the first copy here, the route lost the original.
+      const routeLost = delivery.flooded && !delivery.repeat;
+      this.router.sendAck(delivery.source, delivery.id, { flood: delivery.flooded, routeLost });
     }
     // A copy of one already delivered (its ACK was lost): acknowledged again above, delivered once.
     if (delivery.repeat) {

@@ -65,8 +65,8 @@ export interface AuthFailure {
 
 export interface RouterEvents {
   deliver: (delivery: MeshDelivery) => void;
-  /** A routed ACK for a message this agent sent. */
-  ack: (source: string, id: number) => void;
+  /** A routed ACK for a message this agent sent; `routeLost`: the copy sent along the route never arrived. */
+  ack: (source: string, id: number, routeLost: boolean) => void;
   /** A new verified ANNOUNCE, as it arrived from `neighbour`. */
   announcement: (source: string, announcement: Announcement, neighbour: string) => void;
   'auth-failure': (failure: AuthFailure) => void;
@@ -242,13 +242,17 @@ export class Router extends TypedEmitter<RouterEvents> {
     return this.#dispatch(message, undefined);
   }
 
-  /** Acknowledges a routed DATA back to its source; flooded when the DATA was. */
-  sendAck(destination: string, id: number, options: { flood?: boolean } = {}): number {
+  /**
+   * Acknowledges a routed DATA back to its source; flooded when the DATA was. `routeLost`: the first copy that
+   * arrived was a flooded retransmission (the one sent along the route was lost on the way).
+   */
+  sendAck(destination: string, id: number, options: { flood?: boolean; routeLost?: boolean } = {}): number {
     const unsealed: RoutedMessage = {
       type: 'ack',
       id,
       route: { ttlHops: this.#options.ttl, source: this.selfId, destination },
       ...(options.flood === true && { flood: true }),
+      ...(options.routeLost === true && { routeLost: true }),
     };
     return this.#dispatch({ ...unsealed, auth: this.#trust.origin.seal(unsealed, false) }, undefined);
   }
@@ -341,16 +345,24 @@ export class Router extends TypedEmitter<RouterEvents> {
   }
 
   /**
-   * How a reliable send to `destination` through `nextHop` went: acknowledged at the first try, or only after
-   * retransmissions (which flood). A next hop that needed them twice in a row is avoided for a while: a relay
-   * that swallows traffic costs latency, not delivery, and only until another path is used.
+   * How a reliable send to `destination` through `nextHop` went: the copy sent along the route arrived, or it
+   * was lost and only a flooded retransmission got through (the destination says so in its ACK). A next hop
+   * that lost two in a row is avoided for a while, as long as another path exists: a relay that swallows
+   * traffic costs latency, not delivery, and only until another path is used.
    */
-  routeOutcome(destination: string, nextHop: string, acknowledgedFirstTry: boolean): void {
-    if (acknowledgedFirstTry) {
+  routeOutcome(destination: string, nextHop: string, arrivedAlongRoute: boolean): void {
+    if (arrivedAlongRoute) {
       this.#penalties.succeeded(destination, nextHop);
       return;
     }
-    if (this.#penalties.failed(destination, nextHop, this.#now())) {
+    const nowMs = this.#now();
+    const avoided = new Set([...(this.#penalties.avoided(destination, nowMs) ?? []), nextHop]);
+    if (this.#topology.routeTo(destination, nowMs, avoided) === undefined) {
+      // The last path there: avoiding it would leave only floods, which cross it anyway.
+      this.#penalties.succeeded(destination, nextHop);
+      return;
+    }
+    if (this.#penalties.failed(destination, nextHop, nowMs)) {
       this.#options.counters.increment('mesh.routes_penalised');
       this.emit('route-penalised', destination, nextHop);
     }
@@ -434,7 +446,7 @@ export class Router extends TypedEmitter<RouterEvents> {
         repeat,
       });
     } else if (message.type === 'ack' && destination === this.selfId && !repeat) {
-      this.emit('ack', route.source, message.id);
+      this.emit('ack', route.source, message.id, message.routeLost === true);
     }
   }
 

@@ -46,6 +46,11 @@ export const MessageFlag = {
   ackRequested: 1,
   /** ANNOUNCE only: the originator forwards other agents' messages (it may be a next hop). */
   relays: 1,
+  /**
+   * Routed ACK only: the DATA it acknowledges first arrived flooded (a retransmission): the copy sent along
+   * the route never did, so the route lost it (not the ACK's way back). The sender avoids that route.
+   */
+  routeLost: 1,
   /** Routed DATA and ACK: forward on every link instead of along routes (a retransmission, or its ACK). */
   flood: 2,
   /** DATA only: the payload is for the agent itself (coordination, §14), not for apps. */
@@ -91,7 +96,7 @@ export type Message =
       /** For the agent itself (coordination), not for apps. */
       system?: boolean;
     }
-  | { type: 'ack'; id: number; route?: Route; auth?: Uint8Array; flood?: boolean }
+  | { type: 'ack'; id: number; route?: Route; auth?: Uint8Array; flood?: boolean; routeLost?: boolean }
   | { type: 'ping'; id: number }
   | { type: 'pong'; id: number }
   | { type: 'close'; code: number; reason: string }
@@ -185,7 +190,7 @@ export function encodeMessage(message: Message): Uint8Array {
       return encodeEnvelope(MessageType.data, dataFlags(message), message.id, payload, routingOf(message));
     }
     case 'ack':
-      return encodeEnvelope(MessageType.ack, floodFlag(message), message.id, null, routingOf(message));
+      return encodeEnvelope(MessageType.ack, ackFlags(message), message.id, null, routingOf(message));
     case 'ping':
       return encodeEnvelope(MessageType.ping, 0, message.id, null, undefined);
     case 'pong':
@@ -226,6 +231,11 @@ function dataFlags(message: Extract<Message, { type: 'data' }>): number {
     (message.system === true ? MessageFlag.system : 0) |
     floodFlag(message)
   );
+}
+
+function ackFlags(message: Extract<Message, { type: 'ack' }>): number {
+  const routeLost = message.routeLost === true && message.route !== undefined ? MessageFlag.routeLost : 0;
+  return floodFlag(message) | routeLost;
 }
 
 /** The flood flag only means something on a routed message; link-local ones never carry it. */
@@ -274,10 +284,11 @@ function decodeChecked(bytes: Uint8Array, payloadView: boolean): DecodeResult {
     }
     case MessageType.ack: {
       if (!body.isNull()) return badField('ACK body is not null');
+      const routeLost = (fields.flags & MessageFlag.routeLost) !== 0 ? { routeLost: true } : {};
       const message: Message =
         route === undefined
           ? { type: 'ack', id }
-          : { type: 'ack', id, route, auth, ...floodField(fields.flags) };
+          : { type: 'ack', id, route, auth, ...floodField(fields.flags), ...routeLost };
       return { kind: 'message', message, ignoredFields };
     }
     case MessageType.ping:

@@ -18,8 +18,8 @@ import { utf8Length, writeUtf8 } from './utf8.js';
 /** Domain separation: these bytes can never be taken for anything else an identity signs. */
 export const ORIGIN_AUTH_CONTEXT = 'nearmesh/2 origin';
 /**
- * The flag bits an origin vouches for: ack requested / relays (bit 0) and system (bit 2). The flood bit is
- * set by relays that lose the route; reserved bits are not the origin's to promise.
+ * The flag bits an origin vouches for: ack requested / relays / route lost (bit 0) and system (bit 2). The
+ * flood bit is set by relays that lose the route; reserved bits are not the origin's to promise.
  */
 export const AUTHENTICATED_FLAGS = MessageFlag.ackRequested | MessageFlag.system;
 const FIELDS = 7;
@@ -68,6 +68,6 @@ function routedFlags(message: RoutedMessage): number {
     case 'announce':
       return message.relays ? MessageFlag.relays : 0;
     case 'ack':
-      return 0;
+      return message.routeLost === true ? MessageFlag.routeLost : 0;
   }
 }

@@ -264,6 +264,17 @@ describe('routes that lose messages', () => {
     sim.announceAll();
     expect(router.nextHopTo(two)).toBe(one);
   });
+
+  it('the last path to a destination is never avoided: that would leave only floods, which cross it anyway', () => {
+    const { ids } = chainTopology(3);
+    const sim = buildSim(chainTopology(3));
+    sim.announceAll();
+    const [first, middle, last] = ids as [string, string, string];
+    const router = sim.node(first).router;
+    for (let i = 0; i < 4; i++) router.routeOutcome(last, middle, false);
+    expect(router.nextHopTo(last)).toBe(middle);
+    expect(sim.node(first).counters.get('mesh.routes_penalised')).toBe(0);
+  });
 });
 
 it('every routed frame the mesh carries has its origin’s auth, and encodes as sent', () => {

@@ -94,11 +94,15 @@ const messageArb: fc.Arbitrary<Message> = fc.oneof(
         ...(routing !== undefined && { ...routing, ...(flood && { flood: true }) }),
       }),
     ),
-  fc.record({ id: idArb, flood: fc.boolean(), routing: routingArb }).map(
-    ({ id, flood, routing }): Message => ({
+  fc.record({ id: idArb, flood: fc.boolean(), routeLost: fc.boolean(), routing: routingArb }).map(
+    ({ id, flood, routeLost, routing }): Message => ({
       type: 'ack',
       id,
-      ...(routing !== undefined && { ...routing, ...(flood && { flood: true }) }),
+      ...(routing !== undefined && {
+        ...routing,
+        ...(flood && { flood: true }),
+        ...(routeLost && { routeLost: true }),
+      }),
     }),
   ),
   idArb.map((id): Message => ({ type: 'ping', id })),
@@ -173,6 +177,7 @@ function expectCborgAgrees(bytes: Uint8Array, result: DecodeResult): void {
     expect(flag(4)).toBe(message.system === true);
     expect(toHex(fields[3] as Uint8Array)).toBe(toHex(message.payload));
   }
+  if (message.type === 'ack' && message.route !== undefined) expect(flag(1)).toBe(message.routeLost === true);
   if (message.type === 'close') expect(fields[3]).toEqual([message.code, message.reason]);
   if (message.type === 'endpoints') {
     expect((cborgLoose(fields[3] as Uint8Array) as unknown[])[0]).toEqual(message.addresses);

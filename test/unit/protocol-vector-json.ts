@@ -41,7 +41,7 @@ export type JsonMessage =
       flood?: boolean;
       system?: boolean;
     } & JsonRouting)
-  | ({ type: 'ack'; id: number; flood?: boolean } & JsonRouting)
+  | ({ type: 'ack'; id: number; flood?: boolean; routeLost?: boolean } & JsonRouting)
   | {
       type: 'announce';
       id: number;
@@ -112,6 +112,7 @@ export function messageFromJson(json: JsonMessage): Message {
         id: json.id,
         ...routingFromJson(json),
         ...(json.flood === true && { flood: true }),
+        ...(json.routeLost === true && { routeLost: true }),
       };
     case 'announce':
       return announceMessage({

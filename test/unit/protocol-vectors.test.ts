@@ -25,8 +25,10 @@ function expectedFields(json: JsonMessage): unknown[] {
         (json.ackRequested ? 1 : 0) | (json.flood === true ? 2 : 0) | (json.system === true ? 4 : 0);
       return [hdr(MessageType.data), flags, json.id, fromHex(json.payload), ...routeFields];
     }
-    case 'ack':
-      return [hdr(MessageType.ack), json.flood === true ? 2 : 0, json.id, null, ...routeFields];
+    case 'ack': {
+      const flags = (json.routeLost === true ? 1 : 0) | (json.flood === true ? 2 : 0);
+      return [hdr(MessageType.ack), flags, json.id, null, ...routeFields];
+    }
     case 'announce': {
       const { initialTtl, name, groups, neighbours, capabilities, keyEpoch, revocationDigest } =
         json.announcement;
