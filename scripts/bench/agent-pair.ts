@@ -154,11 +154,15 @@ export interface PairAgentSpec {
   readonly netns?: string;
   /** BLE on these adapters ("uart:<pty>"), else BLE off. */
   readonly ble?: { readonly peripheral: string; readonly central: string };
+  /** The `nearmesh` to run (another build's, such as the v1 baseline's); this build's by default. */
+  readonly cli?: string;
 }
 
 /** An agent with its log records (pino JSON on stdout). */
 export interface PairAgent extends BenchAgent {
   readonly log: JsonLines;
+  /** The `nearmesh` it runs: its commands (cliArgs) run the same build. */
+  readonly cli: string;
 }
 
 const BLE_OFF = '[ble]\nenabled = false\n';
@@ -182,8 +186,9 @@ export function startPairAgent(scope: Scope, spec: PairAgentSpec): PairAgent {
     peers: spec.peers ?? [],
   });
   if (spec.ble !== undefined) enableBle(config, spec.ble);
-  const started = startIn(spec.netns, process.execPath, [CLI_PATH, 'agent', '--config', config]);
-  const agent: PairAgent = Object.assign(started, { name: spec.name, dir, log: new JsonLines(started) });
+  const cli = spec.cli ?? CLI_PATH;
+  const started = startIn(spec.netns, process.execPath, [cli, 'agent', '--config', config]);
+  const agent: PairAgent = Object.assign(started, { name: spec.name, dir, cli, log: new JsonLines(started) });
   scope.defer(async () => {
     agent.client?.close();
     await stopChild(agent);
@@ -199,13 +204,13 @@ export async function listeningPort(agent: BenchAgent): Promise<number> {
   return port;
 }
 
-/** `nearmesh <args> --socket <agent's socket>`. */
-export function cliArgs(agent: BenchAgent, args: readonly string[]): string[] {
-  return [CLI_PATH, ...args, '--socket', join(agent.dir, 'control.sock')];
+/** `nearmesh <args> --socket <agent's socket>`, with the agent's own build of nearmesh. */
+export function cliArgs(agent: PairAgent, args: readonly string[]): string[] {
+  return [agent.cli, ...args, '--socket', join(agent.dir, 'control.sock')];
 }
 
 /** What the CLI costs before it sends anything: node start-up, the CLI's imports, one control request. */
-export async function cliFloorMs(agent: BenchAgent, timeoutMs: number): Promise<number> {
+export async function cliFloorMs(agent: PairAgent, timeoutMs: number): Promise<number> {
   const { ms } = await timedRun({
     what: 'nearmesh id',
     command: process.execPath,

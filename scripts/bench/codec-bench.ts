@@ -1,19 +1,14 @@
 // Rows 1 and 2: wire size of the CBOR envelope against JSON of the same content, and encode+decode
 // round trips per second against JSON.stringify+JSON.parse, measured with tinybench in the same run.
-import { Bench } from 'tinybench';
 import { decodeMessage, encodeMessage } from '../../agent/protocol/index.js';
 import { type JsonDataMessage, LINK_LOCAL_SAMPLE, ROUTED_SAMPLE, type SampleContent } from './fixtures.js';
-import { median } from './stats.js';
+import { measureOpsPerSecond, type RateTask, rateOf } from './ops-rate.js';
 import { formatPercent, formatPerSecond, formatTimes, passMark, type ResultRow } from './table.js';
 
 const MAX_SIZE_RATIO = 0.4;
 const MIN_ROUND_TRIP_RATIO = 1.0;
 /** Round trips per tinybench sample: one ~2 µs call is too close to the timer's own cost. */
 const ROUND_TRIPS_PER_SAMPLE = 64;
-/** Rounds alternate the task order; the median of rounds resists a noisy neighbour on 2 cores. */
-const ROUNDS = 3;
-const TIME_PER_TASK_MS = 350;
-const WARMUP_PER_TASK_MS = 100;
 
 const utf8 = new TextEncoder();
 
@@ -35,11 +30,8 @@ function sizeRow(sample: SampleContent, index: number): ResultRow {
   };
 }
 
-interface RoundTripTask {
-  readonly name: string;
-  /** Runs ROUND_TRIPS_PER_SAMPLE round trips; returns a checksum so nothing is optimised away. */
-  readonly run: () => number;
-}
+/** Runs ROUND_TRIPS_PER_SAMPLE round trips. */
+type RoundTripTask = RateTask;
 
 function roundTripTasks(): { nearmesh: RoundTripTask; jsonText: RoundTripTask; jsonBase64: RoundTripTask } {
   const { message, json } = LINK_LOCAL_SAMPLE;
@@ -86,42 +78,12 @@ function roundTripTasks(): { nearmesh: RoundTripTask; jsonText: RoundTripTask; j
   };
 }
 
-/** Median over rounds of each task's round trips per second (from tinybench's median sample latency). */
-async function measureRoundTripsPerSecond(tasks: readonly RoundTripTask[]): Promise<Map<string, number>> {
-  const perRound = new Map<string, number[]>(tasks.map((task) => [task.name, []]));
-  let sink = 0;
-  for (let round = 0; round < ROUNDS; round++) {
-    const bench = new Bench({
-      time: TIME_PER_TASK_MS,
-      warmupTime: WARMUP_PER_TASK_MS,
-      iterations: 32,
-      throws: true,
-    });
-    const ordered = round % 2 === 0 ? tasks : [...tasks].reverse();
-    for (const task of ordered) {
-      bench.add(task.name, () => {
-        sink += task.run();
-      });
-    }
-    await bench.run();
-    for (const task of bench.tasks) {
-      const result = task.result;
-      if (result.state !== 'completed') throw new Error(`tinybench task ${task.name} ended ${result.state}`);
-      perRound.get(task.name)?.push((ROUND_TRIPS_PER_SAMPLE * 1000) / result.latency.p50);
-    }
-  }
-  if (sink <= 0) throw new Error('round trips produced nothing');
-  return new Map([...perRound].map(([name, rates]) => [name, median(rates)]));
-}
-
 export async function roundTripRows(): Promise<ResultRow[]> {
   const tasks = roundTripTasks();
-  const rates = await measureRoundTripsPerSecond([tasks.nearmesh, tasks.jsonText, tasks.jsonBase64]);
-  const rate = (task: RoundTripTask): number => {
-    const value = rates.get(task.name);
-    if (value === undefined) throw new Error(`no result for ${task.name}`);
-    return value;
-  };
+  const rates = await measureOpsPerSecond([tasks.nearmesh, tasks.jsonText, tasks.jsonBase64], {
+    opsPerSample: ROUND_TRIPS_PER_SAMPLE,
+  });
+  const rate = (task: RoundTripTask): number => rateOf(rates, task);
   const nearmeshPerSecond = rate(tasks.nearmesh);
   return [
     { label: '2a', task: tasks.jsonText, note: 'text' },

@@ -10,6 +10,8 @@ const ROUTE_TTL_HOPS = 5;
 /** Fixed peer ids (16 hex characters, as every peer id): sizes must not vary between runs. */
 const SOURCE_PEER_ID = '3f9a61c2d04b7e15';
 const DESTINATION_PEER_ID = 'b81e0c7d92a4f3e6';
+/** A routed unicast carries its origin's 16-byte tag (PROTOCOL.md §2.1); this is the §2.1 vector's. */
+const ORIGIN_TAG_HEX = '1d70509c7f2be7f13f1cde863d031780';
 
 /** The JSON a naive protocol would use; `payload` is a string (text or base64, see codec-bench). */
 export interface JsonDataMessage {
@@ -21,6 +23,8 @@ export interface JsonDataMessage {
   readonly ttl?: number;
   readonly src?: string;
   readonly dst?: string;
+  /** The origin's tag, as hex (as the peer ids). */
+  readonly auth?: string;
 }
 
 export interface SampleContent {
@@ -43,6 +47,7 @@ export const ROUTED_SAMPLE: SampleContent = {
     ackRequested: true,
     payload: SENSOR_PAYLOAD,
     route: { ttlHops: ROUTE_TTL_HOPS, source: SOURCE_PEER_ID, destination: DESTINATION_PEER_ID },
+    auth: Uint8Array.from(Buffer.from(ORIGIN_TAG_HEX, 'hex')),
   },
   json: {
     v: 1,
@@ -53,5 +58,6 @@ export const ROUTED_SAMPLE: SampleContent = {
     ttl: ROUTE_TTL_HOPS,
     src: SOURCE_PEER_ID,
     dst: DESTINATION_PEER_ID,
+    auth: ORIGIN_TAG_HEX,
   },
 };

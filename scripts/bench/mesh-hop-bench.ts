@@ -3,17 +3,16 @@
 // reliable unicast from n1 (control-socket `send`, which resolves on the end-to-end ACK) to n2 (1 hop,
 // the direct link), n3 (2 hops) and n5 (4 hops, through three relays). Three more relays each way are
 // the whole difference between the 4-hop and the 1-hop round trip: (rtt4 − rtt1) / (2·3) per hop.
+// 8c: the same figure for protocol v1 (the baseline build of v1-baseline.ts) on a second chain of v1
+// agents, its samples interleaved with v2's, and whether v2's per-hop cost is above v1's by more than
+// the noise (a bootstrap interval of the difference).
 // Root and namespaces only: skipped with a reason elsewhere.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { generateMeshKey } from '../../agent/config/mesh-key.js';
 import { Lab } from '../lab/lab.js';
 import { chain } from '../lab/topology.js';
+import { type PairAgent, Scope, startPairAgent } from './agent-pair.js';
 import {
-  type BenchAgent,
   clientOf,
   connectControl,
   idOf,
@@ -22,12 +21,10 @@ import {
   sendMs,
   waitForLinks,
   waitForRoutes,
-  writeAgentConfig,
 } from './bench-agents.js';
-import { STOP_GRACE_MS, startChild, stopChild } from './bench-child.js';
-import { median, quantile } from './stats.js';
+import { bootstrapInterval, median, quantile } from './stats.js';
 import { formatMilliseconds, formatTimes, passMark, type ResultRow } from './table.js';
-import { withTimeout } from './timing.js';
+import { V1_COMMIT, v1Baseline } from './v1-baseline.js';
 
 export const HOP_CHAIN_LENGTH = 5;
 export const HOP_SAMPLES = 200;
@@ -43,9 +40,22 @@ const SEND_TIMEOUT_MS = 5_000;
 const READY: Polling = { timeoutMs: READY_TIMEOUT_MS, pollMs: POLL_MS };
 const MESH: Polling = { timeoutMs: MESH_TIMEOUT_MS, pollMs: POLL_MS };
 
-const CLI_PATH = fileURLToPath(new URL('../../agent/cli/main.js', import.meta.url));
 const NAME = '8  added ms per relay hop (lab chain of 5)';
 const ROUTED_NAME = '8b added ms per relay hop, routed 2→4 hops';
+const VERSUS_V1_NAME = `8c added ms per relay hop, v2 vs v1 (${V1_COMMIT})`;
+
+/** One chain of agents of one protocol version, in its own lab. */
+interface HopChain {
+  readonly lab: Lab;
+  readonly agents: readonly PairAgent[];
+}
+
+/** The round trips measured on one chain, by hops to the target. */
+interface HopSamples {
+  readonly rtt1: readonly number[];
+  readonly rtt2: readonly number[];
+  readonly rtt4: readonly number[];
+}
 
 /** Why namespaces cannot be made here, or undefined when they can (a probe namespace, removed at once). */
 function whyNetnsUnavailable(): string | undefined {
@@ -63,45 +73,35 @@ function whyNetnsUnavailable(): string | undefined {
   return undefined;
 }
 
-/** The agent of `node`, in its namespace (named as the node). */
-function startAgent(lab: Lab, node: string, meshKey: string): BenchAgent {
-  const dir = mkdtempSync(join(tmpdir(), `nearmesh-bench-${node}-`));
-  const config = writeAgentConfig({
-    name: node,
-    dir,
-    meshKey,
-    listen: `0.0.0.0:${AGENT_PORT}`,
-    peers: lab.peerAddresses(node, AGENT_PORT),
-  });
-  // `ip netns exec` execs node in place: the pid we hold is the agent's own.
-  const started = startChild('ip', [
-    'netns',
-    'exec',
-    lab.namespaceOf(node),
-    process.execPath,
-    CLI_PATH,
-    'agent',
-    '--config',
-    config,
-  ]);
-  return Object.assign(started, { name: node, dir });
-}
-
-async function stopAgent(agent: BenchAgent): Promise<void> {
-  agent.client?.close();
-  await stopChild(agent);
-  rmSync(agent.dir, { recursive: true, force: true });
+/** A lab chain with one agent per node (of the build `cli`, this one's by default); the scope removes both. */
+function startChain(scope: Scope, label: string, cli?: string): HopChain {
+  const lab = new Lab(chain(HOP_CHAIN_LENGTH), label);
+  lab.create();
+  // Deferred first, so it runs last: a namespace with a process inside outlives `ip netns del`.
+  scope.defer(() => lab.destroy());
+  const meshKey = generateMeshKey();
+  const agents = lab.topology.nodes.map((node) =>
+    startPairAgent(scope, {
+      name: node,
+      meshKey,
+      listen: `0.0.0.0:${AGENT_PORT}`,
+      peers: lab.peerAddresses(node, AGENT_PORT),
+      netns: lab.namespaceOf(node),
+      ...(cli !== undefined && { cli }),
+    }),
+  );
+  return { lab, agents };
 }
 
 /** Every agent linked to exactly its chain neighbours, and n1 and the far end holding routes both ways. */
-async function waitForMesh(lab: Lab, agents: readonly BenchAgent[]): Promise<void> {
+async function waitForMesh({ lab, agents }: HopChain): Promise<void> {
+  await Promise.all(agents.map((agent) => connectControl(agent, READY)));
   for (const agent of agents) {
     const neighbours = lab.neighbours(agent.name).map((neighbour) => neighbour.node);
     await waitForLinks(agent, neighbours, MESH);
   }
   const first = agents[0];
-  const last = agents.at(-1);
-  if (first === undefined || last === undefined) throw new Error('an empty chain');
+  if (first === undefined) throw new Error('an empty chain');
   const beyond = agents.slice(2);
   await waitForRoutes(`routes from ${first.name}`, first, beyond, MESH);
   for (const target of beyond) {
@@ -109,8 +109,17 @@ async function waitForMesh(lab: Lab, agents: readonly BenchAgent[]): Promise<voi
   }
 }
 
+/** Round trips from the chain's first agent to n2, n3 and n5, as three measurements. */
+function roundTrips({ agents }: HopChain): (() => Promise<number>)[] {
+  const [first, oneHop, twoHops, , fourHops] = agents;
+  if (first === undefined || oneHop === undefined || twoHops === undefined || fourHops === undefined)
+    throw new Error(`the chain has fewer than ${HOP_CHAIN_LENGTH} agents`);
+  const client = clientOf(first);
+  return [oneHop, twoHops, fourHops].map((target) => () => sendMs(client, idOf(target), SEND_TIMEOUT_MS));
+}
+
 function skippedRows(reason: string): ResultRow[] {
-  return [NAME, ROUTED_NAME].map((benchmark) => ({
+  return [NAME, ROUTED_NAME, VERSUS_V1_NAME].map((benchmark) => ({
     benchmark,
     nearmesh: '—',
     baseline: '—',
@@ -120,66 +129,91 @@ function skippedRows(reason: string): ResultRow[] {
   }));
 }
 
-/** Round trips from the chain's first agent to each target, interleaved so drift hits all alike. */
-async function measure(agents: readonly BenchAgent[], targets: readonly BenchAgent[]): Promise<number[][]> {
-  const first = agents[0];
-  if (first === undefined) throw new Error('an empty chain');
-  const client = clientOf(first);
-  return interleaved(
-    HOP_SAMPLES,
-    HOP_WARMUPS,
-    targets.map((target) => () => sendMs(client, idOf(target), SEND_TIMEOUT_MS)),
+/** Each relay is crossed twice per round trip: by the DATA and by its ACK. */
+function perHopMs(rtt1: readonly number[], rtt4: readonly number[]): number {
+  return (median(rtt4) - median(rtt1)) / (2 * 3);
+}
+
+function describe(version: string, samples: HopSamples): string {
+  const p95 = (values: readonly number[]): string => formatMilliseconds(quantile(values, 0.95));
+  const hops = ([1, 2, 4] as const).map((hops) => {
+    const values = samples[`rtt${hops}`];
+    return `${hops} hop${hops > 1 ? 's' : ''} ${formatMilliseconds(median(values))} (${p95(values)})`;
+  });
+  return `[${version} rtt median (p95): ${hops.join(', ')}] `;
+}
+
+/** "+12 µs", "−3 µs": per-hop differences are tens of microseconds. */
+function formatMicroseconds(ms: number): string {
+  const us = Math.round(ms * 1000);
+  return `${us >= 0 ? '+' : '−'}${Math.abs(us)} µs`;
+}
+
+function v2Rows({ rtt1, rtt2, rtt4 }: HopSamples): ResultRow[] {
+  const perHop = perHopMs(rtt1, rtt4);
+  const routedPerHop = (median(rtt4) - median(rtt2)) / (2 * 2);
+  return [
+    {
+      benchmark: NAME,
+      nearmesh: `+${formatMilliseconds(perHop)} (4-hop rtt ${formatMilliseconds(median(rtt4))})`,
+      baseline: `1-hop rtt ${formatMilliseconds(median(rtt1))}`,
+      ratio: formatTimes(median(rtt4) / median(rtt1)),
+      goal: `≤ ${MAX_ADDED_MS_PER_HOP} ms/hop`,
+      pass: passMark(perHop <= MAX_ADDED_MS_PER_HOP),
+    },
+    {
+      benchmark: ROUTED_NAME,
+      nearmesh: `+${formatMilliseconds(routedPerHop)} (4-hop rtt ${formatMilliseconds(median(rtt4))})`,
+      baseline: `2-hop rtt ${formatMilliseconds(median(rtt2))}`,
+      ratio: formatTimes(median(rtt4) / median(rtt2)),
+      goal: '— (info)',
+      pass: '—',
+    },
+  ];
+}
+
+/** v2's per-hop figure against v1's: PASS unless v2 is slower by more than chance explains (95 %). */
+function versusV1Row(v2: HopSamples, v1: HopSamples): ResultRow {
+  const v2PerHop = perHopMs(v2.rtt1, v2.rtt4);
+  const v1PerHop = perHopMs(v1.rtt1, v1.rtt4);
+  const [low, high] = bootstrapInterval(
+    [v2.rtt1, v2.rtt4, v1.rtt1, v1.rtt4],
+    ([a1 = [], a4 = [], b1 = [], b4 = []]) => perHopMs(a1, a4) - perHopMs(b1, b4),
   );
+  return {
+    benchmark: VERSUS_V1_NAME,
+    nearmesh:
+      `v2 +${formatMilliseconds(v2PerHop)} (Δ ${formatMicroseconds(v2PerHop - v1PerHop)}, ` +
+      `95 % ${formatMicroseconds(low)}..${formatMicroseconds(high)})`,
+    baseline: `v1 +${formatMilliseconds(v1PerHop)}`,
+    ratio: formatTimes(v2PerHop / v1PerHop),
+    goal: 'Δ within noise (95 % interval reaches ≤ 0)',
+    pass: passMark(low <= 0),
+  };
 }
 
 export async function meshHopRows(): Promise<ResultRow[]> {
   const reason = whyNetnsUnavailable();
   if (reason !== undefined) return skippedRows(reason);
-  const lab = new Lab(chain(HOP_CHAIN_LENGTH), `b${process.pid}`);
-  const agents: BenchAgent[] = [];
-  lab.create();
+  // Before any agent starts: a baseline that cannot be built fails the section at once.
+  const v1 = await v1Baseline();
+  const scope = new Scope();
   try {
-    const meshKey = generateMeshKey();
-    for (const node of lab.topology.nodes) agents.push(startAgent(lab, node, meshKey));
-    await Promise.all(agents.map((agent) => connectControl(agent, READY)));
-    await waitForMesh(lab, agents);
-    const [oneHop, twoHops, fourHops] = [agents[1], agents[2], agents[4]];
-    if (oneHop === undefined || twoHops === undefined || fourHops === undefined)
-      throw new Error(`the chain has fewer than ${HOP_CHAIN_LENGTH} agents`);
-    const [rtt1 = [], rtt2 = [], rtt4 = []] = await measure(agents, [oneHop, twoHops, fourHops]);
-    const [median1, median2, median4] = [median(rtt1), median(rtt2), median(rtt4)];
-    const p95 = (samples: number[]): string => formatMilliseconds(quantile(samples, 0.95));
-    process.stderr.write(
-      `[rtt median (p95): 1 hop ${formatMilliseconds(median1)} (${p95(rtt1)}), 2 hops ` +
-        `${formatMilliseconds(median2)} (${p95(rtt2)}), 4 hops ${formatMilliseconds(median4)} (${p95(rtt4)})] `,
+    const chains = [startChain(scope, `b${process.pid}`), startChain(scope, `a${process.pid}`, v1.cliPath)];
+    await Promise.all(chains.map(waitForMesh));
+    // v2 and v1 rounds alternate, so drift and the neighbours' load hit both alike.
+    const samples = await interleaved(HOP_SAMPLES, HOP_WARMUPS, chains.flatMap(roundTrips));
+    const [v2Samples, v1Samples] = [0, 3].map(
+      (at): HopSamples => ({
+        rtt1: samples[at] ?? [],
+        rtt2: samples[at + 1] ?? [],
+        rtt4: samples[at + 2] ?? [],
+      }),
     );
-    // Each relay is crossed twice per round trip: by the DATA and by its ACK.
-    const perHop = (median4 - median1) / (2 * 3);
-    const routedPerHop = (median4 - median2) / (2 * 2);
-    return [
-      {
-        benchmark: NAME,
-        nearmesh: `+${formatMilliseconds(perHop)} (4-hop rtt ${formatMilliseconds(median4)})`,
-        baseline: `1-hop rtt ${formatMilliseconds(median1)}`,
-        ratio: formatTimes(median4 / median1),
-        goal: `≤ ${MAX_ADDED_MS_PER_HOP} ms/hop`,
-        pass: passMark(perHop <= MAX_ADDED_MS_PER_HOP),
-      },
-      {
-        benchmark: ROUTED_NAME,
-        nearmesh: `+${formatMilliseconds(routedPerHop)} (4-hop rtt ${formatMilliseconds(median4)})`,
-        baseline: `2-hop rtt ${formatMilliseconds(median2)}`,
-        ratio: formatTimes(median4 / median2),
-        goal: '— (info)',
-        pass: '—',
-      },
-    ];
+    if (v2Samples === undefined || v1Samples === undefined) throw new Error('no samples');
+    process.stderr.write(describe('v2', v2Samples) + describe('v1', v1Samples));
+    return [...v2Rows(v2Samples), versusV1Row(v2Samples, v1Samples)];
   } finally {
-    try {
-      // Agents first: a namespace with a process inside outlives `ip netns del`.
-      await withTimeout(Promise.all(agents.map(stopAgent)), STOP_GRACE_MS * 2, 'stopping the lab agents');
-    } finally {
-      lab.destroy();
-    }
+    await scope.close();
   }
 }

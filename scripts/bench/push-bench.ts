@@ -136,13 +136,13 @@ async function rawOnce(path: PushPath): Promise<number> {
 }
 
 /** An agent's CPU time so far (inside a namespace too: `ip netns exec` execs the agent in place). */
-function agentCpuMs(agent: PairAgent): number {
+export function agentCpuMs(agent: PairAgent): number {
   const pid = agent.log.started.child.pid;
   if (pid === undefined) throw new Error(`agent ${agent.name} has no pid`);
   return processCpuMs(pid);
 }
 
-function busyText(from: MachineTicks, to: MachineTicks): string {
+export function busyText(from: MachineTicks, to: MachineTicks): string {
   const { share, cores } = busyShare(from, to);
   return `machine ${formatPercent(share)} busy of ${cores} cores`;
 }

@@ -3,7 +3,15 @@
 // 127.0.0.1. Baseline: a bare Node TCP process sending the same count of 32-byte messages to an echo
 // server with the same window (64 in flight, each answered). Both timed from spawn to their result line.
 import { randomBytes } from 'node:crypto';
-import { cliArgs, cliFloorMs, Scope, startRawServer, timedRawRun, timedRun } from './agent-pair.js';
+import {
+  cliArgs,
+  cliFloorMs,
+  type PairAgent,
+  Scope,
+  startRawServer,
+  timedRawRun,
+  timedRun,
+} from './agent-pair.js';
 import { loopbackPair } from './push-bench.js';
 import { median } from './stats.js';
 import { formatMilliseconds, formatPerSecond, formatTimes, type ResultRow } from './table.js';
@@ -17,6 +25,26 @@ export const RELIABLE_WARMUPS = 1;
 const RUN_TIMEOUT_MS = 60_000;
 const CONFIRM_TIMEOUT_MS = 50_000;
 
+/** `count` distinct lines of exactly RELIABLE_MESSAGE_BYTES (hex) each: messages that do not compress. */
+export function distinctLines(count = RELIABLE_MESSAGES): string[] {
+  return Array.from({ length: count }, () => randomBytes(RELIABLE_MESSAGE_BYTES / 2).toString('hex'));
+}
+
+/** `nearmesh send <to> - --lines --json` against `sender`, from its spawn to the peer's last confirmation. */
+async function sendLinesMs(sender: PairAgent, to: string, stdin: string): Promise<number> {
+  const { ms, record } = await timedRun({
+    what: 'nearmesh send --lines',
+    command: process.execPath,
+    args: cliArgs(sender, ['send', to, '-', '--lines', '--json', '--timeout', String(CONFIRM_TIMEOUT_MS)]),
+    stdin,
+    timeoutMs: RUN_TIMEOUT_MS,
+    done: (result) => 'acknowledged' in result,
+  });
+  if (record.acknowledged !== true || record.count !== RELIABLE_MESSAGES)
+    throw new Error(`send --lines answered ${JSON.stringify(record)}`);
+  return ms;
+}
+
 const NAME = `17 send --lines, ${RELIABLE_MESSAGES.toLocaleString('en-US')} × ${RELIABLE_MESSAGE_BYTES} B, one link`;
 
 export async function reliableRows(): Promise<ResultRow[]> {
@@ -24,32 +52,9 @@ export async function reliableRows(): Promise<ResultRow[]> {
   try {
     const { sender, receiver } = await loopbackPair(scope);
     const echoPort = await startRawServer(scope, undefined, 'echo', ['127.0.0.1', 0]);
-    // Distinct lines, hex: exactly RELIABLE_MESSAGE_BYTES each.
-    const lines = Array.from({ length: RELIABLE_MESSAGES }, () =>
-      randomBytes(RELIABLE_MESSAGE_BYTES / 2).toString('hex'),
-    );
-    const stdin = `${lines.join('\n')}\n`;
-    const sendMs = async (): Promise<number> => {
-      const { ms, record } = await timedRun({
-        what: 'nearmesh send --lines',
-        command: process.execPath,
-        args: cliArgs(sender, [
-          'send',
-          receiver.name,
-          '-',
-          '--lines',
-          '--json',
-          '--timeout',
-          String(CONFIRM_TIMEOUT_MS),
-        ]),
-        stdin,
-        timeoutMs: RUN_TIMEOUT_MS,
-        done: (result) => 'acknowledged' in result,
-      });
-      if (record.acknowledged !== true || record.count !== RELIABLE_MESSAGES)
-        throw new Error(`send --lines answered ${JSON.stringify(record)}`);
-      return ms;
-    };
+    // What `send --lines` reads on stdin: one message a line.
+    const stdin = `${distinctLines().join('\n')}\n`;
+    const sendMs = (): Promise<number> => sendLinesMs(sender, receiver.name, stdin);
     const rawMs = async (): Promise<number> => {
       const { ms, record } = await timedRawRun(
         undefined,

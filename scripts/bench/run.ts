@@ -48,10 +48,26 @@ import {
   RELIABLE_WINDOW,
   reliableRows,
 } from './reliable-bench.js';
+import {
+  LINES_PER_REQUEST,
+  ROUTED_CHAIN_LENGTH,
+  ROUTED_MESSAGES,
+  ROUTED_RUNS,
+  ROUTED_WARMUPS,
+  routedReliableRows,
+} from './routed-reliable-bench.js';
 import { idleRssRows } from './rss-bench.js';
 import { errorRow, formatTable, type ResultRow } from './table.js';
 import { elapsedMs } from './timing.js';
+import {
+  FRESH_SEQUENCE,
+  originAuthRateRows,
+  PAYLOAD_BYTES,
+  RESTARTED_SEQUENCE,
+  routedBytesRows,
+} from './trust-bench.js';
 import { TCP_SAMPLES, UPGRADE_RUNS, upgradeRows } from './upgrade-bench.js';
+import { V1_COMMIT } from './v1-baseline.js';
 
 interface Section {
   readonly name: string;
@@ -65,7 +81,7 @@ const SECTIONS: readonly Section[] = [
   { name: '4  handshake vs TCP connect', run: async () => [await handshakeRow()] },
   { name: '5  idle RSS vs bare node', run: idleRssRows },
   { name: '6-7  BLE goodput, scan→link (emulator)', run: bleRows },
-  { name: '8  mesh latency per relay hop (lab chain)', run: meshHopRows },
+  { name: '8  mesh latency per relay hop (lab chain), v2 vs v1', run: meshHopRows },
   { name: '9  mesh transmissions per broadcast vs naive flood', run: meshFloodRows },
   { name: '10 duplicate-cache heap at 1,000 msg/s', run: duplicateCacheRows },
   { name: '11 call round trip, 1 and 3 hops (chain of 4)', run: callRoundTripRows },
@@ -74,12 +90,19 @@ const SECTIONS: readonly Section[] = [
   { name: '15 push goodput, 40 Mbit/s tbf veth', run: shapedPushRows },
   { name: '16 push goodput on loopback', run: loopbackPushRows },
   { name: '17 reliable send --lines msg/s', run: reliableRows },
+  { name: '18 routed unicast bytes, v2 vs v1', run: routedBytesRows },
+  { name: '19 routed reliable msg/s through a relay, v2 vs v1', run: routedReliableRows },
+  { name: '20 origin auth: signatures and tags per second', run: originAuthRateRows },
 ];
 
 const FOOTNOTES = [
   'ratio = nearmesh / baseline; MB = 10^6 bytes; every baseline is measured in this run, on this machine.',
-  '1  encodeMessage() bytes vs UTF-8 JSON.stringify({v,type,ack,id,payload[,ttl,src,dst]}): id 1234, ack,',
-  '   payload the 10-byte text {"t":21.5} (a JSON string), ttl 5, src/dst as 16-hex peer ids.',
+  `v1 = protocol version 1 as of commit ${V1_COMMIT} (the last before v2), exported with git archive, built with this`,
+  "   repository's tsc and node_modules, cached under the OS temp dir (scripts/bench/v1-baseline.ts); its rows",
+  '   (8c, 18-20) fail if it cannot be built. v1 agents only ever talk to v1 agents: the handshakes differ.',
+  '1  encodeMessage() bytes vs UTF-8 JSON.stringify({v,type,ack,id,payload[,ttl,src,dst,auth]}): id 1234,',
+  '   ack, payload the 10-byte text {"t":21.5} (a JSON string), ttl 5, src/dst as 16-hex peer ids, the',
+  "   routed form's 16-byte origin tag (§2.1) as 32 hex characters.",
   '2  the DATA of 1a; tinybench, 64 round trips per sample, median of 3 rounds in alternating order.',
   '   nearmesh: encodeMessage+decodeMessage (full validation, payload copied); JSON: stringify+parse, no',
   '   validation. 2a: payload as the text itself (JSON best case); 2b: base64, converted both ways.',
@@ -114,7 +137,10 @@ const FOOTNOTES = [
   '   8: to n5 (4 hops) vs to n2 (1 hop, the direct link with its link-level ACK): per relay hop',
   '   (rtt4 − rtt1) / (2·3), so it also carries what routing costs at the two ends. 8b: routed both ways,',
   '   n5 vs n3 (2 hops): (rtt4 − rtt2) / (2·2), relays only. Ratio: rtt4 / rtt1 (8), rtt4 / rtt2 (8b).',
-  '   Both rows read "skipped" without root and network namespaces (and tc, nft for the lab).',
+  '   8c: a second lab chain of v1 agents, its round trips interleaved with those of 8 (v2, v1, v2, ...);',
+  '   v2 per hop − v1 per hop, with its 95 % percentile-bootstrap interval (each series resampled, 2,000',
+  '   times): PASS unless the whole interval is above 0 (v2 slower by more than the noise of this run).',
+  '   The rows read "skipped" without root and network namespaces (and tc, nft for the lab).',
   '9  in-memory mesh (scripts/bench/mesh-sim.ts: real Routers, real encoded frames, FIFO links), after two',
   '   rounds of announcements; every agent broadcasts once, frames counted and averaged; every broadcast',
   '   must reach every agent. Naive: each agent forwards the first copy on all links but the one it came',
@@ -181,6 +207,27 @@ const FOOTNOTES = [
   `   a bare node process sending ${RELIABLE_MESSAGES.toLocaleString('en-US')} ${RELIABLE_MESSAGE_BYTES}-byte messages over one TCP connection to a bare echo server,`,
   `   ${RELIABLE_WINDOW} in flight, each echo releasing the next, spawn to done. ${RELIABLE_WARMUPS} warm-up + ${RELIABLE_RUNS} runs, interleaved, medians;`,
   '   stderr also has `nearmesh id` (CLI start-up + one request), the floor under every CLI figure.',
+  `18 encodeMessage() of a reliable routed unicast DATA, ${PAYLOAD_BYTES}-byte payload, ttl 4, real peer ids and a real`,
+  '   origin tag; v1: its encodeMessage of the same message at the ids a v1 router used (random below 2^31: the',
+  `   median over 1,001 draws); v2: its sequence numbers, ${RESTARTED_SEQUENCE.toLocaleString('en-US')} (an agent that has restarted: each start`,
+  `   takes a new block of 65,536, so ids soon take the 5 bytes v1's did) and ${FRESH_SEQUENCE.toLocaleString('en-US')} (a new agent); the goal`,
+  '   is judged on the larger. 18b: a broadcast DATA (no ack), signed: key and signature (98 bytes with their',
+  '   head) instead of the tag. The link adds the same to both versions (Noise tag 16, TCP length 4).',
+  `19 a chain of ${ROUTED_CHAIN_LENGTH} agents on 127.0.0.1 (r2 dials r1, r3 dials r2; static peers, so r1 reaches r3 only through`,
+  `   r2), routes both ways before timing; r1 sends r3 ${ROUTED_MESSAGES.toLocaleString('en-US')} distinct ${RELIABLE_MESSAGE_BYTES}-byte reliable messages with the control`,
+  `   requests \`nearmesh send --lines\` makes (${LINES_PER_REQUEST.toLocaleString('en-US')} a request, the last one waiting for the confirmation), from`,
+  "   the bench's control client (no CLI start-up in either figure), from the first request to the last answer.",
+  '   Each QUEUED and RECEIVED is a routed DATA, each acknowledged end to end by a routed ACK. The same on a',
+  `   chain of v1 agents. ${ROUTED_WARMUPS} warm-up + ${ROUTED_RUNS} runs each, v2/v1 alternating (and which goes first), medians;`,
+  "   stderr has each run with the three agents' CPU ms and how busy the machine was.",
+  '20 tinybench in this process, median of 3 rounds in alternating order. 20a: OriginAuth.seal of a broadcast',
+  '   DATA (32-byte payload; Ed25519 over the covered bytes, §2.1) + encodeMessage, vs node:crypto sign() of',
+  '   the same covered bytes; 20b: decodeMessage + OriginAuth.verify with the key known (as every agent a',
+  '   broadcast reaches, relays included), vs node:crypto verify() with a ready KeyObject. 20c: a unicast as',
+  '   origin and destination handle it: seal (tag: HMAC-SHA256 under the cached pairwise key) + encode +',
+  "   decode + verify, vs v1's encode + decode of the same message; + µs is what v2 adds per message.",
+  '   Goal of 20a/20b: a signed broadcast costs one signature where it starts and one verification in every',
+  '   agent it reaches; what nearmesh does around them (covered bytes, key checks, codec) stays within 10 %.',
 ];
 
 /** The row numbers a section covers, from its name: "8 …" -> [8], "6-7 …" -> [6, 7]. */
