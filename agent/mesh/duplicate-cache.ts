@@ -2,7 +2,6 @@
 // once per path, and only the first copy may be delivered or forwarded. Bounded twice over: entries leave
 // after a time window (so a source's deliberate retransmission passes again) and the oldest leave first
 // past a fixed count, so memory stays flat under any load, a hostile flood included.
-import { setBounded } from '../ops/bounded-map.js';
 
 export const DEFAULT_DUPLICATE_WINDOW_MS = 2_000;
 /** At 1,000 messages/s a 2 s window holds 2,000 keys; the cap leaves room for bursts. */
@@ -14,18 +13,25 @@ export interface DuplicateCacheOptions {
 }
 
 export class DuplicateCache {
-  /** Key → time first seen; Map order is insertion order, so the oldest entry is always first. */
-  readonly #seenAtMs = new Map<string, number>();
+  readonly #seen = new Set<string>();
+  // Keys in the order they came, with when, in a ring that grows up to `capacity`: the oldest is always at
+  // `#head`. (Walking the Set for the oldest would cross every deleted slot at its front again on each call.)
+  readonly #order: string[] = [];
+  readonly #seenAtMs: number[] = [];
+  #head = 0;
   readonly windowMs: number;
   readonly capacity: number;
 
   constructor(options: DuplicateCacheOptions = {}) {
     this.windowMs = options.windowMs ?? DEFAULT_DUPLICATE_WINDOW_MS;
     this.capacity = options.capacity ?? DEFAULT_DUPLICATE_CAPACITY;
+    if (!Number.isInteger(this.capacity) || this.capacity < 1) {
+      throw new RangeError(`duplicate cache capacity ${this.capacity} is not a positive integer`);
+    }
   }
 
   get size(): number {
-    return this.#seenAtMs.size;
+    return this.#seen.size;
   }
 
   /**
@@ -35,15 +41,23 @@ export class DuplicateCache {
   add(source: string, typeCode: number, id: number, nowMs: number, variant = ''): boolean {
     this.#expire(nowMs);
     const key = `${source}${typeCode}:${id}:${variant}`;
-    if (this.#seenAtMs.has(key)) return false;
-    setBounded(this.#seenAtMs, key, nowMs, this.capacity);
+    if (this.#seen.has(key)) return false;
+    if (this.#seen.size >= this.capacity) this.#dropOldest();
+    const slot = (this.#head + this.#seen.size) % this.capacity;
+    this.#order[slot] = key;
+    this.#seenAtMs[slot] = nowMs;
+    this.#seen.add(key);
     return true;
   }
 
   #expire(nowMs: number): void {
-    for (const [key, seenAtMs] of this.#seenAtMs) {
-      if (nowMs - seenAtMs < this.windowMs) return;
-      this.#seenAtMs.delete(key);
+    while (this.#seen.size > 0 && nowMs - (this.#seenAtMs[this.#head] as number) >= this.windowMs) {
+      this.#dropOldest();
     }
+  }
+
+  #dropOldest(): void {
+    this.#seen.delete(this.#order[this.#head] as string);
+    this.#head = (this.#head + 1) % this.capacity;
   }
 }

@@ -4,6 +4,7 @@
 // WireGuard's), older ones are stale. The highest number per origin goes to the trust store about once a
 // second, and at once before a message whose effects must not repeat, so a restart forgets nothing that
 // could be replayed afterwards.
+import { oldestKey } from '../ops/bounded-map.js';
 
 /** Sequence numbers below an origin's highest that are still told apart (others are stale). */
 export const REPLAY_WINDOW = 4_096;
@@ -17,7 +18,11 @@ export type ReplayVerdict = 'fresh' | 'repeat' | 'stale';
 /** Where the marks persist (TrustStore). */
 export interface ReplayMarks {
   replayMark(origin: string): number | undefined;
-  saveReplayMarks(marks: readonly (readonly [string, number])[]): void;
+  /**
+   * `durable`: on disk before this returns, through a power cut (an fsync); otherwise through a crash of the
+   * agent only, the disk catching up within moments (no fsync on the event loop once a second).
+   */
+  saveReplayMarks(marks: readonly (readonly [string, number])[], durable: boolean): void;
 }
 
 interface Window {
@@ -60,8 +65,11 @@ export class ReplayGuard {
     return 'fresh';
   }
 
-  /** Writes every changed mark now (before a message whose effect must not repeat, and at stop). */
-  flush(): void {
+  /**
+   * Writes every changed mark now: durably before a message whose effect must not repeat and at stop; the
+   * periodic writes survive a crash of the agent, and a power cut may undo the last second of them.
+   */
+  flush(durable = true): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     if (this.#dirty.size === 0 || this.marks === undefined) return;
@@ -71,7 +79,7 @@ export class ReplayGuard {
     });
     this.#dirty.clear();
     try {
-      this.marks.saveReplayMarks(marks);
+      this.marks.saveReplayMarks(marks, durable);
     } catch (error) {
       this.onPersistError(error);
     }
@@ -90,10 +98,10 @@ export class ReplayGuard {
 
   #set(origin: string, window: Window): void {
     if (this.#windows.size >= this.capacity) {
-      const oldest = this.#windows.keys().next().value;
+      const oldest = oldestKey(this.#windows);
       if (oldest !== undefined) {
         // Its mark goes to disk first, so it is found there when the origin speaks again.
-        if (this.#dirty.has(oldest)) this.flush();
+        if (this.#dirty.has(oldest)) this.flush(false);
         this.#windows.delete(oldest);
       }
     }
@@ -110,7 +118,7 @@ export class ReplayGuard {
     }
     this.#dirty.add(origin);
     if (this.#timer === undefined && this.marks !== undefined) {
-      this.#timer = setTimeout(() => this.flush(), FLUSH_INTERVAL_MS);
+      this.#timer = setTimeout(() => this.flush(false), FLUSH_INTERVAL_MS);
       this.#timer.unref();
     }
   }

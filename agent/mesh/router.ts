@@ -119,6 +119,15 @@ const NO_CAPABILITIES: Capabilities = { actions: [], sensors: [] };
 /** The last bytes of a message's auth tell a genuine copy from a forged one with the same (source, id). */
 const AUTH_TAIL_BYTES = 8;
 
+/** The last AUTH_TAIL_BYTES of a message's auth as a short string key, one character per byte. */
+function authTail(auth: Uint8Array): string {
+  let tail = '';
+  for (let i = Math.max(0, auth.length - AUTH_TAIL_BYTES); i < auth.length; i++) {
+    tail += String.fromCharCode(auth[i] as number);
+  }
+  return tail;
+}
+
 export class Router extends TypedEmitter<RouterEvents> {
   readonly selfId: string;
   readonly #options: RouterOptions;
@@ -272,8 +281,7 @@ export class Router extends TypedEmitter<RouterEvents> {
     }
     const nowMs = this.#now();
     const hops = this.#hopsTravelled(message, nowMs);
-    const tail = Buffer.from(auth.subarray(auth.length - AUTH_TAIL_BYTES)).toString('hex');
-    if (!this.#duplicates.add(route.source, MessageType[message.type], message.id, nowMs, tail)) {
+    if (!this.#duplicates.add(route.source, MessageType[message.type], message.id, nowMs, authTail(auth))) {
       counters.increment('mesh.dropped_duplicate');
       // A retransmission for us after its ACK was lost: hand it up again to be acknowledged, not delivered.
       if (route.destination === this.selfId) this.#deliverLocally(message, hops, nowMs, true);
@@ -314,7 +322,7 @@ export class Router extends TypedEmitter<RouterEvents> {
       return;
     }
     const forwarded = { ...message, route: { ...route, ttlHops: route.ttlHops - 1 } };
-    if (this.#dispatch(forwarded, from) > 0) counters.increment('mesh.forwarded');
+    if (this.#dispatch(forwarded, from, isForMany) > 0) counters.increment('mesh.forwarded');
   }
 
   #refuse(from: string, source: string, reason: Exclude<OriginVerdict, 'ok' | 'unverifiable'>): void {
@@ -451,11 +459,11 @@ export class Router extends TypedEmitter<RouterEvents> {
   }
 
   /** Sends a routed message on to the right links; returns how many it went out on. */
-  #dispatch(message: RoutedMessage, from: string | undefined): number {
+  #dispatch(message: RoutedMessage, from: string | undefined, isForMany = this.#isForMany(message)): number {
     const route = message.route;
     if (route === undefined) return 0;
     let outgoing = message;
-    let targets = this.#manyTargets(message);
+    let targets = isForMany ? this.#manyTargets(message) : undefined;
     if (targets === undefined) {
       const nextHop = this.#nextHop(outgoing, from);
       if (nextHop !== undefined) {
@@ -495,7 +503,7 @@ export class Router extends TypedEmitter<RouterEvents> {
   /** For announcements, broadcasts and groups: the source tree's next links (all links where unknown). */
   #manyTargets(message: RoutedMessage): Iterable<string> | undefined {
     const route = message.route;
-    if (route === undefined || !this.#isForMany(message)) return undefined;
+    if (route === undefined) return undefined;
     return this.#topology.childrenFor(route.source, this.#now()) ?? this.#neighbours.keys();
   }
 

@@ -14,6 +14,9 @@ export const DEFAULT_AGENT_EXPIRY_MS = 95_000;
 /** Agents remembered at most: memory stays bounded even when a peer announces made-up agents. */
 export const MAX_KNOWN_AGENTS = 1_024;
 
+/** How often the routing paths look for agents gone silent. */
+const SWEEP_INTERVAL_MS = 1_000;
+
 /** A unicast route: the neighbour to hand a message to and how far the destination is. */
 export interface TopologyRoute {
   readonly nextHop: string;
@@ -43,6 +46,8 @@ export class Topology {
   #groupIds: ReadonlySet<string> | undefined;
   /** This agent's shortest routes to every agent it can reach, valid until the topology changes. */
   #routes: ReadonlyMap<string, TopologyRoute> | undefined;
+  /** When the routing paths next sweep out agents gone silent (not on every message: see #sweep). */
+  #nextSweepMs = 0;
 
   constructor(
     readonly selfId: string,
@@ -129,7 +134,7 @@ export class Topology {
    * announcements show no path.
    */
   routeTo(destination: string, nowMs: number, avoid?: ReadonlySet<string>): TopologyRoute | undefined {
-    this.agents(nowMs); // expire first: a stale agent must not carry a route
+    this.#sweep(nowMs); // a stale agent must not carry a route
     if (avoid === undefined || avoid.size === 0) {
       this.#routes ??= this.#computeRoutes(undefined);
       return this.#routes.get(destination);
@@ -139,7 +144,7 @@ export class Topology {
 
   /** Every agent this agent has a route to, with the route. */
   routes(nowMs: number): ReadonlyMap<string, TopologyRoute> {
-    this.agents(nowMs);
+    this.#sweep(nowMs);
     this.#routes ??= this.#computeRoutes(undefined);
     return this.#routes;
   }
@@ -167,6 +172,17 @@ export class Topology {
     return routes;
   }
 
+  /**
+   * Forgets the agents gone silent, at most once a second: routing asks on every message, and an agent
+   * heard of 95 s ago may carry routes for up to a second more.
+   */
+  #sweep(nowMs: number): void {
+    if (nowMs >= this.#nextSweepMs || nowMs < this.#nextSweepMs - SWEEP_INTERVAL_MS) {
+      this.#nextSweepMs = nowMs + SWEEP_INTERVAL_MS;
+      for (const id of [...this.#agents.keys()]) this.get(id, nowMs);
+    }
+  }
+
   agents(nowMs: number): KnownAgent[] {
     return [...this.#agents.keys()]
       .map((id) => this.get(id, nowMs))
@@ -179,7 +195,7 @@ export class Topology {
    * other way to get it). Undefined when this agent is not in the tree as far as it knows: flood then.
    */
   childrenFor(source: string, nowMs: number): ReadonlySet<string> | undefined {
-    this.agents(nowMs); // expire first: a stale agent must not shape the tree
+    this.#sweep(nowMs); // a stale agent must not shape the tree
     if (this.#children.has(source)) return this.#children.get(source);
     const children = this.#computeChildren(source);
     this.#children.set(source, children);

@@ -2,7 +2,7 @@
 // independent of message type: header/version split, uint range checks, the optional route with its origin
 // authentication, and ignored trailing fields.
 import { FrameTooLargeError } from '../errors.js';
-import { isPeerId, PEER_ID_BYTES, peerIdFromBytes, peerIdToBytes } from '../identity/peer-id.js';
+import { isPeerId, PEER_ID_BYTES, peerIdFromBytes, writePeerId } from '../identity/peer-id.js';
 import {
   INFO_INDEFINITE,
   MAJOR_ARRAY,
@@ -157,12 +157,10 @@ function writeEnvelopePrefix(
 function writeRouting(out: Uint8Array, pos: number, routing: Routing | undefined): void {
   if (routing === undefined) return;
   const { route, auth } = routing;
-  const at = writeHead(out, pos, MAJOR_UINT, route.ttlHops);
-  writeBytes(
-    out,
-    writeBytes(out, writeBytes(out, at, peerIdToBytes(route.source)), peerIdToBytes(route.destination)),
-    auth,
-  );
+  let at = writeHead(out, pos, MAJOR_UINT, route.ttlHops);
+  at = writePeerId(out, writeHead(out, at, MAJOR_BYTES, PEER_ID_BYTES), route.source);
+  at = writePeerId(out, writeHead(out, at, MAJOR_BYTES, PEER_ID_BYTES), route.destination);
+  writeBytes(out, at, auth);
 }
 
 function checkRouting(routing: Routing): void {

@@ -1,7 +1,7 @@
 // What an origin's authentication of a routed message covers (PROTOCOL.md §2.1): every field but those a
 // relay changes on the way (ttl, the flood flag, an ANNOUNCE's hop proof), as one CBOR array in core
 // deterministic form, so any implementation with a standard deterministic encoder rebuilds the same bytes.
-import { PEER_ID_BYTES, peerIdToBytes } from '../identity/peer-id.js';
+import { PEER_ID_BYTES, writePeerId } from '../identity/peer-id.js';
 import {
   MAJOR_ARRAY,
   MAJOR_BYTES,
@@ -10,7 +10,7 @@ import {
   MAJOR_UINT,
   SIMPLE_NULL,
 } from './cbor-constants.js';
-import { headSize, writeBytes, writeHead } from './cbor-write.js';
+import { headSize, writeHead } from './cbor-write.js';
 import { hdrOf } from './envelope.js';
 import { MessageFlag, MessageType, type RoutedMessage } from './messages.js';
 import { utf8Length, writeUtf8 } from './utf8.js';
@@ -53,7 +53,8 @@ export function originAuthInput(message: RoutedMessage): Uint8Array[] {
   if (body === null) prefix[pos] = (MAJOR_SIMPLE << 5) | SIMPLE_NULL;
   else writeHead(prefix, pos, MAJOR_BYTES, body.length);
   const suffix = new Uint8Array(2 * (1 + PEER_ID_BYTES));
-  writeBytes(suffix, writeBytes(suffix, 0, peerIdToBytes(route.source)), peerIdToBytes(route.destination));
+  const at = writePeerId(suffix, writeHead(suffix, 0, MAJOR_BYTES, PEER_ID_BYTES), route.source);
+  writePeerId(suffix, writeHead(suffix, at, MAJOR_BYTES, PEER_ID_BYTES), route.destination);
   return body === null || body.length === 0 ? [prefix, suffix] : [prefix, body, suffix];
 }
 

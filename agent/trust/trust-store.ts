@@ -1,8 +1,11 @@
 // What an agent must remember across restarts to keep the mesh honest (PROTOCOL.md §2.1, §13.4-§13.6): the
 // block of origin sequence numbers it has reserved, the highest sequence number it accepted from each
 // origin (replay protection), the members it has met (their keys, and which id first announced each name),
-// and the revocations it holds. One SQLite file in data_dir (WAL, synchronous FULL: a reservation written is
-// a reservation kept through a power cut; replay marks are written in batches, about once a second).
+// and the revocations it holds. One SQLite file in data_dir, in WAL mode. Writes are synchronous FULL (an fsync
+// per commit: a reservation written is a reservation kept through a power cut), except the replay marks
+// written in batches about once a second while traffic flows: those are NORMAL (no fsync on the event loop
+// every second; a crash of the agent loses none, a power cut at most the last moments of them), and FULL
+// when flushed before a message whose effect must not repeat.
 // better-sqlite3 is imported lazily, as by the message queue.
 import { closeSync, existsSync, openSync } from 'node:fs';
 import type BetterSqlite3 from 'better-sqlite3';
@@ -83,6 +86,7 @@ function prepareStatements(db: BetterSqlite3.Database) {
 export class TrustStore {
   readonly #db: BetterSqlite3.Database;
   readonly #s: ReturnType<typeof prepareStatements>;
+  readonly #isFile: boolean;
   readonly #saveReplays: (marks: readonly (readonly [string, number])[], nowMs: number) => void;
 
   /** Opens (creating with mode 0600) the store at `path`, or an in-memory one for ':memory:'. */
@@ -105,7 +109,7 @@ export class TrustStore {
         db.pragma('synchronous = FULL');
       }
       migrate(db, path);
-      return new TrustStore(db);
+      return new TrustStore(db, path !== ':memory:');
     } catch (error) {
       db?.close();
       if (error instanceof TrustStoreError) throw error;
@@ -118,8 +122,13 @@ export class TrustStore {
     }
   }
 
-  private constructor(db: BetterSqlite3.Database) {
+  private constructor(
+    db: BetterSqlite3.Database,
+    /** On disk (WAL, synchronous levels apply), not ':memory:'. */
+    isFile: boolean,
+  ) {
     this.#db = db;
+    this.#isFile = isFile;
     const s = prepareStatements(db);
     this.#s = s;
     this.#saveReplays = db.transaction((marks: readonly (readonly [string, number])[], nowMs: number) => {
@@ -148,9 +157,19 @@ export class TrustStore {
     return this.#s.replay.get(origin);
   }
 
-  /** Records the highest accepted sequence numbers of several origins in one transaction. */
-  saveReplayMarks(marks: readonly (readonly [string, number])[], nowMs = Date.now()): void {
-    if (marks.length > 0) this.#saveReplays(marks, nowMs);
+  /** Records the highest accepted sequence numbers of several origins in one transaction (see the top). */
+  saveReplayMarks(marks: readonly (readonly [string, number])[], durable = true, nowMs = Date.now()): void {
+    if (marks.length === 0) return;
+    if (durable || !this.#isFile) {
+      this.#saveReplays(marks, nowMs);
+      return;
+    }
+    this.#db.pragma('synchronous = NORMAL');
+    try {
+      this.#saveReplays(marks, nowMs);
+    } finally {
+      this.#db.pragma('synchronous = FULL');
+    }
   }
 
   members(): StoredMember[] {

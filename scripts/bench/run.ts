@@ -59,13 +59,7 @@ import {
 import { idleRssRows } from './rss-bench.js';
 import { errorRow, formatTable, type ResultRow } from './table.js';
 import { elapsedMs } from './timing.js';
-import {
-  FRESH_SEQUENCE,
-  originAuthRateRows,
-  PAYLOAD_BYTES,
-  RESTARTED_SEQUENCE,
-  routedBytesRows,
-} from './trust-bench.js';
+import { originAuthRateRows, PAYLOAD_BYTES, routedBytesRows } from './trust-bench.js';
 import { TCP_SAMPLES, UPGRADE_RUNS, upgradeRows } from './upgrade-bench.js';
 import { V1_COMMIT } from './v1-baseline.js';
 
@@ -138,8 +132,10 @@ const FOOTNOTES = [
   '   (rtt4 − rtt1) / (2·3), so it also carries what routing costs at the two ends. 8b: routed both ways,',
   '   n5 vs n3 (2 hops): (rtt4 − rtt2) / (2·2), relays only. Ratio: rtt4 / rtt1 (8), rtt4 / rtt2 (8b).',
   '   8c: a second lab chain of v1 agents, its round trips interleaved with those of 8 (v2, v1, v2, ...);',
-  '   v2 per hop − v1 per hop, with its 95 % percentile-bootstrap interval (each series resampled, 2,000',
-  '   times): PASS unless the whole interval is above 0 (v2 slower by more than the noise of this run).',
+  "   8b's figure (what a relay adds) v2 − v1, with its 95 % percentile-bootstrap interval (each series",
+  '   resampled, 2,000 times): PASS unless the whole interval is above 0 (v2 slower by more than the noise).',
+  "   8d: the 2-hop round trip, v2 − v1 (info): the ends' fixed cost of origin authentication (seal and",
+  '   check of each DATA and ACK), which row 8 spreads over the hops (its 1-hop send is link-local).',
   '   The rows read "skipped" without root and network namespaces (and tc, nft for the lab).',
   '9  in-memory mesh (scripts/bench/mesh-sim.ts: real Routers, real encoded frames, FIFO links), after two',
   '   rounds of announcements; every agent broadcasts once, frames counted and averaged; every broadcast',
@@ -209,9 +205,9 @@ const FOOTNOTES = [
   '   stderr also has `nearmesh id` (CLI start-up + one request), the floor under every CLI figure.',
   `18 encodeMessage() of a reliable routed unicast DATA, ${PAYLOAD_BYTES}-byte payload, ttl 4, real peer ids and a real`,
   '   origin tag; v1: its encodeMessage of the same message at the ids a v1 router used (random below 2^31: the',
-  `   median over 1,001 draws); v2: its sequence numbers, ${RESTARTED_SEQUENCE.toLocaleString('en-US')} (an agent that has restarted: each start`,
-  `   takes a new block of 65,536, so ids soon take the 5 bytes v1's did) and ${FRESH_SEQUENCE.toLocaleString('en-US')} (a new agent); the goal`,
-  '   is judged on the larger. 18b: a broadcast DATA (no ack), signed: key and signature (98 bytes with their',
+  '   median over 1,001 draws: 5 bytes of CBOR); v2: the first id of a real SequenceCounter, which starts at the',
+  '   clock floor (1,024 per ms since 1970: 9 bytes, 4 more than v1, so that ids never go back). 18b: a',
+  '   broadcast DATA (no ack), signed: key and signature (98 bytes with their',
   '   head) instead of the tag. The link adds the same to both versions (Noise tag 16, TCP length 4).',
   `19 a chain of ${ROUTED_CHAIN_LENGTH} agents on 127.0.0.1 (r2 dials r1, r3 dials r2; static peers, so r1 reaches r3 only through`,
   `   r2), routes both ways before timing; r1 sends r3 ${ROUTED_MESSAGES.toLocaleString('en-US')} distinct ${RELIABLE_MESSAGE_BYTES}-byte reliable messages with the control`,

@@ -10,6 +10,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readFileSync,
+  readlinkSync,
   renameSync,
   rmSync,
   symlinkSync,
@@ -100,6 +101,7 @@ async function loadOrBuild(): Promise<V1Baseline> {
     process.stderr.write(`[building the v1 baseline ${V1_COMMIT} in ${dir}] `);
     await build(dir, marker);
   }
+  linkNodeModules(dir);
   const protocol = (await import(pathToFileURL(join(dir, PROTOCOL)).href)) as {
     encodeMessage?: unknown;
     decodeMessage?: unknown;
@@ -113,6 +115,24 @@ async function loadOrBuild(): Promise<V1Baseline> {
     encodeMessage: protocol.encodeMessage as V1Baseline['encodeMessage'],
     decodeMessage: protocol.decodeMessage as V1Baseline['decodeMessage'],
   };
+}
+
+/**
+ * The build runs against this checkout's node_modules: a cached build made from another checkout (whose
+ * node_modules may be gone) is pointed here again.
+ */
+function linkNodeModules(dir: string): void {
+  const link = join(dir, 'node_modules');
+  const target = join(REPO_ROOT, 'node_modules');
+  let current: string | undefined;
+  try {
+    current = readlinkSync(link);
+  } catch {
+    current = undefined;
+  }
+  if (current === target) return;
+  rmSync(link, { force: true });
+  symlinkSync(target, link, 'dir');
 }
 
 /** Exports, links node_modules, compiles in a scratch directory, then moves it in place in one rename. */

@@ -193,6 +193,27 @@ describe('DuplicateCache', () => {
     for (let id = 0; id < 50_000; id++) cache.add(`src${id % 7}`, 1, id, 0);
     expect(cache.size).toBe(1_000);
   });
+
+  it('forgets by age and by count in arrival order, around its ring many times', () => {
+    const cache = new DuplicateCache({ windowMs: 100, capacity: 5 });
+    let nowMs = 0;
+    for (let id = 0; id < 1_000; id++, nowMs += 30) {
+      expect(cache.add('a', 1, id, nowMs)).toBe(true);
+      // Within 100 ms: the last three or four (30 ms apart) are still there, and repeats of them are caught.
+      expect(cache.add('a', 1, id, nowMs)).toBe(false);
+      if (id >= 3) expect(cache.add('a', 1, id - 3, nowMs)).toBe(false);
+      expect(cache.size).toBeLessThanOrEqual(4);
+    }
+    // A burst at one instant: only the last five are held; the sixth newest passes again.
+    for (let id = 5_000; id < 5_020; id++) cache.add('b', 1, id, nowMs);
+    expect(cache.size).toBe(5);
+    expect(cache.add('b', 1, 5_019, nowMs)).toBe(false);
+    expect(cache.add('b', 1, 5_015, nowMs)).toBe(false);
+    expect(cache.add('b', 1, 5_014, nowMs)).toBe(true);
+    // The window passes: everything goes.
+    expect(cache.add('c', 1, 1, nowMs + 100)).toBe(true);
+    expect(cache.size).toBe(1);
+  });
 });
 
 describe('mesh tables under made-up agents', () => {

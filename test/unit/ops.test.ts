@@ -78,4 +78,36 @@ describe('setBounded', () => {
       ['c', 4],
     ]);
   });
+
+  it('drops the least recently set key, through any mix of sets, refreshes, deletes and emptyings', () => {
+    // A reference list against the map: its cursor must never skip or repeat an entry, whatever the
+    // holes, re-insertions and rehashes behind it.
+    let seed = 7;
+    const random = (below: number): number => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+      return seed % below;
+    };
+    const capacity = 64;
+    const map = new Map<number, number>();
+    let model: number[] = [];
+    for (let step = 0; step < 20_000; step++) {
+      const key = random(200);
+      if (random(10) === 0) {
+        map.delete(key);
+        model = model.filter((k) => k !== key);
+        continue;
+      }
+      if (random(2_000) === 0) {
+        map.clear();
+        model = [];
+        continue;
+      }
+      model = model.filter((k) => k !== key);
+      const expected = model.length >= capacity ? model.shift() : undefined;
+      model.push(key);
+      expect(setBounded(map, key, step, capacity)).toBe(expected);
+      expect(map.size).toBe(model.length);
+    }
+    expect([...map.keys()]).toEqual(model);
+  });
 });

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { generateIdentity, type Identity } from '../../agent/identity/identity.js';
 import { MemberRegistry } from '../../agent/identity/member-registry.js';
 import { ReplayGuard } from '../../agent/mesh/replay-guard.js';
@@ -110,6 +110,34 @@ describe('replay windows', () => {
     expect(after.accept('origin', 40)).toBe('repeat');
     expect(after.accept('origin', 41)).toBe('fresh');
     reopened.close();
+  });
+
+  it('are written once a second without an fsync, and durably when a flush asks for it', async () => {
+    vi.useFakeTimers();
+    try {
+      const path = join(temporaryDir(), TRUST_STORE_FILE);
+      const store = await TrustStore.open(path);
+      const writes: boolean[] = [];
+      const guard = new ReplayGuard({
+        replayMark: (origin) => store.replayMark(origin),
+        saveReplayMarks: (marks, durable) => {
+          writes.push(durable);
+          store.saveReplayMarks(marks, durable);
+        },
+      });
+      guard.accept('origin', 7);
+      vi.advanceTimersByTime(1_000);
+      expect(store.replayMark('origin')).toBe(7);
+      guard.accept('origin', 8);
+      guard.flush(); // before a CALL runs
+      expect(writes).toEqual([false, true]);
+      store.close();
+      const reopened = await TrustStore.open(path);
+      expect(reopened.replayMark('origin')).toBe(8);
+      reopened.close();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('an origin crowded out of memory by made-up ones is looked up on disk, not started over', async () => {

@@ -4,6 +4,7 @@ import type { Characteristic, ConnectOptions, Noble, Peripheral } from '@stoproc
 import type { BleAdapter } from '../../agent/config/adapter.js';
 import { TimeoutError } from '../../agent/errors.js';
 import { TypedEmitter } from '../../agent/events.js';
+import { oldestKey } from '../../agent/ops/bounded-map.js';
 import { DialError, OlderAgentError } from '../errors.js';
 import {
   decodeAdvertisementParts,
@@ -292,7 +293,7 @@ export class BleCentral extends TypedEmitter<BleCentralEvents> {
     // Kept most recently heard last: advertisers that rotate their address leave old entries behind.
     this.#heard.delete(peripheral.id);
     if (this.#heard.size >= MAX_PERIPHERALS_KEPT) {
-      const oldest = this.#heard.keys().next().value;
+      const oldest = oldestKey(this.#heard);
       if (oldest !== undefined) this.#heard.delete(oldest);
     }
     this.#heard.set(peripheral.id, peripheral);
