@@ -25,37 +25,42 @@ export const AUTHENTICATED_FLAGS = MessageFlag.ackRequested | MessageFlag.system
 const FIELDS = 7;
 
 /**
- * The bytes an origin's tag or signature covers, as parts whose concatenation is the deterministic CBOR
- * array ["nearmesh/2 origin", hdr, flags & AUTHENTICATED_FLAGS, id, body, src, dst]; a DATA payload is one
- * of the parts, not copied. body is the DATA payload or the ANNOUNCE body as byte strings, null for an ACK.
+ * The bytes an origin's tag or signature covers: the deterministic CBOR array
+ * ["nearmesh/2 origin", hdr, flags & AUTHENTICATED_FLAGS, id, body, src, dst], built in one buffer. body is
+ * the DATA payload or the ANNOUNCE body as byte strings, null for an ACK.
  */
-export function originAuthInput(message: RoutedMessage): Uint8Array[] {
+export function originAuthInput(message: RoutedMessage): Uint8Array {
   const route = message.route;
   if (route === undefined) throw new RangeError('only routed messages have an origin to authenticate');
   const flags = routedFlags(message) & AUTHENTICATED_FLAGS;
   const body = message.type === 'data' ? message.payload : message.type === 'announce' ? message.body : null;
   const contextBytes = utf8Length(ORIGIN_AUTH_CONTEXT);
   const hdr = hdrOf(MessageType[message.type]);
-  const prefixSize =
+  const size =
     1 +
     headSize(contextBytes) +
     contextBytes +
     headSize(hdr) +
     headSize(flags) +
     headSize(message.id) +
-    (body === null ? 1 : headSize(body.length));
-  const prefix = new Uint8Array(prefixSize);
-  let pos = writeHead(prefix, 0, MAJOR_ARRAY, FIELDS);
-  pos = writeUtf8(prefix, writeHead(prefix, pos, MAJOR_TEXT, contextBytes), ORIGIN_AUTH_CONTEXT);
-  pos = writeHead(prefix, pos, MAJOR_UINT, hdr);
-  pos = writeHead(prefix, pos, MAJOR_UINT, flags);
-  pos = writeHead(prefix, pos, MAJOR_UINT, message.id);
-  if (body === null) prefix[pos] = (MAJOR_SIMPLE << 5) | SIMPLE_NULL;
-  else writeHead(prefix, pos, MAJOR_BYTES, body.length);
-  const suffix = new Uint8Array(2 * (1 + PEER_ID_BYTES));
-  const at = writePeerId(suffix, writeHead(suffix, 0, MAJOR_BYTES, PEER_ID_BYTES), route.source);
-  writePeerId(suffix, writeHead(suffix, at, MAJOR_BYTES, PEER_ID_BYTES), route.destination);
-  return body === null || body.length === 0 ? [prefix, suffix] : [prefix, body, suffix];
+    (body === null ? 1 : headSize(body.length) + body.length) +
+    2 * (1 + PEER_ID_BYTES);
+  const out = new Uint8Array(size);
+  let pos = writeHead(out, 0, MAJOR_ARRAY, FIELDS);
+  pos = writeUtf8(out, writeHead(out, pos, MAJOR_TEXT, contextBytes), ORIGIN_AUTH_CONTEXT);
+  pos = writeHead(out, pos, MAJOR_UINT, hdr);
+  pos = writeHead(out, pos, MAJOR_UINT, flags);
+  pos = writeHead(out, pos, MAJOR_UINT, message.id);
+  if (body === null) {
+    out[pos++] = (MAJOR_SIMPLE << 5) | SIMPLE_NULL;
+  } else {
+    pos = writeHead(out, pos, MAJOR_BYTES, body.length);
+    out.set(body, pos);
+    pos += body.length;
+  }
+  pos = writePeerId(out, writeHead(out, pos, MAJOR_BYTES, PEER_ID_BYTES), route.source);
+  writePeerId(out, writeHead(out, pos, MAJOR_BYTES, PEER_ID_BYTES), route.destination);
+  return out;
 }
 
 /** The flags field a routed message carries (before relays touch the flood bit). */

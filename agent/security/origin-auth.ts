@@ -53,7 +53,7 @@ export class OriginAuth {
     const destination = message.route?.destination;
     const pairKey = isForMany || destination === undefined ? undefined : this.#pairKey(destination);
     if (pairKey !== undefined) return tag(pairKey, originAuthInput(message));
-    const signature = this.identity.sign(Buffer.concat(originAuthInput(message)));
+    const signature = this.identity.sign(originAuthInput(message));
     const auth = new Uint8Array(ORIGIN_SIGNATURE_AUTH_BYTES);
     auth.set(this.identity.publicKey, 0);
     auth.set(signature, PUBLIC_KEY_BYTES);
@@ -85,7 +85,7 @@ export class OriginAuth {
     if (known !== undefined && !timingSafeEqual(known, publicKey)) return 'bad-signature';
     try {
       const verifier = this.keys.verifierOf(source) ?? verifierFor(publicKey);
-      const input = Buffer.concat(originAuthInput(message));
+      const input = originAuthInput(message);
       if (!verify(null, input, verifier, auth.subarray(PUBLIC_KEY_BYTES))) return 'bad-signature';
     } catch {
       return 'bad-signature';
@@ -125,8 +125,6 @@ export function pairwiseKey(identity: Identity, peer: string, peerPublicKey: Uin
   return new Uint8Array(hkdfSync('sha256', secret, PAIRWISE_KEY_SALT, info, PAIRWISE_KEY_BYTES));
 }
 
-function tag(key: Uint8Array, parts: readonly Uint8Array[]): Uint8Array {
-  const hmac = createHmac('sha256', key);
-  for (const part of parts) hmac.update(part);
-  return Uint8Array.from(hmac.digest().subarray(0, ORIGIN_TAG_BYTES));
+function tag(key: Uint8Array, input: Uint8Array): Uint8Array {
+  return Uint8Array.from(createHmac('sha256', key).update(input).digest().subarray(0, ORIGIN_TAG_BYTES));
 }

@@ -153,7 +153,7 @@ function batch(name: string, count: number, operation: () => number): RateTask {
 
 function signatureTasks(parties: Pair): Record<'seal' | 'sign' | 'check' | 'verify', RateTask> {
   const message = routedData(parties, firstSequenceNumber(), 'everyone');
-  const input = Buffer.concat(originAuthInput(message));
+  const input = originAuthInput(message);
   const frame = encodeMessage(sealed(parties, message, true));
   const signature = sign(null, input, parties.fromKey);
   const publicKey = createPublicKey(parties.fromKey);
