@@ -177,11 +177,11 @@ function authFor(message, mode) {
     case 'own-pair-tag': {
       const key = pairwiseKey(identity, destination, knownKey(destination));
       const hmac = createHmac('sha256', key);
-      for (const part of originAuthInput(message)) hmac.update(part);
+      hmac.update(originAuthInput(message));
       return Uint8Array.from(hmac.digest().subarray(0, ORIGIN_TAG_BYTES));
     }
     case 'own-signature':
-      return Buffer.concat([identity.publicKey, identity.sign(Buffer.concat(originAuthInput(message)))]);
+      return Buffer.concat([identity.publicKey, identity.sign(originAuthInput(message))]);
     case 'claimed-key-bad-signature':
       return Buffer.concat([knownKey(source), randomBytes(64)]);
     default:
