@@ -310,7 +310,14 @@ export class Router extends TypedEmitter<RouterEvents> {
         return;
       }
     }
-    if (message.type === 'announce') this.#learn(message, from, nowMs);
+    if (message.type === 'announce') {
+      // The replay window takes numbers out of order; an announcement is only news if it is the latest.
+      if (this.#isOvertaken(message, nowMs)) {
+        counters.increment('mesh.announcements_overtaken');
+        return;
+      }
+      this.#learn(message, from, nowMs);
+    }
     this.#deliverLocally(message, hops, nowMs, false);
     if (route.destination === this.selfId) return;
     if (!this.#options.relay) {
@@ -331,6 +338,17 @@ export class Router extends TypedEmitter<RouterEvents> {
     if (reason === 'unknown-origin') return;
     const attributable = reason === 'bad-signature' || (reason === 'bad-tag' && source === from);
     this.emit('auth-failure', { neighbour: from, source, reason, attributable });
+  }
+
+  /**
+   * An ANNOUNCE older than the one held from its source (a copy that took a slower path, or one handed over
+   * from a neighbour's store after a newer one came by flood): learning it would undo what the newer said.
+   */
+  #isOvertaken(message: Extract<RoutedMessage, { type: 'announce' }>, nowMs: number): boolean {
+    const held = this.#announcements.get(message.route.source);
+    return (
+      held !== undefined && held.id > message.id && this.#topology.get(message.route.source, nowMs) !== undefined
+    );
   }
 
   /** A verified ANNOUNCE: the topology (hence routes) and the latest copy to pass on to new neighbours. */

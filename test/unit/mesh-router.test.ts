@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { BROADCAST_ID, groupId } from '../../agent/mesh/address.js';
 import { DuplicateCache } from '../../agent/mesh/duplicate-cache.js';
 import { MAX_KNOWN_AGENTS, Topology } from '../../agent/mesh/topology.js';
+import { decodeMessage, type RoutedMessage } from '../../agent/protocol/index.js';
 import { buildSim, chainTopology, gridTopology, MeshSim } from '../support/mesh-sim.js';
 
 const payload = new TextEncoder().encode('hello');
@@ -82,6 +83,33 @@ describe('mesh router, a link that comes up later', () => {
       expect.objectContaining({ destination: a, nextHop: b, hops: 2 }),
     );
     expect(sim.node(b).counters.get('mesh.announcements_synced')).toBe(1);
+  });
+});
+
+describe('mesh router, an announcement that arrives late', () => {
+  it('keeps what the newer one said: an older copy, handed over after it, is counted and ignored', () => {
+    const { ids } = chainTopology(3);
+    const [a, b, c] = ids as [string, string, string];
+    const sim = new MeshSim();
+    for (const id of ids) sim.add(id);
+    sim.link(a, b);
+    const sentByB = sim.capture(b);
+    sim.node(b).router.announceNow(); // b's links: a
+    sim.run();
+    const [older] = sentByB()
+      .map((frame) => decodeMessage(frame))
+      .flatMap((result) =>
+        result.kind === 'message' && result.message.type === 'announce' ? [result.message] : [],
+      );
+    sim.link(b, c);
+    sim.announceAll(); // b's links: a and c
+    expect([...(sim.node(c).router.agent(b)?.neighbours ?? [])].sort()).toEqual([a, c].sort());
+    // The older announcement reaches c later (a slower path, or a neighbour's store): c never saw it, so its
+    // signature and number pass the replay window, but it must not take back the link to c.
+    sim.inject(b, c, older as RoutedMessage);
+    sim.run();
+    expect(sim.node(c).counters.get('mesh.announcements_overtaken')).toBe(1);
+    expect([...(sim.node(c).router.agent(b)?.neighbours ?? [])].sort()).toEqual([a, c].sort());
   });
 });
 
