@@ -28,6 +28,12 @@ export class KeyDirectory {
     return this.#keys.size;
   }
 
+  /** Marks the key of `peerId`, if known, as recently used (it just verified a signature). */
+  touch(peerId: string): void {
+    const known = this.#keys.get(peerId);
+    if (known !== undefined) setBounded(this.#keys, peerId, known, this.capacity);
+  }
+
   /** Records a key; returns its peer id. A key already known is only marked as recently used. */
   learn(publicKey: Uint8Array): string {
     if (publicKey.length !== ED25519_PUBLIC_KEY_BYTES) throw new RangeError('not a 32-byte Ed25519 key');

@@ -347,7 +347,9 @@ export class Router extends TypedEmitter<RouterEvents> {
   #isOvertaken(message: Extract<RoutedMessage, { type: 'announce' }>, nowMs: number): boolean {
     const held = this.#announcements.get(message.route.source);
     return (
-      held !== undefined && held.id > message.id && this.#topology.get(message.route.source, nowMs) !== undefined
+      held !== undefined &&
+      held.id > message.id &&
+      this.#topology.get(message.route.source, nowMs) !== undefined
     );
   }
 

@@ -79,19 +79,23 @@ export class OriginAuth {
 
   #verifySignature(message: RoutedMessage, source: string, auth: Uint8Array): OriginVerdict {
     const publicKey = auth.subarray(0, PUBLIC_KEY_BYTES);
-    if (peerIdFromPublicKey(publicKey) !== source) return 'bad-signature';
     const known = this.keys.publicKeyOf(source);
-    // Another key with the same id would need a second preimage of SHA-256 cut to 64 bits: refuse it.
-    if (known !== undefined && !timingSafeEqual(known, publicKey)) return 'bad-signature';
+    if (known !== undefined) {
+      // The key src is known by (its id is its hash): any other key is not src's, whatever its hash.
+      if (!timingSafeEqual(known, publicKey)) return 'bad-signature';
+    } else if (peerIdFromPublicKey(publicKey) !== source) {
+      return 'bad-signature';
+    }
     try {
       const verifier = this.keys.verifierOf(source) ?? verifierFor(publicKey);
-      const input = originAuthInput(message);
-      if (!verify(null, input, verifier, auth.subarray(PUBLIC_KEY_BYTES))) return 'bad-signature';
+      if (!verify(null, originAuthInput(message), verifier, auth.subarray(PUBLIC_KEY_BYTES)))
+        return 'bad-signature';
     } catch {
       return 'bad-signature';
     }
     // Learnt only once it signed something: made-up keys cannot crowd real ones out of the directory.
-    this.keys.learn(publicKey);
+    if (known === undefined) this.keys.learn(publicKey);
+    else this.keys.touch(source);
     return 'ok';
   }
 

@@ -1,4 +1,4 @@
-// Row 4: how long dial + establishSecureLink (Noise XXpsk3, 4 frames) takes over loopback TCP, against
+// Row 4: how long dial + establishSecureLink (Noise XXpsk0, 3 frames) takes over loopback TCP, against
 // a plain TCP connect to the same address family; both ends in this process, samples interleaved.
 import { once } from 'node:events';
 import { connect, createServer, type Server } from 'node:net';
@@ -105,7 +105,7 @@ export async function handshakeRow(): Promise<ResultRow> {
   const describe = (samples: number[]): string =>
     `${formatMilliseconds(median(samples))} (p95 ${formatMilliseconds(quantile(samples, 0.95))})`;
   return {
-    benchmark: `4  handshake ms, dial+XXpsk3 vs TCP connect`,
+    benchmark: `4  handshake ms, dial+XXpsk0 vs TCP connect`,
     nearmesh: describe(secureMs),
     baseline: describe(plainMs),
     ratio: formatTimes(median(secureMs) / median(plainMs)),
