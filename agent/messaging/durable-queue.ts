@@ -1,4 +1,4 @@
-// Durable queue for reliable messages (issue 4): one SQLite file (WAL) per agent holds the sender's
+// Durable queue for reliable messages: one SQLite file (WAL) per agent holds the sender's
 // outbox (per-peer sequence numbers that never repeat, kept until the peer acknowledges) and the
 // receiver's de-duplication state (highest seq handed to the app per sending peer), so neither a
 // restart nor a kill -9 loses an acknowledged enqueue or delivers a message twice.

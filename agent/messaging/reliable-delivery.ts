@@ -1,4 +1,4 @@
-// Reliable messages that survive a restart or a crash of either side (issue 4, delivery modes): a send is
+// Reliable messages that survive a restart or a crash of either side: a send is
 // queued durably first (DurableQueue, SQLite WAL) and leaves the queue only when the receiver says it has
 // recorded it as handed to its apps (RECEIVED, cumulative). Between the two, QUEUED messages go to the peer
 // over whatever reaches it (a direct link or the mesh), at most WINDOW of them unconfirmed, in seq order; a

@@ -1,4 +1,4 @@
-// Bulk transfer messages (issue 4 item 5): the payloads of system DATA that move one file from a sender to a
+// Bulk transfer messages: the payloads of system DATA that move one file from a sender to a
 // receiver, chunked, flow controlled, SHA-256 checked and resumable. Each is one CBOR array whose first
 // element says what it is. Kinds 16–23, clear of the coordination kinds 1–9:
 //

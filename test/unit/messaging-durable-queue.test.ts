@@ -1,4 +1,4 @@
-// Durable queue (issue 4) against real better-sqlite3 in temporary directories: per-peer seqs and order,
+// Durable queue against real better-sqlite3 in temporary directories: per-peer seqs and order,
 // cumulative and selective acks, persistence across close/reopen, bounds, corrupt files, receiver
 // de-duplication state, lazy loading of the SQLite module, and a throughput figure (printed, not asserted).
 import { execFileSync } from 'node:child_process';

@@ -1,4 +1,4 @@
-// Reliable delivery (issue 4) between two ReliableDelivery engines on real SQLite queue files, joined by
+// Reliable delivery between two ReliableDelivery engines on real SQLite queue files, joined by
 // an in-memory channel standing in for the messenger (a direct link or the mesh): the window, the probe
 // that goes when no link or route is known, rewinds after lost sends, and a sender restart.
 import { mkdtempSync, rmSync } from 'node:fs';
