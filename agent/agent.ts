@@ -41,7 +41,7 @@ import { Counters } from './ops/counters.js';
 import type { Logger } from './ops/logger.js';
 import { readTelemetry } from './ops/telemetry.js';
 import { coexistenceQuirk, scanDutyFor, WifiActivity } from './ops/wifi-activity.js';
-import { CoordinationKind } from './protocol/coordination.js';
+import { actsOnDevice } from './protocol/coordination.js';
 import { PROTOCOL_VERSION } from './protocol/index.js';
 import type { JsonObject } from './protocol/json-cbor.js';
 import { systemKindOf, systemServiceOf } from './protocol/system-kind.js';
@@ -58,9 +58,6 @@ type PushControlRequest = Extract<ControlRequest, { cmd: 'push' }>;
 
 /** How long one stream message may wait for its link-level acknowledgement. */
 const STREAM_MESSAGE_TIMEOUT_MS = 15_000;
-
-/** Coordination kinds that act on the device (PROTOCOL.md §14.2). */
-const SIDE_EFFECT_KINDS: ReadonlySet<number> = new Set([CoordinationKind.call, CoordinationKind.lease]);
 
 /** The durable queue of reliable messages, in data_dir. */
 export const MESSAGE_QUEUE_FILE = 'messages.sqlite';
@@ -232,6 +229,9 @@ export class Agent {
       trust: routerTrust(trust),
     });
     this.#router = router;
+    router.on('route-penalised', (destination, nextHop) =>
+      log.info({ destination, next_hop: nextHop }, 'a next hop lost messages twice in a row: avoiding it'),
+    );
     this.#links = new LinkManager({
       identity: this.#identity,
       name: config.name,
@@ -335,8 +335,7 @@ export class Agent {
         default:
           // A call or lease runs something: its replay mark is on disk before it does, so not even a crash
           // right after lets the same routed message run it again (link-local ones ride a Noise session).
-          if (!overDirectLink && SIDE_EFFECT_KINDS.has(systemKindOf(message.payload) ?? 0))
-            trust.replay.flush();
+          if (!overDirectLink && actsOnDevice(systemKindOf(message.payload))) trust.replay.flush();
           coordinator.receive(message.from, message.payload);
       }
     };
@@ -442,7 +441,6 @@ export class Agent {
       keyRing: trust.keyRing,
       revocations: trust.revocations,
       members: trust.members,
-      admins: this.config.security.admins,
       sendToNeighbour: (peer, payload) => links.send(peer, payload, { system: true, timeoutMs: 15_000 }),
       broadcast: (payload) => messenger.multicast(undefined, payload, { system: true }),
       neighbours: () => links.peers().flatMap((peer) => (peer.state === 'connected' ? [peer.id] : [])),
@@ -469,12 +467,6 @@ export class Agent {
     router.on('auth-failure', (failure) => {
       if (trust.blame.record(failure)) links.disconnect(failure.neighbour, 'shunned for forging messages');
     });
-    router.on('route-penalised', (destination, nextHop) =>
-      this.log.info(
-        { destination, next_hop: nextHop },
-        'a next hop lost messages twice in a row: avoiding it',
-      ),
-    );
     this.#trustService = service;
     return service;
   }
@@ -487,7 +479,7 @@ export class Agent {
       previous_key_until: until === undefined ? null : new Date(until).toISOString(),
       revoked: trust.revocations.size,
       admins: this.config.security.admins,
-      members_known: trust.keys.size,
+      members_known: trust.members.size,
       neighbours_blamed: trust.blame.rows(),
     };
   }
@@ -564,7 +556,6 @@ export class Agent {
     await this.#control?.stop();
     await this.#mqtt?.stop();
     this.#router?.stop();
-    this.#trust?.store.close();
     this.#rules?.stop();
     this.#coordinator?.stop();
     this.#messenger?.stop();
@@ -573,6 +564,9 @@ export class Agent {
     await this.#streams?.close();
     await this.#links?.stop();
     this.#queue?.close();
+    // Last: until the links are down, messages still arrive and move replay marks and members.
+    this.#trust?.replay.flush();
+    this.#trust?.store.close();
     this.log.info('agent stopped');
   }
 

@@ -2,6 +2,7 @@
 // once, where they enter; every client command and the server share these shapes.
 // zod's v3 API (shipped inside the zod 4 package): importing zod 4's API costs ~13 MB of RSS, v3's ~2 MB.
 import { z } from 'zod/v3';
+import { MAX_OVERLAP_MS } from '../protocol/trust.js';
 
 export const MAX_CONTROL_LINE_BYTES = 4 << 20;
 /** Reliable messages one `send` request may queue at once. */
@@ -55,12 +56,7 @@ export const requestSchema = z.discriminatedUnion('cmd', [
       id: requestId,
       cmd: z.literal('rekey'),
       // At most the 24 days a rotation record may carry (PROTOCOL.md §13.6); absent: [security] rekey_overlap.
-      overlap_ms: z
-        .number()
-        .int()
-        .min(0)
-        .max(24 * 24 * 3_600_000)
-        .optional(),
+      overlap_ms: z.number().int().min(0).max(MAX_OVERLAP_MS).optional(),
     })
     .strict(),
   z

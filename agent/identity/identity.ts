@@ -4,7 +4,6 @@
 import {
   createPrivateKey,
   createPublicKey,
-  diffieHellman,
   generateKeyPairSync,
   type KeyObject,
   sign,
@@ -16,6 +15,7 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import { NearmeshError } from '../errors.js';
 import { writeFileAtomic } from '../ops/atomic-file.js';
 import { peerIdFromPublicKey } from './peer-id.js';
+import { x25519, x25519PrivateKey } from './x25519.js';
 
 export const IDENTITY_FILE = 'identity.pem';
 
@@ -60,12 +60,6 @@ export function identityFromPrivateKey(privateKey: KeyObject): Identity {
   };
 }
 
-function x25519PrivateKey(scalar: Uint8Array): KeyObject {
-  // PKCS#8 for X25519 is a fixed 16-byte prefix and the 32-byte scalar (RFC 8410).
-  const prefix = Buffer.from('302e020100300506032b656e04220420', 'hex');
-  return createPrivateKey({ key: Buffer.concat([prefix, scalar]), format: 'der', type: 'pkcs8' });
-}
-
 function agree(agreementKey: KeyObject, peerPublicKey: Uint8Array): Uint8Array {
   let montgomery: Uint8Array;
   try {
@@ -73,13 +67,8 @@ function agree(agreementKey: KeyObject, peerPublicKey: Uint8Array): Uint8Array {
   } catch (error) {
     throw new KeyAgreementError('peer key is not a valid Ed25519 public key', { cause: error });
   }
-  const publicKey = createPublicKey({
-    key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(montgomery).toString('base64url') },
-    format: 'jwk',
-  });
   try {
-    // OpenSSL refuses a low-order point, whose secret would be all zeros (RFC 7748 §6.1).
-    return Uint8Array.from(diffieHellman({ privateKey: agreementKey, publicKey }));
+    return x25519(agreementKey, montgomery);
   } catch (error) {
     throw new KeyAgreementError('key agreement failed: low-order peer key', { cause: error });
   }

@@ -9,6 +9,8 @@ import { setBounded } from '../ops/bounded-map.js';
 /** Claims remembered per name, and names with claims remembered at all: bounded whatever is announced. */
 const MAX_CLAIMANTS_PER_NAME = 8;
 const MAX_CLAIMED_NAMES = 4_096;
+/** Members and name bindings kept (in memory as in the trust store); the first met goes first. */
+export const MAX_MEMBERS = 16_384;
 
 /** Where bindings and members persist (TrustStore). */
 export interface MemberStore {
@@ -27,12 +29,13 @@ export class MemberRegistry {
   readonly #bindings = new Map<string, string>();
   /** name → ids that claimed it → when last, most recent last. */
   readonly #claims = new Map<string, Map<string, number>>();
-  readonly #members = new Set<string>();
+  /** Members met, first met first (the value is unused: a Map, so setBounded can bound it). */
+  readonly #members = new Map<string, true>();
   readonly #reported = new Set<string>();
 
   constructor(private readonly store?: MemberStore) {
-    for (const { name, id } of store?.nameBindings() ?? []) this.#bindings.set(name, id);
-    for (const { id } of store?.members() ?? []) this.#members.add(id);
+    for (const { name, id } of store?.nameBindings() ?? []) setBounded(this.#bindings, name, id, MAX_MEMBERS);
+    for (const { id } of store?.members() ?? []) setBounded(this.#members, id, true, MAX_MEMBERS);
   }
 
   /**
@@ -40,11 +43,11 @@ export class MemberRegistry {
    * it; any other id is a conflict (reported once per id and name by a 'conflict' the first time).
    */
   claim(id: string, name: string, nowMs = Date.now()): ClaimOutcome {
-    this.#noteMember(id);
+    this.noteMember(id);
     this.#noteClaim(name, id, nowMs);
     const owner = this.#bindings.get(name);
     if (owner === undefined) {
-      this.#bindings.set(name, id);
+      setBounded(this.#bindings, name, id, MAX_MEMBERS);
       this.store?.bindName(name, id);
       return 'bound';
     }
@@ -91,19 +94,20 @@ export class MemberRegistry {
     return had;
   }
 
-  /** Every member met, ever (as far as the store's bound goes). */
+  /** Members remembered. */
+  get size(): number {
+    return this.#members.size;
+  }
+
+  /** Whether `id` was met (of the last MAX_MEMBERS first met). */
   isKnownMember(id: string): boolean {
     return this.#members.has(id);
   }
 
   /** Records a member met (a handshake, a verified message); persisted with its key when given. */
   noteMember(id: string, publicKey: Uint8Array | null = null): void {
-    this.#noteMember(id, publicKey);
-  }
-
-  #noteMember(id: string, publicKey: Uint8Array | null = null): void {
     if (this.#members.has(id) && publicKey === null) return;
-    this.#members.add(id);
+    if (!this.#members.has(id)) setBounded(this.#members, id, true, MAX_MEMBERS);
     this.store?.saveMember(id, publicKey);
   }
 

@@ -401,10 +401,12 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
     this.#handshakes.add(link);
     let secure: Awaited<ReturnType<typeof establishSecureLink>>;
     const keys = this.options.meshKeys();
+    // The list may have shrunk since the index was chosen (a retired key expired): then the current key.
+    const dialIndex = keyIndex < keys.length ? keyIndex : 0;
     try {
       secure = await establishSecureLink(link, {
         identity: this.options.identity,
-        meshKeys: link.isInitiator ? [keys[keyIndex] ?? (keys[0] as Uint8Array)] : keys,
+        meshKeys: link.isInitiator ? [keys[dialIndex] as Uint8Array] : keys,
         name: this.options.name,
         timeoutMs: this.options.handshakeTimeoutMs ?? 10_000,
       });
@@ -415,7 +417,7 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
     } finally {
       this.#handshakes.delete(link);
     }
-    const usedRetiredKey = link.isInitiator ? keyIndex > 0 : secure.meshKeyIndex > 0;
+    const usedRetiredKey = link.isInitiator ? dialIndex > 0 : secure.meshKeyIndex > 0;
     const refusal =
       secure.peerId === this.peerId ? undefined : this.options.onAuthenticated?.(secure, usedRetiredKey);
     if (secure.peerId === this.peerId) {

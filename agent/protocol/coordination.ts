@@ -19,6 +19,11 @@ export const CoordinationKind = {
   sensorWatch: 9,
 } as const;
 
+/** Whether a coordination payload of this kind acts on the device (a CALL runs an action, a LEASE takes one). */
+export function actsOnDevice(kind: number | undefined): boolean {
+  return kind === CoordinationKind.call || kind === CoordinationKind.lease;
+}
+
 /** Longest lease: a holder renews well before; an hour bounds what a vanished holder can block. */
 export const MAX_LEASE_MS = 3_600_000;
 /** Longest a watch lasts without renewal, and the fastest and slowest rates a watcher may ask for. */

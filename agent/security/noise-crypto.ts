@@ -5,12 +5,10 @@ import {
   createDecipheriv,
   createHash,
   createHmac,
-  createPrivateKey,
-  createPublicKey,
-  diffieHellman,
   generateKeyPairSync,
   type KeyObject,
 } from 'node:crypto';
+import { x25519, x25519PrivateKey } from '../identity/x25519.js';
 import { NoiseDecryptError, NoiseProtocolError } from './errors.js';
 
 export const DH_LEN = 32;
@@ -25,9 +23,6 @@ export interface KeyPair {
   readonly privateKey: Uint8Array;
   readonly privateKeyObject: KeyObject;
 }
-
-// node:crypto imports a raw X25519 private key only wrapped in DER; this is the fixed PKCS#8 header.
-const PKCS8_X25519_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
 
 /** A plain Uint8Array view of a Buffer (no copy), so callers never see Buffer's different slice() and equality. */
 export function plain(bytes: Buffer): Uint8Array {
@@ -53,20 +48,13 @@ export function generateKeyPair(): KeyPair {
 export function keyPairFromPrivateKey(privateKey: Uint8Array): KeyPair {
   if (privateKey.length !== DH_LEN)
     throw new NoiseProtocolError(`X25519 private key must be ${DH_LEN} bytes`);
-  return keyPairFromObject(
-    createPrivateKey({ key: Buffer.concat([PKCS8_X25519_PREFIX, privateKey]), format: 'der', type: 'pkcs8' }),
-  );
+  return keyPairFromObject(x25519PrivateKey(privateKey));
 }
 
 /** X25519. A low-order remote key makes OpenSSL refuse (all-zero secret); that surfaces as a typed error. */
 export function dh(keyPair: KeyPair, remotePublicKey: Uint8Array): Uint8Array {
   try {
-    // JWK import of a public key is several times cheaper than SPKI DER.
-    const publicKey = createPublicKey({
-      key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(remotePublicKey).toString('base64url') },
-      format: 'jwk',
-    });
-    return plain(diffieHellman({ privateKey: keyPair.privateKeyObject, publicKey }));
+    return x25519(keyPair.privateKeyObject, remotePublicKey);
   } catch (error) {
     throw new NoiseProtocolError('X25519 failed: invalid remote public key', { cause: error });
   }

@@ -216,12 +216,16 @@ function openFirstMessage(
   throw new HandshakeError('auth-failed', 'first handshake message not sealed under our mesh key');
 }
 
+/** The probe's static key: message 1 of XX never uses it, so one, made on first need, serves every probe. */
+let v1ProbeStaticKey: ReturnType<typeof generateKeyPair> | undefined;
+
 /** Whether a first message authenticates as protocol v1's (Noise_XXpsk3, prologue nearmesh/1). */
 function isVersion1FirstMessage(frame: Uint8Array): boolean {
+  v1ProbeStaticKey ??= generateKeyPair();
   const probe = new HandshakeState({
     pattern: V1_PATTERN,
     initiator: false,
-    staticKeyPair: generateKeyPair(),
+    staticKeyPair: v1ProbeStaticKey,
     prologue: V1_PROLOGUE,
     psk: V1_PROBE_KEY,
   });

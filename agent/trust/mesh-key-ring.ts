@@ -32,7 +32,8 @@ interface RetiredKey {
 
 export type AdoptOutcome = 'adopted' | 'held' | 'older';
 
-export class MeshKeyError extends NearmeshError {
+/** mesh-keys.json cannot be read or is damaged (the keys a rotation made, not the config's mesh_key). */
+export class MeshKeyRingError extends NearmeshError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('mesh-keys', message, options);
   }
@@ -73,7 +74,7 @@ export class MeshKeyRing {
       text = await readFile(path, 'utf8');
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
-        throw new MeshKeyError(`cannot read ${path}: ${(error as Error).message}`, { cause: error });
+        throw new MeshKeyRingError(`cannot read ${path}: ${(error as Error).message}`, { cause: error });
       }
       return new MeshKeyRing(path, baseId, epochZero(baseKey), []);
     }
@@ -158,7 +159,7 @@ function epochZero(key: Uint8Array): MeshKeyEpoch {
 function rotationFromHex(hex: string, path: string): KeyRotation {
   const rotation = decodeKeyRotation(Uint8Array.from(Buffer.from(hex, 'hex')));
   if (rotation instanceof DecodeError) {
-    throw new MeshKeyError(`${path}: the current key's rotation record is damaged`, { cause: rotation });
+    throw new MeshKeyRingError(`${path}: the current key's rotation record is damaged`, { cause: rotation });
   }
   return rotation;
 }
@@ -168,7 +169,7 @@ function parseKeyFile(text: string, path: string): KeyFile {
   try {
     file = JSON.parse(text);
   } catch (error) {
-    throw new MeshKeyError(`${path} is not valid JSON: ${(error as Error).message}`, { cause: error });
+    throw new MeshKeyRingError(`${path} is not valid JSON: ${(error as Error).message}`, { cause: error });
   }
   const candidate = file as Partial<KeyFile>;
   const isKey = (value: unknown): boolean =>
@@ -184,7 +185,7 @@ function parseKeyFile(text: string, path: string): KeyFile {
       (old) => typeof old.epoch === 'number' && isKey(old.key) && typeof old.untilMs === 'number',
     )
   ) {
-    throw new MeshKeyError(`${path} is damaged: move it aside to start again from the config's mesh key`);
+    throw new MeshKeyRingError(`${path} is damaged: move it aside to start again from the config's mesh key`);
   }
   return candidate as KeyFile;
 }

@@ -4,11 +4,10 @@
 // direct links only (Noise-encrypted end to end of each hop), to every neighbour; each agent that takes it
 // passes it on to its own neighbours, and to any neighbour that later shows up announcing an older epoch,
 // for as long as the old key is still accepted. Revoked agents have no links, so they never get it.
-import { randomBytes, verify } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { NearmeshError } from '../errors.js';
 import { TypedEmitter } from '../events.js';
-import type { Identity } from '../identity/identity.js';
-import { verifierFor } from '../identity/key-directory.js';
+import { type Identity, verifySignature } from '../identity/identity.js';
 import type { MemberRegistry } from '../identity/member-registry.js';
 import { peerIdFromPublicKey } from '../identity/peer-id.js';
 import { setBounded } from '../ops/bounded-map.js';
@@ -46,8 +45,6 @@ export interface TrustServiceOptions {
   keyRing: MeshKeyRing;
   revocations: RevocationList;
   members: MemberRegistry;
-  /** Peer ids allowed to revoke and rekey; empty: every member may. */
-  admins: readonly string[];
   /** Sends a system payload to a direct neighbour over its link. */
   sendToNeighbour(peer: string, payload: Uint8Array): Promise<unknown>;
   /** Floods a system payload to every agent. */
@@ -75,14 +72,9 @@ export class TrustService extends TypedEmitter<TrustServiceEvents> {
     this.#options = options;
   }
 
-  /** Whether `peerId` may revoke and rekey: an admin, or anyone when there is no admin list; never a revoked one. */
+  /** Whether `peerId` may revoke and rekey (RevocationList.mayAdminister: the one rule for both). */
   mayAdminister(peerId: string): boolean {
-    const { admins, revocations } = this.#options;
-    return (admins.length === 0 || admins.includes(peerId)) && !revocations.has(peerId);
-  }
-
-  isRevoked(peerId: string): boolean {
-    return this.#options.revocations.has(peerId);
+    return this.#options.revocations.mayAdminister(peerId);
   }
 
   /** Revokes `peerId` for good, here and (flooded and handed to every neighbour) across the mesh. */
@@ -250,9 +242,5 @@ export class TrustService extends TypedEmitter<TrustServiceEvents> {
 
 function isRotationValid(rotation: KeyRotation, key: Uint8Array): boolean {
   if (!Buffer.from(keyIdOf(key)).equals(rotation.keyId)) return false;
-  try {
-    return verify(null, rotationSigningBytes(rotation), verifierFor(rotation.issuerKey), rotation.signature);
-  } catch {
-    return false;
-  }
+  return verifySignature(rotation.issuerKey, rotationSigningBytes(rotation), rotation.signature);
 }

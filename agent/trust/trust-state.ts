@@ -49,18 +49,19 @@ export async function openTrustState(options: TrustStateOptions): Promise<TrustS
     counters.increment('trust.store_errors');
     log.error({ err: error }, 'trust store: cannot write (full disk?); carrying on in memory');
   };
+  const storedMembers = store.members(); // first met first
   const members = new MemberRegistry({
     nameBindings: () => store.nameBindings(),
     bindName: (name, id) => guarded(() => store.bindName(name, id), onStoreError),
     unbindName: (name) => guarded(() => store.unbindName(name), onStoreError) ?? false,
-    members: () => store.members(),
+    members: () => storedMembers,
     saveMember: (id, publicKey) => guarded(() => store.saveMember(id, publicKey), onStoreError),
   });
   const keys = new KeyDirectory(DEFAULT_KEY_DIRECTORY_CAPACITY, (id, publicKey) =>
     members.noteMember(id, publicKey),
   );
-  // Most recently seen first, should the directory fill before the store runs out.
-  for (const member of store.members().reverse())
+  // Most recently met first, should the directory fill before the store runs out.
+  for (const member of [...storedMembers].reverse())
     if (member.publicKey !== null) keys.restore(member.publicKey);
   const admins = security.admins;
   const revocations = new RevocationList(

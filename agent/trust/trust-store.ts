@@ -10,12 +10,13 @@
 import { closeSync, existsSync, openSync } from 'node:fs';
 import type BetterSqlite3 from 'better-sqlite3';
 import { NearmeshError } from '../errors.js';
+import { MAX_MEMBERS } from '../identity/member-registry.js';
 
 export const TRUST_STORE_FILE = 'trust.sqlite';
 /** Origins whose replay mark is kept on disk; the longest unheard goes first. */
 export const MAX_STORED_ORIGINS = 65_536;
-/** Members (and name bindings) kept; the longest unseen goes first. */
-export const MAX_STORED_MEMBERS = 16_384;
+/** Members (and name bindings) kept, as in memory (MemberRegistry); the first met goes first. */
+export const MAX_STORED_MEMBERS = MAX_MEMBERS;
 const SCHEMA_VERSION = 1;
 
 export class TrustStoreError extends NearmeshError {

@@ -197,6 +197,19 @@ describe('revocations', () => {
   });
 });
 
+describe('who may administer', () => {
+  it('is an admin that is not itself revoked: a revoked admin can neither revoke nor rekey any more', () => {
+    const [first, second, member] = [generateIdentity(), generateIdentity(), generateIdentity()];
+    const list = new RevocationList((peerId) => peerId === first.peerId || peerId === second.peerId);
+    expect(list.mayAdminister(first.peerId)).toBe(true);
+    expect(list.add(signRevocation(second, first.peerId, 'stolen'))).toBe('added');
+    expect(list.mayAdminister(first.peerId)).toBe(false);
+    // Its signature is still good; its right is gone, whatever identity it holds when it sends.
+    expect(list.add(signRevocation(first, member.peerId, 'revenge'))).toBe('unauthorised');
+    expect(list.has(member.peerId)).toBe(false);
+  });
+});
+
 describe('mesh key ring', () => {
   const admin = generateIdentity();
   const base = randomBytes(32);
@@ -296,7 +309,6 @@ describe('trust service', () => {
       keyRing,
       revocations,
       members,
-      admins,
       sendToNeighbour: async (peer, payload) => {
         sent.push({ peer, payload });
       },
