@@ -69,7 +69,10 @@ const SYSTEM_DECODERS: Record<SystemService, (payload: Uint8Array) => { kind: st
   trust: decodeTrust,
 };
 
-/** What a system DATA payload is (its coordination, reliable-message, transfer or stream kind), or "malformed". */
+/**
+ * What a system DATA payload is (its coordination, reliable-message, transfer, stream or trust kind), or
+ * "malformed".
+ */
 function systemKindName(payload: Uint8Array): string {
   const decoded = SYSTEM_DECODERS[systemServiceOf(payload)](payload);
   return decoded instanceof DecodeError ? 'malformed' : decoded.kind;

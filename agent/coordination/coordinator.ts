@@ -322,7 +322,7 @@ export class Coordinator extends TypedEmitter<CoordinatorEvents> {
     const self = { peer: this.#options.selfId, name: this.#options.name };
     const rows = [...this.#options.registry.actions.keys()].map((action) => ({ ...self, action }));
     for (const agent of this.#options.knownAgents()) {
-      for (const action of agent.capabilities?.actions ?? [])
+      for (const action of agent.capabilities.actions)
         rows.push({ peer: agent.id, name: agent.name, action });
     }
     return rows;
@@ -335,7 +335,7 @@ export class Coordinator extends TypedEmitter<CoordinatorEvents> {
       this.#sensorRow(self.peer, self.name, sensor.name, sensor.unit),
     );
     for (const agent of this.#options.knownAgents()) {
-      for (const sensor of agent.capabilities?.sensors ?? [])
+      for (const sensor of agent.capabilities.sensors)
         rows.push(this.#sensorRow(agent.id, agent.name, sensor.name, sensor.unit));
     }
     return rows;

@@ -34,8 +34,8 @@ export interface MessengerEvents {
 
 interface PendingRouted {
   readonly destination: string;
-  /** The neighbour the first transmission went to; undefined when it flooded. */
-  readonly nextHop: string | undefined;
+  /** The neighbour the first transmission went to; undefined when it flooded (or before it went). */
+  nextHop: string | undefined;
   retransmissions: number;
   retryTimer: NodeJS.Timeout | undefined;
   readonly settle: (error?: Error) => void;
@@ -96,7 +96,7 @@ export class Messenger extends TypedEmitter<MessengerEvents> {
     if (target.direct) return { peer: target.peer, sent: this.links.sendUnreliable(target.peer, payload) };
     const fits = payload.length <= MAX_ROUTED_PAYLOAD_BYTES && this.router.hasRoute(target.peer);
     const links = fits
-      ? this.router.sendData(target.peer, payload, { id: this.router.nextId(), ackRequested: false })
+      ? this.router.sendData(target.peer, payload, { id: this.router.nextId(), ackRequested: false }).links
       : 0;
     this.counters.increment(links > 0 ? 'messages.unreliable_sent' : 'messages.unreliable_dropped');
     return { peer: target.peer, sent: links > 0 };
@@ -150,7 +150,7 @@ export class Messenger extends TypedEmitter<MessengerEvents> {
     const id = this.router.nextId();
     this.counters.increment('mesh.multicasts_sent');
     const system = options.system === true;
-    const links = this.router.sendData(destination, payload, { id, ackRequested: false, system });
+    const { links } = this.router.sendData(destination, payload, { id, ackRequested: false, system });
     // A member of the group may be this agent itself.
     if (group !== undefined && this.#groupNames.has(destination)) {
       this.#emit({
@@ -220,7 +220,7 @@ export class Messenger extends TypedEmitter<MessengerEvents> {
       }, timeoutMs);
       const pending: PendingRouted = {
         destination,
-        nextHop: this.router.nextHopTo(destination),
+        nextHop: undefined,
         retransmissions: 0,
         retryTimer: undefined,
         settle: (error) => settle(error),
@@ -237,7 +237,8 @@ export class Messenger extends TypedEmitter<MessengerEvents> {
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#pending.set(id, pending);
       this.counters.increment('mesh.unicasts_sent');
-      this.router.sendData(destination, payload, { id, ackRequested: true, system });
+      const sent = this.router.sendData(destination, payload, { id, ackRequested: true, system });
+      pending.nextHop = sent.nextHop;
       const retry = (delayMs: number): void => {
         pending.retryTimer = setTimeout(() => {
           this.counters.increment('mesh.retransmissions');

@@ -1,6 +1,6 @@
 // Replay protection per origin (PROTOCOL.md §13.4): every routed DATA and ANNOUNCE carries its origin's
 // sequence number, which only grows. After checking who sent a message, this agent accepts each (origin,
-// seq) once: a sliding window of WINDOW numbers below the highest seen per origin (as IPsec's and
+// seq) once: a sliding window of REPLAY_WINDOW numbers below the highest seen per origin (as IPsec's and
 // WireGuard's), older ones are stale. The highest number per origin goes to the trust store about once a
 // second, and at once before a message whose effects must not repeat, so a restart forgets nothing that
 // could be replayed afterwards.
@@ -56,7 +56,7 @@ export class ReplayGuard {
       else for (let next = window.highest + 1; next < seq; next++) clearBit(window.seen, next);
       window.highest = seq;
       bitFor(seq, window.seen);
-      this.#touched(origin);
+      this.#touched(origin, window);
       return 'fresh';
     }
     if (window.highest - seq >= REPLAY_WINDOW) return 'stale';
@@ -96,6 +96,7 @@ export class ReplayGuard {
     return restored;
   }
 
+  /** A window for an origin not in memory, as the newest; the longest quiet makes room when full. */
   #set(origin: string, window: Window): void {
     if (this.#windows.size >= this.capacity) {
       const oldest = oldestKey(this.#windows);
@@ -106,16 +107,18 @@ export class ReplayGuard {
       }
     }
     this.#windows.set(origin, window);
-    this.#touched(origin);
+    this.#markDirty(origin);
   }
 
-  /** Most recently moved last (the one evicted is the longest quiet); marked for the next flush. */
-  #touched(origin: string): void {
-    const window = this.#windows.get(origin);
-    if (window !== undefined) {
-      this.#windows.delete(origin);
-      this.#windows.set(origin, window);
-    }
+  /** An origin's window moved up: it becomes the newest (the one evicted is the longest quiet). */
+  #touched(origin: string, window: Window): void {
+    this.#windows.delete(origin);
+    this.#windows.set(origin, window);
+    this.#markDirty(origin);
+  }
+
+  /** Its mark goes out with the next flush, within FLUSH_INTERVAL_MS. */
+  #markDirty(origin: string): void {
     this.#dirty.add(origin);
     if (this.#timer === undefined && this.marks !== undefined) {
       this.#timer = setTimeout(() => this.flush(false), FLUSH_INTERVAL_MS);

@@ -15,40 +15,69 @@ interface HopRecord {
   avoidedUntilMs: number;
 }
 
+interface DestinationRecord {
+  readonly hops: Map<string, HopRecord>;
+  /**
+   * The next hops avoided now, built when a penalty starts or expires, not per message: routing asks for
+   * every message, and keeps its routes around an avoided set for as long as the set is the same object.
+   */
+  avoided: ReadonlySet<string> | undefined;
+  /** Until when `avoided` holds (the first of its penalties to expire); -Infinity: to be rebuilt. */
+  validUntilMs: number;
+}
+
 export class RoutePenalties {
-  readonly #byDestination = new Map<string, Map<string, HopRecord>>();
+  readonly #byDestination = new Map<string, DestinationRecord>();
 
   /** Records a failure; true when it makes the next hop avoided now. */
   failed(destination: string, nextHop: string, nowMs: number): boolean {
-    let hops = this.#byDestination.get(destination);
-    if (hops === undefined) {
-      hops = new Map();
-      setBounded(this.#byDestination, destination, hops, MAX_TRACKED);
+    let tracked = this.#byDestination.get(destination);
+    if (tracked === undefined) {
+      tracked = { hops: new Map(), avoided: undefined, validUntilMs: Number.POSITIVE_INFINITY };
+      setBounded(this.#byDestination, destination, tracked, MAX_TRACKED);
     }
-    const record = hops.get(nextHop) ?? { failuresInRow: 0, avoidedUntilMs: 0 };
-    hops.set(nextHop, record);
+    const record = tracked.hops.get(nextHop) ?? { failuresInRow: 0, avoidedUntilMs: 0 };
+    tracked.hops.set(nextHop, record);
     record.failuresInRow++;
     if (record.failuresInRow < FAILURES_TO_PENALISE) return false;
     record.failuresInRow = 0;
     record.avoidedUntilMs = nowMs + ROUTE_PENALTY_MS;
+    tracked.validUntilMs = Number.NEGATIVE_INFINITY;
     return true;
   }
 
   succeeded(destination: string, nextHop: string): void {
-    const record = this.#byDestination.get(destination)?.get(nextHop);
-    if (record !== undefined) record.failuresInRow = 0;
+    const tracked = this.#byDestination.get(destination);
+    const record = tracked?.hops.get(nextHop);
+    if (tracked === undefined || record === undefined) return;
+    record.failuresInRow = 0;
+    // Nothing left to remember about a next hop that is not avoided (an expired one goes at the rebuild).
+    if (tracked.avoided?.has(nextHop) === true) return;
+    tracked.hops.delete(nextHop);
+    if (tracked.hops.size === 0) this.#byDestination.delete(destination);
   }
 
-  /** The next hops avoided for `destination` now (undefined when none). */
+  /** The next hops avoided for `destination` now (undefined when none); the same set until it changes. */
   avoided(destination: string, nowMs: number): ReadonlySet<string> | undefined {
-    const hops = this.#byDestination.get(destination);
-    if (hops === undefined) return undefined;
+    const tracked = this.#byDestination.get(destination);
+    if (tracked === undefined) return undefined;
+    if (nowMs < tracked.validUntilMs) return tracked.avoided;
     const avoided = new Set<string>();
-    for (const [nextHop, record] of hops) {
-      if (record.avoidedUntilMs > nowMs) avoided.add(nextHop);
-      else if (record.failuresInRow === 0) hops.delete(nextHop);
+    let validUntilMs = Number.POSITIVE_INFINITY;
+    for (const [nextHop, record] of tracked.hops) {
+      if (record.avoidedUntilMs > nowMs) {
+        avoided.add(nextHop);
+        validUntilMs = Math.min(validUntilMs, record.avoidedUntilMs);
+      } else if (record.failuresInRow === 0) {
+        tracked.hops.delete(nextHop);
+      }
     }
-    if (hops.size === 0) this.#byDestination.delete(destination);
-    return avoided.size === 0 ? undefined : avoided;
+    if (tracked.hops.size === 0) {
+      this.#byDestination.delete(destination);
+      return undefined;
+    }
+    tracked.avoided = avoided.size === 0 ? undefined : avoided;
+    tracked.validUntilMs = validUntilMs;
+    return tracked.avoided;
   }
 }

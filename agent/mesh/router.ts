@@ -100,8 +100,6 @@ export interface RouterOptions {
   trust: RouterTrust;
   announceIntervalMs?: number;
   duplicateWindowMs?: number;
-  /** Agents not heard announcing for this long are forgotten, with the routes to them. */
-  agentExpiryMs?: number;
   /** Announce soon after a link comes or goes (default true; simulations drive announcements themselves). */
   announceOnChange?: boolean;
   now?: () => number;
@@ -159,7 +157,7 @@ export class Router extends TypedEmitter<RouterEvents> {
     this.#duplicates = new DuplicateCache(
       options.duplicateWindowMs === undefined ? {} : { windowMs: options.duplicateWindowMs },
     );
-    this.#topology = new Topology(this.selfId, options.agentExpiryMs);
+    this.#topology = new Topology(this.selfId);
     this.#topology.setOwn([], options.relay);
     this.#penalties = new RoutePenalties();
     this.#groupIds = new Set(options.groups.map(groupId));
@@ -230,13 +228,14 @@ export class Router extends TypedEmitter<RouterEvents> {
    * Originates a routed DATA. Unicast goes along the shortest known path, or floods when there is none or
    * `flood` is set (retransmissions do, to get around a link or relay that failed). `signed` seals it with
    * the signature form, which any destination can check (retransmissions use it, in case the destination
-   * does not know this agent's key). Returns the links it went out on.
+   * does not know this agent's key). Returns the links it went out on and, for a unicast that followed a
+   * route instead of flooding, the neighbour it went to.
    */
   sendData(
     destination: string,
     payload: Uint8Array,
     options: { id: number; ackRequested: boolean; flood?: boolean; system?: boolean; signed?: boolean },
-  ): number {
+  ): { links: number; nextHop: string | undefined } {
     const unsealed: RoutedMessage = {
       type: 'data',
       id: options.id,
@@ -246,9 +245,11 @@ export class Router extends TypedEmitter<RouterEvents> {
       ...(options.flood === true && { flood: true }),
       ...(options.system === true && { system: true }),
     };
-    const isForMany = this.#isForMany(unsealed) || options.signed === true;
-    const message = { ...unsealed, auth: this.#trust.origin.seal(unsealed, isForMany) };
-    return this.#dispatch(message, undefined);
+    const isForMany = this.#isForMany(unsealed);
+    const signatureForm = isForMany || options.signed === true;
+    const message = { ...unsealed, auth: this.#trust.origin.seal(unsealed, signatureForm) };
+    const nextHop = isForMany ? undefined : this.#nextHop(message, undefined);
+    return { links: this.#dispatch(message, undefined, isForMany, nextHop), nextHop };
   }
 
   /**
@@ -286,6 +287,18 @@ export class Router extends TypedEmitter<RouterEvents> {
       // A retransmission for us after its ACK was lost: hand it up again to be acknowledged, not delivered.
       if (route.destination === this.selfId) this.#deliverLocally(message, hops, nowMs, true);
       return;
+    }
+    // Neither for this agent nor to be forwarded: dropped before its origin is checked (a signature costs
+    // far more than the counter). An ANNOUNCE is for everyone: it is always checked and learnt.
+    if (message.type !== 'announce' && !this.#isForUs(route.destination)) {
+      if (!this.#options.relay) {
+        counters.increment('mesh.not_relayed');
+        return;
+      }
+      if (route.ttlHops <= 1) {
+        counters.increment('mesh.dropped_ttl');
+        return;
+      }
     }
     const isForMany = this.#isForMany(message);
     const verdict = this.#trust.origin.verify(message, isForMany);
@@ -398,9 +411,7 @@ export class Router extends TypedEmitter<RouterEvents> {
 
   /** The neighbour a unicast to `destination` goes to now, if it does not flood. */
   nextHopTo(destination: string): string | undefined {
-    if (this.#neighbours.has(destination)) return destination;
-    const route = this.#route(destination, this.#now());
-    return route !== undefined && this.#neighbours.has(route.nextHop) ? route.nextHop : undefined;
+    return this.#nextHopTo(destination, false, undefined);
   }
 
   /** Agents known beyond the direct links, from announcements, with their routes. */
@@ -457,9 +468,7 @@ export class Router extends TypedEmitter<RouterEvents> {
     const route = message.route;
     if (route === undefined) return;
     const destination = route.destination;
-    const isForUs =
-      destination === this.selfId || destination === BROADCAST_ID || this.#groupIds.has(destination);
-    if (!isForUs) return;
+    if (!this.#isForUs(destination)) return;
     if (message.type === 'data') {
       if (!this.#recentlyDelivered.add(route.source, MessageType.data, message.id, nowMs)) return;
       this.emit('deliver', {
@@ -478,22 +487,35 @@ export class Router extends TypedEmitter<RouterEvents> {
     }
   }
 
-  /** Sends a routed message on to the right links; returns how many it went out on. */
-  #dispatch(message: RoutedMessage, from: string | undefined, isForMany = this.#isForMany(message)): number {
+  /** To this agent, one of its groups or everyone. */
+  #isForUs(destination: string): boolean {
+    return destination === this.selfId || destination === BROADCAST_ID || this.#groupIds.has(destination);
+  }
+
+  /**
+   * Sends a routed message on to the right links; returns how many it went out on. `nextHop`: where a
+   * unicast goes (see #nextHop), when the caller already knows.
+   */
+  #dispatch(
+    message: RoutedMessage,
+    from: string | undefined,
+    isForMany = this.#isForMany(message),
+    nextHop = isForMany ? undefined : this.#nextHop(message, from),
+  ): number {
     const route = message.route;
     if (route === undefined) return 0;
     let outgoing = message;
-    let targets = isForMany ? this.#manyTargets(message) : undefined;
-    if (targets === undefined) {
-      const nextHop = this.#nextHop(outgoing, from);
-      if (nextHop !== undefined) {
-        targets = [nextHop];
-      } else {
-        // No usable route: flood, and say so, so that every hop floods and the answer comes back flooded.
-        this.#options.counters.increment('mesh.flooded');
-        if (outgoing.type !== 'announce' && outgoing.flood !== true) outgoing = { ...outgoing, flood: true };
-        targets = this.#neighbours.keys();
-      }
+    let targets: Iterable<string>;
+    if (isForMany) {
+      // The source tree's next links (all links where the tree is unknown).
+      targets = this.#topology.childrenFor(route.source, this.#now()) ?? this.#neighbours.keys();
+    } else if (nextHop !== undefined) {
+      targets = [nextHop];
+    } else {
+      // No usable route: flood, and say so, so that every hop floods and the answer comes back flooded.
+      this.#options.counters.increment('mesh.flooded');
+      if (outgoing.type !== 'announce' && outgoing.flood !== true) outgoing = { ...outgoing, flood: true };
+      targets = this.#neighbours.keys();
     }
     let sent = 0;
     for (const target of targets) {
@@ -520,19 +542,20 @@ export class Router extends TypedEmitter<RouterEvents> {
     );
   }
 
-  /** For announcements, broadcasts and groups: the source tree's next links (all links where unknown). */
-  #manyTargets(message: RoutedMessage): Iterable<string> | undefined {
-    const route = message.route;
-    if (route === undefined) return undefined;
-    return this.#topology.childrenFor(route.source, this.#now()) ?? this.#neighbours.keys();
-  }
-
-  /** For unicast: the direct link or the first hop of the shortest path, unless it floods or would bounce. */
+  /** Where a unicast goes next (see #nextHopTo), undefined when it floods. */
   #nextHop(message: RoutedMessage, from: string | undefined): string | undefined {
     const destination = message.route?.destination;
     if (destination === undefined) return undefined;
+    return this.#nextHopTo(destination, message.type !== 'announce' && message.flood === true, from);
+  }
+
+  /**
+   * For unicast: the direct link or the first hop of the shortest path, unless it floods or would bounce
+   * back to `from`, the neighbour that handed it over (nextHopTo and every dispatch ask here).
+   */
+  #nextHopTo(destination: string, flood: boolean, from: string | undefined): string | undefined {
     if (this.#neighbours.has(destination)) return destination;
-    if (message.type !== 'announce' && message.flood === true) return undefined;
+    if (flood) return undefined;
     const route = this.#route(destination, this.#now());
     if (route === undefined || route.nextHop === from || !this.#neighbours.has(route.nextHop))
       return undefined;

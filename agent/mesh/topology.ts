@@ -32,7 +32,12 @@ export interface KnownAgent {
   readonly neighbours: ReadonlySet<string>;
   readonly initialTtl: number;
   readonly heardAtMs: number;
-  readonly capabilities: Capabilities | undefined;
+  readonly capabilities: Capabilities;
+}
+
+interface AvoidingRoute {
+  readonly avoid: ReadonlySet<string>;
+  readonly route: TopologyRoute | undefined;
 }
 
 export class Topology {
@@ -46,6 +51,11 @@ export class Topology {
   #groupIds: ReadonlySet<string> | undefined;
   /** This agent's shortest routes to every agent it can reach, valid until the topology changes. */
   #routes: ReadonlyMap<string, TopologyRoute> | undefined;
+  /**
+   * Routes around avoided next hops, per destination, with the set they avoid: valid until the topology
+   * changes or another set is asked for (the penalties hand out the same set for as long as it holds).
+   */
+  readonly #avoidingRoutes = new Map<string, AvoidingRoute>();
   /** When the routing paths next sweep out agents gone silent (not on every message: see #sweep). */
   #nextSweepMs = 0;
 
@@ -121,17 +131,19 @@ export class Topology {
     return this.#groupIds.has(id);
   }
 
-  /** Trees and the group index are recomputed on their next use. */
+  /** Trees, routes and the group index are recomputed on their next use. */
   #changed(): void {
     this.#children.clear();
     this.#groupIds = undefined;
     this.#routes = undefined;
+    this.#avoidingRoutes.clear();
   }
 
   /**
    * The first hop of a shortest path from this agent to `destination` over announced links, through
    * relaying agents only; `avoid` lists first hops not to use (they lost messages). Undefined when the
-   * announcements show no path.
+   * announcements show no path. The route around `avoid` is kept for the next call with the same set
+   * object, so a set passed here must not change afterwards.
    */
   routeTo(destination: string, nowMs: number, avoid?: ReadonlySet<string>): TopologyRoute | undefined {
     this.#sweep(nowMs); // a stale agent must not carry a route
@@ -139,7 +151,11 @@ export class Topology {
       this.#routes ??= this.#computeRoutes(undefined);
       return this.#routes.get(destination);
     }
-    return this.#computeRoutes(avoid).get(destination);
+    const cached = this.#avoidingRoutes.get(destination);
+    if (cached?.avoid === avoid) return cached.route;
+    const route = this.#computeRoutes(avoid).get(destination);
+    setBounded(this.#avoidingRoutes, destination, { avoid, route }, MAX_KNOWN_AGENTS);
+    return route;
   }
 
   /** Every agent this agent has a route to, with the route. */

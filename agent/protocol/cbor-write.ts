@@ -16,7 +16,7 @@ import {
 import { EncodeError } from './errors.js';
 import { utf8Length, writeUtf8 } from './utf8.js';
 
-/** The values v1 writes: uints up to 2^53 − 1, byte strings, text, null and arrays of those. */
+/** The values v2 writes: uints up to 2^53 − 1, byte strings, text, null and arrays of those. */
 export type CborValue = number | Uint8Array | string | null | readonly CborValue[];
 
 const TWO_POW_32 = 0x1_0000_0000;

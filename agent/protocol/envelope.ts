@@ -174,7 +174,7 @@ function checkRouting(routing: Routing): void {
 }
 
 /** The two lengths an origin's authentication may have: a pair's tag, or key and signature. */
-export function isAuthLength(length: number): boolean {
+function isAuthLength(length: number): boolean {
   return length === ORIGIN_TAG_BYTES || length === ORIGIN_SIGNATURE_AUTH_BYTES;
 }
 

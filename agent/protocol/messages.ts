@@ -161,7 +161,7 @@ export function encodeMessageParts(message: Message): Uint8Array[] {
   if (message.payload.length < SEPARATE_PAYLOAD_MIN_BYTES) return [encodeMessage(message)];
   return encodeEnvelopeParts(
     MessageType.data,
-    dataFlags(message),
+    flagsOf(message),
     message.id,
     message.payload,
     routingOf(message),
@@ -187,10 +187,10 @@ export function encodeMessage(message: Message): Uint8Array {
       if (payload.length > MAX_ENCODED_MESSAGE_BYTES) {
         throw new FrameTooLargeError(payload.length, MAX_ENCODED_MESSAGE_BYTES);
       }
-      return encodeEnvelope(MessageType.data, dataFlags(message), message.id, payload, routingOf(message));
+      return encodeEnvelope(MessageType.data, flagsOf(message), message.id, payload, routingOf(message));
     }
     case 'ack':
-      return encodeEnvelope(MessageType.ack, ackFlags(message), message.id, null, routingOf(message));
+      return encodeEnvelope(MessageType.ack, flagsOf(message), message.id, null, routingOf(message));
     case 'ping':
       return encodeEnvelope(MessageType.ping, 0, message.id, null, undefined);
     case 'pong':
@@ -216,7 +216,7 @@ export function encodeMessage(message: Message): Uint8Array {
     case 'announce': {
       if (message.route === undefined) throw new EncodeError('ANNOUNCE is always routed');
       if (!(message.body instanceof Uint8Array)) throw new EncodeError('ANNOUNCE body is not bytes');
-      const flags = message.relays ? MessageFlag.relays : 0;
+      const flags = flagsOf(message);
       const { route, auth } = message;
       return encodeEnvelope(MessageType.announce, flags, message.id, message.body, { route, auth });
     }
@@ -225,17 +225,23 @@ export function encodeMessage(message: Message): Uint8Array {
   }
 }
 
-function dataFlags(message: Extract<Message, { type: 'data' }>): number {
-  return (
-    (message.ackRequested ? MessageFlag.ackRequested : 0) |
-    (message.system === true ? MessageFlag.system : 0) |
-    floodFlag(message)
-  );
-}
-
-function ackFlags(message: Extract<Message, { type: 'ack' }>): number {
-  const routeLost = message.routeLost === true && message.route !== undefined ? MessageFlag.routeLost : 0;
-  return floodFlag(message) | routeLost;
+/** The flags field a DATA, ACK or ANNOUNCE carries (the origin vouches for some of them: see origin.ts). */
+export function flagsOf(message: RoutedMessage): number {
+  switch (message.type) {
+    case 'data':
+      return (
+        (message.ackRequested ? MessageFlag.ackRequested : 0) |
+        (message.system === true ? MessageFlag.system : 0) |
+        floodFlag(message)
+      );
+    case 'ack':
+      return (
+        floodFlag(message) |
+        (message.routeLost === true && message.route !== undefined ? MessageFlag.routeLost : 0)
+      );
+    case 'announce':
+      return message.relays ? MessageFlag.relays : 0;
+  }
 }
 
 /** The flood flag only means something on a routed message; link-local ones never carry it. */

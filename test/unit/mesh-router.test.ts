@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { BROADCAST_ID, groupId } from '../../agent/mesh/address.js';
 import { DuplicateCache } from '../../agent/mesh/duplicate-cache.js';
+import { ROUTE_PENALTY_MS, RoutePenalties } from '../../agent/mesh/route-penalties.js';
 import { MAX_KNOWN_AGENTS, Topology } from '../../agent/mesh/topology.js';
 import { decodeMessage, type RoutedMessage } from '../../agent/protocol/index.js';
 import { buildSim, chainTopology, gridTopology, MeshSim } from '../support/mesh-sim.js';
@@ -16,7 +17,7 @@ describe('mesh router on a chain of 5', () => {
     sim.announceAll();
     const [first, , , , last] = ids as [string, string, string, string, string];
     const id = sim.node(first).router.nextId();
-    expect(sim.node(first).router.sendData(last, payload, { id, ackRequested: true })).toBe(1);
+    expect(sim.node(first).router.sendData(last, payload, { id, ackRequested: true }).links).toBe(1);
     sim.run();
     expect(sim.node(last).delivered).toEqual([
       expect.objectContaining({ source: first, destination: last, id, hops: 4, ackRequested: true }),
@@ -241,6 +242,55 @@ describe('DuplicateCache', () => {
     // The window passes: everything goes.
     expect(cache.add('c', 1, 1, nowMs + 100)).toBe(true);
     expect(cache.size).toBe(1);
+  });
+});
+
+describe('routes around avoided next hops', () => {
+  it('are kept for the same avoided set, and follow the announcements when they change', () => {
+    // A ring 0-1-2-3-4-0, seen from 0.
+    const idOf = (index: number): string => (0x2000 + index).toString(16).padStart(16, '0');
+    const ring = (index: number): string => idOf((index + 5) % 5);
+    const topology = new Topology(idOf(0));
+    topology.setOwn([idOf(1), idOf(4)], true);
+    const announce = (index: number, neighbours: string[], nowMs: number): void => {
+      const announcement = {
+        initialTtl: 4,
+        name: 'x',
+        groups: [],
+        neighbours,
+        capabilities: { actions: [], sensors: [] },
+        keyEpoch: 0,
+        revocationDigest: new Uint8Array(8),
+      };
+      topology.update(idOf(index), announcement, true, nowMs);
+    };
+    for (let index = 1; index < 5; index++) announce(index, [ring(index - 1), ring(index + 1)], 0);
+    const avoid = new Set([idOf(1)]);
+    expect(topology.routeTo(idOf(2), 0)).toEqual({ nextHop: idOf(1), hops: 2 });
+    expect(topology.routeTo(idOf(2), 0, avoid)).toEqual({ nextHop: idOf(4), hops: 3 });
+    expect(topology.routeTo(idOf(2), 0, avoid)).toEqual({ nextHop: idOf(4), hops: 3 });
+    // 3 loses its link to 2: the only way around 1 is gone.
+    announce(3, [idOf(4)], 1);
+    expect(topology.routeTo(idOf(2), 1, avoid)).toBeUndefined();
+    expect(topology.routeTo(idOf(3), 1, new Set([idOf(1)]))).toEqual({ nextHop: idOf(4), hops: 2 });
+  });
+
+  it('are asked with one set per destination, built again only when a penalty starts or ends', () => {
+    const penalties = new RoutePenalties();
+    expect(penalties.failed('d', 'x', 0)).toBe(false);
+    expect(penalties.avoided('d', 0)).toBeUndefined();
+    expect(penalties.failed('d', 'x', 0)).toBe(true);
+    const first = penalties.avoided('d', 1);
+    expect(first).toEqual(new Set(['x']));
+    expect(penalties.avoided('d', 2)).toBe(first);
+    penalties.failed('d', 'y', 3);
+    expect(penalties.avoided('d', 4)).toBe(first); // one failure of y changes nothing
+    penalties.failed('d', 'y', 5);
+    const second = penalties.avoided('d', 6);
+    expect(second).toEqual(new Set(['x', 'y']));
+    expect(penalties.avoided('d', ROUTE_PENALTY_MS)).toEqual(new Set(['y']));
+    expect(penalties.avoided('d', ROUTE_PENALTY_MS + 5)).toBeUndefined();
+    expect(penalties.avoided('e', 0)).toBeUndefined();
   });
 });
 

@@ -3,7 +3,7 @@
 // what it relayed, is blamed when it must have made a forgery itself, and a route through it that loses
 // messages is left for another one.
 import { describe, expect, it } from 'vitest';
-import { BROADCAST_ID } from '../../agent/mesh/address.js';
+import { BROADCAST_ID, groupId } from '../../agent/mesh/address.js';
 import type { AuthFailure } from '../../agent/mesh/router.js';
 import {
   announceMessage,
@@ -23,6 +23,13 @@ function chainWithRogue(): { sim: MeshSim; a: SimNode; rogue: SimNode; c: SimNod
   sim.announceAll();
   const [a, rogue, c, d] = ids.map((id) => sim.node(id)) as [SimNode, SimNode, SimNode, SimNode];
   return { sim, a, rogue, c, d };
+}
+
+/** The auth.* counters of a node. */
+function authCounters(node: SimNode): Record<string, number> {
+  return Object.fromEntries(
+    Object.entries(node.counters.snapshot()).filter(([name]) => name.startsWith('auth.')),
+  );
 }
 
 function failuresAt(node: SimNode): AuthFailure[] {
@@ -166,6 +173,37 @@ describe('messages for many must be signed', () => {
       ['bad-signature', true],
       ['bad-signature', true],
     ]);
+  });
+});
+
+describe('an agent that does not relay', () => {
+  it('drops a message that is not for it without checking its origin', () => {
+    // a - quiet - c, quiet relaying off and in no group; c is in the kitchen group.
+    const { ids, links } = chainTopology(3);
+    const [aId, quietId, cId] = ids as [string, string, string];
+    const sim = new MeshSim();
+    const a = sim.add(aId);
+    const quiet = sim.add(quietId, { relay: false });
+    sim.add(cId, { groups: ['kitchen'] });
+    for (const [one, other] of links) sim.link(one, other);
+    sim.announceAll();
+    const failures = failuresAt(quiet);
+    const authBefore = authCounters(quiet);
+    const notRelayedBefore = quiet.counters.get('mesh.not_relayed');
+    const forKitchen: RoutedMessage = {
+      type: 'data',
+      id: 300,
+      ackRequested: false,
+      payload: text('kitchen lights on'),
+      route: { ttlHops: 4, source: a.id, destination: groupId('kitchen') },
+    };
+    // A key and signature that do not verify: checking them would count a bad signature and blame a.
+    sim.inject(a.id, quiet.id, { ...forKitchen, auth: new Uint8Array(96).fill(7) });
+    sim.run();
+    expect(quiet.counters.get('mesh.not_relayed') - notRelayedBefore).toBe(1);
+    expect(authCounters(quiet)).toEqual(authBefore);
+    expect(failures).toEqual([]);
+    expect(quiet.delivered).toEqual([]);
   });
 });
 
