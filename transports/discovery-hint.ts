@@ -29,6 +29,11 @@ export interface OpenedHint {
   keyIndex: number;
 }
 
+/** Whether `text` is a peer id as hints carry it: 16 lowercase hex (the transports' own check, not agent/identity's). */
+export function isHintPeerId(text: string): boolean {
+  return /^[0-9a-f]{16}$/.test(text);
+}
+
 /** The hint's length in bytes for this layout. */
 export function hintBytes(layout: HintLayout): number {
   return layout.nonceBytes + layout.idBytes + HINT_CHECK_BYTES;
@@ -50,7 +55,7 @@ export function sealHint(
   nonce: Uint8Array = randomBytes(layout.nonceBytes),
 ): Uint8Array {
   checkLayout(layout);
-  if (!/^[0-9a-f]{16}$/.test(peerId)) throw new RangeError(`not a peer id: ${JSON.stringify(peerId)}`);
+  if (!isHintPeerId(peerId)) throw new RangeError(`not a peer id: ${JSON.stringify(peerId)}`);
   if (nonce.length !== layout.nonceBytes) {
     throw new RangeError(`nonce must be ${layout.nonceBytes} bytes, got ${nonce.length}`);
   }

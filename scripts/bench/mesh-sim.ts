@@ -31,13 +31,19 @@ export interface SimNode {
 const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
 const identities = new Map<string, Identity>();
 
-/** The identity of node `index`: its seed is the index, big-endian, in 32 bytes. */
-export function simIdentity(index: number): Identity {
-  const seed = Buffer.alloc(32);
-  seed.writeUInt32BE(index, 28);
-  const identity = identityFromPrivateKey(
+/** The identity whose Ed25519 private key is this 32-byte seed (the form test vectors give keys in). */
+export function identityFromSeed(seed: Uint8Array): Identity {
+  if (seed.length !== 32) throw new RangeError(`an Ed25519 seed is 32 bytes, got ${seed.length}`);
+  return identityFromPrivateKey(
     createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' }),
   );
+}
+
+/** The identity of node `index`: its seed is the index, big-endian, in 32 bytes. */
+function simIdentity(index: number): Identity {
+  const seed = Buffer.alloc(32);
+  seed.writeUInt32BE(index, 28);
+  const identity = identityFromSeed(seed);
   identities.set(identity.peerId, identity);
   return identity;
 }
@@ -53,12 +59,12 @@ export class MeshSim {
 
   constructor(readonly defaults: Partial<RouterOptions> = {}) {}
 
-  /** Node ids are the peer ids of simIdentity(index): the same on every run. */
+  /** Node ids are the peer ids of the identities seeded with the index: the same on every run. */
   static idOf(index: number): string {
     return simIdentity(index).peerId;
   }
 
-  /** Adds the node whose id MeshSim.idOf (or simIdentity) gave; `replay`: windows kept from before a restart. */
+  /** Adds the node whose id MeshSim.idOf gave; `replay`: windows kept from before a restart. */
   add(id: string, options: Partial<RouterOptions> = {}, replay = new ReplayGuard(undefined)): SimNode {
     const identity = identities.get(id);
     if (identity === undefined) throw new Error(`${id} is not a MeshSim.idOf id`);

@@ -43,7 +43,7 @@ const V1_ID_DRAWS = 1_001;
  * The id an agent gives its first routed message today: a real SequenceCounter with nothing reserved
  * starts at the clock floor (1,024 per ms since 1970, so 9 bytes of CBOR), as every agent's ids do.
  */
-export function firstSequenceNumber(): number {
+function firstSequenceNumber(): number {
   return new SequenceCounter({ reservedSequence: 0, reserveSequence: () => {} }).next();
 }
 /** Operations per tinybench sample: signatures take tens of µs, a tag round a few µs. */

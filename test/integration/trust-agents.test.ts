@@ -32,13 +32,12 @@ describe('trust between agents: names, revocation, key rotation', () => {
 
   async function start(name: string, index: number, admins: string[]): Promise<AgentProcess> {
     const peers = ports.filter((_, other) => other !== index).map((port) => `127.0.0.1:${port}`);
-    const security = admins.length === 0 ? '' : `[security]\nadmins = ${JSON.stringify(admins)}\n`;
     const agent = await startAgent({
       name,
       meshKey,
       port: ports[index] as number,
       peers,
-      extraToml: security,
+      ...(admins.length > 0 && { security: { admins } }),
     });
     idOf.set(agent, (await agent.json<{ id: string }>(['id'])).id);
     return agent;
@@ -162,7 +161,7 @@ describe('trust between agents: names, revocation, key rotation', () => {
       meshKey: current,
       port: port as number,
       peers: [`127.0.0.1:${ports[1]}`],
-      extraToml: `[security]\nadmins = ["${id(admin)}"]\n`,
+      security: { admins: [id(admin)] },
     });
     await waitFor('the newcomer linked and on epoch 1', async () => {
       const status = await newcomer.json<SecurityView>(['status']);

@@ -37,7 +37,7 @@ export interface AgentSpec {
   /** `[console] serial = <path>`: a serial console on this device (default off). */
   consoleSerial?: string;
   /** The `[security]` table: who administers, when a forging neighbour is shunned (defaults when absent). */
-  security?: { admins?: string[]; shunAfter?: number; shunFor?: string; rekeyOverlap?: string };
+  security?: { admins?: string[]; shunAfter?: number };
 }
 
 export interface CliResult {
@@ -157,8 +157,6 @@ function securityTable(security: NonNullable<AgentSpec['security']>): string[] {
   const entries = [
     ['admins', security.admins],
     ['shun_after', security.shunAfter],
-    ['shun_for', security.shunFor],
-    ['rekey_overlap', security.rekeyOverlap],
   ] as const;
   return [
     '[security]',

@@ -53,7 +53,7 @@ export interface NodeChild {
 }
 
 /** Writes a fresh identity where an agent with data_dir `dir` will load it. */
-export function writeIdentity(dir: string): Identity {
+function writeIdentity(dir: string): Identity {
   const { privateKey } = generateKeyPairSync('ed25519');
   writeFileSync(join(dir, IDENTITY_FILE), privateKey.export({ format: 'pem', type: 'pkcs8' }), {
     mode: 0o600,

@@ -121,11 +121,17 @@ describeWithBleEmulator('agents over BLE only (emulated controllers)', () => {
       [alpha, bravo, charlie].map(async (a) => (await a.json<{ id: string }>(['id'])).id),
     );
     for (const report of reports) {
+      // Compared as bytes: a hex string search would also match across byte boundaries.
+      const data = Buffer.from(report.data, 'hex');
       for (const name of ['alpha', 'bravo', 'charlie']) {
-        expect(report.data).not.toContain(Buffer.from(name).toString('hex'));
+        expect(data.includes(Buffer.from(name)), `${report.data} holds ${name}`).toBe(false);
       }
       for (const id of ids) {
-        for (let i = 0; i + 6 <= id.length; i += 2) expect(report.data).not.toContain(id.slice(i, i + 6));
+        const idBytes = Buffer.from(id, 'hex');
+        for (let i = 0; i + 3 <= idBytes.length; i++) {
+          const window = idBytes.subarray(i, i + 3);
+          expect(data.includes(window), `${report.data} holds ${window.toString('hex')}`).toBe(false);
+        }
       }
     }
     console.log(

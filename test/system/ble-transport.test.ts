@@ -15,9 +15,11 @@ import {
   stopAllChildren,
 } from '../support/ble-emulator.js';
 
-/** Every 3-byte window of a peer id, as hex: none may appear in what an outsider hears. */
-const idWindows = (peerId: string): string[] =>
-  Array.from({ length: 6 }, (_, i) => peerId.slice(2 * i, 2 * i + 6));
+/** Every 3-byte window of a peer id: none may appear in what an outsider hears. */
+const idWindows = (peerId: string): Buffer[] => {
+  const id = Buffer.from(peerId, 'hex');
+  return Array.from({ length: id.length - 2 }, (_, i) => id.subarray(i, i + 3));
+};
 
 const FRAME_COUNT = 1024;
 const FRAME_BYTES = 1024; // 1 MiB each way
@@ -70,13 +72,17 @@ describeWithBleEmulator('BLE transport: two agents over emulated controllers', (
     const publicAddress = high.messages.find((m) => m.event === 'advertising')?.peripheral as string;
     const heardFrom = new Set<string>();
     await scanner.waitFor('report', 10_000, (m) => {
-      if (m.type === 4 && m.data.includes(NEARMESH_UUID_LE)) heardFrom.add(m.address);
+      if (m.type === 4 && Buffer.from(m.data, 'hex').includes(Buffer.from(NEARMESH_UUID_LE, 'hex'))) {
+        heardFrom.add(m.address);
+      }
       return [...heardFrom].filter((a) => addresses.has(a)).length >= 2;
     });
     const reports = scanner.messages.filter((m) => m.event === 'report');
     for (const report of reports) {
+      // Compared as bytes: a hex string search would also match across byte boundaries.
+      const data = Buffer.from(report.data, 'hex');
       for (const window of [...idWindows(LOW_PEER_ID), ...idWindows(HIGH_PEER_ID)]) {
-        expect(report.data).not.toContain(window);
+        expect(data.includes(window), `${report.data} holds ${window.toString('hex')}`).toBe(false);
       }
       expect(report.address).not.toBe(publicAddress);
       expect(report.addressType).toBe('random');

@@ -1,6 +1,6 @@
 // The BLE scan duty cycle (scan-duty.ts) against a fake scanner under fake timers: the start/stop sequence,
 // duty 1 as continuous scanning, duty changes in the middle of a period, the paused time the resolver
-// subtracts, and commands that fail or are never confirmed.
+// subtracts, holding the scan for a moment (suspend/resume), and commands that fail or are never confirmed.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   clampScanDuty,
@@ -182,6 +182,60 @@ describe('ScanDutyScheduler', () => {
     expect(clampScanDuty(2)).toBe(1);
     expect(clampScanDuty(Number.NaN)).toBe(1);
     expect(clampScanDuty(0.6)).toBe(0.6);
+  });
+
+  it('holds the scan stopped while suspended: no period start restarts it, the last resume does', async () => {
+    const { scanner, scheduler } = setup();
+    scheduler.setDuty(0.25);
+    await scheduler.start();
+    await vi.advanceTimersByTimeAsync(1_000);
+    await scheduler.suspend();
+    expect(scanner.calls.at(-1)).toEqual([1_000, 'pause']);
+    expect(scheduler.isScanWindow).toBe(false);
+    // Nested holds; the duty cycle's pause and the next period start pass silently underneath.
+    await scheduler.suspend();
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(scanner.calls).toEqual([
+      [0, 'resume'],
+      [1_000, 'pause'],
+    ]);
+    await scheduler.resume();
+    expect(scanner.calls).toHaveLength(2);
+    await scheduler.resume();
+    // 11 s: in the second period's scan window, so the scan starts again; the cycle goes on as before.
+    expect(scanner.calls.at(-1)).toEqual([11_000, 'resume']);
+    await vi.advanceTimersByTimeAsync(1_500);
+    expect(scanner.calls.at(-1)).toEqual([12_500, 'pause']);
+    // An extra resume() is no command.
+    await scheduler.resume();
+    expect(scanner.calls.at(-1)).toEqual([12_500, 'pause']);
+  });
+
+  it('does not restart the scan on resume in a paused stretch of the duty cycle, nor once stopped', async () => {
+    const { scanner, scheduler } = setup();
+    scheduler.setDuty(0.25);
+    await scheduler.start();
+    await vi.advanceTimersByTimeAsync(2_000);
+    await scheduler.suspend();
+    await vi.advanceTimersByTimeAsync(1_000); // the pause at 2.5 s came and went
+    await scheduler.resume();
+    expect(scanner.calls).toEqual([
+      [0, 'resume'],
+      [2_000, 'pause'],
+    ]);
+    await vi.advanceTimersByTimeAsync(7_000);
+    expect(scanner.calls.at(-1)).toEqual([10_000, 'resume']);
+
+    await scheduler.suspend();
+    scheduler.halt();
+    await scheduler.resume();
+    await vi.advanceTimersByTimeAsync(3 * PERIOD_MS);
+    expect(scanner.calls.at(-1)).toEqual([10_000, 'pause']);
+    // Suspended while not scanning at all: no command either way.
+    const count = scanner.calls.length;
+    await scheduler.suspend();
+    await scheduler.resume();
+    expect(scanner.calls).toHaveLength(count);
   });
 
   it('reports a failing or unconfirmed command and goes on with the next ones', async () => {

@@ -5,7 +5,6 @@ import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { NEARMESH_SERVICE_UUID_HEX } from '../../transports/ble/advertisement.js';
 import { isBleDialer } from '../../transports/ble/ble-resolver.js';
-import { ADVERTISER_WARNING_INTERVAL_MS, OncePerInterval } from '../../transports/ble/central.js';
 import { BleAddressError } from '../../transports/ble/errors.js';
 import * as gattService from '../../transports/ble/gatt-service.js';
 import { RX_CHARACTERISTIC_UUID_HEX, TX_CHARACTERISTIC_UUID_HEX } from '../../transports/ble/gatt-service.js';
@@ -18,6 +17,7 @@ import {
   useAdvertisingAddress,
 } from '../../transports/ble/private-address.js';
 import { hciBindingOptions, isSameAdapter } from '../../transports/ble/radio.js';
+import { ADVERTISER_WARNING_INTERVAL_MS, OncePerInterval } from '../../transports/once-per-interval.js';
 
 describe('isBleDialer', () => {
   it('makes exactly one of two agents dial, the one with the smaller peer id', () => {
@@ -69,7 +69,7 @@ describe('changing the advertising address', () => {
   });
 });
 
-describe('advertiser warnings (an older agent nearby, bad data)', () => {
+describe('advertiser warnings (an older agent nearby, bad data; BLE advertisers and mDNS instances)', () => {
   it('are said once an hour per advertiser, however often it is heard', () => {
     const warned = new OncePerInterval(ADVERTISER_WARNING_INTERVAL_MS, 256);
     const hourMs = 60 * 60_000;

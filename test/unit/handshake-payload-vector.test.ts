@@ -1,11 +1,10 @@
 // The identity payload vector of docs/PROTOCOL.md §9: our encoder writes exactly those bytes, our
 // verifier proves the documented peer id from them, and cborg (independent) reads the same fields.
-import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { decode } from 'cborg';
 import { describe, expect, it } from 'vitest';
-import { identityFromPrivateKey } from '../../agent/identity/identity.js';
 import { encodeHandshakePayload, verifyHandshakePayload } from '../../agent/security/handshake-payload.js';
+import { identityFromSeed } from '../../scripts/bench/mesh-sim.js';
 
 const vector = JSON.parse(
   readFileSync(new URL('../fixtures/handshake-payload-vector.json', import.meta.url), 'utf8'),
@@ -13,17 +12,10 @@ const vector = JSON.parse(
   'seed' | 'ed25519_public_key' | 'peer_id' | 'noise_static_public_key' | 'name' | 'payload',
   string
 >;
-const PKCS8_ED25519_PREFIX = '302e020100300506032b657004220420';
 const hex = (text: string): Uint8Array => Uint8Array.from(Buffer.from(text, 'hex'));
 
 describe('handshake identity payload vector', () => {
-  const identity = identityFromPrivateKey(
-    createPrivateKey({
-      key: Buffer.from(PKCS8_ED25519_PREFIX + vector.seed, 'hex'),
-      format: 'der',
-      type: 'pkcs8',
-    }),
-  );
+  const identity = identityFromSeed(hex(vector.seed));
 
   it('encodes to the documented bytes', () => {
     expect(Buffer.from(identity.publicKey).toString('hex')).toBe(vector.ed25519_public_key);

@@ -3,7 +3,6 @@
 // second implementation (@noble/curves and @noble/hashes, pure JavaScript, nothing shared with node:crypto)
 // computes the same from the same seeds. The input is deterministic CBOR to cborg and python3-cbor2. Then
 // what a receiver makes of genuine, altered, forged and unverifiable messages.
-import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { ed25519, x25519 } from '@noble/curves/ed25519.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
@@ -11,11 +10,12 @@ import { hmac } from '@noble/hashes/hmac.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import * as cborg from 'cborg';
 import { describe, expect, it, test } from 'vitest';
-import { type Identity, identityFromPrivateKey } from '../../agent/identity/identity.js';
+import type { Identity } from '../../agent/identity/identity.js';
 import { KeyDirectory } from '../../agent/identity/key-directory.js';
 import { decodeMessage, type RoutedMessage } from '../../agent/protocol/index.js';
 import { ORIGIN_AUTH_CONTEXT, originAuthInput } from '../../agent/protocol/origin.js';
 import { OriginAuth, PAIRWISE_KEY_SALT } from '../../agent/security/origin-auth.js';
+import { identityFromSeed } from '../../scripts/bench/mesh-sim.js';
 import { fromHex, loadVectors, toHex } from './protocol-vector-json.js';
 import { describeDeterministicUnderCbor2 } from './system-vectors.js';
 
@@ -31,13 +31,8 @@ const fixture = JSON.parse(
   readFileSync(new URL('../fixtures/origin-vectors.json', import.meta.url), 'utf8'),
 ) as { identities: Record<string, { seed: string; publicKey: string }>; vectors: OriginVector[] };
 
-const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
-const identityOf = (seedHex: string): Identity =>
-  identityFromPrivateKey(
-    createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, fromHex(seedHex)]), format: 'der', type: 'pkcs8' }),
-  );
 const identities = new Map(
-  Object.entries(fixture.identities).map(([id, { seed }]) => [id, identityOf(seed)]),
+  Object.entries(fixture.identities).map(([id, { seed }]) => [id, identityFromSeed(fromHex(seed))]),
 );
 const [idA, idB] = [...identities.keys()] as [string, string];
 
@@ -162,7 +157,7 @@ describe('OriginAuth', () => {
   });
 
   it('a relay cannot check a tag for someone else: unverifiable, not ok; a signature it can', () => {
-    const relay = new OriginAuth(identityOf('40'.repeat(32)), new KeyDirectory());
+    const relay = new OriginAuth(identityFromSeed(fromHex('40'.repeat(32))), new KeyDirectory());
     const tagged = { ...data(idA, idB), auth: authOf(idA).seal(data(idA, idB), false) };
     expect(relay.verify(tagged, false)).toBe('unverifiable');
     const signed = { ...data(idA, idB), auth: authOf(idA).seal(data(idA, idB), true) };
@@ -172,14 +167,17 @@ describe('OriginAuth', () => {
   it('a message for many (ANNOUNCE, group, everyone) must be signed: a tag on one is refused by everyone', () => {
     const broadcast = { ...data(idA, 'ffffffffffffffff'), ackRequested: false };
     const tagged = { ...broadcast, auth: new Uint8Array(16).fill(3) };
-    for (const receiver of [authOf(idB), new OriginAuth(identityOf('40'.repeat(32)), new KeyDirectory())]) {
+    for (const receiver of [
+      authOf(idB),
+      new OriginAuth(identityFromSeed(fromHex('40'.repeat(32))), new KeyDirectory()),
+    ]) {
       expect(receiver.verify(tagged, true)).toBe('bad-signature');
       expect(receiver.verify({ ...broadcast, auth: authOf(idA).seal(broadcast, true) }, true)).toBe('ok');
     }
   });
 
   it('a member cannot speak for another: its tag or signature under the victim id is refused', () => {
-    const mallory = identityOf('66'.repeat(32));
+    const mallory = identityFromSeed(fromHex('66'.repeat(32)));
     const malloryAuth = new OriginAuth(mallory, new KeyDirectory());
     malloryAuth.keys.learn(bob.publicKey);
     // Mallory's message claims alice as its source, sealed with what Mallory has.

@@ -87,7 +87,7 @@ function routingFromJson(json: JsonRouting): { route?: Route; auth?: Uint8Array 
   return { route: { ...json.route }, ...(json.auth !== undefined && { auth: fromHex(json.auth) }) };
 }
 
-export function announcementFromJson(json: JsonAnnouncement): Announcement {
+function announcementFromJson(json: JsonAnnouncement): Announcement {
   return {
     ...structuredClone(json),
     revocationDigest: fromHex(json.revocationDigest),

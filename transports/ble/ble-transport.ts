@@ -131,17 +131,30 @@ export class BleTransport extends TypedEmitter<BleTransportEvents> implements Tr
    * hintRotationMs by itself; call it when the mesh keys change, so the hint is sealed under the new current key.
    */
   async rotateDiscoveryHint(): Promise<void> {
-    this.#newHint();
-    const peripheral = this.#peripheral;
-    if (peripheral === undefined || this.#isStopped) return;
-    // A controller that also scans for the central role refuses a new address while it scans. A stop that is
-    // never confirmed (the scan was already paused for a connect) must not hold the rotation up.
-    const central = this.#isShared && this.#central?.isScanning === true ? this.#central : undefined;
-    if (central !== undefined) await withinMs(central.stopScanning(), ADAPTER_REPLY_MS);
+    const hint = this.#sealHint();
+    const randomAddress = randomPrivateAddress();
+    if (this.#peripheral === undefined || this.#isStopped) {
+      // Nothing advertises now: the next peripheral opened starts with these.
+      this.#useHint(hint, randomAddress);
+      return;
+    }
+    // A controller that also scans for the central role refuses a new address while it scans: the duty cycle
+    // holds the scan (so neither a period start nor a reopened central restarts it) until the address is in
+    // use. A stop that is never confirmed (the scan was already paused for a connect) must not hold the
+    // rotation up.
+    const holdsScan = this.#isShared && this.#centralKeeper !== undefined;
+    if (holdsScan) await withinMs(this.#scanDuty.suspend(), ADAPTER_REPLY_MS);
     try {
-      await peripheral.advertise(this.#advertisement(this.#isAdvertisingAccepting), this.#randomAddress);
+      const peripheral = this.#peripheral;
+      if (this.#isStopped) return;
+      // The new hint never goes out from the old address, nor the old hint from the new one: the fields change
+      // in the same turn as the change of both is queued (the peripheral applies advertise() calls in order),
+      // so every readvertise queued before it carries the old pair and every one after it the new pair.
+      this.#useHint(hint, randomAddress);
+      await peripheral?.advertise(this.#advertisement(this.#isAdvertisingAccepting), randomAddress);
     } finally {
-      await central?.startScanning();
+      // Through the duty cycle: not during a paused stretch, nor once stopped.
+      if (holdsScan) await this.#scanDuty.resume();
     }
   }
 
@@ -164,7 +177,8 @@ export class BleTransport extends TypedEmitter<BleTransportEvents> implements Tr
    * every period already starts with a fresh scan, and a restart would cut into its scan window.
    */
   async rescan(): Promise<void> {
-    if (this.#scanDuty.duty < 1) return;
+    // Nor while the scan is held for an address change (isScanWindow is then false).
+    if (this.#scanDuty.duty < 1 || !this.#scanDuty.isScanWindow) return;
     await this.#central?.rescan();
   }
 
@@ -200,7 +214,7 @@ export class BleTransport extends TypedEmitter<BleTransportEvents> implements Tr
 
   async #start(): Promise<void> {
     const { peripheral, central } = this.#options;
-    this.#newHint();
+    this.#useHint(this.#sealHint(), randomPrivateAddress());
     const openPeripheral = async () =>
       peripheral === undefined ? undefined : this.#openPeripheral(peripheral);
     const openCentral = async () => (central === undefined ? undefined : this.#openCentral(central));
@@ -368,9 +382,14 @@ export class BleTransport extends TypedEmitter<BleTransportEvents> implements Tr
     return this.#links.size + this.#dialsInFlight >= this.#maxLinks;
   }
 
-  #newHint(): void {
-    this.#hint = sealHint(this.#options.meshKeys, this.#options.peerId, BLE_HINT_LAYOUT);
-    this.#randomAddress = randomPrivateAddress();
+  #sealHint(): Uint8Array {
+    return sealHint(this.#options.meshKeys, this.#options.peerId, BLE_HINT_LAYOUT);
+  }
+
+  /** What the peripheral advertises from now on (and a reopened one starts with): never one without the other. */
+  #useHint(hint: Uint8Array, randomAddress: Uint8Array): void {
+    this.#hint = hint;
+    this.#randomAddress = randomAddress;
   }
 
   #advertisement(isAcceptingLinks: boolean): EncodedAdvertisement {

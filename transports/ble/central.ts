@@ -4,8 +4,9 @@ import type { Characteristic, ConnectOptions, Noble, Peripheral } from '@stoproc
 import type { BleAdapter } from '../../agent/config/adapter.js';
 import { TimeoutError } from '../../agent/errors.js';
 import { TypedEmitter } from '../../agent/events.js';
-import { oldestKey } from '../../agent/ops/bounded-map.js';
+import { setBounded } from '../../agent/ops/bounded-map.js';
 import { DialError, OlderAgentError } from '../errors.js';
+import { ADVERTISER_WARNING_INTERVAL_MS, OncePerInterval } from '../once-per-interval.js';
 import {
   decodeAdvertisementParts,
   isNearmeshServiceUuid,
@@ -37,8 +38,6 @@ export const DEFAULT_REQUESTED_MTU = 256;
 export const DEFAULT_BLE_CONNECT_TIMEOUT_MS = 10_000;
 /** Peripherals remembered for stray-connection cleanup; beyond it the one heard longest ago is forgotten. */
 const MAX_PERIPHERALS_KEPT = 256;
-/** An advertiser we cannot use (an agent of another protocol version, bad data) is reported once per this. */
-export const ADVERTISER_WARNING_INTERVAL_MS = 60 * 60_000;
 /** Advertisers whose last warning is remembered; beyond it warnings are dropped (and counted). */
 const MAX_WARNED_ADVERTISERS = 256;
 /** How long to wait for the MTU exchange after connecting before assuming the default 23. */
@@ -68,36 +67,6 @@ export interface BleConnectOptions {
 
 export interface CentralPipe extends GattPipe {
   readonly attMtu: number;
-}
-
-/**
- * Whether a key (an advertiser's address) may be reported now: at most once per interval each, in a table of
- * at most maxKeys; what a full table keeps out is counted in `dropped`, not reported.
- */
-export class OncePerInterval {
-  readonly #lastMs = new Map<string, number>();
-  dropped = 0;
-
-  constructor(
-    readonly intervalMs: number,
-    readonly maxKeys: number,
-  ) {}
-
-  allow(key: string, nowMs: number): boolean {
-    const lastMs = this.#lastMs.get(key);
-    if (lastMs !== undefined && nowMs - lastMs < this.intervalMs) return false;
-    if (lastMs === undefined && this.#lastMs.size >= this.maxKeys) {
-      for (const [other, otherMs] of this.#lastMs) {
-        if (nowMs - otherMs >= this.intervalMs) this.#lastMs.delete(other);
-      }
-      if (this.#lastMs.size >= this.maxKeys) {
-        this.dropped++;
-        return false;
-      }
-    }
-    this.#lastMs.set(key, nowMs);
-    return true;
-  }
 }
 
 export class BleCentral extends TypedEmitter<BleCentralEvents> {
@@ -291,12 +260,7 @@ export class BleCentral extends TypedEmitter<BleCentralEvents> {
       return;
     }
     // Kept most recently heard last: advertisers that rotate their address leave old entries behind.
-    this.#heard.delete(peripheral.id);
-    if (this.#heard.size >= MAX_PERIPHERALS_KEPT) {
-      const oldest = oldestKey(this.#heard);
-      if (oldest !== undefined) this.#heard.delete(oldest);
-    }
-    this.#heard.set(peripheral.id, peripheral);
+    setBounded(this.#heard, peripheral.id, peripheral, MAX_PERIPHERALS_KEPT);
     this.emit('discover', {
       id: peripheral.id,
       address: peripheral.address,

@@ -6,6 +6,9 @@
 //
 // The scheduler also keeps the total time it held the scan paused, so that "unheard for N seconds" can be
 // measured in scanning time (an advertiser we did not listen for was not missing).
+//
+// Its owner can also hold the scan stopped for a moment (suspend/resume: a shared controller changing its
+// advertising address); the scan commands stay in one queue, so no period start slips in between.
 
 /** What the scheduler drives: the central's scan (BleTransport's current central, whichever it is). */
 export interface DutyScanner {
@@ -53,6 +56,8 @@ export class ScanDutyScheduler {
   #periodStartMs = 0;
   #pausedSinceMs: number | undefined;
   #pausedTotalMs = 0;
+  /** suspend() calls not yet resumed: while any, no scan command starts the scan. */
+  #suspensions = 0;
   #timer: NodeJS.Timeout | undefined;
   /** Scan commands, one at a time and in order. */
   #commands: Promise<void> = Promise.resolve();
@@ -74,9 +79,9 @@ export class ScanDutyScheduler {
     return this.#isActive;
   }
 
-  /** Whether the scan should be running now: scanning is wanted and this is not a paused stretch. */
+  /** Whether the scan should be running now: scanning is wanted, this is not a paused stretch nor suspended. */
   get isScanWindow(): boolean {
-    return this.#isActive && this.#isScanWindow;
+    return this.#isActive && this.#isScanWindow && this.#suspensions === 0;
   }
 
   /** Total time the duty cycle has kept the scan paused (growing while paused); never decreases. */
@@ -99,6 +104,29 @@ export class ScanDutyScheduler {
     this.halt();
     if (!wasActive) return this.#commands;
     return this.#command(() => this.#scanner.pause());
+  }
+
+  /**
+   * Holds the scan stopped, whatever the duty, until the matching resume(); holds nest. The duty cycle's timing
+   * goes on underneath (a suspension is not counted in pausedMs: it is meant to last a moment). Resolves once
+   * every scan command so far has run, the stop included: from then on the scanner is not scanning.
+   */
+  suspend(): Promise<void> {
+    const wasRunning = this.isScanWindow;
+    this.#suspensions++;
+    if (!wasRunning) return this.#commands;
+    return this.#command(() => this.#scanner.pause());
+  }
+
+  /**
+   * Ends one suspend(). The last one restarts the scan if it should be running now: not in a paused stretch
+   * of the duty cycle, nor after stop() or halt().
+   */
+  resume(): Promise<void> {
+    if (this.#suspensions === 0) return this.#commands;
+    this.#suspensions--;
+    if (!this.isScanWindow) return this.#commands;
+    return this.#command(() => this.#scanner.resume());
   }
 
   /** Ends the duty cycle without a scan command, for an owner that stops the scanner itself. */
@@ -124,7 +152,7 @@ export class ScanDutyScheduler {
     if (duty === 1) {
       clearTimeout(this.#timer);
       this.#timer = undefined;
-      if (!this.#isScanWindow) this.#resume();
+      if (!this.#isScanWindow) this.#openScanWindow();
       return true;
     }
     if (!this.#isScanWindow) return true; // paused: the next period starts when it would have
@@ -135,14 +163,15 @@ export class ScanDutyScheduler {
 
   #beginPeriod(): void {
     this.#periodStartMs = this.#now();
-    this.#resume();
+    this.#openScanWindow();
     if (this.#duty < 1) this.#schedulePause();
   }
 
-  #resume(): void {
+  #openScanWindow(): void {
     this.#isScanWindow = true;
     this.#endPause();
-    void this.#command(() => this.#scanner.resume());
+    // Suspended: the last resume() starts the scan.
+    if (this.#suspensions === 0) void this.#command(() => this.#scanner.resume());
   }
 
   /** Pauses at periodStart + duty × period (at once when that has passed), resumes at the period's end. */
@@ -157,7 +186,8 @@ export class ScanDutyScheduler {
     if (!this.#isActive || this.#duty === 1) return;
     this.#isScanWindow = false;
     this.#pausedSinceMs = this.#now();
-    void this.#command(() => this.#scanner.pause());
+    // Suspended: the scan is already stopped.
+    if (this.#suspensions === 0) void this.#command(() => this.#scanner.pause());
     const nextPeriodMs = this.#periodStartMs + this.#periodMs;
     this.#timer = setTimeout(() => this.#beginPeriod(), Math.max(0, nextPeriodMs - this.#now()));
     this.#timer.unref?.();

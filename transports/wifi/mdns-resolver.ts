@@ -8,9 +8,9 @@ import Bonjour from 'bonjour-service';
 import { formatHostPort } from '../../agent/config/address.js';
 import { NearmeshError } from '../../agent/errors.js';
 import { TypedEmitter } from '../../agent/events.js';
-import { isPeerId } from '../../agent/identity/peer-id.js';
-import { type HintLayout, openHint, sealHint } from '../discovery-hint.js';
+import { type HintLayout, isHintPeerId, openHint, sealHint } from '../discovery-hint.js';
 import { OlderAgentError } from '../errors.js';
+import { ADVERTISER_WARNING_INTERVAL_MS, OncePerInterval } from '../once-per-interval.js';
 import {
   DISCOVERY_PROTOCOL_VERSION,
   type PeerCandidate,
@@ -37,7 +37,7 @@ const BIND_WAIT_MS = 5000;
 const GOODBYE_WAIT_MS = 1000;
 /** The same warning (say, a garbage packet from one host) is reported at most once per this window. */
 const WARNING_REPEAT_MS = 60_000;
-/** Instances warned about (malformed, older agents); beyond it warnings are dropped. */
+/** Instances whose last warning (malformed, older agent) is remembered; beyond it warnings are dropped. */
 const MAX_WARNED_INSTANCES = 1024;
 
 export interface MdnsResolverOptions {
@@ -184,7 +184,7 @@ export class MdnsResolver extends TypedEmitter<ResolverEvents> implements Resolv
   readonly #options: MdnsResolverOptions;
   /** Candidates reported per service instance (fqdn), to report 'lost' and address changes. */
   readonly #known = new Map<string, PeerCandidate[]>();
-  readonly #warnedInstances = new Set<string>();
+  readonly #warnedInstances = new OncePerInterval(ADVERTISER_WARNING_INTERVAL_MS, MAX_WARNED_INSTANCES);
   readonly #lastWarningMs = new Map<string, number>();
   #ignoredCount = 0;
   #instanceName = randomInstanceName();
@@ -195,7 +195,7 @@ export class MdnsResolver extends TypedEmitter<ResolverEvents> implements Resolv
 
   constructor(options: MdnsResolverOptions) {
     super();
-    if (!isPeerId(options.peerId))
+    if (!isHintPeerId(options.peerId))
       throw new RangeError(`peerId must be 16 lowercase hex, got ${options.peerId}`);
     if (!Number.isInteger(options.port) || options.port < 1 || options.port > 65535) {
       throw new RangeError(`port must be in 1..65535, got ${options.port}`);
@@ -213,7 +213,7 @@ export class MdnsResolver extends TypedEmitter<ResolverEvents> implements Resolv
 
   /**
    * Announcements ignored so far: hints none of our keys opens (other meshes, quietly), older agents and
-   * malformed records (each instance warned about once).
+   * malformed records (each instance warned about once an hour).
    */
   get ignoredCount(): number {
     return this.#ignoredCount;
@@ -239,7 +239,10 @@ export class MdnsResolver extends TypedEmitter<ResolverEvents> implements Resolv
     if (this.#bonjour !== bonjour) return; // stopped while binding
 
     this.#service = this.#publish(bonjour);
-    this.#rotationTimer = setInterval(() => void this.rotate(), this.#options.rotationMs ?? MDNS_ROTATION_MS);
+    this.#rotationTimer = setInterval(() => {
+      // A rejection here would be unhandled, and end the process.
+      this.rotate().catch((error: unknown) => this.#warn(asError(error)));
+    }, this.#options.rotationMs ?? MDNS_ROTATION_MS);
     this.#rotationTimer.unref();
     const browser = bonjour.find({ type: MDNS_SERVICE_TYPE, protocol: 'tcp' });
     browser.on('up', (service) => this.#update(service));
@@ -295,11 +298,12 @@ export class MdnsResolver extends TypedEmitter<ResolverEvents> implements Resolv
     if (reading.kind === 'foreign' || reading.kind === 'older' || reading.kind === 'malformed') {
       this.#ignoredCount++;
     }
-    // A device of another version or a misconfigured one re-announces forever: say so once per instance.
+    // A device of another version or a misconfigured one re-announces forever: say so once an hour per
+    // instance, as the BLE central does per advertiser.
     if (reading.kind === 'older') {
-      this.#warnOnce(instance, new OlderAgentError(reading.address, reading.version));
+      this.#warnAboutInstance(instance, new OlderAgentError(reading.address, reading.version));
     } else if (reading.kind === 'malformed') {
-      this.#warnOnce(instance, new MalformedServiceError(instance, reading.reason));
+      this.#warnAboutInstance(instance, new MalformedServiceError(instance, reading.reason));
     }
     const next = reading.kind === 'peer' ? reading.candidates : [];
     const previous = this.#known.get(instance) ?? [];
@@ -319,10 +323,8 @@ export class MdnsResolver extends TypedEmitter<ResolverEvents> implements Resolv
     for (const candidate of previous) this.emit('lost', candidate);
   }
 
-  #warnOnce(instance: string, error: Error): void {
-    if (this.#warnedInstances.has(instance) || this.#warnedInstances.size >= MAX_WARNED_INSTANCES) return;
-    this.#warnedInstances.add(instance);
-    this.emit('warning', error);
+  #warnAboutInstance(instance: string, error: Error): void {
+    if (this.#warnedInstances.allow(instance, Date.now())) this.emit('warning', error);
   }
 
   #warn(error: Error): void {
