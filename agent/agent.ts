@@ -11,7 +11,7 @@ import type { Transport } from '../transports/transport.js';
 import type { MdnsResolver } from '../transports/wifi/mdns-resolver.js';
 import { StaticResolver } from '../transports/wifi/static-resolver.js';
 import { TcpTransport } from '../transports/wifi/tcp-transport.js';
-import { formatHostPort, type HostPort } from './config/address.js';
+import { openTrustState, routerTrust, type TrustState } from './assembly/trust-state.js';
 import type { Config } from './config/index.js';
 import { loadOrCreateMeshKey } from './config/mesh-key.js';
 import type { MqttUpstreamConfig } from './config/schema.js';
@@ -24,7 +24,11 @@ import { Coordinator, type SensorReadingEvent } from './coordination/coordinator
 import { registryFromConfig } from './coordination/registry.js';
 import type { RuleEngine } from './coordination/rule-engine.js';
 import { systemClock } from './coordination/time-sync.js';
-import { NearmeshError, PeerUnreachableError } from './errors.js';
+import { Counters } from './core/counters.js';
+import { NearmeshError, PeerUnreachableError } from './core/errors.js';
+import { formatHostPort, type HostPort } from './core/host-port.js';
+import type { Logger } from './core/logger.js';
+import { VERSION } from './core/version.js';
 import type { MqttGateway, MqttGatewayStatus } from './gateway/mqtt-gateway.js';
 import type { UpstreamBridge } from './gateway/upstream-bridge.js';
 import { type Identity, loadOrCreateIdentity } from './identity/identity.js';
@@ -32,13 +36,15 @@ import { LinkManager, type ReceivedMessage } from './links/link-manager.js';
 import { localEndpoints } from './links/local-endpoints.js';
 import { MAX_ROUTED_PAYLOAD_BYTES, type MeshMessage, Messenger } from './mesh/messenger.js';
 import { Router } from './mesh/router.js';
-import { DurableQueue } from './messaging/durable-queue.js';
-import { DEFAULT_WAIT_MS, type QueuedSend, ReliableDelivery } from './messaging/reliable-delivery.js';
-import { StreamService } from './messaging/stream-service.js';
-import { StreamSessions, type StreamSink } from './messaging/stream-sessions.js';
-import { type PushEvent, TransferManager } from './messaging/transfer-manager.js';
-import { Counters } from './ops/counters.js';
-import type { Logger } from './ops/logger.js';
+import { DurableQueue } from './messaging/reliable/durable-queue.js';
+import {
+  DEFAULT_WAIT_MS,
+  type QueuedSend,
+  ReliableDelivery,
+} from './messaging/reliable/reliable-delivery.js';
+import { StreamService } from './messaging/stream/service.js';
+import { StreamSessions, type StreamSink } from './messaging/stream/sessions.js';
+import { type PushEvent, TransferManager } from './messaging/transfer/manager.js';
 import { readTelemetry } from './ops/telemetry.js';
 import { coexistenceQuirk, scanDutyFor, WifiActivity } from './ops/wifi-activity.js';
 import { actsOnDevice } from './protocol/coordination.js';
@@ -47,8 +53,6 @@ import type { JsonObject } from './protocol/json-cbor.js';
 import { systemKindOf, systemServiceOf } from './protocol/system-kind.js';
 import type { SecureLink } from './security/secure-link.js';
 import { TrustService } from './trust/trust-service.js';
-import { openTrustState, routerTrust, type TrustState } from './trust/trust-state.js';
-import { VERSION } from './version.js';
 
 export { BleUnavailableError };
 

@@ -1,12 +1,12 @@
 // The embedding API: everything a program needs to run an agent in-process, and nothing else.
 import { Agent } from './agent.js';
 import { type Config, loadConfig } from './config/index.js';
-import { createLogger, type Logger } from './ops/logger.js';
+import { createLogger, type Logger } from './core/logger.js';
 
 export { Agent, type AgentStatus } from './agent.js';
 export type { Config } from './config/index.js';
 export { loadConfig } from './config/index.js';
-export { FrameTooLargeError, NearmeshError, PeerUnreachableError, TimeoutError } from './errors.js';
+export { FrameTooLargeError, NearmeshError, PeerUnreachableError, TimeoutError } from './core/errors.js';
 export type { ReceivedMessage, SendOptions } from './links/link-manager.js';
 export type { PeerInfo } from './links/peer-directory.js';
 

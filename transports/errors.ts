@@ -1,6 +1,6 @@
 // Errors the transports raise, shared by every medium (Wi-Fi TCP, BLE).
 // Each is a NearmeshError with a stable code, so the link manager branches on type, not text.
-import { NearmeshError } from '../agent/errors.js';
+import { NearmeshError } from '../agent/core/errors.js';
 import { DISCOVERY_PROTOCOL_VERSION } from './resolver.js';
 
 /** Why a dial failed; the link manager retries 'refused'/'timeout'/'unreachable', never 'invalid-address'. */
@@ -26,16 +26,6 @@ export class ListenError extends NearmeshError {
     options?: { cause?: unknown },
   ) {
     super('listen', `cannot listen on ${address}: ${detail}`, options);
-  }
-}
-
-/** An endpoint address that does not parse ("host:port" or "[v6]:port" for Wi-Fi). */
-export class InvalidAddressError extends NearmeshError {
-  constructor(
-    readonly address: string,
-    detail: string,
-  ) {
-    super('invalid-address', `invalid address ${JSON.stringify(address)}: ${detail}`);
   }
 }
 

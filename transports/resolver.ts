@@ -1,6 +1,6 @@
 // The discovery contract: anything that learns where peers are (static list, mDNS, BLE scan, custom).
 // Resolvers only report candidates; the link manager decides whether and when to dial them.
-import type { TypedEmitter } from '../agent/events.js';
+import type { TypedEmitter } from '../agent/core/events.js';
 import type { Medium } from './transport.js';
 
 /** The protocol version BLE advertisements and mDNS records are written in (PROTOCOL.md §10, §12.2). */

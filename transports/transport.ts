@@ -1,6 +1,6 @@
 // The contract between the agent and every medium (Wi-Fi TCP, BLE GATT, test media).
 // A transport accepts and dials links; a link carries whole frames, nothing else.
-import type { TypedEmitter } from '../agent/events.js';
+import type { TypedEmitter } from '../agent/core/events.js';
 
 export type Medium = 'wifi' | 'ble' | 'memory';
 
@@ -22,7 +22,7 @@ export interface FrameLinkEvents {
 /**
  * A bidirectional frame pipe to one remote endpoint.
  *
- * Guarantees every implementation keeps (and test/unit/transport-contract tests check):
+ * Guarantees every implementation keeps (and test/unit/transports/transport-contract tests check):
  * - frames arrive whole, in the order they were sent, without duplicates, or the link closes;
  * - a frame larger than `maxFrameBytes` is refused by send() with a FrameTooLargeError and the link
  *   stays up; an oversized frame from the remote closes the link with a FrameTooLargeError;

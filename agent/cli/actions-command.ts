@@ -1,8 +1,8 @@
 // `nearmesh actions` and `nearmesh sensors`: what every agent of the mesh offers, from the announcements.
 import type { Command } from 'commander';
+import { formatTable } from '../console/table.js';
 import type { ActionInfo, SensorInfo } from '../coordination/coordinator.js';
 import { addClientOptions, type ClientOptions, printJson, requestOnce } from './client-options.js';
-import { formatTable } from './table.js';
 
 export function registerCapabilityCommands(program: Command): void {
   addClientOptions(

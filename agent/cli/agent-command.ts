@@ -14,7 +14,7 @@ export function registerAgentCommand(program: Command): void {
       const [{ Agent }, { loadConfig }, { createLogger }, { SystemdNotifier }] = await Promise.all([
         import('../agent.js'),
         import('../config/index.js'),
-        import('../ops/logger.js'),
+        import('../core/logger.js'),
         import('../ops/systemd-notify.js'),
       ]);
       const config = await loadConfig(options.config === undefined ? {} : { path: options.config });

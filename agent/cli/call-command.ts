@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { type CallResultRow, formatCallResults } from '../console/format.js';
-import { parseDuration } from '../coordination/duration.js';
+import { parseDuration } from '../core/duration.js';
 import { addClientOptions, type ClientOptions, printJson, requestOnce } from './client-options.js';
 
 interface CallOptions extends ClientOptions {

@@ -1,8 +1,8 @@
-// `nearmesh doctor`: runs the device checks (agent/ops/doctor.ts) and prints one line per check, or `--json`
+// `nearmesh doctor`: runs the device checks (doctor-checks.ts) and prints one line per check, or `--json`
 // for programs. Exit status 1 when a check failed.
 import type { Command } from 'commander';
-import { formatReport, runDoctor } from '../ops/doctor.js';
 import { printJson } from './client-options.js';
+import { formatReport, runDoctor } from './doctor-checks.js';
 
 export function registerDoctorCommand(program: Command): void {
   program

@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import type { LeaseResult } from '../coordination/coordinator.js';
-import { parseDuration } from '../coordination/duration.js';
+import { parseDuration } from '../core/duration.js';
 import {
   addClientOptions,
   type ClientOptions,

@@ -2,8 +2,8 @@
 // The `nearmesh` command: one file per subcommand; this one wires them and turns every failure into
 // one line on stderr and a non-zero exit.
 import { Command, CommanderError } from 'commander';
-import { NearmeshError } from '../errors.js';
-import { VERSION } from '../version.js';
+import { NearmeshError } from '../core/errors.js';
+import { VERSION } from '../core/version.js';
 import { registerAgentCommand } from './agent-command.js';
 
 const program = new Command('nearmesh')

@@ -3,7 +3,7 @@
 // transfer interrupted by a link drop or a restart of the peer waits and resumes by itself.
 import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
-import type { PushEvent } from '../messaging/transfer-manager.js';
+import type { PushEvent } from '../messaging/transfer/manager.js';
 import { addClientOptions, type ClientOptions, connectToAgent, printJson } from './client-options.js';
 
 interface PushOptions extends ClientOptions {

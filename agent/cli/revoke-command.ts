@@ -3,7 +3,7 @@
 // (PROTOCOL.md §13.5, §13.6). Only agents in [security] admins may (every member when the list is empty).
 // `nearmesh mesh-key` prints the key in use now, for a new device's mesh_key.
 import type { Command } from 'commander';
-import { parseDuration } from '../coordination/duration.js';
+import { parseDuration } from '../core/duration.js';
 import { addClientOptions, type ClientOptions, printJson, requestOnce } from './client-options.js';
 
 interface RevokeOptions extends ClientOptions {

@@ -3,7 +3,7 @@
 // that name to standard output (each stream's bytes whole and in order; --json prints the events instead).
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import type { StreamEvent } from '../messaging/stream-sessions.js';
+import type { StreamEvent } from '../messaging/stream/sessions.js';
 import { addClientOptions, type ClientOptions, connectToAgent, printJson } from './client-options.js';
 
 interface StreamOptions extends ClientOptions {

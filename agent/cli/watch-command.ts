@@ -1,7 +1,7 @@
 // `nearmesh watch <peer> <sensor>`: a sensor's readings at a rate, until interrupted.
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { parseDuration } from '../coordination/duration.js';
+import { parseDuration } from '../core/duration.js';
 import { addClientOptions, type ClientOptions, connectToAgent, printJson } from './client-options.js';
 
 interface WatchOptions extends ClientOptions {

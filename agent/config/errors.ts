@@ -1,6 +1,6 @@
 // Config problems as typed errors whose one-line message names the file, line and key, so an operator
 // can fix /etc/nearmesh/nearmesh.toml from a single journal line.
-import { NearmeshError } from '../errors.js';
+import { NearmeshError } from '../core/errors.js';
 
 /** One problem found in a config document. */
 export interface ConfigIssue {
@@ -50,17 +50,6 @@ export class ConfigError extends NearmeshError {
   /** Every problem, one formatted line each, first one equal to `message`. */
   lines(): string[] {
     return this.issues.map((issue) => formatConfigIssue(this.file, issue));
-  }
-}
-
-/** A "host:port" string (from a config, a flag or a peer) that cannot be used. */
-export class AddressError extends NearmeshError {
-  constructor(
-    readonly address: string,
-    /** What was expected, e.g. `expected a port in 1..65535`. */
-    readonly expected: string,
-  ) {
-    super('invalid-address', `invalid address ${JSON.stringify(address)}: ${expected}`);
   }
 }
 

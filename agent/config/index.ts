@@ -1,15 +1,5 @@
 // Public face of agent/config: import from here, not from the modules, so they can be rearranged.
-// Schema, loading, defaults, errors, "host:port" and BLE adapter parsing, and the mesh key helpers.
-export { type BleAdapter, type BleAdapterCheck, checkBleAdapter, formatBleAdapter } from './adapter.js';
-export {
-  checkHostPort,
-  formatHostPort,
-  type HostPort,
-  type HostPortCheck,
-  type HostPortOptions,
-  isHostname,
-  parseHostPort,
-} from './address.js';
+// Schema, loading, defaults, errors and the mesh key helpers.
 export {
   CONTROL_SOCKET_FILE,
   type DataDirInputs,
@@ -20,7 +10,7 @@ export {
   processEnvironment,
   SYSTEM_DATA_DIR,
 } from './defaults.js';
-export { AddressError, ConfigError, type ConfigIssue, formatConfigIssue, MeshKeyError } from './errors.js';
+export { ConfigError, type ConfigIssue, formatConfigIssue, MeshKeyError } from './errors.js';
 export { formatKeyPath } from './issues.js';
 export {
   configFilePath,

@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../ops/atomic-file.js';
+import { writeFileAtomic } from '../core/atomic-file.js';
 import { MESH_KEY_FILE } from './defaults.js';
 import { MeshKeyError } from './errors.js';
 

@@ -4,13 +4,13 @@ import { homedir as osHomedir } from 'node:os';
 import { join, resolve } from 'node:path';
 // zod's v3 API (shipped inside the zod 4 package): importing zod 4's API costs ~13 MB of RSS, v3's ~2 MB.
 import { z } from 'zod/v3';
-import { parseDuration } from '../coordination/duration.js';
 import { parseRuleAction, type RuleAction } from '../coordination/rule-action.js';
 import { parseRuleExpression, type RuleExpression } from '../coordination/rule-expression.js';
 import { SYSTEM_SENSOR_NAMES } from '../coordination/system-sensors.js';
-import { isValidTopicFilter, isValidTopicName } from '../gateway/topic-match.js';
-import { type BleAdapter, checkBleAdapter } from './adapter.js';
-import { checkHostPort, type HostPort } from './address.js';
+import { type BleAdapter, checkBleAdapter } from '../core/ble-adapter.js';
+import { parseDuration } from '../core/duration.js';
+import { checkHostPort, type HostPort } from '../core/host-port.js';
+import { isValidTopicFilter, isValidTopicName } from '../core/topic-match.js';
 import { type BoardDefaults, CONTROL_SOCKET_FILE } from './defaults.js';
 import { checkMeshKey } from './mesh-key.js';
 

@@ -9,7 +9,7 @@ import {
   type TraceStarted,
 } from '../control/wire.js';
 import type { ActionInfo } from '../coordination/coordinator.js';
-import { parseDuration } from '../coordination/duration.js';
+import { parseDuration } from '../core/duration.js';
 import type { PeerInfo } from '../links/peer-directory.js';
 import {
   type CallResultRow,

@@ -1,10 +1,10 @@
 // The text the CLI and the console print for status, peers, routes, links, call results and trace
 // lines: written once, here.
 import type { AgentStatus, MqttState, SecurityStatus } from '../agent.js';
-import { formatTable } from '../cli/table.js';
 import type { RouteInfo, TraceEvent } from '../control/wire.js';
 import type { PeerInfo } from '../links/peer-directory.js';
 import type { Telemetry } from '../ops/telemetry.js';
+import { formatTable } from './table.js';
 
 /** What the `status` control command answers: the agent's status with its board and a telemetry reading. */
 export type StatusReport = AgentStatus & {

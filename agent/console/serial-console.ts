@@ -3,7 +3,7 @@
 // device is back, when a new session starts. A missing device never stops the agent.
 import { existsSync } from 'node:fs';
 import type { SerialPort } from 'serialport';
-import type { Logger } from '../ops/logger.js';
+import type { Logger } from '../core/logger.js';
 import type { ConsoleContext } from './commands.js';
 import { ConsoleSession } from './session.js';
 

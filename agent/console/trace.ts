@@ -2,7 +2,7 @@
 // link wants to see (type, id, flags, route, sizes, the kind of system DATA), never the
 // payload's bytes. The link layer reports frames only while a tracer is attached (LinkManager.traceFrames).
 import type { TraceEvent, TraceStarted } from '../control/wire.js';
-import { NearmeshError, PeerUnreachableError } from '../errors.js';
+import { NearmeshError, PeerUnreachableError } from '../core/errors.js';
 import type { LinkFrame, LinkManager } from '../links/link-manager.js';
 import { decodeCoordination } from '../protocol/coordination.js';
 import { DecodeError } from '../protocol/errors.js';

@@ -1,6 +1,6 @@
 // The client side of the control socket, used by every CLI command that talks to a running agent.
 import { connect, type Socket } from 'node:net';
-import { NearmeshError } from '../errors.js';
+import { NearmeshError } from '../core/errors.js';
 import { LineReader } from './line-reader.js';
 import { type ControlErrorBody, type ControlRequest, MAX_CONTROL_LINE_BYTES } from './wire.js';
 

@@ -3,9 +3,9 @@
 import { chmod, rm } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { ConsoleIo } from '../console/commands.js';
-import { NearmeshError } from '../errors.js';
-import type { StreamSink } from '../messaging/stream-sessions.js';
-import type { Logger } from '../ops/logger.js';
+import { NearmeshError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { StreamSink } from '../messaging/stream/sessions.js';
 import { LineReader } from './line-reader.js';
 import {
   type ConsoleCompleteResult,

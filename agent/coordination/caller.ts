@@ -1,7 +1,7 @@
 // The calling side of a remote call: one call per target (a group or "all" is resolved to its announced
 // members), sent reliably, and one result per target: ok, error, or timeout.
 import { createHash, randomBytes } from 'node:crypto';
-import { NearmeshError } from '../errors.js';
+import { NearmeshError } from '../core/errors.js';
 import {
   CALL_ID_BYTES,
   type CallMessage,

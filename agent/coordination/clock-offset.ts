@@ -4,7 +4,7 @@
 // with the smallest delay is the most trustworthy (NTP's clock filter). Pure arithmetic on timestamps the
 // caller takes; no timers, no I/O.
 
-import { NearmeshError } from '../errors.js';
+import { NearmeshError } from '../core/errors.js';
 
 /** NTP's clock filter keeps 8; enough to ride out a burst of queueing, short enough to follow drift. */
 export const DEFAULT_CLOCK_WINDOW = 8;

@@ -1,12 +1,13 @@
 // Coordination, wired: decodes the system messages that reach this agent (over a direct link or the
 // mesh) and hands them to the executor, the caller, time sync, leases and sensors; offers calls, reads,
 // watches, leases and the mesh-wide list of actions and sensors to the control socket and the console.
-import { NearmeshError } from '../errors.js';
-import { TypedEmitter } from '../events.js';
+
+import { setBounded } from '../core/bounded-map.js';
+import type { Counters } from '../core/counters.js';
+import { NearmeshError } from '../core/errors.js';
+import { TypedEmitter } from '../core/events.js';
+import type { Logger } from '../core/logger.js';
 import type { KnownAgent } from '../mesh/topology.js';
-import { setBounded } from '../ops/bounded-map.js';
-import type { Counters } from '../ops/counters.js';
-import type { Logger } from '../ops/logger.js';
 import {
   type CoordinationMessage,
   decodeCoordination,

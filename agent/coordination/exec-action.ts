@@ -1,8 +1,8 @@
 // An action backed by a local program: the call's arguments arrive as one JSON object on stdin, who
 // is calling in NEARMESH_* environment variables, and whatever the program prints is the result. The
 // program is untrusted as far as the agent's health goes: see run-process.ts for how it is contained.
-import type { Counters } from '../ops/counters.js';
-import type { Logger } from '../ops/logger.js';
+import type { Counters } from '../core/counters.js';
+import type { Logger } from '../core/logger.js';
 import {
   type ActionHandler,
   type CallContext,

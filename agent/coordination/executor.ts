@@ -2,8 +2,8 @@
 // authenticates) may, runs each call id once (a retry gets the first run's result), waits for the agreed
 // instant in mesh time, and runs the handler. Every refusal and failure is a result.
 
-import { setBounded } from '../ops/bounded-map.js';
-import type { Counters } from '../ops/counters.js';
+import { setBounded } from '../core/bounded-map.js';
+import type { Counters } from '../core/counters.js';
 import type { CallMessage, ResultMessage } from '../protocol/coordination.js';
 import type { CallResult } from './handler.js';
 import type { LeaseTable } from './leases.js';

@@ -1,7 +1,7 @@
 // The local side of coordination: what runs when a peer calls one of our actions or reads one of our
 // sensors. One open interface per direction, keyed by a free-form `kind`, so built-in handlers (exec,
 // gpio, system) and handlers that local apps register later (over MQTT) plug in the same way.
-import { NearmeshError } from '../errors.js';
+import { NearmeshError } from '../core/errors.js';
 
 import type { JsonObject, JsonValue } from '../protocol/json-cbor.js';
 

@@ -1,6 +1,6 @@
 // What a rule does when it fires: a call, written as on the console (`call group:fans fan.set {"on":true}`).
 // Parsed once, when the config loads, so a typo is a config error and not a silent rule.
-import { NearmeshError } from '../errors.js';
+import { NearmeshError } from '../core/errors.js';
 import type { JsonObject } from '../protocol/json-cbor.js';
 
 export interface RuleAction {

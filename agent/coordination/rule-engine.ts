@@ -2,8 +2,8 @@
 // depends on arrives. A rule fires when its condition becomes true (and stayed true for its debounce),
 // then waits until the condition is clearly false again (its hysteresis) before it can fire again.
 import type { RuleConfig } from '../config/schema.js';
-import type { Counters } from '../ops/counters.js';
-import type { Logger } from '../ops/logger.js';
+import type { Counters } from '../core/counters.js';
+import type { Logger } from '../core/logger.js';
 import type { CallOutcome, CallRequest } from './caller.js';
 import type { SensorReadingEvent } from './coordinator.js';
 import { evaluate, type SensorValue } from './rule-expression.js';

@@ -4,7 +4,7 @@
 // stale, so evaluation is three-valued (Kleene): an unknown value makes a comparison unknown, and `and`/`or`
 // still decide when the known side is enough (`false and ?` is false, `true or ?` is true).
 
-import { NearmeshError } from '../errors.js';
+import { NearmeshError } from '../core/errors.js';
 
 export const MAX_EXPRESSION_LENGTH = 1024;
 /** Nested parentheses and `not`s; deeper is never hand-written and would only cost stack. */

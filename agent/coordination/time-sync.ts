@@ -2,7 +2,7 @@
 // four-timestamp exchange, over the mesh, filtered by minimum delay) so that "fire at T" means the same
 // instant everywhere without trusting that the system clocks agree.
 import { performance } from 'node:perf_hooks';
-import { setBounded } from '../ops/bounded-map.js';
+import { setBounded } from '../core/bounded-map.js';
 import type { TimeReplyMessage, TimeRequestMessage } from '../protocol/coordination.js';
 import { type ClockEstimate, ClockOffsetEstimator } from './clock-offset.js';
 

@@ -5,7 +5,6 @@
 // `nearmesh/invoke/<name>` and whose answer comes back on `nearmesh/invoke/<name>/reply|error/<call-id>`.
 // An app's actions go with its connection; its sensors stay until it clears them, and go stale.
 import { randomBytes } from 'node:crypto';
-import { formatDuration, parseDuration } from '../coordination/duration.js';
 import {
   type ActionHandler,
   type CallContext,
@@ -15,8 +14,9 @@ import {
   SensorReadError,
   type SensorReading,
 } from '../coordination/handler.js';
-import type { Counters } from '../ops/counters.js';
-import type { Logger } from '../ops/logger.js';
+import type { Counters } from '../core/counters.js';
+import { formatDuration, parseDuration } from '../core/duration.js';
+import type { Logger } from '../core/logger.js';
 import type { JsonObject, JsonValue } from '../protocol/json-cbor.js';
 import {
   decodePayload,

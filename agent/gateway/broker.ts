@@ -11,16 +11,16 @@
 //   and is counted, never logged per packet.
 
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
-import { NearmeshError } from '../errors.js';
-import { Counters } from '../ops/counters.js';
-import type { Logger } from '../ops/logger.js';
+import { Counters } from '../core/counters.js';
+import { NearmeshError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { isValidTopicName } from '../core/topic-match.js';
 import type { MqttAuth } from './auth.js';
 import { ClientConnection, type ConnectionHost, type PublishMeta } from './client-connection.js';
 import { Delivery } from './delivery.js';
 import { REASON } from './reason-codes.js';
 import { RetainedStore } from './retained-store.js';
 import { type BrokerMessage, type PublishProperties, type Session, SessionStore } from './session-store.js';
-import { isValidTopicName } from './topic-match.js';
 
 export type { MqttAuthenticator } from './auth.js';
 export type { PublishMeta } from './client-connection.js';

@@ -5,9 +5,10 @@
 // {args, reply_to, correlation, timeout, in, key} whose results go to `reply_to` (default
 // `nearmesh/reply/<client-id>`) wrapped with the correlation. Every failure is a reply, never a throw.
 import type { CallOutcome } from '../coordination/caller.js';
-import { parseDuration } from '../coordination/duration.js';
-import type { Counters } from '../ops/counters.js';
-import type { Logger } from '../ops/logger.js';
+import type { Counters } from '../core/counters.js';
+import { parseDuration } from '../core/duration.js';
+import type { Logger } from '../core/logger.js';
+import { isValidTopicName } from '../core/topic-match.js';
 import type { JsonObject, JsonValue } from '../protocol/json-cbor.js';
 import {
   contentTypeOf,
@@ -21,7 +22,6 @@ import {
 import type { PublishMeta, PublishProperties } from './broker.js';
 import type { CoordinationPort } from './coordination-port.js';
 import { type CallTopic, defaultReplyTopic } from './topic-map.js';
-import { isValidTopicName } from './topic-match.js';
 
 /** How long each target may take when the request does not say. */
 export const DEFAULT_CALL_TIMEOUT_MS = 10_000;

@@ -10,13 +10,13 @@ import mqttPacket, {
   type ISubscribePacket,
   type Packet,
 } from 'mqtt-packet';
-import type { Counters } from '../ops/counters.js';
+import type { Counters } from '../core/counters.js';
+import { isValidTopicFilter, isValidTopicName } from '../core/topic-match.js';
 import { authenticate, type MqttAuth } from './auth.js';
 import type { Delivery } from './delivery.js';
 import { connectProtocolLevel, FrameReader, rawPublishTopic } from './frame-reader.js';
 import { RC, REASON } from './reason-codes.js';
 import type { BrokerMessage, PublishProperties, Session } from './session-store.js';
-import { isValidTopicFilter, isValidTopicName } from './topic-match.js';
 
 export interface PublishMeta {
   clientId: string;

@@ -2,10 +2,10 @@
 // new subscription, and QoS 1 in flight (bounded by a window) or queued while offline or beyond it.
 
 import type { IPublishPacket, Packet } from 'mqtt-packet';
-import type { Counters } from '../ops/counters.js';
+import type { Counters } from '../core/counters.js';
+import { topicMatches } from '../core/topic-match.js';
 import type { RetainedStore } from './retained-store.js';
 import type { BrokerMessage, Session, SessionStore, SubscriptionOptions } from './session-store.js';
-import { topicMatches } from './topic-match.js';
 
 /** Outbound bytes buffered for one slow client before its QoS 0 messages are dropped. */
 const MAX_WRITE_BACKLOG = 4 * 1024 * 1024;

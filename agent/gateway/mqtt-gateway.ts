@@ -10,13 +10,13 @@
 // back from upstream is delivered only when it is addressed to this agent.
 
 import type { AddressInfo } from 'node:net';
-import type { HostPort } from '../config/address.js';
 import type { SensorReadingEvent } from '../coordination/coordinator.js';
-import { NearmeshError } from '../errors.js';
-import { isPeerId } from '../identity/peer-id.js';
+import type { Counters } from '../core/counters.js';
+import { NearmeshError } from '../core/errors.js';
+import type { HostPort } from '../core/host-port.js';
+import type { Logger } from '../core/logger.js';
+import { isPeerId } from '../core/peer-id.js';
 import type { PeerInfo } from '../links/peer-directory.js';
-import type { Counters } from '../ops/counters.js';
-import type { Logger } from '../ops/logger.js';
 import { AppCapabilities } from './app-capabilities.js';
 import { MqttBroker, type PublishMeta, type PublishProperties } from './broker.js';
 import { CallEndpoint } from './call-endpoint.js';

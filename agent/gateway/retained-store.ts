@@ -1,7 +1,7 @@
 // Retained messages, one per topic name, bounded in count and bytes. An empty payload clears a topic.
 
+import { topicMatches } from '../core/topic-match.js';
 import type { BrokerMessage } from './session-store.js';
-import { topicMatches } from './topic-match.js';
 
 export class RetainedStore {
   readonly #messages = new Map<string, BrokerMessage>();

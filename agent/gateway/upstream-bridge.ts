@@ -22,10 +22,10 @@ import {
   type MqttClient,
   Store,
 } from 'mqtt';
-import { TypedEmitter } from '../events.js';
-import { Counters } from '../ops/counters.js';
-import type { Logger } from '../ops/logger.js';
-import { isValidTopicName, topicMatches } from './topic-match.js';
+import { Counters } from '../core/counters.js';
+import { TypedEmitter } from '../core/events.js';
+import type { Logger } from '../core/logger.js';
+import { isValidTopicName, topicMatches } from '../core/topic-match.js';
 import { type BridgedMessage, fromUpstreamPublish } from './upstream-message.js';
 import {
   type ResolvedUpstreamOptions,

@@ -3,7 +3,7 @@
 // Pure functions, so the rules are testable without a broker.
 
 import type { IClientPublishOptions, IPublishPacket } from 'mqtt';
-import { isValidTopicName, topicMatches } from './topic-match.js';
+import { isValidTopicName, topicMatches } from '../core/topic-match.js';
 
 /** The MQTT 5 user property naming the agent that sent a message upstream. */
 export const ORIGIN_PROPERTY = 'nearmesh-origin';

@@ -3,10 +3,10 @@
 // instead of surfacing later as a confusing connect or subscribe failure in the background.
 
 import { createSecureContext } from 'node:tls';
-import { NearmeshError } from '../errors.js';
-import type { Counters } from '../ops/counters.js';
-import type { Logger } from '../ops/logger.js';
-import { isValidTopicFilter } from './topic-match.js';
+import type { Counters } from '../core/counters.js';
+import { NearmeshError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { isValidTopicFilter } from '../core/topic-match.js';
 
 /** Bad bridge options: the config is wrong, retrying cannot help. */
 export class UpstreamConfigError extends NearmeshError {

@@ -8,7 +8,7 @@
 // those at `min(receiveMaximum, 100)` bounds that store too and honours the upstream's flow control.
 
 import type { IConnackPacket, MqttClient } from 'mqtt';
-import type { Counters } from '../ops/counters.js';
+import type { Counters } from '../core/counters.js';
 import { type BridgedMessage, publishPacketSize, toUpstreamPublish } from './upstream-message.js';
 
 /** Cap on unacknowledged QoS 1 publishes even when the upstream allows more. */

@@ -12,9 +12,9 @@ import {
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ed25519 } from '@noble/curves/ed25519.js';
-import { NearmeshError } from '../errors.js';
-import { writeFileAtomic } from '../ops/atomic-file.js';
-import { peerIdFromPublicKey } from './peer-id.js';
+import { writeFileAtomic } from '../core/atomic-file.js';
+import { NearmeshError } from '../core/errors.js';
+import { peerIdFromPublicKey } from '../core/peer-id.js';
 import { x25519, x25519PrivateKey } from './x25519.js';
 
 export const IDENTITY_FILE = 'identity.pem';

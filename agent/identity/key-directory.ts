@@ -2,8 +2,8 @@
 // SHA-256 of the key), so a key is taken from whoever presents it: the handshake, a verified signature, an
 // ANNOUNCE, or the trust store's record of members. Bounded: the least recently used key goes first.
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { setBounded } from '../ops/bounded-map.js';
-import { peerIdFromPublicKey } from './peer-id.js';
+import { setBounded } from '../core/bounded-map.js';
+import { peerIdFromPublicKey } from '../core/peer-id.js';
 
 export const ED25519_PUBLIC_KEY_BYTES = 32;
 /** Keys kept at most: far more agents than one mesh holds, and a few MB at worst. */

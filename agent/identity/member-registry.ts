@@ -4,7 +4,7 @@
 // `send NAME` never quietly picks the wrong device. The registry also remembers every member met (the
 // trust store keeps them), which is who may still link with an old mesh key during a key rotation.
 
-import { setBounded } from '../ops/bounded-map.js';
+import { setBounded } from '../core/bounded-map.js';
 
 /** Claims remembered per name, and names with claims remembered at all: bounded whatever is announced. */
 const MAX_CLAIMANTS_PER_NAME = 8;

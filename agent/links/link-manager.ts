@@ -4,17 +4,18 @@
 import { randomInt } from 'node:crypto';
 import type { PeerCandidate, Resolver } from '../../transports/resolver.js';
 import type { FrameLink, Medium, Transport } from '../../transports/transport.js';
-import { FrameTooLargeError, PeerUnreachableError, TimeoutError } from '../errors.js';
-import { TypedEmitter } from '../events.js';
+import { Backoff } from '../core/backoff.js';
+import type { Counters } from '../core/counters.js';
+import { FrameTooLargeError, PeerUnreachableError, TimeoutError } from '../core/errors.js';
+import { TypedEmitter } from '../core/events.js';
+import type { Logger } from '../core/logger.js';
+import { RateLimiter } from '../core/rate-limiter.js';
+import { RecentIds } from '../core/recent-ids.js';
 import type { Identity } from '../identity/identity.js';
 import type { Router } from '../mesh/router.js';
-import type { Counters } from '../ops/counters.js';
-import type { Logger } from '../ops/logger.js';
-import { RateLimiter } from '../ops/rate-limiter.js';
 import { CloseCode, encodeMessage, type Message } from '../protocol/index.js';
 import { MAX_ENDPOINTS } from '../protocol/messages.js';
 import { establishSecureLink, HandshakeError, type SecureLink } from '../security/secure-channel.js';
-import { Backoff } from './backoff.js';
 import { HandoverOrder } from './handover-order.js';
 import {
   DEFAULT_KEEPALIVE,
@@ -24,7 +25,6 @@ import {
   WIFI_KEEPALIVE,
 } from './peer-connection.js';
 import { bestConnection, PeerDirectory, type PeerInfo, type PeerRecord } from './peer-directory.js';
-import { RecentIds } from './recent-ids.js';
 
 /** Room for the envelope and the cipher tag inside a link frame. */
 const FRAME_OVERHEAD_BYTES = 64;

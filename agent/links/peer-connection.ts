@@ -1,10 +1,10 @@
 // One authenticated connection to a peer: speaks protocol v1 messages over a secure link, keeps it
 // alive (ping/pong, RTT), acknowledges data, and reports bad frames as counted drops.
 
-import { TimeoutError } from '../errors.js';
-import { TypedEmitter } from '../events.js';
-import type { Counters } from '../ops/counters.js';
-import type { Logger } from '../ops/logger.js';
+import type { Counters } from '../core/counters.js';
+import { TimeoutError } from '../core/errors.js';
+import { TypedEmitter } from '../core/events.js';
+import type { Logger } from '../core/logger.js';
 import {
   decodeMessage,
   encodeMessage,

@@ -2,13 +2,19 @@
 // retransmission that floods around dead routes and swallowing relays, delivery exactly once), best-effort
 // group and broadcast sends, the merged peer table (direct links plus routed agents), and what a peer
 // reference (an id or a name) means.
-import { AmbiguousNameError, FrameTooLargeError, PeerUnreachableError, TimeoutError } from '../errors.js';
-import { TypedEmitter } from '../events.js';
+
+import type { Counters } from '../core/counters.js';
+import {
+  AmbiguousNameError,
+  FrameTooLargeError,
+  PeerUnreachableError,
+  TimeoutError,
+} from '../core/errors.js';
+import { TypedEmitter } from '../core/events.js';
+import { isPeerId } from '../core/peer-id.js';
 import type { MemberRegistry } from '../identity/member-registry.js';
-import { isPeerId } from '../identity/peer-id.js';
 import type { LinkManager, ReceivedMessage, SendOptions } from '../links/link-manager.js';
 import type { PeerInfo } from '../links/peer-directory.js';
-import type { Counters } from '../ops/counters.js';
 import { BROADCAST_ID, groupId } from './address.js';
 import type { MeshDelivery, Router } from './router.js';
 

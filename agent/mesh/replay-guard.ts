@@ -4,7 +4,7 @@
 // WireGuard's), older ones are stale. The highest number per origin goes to the trust store about once a
 // second, and at once before a message whose effects must not repeat, so a restart forgets nothing that
 // could be replayed afterwards.
-import { oldestKey } from '../ops/bounded-map.js';
+import { oldestKey } from '../core/bounded-map.js';
 
 /** Sequence numbers below an origin's highest that are still told apart (others are stale). */
 export const REPLAY_WINDOW = 4_096;

@@ -2,7 +2,7 @@
 // to get through says its route may run through an agent that swallows traffic. Two such outcomes in a row
 // for one (destination, next hop) and that next hop is avoided for that destination for a while, so the
 // next shortest path, or a flood, carries the traffic. One outcome alone can be an ordinary lost frame.
-import { setBounded } from '../ops/bounded-map.js';
+import { setBounded } from '../core/bounded-map.js';
 
 /** Failures in a row that make a next hop avoided. */
 const FAILURES_TO_PENALISE = 2;

@@ -4,10 +4,11 @@
 // Each (source, sequence number) is accepted once (§13.4). Unicast follows a shortest path over the links
 // the signed announcements show (link state, §13.3), avoiding next hops that lost messages, and floods when
 // no path is known; broadcasts and groups follow the source's shortest-path tree.
-import { FrameTooLargeError } from '../errors.js';
-import { TypedEmitter } from '../events.js';
-import { setBounded } from '../ops/bounded-map.js';
-import type { Counters } from '../ops/counters.js';
+
+import { setBounded } from '../core/bounded-map.js';
+import type { Counters } from '../core/counters.js';
+import { FrameTooLargeError } from '../core/errors.js';
+import { TypedEmitter } from '../core/events.js';
 import {
   type Announcement,
   announceMessage,
@@ -16,7 +17,7 @@ import {
   MessageType,
   type RoutedMessage,
 } from '../protocol/index.js';
-import type { OriginAuth, OriginVerdict } from '../security/origin-auth.js';
+import type { AuthFailure, OriginAuth, OriginVerdict } from '../security/origin-auth.js';
 import { BROADCAST_ID, groupId } from './address.js';
 import { DuplicateCache } from './duplicate-cache.js';
 import type { ReplayGuard } from './replay-guard.js';
@@ -47,20 +48,6 @@ export interface MeshDelivery {
   system: boolean;
   /** A copy of a message already handed up: to be acknowledged again, not delivered again. */
   repeat: boolean;
-}
-
-/** A routed message dropped because its origin could not be proven. */
-export interface AuthFailure {
-  /** The direct neighbour that handed it over. */
-  neighbour: string;
-  /** The origin it claimed. */
-  source: string;
-  reason: Exclude<OriginVerdict, 'ok' | 'unverifiable' | 'unknown-origin'>;
-  /**
-   * The neighbour must have made it: every agent checks signatures before forwarding, and a tag under the
-   * neighbour's own id can only be the neighbour's. False when an honest relay may have passed it on.
-   */
-  attributable: boolean;
 }
 
 export interface RouterEvents {

@@ -4,7 +4,7 @@
 // honest one), and to forward a broadcast along one shortest-path tree per source (every agent computes
 // the same tree from the same announcements), instead of over every link.
 
-import { setBounded } from '../ops/bounded-map.js';
+import { setBounded } from '../core/bounded-map.js';
 import type { Announcement, Capabilities } from '../protocol/index.js';
 import { groupId } from './address.js';
 

@@ -3,7 +3,7 @@
 // STOPPING=1 on the way out. Node cannot send on a UNIX datagram socket, so the messages go through
 // systemd-notify(1), which waits until systemd has processed each one (no race with a short-lived sender).
 import { execFile } from 'node:child_process';
-import type { Logger } from './logger.js';
+import type { Logger } from '../core/logger.js';
 
 const NOTIFY_TIMEOUT_MS = 5_000;
 /** Ping at a third of the watchdog period: two pings may be lost before systemd acts. */

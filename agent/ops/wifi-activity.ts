@@ -16,7 +16,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BoardProfile, RadioQuirk } from '../../boards/index.js';
-import { TypedEmitter } from '../events.js';
+import { TypedEmitter } from '../core/events.js';
 
 export type WifiBand = '2.4GHz' | '5GHz';
 

@@ -2,7 +2,7 @@
 // groups, neighbours, hop budget, capabilities, key epoch and revocation list digest.
 // Carried as a byte string holding one CBOR item, so the envelope reader stays generic; validated here,
 // once, where it enters.
-import { isPeerId, PEER_ID_BYTES, peerIdFromBytes, peerIdToBytes } from '../identity/peer-id.js';
+import { isPeerId, PEER_ID_BYTES, peerIdFromBytes, peerIdToBytes } from '../core/peer-id.js';
 import { MAX_TTL_HOPS } from './envelope.js';
 import { DecodeError } from './errors.js';
 import { decodeItem, encodeItem } from './item.js';

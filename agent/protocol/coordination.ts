@@ -2,7 +2,7 @@
 // element says what it is; JSON parts (arguments, results, values) are CBOR maps, arrays and scalars.
 // Validated here, once, where they enter. Who sent one is the envelope's business: it authenticates the
 // origin of every message, so nothing here carries a key or a signature of its own.
-import { PEER_ID_BYTES, peerIdFromBytes, peerIdToBytes } from '../identity/peer-id.js';
+import { PEER_ID_BYTES, peerIdFromBytes, peerIdToBytes } from '../core/peer-id.js';
 import { DecodeError } from './errors.js';
 import { decodeItem } from './item.js';
 import { encodeJsonCbor, type JsonObject, type JsonValue, toJson } from './json-cbor.js';

@@ -1,8 +1,8 @@
 // The envelope every frame shares, [hdr, flags, id, body, ttl?, src?, dst?, auth?, ...ignored],
 // independent of message type: header/version split, uint range checks, the optional route with its origin
 // authentication, and ignored trailing fields.
-import { FrameTooLargeError } from '../errors.js';
-import { isPeerId, PEER_ID_BYTES, peerIdFromBytes, writePeerId } from '../identity/peer-id.js';
+import { FrameTooLargeError } from '../core/errors.js';
+import { isPeerId, PEER_ID_BYTES, peerIdFromBytes, writePeerId } from '../core/peer-id.js';
 import {
   INFO_INDEFINITE,
   MAJOR_ARRAY,

@@ -1,6 +1,6 @@
 // The errors of the wire protocol: DecodeError for bytes from a peer (returned, never thrown, by
 // decodeMessage) and EncodeError for an invalid message handed to encodeMessage by our own code.
-import { NearmeshError } from '../errors.js';
+import { NearmeshError } from '../core/errors.js';
 
 /**
  * Why a frame could not be decoded. A closed set, so the link layer can count each kind and choose a

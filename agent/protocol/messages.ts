@@ -1,7 +1,7 @@
 // The message types on top of the envelope: what each puts in flags, id and body (and, routed, the origin's
 // authentication), and the public functions encodeMessage / decodeMessage.
 
-import { FrameTooLargeError } from '../errors.js';
+import { FrameTooLargeError } from '../core/errors.js';
 import {
   type Announcement,
   decodeAnnouncement,

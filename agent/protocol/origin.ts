@@ -1,7 +1,7 @@
 // What an origin's authentication of a routed message covers (PROTOCOL.md §2.1): every field but those a
 // relay changes on the way (ttl and the flood flag), as one CBOR array in core deterministic form, so any
 // implementation with a standard deterministic encoder rebuilds the same bytes.
-import { PEER_ID_BYTES, writePeerId } from '../identity/peer-id.js';
+import { PEER_ID_BYTES, writePeerId } from '../core/peer-id.js';
 import { MAJOR_ARRAY, MAJOR_BYTES, MAJOR_UINT } from './cbor-constants.js';
 import { bytesSize, encodeCbor, headSize, writeBytes, writeHead, writeNull } from './cbor-write.js';
 import { hdrOf } from './envelope.js';

@@ -11,7 +11,7 @@
 // Each revocation and rotation is signed by its issuer (an admin) over the deterministic CBOR of its other
 // fields behind a context string, so it is checked on its own wherever it travels.
 import { createHash } from 'node:crypto';
-import { PEER_ID_BYTES, peerIdFromBytes, peerIdToBytes } from '../identity/peer-id.js';
+import { PEER_ID_BYTES, peerIdFromBytes, peerIdToBytes } from '../core/peer-id.js';
 import { encodeCbor } from './cbor-write.js';
 import { DecodeError, EncodeError } from './errors.js';
 import {

@@ -1,6 +1,6 @@
 // Typed failures of the Noise layer and of the secure-channel handshake built on it.
 // Callers branch on the class or `code`; none of these is ever allowed to escape an event handler.
-import { NearmeshError } from '../errors.js';
+import { NearmeshError } from '../core/errors.js';
 
 /** A ciphertext failed authentication: tampered, replayed, reordered, or sealed under another key. */
 export class NoiseDecryptError extends NearmeshError {

@@ -1,7 +1,8 @@
 // The identity payload carried in Noise messages 2 and 3: who the sender is, and its proof that the
 // Noise static key it just sent belongs to that Ed25519 identity. CBOR: [version, edKey, sig, name].
+
+import { peerIdFromPublicKey } from '../core/peer-id.js';
 import { type Identity, verifySignature } from '../identity/identity.js';
-import { peerIdFromPublicKey } from '../identity/peer-id.js';
 import { decodeItem, encodeItem } from '../protocol/index.js';
 import { HandshakeError } from './errors.js';
 

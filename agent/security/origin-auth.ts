@@ -4,10 +4,10 @@
 // through HKDF); a message for many (ANNOUNCE, broadcast, group), or for an agent whose key the origin does
 // not know, carries the origin's Ed25519 key and signature, which every relay can check.
 import { createHmac, hkdfSync, timingSafeEqual, verify } from 'node:crypto';
+import { setBounded } from '../core/bounded-map.js';
+import { peerIdFromPublicKey, peerIdToBytes } from '../core/peer-id.js';
 import { type Identity, KeyAgreementError } from '../identity/identity.js';
 import { type KeyDirectory, verifierFor } from '../identity/key-directory.js';
-import { peerIdFromPublicKey, peerIdToBytes } from '../identity/peer-id.js';
-import { setBounded } from '../ops/bounded-map.js';
 import { ORIGIN_SIGNATURE_AUTH_BYTES, ORIGIN_TAG_BYTES } from '../protocol/envelope.js';
 import type { RoutedMessage } from '../protocol/index.js';
 import { originAuthInput } from '../protocol/origin.js';
@@ -31,6 +31,20 @@ export type OriginVerdict =
   | 'bad-tag'
   /** The key is not src's, or the signature does not verify. */
   | 'bad-signature';
+
+/** A routed message dropped because its origin could not be proven. */
+export interface AuthFailure {
+  /** The direct neighbour that handed it over. */
+  neighbour: string;
+  /** The origin it claimed. */
+  source: string;
+  reason: Exclude<OriginVerdict, 'ok' | 'unverifiable' | 'unknown-origin'>;
+  /**
+   * The neighbour must have made it: every agent checks signatures before forwarding, and a tag under the
+   * neighbour's own id can only be the neighbour's. False when an honest relay may have passed it on.
+   */
+  attributable: boolean;
+}
 
 export class OriginAuth {
   readonly #pairKeys = new Map<string, Uint8Array | null>();

@@ -4,7 +4,7 @@
 // Every failure ends as a typed HandshakeError.
 
 import type { FrameLink } from '../../transports/transport.js';
-import { NearmeshError } from '../errors.js';
+import { NearmeshError } from '../core/errors.js';
 import type { Identity } from '../identity/identity.js';
 import { HandshakeError, NoiseDecryptError } from './errors.js';
 import { encodeHandshakePayload, type ProvenPeer, verifyHandshakePayload } from './handshake-payload.js';

@@ -2,8 +2,8 @@
 // One frame carries one message sealed under an implicit counter, so any replay, reorder or tamper kills the link.
 
 import { type FrameLink, frameLength, type Medium } from '../../transports/transport.js';
-import { FrameTooLargeError } from '../errors.js';
-import { TypedEmitter } from '../events.js';
+import { FrameTooLargeError } from '../core/errors.js';
+import { TypedEmitter } from '../core/events.js';
 import type { ProvenPeer } from './handshake-payload.js';
 import type { TransportCiphers } from './noise.js';
 import { TAG_LEN } from './noise-crypto.js';

@@ -5,8 +5,8 @@
 // <data_dir>/mesh-keys.json (mode 0600), which is ignored when the config's key is changed by hand.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { NearmeshError } from '../errors.js';
-import { writeFileAtomic } from '../ops/atomic-file.js';
+import { writeFileAtomic } from '../core/atomic-file.js';
+import { NearmeshError } from '../core/errors.js';
 import { DecodeError } from '../protocol/errors.js';
 import { bytesToHex } from '../protocol/fields.js';
 import { decodeKeyRotation, encodeKeyRotation, type KeyRotation, keyIdOf } from '../protocol/trust.js';

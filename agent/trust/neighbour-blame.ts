@@ -3,9 +3,10 @@
 // every relay checks before forwarding, or a bad tag under its own id) are "attributable". A neighbour with
 // `shunAfter` attributable failures within a minute is shunned for `shunForMs`: its links are closed and it
 // may not link again until then. Failures are logged at most once a minute per neighbour.
-import type { AuthFailure } from '../mesh/router.js';
-import { setBounded } from '../ops/bounded-map.js';
-import type { Logger } from '../ops/logger.js';
+
+import { setBounded } from '../core/bounded-map.js';
+import type { Logger } from '../core/logger.js';
+import type { AuthFailure } from '../security/origin-auth.js';
 
 const MINUTE_MS = 60_000;
 /** Neighbours tracked at once; the longest quiet goes first. */

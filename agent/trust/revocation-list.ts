@@ -3,8 +3,8 @@
 // anyone; once taken it is kept for good (in the trust store). The digest of the list goes into every
 // ANNOUNCE, so two neighbours that hold different lists notice and swap them.
 import { createHash } from 'node:crypto';
+import { peerIdFromPublicKey, peerIdToBytes } from '../core/peer-id.js';
 import { type Identity, verifySignature } from '../identity/identity.js';
-import { peerIdFromPublicKey, peerIdToBytes } from '../identity/peer-id.js';
 import { REVOCATION_DIGEST_BYTES } from '../protocol/announcement.js';
 import { type Revocation, revocationSigningBytes } from '../protocol/trust.js';
 

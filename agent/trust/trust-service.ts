@@ -5,14 +5,14 @@
 // passes it on to its own neighbours, and to any neighbour that later shows up announcing an older epoch,
 // for as long as the old key is still accepted. Revoked agents have no links, so they never get it.
 import { randomBytes } from 'node:crypto';
-import { NearmeshError } from '../errors.js';
-import { TypedEmitter } from '../events.js';
+import { setBounded } from '../core/bounded-map.js';
+import type { Counters } from '../core/counters.js';
+import { NearmeshError } from '../core/errors.js';
+import { TypedEmitter } from '../core/events.js';
+import type { Logger } from '../core/logger.js';
+import { peerIdFromPublicKey } from '../core/peer-id.js';
 import { type Identity, verifySignature } from '../identity/identity.js';
 import type { MemberRegistry } from '../identity/member-registry.js';
-import { peerIdFromPublicKey } from '../identity/peer-id.js';
-import { setBounded } from '../ops/bounded-map.js';
-import type { Counters } from '../ops/counters.js';
-import type { Logger } from '../ops/logger.js';
 import type { Announcement } from '../protocol/announcement.js';
 import { DecodeError } from '../protocol/errors.js';
 import { bytesToHex } from '../protocol/fields.js';

@@ -9,7 +9,7 @@
 // better-sqlite3 is imported lazily, as by the message queue.
 import { closeSync, existsSync, openSync } from 'node:fs';
 import type BetterSqlite3 from 'better-sqlite3';
-import { NearmeshError } from '../errors.js';
+import { NearmeshError } from '../core/errors.js';
 import { MAX_MEMBERS } from '../identity/member-registry.js';
 
 export const TRUST_STORE_FILE = 'trust.sqlite';

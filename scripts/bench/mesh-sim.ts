@@ -4,12 +4,12 @@
 // does; only the trust store is left out (replay marks and sequence reservations stay in memory). Lives
 // under scripts/bench because bench code must not import from test/; test/support/mesh-sim.ts re-exports it.
 import { createPrivateKey } from 'node:crypto';
+import { Counters } from '../../agent/core/counters.js';
 import { type Identity, identityFromPrivateKey } from '../../agent/identity/identity.js';
 import { KeyDirectory } from '../../agent/identity/key-directory.js';
 import { ReplayGuard } from '../../agent/mesh/replay-guard.js';
 import { type MeshDelivery, Router, type RouterOptions } from '../../agent/mesh/router.js';
 import { SequenceCounter } from '../../agent/mesh/sequence.js';
-import { Counters } from '../../agent/ops/counters.js';
 import { decodeMessage, encodeMessage, type RoutedMessage } from '../../agent/protocol/index.js';
 import { OriginAuth } from '../../agent/security/origin-auth.js';
 

@@ -5,7 +5,7 @@
 // sender's encryption and the kernel's TCP are left out, so the floor is generous.
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { WIFI_CHUNK_BYTES } from '../../agent/messaging/transfer-manager.js';
+import { WIFI_CHUNK_BYTES } from '../../agent/messaging/transfer/manager.js';
 import { aeadDecrypt, aeadEncrypt } from '../../agent/security/noise-crypto.js';
 
 export interface PushFloor {

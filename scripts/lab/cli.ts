@@ -16,10 +16,10 @@ import {
 import { createConnection } from 'node:net';
 import { join, resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { formatTable } from '../../agent/cli/table.js';
 import { generateMeshKey } from '../../agent/config/mesh-key.js';
 import { LOG_LEVELS } from '../../agent/config/schema.js';
-import { NearmeshError } from '../../agent/errors.js';
+import { formatTable } from '../../agent/console/table.js';
+import { NearmeshError } from '../../agent/core/errors.js';
 import { deleteLabNamespaces, Lab, LabError } from './lab.js';
 import { type Topology, topologyFromSpec } from './topology.js';
 

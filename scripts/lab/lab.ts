@@ -3,7 +3,7 @@
 // its own /30 from 10.78.0.0/16, shaped with tc tbf (rate) and an nftables drop rule (loss).
 // Namespaces are named nml-<label>-<node>; the veth inside node A towards node B is v<index of B>.
 import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
-import { NearmeshError } from '../../agent/errors.js';
+import { NearmeshError } from '../../agent/core/errors.js';
 import { type Topology, validateTopology } from './topology.js';
 
 /** A lab command failed, or a lab was asked about nodes or links it does not have. */

@@ -1,6 +1,6 @@
 // Topologies for the network-namespace lab, as plain data: node names and the undirected links between
 // them. Pure functions, so tests and the CLI agree on what "a chain of 3" is without touching the kernel.
-import { NearmeshError } from '../../agent/errors.js';
+import { NearmeshError } from '../../agent/core/errors.js';
 
 export interface Topology {
   readonly nodes: string[];

@@ -12,7 +12,7 @@ import {
   formatReport,
   parseCapEff,
   runDoctor,
-} from '../../agent/ops/doctor.js';
+} from '../../agent/cli/doctor-checks.js';
 import { GENERIC_LINUX } from '../../boards/index.js';
 import { freePorts, runCli, startAgent, stopAllAgents, temporaryDir } from '../support/agent-process.js';
 

@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { connectAsync, type MqttClient } from 'mqtt';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { Counters } from '../../agent/core/counters.js';
 import {
   type BridgedMessage,
   UpstreamBridge,
@@ -18,7 +19,6 @@ import {
   UpstreamConfigError,
 } from '../../agent/gateway/upstream-bridge.js';
 import { fromUpstreamPublish } from '../../agent/gateway/upstream-message.js';
-import { Counters } from '../../agent/ops/counters.js';
 import { Mosquitto, missingMosquittoTools } from '../support/mosquitto.js';
 import { describeWhenAvailable } from '../support/requirements.js';
 

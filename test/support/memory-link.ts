@@ -1,8 +1,8 @@
 // An in-process FrameLink pair for tests of the layers above the transports (secure channel, links).
 // Frames are delivered asynchronously, in order, like a real medium; with a bandwidth, one after another,
 // each taking its size's time to arrive (bytes of it arriving meanwhile, as lastReceivedAtMs tells).
-import { FrameTooLargeError } from '../../agent/errors.js';
-import { TypedEmitter } from '../../agent/events.js';
+import { FrameTooLargeError } from '../../agent/core/errors.js';
+import { TypedEmitter } from '../../agent/core/events.js';
 import {
   type FrameLink,
   type FrameLinkEvents,

@@ -1,6 +1,6 @@
 // An in-process Transport over MemoryLink pairs: a shared MemoryNetwork maps addresses to listening
 // transports, so link-manager tests run real handshakes and protocol without sockets.
-import { TypedEmitter } from '../../agent/events.js';
+import { TypedEmitter } from '../../agent/core/events.js';
 import { DialError } from '../../transports/errors.js';
 import type { Resolver, ResolverEvents } from '../../transports/resolver.js';
 import type { FrameLink, Medium, Transport, TransportEvents } from '../../transports/transport.js';

@@ -117,7 +117,7 @@ describeWithNetns('MdnsResolver between two network namespaces', () => {
 
   // Alpha's browser reports the v1 instance once (its records never change), so this cannot tell "once" from
   // "every time": the once-an-hour limit per instance is OncePerInterval's, tested in
-  // test/unit/ble-transport-policy.test.ts.
+  // test/unit/transports/ble/transport-policy.test.ts.
   it('warns about a protocol v1 agent, with one warning, and never reports it', async () => {
     const alpha = startAgent(NS_A, { peerId: ID_A, meshKey: MESH_KEY, interfaceAddress: ADDRESS_A });
     await alpha.waitFor((e) => e.event === 'started', 'start of alpha');

@@ -1,8 +1,9 @@
 // Keeps one BLE role (peripheral or central) open on its adapter: when the adapter goes away (USB unplug,
 // controller reset, UART gone) the dead instance is stopped and the role reopened, with backoff, until the
 // adapter is back. The libraries cannot do it themselves: their UART driver never finds a re-created port.
-import { type BleAdapter, formatBleAdapter } from '../../agent/config/adapter.js';
-import { Backoff } from '../../agent/links/backoff.js';
+
+import { Backoff } from '../../agent/core/backoff.js';
+import { type BleAdapter, formatBleAdapter } from '../../agent/core/ble-adapter.js';
 
 export type BleRole = 'peripheral' | 'central';
 

@@ -1,7 +1,7 @@
 // The BLE resolver: opens the discovery hint of what the central hears (only agents of our mesh open), turns
 // them into dial candidates for the link manager, rescans so that changes (a peer that stops or starts
 // accepting links, a peer that left) are heard, and remembers each agent's last RSSI for the peer table.
-import { TypedEmitter } from '../../agent/events.js';
+import { TypedEmitter } from '../../agent/core/events.js';
 import { openHint } from '../discovery-hint.js';
 import type { PeerCandidate, Resolver, ResolverEvents } from '../resolver.js';
 import { BLE_HINT_LAYOUT } from './advertisement.js';

@@ -1,9 +1,9 @@
 // The BLE medium: a peripheral (bleno) that accepts links and a central (noble) that dials them, each on its
 // own adapter, both carrying GattLinks, within a limit on simultaneous links (ble.max_links). The peripheral's
 // discovery hint and address rotate, so that what it broadcasts names no one to outsiders.
-import type { BleAdapter } from '../../agent/config/adapter.js';
-import { NearmeshError } from '../../agent/errors.js';
-import { TypedEmitter } from '../../agent/events.js';
+import type { BleAdapter } from '../../agent/core/ble-adapter.js';
+import { NearmeshError } from '../../agent/core/errors.js';
+import { TypedEmitter } from '../../agent/core/events.js';
 import { sealHint } from '../discovery-hint.js';
 import { DialError } from '../errors.js';
 import type { DialOptions, FrameLink, Medium, Transport, TransportEvents } from '../transport.js';

@@ -1,10 +1,10 @@
 // The central role on one adapter (noble): scans for the nearmesh service, reports what it hears, connects on
 // request (MTU exchange, TX subscription) and hands back a GattPipe. Used by ble-transport.ts.
 import type { Characteristic, ConnectOptions, Noble, Peripheral } from '@stoprocent/noble';
-import type { BleAdapter } from '../../agent/config/adapter.js';
-import { TimeoutError } from '../../agent/errors.js';
-import { TypedEmitter } from '../../agent/events.js';
-import { setBounded } from '../../agent/ops/bounded-map.js';
+import type { BleAdapter } from '../../agent/core/ble-adapter.js';
+import { setBounded } from '../../agent/core/bounded-map.js';
+import { TimeoutError } from '../../agent/core/errors.js';
+import { TypedEmitter } from '../../agent/core/events.js';
 import { DialError, OlderAgentError } from '../errors.js';
 import { ADVERTISER_WARNING_INTERVAL_MS, OncePerInterval } from '../once-per-interval.js';
 import {

@@ -1,7 +1,7 @@
 // Errors of the BLE link framing (fragmentation.ts), advertisement format (advertisement.ts) and advertising
 // address (private-address.ts).
 // NearmeshErrors (the first two with a closed `reason` union), so callers branch on type, never on text.
-import { NearmeshError } from '../../agent/errors.js';
+import { NearmeshError } from '../../agent/core/errors.js';
 
 /**
  * Why fragmentation or reassembly failed. Every receive-side reason means the link's byte stream can no

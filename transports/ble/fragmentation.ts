@@ -1,6 +1,6 @@
 // BLE link framing (PROTOCOL.md §12.1): a link frame cut into fragments that each fit one ATT PDU, and
 // put back together. Pure and I/O-free; the GATT link feeds it, as tcp-link feeds wifi/framing.ts.
-import { FrameTooLargeError } from '../../agent/errors.js';
+import { FrameTooLargeError } from '../../agent/core/errors.js';
 import { FragmentError } from './errors.js';
 
 /** ATT opcode (1) + attribute handle (2): what a Write Command or a Notification spends of the MTU. */

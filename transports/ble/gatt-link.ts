@@ -1,7 +1,7 @@
 // A FrameLink over one GATT pipe (central writes to RX, peripheral notifies on TX): frames are cut and
 // rejoined by fragmentation.ts; peripheral.ts and central.ts supply the pipes, so this file knows no library.
-import { NearmeshError } from '../../agent/errors.js';
-import { TypedEmitter } from '../../agent/events.js';
+import { NearmeshError } from '../../agent/core/errors.js';
+import { TypedEmitter } from '../../agent/core/events.js';
 import type { FrameLink, FrameLinkEvents, Medium } from '../transport.js';
 import {
   DEFAULT_BLE_MAX_FRAME_BYTES,

@@ -2,8 +2,8 @@
 // serves RX/TX, and turns every subscribed central into a GattPipe for gatt-link.ts. Used by ble-transport.ts
 // for inbound links.
 import type { Bleno, ConnectionHandle, UpdateValueCallback } from '@stoprocent/bleno';
-import type { BleAdapter } from '../../agent/config/adapter.js';
-import { TypedEmitter } from '../../agent/events.js';
+import type { BleAdapter } from '../../agent/core/ble-adapter.js';
+import { TypedEmitter } from '../../agent/core/events.js';
 import { type EncodedAdvertisement, NEARMESH_SERVICE_UUID_HEX } from './advertisement.js';
 import { BleAddressError } from './errors.js';
 import { type GattPipe, PipeInbox } from './gatt-link.js';

@@ -3,8 +3,8 @@
 import { access } from 'node:fs/promises';
 import type { Bleno } from '@stoprocent/bleno';
 import type { Noble } from '@stoprocent/noble';
-import { type BleAdapter, formatBleAdapter } from '../../agent/config/adapter.js';
-import { NearmeshError } from '../../agent/errors.js';
+import { type BleAdapter, formatBleAdapter } from '../../agent/core/ble-adapter.js';
+import { NearmeshError } from '../../agent/core/errors.js';
 import {
   installSharedHciDriver,
   SHARED_DRIVER,

@@ -1,6 +1,6 @@
 // Frames on a byte stream (the Wi-Fi TCP link): a 4-byte big-endian length, then that many bytes.
 // The decoder is incremental and never trusts the peer: a length is checked before its body is buffered.
-import { FrameTooLargeError } from '../../agent/errors.js';
+import { FrameTooLargeError } from '../../agent/core/errors.js';
 
 export const FRAME_HEADER_BYTES = 4;
 export const DEFAULT_MAX_FRAME_BYTES = 1 << 20;

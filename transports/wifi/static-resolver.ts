@@ -1,9 +1,8 @@
 // The static resolver: the `[[peers]] address = "host:port"` entries of the config, reported on start.
 // Useful where multicast is blocked (many Wi-Fi access points) or a peer sits on another subnet.
 
-import { checkHostPort } from '../../agent/config/address.js';
-import { TypedEmitter } from '../../agent/events.js';
-import { InvalidAddressError } from '../errors.js';
+import { TypedEmitter } from '../../agent/core/events.js';
+import { AddressError, checkHostPort } from '../../agent/core/host-port.js';
 import type { PeerCandidate, Resolver, ResolverEvents } from '../resolver.js';
 
 export const STATIC_SOURCE = 'static';
@@ -13,12 +12,12 @@ export class StaticResolver extends TypedEmitter<ResolverEvents> implements Reso
   readonly #candidates: readonly PeerCandidate[];
   #isStarted = false;
 
-  /** Throws InvalidAddressError naming the first address that is not "host:port" / "[v6]:port". */
+  /** Throws AddressError naming the first address that is not "host:port" / "[v6]:port". */
   constructor(addresses: readonly string[]) {
     super();
     this.#candidates = addresses.map((address) => {
       const parsed = checkHostPort(address);
-      if (!parsed.ok) throw new InvalidAddressError(address, parsed.expected);
+      if (!parsed.ok) throw new AddressError(address, parsed.expected);
       return { medium: 'wifi', address, source: STATIC_SOURCE };
     });
   }

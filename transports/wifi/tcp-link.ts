@@ -1,9 +1,9 @@
 // A FrameLink over one TCP socket: length-prefixed frames (framing.ts), back-pressure from the socket.
 // Created by TcpTransport for accepted and dialled sockets; knows nothing about listening or dialling.
 import type { Socket } from 'node:net';
-import { formatHostPort } from '../../agent/config/address.js';
-import { FrameTooLargeError, NearmeshError } from '../../agent/errors.js';
-import { TypedEmitter } from '../../agent/events.js';
+import { FrameTooLargeError, NearmeshError } from '../../agent/core/errors.js';
+import { TypedEmitter } from '../../agent/core/events.js';
+import { formatHostPort } from '../../agent/core/host-port.js';
 import { type FrameLink, type FrameLinkEvents, frameLength, type Medium } from '../transport.js';
 import { encodeFrame, encodeFrameHeader, FrameDecoder } from './framing.js';
 

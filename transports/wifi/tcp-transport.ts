@@ -1,9 +1,9 @@
 // The Wi-Fi/LAN medium: a TCP listener for inbound links and a dialer for outbound ones.
 // Every socket becomes a TcpLink (tcp-link.ts); discovery of whom to dial lives in the resolvers.
 import { connect, createServer, type NetConnectOpts, type Server, type Socket } from 'node:net';
-import { checkHostPort, formatHostPort, type HostPort } from '../../agent/config/address.js';
-import { TimeoutError } from '../../agent/errors.js';
-import { TypedEmitter } from '../../agent/events.js';
+import { TimeoutError } from '../../agent/core/errors.js';
+import { TypedEmitter } from '../../agent/core/events.js';
+import { checkHostPort, formatHostPort, type HostPort } from '../../agent/core/host-port.js';
 import { DialError, type DialFailure, ListenError } from '../errors.js';
 import type { DialOptions, FrameLink, Medium, Transport, TransportEvents } from '../transport.js';
 import { checkMaxFrameBytes, DEFAULT_MAX_FRAME_BYTES } from './framing.js';

@@ -7,7 +7,7 @@
 // { received: hex of every byte the agent sent, sent_bytes, handshake: how our handshake ended }.
 import { randomBytes } from 'node:crypto';
 import { connect, createServer } from 'node:net';
-import { checkHostPort } from '../../../dist/agent/config/address.js';
+import { checkHostPort } from '../../../dist/agent/core/host-port.js';
 import { generateIdentity } from '../../../dist/agent/identity/identity.js';
 import { establishSecureLink } from '../../../dist/agent/security/secure-channel.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../../../dist/transports/wifi/framing.js';

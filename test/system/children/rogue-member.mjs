@@ -11,8 +11,8 @@
 // {event: "linked" | "closed", peer, ...}, one JSON object a line on stdout.
 import { createHmac, randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
-import { checkHostPort } from '../../../dist/agent/config/address.js';
 import { checkMeshKey } from '../../../dist/agent/config/mesh-key.js';
+import { checkHostPort } from '../../../dist/agent/core/host-port.js';
 import { generateIdentity } from '../../../dist/agent/identity/identity.js';
 import { KeyDirectory } from '../../../dist/agent/identity/key-directory.js';
 import { BROADCAST_ID } from '../../../dist/agent/mesh/address.js';

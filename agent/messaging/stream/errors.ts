@@ -1,0 +1,87 @@
+// Typed errors of streams. Callers branch on the class (or `code`), never on text. No stream error is
+// resumable: a stream that fails is gone with whatever bytes were in flight, and the application opens a
+// new one if it wants to go on (bulk transfer, not streams, is the tool for what must survive a drop).
+import { NearmeshError } from '../../core/errors.js';
+import type { EndCode, RefuseCode } from '../../protocol/stream.js';
+
+export class StreamError extends NearmeshError {
+  constructor(
+    code: string,
+    /** The stream's id as 32 hex digits. */
+    readonly streamId: string,
+    detail: string,
+    options?: { cause?: unknown },
+  ) {
+    super(code, `stream ${streamId}: ${detail}`, options);
+  }
+}
+
+/** The listener refused the OPEN: no-listener, busy, refused or bad-name. */
+export class StreamRefusedError extends StreamError {
+  constructor(
+    streamId: string,
+    readonly reason: RefuseCode,
+    detail: string,
+  ) {
+    super('stream-refused', streamId, `refused by the peer: ${reason}: ${detail}`);
+  }
+}
+
+/**
+ * The peer reset the stream (END not ok). `reason` closed on an outgoing stream is the EPIPE case: the
+ * reader stopped reading before the end.
+ */
+export class StreamResetError extends StreamError {
+  constructor(
+    streamId: string,
+    readonly reason: EndCode,
+    detail: string,
+  ) {
+    super('stream-reset', streamId, `reset by the peer: ${reason}: ${detail}`);
+  }
+}
+
+/** Nothing moved on the stream (or no answer to the OPEN) for `timeoutMs`; the peer may be gone. */
+export class StreamTimeoutError extends StreamError {
+  constructor(
+    streamId: string,
+    /** What we were waiting for: the answer to an OPEN, or any traffic on an open stream. */
+    readonly waitingFor: 'accept' | 'activity',
+    readonly timeoutMs: number,
+  ) {
+    const what = waitingFor === 'accept' ? 'no answer to the OPEN' : 'nothing moved either way';
+    super('stream-timeout', streamId, `${what} within ${timeoutMs} ms`);
+  }
+}
+
+/** The channel could not deliver a message of the stream (the link dropped, or the peer is gone). */
+export class StreamLinkError extends StreamError {
+  constructor(streamId: string, options?: { cause?: unknown }) {
+    const cause = options?.cause instanceof Error ? `: ${options.cause.message}` : '';
+    super('stream-link', streamId, `the link to the peer failed${cause}`, options);
+  }
+}
+
+/** The peer broke the protocol (data beyond its credit, a gap, a wrong length at the end ...). */
+export class StreamProtocolError extends StreamError {
+  constructor(streamId: string, detail: string) {
+    super('stream-protocol', streamId, `the peer broke the protocol: ${detail}`);
+  }
+}
+
+/** The stream service was closed (the agent is stopping). */
+export class StreamClosedError extends StreamError {
+  constructor(streamId: string) {
+    super('stream-closed', streamId, 'the stream service was closed');
+  }
+}
+
+/** A name that cannot be opened or listened on: not acceptable (see streamNameProblem), or taken. */
+export class StreamNameError extends NearmeshError {
+  constructor(
+    readonly streamName: string,
+    readonly problem: string,
+  ) {
+    super('stream-bad-name', `stream name ${JSON.stringify(streamName)} ${problem}`);
+  }
+}

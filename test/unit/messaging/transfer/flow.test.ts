@@ -1,0 +1,378 @@
+// Bulk transfer end to end over an in-memory channel pair (alice sends, bob receives): a 5 MiB file arrives
+// intact with monotonic progress; a cut link, a receiver restart and a sender restart each resume from what
+// the receiver holds (not from 0); a silent peer times out resumably; name clashes get " (1)".
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, test } from 'vitest';
+import { MemoryChannelPair } from '../../../../agent/messaging/transfer/channel.js';
+import { TransferLinkError, TransferTimeoutError } from '../../../../agent/messaging/transfer/errors.js';
+import type { ReceivedFile, TransferReceiverOptions } from '../../../../agent/messaging/transfer/receiver.js';
+import type { SendProgress, TransferSenderOptions } from '../../../../agent/messaging/transfer/sender.js';
+import { TransferService } from '../../../../agent/messaging/transfer/service.js';
+import { decodeTransfer } from '../../../../agent/protocol/transfer.js';
+
+const MiB = 1024 * 1024;
+const cleanups: (() => Promise<void>)[] = [];
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+interface Setup {
+  root: string;
+  pair: MemoryChannelPair;
+  alice: TransferService;
+  bob: TransferService;
+  inbox: string;
+  aliceState: string;
+  /** CHUNK data bytes delivered to bob. */
+  chunkBytes: () => number;
+  newAlice: (sender?: Partial<TransferSenderOptions>) => TransferService;
+  newBob: (receiver?: Partial<TransferReceiverOptions>) => TransferService;
+}
+
+async function setup(
+  options: { sender?: Partial<TransferSenderOptions>; receiver?: Partial<TransferReceiverOptions> } = {},
+): Promise<Setup> {
+  const root = await mkdtemp(join(tmpdir(), 'nearmesh-transfer-'));
+  let chunkBytes = 0;
+  const pair = new MemoryChannelPair({
+    a: 'alice',
+    b: 'bob',
+    tap: (_from, to, payload) => {
+      const message = decodeTransfer(payload);
+      if (to === 'bob' && !(message instanceof Error) && message.kind === 'chunk')
+        chunkBytes += message.bytes.length;
+      return payload;
+    },
+  });
+  const inbox = join(root, 'inbox');
+  const aliceState = join(root, 'alice-state');
+  const services: TransferService[] = [];
+  const newAlice = (sender: Partial<TransferSenderOptions> = {}) => {
+    const service = new TransferService(pair.a, {
+      // Every progress event: the cuts below are placed by them.
+      sender: { stateDir: aliceState, progressIntervalMs: 0, ...options.sender, ...sender },
+      receiver: { inboxDir: join(root, 'alice-inbox') },
+    });
+    pair.a.inbound = (from, payload) => service.handle(from, payload);
+    services.push(service);
+    return service;
+  };
+  const newBob = (receiver: Partial<TransferReceiverOptions> = {}) => {
+    const service = new TransferService(pair.b, {
+      sender: { stateDir: join(root, 'bob-state') },
+      receiver: { inboxDir: inbox, diskMarginBytes: 0, ...options.receiver, ...receiver },
+    });
+    pair.b.inbound = (from, payload) => service.handle(from, payload);
+    services.push(service);
+    return service;
+  };
+  const alice = newAlice();
+  const bob = newBob();
+  cleanups.push(async () => {
+    for (const service of services) await service.close();
+    await rm(root, { recursive: true, force: true });
+  });
+  return { root, pair, alice, bob, inbox, aliceState, chunkBytes: () => chunkBytes, newAlice, newBob };
+}
+
+async function makeFile(root: string, name: string, size: number): Promise<{ path: string; sha256: string }> {
+  const dir = join(root, 'outbox');
+  await mkdir(dir, { recursive: true });
+  const path = join(dir, name);
+  const data = randomBytes(size);
+  await writeFile(path, data);
+  return { path, sha256: createHash('sha256').update(data).digest('hex') };
+}
+
+async function sha256Of(path: string): Promise<string> {
+  return createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
+}
+
+function nextReceived(service: TransferService): Promise<ReceivedFile> {
+  return new Promise((resolve) => service.receiver.once('received', resolve));
+}
+
+/** Cuts the link once alice has `fraction` of the file acknowledged. */
+function cutAt(s: Setup, fraction: number): void {
+  const listener = (progress: SendProgress) => {
+    if (progress.bytesAcked >= progress.total * fraction) {
+      s.alice.sender.off('progress', listener);
+      s.pair.cut();
+    }
+  };
+  s.alice.sender.on('progress', listener);
+}
+
+describe('bulk transfer', () => {
+  test('a 5 MiB file arrives with the right hash, progress is monotonic, no temporary file is left', async () => {
+    const s = await setup();
+    const file = await makeFile(s.root, 'big.bin', 5 * MiB);
+    const sent: SendProgress[] = [];
+    const got: number[] = [];
+    s.alice.sender.on('progress', (p) => sent.push(p));
+    s.bob.receiver.on('progress', (p) => got.push(p.bytesReceived));
+    const received = nextReceived(s.bob);
+
+    const report = await s.alice.sender.sendFile('bob', file.path);
+    const arrived = await received;
+
+    expect(report).toMatchObject({
+      peer: 'bob',
+      name: 'big.bin',
+      size: 5 * MiB,
+      sha256: file.sha256,
+      resumedFrom: 0,
+    });
+    expect(arrived).toMatchObject({
+      from: 'alice',
+      name: 'big.bin',
+      size: 5 * MiB,
+      path: join(s.inbox, 'big.bin'),
+    });
+    expect(await sha256Of(arrived.path)).toBe(file.sha256);
+    expect(await readdir(s.inbox)).toEqual(['big.bin']);
+    expect(await readdir(s.aliceState)).toEqual([]);
+
+    for (let i = 1; i < sent.length; i++) {
+      const [before, after] = [sent[i - 1]!, sent[i]!];
+      expect(after.bytesSent).toBeGreaterThanOrEqual(before.bytesSent);
+      expect(after.bytesAcked).toBeGreaterThanOrEqual(before.bytesAcked);
+      expect(after.bytesAcked).toBeLessThanOrEqual(after.bytesSent);
+      expect(after.total).toBe(5 * MiB);
+    }
+    expect(sent.at(-1)?.bytesAcked).toBe(5 * MiB);
+    expect(sent.some((p) => p.rateBps > 0)).toBe(true);
+    for (let i = 1; i < got.length; i++) expect(got[i]!).toBeGreaterThan(got[i - 1]!);
+    expect(got.at(-1)).toBe(5 * MiB);
+    expect(s.chunkBytes()).toBe(5 * MiB);
+  });
+
+  test('a cut in the middle, then resume, continues from the held offset', async () => {
+    const s = await setup();
+    const file = await makeFile(s.root, 'cut.bin', 3 * MiB);
+    cutAt(s, 0.5);
+    const first = await s.alice.sender.start('bob', file.path);
+    const failure = await first.done.catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(TransferLinkError);
+    expect((failure as TransferLinkError).resumable).toBe(true);
+    expect(await readdir(s.inbox)).not.toContain('cut.bin');
+
+    s.pair.restore();
+    const accepted = new Promise<number>((resolve) =>
+      s.alice.sender.once('accepted', (e) => resolve(e.resumeFrom)),
+    );
+    const received = nextReceived(s.bob);
+    const again = await s.alice.sender.resume(first.transferId);
+    expect(again.transferId).toBe(first.transferId);
+    const resumeFrom = await accepted;
+    const report = await again.done;
+
+    expect(resumeFrom).toBeGreaterThanOrEqual(1.5 * MiB);
+    expect(report.resumedFrom).toBe(resumeFrom);
+    expect(await sha256Of((await received).path)).toBe(file.sha256);
+    // Not sent again from 0: at most the window in flight at the cut went twice.
+    expect(s.chunkBytes()).toBeLessThan(3 * MiB + MiB);
+    expect(await readdir(s.inbox)).toEqual(['cut.bin']);
+  });
+
+  test('a receiver restart (a new receiver on the same inbox) resumes from its sidecar', async () => {
+    const s = await setup({ receiver: { persistEveryBytes: 256 * 1024 } });
+    const file = await makeFile(s.root, 'restart.bin', 4 * MiB);
+    cutAt(s, 0.5);
+    const first = await s.alice.sender.start('bob', file.path);
+    await expect(first.done).rejects.toBeInstanceOf(TransferLinkError);
+    await s.bob.close();
+    const names = await readdir(s.inbox);
+    expect(names.filter((n) => n.endsWith('.part'))).toHaveLength(1);
+    expect(names.filter((n) => n.endsWith('.state.json'))).toHaveLength(1);
+
+    const bob2 = s.newBob({ persistEveryBytes: 256 * 1024 });
+    s.pair.restore();
+    const accepted = new Promise<number>((resolve) =>
+      s.alice.sender.once('accepted', (e) => resolve(e.resumeFrom)),
+    );
+    const received = nextReceived(bob2);
+    const report = await (await s.alice.sender.resume(first.transferId)).done;
+
+    expect(await accepted).toBeGreaterThanOrEqual(2 * MiB);
+    expect(report.resumedFrom).toBeGreaterThanOrEqual(2 * MiB);
+    expect(await sha256Of((await received).path)).toBe(file.sha256);
+    expect(await readdir(s.inbox)).toEqual(['restart.bin']);
+  });
+
+  test('after a crash the part may hold more than the sidecar says: it is cut back and rehashed', async () => {
+    const s = await setup({ receiver: { persistEveryBytes: 512 * 1024 } });
+    const file = await makeFile(s.root, 'crash.bin', 3 * MiB);
+    cutAt(s, 0.6);
+    const first = await s.alice.sender.start('bob', file.path);
+    await expect(first.done).rejects.toBeInstanceOf(TransferLinkError);
+    await s.bob.close();
+    // Pretend the agent died right after the sidecar said 1 MiB, with more already in the part.
+    const sidecarName = (await readdir(s.inbox)).find((n) => n.endsWith('.state.json'))!;
+    const sidecarPath = join(s.inbox, sidecarName);
+    const sidecar = JSON.parse(await readFile(sidecarPath, 'utf8')) as { offset: number };
+    expect(sidecar.offset).toBeGreaterThan(MiB);
+    await writeFile(sidecarPath, JSON.stringify({ ...sidecar, offset: MiB }));
+
+    const bob2 = s.newBob();
+    s.pair.restore();
+    const accepted = new Promise<number>((resolve) =>
+      s.alice.sender.once('accepted', (e) => resolve(e.resumeFrom)),
+    );
+    const received = nextReceived(bob2);
+    await (await s.alice.sender.resume(first.transferId)).done;
+    expect(await accepted).toBe(MiB);
+    expect(await sha256Of((await received).path)).toBe(file.sha256);
+  });
+
+  test('a receiver parks a silent transfer (memory freed, part kept) and a later resume picks it up', async () => {
+    const s = await setup({ receiver: { idleTimeoutMs: 100 } });
+    const file = await makeFile(s.root, 'parked.bin', 2 * MiB);
+    cutAt(s, 0.5);
+    const first = await s.alice.sender.start('bob', file.path);
+    await expect(first.done).rejects.toBeInstanceOf(TransferLinkError);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(s.bob.receiver.active).toBe(0);
+    expect(s.bob.receiver.counters.get('parked')).toBe(1);
+
+    s.pair.restore();
+    const received = nextReceived(s.bob);
+    const report = await (await s.alice.sender.resume(first.transferId)).done;
+    expect(report.resumedFrom).toBeGreaterThanOrEqual(MiB);
+    expect(await sha256Of((await received).path)).toBe(file.sha256);
+  });
+
+  test('sweep removes parts abandoned long ago and keeps recent ones', async () => {
+    const s = await setup();
+    await mkdir(s.inbox, { recursive: true });
+    await writeFile(join(s.inbox, `.${'a'.repeat(32)}.part`), 'old');
+    await writeFile(join(s.inbox, `.${'a'.repeat(32)}.state.json`), '{}');
+    await writeFile(join(s.inbox, 'keep.txt'), 'a finished file');
+    expect(await s.bob.receiver.sweep(60_000)).toBe(0);
+    expect(await s.bob.receiver.sweep(60_000, Date.now() + 120_000)).toBe(2);
+    expect(await readdir(s.inbox)).toEqual(['keep.txt']);
+  });
+
+  test('a sender restart resumes from its state file', async () => {
+    const s = await setup();
+    const file = await makeFile(s.root, 'sender.bin', 2 * MiB);
+    cutAt(s, 0.5);
+    const first = await s.alice.sender.start('bob', file.path);
+    await expect(first.done).rejects.toBeInstanceOf(TransferLinkError);
+    await s.alice.close();
+
+    const alice2 = s.newAlice();
+    const pending = await alice2.sender.pending();
+    expect(pending).toEqual([
+      expect.objectContaining({ transferId: first.transferId, peer: 'bob', path: file.path, size: 2 * MiB }),
+    ]);
+    s.pair.restore();
+    const received = nextReceived(s.bob);
+    const report = await (await alice2.sender.resume(first.transferId)).done;
+    expect(report.resumedFrom).toBeGreaterThan(0);
+    expect(await sha256Of((await received).path)).toBe(file.sha256);
+    expect(await alice2.sender.pending()).toEqual([]);
+  });
+
+  test('a source file changed before a resume is refused, not sent half old half new', async () => {
+    const s = await setup();
+    const file = await makeFile(s.root, 'changing.bin', 2 * MiB);
+    cutAt(s, 0.5);
+    const first = await s.alice.sender.start('bob', file.path);
+    await expect(first.done).rejects.toBeInstanceOf(TransferLinkError);
+    await writeFile(file.path, randomBytes(2 * MiB + 1));
+    s.pair.restore();
+    await expect(s.alice.sender.resume(first.transferId)).rejects.toMatchObject({ code: 'transfer-source' });
+  });
+
+  test('a silent peer gives a resumable timeout; resume then finishes', async () => {
+    const s = await setup({ sender: { idleTimeoutMs: 150 } });
+    const file = await makeFile(s.root, 'quiet.bin', 256 * 1024);
+    s.pair.tap = (from, _to, payload) => (from === 'bob' ? null : payload);
+    const first = await s.alice.sender.start('bob', file.path);
+    const failure = await first.done.catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(TransferTimeoutError);
+    expect(failure).toMatchObject({ waitingFor: 'accept', resumable: true });
+
+    s.pair.tap = undefined;
+    const received = nextReceived(s.bob);
+    await (await s.alice.sender.resume(first.transferId)).done;
+    expect(await sha256Of((await received).path)).toBe(file.sha256);
+  });
+
+  test('a peer out of reach ends the attempt at once, resumably, not at the idle timeout', async () => {
+    const s = await setup({ sender: { idleTimeoutMs: 60_000 } });
+    const file = await makeFile(s.root, 'gone.bin', 3 * MiB);
+    // Bob goes silent after the first CHUNK-ACK, as a receiver that restarted would.
+    let acks = 0;
+    s.pair.tap = (from, _to, payload) => {
+      const message = decodeTransfer(payload);
+      if (from === 'bob' && !(message instanceof Error) && message.kind === 'chunk-ack') acks += 1;
+      return from === 'bob' && acks > 1 ? null : payload;
+    };
+    const first = await s.alice.sender.start('bob', file.path);
+    const failure = first.done.catch((error: unknown) => error);
+    while (acks < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+    s.alice.sender.interrupt('carol');
+    s.alice.sender.interrupt('bob');
+    expect(await failure).toBeInstanceOf(TransferLinkError);
+    expect(await failure).toMatchObject({ resumable: true, message: /link to bob is down/ });
+
+    s.pair.tap = undefined;
+    const received = nextReceived(s.bob);
+    const report = await (await s.alice.sender.resume(first.transferId)).done;
+    expect(report.resumedFrom).toBeGreaterThan(0);
+    expect(await sha256Of((await received).path)).toBe(file.sha256);
+  });
+
+  test('a name already taken gets " (1)", and an empty file arrives too', async () => {
+    const s = await setup();
+    const file = await makeFile(s.root, 'same.txt', 10_000);
+    await s.alice.sender.sendFile('bob', file.path);
+    const second = nextReceived(s.bob);
+    await s.alice.sender.sendFile('bob', file.path);
+    expect((await second).path).toBe(join(s.inbox, 'same (1).txt'));
+    const empty = await makeFile(s.root, 'empty', 0);
+    await s.alice.sender.sendFile('bob', empty.path);
+    expect((await readdir(s.inbox)).sort()).toEqual(['empty', 'same (1).txt', 'same.txt']);
+    expect(await sha256Of(join(s.inbox, 'same (1).txt'))).toBe(file.sha256);
+  });
+
+  test('a repeated OFFER after the RESULT was lost is answered from memory, not received twice', async () => {
+    const s = await setup({ sender: { idleTimeoutMs: 200 } });
+    const file = await makeFile(s.root, 'once.bin', 100_000);
+    s.pair.tap = (_from, _to, payload) => {
+      const message = decodeTransfer(payload);
+      return !(message instanceof Error) && message.kind === 'transfer-result' ? null : payload;
+    };
+    const first = await s.alice.sender.start('bob', file.path);
+    await expect(first.done).rejects.toMatchObject({ waitingFor: 'result' });
+    s.pair.tap = undefined;
+    await (await s.alice.sender.resume(first.transferId)).done;
+    expect(await readdir(s.inbox)).toEqual(['once.bin']);
+  });
+
+  test('cancel by the sender removes the part at the receiver', async () => {
+    const s = await setup();
+    const file = await makeFile(s.root, 'cancel.bin', 2 * MiB);
+    const cancelled = new Promise<string>((resolve) => s.bob.receiver.once('failed', (f) => resolve(f.code)));
+    const started = await s.alice.sender.start('bob', file.path);
+    const listener = (p: SendProgress) => {
+      if (p.bytesAcked > MiB / 2) {
+        s.alice.sender.off('progress', listener);
+        void s.alice.sender.cancel(started.transferId, 'user changed their mind');
+      }
+    };
+    s.alice.sender.on('progress', listener);
+    await expect(started.done).rejects.toMatchObject({ code: 'transfer-cancelled', by: 'local' });
+    expect(await cancelled).toBe('cancelled');
+    expect(await readdir(s.inbox)).toEqual([]);
+    expect(await readdir(s.aliceState)).toEqual([]);
+  });
+});
