@@ -11,10 +11,9 @@ const LAYERS = [
   ['agent/mesh/'],
   ['agent/messaging/'],
   ['agent/coordination/'],
-  ['agent/gateway/'],
-  ['agent/config/'],
   ['agent/api.ts'],
-  ['agent/control/', 'agent/console/'],
+  ['agent/gateway/', 'agent/control/', 'agent/console/'],
+  ['agent/config/'],
   ['agent/assembly/', 'agent/agent.ts', 'agent/index.ts'],
   ['agent/cli/'],
 ];
@@ -39,6 +38,13 @@ const upward = LAYERS.slice(0, -1).map((layer, index) => ({
 module.exports = {
   forbidden: [
     ...upward,
+    {
+      name: 'every-module-in-a-layer',
+      comment: 'a new folder of agent/ must be placed in LAYERS (.dependency-cruiser.cjs) before it imports anything',
+      severity: 'error',
+      from: { path: '^agent/', pathNot: pathsOf(LAYERS.flat()) },
+      to: {},
+    },
     {
       name: 'no-circular',
       comment: 'modules that import each other (directly or around a loop) cannot be understood or tested alone',

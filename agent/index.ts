@@ -3,12 +3,11 @@ import { Agent } from './agent.js';
 import { type Config, loadConfig } from './config/index.js';
 import { createLogger, type Logger } from './core/logger.js';
 
-export { Agent, type AgentStatus } from './agent.js';
+export { Agent } from './agent.js';
+export type * from './api.js';
 export type { Config } from './config/index.js';
 export { loadConfig } from './config/index.js';
 export { FrameTooLargeError, NearmeshError, PeerUnreachableError, TimeoutError } from './core/errors.js';
-export type { ReceivedMessage, SendOptions } from './links/link-manager.js';
-export type { PeerInfo } from './links/peer-directory.js';
 
 export interface CreateAgentOptions {
   /** A config file; without it $NEARMESH_CONFIG, else the embedded defaults. */

@@ -1,14 +1,13 @@
 // `nearmesh actions` and `nearmesh sensors`: what every agent of the mesh offers, from the announcements.
 import type { Command } from 'commander';
 import { formatTable } from '../console/table.js';
-import type { ActionInfo, SensorInfo } from '../coordination/coordinator.js';
 import { addClientOptions, type ClientOptions, printJson, requestOnce } from './client-options.js';
 
 export function registerCapabilityCommands(program: Command): void {
   addClientOptions(
     program.command('actions').description('list the actions the agents of the mesh offer'),
   ).action(async (options: ClientOptions) => {
-    const rows = (await requestOnce(options, { cmd: 'actions' })) as ActionInfo[];
+    const rows = await requestOnce(options, { cmd: 'actions' });
     if (options.json === true) return printJson(rows);
     process.stdout.write(
       formatTable(
@@ -20,7 +19,7 @@ export function registerCapabilityCommands(program: Command): void {
   addClientOptions(
     program.command('sensors').description('list the sensors the agents of the mesh offer'),
   ).action(async (options: ClientOptions) => {
-    const rows = (await requestOnce(options, { cmd: 'sensors' })) as SensorInfo[];
+    const rows = await requestOnce(options, { cmd: 'sensors' });
     if (options.json === true) return printJson(rows);
     process.stdout.write(
       formatTable(
@@ -43,11 +42,7 @@ export function registerCapabilityCommands(program: Command): void {
       .argument('<peer>', 'peer id or name')
       .argument('<sensor>', 'sensor name, e.g. cpu.temp'),
   ).action(async (peer: string, sensor: string, options: ClientOptions) => {
-    const reading = (await requestOnce(options, { cmd: 'read', peer, sensor })) as {
-      value: unknown;
-      unit: string | null;
-      read_at: string;
-    };
+    const reading = await requestOnce(options, { cmd: 'read', peer, sensor });
     if (options.json === true) return printJson(reading);
     process.stdout.write(
       `${String(reading.value)}${reading.unit === null ? '' : ` ${reading.unit}`} (${reading.read_at})\n`,

@@ -16,11 +16,11 @@ export function registerBroadcastCommand(program: Command): void {
       .option('-g, --group <name>', 'only the members of this group'),
   ).action(async (text: string, options: BroadcastOptions) => {
     const payload = (await messageBytes(text)).toString('base64');
-    const result = (await requestOnce(options, {
+    const result = await requestOnce(options, {
       cmd: 'multicast',
       payload,
       ...(options.group !== undefined && { group: options.group }),
-    })) as { links: number };
+    });
     if (options.json === true) printJson({ group: options.group ?? null, links: result.links });
     else process.stdout.write(`sent on ${result.links} link${result.links === 1 ? '' : 's'}\n`);
   });

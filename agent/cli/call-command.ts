@@ -2,7 +2,7 @@
 // prints one result per target. Exits 0 only when every target answered ok.
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { type CallResultRow, formatCallResults } from '../console/format.js';
+import { formatCallResults } from '../console/format.js';
 import { parseDuration } from '../core/duration.js';
 import { addClientOptions, type ClientOptions, printJson, requestOnce } from './client-options.js';
 
@@ -28,7 +28,7 @@ export function registerCallCommand(program: Command): void {
   ).action(async (target: string, action: string, args: Record<string, unknown>, options: CallOptions) => {
     if (options.in !== undefined && options.at !== undefined)
       throw new InvalidArgumentError('give --in or --at, not both');
-    const rows = (await requestOnce(options, {
+    const rows = await requestOnce(options, {
       cmd: 'call',
       target,
       action,
@@ -37,7 +37,7 @@ export function registerCallCommand(program: Command): void {
       ...(options.in !== undefined && { in_ms: options.in }),
       ...(options.at !== undefined && { at_ms: options.at }),
       ...(options.key !== undefined && { key: options.key }),
-    })) as CallResultRow[];
+    });
     if (options.json === true) printJson(rows);
     else process.stdout.write(formatCallResults(rows, target));
     if (rows.length === 0 || rows.some((row) => row.status !== 'ok')) process.exitCode = 1;

@@ -2,7 +2,8 @@
 // running a request against the agent with one-line errors.
 import type { Command } from 'commander';
 import { loadConfig } from '../config/index.js';
-import { ControlClient } from '../control/client.js';
+import { ControlClient, type RequestBody } from '../control/client.js';
+import type { ControlCommand, ControlResults } from '../control/wire.js';
 
 export interface ClientOptions {
   json?: boolean;
@@ -38,13 +39,13 @@ export async function connectToAgent(options: ClientOptions): Promise<ControlCli
 }
 
 /** Runs one request and closes the connection. */
-export async function requestOnce(
+export async function requestOnce<C extends ControlCommand>(
   options: ClientOptions,
-  body: Parameters<ControlClient['request']>[0],
-): Promise<unknown> {
+  body: RequestBody<C> & { cmd: C },
+): Promise<ControlResults[C]> {
   const client = await connectToAgent(options);
   try {
-    return await client.request(body);
+    return await client.request<C>(body);
   } finally {
     client.close();
   }

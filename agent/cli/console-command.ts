@@ -4,7 +4,6 @@
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { ControlClient } from '../control/client.js';
-import type { ConsoleCompleteResult, ConsoleLineResult } from '../control/wire.js';
 import { addClientOptions, type ClientOptions, printJson, resolveSocketPath } from './client-options.js';
 
 interface ConsoleOptions extends ClientOptions {
@@ -23,9 +22,9 @@ export function registerConsoleCommand(program: Command): void {
     const client = await ControlClient.connect(await resolveSocketPath(options));
     const run = async (line: string, write: (text: string) => void): Promise<string> => {
       const result = await client.requestWithEvents({ cmd: 'console-line', line }, (event) =>
-        write((event as { output: string }).output),
+        write(event.output),
       );
-      return (result as ConsoleLineResult).output;
+      return result.output;
     };
     if (options.execute !== undefined) {
       try {
@@ -59,7 +58,7 @@ async function interactive(
     completer: (line: string, callback: (error: Error | null, result?: [string[], string]) => void) => {
       client.request({ cmd: 'console-complete', line }).then(
         (result) => {
-          const { completions, word } = result as ConsoleCompleteResult;
+          const { completions, word } = result;
           callback(null, [completions, word]);
         },
         (error: Error) => callback(error),

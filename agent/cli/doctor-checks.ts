@@ -261,10 +261,7 @@ async function runningAgentPort(socketPath: string): Promise<{ port: number; pid
       return null;
     }
     client = connected;
-    return (await connected.request({ cmd: 'status' })) as {
-      pid?: number;
-      wifi?: { listen?: string | null };
-    };
+    return await connected.request({ cmd: 'status' });
   })();
   answer.catch(() => {}); // Settles after the timeout at worst; nobody waits for it then.
   const timeout = new Promise<null>((resolveTimeout) => {

@@ -16,7 +16,7 @@ export function registerIdCommand(program: Command): void {
     async (options: ClientOptions) => {
       let result: IdResult;
       try {
-        result = (await requestOnce(options, { cmd: 'id' })) as IdResult;
+        result = await requestOnce(options, { cmd: 'id' });
       } catch (error) {
         if (!(error instanceof AgentNotRunningError) || options.socket !== undefined) throw error;
         const config = await loadConfig(options.config === undefined ? {} : { path: options.config });

@@ -32,26 +32,26 @@ export function registerLeaseCommand(program: Command): void {
   ).action(async (peer: string, resource: string, options: LeaseOptions) => {
     if (options.release === true || options.for !== undefined) {
       const op = options.release === true ? 'release' : 'acquire';
-      const result = (await requestOnce(options, {
+      const result = await requestOnce(options, {
         cmd: 'lease',
         peer,
         resource,
         op,
         ttl_ms: options.ttl,
         ...(options.for !== undefined && { for_ms: options.for }),
-      })) as LeaseResult;
+      });
       report(result, options, op === 'release' ? 'released' : `held for ${options.for} ms`);
       return;
     }
     const client = await connectToAgent(options);
     const closed = new Promise<Error>((resolve) => client.onClose(resolve));
-    const result = (await client.request({
+    const result = await client.request({
       cmd: 'lease',
       peer,
       resource,
       op: 'hold',
       ttl_ms: options.ttl,
-    })) as LeaseResult;
+    });
     report(result, options, 'held until this command ends (Ctrl-C releases)');
     if (!result.granted) {
       client.close();

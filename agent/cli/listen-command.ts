@@ -8,8 +8,7 @@ export function registerListenCommand(program: Command): void {
     async (options: ClientOptions) => {
       const client = await connectToAgent(options);
       const closed = new Promise<Error>((resolve) => client.onClose(resolve));
-      await client.stream({ cmd: 'listen' }, (event) => {
-        const message = event as ListenEvent;
+      await client.stream({ cmd: 'listen' }, (message) => {
         if (options.json === true) printJson(message);
         else
           process.stdout.write(

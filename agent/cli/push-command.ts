@@ -41,8 +41,7 @@ export function registerPushCommand(program: Command): void {
             ...(options.name !== undefined && { name: options.name }),
             ...(options.allowBle === true && { allow_ble: true }),
           },
-          (value) => {
-            const event = value as PushEvent;
+          (event) => {
             if (asJson) printJson(event);
             else drawProgress(event, name);
             if (event.type === 'sent' || event.type === 'failed') resolveOutcome(event);

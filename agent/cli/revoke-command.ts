@@ -22,11 +22,11 @@ export function registerTrustCommands(program: Command): void {
       .argument('<peer>', 'peer id or name')
       .option('-r, --reason <text>', 'why (kept with the revocation, at most 128 bytes)'),
   ).action(async (peer: string, options: RevokeOptions) => {
-    const result = (await requestOnce(options, {
+    const result = await requestOnce(options, {
       cmd: 'revoke',
       peer,
       ...(options.reason !== undefined && { reason: options.reason }),
-    })) as { revoked: string; issued_at: string };
+    });
     if (options.json === true) return printJson(result);
     process.stdout.write(
       `revoked ${result.revoked}: every agent refuses it once the revocation reaches it\n` +
@@ -38,7 +38,7 @@ export function registerTrustCommands(program: Command): void {
       .command('mesh-key')
       .description('print the mesh key in use now (a secret), for a new device’s mesh_key'),
   ).action(async (options: ClientOptions) => {
-    const result = (await requestOnce(options, { cmd: 'mesh-key' })) as { epoch: number; mesh_key: string };
+    const result = await requestOnce(options, { cmd: 'mesh-key' });
     if (options.json === true) return printJson(result);
     process.stdout.write(`${result.mesh_key}\n`);
   });
@@ -52,10 +52,10 @@ export function registerTrustCommands(program: Command): void {
       ),
   ).action(async (options: RekeyOptions) => {
     const overlapMs = options.overlap === undefined ? undefined : parseDuration(options.overlap);
-    const result = (await requestOnce(options, {
+    const result = await requestOnce(options, {
       cmd: 'rekey',
       ...(overlapMs !== undefined && { overlap_ms: overlapMs }),
-    })) as { epoch: number; key_id: string; overlap_ms: number };
+    });
     if (options.json === true) return printJson(result);
     const days = (result.overlap_ms / 86_400_000).toFixed(result.overlap_ms % 86_400_000 === 0 ? 0 : 2);
     process.stdout.write(

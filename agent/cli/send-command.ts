@@ -2,6 +2,7 @@
 // (directly or through the mesh); --lines queues one message per line of standard input, --no-wait only queues.
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
+import { DEFAULT_ACK_TIMEOUT_MS } from '../core/pending-acks.js';
 import { addClientOptions, type ClientOptions, printJson, requestOnce } from './client-options.js';
 
 interface SendOptions extends ClientOptions {
@@ -31,7 +32,12 @@ export function registerSendCommand(program: Command): void {
       )
       .argument('<peer>', 'peer id or name')
       .argument('<text>', 'message text, or - to read the message from standard input')
-      .option('-t, --timeout <ms>', 'how long to wait for the confirmation', parseTimeout, 10_000)
+      .option(
+        '-t, --timeout <ms>',
+        'how long to wait for the confirmation',
+        parseTimeout,
+        DEFAULT_ACK_TIMEOUT_MS,
+      )
       .option('--no-wait', 'exit once the message is queued durably, without waiting for the peer')
       .option('-l, --lines', 'every line of standard input is one message (with - as the text), in order')
       .option('-u, --unreliable', 'one attempt now, no acknowledgement; exit 1 when no link could take it'),
@@ -45,13 +51,13 @@ export function registerSendCommand(program: Command): void {
     for (const [index, batch] of batches.entries()) {
       // Only the last request waits: the peer confirms in order, so its confirmation covers every earlier one.
       const wait = options.wait && index === batches.length - 1;
-      const result = (await requestOnce(options, {
+      const result = await requestOnce(options, {
         cmd: 'send',
         peer,
         payload: batch,
         wait,
         timeout_ms: options.timeout,
-      })) as SendResult;
+      });
       first ??= result;
       last = result;
       count += result.count;
@@ -66,10 +72,7 @@ export function registerSendCommand(program: Command): void {
 
 async function sendUnreliable(peer: string, text: string, options: SendOptions): Promise<void> {
   const payload = (await messageBytes(text)).toString('base64');
-  const result = (await requestOnce(options, { cmd: 'send', peer, payload, unreliable: true })) as {
-    peer: string;
-    sent: boolean;
-  };
+  const result = await requestOnce(options, { cmd: 'send-unreliable', peer, payload });
   if (options.json === true) printJson(result);
   else
     process.stdout.write(

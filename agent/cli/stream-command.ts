@@ -3,7 +3,6 @@
 // that name to standard output (each stream's bytes whole and in order; --json prints the events instead).
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import type { StreamEvent } from '../messaging/stream/sessions.js';
 import { addClientOptions, type ClientOptions, connectToAgent, printJson } from './client-options.js';
 
 interface StreamOptions extends ClientOptions {
@@ -35,7 +34,7 @@ export function registerStreamCommand(program: Command): void {
 async function send(peer: string, name: string, options: StreamOptions): Promise<void> {
   const client = await connectToAgent(options);
   try {
-    const { stream } = (await client.request({ cmd: 'stream-open', peer, name })) as { stream: number };
+    const { stream } = await client.request({ cmd: 'stream-open', peer, name });
     let pending = Buffer.alloc(0);
     for await (const chunk of process.stdin) {
       pending = Buffer.concat([pending, chunk as Buffer]);
@@ -50,7 +49,7 @@ async function send(peer: string, name: string, options: StreamOptions): Promise
     }
     if (pending.length > 0)
       await client.request({ cmd: 'stream-write', stream, data: pending.toString('base64') });
-    const { bytes } = (await client.request({ cmd: 'stream-end', stream })) as { bytes: number };
+    const { bytes } = await client.request({ cmd: 'stream-end', stream });
     if (options.json === true) printJson({ peer, name, bytes });
     else process.stderr.write(`streamed ${bytes} bytes to ${peer} (${name})\n`);
   } finally {
@@ -63,8 +62,7 @@ async function receive(name: string, options: StreamOptions): Promise<void> {
   const closed = new Promise<Error>((resolve) => client.onClose(resolve));
   // The reader went away (`| head`): end with that, not an unhandled EPIPE; the agent then tells the sender.
   const stdoutFailed = new Promise<Error>((resolve) => process.stdout.once('error', resolve));
-  await client.stream({ cmd: 'stream-receive', name }, (value) => {
-    const event = value as StreamEvent;
+  await client.stream({ cmd: 'stream-receive', name }, (event) => {
     if (options.json === true) return untilWritten(`${JSON.stringify(event)}\n`);
     if (event.type === 'data') return untilWritten(Buffer.from(event.data, 'base64'));
     if (event.type === 'open') process.stderr.write(`stream from ${event.from_name} (${event.from})\n`);

@@ -2,7 +2,6 @@
 // interrupted or the agent stops). Payload bytes are never shown: sizes only.
 import type { Command } from 'commander';
 import { formatTraceLine } from '../console/format.js';
-import type { TraceEvent } from '../control/wire.js';
 import { addClientOptions, type ClientOptions, connectToAgent, printJson } from './client-options.js';
 
 export function registerTraceCommand(program: Command): void {
@@ -17,7 +16,7 @@ export function registerTraceCommand(program: Command): void {
     try {
       await client.stream({ cmd: 'trace', peer }, (event) => {
         if (options.json === true) printJson(event);
-        else process.stdout.write(formatTraceLine(event as TraceEvent));
+        else process.stdout.write(formatTraceLine(event));
       });
     } catch (error) {
       client.close();

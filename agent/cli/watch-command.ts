@@ -19,14 +19,7 @@ export function registerWatchCommand(program: Command): void {
   ).action(async (peer: string, sensor: string, options: WatchOptions) => {
     const client = await connectToAgent(options);
     const closed = new Promise<Error>((resolve) => client.onClose(resolve));
-    await client.stream({ cmd: 'watch', peer, sensor, interval_ms: options.every }, (event) => {
-      const reading = event as {
-        name: string;
-        sensor: string;
-        value: unknown;
-        unit: string | null;
-        read_at: string;
-      };
+    await client.stream({ cmd: 'watch', peer, sensor, interval_ms: options.every }, (reading) => {
       if (options.json === true) printJson(reading);
       else
         process.stdout.write(

@@ -1,16 +1,30 @@
-// The config schema: every TOML key, its validation and its default, in one place next to the resolved
-// `Config` type the rest of the agent uses. Strict tables, because a misspelt key silently ignored is a bug.
+// The config schema: the top-level keys and the agent-wide tables (each key, its validation and its default),
+// assembled with the sections coordination and the gateway own (coordination/config.ts, gateway/config.ts)
+// into the resolved `Config` the rest of the agent uses. Strict tables, because a misspelt key silently
+// ignored is a bug.
 import { homedir as osHomedir } from 'node:os';
 import { join, resolve } from 'node:path';
 // zod's v3 API (shipped inside the zod 4 package): importing zod 4's API costs ~13 MB of RSS, v3's ~2 MB.
 import { z } from 'zod/v3';
-import { parseRuleAction, type RuleAction } from '../coordination/rule-action.js';
-import { parseRuleExpression, type RuleExpression } from '../coordination/rule-expression.js';
-import { SYSTEM_SENSOR_NAMES } from '../coordination/system-sensors.js';
+import {
+  type ActionConfig,
+  actionList,
+  actionTable,
+  gpioLine,
+  type RuleConfig,
+  resolveAction,
+  resolveRule,
+  resolveSensor,
+  ruleList,
+  ruleTable,
+  type SensorConfig,
+  sensorList,
+  sensorTable,
+} from '../coordination/config.js';
 import { type BleAdapter, checkBleAdapter } from '../core/ble-adapter.js';
-import { parseDuration } from '../core/duration.js';
+import { duration, NAME, pathString, positiveInteger, TABLE, unionError } from '../core/config-fields.js';
 import { checkHostPort, type HostPort } from '../core/host-port.js';
-import { isValidTopicFilter, isValidTopicName } from '../core/topic-match.js';
+import { type MqttConfig, mqttTable, mqttUpstreamTable, resolveMqtt } from '../gateway/config.js';
 import { type BoardDefaults, CONTROL_SOCKET_FILE } from './defaults.js';
 import { checkMeshKey } from './mesh-key.js';
 
@@ -82,74 +96,6 @@ export interface Config {
   };
 }
 
-/** Default MQTT endpoint: loopback only, so apps on the device reach it and nothing else does. */
-export const DEFAULT_MQTT_LISTEN: HostPort = { host: '127.0.0.1', port: 1883 };
-/** What an upstream bridge carries unless configured: messages between agents that share no link. */
-export const DEFAULT_BRIDGED_TOPICS = ['nearmesh/send/#'] as const;
-
-export interface MqttConfig {
-  readonly listen: HostPort | false;
-  /** True when `listen` is the built-in default: a taken port then costs a warning, not the agent. */
-  readonly listenIsDefault: boolean;
-  /** Required of every client when set. */
-  readonly credentials?: { readonly username: string; readonly password: string };
-  readonly maxPacketSize: number;
-  readonly upstream?: MqttUpstreamConfig;
-}
-
-export interface MqttUpstreamConfig {
-  readonly url: string;
-  /** Absent means "nearmesh-<peer id>", known only once the identity is loaded. */
-  readonly clientId?: string;
-  readonly credentials?: { readonly username: string; readonly password: string };
-  /** Absolute paths of PEM files, for mqtts:// brokers. */
-  readonly caFile?: string;
-  readonly certFile?: string;
-  readonly keyFile?: string;
-  /** Local topic filters sent upstream, and upstream filters brought in. */
-  readonly out: readonly string[];
-  readonly in: readonly string[];
-  /** Prepended to topics upstream ("site-a/"), so several meshes can share one broker. */
-  readonly prefix: string;
-  /** Messages held while the broker is unreachable; the oldest go first. */
-  readonly maxQueued: number;
-}
-
-/** Who may call an action: peer ids or names, and "group:NAME"; absent means every agent of the mesh. */
-export type CallerFilter = readonly string[];
-
-export type ActionConfig = {
-  readonly name: string;
-  readonly timeoutMs: number;
-  readonly allow?: CallerFilter;
-} & (
-  | { readonly kind: 'exec'; readonly exec: readonly string[] }
-  | { readonly kind: 'gpio'; readonly chip: string; readonly line: number; readonly activeLow: boolean }
-);
-
-export type SensorConfig = {
-  readonly name: string;
-  /** Read this often and cached (and pushed to watchers); absent: read on demand only. */
-  readonly everyMs?: number;
-  readonly unit?: string;
-} & (
-  | { readonly kind: 'exec'; readonly exec: readonly string[] }
-  | { readonly kind: 'gpio'; readonly chip: string; readonly line: number; readonly activeLow: boolean }
-);
-
-export interface RuleConfig {
-  readonly name: string;
-  readonly when: RuleExpression;
-  /** What it does when it fires (the `then` key). */
-  readonly action: RuleAction;
-  /** The condition must hold this long before the rule fires. */
-  readonly debounceMs: number;
-  /** How far back past its threshold a value must go before the rule can fire again. */
-  readonly hysteresis: number;
-  /** How often the sensors it reads are read (or pushed by their agents). */
-  readonly everyMs: number;
-}
-
 /** What the environment-dependent parts of the schema need. */
 export interface SchemaContext {
   /** Default for `name` (already cut to a valid length). */
@@ -170,13 +116,6 @@ const FALLBACK_BOARD: BoardDefaults = {
   mesh: { relay: true },
 };
 
-const TABLE = { message: 'expected a table' };
-
-/** zod/v3 puts a schema's `message` on its type errors only; a union's own failure (invalid_union) needs a map. */
-function unionError(message: string): { errorMap: z.ZodErrorMap } {
-  return { errorMap: () => ({ message }) };
-}
-
 function hostPortString(allowPortZero: boolean) {
   return z.string({ message: 'expected "host:port"' }).transform((text, ctx): HostPort => {
     const result = checkHostPort(text, { allowPortZero });
@@ -195,11 +134,6 @@ const bleAdapter = z
     return z.NEVER;
   });
 
-const pathString = z
-  .string({ message: 'expected a path' })
-  .min(1, { message: 'expected a non-empty path' })
-  .refine((text) => !text.includes('\0'), { message: 'expected a path without NUL characters' });
-
 const meshKey = z
   .string({ message: 'expected a base64url string of 32 bytes' })
   .transform((text, ctx): Uint8Array => {
@@ -208,21 +142,6 @@ const meshKey = z
     ctx.addIssue({ code: 'custom', message: result.expected });
     return z.NEVER;
   });
-
-const POSITIVE_INTEGER = 'expected a positive integer';
-
-/**
- * zod 4's verdicts, kept: v3's z.number() lets ±Infinity through and its int() takes integers beyond 2^53
- * (a baud of 1e20 would load). A fraction is one problem; a huge negative integer is two, as before.
- */
-const positiveInteger = z.number({ message: POSITIVE_INTEGER }).superRefine((value, ctx) => {
-  if (!Number.isInteger(value)) {
-    ctx.addIssue({ code: 'custom', message: POSITIVE_INTEGER });
-    return;
-  }
-  if (!Number.isSafeInteger(value)) ctx.addIssue({ code: 'custom', message: POSITIVE_INTEGER });
-  if (value <= 0) ctx.addIssue({ code: 'custom', message: POSITIVE_INTEGER });
-});
 
 // zod/v3's .default() parses the default through the schema (zod 4 called that .prefault), so "0.0.0.0:7450"
 // still comes out as a HostPort and `{}` as a table with its own defaults filled in.
@@ -290,102 +209,6 @@ export const peerTable = z
   .object({ address: hostPortString(false) }, { message: 'expected a table with address = "host:port"' })
   .strict();
 
-const TOPIC_FILTERS = { message: 'expected an array of MQTT topic filters like ["nearmesh/send/#"]' };
-const topicFilterList = z.array(
-  z.string(TOPIC_FILTERS).refine(isValidTopicFilter, {
-    message: 'expected an MQTT topic filter ("+" and "#" only as whole levels, "#" last)',
-  }),
-  TOPIC_FILTERS,
-);
-
-/** Largest MQTT packet size the protocol can express (the remaining-length field). */
-const MQTT_MAX_PACKET_SIZE = 268_435_455;
-
-const mqttCredentials = {
-  username: z.string({ message: 'expected a string' }).optional(),
-  password: z.string({ message: 'expected a string' }).optional(),
-};
-
-/** Username and password come together: one without the other is a half-written config. */
-function bothOrNeither(
-  table: { username?: string | undefined; password?: string | undefined },
-  ctx: z.RefinementCtx,
-): void {
-  if ((table.username === undefined) !== (table.password === undefined)) {
-    const missing = table.username === undefined ? 'username' : 'password';
-    ctx.addIssue({ code: 'custom', path: [missing], message: 'expected username and password together' });
-  }
-}
-
-export const mqttUpstreamTable = z
-  .object(
-    {
-      url: z
-        .string({ message: 'expected "mqtt://host:port" or "mqtts://host:port"' })
-        .transform((text, ctx) => {
-          const problem = checkBrokerUrl(text);
-          if (problem === undefined) return text;
-          ctx.addIssue({ code: 'custom', message: problem });
-          return z.NEVER;
-        }),
-      client_id: z
-        .string({ message: 'expected a string of 1..64 characters' })
-        .min(1, { message: 'expected a string of 1..64 characters' })
-        .max(64, { message: 'expected a string of 1..64 characters' })
-        .optional(),
-      ...mqttCredentials,
-      ca_file: pathString.optional(),
-      cert_file: pathString.optional(),
-      key_file: pathString.optional(),
-      out: topicFilterList.default(() => [...DEFAULT_BRIDGED_TOPICS]),
-      in: topicFilterList.default(() => [...DEFAULT_BRIDGED_TOPICS]),
-      prefix: z
-        .string({ message: 'expected a topic prefix like "site-a/" ("" for none)' })
-        .refine((text) => text === '' || (isValidTopicName(text) && text.endsWith('/')), {
-          message: 'expected a topic prefix ending in "/", without "+" or "#" ("" for none)',
-        })
-        .default(''),
-      max_queued: positiveInteger
-        .refine((value) => value <= 1_000_000, { message: 'expected at most 1000000' })
-        .default(1000),
-    },
-    TABLE,
-  )
-  .strict()
-  .superRefine((table, ctx) => {
-    bothOrNeither(table, ctx);
-    if ((table.cert_file === undefined) !== (table.key_file === undefined)) {
-      const missing = table.cert_file === undefined ? 'cert_file' : 'key_file';
-      ctx.addIssue({ code: 'custom', path: [missing], message: 'expected cert_file and key_file together' });
-    }
-  });
-
-export const mqttTable = z
-  .object(
-    {
-      listen: z
-        .union([z.literal(false), z.string()], unionError('expected "host:port" or false'))
-        .transform((value, ctx): HostPort | false => {
-          if (value === false) return false;
-          const result = checkHostPort(value, { allowPortZero: true });
-          if (result.ok) return result.value;
-          ctx.addIssue({ code: 'custom', message: result.expected });
-          return z.NEVER;
-        })
-        .optional(),
-      ...mqttCredentials,
-      max_packet_size: positiveInteger
-        .refine((value) => value >= 1024 && value <= MQTT_MAX_PACKET_SIZE, {
-          message: `expected 1024..${MQTT_MAX_PACKET_SIZE} bytes`,
-        })
-        .default(256 * 1024),
-      upstream: mqttUpstreamTable.optional(),
-    },
-    TABLE,
-  )
-  .strict()
-  .superRefine(bothOrNeither);
-
 export const consoleTable = z
   .object(
     {
@@ -410,27 +233,6 @@ export const transferTable = z
     TABLE,
   )
   .strict();
-
-const NAME = { message: 'expected a string of 1..63 characters' };
-
-const CAPABILITY_NAME = { message: 'expected a dotted name like "light.set" (letters, digits, "_", "-")' };
-const capabilityName = z
-  .string(CAPABILITY_NAME)
-  .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, CAPABILITY_NAME)
-  .max(63, CAPABILITY_NAME);
-
-const argv = z
-  .array(z.string({ message: 'expected strings' }), { message: 'expected ["/path/to/program", "arg", ...]' })
-  .min(1, { message: 'expected ["/path/to/program", "arg", ...]' });
-
-const duration = z.string({ message: 'expected a duration like "5s" or "500ms"' }).transform((text, ctx) => {
-  try {
-    return parseDuration(text);
-  } catch (error) {
-    ctx.addIssue({ code: 'custom', message: (error as Error).message });
-    return z.NEVER;
-  }
-});
 
 const PEER_ID = { message: 'expected a peer id: 16 lowercase hex characters, as `nearmesh id` prints' };
 /** A week: an agent switched off for a weekend still catches up with a rotation when it comes back. */
@@ -458,103 +260,6 @@ export const securityTable = z
   )
   .strict();
 
-const gpioLine = z
-  .object(
-    {
-      chip: z.string({ message: 'expected a chip like "gpiochip0"' }).min(1).default('gpiochip0'),
-      line: z.number({ message: 'expected a line number' }).int().min(0).max(1023),
-      active_low: z.boolean({ message: 'expected true or false' }).default(false),
-    },
-    { message: 'expected a table like { chip = "gpiochip0", line = 17 }' },
-  )
-  .strict();
-
-const MAX_CAPABILITIES = 64;
-/** Room left for the four built-in device sensors within what an announcement carries. */
-const MAX_CONFIGURED_SENSORS = MAX_CAPABILITIES - SYSTEM_SENSOR_NAMES.length;
-
-export const actionTable = z
-  .object(
-    {
-      name: capabilityName,
-      exec: argv.optional(),
-      gpio: gpioLine.optional(),
-      timeout: duration.default('10s'),
-      allow: z.array(z.string({ message: 'expected peer names, ids or "group:NAME"' }).min(1)).optional(),
-    },
-    TABLE,
-  )
-  .strict()
-  .superRefine(exactlyOneSource);
-
-export const sensorTable = z
-  .object(
-    {
-      name: capabilityName,
-      exec: argv.optional(),
-      gpio: gpioLine.optional(),
-      every: duration.optional(),
-      unit: z.string({ message: 'expected a unit like "Cel" or "%"' }).min(1).max(63).optional(),
-    },
-    TABLE,
-  )
-  .strict()
-  .superRefine(exactlyOneSource);
-
-export const ruleTable = z
-  .object(
-    {
-      name: z.string(NAME).min(1, NAME).max(63, NAME).optional(),
-      when: z.string({ message: 'expected a condition like "hall-pi/temp > 30"' }).transform((text, ctx) => {
-        try {
-          return parseRuleExpression(text);
-        } catch (error) {
-          ctx.addIssue({ code: 'custom', message: (error as Error).message });
-          return z.NEVER;
-        }
-      }),
-      // biome-ignore lint/suspicious/noThenProperty: the TOML key users write; the parsed table is never awaited
-      then: z.string({ message: 'expected "call <target> <action> [json]"' }).transform((text, ctx) => {
-        try {
-          return parseRuleAction(text);
-        } catch (error) {
-          ctx.addIssue({ code: 'custom', message: (error as Error).message });
-          return z.NEVER;
-        }
-      }),
-      debounce: duration.default('0ms'),
-      hysteresis: z
-        .number({ message: 'expected a number (0 or more)' })
-        .refine((value) => Number.isFinite(value) && value >= 0, { message: 'expected a number (0 or more)' })
-        .default(0),
-      every: duration.refine((ms) => ms >= 100, { message: 'expected at least 100ms' }).default('10s'),
-    },
-    TABLE,
-  )
-  .strict();
-
-/** An action or sensor is backed by a program or by a GPIO line: one of the two. */
-function exactlyOneSource(table: { exec?: unknown; gpio?: unknown }, ctx: z.RefinementCtx): void {
-  if ((table.exec === undefined) === (table.gpio === undefined)) {
-    ctx.addIssue({
-      code: 'custom',
-      path: ['exec'],
-      message: 'expected exactly one of exec = [...] or gpio = {...}',
-    });
-  }
-}
-
-function uniqueNames(kind: string) {
-  return (tables: { name: string }[], ctx: z.RefinementCtx): void => {
-    const seen = new Set<string>();
-    tables.forEach((table, index) => {
-      if (seen.has(table.name))
-        ctx.addIssue({ code: 'custom', path: [index, 'name'], message: `expected each ${kind} name once` });
-      seen.add(table.name);
-    });
-  };
-}
-
 const rootShape = {
   name: z.string(NAME).min(1, NAME).max(63, NAME).optional(),
   data_dir: pathString.optional(),
@@ -574,21 +279,9 @@ const rootShape = {
   console: consoleTable.default({}),
   transfer: transferTable.default({}),
   security: securityTable.default({}),
-  actions: z
-    .array(actionTable, { message: 'expected [[actions]] tables' })
-    .max(MAX_CAPABILITIES, `expected at most ${MAX_CAPABILITIES} actions`)
-    .superRefine(uniqueNames('action'))
-    .default(() => []),
-  rules: z
-    .array(ruleTable, { message: 'expected [[rules]] tables' })
-    .max(MAX_CAPABILITIES, `expected at most ${MAX_CAPABILITIES} rules`)
-    .default(() => []),
-  sensors: z
-    .array(sensorTable, { message: 'expected [[sensors]] tables' })
-    // The built-in device sensors are announced too, within the same limit.
-    .max(MAX_CONFIGURED_SENSORS, `expected at most ${MAX_CONFIGURED_SENSORS} sensors`)
-    .superRefine(uniqueNames('sensor'))
-    .default(() => []),
+  actions: actionList,
+  rules: ruleList,
+  sensors: sensorList,
 };
 
 /** Keys each table accepts, by table path with array indices dropped ("" is the top level). For "did you mean". */
@@ -624,72 +317,6 @@ function resolveConfigPath(path: string, context: SchemaContext): string {
   return resolve(context.baseDir, path);
 }
 
-/** Only plain and TLS MQTT over TCP: what mosquitto, EMQX and HiveMQ all serve. */
-function checkBrokerUrl(text: string): string | undefined {
-  const expected = 'expected "mqtt://host:port" or "mqtts://host:port"';
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    return expected;
-  }
-  if (url.protocol !== 'mqtt:' && url.protocol !== 'mqtts:') return expected;
-  if (url.hostname === '') return expected;
-  if (url.username !== '' || url.password !== '')
-    return 'expected the credentials in username and password, not in the URL';
-  return undefined;
-}
-
-type RawMqtt = z.output<typeof mqttTable>;
-
-function credentialsOf(table: {
-  username?: string | undefined;
-  password?: string | undefined;
-}): { credentials: { username: string; password: string } } | Record<string, never> {
-  return table.username !== undefined && table.password !== undefined
-    ? { credentials: { username: table.username, password: table.password } }
-    : {};
-}
-
-function resolveMqtt(raw: RawMqtt, context: SchemaContext): MqttConfig {
-  const upstream = raw.upstream;
-  const pathOf = (path: string | undefined) =>
-    path === undefined ? undefined : resolveConfigPath(path, context);
-  const caFile = pathOf(upstream?.ca_file);
-  const certFile = pathOf(upstream?.cert_file);
-  const keyFile = pathOf(upstream?.key_file);
-  return {
-    listen: raw.listen ?? DEFAULT_MQTT_LISTEN,
-    listenIsDefault: raw.listen === undefined,
-    ...credentialsOf(raw),
-    maxPacketSize: raw.max_packet_size,
-    ...(upstream !== undefined && {
-      upstream: {
-        url: upstream.url,
-        ...(upstream.client_id !== undefined && { clientId: upstream.client_id }),
-        ...credentialsOf(upstream),
-        ...(caFile !== undefined && { caFile }),
-        ...(certFile !== undefined && { certFile }),
-        ...(keyFile !== undefined && { keyFile }),
-        out: [...new Set(upstream.out)],
-        in: [...new Set(upstream.in)],
-        prefix: upstream.prefix,
-        maxQueued: upstream.max_queued,
-      },
-    }),
-  };
-}
-
-type GpioLine = z.output<typeof gpioLine>;
-
-function source(table: { exec?: string[] | undefined; gpio?: GpioLine | undefined }) {
-  if (table.gpio !== undefined) {
-    const { chip, line, active_low } = table.gpio;
-    return { kind: 'gpio' as const, chip, line, activeLow: active_low };
-  }
-  return { kind: 'exec' as const, exec: table.exec ?? [] };
-}
-
 /** The schema from the parsed TOML document (snake_case keys) to the resolved Config. */
 export function configSchema(context: SchemaContext) {
   return z
@@ -723,33 +350,10 @@ export function configSchema(context: SchemaContext) {
         peers: raw.peers,
         groups: [...new Set(raw.groups)],
         mesh: { ttl: raw.mesh.ttl, relay: raw.mesh.relay ?? board.mesh.relay },
-        mqtt: resolveMqtt(raw.mqtt, context),
-        actions: raw.actions.map(
-          (action): ActionConfig => ({
-            name: action.name,
-            timeoutMs: action.timeout,
-            ...(action.allow !== undefined && { allow: [...new Set(action.allow)] }),
-            ...source(action),
-          }),
-        ),
-        rules: raw.rules.map(
-          (rule, index): RuleConfig => ({
-            name: rule.name ?? `rule ${index + 1}`,
-            when: rule.when,
-            action: rule.then,
-            debounceMs: rule.debounce,
-            hysteresis: rule.hysteresis,
-            everyMs: rule.every,
-          }),
-        ),
-        sensors: raw.sensors.map(
-          (sensor): SensorConfig => ({
-            name: sensor.name,
-            ...(sensor.every !== undefined && { everyMs: sensor.every }),
-            ...(sensor.unit !== undefined && { unit: sensor.unit }),
-            ...source(sensor),
-          }),
-        ),
+        mqtt: resolveMqtt(raw.mqtt, (path) => resolveConfigPath(path, context)),
+        actions: raw.actions.map(resolveAction),
+        rules: raw.rules.map(resolveRule),
+        sensors: raw.sensors.map(resolveSensor),
         console: {
           serial: raw.console.serial === false ? false : resolveConfigPath(raw.console.serial, context),
           baud: raw.console.baud,

@@ -1,52 +1,34 @@
 // The console's command language: one table of commands, each with its usage, a line of help,
 // completion of its arguments and a `run` that returns text. The serial console and `nearmesh console`
 // (through the control socket) both run lines through here, so every command is written once.
-import {
-  type ControlRequest,
-  type RouteInfo,
-  requestSchema,
-  type TraceEvent,
-  type TraceStarted,
-} from '../control/wire.js';
-import type { ActionInfo } from '../coordination/coordinator.js';
+import { type ActionInfo, type AgentApi, type CallRequest, LOG_LEVELS } from '../api.js';
+import { callRequestOf, requestSchema } from '../control/wire.js';
 import { parseDuration } from '../core/duration.js';
-import type { PeerInfo } from '../links/peer-directory.js';
+import { DEFAULT_ACK_TIMEOUT_MS } from '../core/pending-acks.js';
 import {
-  type CallResultRow,
   formatCallResults,
   formatLinks,
   formatPeers,
   formatRoutes,
   formatStatus,
   formatTraceLine,
-  type StatusReport,
 } from './format.js';
 
-export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
-export type ConsoleLogLevel = (typeof LOG_LEVELS)[number];
-
-/** A remote call, in the control socket's request shape (validated by its schema). */
-export type CallRequest = Extract<ControlRequest, { cmd: 'call' }>;
-
-/** What the console asks of the agent: the same functions the control socket's handlers use. */
-export interface ConsoleContext {
-  id(): { id: string; name: string };
-  status(): StatusReport | Promise<StatusReport>;
-  peers(): PeerInfo[];
-  routes(): RouteInfo[];
-  send(peer: string, payload: Uint8Array, timeoutMs: number | undefined): Promise<{ peer: string }>;
-  multicast(group: string | undefined, payload: Uint8Array): { links: number };
-  /** The running agent's log level; sets it first when `level` is given. */
-  logLevel(level?: ConsoleLogLevel): string;
-  /** A remote call, as the control socket's `call` runs it: one row per target. */
-  call(request: CallRequest): Promise<CallResultRow[]>;
-  /** The actions every known agent (this one included) offers. */
-  actions(): ActionInfo[];
-  /** The groups known in the mesh and the peer ids of their members (this agent included). */
-  groups(): { name: string; members: string[] }[];
-  /** Frames on the direct link to a peer reach `listener` until `stop`; throws without such a link. */
-  trace(peer: string, listener: (event: TraceEvent) => void): TraceStarted & { stop: () => void };
-}
+/** What the console asks of the agent: part of the agent's typed API, the same one every front end uses. */
+export type ConsoleContext = Pick<
+  AgentApi,
+  | 'id'
+  | 'status'
+  | 'peers'
+  | 'routes'
+  | 'send'
+  | 'multicast'
+  | 'logLevel'
+  | 'call'
+  | 'actions'
+  | 'groups'
+  | 'trace'
+>;
 
 /** Where a running command writes as it goes (a trace's lines), and what tells it to stop (Ctrl-C). */
 export interface ConsoleIo {
@@ -64,8 +46,6 @@ export interface ConsoleCommand {
   run(args: readonly string[], context: ConsoleContext, io: ConsoleIo): Promise<string> | string;
 }
 
-/** How long `send` waits for the acknowledgement. */
-const SEND_TIMEOUT_MS = 10_000;
 /** How long `call` waits for each target unless --timeout says otherwise (the CLI's default too). */
 const CALL_TIMEOUT_MS = 10_000;
 const TRACE_DEFAULT_SECONDS = 10;
@@ -146,7 +126,8 @@ function parseCall(args: readonly string[]): CallRequest {
     const field = { timeout_ms: '--timeout', in_ms: '--in' }[String(issue?.path[0])] ?? issue?.path.join('.');
     throw new UsageError(`${field}: ${issue?.message ?? 'invalid call'}`);
   }
-  return parsed.data as CallRequest;
+  if (parsed.data.cmd !== 'call') throw new UsageError(CALL_USAGE);
+  return callRequestOf(parsed.data);
 }
 
 /** Resolves after `ms`, or as soon as `signal` aborts. */
@@ -214,7 +195,10 @@ export const COMMANDS: readonly ConsoleCommand[] = [
     run: async (args, context) => {
       const [peer, ...words] = args;
       if (peer === undefined || words.length === 0) throw new UsageError('usage: send <peer> <text...>');
-      const result = await context.send(peer, Buffer.from(words.join(' '), 'utf8'), SEND_TIMEOUT_MS);
+      const result = await context.send(peer, [Buffer.from(words.join(' '), 'utf8')], {
+        wait: true,
+        timeoutMs: DEFAULT_ACK_TIMEOUT_MS,
+      });
       return `acknowledged by ${result.peer}\n`;
     },
   },

@@ -1,16 +1,16 @@
 // The text the CLI and the console print for status, peers, routes, links, call results and trace
 // lines: written once, here.
-import type { AgentStatus, MqttState, SecurityStatus } from '../agent.js';
-import type { RouteInfo, TraceEvent } from '../control/wire.js';
-import type { PeerInfo } from '../links/peer-directory.js';
+import type {
+  CallResultRow,
+  MqttState,
+  PeerInfo,
+  RouteInfo,
+  SecurityStatus,
+  StatusReport,
+  TraceEvent,
+} from '../api.js';
 import type { Telemetry } from '../ops/telemetry.js';
 import { formatTable } from './table.js';
-
-/** What the `status` control command answers: the agent's status with its board and a telemetry reading. */
-export type StatusReport = AgentStatus & {
-  board: { name: string; model: string | null };
-  telemetry: Telemetry;
-};
 
 export function formatStatus(status: StatusReport): string {
   const lines = [
@@ -116,17 +116,6 @@ export function formatRoutes(routes: readonly RouteInfo[]): string {
 }
 
 /** One target's outcome of a remote call, as `call` answers it (`nearmesh call --json` prints these). */
-export interface CallResultRow {
-  peer: string;
-  name: string;
-  status: 'ok' | 'error' | 'timeout';
-  result?: unknown;
-  error?: { code: string; message: string };
-  fired_at: string | null;
-  /** The same instant in ms since the epoch (the caller's clock), for programs. */
-  fired_at_ms: number | null;
-}
-
 /** One row per target; `target` names what was called when no agent answered. */
 export function formatCallResults(rows: readonly CallResultRow[], target?: string): string {
   if (rows.length === 0) return `no agent offers ${target ?? 'that'}\n`;

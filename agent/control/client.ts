@@ -2,7 +2,15 @@
 import { connect, type Socket } from 'node:net';
 import { NearmeshError } from '../core/errors.js';
 import { LineReader } from './line-reader.js';
-import { type ControlErrorBody, type ControlRequest, MAX_CONTROL_LINE_BYTES } from './wire.js';
+import {
+  type ControlCommand,
+  type ControlErrorBody,
+  type ControlEvents,
+  type ControlResults,
+  MAX_CONTROL_LINE_BYTES,
+  type RequestOf,
+  type StreamingCommand,
+} from './wire.js';
 
 /** The agent answered with an error (its code and message are kept). */
 export class ControlCommandError extends NearmeshError {
@@ -19,12 +27,15 @@ export class AgentNotRunningError extends NearmeshError {
   }
 }
 
-type RequestBody = ControlRequest extends infer R
-  ? R extends ControlRequest
-    ? Omit<R, 'id'>
-    : never
+/** A request for command `C` without its id (the client numbers them). */
+export type RequestBody<C extends ControlCommand> = C extends ControlCommand
+  ? Omit<RequestOf<C>, 'id'>
   : never;
 
+/**
+ * The agent is the same version as this client (one package), so its answers have the shapes of
+ * ControlResults and ControlEvents; the CLI prints them, it does not act on them.
+ */
 export class ControlClient {
   #nextId = 1;
   readonly #waiting = new Map<
@@ -56,10 +67,10 @@ export class ControlClient {
     });
   }
 
-  request(body: RequestBody): Promise<unknown> {
+  request<C extends ControlCommand>(body: RequestBody<C> & { cmd: C }): Promise<ControlResults[C]> {
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
-      this.#waiting.set(id, { resolve, reject });
+      this.#waiting.set(id, { resolve: resolve as (value: unknown) => void, reject });
       this.socket.write(`${JSON.stringify({ ...body, id })}\n`);
     });
   }
@@ -70,18 +81,24 @@ export class ControlClient {
    * socket fills and it stops taking data for us: the backpressure reaches the sender. A rejection ends
    * the connection with that error.
    */
-  async stream(body: RequestBody, onEvent: (event: unknown) => Promise<void> | void): Promise<void> {
+  async stream<C extends StreamingCommand>(
+    body: RequestBody<C> & { cmd: C },
+    onEvent: (event: ControlEvents[C]) => Promise<void> | void,
+  ): Promise<ControlResults[C]> {
     const id = this.#nextId;
-    this.#streams.set(id, onEvent);
-    await this.request(body);
+    this.#streams.set(id, onEvent as (event: unknown) => Promise<void> | void);
+    return this.request<C>(body);
   }
 
   /** A request whose events (output while it runs) reach `onEvent` until its result arrives. */
-  async requestWithEvents(body: RequestBody, onEvent: (event: unknown) => void): Promise<unknown> {
+  async requestWithEvents<C extends StreamingCommand>(
+    body: RequestBody<C> & { cmd: C },
+    onEvent: (event: ControlEvents[C]) => void,
+  ): Promise<ControlResults[C]> {
     const id = this.#nextId;
-    this.#streams.set(id, onEvent);
+    this.#streams.set(id, onEvent as (event: unknown) => void);
     try {
-      return await this.request(body);
+      return await this.request<C>(body);
     } finally {
       this.#streams.delete(id);
     }

@@ -2,21 +2,24 @@
 // on its own; a malformed request gets an error reply on that client only.
 import { chmod, rm } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import type { AgentApi, AppMessage } from '../api.js';
 import type { ConsoleIo } from '../console/commands.js';
 import { NearmeshError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import type { StreamSink } from '../messaging/stream/sessions.js';
 import { LineReader } from './line-reader.js';
 import {
   type ConsoleCompleteResult,
   type ConsoleLineResult,
+  type ControlCommand,
+  type ControlEvents,
   type ControlRequest,
   type ControlResponse,
+  type ControlResults,
+  callRequestOf,
   type ListenEvent,
   MAX_CONTROL_LINE_BYTES,
+  type RequestOf,
   requestSchema,
-  type TraceEvent,
-  type TraceStarted,
 } from './wire.js';
 
 export class ControlSocketError extends NearmeshError {
@@ -25,58 +28,24 @@ export class ControlSocketError extends NearmeshError {
   }
 }
 
-/** What the control socket can ask of the agent. */
-export interface ControlHandlers {
-  id(): unknown;
-  status(): unknown;
-  peers(): unknown;
-  /** Reliable: queued durably, in order; with `wait`, answered once the peer confirmed the last of them. */
-  send(
-    peer: string,
-    payloads: Uint8Array[],
-    options: { wait: boolean; timeoutMs?: number },
-  ): Promise<unknown>;
-  /** Unreliable mode: one attempt now; says whether a link took it. */
-  sendUnreliable(peer: string, payload: Uint8Array): unknown;
-  /** To a group's members, or to everyone (group undefined): best effort. */
-  multicast(group: string | undefined, payload: Uint8Array): unknown;
-  routes(): unknown;
-  /** Revokes an identity across the mesh (admins only). */
-  revoke(peer: string, reason: string): unknown;
-  /** The mesh key in use now and its epoch (a secret: the socket is 0600), to give a new device. */
-  meshKey(): unknown;
-  /** Rotates the mesh key; the old one stays accepted for `overlapMs` (default: the config's) (admins only). */
-  rekey(overlapMs: number | undefined): Promise<unknown>;
-  /** Streams (`nearmesh stream`): open one to a peer, write to it, end it; receive those opened to a name. */
-  streamOpen(peer: string, name: string): Promise<{ result: unknown; stop: () => void }>;
-  streamWrite(stream: number, bytes: Uint8Array): Promise<unknown>;
-  streamEnd(stream: number): Promise<unknown>;
-  streamReceive(name: string, sink: StreamSink): () => void;
-  /** Starts a bulk transfer; `listener` gets its progress, waits and outcome until `stop`. */
-  push(
-    request: Extract<ControlRequest, { cmd: 'push' }>,
-    listener: (event: unknown) => void,
-  ): Promise<{ result: unknown; stop: () => void }>;
-  call(request: Extract<ControlRequest, { cmd: 'call' }>): Promise<unknown>;
-  actions(): unknown;
-  sensors(): unknown;
-  read(peer: string, sensor: string): Promise<unknown>;
-  /** A lease on a peer's action; `hold` keeps it until the returned stop function is called. */
-  lease(request: Extract<ControlRequest, { cmd: 'lease' }>): Promise<{ result: unknown; stop?: () => void }>;
-  /** Streams a sensor's readings to `listener` until the returned function is called. */
-  watch(peer: string, sensor: string, intervalMs: number, listener: (event: unknown) => void): () => void;
-  /** Calls `listener` for every received message until the returned function is called. */
-  subscribe(listener: (event: ListenEvent) => void): () => void;
-  /**
-   * Calls `listener` for every frame on the direct link to `peer` until `stop` is called; throws when
-   * there is no such link.
-   */
-  trace(peer: string, listener: (event: TraceEvent) => void): TraceStarted & { stop: () => void };
-  /** Runs one console line; errors come back as its text. `io` streams output and stops it (trace). */
-  /** `io` carries the line's live output (sent as events before its result) and its cancellation. */
-  consoleLine(line: string, io?: ConsoleIo): Promise<ConsoleLineResult>;
-  consoleComplete(line: string): ConsoleCompleteResult | Promise<ConsoleCompleteResult>;
+/** What the control socket serves: the agent's typed API, and the console's command language on top of it. */
+export interface ControlTarget {
+  api: AgentApi;
+  /** Runs one console line; errors come back as its text. `io` carries its live output and its cancellation. */
+  consoleLine(line: string, io: ConsoleIo): Promise<ConsoleLineResult>;
+  consoleComplete(line: string): Promise<ConsoleCompleteResult>;
 }
+
+/** What a handler gets besides its request: the client it serves, and a way to stream events to it. */
+interface HandlerContext<C extends ControlCommand> {
+  readonly client: ClientState;
+  readonly emit: (event: C extends keyof ControlEvents ? ControlEvents[C] : never) => void;
+}
+
+type Handler<C extends ControlCommand> = (
+  request: RequestOf<C>,
+  context: HandlerContext<C>,
+) => ControlResults[C] | Promise<ControlResults[C]>;
 
 /** What one client has running: stream subscriptions and console lines it may cancel. */
 interface ClientState {
@@ -98,7 +67,7 @@ export class ControlServer {
 
   constructor(
     private readonly socketPath: string,
-    private readonly handlers: ControlHandlers,
+    private readonly target: ControlTarget,
     private readonly log: Logger,
   ) {}
 
@@ -206,123 +175,124 @@ export class ControlServer {
     }
   }
 
-  async #dispatch(
+  #dispatch(
     request: ControlRequest,
     reply: (response: ControlResponse) => void,
     client: ClientState,
   ): Promise<unknown> {
-    switch (request.cmd) {
-      case 'id':
-        return this.handlers.id();
-      case 'status':
-        return this.handlers.status();
-      case 'peers':
-        return this.handlers.peers();
-      case 'send': {
-        const payloads = (Array.isArray(request.payload) ? request.payload : [request.payload]).map((text) =>
-          Buffer.from(text, 'base64'),
-        );
-        if (request.unreliable === true) {
-          if (payloads.length !== 1)
-            throw new NearmeshError('bad-request', 'an unreliable send takes one payload');
-          return this.handlers.sendUnreliable(request.peer, payloads[0] as Uint8Array);
-        }
-        return this.handlers.send(request.peer, payloads, {
-          wait: request.wait !== false,
-          ...(request.timeout_ms !== undefined && { timeoutMs: request.timeout_ms }),
-        });
-      }
-      case 'multicast':
-        return this.handlers.multicast(request.group, Buffer.from(request.payload, 'base64'));
-      case 'routes':
-        return this.handlers.routes();
-      case 'revoke':
-        return this.handlers.revoke(request.peer, request.reason ?? '');
-      case 'rekey':
-        return this.handlers.rekey(request.overlap_ms);
-      case 'mesh-key':
-        return this.handlers.meshKey();
-      case 'call':
-        return this.handlers.call(request);
-      case 'actions':
-        return this.handlers.actions();
-      case 'sensors':
-        return this.handlers.sensors();
-      case 'read':
-        return this.handlers.read(request.peer, request.sensor);
-      case 'lease': {
-        const { result, stop } = await this.handlers.lease(request);
-        if (stop !== undefined) client.unsubscribers.push(stop);
-        return result;
-      }
-      case 'watch':
-        client.unsubscribers.push(
-          this.handlers.watch(request.peer, request.sensor, request.interval_ms, (event) =>
-            reply({ id: request.id, event }),
-          ),
-        );
-        return { watching: true };
-      case 'push': {
-        const { result, stop } = await this.handlers.push(request, (event) =>
-          reply({ id: request.id, event }),
-        );
-        client.unsubscribers.push(stop);
-        return result;
-      }
-      case 'stream-open': {
-        const { result, stop } = await this.handlers.streamOpen(request.peer, request.name);
-        client.unsubscribers.push(stop);
-        return result;
-      }
-      case 'stream-write':
-        return this.handlers.streamWrite(request.stream, Buffer.from(request.data, 'base64'));
-      case 'stream-end':
-        return this.handlers.streamEnd(request.stream);
-      case 'stream-receive': {
-        const { socket } = client;
-        client.unsubscribers.push(
-          this.handlers.streamReceive(request.name, {
-            event: (event) => {
-              reply({ id: request.id, event });
-              return !socket.writableNeedDrain;
-            },
-            onDrain: (callback) => socket.once('drain', callback),
-          }),
-        );
-        return { receiving: request.name };
-      }
-      case 'listen':
-        client.unsubscribers.push(this.handlers.subscribe((event) => reply({ id: request.id, event })));
-        return { listening: true };
-      case 'trace': {
-        const { stop, ...started } = this.handlers.trace(request.peer, (event) =>
-          reply({ id: request.id, event }),
-        );
-        client.unsubscribers.push(stop);
-        return started;
-      }
-      case 'console-line': {
-        // Output written while the line runs (a trace) goes out as events, before the result.
-        const running = new AbortController();
-        client.consoleLines.add(running);
-        try {
-          return await this.handlers.consoleLine(request.line, {
-            write: (text) => reply({ id: request.id, event: { output: text } }),
-            signal: running.signal,
-          });
-        } finally {
-          client.consoleLines.delete(running);
-        }
-      }
-      case 'console-cancel': {
-        const cancelled = client.consoleLines.size;
-        for (const running of client.consoleLines) running.abort();
-        return { cancelled };
-      }
-      case 'console-complete':
-        return this.handlers.consoleComplete(request.line);
-    }
+    const handler = this.#handlers[request.cmd] as Handler<ControlCommand>;
+    // Each command's events go out under its request's id, before and after its result.
+    const emit = (event: unknown): void => reply({ id: request.id, event });
+    return Promise.resolve(handler(request, { client, emit }));
   }
+
+  /** One handler per command, each typed by its request and checked against ControlResults. */
+  readonly #handlers: { [C in ControlCommand]: Handler<C> } = {
+    id: () => this.target.api.id(),
+    status: () => this.target.api.status(),
+    peers: () => this.target.api.peers(),
+    send: (request) => {
+      const payloads = (Array.isArray(request.payload) ? request.payload : [request.payload]).map((text) =>
+        Buffer.from(text, 'base64'),
+      );
+      return this.target.api.send(request.peer, payloads, {
+        wait: request.wait !== false,
+        timeoutMs: request.timeout_ms,
+      });
+    },
+    'send-unreliable': (request) =>
+      this.target.api.sendUnreliable(request.peer, Buffer.from(request.payload, 'base64')),
+    multicast: (request) => this.target.api.multicast(request.group, Buffer.from(request.payload, 'base64')),
+    routes: () => this.target.api.routes(),
+    revoke: (request) => this.target.api.revoke(request.peer, request.reason ?? ''),
+    rekey: (request) => this.target.api.rekey(request.overlap_ms),
+    'mesh-key': () => this.target.api.meshKey(),
+    call: (request) => this.target.api.call(callRequestOf(request)),
+    actions: () => this.target.api.actions(),
+    sensors: () => this.target.api.sensors(),
+    read: (request) => this.target.api.read(request.peer, request.sensor),
+    lease: async (request, { client }) => {
+      const { id: _id, cmd: _cmd, ...lease } = request;
+      const { result, stop } = await this.target.api.lease(lease);
+      if (stop !== undefined) client.unsubscribers.push(stop);
+      return result;
+    },
+    watch: (request, { client, emit }) => {
+      client.unsubscribers.push(
+        this.target.api.watch(request.peer, request.sensor, request.interval_ms, emit),
+      );
+      return { watching: true };
+    },
+    push: async (request, { client, emit }) => {
+      const { id: _id, cmd: _cmd, ...push } = request;
+      const { result, stop } = await this.target.api.push(push, emit);
+      client.unsubscribers.push(stop);
+      return result;
+    },
+    'stream-open': async (request, { client }) => {
+      const { result, stop } = await this.target.api.streamOpen(request.peer, request.name);
+      client.unsubscribers.push(stop);
+      return result;
+    },
+    'stream-write': (request) =>
+      this.target.api.streamWrite(request.stream, Buffer.from(request.data, 'base64')),
+    'stream-end': (request) => this.target.api.streamEnd(request.stream),
+    'stream-receive': (request, { client, emit }) => {
+      const { socket } = client;
+      client.unsubscribers.push(
+        this.target.api.streamReceive(request.name, {
+          event: (event) => {
+            emit(event);
+            return !socket.writableNeedDrain;
+          },
+          onDrain: (callback) => socket.once('drain', callback),
+        }),
+      );
+      return { receiving: request.name };
+    },
+    listen: (_request, { client, emit }) => {
+      client.unsubscribers.push(this.target.api.subscribe((message) => emit(toListenEvent(message))));
+      return { listening: true };
+    },
+    trace: (request, { client, emit }) => {
+      const { stop, ...started } = this.target.api.trace(request.peer, emit);
+      client.unsubscribers.push(stop);
+      return started;
+    },
+    'console-line': async (request, { client, emit }) => {
+      // Output written while the line runs (a trace) goes out as events, before the result.
+      const running = new AbortController();
+      client.consoleLines.add(running);
+      try {
+        return await this.target.consoleLine(request.line, {
+          write: (text) => emit({ output: text }),
+          signal: running.signal,
+        });
+      } finally {
+        client.consoleLines.delete(running);
+      }
+    },
+    'console-cancel': (_request, { client }) => {
+      const cancelled = client.consoleLines.size;
+      for (const running of client.consoleLines) running.abort();
+      return { cancelled };
+    },
+    'console-complete': (request) => this.target.consoleComplete(request.line),
+  };
+}
+
+/** A received message as `listen` streams it: the payload as text and as base64. */
+function toListenEvent(message: AppMessage): ListenEvent {
+  const payload = Buffer.from(message.payload.buffer, message.payload.byteOffset, message.payload.byteLength);
+  return {
+    from: message.from,
+    from_name: message.fromName,
+    payload: payload.toString('utf8'),
+    payload_base64: payload.toString('base64'),
+    received_at: new Date(message.receivedAtMs).toISOString(),
+    ...(message.to !== undefined && { to: message.to }),
+    hops: message.hops,
+  };
 }
 
 function extractId(line: string): number {

@@ -2,6 +2,31 @@
 // once, where they enter; every client command and the server share these shapes.
 // zod's v3 API (shipped inside the zod 4 package): importing zod 4's API costs ~13 MB of RSS, v3's ~2 MB.
 import { z } from 'zod/v3';
+import type {
+  ActionInfo,
+  AgentIdentity,
+  CallRequest,
+  CallResultRow,
+  LeaseResult,
+  MeshKeyResult,
+  MulticastResult,
+  PeerInfo,
+  PushEvent,
+  PushStarted,
+  RekeyResult,
+  RevokeResult,
+  RouteInfo,
+  SendResult,
+  SensorInfo,
+  SensorReadResult,
+  StatusReport,
+  StreamEvent,
+  TraceEvent,
+  TraceStarted,
+  UnreliableSendResult,
+  WatchEvent,
+} from '../api.js';
+import type { JsonObject } from '../protocol/json-cbor.js';
 import { MAX_OVERLAP_MS } from '../protocol/trust.js';
 
 export const MAX_CONTROL_LINE_BYTES = 4 << 20;
@@ -28,8 +53,15 @@ export const requestSchema = z.discriminatedUnion('cmd', [
       timeout_ms: z.number().int().positive().max(3_600_000).optional(),
       /** false: answer once the messages are queued durably, without waiting for the peer's confirmation. */
       wait: z.boolean().optional(),
-      /** One attempt now, no acknowledgement; answered with whether a link took it. */
-      unreliable: z.boolean().optional(),
+    })
+    .strict(),
+  /** One attempt now, no acknowledgement; answered with whether a link took it. */
+  z
+    .object({
+      id: requestId,
+      cmd: z.literal('send-unreliable'),
+      peer: z.string().min(1).max(128),
+      payload: z.string().base64(),
     })
     .strict(),
   z
@@ -168,6 +200,15 @@ export const requestSchema = z.discriminatedUnion('cmd', [
 
 export type ControlRequest = z.infer<typeof requestSchema>;
 export type ControlCommand = ControlRequest['cmd'];
+/** The request for command `C`, as validated. */
+export type RequestOf<C extends ControlCommand> = Extract<ControlRequest, { cmd: C }>;
+
+/** A validated `call` request as the agent API takes it. */
+export function callRequestOf(request: RequestOf<'call'>): CallRequest {
+  const { id: _id, cmd: _cmd, ...call } = request;
+  // `args` came out of JSON.parse, so every value in it is JSON.
+  return { ...call, args: call.args as JsonObject };
+}
 
 export interface ControlErrorBody {
   code: string;
@@ -193,16 +234,6 @@ export interface ListenEvent {
   hops: number;
 }
 
-/** One row of `nearmesh routes --json`. */
-export interface RouteInfo {
-  destination: string;
-  name: string | null;
-  next_hop: string;
-  next_hop_name: string | null;
-  hops: number;
-  age_s: number;
-}
-
 /** The result of `console-line`. */
 export interface ConsoleLineResult {
   output: string;
@@ -214,33 +245,44 @@ export interface ConsoleCompleteResult {
   word: string;
 }
 
-/** One frame on a direct link as `trace` streams it: the decoded message's fields, never payload bytes. */
-export interface TraceEvent {
-  at: string;
-  peer: string;
-  peer_name: string;
-  /** out: this agent sent it; in: the peer did. */
-  direction: 'out' | 'in';
-  medium: string;
-  type: 'DATA' | 'ACK' | 'PING' | 'PONG' | 'CLOSE' | 'ANNOUNCE' | 'ENDPOINTS' | 'CUTOVER';
-  id?: number;
-  /** ack (an ACK is requested), flood, system, relays. */
-  flags: string[];
-  /** Routed messages: originator, final recipient and hops left. */
-  route?: { src: string; dst: string; ttl: number };
-  /** DATA: the payload's size in bytes (its bytes are never shown). */
-  size?: number;
-  /** System DATA: its kind (call, result, time-request, queued, received, chunk, ...), or "malformed". */
-  coordination?: string;
-  /** ANNOUNCE: the announcing agent's name. */
-  name?: string;
-  /** CLOSE: its code and reason. */
-  code?: number;
-  reason?: string;
+/** What each command answers. The server's dispatch table is checked against it; the client's requests return it. */
+export interface ControlResults {
+  id: AgentIdentity;
+  status: StatusReport;
+  peers: PeerInfo[];
+  send: SendResult;
+  'send-unreliable': UnreliableSendResult;
+  multicast: MulticastResult;
+  routes: RouteInfo[];
+  revoke: RevokeResult;
+  'mesh-key': MeshKeyResult;
+  rekey: RekeyResult;
+  call: CallResultRow[];
+  actions: ActionInfo[];
+  sensors: SensorInfo[];
+  read: SensorReadResult;
+  lease: LeaseResult;
+  watch: { watching: true };
+  listen: { listening: true };
+  'stream-open': { stream: number; stream_id: string };
+  'stream-write': { bytes_sent: number };
+  'stream-end': { bytes: number };
+  'stream-receive': { receiving: string };
+  push: PushStarted;
+  trace: TraceStarted;
+  'console-line': ConsoleLineResult;
+  'console-complete': ConsoleCompleteResult;
+  'console-cancel': { cancelled: number };
 }
 
-/** What `trace` answers before its events: the peer traced. */
-export interface TraceStarted {
-  peer: string;
-  name: string;
+/** The events a command streams before (or after) its result; commands absent here send none. */
+export interface ControlEvents {
+  watch: WatchEvent;
+  listen: ListenEvent;
+  'stream-receive': StreamEvent;
+  push: PushEvent;
+  trace: TraceEvent;
+  'console-line': { output: string };
 }
+
+export type StreamingCommand = keyof ControlEvents;

@@ -16,6 +16,7 @@ import {
   type SensorValueMessage,
 } from '../protocol/coordination.js';
 import { DecodeError } from '../protocol/errors.js';
+import type { SystemHandlers } from '../protocol/system-kind.js';
 import { Caller, type CallOutcome, type CallRequest, type CallTarget } from './caller.js';
 import { Executor } from './executor.js';
 import { SensorReadError } from './handler.js';
@@ -340,6 +341,11 @@ export class Coordinator extends TypedEmitter<CoordinatorEvents> {
         rows.push(this.#sensorRow(agent.id, agent.name, sensor.name, sensor.unit));
     }
     return rows;
+  }
+
+  /** Takes coordination messages (and unknown kinds, to count them) from the agent's system inbox. */
+  registerWith(inbox: SystemHandlers): void {
+    inbox.register('coordination', (message) => this.receive(message.from, message.payload));
   }
 
   /**

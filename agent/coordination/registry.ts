@@ -1,10 +1,10 @@
 // This agent's own actions and sensors: from the config, plus the built-in device sensors. Handlers are
 // an open interface (handler.ts): local apps will register theirs here too (over MQTT).
-import type { ActionConfig, CallerFilter, SensorConfig } from '../config/schema.js';
 import type { Counters } from '../core/counters.js';
 import type { Logger } from '../core/logger.js';
 import { MAX_ANNOUNCED_CAPABILITIES } from '../protocol/announcement.js';
 import type { Capabilities } from '../protocol/index.js';
+import type { ActionConfig, CallerFilter, SensorConfig } from './config.js';
 import { ExecAction } from './exec-action.js';
 import { ExecSensor } from './exec-sensor.js';
 import { GpioAction, GpioSensor, GpioTools } from './gpio.js';

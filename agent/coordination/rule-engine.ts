@@ -1,11 +1,11 @@
 // Rules: "when <condition on sensor values> then <call>", evaluated on this agent each time a value it
 // depends on arrives. A rule fires when its condition becomes true (and stayed true for its debounce),
 // then waits until the condition is clearly false again (its hysteresis) before it can fire again.
-import type { RuleConfig } from '../config/schema.js';
 import type { Counters } from '../core/counters.js';
 import type { Logger } from '../core/logger.js';
 import type { CallOutcome, CallRequest } from './caller.js';
-import type { SensorReadingEvent } from './coordinator.js';
+import type { RuleConfig } from './config.js';
+import type { Coordinator, SensorReadingEvent } from './coordinator.js';
 import { evaluate, type SensorValue } from './rule-expression.js';
 
 /** A value older than this many of its rule's intervals counts as unknown: its sensor went quiet. */
@@ -23,6 +23,20 @@ export interface RuleHost {
   latestValue(peerId: string, sensor: string): SensorReadingEvent | undefined;
   call(request: CallRequest): Promise<CallOutcome[]>;
   onReading(listener: (reading: SensorReadingEvent) => void): () => void;
+}
+
+/** What a rule engine needs, from the agent's coordinator. */
+export function ruleHostOf(coordinator: Coordinator): RuleHost {
+  return {
+    tryResolve: (reference) => coordinator.tryResolve(reference),
+    watch: (peerId, sensor, intervalMs) => coordinator.watch(peerId, sensor, intervalMs),
+    latestValue: (peerId, sensor) => coordinator.latestValue(peerId, sensor),
+    call: (request) => coordinator.call(request),
+    onReading: (listener) => {
+      coordinator.on('reading', listener);
+      return () => coordinator.off('reading', listener);
+    },
+  };
 }
 
 interface RuleState {

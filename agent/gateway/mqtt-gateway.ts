@@ -10,13 +10,13 @@
 // back from upstream is delivered only when it is addressed to this agent.
 
 import type { AddressInfo } from 'node:net';
+import type { AgentApi, AppMessage, MqttGatewayStatus, PeerInfo } from '../api.js';
 import type { SensorReadingEvent } from '../coordination/coordinator.js';
 import type { Counters } from '../core/counters.js';
 import { NearmeshError } from '../core/errors.js';
 import type { HostPort } from '../core/host-port.js';
 import type { Logger } from '../core/logger.js';
 import { isPeerId } from '../core/peer-id.js';
-import type { PeerInfo } from '../links/peer-directory.js';
 import { AppCapabilities } from './app-capabilities.js';
 import { MqttBroker, type PublishMeta, type PublishProperties } from './broker.js';
 import { CallEndpoint } from './call-endpoint.js';
@@ -48,31 +48,12 @@ function failure(error: unknown): SendOutcome {
     : { ok: false, error: { code: 'internal', message: String(error) } };
 }
 
-/** A message from the mesh, as the gateway publishes it. */
-export interface InboundMessage {
-  readonly from: string;
-  readonly fromName: string;
-  readonly payload: Uint8Array;
-  /** A group name, "*" for a broadcast; absent for a message to this agent alone. */
-  readonly to?: string;
-  readonly hops: number;
-}
-
-/** What the gateway needs of the agent. */
-export interface MeshPort {
-  readonly selfId: string;
-  readonly selfName: string;
+/** What the gateway needs of the agent: part of its typed API, its own groups, and coordination. */
+export type MeshPort = Pick<AgentApi, 'id' | 'sendAcknowledged' | 'multicast' | 'peers' | 'subscribe'> & {
   readonly groups: readonly string[];
-  /** Reliable send to a peer id or name; resolves when acknowledged. */
-  send(reference: string, payload: Uint8Array): Promise<{ peer: string }>;
-  /** Best effort to a group (undefined: everyone). */
-  multicast(group: string | undefined, payload: Uint8Array): void;
-  peers(): PeerInfo[];
-  /** Every message that reaches this agent; returns an unsubscribe. */
-  onMessage(listener: (message: InboundMessage) => void): () => void;
   /** Calls, sensors and app-provided capabilities (the call, sensor, provide and invoke topics). */
   readonly coordination?: CoordinationPort;
-}
+};
 
 export interface MqttGatewayOptions {
   listen: HostPort;
@@ -82,14 +63,6 @@ export interface MqttGatewayOptions {
   bridge?: UpstreamBridge;
   counters: Counters;
   log: Logger;
-}
-
-export interface MqttGatewayStatus {
-  listen: string;
-  clients: number;
-  sessions: number;
-  retained: number;
-  upstream: { url: string; connected: boolean; queued: number } | null;
 }
 
 export class MqttGateway {
@@ -121,13 +94,13 @@ export class MqttGateway {
       });
       this.#apps = new AppCapabilities({
         coordination,
-        selfId: options.mesh.selfId,
+        selfId: options.mesh.id().id,
         publish: (topic, payload, publishOptions) => this.#publishLocal(topic, payload, publishOptions),
         sensorValue: (sensor, reading) => {
-          const { selfId, selfName } = options.mesh;
+          const self = options.mesh.id();
           if (reading !== undefined)
-            this.#publishReading({ peer: selfId, name: selfName, sensor, ...reading });
-          else this.#publishSafely(sensorTopic(selfId, sensor), Buffer.alloc(0), { qos: 0, retain: true });
+            this.#publishReading({ peer: self.id, name: self.name, sensor, ...reading });
+          else this.#publishSafely(sensorTopic(self.id, sensor), Buffer.alloc(0), { qos: 0, retain: true });
         },
         counters,
         log,
@@ -141,7 +114,7 @@ export class MqttGateway {
     this.#address = await this.#broker.listen(listen.host, listen.port);
     this.#unsubscribe.push(
       this.#broker.onPublish((topic, payload, meta) => this.#fromApp(topic, payload, meta)),
-      mesh.onMessage((message) => this.#fromMesh(message)),
+      mesh.subscribe((message) => this.#fromMesh(message)),
     );
     if (bridge !== undefined) {
       const onBridged = (message: BridgedMessage): void => this.#fromUpstream(message);
@@ -218,11 +191,12 @@ export class MqttGateway {
       return;
     }
     if (this.#isSelf(target.reference)) {
-      this.#publishLocal(inboxTopic(this.#options.mesh.selfId), payload, {
+      const self = this.#options.mesh.id();
+      this.#publishLocal(inboxTopic(self.id), payload, {
         qos: 1,
-        properties: { userProperties: { from_name: this.#options.mesh.selfName, hops: '0' } },
+        properties: { userProperties: { from_name: self.name, hops: '0' } },
       });
-      reply({ ok: true, peer: this.#options.mesh.selfId });
+      reply({ ok: true, peer: self.id });
       return;
     }
     // A peer the mesh does not reach went upstream instead; the bridge takes it from here.
@@ -230,7 +204,7 @@ export class MqttGateway {
       reply({ ok: true, via: 'upstream' });
       return;
     }
-    this.#options.mesh.send(target.reference, payload).then(
+    this.#options.mesh.sendAcknowledged(target.reference, payload).then(
       ({ peer }) => reply({ ok: true, peer }),
       (error: unknown) => {
         this.#options.counters.increment('mqtt.sends_failed');
@@ -331,7 +305,7 @@ export class MqttGateway {
   }
 
   /** A message from the mesh: into the inbox topic of its sender. */
-  #fromMesh(message: InboundMessage): void {
+  #fromMesh(message: AppMessage): void {
     const userProperties: Record<string, string> = {
       from_name: message.fromName,
       hops: String(message.hops),
@@ -417,8 +391,8 @@ export class MqttGateway {
   }
 
   #isSelf(reference: string): boolean {
-    const { mesh } = this.#options;
-    return reference === mesh.selfId || reference === mesh.selfName;
+    const self = this.#options.mesh.id();
+    return reference === self.id || reference === self.name;
   }
 
   #isAddressedToSelf(target: SendTarget): boolean {

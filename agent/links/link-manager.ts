@@ -6,17 +6,17 @@ import type { PeerCandidate, Resolver } from '../../transports/resolver.js';
 import type { FrameLink, Medium, Transport } from '../../transports/transport.js';
 import { Backoff } from '../core/backoff.js';
 import type { Counters } from '../core/counters.js';
-import { FrameTooLargeError, PeerUnreachableError, TimeoutError } from '../core/errors.js';
+import { FrameTooLargeError, PeerUnreachableError } from '../core/errors.js';
 import { TypedEmitter } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
-import { RateLimiter } from '../core/rate-limiter.js';
+import { DEFAULT_ACK_TIMEOUT_MS, PendingAcks } from '../core/pending-acks.js';
 import { RecentIds } from '../core/recent-ids.js';
 import type { Identity } from '../identity/identity.js';
-import type { Router } from '../mesh/router.js';
-import { CloseCode, encodeMessage, type Message } from '../protocol/index.js';
+import { CloseCode, type Message, type RoutedMessage } from '../protocol/index.js';
 import { MAX_ENDPOINTS } from '../protocol/messages.js';
-import { establishSecureLink, HandshakeError, type SecureLink } from '../security/secure-channel.js';
+import type { SecureLink } from '../security/secure-channel.js';
 import { HandoverOrder } from './handover-order.js';
+import { type AdmissionOptions, LinkAdmission } from './link-admission.js';
 import {
   DEFAULT_KEEPALIVE,
   type FrameTap,
@@ -28,7 +28,6 @@ import { bestConnection, PeerDirectory, type PeerInfo, type PeerRecord } from '.
 
 /** Room for the envelope and the cipher tag inside a link frame. */
 const FRAME_OVERHEAD_BYTES = 64;
-const MAX_CONCURRENT_HANDSHAKES = 32;
 
 export interface ReceivedMessage {
   from: string;
@@ -65,9 +64,11 @@ export interface LinkManagerEvents {
   'peer-down': (peer: PeerInfo) => void;
   /** Every message on every direct link, while a tracer is attached (traceFrames); never otherwise. */
   frame: (frame: LinkFrame) => void;
+  /** A routed message (the mesh layer's) handed over by a direct neighbour. */
+  routed: (neighbour: string, message: RoutedMessage) => void;
 }
 
-export interface LinkManagerOptions {
+export interface LinkManagerOptions extends AdmissionOptions {
   identity: Identity;
   name: string;
   /**
@@ -84,13 +85,10 @@ export interface LinkManagerOptions {
   resolvers: Resolver[];
   log: Logger;
   counters: Counters;
-  handshakeTimeoutMs?: number;
   keepalive?: KeepaliveOptions;
   redial?: { initialMs: number; maxMs: number };
   /** The last RSSI heard from a peer (BLE advertisements), for the peer table. */
   rssiOf?: (peerId: string) => number | undefined;
-  /** The mesh layer: told of every direct link, handed every routed message. */
-  router?: Router;
   /**
    * Where this agent accepts Wi-Fi/LAN links ("host:port"): told to peers linked over another medium only,
    * so a pair that met over BLE can add a Wi-Fi link without mDNS or static peers.
@@ -112,14 +110,14 @@ interface DialTarget {
   keyIndex: number;
 }
 
+/** A message sent and not yet acknowledged: sent again on the peer's next link until it is. */
 interface PendingSend {
   readonly payload: Uint8Array;
   readonly system: boolean;
-  readonly settle: (error?: Error) => void;
 }
 
 interface PeerState {
-  readonly pending: Map<number, PendingSend>;
+  readonly pending: PendingAcks<PendingSend>;
   readonly delivered: RecentIds;
   /** Delivery in order across a move of the peer's traffic from one link to another. */
   readonly order: HandoverOrder<PeerConnection, { message: ReceivedMessage; system: boolean }>;
@@ -130,8 +128,7 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
   readonly directory = new PeerDirectory();
   readonly #targets = new Map<string, DialTarget>();
   readonly #peerState = new Map<string, PeerState>();
-  readonly #refusedLog = new RateLimiter(60_000);
-  readonly #handshakes = new Set<FrameLink>();
+  readonly #admission: LinkAdmission;
   readonly #log: Logger;
   #isRunning = false;
   /** Shared by every connection: frames are reported only while `tracers` is above 0. */
@@ -151,6 +148,7 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
   constructor(private readonly options: LinkManagerOptions) {
     super();
     this.#log = options.log;
+    this.#admission = new LinkAdmission(options);
   }
 
   get peerId(): string {
@@ -176,7 +174,7 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
     this.#isRunning = false;
     for (const target of this.#targets.values()) clearTimeout(target.timer);
     for (const resolver of this.options.resolvers) await resolver.stop().catch(() => {});
-    for (const link of this.#handshakes) link.close();
+    this.#admission.closeAll();
     const closing = this.directory.records().flatMap((record) =>
       [...record.connections.values()].flatMap((connection) => {
         if (!connection.isOpen) return [];
@@ -186,10 +184,8 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
       }),
     );
     await Promise.race([Promise.all(closing), new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
-    for (const state of this.#peerState.values()) {
-      for (const pending of state.pending.values())
-        pending.settle(new PeerUnreachableError('-', 'agent stopping'));
-    }
+    for (const state of this.#peerState.values())
+      state.pending.failAll(() => new PeerUnreachableError('-', 'agent stopping'));
     for (const transport of this.options.transports) await transport.stop().catch(() => {});
   }
 
@@ -231,7 +227,6 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
 
   /** Sends `payload` to a peer (id or unique name); resolves once the peer acknowledged it. */
   send(reference: string, payload: Uint8Array, options: SendOptions = {}): Promise<{ peer: string }> {
-    const timeoutMs = options.timeoutMs ?? 10_000;
     const record = this.directory.resolve(reference);
     if (record === 'ambiguous') {
       return Promise.reject(
@@ -245,26 +240,24 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
     const state = this.#stateOf(record.id);
     const id = state.nextMessageId;
     state.nextMessageId = (state.nextMessageId + 1) % 2 ** 32;
-    return new Promise((resolve, reject) => {
-      const onAbort = (): void =>
-        settle(options.signal?.reason instanceof Error ? options.signal.reason : new Error('aborted'));
-      const timer = setTimeout(() => {
-        const why = record.connection?.isOpen === true ? 'no acknowledgement' : 'peer not connected';
-        settle(new TimeoutError(`message to ${record.name} (${record.id}): ${why};`, timeoutMs));
-      }, timeoutMs);
-      const settle = (error?: Error): void => {
-        clearTimeout(timer);
-        options.signal?.removeEventListener('abort', onAbort);
-        state.pending.delete(id);
-        if (error === undefined) resolve({ peer: record.id });
-        else reject(error);
-      };
-      if (options.signal?.aborted === true) return onAbort();
-      options.signal?.addEventListener('abort', onAbort, { once: true });
-      const system = options.system === true;
-      state.pending.set(id, { payload, system, settle });
-      record.connection?.sendData(id, payload, true, system);
-    });
+    const system = options.system === true;
+    const acknowledged = state.pending.wait(
+      id,
+      { payload, system },
+      {
+        timeoutMs: options.timeoutMs ?? DEFAULT_ACK_TIMEOUT_MS,
+        signal: options.signal,
+        describe: () =>
+          `message to ${record.name} (${record.id}): ${record.connection?.isOpen === true ? 'no acknowledgement' : 'peer not connected'};`,
+      },
+    );
+    if (options.signal?.aborted !== true) record.connection?.sendData(id, payload, true, system);
+    return acknowledged.then(() => ({ peer: record.id }));
+  }
+
+  /** A routed message (the mesh layer's) over whichever link carries the peer's traffic now; false: none open. */
+  sendRouted(peerId: string, message: RoutedMessage): boolean {
+    return this.directory.get(peerId)?.connection?.sendRouted(message) ?? false;
   }
 
   /**
@@ -294,7 +287,12 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
         ({ message, system }) => this.emit(system ? 'system' : 'message', message),
         (connection) => connection.isOpen,
       );
-      state = { pending: new Map(), delivered: new RecentIds(), order, nextMessageId: randomInt(0, 2 ** 31) };
+      state = {
+        pending: new PendingAcks(),
+        delivered: new RecentIds(),
+        order,
+        nextMessageId: randomInt(0, 2 ** 31),
+      };
       this.#peerState.set(peerId, state);
     }
     return state;
@@ -385,7 +383,7 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
   }
 
   async #accept(link: FrameLink): Promise<void> {
-    if (!this.#isRunning || this.#handshakes.size >= MAX_CONCURRENT_HANDSHAKES) {
+    if (!this.#isRunning || this.#admission.isBusy) {
       this.counters.increment('links.inbound_refused_busy');
       link.close();
       return;
@@ -398,43 +396,9 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
    * gives the proven peer id, 'rejected' when the peer closed without answering, or undefined.
    */
   async #authenticate(link: FrameLink, keyIndex = 0): Promise<string | 'rejected' | undefined> {
-    this.#handshakes.add(link);
-    let secure: Awaited<ReturnType<typeof establishSecureLink>>;
-    const keys = this.options.meshKeys();
-    // The list may have shrunk since the index was chosen (a retired key expired): then the current key.
-    const dialIndex = keyIndex < keys.length ? keyIndex : 0;
-    try {
-      secure = await establishSecureLink(link, {
-        identity: this.options.identity,
-        meshKeys: link.isInitiator ? [keys[dialIndex] as Uint8Array] : keys,
-        name: this.options.name,
-        timeoutMs: this.options.handshakeTimeoutMs ?? 10_000,
-      });
-    } catch (error) {
-      link.close();
-      this.#reportHandshakeFailure(link, error);
-      return error instanceof HandshakeError && error.reason === 'rejected' ? 'rejected' : undefined;
-    } finally {
-      this.#handshakes.delete(link);
-    }
-    const usedRetiredKey = link.isInitiator ? dialIndex > 0 : secure.meshKeyIndex > 0;
-    const refusal =
-      secure.peerId === this.peerId ? undefined : this.options.onAuthenticated?.(secure, usedRetiredKey);
-    if (secure.peerId === this.peerId) {
-      this.counters.increment('links.self_connections');
-      secure.send(encodeMessage({ type: 'close', code: CloseCode.selfConnection, reason: 'this is me' }));
-      void secure.drained().finally(() => secure.close());
-    } else if (refusal !== undefined) {
-      this.counters.increment('links.peers_refused');
-      if (this.#refusedLog.allow(secure.peerId)) {
-        this.#log.warn(
-          { peer: secure.peerId, medium: secure.medium },
-          `refused link: ${refusal} (logged at most once a minute)`,
-        );
-      }
-      secure.send(encodeMessage({ type: 'close', code: CloseCode.refused, reason: refusal }));
-      void secure.drained().finally(() => secure.close());
-    } else {
+    const outcome = await this.#admission.admit(link, keyIndex);
+    if (outcome.admitted !== undefined) {
+      const secure = outcome.admitted;
       this.#adopt(
         new PeerConnection(
           secure,
@@ -445,7 +409,7 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
         ),
       );
     }
-    return secure.peerId;
+    return outcome.peerId;
   }
 
   /** Closes every link to a peer (it was revoked or shunned). */
@@ -453,32 +417,6 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
     for (const connection of this.directory.get(peerId)?.connections.values() ?? []) {
       connection.close(CloseCode.refused, reason);
     }
-  }
-
-  #reportHandshakeFailure(link: FrameLink, error: unknown): void {
-    const host = link.remoteAddress.replace(/:\d+$/, '');
-    if (error instanceof HandshakeError && error.reason === 'old-protocol') {
-      this.counters.increment('handshake.old_protocol');
-      if (this.#refusedLog.allow(`v1 ${host}`)) {
-        this.#log.warn(
-          { address: link.remoteAddress, medium: link.medium },
-          'refused link: that agent speaks protocol version 1, this one 2: upgrade it (logged at most once a minute per host)',
-        );
-      }
-      return;
-    }
-    if (error instanceof HandshakeError && (error.reason === 'auth-failed' || error.reason === 'rejected')) {
-      this.counters.increment('handshake.refused');
-      if (this.#refusedLog.allow(host)) {
-        this.#log.warn(
-          { address: link.remoteAddress, medium: link.medium },
-          `refused link: ${error.message} (logged at most once a minute per host)`,
-        );
-      }
-      return;
-    }
-    this.counters.increment('handshake.failed');
-    this.#log.debug({ address: link.remoteAddress, err: error }, 'handshake failed');
   }
 
   /**
@@ -515,20 +453,10 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
       state.order.receive(connection, { message, system });
     });
     connection.on('cutover', () => state.order.cutover(connection));
-    connection.on('ack', (id) => state.pending.get(id)?.settle());
+    connection.on('ack', (id) => state.pending.settle(id));
     connection.on('endpoints', (addresses) => this.#endpointsHeard(record, addresses));
     connection.on('close', (error) => this.#connectionClosed(record, connection, error));
-    const router = this.options.router;
-    if (router !== undefined) {
-      connection.on('routed', (message) => router.receive(record.id, message));
-      // The mesh sends through whichever connection carries the peer's traffic at the time.
-      if (wasDown) {
-        router.addNeighbour({
-          peerId: record.id,
-          send: (message) => record.connection?.sendRouted(message) ?? false,
-        });
-      }
-    }
+    connection.on('routed', (message) => this.emit('routed', record.id, message));
     this.#offerEndpoints(record, connection);
     if (record.connection === connection) this.#resendPending(state, connection);
     if (wasDown) {
@@ -591,9 +519,9 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
    */
   #resendPending(state: PeerState, connection: PeerConnection): void {
     const limitBytes = connection.link.maxMessageBytes - FRAME_OVERHEAD_BYTES;
-    for (const [id, pending] of state.pending) {
+    for (const [id, pending] of state.pending.entries()) {
       if (pending.payload.length > limitBytes)
-        pending.settle(new FrameTooLargeError(pending.payload.length, limitBytes));
+        state.pending.settle(id, new FrameTooLargeError(pending.payload.length, limitBytes));
       else connection.sendData(id, pending.payload, true, pending.system);
     }
   }
@@ -640,7 +568,6 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
     }
     record.connectedSinceMs = undefined;
     this.#forgetEndpoints(record.id);
-    this.options.router?.removeNeighbour(record.id);
     this.#log.info(
       { peer: record.id, name: record.name, reason: error?.message ?? 'closed' },
       'peer unlinked',

@@ -24,3 +24,18 @@ export function systemServiceOf(payload: Uint8Array): SystemService {
   if (kind >= 30 && kind <= 31) return 'trust';
   return 'coordination';
 }
+
+/** A system payload for this agent, over a direct link or through the mesh. */
+export interface SystemMessage {
+  readonly from: string;
+  readonly payload: Uint8Array;
+  /** Hops it travelled (1 over a direct link). */
+  readonly hops: number;
+  /** It came over the direct link to `from` (inside that link's Noise session), not routed. */
+  readonly overDirectLink: boolean;
+}
+
+/** Where a service registers for the system payloads it owns. */
+export interface SystemHandlers {
+  register(service: SystemService, handler: (message: SystemMessage) => void): void;
+}

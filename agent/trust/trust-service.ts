@@ -16,6 +16,7 @@ import type { MemberRegistry } from '../identity/member-registry.js';
 import type { Announcement } from '../protocol/announcement.js';
 import { DecodeError } from '../protocol/errors.js';
 import { bytesToHex } from '../protocol/fields.js';
+import type { SystemHandlers } from '../protocol/system-kind.js';
 import {
   decodeTrust,
   encodeTrust,
@@ -110,6 +111,14 @@ export class TrustService extends TypedEmitter<TrustServiceEvents> {
     await keyRing.adopt(rotation, key);
     this.#keyAdopted(undefined);
     return { epoch: rotation.epoch, keyId: bytesToHex(rotation.keyId) };
+  }
+
+  /** Takes the trust payloads (revocations, key rotations) from the agent's system inbox. */
+  registerWith(inbox: SystemHandlers): void {
+    inbox.register(
+      'trust',
+      (message) => void this.handle(message.from, message.payload, message.overDirectLink),
+    );
   }
 
   /** A trust payload from `from`; `overDirectLink`: it came over the link to `from`, not through the mesh. */

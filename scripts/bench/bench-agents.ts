@@ -2,8 +2,8 @@
 // the control client once it answers, polling for links and routes, and the reliable-send round trip.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { RouteInfo } from '../../agent/api.js';
 import { ControlClient } from '../../agent/control/client.js';
-import type { RouteInfo } from '../../agent/control/wire.js';
 import type { PeerInfo } from '../../agent/links/peer-directory.js';
 import { type BenchChild, isRunning } from './bench-child.js';
 import { elapsedMs, sleep, withTimeout } from './timing.js';

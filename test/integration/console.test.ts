@@ -6,6 +6,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, constants, existsSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ReadStream } from 'node:tty';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateMeshKey } from '../../agent/config/mesh-key.js';
@@ -13,12 +14,12 @@ import type { PeerInfo } from '../../agent/links/peer-directory.js';
 import {
   type AgentProcess,
   freePorts,
-  sleep,
   startAgent,
+  startLive,
   stopAllAgents,
   temporaryDir,
-  waitFor,
 } from '../support/agent-process.js';
+import { until } from '../support/until.js';
 
 /** The test's end of the serial line: a plain pty opened read-write, typed into one byte per write. */
 class Terminal {
@@ -46,8 +47,8 @@ class Terminal {
 
   async type(text: string): Promise<void> {
     for (const byte of Buffer.from(text, 'utf8')) {
-      // readline takes a tab that arrives in one read with other keys for pasted text, not completion; a
-      // busy machine can merge bytes written 3 ms apart, so a tab gets a quiet moment on each side.
+      // Kept: pacing. readline takes a tab that arrives in one read with other keys for pasted text, not
+      // completion; a busy machine can merge bytes written 3 ms apart, so a tab gets a quiet moment on each side.
       const isTab = byte === 0x09;
       if (isTab) await sleep(100);
       writeSync(this.#fd, Buffer.from([byte]));
@@ -56,14 +57,13 @@ class Terminal {
   }
 
   waitFor(what: string, mark: number, test: (text: string) => boolean, timeoutMs = 8000): Promise<string> {
-    return waitFor(
-      `${what} on the serial console; it printed ${JSON.stringify(this.since(mark))}`,
-      async () => {
+    return until(
+      () => `${what} on the serial console; it printed ${JSON.stringify(this.since(mark))}`,
+      () => {
         const text = this.since(mark);
         return test(text) ? text : undefined;
       },
-      timeoutMs,
-      20,
+      { timeoutMs, intervalMs: 20 },
     );
   }
 
@@ -92,9 +92,7 @@ async function startSocat(): Promise<ChildProcess> {
     ['-d', '-d', `pty,raw,echo=0,link=${agentEnd}`, `pty,raw,echo=0,link=${testEnd}`],
     { stdio: ['ignore', 'ignore', 'ignore'] },
   );
-  await waitFor('socat pty pair', async () =>
-    existsSync(agentEnd) && existsSync(testEnd) ? true : undefined,
-  );
+  await until('socat pty pair', () => existsSync(agentEnd) && existsSync(testEnd));
   return child;
 }
 
@@ -133,8 +131,8 @@ describe('console', () => {
       }),
     ]);
     bravoId = (await bravo.json<{ id: string }>(['id'])).id;
-    await waitFor('alpha linked to bravo', async () =>
-      (await alpha.json<PeerInfo[]>(['peers'])).some((peer) => peer.state === 'connected') ? true : undefined,
+    await until('alpha linked to bravo', async () =>
+      (await alpha.json<PeerInfo[]>(['peers'])).some((peer) => peer.state === 'connected'),
     );
   }, 30_000);
 
@@ -165,7 +163,7 @@ describe('console', () => {
 
     mark = terminal.mark();
     await terminal.type('\x1b[A');
-    await sleep(50);
+    await terminal.waitFor('peers recalled', mark, (out) => out.includes('peers'));
     await terminal.type('\r');
     await terminal.waitFor('peers again from history', mark, (out) => occurrences(out, 'LAST SEEN') === 1);
 
@@ -185,7 +183,7 @@ describe('console', () => {
   it('reopens the device when it goes away and comes back', async () => {
     terminal.close();
     await stopSocat();
-    await waitFor('the agent noticing', async () => (alpha.output.includes('went away') ? true : undefined));
+    await until('the agent noticing', () => alpha.output.includes('went away'));
     socat = await startSocat();
     terminal = new Terminal(testEnd);
     await terminal.waitFor('a new banner', 0, (text) => text.includes('nearmesh console: alpha'), 10_000);
@@ -220,10 +218,8 @@ describe('console', () => {
     expect(piped.stdout).toContain('send <peer> <text...>');
   }, 20_000);
   it('calls an action on the other agent, its name tab-completed, and prints the call table', async () => {
-    await waitFor('bravo announcing greet', async () =>
-      (await alpha.json<Array<{ action: string }>>(['actions'])).some((row) => row.action === 'greet')
-        ? true
-        : undefined,
+    await until('bravo announcing greet', async () =>
+      (await alpha.json<Array<{ action: string }>>(['actions'])).some((row) => row.action === 'greet'),
     );
     const mark = terminal.mark();
     await terminal.type('call bravo gr\t {"who": "console"}\r');
@@ -274,20 +270,27 @@ describe('console', () => {
     expect(viaConsole.stdout).toMatch(/^tracing bravo \([0-9a-f]+\) for 1 s; Ctrl-C or Enter stops\n/);
     expect(viaConsole.stdout).toMatch(/\d+ frames? shown\n$/);
 
-    // `nearmesh trace` runs until interrupted: the helper's timeout ends it.
-    const tracing = alpha.cli(['trace', 'bravo', '--json'], 4_000);
-    await sleep(1_000);
-    await alpha.cli(['send', 'bravo', 'zebra-secret']);
-    const traced = await tracing;
-    const events = traced.stdout
-      .split('\n')
-      .filter((line) => line !== '')
-      .map((line) => JSON.parse(line) as { type: string; direction: string; peer: string; size?: number });
-    expect(
-      events.some((event) => event.type === 'DATA' && event.direction === 'out' && event.size === 25),
-    ).toBe(true);
-    expect(events.every((event) => event.peer === bravoId)).toBe(true);
-    expect(traced.stdout).not.toContain('zebra');
+    // `nearmesh trace` runs until interrupted: started once the agent answered it, ended once it showed the send.
+    const tracing = await startLive(alpha, ['trace', 'bravo', '--json'], '"ok":true');
+    let traced = '';
+    tracing.stdout.on('data', (chunk: Buffer) => {
+      traced += chunk.toString();
+    });
+    const events = () =>
+      traced
+        .split('\n')
+        .slice(0, -1)
+        .map((line) => JSON.parse(line) as { type: string; direction: string; peer: string; size?: number });
+    const isTheSend = (event: { type: string; direction: string; size?: number }) =>
+      event.type === 'DATA' && event.direction === 'out' && event.size === 25;
+    try {
+      await alpha.cli(['send', 'bravo', 'zebra-secret']);
+      await until('the send in the trace', () => events().some(isTheSend));
+    } finally {
+      tracing.kill('SIGKILL');
+    }
+    expect(events().every((event) => event.peer === bravoId)).toBe(true);
+    expect(traced).not.toContain('zebra');
 
     const refused = await alpha.cli(['trace', 'nobody']);
     expect(refused.code).toBe(1);

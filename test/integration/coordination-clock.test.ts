@@ -3,16 +3,16 @@
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { CallResultRow } from '../../agent/console/format.js';
+import type { CallResultRow } from '../../agent/api.js';
 import {
   type AgentProcess,
   freePorts,
   startAgent,
   stopAllAgents,
   temporaryDir,
-  waitFor,
 } from '../support/agent-process.js';
 import { describeWhenAvailable } from '../support/requirements.js';
+import { until } from '../support/until.js';
 
 const MESH_KEY = Buffer.from('coordination-clock-test-key-32b!').toString('base64url');
 const LIBFAKETIME = ['x86_64-linux-gnu', 'aarch64-linux-gnu', 'arm-linux-gnueabihf']
@@ -59,13 +59,13 @@ describeWhenAvailable(
           }),
         ),
       );
-      await waitFor(
+      await until(
         'every agent to know the others',
         async () => {
           const rows = JSON.parse((await agents[0]?.cli(['actions', '--json']))?.stdout ?? '[]') as unknown[];
-          return rows.length === AGENTS.length ? true : undefined;
+          return rows.length === AGENTS.length;
         },
-        30_000,
+        { timeoutMs: 30_000 },
       );
     }, 60_000);
 

@@ -4,18 +4,18 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SensorInfo } from '../../agent/coordination/coordinator.js';
 import {
   type AgentProcess,
   CLI_PATH,
   cliCall as call,
   freePorts,
-  sleep,
   startAgent,
   stopAllAgents,
   temporaryDir,
-  waitFor,
 } from '../support/agent-process.js';
 import { writeShScript } from '../support/sh-script.js';
+import { until } from '../support/until.js';
 
 const MESH_KEY = Buffer.from('coordination-state-test-key-32b!').toString('base64url');
 let dir: string;
@@ -75,7 +75,7 @@ beforeAll(async () => {
     port: ports[3],
     peers: peersBefore(3),
   });
-  await waitFor(
+  await until(
     'every agent to know the fan',
     async () => {
       const rows = JSON.parse((await holderAgent.cli(['actions', '--json'])).stdout || '[]') as {
@@ -84,11 +84,9 @@ beforeAll(async () => {
       const ruleRows = JSON.parse((await ruleAgent.cli(['sensors', '--json'])).stdout || '[]') as {
         sensor: string;
       }[];
-      return rows.some((row) => row.action === 'fan.set') && ruleRows.some((row) => row.sensor === 'temp')
-        ? true
-        : undefined;
+      return rows.some((row) => row.action === 'fan.set') && ruleRows.some((row) => row.sensor === 'temp');
     },
-    30_000,
+    { timeoutMs: 30_000 },
   );
 }, 60_000);
 
@@ -117,9 +115,7 @@ describe('sensors', () => {
       output += chunk.toString();
     });
     try {
-      await waitFor('three readings', async () =>
-        output.split('\n').filter(Boolean).length >= 3 ? true : undefined,
-      );
+      await until('three readings', () => output.split('\n').filter(Boolean).length >= 3);
     } finally {
       child.kill('SIGTERM');
     }
@@ -138,26 +134,51 @@ describe('sensors', () => {
 });
 
 describe('rules', () => {
+  /**
+   * Waits until the rule agent has had `count` different readings of `value` (at least): it judges each
+   * reading as it arrives, before `sensors` can show it, so by then the rule has judged `value` that often.
+   */
+  const ruleJudged = async (value: number, count: number): Promise<void> => {
+    const readAt = new Set<string>();
+    await until(
+      () => `${count} readings of ${value} at the rule agent (saw ${readAt.size})`,
+      async () => {
+        const rows = await ruleAgent.json<SensorInfo[]>(['sensors']);
+        const row = rows.find((candidate) => candidate.name === 'st-sensor' && candidate.sensor === 'temp');
+        if (row?.value === value && row.read_at !== null) readAt.add(row.read_at);
+        return readAt.size >= count;
+      },
+    );
+  };
+  /** Counted as the rule fires, before its call goes out: a wrong call shows here at once. */
+  const rulesFired = async (): Promise<number> =>
+    (await ruleAgent.json<{ counters: Record<string, number> }>(['status'])).counters[
+      'coordination.rules_fired'
+    ] ?? 0;
+
   it('fire across agents when the value crosses the threshold, and not again until it clearly recrosses', async () => {
     temperature(25);
-    await sleep(1_000);
+    await ruleJudged(25, 2);
+    expect(await rulesFired()).toBe(0);
     expect(fanCalls()).toBe(0);
 
     temperature(35);
-    await waitFor('the rule to fire', async () => (fanCalls() === 1 ? true : undefined));
-    await sleep(1_000); // still hot: no second call
+    await until('the rule to fire', () => fanCalls() === 1);
+    await ruleJudged(35, 3); // still hot, judged again (at least twice after the one that fired): no second call
+    expect(await rulesFired()).toBe(1);
     expect(fanCalls()).toBe(1);
 
     temperature(29); // below 30, but within the hysteresis of 2: not re-armed
-    await sleep(800);
+    await ruleJudged(29, 2);
     temperature(35);
-    await sleep(1_000);
+    await ruleJudged(35, 2);
+    expect(await rulesFired()).toBe(1);
     expect(fanCalls()).toBe(1);
 
     temperature(25); // clearly back: re-armed
-    await sleep(800);
+    await ruleJudged(25, 1);
     temperature(36);
-    await waitFor('the rule to fire again', async () => (fanCalls() === 2 ? true : undefined));
+    await until('the rule to fire again', () => fanCalls() === 2);
     expect(readFileSync(join(dir, 'fan.log'), 'utf8')).toContain('{"on":true}');
   });
 });
@@ -183,20 +204,18 @@ describe('leases', () => {
     const [own] = await call(holderAgent, ['st-fan', 'fan.set', '{}']);
     expect(own?.status).toBe('ok');
 
-    // Renewed while the holder lives (ttl 3 s, --for 60 s)...
-    await sleep(4_000);
+    // Renewed while the holder lives (ttl 3 s, --for 60 s)... Kept: time is the subject, past the 3 s ttl.
+    await new Promise((resolve) => setTimeout(resolve, 4_000));
     const [stillBusy] = await call(sensorAgent, ['st-fan', 'fan.set', '{}']);
     expect(stillBusy?.error?.code).toBe('busy');
 
     // ...and gone within one lease time once it is killed.
     await holderAgent.stop('SIGKILL');
     const freed = Date.now();
-    await waitFor(
+    await until(
       'the lease to expire',
-      async () =>
-        (await call(sensorAgent, ['st-fan', 'fan.set', '{}']))[0]?.status === 'ok' ? true : undefined,
-      10_000,
-      250,
+      async () => (await call(sensorAgent, ['st-fan', 'fan.set', '{}']))[0]?.status === 'ok',
+      { timeoutMs: 10_000, intervalMs: 250 },
     );
     expect(Date.now() - freed).toBeLessThan(8_000);
   }, 30_000);

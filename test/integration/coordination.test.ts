@@ -10,9 +10,9 @@ import {
   startAgent,
   stopAllAgents,
   temporaryDir,
-  waitFor,
 } from '../support/agent-process.js';
 import { writeShScript } from '../support/sh-script.js';
+import { until } from '../support/until.js';
 
 const MESH_KEY = Buffer.from('coordination-test-mesh-key-32b!!').toString('base64url');
 const NAMES = ['co-a', 'co-b', 'co-c', 'co-d', 'co-e'];
@@ -69,13 +69,13 @@ beforeAll(async () => {
     ),
   );
   // Every agent has heard every other one announce its actions.
-  await waitFor(
+  await until(
     'the announcements',
     async () => {
       const rows = JSON.parse((await agents[0]?.cli(['actions', '--json']))?.stdout ?? '[]') as unknown[];
-      return rows.length === NAMES.length * 6 ? true : undefined;
+      return rows.length === NAMES.length * 6;
     },
-    30_000,
+    { timeoutMs: 30_000 },
   );
 }, 60_000);
 

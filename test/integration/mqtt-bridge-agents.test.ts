@@ -5,16 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectAsync, type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { AgentStatus } from '../../agent/agent.js';
-import {
-  type AgentProcess,
-  freePorts,
-  startAgent,
-  stopAllAgents,
-  waitFor,
-} from '../support/agent-process.js';
+import type { AgentStatus } from '../../agent/api.js';
+import { type AgentProcess, freePorts, startAgent, stopAllAgents } from '../support/agent-process.js';
 import { Mosquitto, missingMosquittoTools } from '../support/mosquitto.js';
 import { describeWhenAvailable } from '../support/requirements.js';
+import { until } from '../support/until.js';
 
 const MESH_KEY = Buffer.from('bridge-agents-test-mesh-key-32b!').toString('base64url');
 
@@ -36,9 +31,9 @@ describeWhenAvailable('agents bridged through an upstream mosquitto', missingMos
   }
 
   async function upstreamConnected(agent: AgentProcess, connected: boolean): Promise<void> {
-    await waitFor(`upstream ${connected ? 'up' : 'down'} on ${agent.spec.name}`, async () => {
+    await until(`upstream ${connected ? 'up' : 'down'} on ${agent.spec.name}`, async () => {
       const status = await agent.json<AgentStatus>(['status']);
-      return status.mqtt.state === 'on' && status.mqtt.upstream?.connected === connected ? true : undefined;
+      return status.mqtt.state === 'on' && status.mqtt.upstream?.connected === connected;
     });
   }
 
@@ -84,7 +79,7 @@ describeWhenAvailable('agents bridged through an upstream mosquitto', missingMos
     const app = await endpoint(x);
     await app.publishAsync('nearmesh/send/br-y', 'across sites', { qos: 1 });
     await app.publishAsync('nearmesh/send/group:far', 'to the far group', { qos: 1 });
-    await waitFor('both messages', async () => (received.length >= 2 ? true : undefined));
+    await until('both messages', () => received.length >= 2);
     expect(received).toEqual([
       { topic: `nearmesh/inbox/${xId}`, payload: 'across sites', via: 'upstream' },
       { topic: `nearmesh/inbox/${xId}`, payload: 'to the far group', via: 'upstream' },
@@ -101,8 +96,10 @@ describeWhenAvailable('agents bridged through an upstream mosquitto', missingMos
     await upstreamConnected(x, false);
     for (let i = 0; i < 20; i++) await app.publishAsync('nearmesh/send/br-y', `m${i}`, { qos: 1 });
     await broker.start();
-    await waitFor('20 messages', async () => (received.length >= 20 ? true : undefined), 30_000);
-    await new Promise((resolve) => setTimeout(resolve, 500)); // nothing extra trickles in
-    expect(received).toEqual(Array.from({ length: 20 }, (_, i) => `m${i}`));
+    await until('20 messages', () => received.length >= 20, { timeoutMs: 30_000 });
+    // Nothing extra trickles in: a message sent now arrives after any copy of the 20.
+    await app.publishAsync('nearmesh/send/br-y', 'after', { qos: 1 });
+    await until('the message after them', () => received.includes('after'));
+    expect(received).toEqual([...Array.from({ length: 20 }, (_, i) => `m${i}`), 'after']);
   }, 45_000);
 });

@@ -21,6 +21,7 @@ import {
 import { fromUpstreamPublish } from '../../agent/gateway/upstream-message.js';
 import { Mosquitto, missingMosquittoTools } from '../support/mosquitto.js';
 import { describeWhenAvailable } from '../support/requirements.js';
+import { until } from '../support/until.js';
 
 const run = promisify(execFile);
 async function freePort(): Promise<number> {
@@ -31,16 +32,6 @@ async function freePort(): Promise<number> {
   await new Promise((resolve) => server.close(resolve));
   return port;
 }
-
-async function until(condition: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms`);
-    await sleep(10);
-  }
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A pino logger whose records land in an array, to check what is (and is not) logged. */
 function capturingLogger() {
@@ -163,7 +154,7 @@ describeWhenAvailable('MQTT upstream bridge against mosquitto', missingMosquitto
 
   async function started(b: UpstreamBridge): Promise<UpstreamBridge> {
     b.start();
-    await until(() => b.state().subscribed, 5000, 'bridge connected and subscribed');
+    await until('bridge connected and subscribed', () => b.state().subscribed, { timeoutMs: 5000 });
     return b;
   }
 
@@ -222,20 +213,25 @@ describeWhenAvailable('MQTT upstream bridge against mosquitto', missingMosquitto
     };
     expect(a.forward(message('sensors/kitchen/temp', '21.5', { properties }))).toBe(true);
     expect(a.forward(message('sensors/kitchen/humidity', '40', { qos: 0 }))).toBe(true);
+    // A last message, forwarded after them: once it is through, anything else they brought is too.
+    expect(a.forward(message('sensors/hall/temp', 'last'))).toBe(true);
 
-    await until(() => atB.length === 1 && upstream.seen.length === 2);
-    await sleep(100);
+    await until('the last message upstream and at B', () =>
+      [upstream.seen, atB].every((seen) => seen.some((m) => m.topic.endsWith('sensors/hall/temp'))),
+    );
     expect(upstream.seen).toEqual([
       { topic: 'site-a/sensors/kitchen/temp', payload: '21.5', origin: 'peer-a' },
       { topic: 'site-a/sensors/kitchen/humidity', payload: '40', origin: 'peer-a' },
+      { topic: 'site-a/sensors/hall/temp', payload: 'last', origin: 'peer-a' },
     ]);
-    expect(atB).toHaveLength(1);
+    expect(atB.map((m) => m.topic)).toEqual(['sensors/kitchen/temp', 'sensors/hall/temp']);
     expect(atB[0]).toMatchObject({ topic: 'sensors/kitchen/temp', qos: 1, retain: false, origin: 'peer-a' });
     expect(atB[0]?.payload.toString()).toBe('21.5');
     expect(atB[0]?.properties).toEqual(properties); // origin stamp removed, response topic stripped
-    expect(a.counters.get('mqtt.upstream.forwarded')).toBe(2);
+    await until('every forward acknowledged', () => a.state().inflight === 0);
+    expect(a.counters.get('mqtt.upstream.forwarded')).toBe(3);
     expect(a.counters.get('mqtt.upstream.connects')).toBe(1);
-    expect(b.counters.get('mqtt.upstream.received')).toBe(1);
+    expect(b.counters.get('mqtt.upstream.received')).toBe(2);
 
     // The password never shows in state or in the log.
     expect(JSON.stringify(a.state())).not.toContain('s3cret');
@@ -252,10 +248,8 @@ describeWhenAvailable('MQTT upstream bridge against mosquitto', missingMosquitto
     const upstream = await observer('loop/#');
 
     a.forward(message('loop/1', 'mine'));
-    await until(() => upstream.seen.length === 1);
-    await sleep(200);
+    await until('loop/1 upstream', () => upstream.seen.length === 1);
     expect(atA).toEqual([]);
-    expect(a.counters.get('mqtt.upstream.dropped_loop')).toBe(0); // no-local: the broker never sent it
 
     // The same agent's message arriving through another connection is recognised by its stamp.
     const stamped = (origin: string) => ({
@@ -264,9 +258,10 @@ describeWhenAvailable('MQTT upstream bridge against mosquitto', missingMosquitto
     });
     await upstream.client.publishAsync('loop/2', 'echo', stamped('peer-a'));
     await upstream.client.publishAsync('loop/3', 'theirs', stamped('peer-x'));
-    await until(() => atA.length === 1);
-    await sleep(100);
+    // loop/3 left the broker after loop/1 and loop/2: once it is at A, they have come or never will.
+    await until('loop/3 at A', () => atA.some((m) => m.topic === 'loop/3'));
     expect(atA.map((m) => [m.topic, m.origin])).toEqual([['loop/3', 'peer-x']]);
+    // One drop, loop/2's: no-local kept loop/1 from ever coming back (the broker never sent it).
     expect(a.counters.get('mqtt.upstream.dropped_loop')).toBe(1);
 
     // What came from upstream is never exported again.
@@ -284,8 +279,8 @@ describeWhenAvailable('MQTT upstream bridge against mosquitto', missingMosquitto
     await started(b);
     await upstream.client.publishAsync('p/', 'empty after strip', { qos: 1 });
     await upstream.client.publishAsync('p/a/ok', 'fine', { qos: 1 });
-    await until(() => atB.length === 1);
-    await sleep(100);
+    // Published in this order: once a/ok is at B, the first one has come and gone.
+    await until('a/ok at B', () => atB.some((m) => m.topic === 'a/ok'));
     expect(atB.map((m) => m.topic)).toEqual(['a/ok']);
     expect(b.counters.get('mqtt.upstream.dropped_bad_topic')).toBe(1);
 
@@ -300,8 +295,8 @@ describeWhenAvailable('MQTT upstream bridge against mosquitto', missingMosquitto
     await started(narrow);
     await upstream.client.publishAsync('p/b/stale', 'x', { qos: 1 });
     await upstream.client.publishAsync('p/a/ok', 'y', { qos: 1 });
-    await until(() => atNarrow.length === 1);
-    await sleep(100);
+    // Published in this order: once a/ok is there, the stale one has come and gone.
+    await until('a/ok at the narrower bridge', () => atNarrow.some((m) => m.topic === 'a/ok'));
     expect(atNarrow.map((m) => m.topic)).toEqual(['a/ok']);
     expect(narrow.counters.get('mqtt.upstream.dropped_unmatched')).toBe(1);
   });
@@ -315,16 +310,22 @@ describeWhenAvailable('MQTT upstream bridge against mosquitto', missingMosquitto
     await started(b);
 
     await broker.stop();
-    await until(() => !a.state().connected && !b.state().connected);
+    await until(
+      '!a.state().connected && !b.state().connected',
+      () => !a.state().connected && !b.state().connected,
+    );
     for (let i = 0; i < 10; i++) expect(a.forward(message(`q/${i}`, String(i)))).toBe(true);
     expect(a.state()).toMatchObject({ connected: false, queued: 5 });
     expect(a.counters.get('mqtt.upstream.dropped_queue_full')).toBe(5);
-    await sleep(300); // several failed reconnects
+    await until('several failed reconnects', () => a.counters.get('mqtt.upstream.reconnect_attempts') > 2);
 
     await broker.start();
-    await until(() => atB.length === 5, 5000, 'queued messages delivered');
-    await sleep(200);
-    expect(atB.map((m) => m.payload.toString())).toEqual(['5', '6', '7', '8', '9']);
+    await until('queued messages delivered', () => atB.length >= 5, { timeoutMs: 5000 });
+    // A message forwarded now goes after the queue: once it is at B, nothing of the queue is still coming.
+    a.forward(message('q/after', 'after'));
+    await until('the message after the queue', () => atB.some((m) => m.topic === 'q/after'));
+    expect(atB.map((m) => m.payload.toString())).toEqual(['5', '6', '7', '8', '9', 'after']);
+    await until('every message acknowledged', () => a.state().inflight === 0);
     expect(a.state()).toMatchObject({ connected: true, queued: 0, inflight: 0 });
     // One line per state change, however many retries happened in between.
     expect(a.counters.get('mqtt.upstream.reconnect_attempts')).toBeGreaterThan(2);
@@ -345,18 +346,27 @@ describeWhenAvailable('MQTT upstream bridge against mosquitto', missingMosquitto
     await started(b);
 
     await broker.stop(); // SIGTERM: mosquitto saves B's session (subscription included)
-    await until(() => !a.state().connected && !b.state().connected);
+    await until(
+      '!a.state().connected && !b.state().connected',
+      () => !a.state().connected && !b.state().connected,
+    );
     for (let i = 0; i < 20; i++) a.forward(message(`r/${i}`, String(i)));
     await broker.start();
 
-    await until(() => atB.length >= 20, 8000, 'all 20 delivered');
-    await sleep(300);
-    expect(atB.map((m) => m.payload.toString())).toEqual(Array.from({ length: 20 }, (_, i) => String(i)));
+    await until('all 20 delivered', () => atB.length >= 20, { timeoutMs: 8000 });
+    // One more, sent after them: once it is at B, no copy of the 20 is still coming.
+    a.forward(message('r/after', 'after'));
+    await until('the message after them', () => atB.some((m) => m.topic === 'r/after'));
+    expect(atB.map((m) => m.payload.toString())).toEqual([
+      ...Array.from({ length: 20 }, (_, i) => String(i)),
+      'after',
+    ]);
     expect(atB.every((m) => m.origin === 'peer-a')).toBe(true);
     // B's session (and subscription) came back from mosquitto's persistence file.
     const connects = logs.records.filter((r) => r.msg === 'mqtt upstream connected');
     expect(connects.map((r) => r.sessionPresent)).toEqual([false, true]);
-    expect(a.counters.get('mqtt.upstream.forwarded')).toBe(20);
+    await until('every forward acknowledged', () => a.state().inflight === 0);
+    expect(a.counters.get('mqtt.upstream.forwarded')).toBe(21); // the 20 and the one after
   });
 
   it('resends QoS 1 messages that were in flight when the connection broke', async () => {
@@ -372,17 +382,22 @@ describeWhenAvailable('MQTT upstream bridge against mosquitto', missingMosquitto
 
       proxy.swallow = true; // PUBLISH packets leave mqtt.js but never reach mosquitto: no PUBACK
       for (let i = 0; i < 3; i++) a.forward(message(`f/${i}`, String(i)));
-      await sleep(200);
+      await until('the three publishes swallowed by the proxy', () =>
+        ['f/0', 'f/1', 'f/2'].every((topic) => proxy.swallowed().includes(topic)),
+      );
       expect(a.state()).toMatchObject({ connected: true, queued: 0, inflight: 3 });
       expect(atB).toEqual([]);
 
       proxy.swallow = false;
       proxy.cut();
-      await until(() => atB.length === 3, 5000, 'in-flight messages resent');
-      await sleep(200);
-      expect(atB.map((m) => m.payload.toString())).toEqual(['0', '1', '2']);
+      await until('in-flight messages resent', () => atB.length >= 3, { timeoutMs: 5000 });
+      // One more, sent after the resends: once it is at B, no further copy is coming.
+      a.forward(message('f/after', 'after'));
+      await until('the message after them', () => atB.some((m) => m.topic === 'f/after'));
+      expect(atB.map((m) => m.payload.toString())).toEqual(['0', '1', '2', 'after']);
+      await until('every message acknowledged', () => a.state().inflight === 0);
       expect(a.state()).toMatchObject({ connected: true, inflight: 0 });
-      expect(a.counters.get('mqtt.upstream.forwarded')).toBe(3);
+      expect(a.counters.get('mqtt.upstream.forwarded')).toBe(4); // the 3 and the one after
       expect(a.counters.get('mqtt.upstream.requeued')).toBe(0); // mqtt.js's store resent them, not our queue
       expect(a.counters.get('mqtt.upstream.connects')).toBe(2);
     } finally {
@@ -398,8 +413,8 @@ describeWhenAvailable('MQTT upstream bridge against mosquitto', missingMosquitto
     await started(b);
     a.forward(message('big/1', 'x'.repeat(3000)));
     a.forward(message('big/2', 'small'));
-    await until(() => atB.length === 1);
-    await sleep(200);
+    // Forwarded in this order: once big/2 is at B, big/1 has come or never will.
+    await until('big/2 at B', () => atB.some((m) => m.topic === 'big/2'));
     expect(atB.map((m) => m.topic)).toEqual(['big/2']);
     expect(a.counters.get('mqtt.upstream.dropped_too_large')).toBe(1);
     expect(a.counters.get('mqtt.upstream.connects')).toBe(1);
@@ -442,7 +457,7 @@ describeWhenAvailable('MQTT upstream bridge against mosquitto', missingMosquitto
       const atB = received(b);
       await started(b);
       a.forward(message('t/secure', 'ok'));
-      await until(() => atB.length === 1);
+      await until('the message at B', () => atB.length === 1);
       expect(atB[0]).toMatchObject({ topic: 't/secure', origin: 'peer-a' });
     });
 
@@ -459,7 +474,9 @@ describeWhenAvailable('MQTT upstream bridge against mosquitto', missingMosquitto
       a.on('state', (s) => states.push(s.connected));
       a.start();
       expect(a.forward(message('t/x', 'queued'))).toBe(true);
-      await until(() => a.counters.get('mqtt.upstream.reconnect_attempts') >= 3, 5000, 'several attempts');
+      await until('several attempts', () => a.counters.get('mqtt.upstream.reconnect_attempts') >= 3, {
+        timeoutMs: 5000,
+      });
       expect(a.state()).toMatchObject({ connected: false, queued: 1 });
       expect(states).toEqual([]);
       expect(a.counters.get('mqtt.upstream.connects')).toBe(0);
@@ -494,7 +511,7 @@ describeWhenAvailable('MQTT upstream bridge against mosquitto', missingMosquitto
  */
 async function cuttableProxy(targetPort: number) {
   const sockets = new Set<Socket>();
-  const state = { swallow: false };
+  const state = { swallow: false, swallowed: '' };
   const server: Server = createServer((client) => {
     const upstream = tcpConnect(targetPort, '127.0.0.1');
     for (const s of [client, upstream]) {
@@ -508,6 +525,7 @@ async function cuttableProxy(targetPort: number) {
     }
     client.on('data', (chunk: Buffer) => {
       if (!state.swallow) upstream.write(chunk);
+      else state.swallowed += chunk.toString('latin1');
     });
     upstream.pipe(client);
   });
@@ -521,6 +539,8 @@ async function cuttableProxy(targetPort: number) {
     set swallow(value: boolean) {
       state.swallow = value;
     },
+    /** What it swallowed, as latin1 text. */
+    swallowed: () => state.swallowed,
     cut: () => {
       for (const s of sockets) s.destroy();
     },

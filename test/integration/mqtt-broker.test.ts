@@ -1,6 +1,6 @@
 // The MQTT gateway's broker against real clients: mqtt.js (3.1.1 and 5.0), the mosquitto command-line
 // clients, and raw TCP sockets speaking mqtt-packet (or garbage).
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { type Socket, connect as tcpConnect } from 'node:net';
 import { promisify } from 'node:util';
@@ -10,6 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MqttBroker, type PublishMeta } from '../../agent/gateway/broker.js';
 import { collectAs, MqttClients } from '../support/mqtt-clients.js';
 import { describeWhenAvailable } from '../support/requirements.js';
+import { until } from '../support/until.js';
 
 const run = promisify(execFile);
 
@@ -53,16 +54,6 @@ function collect(c: MqttClient): Received[] {
   }));
 }
 
-async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 /** A TCP socket that speaks mqtt-packet by hand, collecting what the broker sends. */
 async function raw(version: 4 | 5 = 4) {
   const socket = tcpConnect(port, '127.0.0.1');
@@ -86,7 +77,7 @@ async function raw(version: 4 | 5 = 4) {
     closed,
     send: (packet: Packet) => socket.write(mqttPacket.generate(packet, { protocolVersion: version })),
     next: async (cmd: string): Promise<Packet> => {
-      await until(() => packets.some((p) => p.cmd === cmd));
+      await until('packets.some((p) => p.cmd === cmd)', () => packets.some((p) => p.cmd === cmd));
       return packets.find((p) => p.cmd === cmd) as Packet;
     },
   };
@@ -116,24 +107,24 @@ for (const version of [4, 5] as const) {
       const pub = await client(version, { clientId: `pub-${version}` });
       await pub.publishAsync('home/kitchen/temp', '21.5', { qos: 1 });
       await pub.publishAsync('$SYS/secret', 'no');
-      await until(() => received.length >= 1 && seen.length === 2);
-      await sleep(100);
-      // Overlapping subscriptions ('home/+/temp' and '#') deliver once.
-      expect(received).toEqual([{ topic: 'home/kitchen/temp', payload: '21.5', retain: false, qos: 1 }]);
+      await until('both publishes at the broker', () => seen.length === 2);
       expect(seen[0]).toMatchObject({
         topic: 'home/kitchen/temp',
         meta: { clientId: `pub-${version}`, qos: 1, retain: false, will: false, protocolVersion: version },
       });
 
-      // The agent side publishes too.
+      // The agent side publishes too, after them: by the time it arrives, they have arrived as well.
       broker.publish('office/lamp', 'on', { qos: 1 });
-      await until(() => received.length === 2);
+      await until('the agent-side publish', () => received.some((r) => r.topic === 'office/lamp'));
+      // Overlapping subscriptions ('home/+/temp' and '#') deliver once; '$SYS/secret' not through '#'.
+      expect(received).toHaveLength(2);
+      expect(received[0]).toEqual({ topic: 'home/kitchen/temp', payload: '21.5', retain: false, qos: 1 });
       expect(received[1]).toMatchObject({ topic: 'office/lamp', payload: 'on', qos: 1 });
 
       await sub.unsubscribeAsync(['office/#', '#']);
       broker.publish('office/lamp', 'off');
       broker.publish('home/hall/temp', '19');
-      await until(() => received.length === 3);
+      await until('received.length === 3', () => received.length === 3);
       expect(received[2]).toMatchObject({ topic: 'home/hall/temp', payload: '19' });
     });
 
@@ -145,7 +136,7 @@ for (const version of [4, 5] as const) {
       const sub = await client(version);
       const received = collect(sub);
       await sub.subscribeAsync('state/#', { qos: 1 });
-      await until(() => received.length === 2);
+      await until('received.length === 2', () => received.length === 2);
       expect(received.map((r) => [r.topic, r.payload, r.retain]).sort()).toEqual([
         ['state/door', 'open', true],
         ['state/window', 'shut', true],
@@ -153,15 +144,19 @@ for (const version of [4, 5] as const) {
 
       // A live delivery of a retained publish to an existing subscription is not flagged retained (3.1.1).
       await pub.publishAsync('state/door', '', { qos: 1, retain: true });
-      await until(() => received.length === 3);
+      await until('received.length === 3', () => received.length === 3);
       expect(received[2]).toMatchObject({ topic: 'state/door', payload: '', retain: false });
 
       const late = await client(version);
       const lateReceived = collect(late);
       await late.subscribeAsync('state/#');
-      await until(() => lateReceived.length === 1);
-      await sleep(100);
-      expect(lateReceived).toEqual([{ topic: 'state/window', payload: 'shut', retain: true, qos: 0 }]);
+      // A live publish after the subscription arrives after every retained message it got.
+      await pub.publishAsync('state/marker', 'after', { qos: 1 });
+      await until('the live publish', () => lateReceived.some((r) => r.topic === 'state/marker'));
+      expect(lateReceived).toEqual([
+        { topic: 'state/window', payload: 'shut', retain: true, qos: 0 },
+        { topic: 'state/marker', payload: 'after', retain: false, qos: 0 },
+      ]);
     });
 
     it('queues QoS 1 messages for an offline persistent session and delivers them on reconnect', async () => {
@@ -194,12 +189,14 @@ for (const version of [4, 5] as const) {
       again.connect();
       clients.add(again);
       expect(await connected).toBe(true);
-      await until(() => received.length === 3);
-      await sleep(100);
+      // A publish once it is back arrives after everything queued for it.
+      await pub.publishAsync('jobs/live', 'after', { qos: 1 });
+      await until('the live publish', () => received.some((r) => r.topic === 'jobs/live'));
       expect(received.map((r) => [r.topic, r.payload, r.qos])).toEqual([
         ['jobs/0', 'job 0', 1],
         ['jobs/1', 'job 1', 1],
         ['jobs/2', 'job 2', 1],
+        ['jobs/live', 'after', 1],
       ]);
 
       // A clean session drops it all.
@@ -227,9 +224,14 @@ for (const version of [4, 5] as const) {
         will: { topic: 'wills/rude', payload: Buffer.from('crashed'), qos: 1, retain: false },
       });
       rude.stream.destroy();
-      await until(() => received.length === 1);
-      await sleep(150);
-      expect(received).toEqual([{ topic: 'wills/rude', payload: 'crashed', retain: false, qos: 1 }]);
+      await until('the will of the rude client', () => received.length === 1);
+      // A publish after that arrives after anything else the two departures could bring.
+      broker.publish('wills/marker', 'after', { qos: 1 });
+      await until('the publish after it', () => received.some((r) => r.topic === 'wills/marker'));
+      expect(received).toEqual([
+        { topic: 'wills/rude', payload: 'crashed', retain: false, qos: 1 },
+        { topic: 'wills/marker', payload: 'after', retain: false, qos: 1 },
+      ]);
       expect(wills).toMatchObject([{ clientId: `rude-${version}`, will: true }]);
     });
 
@@ -240,9 +242,13 @@ for (const version of [4, 5] as const) {
       expect(granted[0]?.qos).toBe(1);
       const pub = await client(version);
       await pub.publishAsync('q2/x', 'exactly once', { qos: 2 });
-      await until(() => received.length === 1);
-      await sleep(100);
-      expect(received).toEqual([{ topic: 'q2/x', payload: 'exactly once', retain: false, qos: 1 }]);
+      // The next publish arrives after any copy of the first.
+      await pub.publishAsync('q2/next', 'after', { qos: 2 });
+      await until('the next publish', () => received.some((r) => r.topic === 'q2/next'));
+      expect(received).toEqual([
+        { topic: 'q2/x', payload: 'exactly once', retain: false, qos: 1 },
+        { topic: 'q2/next', payload: 'after', retain: false, qos: 1 },
+      ]);
     });
 
     it('refuses wrong credentials and accepts right ones', async () => {
@@ -312,7 +318,7 @@ describe('raw connections', () => {
     const elapsed = Date.now() - started;
     expect(elapsed).toBeGreaterThanOrEqual(1400);
     expect(elapsed).toBeLessThan(3000);
-    await until(() => received.length === 1);
+    await until('received.length === 1', () => received.length === 1);
     expect(received[0]).toMatchObject({ topic: 'ka/silent', payload: 'timed out' });
     expect(broker.counters.get('mqtt.keepalive_timeouts')).toBe(1);
 
@@ -321,7 +327,8 @@ describe('raw connections', () => {
     pinger.send(connectPacket(4, { keepalive: 1 }));
     await pinger.next('connack');
     for (let i = 0; i < 4; i++) {
-      await sleep(600);
+      // Kept: time is the subject: a ping every 0.6 s for 2.4 s, past the 1.5 s a silent client gets.
+      await new Promise((resolve) => setTimeout(resolve, 600));
       pinger.send({ cmd: 'pingreq' });
     }
     expect(pinger.packets.filter((p) => p.cmd === 'pingresp').length).toBeGreaterThanOrEqual(3);
@@ -385,7 +392,7 @@ describe('raw connections', () => {
     expect(broker.counters.get('mqtt.protocol_errors')).toBe(1);
 
     await bystander.publishAsync('still/here', 'yes', { qos: 1 });
-    await until(() => received.length === 1);
+    await until('received.length === 1', () => received.length === 1);
     expect(received[0]).toMatchObject({ topic: 'still/here', payload: 'yes' });
     expect(bystander.connected).toBe(true);
   });
@@ -424,14 +431,20 @@ describeWhenAvailable('MQTT broker with mosquitto clients', mosquittoMissing, ()
     it(`mosquitto_sub receives what mosquitto_pub sends (${flag}), QoS 0/1/2 and retained`, async () => {
       const common = ['-h', '127.0.0.1', '-p', String(port), '-V', flag];
       await run('mosquitto_pub', [...common, '-t', 'mq/retained', '-m', 'kept', '-r', '-q', '1']);
-      const sub = run('mosquitto_sub', [...common, '-t', 'mq/#', '-C', '4', '-v', '-W', '10', '-q', '1']);
-      // Wait until the subscription exists (the retained message has been handed to it).
-      await until(() => broker.stats().clients >= 1);
-      await sleep(200);
+      const sub = spawn('mosquitto_sub', [...common, '-t', 'mq/#', '-C', '4', '-v', '-W', '10', '-q', '1'], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let stdout = '';
+      sub.stdout.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString();
+      });
+      const exited = once(sub, 'exit');
+      // The subscription exists once the retained message has been handed to it.
+      await until('mosquitto_sub given the retained message', () => stdout.includes('mq/retained kept'));
       for (const qos of ['0', '1', '2']) {
         await run('mosquitto_pub', [...common, '-t', `mq/q${qos}`, '-m', `qos ${qos}`, '-q', qos]);
       }
-      const { stdout } = await sub;
+      expect(await exited).toEqual([0, null]);
       expect(stdout.trim().split('\n')).toEqual([
         'mq/retained kept',
         'mq/q0 qos 0',

@@ -7,7 +7,7 @@ import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CallResultRow } from '../../agent/console/format.js';
+import type { CallResultRow } from '../../agent/api.js';
 import type { PeerInfo } from '../../agent/links/peer-directory.js';
 import { decodeJsonCbor, encodeJsonCbor } from '../../agent/protocol/json-cbor.js';
 import {
@@ -17,10 +17,10 @@ import {
   startAgent,
   stopAllAgents,
   temporaryDir,
-  waitFor,
 } from '../support/agent-process.js';
-import { collect, MqttClients, mqttPort, type Received, until } from '../support/mqtt-clients.js';
+import { collect, MqttClients, mqttPort, type Received } from '../support/mqtt-clients.js';
 import { describeWhenAvailable } from '../support/requirements.js';
+import { until } from '../support/until.js';
 
 const run = promisify(execFile);
 const MESH_KEY = Buffer.from('mqtt-coordination-test-mesh-key!').toString('base64url');
@@ -55,9 +55,9 @@ beforeAll(async () => {
   });
   aId = (await a.json<{ id: string }>(['id'])).id;
   bId = (await b.json<{ id: string }>(['id'])).id;
-  await waitFor('the agents to link', async () => {
+  await until('the agents to link', async () => {
     const peers = await a.json<PeerInfo[]>(['peers']);
-    return peers.some((peer) => peer.id === bId && peer.state === 'connected') ? true : undefined;
+    return peers.some((peer) => peer.id === bId && peer.state === 'connected');
   });
   [aMqtt, bMqtt] = [await mqttPort(a), await mqttPort(b)];
 }, 40_000);
@@ -224,11 +224,9 @@ describe('sensors over MQTT', () => {
     await sensorApp.publishAsync('nearmesh/provide/sensor/room.temp', '22', { qos: 1 });
     expect(await a.json(['read', bId, 'room.temp'])).toMatchObject({ value: 22, unit: 'Cel' });
     // Announced to the mesh with its unit.
-    await waitFor('the announcement on A', async () => {
+    await until('the announcement on A', async () => {
       const rows = await a.json<{ peer: string; sensor: string; unit: string | null }[]>(['sensors']);
-      return rows.some((row) => row.peer === bId && row.sensor === 'room.temp' && row.unit === 'Cel')
-        ? true
-        : undefined;
+      return rows.some((row) => row.peer === bId && row.sensor === 'room.temp' && row.unit === 'Cel');
     });
   });
 
@@ -335,22 +333,24 @@ describe('actions an app provides', () => {
     expect(silent).toMatchObject({ status: 'error', error: { code: 'timeout' } });
 
     // Announced to the mesh.
-    await waitFor('the announcement on A', async () => {
+    await until('the announcement on A', async () => {
       const rows = await a.json<{ peer: string; action: string }[]>(['actions']);
-      return rows.some((row) => row.peer === bId && row.action === 'light.set') ? true : undefined;
+      return rows.some((row) => row.peer === bId && row.action === 'light.set');
     });
 
     await app.endAsync();
-    await waitFor('the action to go', async () => {
+    await until('the action to go', async () => {
       const [row] = await cliCall(a, ['mc-b', 'light.set', '{}']);
       return row?.error?.code === 'unknown-action' ? row : undefined;
     });
     // The retained registration went with it.
     const watcher = await clients.connect(bMqtt, 4);
     const seen = collect(watcher);
-    await watcher.subscribeAsync('nearmesh/provide/action/#', { qos: 1 });
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(seen).toHaveLength(0);
+    await watcher.subscribeAsync(['nearmesh/provide/action/#', 'test/after'], { qos: 1 });
+    // A live publish after the subscription arrives after any retained message it would have brought.
+    await watcher.publishAsync('test/after', 'after', { qos: 1 });
+    await until('the live publish', () => seen.some((message) => message.topic === 'test/after'));
+    expect(seen.map((message) => message.topic)).toEqual(['test/after']);
   });
 
   it('an MQTT 3.1.1 app gets the invocation envelope and answers on reply_to or error_to', async () => {

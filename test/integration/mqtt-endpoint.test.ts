@@ -6,7 +6,7 @@ import { createServer, type Server, connect as tcpConnect } from 'node:net';
 import { promisify } from 'node:util';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AgentStatus } from '../../agent/agent.js';
+import type { AgentStatus } from '../../agent/api.js';
 import type { PeerInfo } from '../../agent/links/peer-directory.js';
 import {
   type AgentProcess,
@@ -14,10 +14,10 @@ import {
   startAgent,
   stopAllAgents,
   temporaryDir,
-  waitFor,
 } from '../support/agent-process.js';
-import { collectAs, MqttClients, mqttPort, until } from '../support/mqtt-clients.js';
+import { collectAs, MqttClients, mqttPort } from '../support/mqtt-clients.js';
 import { describeWhenAvailable } from '../support/requirements.js';
+import { until } from '../support/until.js';
 
 const run = promisify(execFile);
 const MESH_KEY = 'bXF0dC1lbmRwb2ludC10ZXN0LW1lc2gta2V5LTMyYiE';
@@ -60,9 +60,9 @@ beforeAll(async () => {
   });
   aId = (await a.json<{ id: string }>(['id'])).id;
   bId = (await b.json<{ id: string }>(['id'])).id;
-  await waitFor('the agents to link', async () => {
+  await until('the agents to link', async () => {
     const peers = await a.json<PeerInfo[]>(['peers']);
-    return peers.some((peer) => peer.id === bId && peer.state === 'connected') ? true : undefined;
+    return peers.some((peer) => peer.id === bId && peer.state === 'connected');
   });
   [aMqtt, bMqtt] = [await mqttPort(a), await mqttPort(b)];
 }, 40_000);

@@ -16,9 +16,9 @@ import {
   startAgent,
   stopAllAgents,
   temporaryDir,
-  waitFor,
 } from '../support/agent-process.js';
 import { describeWhenAvailable } from '../support/requirements.js';
+import { until } from '../support/until.js';
 
 const meshKey = generateMeshKey();
 const MiB = 1024 * 1024;
@@ -61,9 +61,9 @@ async function pair(name: string, transferToml: string[]) {
 }
 
 async function linked(agent: AgentProcess, name: string): Promise<void> {
-  await waitFor(`${agent.spec.name} linked to ${name}`, async () => {
+  await until(`${agent.spec.name} linked to ${name}`, async () => {
     const peers = await agent.json<PeerInfo[]>(['peers']);
-    return peers.some((peer) => peer.name === name && peer.state === 'connected') ? true : undefined;
+    return peers.some((peer) => peer.name === name && peer.state === 'connected');
   });
 }
 

@@ -1,6 +1,6 @@
 // `nearmesh stream` between real agents on loopback: standard input piped to a named stream on the peer
 // comes out of `nearmesh stream --receive` there, whole and in order; a name nobody receives is refused.
-import { type ChildProcessByStdio, spawn } from 'node:child_process';
+import type { ChildProcessByStdio } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,23 +8,23 @@ import { generateMeshKey } from '../../agent/config/mesh-key.js';
 import type { PeerInfo } from '../../agent/links/peer-directory.js';
 import {
   type AgentProcess,
-  CLI_PATH,
   type CliResult,
   freePorts,
-  sleep,
   startAgent,
+  startLive,
   stopAllAgents,
-  waitFor,
 } from '../support/agent-process.js';
+import { until } from '../support/until.js';
 
 const meshKey = generateMeshKey();
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
-/** `nearmesh stream --receive <name>` against `agent`, its output piped to this test. */
-function receiveOn(agent: AgentProcess, name: string): ChildProcessByStdio<null, Readable, Readable> {
-  return spawn(process.execPath, [CLI_PATH, 'stream', '--receive', name, '--socket', agent.socketPath], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+/** `nearmesh stream --receive <name>` against `agent`, its output piped to this test, once it receives. */
+function receiveOn(
+  agent: AgentProcess,
+  name: string,
+): Promise<ChildProcessByStdio<null, Readable, Readable>> {
+  return startLive(agent, ['stream', '--receive', name], `"receiving":${JSON.stringify(name)}`);
 }
 
 /** What `output` yields from now on. */
@@ -34,20 +34,32 @@ function collect(output: Readable): Buffer[] {
   return chunks;
 }
 
-/** The sending command succeeded and the receiver printed exactly `bytes` (nothing trailing behind). */
-async function expectDelivered(sent: CliResult, chunks: Buffer[], bytes: Uint8Array): Promise<void> {
+/**
+ * The sending command succeeded and the receiver printed exactly `bytes`, nothing trailing behind: a second,
+ * small stream from `from` to `name` comes out right after them.
+ */
+async function expectDelivered(
+  sent: CliResult,
+  chunks: Buffer[],
+  bytes: Uint8Array,
+  from: AgentProcess,
+  name: string,
+): Promise<void> {
   expect(sent.stderr).toBe('');
   expect(sent.code).toBe(0);
   const length = (): number => chunks.reduce((sum, chunk) => sum + chunk.length, 0);
-  await waitFor(
-    'every byte at the receiver',
-    async () => (length() >= bytes.length ? true : undefined),
-    20_000,
-    50,
-  );
-  await sleep(300);
-  expect(length()).toBe(bytes.length);
-  expect(sha256(Buffer.concat(chunks))).toBe(sha256(bytes));
+  await until('every byte at the receiver', () => length() >= bytes.length, {
+    timeoutMs: 20_000,
+    intervalMs: 50,
+  });
+  const marker = Buffer.from('-- the next stream --');
+  const next = await from.cli(['stream', 'bravo', name], 20_000, marker);
+  expect(next.code).toBe(0);
+  await until('the next stream at the receiver', () => length() >= bytes.length + marker.length);
+  expect(length()).toBe(bytes.length + marker.length);
+  const output = Buffer.concat(chunks);
+  expect(sha256(output.subarray(0, bytes.length))).toBe(sha256(bytes));
+  expect(output.subarray(bytes.length)).toEqual(marker);
 }
 
 describe('nearmesh stream between two agents', () => {
@@ -58,23 +70,21 @@ describe('nearmesh stream between two agents', () => {
     const [a, b] = (await freePorts(2)) as [number, number];
     bravo = await startAgent({ name: 'bravo', meshKey, port: b });
     alpha = await startAgent({ name: 'alpha', meshKey, port: a, peers: [`127.0.0.1:${b}`] });
-    await waitFor('alpha linked to bravo', async () => {
+    await until('alpha linked to bravo', async () => {
       const peers = await alpha.json<PeerInfo[]>(['peers']);
-      return peers.some((peer) => peer.name === 'bravo' && peer.state === 'connected') ? true : undefined;
+      return peers.some((peer) => peer.name === 'bravo' && peer.state === 'connected');
     });
   }, 30_000);
 
   afterAll(stopAllAgents);
 
   it('pipes 3 MiB of standard input to the receiving side, whole and in order', async () => {
-    const receiver = receiveOn(bravo, 'camera');
+    const receiver = await receiveOn(bravo, 'camera');
     const chunks = collect(receiver.stdout);
     try {
-      // The receiving client is listening once its request reached the agent.
-      await sleep(700);
       const bytes = randomBytes(3 * 1024 * 1024);
       const sent = await alpha.cli(['stream', 'bravo', 'camera', '--json'], 60_000, bytes);
-      await expectDelivered(sent, chunks, bytes);
+      await expectDelivered(sent, chunks, bytes, alpha, 'camera');
       expect(JSON.parse(sent.stdout)).toMatchObject({ bytes: bytes.length });
     } finally {
       receiver.kill('SIGKILL');
@@ -82,9 +92,8 @@ describe('nearmesh stream between two agents', () => {
   }, 90_000);
 
   it('slows the sender to a receiver whose standard output is not read, then delivers every byte', async () => {
-    const receiver = receiveOn(bravo, 'slow');
+    const receiver = await receiveOn(bravo, 'slow');
     try {
-      await sleep(700);
       // Far more than a pipe, both control sockets and the stream's 256 KiB window hold together.
       const bytes = randomBytes(16 * 1024 * 1024);
       let finished = false;
@@ -92,25 +101,24 @@ describe('nearmesh stream between two agents', () => {
         finished = true;
       });
       // Nothing reads the receiver's output yet: without backpressure its CLI would take it all into memory
-      // and the sender would be done in well under a second.
-      await sleep(3_000);
+      // and the sender would be done in well under a second. Kept: time is the subject (held for 3 s).
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
       expect(finished).toBe(false);
       const chunks = collect(receiver.stdout);
-      await expectDelivered(await sending, chunks, bytes);
+      await expectDelivered(await sending, chunks, bytes, alpha, 'slow');
     } finally {
       receiver.kill('SIGKILL');
     }
   }, 90_000);
 
   it('ends both sides with an error when the receiving reader goes away (`| head`)', async () => {
-    const receiver = receiveOn(bravo, 'headed');
+    const receiver = await receiveOn(bravo, 'headed');
     let stderr = '';
     receiver.stderr.on('data', (chunk: Buffer) => {
       stderr += chunk.toString();
     });
     const exited = new Promise<number | null>((resolve) => receiver.once('exit', resolve));
     try {
-      await sleep(700);
       receiver.stdout.once('data', () => receiver.stdout.destroy());
       const sent = await alpha.cli(['stream', 'bravo', 'headed'], 60_000, randomBytes(8 * 1024 * 1024));
       expect(sent.code).not.toBe(0);

@@ -7,8 +7,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { generateMeshKey } from '../../agent/config/mesh-key.js';
-import { freePorts, startAgent, stopAllAgents, waitFor } from '../support/agent-process.js';
+import { freePorts, startAgent, stopAllAgents } from '../support/agent-process.js';
 import { describeWhenAvailable } from '../support/requirements.js';
+import { until } from '../support/until.js';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const PYTHON = '/usr/bin/python3';
@@ -107,12 +108,10 @@ describeWhenAvailable('nearmesh under systemd', whyUnavailable(), () => {
       received += chunk.toString();
     });
     try {
-      await waitFor(
-        'the fake notify socket',
-        async () => (received.includes('ready') ? true : undefined),
-        5_000,
-        20,
-      );
+      await until('the fake notify socket', () => received.includes('ready'), {
+        timeoutMs: 5_000,
+        intervalMs: 20,
+      });
       const [port] = await freePorts(1);
       const agent = await startAgent({
         name: 'under-systemd',
@@ -120,23 +119,16 @@ describeWhenAvailable('nearmesh under systemd', whyUnavailable(), () => {
         port: port!,
         env: { NOTIFY_SOCKET: socket, WATCHDOG_USEC: '300000', JOURNAL_STREAM: '8:12345' },
       });
-      await waitFor('READY=1', async () => (received.includes('READY=1') ? true : undefined), 10_000, 20);
+      await until('READY=1', () => received.includes('READY=1'), { timeoutMs: 10_000, intervalMs: 20 });
       expect(received).toContain(`MAINPID=${agent.child.pid}`);
       expect(received).toMatch(/STATUS=serving as under-systemd \([0-9a-f]{16}\)/);
       // WATCHDOG_USEC 0.3 s: a ping every 0.1 s.
-      await waitFor(
-        'watchdog pings',
-        async () => ((received.match(/WATCHDOG=1/g) ?? []).length >= 5 ? true : undefined),
-        5_000,
-        50,
-      );
+      await until('watchdog pings', () => (received.match(/WATCHDOG=1/g) ?? []).length >= 5, {
+        timeoutMs: 5_000,
+        intervalMs: 50,
+      });
       expect(await agent.stop('SIGTERM')).toBe(0);
-      await waitFor(
-        'STOPPING=1',
-        async () => (received.includes('STOPPING=1') ? true : undefined),
-        5_000,
-        20,
-      );
+      await until('STOPPING=1', () => received.includes('STOPPING=1'), { timeoutMs: 5_000, intervalMs: 20 });
       // Info lines carry journald priority 6, warnings 4 ("<N>" before the JSON).
       expect(agent.output).toMatch(/^<6>\{"level":30,.*"msg":"agent started"/m);
     } finally {

@@ -8,11 +8,10 @@ import {
   freePorts,
   listenTo,
   runCli,
-  sleep,
   startAgent,
   stopAllAgents,
-  waitFor,
 } from '../support/agent-process.js';
+import { until } from '../support/until.js';
 
 const meshKey = generateMeshKey();
 let ports: number[] = [];
@@ -37,8 +36,9 @@ describe('three agents on one IP network', () => {
     }
     for (const agent of agents) ids.push((await agent.json<{ id: string }>(['id'])).id);
     for (const agent of agents) {
-      await waitFor(`${agent.spec.name} linked to both others`, async () =>
-        (await connectedPeers(agent)).length === 2 ? true : undefined,
+      await until(
+        `${agent.spec.name} linked to both others`,
+        async () => (await connectedPeers(agent)).length === 2,
       );
     }
   }, 60_000);
@@ -69,9 +69,20 @@ describe('three agents on one IP network', () => {
           expect(JSON.parse(result.stdout)).toMatchObject({ peer: ids[to], acknowledged: true, count: 1 });
         }
       }
-      await sleep(300);
+      // A last message to each, sent after the others: once it is at the app, the others have arrived too,
+      // and any extra copy of them would have.
+      for (const [to, receiver] of agents.entries()) {
+        const from = (to + 1) % agents.length;
+        expect((await agents[from]!.cli(['send', ids[to]!, 'last'])).code).toBe(0);
+        await until(`the last message at ${receiver.spec.name}`, () =>
+          listeners[to]!.messages.some((message) => message.payload === 'last'),
+        );
+      }
       for (const [to, listener] of listeners.entries()) {
-        const got = listener.messages.map((message) => `${message.from}:${message.payload}`).sort();
+        const got = listener.messages
+          .filter((message) => message.payload !== 'last')
+          .map((message) => `${message.from}:${message.payload}`)
+          .sort();
         const expected = agents
           .map((_, from) => from)
           .filter((from) => from !== to)
@@ -94,11 +105,7 @@ describe('three agents on one IP network', () => {
       const bytes = Buffer.from([0, 1, 2, 0xfe, 0xff]);
       const result = await agents[0]!.cli(['send', ids[1]!, '-'], 20_000, bytes);
       expect(result.code).toBe(0);
-      await waitFor(
-        'the binary message',
-        async () => (listener.messages.length > 0 ? true : undefined),
-        5_000,
-      );
+      await until('the binary message', () => listener.messages.length > 0, { timeoutMs: 5_000 });
       expect(Buffer.from(listener.messages[0]!.payload_base64, 'base64')).toEqual(bytes);
     } finally {
       listener.stop();
@@ -111,11 +118,7 @@ describe('three agents on one IP network', () => {
       const result = await agents[0]!.cli(['send', '--unreliable', ids[2]!, 'best effort', '--json']);
       expect(result.code).toBe(0);
       expect(JSON.parse(result.stdout)).toEqual({ peer: ids[2], sent: true });
-      await waitFor(
-        'the unreliable message',
-        async () => (listener.messages.length > 0 ? true : undefined),
-        5_000,
-      );
+      await until('the unreliable message', () => listener.messages.length > 0, { timeoutMs: 5_000 });
       expect(listener.messages[0]?.payload).toBe('best effort');
     } finally {
       listener.stop();
@@ -141,8 +144,9 @@ describe('three agents on one IP network', () => {
     const refusals = async (agent: AgentProcess): Promise<number> =>
       (await agent.json<{ counters: Record<string, number> }>(['status'])).counters['handshake.refused'] ?? 0;
     // Both re-dial with backoff: several refusals each, yet a single log line each.
-    await waitFor('repeated refusals', async () =>
-      (await refusals(outsider)) >= 3 && (await refusals(prober)) >= 2 ? true : undefined,
+    await until(
+      'repeated refusals',
+      async () => (await refusals(outsider)) >= 3 && (await refusals(prober)) >= 2,
     );
     expect(await outsider.json<PeerInfo[]>(['peers'])).toEqual([]);
     expect(await prober.json<PeerInfo[]>(['peers'])).toEqual([]);
@@ -161,13 +165,13 @@ describe('three agents on one IP network', () => {
     await victim.stop('SIGKILL');
     const killedAt = Date.now();
     for (const agent of agents.slice(0, 2)) {
-      await waitFor(
+      await until(
         'the killed peer marked disconnected',
         async () => {
           const peers = await agent.json<PeerInfo[]>(['peers']);
-          return peers.find((peer) => peer.id === ids[2])?.state === 'disconnected' ? true : undefined;
+          return peers.find((peer) => peer.id === ids[2])?.state === 'disconnected';
         },
-        10_000,
+        { timeoutMs: 10_000 },
       );
     }
     expect(Date.now() - killedAt).toBeLessThan(10_000);
@@ -180,16 +184,14 @@ describe('three agents on one IP network', () => {
     agents[2] = await startAgent({ ...victim.spec, dir: victim.dir });
     expect((await agents[2].json<{ id: string }>(['id'])).id).toBe(ids[2]);
     for (const agent of agents) {
-      await waitFor(
-        `${agent.spec.name} relinked`,
-        async () => ((await connectedPeers(agent)).length === 2 ? true : undefined),
-        15_000,
-      );
+      await until(`${agent.spec.name} relinked`, async () => (await connectedPeers(agent)).length === 2, {
+        timeoutMs: 15_000,
+      });
     }
     // The queued message went when the peer came back.
-    await waitFor('the queued message delivered', async () => {
+    await until('the queued message delivered', async () => {
       const status = await agents[0]!.json<{ queued: { messages: number } }>(['status']);
-      return status.queued.messages === 0 ? true : undefined;
+      return status.queued.messages === 0;
     });
     const result = await agents[0]!.cli(['send', ids[2]!, 'welcome back']);
     expect(result.code).toBe(0);
@@ -200,23 +202,21 @@ describe('three agents on one IP network', () => {
     frozen.child.kill('SIGSTOP');
     const frozenAt = Date.now();
     try {
-      await waitFor(
+      await until(
         'the frozen peer marked disconnected',
         async () => {
           const peers = await agents[0]!.json<PeerInfo[]>(['peers']);
-          return peers.find((peer) => peer.id === ids[1])?.state === 'disconnected' ? true : undefined;
+          return peers.find((peer) => peer.id === ids[1])?.state === 'disconnected';
         },
-        12_000,
+        { timeoutMs: 12_000 },
       );
       expect(Date.now() - frozenAt).toBeLessThan(10_000);
     } finally {
       frozen.child.kill('SIGCONT');
     }
-    await waitFor(
-      'relinked after resuming',
-      async () => ((await connectedPeers(frozen)).length === 2 ? true : undefined),
-      15_000,
-    );
+    await until('relinked after resuming', async () => (await connectedPeers(frozen)).length === 2, {
+      timeoutMs: 15_000,
+    });
     expect((await agents[0]!.cli(['send', ids[1]!, 'awake?'])).code).toBe(0);
   }, 40_000);
 

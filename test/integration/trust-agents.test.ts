@@ -11,8 +11,8 @@ import {
   listenTo,
   startAgent,
   stopAllAgents,
-  waitFor,
 } from '../support/agent-process.js';
+import { until } from '../support/until.js';
 
 const meshKey = generateMeshKey();
 
@@ -55,17 +55,14 @@ describe('trust between agents: names, revocation, key rotation', () => {
     admin = await start('alpha', 0, []);
     bravo = await start('bravo', 1, [id(admin)]);
     door = await start('door', 2, [id(admin)]);
-    await waitFor('bravo and door linked to alpha', async () =>
-      (await connected(admin)).length === 2 ? true : undefined,
-    );
+    await until('bravo and door linked to alpha', async () => (await connected(admin)).length === 2);
     // Every agent has seen the first "door" before the second one appears.
-    await waitFor('alpha knows door', async () =>
-      (await admin.cli(['send', 'door', 'hi'])).code === 0 ? true : undefined,
-    );
+    await until('alpha knows door', async () => (await admin.cli(['send', 'door', 'hi'])).code === 0);
     impostor = await start('door', 3, [id(admin)]);
     for (const agent of everyone()) {
-      await waitFor(`${agent.spec.name} linked to all three others`, async () =>
-        (await connected(agent)).length === 3 ? true : undefined,
+      await until(
+        `${agent.spec.name} linked to all three others`,
+        async () => (await connected(agent)).length === 3,
       );
     }
   }, 60_000);
@@ -105,15 +102,14 @@ describe('trust between agents: names, revocation, key rotation', () => {
     expect(result.stdout).toContain(`revoked ${id(impostor)}`);
     expect(result.stdout).toContain('nearmesh rekey');
     for (const agent of [admin, bravo, door]) {
-      await waitFor(
+      await until(
         `${agent.spec.name} to drop the revoked agent`,
         async () => {
           const status = await agent.json<SecurityView>(['status']);
           const links = await connected(agent);
-          return status.security.revoked === 1 && !links.includes(id(impostor)) ? true : undefined;
+          return status.security.revoked === 1 && !links.includes(id(impostor));
         },
-        5_000,
-        100,
+        { timeoutMs: 5_000, intervalMs: 100 },
       );
     }
     console.log(`revocation: every agent refused the revoked one after ${Date.now() - startedAtMs} ms`);
@@ -126,8 +122,8 @@ describe('trust between agents: names, revocation, key rotation', () => {
       const send = await bravo.cli(['send', 'door', 'after the revocation']);
       expect(send.stderr).toBe('');
       expect(send.code).toBe(0);
-      await waitFor('door to get it', async () =>
-        listener.messages.some((message) => message.payload === 'after the revocation') ? true : undefined,
+      await until('door to get it', () =>
+        listener.messages.some((message) => message.payload === 'after the revocation'),
       );
     } finally {
       listener.stop();
@@ -140,8 +136,9 @@ describe('trust between agents: names, revocation, key rotation', () => {
     expect(result.stderr).toBe('');
     expect(result.stdout).toContain('epoch 1');
     for (const agent of [admin, bravo, door]) {
-      await waitFor(`${agent.spec.name} on key epoch 1`, async () =>
-        (await agent.json<SecurityView>(['status'])).security.key_epoch === 1 ? true : undefined,
+      await until(
+        `${agent.spec.name} on key epoch 1`,
+        async () => (await agent.json<SecurityView>(['status'])).security.key_epoch === 1,
       );
     }
     // The revoked agent never gets it.
@@ -163,11 +160,9 @@ describe('trust between agents: names, revocation, key rotation', () => {
       peers: [`127.0.0.1:${ports[1]}`],
       security: { admins: [id(admin)] },
     });
-    await waitFor('the newcomer linked and on epoch 1', async () => {
+    await until('the newcomer linked and on epoch 1', async () => {
       const status = await newcomer.json<SecurityView>(['status']);
-      return status.security.key_epoch === 1 && (await connected(newcomer)).includes(id(bravo))
-        ? true
-        : undefined;
+      return status.security.key_epoch === 1 && (await connected(newcomer)).includes(id(bravo));
     });
   });
 });

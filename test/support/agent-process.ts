@@ -1,13 +1,15 @@
 // Real agents as child processes for integration and system tests: writes a TOML config, starts
 // `nearmesh agent`, waits until its control socket answers, runs CLI commands against it, and
 // always cleans up (every started process is killed in stopAllAgents()).
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, type ChildProcessByStdio, execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { CallResultRow } from '../../agent/console/format.js';
+import type { Readable } from 'node:stream';
+import type { CallResultRow } from '../../agent/api.js';
 import type { ListenEvent } from '../../agent/control/wire.js';
+import { until } from './until.js';
 
 export const CLI_PATH = resolve(import.meta.dirname, '../../dist/agent/cli/main.js');
 
@@ -95,6 +97,15 @@ export class AgentProcess {
     return runCli([...args, '--socket', this.socketPath], timeoutMs, this.spec.netns, stdin);
   }
 
+  /** Starts `nearmesh <args> --socket <this agent's socket>` and returns it running, its output piped. */
+  spawnCli(args: string[], socketPath = this.socketPath): ChildProcessByStdio<null, Readable, Readable> {
+    const fullArgs = [CLI_PATH, ...args, '--socket', socketPath];
+    const options = { stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'] };
+    return this.spec.netns === undefined
+      ? spawn(process.execPath, fullArgs, options)
+      : spawn('ip', ['netns', 'exec', this.spec.netns, process.execPath, ...fullArgs], options);
+  }
+
   async json<T>(args: string[]): Promise<T> {
     const result = await this.cli([...args, '--json']);
     if (result.code !== 0)
@@ -103,15 +114,17 @@ export class AgentProcess {
   }
 
   async waitReady(timeoutMs = 15_000): Promise<{ id: string; name: string }> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      if (this.child.exitCode !== null)
-        throw new Error(`agent ${this.spec.name} exited early:\n${this.output}`);
-      const result = await this.cli(['id', '--json']);
-      if (result.code === 0) return JSON.parse(result.stdout) as { id: string; name: string };
-      if (Date.now() > deadline) throw new Error(`agent ${this.spec.name} not ready:\n${this.output}`);
-      await sleep(100);
-    }
+    const result = await until(
+      () => `agent ${this.spec.name} to answer on its control socket:\n${this.output}`,
+      async () => {
+        if (this.child.exitCode !== null)
+          throw new Error(`agent ${this.spec.name} exited early:\n${this.output}`);
+        const answer = await this.cli(['id', '--json']);
+        return answer.code === 0 ? answer : undefined;
+      },
+      { timeoutMs, intervalMs: 100 },
+    );
+    return JSON.parse(result.stdout) as { id: string; name: string };
   }
 
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
@@ -238,40 +251,60 @@ export async function freePorts(count: number): Promise<number[]> {
   return ports;
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolveSleep) => setTimeout(resolveSleep, ms));
-}
-
-/** Polls `check` until it returns a value other than undefined, or fails with `what`. */
-export async function waitFor<T>(
-  what: string,
-  check: () => Promise<T | undefined>,
-  timeoutMs = 15_000,
-  intervalMs = 200,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(intervalMs);
-  }
-}
-
 export interface Listener {
   readonly messages: ListenEvent[];
   stop(): void;
 }
 
-/** Runs `nearmesh listen --json` against an agent and collects what it prints. */
+/**
+ * Starts a CLI command that stays connected (`listen`, `stream --receive`) against `agent`, and resolves once
+ * the agent has answered its request with a line containing `answer`: from then on the command is live. The
+ * command reaches the agent through a relay on a socket of our own, which sees that answer go by.
+ */
+export async function startLive(
+  agent: AgentProcess,
+  args: string[],
+  answer: string,
+): Promise<ChildProcessByStdio<null, Readable, Readable>> {
+  const relayPath = join(temporaryDir('nearmesh-relay-'), 'control.sock');
+  let answers = '';
+  const relay = createServer((commandSide) => {
+    const agentSide = connect(agent.socketPath);
+    agentSide.on('data', (chunk: Buffer) => {
+      if (answers.length < 64 * 1024) answers += chunk.toString();
+    });
+    commandSide.pipe(agentSide).pipe(commandSide);
+    for (const [side, other] of [
+      [commandSide, agentSide],
+      [agentSide, commandSide],
+    ] as const) {
+      side.on('error', () => other.destroy());
+      side.on('close', () => other.destroy());
+    }
+  });
+  await new Promise<void>((resolveListen) => relay.listen(relayPath, resolveListen));
+  const child = agent.spawnCli(args, relayPath);
+  try {
+    await until(
+      () =>
+        `nearmesh ${args.join(' ')} live on ${agent.spec.name} (the agent answered ${JSON.stringify(answers)})`,
+      () => {
+        if (child.exitCode !== null) throw new Error(`nearmesh ${args.join(' ')} exited (${child.exitCode})`);
+        return answers.split('\n').some((line) => line.includes(answer));
+      },
+    );
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw error;
+  } finally {
+    relay.close(); // takes no new connections; the command's stays up
+  }
+  return child;
+}
+
+/** Runs `nearmesh listen --json` against an agent and collects what it prints; resolves once it is live. */
 export async function listenTo(agent: AgentProcess): Promise<Listener> {
-  const args = [CLI_PATH, 'listen', '--json', '--socket', agent.socketPath];
-  const child =
-    agent.spec.netns === undefined
-      ? spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn('ip', ['netns', 'exec', agent.spec.netns, process.execPath, ...args], {
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
+  const child = await startLive(agent, ['listen', '--json'], '"listening":true');
   const messages: Listener['messages'] = [];
   let buffered = '';
   child.stdout.on('data', (chunk: Buffer) => {
@@ -281,7 +314,5 @@ export async function listenTo(agent: AgentProcess): Promise<Listener> {
     for (const line of lines)
       if (line !== '') messages.push(JSON.parse(line) as Listener['messages'][number]);
   });
-  // The subscription is live once the agent counts the client; give the process a moment to connect.
-  await sleep(700);
   return { messages, stop: () => child.kill('SIGKILL') };
 }

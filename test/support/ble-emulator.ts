@@ -4,6 +4,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { whyEmulatorUnavailable } from '../../scripts/ble-emulator/emulator.js';
 import { describeWhenAvailable } from './requirements.js';
+import { until } from './until.js';
 
 export const CHILDREN_DIR = resolve(import.meta.dirname, '../system/children');
 
@@ -23,7 +24,6 @@ export class JsonChild {
   readonly messages: ChildMessage[] = [];
   stderr = '';
   readonly exited: Promise<number | null>;
-  private waiters: (() => void)[] = [];
   private closed = false;
 
   constructor(
@@ -48,7 +48,6 @@ export class JsonChild {
           this.messages.push({ event: 'text', text: line });
         }
       }
-      this.wake();
     });
     this.child.stderr?.on('data', (chunk: Buffer) => {
       this.stderr = `${this.stderr}${chunk.toString('utf8')}`.slice(-64 * 1024);
@@ -58,14 +57,9 @@ export class JsonChild {
       this.child.once('close', (code) => {
         running.delete(this);
         this.closed = true;
-        this.wake();
         done(code);
       }),
     );
-  }
-
-  private wake(): void {
-    for (const waiter of this.waiters.splice(0)) waiter();
   }
 
   /** The first message with this event (and matching the test, if given), waiting up to timeoutMs. */
@@ -74,31 +68,23 @@ export class JsonChild {
     timeoutMs = 15_000,
     test: (message: ChildMessage) => boolean = () => true,
   ): Promise<ChildMessage> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const found = this.messages.find((m) => m.event === event && test(m));
-      if (found !== undefined) return found;
-      const failure = this.messages.find((m) => m.event === 'error');
-      if (failure !== undefined) throw new Error(`${this.script} failed: ${failure.message}`);
-      if (this.closed) {
-        throw new Error(
-          `${this.script} exited (${this.child.exitCode ?? this.child.signalCode}) before "${event}"\n${this.stderr}`,
-        );
-      }
-      const left = deadline - Date.now();
-      if (left <= 0) {
-        throw new Error(
-          `${this.script}: no "${event}" within ${timeoutMs} ms; got ${JSON.stringify(this.messages).slice(0, 2000)}\n${this.stderr}`,
-        );
-      }
-      await new Promise<void>((done) => {
-        const timer = setTimeout(done, Math.min(left, 1000));
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          done();
-        });
-      });
-    }
+    return until(
+      () =>
+        `"${event}" from ${this.script}; got ${JSON.stringify(this.messages).slice(0, 2000)}\n${this.stderr}`,
+      () => {
+        const found = this.messages.find((m) => m.event === event && test(m));
+        if (found !== undefined) return found;
+        const failure = this.messages.find((m) => m.event === 'error');
+        if (failure !== undefined) throw new Error(`${this.script} failed: ${failure.message}`);
+        if (this.closed) {
+          throw new Error(
+            `${this.script} exited (${this.child.exitCode ?? this.child.signalCode}) before "${event}"\n${this.stderr}`,
+          );
+        }
+        return undefined;
+      },
+      { timeoutMs },
+    );
   }
 
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {

@@ -3,6 +3,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { until } from './until.js';
 
 const CHILD = join(import.meta.dirname, '..', 'system', 'children', 'mdns-child.mjs');
 const WAIT_MS = 15_000;
@@ -51,15 +52,17 @@ export class MdnsProcess {
     what: string,
     from = 0,
   ): Promise<MdnsChildEvent> {
-    const deadline = Date.now() + WAIT_MS;
-    for (;;) {
-      const event = this.events.slice(from).find(isWanted);
-      if (event !== undefined) return event;
-      if (Date.now() > deadline || this.#child.exitCode !== null) {
-        throw new Error(`no ${what}; events: ${JSON.stringify(this.events)}; stderr: ${this.#stderr}`);
-      }
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    const failure = () => `${what}; events: ${JSON.stringify(this.events)}; stderr: ${this.#stderr}`;
+    return until(
+      failure,
+      () => {
+        const event = this.events.slice(from).find(isWanted);
+        if (event !== undefined) return event;
+        if (this.#child.exitCode !== null) throw new Error(`the child exited before ${failure()}`);
+        return undefined;
+      },
+      { timeoutMs: WAIT_MS, intervalMs: 20 },
+    );
   }
 
   async stop(): Promise<void> {

@@ -20,8 +20,8 @@ import {
   startAgent,
   stopAllAgents,
   temporaryDir,
-  waitFor,
 } from './agent-process.js';
+import { until } from './until.js';
 
 export const MESH_LAB_PORT = 7450;
 
@@ -254,10 +254,10 @@ export class MeshLab {
     await Promise.all(
       [...this.#agents.keys()].map((node) => {
         const wanted = JSON.stringify(expected(node).sort());
-        return waitFor(
+        return until(
           `${node} linked to ${wanted}`,
-          async () => (JSON.stringify((await this.connected(node)).sort()) === wanted ? true : undefined),
-          timeoutMs,
+          async () => JSON.stringify((await this.connected(node)).sort()) === wanted,
+          { timeoutMs },
         );
       }),
     );

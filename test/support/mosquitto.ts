@@ -7,6 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import { connect as tcpConnect } from 'node:net';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
+import { until } from './until.js';
 
 export const MOSQUITTO = '/usr/sbin/mosquitto';
 
@@ -66,14 +67,16 @@ export class Mosquitto {
     });
     this.#process = child;
     const ports = [this.port, ...(this.tls === undefined ? [] : [this.tls.port])];
-    const deadline = Date.now() + 5000;
-    for (const port of ports) {
-      while (!(await portAccepts(port))) {
-        if (child.exitCode !== null || Date.now() > deadline)
+    await until(
+      () => `mosquitto to accept on ${ports.join(' and ')}: ${this.#stderr}`,
+      async () => {
+        if (child.exitCode !== null)
           throw new Error(`mosquitto did not start (exit ${child.exitCode}): ${this.#stderr}`);
-        await sleep(20);
-      }
-    }
+        for (const port of ports) if (!(await portAccepts(port))) return false;
+        return true;
+      },
+      { timeoutMs: 5000, intervalMs: 20 },
+    );
   }
 
   /** SIGTERM lets mosquitto write its persistence file before it exits. */
@@ -86,5 +89,3 @@ export class Mosquitto {
     await exited;
   }
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -1,8 +1,8 @@
 // mqtt.js clients of the MQTT integration tests (the broker on its own, agents' endpoints): connecting,
 // ending them all after the tests, collecting what they receive, and waiting for it.
 import { connectAsync, type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
-import type { AgentStatus } from '../../agent/agent.js';
-import { type AgentProcess, waitFor } from './agent-process.js';
+import type { AgentStatus } from '../../agent/api.js';
+import type { AgentProcess } from './agent-process.js';
 
 /** The clients a test file opened: connect() them, endAll() in its afterAll or afterEach. */
 export class MqttClients {
@@ -56,9 +56,4 @@ export function collectAs<T>(
 /** Everything `c` receives from now on. */
 export function collect(c: MqttClient): Received[] {
   return collectAs(c, (topic, payload, packet) => ({ topic, payload, packet }));
-}
-
-/** Polls `condition` every 20 ms; fails naming `what` when it does not hold within `timeoutMs`. */
-export async function until(what: string, condition: () => boolean, timeoutMs = 15_000): Promise<void> {
-  await waitFor(what, async () => (condition() ? true : undefined), timeoutMs, 20);
 }

@@ -7,6 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { generateMeshKey } from '../../agent/config/mesh-key.js';
 import type { PeerInfo } from '../../agent/links/peer-directory.js';
@@ -15,16 +16,10 @@ import {
   startEmulator,
   whyEmulatorUnavailable,
 } from '../../scripts/ble-emulator/emulator.js';
-import {
-  type AgentProcess,
-  listenTo,
-  sleep,
-  startAgent,
-  stopAllAgents,
-  waitFor,
-} from '../support/agent-process.js';
+import { type AgentProcess, listenTo, startAgent, stopAllAgents } from '../support/agent-process.js';
 import { VethLan, whyNetnsUnavailable } from '../support/netns.js';
 import { describeWhenAvailable } from '../support/requirements.js';
+import { until } from '../support/until.js';
 
 const lan = new VethLan('upgrade', 91);
 
@@ -79,17 +74,16 @@ describeWhenAvailable(
     });
 
     it('links over BLE, learns the endpoint over it and moves traffic to TCP (peers --json)', async () => {
-      const upgraded = await waitFor(
+      const upgraded = await until(
         'alpha on Wi-Fi to bravo with BLE on standby',
         async () => {
           const peer = await peerAt(alpha, 'up-bravo');
           return peer?.medium === 'wifi' && peer.media.includes('ble') ? peer : undefined;
         },
-        40_000,
-        250,
+        { timeoutMs: 40_000, intervalMs: 250 },
       );
       expect(upgraded.address).toMatch(/^10\.77\.91\.2:7450$|^10\.77\.91\.2:\d+$/);
-      const atBravo = await waitFor('bravo on Wi-Fi too', async () => {
+      const atBravo = await until('bravo on Wi-Fi too', async () => {
         const peer = await peerAt(bravo, 'up-alpha');
         return peer?.medium === 'wifi' ? peer : undefined;
       });
@@ -101,14 +95,12 @@ describeWhenAvailable(
     it('falls back to BLE when the LAN goes, keeps delivering, and upgrades again when it returns', async () => {
       setVeth('down');
       const cutAt = Date.now();
-      await waitFor(
-        'traffic on BLE',
-        async () => ((await peerAt(alpha, 'up-bravo'))?.medium === 'ble' ? true : undefined),
-        15_000,
-        100,
-      );
+      await until('traffic on BLE', async () => (await peerAt(alpha, 'up-bravo'))?.medium === 'ble', {
+        timeoutMs: 15_000,
+        intervalMs: 100,
+      });
       // When the agent itself moved the traffic, from its log (the CLI polling above adds its own delay).
-      const fellBackAt = await waitFor('the fallback in the log', async () => fallbackLoggedAt(alpha, cutAt));
+      const fellBackAt = await until('the fallback in the log', () => fallbackLoggedAt(alpha, cutAt));
       const noticedMs = fellBackAt - cutAt;
       console.log(`[upgrade] Wi-Fi loss noticed and traffic on BLE after ${noticedMs} ms`);
       // The promise to users: a lost Wi-Fi link is noticed, and traffic is on BLE, within 3 s.
@@ -117,12 +109,10 @@ describeWhenAvailable(
       expect(JSON.parse(sent.stdout)).toMatchObject({ acknowledged: true });
 
       setVeth('up');
-      await waitFor(
-        'traffic back on Wi-Fi',
-        async () => ((await peerAt(alpha, 'up-bravo'))?.medium === 'wifi' ? true : undefined),
-        30_000,
-        250,
-      );
+      await until('traffic back on Wi-Fi', async () => (await peerAt(alpha, 'up-bravo'))?.medium === 'wifi', {
+        timeoutMs: 30_000,
+        intervalMs: 250,
+      });
     }, 60_000);
 
     it('carries 5,000 numbered reliable messages across two cuts of the LAN, each once and in order', async () => {
@@ -159,33 +149,29 @@ describeWhenAvailable(
               ...(last ? ['--timeout', '240000'] : ['--no-wait']),
             ];
             results.push(await alpha.cli(args, 300_000, lines));
-            if (!last) await sleep(BATCH_EVERY_MS);
+            if (!last) await sleep(BATCH_EVERY_MS); // Kept: pacing, an app sending in batches
           }
           return results;
         })();
         for (let cut = 1; cut <= 2; cut++) {
-          await waitFor(
-            `the stream past ${cut * 400}`,
-            async () => (arrived().length >= cut * 400 ? true : undefined),
-            60_000,
-            50,
-          );
+          await until(`the stream past ${cut * 400}`, () => arrived().length >= cut * 400, {
+            timeoutMs: 60_000,
+            intervalMs: 50,
+          });
           setVeth('down');
-          await waitFor(
-            `traffic on BLE (cut ${cut})`,
-            async () => ((await medium()) === 'ble' ? true : undefined),
-            15_000,
-            100,
-          );
+          await until(`traffic on BLE (cut ${cut})`, async () => (await medium()) === 'ble', {
+            timeoutMs: 15_000,
+            intervalMs: 100,
+          });
           const duringCut = arrived().length;
-          await sleep(1_500);
+          await until(`messages over BLE (cut ${cut})`, () => arrived().length > duringCut, {
+            timeoutMs: 30_000,
+          });
           setVeth('up');
-          await waitFor(
-            `traffic back on Wi-Fi (cut ${cut})`,
-            async () => ((await medium()) === 'wifi' ? true : undefined),
-            30_000,
-            250,
-          );
+          await until(`traffic back on Wi-Fi (cut ${cut})`, async () => (await medium()) === 'wifi', {
+            timeoutMs: 30_000,
+            intervalMs: 250,
+          });
           console.log(`[upgrade] cut ${cut}: ${duringCut} of ${COUNT} arrived when traffic moved to BLE`);
           // The cut happened mid-stream, not after it.
           expect(duringCut).toBeLessThan(COUNT);
@@ -199,12 +185,12 @@ describeWhenAvailable(
         expect(
           results.reduce((sum, result) => sum + (JSON.parse(result.stdout) as { count: number }).count, 0),
         ).toBe(COUNT);
-        await waitFor(
-          'every message at bravo',
-          async () => (arrived().length >= COUNT ? true : undefined),
-          30_000,
+        await until('every message at bravo', () => arrived().length >= COUNT, { timeoutMs: 30_000 });
+        // One more, sent after them all: once it is at bravo, no late copy of theirs is still coming.
+        expect((await alpha.cli(['send', 'up-bravo', 'after-the-stream'])).code).toBe(0);
+        await until('the message after the stream', () =>
+          listener.messages.some((message) => message.payload === 'after-the-stream'),
         );
-        await sleep(1_000);
         expect(arrived()).toEqual(Array.from({ length: COUNT }, (_, index) => `n-${index}`));
         const fallbacks = alpha.output.split('\n').filter((line) => line.includes('fell back to ble')).length;
         expect(fallbacks - fallbacksBefore).toBe(2);
@@ -239,36 +225,59 @@ describeWhenAvailable(
       ]);
       const medium = async (): Promise<string | null | undefined> =>
         (await peerAt(alpha, 'up-bravo'))?.medium;
+      const push = alpha.spawnCli(['push', 'up-bravo', path, '--json']);
+      let stdout = '';
+      let stderr = '';
+      push.stdout.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString();
+      });
+      push.stderr.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+      });
+      const exited = new Promise<number | null>((resolveExit) => push.once('exit', resolveExit));
+      type PushEvent = { type: string; bytesAcked?: number };
+      const events = (): PushEvent[] =>
+        stdout
+          .split('\n')
+          .slice(0, -1)
+          .map((line) => JSON.parse(line) as PushEvent);
+      const acked = (from = 0): number =>
+        Math.max(
+          0,
+          ...events()
+            .slice(from)
+            .map((event) => event.bytesAcked ?? 0),
+        );
       try {
-        const pushing = alpha.cli(['push', 'up-bravo', path, '--json'], 240_000);
-        await sleep(3_000);
+        // Cut once the push is well under way (5 MiB of 50 acknowledged), so it lands in the middle of it.
+        await until('the push under way', () => acked() >= 5 * 1024 * 1024, { timeoutMs: 60_000 });
         setVeth('down');
-        await waitFor(
-          'traffic on BLE',
-          async () => ((await medium()) === 'ble' ? true : undefined),
-          15_000,
-          100,
+        await until('traffic on BLE', async () => (await medium()) === 'ble', {
+          timeoutMs: 15_000,
+          intervalMs: 100,
+        });
+        await until(
+          'the push waiting for the LAN',
+          () => events().some((event) => event.type === 'waiting'),
+          {
+            timeoutMs: 30_000,
+          },
         );
-        await sleep(1_000);
+        const waitedAt = events().length;
+        const ackedBeforeCut = acked();
         setVeth('up');
-        await waitFor(
-          'traffic back on Wi-Fi',
-          async () => ((await medium()) === 'wifi' ? true : undefined),
-          30_000,
-          250,
-        );
-        await sleep(1_000);
+        await until('traffic back on Wi-Fi', async () => (await medium()) === 'wifi', {
+          timeoutMs: 30_000,
+          intervalMs: 250,
+        });
+        // Restart the receiver once the push has moved on over the LAN again, so it has more to keep.
+        await until('the push going again', () => acked(waitedAt) > ackedBeforeCut, { timeoutMs: 60_000 });
         await bravo.stop('SIGTERM');
         bravo = await startAgent({ ...bravo.spec, dir: bravo.dir });
-        const pushed = await pushing;
-        expect(pushed.stderr).toBe('');
-        expect(pushed.code).toBe(0);
-        const events = pushed.stdout
-          .split('\n')
-          .filter((line) => line !== '')
-          .map((line) => JSON.parse(line) as { type: string });
-        const waits = events.filter((event) => event.type === 'waiting');
-        const sent = events.at(-1) as { type: string; size: number; resumedFrom: number };
+        expect(await exited).toBe(0);
+        expect(stderr).toBe('');
+        const waits = events().filter((event) => event.type === 'waiting');
+        const sent = events().at(-1) as unknown as { type: string; size: number; resumedFrom: number };
         console.log(
           `[upgrade] push: ${waits.length} interruption(s), last attempt resumed from byte ${sent.resumedFrom}`,
         );
@@ -279,6 +288,7 @@ describeWhenAvailable(
         const digest = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
         expect(digest(readFileSync(join(bravo.dir, 'inbox', basename(path))))).toBe(digest(bytes));
       } finally {
+        push.kill('SIGKILL');
         execFileSync('ip', ['netns', 'exec', lan.a, 'tc', 'qdisc', 'del', 'dev', 'veth0', 'root']);
         rmSync(path, { force: true });
       }

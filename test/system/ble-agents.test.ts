@@ -15,10 +15,10 @@ import {
   startAgent,
   stopAllAgents,
   temporaryDir,
-  waitFor,
   writeConfig,
 } from '../support/agent-process.js';
 import { describeWithBleEmulator, JsonChild, stopAllChildren } from '../support/ble-emulator.js';
+import { until } from '../support/until.js';
 
 interface BleAgent {
   name: string;
@@ -80,8 +80,14 @@ describeWithBleEmulator('agents over BLE only (emulated controllers)', () => {
       (await agent.json<PeerInfo[]>(['peers'])).find(
         (peer) => peer.name === name && peer.state === 'connected',
       );
-    const bravoAtAlpha = await waitFor('alpha linked to bravo', () => linked(alpha, 'bravo'), 20_000, 50);
-    const alphaAtBravo = await waitFor('bravo linked to alpha', () => linked(bravo, 'alpha'), 20_000, 50);
+    const bravoAtAlpha = await until('alpha linked to bravo', () => linked(alpha, 'bravo'), {
+      timeoutMs: 20_000,
+      intervalMs: 50,
+    });
+    const alphaAtBravo = await until('bravo linked to alpha', () => linked(bravo, 'alpha'), {
+      timeoutMs: 20_000,
+      intervalMs: 50,
+    });
     const linkedMs = performance.now() - startedAtMs;
     expect(bravoAtAlpha.medium).toBe('ble');
     expect(alphaAtBravo.medium).toBe('ble');
@@ -96,7 +102,7 @@ describeWithBleEmulator('agents over BLE only (emulated controllers)', () => {
         const sent = await from.cli(['send', toName, `over BLE to ${toName}`, '--json']);
         expect(sent.stderr).toBe('');
         expect(JSON.parse(sent.stdout)).toMatchObject({ acknowledged: true });
-        await waitFor('the message', async () => (listener.messages.length > 0 ? true : undefined), 5_000);
+        await until('the message', () => listener.messages.length > 0, { timeoutMs: 5_000 });
         expect(listener.messages).toEqual([
           expect.objectContaining({ from: fromInfo.id, payload: `over BLE to ${toName}` }),
         ]);
@@ -159,28 +165,22 @@ describeWithBleEmulator('a BLE peer that is killed and comes back (per-open cont
     const [alpha, bravo] = await Promise.all([startAgent(alphaSpec!), startAgent(bravoSpec!)]);
     const bravoState = async () =>
       (await alpha.json<PeerInfo[]>(['peers'])).find((peer) => peer.name === 'bravo')?.state;
-    await waitFor('alpha linked to bravo', async () =>
-      (await bravoState()) === 'connected' ? true : undefined,
-    );
+    await until('alpha linked to bravo', async () => (await bravoState()) === 'connected');
 
     await bravo.stop('SIGKILL');
     const killedAt = performance.now();
-    await waitFor(
-      'alpha noticed',
-      async () => ((await bravoState()) !== 'connected' ? true : undefined),
-      10_000,
-      50,
-    );
+    await until('alpha noticed', async () => (await bravoState()) !== 'connected', {
+      timeoutMs: 10_000,
+      intervalMs: 50,
+    });
     const noticedMs = performance.now() - killedAt;
 
     const restartedAt = performance.now();
     await startAgent({ ...bravoSpec!, dir: bravo.dir });
-    await waitFor(
-      'alpha re-linked to bravo',
-      async () => ((await bravoState()) === 'connected' ? true : undefined),
-      20_000,
-      50,
-    );
+    await until('alpha re-linked to bravo', async () => (await bravoState()) === 'connected', {
+      timeoutMs: 20_000,
+      intervalMs: 50,
+    });
     // An orderly stop releases both libraries and exits.
     const stoppingAt = performance.now();
     expect(await alpha.stop('SIGTERM')).toBe(0);
@@ -217,18 +217,16 @@ describeWithBleEmulator('an agent at its BLE link limit (ble.max_links)', () => 
       (await agent.json<PeerInfo[]>(['peers']))
         .filter((peer) => peer.state === 'connected')
         .map((p) => p.name);
-    await waitFor(
-      'left and right linked',
-      async () => ((await connected(left)).includes('right') ? true : undefined),
-      20_000,
-    );
+    await until('left and right linked', async () => (await connected(left)).includes('right'), {
+      timeoutMs: 20_000,
+    });
     expect(await connected(right)).toContain('left');
-    await waitFor(
-      'the hub linked once',
-      async () => ((await connected(hub)).length === 1 ? true : undefined),
-      20_000,
-    );
+    await until('the hub linked once', async () => (await connected(hub)).length === 1, {
+      timeoutMs: 20_000,
+    });
     // The hub now advertises that it is not accepting links, and turns away any central that dials anyway.
+    // Kept: time is the subject (it stays at one link for 3 s while the others scan); no event marks a
+    // dial that did not happen.
     for (let check = 0; check < 6; check++) {
       expect((await connected(hub)).length).toBe(1);
       await new Promise((resolve) => setTimeout(resolve, 500));
@@ -257,36 +255,30 @@ describeWithBleEmulator('an agent whose BLE adapters are unplugged and plugged b
     ];
     const bravoState = async () =>
       (await alpha.json<PeerInfo[]>(['peers'])).find((peer) => peer.name === 'bravo')?.state;
-    await waitFor('alpha linked to bravo', async () =>
-      (await bravoState()) === 'connected' ? true : undefined,
-    );
+    await until('alpha linked to bravo', async () => (await bravoState()) === 'connected');
 
     await Promise.all([emulator.unplug(0), emulator.unplug(1)]);
-    await waitFor(
-      'alpha lost bravo',
-      async () => ((await bravoState()) !== 'connected' ? true : undefined),
-      10_000,
-      50,
+    await until('alpha lost bravo', async () => (await bravoState()) !== 'connected', {
+      timeoutMs: 10_000,
+      intervalMs: 50,
+    });
+    await until(
+      'alpha reported both adapters lost',
+      () => (alpha.output.match(/adapter lost/g) ?? []).length >= 2,
     );
-    await waitFor('alpha reported both adapters lost', async () =>
-      (alpha.output.match(/adapter lost/g) ?? []).length >= 2 ? true : undefined,
-    );
-    // Unplugged for a while: the agent keeps answering and keeps retrying.
+    // Unplugged for a while: the agent keeps answering and keeps retrying. Kept: time is the subject, past
+    // the first retry (1 s), so reopening must outlive a failed attempt (which nothing logs or counts).
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     expect((await alpha.json<{ ble: string }>(['status'])).ble).toBe('on');
 
     const pluggedAt = performance.now();
     await Promise.all([emulator.replug(0), emulator.replug(1)]);
-    await waitFor(
-      'alpha re-linked to bravo',
-      async () => ((await bravoState()) === 'connected' ? true : undefined),
-      30_000,
-      100,
-    );
+    await until('alpha re-linked to bravo', async () => (await bravoState()) === 'connected', {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+    });
     // One adapter back may be enough to relink (the dialler's central); wait for the other too.
-    await waitFor('both adapters back', async () =>
-      (alpha.output.match(/adapter back/g) ?? []).length >= 2 ? true : undefined,
-    );
+    await until('both adapters back', () => (alpha.output.match(/adapter back/g) ?? []).length >= 2);
     expect((alpha.output.match(/adapter back/g) ?? []).length).toBe(2);
     const counters = (await alpha.json<{ counters: Record<string, number> }>(['status'])).counters;
     expect(counters['ble.adapters_lost']).toBe(2);
@@ -324,10 +316,10 @@ describeWithBleEmulator('agents with one controller each for both roles (shared 
     const linkedPeers = async (agent: AgentProcess) =>
       (await agent.json<PeerInfo[]>(['peers'])).filter((peer) => peer.state === 'connected');
     for (const agent of agents) {
-      await waitFor(
+      await until(
         `${agent.spec.name} linked to both others`,
-        async () => ((await linkedPeers(agent)).length === 2 ? true : undefined),
-        20_000,
+        async () => (await linkedPeers(agent)).length === 2,
+        { timeoutMs: 20_000 },
       );
     }
     const directions = await Promise.all(
@@ -345,7 +337,10 @@ describeWithBleEmulator('agents with one controller each for both roles (shared 
       const listener = await listenTo(to);
       const sent = await from.cli(['send', toName, '-'], 30_000, payload);
       expect(sent.code, sent.stderr).toBe(0);
-      const received = await waitFor(`${toName} to receive`, async () => listener.messages[0], 10_000, 50);
+      const received = await until(`${toName} to receive`, () => listener.messages[0], {
+        timeoutMs: 10_000,
+        intervalMs: 50,
+      });
       listener.stop();
       expect(Buffer.from(received.payload_base64, 'base64').equals(payload)).toBe(true);
     }
@@ -383,16 +378,12 @@ describeWithBleEmulator('a mesh across media: BLE only, both, Wi-Fi only', () =>
     )) as [AgentProcess, AgentProcess, AgentProcess];
     const routedPeer = (agent: AgentProcess, name: string) => async () =>
       (await agent.json<PeerInfo[]>(['peers'])).find((peer) => peer.name === name && peer.state === 'routed');
-    const charlieAtAlpha = await waitFor(
-      'alpha to reach charlie through bravo',
-      routedPeer(alpha, 'charlie'),
-      20_000,
-    );
-    const alphaAtCharlie = await waitFor(
-      'charlie to reach alpha through bravo',
-      routedPeer(charlie, 'alpha'),
-      20_000,
-    );
+    const charlieAtAlpha = await until('alpha to reach charlie through bravo', routedPeer(alpha, 'charlie'), {
+      timeoutMs: 20_000,
+    });
+    const alphaAtCharlie = await until('charlie to reach alpha through bravo', routedPeer(charlie, 'alpha'), {
+      timeoutMs: 20_000,
+    });
     const bravoId = (await bravo.json<{ id: string }>(['id'])).id;
     expect(charlieAtAlpha).toMatchObject({ hops: 2, next_hop: bravoId });
     expect(alphaAtCharlie).toMatchObject({ hops: 2, next_hop: bravoId });
@@ -408,7 +399,10 @@ describeWithBleEmulator('a mesh across media: BLE only, both, Wi-Fi only', () =>
       const listener = await listenTo(to);
       const sent = await from.cli(['send', toName, `from ${fromName} across media`]);
       expect(sent.code, sent.stderr).toBe(0);
-      const received = await waitFor(`${toName} to receive`, async () => listener.messages[0], 10_000, 50);
+      const received = await until(`${toName} to receive`, () => listener.messages[0], {
+        timeoutMs: 10_000,
+        intervalMs: 50,
+      });
       listener.stop();
       expect(received).toMatchObject({
         from_name: fromName,
@@ -450,7 +444,8 @@ describe('an agent whose BLE adapter is missing', () => {
       port: port!,
       ble: { peripheral: 'hci9', central: 'hci9', enabled: 'auto' },
     });
-    // The BLE libraries' kernel driver used to throw from a 1 s poll timer after a failed start.
+    // The BLE libraries' kernel driver used to throw from a 1 s poll timer after a failed start. Kept: time
+    // is the subject, that timer's two rounds and more.
     await new Promise((resolve) => setTimeout(resolve, 2_500));
     expect(agent.child.exitCode).toBeNull();
     expect((await agent.json<{ ble: string }>(['status'])).ble).toBe('unavailable');

@@ -5,7 +5,6 @@
 // with the scan duty-cycled at 0.25 (Wi-Fi/Bluetooth coexistence), the peer appearing while the scan is paused;
 // and the hint and address rotating (on two controllers per agent and on one), watched by a scanner without
 // the key, which must see neither peer id nor the controllers' own addresses.
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, expect, it } from 'vitest';
 import { type BleEmulator, startEmulator } from '../../scripts/ble-emulator/emulator.js';
 import {
@@ -202,7 +201,7 @@ describeWithBleEmulator('BLE transport: two agents over emulated controllers', (
     const lowStarted = await low.waitFor('started', 15_000);
     expect(lowStarted.scanDuty).toBe(0.25);
     // The dialler scans 2.5 s of every 10 s from here: the other agent starts advertising in the pause.
-    await sleep(3_500);
+    const paused = await low.waitFor('scan-paused', 15_000);
     const high = agent(1, HIGH_PEER_ID);
     const found = await low.waitFor('found', 30_000);
     const lowLink = await low.waitFor('link', 15_000);
@@ -220,7 +219,8 @@ describeWithBleEmulator('BLE transport: two agents over emulated controllers', (
     expect((await low.waitFor('sent')).scanPausedMs).toBeGreaterThan(0);
     console.log(
       `[ble-transport] duty 0.25: the dialler found the peer ${Math.round(found.at - lowStarted.at)} ms after ` +
-        `its scan began (the peer started ${3_500} ms in, during the pause), link at ${lowLink.at} ms`,
+        `its scan began (the peer started ${Math.round(paused.at - lowStarted.at)} ms in, during the pause), ` +
+        `link at ${lowLink.at} ms`,
     );
   }, 90_000);
 });

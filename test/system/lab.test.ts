@@ -7,8 +7,9 @@ import { generateMeshKey } from '../../agent/config/mesh-key.js';
 import type { PeerInfo } from '../../agent/links/peer-directory.js';
 import { Lab } from '../../scripts/lab/lab.js';
 import { chain } from '../../scripts/lab/topology.js';
-import { type AgentProcess, startAgent, stopAllAgents, waitFor } from '../support/agent-process.js';
+import { type AgentProcess, startAgent, stopAllAgents } from '../support/agent-process.js';
 import { describeWithNetns } from '../support/netns.js';
+import { until } from '../support/until.js';
 
 const PORT = 7450;
 const PROBE_PORT = 7460;
@@ -45,16 +46,22 @@ function runInBackground(node: string, script: string, args: string[]): Backgrou
   return background;
 }
 
-// Counts UDP datagrams until SIGTERM, then prints the count.
+// Counts "x" datagrams until the first "end", then prints the count: a link keeps datagrams in order, so
+// by then every "x" that got through has arrived.
 const UDP_COUNTER = `
 const s = require('node:dgram').createSocket('udp4'); let n = 0;
-s.on('message', () => n++);
-s.bind(Number(process.argv[1]), () => console.log('ready'));
-process.on('SIGTERM', () => { console.log(n); process.exit(0); });`;
+s.on('message', (m) => { if (m.toString() === 'x') n++; else { console.log(n); process.exit(0); } });
+s.bind(Number(process.argv[1]), () => console.log('ready'));`;
 
+// Sends count "x" datagrams, then 50 "end" ones (one gets through whatever loss is being tried), 2 ms apart.
 const UDP_SENDER = `
 const [host, port, count] = process.argv.slice(1); const s = require('node:dgram').createSocket('udp4'); let i = 0;
-const next = () => (i++ < Number(count) ? s.send('x', Number(port), host, () => setTimeout(next, 2)) : s.close());
+const total = Number(count) + 50;
+const next = () => {
+  if (i === total) return s.close();
+  const payload = i++ < Number(count) ? 'x' : 'end';
+  s.send(payload, Number(port), host, () => setTimeout(next, 2));
+};
 next();`;
 
 // Accepts one TCP connection and prints how long its bytes took, first byte to end, in ms.
@@ -73,12 +80,10 @@ const s = require('node:net').connect({ host, port: Number(port) }, () => s.end(
 /** Datagrams that arrive at `to` out of `count` sent by `from` over their link. */
 async function udpDelivered(from: string, to: string, count: number): Promise<number> {
   const counter = runInBackground(to, UDP_COUNTER, [String(PROBE_PORT)]);
-  await waitFor(
-    'the UDP counter',
-    async () => (counter.stdout.includes('ready') ? true : undefined),
-    5_000,
-    20,
-  );
+  await until('the UDP counter', () => counter.stdout.includes('ready'), {
+    timeoutMs: 5_000,
+    intervalMs: 20,
+  });
   const sent = lab.exec(from, process.execPath, [
     '-e',
     UDP_SENDER,
@@ -87,16 +92,14 @@ async function udpDelivered(from: string, to: string, count: number): Promise<nu
     String(count),
   ]);
   expect(sent.status).toBe(0);
-  await new Promise((resolveWait) => setTimeout(resolveWait, 200));
-  counter.child.kill('SIGTERM');
-  await counter.exited;
+  await until('the UDP count', () => counter.stdout.split('\n').length > 2, { timeoutMs: 5_000 });
   return Number(counter.stdout.split('\n')[1]);
 }
 
 /** How long `bytes` of TCP take from `from` to `to` over their link, in ms. */
 async function tcpTransferMs(from: string, to: string, bytes: number): Promise<number> {
   const sink = runInBackground(to, TCP_SINK, [String(PROBE_PORT)]);
-  await waitFor('the TCP sink', async () => (sink.stdout.includes('ready') ? true : undefined), 5_000, 20);
+  await until('the TCP sink', () => sink.stdout.includes('ready'), { timeoutMs: 5_000, intervalMs: 20 });
   const sent = lab.exec(from, process.execPath, [
     '-e',
     TCP_SOURCE,
@@ -171,9 +174,9 @@ describeWithNetns('the network-namespace lab (scripts/lab)', () => {
   });
 
   it('links each agent to exactly its neighbours', async () => {
-    await waitFor('n1 linked to n2', connectedTo('n1', ['n2']), 15_000);
-    await waitFor('n2 linked to n1 and n3', connectedTo('n2', ['n1', 'n3']), 15_000);
-    await waitFor('n3 linked to n2', connectedTo('n3', ['n2']), 15_000);
+    await until('n1 linked to n2', connectedTo('n1', ['n2']), { timeoutMs: 15_000 });
+    await until('n2 linked to n1 and n3', connectedTo('n2', ['n1', 'n3']), { timeoutMs: 15_000 });
+    await until('n3 linked to n2', connectedTo('n3', ['n2']), { timeoutMs: 15_000 });
     // The ends have no link to each other; they know each other only through the mesh, two hops away.
     expect((await peersOf('n1')).connected).toEqual(['n2']);
     expect((await peersOf('n3')).connected).toEqual(['n2']);
@@ -190,16 +193,16 @@ describeWithNetns('the network-namespace lab (scripts/lab)', () => {
     try {
       expect(lab.linkStatus('n1', 'n2').up).toBe(false);
       expect(lab.tcpReachable('n1', lab.addressOf('n2', 'n1'), PORT)).toBe(false);
-      await waitFor('n1 to lose n2', connectedTo('n1', []), 10_000);
-      await waitFor('n2 to lose n1', connectedTo('n2', ['n3']), 10_000);
+      await until('n1 to lose n2', connectedTo('n1', []), { timeoutMs: 10_000 });
+      await until('n2 to lose n1', connectedTo('n2', ['n3']), { timeoutMs: 10_000 });
     } finally {
       lab.restore('n1', 'n2');
     }
     expect(lab.linkStatus('n1', 'n2').up).toBe(true);
     expect(lab.tcpReachable('n1', lab.addressOf('n2', 'n1'), PORT)).toBe(true);
     // Redial backoff tops out at 8 s (plus jitter) after failed dials during the cut.
-    await waitFor('n1 relinked to n2', connectedTo('n1', ['n2']), 15_000);
-    await waitFor('n2 relinked to n1', connectedTo('n2', ['n1', 'n3']), 15_000);
+    await until('n1 relinked to n2', connectedTo('n1', ['n2']), { timeoutMs: 15_000 });
+    await until('n2 relinked to n1', connectedTo('n2', ['n1', 'n3']), { timeoutMs: 15_000 });
   }, 35_000);
 
   it('setLoss drops about that share of packets on one link, and 0 turns it off', async () => {

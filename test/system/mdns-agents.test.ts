@@ -4,9 +4,10 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { generateMeshKey } from '../../agent/config/mesh-key.js';
 import type { PeerInfo } from '../../agent/links/peer-directory.js';
-import { type AgentProcess, listenTo, startAgent, stopAllAgents, waitFor } from '../support/agent-process.js';
+import { type AgentProcess, listenTo, startAgent, stopAllAgents } from '../support/agent-process.js';
 import { MdnsProcess } from '../support/mdns-process.js';
 import { describeWithNetns, VethLan } from '../support/netns.js';
+import { until } from '../support/until.js';
 
 const lan = new VethLan('agents', 1);
 
@@ -51,8 +52,12 @@ describeWithNetns('agents on a LAN discover each other by mDNS', () => {
       (await agent.json<PeerInfo[]>(['peers'])).find(
         (peer) => peer.name === name && peer.state === 'connected',
       );
-    const bravoAtAlpha = await waitFor('alpha linked to bravo', () => linked(alpha, 'bravo'), 20_000);
-    const alphaAtBravo = await waitFor('bravo linked to alpha', () => linked(bravo, 'alpha'), 20_000);
+    const bravoAtAlpha = await until('alpha linked to bravo', () => linked(alpha, 'bravo'), {
+      timeoutMs: 20_000,
+    });
+    const alphaAtBravo = await until('bravo linked to alpha', () => linked(bravo, 'alpha'), {
+      timeoutMs: 20_000,
+    });
     expect(bravoAtAlpha.medium).toBe('wifi');
     expect(bravoAtAlpha.address).toMatch(/^10\.77\.1\.[12]:\d+$/);
     expect(alphaAtBravo.id).toBe((await alpha.json<{ id: string }>(['id'])).id);
@@ -62,11 +67,7 @@ describeWithNetns('agents on a LAN discover each other by mDNS', () => {
       const sent = await alpha.cli(['send', 'bravo', 'over the LAN', '--json']);
       expect(sent.stderr).toBe('');
       expect(JSON.parse(sent.stdout)).toMatchObject({ peer: bravoAtAlpha.id, acknowledged: true });
-      await waitFor(
-        'the message at bravo',
-        async () => (listener.messages.length > 0 ? true : undefined),
-        5_000,
-      );
+      await until('the message at bravo', () => listener.messages.length > 0, { timeoutMs: 5_000 });
       expect(listener.messages).toEqual([
         expect.objectContaining({ from: alphaAtBravo.id, from_name: 'alpha', payload: 'over the LAN' }),
       ]);

@@ -3,6 +3,7 @@
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { type MdnsChildEvent, MdnsProcess } from '../support/mdns-process.js';
 import { describeWithNetns, VethLan } from '../support/netns.js';
+import { until } from '../support/until.js';
 
 const ID_A = 'aaaaaaaaaaaaaaaa';
 const ID_B = 'bbbbbbbbbbbbbbbb';
@@ -32,13 +33,16 @@ describeWithNetns('MdnsResolver between two network namespaces', () => {
   };
   /** Asks for the resolver's count of ignored announcements until it reaches `atLeast`. */
   const ignoredReaches = async (agent: MdnsProcess, atLeast: number): Promise<void> => {
-    for (;;) {
-      const from = agent.events.length;
-      agent.command('ignored');
-      const { count } = await agent.waitFor((e) => e.event === 'ignored', 'the ignored count', from);
-      if ((count ?? 0) >= atLeast) return;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await until(
+      `${atLeast} ignored announcement(s)`,
+      async () => {
+        const from = agent.events.length;
+        agent.command('ignored');
+        const { count } = await agent.waitFor((e) => e.event === 'ignored', 'the ignored count', from);
+        return (count ?? 0) >= atLeast;
+      },
+      { intervalMs: 100 },
+    );
   };
 
   it('finds the other agent with its peer id and a dialable address, never itself, and loses it on goodbye', async () => {

@@ -5,13 +5,15 @@
 // elsewhere, fails under CI=true). Uses the built dist/ (npm test builds first).
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { RouteInfo } from '../../agent/control/wire.js';
+import type { RouteInfo } from '../../agent/api.js';
 import type { PeerInfo } from '../../agent/links/peer-directory.js';
 import { chain, grid, ring } from '../../scripts/lab/topology.js';
-import { listenTo, sleep, waitFor } from '../support/agent-process.js';
+import { listenTo } from '../support/agent-process.js';
 import { type LabStatus, MeshLab, MESH_LAB_PORT as PORT } from '../support/mesh-lab.js';
 import { describeWithNetns } from '../support/netns.js';
+import { until } from '../support/until.js';
 
 const FLOODER = resolve(import.meta.dirname, 'children/mesh-flooder.mjs');
 
@@ -42,13 +44,17 @@ describeWithNetns('the mesh on a chain of 5 (real agents in the lab)', () => {
       expect(result.stderr).toBe('');
       expect(result.code).toBe(0);
       expect(JSON.parse(result.stdout)).toMatchObject({ peer: mesh.id('n5'), acknowledged: true });
-      await waitFor(
-        'the message at n5',
-        async () => (listener.messages.length > 0 ? true : undefined),
-        5_000,
+      await until('the message at n5', () => listener.messages.length > 0, { timeoutMs: 5_000 });
+      // A second message, sent after it: once it is at n5, no copy of the first is still coming.
+      const second = await mesh.agent('n1').cli(['send', mesh.id('n5'), 'and a second one']);
+      expect(second.code).toBe(0);
+      await until('the second message at n5', () =>
+        listener.messages.some((message) => message.payload === 'and a second one'),
       );
-      await sleep(300);
-      expect(listener.messages).toHaveLength(1);
+      expect(listener.messages.map((message) => message.payload)).toEqual([
+        'hello through four hops',
+        'and a second one',
+      ]);
       expect(listener.messages[0]).toMatchObject({
         from: mesh.id('n1'),
         payload: 'hello through four hops',
@@ -59,7 +65,7 @@ describeWithNetns('the mesh on a chain of 5 (real agents in the lab)', () => {
       listener.stop();
     }
     // n5 learns n1 from its announcements, which may still be on their way across the chain.
-    const routed = await waitFor('n1 in the peer table of n5', async () => {
+    const routed = await until('n1 in the peer table of n5', async () => {
       const peers = await mesh.agent('n5').json<PeerInfo[]>(['peers']);
       return peers.find((peer) => peer.id === mesh.id('n1') && peer.state === 'routed');
     });
@@ -91,29 +97,27 @@ describeWithNetns('the mesh on a chain of 5 (real agents in the lab)', () => {
       const before = (await mesh.status('n3')).counters;
       const flooder = mesh.spawnIn('n3', [FLOODER, `127.0.0.1:${PORT}`, mesh.meshKey, String(frames)]);
       try {
-        const line = await waitFor(
+        const line = await until(
           'the flooder to finish',
-          async () => {
+          () => {
             if (flooder.exitCode() !== undefined)
               throw new Error(`flooder exited with ${flooder.exitCode()}`);
             return flooder.stdout().includes('\n') ? flooder.stdout() : undefined;
           },
-          60_000,
-          100,
+          { timeoutMs: 60_000, intervalMs: 100 },
         );
         const summary = JSON.parse(line) as { sent: number; duplicates: number; expired: number; ms: number };
         expect(summary.sent).toBe(frames);
         const counted = (status: LabStatus, name: string): number =>
           (status.counters[name] ?? 0) - (before[name] ?? 0);
         // n3 has taken in every frame once its counters account for all the spent ones.
-        const after = await waitFor(
+        const after = await until(
           'n3 to count the flood',
           async () => {
             const status = await mesh.status('n3');
             return counted(status, 'mesh.dropped_ttl') >= summary.expired ? status : undefined;
           },
-          20_000,
-          100,
+          { timeoutMs: 20_000, intervalMs: 100 },
         );
         const rss = rssOf();
         const routes = (await mesh.request<RouteInfo[]>('n3', { cmd: 'routes' })).length;
@@ -189,7 +193,7 @@ describeWithNetns('the mesh on a ring of 6 (real agents in the lab)', () => {
     await client.request({ cmd: 'send', peer: target, payload: base64('warm-up'), timeout_ms: 5_000 });
     const routeTo4 = async (): Promise<RouteInfo | undefined> =>
       (await mesh.agent('n1').json<RouteInfo[]>(['routes'])).find((route) => route.destination === target);
-    const before = await waitFor('a route from n1 to n4', routeTo4, 5_000);
+    const before = await until('a route from n1 to n4', routeTo4, { timeoutMs: 5_000 });
     const via = mesh.nodeOf(before.next_hop);
     expect(before.hops).toBe(3);
     expect(['n2', 'n6']).toContain(via);
@@ -221,14 +225,18 @@ describeWithNetns('the mesh on a ring of 6 (real agents in the lab)', () => {
               },
             ),
         );
-        await sleep(200);
+        await sleep(200); // Kept: pacing, a steady stream of sends across the cut
       }
     })();
+    const ackedSince = (sinceMs: number) =>
+      attempts.filter((attempt) => attempt.startedAtMs >= sinceMs && attempt.ackedAtMs !== undefined).length;
     try {
-      await sleep(1_000);
+      await until('sends acknowledged before the cut', () => ackedSince(0) >= 3);
       cutAtMs = Date.now();
       mesh.lab.cut(cutA, cutB);
-      await sleep(6_000);
+      await until('more than 10 sends after the cut acknowledged', () => ackedSince(cutAtMs) > 10, {
+        timeoutMs: 20_000,
+      });
       sending = false;
       await sender;
       await Promise.all(inFlight);
@@ -244,14 +252,13 @@ describeWithNetns('the mesh on a ring of 6 (real agents in the lab)', () => {
       expect(first.ackedAtMs! - cutAtMs).toBeLessThanOrEqual(5_000);
       // Nothing sent after the cut is lost: everything is acknowledged.
       expect(afterCut.filter((attempt) => attempt.error !== undefined)).toEqual([]);
-      const rerouted = await waitFor(
+      const rerouted = await until(
         `n1's route to n4 through ${otherSide}`,
         async () => {
           const route = await routeTo4();
           return route !== undefined && mesh.nodeOf(route.next_hop) === otherSide ? route : undefined;
         },
-        10_000,
-        250,
+        { timeoutMs: 10_000, intervalMs: 250 },
       );
       expect(rerouted.hops).toBe(3);
     } finally {
@@ -300,14 +307,20 @@ describeWithNetns('the mesh on a 3×3 grid with 2 % loss on every link (real age
       const sendMs = Date.now() - startedAtMs;
       expect(failures).toEqual([]);
       const fromR1c1 = () => listener.messages.filter((message) => message.from === mesh.id('r1c1'));
-      await waitFor(
-        'every unicast at r3c3',
-        async () => (fromR1c1().length >= count ? true : undefined),
-        10_000,
+      await until('every unicast at r3c3', () => fromR1c1().length >= count, { timeoutMs: 10_000 });
+      // Late copies (retransmissions that crossed their ACK) arrive before a unicast sent after them all.
+      await client.request({
+        cmd: 'send',
+        peer: target,
+        payload: base64('after-the-grid'),
+        timeout_ms: 20_000,
+      });
+      await until('the unicast sent after them', () =>
+        listener.messages.some((message) => message.payload === 'after-the-grid'),
       );
-      // Late copies (retransmissions that crossed their ACK) would show up now.
-      await sleep(1_500);
-      const payloads = fromR1c1().map((message) => message.payload);
+      const payloads = fromR1c1()
+        .map((message) => message.payload)
+        .filter((payload) => payload !== 'after-the-grid');
       const seen = new Map<string, number>();
       for (const payload of payloads) seen.set(payload, (seen.get(payload) ?? 0) + 1);
       const duplicated = [...seen].filter(([, times]) => times > 1);
@@ -338,21 +351,26 @@ describeWithNetns('the mesh on a 3×3 grid with 2 % loss on every link (real age
       const result = await mesh.agent('r1c1').cli(['broadcast', 'to everyone from r1c1', '--json']);
       expect(result.code).toBe(0);
       expect(JSON.parse(result.stdout)).toMatchObject({ group: null });
-      await waitFor(
+      await until(
         'the broadcast everywhere',
-        async () =>
-          others.every((node) => received(node, 'to everyone from r1c1').length > 0) ? true : undefined,
-        10_000,
+        () => others.every((node) => received(node, 'to everyone from r1c1').length > 0),
+        { timeoutMs: 10_000 },
       );
       const group = await mesh.agent('r1c1').cli(['broadcast', 'to blue', '--group', 'blue', '--json']);
       expect(group.code).toBe(0);
-      await waitFor(
+      await until(
         'the group message at its members',
-        async () => (BLUE.every((node) => received(node, 'to blue').length > 0) ? true : undefined),
-        10_000,
+        () => BLUE.every((node) => received(node, 'to blue').length > 0),
+        { timeoutMs: 10_000 },
       );
-      // Copies along other paths would arrive by now.
-      await sleep(1_500);
+      // Copies along other paths arrive before a broadcast sent after them has reached everyone.
+      const after = await mesh.agent('r1c1').cli(['broadcast', 'after them', '--json']);
+      expect(after.code).toBe(0);
+      await until(
+        'the broadcast sent after them everywhere',
+        () => others.every((node) => received(node, 'after them').length > 0),
+        { timeoutMs: 10_000 },
+      );
       for (const node of others) {
         const copies = received(node, 'to everyone from r1c1');
         expect(copies, node).toHaveLength(1);
@@ -381,13 +399,16 @@ describeWithNetns('the mesh on a 3×3 grid with 2 % loss on every link (real age
       expect(result.code).not.toBe(0);
       // Reliable: it stays queued on the sender (the mesh cannot carry it that far with ttl 2).
       expect(result.stderr).toMatch(/queued but not yet delivered/);
-      await sleep(500);
+      // Dropped where its budget ran out, two hops out: from there no copy can reach r1c3.
+      await until('the message dropped two hops out', async () => {
+        const droppedAfter = await Promise.all(
+          twoHopsOut.map((node) => mesh.counter(node, 'mesh.dropped_ttl')),
+        );
+        return droppedAfter.reduce((sum, value, index) => sum + value - droppedBefore[index]!, 0) > 0;
+      });
       expect(listener.messages.filter((message) => message.payload === 'too far for ttl 2')).toEqual([]);
     } finally {
       listener.stop();
     }
-    const droppedAfter = await Promise.all(twoHopsOut.map((node) => mesh.counter(node, 'mesh.dropped_ttl')));
-    const dropped = droppedAfter.reduce((sum, value, index) => sum + value - droppedBefore[index]!, 0);
-    expect(dropped).toBeGreaterThan(0);
   }, 20_000);
 });

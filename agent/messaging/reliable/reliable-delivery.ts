@@ -10,9 +10,11 @@ import type { Counters } from '../../core/counters.js';
 import { FrameTooLargeError, NearmeshError } from '../../core/errors.js';
 import { TypedEmitter } from '../../core/events.js';
 import type { Logger } from '../../core/logger.js';
+import { DEFAULT_ACK_TIMEOUT_MS } from '../../core/pending-acks.js';
 import type { ReceivedMessage } from '../../links/link-manager.js';
 import { DecodeError } from '../../protocol/errors.js';
 import { decodeQueued, encodeQueued, QUEUED_OVERHEAD_BYTES } from '../../protocol/queued.js';
+import type { SystemHandlers } from '../../protocol/system-kind.js';
 import type { DeliveredMark, DurableQueue } from './durable-queue.js';
 
 /** Messages sent but not yet confirmed, per peer. */
@@ -29,10 +31,8 @@ const RETRY_MAX_MS = 8_000;
  * that comes back (a link, or a route heard) ends the pause at once.
  */
 const PROBE_RETRY_MAX_MS = 120_000;
-/** How long one QUEUED may wait for its link-level acknowledgement. */
-const LINK_TIMEOUT_MS = 10_000;
 /** How long `send` waits for the confirmation when the caller names no timeout. */
-export const DEFAULT_WAIT_MS = 10_000;
+export const DEFAULT_WAIT_MS = DEFAULT_ACK_TIMEOUT_MS;
 
 /** The message is safely queued but the peer has not confirmed it yet; it goes when the peer is reachable. */
 export class NotYetDeliveredError extends NearmeshError {
@@ -51,7 +51,7 @@ export class NotYetDeliveredError extends NearmeshError {
 export interface ReliableDeliveryOptions {
   queue: DurableQueue;
   /** One system payload to a peer over a direct link or the mesh; resolves on the link's acknowledgement. */
-  send: (peer: string, payload: Uint8Array, timeoutMs: number) => Promise<unknown>;
+  send: (peer: string, payload: Uint8Array) => Promise<unknown>;
   /** Whether a direct link or a mesh route reaches the peer now (else only a probe goes, flooded). */
   isReachable: (peer: string) => boolean;
   /** The peer's name for received messages. */
@@ -169,6 +169,11 @@ export class ReliableDelivery extends TypedEmitter<ReliableDeliveryEvents> {
     return this.#options.queue.totals();
   }
 
+  /** Takes QUEUED and RECEIVED from the agent's system inbox. */
+  registerWith(inbox: SystemHandlers): void {
+    inbox.register('queued', (message) => this.handle(message.from, message.payload, message.hops));
+  }
+
   /** A QUEUED or RECEIVED from `from`, `hops` away. Never throws: what does not decode or fit is counted. */
   handle(from: string, payload: Uint8Array, hops = 1): void {
     const message = decodeQueued(payload);
@@ -246,7 +251,7 @@ export class ReliableDelivery extends TypedEmitter<ReliableDeliveryEvents> {
     for (const [peer, epoch] of this.#confirmDue) {
       const confirmedUpTo = upTo.get(deliveryKey(peer, epoch))?.seq ?? this.#lastDeliveredOrZero(peer, epoch);
       const payload = encodeQueued({ kind: 'received', epoch, upTo: confirmedUpTo });
-      this.#options.send(peer, payload, LINK_TIMEOUT_MS).catch(() => {
+      this.#options.send(peer, payload).catch(() => {
         // Lost with its link: the sender's next QUEUED (a resend) brings another confirmation.
       });
     }
@@ -358,7 +363,7 @@ export class ReliableDelivery extends TypedEmitter<ReliableDeliveryEvents> {
       outbound.sentUpTo = row.seq;
       const payload = encodeQueued({ kind: 'queued', epoch, seq: row.seq, payload: row.payload });
       this.#options.counters.increment('messages.queued_sent');
-      this.#options.send(peer, payload, LINK_TIMEOUT_MS).catch((error: unknown) => {
+      this.#options.send(peer, payload).catch((error: unknown) => {
         if (outbound.generation !== generation) return;
         this.#rewind(peer, outbound, error instanceof Error ? error.message : String(error));
       });

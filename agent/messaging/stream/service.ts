@@ -66,6 +66,7 @@ import {
   streamIdToHex,
   streamNameProblem,
 } from '../../protocol/stream.js';
+import type { SystemHandlers } from '../../protocol/system-kind.js';
 import type { TransferChannel } from '../transfer/channel.js';
 import { StreamEndpoint, type StreamHost, sendQuietly } from './endpoint.js';
 import {
@@ -246,6 +247,11 @@ export class StreamService extends TypedEmitter<StreamServiceEvents> {
     return () => {
       if (this.#any === listener) this.#any = undefined;
     };
+  }
+
+  /** Takes stream messages from the agent's system inbox. */
+  registerWith(inbox: SystemHandlers): void {
+    inbox.register('stream', (message) => this.handle(message.from, message.payload));
   }
 
   /** One stream payload from `from`. Never throws. */

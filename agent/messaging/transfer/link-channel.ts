@@ -5,11 +5,10 @@
 
 import type { Medium } from '../../../transports/transport.js';
 import { NearmeshError } from '../../core/errors.js';
+import { SYSTEM_ACK_TIMEOUT_MS } from '../../core/pending-acks.js';
 import { chunkTransferId } from '../../protocol/transfer.js';
 import type { TransferChannel } from './channel.js';
 
-/** How long one transfer message may wait for its link-level acknowledgement. */
-const MESSAGE_TIMEOUT_MS = 15_000;
 /**
  * Chunks in flight anywhere but a direct Wi-Fi link. A message's timeout runs from when it is queued:
  * 16 × 60 KiB behind each other on a 30 KB/s BLE link would wait ~30 s, and the last ones time out; one
@@ -65,6 +64,6 @@ export class LinkTransferChannel implements TransferChannel {
     ) {
       throw new WaitingForWifiError(peer);
     }
-    await this.options.send(peer, payload, MESSAGE_TIMEOUT_MS);
+    await this.options.send(peer, payload, SYSTEM_ACK_TIMEOUT_MS);
   }
 }

@@ -8,6 +8,7 @@ import type { Medium } from '../../../transports/transport.js';
 import type { Counters } from '../../core/counters.js';
 import { TypedEmitter } from '../../core/events.js';
 import type { Logger } from '../../core/logger.js';
+import type { SystemHandlers } from '../../protocol/system-kind.js';
 import { CHUNK_OVERHEAD_BYTES } from '../../protocol/transfer.js';
 import type { TransferError } from './errors.js';
 import { LinkTransferChannel } from './link-channel.js';
@@ -140,6 +141,11 @@ export class TransferManager extends TypedEmitter<TransferManagerEvents> {
     if (options.allowSlowMedia === true) this.#slowMediaAllowed.add(started.transferId);
     this.#options.counters.increment('transfers.started');
     return { transferId: started.transferId, peer, name: started.name, size: started.size };
+  }
+
+  /** Takes bulk transfer's messages from the agent's system inbox. */
+  registerWith(inbox: SystemHandlers): void {
+    inbox.register('transfer', (message) => this.handle(message.from, message.payload));
   }
 
   /** A transfer payload from a peer. */

@@ -2,13 +2,9 @@
 // ACCEPT send CHUNKs from where the receiver stands with at most `window` chunks unacknowledged (CHUNK-ACK
 // is the credit), then DONE and wait for the RESULT. A silent peer or a failed link ends the attempt with a
 // resumable error; `resume` re-OFFERs the same transfer id and the receiver's ACCEPT says where to go on.
-// What a restart needs (id, peer, path, name, size, mtime, hash) is a small JSON file per transfer in
-// `stateDir`, written atomically and removed when the transfer ends for good.
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { type FileHandle, mkdir, open, readdir, readFile, stat, unlink } from 'node:fs/promises';
-import { basename, join } from 'node:path';
-import { writeFileAtomic } from '../../core/atomic-file.js';
+// What a restart needs is kept by sender-store.ts, the file itself is read through source-file.ts.
+import { randomBytes } from 'node:crypto';
+import { basename } from 'node:path';
 import { Counters } from '../../core/counters.js';
 import { TypedEmitter } from '../../core/events.js';
 import {
@@ -25,7 +21,7 @@ import { ChannelDownError, type TransferChannel } from './channel.js';
 import {
   TransferCancelledError,
   TransferClosedError,
-  TransferError,
+  type TransferError,
   TransferFailedError,
   TransferLinkError,
   TransferProtocolError,
@@ -33,6 +29,8 @@ import {
   TransferSourceError,
   TransferTimeoutError,
 } from './errors.js';
+import { type PersistedSend, SenderStore } from './sender-store.js';
+import { hashFile, SourceFile, type SourceVersion, sourceVersion } from './source-file.js';
 
 export interface TransferSenderOptions {
   /** Directory for the per-transfer resume state (created if missing). */
@@ -70,18 +68,6 @@ export interface SendReport {
   sha256: string;
   /** Where the last attempt started (0 unless it resumed). */
   resumedFrom: number;
-}
-
-/** What survives a restart: enough to re-OFFER and to notice the file changed meanwhile. */
-export interface PersistedSend {
-  version: 1;
-  transferId: string;
-  peer: string;
-  path: string;
-  name: string;
-  size: number;
-  mtimeMs: number;
-  sha256: string;
 }
 
 export interface TransferSenderEvents {
@@ -122,7 +108,7 @@ interface Outgoing {
   resumedFrom: number;
   attemptStartedAt: number;
   lastProgressAt: number;
-  handle: FileHandle | undefined;
+  source: SourceFile | undefined;
   timer: NodeJS.Timeout | undefined;
   pumping: boolean;
   settle: { resolve: (report: SendReport) => void; reject: (error: TransferError) => void } | undefined;
@@ -130,7 +116,6 @@ interface Outgoing {
 }
 
 const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
-const HASH_READ_BYTES = 1024 * 1024;
 /** A progress event per chunk would be thousands a second on a fast link, each a JSON line to the CLI. */
 const DEFAULT_PROGRESS_INTERVAL_MS = 100;
 
@@ -138,7 +123,7 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
   /** Dropped messages by reason (unknown-transfer, wrong-peer, unexpected, bad-ack). */
   readonly counters = new Counters();
   readonly #channel: TransferChannel;
-  readonly #stateDir: string;
+  readonly #store: SenderStore;
   readonly #idleTimeoutMs: number;
   readonly #chunkSize: number;
   readonly #progressIntervalMs: number;
@@ -149,7 +134,7 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
   constructor(channel: TransferChannel, options: TransferSenderOptions) {
     super();
     this.#channel = channel;
-    this.#stateDir = options.stateDir;
+    this.#store = new SenderStore(options.stateDir);
     this.#idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     const fits = Math.min(MAX_CHUNK_BYTES, channel.maxPayloadBytes - CHUNK_OVERHEAD_BYTES);
     this.#chunkSize = Math.min(options.chunkSize ?? fits, fits);
@@ -180,8 +165,7 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
       mtimeMs,
       sha256: Buffer.from(sha256).toString('hex'),
     };
-    await mkdir(this.#stateDir, { recursive: true });
-    await writeFileAtomic(this.#statePath(hex), `${JSON.stringify(state)}\n`, 0o600);
+    await this.#store.save(state);
     const transfer = this.#track(state, sha256, id);
     return this.#begin(transfer);
   }
@@ -204,7 +188,7 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
       await this.#checkSource(known);
       return this.#begin(known);
     }
-    const state = await this.#loadState(transferId);
+    const state = await this.#store.load(transferId);
     const id = transferIdFromHex(transferId);
     if (state === undefined || id === null) {
       throw new TransferSourceError(transferId, 'no such transfer to resume');
@@ -220,21 +204,8 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
   }
 
   /** Transfers a restart can resume (their state files). */
-  async pending(): Promise<PersistedSend[]> {
-    let names: string[];
-    try {
-      names = await readdir(this.#stateDir);
-    } catch {
-      return [];
-    }
-    const states: PersistedSend[] = [];
-    for (const name of names) {
-      const match = /^([0-9a-f]{32})\.json$/.exec(name);
-      if (match === null) continue;
-      const state = await this.#loadState(match[1] as string);
-      if (state !== undefined) states.push(state);
-    }
-    return states;
+  pending(): Promise<PersistedSend[]> {
+    return this.#store.list();
   }
 
   /** Whether `transferId` is one of ours (running or waiting for `resume`). */
@@ -264,10 +235,10 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
       else await this.#fail(transfer, new TransferCancelledError(transferId, 'local', reason));
       return;
     }
-    const state = await this.#loadState(transferId);
+    const state = await this.#store.load(transferId);
     if (state !== undefined && id !== null) {
       this.#sendQuietly(state.peer, { kind: 'cancel', transferId: id, reason });
-      await unlink(this.#statePath(transferId)).catch(() => {});
+      await this.#store.delete(transferId);
     }
   }
 
@@ -335,7 +306,7 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
       resumedFrom: 0,
       attemptStartedAt: this.#now(),
       lastProgressAt: Number.NEGATIVE_INFINITY,
-      handle: undefined,
+      source: undefined,
       timer: undefined,
       pumping: false,
       settle: undefined,
@@ -394,9 +365,9 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
     transfer.resumedFrom = resumeFrom;
     transfer.attemptStartedAt = this.#now();
     this.emit('accepted', { transferId: transfer.hex, peer: transfer.peer, resumeFrom, window });
-    if (transfer.handle === undefined) {
+    if (transfer.source === undefined) {
       try {
-        transfer.handle = await open(transfer.path, 'r');
+        transfer.source = await SourceFile.open(transfer.path, transfer.size);
       } catch (error) {
         return this.#fail(
           transfer,
@@ -429,8 +400,8 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
     }
     this.#transfers.delete(transfer.hex);
     this.#stop(transfer);
-    await this.#closeHandle(transfer);
-    await unlink(this.#statePath(transfer.hex)).catch(() => {});
+    await this.#closeSource(transfer);
+    await this.#store.delete(transfer.hex);
     const report: SendReport = {
       transferId: transfer.hex,
       peer: transfer.peer,
@@ -481,16 +452,10 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
 
   /** Fills `buffer` from the file at `offset`; false (the attempt failed, the peer told) when it cannot. */
   async #read(transfer: Outgoing, buffer: Uint8Array, offset: number): Promise<boolean> {
-    const length = buffer.length;
     try {
-      const handle = transfer.handle;
-      if (handle === undefined) throw new Error('file is not open');
-      let filled = 0;
-      while (filled < length) {
-        const { bytesRead } = await handle.read(buffer, filled, length - filled, offset + filled);
-        if (bytesRead === 0) throw new Error(`the file is shorter than the ${transfer.size} bytes offered`);
-        filled += bytesRead;
-      }
+      const source = transfer.source;
+      if (source === undefined) throw new Error('file is not open');
+      await source.read(buffer, offset);
       return true;
     } catch (error) {
       this.#sendQuietly(transfer.peer, {
@@ -574,24 +539,24 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
     transfer.settle = undefined;
     if (!error.resumable) {
       this.#transfers.delete(transfer.hex);
-      await unlink(this.#statePath(transfer.hex)).catch(() => {});
+      await this.#store.delete(transfer.hex);
     }
-    await this.#closeHandle(transfer);
+    await this.#closeSource(transfer);
     settle?.reject(error);
     this.emit('failed', { transferId: transfer.hex, peer: transfer.peer, error });
   }
 
-  async #closeHandle(transfer: Outgoing): Promise<void> {
-    const handle = transfer.handle;
-    transfer.handle = undefined;
-    await handle?.close().catch(() => {});
+  async #closeSource(transfer: Outgoing): Promise<void> {
+    const source = transfer.source;
+    transfer.source = undefined;
+    await source?.close().catch(() => {});
   }
 
   /** The file must still be what was offered (same size and modification time). */
   async #checkSource(transfer: Outgoing): Promise<void> {
-    let info: { size: number; mtimeMs: number };
+    let info: SourceVersion;
     try {
-      info = await stat(transfer.path);
+      info = await sourceVersion(transfer.path);
     } catch (error) {
       await this.#forget(transfer.hex);
       throw new TransferSourceError(transfer.hex, `cannot read ${transfer.path}`, { cause: error });
@@ -604,58 +569,6 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
 
   async #forget(hex: string): Promise<void> {
     this.#transfers.delete(hex);
-    await unlink(this.#statePath(hex)).catch(() => {});
-  }
-
-  async #loadState(hex: string): Promise<PersistedSend | undefined> {
-    if (transferIdFromHex(hex) === null) return undefined;
-    try {
-      const value = JSON.parse(await readFile(this.#statePath(hex), 'utf8')) as Partial<PersistedSend>;
-      const valid =
-        value.version === 1 &&
-        value.transferId === hex &&
-        typeof value.peer === 'string' &&
-        typeof value.path === 'string' &&
-        typeof value.name === 'string' &&
-        fileNameProblem(value.name) === null &&
-        Number.isSafeInteger(value.size) &&
-        (value.size as number) >= 0 &&
-        typeof value.mtimeMs === 'number' &&
-        typeof value.sha256 === 'string' &&
-        /^[0-9a-f]{64}$/.test(value.sha256);
-      return valid ? (value as PersistedSend) : undefined;
-    } catch {
-      return undefined;
-    }
-  }
-
-  #statePath(hex: string): string {
-    return join(this.#stateDir, `${hex}.json`);
-  }
-}
-
-/** Size, modification time and SHA-256 of a regular file, read as a stream; the file must not change meanwhile. */
-async function hashFile(
-  hex: string,
-  path: string,
-): Promise<{ size: number; mtimeMs: number; sha256: Uint8Array }> {
-  try {
-    const before = await stat(path);
-    if (!before.isFile()) throw new TransferSourceError(hex, `${path} is not a regular file`);
-    const hash = createHash('sha256');
-    let size = 0;
-    // 1 MiB reads: with the default 64 KiB, hashing 128 MiB takes 300 ms here instead of 180.
-    for await (const chunk of createReadStream(path, { highWaterMark: HASH_READ_BYTES })) {
-      hash.update(chunk as Buffer);
-      size += (chunk as Buffer).length;
-    }
-    const after = await stat(path);
-    if (size !== before.size || after.size !== before.size || after.mtimeMs !== before.mtimeMs) {
-      throw new TransferSourceError(hex, `${path} changed while it was being hashed`);
-    }
-    return { size, mtimeMs: after.mtimeMs, sha256: new Uint8Array(hash.digest()) };
-  } catch (error) {
-    if (error instanceof TransferError) throw error;
-    throw new TransferSourceError(hex, `cannot read ${path}`, { cause: error });
+    await this.#store.delete(hex);
   }
 }

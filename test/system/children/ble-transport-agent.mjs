@@ -4,7 +4,8 @@
 // FRAME_COUNT numbered frames of FRAME_BYTES honouring back-pressure, and checks what arrives: order, no
 // loss, no duplicates, content. Reports JSON lines: started, link, sent, received (timings in ms from start).
 // Once the dialler has sent and received everything it closes the link (both sides report 'close').
-// Also reports 'advertising' with the address scanners see, at start and after every hint rotation.
+// Also reports 'advertising' with the address scanners see, at start and after every hint rotation, and
+// 'scan-paused' when a duty-cycled scan first pauses.
 // Env: BLE_PERIPHERAL_PTY, BLE_CENTRAL_PTY, PEER_ID, MESH_KEY (hex), BLE_MTU, FRAME_COUNT, FRAME_BYTES,
 // SCAN_DUTY (the transport's scan duty, default 1), HINT_ROTATION_MS (default the transport's 15 minutes).
 import { BleResolver } from '../../../dist/transports/ble/ble-resolver.js';
@@ -139,3 +140,10 @@ setInterval(() => {
   advertising = transport.advertisingAddress;
   say({ event: 'advertising', at: at(), address: advertising, peripheral: transport.peripheralAddress });
 }, 100).unref();
+// A duty-cycled scan: report when it first pauses (its paused time starts to grow).
+const watchingPause = setInterval(() => {
+  if (transport.scanPausedMs() === 0) return;
+  clearInterval(watchingPause);
+  say({ event: 'scan-paused', at: at() });
+}, 20);
+watchingPause.unref();

@@ -4,12 +4,14 @@ import { statSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { AgentApi, AppMessage } from '../../../agent/api.js';
 import { ControlClient, ControlCommandError } from '../../../agent/control/client.js';
-import { type ControlHandlers, ControlServer, ControlSocketError } from '../../../agent/control/server.js';
+import { ControlServer, ControlSocketError, type ControlTarget } from '../../../agent/control/server.js';
 import { MAX_CONTROL_LINE_BYTES } from '../../../agent/control/wire.js';
-import { PeerUnreachableError } from '../../../agent/core/errors.js';
+import { NearmeshError, PeerUnreachableError } from '../../../agent/core/errors.js';
 import { silentLogger } from '../../../agent/core/logger.js';
 import { stopAllAgents, temporaryDir } from '../../support/agent-process.js';
+import { until } from '../../support/until.js';
 
 const servers: ControlServer[] = [];
 afterEach(async () => {
@@ -17,77 +19,90 @@ afterEach(async () => {
   await stopAllAgents();
 });
 
-const handlers: ControlHandlers = {
-  id: () => ({ id: '0123456789abcdef', name: 'test' }),
-  status: () => ({ ok: true }),
-  peers: () => [],
-  send: async (peer, payloads, options) => {
-    if (peer !== 'known') throw new PeerUnreachableError(peer, 'unknown peer');
-    return { peer, bytes: payloads.map((payload) => payload.length), wait: options.wait };
-  },
-  multicast: (group, payload) => ({ group: group ?? null, bytes: payload.length }),
-  sendUnreliable: (peer, payload) => ({ peer, sent: payload.length > 0 }),
-  routes: () => [],
-  revoke: (peer, reason) => ({ revoked: peer, reason }),
-  rekey: async (overlapMs) => ({ epoch: 1, overlap_ms: overlapMs }),
-  meshKey: () => ({ epoch: 0, mesh_key: 'AAAA' }),
-  streamOpen: async (peer, name) => ({ result: { stream: 1, peer, name }, stop: () => {} }),
-  streamWrite: async (stream, bytes) => ({ stream, bytes: bytes.length }),
-  streamEnd: async (stream) => ({ stream }),
-  streamReceive: () => () => {},
-  push: async (request) => ({ result: { transfer_id: 'f00d', path: request.path }, stop: () => {} }),
-  call: async (request) => [{ peer: request.target, status: 'ok', result: request.args }],
-  actions: () => [],
-  sensors: () => [],
-  read: async (peer, sensor) => ({ peer, sensor, value: 1 }),
-  lease: async (request) => ({ result: { peer: request.peer, granted: true } }),
-  watch: () => () => {},
-  consoleLine: async (line, io) => {
-    if (line !== 'stream') return { output: `ran ${line}\n` };
-    // A long-running line (like trace): output as it goes, until the client cancels it.
-    io?.write('first\n');
-    await new Promise((resolve) => io?.signal.addEventListener('abort', resolve));
-    return { output: 'stopped\n' };
-  },
-  consoleComplete: (line) => ({ completions: [], word: line }),
-  trace: (peer, listener) => {
-    if (peer !== 'known') throw new PeerUnreachableError(peer, 'unknown peer');
-    const timer = setInterval(
-      () =>
-        listener({
-          at: '2026-11-25T14:32:17.123Z',
-          peer: 'known',
-          peer_name: 'known',
-          direction: 'in',
-          medium: 'wifi',
-          type: 'PING',
-          id: 1,
-          flags: [],
-        }),
-      10,
-    );
-    return { peer, name: peer, stop: () => clearInterval(timer) };
-  },
-  subscribe: (listener) => {
-    const timer = setInterval(
-      () =>
-        listener({
-          from: 'x',
-          from_name: 'x',
-          payload: 'p',
-          payload_base64: 'cA==',
-          received_at: 'now',
-          hops: 1,
-        }),
-      10,
-    );
-    return () => clearInterval(timer);
-  },
-};
+/** What the fake agent was asked to send, decoded: the control socket turns base64 into bytes. */
+const sent: { peer: string; bytes: number[]; wait: boolean }[] = [];
 
-async function startServer(overrides: Partial<ControlHandlers> = {}): Promise<string> {
+function fakeApi(): AgentApi {
+  const unsupported = (): never => {
+    throw new NearmeshError('unsupported', 'not in this fake');
+  };
+  return {
+    id: () => ({ id: '0123456789abcdef', name: 'test' }),
+    status: unsupported,
+    peers: () => [],
+    routes: () => [],
+    groups: () => [],
+    logLevel: () => 'info',
+    send: async (peer, payloads, options) => {
+      if (peer !== 'known') throw new PeerUnreachableError(peer, 'unknown peer');
+      sent.push({ peer, bytes: payloads.map((payload) => payload.length), wait: options.wait });
+      return { peer, seq: 1, last_seq: payloads.length, count: payloads.length, acknowledged: options.wait };
+    },
+    sendAcknowledged: unsupported,
+    sendUnreliable: (peer, payload) => ({ peer, sent: payload.length > 0 }),
+    multicast: () => ({ links: 0 }),
+    subscribe: (listener) => {
+      const timer = setInterval(
+        () => listener({ from: 'x', fromName: 'x', payload: Buffer.from('p'), receivedAtMs: 0, hops: 1 }),
+        10,
+      );
+      return () => clearInterval(timer);
+    },
+    revoke: unsupported,
+    meshKey: () => ({ epoch: 0, mesh_key: 'AAAA' }),
+    rekey: unsupported,
+    streamOpen: unsupported,
+    streamWrite: unsupported,
+    streamEnd: unsupported,
+    streamReceive: () => () => {},
+    push: async (request) => ({
+      result: { transferId: 'f00d', peer: request.peer, name: request.path, size: 1 },
+      stop: () => {},
+    }),
+    call: unsupported,
+    actions: () => [],
+    sensors: () => [],
+    read: unsupported,
+    lease: unsupported,
+    watch: () => () => {},
+    trace: (peer, listener) => {
+      if (peer !== 'known') throw new PeerUnreachableError(peer, 'unknown peer');
+      const timer = setInterval(
+        () =>
+          listener({
+            at: '2026-11-25T14:32:17.123Z',
+            peer: 'known',
+            peer_name: 'known',
+            direction: 'in',
+            medium: 'wifi',
+            type: 'PING',
+            id: 1,
+            flags: [],
+          }),
+        10,
+      );
+      return { peer, name: peer, stop: () => clearInterval(timer) };
+    },
+  };
+}
+
+function controlTarget(api: Partial<AgentApi> = {}): ControlTarget {
+  return {
+    api: { ...fakeApi(), ...api },
+    consoleLine: async (line, io) => {
+      if (line !== 'stream') return { output: `ran ${line}\n` };
+      // A long-running line (like trace): output as it goes, until the client cancels it.
+      io.write('first\n');
+      await new Promise((resolve) => io.signal.addEventListener('abort', resolve));
+      return { output: 'stopped\n' };
+    },
+    consoleComplete: async (line) => ({ completions: [], word: line }),
+  };
+}
+
+async function startServer(api: Partial<AgentApi> = {}): Promise<string> {
   const path = join(temporaryDir(), 'control.sock');
-  const server = new ControlServer(path, { ...handlers, ...overrides }, silentLogger());
+  const server = new ControlServer(path, controlTarget(api), silentLogger());
   await server.start();
   servers.push(server);
   return path;
@@ -139,8 +154,10 @@ describe('control socket', () => {
     const path = await startServer();
     const client = await ControlClient.connect(path);
     await expect(client.request({ cmd: 'push', peer: 'known', path: '/srv/a.bin' })).resolves.toEqual({
-      transfer_id: 'f00d',
-      path: '/srv/a.bin',
+      transferId: 'f00d',
+      peer: 'known',
+      name: '/srv/a.bin',
+      size: 1,
     });
     await expect(client.request({ cmd: 'push', peer: 'known', path: 'a.bin' })).rejects.toMatchObject({
       code: 'bad-request',
@@ -158,18 +175,23 @@ describe('control socket', () => {
       code: 'peer-unreachable',
       message: expect.stringMatching(/unknown peer/),
     });
-    await expect(client.request({ cmd: 'send', peer: 'known', payload: 'aGk=' })).resolves.toEqual({
+    sent.length = 0;
+    await expect(client.request({ cmd: 'send', peer: 'known', payload: 'aGk=' })).resolves.toMatchObject({
       peer: 'known',
-      bytes: [2],
-      wait: true,
+      count: 1,
+      acknowledged: true,
     });
     // A batch is queued in its order; wait false answers once queued.
     await expect(
       client.request({ cmd: 'send', peer: 'known', payload: ['aGk=', 'aGVsbG8='], wait: false }),
-    ).resolves.toEqual({ peer: 'known', bytes: [2, 5], wait: false });
-    await expect(
-      client.request({ cmd: 'send', peer: 'known', payload: ['aGk=', 'aGk='], unreliable: true }),
-    ).rejects.toMatchObject({ code: 'bad-request', message: expect.stringMatching(/one payload/) });
+    ).resolves.toMatchObject({ peer: 'known', count: 2, acknowledged: false });
+    expect(sent).toEqual([
+      { peer: 'known', bytes: [2], wait: true },
+      { peer: 'known', bytes: [2, 5], wait: false },
+    ]);
+    await expect(client.request({ cmd: 'send-unreliable', peer: 'known', payload: 'aGk=' })).resolves.toEqual(
+      { peer: 'known', sent: true },
+    );
     client.close();
   });
 
@@ -183,19 +205,32 @@ describe('control socket', () => {
   });
 
   it('streams events to a listener and stops when it disconnects', async () => {
-    const path = await startServer();
+    let subscribed = 0;
+    let unsubscribed = 0;
+    const subscribe = fakeApi().subscribe;
+    const path = await startServer({
+      subscribe: (listener) => {
+        subscribed++;
+        const stop = subscribe(listener);
+        return () => {
+          unsubscribed++;
+          stop();
+        };
+      },
+    });
     const client = await ControlClient.connect(path);
     const events: unknown[] = [];
     await client.stream({ cmd: 'listen' }, (event) => {
       events.push(event);
     });
-    await new Promise((resolve) => setTimeout(resolve, 60));
+    await until('events streamed', () => events.length > 1);
     client.close();
-    expect(events.length).toBeGreaterThan(1);
+    await until('the subscription ended', () => unsubscribed === 1);
+    expect(subscribed).toBe(1);
   });
 
   it('disconnects a listener that stopped reading once 8 MiB wait for it, and keeps serving others', async () => {
-    let emit: ((event: Parameters<Parameters<ControlHandlers['subscribe']>[0]>[0]) => void) | undefined;
+    let emit: ((message: AppMessage) => void) | undefined;
     const path = await startServer({
       subscribe: (listener) => {
         emit = listener;
@@ -208,14 +243,19 @@ describe('control socket', () => {
     stuck.on('error', () => {});
     const closed = new Promise<void>((resolve) => stuck.once('close', () => resolve()));
     stuck.write(`${JSON.stringify({ id: 1, cmd: 'listen' })}\n`);
-    while (emit === undefined) await new Promise((resolve) => setTimeout(resolve, 5));
+    await until('the listen subscribed', () => emit !== undefined);
     stuck.pause();
     // 48 MiB of events, far more than the socket buffers hold; nothing reads them.
-    const payload = 'x'.repeat(64 * 1024);
-    const event = { from: 'x', from_name: 'x', payload, payload_base64: '', received_at: 'now', hops: 1 };
+    const event: AppMessage = {
+      from: 'x',
+      fromName: 'x',
+      payload: Buffer.alloc(64 * 1024, 'x'),
+      receivedAtMs: 0,
+      hops: 1,
+    };
     for (let sent = 0; sent < 768 && emit !== undefined; sent++) {
       emit(event);
-      if (sent % 64 === 0) await new Promise((resolve) => setImmediate(resolve));
+      if (sent % 64 === 0) await new Promise((resolve) => setImmediate(resolve)); // pacing: let writes go out
     }
     // The server let go of it (its subscription ended); read what was sent and the stream ends.
     expect(emit).toBeUndefined();
@@ -236,7 +276,7 @@ describe('control socket', () => {
     await client.stream({ cmd: 'trace', peer: 'known' }, (event) => {
       events.push(event);
     });
-    await new Promise((resolve) => setTimeout(resolve, 60));
+    await until('trace events streamed', () => events.length > 1);
     client.close();
     expect(events.length).toBeGreaterThan(1);
     expect(events[0]).toMatchObject({ type: 'PING', direction: 'in' });
@@ -247,9 +287,9 @@ describe('control socket', () => {
     const client = await ControlClient.connect(path);
     const outputs: string[] = [];
     const running = client.requestWithEvents({ cmd: 'console-line', line: 'stream' }, (event) =>
-      outputs.push((event as { output: string }).output),
+      outputs.push(event.output),
     );
-    await new Promise((resolve) => setTimeout(resolve, 30));
+    await until('the output so far', () => outputs.length > 0);
     expect(outputs).toEqual(['first\n']);
     await expect(client.request({ cmd: 'console-cancel' })).resolves.toEqual({ cancelled: 1 });
     await expect(running).resolves.toEqual({ output: 'stopped\n' });
@@ -263,10 +303,10 @@ describe('control socket', () => {
     const dir = temporaryDir();
     const path = join(dir, 'control.sock');
     writeFileSync(path, 'left over by a crash');
-    const server = new ControlServer(path, handlers, silentLogger());
+    const server = new ControlServer(path, controlTarget(), silentLogger());
     await server.start();
     servers.push(server);
-    const second = new ControlServer(path, handlers, silentLogger());
+    const second = new ControlServer(path, controlTarget(), silentLogger());
     await expect(second.start()).rejects.toBeInstanceOf(ControlSocketError);
     await expect((await ControlClient.connect(path)).request({ cmd: 'id' })).resolves.toMatchObject({
       name: 'test',

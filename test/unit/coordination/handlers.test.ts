@@ -16,6 +16,7 @@ import { type CallContext, type CallResult, SensorReadError } from '../../../age
 import { parseOutput } from '../../../agent/coordination/output.js';
 import { Counters } from '../../../agent/core/counters.js';
 import { writeShScript } from '../../support/sh-script.js';
+import { until } from '../../support/until.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'nearmesh-handlers-'));
 const leftovers: number[] = [];
@@ -64,13 +65,8 @@ function isAlive(pid: number): boolean {
   }
 }
 
-async function waitForDeath(pid: number, withinMs: number): Promise<boolean> {
-  const until = Date.now() + withinMs;
-  while (Date.now() < until) {
-    if (!isAlive(pid)) return true;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  return !isAlive(pid);
+async function waitForDeath(pid: number, withinMs: number): Promise<void> {
+  await until(`process ${pid} to die`, () => !isAlive(pid), { timeoutMs: withinMs, intervalMs: 20 });
 }
 
 function readPid(path: string): number {
@@ -214,7 +210,7 @@ describe('exec action: failures become error results', () => {
     const error = errorOf(await action.invoke({}, context()));
     expect(error.code).toBe('timeout');
     expect(error.message).toContain('300 ms');
-    expect(await waitForDeath(readPid(pidFile), 300)).toBe(true);
+    await waitForDeath(readPid(pidFile), 300);
     expect(Date.now() - started).toBeLessThan(300 + 1500);
   });
 
@@ -230,7 +226,7 @@ describe('exec action: failures become error results', () => {
     expect(error.code).toBe('timeout');
     const elapsed = Date.now() - started;
     expect(elapsed).toBeGreaterThanOrEqual(1100);
-    expect(await waitForDeath(readPid(pidFile), 200)).toBe(true);
+    await waitForDeath(readPid(pidFile), 200);
     expect(Date.now() - started).toBeLessThan(200 + 1500);
   });
 
@@ -248,16 +244,18 @@ describe('exec action: failures become error results', () => {
     const pidFile = join(dir, 'aborted.pid');
     const controller = new AbortController();
     const action = new ExecAction({ name: 'a', exec: [script(`sleep 30 & echo $! > ${pidFile}; wait`)] });
-    // Aborted once the handler's child is running, so its death can be checked.
-    const abortWhenRunning = setInterval(() => {
-      if (existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() !== '') controller.abort();
-    }, 10);
     const started = Date.now();
-    const error = errorOf(await action.invoke({}, context({ signal: controller.signal })));
-    clearInterval(abortWhenRunning);
+    const invoked = action.invoke({}, context({ signal: controller.signal }));
+    // Aborted once the handler's child is running, so its death can be checked.
+    await until(
+      "the handler's child running",
+      () => existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() !== '',
+    );
+    controller.abort();
+    const error = errorOf(await invoked);
     expect(error.code).toBe('aborted');
     expect(Date.now() - started).toBeLessThan(1500);
-    expect(await waitForDeath(readPid(pidFile), 300)).toBe(true);
+    await waitForDeath(readPid(pidFile), 300);
     const already = errorOf(await action.invoke({}, context({ signal: AbortSignal.abort() })));
     expect(already.code).toBe('aborted');
   });

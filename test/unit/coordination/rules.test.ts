@@ -1,8 +1,8 @@
 // Rules: hysteresis margins in the evaluator, the `then` parser, and the engine's fire / re-arm / debounce
 // cycle against a fake host (the real coordinator is exercised by test/integration/coordination-state).
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { RuleConfig } from '../../../agent/config/schema.js';
 import type { CallRequest } from '../../../agent/coordination/caller.js';
+import type { RuleConfig } from '../../../agent/coordination/config.js';
 import type { SensorReadingEvent } from '../../../agent/coordination/coordinator.js';
 import { parseRuleAction, RuleActionError } from '../../../agent/coordination/rule-action.js';
 import { RuleEngine } from '../../../agent/coordination/rule-engine.js';

@@ -2,13 +2,14 @@
 // returns when the app answers, says nothing, or disconnects mid-call, and that bad payloads are refused
 // without reaching the registry.
 import { connectAsync, type MqttClient } from 'mqtt';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { CallContext, CallResult } from '../../../agent/coordination/handler.js';
 import type { LocalAction, LocalSensor } from '../../../agent/coordination/registry.js';
 import { Counters } from '../../../agent/core/counters.js';
 import { silentLogger } from '../../../agent/core/logger.js';
 import type { CoordinationPort } from '../../../agent/gateway/coordination-port.js';
 import { MqttGateway } from '../../../agent/gateway/mqtt-gateway.js';
+import { until } from '../../support/until.js';
 
 const SELF = 'self-peer-id';
 
@@ -47,13 +48,12 @@ beforeEach(async () => {
     listen: { host: '127.0.0.1', port: 0 },
     maxPacketSize: 256 * 1024,
     mesh: {
-      selfId: SELF,
-      selfName: 'me',
+      id: () => ({ id: SELF, name: 'me' }),
       groups: [],
-      send: async () => ({ peer: 'x' }),
-      multicast: () => {},
+      sendAcknowledged: async () => ({ peer: 'x' }),
+      multicast: () => ({ links: 0 }),
       peers: () => [],
-      onMessage: () => () => {},
+      subscribe: () => () => {},
       coordination: coordination.port as unknown as CoordinationPort,
     },
     counters: new Counters(),
@@ -63,6 +63,7 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
+  vi.useRealTimers();
   for (const c of clients.splice(0)) c.end(true);
   await gateway.stop();
 });
@@ -81,16 +82,11 @@ function context(timeoutMs: number, signal = new AbortController().signal): Call
   return { callId: 'c', caller: 'caller-id', deadlineMs: Date.now() + timeoutMs, signal };
 }
 
-async function until(condition: () => boolean): Promise<void> {
-  for (let i = 0; i < 200 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
-  expect(condition()).toBe(true);
-}
-
 describe('actions apps provide', () => {
   it('times out when the app says nothing, and ends with unavailable when the app goes mid-call', async () => {
     const app = await client(5, 'app-1');
     await app.publishAsync('nearmesh/provide/action/light.set', '{"timeout":"5s"}', { qos: 1 });
-    await until(() => coordination.actions.has('light.set'));
+    await until("the app's light.set registered", () => coordination.actions.has('light.set'));
     const action = coordination.actions.get('light.set') as LocalAction;
     expect(action.timeoutMs).toBe(5000);
     expect(await action.handler.invoke({}, context(100))).toMatchObject({
@@ -111,11 +107,11 @@ describe('actions apps provide', () => {
     );
     await app.subscribeAsync('nearmesh/invoke/door.open', { qos: 1 });
     await app.publishAsync('nearmesh/provide/action/door.open', '{}', { qos: 1 });
-    await until(() => coordination.actions.has('door.open'));
+    await until("the app's door.open registered", () => coordination.actions.has('door.open'));
     const action = coordination.actions.get('door.open') as LocalAction;
     const abort = new AbortController();
     const pending = action.handler.invoke({}, context(5000, abort.signal));
-    await until(() => calls.length === 1);
+    await until('the call at the app', () => calls.length === 1);
     abort.abort();
     expect(await pending).toMatchObject({ ok: false, error: { code: 'aborted' } });
     await app.publishAsync(calls[0]?.reply_to as string, '"late"', { qos: 1 });
@@ -137,7 +133,10 @@ describe('actions apps provide', () => {
     await register('b', '{"timout":"5s"}');
     await register('c', 'not json');
     await register('d', '{"allow":"everyone"}');
-    await until(() => replies.length === 5);
+    await until(
+      () => `5 replies (got ${replies.length})`,
+      () => replies.length === 5,
+    );
     expect(replies[0]).toMatchObject({ ok: false, error: { code: 'conflict' } });
     for (const reply of replies.slice(1))
       expect(reply).toMatchObject({ ok: false, error: { code: 'bad-request' } });
@@ -148,6 +147,8 @@ describe('actions apps provide', () => {
 describe('sensors apps provide', () => {
   it('reads the latest value, goes stale after max_age, and keeps its unit for bare values', async () => {
     const app = await client(4, 'sensor-app');
+    // The clock is the subject: a value's age is told by Date, which the test moves (timers stay real).
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
     await app.publishAsync(
       'nearmesh/provide/sensor/room.temp',
       '{"value":20,"unit":"Cel","max_age":"50ms"}',
@@ -155,11 +156,13 @@ describe('sensors apps provide', () => {
         qos: 1,
       },
     );
-    await until(() => coordination.sensors.has('room.temp'));
+    await until("the app's room.temp registered", () => coordination.sensors.has('room.temp'));
     const sensor = coordination.sensors.get('room.temp') as LocalSensor;
     expect(sensor.unit).toBe('Cel');
     expect(await sensor.handler.read(new AbortController().signal)).toMatchObject({ value: 20, unit: 'Cel' });
-    await new Promise((resolve) => setTimeout(resolve, 80));
+    vi.advanceTimersByTime(45);
+    expect(await sensor.handler.read(new AbortController().signal)).toMatchObject({ value: 20, unit: 'Cel' });
+    vi.advanceTimersByTime(10);
     await expect(sensor.handler.read(new AbortController().signal)).rejects.toMatchObject({
       code: 'unavailable',
     });
@@ -168,7 +171,7 @@ describe('sensors apps provide', () => {
     expect(await sensor.handler.read(new AbortController().signal)).toMatchObject({ value: 21, unit: 'Cel' });
     await app.publishAsync('nearmesh/provide/sensor/cpu.temp', '99', { qos: 1 });
     await app.publishAsync('nearmesh/provide/sensor/room.temp', '', { qos: 1 });
-    await until(() => !coordination.sensors.has('room.temp'));
+    await until('room.temp withdrawn', () => !coordination.sensors.has('room.temp'));
     expect(coordination.sensors.has('cpu.temp')).toBe(false);
   });
 });

@@ -8,6 +8,7 @@ import { silentLogger } from '../../../agent/core/logger.js';
 import { generateIdentity } from '../../../agent/identity/identity.js';
 import { LinkManager, type ReceivedMessage } from '../../../agent/links/link-manager.js';
 import { ListResolver, MemoryNetwork, MemoryTransport } from '../../support/memory-transport.js';
+import { until } from '../../support/until.js';
 
 const MESH_KEY = randomBytes(32);
 const running: LinkManager[] = [];
@@ -44,14 +45,6 @@ async function node(
   running.push(manager);
   await manager.start();
   return { manager, wifi, ble, counters, received };
-}
-
-async function until(what: string, check: () => boolean, timeoutMs = 3_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 /** Closes every Wi-Fi link of the network and stops the listener, as a Wi-Fi outage would. */
@@ -97,9 +90,9 @@ describe('a peer linked over two media', () => {
     // traffic moves must not be overtaken by what the Wi-Fi link carries next.
     for (let i = 150; i < 250; i++) {
       send(i);
-      await new Promise((resolve) => setTimeout(resolve, 2));
+      await new Promise((resolve) => setTimeout(resolve, 2)); // Kept: pacing, a stream spread over time
     }
-    await until('Wi-Fi back', () => a.manager.peers()[0]?.medium === 'wifi', 5_000);
+    await until('Wi-Fi back', () => a.manager.peers()[0]?.medium === 'wifi', { timeoutMs: 5_000 });
     for (let i = 250; i < 300; i++) send(i);
     await Promise.all(sends);
     // Acknowledged on arrival; a message that came on the new link may still wait for the old link's CUTOVER.

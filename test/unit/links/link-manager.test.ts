@@ -1,13 +1,14 @@
 // The link manager against real handshakes and protocol over in-memory links: one connection per
 // pair however both sides dial, acknowledged delivery exactly once, and hostile input counted.
 import { randomBytes } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Counters } from '../../../agent/core/counters.js';
 import { PeerUnreachableError, TimeoutError } from '../../../agent/core/errors.js';
 import { silentLogger } from '../../../agent/core/logger.js';
 import { generateIdentity, type Identity } from '../../../agent/identity/identity.js';
 import { type LinkFrame, LinkManager, type ReceivedMessage } from '../../../agent/links/link-manager.js';
 import { ListResolver, MemoryNetwork, MemoryTransport } from '../../support/memory-transport.js';
+import { until } from '../../support/until.js';
 
 interface Node {
   manager: LinkManager;
@@ -56,16 +57,6 @@ async function startNode(
 
 const MESH_KEY = randomBytes(32);
 
-async function until<T>(what: string, check: () => T | undefined, timeoutMs = 3_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
 const connectedPeers = (node: Node) => node.manager.peers().filter((peer) => peer.state === 'connected');
 
 describe('LinkManager', () => {
@@ -73,9 +64,7 @@ describe('LinkManager', () => {
     const network = new MemoryNetwork();
     const b = await startNode(network, 'mem:b', []);
     const a = await startNode(network, 'mem:a', ['mem:b']);
-    await until('link', () =>
-      connectedPeers(a).length === 1 && connectedPeers(b).length === 1 ? true : undefined,
-    );
+    await until('link', () => connectedPeers(a).length === 1 && connectedPeers(b).length === 1);
     expect(connectedPeers(a)[0]).toMatchObject({
       id: b.manager.peerId,
       name: 'mem:b',
@@ -93,7 +82,7 @@ describe('LinkManager', () => {
     const network = new MemoryNetwork();
     const b = await startNode(network, 'mem:b', []);
     const a = await startNode(network, 'mem:a', ['mem:b']);
-    await until('link', () => (connectedPeers(a).length === 1 ? true : undefined));
+    await until('link', () => connectedPeers(a).length === 1);
     const frames: LinkFrame[] = [];
     a.manager.on('frame', (frame) => frames.push({ ...frame }));
     await a.manager.send('mem:b', Buffer.from('untraced'));
@@ -124,10 +113,14 @@ describe('LinkManager', () => {
       const network = new MemoryNetwork();
       const a = await startNode(network, `mem:a${round}`, [`mem:b${round}`]);
       const b = await startNode(network, `mem:b${round}`, [`mem:a${round}`]);
-      await until('link', () =>
-        connectedPeers(a).length === 1 && connectedPeers(b).length === 1 ? true : undefined,
+      // Settled: one link each, seen from both ends (a duplicate may show for a moment before it is closed).
+      await until(
+        'one link, the same on both sides',
+        () =>
+          connectedPeers(a).length === 1 &&
+          connectedPeers(b).length === 1 &&
+          connectedPeers(a)[0]?.direction !== connectedPeers(b)[0]?.direction,
       );
-      await new Promise((resolve) => setTimeout(resolve, 30));
       const [atA] = connectedPeers(a);
       const [atB] = connectedPeers(b);
       // The survivor is one link seen from both ends: outbound at one side, inbound at the other.
@@ -146,8 +139,9 @@ describe('LinkManager', () => {
     const network = new MemoryNetwork();
     const b = await startNode(network, 'mem:b', []);
     const a = await startNode(network, 'mem:a', ['mem:b'], { meshKey: randomBytes(32) });
-    await until('refusals', () =>
-      b.counters.get('handshake.refused') >= 2 && a.counters.get('handshake.refused') >= 2 ? true : undefined,
+    await until(
+      'refusals',
+      () => b.counters.get('handshake.refused') >= 2 && a.counters.get('handshake.refused') >= 2,
     );
     expect(a.manager.peers()).toEqual([]);
     expect(b.manager.peers()).toEqual([]);
@@ -157,7 +151,7 @@ describe('LinkManager', () => {
     const network = new MemoryNetwork();
     const b = await startNode(network, 'mem:b', []);
     const a = await startNode(network, 'mem:a', ['mem:b']);
-    await until('link', () => (connectedPeers(a).length === 1 ? true : undefined));
+    await until('link', () => connectedPeers(a).length === 1);
     const link = a.manager.directory.get(b.manager.peerId)?.connection?.link;
     link?.send(Uint8Array.from([0xff, 0x00, 0x13]));
     link?.send(Uint8Array.from([0x84, 0x18, 0x34, 0x00, 0x01, 0xf6])); // hdr 52: version 2, type 20: unknown, ignored
@@ -173,9 +167,9 @@ describe('LinkManager', () => {
     const identityB = generateIdentity();
     let b = await startNode(network, 'mem:b', [], { identity: identityB });
     const a = await startNode(network, 'mem:a', ['mem:b']);
-    await until('link', () => (connectedPeers(a).length === 1 ? true : undefined));
+    await until('link', () => connectedPeers(a).length === 1);
     await b.manager.stop();
-    await until('unlinked', () => (connectedPeers(a).length === 0 ? true : undefined));
+    await until('unlinked', () => connectedPeers(a).length === 0);
     const sending = a.manager.send(identityB.peerId, Buffer.from('held'), { timeoutMs: 3_000 });
     b = await startNode(network, 'mem:b', [], { identity: identityB });
     await expect(sending).resolves.toEqual({ peer: identityB.peerId });
@@ -186,14 +180,14 @@ describe('LinkManager', () => {
     const network = new MemoryNetwork();
     let b = await startNode(network, 'mem:b', []);
     const a = await startNode(network, 'mem:a', ['mem:b']);
-    await until('link', () => (connectedPeers(a).length === 1 ? true : undefined));
+    await until('link', () => connectedPeers(a).length === 1);
     const peerB = b.manager.peerId;
     await b.manager.stop();
-    await until('unlinked', () => (connectedPeers(a).length === 0 ? true : undefined));
+    await until('unlinked', () => connectedPeers(a).length === 0);
     const sending = a.manager.send(peerB, Buffer.from('later'), { timeoutMs: 1_000 });
     // A device with a new identity at the same address is another peer: the message must not go to it.
     b = await startNode(network, 'mem:b', []);
-    await until('relink', () => (connectedPeers(a).length === 1 ? true : undefined));
+    await until('relink', () => connectedPeers(a).length === 1);
     await expect(sending).rejects.toBeInstanceOf(TimeoutError);
     expect(b.received).toEqual([]);
   });
@@ -203,7 +197,7 @@ describe('LinkManager', () => {
     await startNode(network, 'mem:b', [], { name: 'twin' });
     await startNode(network, 'mem:c', [], { name: 'twin' });
     const a = await startNode(network, 'mem:a', ['mem:b', 'mem:c']);
-    await until('links', () => (connectedPeers(a).length === 2 ? true : undefined));
+    await until('links', () => connectedPeers(a).length === 2);
     await expect(a.manager.send('nobody', Buffer.from('x'))).rejects.toBeInstanceOf(PeerUnreachableError);
     await expect(a.manager.send('twin', Buffer.from('x'))).rejects.toThrow(/several peers/);
   });
@@ -216,11 +210,11 @@ describe('LinkManager', () => {
     const slow = { keepalive, bytesPerSecond: 1_000_000 };
     const b = await startNode(network, 'mem:b', [], slow);
     const a = await startNode(network, 'mem:a', ['mem:b'], slow);
-    await until('link', () => (connectedPeers(a).length === 1 ? true : undefined));
+    await until('link', () => connectedPeers(a).length === 1);
     const big = randomBytes(900_000);
     await a.manager.send(b.manager.peerId, big);
     await until('the message at b', () =>
-      b.received.some((message) => Buffer.from(message.payload).equals(big)) ? true : undefined,
+      b.received.some((message) => Buffer.from(message.payload).equals(big)),
     );
     expect(a.counters.get('links.keepalive_timeouts')).toBe(0);
     expect(b.counters.get('links.keepalive_timeouts')).toBe(0);
@@ -232,25 +226,33 @@ describe('LinkManager', () => {
     const keepalive = { intervalMs: 20, deadAfterMs: 120 };
     const b = await startNode(network, 'mem:b', [], { keepalive });
     const a = await startNode(network, 'mem:a', ['mem:b'], { keepalive });
-    await until('link', () => (connectedPeers(a).length === 1 ? true : undefined));
+    await until('link', () => connectedPeers(a).length === 1);
     const silencedAt = Date.now();
     network.silence('mem:b');
-    await until('unlinked', () => (connectedPeers(a).length === 0 ? true : undefined), 2_000);
+    await until('unlinked', () => connectedPeers(a).length === 0, { timeoutMs: 2_000 });
     expect(Date.now() - silencedAt).toBeLessThan(1_000);
     expect(a.counters.get('links.keepalive_timeouts')).toBe(1);
     // The cable is fine again for new links: a re-dials and both sides settle on one new connection.
-    await until('relinked', () =>
-      connectedPeers(a).length === 1 && connectedPeers(b).length === 1 ? true : undefined,
-    );
+    await until('relinked', () => connectedPeers(a).length === 1 && connectedPeers(b).length === 1);
     await a.manager.send(b.manager.peerId, Buffer.from('back'));
   });
 
   it('recognises its own address and stops dialling it', async () => {
-    const network = new MemoryNetwork();
-    const a = await startNode(network, 'mem:a', ['mem:a']);
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(a.manager.peers()).toEqual([]);
-    expect(a.transport.dialCount).toBe(1);
-    expect(a.counters.get('links.self_connections')).toBeGreaterThanOrEqual(1);
+    // Time is the subject (redials back off from 20 to 100 ms): it is faked; memory links stay immediate.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
+    try {
+      const network = new MemoryNetwork();
+      const a = await startNode(network, 'mem:a', ['mem:a']);
+      await until('the dial to itself noticed', async () => {
+        await vi.advanceTimersByTimeAsync(10);
+        return a.counters.get('links.self_connections') >= 1;
+      });
+      await vi.advanceTimersByTimeAsync(10_000); // a hundred redial delays and more
+      expect(a.manager.peers()).toEqual([]);
+      expect(a.transport.dialCount).toBe(1);
+      expect(a.counters.get('links.self_connections')).toBeGreaterThanOrEqual(1);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

@@ -19,15 +19,11 @@ import {
   type SecureLinkOptions,
 } from '../../../agent/security/secure-channel.js';
 import { MemoryLink, memoryLinkPair } from '../../support/memory-link.js';
+import { until } from '../../support/until.js';
 
 const EMPTY = new Uint8Array(0);
 const meshKey = (fill: number): Uint8Array => new Uint8Array(32).fill(fill);
 const bytes = (...values: number[]): Uint8Array => Uint8Array.from(values);
-
-/** Lets MemoryLink's setImmediate deliveries run. */
-async function settleLinks(rounds = 5): Promise<void> {
-  for (let i = 0; i < rounds; i += 1) await new Promise<void>((resolve) => setImmediate(resolve));
-}
 
 type Outcome<T> = { ok: true; value: T } | { ok: false; error: unknown };
 function outcome<T>(promise: Promise<T>): Promise<Outcome<T>> {
@@ -174,7 +170,7 @@ describe('establishSecureLink: same mesh key', () => {
     expect(left.meshKeyIndex).toBe(0);
     const atRight = observe(right);
     left.send(bytes(5));
-    await settleLinks();
+    await until('the message', () => atRight.messages.length >= 1);
     expect(atRight.messages).toEqual([bytes(5)]);
   });
 
@@ -189,7 +185,7 @@ describe('establishSecureLink: same mesh key', () => {
     left.send(bytes(3));
     right.send(bytes(9, 9));
     right.send(bytes(8));
-    await settleLinks();
+    await until('every message', () => atRight.messages.length >= 4 && atLeft.messages.length >= 2);
     expect(atRight.messages).toEqual([bytes(1), big, EMPTY, bytes(3)]);
     expect(atLeft.messages).toEqual([bytes(9, 9), bytes(8)]);
   });
@@ -201,7 +197,7 @@ describe('establishSecureLink: same mesh key', () => {
     left.send([bytes(1, 2), big, EMPTY, bytes(3)]);
     left.send([]);
     left.send(bytes(4));
-    await settleLinks();
+    await until('every message', () => atRight.messages.length >= 3);
     expect(atRight.messages).toEqual([
       Uint8Array.from(Buffer.concat([bytes(1, 2), big, bytes(3)])),
       EMPTY,
@@ -210,15 +206,17 @@ describe('establishSecureLink: same mesh key', () => {
   });
 
   it('holds messages that arrive before a listener, then replays them in order after on() returns', async () => {
-    const { left, right } = await connect();
+    const { b, left, right } = await connect();
+    let framesAtRight = 0;
+    b.on('frame', () => framesAtRight++); // after the secure link's own listener: it has taken them by then
     left.send(bytes(1));
     left.send(bytes(2));
-    await settleLinks();
+    await until('two frames at the right side', () => framesAtRight >= 2);
     const received: Uint8Array[] = [];
     right.on('message', (plaintext) => received.push(plaintext));
     expect(received).toEqual([]);
     left.send(bytes(3));
-    await settleLinks();
+    await until('three messages', () => received.length >= 3);
     expect(received).toEqual([bytes(1), bytes(2), bytes(3)]);
   });
 
@@ -228,7 +226,7 @@ describe('establishSecureLink: same mesh key', () => {
     expect(left.maxMessageBytes).toBe(1008);
     expect(() => left.send(new Uint8Array(1009))).toThrow(FrameTooLargeError);
     expect(left.send(new Uint8Array(1008))).toBe(true);
-    await settleLinks();
+    await until('the message', () => atRight.messages.length >= 1);
     expect(atRight.messages.map((m) => m.length)).toEqual([1008]);
   });
 

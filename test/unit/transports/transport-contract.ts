@@ -4,6 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FrameTooLargeError } from '../../../agent/core/errors.js';
 import type { FrameLink, Medium } from '../../../transports/transport.js';
+import { until } from '../../support/until.js';
 
 export interface LinkPair {
   initiator: FrameLink;
@@ -44,33 +45,23 @@ export class LinkProbe {
   }
 
   async waitForFrames(count: number, timeoutMs = 10_000): Promise<Uint8Array[]> {
-    await waitUntil(
+    await until(
+      () => `${count} frames (got ${this.frames.length})`,
       () => this.frames.length >= count,
-      timeoutMs,
-      () => `${this.frames.length}/${count} frames`,
+      {
+        timeoutMs,
+        intervalMs: 2,
+      },
     );
     return this.frames;
   }
 
   async waitForClose(timeoutMs = 10_000): Promise<Error | undefined> {
-    await waitUntil(
-      () => this.closes.length > 0,
+    await until(`a close on ${this.link.remoteAddress}`, () => this.closes.length > 0, {
       timeoutMs,
-      () => `no close on ${this.link.remoteAddress}`,
-    );
+      intervalMs: 2,
+    });
     return this.closes[0];
-  }
-}
-
-export async function waitUntil(
-  isDone: () => boolean,
-  timeoutMs: number,
-  describe: () => string,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!isDone()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${describe()}`);
-    await new Promise((resolve) => setTimeout(resolve, 2));
   }
 }
 
@@ -79,8 +70,6 @@ export function expectSameFrames(actual: readonly Uint8Array[], expected: readon
   const digest = (frame: Uint8Array) => `${frame.length}:${createHash('sha256').update(frame).digest('hex')}`;
   expect(actual.map(digest)).toEqual(expected.map(digest));
 }
-
-export const sleepMs = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 const MAX_FRAME_BYTES = 64 * 1024;
 
@@ -119,8 +108,10 @@ export function describeFrameLinkContract(harness: FrameLinkHarness): void {
       for (const frame of [...sent].reverse()) responder.send(frame);
       expectSameFrames(await atResponder.waitForFrames(sent.length), sent);
       expectSameFrames(await atInitiator.waitForFrames(sent.length), [...sent].reverse());
-      await sleepMs(20);
-      expect(atResponder.frames.length).toBe(sent.length); // no duplicates trailing behind
+      // No duplicates trailing behind: a last frame arrives right after the others, and nothing in between.
+      const last = Uint8Array.of(42);
+      initiator.send(last);
+      expectSameFrames(await atResponder.waitForFrames(sent.length + 1), [...sent, last]);
     });
 
     it('delivers a frame given as parts as one whole frame, and counts parts toward the limit', async () => {
@@ -143,7 +134,7 @@ export function describeFrameLinkContract(harness: FrameLinkHarness): void {
     it('tells when bytes last arrived (lastReceivedAtMs), advancing with what the remote sends', async () => {
       const { initiator, responder } = await pair();
       const atResponder = new LinkProbe(responder);
-      await sleepMs(20);
+      await until('the clock to pass the last arrival', () => Date.now() > responder.lastReceivedAtMs);
       const sentAt = Date.now();
       expect(responder.lastReceivedAtMs).toBeLessThan(sentAt);
       initiator.send(Uint8Array.from(randomBytes(MAX_FRAME_BYTES)));
@@ -188,7 +179,8 @@ export function describeFrameLinkContract(harness: FrameLinkHarness): void {
       expect(await atInitiator.waitForClose()).toBe(reason);
       await atResponder.waitForClose();
       responder.close();
-      await sleepMs(50);
+      // Kept: no event marks "no second close is coming" on a closed link; a duplicate gets 50 ms to show.
+      await new Promise((resolve) => setTimeout(resolve, 50));
       expect(atInitiator.closes).toHaveLength(1);
       expect(atResponder.closes).toHaveLength(1);
     });
@@ -196,13 +188,15 @@ export function describeFrameLinkContract(harness: FrameLinkHarness): void {
     it('after close, send() returns false without throwing and no frame is emitted', async () => {
       const { initiator, responder } = await pair();
       const atInitiator = new LinkProbe(initiator);
+      const atResponder = new LinkProbe(responder);
       atInitiator.close();
       // The remote has not heard of the close yet: its frames must not surface on our side.
       for (let i = 0; i < 20; i++) responder.send(new Uint8Array([i]));
       expect(initiator.send(new Uint8Array([1]))).toBe(false);
       expect(initiator.send(new Uint8Array(MAX_FRAME_BYTES + 1))).toBe(false);
       await atInitiator.waitForClose();
-      await sleepMs(30);
+      // Both ends closed: the remote's frames have arrived (and been dropped) or never will.
+      await atResponder.waitForClose();
       expect(initiator.send(new Uint8Array([1]))).toBe(false);
       expect(atInitiator.framesAfterClose).toBe(0);
       await initiator.drained(); // resolves on a closed link
@@ -235,9 +229,11 @@ export function describeFrameLinkContract(harness: FrameLinkHarness): void {
         responder.close();
       });
       const atResponder = new LinkProbe(responder);
+      const atInitiator = new LinkProbe(initiator);
       for (let i = 0; i < 20; i++) initiator.send(new Uint8Array([i]));
       await atResponder.waitForClose();
-      await sleepMs(20);
+      // Both ends closed: the other 19 frames have arrived (and been dropped) or never will.
+      await atInitiator.waitForClose();
       expect(seen).toBe(1);
     });
 
@@ -266,7 +262,7 @@ export function describeFrameLinkContract(harness: FrameLinkHarness): void {
       for (let i = 0; i < 32; i++) initiator.send(new Uint8Array(MAX_FRAME_BYTES));
       const drained = initiator.drained();
       initiator.close();
-      await drained;
+      await expect(drained).resolves.toBeUndefined();
     });
   });
 }

@@ -1,6 +1,6 @@
 // Durable queue against real better-sqlite3 in temporary directories: per-peer seqs and order,
 // cumulative and selective acks, persistence across close/reopen, bounds, corrupt files, receiver
-// de-duplication state, lazy loading of the SQLite module, and a throughput figure (printed, not asserted).
+// de-duplication state, lazy loading of the SQLite module. Throughput is measured in scripts/bench.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -371,29 +371,6 @@ describe('durable queue: costs', () => {
     const result = JSON.parse(output) as { afterImport: boolean; afterOpen: boolean; rssDelta: number };
     expect(result).toMatchObject({ afterImport: false, afterOpen: true });
     console.log(`[messaging] RSS after opening a queue: +${(result.rssDelta / 1024 / 1024).toFixed(1)} MB`);
-  });
-
-  it('prints enqueue+ack throughput of 1 KiB messages, synchronous NORMAL vs FULL (not asserted)', async () => {
-    const figures: string[] = [];
-    for (const synchronous of ['normal', 'full'] as const) {
-      const path = tempPath();
-      const rate = await withQueue(
-        path,
-        (queue) => {
-          const payload = new Uint8Array(1024).fill(7);
-          const count = synchronous === 'full' ? 300 : 2000;
-          const start = performance.now();
-          for (let i = 0; i < count; i++) {
-            const { seq } = queue.enqueue('a', payload);
-            queue.acknowledge('a', seq);
-          }
-          return count / ((performance.now() - start) / 1000);
-        },
-        { synchronous },
-      );
-      figures.push(`${synchronous.toUpperCase()} ${Math.round(rate)}/s`);
-    }
-    console.log(`[messaging] enqueue+ack of 1 KiB (${tmpdir()}): ${figures.join(', ')}`);
   });
 });
 

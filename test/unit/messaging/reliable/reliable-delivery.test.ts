@@ -13,7 +13,7 @@ import {
   type ReliableMessage,
 } from '../../../../agent/messaging/reliable/reliable-delivery.js';
 import { decodeQueued } from '../../../../agent/protocol/queued.js';
-import { waitFor } from '../../../support/agent-process.js';
+import { until } from '../../../support/until.js';
 
 const ALICE = 'a'.repeat(16);
 const BOB = 'b'.repeat(16);
@@ -90,6 +90,7 @@ class Pair {
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
     if (!this.reachable) this.maxInFlightUnreachable = Math.max(this.maxInFlightUnreachable, this.inFlight);
     try {
+      // Kept: the link's latency, so that sends overlap as they do on a real link (and fake timers drive it).
       await new Promise((resolve) => setTimeout(resolve, 1));
       if (this.verdict(seq) === 'fail') throw new Error(`lost #${seq}`);
       to.handle(from, payload, this.reachable ? 1 : 3);
@@ -177,11 +178,7 @@ describe('reliable delivery between two queue files', () => {
     await pair.restartAlice();
     pair.verdict = () => 'deliver';
     const current = pair;
-    await waitFor(
-      '50 messages at bob',
-      async () => (current.received.length >= 50 ? true : undefined),
-      5_000,
-    );
+    await until('50 messages at bob', () => current.received.length >= 50, { timeoutMs: 5_000 });
     await pair.alice.send(BOB, numbered(1, 51), 5_000);
     expect(texts(pair.received)).toEqual(texts(numbered(51).map(asMessage)));
   });

@@ -31,6 +31,7 @@ import {
   STREAM_DATA_OVERHEAD_BYTES,
   type StreamMessage,
 } from '../../../../agent/protocol/stream.js';
+import { until } from '../../../support/until.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -114,19 +115,6 @@ async function sha256Of(stream: Readable): Promise<{ sha256: string; bytes: numb
   return { sha256: hash.digest('hex'), bytes };
 }
 
-function tick(ms = 0): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Waits until `condition` holds (polling), failing after `ms`. */
-async function until(condition: () => boolean, ms = 5_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await tick(5);
-  }
-}
-
 describe('streams', () => {
   test('5 MiB of random bytes piped through arrive identical, in DATA that fit the channel', async () => {
     const s = setup({ maxPayloadBytes: 16 * KiB });
@@ -161,7 +149,9 @@ describe('streams', () => {
     const { outgoing, stream } = await connect(s, 'logs');
     const accepted: boolean[] = [];
     for (let i = 0; i < 20; i++) accepted.push(outgoing.write(randomBytes(8 * KiB)));
-    await tick(50);
+    await until('the window buffered at the receiver', () => stream.readableLength >= window);
+    // A stream opened and accepted after that: any CREDIT bob sent for what it holds has reached alice.
+    await connect(s, 'after-the-window');
 
     // Every byte beyond the credit waits at the sender; the receiver buffers exactly what it granted.
     expect(outgoing.bytesSent).toBe(window);
@@ -273,7 +263,7 @@ describe('streams', () => {
 
     first.end();
     await once(first, 'finish');
-    await until(() => s.bob.active.incoming === 1);
+    await until('the ended stream gone at bob', () => s.bob.active.incoming === 1);
     await expect(s.alice.open('bob', 'hold')).resolves.toBeDefined();
   });
 
@@ -281,18 +271,20 @@ describe('streams', () => {
     const s = setup({ service: { windowBytes: 16 * KiB } });
     const { outgoing, stream } = await connect(s, 'video');
     const writerError = errorOf(outgoing);
-    const readerError = errorOf(stream);
+    const readerErrors: Error[] = [];
+    stream.on('error', (error) => readerErrors.push(error));
     stream.once('data', () => stream.destroy());
     outgoing.write(randomBytes(200 * KiB));
 
     const error = await writerError;
     expect(error).toBeInstanceOf(StreamResetError);
     expect(error).toMatchObject({ reason: 'closed', streamId: outgoing.streamId });
-    await tick(20);
+    // 'close' is the last event a stream emits: past it, nothing more is sent and no error can follow.
+    await until('both ends closed', () => outgoing.closed && stream.closed);
     expect(outgoing.bytesSent).toBeLessThanOrEqual(32 * KiB);
     expect(outgoing.destroyed).toBe(true);
     // The reader's own destroy is no error on its side.
-    await expect(Promise.race([readerError, tick(20).then(() => 'none')])).resolves.toBe('none');
+    expect(readerErrors).toEqual([]);
   });
 
   test("a writer that destroys with an error resets the reader's stream (aborted)", async () => {
@@ -318,10 +310,10 @@ describe('streams', () => {
     let writing = true;
     const writer = (async () => {
       while (writing && !outgoing.destroyed) {
-        if (!outgoing.write(randomBytes(4 * KiB))) await Promise.race([settled(outgoing, 'drain'), tick(50)]);
+        if (!outgoing.write(randomBytes(4 * KiB))) await settled(outgoing, 'drain');
       }
     })();
-    await until(() => stream.bytesReceived > 100 * KiB);
+    await until('100 KiB at the reader', () => stream.bytesReceived > 100 * KiB);
     s.pair.cut();
 
     expect(await writerError).toBeInstanceOf(StreamLinkError);
@@ -388,7 +380,7 @@ describe('streams', () => {
     expect(error).toMatchObject({ reason: 'closed' });
     expect(error.message).toContain('handler bug');
     expect(s.bob.counters.get('handler-error')).toBe(1);
-    await until(() => closed.length === 2);
+    await until('both ends closed', () => closed.length === 2);
     expect(closed.map((c) => c.direction).sort()).toEqual(['in', 'out']);
     expect(closed.every((c) => c.error instanceof Error)).toBe(true);
   });
@@ -422,18 +414,18 @@ describe('a hostile opener', () => {
     const h = hostile({ windowBytes: window });
     const id = h.streamId(1);
     await h.send({ kind: 'open', streamId: id, name: 'sink' });
-    await until(() => h.replies.length === 1);
+    await until('the accept', () => h.replies.length === 1);
     expect(h.replies).toEqual([{ kind: 'accept', streamId: id, credit: window }]);
     await h.send({ kind: 'data', streamId: id, offset: 0, bytes: new Uint8Array(window - 10) });
     await h.send({ kind: 'data', streamId: id, offset: window - 10, bytes: new Uint8Array(11) });
-    await tick();
+    await until('the stream reset', () => h.errors.length > 0);
 
     expect(h.bob.counters.get('beyond-credit')).toBe(1);
     const [stream] = h.streams;
     expect(stream?.bytesReceived).toBe(window - 10);
     expect(stream?.readableLength).toBe(window - 10);
     expect(h.errors[0]).toBeInstanceOf(StreamProtocolError);
-    await until(() => h.replies.length === 2);
+    await until('the end', () => h.replies.length === 2);
     expect(h.replies.at(-1)).toMatchObject({ kind: 'end', outcome: { ok: false, code: 'protocol' } });
     expect(h.bob.active.incoming).toBe(0);
     // Whatever follows for the reset stream is an unknown stream now.
@@ -449,7 +441,7 @@ describe('a hostile opener', () => {
     await h.send({ kind: 'open', streamId: short, name: 'sink' });
     await h.send({ kind: 'data', streamId: short, offset: 0, bytes: new Uint8Array(5) });
     await h.send({ kind: 'end', streamId: short, outcome: { ok: true, length: 6 } });
-    await tick();
+    await until('both streams reset', () => h.errors.length >= 2);
     expect(h.bob.counters.get('bad-offset')).toBe(1);
     expect(h.bob.counters.get('bad-length')).toBe(1);
     expect(h.errors).toHaveLength(2);
@@ -484,7 +476,7 @@ describe('a hostile opener', () => {
     expect(h.bob.active.incoming).toBe(6);
     expect(h.streams).toHaveLength(6);
     expect(h.bob.counters.get('refused-busy')).toBe(46 + 8);
-    await until(() => h.replies.length === 50);
+    await until('50 replies', () => h.replies.length === 50);
     expect(h.replies.filter((r) => r.kind === 'refuse')).toHaveLength(46);
   });
 
@@ -512,7 +504,7 @@ describe('a hostile opener', () => {
     const h = hostile();
     h.bob.listenAny(() => {});
     await h.send({ kind: 'open', streamId: h.streamId(6), name: 'a\u202eb' });
-    await until(() => h.replies.length === 1);
+    await until('the refusal', () => h.replies.length === 1);
     expect(h.replies).toContainEqual(expect.objectContaining({ kind: 'refuse', code: 'bad-name' }));
     expect(h.bob.active.incoming).toBe(0);
   });

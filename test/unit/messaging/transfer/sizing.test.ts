@@ -8,7 +8,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
-import { MAX_ROUTED_PAYLOAD_BYTES } from '../../../../agent/mesh/messenger.js';
+import { MAX_ROUTED_PAYLOAD_BYTES } from '../../../../agent/messaging/messenger.js';
 import { MemoryChannelPair } from '../../../../agent/messaging/transfer/channel.js';
 import { LinkTransferChannel, SLOW_LINK_WINDOW } from '../../../../agent/messaging/transfer/link-channel.js';
 import { WIFI_CHUNK_BYTES } from '../../../../agent/messaging/transfer/manager.js';

@@ -9,6 +9,7 @@ import {
   type SharedBindParams,
   sharedSocketClass,
 } from '../../../../transports/ble/shared-hci.js';
+import { until } from '../../../support/until.js';
 
 class FakeDriver extends EventEmitter {
   static instances: FakeDriver[] = [];
@@ -68,7 +69,7 @@ describe('shared HCI controller', () => {
     const { peripheral, real, seen } = pair();
     expect(FakeDriver.instances.length - before).toBe(1);
     peripheral.write(hex('01 030c 00'));
-    await new Promise((resolve) => setImmediate(resolve));
+    await until('the answer to the reset', () => seen.peripheral?.length);
     expect(real.writes).toEqual([]);
     expect(seen.peripheral).toEqual(['040e0401030c00']);
     expect(seen.central).toEqual([]);

@@ -10,7 +10,8 @@ import type { FrameLink } from '../../../../transports/transport.js';
 import { encodeFrame, encodeFrameHeader } from '../../../../transports/wifi/framing.js';
 import { TruncatedFrameError } from '../../../../transports/wifi/tcp-link.js';
 import { TcpTransport, type TcpTransportOptions } from '../../../../transports/wifi/tcp-transport.js';
-import { LinkProbe, waitUntil } from '../transport-contract.js';
+import { until } from '../../../support/until.js';
+import { LinkProbe } from '../transport-contract.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -226,11 +227,7 @@ describe('TcpTransport links', () => {
     link.send(Uint8Array.from([1, 2, 3]));
     link.send(new Uint8Array(0));
     link.send(new Uint8Array(10_000).fill(7));
-    await waitUntil(
-      () => Buffer.concat(received).length >= 7 + 4 + 10_004,
-      5000,
-      () => 'raw bytes',
-    );
+    await until('the raw bytes', () => Buffer.concat(received).length >= 7 + 4 + 10_004, { timeoutMs: 5000 });
     expect(Buffer.concat(received)).toEqual(
       Buffer.concat([
         encodeFrame(Uint8Array.from([1, 2, 3])),
@@ -248,7 +245,7 @@ describe('TcpTransport links', () => {
     const bytes = Buffer.concat(frames.map(encodeFrame));
     for (const byte of bytes) {
       socket.write(Uint8Array.of(byte));
-      await new Promise((resolve) => setImmediate(resolve));
+      await new Promise((resolve) => setImmediate(resolve)); // pacing: each byte leaves in a write of its own
     }
     expect(await probe.waitForFrames(3)).toEqual(frames);
   });
@@ -259,15 +256,16 @@ describe('TcpTransport links', () => {
     const probe = new LinkProbe(link);
     const frame = randomBytes(64 * 1024);
     const bytes = encodeFrame(frame);
+    const clockPassesLastArrival = () =>
+      until('the clock to pass the last arrival', () => Date.now() > link.lastReceivedAtMs);
+    await clockPassesLastArrival();
+    const firstAt = Date.now();
     socket.write(bytes.subarray(0, 1_000));
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    await until('the first bytes', () => link.lastReceivedAtMs >= firstAt, { timeoutMs: 5_000 });
+    await clockPassesLastArrival();
     const before = Date.now();
     socket.write(bytes.subarray(1_000, 2_000));
-    await waitUntil(
-      () => link.lastReceivedAtMs >= before,
-      5_000,
-      () => 'bytes after the pause',
-    );
+    await until('the bytes after the pause', () => link.lastReceivedAtMs >= before, { timeoutMs: 5_000 });
     expect(probe.frames).toHaveLength(0);
     socket.write(bytes.subarray(2_000));
     expect(await probe.waitForFrames(1)).toEqual([Uint8Array.from(frame)]);
@@ -294,7 +292,7 @@ describe('TcpTransport links', () => {
     socket.resetAndDestroy();
     const error = await probe.waitForClose();
     expect((error as NodeJS.ErrnoException | undefined)?.code).toBe('ECONNRESET');
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await server.stop(); // resolves once every socket it held is gone: no second close can follow
     expect(probe.closes).toHaveLength(1);
     expect(link.send(Uint8Array.from([1]))).toBe(false);
   });
@@ -365,10 +363,10 @@ describe('TcpTransport links', () => {
       }
     };
     await Promise.all([pump(a, digests.aToB), pump(b, digests.bToA)]);
-    await waitUntil(
+    await until(
+      () => `${count} frames each way (got ${framesAtA} at a, ${framesAtB} at b)`,
       () => framesAtA === count && framesAtB === count,
-      20_000,
-      () => `${framesAtA} ${framesAtB}`,
+      { timeoutMs: 20_000 },
     );
     expect(received.atB.digest('hex')).toBe(digests.aToB.digest('hex'));
     expect(received.atA.digest('hex')).toBe(digests.bToA.digest('hex'));

@@ -1,21 +1,21 @@
 // The console's trace and call commands without agents: trace lines decoded from link frames (never the
 // payload's bytes), the JSON word of a call, durations and the stop of a running trace.
 import { describe, expect, it } from 'vitest';
+import type { CallRequest, TraceEvent } from '../../../agent/api.js';
 import {
-  type CallRequest,
   type ConsoleContext,
   completeConsoleLine,
   runConsoleLine,
   splitArguments,
 } from '../../../agent/console/commands.js';
 import { formatCallResults, formatTraceLine } from '../../../agent/console/format.js';
-import { toTraceEvent } from '../../../agent/console/trace.js';
-import type { TraceEvent } from '../../../agent/control/wire.js';
 import type { LinkFrame } from '../../../agent/links/link-manager.js';
+import { toTraceEvent } from '../../../agent/links/link-trace.js';
 import { encodeCoordination } from '../../../agent/protocol/coordination.js';
 import { encodeQueued } from '../../../agent/protocol/queued.js';
 import { encodeStream } from '../../../agent/protocol/stream.js';
 import { encodeTransfer } from '../../../agent/protocol/transfer.js';
+import { until } from '../../support/until.js';
 
 const AT = Date.parse('2026-11-25T14:32:17.123Z');
 const A = '0123456789abcdef';
@@ -113,7 +113,13 @@ function fakeContext(overrides: Partial<ConsoleContext> = {}): ConsoleContext & 
       },
     ],
     routes: () => [],
-    send: async (peer) => ({ peer }),
+    send: async (peer, payloads, options) => ({
+      peer,
+      seq: 1,
+      last_seq: 1,
+      count: payloads.length,
+      acknowledged: options.wait,
+    }),
     multicast: () => ({ links: 1 }),
     logLevel: () => 'info',
     call: async (request) => {
@@ -225,7 +231,7 @@ describe('trace on the console', () => {
       write: (text) => written.push(text),
       signal: controller.signal,
     });
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    await until('the trace started', () => emit !== undefined);
     emit?.(event);
     emit?.({ ...event, direction: 'out', type: 'PONG' });
     controller.abort();

@@ -1,9 +1,7 @@
 // `trace <peer>`: the frames on the direct link to one peer, decoded into what a person debugging a
 // link wants to see (type, id, flags, route, sizes, the kind of system DATA), never the
 // payload's bytes. The link layer reports frames only while a tracer is attached (LinkManager.traceFrames).
-import type { TraceEvent, TraceStarted } from '../control/wire.js';
 import { NearmeshError, PeerUnreachableError } from '../core/errors.js';
-import type { LinkFrame, LinkManager } from '../links/link-manager.js';
 import { decodeCoordination } from '../protocol/coordination.js';
 import { DecodeError } from '../protocol/errors.js';
 import type { Message } from '../protocol/index.js';
@@ -12,6 +10,38 @@ import { decodeStream } from '../protocol/stream.js';
 import { type SystemService, systemServiceOf } from '../protocol/system-kind.js';
 import { decodeTransfer } from '../protocol/transfer.js';
 import { decodeTrust } from '../protocol/trust.js';
+import type { LinkFrame, LinkManager } from './link-manager.js';
+
+/** One frame on a direct link as `trace` streams it: the decoded message's fields, never payload bytes. */
+export interface TraceEvent {
+  at: string;
+  peer: string;
+  peer_name: string;
+  /** out: this agent sent it; in: the peer did. */
+  direction: 'out' | 'in';
+  medium: string;
+  type: 'DATA' | 'ACK' | 'PING' | 'PONG' | 'CLOSE' | 'ANNOUNCE' | 'ENDPOINTS' | 'CUTOVER';
+  id?: number;
+  /** ack (an ACK is requested), flood, system, relays. */
+  flags: string[];
+  /** Routed messages: originator, final recipient and hops left. */
+  route?: { src: string; dst: string; ttl: number };
+  /** DATA: the payload's size in bytes (its bytes are never shown). */
+  size?: number;
+  /** System DATA: its kind (call, result, time-request, queued, received, chunk, ...), or "malformed". */
+  coordination?: string;
+  /** ANNOUNCE: the announcing agent's name. */
+  name?: string;
+  /** CLOSE: its code and reason. */
+  code?: number;
+  reason?: string;
+}
+
+/** What `trace` answers before its events: the peer traced. */
+export interface TraceStarted {
+  peer: string;
+  name: string;
+}
 
 const TYPE_NAMES: Record<Message['type'], TraceEvent['type']> = {
   data: 'DATA',

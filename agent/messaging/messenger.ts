@@ -4,25 +4,20 @@
 // reference (an id or a name) means.
 
 import type { Counters } from '../core/counters.js';
-import {
-  AmbiguousNameError,
-  FrameTooLargeError,
-  PeerUnreachableError,
-  TimeoutError,
-} from '../core/errors.js';
+import { AmbiguousNameError, FrameTooLargeError, PeerUnreachableError } from '../core/errors.js';
 import { TypedEmitter } from '../core/events.js';
 import { isPeerId } from '../core/peer-id.js';
+import { DEFAULT_ACK_TIMEOUT_MS, PendingAcks } from '../core/pending-acks.js';
 import type { MemberRegistry } from '../identity/member-registry.js';
 import type { LinkManager, ReceivedMessage, SendOptions } from '../links/link-manager.js';
 import type { PeerInfo } from '../links/peer-directory.js';
-import { BROADCAST_ID, groupId } from './address.js';
-import type { MeshDelivery, Router } from './router.js';
+import { BROADCAST_ID, groupId } from '../mesh/address.js';
+import type { MeshDelivery, Router } from '../mesh/router.js';
 
 /** Largest routed payload: it must fit the smallest link it may cross (a 64 KiB BLE frame, minus room). */
 export const MAX_ROUTED_PAYLOAD_BYTES = 60 * 1024;
 /** First retransmission after this, doubling; every retransmission floods. */
 const FIRST_RETRY_MS = 1_000;
-const DEFAULT_SEND_TIMEOUT_MS = 10_000;
 
 /** A message that came through the mesh; `to` says when it was for a group or for everyone. */
 export interface MeshMessage extends ReceivedMessage {
@@ -44,11 +39,10 @@ interface PendingRouted {
   nextHop: string | undefined;
   retransmissions: number;
   retryTimer: NodeJS.Timeout | undefined;
-  readonly settle: (error?: Error) => void;
 }
 
 export class Messenger extends TypedEmitter<MessengerEvents> {
-  readonly #pending = new Map<number, PendingRouted>();
+  readonly #pending = new PendingAcks<PendingRouted>();
   readonly #groupNames: ReadonlyMap<string, string>;
 
   constructor(
@@ -71,7 +65,7 @@ export class Messenger extends TypedEmitter<MessengerEvents> {
       if (pending.nextHop !== undefined && (routeLost || pending.retransmissions === 0)) {
         router.routeOutcome(source, pending.nextHop, !routeLost);
       }
-      pending.settle();
+      this.#pending.settle(id);
     });
   }
 
@@ -206,58 +200,55 @@ export class Messenger extends TypedEmitter<MessengerEvents> {
 
   /** Fails every routed send still waiting (the agent is stopping). */
   stop(): void {
-    for (const pending of this.#pending.values()) {
-      pending.settle(new PeerUnreachableError(pending.destination, 'agent stopping'));
-    }
+    this.#pending.failAll((pending) => new PeerUnreachableError(pending.destination, 'agent stopping'));
   }
 
-  #sendRouted(destination: string, payload: Uint8Array, options: SendOptions): Promise<{ peer: string }> {
-    const timeoutMs = options.timeoutMs ?? DEFAULT_SEND_TIMEOUT_MS;
-    const { signal } = options;
+  async #sendRouted(
+    destination: string,
+    payload: Uint8Array,
+    options: SendOptions,
+  ): Promise<{ peer: string }> {
     const system = options.system === true;
     const id = this.router.nextId();
-    return new Promise((resolve, reject) => {
-      const onAbort = (): void =>
-        settle(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
-      const deadline = setTimeout(() => {
-        settle(
-          new TimeoutError(`message to ${destination} through the mesh: no acknowledgement;`, timeoutMs),
-        );
-      }, timeoutMs);
-      const pending: PendingRouted = {
-        destination,
-        nextHop: undefined,
-        retransmissions: 0,
-        retryTimer: undefined,
-        settle: (error) => settle(error),
-      };
-      const settle = (error?: Error): void => {
-        clearTimeout(deadline);
-        clearTimeout(pending.retryTimer);
-        signal?.removeEventListener('abort', onAbort);
-        this.#pending.delete(id);
-        if (error === undefined) resolve({ peer: destination });
-        else reject(error);
-      };
-      if (signal?.aborted === true) return onAbort();
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.#pending.set(id, pending);
+    const pending: PendingRouted = {
+      destination,
+      nextHop: undefined,
+      retransmissions: 0,
+      retryTimer: undefined,
+    };
+    const acknowledged = this.#pending.wait(id, pending, {
+      timeoutMs: options.timeoutMs ?? DEFAULT_ACK_TIMEOUT_MS,
+      signal: options.signal,
+      describe: () => `message to ${destination} through the mesh: no acknowledgement;`,
+      onSettled: () => clearTimeout(pending.retryTimer),
+    });
+    if (options.signal?.aborted !== true) {
       this.counters.increment('mesh.unicasts_sent');
-      const sent = this.router.sendData(destination, payload, { id, ackRequested: true, system });
-      pending.nextHop = sent.nextHop;
+      pending.nextHop = this.router.sendData(destination, payload, {
+        id,
+        ackRequested: true,
+        system,
+      }).nextHop;
       const retry = (delayMs: number): void => {
         pending.retryTimer = setTimeout(() => {
           this.counters.increment('mesh.retransmissions');
           pending.retransmissions++;
           // Flooded around whatever failed, and signed: the destination may not know this agent's key.
-          const options = { id, ackRequested: true, flood: true, system, signed: true };
-          this.router.sendData(destination, payload, options);
+          this.router.sendData(destination, payload, {
+            id,
+            ackRequested: true,
+            flood: true,
+            system,
+            signed: true,
+          });
           retry(delayMs * 2);
         }, delayMs);
         pending.retryTimer.unref();
       };
       retry(FIRST_RETRY_MS);
-    });
+    }
+    await acknowledged;
+    return { peer: destination };
   }
 
   #onDeliver(delivery: MeshDelivery): void {

@@ -1,0 +1,269 @@
+// The one typed face of a running agent. Every front end speaks it: the control socket (and through it the
+// CLI), the serial console, the MQTT gateway and programs that embed the agent. Requests and results are
+// the JSON shapes the CLI prints with --json, so one vocabulary runs from the socket to the embedding API.
+// Peer references (an id or a name) are resolved here, once, by the implementation.
+import type {
+  ActionInfo,
+  LeaseResult,
+  SensorInfo,
+  SensorReadingEvent,
+  SensorReadResult,
+} from './coordination/coordinator.js';
+import type { TraceEvent, TraceStarted } from './links/link-trace.js';
+import type { PeerInfo } from './links/peer-directory.js';
+import type { StreamEvent, StreamSink } from './messaging/stream/sessions.js';
+import type { PushEvent, PushStarted } from './messaging/transfer/manager.js';
+import type { Telemetry } from './ops/telemetry.js';
+import type { JsonObject } from './protocol/json-cbor.js';
+
+export type {
+  ActionInfo,
+  LeaseResult,
+  PeerInfo,
+  PushEvent,
+  PushStarted,
+  SensorInfo,
+  SensorReadingEvent,
+  SensorReadResult,
+  StreamEvent,
+  StreamSink,
+  TraceEvent,
+  TraceStarted,
+};
+
+export interface AgentIdentity {
+  id: string;
+  name: string;
+}
+
+export interface AgentStatus {
+  id: string;
+  name: string;
+  version: string;
+  protocol: number;
+  pid: number;
+  uptime_s: number;
+  data_dir: string;
+  control_socket: string;
+  wifi: { listen: string | null; discovery: string[] };
+  ble: 'on' | 'unavailable' | 'off';
+  /** The BLE scan duty in force (1: continuous; lower while a shared-chip Wi-Fi is busy); null: no scanning. */
+  ble_scan_duty: number | null;
+  peers: { connected: number; routed: number; known: number };
+  mesh: { ttl: number; relay: boolean; groups: readonly string[] };
+  mqtt: MqttState;
+  /** Reliable messages queued durably and not yet confirmed by their peers. */
+  queued: { messages: number; bytes: number };
+  security: SecurityStatus;
+  counters: Record<string, number>;
+}
+
+/** `status`: the agent's status with its board and a fresh telemetry reading. */
+export type StatusReport = AgentStatus & {
+  board: { id: string; name: string; model: string | null };
+  telemetry: Telemetry;
+};
+
+/** The trust side of status: mesh key epoch, revocations, who may administer, neighbours that forged. */
+export interface SecurityStatus {
+  key_epoch: number;
+  /** Until when the key the last rotation replaced is still accepted; null when none is. */
+  previous_key_until: string | null;
+  revoked: number;
+  /** Peer ids allowed to revoke and rekey; empty: every member. */
+  admins: readonly string[];
+  members_known: number;
+  neighbours_blamed: { peer: string; failures: number; shunned_until: string | null }[];
+}
+
+/** What the local MQTT endpoint reports while it serves. */
+export interface MqttGatewayStatus {
+  listen: string;
+  clients: number;
+  sessions: number;
+  retained: number;
+  upstream: { url: string; connected: boolean; queued: number } | null;
+}
+
+/** The MQTT endpoint: serving, turned off in the config, or not serving for the reason given. */
+export type MqttState =
+  | ({ state: 'on' } & MqttGatewayStatus)
+  | { state: 'off' }
+  | { state: 'unavailable'; reason: string };
+
+/** One row of `nearmesh routes --json`. */
+export interface RouteInfo {
+  destination: string;
+  name: string | null;
+  next_hop: string;
+  next_hop_name: string | null;
+  hops: number;
+  age_s: number;
+}
+
+/** A group known in the mesh and the peer ids of its members (this agent included). */
+export interface GroupInfo {
+  name: string;
+  members: string[];
+}
+
+export interface SendOptions {
+  /** false: answer once the messages are queued durably, without waiting for the peer's confirmation. */
+  wait: boolean;
+  timeoutMs?: number | undefined;
+}
+
+/** Reliable messages queued (and, with `wait`, confirmed): the sequence numbers of the first and last. */
+export interface SendResult {
+  peer: string;
+  seq: number | null;
+  last_seq: number | null;
+  count: number;
+  acknowledged: boolean;
+}
+
+export interface UnreliableSendResult {
+  peer: string;
+  /** Whether a link took it (there is no acknowledgement). */
+  sent: boolean;
+}
+
+export interface MulticastResult {
+  /** The direct links it went out on. */
+  links: number;
+}
+
+export interface RevokeResult {
+  revoked: string;
+  issued_at: string;
+}
+
+export interface MeshKeyResult {
+  epoch: number;
+  mesh_key: string;
+}
+
+export interface RekeyResult {
+  epoch: number;
+  key_id: string;
+  overlap_ms: number;
+}
+
+/** A remote call: `target` is a peer id or name, "group:NAME" or "all". */
+export interface CallRequest {
+  target: string;
+  action: string;
+  args: JsonObject;
+  timeout_ms: number;
+  /** Fire this long after the agent receives the request, or at this time (ms since the epoch). */
+  in_ms?: number | undefined;
+  at_ms?: number | undefined;
+  /** Idempotency key: the same key is the same call. */
+  key?: string | undefined;
+}
+
+/** One target's outcome of a call. */
+export interface CallResultRow {
+  peer: string;
+  name: string;
+  status: 'ok' | 'error' | 'timeout';
+  result?: unknown;
+  error?: { code: string; message: string };
+  fired_at: string | null;
+  /** The same instant in ms since the epoch (the caller's clock), for programs. */
+  fired_at_ms: number | null;
+}
+
+/**
+ * A lease on a peer's action. acquire: one lease time, or renewed by this agent for `for_ms`; hold: renewed
+ * until the returned stop is called; release: given back.
+ */
+export interface LeaseRequest {
+  peer: string;
+  resource: string;
+  op: 'acquire' | 'hold' | 'release';
+  ttl_ms: number;
+  for_ms?: number | undefined;
+}
+
+export interface PushRequest {
+  peer: string;
+  /** An absolute path the agent can read. */
+  path: string;
+  /** The name to offer (default: the file's base name). */
+  name?: string | undefined;
+  /** Let the chunks take BLE (or the mesh) when the peer has no Wi-Fi link. */
+  allow_ble?: boolean | undefined;
+}
+
+/** A sensor reading as `watch` streams it. */
+export type WatchEvent = SensorReadingEvent & { read_at: string };
+
+/** A message for this agent's apps, however it came: a direct link, the mesh, or reliable delivery. */
+export interface AppMessage {
+  from: string;
+  fromName: string;
+  payload: Uint8Array;
+  receivedAtMs: number;
+  /** Through the mesh: a group name, or "*" for a message to everyone; absent for a direct message. */
+  to?: string | undefined;
+  /** Hops it travelled (1 over a direct link). */
+  hops: number;
+}
+
+/** Something that runs until `stop` (a hold, a push's events, an open stream), with its first answer. */
+export interface Running<T> {
+  result: T;
+  stop: () => void;
+}
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevelName = (typeof LOG_LEVELS)[number];
+
+export interface AgentApi {
+  id(): AgentIdentity;
+  status(): Promise<StatusReport>;
+  /** Linked peers and those the mesh reaches. */
+  peers(): PeerInfo[];
+  routes(): RouteInfo[];
+  groups(): GroupInfo[];
+  /** The running agent's log level; sets it first when `level` is given. */
+  logLevel(level?: LogLevelName): string;
+
+  /** Reliable: queued durably, delivered once and in order; with `wait`, answered once the peer confirmed. */
+  send(peer: string, payloads: readonly Uint8Array[], options: SendOptions): Promise<SendResult>;
+  /** Acknowledged end to end but not queued: fails when the peer cannot be reached now. */
+  sendAcknowledged(peer: string, payload: Uint8Array): Promise<{ peer: string }>;
+  /** One attempt now, no acknowledgement. */
+  sendUnreliable(peer: string, payload: Uint8Array): UnreliableSendResult;
+  /** To a group's members, or to everyone (group undefined): best effort. */
+  multicast(group: string | undefined, payload: Uint8Array): MulticastResult;
+  /** Every message for this agent's apps until the returned function is called. */
+  subscribe(listener: (message: AppMessage) => void): () => void;
+
+  /** Revokes an identity across the mesh (admins only). */
+  revoke(peer: string, reason: string): RevokeResult;
+  /** The mesh key in use now and its epoch: a secret, to give a new device. */
+  meshKey(): MeshKeyResult;
+  /** Rotates the mesh key; the old one stays accepted for `overlapMs` (default: the config's) (admins only). */
+  rekey(overlapMs: number | undefined): Promise<RekeyResult>;
+
+  /** Streams: open one to a peer, write to it, end it; receive those opened to a name. */
+  streamOpen(peer: string, name: string): Promise<Running<{ stream: number; stream_id: string }>>;
+  streamWrite(stream: number, bytes: Uint8Array): Promise<{ bytes_sent: number }>;
+  streamEnd(stream: number): Promise<{ bytes: number }>;
+  streamReceive(name: string, sink: StreamSink): () => void;
+  /** Starts a bulk transfer; `listener` gets its progress, waits and outcome until `stop`. */
+  push(request: PushRequest, listener: (event: PushEvent) => void): Promise<Running<PushStarted>>;
+
+  call(request: CallRequest): Promise<CallResultRow[]>;
+  /** The actions every known agent (this one included) offers. */
+  actions(): ActionInfo[];
+  sensors(): SensorInfo[];
+  read(peer: string, sensor: string): Promise<SensorReadResult>;
+  lease(request: LeaseRequest): Promise<{ result: LeaseResult; stop?: () => void }>;
+  /** Streams a sensor's readings to `listener` until the returned function is called. */
+  watch(peer: string, sensor: string, intervalMs: number, listener: (event: WatchEvent) => void): () => void;
+  /** Frames on the direct link to `peer` reach `listener` until `stop`; throws without such a link. */
+  trace(peer: string, listener: (event: TraceEvent) => void): TraceStarted & { stop: () => void };
+}

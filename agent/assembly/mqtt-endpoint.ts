@@ -1,0 +1,131 @@
+// The local MQTT endpoint as a part of the agent: the gateway (and the upstream bridge when configured),
+// loaded only when served. The built-in default port may be taken (a local mosquitto): that costs a
+// warning, not the agent; a port the config asked for must be served or the agent does not start.
+import { readFile } from 'node:fs/promises';
+import type { AgentApi, MqttState } from '../api.js';
+import type { Counters } from '../core/counters.js';
+import { NearmeshError } from '../core/errors.js';
+import type { HostPort } from '../core/host-port.js';
+import type { Logger } from '../core/logger.js';
+import type { MqttConfig, MqttUpstreamConfig } from '../gateway/config.js';
+import type { CoordinationPort } from '../gateway/coordination-port.js';
+import type { MqttGateway } from '../gateway/mqtt-gateway.js';
+import type { UpstreamBridge } from '../gateway/upstream-bridge.js';
+import type { LinkManager } from '../links/link-manager.js';
+
+export interface MqttEndpointOptions {
+  mqtt: MqttConfig;
+  listen: HostPort;
+  api: AgentApi;
+  groups: readonly string[];
+  coordination: CoordinationPort;
+  links: LinkManager;
+  counters: Counters;
+  log: Logger;
+}
+
+export class MqttEndpoint {
+  #gateway: MqttGateway | undefined;
+  /** Why the default endpoint is not served (its port was taken), for status. */
+  #unavailable: string | undefined;
+
+  constructor(private readonly options: MqttEndpointOptions) {}
+
+  async start(): Promise<void> {
+    const { mqtt, listen, api, log } = this.options;
+    const [{ MqttGateway }, bridge] = await Promise.all([
+      import('../gateway/mqtt-gateway.js'),
+      mqtt.upstream === undefined ? undefined : this.#createBridge(mqtt.upstream),
+    ]);
+    const gateway = new MqttGateway({
+      listen,
+      ...(mqtt.credentials !== undefined && { credentials: mqtt.credentials }),
+      maxPacketSize: mqtt.maxPacketSize,
+      mesh: {
+        id: () => api.id(),
+        groups: this.options.groups,
+        sendAcknowledged: (peer, payload) => api.sendAcknowledged(peer, payload),
+        multicast: (group, payload) => api.multicast(group, payload),
+        peers: () => api.peers(),
+        subscribe: (listener) => api.subscribe(listener),
+        coordination: this.options.coordination,
+      },
+      ...(bridge !== undefined && { bridge }),
+      counters: this.options.counters,
+      log,
+    });
+    try {
+      const address = await gateway.start();
+      log.info({ listen: `${address.address}:${address.port}` }, 'MQTT: serving local apps');
+    } catch (error) {
+      await gateway.stop();
+      if (!mqtt.listenIsDefault) throw error;
+      this.#unavailable = error instanceof Error ? error.message : String(error);
+      log.warn(`MQTT: not serving (${this.#unavailable}); set [mqtt] listen to a free "host:port", or false`);
+      return;
+    }
+    this.#gateway = gateway;
+    const peersChanged = (): void => gateway.peersChanged();
+    this.options.links.on('peer-up', peersChanged);
+    this.options.links.on('peer-down', peersChanged);
+  }
+
+  async stop(): Promise<void> {
+    await this.#gateway?.stop();
+  }
+
+  state(): MqttState {
+    if (this.#gateway !== undefined) return { state: 'on', ...this.#gateway.status() };
+    if (this.#unavailable !== undefined) return { state: 'unavailable', reason: this.#unavailable };
+    return { state: 'off' };
+  }
+
+  async #createBridge(upstream: MqttUpstreamConfig): Promise<UpstreamBridge> {
+    const [{ UpstreamBridge }, tls] = await Promise.all([
+      import('../gateway/upstream-bridge.js'),
+      readBridgeTls(upstream),
+    ]);
+    const { id } = this.options.api.id();
+    return new UpstreamBridge({
+      url: upstream.url,
+      clientId: upstream.clientId ?? `nearmesh-${id}`,
+      ...(upstream.credentials !== undefined && upstream.credentials),
+      ...(tls !== undefined && { tls }),
+      out: upstream.out,
+      in: upstream.in,
+      remotePrefix: upstream.prefix,
+      maxQueued: upstream.maxQueued,
+      originId: id,
+      counters: this.options.counters,
+      log: this.options.log,
+    });
+  }
+}
+
+/** The bridge's PEM files, read once at start: a missing file stops the agent with its path named. */
+async function readBridgeTls(
+  upstream: MqttUpstreamConfig,
+): Promise<{ ca?: Buffer; cert?: Buffer; key?: Buffer } | undefined> {
+  const read = async (key: string, path: string | undefined): Promise<Buffer | undefined> => {
+    if (path === undefined) return undefined;
+    try {
+      return await readFile(path);
+    } catch (error) {
+      throw new NearmeshError(
+        'mqtt-upstream-tls',
+        `mqtt.upstream.${key}: cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+      );
+    }
+  };
+  const [ca, cert, key] = await Promise.all([
+    read('ca_file', upstream.caFile),
+    read('cert_file', upstream.certFile),
+    read('key_file', upstream.keyFile),
+  ]);
+  if (ca === undefined && cert === undefined) return undefined;
+  return {
+    ...(ca !== undefined && { ca }),
+    ...(cert !== undefined && { cert }),
+    ...(key !== undefined && { key }),
+  };
+}

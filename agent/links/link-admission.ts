@@ -1,0 +1,132 @@
+// Who gets a link: the handshake on every fresh link (a bounded number at once), the mesh key a dial seals
+// with, and what happens to the proven peer: this agent itself is told so, a peer the agent refuses (revoked,
+// shunned, a stranger with a retired key) is told why, and everyone else is admitted. Refusals and failures
+// are counted and logged at most once a minute per peer or host.
+import type { FrameLink } from '../../transports/transport.js';
+import type { Counters } from '../core/counters.js';
+import type { Logger } from '../core/logger.js';
+import { RateLimiter } from '../core/rate-limiter.js';
+import type { Identity } from '../identity/identity.js';
+import { CloseCode, encodeMessage } from '../protocol/index.js';
+import { establishSecureLink, HandshakeError, type SecureLink } from '../security/secure-channel.js';
+
+/** Handshakes running at once; an inbound link beyond this is closed at once (and counted). */
+const MAX_CONCURRENT_HANDSHAKES = 32;
+const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+
+export interface AdmissionOptions {
+  identity: Identity;
+  name: string;
+  /**
+   * The mesh keys a handshake may use: the current one first, then older ones still accepted during a key
+   * rotation. Dials use the first, and the next one when a peer refuses it.
+   */
+  meshKeys: () => readonly Uint8Array[];
+  /**
+   * Told of every completed handshake before the link is used; a reason refuses the link (a revoked or
+   * shunned identity, an old key from a stranger).
+   */
+  onAuthenticated?: (link: SecureLink, usedRetiredKey: boolean) => string | undefined;
+  handshakeTimeoutMs?: number;
+  log: Logger;
+  counters: Counters;
+}
+
+export interface Admission {
+  /** The proven peer id; 'rejected' when the peer closed without answering; undefined when it failed. */
+  peerId: string | 'rejected' | undefined;
+  /** The link to use, when the peer is admitted. */
+  admitted?: SecureLink;
+}
+
+export class LinkAdmission {
+  readonly #handshakes = new Set<FrameLink>();
+  readonly #refusedLog = new RateLimiter(60_000);
+
+  constructor(private readonly options: AdmissionOptions) {}
+
+  get isBusy(): boolean {
+    return this.#handshakes.size >= MAX_CONCURRENT_HANDSHAKES;
+  }
+
+  /** Closes every link still in its handshake (the agent is stopping). */
+  closeAll(): void {
+    for (const link of this.#handshakes) link.close();
+  }
+
+  /** Runs the handshake on a fresh link; a dial seals with accepted key `keyIndex`. */
+  async admit(link: FrameLink, keyIndex = 0): Promise<Admission> {
+    const { options } = this;
+    this.#handshakes.add(link);
+    let secure: SecureLink;
+    const keys = options.meshKeys();
+    // The list may have shrunk since the index was chosen (a retired key expired): then the current key.
+    const dialIndex = keyIndex < keys.length ? keyIndex : 0;
+    try {
+      secure = await establishSecureLink(link, {
+        identity: options.identity,
+        meshKeys: link.isInitiator ? [keys[dialIndex] as Uint8Array] : keys,
+        name: options.name,
+        timeoutMs: options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+      });
+    } catch (error) {
+      link.close();
+      this.#reportFailure(link, error);
+      return {
+        peerId: error instanceof HandshakeError && error.reason === 'rejected' ? 'rejected' : undefined,
+      };
+    } finally {
+      this.#handshakes.delete(link);
+    }
+    if (secure.peerId === options.identity.peerId) {
+      options.counters.increment('links.self_connections');
+      this.#close(secure, CloseCode.selfConnection, 'this is me');
+      return { peerId: secure.peerId };
+    }
+    const usedRetiredKey = link.isInitiator ? dialIndex > 0 : secure.meshKeyIndex > 0;
+    const refusal = options.onAuthenticated?.(secure, usedRetiredKey);
+    if (refusal !== undefined) {
+      options.counters.increment('links.peers_refused');
+      if (this.#refusedLog.allow(secure.peerId)) {
+        options.log.warn(
+          { peer: secure.peerId, medium: secure.medium },
+          `refused link: ${refusal} (logged at most once a minute)`,
+        );
+      }
+      this.#close(secure, CloseCode.refused, refusal);
+      return { peerId: secure.peerId };
+    }
+    return { peerId: secure.peerId, admitted: secure };
+  }
+
+  #close(secure: SecureLink, code: number, reason: string): void {
+    secure.send(encodeMessage({ type: 'close', code, reason }));
+    void secure.drained().finally(() => secure.close());
+  }
+
+  #reportFailure(link: FrameLink, error: unknown): void {
+    const host = link.remoteAddress.replace(/:\d+$/, '');
+    if (error instanceof HandshakeError && error.reason === 'old-protocol') {
+      this.options.counters.increment('handshake.old_protocol');
+      if (this.#refusedLog.allow(`v1 ${host}`)) {
+        this.options.log.warn(
+          { address: link.remoteAddress, medium: link.medium },
+          'refused link: that agent speaks protocol version 1, this one 2: upgrade it (logged at most once a minute per host)',
+        );
+      }
+      return;
+    }
+    if (error instanceof HandshakeError && (error.reason === 'auth-failed' || error.reason === 'rejected')) {
+      this.options.counters.increment('handshake.refused');
+      if (this.#refusedLog.allow(host)) {
+        this.options.log.warn(
+          { address: link.remoteAddress, medium: link.medium },
+          `refused link: ${error.message} (logged at most once a minute per host)`,
+        );
+      }
+      return;
+    }
+    this.options.counters.increment('handshake.failed');
+    this.options.log.debug({ address: link.remoteAddress, err: error }, 'handshake failed');
+  }
+}

@@ -1,0 +1,110 @@
+// One transfer as the receiver holds it while it comes in: the file offered, how far its bytes are
+// written, synced and acknowledged, how it starts (its part opened, its first sidecar written) and the
+// rule for which CHUNK it takes next.
+import { createHash, type Hash } from 'node:crypto';
+import type { ChunkMessage, OfferMessage } from '../../protocol/transfer.js';
+import type { Inbox, PartFile, Sidecar } from './inbox-files.js';
+
+export interface IncomingTransfer {
+  id: Uint8Array;
+  hex: string;
+  from: string;
+  name: string;
+  size: number;
+  sha256: Uint8Array;
+  chunkSize: number;
+  /** Chunks granted in flight by the last ACCEPT (CHUNK-ACKs follow it). */
+  window: number;
+  written: number;
+  persisted: number;
+  lastAck: number;
+  hash: Hash;
+  part: PartFile;
+  timer: NodeJS.Timeout | undefined;
+  state: 'receiving' | 'closed';
+}
+
+/**
+ * Opens the part of an accepted OFFER (or reopens it, rehashing the `held` bytes an earlier attempt left)
+ * and writes its first sidecar.
+ */
+export async function openIncoming(
+  inbox: Inbox,
+  from: string,
+  offer: OfferMessage,
+  hex: string,
+  held: number,
+): Promise<IncomingTransfer> {
+  const hash = createHash('sha256');
+  const { part, held: written } = await inbox.openPart(hex, held, hash);
+  const transfer: IncomingTransfer = {
+    id: offer.transferId,
+    hex,
+    from,
+    name: offer.name,
+    size: offer.size,
+    sha256: offer.sha256,
+    chunkSize: offer.chunkSize,
+    window: 1,
+    written,
+    persisted: written,
+    lastAck: written,
+    hash,
+    part,
+    timer: undefined,
+    state: 'receiving',
+  };
+  try {
+    await inbox.writeSidecar(sidecarOf(transfer));
+  } catch (error) {
+    await part.close().catch(() => {});
+    throw error;
+  }
+  return transfer;
+}
+
+/** Why a CHUNK is dropped, as the counter it goes to. */
+export type ChunkDrop = 'bad-offset' | 'bad-chunk' | 'duplicate' | 'beyond-window' | 'out-of-order';
+
+/** Why the transfer drops `chunk`, or undefined when its bytes (or their new tail) are the ones to write next. */
+export function chunkDrop(transfer: IncomingTransfer, chunk: ChunkMessage): ChunkDrop | undefined {
+  const end = chunk.offset + chunk.bytes.length;
+  if (end > transfer.size) return 'bad-offset';
+  if (chunk.bytes.length > transfer.chunkSize) return 'bad-chunk';
+  if (end <= transfer.written) return 'duplicate';
+  if (chunk.offset > transfer.written) {
+    // The channel is ordered, so a gap means something was lost: the sender's timeout and resume recover.
+    const beyond = chunk.offset >= transfer.written + transfer.window * transfer.chunkSize;
+    return beyond ? 'beyond-window' : 'out-of-order';
+  }
+  return undefined;
+}
+
+/** Whether an OFFER under the transfer's id is for the same file (a resume), not another one. */
+export function offersSameFile(transfer: IncomingTransfer, offer: OfferMessage): boolean {
+  return (
+    transfer.name === offer.name &&
+    transfer.size === offer.size &&
+    Buffer.from(transfer.sha256).equals(Buffer.from(offer.sha256))
+  );
+}
+
+/** What the transfer's sidecar says: the bytes written so far (once they are synced). */
+export function sidecarOf(transfer: IncomingTransfer): Sidecar {
+  return {
+    transferId: transfer.hex,
+    from: transfer.from,
+    name: transfer.name,
+    size: transfer.size,
+    sha256: Buffer.from(transfer.sha256).toString('hex'),
+    offset: transfer.written,
+  };
+}
+
+export function describeIncoming(transfer: IncomingTransfer): {
+  transferId: string;
+  from: string;
+  name: string;
+} {
+  return { transferId: transfer.hex, from: transfer.from, name: transfer.name };
+}
