@@ -1,5 +1,5 @@
-// Who gets a link: the handshake on every fresh link (a bounded number at once), the mesh key a dial seals
-// with, and what happens to the proven peer: this agent itself is told so, a peer the agent refuses (revoked,
+// Who gets a link: the handshake on every fresh link (in a bounded number of slots, handshake-slots.ts), the
+// mesh key a dial seals with, and what happens to the proven peer: this agent itself is told so, a peer the agent refuses (revoked,
 // shunned, a stranger with a retired key) is told why, and everyone else is admitted. Refusals and failures
 // are counted and logged at most once a minute per peer or host.
 import type { FrameLink } from '../../transports/transport.js';
@@ -9,10 +9,14 @@ import { RateLimiter } from '../core/rate-limiter.js';
 import type { Identity } from '../identity/identity.js';
 import { CloseCode, encodeMessage } from '../protocol/index.js';
 import { establishSecureLink, HandshakeError, type SecureLink } from '../security/secure-channel.js';
+import { HandshakeSlots, sourceOf } from './handshake-slots.js';
 
-/** Handshakes running at once; an inbound link beyond this is closed at once (and counted). */
-const MAX_CONCURRENT_HANDSHAKES = 32;
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+/**
+ * An inbound Wi-Fi handshake has this long: three messages over a LAN take milliseconds, even on a Pi
+ * Zero, and a slot a stranger holds is given back sooner. BLE (fragmented, slower) keeps the default.
+ */
+const INBOUND_WIFI_HANDSHAKE_TIMEOUT_MS = 5_000;
 
 export interface AdmissionOptions {
   identity: Identity;
@@ -27,7 +31,10 @@ export interface AdmissionOptions {
    * shunned identity, an old key from a stranger).
    */
   onAuthenticated?: (link: SecureLink, usedRetiredKey: boolean) => string | undefined;
+  /** Every handshake's deadline; default 10 s (5 s for an inbound Wi-Fi link). */
   handshakeTimeoutMs?: number;
+  /** Whether a known peer linked from this source address, or the agent dials it: it is let in first. */
+  isKnownSource?: (source: string) => boolean;
   log: Logger;
   counters: Counters;
 }
@@ -40,24 +47,29 @@ export interface Admission {
 }
 
 export class LinkAdmission {
-  readonly #handshakes = new Set<FrameLink>();
+  readonly #slots: HandshakeSlots;
   readonly #refusedLog = new RateLimiter(60_000);
 
-  constructor(private readonly options: AdmissionOptions) {}
-
-  get isBusy(): boolean {
-    return this.#handshakes.size >= MAX_CONCURRENT_HANDSHAKES;
+  constructor(private readonly options: AdmissionOptions) {
+    this.#slots = new HandshakeSlots({
+      counters: options.counters,
+      isKnownSource: options.isKnownSource ?? (() => false),
+    });
   }
 
   /** Closes every link still in its handshake (the agent is stopping). */
   closeAll(): void {
-    for (const link of this.#handshakes) link.close();
+    for (const link of this.#slots.links()) link.close();
   }
 
   /** Runs the handshake on a fresh link; a dial seals with accepted key `keyIndex`. */
   async admit(link: FrameLink, keyIndex = 0): Promise<Admission> {
     const { options } = this;
-    this.#handshakes.add(link);
+    if (link.isInitiator) this.#slots.takeForDial(link);
+    else if (!this.#slots.takeForInbound(link)) {
+      link.close();
+      return { peerId: undefined };
+    }
     let secure: SecureLink;
     const keys = options.meshKeys();
     // The list may have shrunk since the index was chosen (a retired key expired): then the current key.
@@ -67,7 +79,11 @@ export class LinkAdmission {
         identity: options.identity,
         meshKeys: link.isInitiator ? [keys[dialIndex] as Uint8Array] : keys,
         name: options.name,
-        timeoutMs: options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+        timeoutMs:
+          options.handshakeTimeoutMs ??
+          (link.medium === 'wifi' && !link.isInitiator
+            ? INBOUND_WIFI_HANDSHAKE_TIMEOUT_MS
+            : DEFAULT_HANDSHAKE_TIMEOUT_MS),
       });
     } catch (error) {
       link.close();
@@ -76,7 +92,7 @@ export class LinkAdmission {
         peerId: error instanceof HandshakeError && error.reason === 'rejected' ? 'rejected' : undefined,
       };
     } finally {
-      this.#handshakes.delete(link);
+      this.#slots.release(link);
     }
     if (secure.peerId === options.identity.peerId) {
       options.counters.increment('links.self_connections');
@@ -105,7 +121,7 @@ export class LinkAdmission {
   }
 
   #reportFailure(link: FrameLink, error: unknown): void {
-    const host = link.remoteAddress.replace(/:\d+$/, '');
+    const host = sourceOf(link);
     if (error instanceof HandshakeError && error.reason === 'old-protocol') {
       this.options.counters.increment('handshake.old_protocol');
       if (this.#refusedLog.allow(`v1 ${host}`)) {

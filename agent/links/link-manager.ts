@@ -148,7 +148,10 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
   constructor(private readonly options: LinkManagerOptions) {
     super();
     this.#log = options.log;
-    this.#admission = new LinkAdmission(options);
+    this.#admission = new LinkAdmission({
+      ...options,
+      isKnownSource: (source) => this.#isKnownSource(source),
+    });
   }
 
   get peerId(): string {
@@ -383,8 +386,7 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
   }
 
   async #accept(link: FrameLink): Promise<void> {
-    if (!this.#isRunning || this.#admission.isBusy) {
-      this.counters.increment('links.inbound_refused_busy');
+    if (!this.#isRunning) {
       link.close();
       return;
     }
@@ -410,6 +412,14 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
       );
     }
     return outcome.peerId;
+  }
+
+  /** A source address (a host, or a BLE address) a known peer linked from, or one this agent dials. */
+  #isKnownSource(source: string): boolean {
+    const isFrom = (address: string): boolean =>
+      address === source || address.startsWith(`${source}:`) || address.startsWith(`[${source}]:`);
+    for (const target of this.#targets.values()) if (isFrom(target.address)) return true;
+    return this.directory.records().some((record) => [...record.addresses].some(isFrom));
   }
 
   /** Closes every link to a peer (it was revoked or shunned). */
