@@ -43,6 +43,11 @@ export interface FrameLink extends TypedEmitter<FrameLinkEvents> {
    * frame on a slow medium takes seconds to arrive whole, and that is not a silence (keep-alives look here).
    */
   readonly lastReceivedAtMs: number;
+  /**
+   * Bytes send() took that the medium has not taken yet: what grows when the remote stops reading (the
+   * layers above stop relaying to it, then drop it, before this costs the agent its memory).
+   */
+  readonly bufferedBytes: number;
   /** May keep a reference to `frame` until drained(): do not modify it before then. */
   /**
    * A frame may be given as parts whose concatenation is the frame (header, bulk payload, tag ...),

@@ -258,9 +258,12 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
     return acknowledged.then(() => ({ peer: record.id }));
   }
 
-  /** A routed message (the mesh layer's) over whichever link carries the peer's traffic now; false: none open. */
-  sendRouted(peerId: string, message: RoutedMessage): boolean {
-    return this.directory.get(peerId)?.connection?.sendRouted(message) ?? false;
+  /**
+   * A routed message (the mesh layer's) over whichever link carries the peer's traffic now; false when none
+   * is open, or when it is `relayed` and the peer is behind (PeerConnection.sendRouted).
+   */
+  sendRouted(peerId: string, message: RoutedMessage, relayed = false): boolean {
+    return this.directory.get(peerId)?.connection?.sendRouted(message, relayed) ?? false;
   }
 
   /**

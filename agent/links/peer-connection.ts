@@ -2,7 +2,7 @@
 // alive (ping/pong, RTT), acknowledges data, and reports bad frames as counted drops.
 
 import type { Counters } from '../core/counters.js';
-import { TimeoutError } from '../core/errors.js';
+import { NearmeshError, TimeoutError } from '../core/errors.js';
 import { TypedEmitter } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
 import {
@@ -40,6 +40,24 @@ export interface FrameTap {
 }
 
 const NO_TAP: FrameTap = { tracers: 0, frame: () => {} };
+
+/** A neighbour this far behind gets no relayed traffic: relaying through it would only pile up here. */
+export const RELAY_BUFFER_LIMIT_BYTES = 1 << 20;
+/**
+ * A neighbour this far behind is not reading at all (pinging, say, but never reading), and its link is cut.
+ * Well above what a bulk transfer keeps in flight (an 8 MiB window of 960 KiB chunks).
+ */
+export const MAX_BUFFERED_BYTES = 32 << 20;
+
+/** The peer stopped reading: more than MAX_BUFFERED_BYTES waited to be sent to it. */
+export class SlowPeerError extends NearmeshError {
+  constructor(bufferedBytes: number) {
+    super(
+      'slow-peer',
+      `the peer stopped reading: ${Math.round(bufferedBytes / 2 ** 20)} MiB waited to be sent`,
+    );
+  }
+}
 
 export interface ConnectionEvents {
   /** A link-local DATA message arrived; `id` is the sender's message id (used to drop duplicates). */
@@ -97,14 +115,23 @@ export class PeerConnection extends TypedEmitter<ConnectionEvents> {
     // In parts: a bulk payload reaches the cipher without being copied into an envelope first.
     this.link.send(encodeMessageParts(message));
     if (this.tap.tracers !== 0) this.tap.frame(this, 'out', message);
+    this.#cutIfNotReading();
     return true;
   }
 
-  /** Sends a routed message (the mesh layer's); false on a closed link. */
-  sendRouted(message: RoutedMessage): boolean {
+  /**
+   * Sends a routed message (the mesh layer's); false on a closed link, or for one `relayed` for others while
+   * this peer is behind (counted): it is not worth queueing on a link that does not drain.
+   */
+  sendRouted(message: RoutedMessage, relayed = false): boolean {
     if (!this.link.isOpen) return false;
+    if (relayed && this.link.bufferedBytes > RELAY_BUFFER_LIMIT_BYTES) {
+      this.counters.increment('links.relays_dropped_slow_peer');
+      return false;
+    }
     this.link.send(encodeMessageParts(message));
     if (this.tap.tracers !== 0) this.tap.frame(this, 'out', message);
+    this.#cutIfNotReading();
     return true;
   }
 
@@ -133,7 +160,20 @@ export class PeerConnection extends TypedEmitter<ConnectionEvents> {
     if (!this.link.isOpen) return false;
     this.link.send(encodeMessage(message));
     if (this.tap.tracers !== 0) this.tap.frame(this, 'out', message);
+    this.#cutIfNotReading();
     return true;
+  }
+
+  /** Cuts the link (at once: a peer that does not read would never take a goodbye) past MAX_BUFFERED_BYTES. */
+  #cutIfNotReading(): void {
+    const buffered = this.link.bufferedBytes;
+    if (buffered <= MAX_BUFFERED_BYTES) return;
+    this.counters.increment('links.slow_peers_cut');
+    this.log.warn(
+      { peer: this.peerId, medium: this.link.medium, buffered },
+      'peer stopped reading: link cut',
+    );
+    this.link.close(new SlowPeerError(buffered));
   }
 
   #tick(): void {

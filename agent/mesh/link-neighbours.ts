@@ -9,7 +9,10 @@ import type { Router } from './router.js';
  */
 export function routeOverLinks(router: Router, links: LinkManager): void {
   links.on('peer-up', (peer) =>
-    router.addNeighbour({ peerId: peer.id, send: (message) => links.sendRouted(peer.id, message) }),
+    router.addNeighbour({
+      peerId: peer.id,
+      send: (message, relayed) => links.sendRouted(peer.id, message, relayed),
+    }),
   );
   links.on('peer-down', (peer) => router.removeNeighbour(peer.id));
   links.on('routed', (neighbour, message) => router.receive(neighbour, message));

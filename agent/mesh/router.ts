@@ -28,8 +28,11 @@ import { type KnownAgent, MAX_KNOWN_AGENTS, Topology } from './topology.js';
 /** A direct link, as the router sees it. */
 export interface MeshNeighbour {
   readonly peerId: string;
-  /** Sends one message on the link; false when it is closed. May throw FrameTooLargeError. */
-  send(message: RoutedMessage): boolean;
+  /**
+   * Sends one message on the link; false when it is closed, or when it is `relayed` (for others) and the
+   * neighbour is too far behind to take it. May throw FrameTooLargeError.
+   */
+  send(message: RoutedMessage, relayed: boolean): boolean;
 }
 
 /** A routed DATA for this agent: to it, to one of its groups, or to everyone. Its origin is verified. */
@@ -195,7 +198,7 @@ export class Router extends TypedEmitter<RouterEvents> {
         ...announcement,
         route: { ...announcement.route, ttlHops: announcement.route.ttlHops - 1 },
       };
-      if (neighbour.send(forwarded)) this.#options.counters.increment('mesh.announcements_synced');
+      if (neighbour.send(forwarded, true)) this.#options.counters.increment('mesh.announcements_synced');
     }
   }
 
@@ -510,7 +513,7 @@ export class Router extends TypedEmitter<RouterEvents> {
       const neighbour = this.#neighbours.get(target);
       if (neighbour === undefined) continue;
       try {
-        if (neighbour.send(outgoing)) sent++;
+        if (neighbour.send(outgoing, from !== undefined)) sent++;
       } catch (error) {
         if (!(error instanceof FrameTooLargeError)) throw error;
         this.#options.counters.increment('mesh.dropped_too_large');

@@ -114,6 +114,11 @@ export class SecureLink extends TypedEmitter<SecureLinkEvents> {
     return this.#link.drained();
   }
 
+  /** Sealed bytes the transport has not handed to the medium yet. */
+  get bufferedBytes(): number {
+    return this.#link.bufferedBytes;
+  }
+
   close(error?: Error): void {
     if (!this.#open) return;
     this.#open = false;

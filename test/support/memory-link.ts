@@ -26,6 +26,8 @@ export class MemoryLink extends TypedEmitter<FrameLinkEvents> implements FrameLi
   #sendingUntilMs = 0;
   #lastDeliveredAtMs = Date.now();
   readonly #inTransit: InTransit[] = [];
+  /** Bytes of the frames in transit: sent, not yet delivered. */
+  bufferedBytes = 0;
 
   constructor(
     readonly remoteAddress: string,
@@ -57,6 +59,7 @@ export class MemoryLink extends TypedEmitter<FrameLinkEvents> implements FrameLi
     const now = Date.now();
     this.#sendingUntilMs = Math.max(now, this.#sendingUntilMs) + (length / this.bytesPerSecond) * 1000;
     this.#inTransit.push({ frame: copy, to: this.peer, atMs: this.#sendingUntilMs + this.latencyMs });
+    this.bufferedBytes += copy.length;
     if (this.#inTransit.length === 1) this.#scheduleArrival();
     return true;
   }
@@ -70,6 +73,7 @@ export class MemoryLink extends TypedEmitter<FrameLinkEvents> implements FrameLi
       const now = Date.now();
       for (let head = this.#inTransit[0]; head !== undefined && head.atMs <= now; head = this.#inTransit[0]) {
         this.#inTransit.shift();
+        this.bufferedBytes -= head.frame.length;
         head.to?.deliver(head.frame);
       }
       this.#scheduleArrival();

@@ -116,7 +116,7 @@ export class GattLink extends TypedEmitter<FrameLinkEvents> implements FrameLink
   }
 
   /** Bytes of fragments not yet handed to the pipe. */
-  get queuedBytes(): number {
+  get bufferedBytes(): number {
     return this.#queuedBytes;
   }
 

@@ -84,6 +84,10 @@ export class TcpLink extends TypedEmitter<FrameLinkEvents> implements FrameLink 
     return this.#lastReceivedAtMs;
   }
 
+  get bufferedBytes(): number {
+    return this.#socket.writableLength;
+  }
+
   /**
    * Writes header and frame. The frame is not copied when large: do not modify it until drained().
    * Returns socket.write()'s back-pressure answer.

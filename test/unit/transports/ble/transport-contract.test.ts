@@ -84,9 +84,9 @@ describe('GattLink specifics', () => {
       sent.push(frame);
       if (!initiator.send(frame)) {
         refusals++;
-        expect(initiator.queuedBytes).toBeGreaterThanOrEqual(4096);
+        expect(initiator.bufferedBytes).toBeGreaterThanOrEqual(4096);
         await initiator.drained();
-        expect(initiator.queuedBytes).toBe(0);
+        expect(initiator.bufferedBytes).toBe(0);
       }
     }
     expectSameFrames(await atResponder.waitForFrames(sent.length), sent);
