@@ -34,6 +34,7 @@ import { StreamService } from './messaging/stream/service.js';
 import { StreamSessions } from './messaging/stream/sessions.js';
 import { SystemInbox } from './messaging/system-inbox.js';
 import { TransferManager } from './messaging/transfer/manager.js';
+import { EventLoopDelay } from './ops/event-loop-delay.js';
 
 export { BleUnavailableError } from '../transports/ble/radio.js';
 
@@ -84,6 +85,7 @@ export class Agent {
     const { config, log, counters } = this;
     const lifecycle = this.#lifecycle;
     const startedAtMs = Date.now();
+    const eventLoop = await lifecycle.start('event loop monitor', new EventLoopDelay());
     await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
     const identity = await loadOrCreateIdentity(config.dataDir);
     const trust = new MeshTrust(
@@ -160,6 +162,7 @@ export class Agent {
       dataDir: config.dataDir,
       inboxDir: config.transfer.inbox,
       maxBytes: config.transfer.maxBytes,
+      maxBytesPerPeer: config.transfer.maxBytesPerPeer,
       accept: config.transfer.accept,
       send: systemSend,
       mediumOf: (peer) => {
@@ -199,6 +202,7 @@ export class Agent {
       },
       ownsName: (peerId, name) => !trust.state.members.isImpostor(peerId, name),
       onCapabilitiesChanged: () => router.setCapabilities(registry.capabilities()),
+      limits: config.coordination,
       counters,
       log,
     });
@@ -251,6 +255,7 @@ export class Agent {
       coordinator,
       trust,
       trustService,
+      eventLoop,
       mqttState: () => mqtt?.state() ?? { state: 'off' },
     });
     this.#api = api;
@@ -267,7 +272,7 @@ export class Agent {
       });
       await lifecycle.start('MQTT', mqtt);
     }
-    await startFrontEnds({ api, config, lifecycle, log });
+    await startFrontEnds({ api, config, lifecycle, log, counters });
     log.info(
       {
         id: identity.peerId,

@@ -13,6 +13,7 @@ import type { TraceEvent, TraceStarted } from './links/link-trace.js';
 import type { PeerInfo } from './links/peer-directory.js';
 import type { StreamEvent, StreamSink } from './messaging/stream/sessions.js';
 import type { PushEvent, PushStarted } from './messaging/transfer/manager.js';
+import type { EventLoopDelayReading } from './ops/event-loop-delay.js';
 import type { Telemetry } from './ops/telemetry.js';
 import type { JsonObject } from './protocol/json-cbor.js';
 
@@ -55,6 +56,8 @@ export interface AgentStatus {
   /** Reliable messages queued durably and not yet confirmed by their peers. */
   queued: { messages: number; bytes: number };
   security: SecurityStatus;
+  /** How late the event loop ran over the last 10-20 s, in ms. */
+  event_loop: EventLoopDelayReading;
   counters: Record<string, number>;
 }
 

@@ -4,6 +4,7 @@ import type { AgentApi } from '../api.js';
 import type { Config } from '../config/index.js';
 import type { ConsoleContext } from '../console/commands.js';
 import { ControlServer } from '../control/server.js';
+import type { Counters } from '../core/counters.js';
 import type { Lifecycle } from '../core/lifecycle.js';
 import type { Logger } from '../core/logger.js';
 
@@ -12,9 +13,16 @@ export interface FrontEndOptions {
   config: Config;
   lifecycle: Lifecycle;
   log: Logger;
+  counters: Counters;
 }
 
-export async function startFrontEnds({ api, config, lifecycle, log }: FrontEndOptions): Promise<void> {
+export async function startFrontEnds({
+  api,
+  config,
+  lifecycle,
+  log,
+  counters,
+}: FrontEndOptions): Promise<void> {
   const consoleContext: ConsoleContext = api;
   // The console's command table loads on first use: most agents never see a console client.
   const control = new ControlServer(
@@ -43,6 +51,9 @@ export async function startFrontEnds({ api, config, lifecycle, log }: FrontEndOp
         path: config.console.serial,
         baud: config.console.baud,
         context: consoleContext,
+        password: config.console.password,
+        allowUnauthenticated: config.console.allowUnauthenticated,
+        counters,
         log,
       }),
     );

@@ -31,6 +31,7 @@ import type { Messenger } from '../messaging/messenger.js';
 import { DEFAULT_WAIT_MS, type ReliableDelivery } from '../messaging/reliable/reliable-delivery.js';
 import type { StreamSessions } from '../messaging/stream/sessions.js';
 import type { PushEvent, TransferManager } from '../messaging/transfer/manager.js';
+import type { EventLoopDelay } from '../ops/event-loop-delay.js';
 import { readTelemetry } from '../ops/telemetry.js';
 import { PROTOCOL_VERSION } from '../protocol/index.js';
 import type { TrustService } from '../trust/trust-service.js';
@@ -54,6 +55,7 @@ export interface LocalApiParts {
   coordinator: Coordinator;
   trust: MeshTrust;
   trustService: TrustService;
+  eventLoop: EventLoopDelay;
   /** The MQTT endpoint's state, once it exists. */
   mqttState: () => MqttState;
 }
@@ -103,6 +105,7 @@ export class LocalAgentApi implements AgentApi {
       mqtt: this.parts.mqttState(),
       queued: this.parts.reliable.queued(),
       security: this.parts.trust.status(config.security.admins),
+      event_loop: this.parts.eventLoop.read(),
       counters: { ...counters.snapshot(), ...media.ignoredCounts() },
     };
   }

@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import type { AgentApi, MqttState } from '../api.js';
 import type { Counters } from '../core/counters.js';
 import { NearmeshError } from '../core/errors.js';
-import type { HostPort } from '../core/host-port.js';
+import { type HostPort, isLoopbackHost } from '../core/host-port.js';
 import type { Logger } from '../core/logger.js';
 import type { MqttConfig, MqttUpstreamConfig } from '../gateway/config.js';
 import type { CoordinationPort } from '../gateway/coordination-port.js';
@@ -33,14 +33,25 @@ export class MqttEndpoint {
 
   async start(): Promise<void> {
     const { mqtt, listen, api, log } = this.options;
-    const [{ MqttGateway }, bridge] = await Promise.all([
+    // A bad password or ACL file rejects here: the agent does not start, and the error names the file.
+    const [{ MqttGateway }, security, bridge] = await Promise.all([
       import('../gateway/mqtt-gateway.js'),
+      import('../gateway/mqtt-security.js').then(({ loadMqttSecurity }) =>
+        loadMqttSecurity({
+          ...(mqtt.passwordFile !== undefined && { passwordFile: mqtt.passwordFile }),
+          ...(mqtt.aclFile !== undefined && { aclFile: mqtt.aclFile }),
+          ...(mqtt.anonymous !== undefined && { anonymous: mqtt.anonymous }),
+          ...(mqtt.credentials !== undefined && { credentials: mqtt.credentials }),
+          loopback: isLoopbackHost(listen.host),
+        }),
+      ),
       mqtt.upstream === undefined ? undefined : this.#createBridge(mqtt.upstream),
     ]);
     const gateway = new MqttGateway({
       listen,
-      ...(mqtt.credentials !== undefined && { credentials: mqtt.credentials }),
+      security,
       maxPacketSize: mqtt.maxPacketSize,
+      limits: mqtt.limits,
       mesh: {
         id: () => api.id(),
         groups: this.options.groups,

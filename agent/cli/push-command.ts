@@ -3,7 +3,9 @@
 // transfer interrupted by a link drop or a restart of the peer waits and resumes by itself.
 import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { FileNameError } from '../messaging/transfer/errors.js';
 import type { PushEvent } from '../messaging/transfer/manager.js';
+import { inboxFileName } from '../protocol/file-name.js';
 import { addClientOptions, type ClientOptions, connectToAgent, printJson } from './client-options.js';
 
 interface PushOptions extends ClientOptions {
@@ -25,9 +27,13 @@ export function registerPushCommand(program: Command): void {
       .option('--name <name>', "the name to offer the peer (default: the file's base name)")
       .option('--allow-ble', 'let the data go over BLE (slow) when the peer has no Wi-Fi link'),
   ).action(async (peer: string, file: string, options: PushOptions) => {
+    const offered = options.name ?? basename(file);
+    // The receiver would refuse it: say so before the agent hashes the file.
+    const fileName = inboxFileName(offered);
+    if ('problem' in fileName) throw new FileNameError(offered, fileName.problem);
+    const { name } = fileName;
     const client = await connectToAgent(options);
     const asJson = options.json === true || process.stdout.isTTY !== true;
-    const name = options.name ?? basename(file);
     const outcome = new Promise<PushEvent>((resolveOutcome, reject) => {
       client.onClose((error) =>
         reject(new Error(`the agent went away (${error.message}); the transfer resumes when it is back`)),

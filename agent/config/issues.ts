@@ -5,8 +5,11 @@ import type { ConfigIssue } from './errors.js';
 import { findKeyLine, type KeyPath } from './locate.js';
 import { KNOWN_KEYS } from './schema.js';
 
-/** Keys whose values must not appear in messages (they end up in journals and bug reports). */
-const SECRET_KEYS = new Set(['mesh_key']);
+/**
+ * Keys whose values must not appear in messages (they end up in journals and bug reports). The console
+ * password is a hash, but a mistaken plain password may be what is there.
+ */
+const SECRET_KEYS = new Set(['mesh_key', 'console.password']);
 
 /** "wifi.listen", "peers[1].address", `wifi."odd key"`. */
 export function formatKeyPath(path: KeyPath): string {
@@ -129,8 +132,8 @@ export function configIssuesFromZod(
       continue;
     }
     const value = valueAt(raw, path);
-    const secret = typeof path[0] === 'string' && SECRET_KEYS.has(path[0]);
     const key = formatKeyPath(path);
+    const secret = SECRET_KEYS.has(key);
     add(
       path,
       `${key === '' ? '' : `${key}: `}${issue.message}, got ${describeValue(value, secret)}`,

@@ -6,13 +6,17 @@ import { homedir as osHomedir } from 'node:os';
 import { join, resolve } from 'node:path';
 // zod's v3 API (shipped inside the zod 4 package): importing zod 4's API costs ~13 MB of RSS, v3's ~2 MB.
 import { z } from 'zod/v3';
+import { MAX_CONSOLE_ITERATIONS } from '../console/login.js';
 import {
   type ActionConfig,
   actionList,
   actionTable,
+  type CoordinationLimits,
+  coordinationTable,
   gpioLine,
   type RuleConfig,
   resolveAction,
+  resolveCoordination,
   resolveRule,
   resolveSensor,
   ruleList,
@@ -24,6 +28,7 @@ import {
 import { type BleAdapter, checkBleAdapter } from '../core/ble-adapter.js';
 import { duration, NAME, pathString, positiveInteger, TABLE, unionError } from '../core/config-fields.js';
 import { checkHostPort, type HostPort } from '../core/host-port.js';
+import { PASSWORD_HASH_FORMAT, parsePasswordHash } from '../core/password-hash.js';
 import { type MqttConfig, mqttTable, mqttUpstreamTable, resolveMqtt } from '../gateway/config.js';
 import { type BoardDefaults, CONTROL_SOCKET_FILE } from './defaults.js';
 import { checkMeshKey } from './mesh-key.js';
@@ -70,17 +75,28 @@ export interface Config {
     readonly relay: boolean;
   };
   readonly mqtt: MqttConfig;
+  /** What calls from the mesh may cost this agent: runs at once, waiting and scheduled calls. */
+  readonly coordination: CoordinationLimits;
   /** Actions this agent runs for the mesh (coordination). */
   readonly actions: readonly ActionConfig[];
   /** Sensors this agent reads for the mesh (coordination), besides the built-in device sensors. */
   readonly sensors: readonly SensorConfig[];
   /** Conditions on sensor values, evaluated here as values arrive, and the call each makes when it becomes true. */
   readonly rules: readonly RuleConfig[];
-  readonly console: { readonly serial: string | false; readonly baud: number };
+  readonly console: {
+    readonly serial: string | false;
+    readonly baud: number;
+    /** A `$7$` hash: a serial session that logs in with its password may run commands that act. */
+    readonly password: string | undefined;
+    /** Commands that act run on the serial console without login. */
+    readonly allowUnauthenticated: boolean;
+  };
   /** Bulk transfer (`nearmesh push`): where received files land and how big one may be. */
   readonly transfer: {
     readonly inbox: string;
     readonly maxBytes: number;
+    /** Bytes one peer may have in the inbox: its files still there, its parts, the offered file. */
+    readonly maxBytesPerPeer: number;
     /** false refuses every incoming file (REJECT refused). */
     readonly accept: boolean;
   };
@@ -216,6 +232,13 @@ export const consoleTable = z
         .union([z.literal(false), pathString], unionError('expected a serial device path or false'))
         .default(false),
       baud: positiveInteger.default(115200),
+      password: z
+        .string({ message: `expected a password hash: ${PASSWORD_HASH_FORMAT}` })
+        .refine((text) => typeof parsePasswordHash(text, MAX_CONSOLE_ITERATIONS) !== 'string', {
+          message: `expected a password hash: ${PASSWORD_HASH_FORMAT}`,
+        })
+        .optional(),
+      allow_unauthenticated: z.boolean({ message: 'expected true or false' }).default(false),
     },
     TABLE,
   )
@@ -228,6 +251,8 @@ export const transferTable = z
     {
       inbox: pathString.optional(),
       max_bytes: positiveInteger.default(DEFAULT_TRANSFER_MAX_BYTES),
+      /** Default: max_bytes (any file the limit takes can come, but a peer holds one such file's worth). */
+      max_bytes_per_peer: positiveInteger.optional(),
       accept: z.boolean({ message: 'expected true or false' }).default(true),
     },
     TABLE,
@@ -279,6 +304,7 @@ const rootShape = {
   console: consoleTable.default({}),
   transfer: transferTable.default({}),
   security: securityTable.default({}),
+  coordination: coordinationTable.default({}),
   actions: actionList,
   rules: ruleList,
   sensors: sensorList,
@@ -297,6 +323,7 @@ export const KNOWN_KEYS: Readonly<Record<string, readonly string[]>> = {
   console: Object.keys(consoleTable.shape),
   transfer: Object.keys(transferTable.shape),
   security: Object.keys(securityTable.shape),
+  coordination: Object.keys(coordinationTable.shape),
   actions: Object.keys(actionTable.innerType().shape),
   sensors: Object.keys(sensorTable.innerType().shape),
   rules: Object.keys(ruleTable.shape),
@@ -351,12 +378,15 @@ export function configSchema(context: SchemaContext) {
         groups: [...new Set(raw.groups)],
         mesh: { ttl: raw.mesh.ttl, relay: raw.mesh.relay ?? board.mesh.relay },
         mqtt: resolveMqtt(raw.mqtt, (path) => resolveConfigPath(path, context)),
+        coordination: resolveCoordination(raw.coordination),
         actions: raw.actions.map(resolveAction),
         rules: raw.rules.map(resolveRule),
         sensors: raw.sensors.map(resolveSensor),
         console: {
           serial: raw.console.serial === false ? false : resolveConfigPath(raw.console.serial, context),
           baud: raw.console.baud,
+          password: raw.console.password,
+          allowUnauthenticated: raw.console.allow_unauthenticated,
         },
         transfer: {
           inbox:
@@ -364,6 +394,7 @@ export function configSchema(context: SchemaContext) {
               ? join(dataDir, 'inbox')
               : resolveConfigPath(raw.transfer.inbox, context),
           maxBytes: raw.transfer.max_bytes,
+          maxBytesPerPeer: raw.transfer.max_bytes_per_peer ?? raw.transfer.max_bytes,
           accept: raw.transfer.accept,
         },
         security: {

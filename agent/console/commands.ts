@@ -34,6 +34,17 @@ export type ConsoleContext = Pick<
 export interface ConsoleIo {
   write(text: string): void;
   signal: AbortSignal;
+  /** Who is typing. None: the control socket, whose owner (its 0600 mode) is trusted with every command. */
+  access?: ConsoleAccess;
+}
+
+/** A serial session's say over commands that act (send, call, log level X ...). */
+export interface ConsoleAccess {
+  /** Why a command that acts may not run now, or undefined when it may. */
+  refusal(): string | undefined;
+  /** Asks for the password and returns what to print. */
+  login(signal: AbortSignal): Promise<string>;
+  logout(): string;
 }
 
 export interface ConsoleCommand {
@@ -42,6 +53,8 @@ export interface ConsoleCommand {
   help: string;
   /** Candidates for the word being typed, given the complete words before it (after the command name). */
   complete?(before: readonly string[], context: ConsoleContext): string[];
+  /** Whether these arguments change something: then a serial session must be logged in. */
+  acts(args: readonly string[]): boolean;
   /** Returns what is left to print once it is done; a long-running command writes on `io` meanwhile. */
   run(args: readonly string[], context: ConsoleContext, io: ConsoleIo): Promise<string> | string;
 }
@@ -154,6 +167,7 @@ function report(
     name,
     usage: name,
     help,
+    acts: () => false,
     run: (args, context) => {
       if (args.length > 0) throw new UsageError(`${name} takes no arguments`);
       return produce(context);
@@ -167,6 +181,7 @@ export const COMMANDS: readonly ConsoleCommand[] = [
     usage: 'help [command]',
     help: 'list the commands, or describe one',
     complete: (before) => (before.length === 0 ? COMMANDS.map((command) => command.name) : []),
+    acts: () => false,
     run: (args) => {
       if (args.length === 0) {
         const width = Math.max(...COMMANDS.map((command) => command.usage.length));
@@ -192,6 +207,7 @@ export const COMMANDS: readonly ConsoleCommand[] = [
     usage: 'send <peer> <text...>',
     help: 'send a text message to a peer (id or name) and wait for its acknowledgement',
     complete: (before, context) => (before.length === 0 ? peerReferences(context) : []),
+    acts: () => true,
     run: async (args, context) => {
       const [peer, ...words] = args;
       if (peer === undefined || words.length === 0) throw new UsageError('usage: send <peer> <text...>');
@@ -207,6 +223,7 @@ export const COMMANDS: readonly ConsoleCommand[] = [
     usage: 'broadcast [--group NAME] <text...>',
     help: 'send a text message to every agent of the mesh, or to a group (no acknowledgement)',
     complete: (before) => (before.length === 0 ? ['--group'] : []),
+    acts: () => true,
     run: (args, context) => {
       let words = [...args];
       let group: string | undefined;
@@ -230,6 +247,7 @@ export const COMMANDS: readonly ConsoleCommand[] = [
       const last = before[before.length - 1];
       return last === '--in' || last === '--timeout' ? [] : ['--in', '--timeout'];
     },
+    acts: () => true,
     run: async (args, context) => {
       const request = parseCall(args);
       return formatCallResults(await context.call(request), request.target);
@@ -240,6 +258,7 @@ export const COMMANDS: readonly ConsoleCommand[] = [
     usage: 'trace <peer> [seconds]',
     help: `live frames to and from a directly linked peer, for ${TRACE_DEFAULT_SECONDS} s (up to ${TRACE_MAX_SECONDS}) or until Ctrl-C or Enter`,
     complete: (before, context) => (before.length === 0 ? peerReferences(context, true) : []),
+    acts: () => false,
     run: async (args, context, io) => {
       const [peer, secondsText, ...rest] = args;
       if (peer === undefined || rest.length > 0) throw new UsageError('usage: trace <peer> [seconds]');
@@ -267,6 +286,7 @@ export const COMMANDS: readonly ConsoleCommand[] = [
     name: 'log',
     usage: `log level [${LOG_LEVELS.slice(0, 5).join('|')}]`,
     help: "show or set the running agent's log level",
+    acts: (args) => args.length > 1,
     complete: (before) => {
       if (before.length === 0) return ['level'];
       return before.length === 1 && before[0] === 'level' ? [...LOG_LEVELS] : [];
@@ -279,6 +299,26 @@ export const COMMANDS: readonly ConsoleCommand[] = [
       const known = LOG_LEVELS.find((candidate) => candidate === level);
       if (known === undefined) throw new UsageError(`unknown log level ${level} (${LOG_LEVELS.join(', ')})`);
       return `log level ${context.logLevel(known)}\n`;
+    },
+  },
+  {
+    name: 'login',
+    usage: 'login',
+    help: 'log in to run commands that act (send, broadcast, call, log level X) on the serial console',
+    acts: () => false,
+    run: (args, _context, io) => {
+      if (args.length > 0) throw new UsageError('login takes no arguments: it asks for the password');
+      return io.access?.login(io.signal) ?? "no login needed here: the control socket's owner is trusted\n";
+    },
+  },
+  {
+    name: 'logout',
+    usage: 'logout',
+    help: 'log out: commands that act need login again',
+    acts: () => false,
+    run: (args, _context, io) => {
+      if (args.length > 0) throw new UsageError('logout takes no arguments');
+      return io.access?.logout() ?? "no login needed here: the control socket's owner is trusted\n";
     },
   },
 ];
@@ -360,6 +400,8 @@ export async function runConsoleLine(line: string, context: ConsoleContext, io?:
     if (name === undefined) return '';
     const command = findCommand(name);
     if (command === undefined) return `unknown command ${name} (try help)\n`;
+    const refusal = command.acts(args) ? io?.access?.refusal() : undefined;
+    if (refusal !== undefined) return `error: ${refusal}\n`;
     const rest = await command.run(args, context, commandIo);
     return written + rest;
   } catch (error) {
@@ -367,7 +409,7 @@ export async function runConsoleLine(line: string, context: ConsoleContext, io?:
   }
 }
 
-/** readline's completer result for the text before the cursor: the candidates and the word they complete. */
+/** Completion of the text before the cursor: the candidates and the word they complete. */
 export function completeConsoleLine(line: string, context: ConsoleContext): [string[], string] {
   try {
     const words = line.split(/\s+/);

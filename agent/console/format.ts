@@ -24,6 +24,7 @@ export function formatStatus(status: StatusReport): string {
     `mesh      ttl ${status.mesh.ttl}, ${status.mesh.relay ? 'relaying' : 'not relaying'}${status.mesh.groups.length > 0 ? `, groups ${status.mesh.groups.join(', ')}` : ''}`,
     `mqtt      ${describeMqtt(status.mqtt)}`,
     `security  ${describeSecurity(status.security)}`,
+    `loop      delay max ${status.event_loop.delay_max_ms} ms, p99 ${status.event_loop.delay_p99_ms} ms (last 10-20 s)`,
     `board     ${status.board.name}${status.board.model === null ? '' : ` (${status.board.model})`}`,
     `device    ${describeTelemetry(status.telemetry)}`,
     `data dir  ${status.data_dir}`,

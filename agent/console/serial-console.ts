@@ -3,8 +3,10 @@
 // device is back, when a new session starts. A missing device never stops the agent.
 import { existsSync } from 'node:fs';
 import type { SerialPort } from 'serialport';
+import type { Counters } from '../core/counters.js';
 import type { Logger } from '../core/logger.js';
 import type { ConsoleContext } from './commands.js';
+import { ConsoleLogin } from './login.js';
 import { ConsoleSession } from './session.js';
 
 export const SERIAL_RETRY_MS = 2000;
@@ -13,6 +15,10 @@ export interface SerialConsoleOptions {
   path: string;
   baud: number;
   context: ConsoleContext;
+  /** `[console] password` and `allow_unauthenticated`: who may run commands that act. */
+  password: string | undefined;
+  allowUnauthenticated: boolean;
+  counters: Counters;
   log: Logger;
   retryMs?: number;
 }
@@ -22,11 +28,16 @@ export class SerialConsole {
   #session: ConsoleSession | undefined;
   #retry: NodeJS.Timeout | undefined;
   #watch: NodeJS.Timeout | undefined;
+  /** Outlives the sessions, so a reconnect neither logs in nor resets the login delay. */
+  readonly #login: ConsoleLogin;
   #stopped = false;
   /** Whether the device is known missing (logged once until it is back). */
   #missing = false;
 
-  constructor(private readonly options: SerialConsoleOptions) {}
+  constructor(private readonly options: SerialConsoleOptions) {
+    const { password, allowUnauthenticated, counters } = options;
+    this.#login = new ConsoleLogin({ password, allowUnauthenticated, counters });
+  }
 
   /** Tries to open the device now; on failure it keeps retrying in the background. */
   async start(): Promise<void> {
@@ -81,7 +92,8 @@ export class SerialConsole {
     log.info({ path, baud }, `serial console on ${path} (${baud} 8N1)`);
     port.on('error', (error) => log.debug({ err: error, path }, 'serial console error'));
     port.once('close', () => this.#lost(port));
-    this.#session = new ConsoleSession({ input: port, output: port, context: this.options.context });
+    const { context, counters } = this.options;
+    this.#session = new ConsoleSession({ input: port, output: port, context, login: this.#login, counters });
     // A device can vanish without the port noticing at once: check that its path still exists.
     this.#watch = setInterval(() => {
       if (!existsSync(path)) port.close(() => {});

@@ -1,5 +1,6 @@
-// The coordination sections of the config file ([[actions]], [[sensors]], [[rules]]): their TOML keys and
-// validation, and the resolved types the registry and the rule engine run from. agent/config assembles them.
+// The coordination sections of the config file ([coordination], [[actions]], [[sensors]], [[rules]]): their
+// TOML keys and validation, and the resolved types the registry and the rule engine run from. agent/config
+// assembles them.
 // zod's v3 API (shipped inside the zod 4 package): importing zod 4's API costs ~13 MB of RSS, v3's ~2 MB.
 import { z } from 'zod/v3';
 import { duration, NAME, TABLE } from '../core/config-fields.js';
@@ -14,6 +15,10 @@ export type ActionConfig = {
   readonly name: string;
   readonly timeoutMs: number;
   readonly allow?: CallerFilter;
+  /** Runs of this action at once. */
+  readonly concurrency: number;
+  /** Calls that wait for one of those runs to end; past it a call is answered "busy". */
+  readonly queue: number;
 } & (
   | { readonly kind: 'exec'; readonly exec: readonly string[] }
   | { readonly kind: 'gpio'; readonly chip: string; readonly line: number; readonly activeLow: boolean }
@@ -28,6 +33,30 @@ export type SensorConfig = {
   | { readonly kind: 'exec'; readonly exec: readonly string[] }
   | { readonly kind: 'gpio'; readonly chip: string; readonly line: number; readonly activeLow: boolean }
 );
+
+/** The `[coordination]` table: what calls may cost this agent, across every action and caller. */
+export interface CoordinationLimits {
+  /** Action runs at once, across every action (each exec or gpio run is a process). */
+  readonly maxRunning: number;
+  /** Calls waiting for a run, across every action. */
+  readonly maxQueued: number;
+  /** Calls waiting for their instant (`--in`, `--at`), from every caller together. */
+  readonly maxScheduled: number;
+  /** Calls waiting for their instant from one caller. */
+  readonly maxScheduledPerCaller: number;
+}
+
+/** Runs at once of an action without `concurrency`: one for a GPIO line (a line has one state). */
+export const DEFAULT_ACTION_CONCURRENCY = 4;
+export const DEFAULT_GPIO_ACTION_CONCURRENCY = 1;
+export const DEFAULT_ACTION_QUEUE = 16;
+
+export const DEFAULT_COORDINATION_LIMITS: CoordinationLimits = {
+  maxRunning: 16,
+  maxQueued: 64,
+  maxScheduled: 1024,
+  maxScheduledPerCaller: 64,
+};
 
 export interface RuleConfig {
   readonly name: string;
@@ -65,6 +94,12 @@ export const gpioLine = z
 
 type GpioLine = z.output<typeof gpioLine>;
 
+/** A whole number within min..max. */
+function count(min: number, max: number) {
+  const message = `expected a whole number within ${min}..${max}`;
+  return z.number({ message }).int(message).min(min, message).max(max, message);
+}
+
 const MAX_CAPABILITIES = 64;
 /** Room left for the four built-in device sensors within what an announcement carries. */
 const MAX_CONFIGURED_SENSORS = MAX_CAPABILITIES - SYSTEM_SENSOR_NAMES.length;
@@ -99,11 +134,25 @@ export const actionTable = z
       gpio: gpioLine.optional(),
       timeout: duration.default('10s'),
       allow: z.array(z.string({ message: 'expected peer names, ids or "group:NAME"' }).min(1)).optional(),
+      concurrency: count(1, 64).optional(),
+      queue: count(0, 1024).default(DEFAULT_ACTION_QUEUE),
     },
     TABLE,
   )
   .strict()
   .superRefine(exactlyOneSource);
+
+export const coordinationTable = z
+  .object(
+    {
+      max_running: count(1, 1024).default(DEFAULT_COORDINATION_LIMITS.maxRunning),
+      max_queued: count(0, 4096).default(DEFAULT_COORDINATION_LIMITS.maxQueued),
+      max_scheduled: count(0, 16384).default(DEFAULT_COORDINATION_LIMITS.maxScheduled),
+      max_scheduled_per_caller: count(0, 16384).default(DEFAULT_COORDINATION_LIMITS.maxScheduledPerCaller),
+    },
+    TABLE,
+  )
+  .strict();
 
 export const sensorTable = z
   .object(
@@ -178,11 +227,24 @@ function source(table: { exec?: string[] | undefined; gpio?: GpioLine | undefine
 }
 
 export function resolveAction(action: z.output<typeof actionTable>): ActionConfig {
+  const defaultConcurrency =
+    action.gpio === undefined ? DEFAULT_ACTION_CONCURRENCY : DEFAULT_GPIO_ACTION_CONCURRENCY;
   return {
     name: action.name,
     timeoutMs: action.timeout,
     ...(action.allow !== undefined && { allow: [...new Set(action.allow)] }),
+    concurrency: action.concurrency ?? defaultConcurrency,
+    queue: action.queue,
     ...source(action),
+  };
+}
+
+export function resolveCoordination(table: z.output<typeof coordinationTable>): CoordinationLimits {
+  return {
+    maxRunning: table.max_running,
+    maxQueued: table.max_queued,
+    maxScheduled: table.max_scheduled,
+    maxScheduledPerCaller: table.max_scheduled_per_caller,
   };
 }
 

@@ -18,6 +18,7 @@ import {
 import { DecodeError } from '../protocol/errors.js';
 import type { SystemHandlers } from '../protocol/system-kind.js';
 import { Caller, type CallOutcome, type CallRequest, type CallTarget } from './caller.js';
+import type { CoordinationLimits } from './config.js';
 import { Executor } from './executor.js';
 import { SensorReadError } from './handler.js';
 import { LeaseTable } from './leases.js';
@@ -46,6 +47,8 @@ export interface CoordinatorOptions {
   ownsName?(peerId: string, name: string): boolean;
   /** The registry changed (an app registered or removed an action or sensor): announce it. */
   onCapabilitiesChanged(): void;
+  /** What calls may cost this agent (the `[coordination]` table); default DEFAULT_COORDINATION_LIMITS. */
+  limits?: CoordinationLimits;
   counters: Counters;
   log: Logger;
 }
@@ -131,6 +134,7 @@ export class Coordinator extends TypedEmitter<CoordinatorEvents> {
       leases: this.#leases,
       describe: (peerId) => this.#describe(peerId),
       counters: options.counters,
+      limits: options.limits,
     });
     this.#caller = new Caller({
       selfId,

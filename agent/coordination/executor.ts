@@ -1,13 +1,22 @@
 // The receiving side of a remote call: checks whether the caller (the mesh source, which the envelope
 // authenticates) may, runs each call id once (a retry gets the first run's result), waits for the agreed
-// instant in mesh time, and runs the handler. Every refusal and failure is a result.
+// instant in mesh time (a bounded number of calls may wait so), waits for a free run slot (run-slots.ts)
+// and runs the handler. Every refusal and failure is a result.
 
 import { setBounded } from '../core/bounded-map.js';
 import type { Counters } from '../core/counters.js';
 import type { CallMessage, ResultMessage } from '../protocol/coordination.js';
+import {
+  type CoordinationLimits,
+  DEFAULT_ACTION_CONCURRENCY,
+  DEFAULT_ACTION_QUEUE,
+  DEFAULT_COORDINATION_LIMITS,
+} from './config.js';
 import type { CallResult } from './handler.js';
 import type { LeaseTable } from './leases.js';
 import type { CapabilityRegistry, LocalAction } from './registry.js';
+import { RunSlots } from './run-slots.js';
+import { ScheduledCalls } from './scheduled-calls.js';
 import type { TimeSync } from './time-sync.js';
 import { waitUntil } from './wait-until.js';
 
@@ -26,6 +35,13 @@ export interface ExecutorOptions {
   /** A peer's announced name and groups, for `allow` lists. */
   describe(peerId: string): { name?: string; groups: readonly string[] };
   counters: Counters;
+  /** The `[coordination]` table; default DEFAULT_COORDINATION_LIMITS. */
+  limits?: CoordinationLimits;
+}
+
+interface CallError {
+  code: string;
+  message: string;
 }
 
 interface Remembered {
@@ -36,9 +52,17 @@ interface Remembered {
 export class Executor {
   readonly #options: ExecutorOptions;
   readonly #remembered = new Map<string, Remembered>();
+  readonly #slots: RunSlots;
+  readonly #scheduled: ScheduledCalls;
 
   constructor(options: ExecutorOptions) {
     this.#options = options;
+    const limits = options.limits ?? DEFAULT_COORDINATION_LIMITS;
+    this.#slots = new RunSlots({ running: limits.maxRunning, queued: limits.maxQueued });
+    this.#scheduled = new ScheduledCalls({
+      total: limits.maxScheduled,
+      perCaller: limits.maxScheduledPerCaller,
+    });
   }
 
   /** The result for a call from `from` (the mesh source it arrived from; this agent's id for a local call). */
@@ -55,15 +79,17 @@ export class Executor {
     }
     const running = this.#run(from, call);
     this.#remember(key, { result: running, atMs: now });
-    // A call that could not agree on the time never ran: a retry may try again.
+    // A call that never ran (no time agreed, no room, its deadline passed waiting): a retry may try again.
     void running.then((result) => {
-      if (!result.outcome.ok && result.outcome.error.code === 'no-clock-sync') this.#remembered.delete(key);
+      if (result.firedAt === null && this.#remembered.get(key)?.result === running) {
+        this.#remembered.delete(key);
+      }
     });
     return running;
   }
 
   /** Why a call may not run; undefined when it may. */
-  #check(from: string, call: CallMessage): { code: string; message: string } | undefined {
+  #check(from: string, call: CallMessage): CallError | undefined {
     const action = this.#options.registry.actions.get(call.action);
     if (action === undefined) return { code: 'unknown-action', message: `no action "${call.action}" here` };
     if (!this.#isAllowed(from, action)) {
@@ -91,48 +117,90 @@ export class Executor {
     const { registry, timeSync, counters } = this.#options;
     const action = registry.actions.get(call.action) as LocalAction;
     // Offset to the caller's clock: the call's instant is in it, and so is the fired_at we report.
-    const isLocal = from === this.#options.selfId;
-    const estimate = isLocal
-      ? { offsetMs: 0 }
-      : call.fireAt === null
-        ? timeSync.known(from)
-        : await timeSync.estimate(from);
-    if (call.fireAt !== null) {
-      if (estimate === undefined) {
-        return this.#refuse(call, {
-          code: 'no-clock-sync',
-          message: 'could not agree on the time with the caller',
-        });
+    let offsetMs: number;
+    if (call.fireAt === null) {
+      offsetMs = from === this.#options.selfId ? 0 : (timeSync.known(from)?.offsetMs ?? 0);
+    } else {
+      // Taken before the time exchange, so that a flood of timed calls costs neither exchanges nor memory.
+      const full = this.#scheduled.reserve(from);
+      if (full !== undefined) return this.#refuse(call, { code: 'too-many-scheduled', message: full });
+      try {
+        const waited = await this.#waitForInstant(from, call.fireAt);
+        if ('code' in waited) return this.#refuse(call, waited);
+        offsetMs = waited.offsetMs;
+      } finally {
+        this.#scheduled.release(from);
       }
-      const localFireAt = call.fireAt - estimate.offsetMs;
-      if (localFireAt - timeSync.now() > MAX_FIRE_AHEAD_MS) {
-        return this.#refuse(call, {
-          code: 'too-far-ahead',
-          message: 'a synchronised call may be at most a day ahead',
-        });
-      }
-      await waitUntil(() => timeSync.now(), localFireAt);
     }
-    const firedAt = timeSync.now();
-    counters.increment('coordination.calls_run');
 
-    const outcome: CallResult = await action.handler.invoke(call.args, {
-      callId: Buffer.from(call.callId).toString('hex'),
-      caller: from,
-      ...(this.#options.describe(from).name !== undefined && {
-        callerName: this.#options.describe(from).name,
-      }),
-      deadlineMs: Date.now() + Math.min(call.timeoutMs, action.timeoutMs),
-      // Handlers keep to deadlineMs themselves; the signal is for cancelling a call (none does yet).
-      signal: new AbortController().signal,
-    });
-    if (!outcome.ok) counters.increment('coordination.calls_failed');
-    return result(call, outcome, firedAt + (estimate?.offsetMs ?? 0));
+    const deadlineMs = Date.now() + Math.min(call.timeoutMs, action.timeoutMs);
+    const slot = await this.#slots.acquire(
+      action.name,
+      {
+        running: action.concurrency ?? DEFAULT_ACTION_CONCURRENCY,
+        queued: action.queue ?? DEFAULT_ACTION_QUEUE,
+      },
+      deadlineMs,
+    );
+    if (slot.kind === 'busy') {
+      return this.#refuse(
+        call,
+        { code: 'busy', message: `busy: too many calls running and waiting for "${action.name}" here` },
+        'coordination.calls_busy',
+      );
+    }
+    if (slot.kind === 'timeout') {
+      return this.#refuse(
+        call,
+        {
+          code: 'timeout',
+          message: `the call's deadline passed while it waited for "${action.name}" to be free`,
+        },
+        'coordination.calls_timed_out_waiting',
+      );
+    }
+    try {
+      const firedAt = timeSync.now();
+      counters.increment('coordination.calls_run');
+      const outcome: CallResult = await action.handler.invoke(call.args, {
+        callId: Buffer.from(call.callId).toString('hex'),
+        caller: from,
+        ...(this.#options.describe(from).name !== undefined && {
+          callerName: this.#options.describe(from).name,
+        }),
+        deadlineMs,
+        // Handlers keep to deadlineMs themselves; the signal is for cancelling a call (none does yet).
+        signal: new AbortController().signal,
+      });
+      if (!outcome.ok) counters.increment('coordination.calls_failed');
+      return result(call, outcome, firedAt + offsetMs);
+    } finally {
+      slot.release();
+    }
   }
 
-  /** A call that did not run: counted by its code. */
-  #refuse(call: CallMessage, error: { code: string; message: string }): ResultMessage {
-    this.#options.counters.increment(`coordination.calls_refused_${error.code.replaceAll('-', '_')}`);
+  /** Waits for a timed call's instant; the offset to the caller's clock, or why it cannot wait. */
+  async #waitForInstant(from: string, fireAt: number): Promise<{ offsetMs: number } | CallError> {
+    const { timeSync } = this.#options;
+    const estimate = from === this.#options.selfId ? { offsetMs: 0 } : await timeSync.estimate(from);
+    if (estimate === undefined) {
+      return { code: 'no-clock-sync', message: 'could not agree on the time with the caller' };
+    }
+    const localFireAt = fireAt - estimate.offsetMs;
+    if (localFireAt - timeSync.now() > MAX_FIRE_AHEAD_MS) {
+      return { code: 'too-far-ahead', message: 'a synchronised call may be at most a day ahead' };
+    }
+    await waitUntil(() => timeSync.now(), localFireAt);
+    return { offsetMs: estimate.offsetMs };
+  }
+
+  /** A call that did not run: counted by its code unless told another counter. */
+  #refuse(
+    call: CallMessage,
+    error: CallError,
+    counter = `coordination.calls_refused_${error.code.replaceAll('-', '_')}`,
+  ): ResultMessage {
+    this.#options.counters.increment(counter);
     return result(call, { ok: false, error }, null);
   }
 

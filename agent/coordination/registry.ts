@@ -16,6 +16,10 @@ export interface LocalAction {
   readonly handler: ActionHandler;
   readonly timeoutMs: number;
   readonly allow: CallerFilter | undefined;
+  /** Runs at once; default DEFAULT_ACTION_CONCURRENCY (config.ts). */
+  readonly concurrency?: number;
+  /** Calls waiting for a run; default DEFAULT_ACTION_QUEUE (config.ts). */
+  readonly queue?: number;
 }
 
 export interface LocalSensor {
@@ -92,7 +96,14 @@ export function registryFromConfig(
             line: action.line,
             activeLow: action.activeLow,
           });
-    registry.addAction({ name: action.name, handler, timeoutMs: action.timeoutMs, allow: action.allow });
+    registry.addAction({
+      name: action.name,
+      handler,
+      timeoutMs: action.timeoutMs,
+      allow: action.allow,
+      concurrency: action.concurrency,
+      queue: action.queue,
+    });
   }
   for (const sensor of config.sensors) {
     const handler: SensorHandler =

@@ -81,3 +81,14 @@ export function parseHostPort(text: string, options: HostPortOptions = {}): Host
 export function formatHostPort(address: HostPort): string {
   return address.host.includes(':') ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
 }
+
+/**
+ * Whether a listener on `host` is reachable from this machine only: 127.0.0.0/8, ::1 (also IPv4-mapped)
+ * or "localhost". A hostname that merely resolves to loopback is not trusted to keep doing so.
+ */
+export function isLoopbackHost(host: string): boolean {
+  const lower = host.toLowerCase();
+  if (lower === 'localhost' || lower === 'localhost.' || lower === '::1') return true;
+  const v4 = lower.startsWith('::ffff:') ? lower.slice('::ffff:'.length) : lower;
+  return isIPv4(v4) && v4.startsWith('127.');
+}

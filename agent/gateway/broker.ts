@@ -9,14 +9,19 @@
 //   no enhanced authentication, no will delay; message expiry is forwarded, not enforced.
 // - Hostile input (malformed or oversize packets, protocol errors, silence) closes that client only,
 //   and is counted, never logged per packet.
+// - Everything a client can make the broker hold is bounded (MqttLimits): connections, unfinished
+//   packets (in time and bytes), subscriptions, queued messages, retained messages.
 
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { Counters } from '../core/counters.js';
 import { NearmeshError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { isValidTopicName } from '../core/topic-match.js';
+import type { TopicAccess } from './access-control.js';
 import type { MqttAuth } from './auth.js';
+import { ByteBudget } from './byte-budget.js';
 import { ClientConnection, type ConnectionHost, type PublishMeta } from './client-connection.js';
+import type { MqttLimits } from './config.js';
 import { Delivery } from './delivery.js';
 import { REASON } from './reason-codes.js';
 import { RetainedStore } from './retained-store.js';
@@ -32,9 +37,11 @@ export class MqttGatewayError extends NearmeshError {
   }
 }
 
-export interface MqttBrokerOptions {
+export interface MqttBrokerOptions extends Partial<MqttLimits> {
   /** Required credentials, or a check; without it every client is accepted. */
   auth?: MqttAuth;
+  /** Who may publish, subscribe to and receive which topics; without it every client may do everything. */
+  access?: TopicAccess;
   /** Largest packet accepted from a client, in bytes (told to MQTT 5 clients). Default 256 KiB. */
   maxPacketSize?: number;
   /** QoS 1 messages kept per session while offline or beyond the in-flight window. Default 1000. */
@@ -44,9 +51,6 @@ export interface MqttBrokerOptions {
   /** Sessions (connected or persistent) held at once. Default 10 000. */
   maxSessions?: number;
   maxRetainedMessages?: number;
-  maxRetainedBytes?: number;
-  /** How long a new connection may take to send CONNECT. Default 10 s. */
-  connectTimeoutMs?: number;
   counters?: Counters;
   log?: Logger;
 }
@@ -65,8 +69,15 @@ const DEFAULTS = {
   maxInflight: 100,
   maxSessions: 10_000,
   maxRetainedMessages: 10_000,
-  maxRetainedBytes: 64 * 1024 * 1024,
+  maxRetainedBytes: 16 * 1024 * 1024,
+  maxConnections: 256,
   connectTimeoutMs: 10_000,
+  packetTimeoutMs: 30_000,
+  maxUnfinishedBytesTotal: 16 * 1024 * 1024,
+  maxSubscriptionsPerClient: 1000,
+  maxSubscriptionsTotal: 10_000,
+  maxQueuedBytes: 1024 * 1024,
+  maxQueuedBytesTotal: 16 * 1024 * 1024,
 };
 const NEVER_EXPIRES = 0xffff_ffff;
 
@@ -74,7 +85,7 @@ const NEVER_EXPIRES = 0xffff_ffff;
 export class MqttBroker {
   readonly counters: Counters;
   readonly #options: typeof DEFAULTS & MqttBrokerOptions;
-  readonly #sessions = new SessionStore();
+  readonly #sessions = new SessionStore((session) => this.#delivery.forget(session));
   readonly #retained: RetainedStore;
   readonly #delivery: Delivery;
   readonly #host: ConnectionHost;
@@ -89,7 +100,6 @@ export class MqttBroker {
     this.counters = options.counters ?? new Counters();
     this.#retained = new RetainedStore(this.#options.maxRetainedMessages, this.#options.maxRetainedBytes);
     this.#delivery = new Delivery(
-      this.#sessions,
       this.#retained,
       (clientId) => this.#connections.get(clientId),
       this.counters,
@@ -98,7 +108,8 @@ export class MqttBroker {
     this.#host = {
       counters: this.counters,
       delivery: this.#delivery,
-      claimSession: (clientId, clean) => this.#claimSession(clientId, clean),
+      unfinishedBytes: new ByteBudget(this.#options.maxUnfinishedBytesTotal),
+      claimSession: (clientId, clean, username) => this.#claimSession(clientId, clean, username),
       attach: (connection) => this.#connections.set(connection.clientId, connection),
       detach: (connection) => this.#detach(connection),
       received: (message, meta) => this.#received(message, meta),
@@ -134,6 +145,7 @@ export class MqttBroker {
     this.#server = undefined;
     for (const connection of [...this.#sockets]) connection.close({ graceful: true });
     this.#sessions.clear();
+    this.#delivery.clear();
     this.#retained.clear();
     if (server !== undefined) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
@@ -170,21 +182,32 @@ export class MqttBroker {
   }
 
   #accept(socket: Socket): void {
+    if (this.#sockets.size >= this.#options.maxConnections) {
+      this.counters.increment('mqtt.connections_refused');
+      socket.on('error', () => {});
+      socket.destroy();
+      return;
+    }
     this.#sockets.add(new ClientConnection(socket, this.#options, this.#host));
     this.counters.increment('mqtt.connections');
   }
 
-  #claimSession(clientId: string, clean: boolean): { session: Session; present: boolean } | undefined {
+  #claimSession(
+    clientId: string,
+    clean: boolean,
+    username: string | undefined,
+  ): { session: Session; present: boolean } | undefined {
     // Session takeover: the older connection with this client id goes (its will is published).
     const previous = this.#connections.get(clientId);
     if (previous !== undefined) {
       this.counters.increment('mqtt.takeovers');
       previous.disconnect(REASON.sessionTakenOver);
     }
+    // Another user's session (its subscriptions, its queued messages) is not resumed: it starts afresh.
     const existing = clean ? undefined : this.#sessions.get(clientId);
-    if (existing !== undefined) return { session: existing, present: true };
+    if (existing !== undefined && existing.username === username) return { session: existing, present: true };
     if (this.#sessions.get(clientId) === undefined && !this.#makeRoomForSession()) return undefined;
-    return { session: this.#sessions.create(clientId), present: false };
+    return { session: this.#sessions.create(clientId, username), present: false };
   }
 
   /** True when a new session fits, evicting the oldest offline one if needed. */

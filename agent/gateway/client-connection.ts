@@ -1,5 +1,6 @@
 // One client socket: frame reading, the CONNECT handshake, keep-alive, packet dispatch and the will.
-// Hostile input (malformed or oversize packets, protocol errors, silence) closes this client only.
+// Hostile input (malformed or oversize packets, protocol errors, silence, a packet never finished)
+// closes this client only.
 
 import { isUtf8 } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
@@ -12,11 +13,16 @@ import mqttPacket, {
 } from 'mqtt-packet';
 import type { Counters } from '../core/counters.js';
 import { isValidTopicFilter, isValidTopicName } from '../core/topic-match.js';
+import type { MqttClientIdentity, TopicAccess } from './access-control.js';
 import { authenticate, type MqttAuth } from './auth.js';
+import type { ByteBudget } from './byte-budget.js';
 import type { Delivery } from './delivery.js';
 import { connectProtocolLevel, FrameReader, rawPublishTopic } from './frame-reader.js';
 import { RC, REASON } from './reason-codes.js';
 import type { BrokerMessage, PublishProperties, Session } from './session-store.js';
+
+/** Unfinished bytes per connection that do not count against the broker's total (see #holdUnfinished). */
+const FREE_UNFINISHED_BYTES = 64 * 1024;
 
 export interface PublishMeta {
   clientId: string;
@@ -32,18 +38,31 @@ export interface PublishMeta {
 
 export interface ConnectionSettings {
   auth?: MqttAuth;
+  /** Who may publish, subscribe to and receive which topics; without it, everyone everything. */
+  access?: TopicAccess;
   /** Largest packet accepted from the client, in bytes (told to MQTT 5 clients). */
   maxPacketSize: number;
   /** How long the client may take to send CONNECT. */
   connectTimeoutMs: number;
+  /** How long one packet may take from its first byte to its last. */
+  packetTimeoutMs: number;
 }
 
 /** What a connection needs of the broker that accepted it. */
 export interface ConnectionHost {
   readonly counters: Counters;
   readonly delivery: Delivery;
-  /** Takes over `clientId` (its older connection goes) and returns its session; undefined when no room. */
-  claimSession(clientId: string, clean: boolean): { session: Session; present: boolean } | undefined;
+  /** Bytes of unfinished packets held, over all connections. */
+  readonly unfinishedBytes: ByteBudget;
+  /**
+   * Takes over `clientId` (its older connection goes) and returns its session (a fresh one when it was
+   * another user's); undefined when no room.
+   */
+  claimSession(
+    clientId: string,
+    clean: boolean,
+    username: string | undefined,
+  ): { session: Session; present: boolean } | undefined;
   /** The connection completed CONNECT under its client id. */
   attach(connection: ClientConnection): void;
   /** The connection is closed: the broker forgets it. */
@@ -74,6 +93,10 @@ export class ClientConnection {
   #sawFirstByte = false;
   readonly #acceptedAt = Date.now();
   #timer: NodeJS.Timeout | undefined;
+  /** Bytes of an unfinished packet taken from the host's budget, and since when that packet is coming. */
+  #unfinishedBytes = 0;
+  #unfinishedSince: number | undefined;
+  #packetTimer: NodeJS.Timeout | undefined;
   /** MQTT 5: the client's own packet size limit. */
   #clientMaxPacketSize: number | undefined;
   readonly #parser = mqttPacket.parser();
@@ -132,6 +155,9 @@ export class ClientConnection {
     const wasConnected = this.state === 'connected';
     this.state = 'closed';
     clearTimeout(this.#timer);
+    clearTimeout(this.#packetTimer);
+    this.#host.unfinishedBytes.give(this.#unfinishedBytes);
+    this.#unfinishedBytes = 0;
     const socket = this.socket;
     if (socket.writableEnded) setTimeout(() => socket.destroy(), 1000).unref();
     else socket.destroy();
@@ -155,6 +181,7 @@ export class ClientConnection {
       }
     }
     const { frames, error } = this.#reader.push(chunk);
+    if (!this.#holdUnfinished(frames.length > 0)) return;
     for (const frame of frames) {
       if (this.state === 'closed') return;
       if (this.state === 'awaiting-connect') {
@@ -181,6 +208,50 @@ export class ClientConnection {
     } else if (error === 'malformed') {
       this.#malformed();
     }
+  }
+
+  /**
+   * Accounts the bytes of the packet still unfinished against the host's budget and starts its clock
+   * (again when packets completed: what is left belongs to a new one). False when it went over the budget
+   * and the client was disconnected.
+   */
+  #holdUnfinished(completedPackets: boolean): boolean {
+    const pending = this.#reader.pendingBytes;
+    // The first 64 KiB of each connection's unfinished packet are free: an attacker who fills the budget
+    // with big unfinished packets must not cut off every app whose ordinary packet arrives in two reads
+    // (max_connections bounds the free part).
+    const counted = Math.max(0, pending - FREE_UNFINISHED_BYTES);
+    const added = counted - this.#unfinishedBytes;
+    if (added > 0 && !this.#host.unfinishedBytes.take(added)) {
+      this.#host.counters.increment('mqtt.unfinished_bytes_refused');
+      this.disconnect(REASON.quotaExceeded);
+      return false;
+    }
+    if (added < 0) this.#host.unfinishedBytes.give(-added);
+    this.#unfinishedBytes = counted;
+    if (pending === 0) {
+      this.#unfinishedSince = undefined;
+    } else if (completedPackets || this.#unfinishedSince === undefined) {
+      this.#unfinishedSince = Date.now();
+      if (this.#packetTimer === undefined) this.#armPacketTimer(this.#settings.packetTimeoutMs);
+    }
+    return true;
+  }
+
+  /** Disconnects a client whose packet is still unfinished `packetTimeoutMs` after its first byte. */
+  #armPacketTimer(ms: number): void {
+    this.#packetTimer = setTimeout(() => {
+      this.#packetTimer = undefined;
+      const since = this.#unfinishedSince;
+      if (this.state === 'closed' || since === undefined) return;
+      const elapsed = Date.now() - since;
+      if (elapsed < this.#settings.packetTimeoutMs) {
+        this.#armPacketTimer(this.#settings.packetTimeoutMs - elapsed);
+        return;
+      }
+      this.#host.counters.increment('mqtt.packet_timeouts');
+      this.disconnect(REASON.keepAliveTimeout);
+    }, ms);
   }
 
   #malformed(): void {
@@ -290,7 +361,8 @@ export class ClientConnection {
     }
     if (!authenticate(this.#settings.auth, packet.username, packet.password, clientId)) {
       counters.increment('mqtt.auth_failed');
-      refuse(RC.badCredentials, REASON.badCredentials);
+      // 3.1.1: "not authorized", as mosquitto answers a wrong password or a refused anonymous client.
+      refuse(RC.notAuthorized, REASON.badCredentials);
       return;
     }
     let will: Will | undefined;
@@ -315,7 +387,16 @@ export class ClientConnection {
       };
     }
 
-    const claimed = this.#host.claimSession(clientId, packet.clean === true);
+    // A will is a publish the client makes by going: it needs the same right as one made by PUBLISH.
+    if (
+      will !== undefined &&
+      !this.#may('mayPublish', { clientId, username: packet.username }, will.message.topic)
+    ) {
+      counters.increment('mqtt.acl_denied_will');
+      refuse(RC.notAuthorized, REASON.notAuthorized);
+      return;
+    }
+    const claimed = this.#host.claimSession(clientId, packet.clean === true, packet.username);
     if (claimed === undefined) {
       refuse(RC.serverUnavailable, REASON.serverUnavailable);
       return;
@@ -375,7 +456,9 @@ export class ClientConnection {
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
     const messageId = packet.messageId ?? 0;
     const fresh = packet.qos !== 2 || !session.inboundQos2.has(messageId);
-    if (fresh) {
+    const allowed = this.#may('mayPublish', this.#identity(), packet.topic);
+    if (!allowed) this.#host.counters.increment('mqtt.acl_denied_publish');
+    if (fresh && allowed) {
       this.#host.counters.increment('mqtt.messages_in');
       const message: BrokerMessage = {
         topic: packet.topic,
@@ -387,10 +470,13 @@ export class ClientConnection {
       };
       this.#host.received(message, this.#meta(message, packet.qos, false));
     }
-    if (packet.qos === 1) this.send({ cmd: 'puback', messageId });
+    // A refused publish is answered as mosquitto does: "not authorized" on MQTT 5 (which ends a QoS 2
+    // exchange there), an ordinary acknowledgement on 3.1.1, which has no way to say it.
+    const refusal = !allowed && this.version === 5 ? { reasonCode: REASON.notAuthorized } : {};
+    if (packet.qos === 1) this.send({ cmd: 'puback', messageId, ...refusal });
     if (packet.qos === 2) {
-      session.inboundQos2.add(messageId);
-      this.send({ cmd: 'pubrec', messageId });
+      if (refusal.reasonCode === undefined) session.inboundQos2.add(messageId);
+      this.send({ cmd: 'pubrec', messageId, ...refusal });
     }
   }
 
@@ -408,13 +494,22 @@ export class ClientConnection {
         granted.push(this.version === 5 ? REASON.topicFilterInvalid : 0x80);
         continue;
       }
+      if (!this.#may('maySubscribe', this.#identity(), filter)) {
+        this.#host.counters.increment('mqtt.acl_denied_subscribe');
+        granted.push(this.version === 5 ? REASON.notAuthorized : 0x80);
+        continue;
+      }
       const qos: 0 | 1 = subscription.qos === 0 ? 0 : 1;
       const existed = session.subscriptions.has(filter);
-      session.subscriptions.set(filter, {
+      const subscribed = this.#host.delivery.subscribe(session, filter, {
         qos,
         noLocal: this.version === 5 && subscription.nl === true,
         retainAsPublished: this.version === 5 && subscription.rap === true,
       });
+      if (!subscribed) {
+        granted.push(this.version === 5 ? REASON.quotaExceeded : 0x80);
+        continue;
+      }
       granted.push(qos);
       const retainHandling = this.version === 5 ? (subscription.rh ?? 0) : 0;
       if (retainHandling === 0 || (retainHandling === 1 && !existed)) retainedToSend.push({ filter, qos });
@@ -426,13 +521,23 @@ export class ClientConnection {
   #onUnsubscribe(messageId: number, filters: string[]): void {
     const session = this.session as Session;
     const codes = filters.map((filter) =>
-      session.subscriptions.delete(filter) ? REASON.success : REASON.noSubscriptionExisted,
+      this.#host.delivery.unsubscribe(session, filter) ? REASON.success : REASON.noSubscriptionExisted,
     );
     this.send({
       cmd: 'unsuback',
       messageId,
       ...(this.version === 5 ? { granted: codes } : {}),
     } as Packet);
+  }
+
+  #identity(): MqttClientIdentity {
+    return { clientId: this.clientId, username: this.username };
+  }
+
+  /** The access control's answer; everything is allowed without one. */
+  #may(question: keyof TopicAccess, client: MqttClientIdentity, topicOrFilter: string): boolean {
+    const access = this.#settings.access;
+    return access === undefined || access[question](client, topicOrFilter);
   }
 
   #meta(message: BrokerMessage, qos: 0 | 1 | 2, will: boolean): PublishMeta {

@@ -2,9 +2,11 @@
 // and validation, and the resolved types the gateway runs from. agent/config assembles it with the rest.
 // zod's v3 API (shipped inside the zod 4 package): importing zod 4's API costs ~13 MB of RSS, v3's ~2 MB.
 import { z } from 'zod/v3';
-import { pathString, positiveInteger, TABLE, unionError } from '../core/config-fields.js';
-import { checkHostPort, type HostPort } from '../core/host-port.js';
+import { duration, pathString, positiveInteger, TABLE, unionError } from '../core/config-fields.js';
+import { checkHostPort, formatHostPort, type HostPort, isLoopbackHost } from '../core/host-port.js';
 import { isValidTopicFilter, isValidTopicName } from '../core/topic-match.js';
+import { parseAcl } from './acl-file.js';
+import { MqttSecurityFileError } from './security-file.js';
 
 /** Default MQTT endpoint: loopback only, so apps on the device reach it and nothing else does. */
 export const DEFAULT_MQTT_LISTEN: HostPort = { host: '127.0.0.1', port: 1883 };
@@ -17,8 +19,34 @@ export interface MqttConfig {
   readonly listenIsDefault: boolean;
   /** Required of every client when set. */
   readonly credentials?: { readonly username: string; readonly password: string };
+  /** Absolute path of a mosquitto_passwd file: its users may log in. */
+  readonly passwordFile?: string;
+  /** Absolute path of a mosquitto ACL file: what each user may do. */
+  readonly aclFile?: string;
+  /** ACL lines for anonymous clients (loopback only); absent: the acl_file's, or the built-in rules. */
+  readonly anonymous?: readonly string[];
   readonly maxPacketSize: number;
+  readonly limits: MqttLimits;
   readonly upstream?: MqttUpstreamConfig;
+}
+
+/** The local broker's bounds: what one client, or all of them, may make it hold. */
+export interface MqttLimits {
+  /** Client sockets open at once; more are closed on accept. */
+  readonly maxConnections: number;
+  /** From TCP connect to a whole CONNECT. */
+  readonly connectTimeoutMs: number;
+  /** From the first byte of a packet to its last. */
+  readonly packetTimeoutMs: number;
+  /** Bytes of unfinished packets held over all connections. */
+  readonly maxUnfinishedBytesTotal: number;
+  readonly maxSubscriptionsPerClient: number;
+  /** Topic filters held over all sessions (each costs the trie ~1-3 KB). */
+  readonly maxSubscriptionsTotal: number;
+  /** Bytes of unacknowledged QoS 1 messages (queued or in flight) held for one session, and in total. */
+  readonly maxQueuedBytes: number;
+  readonly maxQueuedBytesTotal: number;
+  readonly maxRetainedBytes: number;
 }
 
 export interface MqttUpstreamConfig {
@@ -49,6 +77,20 @@ const topicFilterList = z.array(
 
 /** Largest MQTT packet size the protocol can express (the remaining-length field). */
 const MQTT_MAX_PACKET_SIZE = 268_435_455;
+
+const MIB = 1024 * 1024;
+
+/** A byte count key: a positive integer up to `max`. */
+function byteCount(max: number, fallback: number) {
+  return positiveInteger
+    .refine((value) => value <= max, { message: `expected at most ${max} bytes` })
+    .default(fallback);
+}
+
+/** A timeout key: a duration of at least one second. */
+function timeout(fallback: string) {
+  return duration.refine((ms) => ms >= 1000, { message: 'expected at least "1s"' }).default(fallback);
+}
 
 const mqttCredentials = {
   username: z.string({ message: 'expected a string' }).optional(),
@@ -125,6 +167,49 @@ export const mqttUpstreamTable = z
     }
   });
 
+const ACL_LINES = { message: 'expected an array of ACL lines like ["topic readwrite app/#"]' };
+
+/** One `topic` or `pattern` line of mosquitto's ACL format (acl-file.ts). */
+const aclLine = z.string(ACL_LINES).superRefine((line, ctx) => {
+  try {
+    parseAcl(line, 'mqtt.anonymous', { users: false });
+  } catch (error) {
+    if (!(error instanceof MqttSecurityFileError)) throw error;
+    ctx.addIssue({ code: 'custom', message: error.problem });
+  }
+});
+
+/**
+ * Off loopback, every client must log in (other hosts, or anyone on the network, reach the endpoint):
+ * without logins configured the agent does not start, and anonymous rules would never apply.
+ */
+function checkLoginsOffLoopback(
+  table: {
+    listen?: HostPort | false | undefined;
+    username?: string | undefined;
+    password_file?: string | undefined;
+    anonymous?: string[] | undefined;
+  },
+  ctx: z.RefinementCtx,
+): void {
+  const listen = table.listen;
+  // zod still refines a table whose listen failed: then there is no host to judge.
+  if (typeof listen !== 'object' || typeof listen.host !== 'string' || isLoopbackHost(listen.host)) return;
+  const where = `listen = "${formatHostPort(listen)}" is not loopback`;
+  if (table.password_file === undefined && table.username === undefined)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['password_file'],
+      message: `required: ${where}, so clients must log in (mosquitto_passwd -c <file> <user>)`,
+    });
+  if (table.anonymous !== undefined)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['anonymous'],
+      message: `anonymous clients are served on a loopback listen only, and ${where}`,
+    });
+}
+
 export const mqttTable = z
   .object(
     {
@@ -139,17 +224,51 @@ export const mqttTable = z
         })
         .optional(),
       ...mqttCredentials,
+      password_file: pathString.optional(),
+      acl_file: pathString.optional(),
+      anonymous: z.array(aclLine, ACL_LINES).optional(),
       max_packet_size: positiveInteger
         .refine((value) => value >= 1024 && value <= MQTT_MAX_PACKET_SIZE, {
           message: `expected 1024..${MQTT_MAX_PACKET_SIZE} bytes`,
         })
         .default(256 * 1024),
+      max_connections: positiveInteger
+        .refine((value) => value <= 100_000, { message: 'expected at most 100000' })
+        .default(256),
+      connect_timeout: timeout('10s'),
+      packet_timeout: timeout('30s'),
+      max_unfinished_bytes_total: byteCount(MQTT_MAX_PACKET_SIZE, 16 * MIB),
+      max_subscriptions_per_client: positiveInteger
+        .refine((value) => value <= 1_000_000, { message: 'expected at most 1000000' })
+        .default(1000),
+      max_subscriptions_total: positiveInteger
+        .refine((value) => value <= 10_000_000, { message: 'expected at most 10000000' })
+        .default(10_000),
+      max_queued_bytes: byteCount(Number.MAX_SAFE_INTEGER, MIB),
+      max_queued_bytes_total: byteCount(Number.MAX_SAFE_INTEGER, 16 * MIB),
+      max_retained_bytes: byteCount(Number.MAX_SAFE_INTEGER, 16 * MIB),
       upstream: mqttUpstreamTable.optional(),
     },
     TABLE,
   )
   .strict()
-  .superRefine(bothOrNeither);
+  .superRefine((table, ctx) => {
+    bothOrNeither(table, ctx);
+    checkLoginsOffLoopback(table, ctx);
+    // A QoS 1 message as large as a packet must fit in a session's queue, and a session's queue in the total.
+    if (table.max_queued_bytes < table.max_packet_size)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['max_queued_bytes'],
+        message: `expected at least max_packet_size (${table.max_packet_size})`,
+      });
+    if (table.max_queued_bytes_total < table.max_queued_bytes)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['max_queued_bytes_total'],
+        message: `expected at least max_queued_bytes (${table.max_queued_bytes})`,
+      });
+  });
 
 function credentialsOf(table: {
   username?: string | undefined;
@@ -174,7 +293,21 @@ export function resolveMqtt(
     listen: raw.listen ?? DEFAULT_MQTT_LISTEN,
     listenIsDefault: raw.listen === undefined,
     ...credentialsOf(raw),
+    ...(raw.password_file !== undefined && { passwordFile: resolvePath(raw.password_file) }),
+    ...(raw.acl_file !== undefined && { aclFile: resolvePath(raw.acl_file) }),
+    ...(raw.anonymous !== undefined && { anonymous: raw.anonymous }),
     maxPacketSize: raw.max_packet_size,
+    limits: {
+      maxConnections: raw.max_connections,
+      connectTimeoutMs: raw.connect_timeout,
+      packetTimeoutMs: raw.packet_timeout,
+      maxUnfinishedBytesTotal: raw.max_unfinished_bytes_total,
+      maxSubscriptionsPerClient: raw.max_subscriptions_per_client,
+      maxSubscriptionsTotal: raw.max_subscriptions_total,
+      maxQueuedBytes: raw.max_queued_bytes,
+      maxQueuedBytesTotal: raw.max_queued_bytes_total,
+      maxRetainedBytes: raw.max_retained_bytes,
+    },
     ...(upstream !== undefined && {
       upstream: {
         url: upstream.url,

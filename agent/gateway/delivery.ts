@@ -1,11 +1,15 @@
-// Delivery of messages to sessions: matching subscribers, the retained store, retained messages for a
-// new subscription, and QoS 1 in flight (bounded by a window) or queued while offline or beyond it.
+// Delivery of messages to sessions: subscriptions (through the subscription index), the retained store,
+// retained messages for a new subscription, and QoS 1 in flight (bounded by a window) or queued while
+// offline or beyond it. Unacknowledged QoS 1 messages, queued or in flight, are bounded in bytes per
+// session and in total: the oldest queued go first, then new ones are dropped, each drop counted.
 
 import type { IPublishPacket, Packet } from 'mqtt-packet';
 import type { Counters } from '../core/counters.js';
-import { topicMatches } from '../core/topic-match.js';
+import type { TopicAccess } from './access-control.js';
+import { ByteBudget } from './byte-budget.js';
 import type { RetainedStore } from './retained-store.js';
-import type { BrokerMessage, Session, SessionStore, SubscriptionOptions } from './session-store.js';
+import { type BrokerMessage, heldBytesOf, type Session, type SubscriptionOptions } from './session-store.js';
+import { SubscriptionIndex } from './subscription-index.js';
 
 /** Outbound bytes buffered for one slow client before its QoS 0 messages are dropped. */
 const MAX_WRITE_BACKLOG = 4 * 1024 * 1024;
@@ -25,46 +29,99 @@ export interface DeliveryTarget {
 export interface DeliveryLimits {
   maxQueuedMessages: number;
   maxInflight: number;
+  /** Bytes of unacknowledged QoS 1 messages (queued or in flight) held for one session. */
+  maxQueuedBytes: number;
+  /** The same, over all sessions. */
+  maxQueuedBytesTotal: number;
+  maxSubscriptionsPerClient: number;
+  maxSubscriptionsTotal: number;
+}
+
+/** Who may receive which topics: checked for every message at delivery, as mosquitto does. */
+export interface DeliveryAccess {
+  readonly access?: TopicAccess;
 }
 
 export class Delivery {
-  readonly #sessions: SessionStore;
+  readonly #subscriptions = new SubscriptionIndex();
   readonly #retained: RetainedStore;
   readonly #connectionOf: (clientId: string) => DeliveryTarget | undefined;
   readonly #counters: Counters;
-  readonly #limits: DeliveryLimits;
+  readonly #limits: DeliveryLimits & DeliveryAccess;
+  readonly #heldTotal: ByteBudget;
 
   constructor(
-    sessions: SessionStore,
     retained: RetainedStore,
     connectionOf: (clientId: string) => DeliveryTarget | undefined,
     counters: Counters,
-    limits: DeliveryLimits,
+    limits: DeliveryLimits & DeliveryAccess,
   ) {
-    this.#sessions = sessions;
     this.#retained = retained;
     this.#connectionOf = connectionOf;
     this.#counters = counters;
     this.#limits = limits;
+    this.#heldTotal = new ByteBudget(limits.maxQueuedBytesTotal);
+  }
+
+  /**
+   * Adds or replaces a subscription; false (counted) when the session is at its quota of filters, or the
+   * broker at its total (those of sessions just gone count until the trie let go of them).
+   */
+  subscribe(session: Session, filter: string, options: SubscriptionOptions): boolean {
+    if (!session.subscriptions.has(filter)) {
+      if (session.subscriptions.size >= this.#limits.maxSubscriptionsPerClient) {
+        this.#counters.increment('mqtt.subscriptions_refused');
+        return false;
+      }
+      if (this.#subscriptions.held >= this.#limits.maxSubscriptionsTotal) {
+        this.#counters.increment('mqtt.subscriptions_total_refused');
+        return false;
+      }
+    }
+    this.#subscriptions.add(session, filter, options);
+    return true;
+  }
+
+  /** False when the session had no subscription to `filter`. */
+  unsubscribe(session: Session, filter: string): boolean {
+    return this.#subscriptions.remove(session, filter);
+  }
+
+  /** A session is gone: its subscriptions and held messages go with it. */
+  forget(session: Session): void {
+    this.#subscriptions.dropSession(session);
+    this.#heldTotal.give(session.heldBytes);
+    session.queue.length = 0;
+    session.inflight.clear();
+    session.heldBytes = 0;
+  }
+
+  /** Drops every subscription (the broker is closing). */
+  clear(): void {
+    this.#subscriptions.clear();
   }
 
   /** Stores a retained message and hands a message to every session with a matching subscription. */
   route(message: BrokerMessage): void {
     if (message.retain && !this.#retained.set(message)) this.#counters.increment('mqtt.retained_dropped');
-    for (const session of this.#sessions.values()) {
-      let best: SubscriptionOptions | undefined;
-      let keepRetain = false;
-      for (const [filter, options] of session.subscriptions) {
-        if (options.noLocal && message.origin === session.clientId) continue;
-        if (!topicMatches(filter, message.topic)) continue;
-        if (best === undefined || options.qos > best.qos) best = options;
-        keepRetain ||= options.retainAsPublished;
+    // One delivery per session: at the highest QoS of its matching subscriptions (MQTT 5 §3.3.4).
+    const matched = new Map<Session, { qos: 0 | 1; keepRetain: boolean }>();
+    for (const { session, options } of this.#subscriptions.match(message.topic)) {
+      if (options.noLocal && message.origin === session.clientId) continue;
+      const best = matched.get(session);
+      if (best === undefined) {
+        matched.set(session, { qos: options.qos, keepRetain: options.retainAsPublished });
+      } else {
+        if (options.qos > best.qos) best.qos = options.qos;
+        best.keepRetain ||= options.retainAsPublished;
       }
-      if (best === undefined) continue;
+    }
+    for (const [session, best] of matched) {
+      if (!this.#mayRead(session, message.topic)) continue;
       this.#deliver(session, {
         ...message,
         qos: Math.min(message.qos, best.qos) as 0 | 1,
-        retain: message.retain && keepRetain,
+        retain: message.retain && best.keepRetain,
       });
     }
   }
@@ -72,6 +129,7 @@ export class Delivery {
   /** Sends a new subscription the retained messages matching its filter, at most at its QoS. */
   deliverRetained(session: Session, filter: string, qos: 0 | 1): void {
     for (const message of this.#retained.match(filter)) {
+      if (!this.#mayRead(session, message.topic)) continue;
       this.#deliver(session, { ...message, qos: Math.min(message.qos, qos) as 0 | 1, retain: true });
     }
   }
@@ -80,7 +138,7 @@ export class Delivery {
   acknowledge(connection: DeliveryTarget, messageId: number | undefined): void {
     const session = connection.session;
     if (session === undefined || messageId === undefined) return;
-    session.inflight.delete(messageId);
+    this.#release(session, messageId);
     this.#drainQueue(connection);
   }
 
@@ -111,12 +169,58 @@ export class Delivery {
       this.#drainQueue(connection);
       return;
     }
-    this.#sendQos1(connection, session, message);
+    if (this.#makeRoom(session, heldBytesOf(message))) this.#sendQos1(connection, session, message);
+  }
+
+  /** False (counted) when the session's user may not read `topic`, whatever its subscriptions match. */
+  #mayRead(session: Session, topic: string): boolean {
+    const access = this.#limits.access;
+    if (access === undefined || access.mayRead(session, topic)) return true;
+    this.#counters.increment('mqtt.acl_denied_deliver');
+    return false;
   }
 
   #enqueue(session: Session, message: BrokerMessage): void {
-    const dropped = session.enqueue(message, this.#limits.maxQueuedMessages);
-    if (dropped > 0) this.#counters.increment('mqtt.queue_dropped', dropped);
+    if (session.queue.length >= this.#limits.maxQueuedMessages)
+      this.#dropOldest(session, 'mqtt.queue_dropped');
+    if (this.#makeRoom(session, heldBytesOf(message))) session.enqueue(message);
+  }
+
+  /**
+   * Takes `bytes` more for `session` from its bound and the total, dropping its oldest queued messages
+   * to make room; false (the new message is dropped, counted) when they cannot fit.
+   */
+  #makeRoom(session: Session, bytes: number): boolean {
+    const max = this.#limits.maxQueuedBytes;
+    while (session.heldBytes + bytes > max && session.queue.length > 0)
+      this.#dropOldest(session, 'mqtt.queue_dropped');
+    if (session.heldBytes + bytes > max) {
+      this.#counters.increment('mqtt.queue_dropped');
+      return false;
+    }
+    while (!this.#heldTotal.take(bytes)) {
+      if (session.queue.length === 0) {
+        this.#counters.increment('mqtt.queue_total_dropped');
+        return false;
+      }
+      this.#dropOldest(session, 'mqtt.queue_total_dropped');
+    }
+    return true;
+  }
+
+  #dropOldest(session: Session, counter: string): void {
+    const message = session.dequeue();
+    if (message === undefined) return;
+    this.#heldTotal.give(heldBytesOf(message));
+    this.#counters.increment(counter);
+  }
+
+  /** A message in flight leaves the session: acknowledged, or undeliverable. */
+  #release(session: Session, messageId: number): void {
+    const message = session.inflight.get(messageId);
+    if (message === undefined) return;
+    session.releaseInflight(messageId);
+    this.#heldTotal.give(heldBytesOf(message));
   }
 
   #window(connection: DeliveryTarget): number {
@@ -127,17 +231,18 @@ export class Delivery {
     const session = connection.session;
     if (session === undefined || connection.state !== 'connected') return;
     while (session.queue.length > 0 && session.inflight.size < this.#window(connection)) {
-      this.#sendQos1(connection, session, session.queue.shift() as BrokerMessage);
+      this.#sendQos1(connection, session, session.dequeue() as BrokerMessage);
     }
   }
 
+  /** Sends a message whose bytes the session already holds (taken by #makeRoom). */
   #sendQos1(connection: DeliveryTarget, session: Session, message: BrokerMessage): void {
     const messageId = session.allocatePacketId();
     if (messageId === undefined) {
-      this.#enqueue(session, message);
+      session.enqueue(message);
       return;
     }
-    session.inflight.set(messageId, message);
+    session.setInflight(messageId, message);
     this.#sendPublish(connection, message, messageId, false);
   }
 
@@ -158,9 +263,10 @@ export class Delivery {
       ...(messageId === undefined ? {} : { messageId }),
       ...(connection.version === 5 && message.properties ? { properties: message.properties } : {}),
     };
-    if (!connection.send(packet) && messageId !== undefined) {
+    const session = connection.session;
+    if (!connection.send(packet) && messageId !== undefined && session !== undefined) {
       // Too large for this client: it can never be delivered, so it must not stay in flight.
-      connection.session?.inflight.delete(messageId);
+      this.#release(session, messageId);
     }
   }
 }

@@ -1,43 +1,100 @@
 // Splits a TCP byte stream into whole MQTT control packets (fixed header + remaining length) before
 // mqtt-packet parses them, so an oversize packet is refused from its header, before it is buffered.
+// Chunks of an unfinished packet are kept in a list and joined once, when the packet is whole: a packet
+// trickled in tiny chunks costs work linear in its size, not quadratic.
 
 export type FrameResult = { frames: Buffer[]; error?: 'malformed' | 'oversize' };
 
+/** The fixed header's longest form: the type byte and four remaining-length bytes. */
+const MAX_HEADER_BYTES = 5;
+
 export class FrameReader {
-  #pending: Buffer = Buffer.alloc(0);
+  #chunks: Buffer[] = [];
+  #pendingBytes = 0;
+  /** Size of the packet at the head of the chunks, once its header is whole. */
+  #frameBytes: number | undefined;
+  #bytesCopied = 0;
 
   constructor(private readonly maxPacketBytes: number) {}
 
+  /** Bytes held for a packet not yet whole. */
+  get pendingBytes(): number {
+    return this.#pendingBytes;
+  }
+
+  /** Bytes copied to join chunks so far (each byte at most once): what reading has cost. */
+  get bytesCopied(): number {
+    return this.#bytesCopied;
+  }
+
   push(chunk: Buffer): FrameResult {
-    let buffer = this.#pending.length === 0 ? chunk : Buffer.concat([this.#pending, chunk]);
-    const frames: Buffer[] = [];
-    while (buffer.length >= 2) {
-      let remaining = 0;
-      let multiplier = 1;
-      let offset = 1;
-      let complete = false;
-      while (offset < buffer.length && offset <= 4) {
-        const byte = buffer[offset] as number;
-        remaining += (byte & 0x7f) * multiplier;
-        multiplier *= 128;
-        offset++;
-        if ((byte & 0x80) === 0) {
-          complete = true;
-          break;
-        }
-      }
-      if (!complete) {
-        if (offset > 4) return { frames, error: 'malformed' }; // a fifth length byte
-        break;
-      }
-      const total = offset + remaining;
-      if (total > this.maxPacketBytes) return { frames, error: 'oversize' };
-      if (buffer.length < total) break;
-      frames.push(buffer.subarray(0, total));
-      buffer = buffer.subarray(total);
+    if (chunk.length > 0) {
+      this.#chunks.push(chunk);
+      this.#pendingBytes += chunk.length;
     }
-    this.#pending = buffer;
+    const frames: Buffer[] = [];
+    for (;;) {
+      if (this.#frameBytes === undefined) {
+        const header = this.#readHeader();
+        if (header === 'incomplete') break;
+        if (header === 'malformed') return { frames, error: 'malformed' };
+        if (header > this.maxPacketBytes) return { frames, error: 'oversize' };
+        this.#frameBytes = header;
+      }
+      if (this.#pendingBytes < this.#frameBytes) break;
+      frames.push(this.#take(this.#frameBytes));
+      this.#frameBytes = undefined;
+    }
     return { frames };
+  }
+
+  /** The whole size of the packet at the head, from its fixed header. */
+  #readHeader(): number | 'incomplete' | 'malformed' {
+    let remaining = 0;
+    let multiplier = 1;
+    for (let offset = 1; offset < MAX_HEADER_BYTES; offset++) {
+      const byte = this.#byteAt(offset);
+      if (byte === undefined) return 'incomplete';
+      remaining += (byte & 0x7f) * multiplier;
+      multiplier *= 128;
+      if ((byte & 0x80) === 0) return offset + 1 + remaining;
+    }
+    return 'malformed'; // a fifth length byte
+  }
+
+  /** A byte among the first few pending ones (the header), or undefined if not received yet. */
+  #byteAt(index: number): number | undefined {
+    let at = index;
+    for (const chunk of this.#chunks) {
+      if (at < chunk.length) return chunk[at];
+      at -= chunk.length;
+    }
+    return undefined;
+  }
+
+  /** Removes `bytes` from the head: a view when one chunk holds them, else one copy. */
+  #take(bytes: number): Buffer {
+    const first = this.#chunks[0] as Buffer;
+    this.#pendingBytes -= bytes;
+    if (first.length >= bytes) {
+      if (first.length === bytes) this.#chunks.shift();
+      else this.#chunks[0] = first.subarray(bytes);
+      return first.subarray(0, bytes);
+    }
+    const frame = Buffer.allocUnsafe(bytes);
+    let filled = 0;
+    let index = 0;
+    while (filled < bytes) {
+      const chunk = this.#chunks[index] as Buffer;
+      const used = Math.min(chunk.length, bytes - filled);
+      chunk.copy(frame, filled, 0, used);
+      filled += used;
+      if (used === chunk.length) index++;
+      else this.#chunks[index] = chunk.subarray(used);
+    }
+    this.#chunks.splice(0, index); // once: shifting chunk by chunk would be quadratic again
+    this.#bytesCopied += bytes;
+    return frame;
   }
 }
 

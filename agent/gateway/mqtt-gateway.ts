@@ -20,7 +20,9 @@ import { isPeerId } from '../core/peer-id.js';
 import { AppCapabilities } from './app-capabilities.js';
 import { MqttBroker, type PublishMeta, type PublishProperties } from './broker.js';
 import { CallEndpoint } from './call-endpoint.js';
+import type { MqttLimits } from './config.js';
 import type { CoordinationPort } from './coordination-port.js';
+import type { MqttSecurity } from './mqtt-security.js';
 import {
   inboxTopic,
   PEERS_TOPIC,
@@ -57,8 +59,10 @@ export type MeshPort = Pick<AgentApi, 'id' | 'sendAcknowledged' | 'multicast' | 
 
 export interface MqttGatewayOptions {
   listen: HostPort;
-  credentials?: { username: string; password: string };
+  /** Who may connect and what each client may do (mqtt-security.ts); without it, anyone anything. */
+  security?: MqttSecurity;
   maxPacketSize: number;
+  limits?: MqttLimits;
   mesh: MeshPort;
   bridge?: UpstreamBridge;
   counters: Counters;
@@ -78,8 +82,12 @@ export class MqttGateway {
   constructor(options: MqttGatewayOptions) {
     this.#options = options;
     this.#broker = new MqttBroker({
-      ...(options.credentials !== undefined && { auth: options.credentials }),
+      ...(options.security !== undefined && {
+        auth: options.security.authenticate,
+        access: options.security.access,
+      }),
       maxPacketSize: options.maxPacketSize,
+      ...options.limits,
       counters: options.counters,
       log: options.log,
     });

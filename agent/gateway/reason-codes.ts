@@ -5,6 +5,7 @@ export const RC = {
   identifierRejected: 0x02,
   serverUnavailable: 0x03,
   badCredentials: 0x04,
+  notAuthorized: 0x05,
 } as const;
 
 export const REASON = {
@@ -16,6 +17,7 @@ export const REASON = {
   protocolError: 0x82,
   unsupportedProtocol: 0x84,
   badCredentials: 0x86,
+  notAuthorized: 0x87,
   serverUnavailable: 0x88,
   badAuthMethod: 0x8c,
   keepAliveTimeout: 0x8d,
@@ -25,5 +27,6 @@ export const REASON = {
   packetIdNotFound: 0x92,
   topicAliasInvalid: 0x94,
   packetTooLarge: 0x95,
+  quotaExceeded: 0x97,
   sharedNotSupported: 0x9e,
 } as const;

@@ -1,7 +1,8 @@
-// Retained messages, one per topic name, bounded in count and bytes. An empty payload clears a topic.
+// Retained messages, one per topic name, bounded in count and bytes (payload and topic). An empty payload
+// clears a topic.
 
 import { topicMatches } from '../core/topic-match.js';
-import type { BrokerMessage } from './session-store.js';
+import { type BrokerMessage, heldBytesOf } from './session-store.js';
 
 export class RetainedStore {
   readonly #messages = new Map<string, BrokerMessage>();
@@ -23,7 +24,7 @@ export class RetainedStore {
       if (previous !== undefined) this.#remove(previous);
       return true;
     }
-    const addedBytes = message.payload.length - (previous?.payload.length ?? 0);
+    const addedBytes = heldBytesOf(message) - (previous === undefined ? 0 : heldBytesOf(previous));
     const addedCount = previous === undefined ? 1 : 0;
     if (this.#messages.size + addedCount > this.maxMessages || this.#bytes + addedBytes > this.maxBytes) {
       return false;
@@ -48,6 +49,6 @@ export class RetainedStore {
 
   #remove(message: BrokerMessage): void {
     this.#messages.delete(message.topic);
-    this.#bytes -= message.payload.length;
+    this.#bytes -= heldBytesOf(message);
   }
 }

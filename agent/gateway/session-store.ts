@@ -1,5 +1,5 @@
 // In-memory MQTT sessions: subscriptions, QoS 1 messages in flight and queued while the client is
-// offline (bounded), QoS 2 packet ids received but not yet released. Nothing survives a restart.
+// offline (bounded by delivery), QoS 2 packet ids received but not yet released. Nothing survives a restart.
 import type { IPublishPacket } from 'mqtt-packet';
 
 export type PublishProperties = NonNullable<IPublishPacket['properties']>;
@@ -21,12 +21,26 @@ export interface SubscriptionOptions {
   retainAsPublished: boolean;
 }
 
+export interface Subscription {
+  readonly session: Session;
+  readonly filter: string;
+  readonly options: SubscriptionOptions;
+}
+
+/** Bytes a held message is counted as: its payload and its topic. */
+export function heldBytesOf(message: BrokerMessage): number {
+  return message.payload.length + message.topic.length;
+}
+
 export class Session {
-  readonly subscriptions = new Map<string, SubscriptionOptions>();
+  /** By filter; kept in step with the broker's subscription index (which replaces it when dropping them). */
+  subscriptions = new Map<string, Subscription>();
   /** QoS 1 messages waiting for delivery: the client is offline or its in-flight window is full. */
   readonly queue: BrokerMessage[] = [];
   /** QoS 1 messages sent and not yet acknowledged, by packet id. */
   readonly inflight = new Map<number, BrokerMessage>();
+  /** Bytes of the queued and in-flight messages (heldBytesOf each). */
+  heldBytes = 0;
   /** QoS 2 packet ids received (PUBREC sent) and not yet released by PUBREL. */
   readonly inboundQos2 = new Set<number>();
   /** Whether the session outlives the connection. */
@@ -36,7 +50,11 @@ export class Session {
   expiryTimer: NodeJS.Timeout | undefined;
   #nextPacketId = 1;
 
-  constructor(readonly clientId: string) {}
+  constructor(
+    readonly clientId: string,
+    /** Whose session it is: the access control asks for this user's rights at delivery. */
+    readonly username: string | undefined = undefined,
+  ) {}
 
   /** A packet id not in flight, or undefined when all 65535 are. */
   allocatePacketId(): number | undefined {
@@ -48,28 +66,45 @@ export class Session {
     return undefined;
   }
 
-  /** Queues a message, dropping the oldest beyond `limit`; returns how many were dropped. */
-  enqueue(message: BrokerMessage, limit: number): number {
+  enqueue(message: BrokerMessage): void {
     this.queue.push(message);
-    let dropped = 0;
-    while (this.queue.length > limit) {
-      this.queue.shift();
-      dropped++;
-    }
-    return dropped;
+    this.heldBytes += heldBytesOf(message);
+  }
+
+  /** Takes the oldest queued message, or undefined when none is queued. */
+  dequeue(): BrokerMessage | undefined {
+    const message = this.queue.shift();
+    if (message !== undefined) this.heldBytes -= heldBytesOf(message);
+    return message;
+  }
+
+  setInflight(messageId: number, message: BrokerMessage): void {
+    this.inflight.set(messageId, message);
+    this.heldBytes += heldBytesOf(message);
+  }
+
+  /** The message in flight under `messageId` is acknowledged (or abandoned). */
+  releaseInflight(messageId: number): void {
+    const message = this.inflight.get(messageId);
+    if (message === undefined) return;
+    this.inflight.delete(messageId);
+    this.heldBytes -= heldBytesOf(message);
   }
 }
 
 export class SessionStore {
   readonly #sessions = new Map<string, Session>();
 
+  /** `onDelete` lets go of what others hold for a session (subscriptions, queued bytes). */
+  constructor(private readonly onDelete: (session: Session) => void) {}
+
   get(clientId: string): Session | undefined {
     return this.#sessions.get(clientId);
   }
 
-  create(clientId: string): Session {
+  create(clientId: string, username: string | undefined): Session {
     this.delete(clientId);
-    const session = new Session(clientId);
+    const session = new Session(clientId, username);
     this.#sessions.set(clientId, session);
     return session;
   }
@@ -79,6 +114,7 @@ export class SessionStore {
     if (session === undefined) return;
     clearTimeout(session.expiryTimer);
     this.#sessions.delete(clientId);
+    this.onDelete(session);
   }
 
   values(): IterableIterator<Session> {
@@ -90,7 +126,10 @@ export class SessionStore {
   }
 
   clear(): void {
-    for (const session of this.#sessions.values()) clearTimeout(session.expiryTimer);
+    for (const session of this.#sessions.values()) {
+      clearTimeout(session.expiryTimer);
+      this.onDelete(session);
+    }
     this.#sessions.clear();
   }
 }

@@ -13,7 +13,7 @@
 //
 // transferId is 16 random bytes, sha256 32 bytes; sizes and offsets are unsigned integers up to 2^53 − 1.
 // The decoder checks shapes and ranges only; whether a name is safe to create is the receiver's decision
-// (so it can answer REJECT bad-name), see `fileNameProblem`.
+// (so it can answer REJECT bad-name), see file-name.ts.
 
 import { MAJOR_ARRAY, MAJOR_BYTES, MAJOR_UINT } from './cbor-constants.js';
 import { headSize, writeBytes, writeHead } from './cbor-write.js';
@@ -31,7 +31,6 @@ import {
   isReason,
   isUint,
   MAX_REASON_CHARS,
-  textLengthProblem,
 } from './fields.js';
 import { decodeItem } from './item.js';
 import { encodeJsonCbor } from './json-cbor.js';
@@ -296,21 +295,6 @@ export function allocateChunk(
   pos = writeHead(payload, pos, MAJOR_UINT, offset);
   pos = writeHead(payload, pos, MAJOR_BYTES, length);
   return { payload, data: payload.subarray(pos) };
-}
-
-/**
- * Why `name` is not a safe base name to create in an inbox, or null when it is: empty, longer than
- * MAX_FILE_NAME_BYTES, a path (contains '/' or '\'), '.' or '..', or contains NUL or another control
- * character. Lone surrogates (which UTF-8 cannot express) count as unsafe too.
- */
-export function fileNameProblem(name: string): string | null {
-  const problem = textLengthProblem(name, MAX_FILE_NAME_BYTES);
-  if (problem !== null) return problem;
-  if (name === '.' || name === '..') return 'is a directory reference';
-  if (name.includes('/') || name.includes('\\')) return 'contains a path separator';
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is refused
-  if (/[\u0000-\u001f\u007f]/.test(name)) return 'contains a control character';
-  return null;
 }
 
 /** The transfer id as 32 lowercase hex digits (file names, maps, logs). */

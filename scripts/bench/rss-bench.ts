@@ -21,7 +21,7 @@ const READY_TIMEOUT_MS = 20_000;
 const READY_POLL_MS = 150;
 const CLI_TIMEOUT_MS = 10_000;
 
-function writeAgentConfig(dir: string, mqtt: boolean): string {
+export function writeAgentConfig(dir: string, mqtt: boolean): string {
   const lines = [
     'name = "bench-idle"',
     `data_dir = ${JSON.stringify(dir)}`,
@@ -51,7 +51,7 @@ function controlAnswers(socketPath: string): Promise<boolean> {
   });
 }
 
-async function waitUntilReady(agent: BenchChild, socketPath: string): Promise<void> {
+export async function waitUntilReady(agent: BenchChild, socketPath: string): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   for (;;) {
     if (!isRunning(agent)) throw new Error(`agent exited early: ${agent.output.trim()}`);
@@ -61,7 +61,7 @@ async function waitUntilReady(agent: BenchChild, socketPath: string): Promise<vo
   }
 }
 
-function vmRssBytes(started: BenchChild): number {
+export function vmRssBytes(started: BenchChild): number {
   const pid = started.child.pid;
   if (pid === undefined || !isRunning(started)) throw new Error(`process is not running: ${started.output}`);
   const match = /^VmRSS:\s+(\d+)\s+kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));

@@ -1,13 +1,12 @@
 // The console as a person at a serial terminal meets it: a socat pty pair stands in for the serial
 // line (the agent opens one end as `[console] serial`, the test types into the other one key per
-// write); history, completion and the reconnect when the device goes away and comes back. Then the
-// same command table through the control socket: `nearmesh console`. Then `call` (an exec action on the
+// write); history, completion, `login` before a command that acts (the password never echoed), and the
+// reconnect when the device goes away and comes back (logged out again). Then the same command table
+// through the control socket, where no login is needed: `nearmesh console`. Then `call` (an exec action on the
 // other agent, its name tab-completed) and `trace` (live frames of the link, stopped by time or Ctrl-C).
-import { type ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, constants, existsSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { pbkdf2Sync, randomBytes } from 'node:crypto';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { ReadStream } from 'node:tty';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateMeshKey } from '../../agent/config/mesh-key.js';
 import type { PeerInfo } from '../../agent/links/peer-directory.js';
@@ -19,98 +18,45 @@ import {
   stopAllAgents,
   temporaryDir,
 } from '../support/agent-process.js';
+import { SerialLine, Terminal } from '../support/serial-line.js';
 import { until } from '../support/until.js';
-
-/** The test's end of the serial line: a plain pty opened read-write, typed into one byte per write. */
-class Terminal {
-  output = '';
-  readonly #fd: number;
-  readonly #stream: ReadStream;
-
-  constructor(path: string) {
-    this.#fd = openSync(path, constants.O_RDWR | constants.O_NOCTTY);
-    this.#stream = new ReadStream(this.#fd);
-    this.#stream.on('data', (chunk: Buffer) => {
-      this.output += chunk.toString('utf8');
-    });
-    this.#stream.on('error', () => {});
-  }
-
-  /** Everything printed from now on, for `since`. */
-  mark(): number {
-    return this.output.length;
-  }
-
-  since(mark: number): string {
-    return this.output.slice(mark);
-  }
-
-  async type(text: string): Promise<void> {
-    for (const byte of Buffer.from(text, 'utf8')) {
-      // Kept: pacing. readline takes a tab that arrives in one read with other keys for pasted text, not
-      // completion; a busy machine can merge bytes written 3 ms apart, so a tab gets a quiet moment on each side.
-      const isTab = byte === 0x09;
-      if (isTab) await sleep(100);
-      writeSync(this.#fd, Buffer.from([byte]));
-      await sleep(isTab ? 100 : 3);
-    }
-  }
-
-  waitFor(what: string, mark: number, test: (text: string) => boolean, timeoutMs = 8000): Promise<string> {
-    return until(
-      () => `${what} on the serial console; it printed ${JSON.stringify(this.since(mark))}`,
-      () => {
-        const text = this.since(mark);
-        return test(text) ? text : undefined;
-      },
-      { timeoutMs, intervalMs: 20 },
-    );
-  }
-
-  close(): void {
-    this.#stream.destroy();
-  }
-}
 
 function occurrences(text: string, needle: string): number {
   return text.split(needle).length - 1;
 }
 
+/** `[console] password`: the `$7$` form mosquitto_passwd writes (few iterations: a test). */
+function passwordHash(password: string): string {
+  const salt = randomBytes(12);
+  const hash = pbkdf2Sync(password, salt, 1000, 64, 'sha512');
+  return `$7$1000$${salt.toString('base64')}$${hash.toString('base64')}`;
+}
+
+const PASSWORD = 'open sesame';
 const meshKey = generateMeshKey();
 const dir = temporaryDir('nearmesh-console-');
-const agentEnd = join(dir, 'a');
+const line = new SerialLine(dir);
 const greetScript = join(dir, 'greet.sh');
-const testEnd = join(dir, 'b');
-let socat: ChildProcess | undefined;
 let alpha: AgentProcess;
 let bravo: AgentProcess;
 let bravoId = '';
 
-async function startSocat(): Promise<ChildProcess> {
-  const child = spawn(
-    'socat',
-    ['-d', '-d', `pty,raw,echo=0,link=${agentEnd}`, `pty,raw,echo=0,link=${testEnd}`],
-    { stdio: ['ignore', 'ignore', 'ignore'] },
-  );
-  await until('socat pty pair', () => existsSync(agentEnd) && existsSync(testEnd));
-  return child;
-}
-
-async function stopSocat(): Promise<void> {
-  const child = socat;
-  socat = undefined;
-  if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  await exited;
-}
-
 describe('console', () => {
   let terminal: Terminal;
 
+  /** `login` on the serial console, the password typed at its prompt; the password is never echoed. */
+  async function logIn(): Promise<void> {
+    const mark = terminal.mark();
+    await terminal.type('login\r');
+    await terminal.waitFor('the password prompt', mark, (out) => out.includes('password: '));
+    await terminal.type(`${PASSWORD}\r`);
+    await terminal.waitFor('the login', mark, (out) => out.includes('logged in'));
+    expect(terminal.since(mark)).not.toContain(PASSWORD);
+  }
+
   beforeAll(async () => {
-    socat = await startSocat();
-    terminal = new Terminal(testEnd);
+    await line.open();
+    terminal = new Terminal(line.testEnd);
     writeFileSync(greetScript, `#!/bin/sh\nargs=$(cat); printf '{"hello":%s}' "$args"\n`);
     chmodSync(greetScript, 0o755);
     const [alphaPort, bravoPort] = (await freePorts(2)) as [number, number];
@@ -120,7 +66,8 @@ describe('console', () => {
         meshKey,
         port: alphaPort,
         peers: [`127.0.0.1:${bravoPort}`],
-        consoleSerial: agentEnd,
+        consoleSerial: line.agentEnd,
+        consoleLines: [`password = ${JSON.stringify(passwordHash(PASSWORD))}`],
       }),
       startAgent({
         name: 'bravo',
@@ -138,7 +85,7 @@ describe('console', () => {
 
   afterAll(async () => {
     terminal?.close();
-    await stopSocat();
+    await line.close();
     await stopAllAgents();
   });
 
@@ -168,6 +115,11 @@ describe('console', () => {
     await terminal.waitFor('peers again from history', mark, (out) => occurrences(out, 'LAST SEEN') === 1);
 
     mark = terminal.mark();
+    await terminal.type('send bravo hi\r');
+    await terminal.waitFor('the refusal', mark, (out) => out.includes('error: log in first: type login'));
+    await logIn();
+
+    mark = terminal.mark();
     await terminal.type('send br\t "hi there"\r');
     const sent = await terminal.waitFor('the acknowledgement', mark, (out) => out.includes('acknowledged'));
     expect(sent).toContain('send bravo');
@@ -182,18 +134,22 @@ describe('console', () => {
 
   it('reopens the device when it goes away and comes back', async () => {
     terminal.close();
-    await stopSocat();
+    await line.close();
     await until('the agent noticing', () => alpha.output.includes('went away'));
-    socat = await startSocat();
-    terminal = new Terminal(testEnd);
+    await line.open();
+    terminal = new Terminal(line.testEnd);
     await terminal.waitFor('a new banner', 0, (text) => text.includes('nearmesh console: alpha'), 10_000);
     const mark = terminal.mark();
     await terminal.type('status\r');
     const text = await terminal.waitFor('the status', mark, (out) => out.includes('socket '));
     expect(text).toMatch(/name {6}alpha/);
+    // A new session: logged out again.
+    const refusedMark = terminal.mark();
+    await terminal.type('log level info\r');
+    await terminal.waitFor('the refusal', refusedMark, (out) => out.includes('error: log in first'));
   }, 20_000);
 
-  it('serves the same commands through the control socket: nearmesh console', async () => {
+  it('serves the same commands through the control socket, without login: nearmesh console', async () => {
     const normalize = (text: string): string =>
       text
         .replace(/\d{4}-\d\d-\d\dT[\d:.]+Z/g, 'TIME')
@@ -221,6 +177,7 @@ describe('console', () => {
     await until('bravo announcing greet', async () =>
       (await alpha.json<Array<{ action: string }>>(['actions'])).some((row) => row.action === 'greet'),
     );
+    await logIn();
     const mark = terminal.mark();
     await terminal.type('call bravo gr\t {"who": "console"}\r');
     const text = await terminal.waitFor('the call result', mark, (out) => out.includes('hello'), 15_000);

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { AgentStatus } from '../../agent/api.js';
 import { type AgentProcess, freePorts, startAgent, stopAllAgents } from '../support/agent-process.js';
 import { Mosquitto, missingMosquittoTools } from '../support/mosquitto.js';
+import { ANONYMOUS_MAY_DO_ANYTHING } from '../support/mqtt-clients.js';
 import { describeWhenAvailable } from '../support/requirements.js';
 import { until } from '../support/until.js';
 
@@ -44,6 +45,7 @@ describeWhenAvailable('agents bridged through an upstream mosquitto', missingMos
     await broker.start();
     const bridged = (name: string) => [
       'listen = "127.0.0.1:0"',
+      ANONYMOUS_MAY_DO_ANYTHING,
       '[mqtt.upstream]',
       `url = "mqtt://127.0.0.1:${brokerPort}"`,
       `client_id = "test-${name}"`,

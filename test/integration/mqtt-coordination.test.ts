@@ -18,7 +18,13 @@ import {
   stopAllAgents,
   temporaryDir,
 } from '../support/agent-process.js';
-import { collect, MqttClients, mqttPort, type Received } from '../support/mqtt-clients.js';
+import {
+  ANONYMOUS_MAY_DO_ANYTHING,
+  collect,
+  MqttClients,
+  mqttPort,
+  type Received,
+} from '../support/mqtt-clients.js';
 import { describeWhenAvailable } from '../support/requirements.js';
 import { until } from '../support/until.js';
 
@@ -43,7 +49,7 @@ beforeAll(async () => {
   writeFileSync(echo, '#!/bin/sh\nargs=$(cat); printf \'{"agent":"mc-b","args":%s}\' "$args"\n');
   chmodSync(echo, 0o755);
   const [portA, portB] = await freePorts(2);
-  const mqtt = ['listen = "127.0.0.1:0"'];
+  const mqtt = ['listen = "127.0.0.1:0"', ANONYMOUS_MAY_DO_ANYTHING];
   a = await startAgent({ name: 'mc-a', meshKey: MESH_KEY, port: portA as number, mqtt });
   b = await startAgent({
     name: 'mc-b',

@@ -15,7 +15,7 @@ import {
   stopAllAgents,
   temporaryDir,
 } from '../support/agent-process.js';
-import { collectAs, MqttClients, mqttPort } from '../support/mqtt-clients.js';
+import { ANONYMOUS_MAY_DO_ANYTHING, collectAs, MqttClients, mqttPort } from '../support/mqtt-clients.js';
 import { describeWhenAvailable } from '../support/requirements.js';
 import { until } from '../support/until.js';
 
@@ -48,7 +48,7 @@ function collect(c: MqttClient): Received[] {
 
 beforeAll(async () => {
   const [portA, portB] = await freePorts(2);
-  const mqtt = ['listen = "127.0.0.1:0"'];
+  const mqtt = ['listen = "127.0.0.1:0"', ANONYMOUS_MAY_DO_ANYTHING];
   a = await startAgent({ name: 'mq-a', meshKey: MESH_KEY, port: portA as number, mqtt });
   b = await startAgent({
     name: 'mq-b',

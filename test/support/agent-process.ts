@@ -38,6 +38,8 @@ export interface AgentSpec {
   mqtt?: string[];
   /** `[console] serial = <path>`: a serial console on this device (default off). */
   consoleSerial?: string;
+  /** More lines of the `[console]` table, with consoleSerial (`password = "..."`). */
+  consoleLines?: string[];
   /** The `[security]` table: who administers, when a forging neighbour is shunned (defaults when absent). */
   security?: { admins?: string[]; shunAfter?: number };
 }
@@ -156,7 +158,7 @@ export function writeConfig(spec: AgentSpec, dir: string): string {
     ...(spec.mqtt ?? ['listen = false']),
     ...(spec.consoleSerial === undefined
       ? []
-      : ['[console]', `serial = ${JSON.stringify(spec.consoleSerial)}`]),
+      : ['[console]', `serial = ${JSON.stringify(spec.consoleSerial)}`, ...(spec.consoleLines ?? [])]),
     ...(spec.security === undefined ? [] : securityTable(spec.security)),
     ...(spec.peers ?? []).flatMap((address) => ['[[peers]]', `address = ${JSON.stringify(address)}`]),
     spec.extraToml ?? '',

@@ -4,6 +4,12 @@ import { connectAsync, type IClientOptions, type IPublishPacket, type MqttClient
 import type { AgentStatus } from '../../agent/api.js';
 import type { AgentProcess } from './agent-process.js';
 
+/**
+ * An `[mqtt]` line that lets anonymous local clients use every topic, nearmesh/send and the inbox included:
+ * for tests of what the endpoint does, not of who may use it (docs/MQTT.md, "Access control").
+ */
+export const ANONYMOUS_MAY_DO_ANYTHING = 'anonymous = ["topic readwrite #"]';
+
 /** The clients a test file opened: connect() them, endAll() in its afterAll or afterEach. */
 export class MqttClients {
   private readonly open: MqttClient[] = [];

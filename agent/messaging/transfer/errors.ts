@@ -122,3 +122,13 @@ export class TransferClosedError extends TransferError {
     super('transfer-closed', transferId, `transfer ${transferId}: the transfer service was closed`, true);
   }
 }
+
+/** A name no receiver takes (protocol/file-name.ts): refused before anything is sent. */
+export class FileNameError extends NearmeshError {
+  constructor(
+    readonly fileName: string,
+    readonly problem: string,
+  ) {
+    super('bad-file-name', `file name ${JSON.stringify(fileName)} ${problem}; choose another with --name`);
+  }
+}

@@ -56,6 +56,8 @@ const SIDECAR_VERSION = 1;
 /** A sidecar as it is on disk. */
 type SidecarFile = Sidecar & { version: typeof SIDECAR_VERSION };
 
+const SIDECAR_NAME = /^\.([0-9a-f]{32})\.state\.json$/;
+
 /** The part file of a transfer being received, open for writing. */
 export class PartFile {
   readonly #handle: FileHandle;
@@ -150,29 +152,38 @@ export class Inbox {
    * not say what a sidecar says (it and its part are then removed).
    */
   async readSidecar(transferId: string): Promise<Sidecar | 'none' | 'corrupt'> {
-    let value: Partial<SidecarFile>;
+    let text: string;
     try {
-      value = JSON.parse(await readFile(this.#sidecarPath(transferId), 'utf8')) as Partial<SidecarFile>;
+      text = await readFile(this.#sidecarPath(transferId), 'utf8');
     } catch {
       return 'none';
     }
-    const valid =
-      value !== null &&
-      typeof value === 'object' &&
-      value.version === SIDECAR_VERSION &&
-      value.transferId === transferId &&
-      typeof value.from === 'string' &&
-      typeof value.name === 'string' &&
-      typeof value.sha256 === 'string' &&
-      Number.isSafeInteger(value.size) &&
-      Number.isSafeInteger(value.offset) &&
-      (value.offset as number) >= 0 &&
-      (value.offset as number) <= (value.size as number);
-    if (!valid) {
+    const sidecar = parseSidecar(text, transferId);
+    if (sidecar === undefined) {
       await this.remove(transferId);
       return 'corrupt';
     }
-    return value as Sidecar;
+    return sidecar;
+  }
+
+  /** Every readable sidecar in the inbox: the transfers in progress or parked, and who sends them. */
+  async sidecars(): Promise<Sidecar[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.#dir);
+    } catch {
+      return [];
+    }
+    const sidecars: Sidecar[] = [];
+    for (const name of names) {
+      const transferId = SIDECAR_NAME.exec(name)?.[1];
+      if (transferId === undefined) continue;
+      // Read only: one that is corrupt is removed when its own transfer comes back (readSidecar).
+      const text = await readFile(join(this.#dir, name), 'utf8').catch(() => undefined);
+      const sidecar = text === undefined ? undefined : parseSidecar(text, transferId);
+      if (sidecar !== undefined) sidecars.push(sidecar);
+    }
+    return sidecars;
   }
 
   /** Replaces the sidecar atomically (after the part's bytes it counts were synced). */
@@ -260,6 +271,29 @@ export class Inbox {
   #sidecarPath(transferId: string): string {
     return join(this.#dir, `.${transferId}.state.json`);
   }
+}
+
+/** The sidecar of `transferId` in `text`, or undefined when it does not say what a sidecar says. */
+function parseSidecar(text: string, transferId: string): Sidecar | undefined {
+  let value: Partial<SidecarFile>;
+  try {
+    value = JSON.parse(text) as Partial<SidecarFile>;
+  } catch {
+    return undefined;
+  }
+  const valid =
+    value !== null &&
+    typeof value === 'object' &&
+    value.version === SIDECAR_VERSION &&
+    value.transferId === transferId &&
+    typeof value.from === 'string' &&
+    typeof value.name === 'string' &&
+    typeof value.sha256 === 'string' &&
+    Number.isSafeInteger(value.size) &&
+    Number.isSafeInteger(value.offset) &&
+    (value.offset as number) >= 0 &&
+    (value.offset as number) <= (value.size as number);
+  return valid ? (value as Sidecar) : undefined;
 }
 
 /** "photo.jpg" → "photo (2).jpg", shortened if needed to stay within MAX_FILE_NAME_BYTES. */

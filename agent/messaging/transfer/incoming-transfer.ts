@@ -9,7 +9,10 @@ export interface IncomingTransfer {
   id: Uint8Array;
   hex: string;
   from: string;
+  /** The name the sender offered (a resume must offer it again). */
   name: string;
+  /** The name the file gets in the inbox: the offered one, cleaned (protocol/file-name.ts). */
+  fileName: string;
   size: number;
   sha256: Uint8Array;
   chunkSize: number;
@@ -26,12 +29,13 @@ export interface IncomingTransfer {
 
 /**
  * Opens the part of an accepted OFFER (or reopens it, rehashing the `held` bytes an earlier attempt left)
- * and writes its first sidecar.
+ * and writes its first sidecar. The file will be `fileName` in the inbox.
  */
 export async function openIncoming(
   inbox: Inbox,
   from: string,
   offer: OfferMessage,
+  fileName: string,
   hex: string,
   held: number,
 ): Promise<IncomingTransfer> {
@@ -42,6 +46,7 @@ export async function openIncoming(
     hex,
     from,
     name: offer.name,
+    fileName,
     size: offer.size,
     sha256: offer.sha256,
     chunkSize: offer.chunkSize,

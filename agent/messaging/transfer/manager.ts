@@ -12,7 +12,7 @@ import type { SystemHandlers } from '../../protocol/system-kind.js';
 import { CHUNK_OVERHEAD_BYTES } from '../../protocol/transfer.js';
 import type { TransferError } from './errors.js';
 import { LinkTransferChannel } from './link-channel.js';
-import type { ReceivedFile, ReceiveFailure } from './receiver.js';
+import type { ReceivedFile, ReceiveFailure } from './receiver-api.js';
 import type { SendProgress, SendReport } from './sender.js';
 import { TransferService } from './service.js';
 
@@ -40,6 +40,8 @@ export interface TransferManagerOptions {
   dataDir: string;
   inboxDir: string;
   maxBytes: number;
+  /** Bytes one peer may have in the inbox (its files still there, its parts, the offered file). */
+  maxBytesPerPeer: number;
   accept: boolean;
   send: (peer: string, payload: Uint8Array, timeoutMs: number) => Promise<unknown>;
   mediumOf: (peer: string) => Medium | undefined;
@@ -96,6 +98,8 @@ export class TransferManager extends TypedEmitter<TransferManagerEvents> {
       receiver: {
         inboxDir: options.inboxDir,
         maxBytes: options.maxBytes,
+        maxBytesPerPeer: options.maxBytesPerPeer,
+        sendersFile: join(options.dataDir, 'inbox-senders.json'),
         accept: () => options.accept,
       },
     });
@@ -233,6 +237,7 @@ export class TransferManager extends TypedEmitter<TransferManagerEvents> {
     });
     receiver.on('rejected', (offer) => {
       this.#options.counters.increment('transfers.refused');
+      this.#options.counters.increment(`transfers.rejected_${offer.cause.replaceAll('-', '_')}`);
       this.#options.log.warn(
         {
           transfer: offer.transferId,
@@ -240,6 +245,7 @@ export class TransferManager extends TypedEmitter<TransferManagerEvents> {
           name: offer.name,
           size: offer.size,
           code: offer.code,
+          cause: offer.cause,
         },
         `transfer refused: ${offer.message}`,
       );

@@ -1,9 +1,10 @@
 // The receiving half of bulk transfer, as a state machine over the messages of each transfer. An OFFER is
-// checked before anything touches the disk (name, size limit, free space with a margin, the application's
-// say); bytes are written to the transfer's part in order, hashed as they arrive, and every so often synced
-// and counted in its sidecar, so a link drop or an agent restart resumes from what is held. DONE checks the
-// SHA-256 and only then gives the file its name. A full disk or a bad hash removes the part and the
-// sidecar: no half file is ever left under a real name. The files themselves are inbox-files.ts's job.
+// checked before anything touches the disk (name, size limit, the peer's share of the inbox, free space
+// with a margin, the application's say); bytes are written to the transfer's part in order, hashed as they
+// arrive, and every so often synced and counted in its sidecar, so a link drop or an agent restart resumes
+// from what is held. DONE checks the SHA-256 and only then gives the file its name (and records who pushed
+// it, for that peer's share). A full disk or a bad hash removes the part and the sidecar: no half file is
+// ever left under a real name. The files themselves are inbox-files.ts's job.
 //
 // Whatever a peer sends is checked here: unknown ids, chunks beyond the size or out of order, a flood of
 // messages, a transfer id of someone else's are counted drops (`counters`), never a crash or a file outside
@@ -11,10 +12,10 @@
 import { setBounded } from '../../core/bounded-map.js';
 import { Counters } from '../../core/counters.js';
 import { TypedEmitter } from '../../core/events.js';
+import { inboxFileName } from '../../protocol/file-name.js';
 import {
   type ChunkMessage,
   encodeTransfer,
-  fileNameProblem,
   MAX_CHUNK_BYTES,
   MAX_WINDOW,
   type OfferMessage,
@@ -24,7 +25,9 @@ import {
   transferIdToHex,
 } from '../../protocol/transfer.js';
 import type { TransferChannel } from './channel.js';
-import { Inbox, type Sidecar, type TransferReceiverFs } from './inbox-files.js';
+import { Inbox, type Sidecar } from './inbox-files.js';
+import { type InboxQuota, type PartShare, type QuotaRefusal, quotaRefusal } from './inbox-quota.js';
+import { InboxSenders } from './inbox-senders.js';
 import {
   chunkDrop,
   describeIncoming,
@@ -34,80 +37,12 @@ import {
   sidecarOf,
 } from './incoming-transfer.js';
 import { MessageLanes } from './message-lanes.js';
-
-export interface IncomingOffer {
-  transferId: string;
-  from: string;
-  name: string;
-  size: number;
-  sha256: string;
-}
-
-export interface TransferReceiverOptions {
-  /** Where finished files appear (created if missing). */
-  inboxDir: string;
-  /** Largest file accepted (default 1 GiB). */
-  maxBytes?: number;
-  /** Free space that must remain after the whole file is written (default 16 MiB). */
-  diskMarginBytes?: number;
-  /** Chunks a sender may have unacknowledged (default 16), fewer when they would exceed windowBytes. */
-  window?: number;
-  /** Bytes a sender may have unacknowledged (default 8 MiB): a window of large chunks has fewer of them. */
-  windowBytes?: number;
-  /** Largest chunk accepted (default: the channel's maxPayloadBytes, at most MAX_CHUNK_BYTES); bounds memory. */
-  maxChunkBytes?: number;
-  /** Transfers received at the same time (default 8); more are refused. */
-  maxActive?: number;
-  /** A transfer silent this long is parked: its part stays for a resume, its memory is freed (default 2 min). */
-  idleTimeoutMs?: number;
-  /** Sidecar offset is persisted (after an fdatasync) at least every this many bytes (default 1 MiB). */
-  persistEveryBytes?: number;
-  /**
-   * Messages queued for one transfer before more are dropped as a flood (default 4 × window); chunk bytes
-   * queued are bounded too, by 2 × windowBytes.
-   */
-  maxQueuedPerTransfer?: number;
-  /** Mode of finished files (default 0o644). */
-  fileMode?: number;
-  /** The application's say on an offer; false refuses it ('refused'). */
-  accept?: (offer: IncomingOffer) => boolean | Promise<boolean>;
-  fs?: Partial<TransferReceiverFs>;
-}
-
-export interface ReceiveProgress {
-  transferId: string;
-  from: string;
-  name: string;
-  bytesReceived: number;
-  total: number;
-}
-
-export interface ReceivedFile {
-  transferId: string;
-  from: string;
-  /** Where the verified file now is (inside inboxDir). */
-  path: string;
-  /** The name the sender offered (the file may carry a " (n)" suffix). */
-  name: string;
-  size: number;
-  sha256: string;
-}
-
-export interface ReceiveFailure {
-  transferId: string;
-  from: string;
-  name: string;
-  code: ResultCode | 'cancelled';
-  message: string;
-}
-
-export interface TransferReceiverEvents {
-  offer: (offer: IncomingOffer & { resumeFrom: number }) => void;
-  rejected: (event: IncomingOffer & { code: RejectCode; message: string }) => void;
-  progress: (progress: ReceiveProgress) => void;
-  received: (file: ReceivedFile) => void;
-  failed: (failure: ReceiveFailure) => void;
-}
+import type {
+  IncomingOffer,
+  RejectCause,
+  TransferReceiverEvents,
+  TransferReceiverOptions,
+} from './receiver-api.js';
 
 const GiB = 1024 * 1024 * 1024;
 const MiB = 1024 * 1024;
@@ -120,6 +55,8 @@ export class TransferReceiver extends TypedEmitter<TransferReceiverEvents> {
   readonly #channel: TransferChannel;
   readonly #inbox: Inbox;
   readonly #maxBytes: number;
+  readonly #quota: InboxQuota;
+  readonly #senders: InboxSenders;
   readonly #margin: number;
   readonly #window: number;
   readonly #windowBytes: number;
@@ -131,8 +68,11 @@ export class TransferReceiver extends TypedEmitter<TransferReceiverEvents> {
   readonly #transfers = new Map<string, IncomingTransfer>();
   readonly #lanes: MessageLanes;
   readonly #completed = new Map<string, { from: string; size: number }>();
-  /** Offers past the checks whose files are being set up (they count against maxActive). */
-  #opening = 0;
+  /**
+   * Offers past the first checks whose files are being set up: they count against maxActive, and against
+   * their peer's share of the inbox as soon as they pass it (so concurrent offers cannot all slip past).
+   */
+  readonly #admitting = new Map<string, PartShare | undefined>();
   #closed = false;
 
   constructor(channel: TransferChannel, options: TransferReceiverOptions) {
@@ -140,6 +80,12 @@ export class TransferReceiver extends TypedEmitter<TransferReceiverEvents> {
     this.#channel = channel;
     this.#inbox = new Inbox({ dir: options.inboxDir, fileMode: options.fileMode ?? 0o644, fs: options.fs });
     this.#maxBytes = options.maxBytes ?? GiB;
+    this.#quota = {
+      maxBytesPerPeer: options.maxBytesPerPeer ?? this.#maxBytes,
+      maxFilesPerPeer: options.maxFilesPerPeer ?? 1024,
+      maxInboxFiles: options.maxInboxFiles ?? 4096,
+    };
+    this.#senders = new InboxSenders(options.inboxDir, options.sendersFile);
     this.#margin = options.diskMarginBytes ?? 16 * MiB;
     this.#window = Math.max(1, Math.min(MAX_WINDOW, options.window ?? 16));
     this.#windowBytes = options.windowBytes ?? 8 * MiB;
@@ -230,10 +176,10 @@ export class TransferReceiver extends TypedEmitter<TransferReceiverEvents> {
       size: offer.size,
       sha256: Buffer.from(offer.sha256).toString('hex'),
     };
-    const reject = (code: RejectCode, message: string): void => {
-      this.counters.increment(`rejected-${code}`);
+    const reject = (code: RejectCode, message: string, cause: RejectCause = code): void => {
+      this.counters.increment(`rejected-${cause}`);
       this.#sendQuietly(from, { kind: 'reject', transferId: offer.transferId, code, message });
-      this.emit('rejected', { ...described, code, message });
+      this.emit('rejected', { ...described, code, cause, message });
     };
     const existing = this.#transfers.get(hex);
     if (existing !== undefined) {
@@ -266,35 +212,37 @@ export class TransferReceiver extends TypedEmitter<TransferReceiverEvents> {
       });
       return;
     }
-    const nameProblem = fileNameProblem(offer.name);
-    if (nameProblem !== null) return reject('bad-name', `file name ${nameProblem}`);
-    if (offer.name.startsWith('.'))
-      return reject('bad-name', 'file name starts with "." (hidden names are not received)');
+    const fileName = inboxFileName(offer.name);
+    if ('problem' in fileName) return reject('bad-name', `file name ${fileName.problem}`);
     if (offer.size > this.#maxBytes) {
       return reject('too-large', `${offer.size} bytes exceeds the limit of ${this.#maxBytes} bytes`);
     }
     if (offer.chunkSize > this.#maxChunk) {
       return reject('refused', `chunk size ${offer.chunkSize} exceeds ${this.#maxChunk}`);
     }
-    if (this.#transfers.size + this.#opening >= this.#maxActive) {
+    if (this.#transfers.size + this.#admitting.size >= this.#maxActive) {
       return reject('refused', `busy: ${this.#maxActive} transfers already in progress`);
     }
     // The slot is taken while the disk is checked, so concurrent offers cannot all slip past the limit.
-    this.#opening += 1;
+    this.#admitting.set(hex, undefined);
     try {
-      await this.#admit(from, offer, hex, described, reject);
+      await this.#admit(from, offer, hex, fileName.name, described, reject);
     } finally {
-      this.#opening -= 1;
+      this.#admitting.delete(hex);
     }
   }
 
-  /** The disk side of accepting an offer: free space, the application's say, the part and its sidecar. */
+  /**
+   * The disk side of accepting an offer: the peer's share of the inbox, free space, the application's say,
+   * the part and its sidecar. The offer holds its slot in #admitting meanwhile (the caller frees it).
+   */
   async #admit(
     from: string,
     offer: OfferMessage,
     hex: string,
+    fileName: string,
     described: IncomingOffer,
-    reject: (code: RejectCode, message: string) => void,
+    reject: (code: RejectCode, message: string, cause?: RejectCause) => void,
   ): Promise<void> {
     try {
       await this.#inbox.create();
@@ -317,6 +265,8 @@ export class TransferReceiver extends TypedEmitter<TransferReceiverEvents> {
         await this.#inbox.remove(hex);
       }
     }
+    const overQuota = await this.#reserveShare(from, hex, offer.size);
+    if (overQuota !== undefined) return reject('disk-full', overQuota.message, overQuota.cause);
     // Bytes the other transfers under way will still write are spoken for.
     let reserved = 0;
     for (const other of this.#transfers.values()) reserved += other.size - other.written;
@@ -346,7 +296,7 @@ export class TransferReceiver extends TypedEmitter<TransferReceiverEvents> {
     if (this.#closed || this.#transfers.has(hex)) return;
     let transfer: IncomingTransfer;
     try {
-      transfer = await openIncoming(this.#inbox, from, offer, hex, held);
+      transfer = await openIncoming(this.#inbox, from, offer, fileName, hex, held);
     } catch (error) {
       await this.#inbox.remove(hex);
       return reject(
@@ -436,10 +386,15 @@ export class TransferReceiver extends TypedEmitter<TransferReceiverEvents> {
     try {
       await transfer.part.seal();
       transfer.state = 'closed';
-      path = await this.#inbox.place(hex, transfer.name);
+      path = await this.#inbox.place(hex, transfer.fileName);
     } catch (error) {
       return this.#abortOnFileError(transfer, error);
     }
+    // Recorded while the part still counts (its sidecar, the transfer in memory), and before the RESULT:
+    // no OFFER of the sender's, however quick, finds the file counted nowhere.
+    await this.#senders
+      .add(path, from, transfer.size)
+      .catch(() => this.counters.increment('senders-unsaved'));
     this.#forget(transfer);
     await this.#inbox.removeSidecar(hex);
     setBounded(this.#completed, hex, { from, size: transfer.size }, COMPLETED_MEMORY);
@@ -557,6 +512,29 @@ export class TransferReceiver extends TypedEmitter<TransferReceiverEvents> {
 
   #sendQuietly(peer: string, message: TransferMessage): void {
     this.#channel.send(peer, encodeTransfer(message)).catch(() => this.counters.increment('send-failed'));
+  }
+
+  /**
+   * Reserves `size` bytes of `from`'s share of the inbox for the offer `hex` (in #admitting), or says why
+   * they do not fit it (or the inbox's file bound). The parts are the inbox's sidecars and, in memory, the
+   * transfers being received or admitted: read, checked and reserved after the last await, in one go, so
+   * concurrent offers never miss each other's reservations.
+   */
+  async #reserveShare(from: string, hex: string, size: number): Promise<QuotaRefusal | undefined> {
+    const parts = new Map<string, PartShare>();
+    for (const sidecar of await this.#inbox.sidecars()) parts.set(sidecar.transferId, sidecar);
+    const files = await this.#senders.shareOf(from);
+    let inboxFiles = await this.#senders.size();
+    // Entries of files people took away are dropped only when the bound is near: that stats every file.
+    if (inboxFiles + parts.size + this.#admitting.size >= this.#quota.maxInboxFiles) {
+      inboxFiles = await this.#senders.prune();
+    }
+    for (const transfer of this.#transfers.values()) parts.set(transfer.hex, transfer);
+    for (const [other, admitted] of this.#admitting) if (admitted !== undefined) parts.set(other, admitted);
+    parts.delete(hex);
+    const refusal = quotaRefusal(this.#quota, from, size, files, inboxFiles, parts.values());
+    if (refusal === undefined) this.#admitting.set(hex, { from, size });
+    return refusal;
   }
 
   /** The sidecar of a part an earlier attempt left; a corrupt one (removed with its part) is counted. */

@@ -4,7 +4,8 @@
 import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../core/atomic-file.js';
-import { fileNameProblem, transferIdFromHex } from '../../protocol/transfer.js';
+import { fileNameProblem } from '../../protocol/file-name.js';
+import { transferIdFromHex } from '../../protocol/transfer.js';
 
 /** What survives a restart: enough to re-OFFER and to notice the file changed meanwhile. */
 export interface PersistedSend {

@@ -7,11 +7,11 @@ import { randomBytes } from 'node:crypto';
 import { basename } from 'node:path';
 import { Counters } from '../../core/counters.js';
 import { TypedEmitter } from '../../core/events.js';
+import { inboxFileName } from '../../protocol/file-name.js';
 import {
   allocateChunk,
   CHUNK_OVERHEAD_BYTES,
   encodeTransfer,
-  fileNameProblem,
   MAX_CHUNK_BYTES,
   type TransferMessage,
   transferIdFromHex,
@@ -151,9 +151,13 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
   async start(peer: string, path: string, options: { name?: string } = {}): Promise<OutgoingTransfer> {
     const id = new Uint8Array(randomBytes(16));
     const hex = transferIdToHex(id);
-    const name = options.name ?? basename(path);
-    const problem = fileNameProblem(name);
-    if (problem !== null) throw new TransferSourceError(hex, `file name ${JSON.stringify(name)} ${problem}`);
+    const offered = options.name ?? basename(path);
+    // The receiver cleans names the same way: offering the cleaned one shows the sender what it will be.
+    const fileName = inboxFileName(offered);
+    if ('problem' in fileName) {
+      throw new TransferSourceError(hex, `file name ${JSON.stringify(offered)} ${fileName.problem}`);
+    }
+    const { name } = fileName;
     const { size, mtimeMs, sha256 } = await hashFile(hex, path);
     const state: PersistedSend = {
       version: 1,

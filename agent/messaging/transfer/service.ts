@@ -5,7 +5,8 @@ import { Counters } from '../../core/counters.js';
 import { DecodeError } from '../../protocol/errors.js';
 import { decodeTransfer, transferIdToHex } from '../../protocol/transfer.js';
 import type { TransferChannel } from './channel.js';
-import { TransferReceiver, type TransferReceiverOptions } from './receiver.js';
+import { TransferReceiver } from './receiver.js';
+import type { TransferReceiverOptions } from './receiver-api.js';
 import { TransferSender, type TransferSenderOptions } from './sender.js';
 
 export interface TransferServiceOptions {

@@ -1,12 +1,12 @@
 // An attacker without the mesh key holds pre-auth slots open (silent TCP connections, reopened as they
 // close, from one address and from 300): a new peer still links within seconds, and the agent answers
 // throughout. Loopback only: 127.0.0.0/8 gives the attacker as many source addresses as it wants.
-import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { AgentStatus, PeerInfo } from '../../../agent/api.js';
 import { generateMeshKey } from '../../../agent/config/mesh-key.js';
 import { freePorts, startAgent, stopAllAgents } from '../../support/agent-process.js';
+import { rssMb } from '../../support/proc-status.js';
 import { until } from '../../support/until.js';
 
 /** Silent connections to `port`, each reopened as soon as the agent closes it, until stop(). */
@@ -35,12 +35,6 @@ function holdSlots(port: number, sources: readonly string[]): { stop: () => void
   };
 }
 
-/** A process's resident set in MB, from /proc. */
-function rssMb(pid: number | undefined): number {
-  const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-  return Number(kb) / 1024;
-}
-
 afterAll(async () => {
   await stopAllAgents();
 });
@@ -50,7 +44,7 @@ describe('abuse: pre-auth slots', () => {
     const meshKey = generateMeshKey();
     const [portA, portB] = (await freePorts(2)) as [number, number];
     const alpha = await startAgent({ name: 'alpha', meshKey, port: portA });
-    const idleMb = rssMb(alpha.child.pid);
+    const idleMb = rssMb(alpha.child.pid as number);
     // 8 from one address (only 4 may hold a slot) and one from each of 300 more: more than the 256 slots.
     const manySources = Array.from(
       { length: 300 },
@@ -78,7 +72,7 @@ describe('abuse: pre-auth slots', () => {
       expect(linkedAfterMs).toBeLessThan(5_000);
       const status = await alpha.json<AgentStatus>(['status']);
       expect(status.counters['links.handshakes_evicted']).toBeGreaterThan(0);
-      expect(rssMb(alpha.child.pid)).toBeLessThan(idleMb + 64);
+      expect(rssMb(alpha.child.pid as number)).toBeLessThan(idleMb + 64);
       expect((await bravo.json<AgentStatus>(['status'])).peers.connected).toBe(1);
     } finally {
       attacker.stop();

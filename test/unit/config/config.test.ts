@@ -77,12 +77,33 @@ describe('defaults', () => {
       peers: [],
       groups: [],
       mesh: { ttl: 4, relay: true },
-      mqtt: { listen: { host: '127.0.0.1', port: 1883 }, listenIsDefault: true, maxPacketSize: 262144 },
+      mqtt: {
+        listen: { host: '127.0.0.1', port: 1883 },
+        listenIsDefault: true,
+        maxPacketSize: 262144,
+        limits: {
+          maxConnections: 256,
+          connectTimeoutMs: 10_000,
+          packetTimeoutMs: 30_000,
+          maxUnfinishedBytesTotal: 16 * 1024 * 1024,
+          maxSubscriptionsPerClient: 1000,
+          maxSubscriptionsTotal: 10_000,
+          maxQueuedBytes: 1024 * 1024,
+          maxQueuedBytesTotal: 16 * 1024 * 1024,
+          maxRetainedBytes: 16 * 1024 * 1024,
+        },
+      },
+      coordination: { maxRunning: 16, maxQueued: 64, maxScheduled: 1024, maxScheduledPerCaller: 64 },
       actions: [],
       sensors: [],
       rules: [],
-      console: { serial: false, baud: 115200 },
-      transfer: { inbox: '/home/pi/.local/state/nearmesh/inbox', maxBytes: 1073741824, accept: true },
+      console: { serial: false, baud: 115200, password: undefined, allowUnauthenticated: false },
+      transfer: {
+        inbox: '/home/pi/.local/state/nearmesh/inbox',
+        maxBytes: 1073741824,
+        maxBytesPerPeer: 1073741824,
+        accept: true,
+      },
       // No admin list: every member may revoke and rekey (PROTOCOL.md §13.5).
       security: { admins: [], shunAfter: 20, shunForMs: 600_000, rekeyOverlapMs: 7 * 86_400_000 },
     });
@@ -129,6 +150,17 @@ describe('defaults', () => {
         listenIsDefault: false,
         credentials: { username: 'apps', password: 'app-secret' },
         maxPacketSize: 65536,
+        limits: {
+          maxConnections: 64,
+          connectTimeoutMs: 5000,
+          packetTimeoutMs: 20_000,
+          maxUnfinishedBytesTotal: 4 * 1024 * 1024,
+          maxSubscriptionsPerClient: 200,
+          maxSubscriptionsTotal: 5000,
+          maxQueuedBytes: 512 * 1024,
+          maxQueuedBytesTotal: 8 * 1024 * 1024,
+          maxRetainedBytes: 2 * 1024 * 1024,
+        },
         upstream: {
           url: 'mqtts://broker.example.net:8883',
           clientId: 'greenhouse',
@@ -147,11 +179,24 @@ describe('defaults', () => {
           name: 'light.set',
           timeoutMs: 5000,
           allow: ['hall-pi', 'group:admins'],
+          concurrency: 2,
+          queue: 4,
           kind: 'exec',
           exec: ['/usr/local/bin/light', '--pin', '17'],
         },
-        { name: 'relay.set', timeoutMs: 10000, kind: 'gpio', chip: 'gpiochip4', line: 17, activeLow: true },
+        // A GPIO line has one state: one run at a time unless told otherwise.
+        {
+          name: 'relay.set',
+          timeoutMs: 10000,
+          concurrency: 1,
+          queue: 16,
+          kind: 'gpio',
+          chip: 'gpiochip4',
+          line: 17,
+          activeLow: true,
+        },
       ],
+      coordination: { maxRunning: 8, maxQueued: 32, maxScheduled: 256, maxScheduledPerCaller: 16 },
       rules: [
         {
           name: 'fans on when hot',
@@ -166,8 +211,13 @@ describe('defaults', () => {
         { name: 'temp', everyMs: 10000, unit: 'Cel', kind: 'exec', exec: ['/usr/local/bin/read-temp'] },
         { name: 'door.open', kind: 'gpio', chip: 'gpiochip0', line: 27, activeLow: false },
       ],
-      console: { serial: '/dev/ttyGS0', baud: 9600 },
-      transfer: { inbox: '/srv/nearmesh-inbox', maxBytes: 104857600, accept: false },
+      console: { serial: '/dev/ttyGS0', baud: 9600, password: undefined, allowUnauthenticated: false },
+      transfer: {
+        inbox: '/srv/nearmesh-inbox',
+        maxBytes: 104857600,
+        maxBytesPerPeer: 26214400,
+        accept: false,
+      },
       security: {
         admins: ['56475aa75463474c', '24f6ed6acbfe1009'],
         shunAfter: 5,
@@ -298,6 +348,12 @@ describe('wrong values name the key and the line', () => {
       'mqtt.max_packet_size: expected 1024..268435455 bytes',
     ],
     [
+      '[mqtt]\nmax_packet_size = 2097152\nmax_queued_bytes = 1048576',
+      'mqtt.max_queued_bytes',
+      3,
+      'mqtt.max_queued_bytes: expected at least max_packet_size (2097152)',
+    ],
+    [
       '[mqtt.upstream]\nurl = "http://broker:1883"',
       'mqtt.upstream.url',
       2,
@@ -391,6 +447,18 @@ describe('wrong values name the key and the line', () => {
       'console.serial: expected a serial device path or false, got true',
     ],
     ['[console]\nbaud = 0', 'console.baud', 2, 'console.baud: expected a positive integer, got 0'],
+    [
+      '[console]\npassword = "hunter2"',
+      'console.password',
+      2,
+      'console.password: expected a password hash: $7$<iterations>$<base64 salt>$<base64 64-byte hash> (mosquitto_passwd), got a 7-character string',
+    ],
+    [
+      '[console]\nallow_unauthenticated = "yes"',
+      'console.allow_unauthenticated',
+      2,
+      'console.allow_unauthenticated: expected true or false, got "yes"',
+    ],
     ['[ble]\nmax_links = 0', 'ble.max_links', 2, 'ble.max_links: expected a positive integer, got 0'],
     ['[ble]\nmax_links = 21', 'ble.max_links', 2, 'ble.max_links: expected at most 20, got 21'],
     ['[console]\nbaud = 9600.5', 'console.baud', 2, 'console.baud: expected a positive integer, got 9600.5'],
@@ -419,6 +487,18 @@ describe('wrong values name the key and the line', () => {
       'security.rekey_overlap',
       2,
       'security.rekey_overlap: invalid duration "30d": longer than the maximum of 24d, got "30d"',
+    ],
+    [
+      '[coordination]\nmax_running = 0',
+      'coordination.max_running',
+      2,
+      'coordination.max_running: expected a whole number within 1..1024, got 0',
+    ],
+    [
+      '[[actions]]\nname = "a"\nexec = ["/bin/true"]\nconcurrency = 1.5',
+      'actions[0].concurrency',
+      4,
+      'actions[0].concurrency: expected a whole number within 1..64, got 1.5',
     ],
   ];
 
@@ -590,6 +670,13 @@ describe('paths in the file', () => {
 
   it('resolve a relative console serial path too', () => {
     expect(parse('[console]\nserial = "ttyA"\n', '/tmp/lab/a.toml').console.serial).toBe('/tmp/lab/ttyA');
+  });
+
+  it('take a console password hash as mosquitto_passwd writes it', () => {
+    const hash =
+      '$7$101$zm1OLFE2GNDUxHAH$ObQU6TUIoplqmypW5MHrubOEAvkcBZKsdKTflpsQLMOXiEhHP2zbGB2DV/m921YWnVSD6wVH9LOjKPzHL1kyPQ==';
+    const config = parse(`[console]\npassword = "${hash}"\nallow_unauthenticated = true\n`);
+    expect(config.console).toMatchObject({ password: hash, allowUnauthenticated: true });
   });
 });
 

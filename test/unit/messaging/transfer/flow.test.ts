@@ -8,7 +8,10 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { MemoryChannelPair } from '../../../../agent/messaging/transfer/channel.js';
 import { TransferLinkError, TransferTimeoutError } from '../../../../agent/messaging/transfer/errors.js';
-import type { ReceivedFile, TransferReceiverOptions } from '../../../../agent/messaging/transfer/receiver.js';
+import type {
+  ReceivedFile,
+  TransferReceiverOptions,
+} from '../../../../agent/messaging/transfer/receiver-api.js';
 import type { SendProgress, TransferSenderOptions } from '../../../../agent/messaging/transfer/sender.js';
 import { TransferService } from '../../../../agent/messaging/transfer/service.js';
 import { decodeTransfer } from '../../../../agent/protocol/transfer.js';

@@ -15,7 +15,7 @@ import {
   TransferProtocolError,
   TransferRejectedError,
 } from '../../../../agent/messaging/transfer/errors.js';
-import type { TransferReceiverOptions } from '../../../../agent/messaging/transfer/receiver.js';
+import type { TransferReceiverOptions } from '../../../../agent/messaging/transfer/receiver-api.js';
 import { TransferService } from '../../../../agent/messaging/transfer/service.js';
 import {
   decodeTransfer,

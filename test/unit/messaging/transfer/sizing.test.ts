@@ -12,7 +12,7 @@ import { MAX_ROUTED_PAYLOAD_BYTES } from '../../../../agent/messaging/messenger.
 import { MemoryChannelPair } from '../../../../agent/messaging/transfer/channel.js';
 import { LinkTransferChannel, SLOW_LINK_WINDOW } from '../../../../agent/messaging/transfer/link-channel.js';
 import { WIFI_CHUNK_BYTES } from '../../../../agent/messaging/transfer/manager.js';
-import type { TransferReceiverOptions } from '../../../../agent/messaging/transfer/receiver.js';
+import type { TransferReceiverOptions } from '../../../../agent/messaging/transfer/receiver-api.js';
 import type { SendProgress, TransferSenderOptions } from '../../../../agent/messaging/transfer/sender.js';
 import { TransferService } from '../../../../agent/messaging/transfer/service.js';
 import {

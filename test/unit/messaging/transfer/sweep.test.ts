@@ -35,6 +35,7 @@ test('removes parts and sidecars untouched for 24 h at start, and keeps recent o
     dataDir: root,
     inboxDir,
     maxBytes: 1024 * 1024,
+    maxBytesPerPeer: 1024 * 1024,
     accept: true,
     send: async () => {},
     mediumOf: () => 'wifi',

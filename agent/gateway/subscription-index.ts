@@ -1,0 +1,102 @@
+// Which subscriptions match a topic: a topic trie (qlobber, the one aedes uses), so routing a message
+// costs the depth of its topic, not the number of subscriptions held. A dropped session's subscriptions
+// leave the trie a batch per event-loop turn, so a client with a huge number of filters cannot stall the
+// agent when it goes; until then they are in the trie but no longer live, and never match.
+import { QlobberDedup } from 'qlobber';
+import type { Session, Subscription, SubscriptionOptions } from './session-store.js';
+
+/** Trie removals per event-loop turn: about 2 µs each, so a few milliseconds a turn. */
+const REMOVALS_PER_TURN = 1000;
+
+export class SubscriptionIndex {
+  readonly #trie = new QlobberDedup<Subscription>({
+    separator: '/',
+    wildcard_one: '+',
+    wildcard_some: '#', // also matches the parent level: `a/#` matches `a`, as MQTT says
+    match_empty_levels: true, // `+` matches an empty level: `a/+` matches `a/`
+  });
+  /** Subscriptions of dropped sessions still in the trie: what is left of each dropped session's map. */
+  readonly #toRemove: Iterator<Subscription>[] = [];
+  #pendingRemovals = 0;
+  /** Subscriptions of live sessions. */
+  #live = 0;
+  #removal: NodeJS.Immediate | undefined;
+
+  /** Subscriptions still to be taken out of the trie. */
+  get pendingRemovals(): number {
+    return this.#pendingRemovals;
+  }
+
+  /** Subscriptions in the trie: those of live sessions and those still to be taken out. */
+  get held(): number {
+    return this.#live + this.#pendingRemovals;
+  }
+
+  /** Adds or replaces the session's subscription to `filter`. */
+  add(session: Session, filter: string, options: SubscriptionOptions): void {
+    const previous = session.subscriptions.get(filter);
+    if (previous !== undefined) this.#trie.remove(filter, previous);
+    else this.#live++;
+    const subscription: Subscription = { session, filter, options };
+    session.subscriptions.set(filter, subscription);
+    this.#trie.add(filter, subscription);
+  }
+
+  /** Removes the session's subscription to `filter`; false when there was none. */
+  remove(session: Session, filter: string): boolean {
+    const subscription = session.subscriptions.get(filter);
+    if (subscription === undefined) return false;
+    session.subscriptions.delete(filter);
+    this.#trie.remove(filter, subscription);
+    this.#live--;
+    return true;
+  }
+
+  /** The live subscriptions whose filter matches `topic` (a valid topic name). */
+  *match(topic: string): Generator<Subscription> {
+    // Topics starting with `$` are not matched by a filter whose first level is a wildcard (§4.7.2).
+    const dollar = topic.startsWith('$');
+    for (const subscription of this.#trie.match(topic)) {
+      const { session, filter } = subscription;
+      if (session.subscriptions.get(filter) !== subscription) continue; // dropped, not yet removed
+      if (dollar && (filter.startsWith('+') || filter.startsWith('#'))) continue;
+      yield subscription;
+    }
+  }
+
+  /** Forgets all of a session's subscriptions now; the trie lets go of them over the next turns. */
+  dropSession(session: Session): void {
+    const dropped = session.subscriptions;
+    if (dropped.size === 0) return;
+    // The map itself goes to the removal queue: copying or clearing it would be work in proportion too.
+    session.subscriptions = new Map();
+    this.#toRemove.push(dropped.values());
+    this.#live -= dropped.size;
+    this.#pendingRemovals += dropped.size;
+    this.#removal ??= setImmediate(() => this.#removeBatch());
+  }
+
+  clear(): void {
+    this.#trie.clear();
+    this.#toRemove.length = 0;
+    this.#pendingRemovals = 0;
+    this.#live = 0;
+    if (this.#removal !== undefined) clearImmediate(this.#removal);
+    this.#removal = undefined;
+  }
+
+  #removeBatch(): void {
+    let budget = REMOVALS_PER_TURN;
+    while (budget > 0 && this.#toRemove.length > 0) {
+      const next = (this.#toRemove[0] as Iterator<Subscription>).next();
+      if (next.done === true) {
+        this.#toRemove.shift();
+        continue;
+      }
+      this.#trie.remove(next.value.filter, next.value);
+      this.#pendingRemovals--;
+      budget--;
+    }
+    this.#removal = this.#toRemove.length > 0 ? setImmediate(() => this.#removeBatch()) : undefined;
+  }
+}
