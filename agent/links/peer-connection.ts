@@ -41,13 +41,17 @@ export interface FrameTap {
 
 const NO_TAP: FrameTap = { tracers: 0, frame: () => {} };
 
-/** A neighbour this far behind gets no relayed traffic: relaying through it would only pile up here. */
+/**
+ * A neighbour this far behind gets no traffic that may be lost anyway (relayed for others, or best effort):
+ * queueing it for a link that does not drain would only pile it up here.
+ */
 export const RELAY_BUFFER_LIMIT_BYTES = 1 << 20;
 /**
  * A neighbour this far behind is not reading at all (pinging, say, but never reading), and its link is cut.
- * Well above what a bulk transfer keeps in flight (an 8 MiB window of 960 KiB chunks).
+ * Above what a bulk transfer keeps in flight (an 8 MiB window of 960 KiB chunks); what else may reach it past
+ * 1 MiB waits for acknowledgements, so a peer that does not read stops it long before.
  */
-export const MAX_BUFFERED_BYTES = 32 << 20;
+export const MAX_BUFFERED_BYTES = 16 << 20;
 
 /** The peer stopped reading: more than MAX_BUFFERED_BYTES waited to be sent to it. */
 export class SlowPeerError extends NearmeshError {
@@ -120,13 +124,14 @@ export class PeerConnection extends TypedEmitter<ConnectionEvents> {
   }
 
   /**
-   * Sends a routed message (the mesh layer's); false on a closed link, or for one `relayed` for others while
-   * this peer is behind (counted): it is not worth queueing on a link that does not drain.
+   * Sends a routed message (the mesh layer's); false on a closed link, or, while this peer is behind, for one
+   * relayed for others or sent best effort (counted): not worth queueing on a link that does not drain.
    */
   sendRouted(message: RoutedMessage, relayed = false): boolean {
     if (!this.link.isOpen) return false;
-    if (relayed && this.link.bufferedBytes > RELAY_BUFFER_LIMIT_BYTES) {
-      this.counters.increment('links.relays_dropped_slow_peer');
+    const mayBeLost = relayed || (message.type === 'data' && !message.ackRequested);
+    if (mayBeLost && this.link.bufferedBytes > RELAY_BUFFER_LIMIT_BYTES) {
+      this.counters.increment('links.dropped_slow_peer');
       return false;
     }
     this.link.send(encodeMessageParts(message));

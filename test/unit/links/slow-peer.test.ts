@@ -1,5 +1,6 @@
 // A neighbour that stops reading (it may keep pinging) must not cost this agent its memory: past 1 MiB
-// waiting for it, traffic relayed for others is not queued for it (counted); past 32 MiB its link is cut.
+// waiting for it, traffic relayed for others or sent best effort is not queued for it (counted); past
+// 16 MiB (only acknowledged traffic can get there) its link is cut.
 import { afterEach, describe, expect, it } from 'vitest';
 import { Counters } from '../../../agent/core/counters.js';
 import { silentLogger } from '../../../agent/core/logger.js';
@@ -49,11 +50,11 @@ async function stalledNeighbour() {
   return { a, connection, counters };
 }
 
-function relayedData(bytes: number): RoutedMessage {
+function relayedData(bytes: number, ackRequested = false): RoutedMessage {
   return {
     type: 'data',
     id: 1,
-    ackRequested: false,
+    ackRequested,
     payload: new Uint8Array(bytes),
     route: { ttlHops: 4, source: '0123456789abcdef', destination: 'fedcba9876543210' },
     auth: new Uint8Array(16).fill(7),
@@ -68,19 +69,20 @@ describe('a neighbour that stops reading', () => {
     expect(a.bufferedBytes).toBeGreaterThan(RELAY_BUFFER_LIMIT_BYTES);
     expect(a.bufferedBytes).toBeLessThan(RELAY_BUFFER_LIMIT_BYTES + 64 * 1024);
     expect(relayed).toBe(Math.floor(RELAY_BUFFER_LIMIT_BYTES / (60 * 1024)) + 1);
-    expect(counters.snapshot()['links.relays_dropped_slow_peer']).toBe(1);
-    // Its own messages (and those of routes through it that this agent originates) still go: not relayed.
-    expect(connection.sendRouted(relayedData(100), false)).toBe(true);
+    expect(counters.snapshot()['links.dropped_slow_peer']).toBe(1);
+    // This agent's own best-effort messages do not go either; those it waits an acknowledgement for do.
+    expect(connection.sendRouted(relayedData(100), false)).toBe(false);
+    expect(connection.sendRouted(relayedData(100, true), false)).toBe(true);
     expect(connection.link.isOpen).toBe(true);
   });
 
-  it('is cut, with a SlowPeerError and a counter, once more than 32 MiB waits for it', async () => {
+  it('is cut, with a SlowPeerError and a counter, once more than 16 MiB waits for it', async () => {
     const { a, connection, counters } = await stalledNeighbour();
     const closed = new Promise<Error | undefined>((resolve) => connection.link.once('close', resolve));
     const payload = new Uint8Array(1 << 20);
     let sent = 0;
     while (connection.sendData(sent, payload, true)) sent++;
-    // Cut by the message that took it past 32 MiB (1 MiB each, with their headers and tags).
+    // Cut by the message that took it past 16 MiB (1 MiB each, with their headers and tags).
     expect(sent).toBe(MAX_BUFFERED_BYTES / (1 << 20));
     await expect(closed).resolves.toBeInstanceOf(SlowPeerError);
     expect(counters.snapshot()['links.slow_peers_cut']).toBe(1);
