@@ -149,6 +149,11 @@ export class ClientConnection {
     }
   }
 
+  /** A method, not a comparison, so that checking it does not narrow `state` for the code after it. */
+  #isClosed(): boolean {
+    return this.state === 'closed';
+  }
+
   /** Closes the socket; after an abnormal close of a connected client its will is published. */
   close({ graceful }: { graceful: boolean }): void {
     if (this.state === 'closed') return;
@@ -171,6 +176,9 @@ export class ClientConnection {
   }
 
   #onData(chunk: Buffer): void {
+    // A closed connection's socket may still deliver bytes until it is destroyed: they are not ours to hold
+    // (close() gave its budget back).
+    if (this.#isClosed()) return;
     this.#lastReceived = Date.now();
     if (!this.#sawFirstByte && chunk.length > 0) {
       this.#sawFirstByte = true;

@@ -10,15 +10,9 @@ import { join } from 'node:path';
 import mqttPacket from 'mqtt-packet';
 import { afterAll, expect, it } from 'vitest';
 import type { AgentStatus } from '../../../agent/api.js';
-import { generateMeshKey } from '../../../agent/config/mesh-key.js';
-import {
-  type AgentProcess,
-  freePorts,
-  startAgent,
-  stopAllAgents,
-  temporaryDir,
-} from '../../support/agent-process.js';
-import { MqttClients, mqttPort } from '../../support/mqtt-clients.js';
+import { startMqttAgent, withinBounds } from '../../support/abuse.js';
+import { type AgentProcess, stopAllAgents, temporaryDir } from '../../support/agent-process.js';
+import { MqttClients } from '../../support/mqtt-clients.js';
 import { rssMb } from '../../support/proc-status.js';
 import { describeWhenAvailable } from '../../support/requirements.js';
 import { until } from '../../support/until.js';
@@ -36,37 +30,6 @@ afterAll(async () => {
 
 async function counters(agent: AgentProcess): Promise<Record<string, number>> {
   return (await agent.json<AgentStatus>(['status'])).counters;
-}
-
-/** An agent serving MQTT on a free loopback port, its port and pid. */
-async function warmAgent(name: string, mqttLines: string[] = []) {
-  const [port] = (await freePorts(1)) as [number];
-  const agent = await startAgent({
-    name,
-    meshKey: generateMeshKey(),
-    port,
-    mqtt: ['listen = "127.0.0.1:0"', ...mqttLines],
-  });
-  const mqtt = await mqttPort(agent);
-  const pid = agent.child.pid as number;
-  return { agent, mqtt, pid };
-}
-
-/** Runs `attack` while sampling RSS; the agent must stay within idle + 64 MB and answer status at once. */
-async function withinBounds(agent: AgentProcess, pid: number, idleMb: number, attack: () => Promise<void>) {
-  let max = rssMb(pid);
-  const timer = setInterval(() => {
-    max = Math.max(max, rssMb(pid));
-  }, 20);
-  try {
-    await attack();
-    const startedAt = Date.now();
-    expect((await agent.json<AgentStatus>(['status'])).mqtt.state).toBe('on');
-    expect(Date.now() - startedAt).toBeLessThan(2000);
-    expect(max).toBeLessThanOrEqual(idleMb + 64);
-  } finally {
-    clearInterval(timer);
-  }
 }
 
 /** A raw 3.1.1 client past CONNECT (or refused and closed). */
@@ -92,7 +55,7 @@ async function rawClient(port: number, options: { clientId: string; username?: s
 
 describeWhenAvailable('MQTT access control under attack', missing, () => {
   it('an anonymous client floods nearmesh/send and nearmesh/call and keeps asking for the inbox', async () => {
-    const { agent, mqtt, pid } = await warmAgent('acl-flood');
+    const { agent, mqtt, pid } = await startMqttAgent('acl-flood');
     const idleMb = rssMb(pid);
     await withinBounds(agent, pid, idleMb, async () => {
       const { socket } = await rawClient(mqtt, { clientId: 'flooder' });
@@ -139,7 +102,9 @@ describeWhenAvailable('MQTT access control under attack', missing, () => {
     const dir = temporaryDir('nearmesh-acl-abuse-');
     const passwd = join(dir, 'mqtt.passwd');
     spawnSync('mosquitto_passwd', ['-c', '-b', passwd, 'kitchen', 'the-real-one']);
-    const { agent, mqtt, pid } = await warmAgent('acl-guess', [`password_file = ${JSON.stringify(passwd)}`]);
+    const { agent, mqtt, pid } = await startMqttAgent('acl-guess', [
+      `password_file = ${JSON.stringify(passwd)}`,
+    ]);
     const idleMb = rssMb(pid);
     const GUESSES = 1000;
     await withinBounds(agent, pid, idleMb, async () => {

@@ -9,13 +9,12 @@ import { type Socket, connect as tcpConnect } from 'node:net';
 import mqttPacket from 'mqtt-packet';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { AgentStatus } from '../../../agent/api.js';
-import { generateMeshKey } from '../../../agent/config/mesh-key.js';
-import { type AgentProcess, freePorts, startAgent, stopAllAgents } from '../../support/agent-process.js';
-import { collect, MqttClients, mqttPort } from '../../support/mqtt-clients.js';
+import { startMqttAgent, withinBounds } from '../../support/abuse.js';
+import { type AgentProcess, stopAllAgents } from '../../support/agent-process.js';
+import { collect, MqttClients } from '../../support/mqtt-clients.js';
 import { rssMb } from '../../support/proc-status.js';
 import { until } from '../../support/until.js';
 
-const MB = 1024 * 1024;
 const clients = new MqttClients();
 const sockets: Socket[] = [];
 
@@ -24,19 +23,6 @@ afterAll(async () => {
   for (const socket of sockets) socket.destroy();
   await stopAllAgents();
 });
-
-function rssBytes(pid: number): number {
-  return rssMb(pid) * 2 ** 20;
-}
-
-/** The highest RSS seen, sampled every 20 ms until stop(). */
-function sampleRss(pid: number): { max: () => number; stop: () => void } {
-  let max = rssBytes(pid);
-  const timer = setInterval(() => {
-    max = Math.max(max, rssBytes(pid));
-  }, 20);
-  return { max: () => max, stop: () => clearInterval(timer) };
-}
 
 async function counters(agent: AgentProcess): Promise<Record<string, number>> {
   return (await agent.json<AgentStatus>(['status'])).counters;
@@ -65,45 +51,19 @@ async function startFlooded(
   name: string,
   mqttLines: string[] = [],
 ): Promise<{ agent: AgentProcess; pid: number; mqtt: number; idle: number }> {
-  const [port] = (await freePorts(1)) as [number];
-  const agent = await startAgent({
-    name,
-    meshKey: generateMeshKey(),
-    port,
-    mqtt: ['listen = "127.0.0.1:0"', ...mqttLines],
-  });
-  const mqtt = await mqttPort(agent);
+  const { agent, mqtt, pid } = await startMqttAgent(name, mqttLines);
   const warm = await clients.connect(mqtt, 4, { clientId: `${name}-warm` });
   await warm.subscribeAsync('warm/#', { qos: 1 });
   await warm.publishAsync('warm/x', 'hello', { qos: 1 });
   await warm.endAsync();
-  const pid = agent.child.pid as number;
-  return { agent, pid, mqtt, idle: rssBytes(pid) };
-}
-
-/** Runs an attack while sampling RSS; then the agent must answer status, within idle + 64 MB all along. */
-async function withinBounds(
-  flooded: { agent: AgentProcess; pid: number; idle: number },
-  attack: () => Promise<void>,
-): Promise<void> {
-  const rss = sampleRss(flooded.pid);
-  try {
-    await attack();
-    const startedAt = Date.now();
-    const status = await flooded.agent.json<AgentStatus>(['status']);
-    expect(status.mqtt.state).toBe('on');
-    expect(Date.now() - startedAt).toBeLessThan(2000);
-    expect(rss.max()).toBeLessThanOrEqual(flooded.idle + 64 * MB);
-  } finally {
-    rss.stop();
-  }
+  return { agent, pid, mqtt, idle: rssMb(pid) };
 }
 
 describe('abuse: MQTT flood', () => {
   it('300 connections holding 200 KB of a PUBLISH that never ends: refused, then timed out', async () => {
     const flooded = await startFlooded('unfinished', ['packet_timeout = "3s"']);
     const { agent, mqtt } = flooded;
-    await withinBounds(flooded, async () => {
+    await withinBounds(flooded.agent, flooded.pid, flooded.idle, async () => {
       const unfinished = publishPacket('flood/x', Buffer.alloc(250_000, 1)).subarray(0, 200_000);
       const held = await Promise.all(Array.from({ length: 300 }, (_, i) => rawConnected(mqtt, `hold-${i}`)));
       for (const socket of held) socket.write(unfinished);
@@ -125,7 +85,7 @@ describe('abuse: MQTT flood', () => {
   it('20 persistent sessions away while 120 messages of 250 KB are published for them', async () => {
     const flooded = await startFlooded('queues');
     const { agent, mqtt } = flooded;
-    await withinBounds(flooded, async () => {
+    await withinBounds(flooded.agent, flooded.pid, flooded.idle, async () => {
       for (let i = 0; i < 20; i++) {
         const c = await clients.connect(mqtt, 4, { clientId: `away-${i}`, clean: false });
         await c.subscribeAsync('big/#', { qos: 1 });
@@ -142,7 +102,7 @@ describe('abuse: MQTT flood', () => {
 
   it('a 200 KB PUBLISH sent 10 bytes at a time arrives', async () => {
     const flooded = await startFlooded('trickle');
-    await withinBounds(flooded, async () => {
+    await withinBounds(flooded.agent, flooded.pid, flooded.idle, async () => {
       const listener = await clients.connect(flooded.mqtt, 4, { clientId: 'listener' });
       await listener.subscribeAsync('slow/#');
       const received = collect(listener);
@@ -161,7 +121,7 @@ describe('abuse: MQTT flood', () => {
   it('a client with 40 000 subscriptions goes without stalling the agent', async () => {
     const flooded = await startFlooded('filters', ['max_subscriptions_per_client = 40000']);
     const { agent, mqtt } = flooded;
-    await withinBounds(flooded, async () => {
+    await withinBounds(flooded.agent, flooded.pid, flooded.idle, async () => {
       const subscriber = await rawConnected(mqtt, 'many-filters');
       let subacks = 0;
       const parser = mqttPacket.parser();

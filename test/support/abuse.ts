@@ -1,0 +1,47 @@
+// What every attack on an agent's MQTT endpoint checks: while the attack runs the agent's RSS (sampled every
+// 20 ms) stays within idle + 64 MB, and afterwards it still serves MQTT and answers `status` at once.
+import { expect } from 'vitest';
+import type { AgentStatus } from '../../agent/api.js';
+import { generateMeshKey } from '../../agent/config/mesh-key.js';
+import { type AgentProcess, freePorts, startAgent } from './agent-process.js';
+import { mqttPort } from './mqtt-clients.js';
+import { rssMb } from './proc-status.js';
+
+export const RSS_BUDGET_MB = 64;
+
+/** An agent serving MQTT on a free loopback port, with extra `[mqtt]` lines; its MQTT port and pid. */
+export async function startMqttAgent(
+  name: string,
+  mqttLines: string[] = [],
+): Promise<{ agent: AgentProcess; mqtt: number; pid: number }> {
+  const [port] = (await freePorts(1)) as [number];
+  const agent = await startAgent({
+    name,
+    meshKey: generateMeshKey(),
+    port,
+    mqtt: ['listen = "127.0.0.1:0"', ...mqttLines],
+  });
+  return { agent, mqtt: await mqttPort(agent), pid: agent.child.pid as number };
+}
+
+/** Runs `attack` while sampling RSS, then checks the bounds above. */
+export async function withinBounds(
+  agent: AgentProcess,
+  pid: number,
+  idleMb: number,
+  attack: () => Promise<void>,
+): Promise<void> {
+  let max = rssMb(pid);
+  const timer = setInterval(() => {
+    max = Math.max(max, rssMb(pid));
+  }, 20);
+  try {
+    await attack();
+    const startedAt = Date.now();
+    expect((await agent.json<AgentStatus>(['status'])).mqtt.state).toBe('on');
+    expect(Date.now() - startedAt).toBeLessThan(2000);
+    expect(max).toBeLessThanOrEqual(idleMb + RSS_BUDGET_MB);
+  } finally {
+    clearInterval(timer);
+  }
+}
