@@ -22,6 +22,7 @@ import type { MqttAuth } from './auth.js';
 import { ByteBudget } from './byte-budget.js';
 import { ClientConnection, type ConnectionHost, type PublishMeta } from './client-connection.js';
 import type { MqttLimits } from './config.js';
+import { DEFAULT_MQTT_LIMITS, DEFAULT_MQTT_MAX_PACKET_SIZE } from './config.js';
 import { Delivery } from './delivery.js';
 import { REASON } from './reason-codes.js';
 import { RetainedStore } from './retained-store.js';
@@ -64,20 +65,12 @@ export interface AgentPublishOptions {
 }
 
 const DEFAULTS = {
-  maxPacketSize: 256 * 1024,
+  ...DEFAULT_MQTT_LIMITS,
+  maxPacketSize: DEFAULT_MQTT_MAX_PACKET_SIZE,
   maxQueuedMessages: 1000,
   maxInflight: 100,
   maxSessions: 10_000,
   maxRetainedMessages: 10_000,
-  maxRetainedBytes: 16 * 1024 * 1024,
-  maxConnections: 256,
-  connectTimeoutMs: 10_000,
-  packetTimeoutMs: 30_000,
-  maxUnfinishedBytesTotal: 16 * 1024 * 1024,
-  maxSubscriptionsPerClient: 1000,
-  maxSubscriptionsTotal: 10_000,
-  maxQueuedBytes: 1024 * 1024,
-  maxQueuedBytesTotal: 16 * 1024 * 1024,
 };
 const NEVER_EXPIRES = 0xffff_ffff;
 

@@ -49,6 +49,22 @@ export interface MqttLimits {
   readonly maxRetainedBytes: number;
 }
 
+const MIB = 1024 * 1024;
+
+/** The broker's bounds when the config names none: here once, for the config's defaults and the broker's. */
+export const DEFAULT_MQTT_LIMITS: MqttLimits = {
+  maxConnections: 256,
+  connectTimeoutMs: 10_000,
+  packetTimeoutMs: 30_000,
+  maxUnfinishedBytesTotal: 16 * MIB,
+  maxSubscriptionsPerClient: 1000,
+  maxSubscriptionsTotal: 10_000,
+  maxQueuedBytes: MIB,
+  maxQueuedBytesTotal: 16 * MIB,
+  maxRetainedBytes: 16 * MIB,
+};
+export const DEFAULT_MQTT_MAX_PACKET_SIZE = 256 * 1024;
+
 export interface MqttUpstreamConfig {
   readonly url: string;
   /** Absent means "nearmesh-<peer id>", known only once the identity is loaded. */
@@ -78,8 +94,6 @@ const topicFilterList = z.array(
 /** Largest MQTT packet size the protocol can express (the remaining-length field). */
 const MQTT_MAX_PACKET_SIZE = 268_435_455;
 
-const MIB = 1024 * 1024;
-
 /** A byte count key: a positive integer up to `max`. */
 function byteCount(max: number, fallback: number) {
   return positiveInteger
@@ -88,8 +102,11 @@ function byteCount(max: number, fallback: number) {
 }
 
 /** A timeout key: a duration of at least one second. */
-function timeout(fallback: string) {
-  return duration.refine((ms) => ms >= 1000, { message: 'expected at least "1s"' }).default(fallback);
+/** A duration of at least 1 s; `fallbackMs` when absent. */
+function timeout(fallbackMs: number) {
+  return duration
+    .refine((ms) => ms >= 1000, { message: 'expected at least "1s"' })
+    .default(`${fallbackMs}ms`);
 }
 
 const mqttCredentials = {
@@ -231,22 +248,25 @@ export const mqttTable = z
         .refine((value) => value >= 1024 && value <= MQTT_MAX_PACKET_SIZE, {
           message: `expected 1024..${MQTT_MAX_PACKET_SIZE} bytes`,
         })
-        .default(256 * 1024),
+        .default(DEFAULT_MQTT_MAX_PACKET_SIZE),
       max_connections: positiveInteger
         .refine((value) => value <= 100_000, { message: 'expected at most 100000' })
-        .default(256),
-      connect_timeout: timeout('10s'),
-      packet_timeout: timeout('30s'),
-      max_unfinished_bytes_total: byteCount(MQTT_MAX_PACKET_SIZE, 16 * MIB),
+        .default(DEFAULT_MQTT_LIMITS.maxConnections),
+      connect_timeout: timeout(DEFAULT_MQTT_LIMITS.connectTimeoutMs),
+      packet_timeout: timeout(DEFAULT_MQTT_LIMITS.packetTimeoutMs),
+      max_unfinished_bytes_total: byteCount(
+        MQTT_MAX_PACKET_SIZE,
+        DEFAULT_MQTT_LIMITS.maxUnfinishedBytesTotal,
+      ),
       max_subscriptions_per_client: positiveInteger
         .refine((value) => value <= 1_000_000, { message: 'expected at most 1000000' })
-        .default(1000),
+        .default(DEFAULT_MQTT_LIMITS.maxSubscriptionsPerClient),
       max_subscriptions_total: positiveInteger
         .refine((value) => value <= 10_000_000, { message: 'expected at most 10000000' })
-        .default(10_000),
-      max_queued_bytes: byteCount(Number.MAX_SAFE_INTEGER, MIB),
-      max_queued_bytes_total: byteCount(Number.MAX_SAFE_INTEGER, 16 * MIB),
-      max_retained_bytes: byteCount(Number.MAX_SAFE_INTEGER, 16 * MIB),
+        .default(DEFAULT_MQTT_LIMITS.maxSubscriptionsTotal),
+      max_queued_bytes: byteCount(Number.MAX_SAFE_INTEGER, DEFAULT_MQTT_LIMITS.maxQueuedBytes),
+      max_queued_bytes_total: byteCount(Number.MAX_SAFE_INTEGER, DEFAULT_MQTT_LIMITS.maxQueuedBytesTotal),
+      max_retained_bytes: byteCount(Number.MAX_SAFE_INTEGER, DEFAULT_MQTT_LIMITS.maxRetainedBytes),
       upstream: mqttUpstreamTable.optional(),
     },
     TABLE,
