@@ -61,7 +61,7 @@ export class RunSlots {
         action,
         limits,
         start: resolve,
-        timer: setTimeout(() => this.#expire(waiter), Math.max(0, deadlineMs - Date.now())),
+        timer: setTimeout(() => this.#expire(waiter), Math.max(0, deadlineMs - Date.now())).unref(),
       };
       this.#counts(action).queued++;
       this.#waiting.push(waiter);

@@ -18,11 +18,6 @@ export class ScheduledCalls {
     this.#limits = limits;
   }
 
-  /** Calls waiting for their instant now. */
-  get size(): number {
-    return this.#total;
-  }
-
   /** Takes a place for a call from `caller`; the reason it may not have one, or undefined when it took it. */
   reserve(caller: string): string | undefined {
     const mine = this.#byCaller.get(caller) ?? 0;

@@ -127,13 +127,11 @@ export function filterCovers(outer: string, inner: string): boolean {
 }
 
 /** Topics of the nearmesh tree an anonymous local client may read by default. */
-const DEFAULT_ANONYMOUS_NEARMESH = new AclTopicRules(
-  () => [
-    { access: 'read', filter: PEERS_TOPIC },
-    { access: 'read', filter: sensorTopic('+', '#') },
-  ],
-  [],
-);
+const DEFAULT_ANONYMOUS_NEARMESH_RULES = [
+  { access: 'read', filter: PEERS_TOPIC },
+  { access: 'read', filter: sensorTopic('+', '#') },
+] as const;
+const DEFAULT_ANONYMOUS_NEARMESH = new AclTopicRules(() => DEFAULT_ANONYMOUS_NEARMESH_RULES, []);
 
 /**
  * Anonymous local clients unless `[mqtt] anonymous` says otherwise: apps' own topics (anything outside

@@ -127,8 +127,10 @@ export class Inbox {
     let handle: FileHandle | undefined;
     try {
       let holds = held;
-      if (held > 0) {
-        handle = await open(path, constants.O_RDWR | constants.O_NOFOLLOW);
+      // A sweep may have taken the part but not yet its sidecar (each ages by its own mtime): start afresh.
+      if (held > 0)
+        handle = await open(path, constants.O_RDWR | constants.O_NOFOLLOW).catch(missingAsUndefined);
+      if (handle !== undefined) {
         const size = (await handle.stat()).size;
         holds = Math.min(held, size);
         await handle.truncate(holds);
@@ -339,4 +341,10 @@ async function exists(path: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** A file that is not there is undefined; any other failure is thrown on. */
+function missingAsUndefined(error: unknown): undefined {
+  if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+  throw error;
 }

@@ -267,9 +267,12 @@ export class TransferReceiver extends TypedEmitter<TransferReceiverEvents> {
     }
     const overQuota = await this.#reserveShare(from, hex, offer.size);
     if (overQuota !== undefined) return reject('disk-full', overQuota.message, overQuota.cause);
-    // Bytes the other transfers under way will still write are spoken for.
+    // Bytes the other transfers under way will still write are spoken for, and so are those of the offers
+    // being admitted on other lanes right now (they waited on the same free space).
     let reserved = 0;
     for (const other of this.#transfers.values()) reserved += other.size - other.written;
+    for (const [other, admitted] of this.#admitting)
+      if (other !== hex && admitted !== undefined) reserved += admitted.size;
     const needed = offer.size - held + this.#margin + reserved;
     try {
       const free = await this.#inbox.freeBytes();
@@ -347,6 +350,8 @@ export class TransferReceiver extends TypedEmitter<TransferReceiverEvents> {
       transfer.lastAck = transfer.written;
       this.#sendQuietly(from, { kind: 'chunk-ack', transferId: transfer.id, upTo: transfer.written });
     }
+    // An event per chunk is a cost only worth paying for someone listening.
+    if (this.listenerCount('progress') === 0) return;
     this.emit('progress', {
       transferId: hex,
       from,
