@@ -30,6 +30,13 @@ export function isValidTopicFilter(filter: string): boolean {
   return true;
 }
 
+/** Levels of a topic name or filter: `a/b/c` has 3, `a` and `/` 1 and 2. */
+export function topicLevels(topic: string): number {
+  let levels = 1;
+  for (let i = 0; i < topic.length; i++) if (topic.charCodeAt(i) === 0x2f) levels++;
+  return levels;
+}
+
 /**
  * Whether `topic` (a valid topic name) matches `filter` (a valid topic filter). Topics starting with
  * `$` are not matched by a filter whose first level is a wildcard (§4.7.2).

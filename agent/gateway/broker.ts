@@ -17,6 +17,7 @@ import { Counters } from '../core/counters.js';
 import { NearmeshError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { isValidTopicName } from '../core/topic-match.js';
+import { DEFAULT_TURN_BUDGET_MS, TurnBudget } from '../core/turn-budget.js';
 import type { TopicAccess } from './access-control.js';
 import type { MqttAuth } from './auth.js';
 import { ByteBudget } from './byte-budget.js';
@@ -45,13 +46,10 @@ export interface MqttBrokerOptions extends Partial<MqttLimits> {
   access?: TopicAccess;
   /** Largest packet accepted from a client, in bytes (told to MQTT 5 clients). Default 256 KiB. */
   maxPacketSize?: number;
-  /** QoS 1 messages kept per session while offline or beyond the in-flight window. Default 1000. */
-  maxQueuedMessages?: number;
   /** QoS 1 messages sent to one client and not yet acknowledged. Default 100. */
   maxInflight?: number;
-  /** Sessions (connected or persistent) held at once. Default 10 000. */
-  maxSessions?: number;
-  maxRetainedMessages?: number;
+  /** Milliseconds of work for clients per event-loop turn (see TurnBudget); 0: one step per turn. */
+  turnBudgetMs?: number;
   counters?: Counters;
   log?: Logger;
 }
@@ -67,10 +65,8 @@ export interface AgentPublishOptions {
 const DEFAULTS = {
   ...DEFAULT_MQTT_LIMITS,
   maxPacketSize: DEFAULT_MQTT_MAX_PACKET_SIZE,
-  maxQueuedMessages: 1000,
   maxInflight: 100,
-  maxSessions: 10_000,
-  maxRetainedMessages: 10_000,
+  turnBudgetMs: DEFAULT_TURN_BUDGET_MS,
 };
 const NEVER_EXPIRES = 0xffff_ffff;
 
@@ -86,22 +82,20 @@ export class MqttBroker {
   readonly #sockets = new Set<ClientConnection>();
   readonly #listeners = new Set<PublishListener>();
   readonly #goneListeners = new Set<(clientId: string) => void>();
+  readonly #turn: TurnBudget;
   #server: Server | undefined;
 
   constructor(options: MqttBrokerOptions = {}) {
     this.#options = { ...DEFAULTS, ...stripUndefined(options) };
     this.counters = options.counters ?? new Counters();
+    this.#turn = new TurnBudget(this.#options.turnBudgetMs);
     this.#retained = new RetainedStore(this.#options.maxRetainedMessages, this.#options.maxRetainedBytes);
-    this.#delivery = new Delivery(
-      this.#retained,
-      (clientId) => this.#connections.get(clientId),
-      this.counters,
-      this.#options,
-    );
+    this.#delivery = new Delivery(this.#retained, this.#connections, this.counters, this.#options);
     this.#host = {
       counters: this.counters,
       delivery: this.#delivery,
       unfinishedBytes: new ByteBudget(this.#options.maxUnfinishedBytesTotal),
+      turn: this.#turn,
       claimSession: (clientId, clean, username) => this.#claimSession(clientId, clean, username),
       attach: (connection) => this.#connections.set(connection.clientId, connection),
       detach: (connection) => this.#detach(connection),
@@ -140,6 +134,7 @@ export class MqttBroker {
     this.#sessions.clear();
     this.#delivery.clear();
     this.#retained.clear();
+    this.#turn.clear();
     if (server !== undefined) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 

@@ -12,7 +12,8 @@ import mqttPacket, {
   type Packet,
 } from 'mqtt-packet';
 import type { Counters } from '../core/counters.js';
-import { isValidTopicFilter, isValidTopicName } from '../core/topic-match.js';
+import { isValidTopicFilter, isValidTopicName, topicLevels } from '../core/topic-match.js';
+import type { TurnBudget } from '../core/turn-budget.js';
 import type { MqttClientIdentity, TopicAccess } from './access-control.js';
 import { authenticate, type MqttAuth } from './auth.js';
 import type { ByteBudget } from './byte-budget.js';
@@ -46,6 +47,8 @@ export interface ConnectionSettings {
   connectTimeoutMs: number;
   /** How long one packet may take from its first byte to its last. */
   packetTimeoutMs: number;
+  /** Levels a topic name or filter may have; deeper ones are refused as invalid. */
+  maxTopicLevels: number;
 }
 
 /** What a connection needs of the broker that accepted it. */
@@ -54,6 +57,8 @@ export interface ConnectionHost {
   readonly delivery: Delivery;
   /** Bytes of unfinished packets held, over all connections. */
   readonly unfinishedBytes: ByteBudget;
+  /** Work for clients per event-loop turn, shared by all connections. */
+  readonly turn: TurnBudget;
   /**
    * Takes over `clientId` (its older connection goes) and returns its session (a fresh one when it was
    * another user's); undefined when no room.
@@ -97,6 +102,10 @@ export class ClientConnection {
   #unfinishedBytes = 0;
   #unfinishedSince: number | undefined;
   #packetTimer: NodeJS.Timeout | undefined;
+  /** Paused, waiting for a later turn of the broker's budget. */
+  #waitingForTurn = false;
+  /** Retained messages still to send for the last SUBSCRIBE, one per step. */
+  #retainedSends: Iterator<void> | undefined;
   /** MQTT 5: the client's own packet size limit. */
   #clientMaxPacketSize: number | undefined;
   readonly #parser = mqttPacket.parser();
@@ -123,14 +132,23 @@ export class ClientConnection {
 
   /** Encodes and writes a packet; false when it was not sent (closed, unencodable, too large for the client). */
   send(packet: Packet): boolean {
-    if (this.state === 'closed' || this.socket.destroyed) return false;
-    let bytes: Buffer;
+    const bytes = this.encode(packet);
+    return bytes !== undefined && this.sendEncoded(bytes);
+  }
+
+  /** A packet's bytes for this client's protocol version; undefined (counted) when it cannot be encoded. */
+  encode(packet: Packet): Buffer | undefined {
     try {
-      bytes = mqttPacket.generate(packet, { protocolVersion: this.version });
+      return mqttPacket.generate(packet, { protocolVersion: this.version });
     } catch {
       this.#host.counters.increment('mqtt.encode_errors');
-      return false;
+      return undefined;
     }
+  }
+
+  /** Writes an encoded packet; false when it was not sent (closed, too large for the client). */
+  sendEncoded(bytes: Buffer): boolean {
+    if (this.state === 'closed' || this.socket.destroyed) return false;
     if (this.#clientMaxPacketSize !== undefined && bytes.length > this.#clientMaxPacketSize) {
       this.#host.counters.increment('mqtt.outbound_too_large');
       return false;
@@ -188,34 +206,75 @@ export class ClientConnection {
         return;
       }
     }
-    const { frames, error } = this.#reader.push(chunk);
-    if (!this.#holdUnfinished(frames.length > 0)) return;
-    for (const frame of frames) {
+    this.#reader.append(chunk);
+    if (this.#holdUnfinished(false)) this.#work();
+  }
+
+  /**
+   * Handles what the client sent and sends what its subscriptions brought, while the broker's budget for
+   * this turn lasts; past it, stops reading and goes on in a later turn, so that no client (nor many at
+   * once) holds the event loop.
+   */
+  #work(): void {
+    let completed = false;
+    for (;;) {
       if (this.state === 'closed') return;
-      if (this.state === 'awaiting-connect') {
-        const level = connectProtocolLevel(frame);
-        if (level !== undefined && level !== 4 && level !== 5) {
-          // Any other level (3.1, or a future one): the 3.1.1 form of CONNACK, which every version reads.
-          this.#host.counters.increment('mqtt.unsupported_protocol');
-          this.#closeWith(Buffer.from([0x20, 0x02, 0x00, RC.unacceptableProtocol]));
-          return;
-        }
+      if (!this.#host.turn.available()) {
+        this.#waitForTurn();
+        break;
       }
-      if (((frame[0] as number) & 0xf0) === 0x30 && this.state === 'connected') {
-        const topic = rawPublishTopic(frame);
-        if (topic === undefined || !isUtf8(topic)) {
-          this.#malformed();
-          return;
-        }
+      // Retained messages for a new subscription go before the client's next packets.
+      if (this.#retainedSends !== undefined) {
+        if (this.#retainedSends.next().done === true) this.#retainedSends = undefined;
+        continue;
       }
-      this.#parser.parse(frame);
+      const next = this.#reader.next();
+      if (next === 'incomplete') break;
+      if (next === 'oversize') {
+        this.#host.counters.increment('mqtt.oversize');
+        this.disconnect(REASON.packetTooLarge);
+        return;
+      }
+      if (next === 'malformed') {
+        this.#malformed();
+        return;
+      }
+      completed = true;
+      this.#onFrame(next);
     }
-    if (error === 'oversize' && this.state !== 'closed') {
-      this.#host.counters.increment('mqtt.oversize');
-      this.disconnect(REASON.packetTooLarge);
-    } else if (error === 'malformed') {
-      this.#malformed();
+    if (!this.#isClosed()) this.#holdUnfinished(completed);
+  }
+
+  #waitForTurn(): void {
+    if (this.#waitingForTurn) return;
+    this.#waitingForTurn = true;
+    this.socket.pause();
+    this.#host.turn.wait(() => {
+      this.#waitingForTurn = false;
+      if (this.state === 'closed') return;
+      this.#work();
+      if (!this.#waitingForTurn) this.socket.resume();
+    });
+  }
+
+  #onFrame(frame: Buffer): void {
+    if (this.state === 'awaiting-connect') {
+      const level = connectProtocolLevel(frame);
+      if (level !== undefined && level !== 4 && level !== 5) {
+        // Any other level (3.1, or a future one): the 3.1.1 form of CONNACK, which every version reads.
+        this.#host.counters.increment('mqtt.unsupported_protocol');
+        this.#closeWith(Buffer.from([0x20, 0x02, 0x00, RC.unacceptableProtocol]));
+        return;
+      }
     }
+    if (((frame[0] as number) & 0xf0) === 0x30 && this.state === 'connected') {
+      const topic = rawPublishTopic(frame);
+      if (topic === undefined || !isUtf8(topic)) {
+        this.#malformed();
+        return;
+      }
+    }
+    this.#parser.parse(frame);
   }
 
   /**
@@ -375,7 +434,8 @@ export class ClientConnection {
     }
     let will: Will | undefined;
     if (packet.will) {
-      if (!isValidTopicName(packet.will.topic)) {
+      const topic = packet.will.topic;
+      if (!isValidTopicName(topic) || topicLevels(topic) > this.#settings.maxTopicLevels) {
         refuse(RC.identifierRejected, REASON.topicNameInvalid);
         return;
       }
@@ -460,6 +520,11 @@ export class ClientConnection {
       this.#protocolError(REASON.topicNameInvalid);
       return;
     }
+    if (topicLevels(packet.topic) > this.#settings.maxTopicLevels) {
+      this.#host.counters.increment('mqtt.topics_too_deep');
+      this.disconnect(REASON.topicNameInvalid);
+      return;
+    }
     const session = this.session as Session;
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
     const messageId = packet.messageId ?? 0;
@@ -502,6 +567,11 @@ export class ClientConnection {
         granted.push(this.version === 5 ? REASON.topicFilterInvalid : 0x80);
         continue;
       }
+      if (topicLevels(filter) > this.#settings.maxTopicLevels) {
+        this.#host.counters.increment('mqtt.topics_too_deep');
+        granted.push(this.version === 5 ? REASON.topicFilterInvalid : 0x80);
+        continue;
+      }
       if (!this.#may('maySubscribe', this.#identity(), filter)) {
         this.#host.counters.increment('mqtt.acl_denied_subscribe');
         granted.push(this.version === 5 ? REASON.notAuthorized : 0x80);
@@ -523,7 +593,8 @@ export class ClientConnection {
       if (retainHandling === 0 || (retainHandling === 1 && !existed)) retainedToSend.push({ filter, qos });
     }
     this.send({ cmd: 'suback', messageId: packet.messageId ?? 0, granted });
-    for (const { filter, qos } of retainedToSend) this.#host.delivery.deliverRetained(session, filter, qos);
+    if (retainedToSend.length > 0)
+      this.#retainedSends = this.#host.delivery.deliverRetained(session, retainedToSend);
   }
 
   #onUnsubscribe(messageId: number, filters: string[]): void {

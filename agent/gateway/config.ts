@@ -40,14 +40,30 @@ export interface MqttLimits {
   readonly packetTimeoutMs: number;
   /** Bytes of unfinished packets held over all connections. */
   readonly maxUnfinishedBytesTotal: number;
+  /** Levels a topic name or filter may have (`a/b/c` has 3): deeper ones are refused as invalid. */
+  readonly maxTopicLevels: number;
+  /**
+   * Topic filters one session, and all of them, may hold: a filter counts once per SUBSCRIPTION_LEVELS_PER_UNIT
+   * levels begun, since the trie costs ~1 KB per level of a filter unlike any other.
+   */
   readonly maxSubscriptionsPerClient: number;
-  /** Topic filters held over all sessions (each costs the trie ~1-3 KB). */
   readonly maxSubscriptionsTotal: number;
-  /** Bytes of unacknowledged QoS 1 messages (queued or in flight) held for one session, and in total. */
+  /** Sessions held, connected or persistent; past it the oldest offline one goes. */
+  readonly maxSessions: number;
+  /** Unacknowledged QoS 1 messages (queued or in flight) held for one session: count and bytes. */
+  readonly maxQueuedMessages: number;
   readonly maxQueuedBytes: number;
+  /** Bytes of them over all sessions. */
   readonly maxQueuedBytesTotal: number;
+  readonly maxRetainedMessages: number;
   readonly maxRetainedBytes: number;
+  /** Bytes written to one client and not yet taken by it, and over all clients: past them QoS 0 is dropped. */
+  readonly maxUnsentBytes: number;
+  readonly maxUnsentBytesTotal: number;
 }
+
+/** Levels of a topic filter that count as one subscription against the quotas. */
+export const SUBSCRIPTION_LEVELS_PER_UNIT = 4;
 
 const MIB = 1024 * 1024;
 
@@ -57,11 +73,18 @@ export const DEFAULT_MQTT_LIMITS: MqttLimits = {
   connectTimeoutMs: 10_000,
   packetTimeoutMs: 30_000,
   maxUnfinishedBytesTotal: 16 * MIB,
+  // EMQX allows 128 levels, VerneMQ 10; Home Assistant's discovery topics have 5.
+  maxTopicLevels: 32,
   maxSubscriptionsPerClient: 1000,
   maxSubscriptionsTotal: 10_000,
+  maxSessions: 10_000,
+  maxQueuedMessages: 1000,
   maxQueuedBytes: MIB,
   maxQueuedBytesTotal: 16 * MIB,
+  maxRetainedMessages: 10_000,
   maxRetainedBytes: 16 * MIB,
+  maxUnsentBytes: 4 * MIB,
+  maxUnsentBytesTotal: 16 * MIB,
 };
 export const DEFAULT_MQTT_MAX_PACKET_SIZE = 256 * 1024;
 
@@ -101,8 +124,14 @@ function byteCount(max: number, fallback: number) {
     .default(fallback);
 }
 
-/** A timeout key: a duration of at least one second. */
-/** A duration of at least 1 s; `fallbackMs` when absent. */
+/** A count from 1 to `max`; `fallback` when absent. */
+function boundedCount(max: number, fallback: number) {
+  return positiveInteger
+    .refine((value) => value <= max, { message: `expected at most ${max}` })
+    .default(fallback);
+}
+
+/** A timeout key: a duration of at least 1 s; `fallbackMs` when absent. */
 function timeout(fallbackMs: number) {
   return duration
     .refine((ms) => ms >= 1000, { message: 'expected at least "1s"' })
@@ -249,24 +278,24 @@ export const mqttTable = z
           message: `expected 1024..${MQTT_MAX_PACKET_SIZE} bytes`,
         })
         .default(DEFAULT_MQTT_MAX_PACKET_SIZE),
-      max_connections: positiveInteger
-        .refine((value) => value <= 100_000, { message: 'expected at most 100000' })
-        .default(DEFAULT_MQTT_LIMITS.maxConnections),
+      max_connections: boundedCount(100_000, DEFAULT_MQTT_LIMITS.maxConnections),
       connect_timeout: timeout(DEFAULT_MQTT_LIMITS.connectTimeoutMs),
       packet_timeout: timeout(DEFAULT_MQTT_LIMITS.packetTimeoutMs),
       max_unfinished_bytes_total: byteCount(
         MQTT_MAX_PACKET_SIZE,
         DEFAULT_MQTT_LIMITS.maxUnfinishedBytesTotal,
       ),
-      max_subscriptions_per_client: positiveInteger
-        .refine((value) => value <= 1_000_000, { message: 'expected at most 1000000' })
-        .default(DEFAULT_MQTT_LIMITS.maxSubscriptionsPerClient),
-      max_subscriptions_total: positiveInteger
-        .refine((value) => value <= 10_000_000, { message: 'expected at most 10000000' })
-        .default(DEFAULT_MQTT_LIMITS.maxSubscriptionsTotal),
+      max_topic_levels: boundedCount(1000, DEFAULT_MQTT_LIMITS.maxTopicLevels),
+      max_subscriptions_per_client: boundedCount(1_000_000, DEFAULT_MQTT_LIMITS.maxSubscriptionsPerClient),
+      max_subscriptions_total: boundedCount(10_000_000, DEFAULT_MQTT_LIMITS.maxSubscriptionsTotal),
+      max_sessions: boundedCount(1_000_000, DEFAULT_MQTT_LIMITS.maxSessions),
+      max_queued_messages: boundedCount(1_000_000, DEFAULT_MQTT_LIMITS.maxQueuedMessages),
       max_queued_bytes: byteCount(Number.MAX_SAFE_INTEGER, DEFAULT_MQTT_LIMITS.maxQueuedBytes),
       max_queued_bytes_total: byteCount(Number.MAX_SAFE_INTEGER, DEFAULT_MQTT_LIMITS.maxQueuedBytesTotal),
+      max_retained_messages: boundedCount(1_000_000, DEFAULT_MQTT_LIMITS.maxRetainedMessages),
       max_retained_bytes: byteCount(Number.MAX_SAFE_INTEGER, DEFAULT_MQTT_LIMITS.maxRetainedBytes),
+      max_unsent_bytes: byteCount(Number.MAX_SAFE_INTEGER, DEFAULT_MQTT_LIMITS.maxUnsentBytes),
+      max_unsent_bytes_total: byteCount(Number.MAX_SAFE_INTEGER, DEFAULT_MQTT_LIMITS.maxUnsentBytesTotal),
       upstream: mqttUpstreamTable.optional(),
     },
     TABLE,
@@ -322,11 +351,17 @@ export function resolveMqtt(
       connectTimeoutMs: raw.connect_timeout,
       packetTimeoutMs: raw.packet_timeout,
       maxUnfinishedBytesTotal: raw.max_unfinished_bytes_total,
+      maxTopicLevels: raw.max_topic_levels,
       maxSubscriptionsPerClient: raw.max_subscriptions_per_client,
       maxSubscriptionsTotal: raw.max_subscriptions_total,
+      maxSessions: raw.max_sessions,
+      maxQueuedMessages: raw.max_queued_messages,
       maxQueuedBytes: raw.max_queued_bytes,
       maxQueuedBytesTotal: raw.max_queued_bytes_total,
+      maxRetainedMessages: raw.max_retained_messages,
       maxRetainedBytes: raw.max_retained_bytes,
+      maxUnsentBytes: raw.max_unsent_bytes,
+      maxUnsentBytesTotal: raw.max_unsent_bytes_total,
     },
     ...(upstream !== undefined && {
       upstream: {

@@ -1,7 +1,9 @@
 // Delivery of messages to sessions: subscriptions (through the subscription index), the retained store,
 // retained messages for a new subscription, and QoS 1 in flight (bounded by a window) or queued while
 // offline or beyond it. Unacknowledged QoS 1 messages, queued or in flight, are bounded in bytes per
-// session and in total: the oldest queued go first, then new ones are dropped, each drop counted.
+// session and in total: the oldest queued go first, then new ones are dropped, each drop counted. QoS 0
+// messages to a client that does not read are dropped (counted) once its share of the unsent bytes is
+// buffered.
 
 import type { IPublishPacket, Packet } from 'mqtt-packet';
 import type { Counters } from '../core/counters.js';
@@ -9,10 +11,10 @@ import type { TopicAccess } from './access-control.js';
 import { ByteBudget } from './byte-budget.js';
 import type { RetainedStore } from './retained-store.js';
 import { type BrokerMessage, heldBytesOf, type Session, type SubscriptionOptions } from './session-store.js';
-import { SubscriptionIndex } from './subscription-index.js';
+import { SubscriptionIndex, subscriptionUnits } from './subscription-index.js';
 
-/** Outbound bytes buffered for one slow client before its QoS 0 messages are dropped. */
-const MAX_WRITE_BACKLOG = 4 * 1024 * 1024;
+/** A client's share of the unsent bytes is never below this, however many clients there are. */
+const MIN_UNSENT_SHARE = 64 * 1024;
 
 /** What delivery needs of a client connection. */
 export interface DeliveryTarget {
@@ -24,6 +26,10 @@ export interface DeliveryTarget {
   readonly receiveMaximum: number;
   /** Encodes and writes a packet; false when it was not sent. */
   send(packet: Packet): boolean;
+  /** A packet's bytes for this client; undefined when it cannot be encoded. */
+  encode(packet: Packet): Buffer | undefined;
+  /** Writes an encoded packet; false when it was not sent. */
+  sendEncoded(bytes: Buffer): boolean;
 }
 
 export interface DeliveryLimits {
@@ -35,6 +41,10 @@ export interface DeliveryLimits {
   maxQueuedBytesTotal: number;
   maxSubscriptionsPerClient: number;
   maxSubscriptionsTotal: number;
+  /** Bytes written to one client's socket and not yet taken by it, before its QoS 0 messages are dropped. */
+  maxUnsentBytes: number;
+  /** The same over all clients: each client may hold its share of it (at least 64 KiB). */
+  maxUnsentBytesTotal: number;
 }
 
 /** Who may receive which topics: checked for every message at delivery, as mosquitto does. */
@@ -45,19 +55,20 @@ export interface DeliveryAccess {
 export class Delivery {
   readonly #subscriptions = new SubscriptionIndex();
   readonly #retained: RetainedStore;
-  readonly #connectionOf: (clientId: string) => DeliveryTarget | undefined;
+  readonly #connections: ReadonlyMap<string, DeliveryTarget>;
   readonly #counters: Counters;
   readonly #limits: DeliveryLimits & DeliveryAccess;
   readonly #heldTotal: ByteBudget;
 
   constructor(
     retained: RetainedStore,
-    connectionOf: (clientId: string) => DeliveryTarget | undefined,
+    /** The connected clients, by client id. */
+    connections: ReadonlyMap<string, DeliveryTarget>,
     counters: Counters,
     limits: DeliveryLimits & DeliveryAccess,
   ) {
     this.#retained = retained;
-    this.#connectionOf = connectionOf;
+    this.#connections = connections;
     this.#counters = counters;
     this.#limits = limits;
     this.#heldTotal = new ByteBudget(limits.maxQueuedBytesTotal);
@@ -65,15 +76,17 @@ export class Delivery {
 
   /**
    * Adds or replaces a subscription; false (counted) when the session is at its quota of filters, or the
-   * broker at its total (those of sessions just gone count until the trie let go of them).
+   * broker at its total (those of sessions just gone count until the trie let go of them). Both count in
+   * units (see subscriptionUnits).
    */
   subscribe(session: Session, filter: string, options: SubscriptionOptions): boolean {
     if (!session.subscriptions.has(filter)) {
-      if (session.subscriptions.size >= this.#limits.maxSubscriptionsPerClient) {
+      const units = subscriptionUnits(filter);
+      if (session.subscriptionUnits + units > this.#limits.maxSubscriptionsPerClient) {
         this.#counters.increment('mqtt.subscriptions_refused');
         return false;
       }
-      if (this.#subscriptions.held >= this.#limits.maxSubscriptionsTotal) {
+      if (this.#subscriptions.held + units > this.#limits.maxSubscriptionsTotal) {
         this.#counters.increment('mqtt.subscriptions_total_refused');
         return false;
       }
@@ -116,21 +129,33 @@ export class Delivery {
         best.keepRetain ||= options.retainAsPublished;
       }
     }
+    // A QoS 0 copy is encoded once per protocol version and retain flag, then written to each subscriber.
+    const encoded = new Map<string, Buffer>();
     for (const [session, best] of matched) {
       if (!this.#mayRead(session, message.topic)) continue;
-      this.#deliver(session, {
+      const copy = {
         ...message,
         qos: Math.min(message.qos, best.qos) as 0 | 1,
         retain: message.retain && best.keepRetain,
-      });
+      };
+      this.#deliver(session, copy, encoded);
     }
   }
 
-  /** Sends a new subscription the retained messages matching its filter, at most at its QoS. */
-  deliverRetained(session: Session, filter: string, qos: 0 | 1): void {
-    for (const message of this.#retained.match(filter)) {
-      if (!this.#mayRead(session, message.topic)) continue;
-      this.#deliver(session, { ...message, qos: Math.min(message.qos, qos) as 0 | 1, retain: true });
+  /**
+   * Sends new subscriptions the retained messages matching their filters, at most at each one's QoS: one
+   * message per step, so that the caller can spread many over several turns.
+   */
+  *deliverRetained(
+    session: Session,
+    subscriptions: ReadonlyArray<{ filter: string; qos: 0 | 1 }>,
+  ): Generator<void> {
+    for (const { filter, qos } of subscriptions) {
+      for (const message of this.#retained.match(filter)) {
+        if (!this.#mayRead(session, message.topic)) continue;
+        this.#deliver(session, { ...message, qos: Math.min(message.qos, qos) as 0 | 1, retain: true });
+        yield;
+      }
     }
   }
 
@@ -149,19 +174,19 @@ export class Delivery {
     this.#drainQueue(connection);
   }
 
-  #deliver(session: Session, message: BrokerMessage): void {
-    const connection = this.#connectionOf(session.clientId);
+  #deliver(session: Session, message: BrokerMessage, encoded?: Map<string, Buffer>): void {
+    const connection = this.#connections.get(session.clientId);
     if (connection === undefined || connection.session !== session) {
       if (message.qos === 1 && session.persistent) this.#enqueue(session, message);
       else this.#counters.increment('mqtt.offline_dropped');
       return;
     }
     if (message.qos === 0) {
-      if (connection.socket.writableLength > MAX_WRITE_BACKLOG) {
+      if (connection.socket.writableLength + heldBytesOf(message) > this.#unsentShare()) {
         this.#counters.increment('mqtt.backpressure_dropped');
         return;
       }
-      this.#sendPublish(connection, message, undefined, false);
+      this.#sendQos0(connection, message, encoded);
       return;
     }
     if (session.inflight.size >= this.#window(connection) || session.queue.length > 0) {
@@ -170,6 +195,15 @@ export class Delivery {
       return;
     }
     if (this.#makeRoom(session, heldBytesOf(message))) this.#sendQos1(connection, session, message);
+  }
+
+  /** Unsent bytes one client may hold: its share of the total among the connected clients. */
+  #unsentShare(): number {
+    const share = Math.max(
+      MIN_UNSENT_SHARE,
+      this.#limits.maxUnsentBytesTotal / Math.max(1, this.#connections.size),
+    );
+    return Math.min(this.#limits.maxUnsentBytes, share);
   }
 
   /** False (counted) when the session's user may not read `topic`, whatever its subscriptions match. */
@@ -246,6 +280,19 @@ export class Delivery {
     this.#sendPublish(connection, message, messageId, false);
   }
 
+  /** Sends a QoS 0 message, with bytes from `encoded` when another subscriber had the same. */
+  #sendQos0(connection: DeliveryTarget, message: BrokerMessage, encoded?: Map<string, Buffer>): void {
+    const key = `${connection.version}:${message.retain}`;
+    let bytes = encoded?.get(key);
+    if (bytes === undefined) {
+      bytes = connection.encode(publishPacket(connection.version, message, undefined, false));
+      if (bytes === undefined) return;
+      encoded?.set(key, bytes);
+    }
+    this.#counters.increment('mqtt.messages_out');
+    connection.sendEncoded(bytes);
+  }
+
   #sendPublish(
     connection: DeliveryTarget,
     message: BrokerMessage,
@@ -253,20 +300,29 @@ export class Delivery {
     dup: boolean,
   ): void {
     this.#counters.increment('mqtt.messages_out');
-    const packet: IPublishPacket = {
-      cmd: 'publish',
-      topic: message.topic,
-      payload: message.payload,
-      qos: message.qos,
-      retain: message.retain,
-      dup,
-      ...(messageId === undefined ? {} : { messageId }),
-      ...(connection.version === 5 && message.properties ? { properties: message.properties } : {}),
-    };
     const session = connection.session;
+    const packet = publishPacket(connection.version, message, messageId, dup);
     if (!connection.send(packet) && messageId !== undefined && session !== undefined) {
       // Too large for this client: it can never be delivered, so it must not stay in flight.
       this.#release(session, messageId);
     }
   }
+}
+
+function publishPacket(
+  version: 4 | 5,
+  message: BrokerMessage,
+  messageId: number | undefined,
+  dup: boolean,
+): IPublishPacket {
+  return {
+    cmd: 'publish',
+    topic: message.topic,
+    payload: message.payload,
+    qos: message.qos,
+    retain: message.retain,
+    dup,
+    ...(messageId === undefined ? {} : { messageId }),
+    ...(version === 5 && message.properties ? { properties: message.properties } : {}),
+  };
 }

@@ -3,7 +3,8 @@
 // Chunks of an unfinished packet are kept in a list and joined once, when the packet is whole: a packet
 // trickled in tiny chunks costs work linear in its size, not quadratic.
 
-export type FrameResult = { frames: Buffer[]; error?: 'malformed' | 'oversize' };
+/** The next whole packet, or why there is none: more bytes are needed, or the stream is broken. */
+export type NextFrame = Buffer | 'incomplete' | 'malformed' | 'oversize';
 
 /** The fixed header's longest form: the type byte and four remaining-length bytes. */
 const MAX_HEADER_BYTES = 5;
@@ -17,7 +18,7 @@ export class FrameReader {
 
   constructor(private readonly maxPacketBytes: number) {}
 
-  /** Bytes held for a packet not yet whole. */
+  /** Bytes received and not yet taken as whole packets. */
   get pendingBytes(): number {
     return this.#pendingBytes;
   }
@@ -27,25 +28,24 @@ export class FrameReader {
     return this.#bytesCopied;
   }
 
-  push(chunk: Buffer): FrameResult {
-    if (chunk.length > 0) {
-      this.#chunks.push(chunk);
-      this.#pendingBytes += chunk.length;
+  append(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.#chunks.push(chunk);
+    this.#pendingBytes += chunk.length;
+  }
+
+  /** Takes the packet at the head once it is whole; the reader may be asked one packet at a time. */
+  next(): NextFrame {
+    if (this.#frameBytes === undefined) {
+      const header = this.#readHeader();
+      if (header === 'incomplete' || header === 'malformed') return header;
+      if (header > this.maxPacketBytes) return 'oversize';
+      this.#frameBytes = header;
     }
-    const frames: Buffer[] = [];
-    for (;;) {
-      if (this.#frameBytes === undefined) {
-        const header = this.#readHeader();
-        if (header === 'incomplete') break;
-        if (header === 'malformed') return { frames, error: 'malformed' };
-        if (header > this.maxPacketBytes) return { frames, error: 'oversize' };
-        this.#frameBytes = header;
-      }
-      if (this.#pendingBytes < this.#frameBytes) break;
-      frames.push(this.#take(this.#frameBytes));
-      this.#frameBytes = undefined;
-    }
-    return { frames };
+    if (this.#pendingBytes < this.#frameBytes) return 'incomplete';
+    const frame = this.#take(this.#frameBytes);
+    this.#frameBytes = undefined;
+    return frame;
   }
 
   /** The whole size of the packet at the head, from its fixed header. */

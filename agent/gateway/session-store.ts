@@ -25,6 +25,8 @@ export interface Subscription {
   readonly session: Session;
   readonly filter: string;
   readonly options: SubscriptionOptions;
+  /** What it counts as against the subscription quotas (see subscriptionUnits). */
+  readonly units: number;
 }
 
 /** Bytes a held message is counted as: its payload and its topic. */
@@ -35,6 +37,8 @@ export function heldBytesOf(message: BrokerMessage): number {
 export class Session {
   /** By filter; kept in step with the broker's subscription index (which replaces it when dropping them). */
   subscriptions = new Map<string, Subscription>();
+  /** The units of those subscriptions, in step with them. */
+  subscriptionUnits = 0;
   /** QoS 1 messages waiting for delivery: the client is offline or its in-flight window is full. */
   readonly queue: BrokerMessage[] = [];
   /** QoS 1 messages sent and not yet acknowledged, by packet id. */

@@ -2,8 +2,17 @@
 // costs the depth of its topic, not the number of subscriptions held. A dropped session's subscriptions
 // leave the trie a batch per event-loop turn, so a client with a huge number of filters cannot stall the
 // agent when it goes; until then they are in the trie but no longer live, and never match.
+// What the index holds is counted in units: a filter counts once per SUBSCRIPTION_LEVELS_PER_UNIT levels
+// begun, because the trie's memory grows with the levels of filters unlike any other.
 import { QlobberDedup } from 'qlobber';
+import { topicLevels } from '../core/topic-match.js';
+import { SUBSCRIPTION_LEVELS_PER_UNIT } from './config.js';
 import type { Session, Subscription, SubscriptionOptions } from './session-store.js';
+
+/** What `filter` counts as against the subscription quotas. */
+export function subscriptionUnits(filter: string): number {
+  return Math.ceil(topicLevels(filter) / SUBSCRIPTION_LEVELS_PER_UNIT);
+}
 
 /** Trie removals per event-loop turn: about 2 µs each, so a few milliseconds a turn. */
 const REMOVALS_PER_TURN = 1000;
@@ -17,27 +26,33 @@ export class SubscriptionIndex {
   });
   /** Subscriptions of dropped sessions still in the trie: what is left of each dropped session's map. */
   readonly #toRemove: Iterator<Subscription>[] = [];
-  #pendingRemovals = 0;
-  /** Subscriptions of live sessions. */
-  #live = 0;
+  /** Units of the subscriptions still to be taken out of the trie. */
+  #pendingUnits = 0;
+  /** Units of the subscriptions of live sessions. */
+  #liveUnits = 0;
   #removal: NodeJS.Immediate | undefined;
 
-  /** Subscriptions still to be taken out of the trie. */
+  /** Units of the subscriptions still to be taken out of the trie. */
   get pendingRemovals(): number {
-    return this.#pendingRemovals;
+    return this.#pendingUnits;
   }
 
-  /** Subscriptions in the trie: those of live sessions and those still to be taken out. */
+  /** Units in the trie: those of live sessions and those still to be taken out. */
   get held(): number {
-    return this.#live + this.#pendingRemovals;
+    return this.#liveUnits + this.#pendingUnits;
   }
 
   /** Adds or replaces the session's subscription to `filter`. */
   add(session: Session, filter: string, options: SubscriptionOptions): void {
     const previous = session.subscriptions.get(filter);
-    if (previous !== undefined) this.#trie.remove(filter, previous);
-    else this.#live++;
-    const subscription: Subscription = { session, filter, options };
+    const units = previous?.units ?? subscriptionUnits(filter);
+    if (previous !== undefined) {
+      this.#trie.remove(filter, previous);
+    } else {
+      this.#liveUnits += units;
+      session.subscriptionUnits += units;
+    }
+    const subscription: Subscription = { session, filter, options, units };
     session.subscriptions.set(filter, subscription);
     this.#trie.add(filter, subscription);
   }
@@ -48,7 +63,8 @@ export class SubscriptionIndex {
     if (subscription === undefined) return false;
     session.subscriptions.delete(filter);
     this.#trie.remove(filter, subscription);
-    this.#live--;
+    this.#liveUnits -= subscription.units;
+    session.subscriptionUnits -= subscription.units;
     return true;
   }
 
@@ -71,16 +87,17 @@ export class SubscriptionIndex {
     // The map itself goes to the removal queue: copying or clearing it would be work in proportion too.
     session.subscriptions = new Map();
     this.#toRemove.push(dropped.values());
-    this.#live -= dropped.size;
-    this.#pendingRemovals += dropped.size;
+    this.#liveUnits -= session.subscriptionUnits;
+    this.#pendingUnits += session.subscriptionUnits;
+    session.subscriptionUnits = 0;
     this.#removal ??= setImmediate(() => this.#removeBatch());
   }
 
   clear(): void {
     this.#trie.clear();
     this.#toRemove.length = 0;
-    this.#pendingRemovals = 0;
-    this.#live = 0;
+    this.#pendingUnits = 0;
+    this.#liveUnits = 0;
     if (this.#removal !== undefined) clearImmediate(this.#removal);
     this.#removal = undefined;
   }
@@ -94,7 +111,7 @@ export class SubscriptionIndex {
         continue;
       }
       this.#trie.remove(next.value.filter, next.value);
-      this.#pendingRemovals--;
+      this.#pendingUnits -= next.value.units;
       budget--;
     }
     this.#removal = this.#toRemove.length > 0 ? setImmediate(() => this.#removeBatch()) : undefined;

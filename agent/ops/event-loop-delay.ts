@@ -4,6 +4,7 @@
 import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
 
 const WINDOW_MS = 10_000;
+const RESOLUTION_MS = 10;
 
 export interface EventLoopDelayReading {
   /** The longest delay seen, in ms. */
@@ -12,7 +13,7 @@ export interface EventLoopDelayReading {
 }
 
 export class EventLoopDelay {
-  readonly #histogram: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 });
+  readonly #histogram: IntervalHistogram = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
   #previous: EventLoopDelayReading = { delay_max_ms: 0, delay_p99_ms: 0 };
   #timer: NodeJS.Timeout | undefined;
 
@@ -38,10 +39,13 @@ export class EventLoopDelay {
     };
   }
 
-  /** The histogram is in ns and, before its first sample, reads NaN or a huge minimum. */
+  /**
+   * The histogram is in ns and, before its first sample, reads NaN or a huge minimum. It records the whole
+   * interval between its timer's runs (10 ms on an idle loop), so the delay is what exceeds the resolution.
+   */
   #current(): EventLoopDelayReading {
     if (this.#histogram.count === 0) return { delay_max_ms: 0, delay_p99_ms: 0 };
-    const ms = (ns: number): number => Math.round(ns / 1e4) / 100;
+    const ms = (ns: number): number => Math.max(0, Math.round((ns / 1e6 - RESOLUTION_MS) * 100) / 100);
     return { delay_max_ms: ms(this.#histogram.max), delay_p99_ms: ms(this.#histogram.percentile(99)) };
   }
 }

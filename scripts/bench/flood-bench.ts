@@ -2,7 +2,9 @@
 // the same agent idle: its event-loop delay (the agent's own status, perf_hooks over the last 10-20 s) and
 // its resident memory (/proc VmRSS, sampled every 50 ms). Each flood on a fresh agent: 200 connections each
 // holding an unfinished 200 KB PUBLISH; 20 clients with 1,000 subscriptions each that then all leave at
-// once; a publisher filling the queues of 3 offline persistent sessions with 100 KB messages.
+// once; a publisher filling the queues of 3 offline persistent sessions with 100 KB messages; 10,000 retained
+// messages, then 20 clients subscribing at once to filters that match them all; 100 subscribers to `#` that
+// never read while 3,000 messages of 10 KB are published.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { type Socket, connect as tcpConnect } from 'node:net';
@@ -17,13 +19,14 @@ import { formatMegabytes, formatMilliseconds, formatTimes, passMark, type Result
 import { sleep, withTimeout } from './timing.js';
 
 const CLI_PATH = fileURLToPath(new URL('../../agent/cli/main.js', import.meta.url));
-const MAX_LOOP_DELAY_MS = 100;
+const MAX_LOOP_DELAY_MS = 50;
 const MAX_RSS_GROWTH_BYTES = 64 * 2 ** 20;
 /** The idle agent settles (V8's memory reducer runs ~8 s after start-up) before the idle readings. */
 const SETTLE_MS = 12_000;
 const UNFINISHED = { connections: 200, packetBytes: 200_000, sentBytes: 150_000 };
 const SUBSCRIBERS = { clients: 20, filters: 1_000 };
 const OFFLINE = { sessions: 3, messages: 60, payloadBytes: 100_000 };
+const RETAINED = { messages: 10_000, payloadBytes: 50, clients: 20, filters: ['#', 'ret/#', '+/+/+'] };
 
 interface AgentStatusView {
   mqtt: { listen?: string };
@@ -39,16 +42,26 @@ function status(socket: string): Promise<AgentStatusView> {
   });
 }
 
+/** A CONNECT for a clean 3.1.1 session with an id the broker assigns, and no keep-alive. */
+const CONNECT = generate({
+  cmd: 'connect',
+  protocolId: 'MQTT',
+  protocolVersion: 4,
+  clientId: '',
+  clean: true,
+  keepalive: 0,
+});
+
+/** A socket to the endpoint that has sent `bytes`. */
+function rawClient(port: number, bytes: Buffer): Socket {
+  const socket = tcpConnect({ host: '127.0.0.1', port });
+  socket.on('error', () => {});
+  socket.write(bytes);
+  return socket;
+}
+
 /** Connections that send a CONNECT and most of a PUBLISH, then nothing. */
 function holdUnfinished(port: number): Socket[] {
-  const connect = generate({
-    cmd: 'connect',
-    protocolId: 'MQTT',
-    protocolVersion: 4,
-    clientId: '',
-    clean: true,
-    keepalive: 0,
-  });
   const publish = generate({
     cmd: 'publish',
     topic: 'app/flood',
@@ -57,12 +70,8 @@ function holdUnfinished(port: number): Socket[] {
     dup: false,
     retain: false,
   }).subarray(0, UNFINISHED.sentBytes);
-  return Array.from({ length: UNFINISHED.connections }, () => {
-    const socket = tcpConnect({ host: '127.0.0.1', port });
-    socket.on('error', () => {});
-    socket.write(Buffer.concat([connect, publish]));
-    return socket;
-  });
+  const bytes = Buffer.concat([CONNECT, publish]);
+  return Array.from({ length: UNFINISHED.connections }, () => rawClient(port, bytes));
 }
 
 async function subscribeAndLeave(url: string): Promise<void> {
@@ -95,6 +104,36 @@ async function fillOfflineQueues(url: string): Promise<void> {
   const payload = Buffer.alloc(OFFLINE.payloadBytes);
   for (let n = 0; n < OFFLINE.messages; n++)
     await Promise.all(ids.map((id) => publisher.publishAsync(`app/offline/${id}`, payload, { qos: 1 })));
+  await publisher.endAsync();
+}
+
+async function subscribeToRetained(url: string): Promise<void> {
+  const publisher = await connectAsync(url, { reconnectPeriod: 0 });
+  const payload = Buffer.alloc(RETAINED.payloadBytes);
+  for (let i = 0; i < RETAINED.messages; i++)
+    publisher.publish(`ret/${i % 100}/${i}`, payload, { qos: 0, retain: true });
+  await publisher.endAsync();
+  const clients = await Promise.all(
+    Array.from({ length: RETAINED.clients }, () => connectAsync(url, { reconnectPeriod: 0 })),
+  );
+  await Promise.all(clients.map((client) => client.subscribeAsync(RETAINED.filters, { qos: 0 })));
+  await Promise.all(clients.map((client) => client.endAsync(true)));
+}
+
+const DEAF = { subscribers: 100, messages: 3_000, payloadBytes: 10_000 };
+
+/** Subscribers to `#` that stop reading, then a publisher sending to them all. */
+async function floodDeafSubscribers(url: string, port: number, held: Socket[]): Promise<void> {
+  const subscribe = generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: '#', qos: 0 }] });
+  for (let i = 0; i < DEAF.subscribers; i++) {
+    const socket = rawClient(port, Buffer.concat([CONNECT, subscribe]));
+    held.push(socket);
+    socket.pause();
+  }
+  await sleep(500);
+  const publisher = await connectAsync(url, { reconnectPeriod: 0 });
+  const payload = Buffer.alloc(DEAF.payloadBytes);
+  for (let n = 0; n < DEAF.messages; n++) await publisher.publishAsync('app/loud', payload, { qos: 1 });
   await publisher.endAsync();
 }
 
@@ -158,6 +197,8 @@ export async function floodRows(): Promise<ResultRow[]> {
     }),
     await underFlood('subscriptions', ({ url }) => subscribeAndLeave(url)),
     await underFlood('offline queues', ({ url }) => fillOfflineQueues(url)),
+    await underFlood('retained', ({ url }) => subscribeToRetained(url)),
+    await underFlood('deaf subscribers', ({ url, port, held }) => floodDeafSubscribers(url, port, held)),
   ];
   for (const run of runs) {
     process.stderr.write(

@@ -11,6 +11,7 @@ import { generateMeshKey } from '../../../agent/config/mesh-key.js';
 import { ControlClient } from '../../../agent/control/client.js';
 import type { PeerInfo } from '../../../agent/links/peer-directory.js';
 import type { PushEvent } from '../../../agent/messaging/transfer/manager.js';
+import { expectResponsive } from '../../support/abuse.js';
 import {
   type AgentProcess,
   freePorts,
@@ -122,7 +123,7 @@ describe('abuse: one member fills another’s inbox', () => {
       // A burst of offers from the same member: every one refused, none slips through.
       const burst = Promise.all(Array.from({ length: 8 }, (_, n) => push(alice, fileOf(`burst-${n}.bin`))));
       // The receiver answers its own user meanwhile.
-      expect((await bravo.cli(['status'])).code).toBe(0);
+      await expectResponsive(bravo);
       expect((await burst).map((outcome) => outcome.type)).toEqual(Array<string>(8).fill('failed'));
 
       // Another member is not affected.

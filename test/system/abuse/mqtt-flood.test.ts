@@ -1,8 +1,10 @@
 // Local MQTT clients try to make the agent hold memory or stall: unfinished PUBLISHes on many
 // connections, persistent sessions queuing big messages while offline, a PUBLISH sent 10 bytes at a
-// time, 40 000 subscriptions dropped at once. One agent per attack: it answers `status` throughout, its
-// RSS stays within idle + 64 MB (idle: after one client has warmed the MQTT code up), and each bound's
-// counter moves.
+// time, 40 000 subscriptions dropped at once, 9 000 retained messages asked for by 20 clients at once, 100
+// subscribers that never read. One
+// agent per attack: it answers `status` throughout, its RSS stays within idle + 64 MB (idle: after one
+// client has warmed the MQTT code up), its event loop is never held over 100 ms, and each bound's counter
+// moves.
 
 import { once } from 'node:events';
 import { type Socket, connect as tcpConnect } from 'node:net';
@@ -145,6 +147,60 @@ describe('abuse: MQTT flood', () => {
         const status = await agent.json<AgentStatus>(['status']);
         return status.mqtt.state === 'on' && status.mqtt.clients === 0;
       });
+    });
+  });
+
+  it('9 000 retained messages, then 20 clients at once subscribing to filters that match them all', async () => {
+    const flooded = await startFlooded('retained');
+    const { agent, mqtt } = flooded;
+    await withinBounds(flooded.agent, flooded.pid, flooded.idle, async () => {
+      const publisher = await clients.connect(mqtt, 4, { clientId: 'retainer' });
+      for (let i = 0; i < 9000; i++)
+        publisher.publish(`ret/${i % 100}/${i}`, Buffer.alloc(50), { qos: 0, retain: true });
+      await publisher.endAsync();
+      await until('9 000 retained', async () => {
+        const endpoint = (await agent.json<AgentStatus>(['status'])).mqtt;
+        return endpoint.state === 'on' && endpoint.retained >= 9000;
+      });
+      const subscribers = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => clients.connect(mqtt, 4, { clientId: `asker-${i}` })),
+      );
+      const counts = subscribers.map(() => 0);
+      subscribers.forEach((subscriber, i) => {
+        subscriber.on('message', () => {
+          counts[i] = (counts[i] ?? 0) + 1;
+        });
+      });
+      await Promise.all(
+        subscribers.map((subscriber) => subscriber.subscribeAsync(['ret/#', 'ret/+/+', 'ret/+/#'])),
+      );
+      // Each filter brings every retained message (MQTT sends them per subscription).
+      await until(
+        () => `every retained message, three times, to each: ${counts.join(' ')}`,
+        () => counts.every((n) => n === 27_000),
+      );
+    });
+  });
+
+  it('100 subscribers to # that never read while 3 000 messages of 10 KB are published', async () => {
+    const flooded = await startFlooded('deaf');
+    const { agent, mqtt } = flooded;
+    await withinBounds(flooded.agent, flooded.pid, flooded.idle, async () => {
+      for (let i = 0; i < 100; i++) {
+        const deaf = await rawConnected(mqtt, `deaf-${i}`);
+        deaf.write(
+          mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: '#', qos: 0 }] }),
+        );
+        deaf.pause();
+      }
+      await until('100 subscribers', async () => {
+        const endpoint = (await agent.json<AgentStatus>(['status'])).mqtt;
+        return endpoint.state === 'on' && endpoint.clients === 100;
+      });
+      const publisher = await clients.connect(mqtt, 4, { clientId: 'loud' });
+      for (let i = 0; i < 3000; i++)
+        await publisher.publishAsync('loud/x', Buffer.alloc(10_000, i), { qos: 1 });
+      expect((await counters(agent))['mqtt.backpressure_dropped']).toBeGreaterThan(0);
     });
   });
 });

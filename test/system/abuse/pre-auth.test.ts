@@ -5,6 +5,7 @@ import { connect, type Socket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { AgentStatus, PeerInfo } from '../../../agent/api.js';
 import { generateMeshKey } from '../../../agent/config/mesh-key.js';
+import { expectResponsive } from '../../support/abuse.js';
 import { freePorts, startAgent, stopAllAgents } from '../../support/agent-process.js';
 import { rssMb } from '../../support/proc-status.js';
 import { until } from '../../support/until.js';
@@ -70,7 +71,7 @@ describe('abuse: pre-auth slots', () => {
       );
       const linkedAfterMs = Date.now() - startedAt;
       expect(linkedAfterMs).toBeLessThan(5_000);
-      const status = await alpha.json<AgentStatus>(['status']);
+      const status = await expectResponsive(alpha);
       expect(status.counters['links.handshakes_evicted']).toBeGreaterThan(0);
       expect(rssMb(alpha.child.pid as number)).toBeLessThan(idleMb + 64);
       expect((await bravo.json<AgentStatus>(['status'])).peers.connected).toBe(1);

@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { AgentStatus } from '../../../agent/api.js';
 import { generateMeshKey } from '../../../agent/config/mesh-key.js';
+import { expectResponsive } from '../../support/abuse.js';
 import { freePorts, startAgent, stopAllAgents } from '../../support/agent-process.js';
 import { ANONYMOUS_MAY_DO_ANYTHING, MqttClients, mqttPort } from '../../support/mqtt-clients.js';
 import { rssMb } from '../../support/proc-status.js';
@@ -91,7 +92,7 @@ describe('abuse: a member that never reads', () => {
     } finally {
       clearInterval(sampler);
     }
-    const after = await alpha.json<AgentStatus>(['status']);
+    const after = await expectResponsive(alpha);
     // Nothing it was owed an acknowledgement for piled up past 16 MiB: still linked, still pinging.
     expect(after.counters['links.slow_peers_cut'] ?? 0).toBe(0);
     expect(after.peers.connected).toBe(2);

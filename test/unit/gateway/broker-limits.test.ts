@@ -5,6 +5,7 @@ import mqttPacket, { type ISubackPacket, type Packet } from 'mqtt-packet';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MqttBroker, type MqttBrokerOptions } from '../../../agent/gateway/broker.js';
 import { collect, MqttClients } from '../../support/mqtt-clients.js';
+import { countTurns } from '../../support/turns.js';
 import { until } from '../../support/until.js';
 
 let broker: MqttBroker;
@@ -173,6 +174,45 @@ describe('MQTT broker bounds', () => {
     expect(broker.counters.get('mqtt.subscriptions_refused')).toBe(2);
   });
 
+  it('counts a filter once per 4 levels begun against the quotas', async () => {
+    await startBroker({ maxSubscriptionsPerClient: 3 });
+    const client = await connected('deep', 5);
+    // 4 levels count 1, 5 count 2: the third is one unit too many.
+    expect(await subscribeRaw(client, 5, ['a/b/c/d', 'a/b/c/d/e', 'x'])).toEqual([0, 0, 0x97]);
+    expect(await subscribeRaw(client, 5, ['a/b/c/d/e'])).toEqual([0]); // a replacement takes nothing more
+  });
+
+  it('refuses topics deeper than max_topic_levels: a filter in SUBACK, a PUBLISH with a disconnect', async () => {
+    await startBroker({ maxTopicLevels: 3 });
+    const client = await connected('levels', 5);
+    expect(await subscribeRaw(client, 5, ['a/b/c', 'a/b/c/d', '+/+/+/#'])).toEqual([0, 0x8f, 0x8f]);
+    client.socket.write(
+      mqttPacket.generate(
+        { cmd: 'publish', topic: 'a/b/c/d', payload: Buffer.from('x'), qos: 0, retain: false, dup: false },
+        { protocolVersion: 5 },
+      ),
+    );
+    await until('the disconnect', () => client.closed());
+    const disconnect = client.packets.find((packet) => packet.cmd === 'disconnect');
+    expect(disconnect).toMatchObject({ reasonCode: 0x90 });
+    expect(broker.counters.get('mqtt.topics_too_deep')).toBe(3);
+  });
+
+  it('with one step per turn, still handles every packet and retained message, in order, turn by turn', async () => {
+    await startBroker({ turnBudgetMs: 0 });
+    for (let i = 0; i < 50; i++) broker.publish(`r/${i}`, `retained ${i}`, { retain: true });
+    const client = await clients.connect(port, 5, { clientId: 'patient' });
+    const received = collect(client);
+    const turns = countTurns();
+    // Sent at once: the SUBSCRIBE's 50 retained messages go out before the PUBLISH after it is read.
+    client.subscribe('r/#');
+    client.publish('r/live', 'live');
+    await until('all 51 messages', () => received.length === 51);
+    expect(turns.stop()).toBeGreaterThanOrEqual(50);
+    expect(received.slice(0, 50).every((m) => m.packet.retain)).toBe(true);
+    expect(received[50]?.topic).toBe('r/live');
+  });
+
   it('bounds an offline session queue in bytes: the oldest go, the newest are delivered', async () => {
     await startBroker({ maxQueuedBytes: 1024 * 1024, maxQueuedBytesTotal: 16 * 1024 * 1024 });
     const first = await clients.connect(port, 4, { clientId: 'persist', clean: false });
@@ -210,7 +250,7 @@ describe('MQTT broker bounds', () => {
 
   it('bounds retained bytes, counted', async () => {
     await startBroker({ maxRetainedBytes: 10_000 });
-    for (let i = 0; i < 5; i++) broker.publish(`r/${i}`, Buffer.alloc(3000), { retain: true });
+    for (let i = 0; i < 5; i++) broker.publish(`r/${i}`, Buffer.alloc(2800), { retain: true }); // + topic + 2 levels × 200
     expect(broker.stats().retained).toBe(3);
     expect(broker.counters.get('mqtt.retained_dropped')).toBe(2);
   });
