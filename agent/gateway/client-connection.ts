@@ -104,8 +104,8 @@ export class ClientConnection {
   #packetTimer: NodeJS.Timeout | undefined;
   /** Paused, waiting for a later turn of the broker's budget. */
   #waitingForTurn = false;
-  /** Retained messages still to send for the last SUBSCRIBE, one per step. */
-  #retainedSends: Iterator<void> | undefined;
+  /** What a packet left to do in steps (a SUBSCRIBE's filters and retained messages), before the next packet. */
+  #steps: Iterator<void> | undefined;
   /** MQTT 5: the client's own packet size limit. */
   #clientMaxPacketSize: number | undefined;
   readonly #parser = mqttPacket.parser();
@@ -223,9 +223,8 @@ export class ClientConnection {
         this.#waitForTurn();
         break;
       }
-      // Retained messages for a new subscription go before the client's next packets.
-      if (this.#retainedSends !== undefined) {
-        if (this.#retainedSends.next().done === true) this.#retainedSends = undefined;
+      if (this.#steps !== undefined) {
+        if (this.#steps.next().done === true) this.#steps = undefined;
         continue;
       }
       const next = this.#reader.next();
@@ -363,7 +362,7 @@ export class ClientConnection {
         return;
       }
       case 'subscribe': {
-        this.#onSubscribe(packet);
+        this.#steps = this.#subscribeSteps(packet);
         return;
       }
       case 'unsubscribe': {
@@ -553,48 +552,50 @@ export class ClientConnection {
     }
   }
 
-  #onSubscribe(packet: ISubscribePacket): void {
+  /**
+   * A SUBSCRIBE, a filter per step, then its SUBACK, then the retained messages it brought, a message per
+   * step: the connection's work loop runs the steps within the broker's turn budget.
+   */
+  *#subscribeSteps(packet: ISubscribePacket): Generator<void> {
     const session = this.session as Session;
     const granted: number[] = [];
     const retainedToSend: Array<{ filter: string; qos: 0 | 1 }> = [];
     for (const subscription of packet.subscriptions) {
-      const filter = subscription.topic;
-      if (this.version === 5 && filter.startsWith('$share/')) {
-        granted.push(REASON.sharedNotSupported);
-        continue;
-      }
-      if (!isValidTopicFilter(filter)) {
-        granted.push(this.version === 5 ? REASON.topicFilterInvalid : 0x80);
-        continue;
-      }
-      if (topicLevels(filter) > this.#settings.maxTopicLevels) {
-        this.#host.counters.increment('mqtt.topics_too_deep');
-        granted.push(this.version === 5 ? REASON.topicFilterInvalid : 0x80);
-        continue;
-      }
-      if (!this.#may('maySubscribe', this.#identity(), filter)) {
-        this.#host.counters.increment('mqtt.acl_denied_subscribe');
-        granted.push(this.version === 5 ? REASON.notAuthorized : 0x80);
-        continue;
-      }
-      const qos: 0 | 1 = subscription.qos === 0 ? 0 : 1;
-      const existed = session.subscriptions.has(filter);
-      const subscribed = this.#host.delivery.subscribe(session, filter, {
-        qos,
-        noLocal: this.version === 5 && subscription.nl === true,
-        retainAsPublished: this.version === 5 && subscription.rap === true,
-      });
-      if (!subscribed) {
-        granted.push(this.version === 5 ? REASON.quotaExceeded : 0x80);
-        continue;
-      }
-      granted.push(qos);
-      const retainHandling = this.version === 5 ? (subscription.rh ?? 0) : 0;
-      if (retainHandling === 0 || (retainHandling === 1 && !existed)) retainedToSend.push({ filter, qos });
+      granted.push(this.#grant(session, subscription, retainedToSend));
+      yield;
     }
     this.send({ cmd: 'suback', messageId: packet.messageId ?? 0, granted });
-    if (retainedToSend.length > 0)
-      this.#retainedSends = this.#host.delivery.deliverRetained(session, retainedToSend);
+    yield* this.#host.delivery.deliverRetained(session, retainedToSend);
+  }
+
+  /** One filter of a SUBSCRIBE: its SUBACK code; a granted one may bring retained messages. */
+  #grant(
+    session: Session,
+    subscription: ISubscribePacket['subscriptions'][number],
+    retainedToSend: Array<{ filter: string; qos: 0 | 1 }>,
+  ): number {
+    const filter = subscription.topic;
+    if (this.version === 5 && filter.startsWith('$share/')) return REASON.sharedNotSupported;
+    if (!isValidTopicFilter(filter)) return this.version === 5 ? REASON.topicFilterInvalid : 0x80;
+    if (topicLevels(filter) > this.#settings.maxTopicLevels) {
+      this.#host.counters.increment('mqtt.topics_too_deep');
+      return this.version === 5 ? REASON.topicFilterInvalid : 0x80;
+    }
+    if (!this.#may('maySubscribe', this.#identity(), filter)) {
+      this.#host.counters.increment('mqtt.acl_denied_subscribe');
+      return this.version === 5 ? REASON.notAuthorized : 0x80;
+    }
+    const qos: 0 | 1 = subscription.qos === 0 ? 0 : 1;
+    const existed = session.subscriptions.has(filter);
+    const subscribed = this.#host.delivery.subscribe(session, filter, {
+      qos,
+      noLocal: this.version === 5 && subscription.nl === true,
+      retainAsPublished: this.version === 5 && subscription.rap === true,
+    });
+    if (!subscribed) return this.version === 5 ? REASON.quotaExceeded : 0x80;
+    const retainHandling = this.version === 5 ? (subscription.rh ?? 0) : 0;
+    if (retainHandling === 0 || (retainHandling === 1 && !existed)) retainedToSend.push({ filter, qos });
+    return qos;
   }
 
   #onUnsubscribe(messageId: number, filters: string[]): void {
