@@ -28,6 +28,7 @@ import { localEndpoints } from './links/local-endpoints.js';
 import { routeOverLinks } from './mesh/link-neighbours.js';
 import { Router } from './mesh/router.js';
 import { MAX_ROUTED_PAYLOAD_BYTES, Messenger } from './messaging/messenger.js';
+import { AppInbox } from './messaging/reliable/app-inbox.js';
 import { DurableQueue } from './messaging/reliable/durable-queue.js';
 import { ReliableDelivery } from './messaging/reliable/reliable-delivery.js';
 import { StreamService } from './messaging/stream/service.js';
@@ -145,8 +146,9 @@ export class Agent {
     });
     const nameOf = (peer: string): string =>
       links.directory.get(peer)?.name ?? router.agent(peer)?.name ?? peer;
-    const queue = await DurableQueue.open(join(config.dataDir, MESSAGE_QUEUE_FILE));
+    const queue = await DurableQueue.open(join(config.dataDir, MESSAGE_QUEUE_FILE), { inbox: config.inbox });
     await lifecycle.start('message queue', { stop: () => queue.close() });
+    const appInbox = new AppInbox({ store: queue.inbox, counters, log });
     const systemSend = (peer: string, payload: Uint8Array, timeoutMs?: number) =>
       messenger.send(peer, payload, { system: true, ...(timeoutMs !== undefined && { timeoutMs }) });
     const reliable = new ReliableDelivery({
@@ -227,6 +229,8 @@ export class Agent {
     await lifecycle.start('links', links);
     await lifecycle.start('messenger', messenger);
     await lifecycle.start('streams', { stop: () => streams.close() });
+    await lifecycle.start('app inbox', appInbox);
+    reliable.on('message', () => appInbox.stored());
     await lifecycle.start('reliable delivery', reliable);
     await lifecycle.start('transfers', { start: () => transfers.start(), stop: () => transfers.close() });
     await lifecycle.start('router', router);
@@ -250,6 +254,7 @@ export class Agent {
       links,
       messenger,
       reliable,
+      inbox: appInbox,
       transfers,
       streams: new StreamSessions(streams, nameOf),
       coordinator,

@@ -55,6 +55,8 @@ export interface AgentStatus {
   mqtt: MqttState;
   /** Reliable messages queued durably and not yet confirmed by their peers. */
   queued: { messages: number; bytes: number };
+  /** Reliable messages received and waiting in the app inbox for its consumers. */
+  inbox: InboxStatus;
   security: SecurityStatus;
   /** How late the event loop ran over the last 10-20 s, in ms. */
   event_loop: EventLoopDelayReading;
@@ -93,6 +95,48 @@ export type MqttState =
   | ({ state: 'on' } & MqttGatewayStatus)
   | { state: 'off' }
   | { state: 'unavailable'; reason: string };
+
+/** The app inbox: what waits, its bounds, and how many consumers it keeps messages for. */
+export interface InboxStatus {
+  messages: number;
+  bytes: number;
+  /** When the oldest waiting message arrived; null when none waits. */
+  oldest_at: string | null;
+  consumers: number;
+  max_messages: number;
+  max_bytes: number;
+  when_full: 'refuse' | 'drop-oldest';
+}
+
+/** One consumer of the app inbox: the id of the last message it took, and how many wait for it. */
+export interface InboxConsumerRow {
+  name: string;
+  taken_up_to: number;
+  waiting: number;
+  seen_at: string;
+}
+
+/** `nearmesh inbox`: the inbox's status and its consumers. */
+export interface InboxReport extends InboxStatus {
+  consumer_list: InboxConsumerRow[];
+}
+
+/** Which messages `listen` hands over, and whether it takes them. */
+export interface ListenOptions {
+  /** The consumer that takes them (default "listen"): each consumer gets every message once. */
+  consumer?: string | undefined;
+  /** Read without taking: everything waiting, then new messages; nothing leaves the inbox. */
+  peek?: boolean | undefined;
+  /** Only messages from this peer (an id or a name); implies peek. */
+  from?: string | undefined;
+  /** Only messages received at or after this time (ms since the epoch); implies peek. */
+  sinceMs?: number | undefined;
+}
+
+export interface ListenStarted {
+  /** The consumer taking the messages; null for a peek. */
+  consumer: string | null;
+}
 
 /** One row of `nearmesh routes --json`. */
 export interface RouteInfo {
@@ -212,6 +256,8 @@ export interface AppMessage {
   to?: string | undefined;
   /** Hops it travelled (1 over a direct link). */
   hops: number;
+  /** Its place in the app inbox, for a reliable message (one that waits there until taken). */
+  inboxId?: number | undefined;
 }
 
 /** Something that runs until `stop` (a hold, a push's events, an open stream), with its first answer. */
@@ -241,8 +287,29 @@ export interface AgentApi {
   sendUnreliable(peer: string, payload: Uint8Array): UnreliableSendResult;
   /** To a group's members, or to everyone (group undefined): best effort. */
   multicast(group: string | undefined, payload: Uint8Array): MulticastResult;
-  /** Every message for this agent's apps until the returned function is called. */
+  /** Every message for this agent's apps as it arrives, until the returned function is called. */
   subscribe(listener: (message: AppMessage) => void): () => void;
+  /**
+   * The app inbox's reliable messages for a consumer, what waits first (oldest first), then new ones, and
+   * best-effort messages as they arrive. `take(id)` says the consumer has every message up to that inbox
+   * id: once all consumers have one, it leaves the inbox. Until taken, a message comes again to the next
+   * listen of that consumer.
+   */
+  listen(
+    options: ListenOptions,
+    listener: (message: AppMessage) => void,
+  ): Running<ListenStarted> & { take: (upTo: number) => void };
+  inbox(): InboxReport;
+  /** Waiting messages, oldest first; nothing is taken. */
+  inboxList(options: {
+    from?: string | undefined;
+    sinceMs?: number | undefined;
+    limit: number;
+  }): AppMessage[];
+  /** Removes waiting messages up to an inbox id (all without one), whoever waits for them. */
+  inboxClear(upTo: number | undefined): { removed: number };
+  /** Forgets a consumer: messages no longer wait for it. */
+  inboxForget(consumer: string): { forgotten: boolean };
 
   /** Revokes an identity across the mesh (admins only). */
   revoke(peer: string, reason: string): RevokeResult;

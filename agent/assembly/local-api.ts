@@ -9,7 +9,9 @@ import type {
   CallRequest,
   CallResultRow,
   GroupInfo,
+  InboxReport,
   LeaseRequest,
+  ListenOptions,
   LogLevelName,
   MqttState,
   PushRequest,
@@ -28,6 +30,7 @@ import type { LinkManager } from '../links/link-manager.js';
 import { traceLink } from '../links/link-trace.js';
 import type { Router } from '../mesh/router.js';
 import type { Messenger } from '../messaging/messenger.js';
+import type { AppInbox } from '../messaging/reliable/app-inbox.js';
 import { DEFAULT_WAIT_MS, type ReliableDelivery } from '../messaging/reliable/reliable-delivery.js';
 import type { StreamSessions } from '../messaging/stream/sessions.js';
 import type { PushEvent, TransferManager } from '../messaging/transfer/manager.js';
@@ -35,6 +38,7 @@ import type { EventLoopDelay } from '../ops/event-loop-delay.js';
 import { readTelemetry } from '../ops/telemetry.js';
 import { PROTOCOL_VERSION } from '../protocol/index.js';
 import type { TrustService } from '../trust/trust-service.js';
+import { type InboxApiParts, inboxList, inboxReport, inboxStatus, listen } from './inbox-api.js';
 import type { Media } from './media.js';
 import type { MeshTrust } from './mesh-trust.js';
 
@@ -50,6 +54,7 @@ export interface LocalApiParts {
   links: LinkManager;
   messenger: Messenger;
   reliable: ReliableDelivery;
+  inbox: AppInbox;
   transfers: TransferManager;
   streams: StreamSessions;
   coordinator: Coordinator;
@@ -104,6 +109,7 @@ export class LocalAgentApi implements AgentApi {
       mesh: { ttl: config.mesh.ttl, relay: config.mesh.relay, groups: config.groups },
       mqtt: this.parts.mqttState(),
       queued: this.parts.reliable.queued(),
+      inbox: inboxStatus(this.#inboxParts()),
       security: this.parts.trust.status(config.security.admins),
       event_loop: this.parts.eventLoop.read(),
       counters: { ...counters.snapshot(), ...media.ignoredCounts() },
@@ -183,6 +189,31 @@ export class LocalAgentApi implements AgentApi {
       messenger.off('message', forward);
       reliable.off('message', forward);
     };
+  }
+
+  listen(options: ListenOptions, listener: (message: AppMessage) => void) {
+    return listen(this.#inboxParts(), options, listener);
+  }
+
+  inbox(): InboxReport {
+    return inboxReport(this.#inboxParts());
+  }
+
+  inboxList(options: { from?: string | undefined; sinceMs?: number | undefined; limit: number }) {
+    return inboxList(this.#inboxParts(), options);
+  }
+
+  inboxClear(upTo: number | undefined) {
+    return { removed: this.parts.inbox.clear(upTo) };
+  }
+
+  inboxForget(consumer: string) {
+    return { forgotten: this.parts.inbox.forget(consumer) };
+  }
+
+  #inboxParts(): InboxApiParts {
+    const { inbox, config, links, messenger } = this.parts;
+    return { inbox, limits: config.inbox, links, messenger, nameOf: (peer) => this.#knownName(peer) ?? peer };
   }
 
   revoke(reference: string, reason: string) {

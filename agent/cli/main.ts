@@ -32,6 +32,7 @@ async function registerClientCommands(cli: Command): Promise<void> {
     import('./lease-command.js'),
     import('./watch-command.js'),
     import('./listen-command.js'),
+    import('./inbox-command.js'),
     import('./trace-command.js'),
     import('./console-command.js'),
     import('./doctor-command.js'),
@@ -52,6 +53,7 @@ async function registerClientCommands(cli: Command): Promise<void> {
     lease,
     watch,
     listen,
+    inbox,
     trace,
     consoleCmd,
     doctor,
@@ -71,6 +73,7 @@ async function registerClientCommands(cli: Command): Promise<void> {
   lease.registerLeaseCommand(cli);
   watch.registerWatchCommand(cli);
   listen.registerListenCommand(cli);
+  inbox.registerInboxCommand(cli);
   trace.registerTraceCommand(cli);
   consoleCmd.registerConsoleCommand(cli);
   doctor.registerDoctorCommand(cli);

@@ -30,6 +30,7 @@ import { duration, NAME, pathString, positiveInteger, TABLE, unionError } from '
 import { checkHostPort, type HostPort } from '../core/host-port.js';
 import { PASSWORD_HASH_FORMAT, parsePasswordHash } from '../core/password-hash.js';
 import { type MqttConfig, mqttTable, mqttUpstreamTable, resolveMqtt } from '../gateway/config.js';
+import { DEFAULT_INBOX_LIMITS, type InboxLimits } from '../messaging/reliable/inbox-store.js';
 import { type BoardDefaults, CONTROL_SOCKET_FILE } from './defaults.js';
 import { checkMeshKey } from './mesh-key.js';
 
@@ -91,6 +92,8 @@ export interface Config {
     /** Commands that act run on the serial console without login. */
     readonly allowUnauthenticated: boolean;
   };
+  /** The app inbox: reliable messages received, until every consumer has taken them. */
+  readonly inbox: InboxLimits;
   /** Bulk transfer (`nearmesh push`): where received files land and how big one may be. */
   readonly transfer: {
     readonly inbox: string;
@@ -259,6 +262,23 @@ export const transferTable = z
   )
   .strict();
 
+export const inboxTable = z
+  .object(
+    {
+      max_messages: positiveInteger
+        .refine((value) => value <= 1_000_000, { message: 'expected at most 1000000' })
+        .default(DEFAULT_INBOX_LIMITS.maxMessages),
+      max_bytes: positiveInteger.default(DEFAULT_INBOX_LIMITS.maxBytes),
+      max_age: duration.default('7d'),
+      when_full: z
+        .enum(['refuse', 'drop-oldest'], { message: 'expected "refuse" or "drop-oldest"' })
+        .default(DEFAULT_INBOX_LIMITS.whenFull),
+      consumer_expiry: duration.default('7d'),
+    },
+    TABLE,
+  )
+  .strict();
+
 const PEER_ID = { message: 'expected a peer id: 16 lowercase hex characters, as `nearmesh id` prints' };
 /** A week: an agent switched off for a weekend still catches up with a rotation when it comes back. */
 const DEFAULT_REKEY_OVERLAP = '7d';
@@ -302,6 +322,7 @@ const rootShape = {
   mesh: meshTable.default({}),
   mqtt: mqttTable.default({}),
   console: consoleTable.default({}),
+  inbox: inboxTable.default({}),
   transfer: transferTable.default({}),
   security: securityTable.default({}),
   coordination: coordinationTable.default({}),
@@ -321,6 +342,7 @@ export const KNOWN_KEYS: Readonly<Record<string, readonly string[]>> = {
   mqtt: Object.keys(mqttTable.innerType().shape),
   'mqtt.upstream': Object.keys(mqttUpstreamTable.innerType().shape),
   console: Object.keys(consoleTable.shape),
+  inbox: Object.keys(inboxTable.shape),
   transfer: Object.keys(transferTable.shape),
   security: Object.keys(securityTable.shape),
   coordination: Object.keys(coordinationTable.shape),
@@ -387,6 +409,13 @@ export function configSchema(context: SchemaContext) {
           baud: raw.console.baud,
           password: raw.console.password,
           allowUnauthenticated: raw.console.allow_unauthenticated,
+        },
+        inbox: {
+          maxMessages: raw.inbox.max_messages,
+          maxBytes: raw.inbox.max_bytes,
+          maxAgeMs: raw.inbox.max_age,
+          whenFull: raw.inbox.when_full,
+          consumerExpiryMs: raw.inbox.consumer_expiry,
         },
         transfer: {
           inbox:

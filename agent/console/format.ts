@@ -23,6 +23,8 @@ export function formatStatus(status: StatusReport): string {
     `peers     ${status.peers.connected} connected, ${status.peers.routed} through the mesh, ${status.peers.known} known`,
     `mesh      ttl ${status.mesh.ttl}, ${status.mesh.relay ? 'relaying' : 'not relaying'}${status.mesh.groups.length > 0 ? `, groups ${status.mesh.groups.join(', ')}` : ''}`,
     `mqtt      ${describeMqtt(status.mqtt)}`,
+    `queued    ${status.queued.messages} reliable messages (${status.queued.bytes} bytes) waiting for their peers`,
+    `inbox     ${status.inbox.messages} messages (${status.inbox.bytes} bytes) waiting for ${status.inbox.consumers} consumer${status.inbox.consumers === 1 ? '' : 's'}${status.inbox.oldest_at === null ? '' : `, oldest ${status.inbox.oldest_at}`}`,
     `security  ${describeSecurity(status.security)}`,
     `loop      delay max ${status.event_loop.delay_max_ms} ms, p99 ${status.event_loop.delay_p99_ms} ms (last 10-20 s)`,
     `board     ${status.board.name}${status.board.model === null ? '' : ` (${status.board.model})`}`,

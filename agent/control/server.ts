@@ -52,6 +52,8 @@ interface ClientState {
   readonly socket: Socket;
   readonly unsubscribers: Array<() => void>;
   readonly consoleLines: Set<AbortController>;
+  /** What the `listen` on this connection has taken, said by `inbox-take`. */
+  inboxTake?: (upTo: number) => void;
 }
 
 /**
@@ -250,10 +252,33 @@ export class ControlServer {
       );
       return { receiving: request.name };
     },
-    listen: (_request, { client, emit }) => {
-      client.unsubscribers.push(this.target.api.subscribe((message) => emit(toListenEvent(message))));
-      return { listening: true };
+    listen: (request, { client, emit }) => {
+      if (client.inboxTake !== undefined)
+        throw new NearmeshError(
+          'bad-request',
+          'this connection already listens: open another for another listen',
+        );
+      const { result, take, stop } = this.target.api.listen(
+        { consumer: request.consumer, peek: request.peek, from: request.from, sinceMs: request.since_ms },
+        (message) => emit(toListenEvent(message)),
+      );
+      client.unsubscribers.push(stop);
+      client.inboxTake = take;
+      return result;
     },
+    'inbox-take': (request, { client }) => {
+      if (client.inboxTake === undefined)
+        throw new NearmeshError('bad-request', 'inbox-take needs a listen on the same connection');
+      client.inboxTake(request.up_to);
+      return { taken_up_to: request.up_to };
+    },
+    inbox: () => this.target.api.inbox(),
+    'inbox-list': (request) =>
+      this.target.api
+        .inboxList({ from: request.from, sinceMs: request.since_ms, limit: request.limit ?? 1000 })
+        .map(toListenEvent),
+    'inbox-clear': (request) => this.target.api.inboxClear(request.up_to),
+    'inbox-forget': (request) => this.target.api.inboxForget(request.consumer),
     trace: (request, { client, emit }) => {
       const { stop, ...started } = this.target.api.trace(request.peer, emit);
       client.unsubscribers.push(stop);
@@ -292,6 +317,7 @@ function toListenEvent(message: AppMessage): ListenEvent {
     received_at: new Date(message.receivedAtMs).toISOString(),
     ...(message.to !== undefined && { to: message.to }),
     hops: message.hops,
+    ...(message.inboxId !== undefined && { inbox_id: message.inboxId }),
   };
 }
 

@@ -7,7 +7,9 @@ import type {
   AgentIdentity,
   CallRequest,
   CallResultRow,
+  InboxReport,
   LeaseResult,
+  ListenStarted,
   MeshKeyResult,
   MulticastResult,
   PeerInfo,
@@ -144,7 +146,44 @@ export const requestSchema = z.discriminatedUnion('cmd', [
       interval_ms: z.number().int().min(100).max(86_400_000),
     })
     .strict(),
-  z.object({ id: requestId, cmd: z.literal('listen') }).strict(),
+  /**
+   * The app inbox's messages for a consumer (default "listen"), then new ones, and best-effort messages as
+   * they come; `inbox-take` on the same connection says what was taken. `peek`, `from` or `since_ms`: read
+   * without taking.
+   */
+  z
+    .object({
+      id: requestId,
+      cmd: z.literal('listen'),
+      consumer: z.string().min(1).max(128).optional(),
+      peek: z.boolean().optional(),
+      from: z.string().min(1).max(128).optional(),
+      since_ms: z.number().int().nonnegative().safe().optional(),
+    })
+    .strict(),
+  /** The client of this connection's `listen` has (written out) every message up to this inbox id. */
+  z
+    .object({ id: requestId, cmd: z.literal('inbox-take'), up_to: z.number().int().positive().safe() })
+    .strict(),
+  z.object({ id: requestId, cmd: z.literal('inbox') }).strict(),
+  z
+    .object({
+      id: requestId,
+      cmd: z.literal('inbox-list'),
+      from: z.string().min(1).max(128).optional(),
+      since_ms: z.number().int().nonnegative().safe().optional(),
+      limit: z.number().int().positive().max(100_000).optional(),
+    })
+    .strict(),
+  /** Removes waiting messages up to an inbox id, or all of them. */
+  z
+    .object({
+      id: requestId,
+      cmd: z.literal('inbox-clear'),
+      up_to: z.number().int().positive().safe().optional(),
+    })
+    .strict(),
+  z.object({ id: requestId, cmd: z.literal('inbox-forget'), consumer: z.string().min(1).max(128) }).strict(),
   /** Opens a stream to a peer (`nearmesh stream`); it lives as long as this client's connection. */
   z
     .object({
@@ -232,6 +271,8 @@ export interface ListenEvent {
   to?: string;
   /** Hops it travelled (1 over a direct link). */
   hops: number;
+  /** Its place in the app inbox (a reliable message): what `inbox-take` names. */
+  inbox_id?: number;
 }
 
 /** The result of `console-line`. */
@@ -263,7 +304,12 @@ export interface ControlResults {
   read: SensorReadResult;
   lease: LeaseResult;
   watch: { watching: true };
-  listen: { listening: true };
+  listen: ListenStarted;
+  'inbox-take': { taken_up_to: number };
+  inbox: InboxReport;
+  'inbox-list': ListenEvent[];
+  'inbox-clear': { removed: number };
+  'inbox-forget': { forgotten: boolean };
   'stream-open': { stream: number; stream_id: string };
   'stream-write': { bytes_sent: number };
   'stream-end': { bytes: number };

@@ -2,6 +2,7 @@
 // `nearmesh agent`, waits until its control socket answers, runs CLI commands against it, and
 // always cleans up (every started process is killed in stopAllAgents()).
 import { type ChildProcess, type ChildProcessByStdio, execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -256,6 +257,8 @@ export async function freePorts(count: number): Promise<number[]> {
 export interface Listener {
   readonly messages: ListenEvent[];
   stop(): void;
+  /** Settles when the command has exited. */
+  readonly exited: Promise<void>;
 }
 
 /**
@@ -304,9 +307,23 @@ export async function startLive(
   return child;
 }
 
-/** Runs `nearmesh listen --json` against an agent and collects what it prints; resolves once it is live. */
-export async function listenTo(agent: AgentProcess): Promise<Listener> {
-  const child = await startLive(agent, ['listen', '--json'], '"listening":true');
+/**
+ * `nearmesh listen --json` (with `args`) on `agent`, collecting what it prints; resolves once it is live
+ * (the command reaches the agent through startLive's relay).
+ */
+export async function listenTo(agent: AgentProcess, args: string[] = []): Promise<Listener> {
+  return collectListen(await startLive(agent, ['listen', '--json', ...args], '"consumer":'));
+}
+
+/**
+ * `nearmesh listen --json` (with `args`) straight on the agent's socket, collecting what it prints; not
+ * known to be live when it resolves. For a listen killed mid-stream: nothing stands between it and the agent.
+ */
+export function listenDirectly(agent: AgentProcess, args: string[] = []): Listener {
+  return collectListen(agent.spawnCli(['listen', '--json', ...args]));
+}
+
+function collectListen(child: ChildProcessByStdio<null, Readable, Readable>): Listener {
   const messages: Listener['messages'] = [];
   let buffered = '';
   child.stdout.on('data', (chunk: Buffer) => {
@@ -316,5 +333,6 @@ export async function listenTo(agent: AgentProcess): Promise<Listener> {
     for (const line of lines)
       if (line !== '') messages.push(JSON.parse(line) as Listener['messages'][number]);
   });
-  return { messages, stop: () => child.kill('SIGKILL') };
+  const exited = once(child, 'exit').then(() => undefined);
+  return { messages, stop: () => child.kill('SIGKILL'), exited };
 }

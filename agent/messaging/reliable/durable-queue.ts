@@ -1,7 +1,8 @@
 // Durable queue for reliable messages: one SQLite file (WAL) per agent holds the sender's
-// outbox (per-peer sequence numbers that never repeat, kept until the peer acknowledges) and the
-// receiver's de-duplication state (highest seq handed to the app per sending peer), so neither a
-// restart nor a kill -9 loses an acknowledged enqueue or delivers a message twice.
+// outbox (per-peer sequence numbers that never repeat, kept until the peer acknowledges), the
+// receiver's de-duplication state (highest seq received per sending peer) and the app inbox the received
+// messages wait in (InboxStore), so neither a restart nor a kill -9 loses an acknowledged enqueue or a
+// received message, or delivers one twice.
 //
 // Durability: `synchronous=FULL` (the default here) fsyncs the WAL on every commit, so a message whose
 // enqueue() returned survives power loss, not only a process crash. `NORMAL` in WAL mode fsyncs only at
@@ -15,6 +16,7 @@
 import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
+import { type InboxChanges, type InboxLimits, InboxStore } from './inbox-store.js';
 import { type QueueBound, QueueError, QueueFullError, toQueueError } from './queue-errors.js';
 import { migrate } from './queue-schema.js';
 
@@ -37,6 +39,8 @@ export interface DurableQueueOptions {
   busyTimeoutMs?: number;
   /** Cap on the database file size (SQLite max_page_count): reaching it is QueueStorageError 'full'. */
   maxFileBytes?: number;
+  /** The app inbox's bounds; DEFAULT_INBOX_LIMITS where absent. */
+  inbox?: Partial<InboxLimits>;
 }
 
 export interface EnqueueOptions {
@@ -62,11 +66,21 @@ export interface PeerQueueStats {
   lastSeq: number;
 }
 
-/** A receiver's record that messages up to `seq` from `peer` (sender queue `epoch`) were handed over. */
+/** A receiver's record that messages up to `seq` from `peer` (sender queue `epoch`) were received. */
 export interface DeliveredMark {
   peer: string;
   epoch: string;
   seq: number;
+}
+
+/** A reliable message received, for the app inbox. */
+export interface ReceivedReliable {
+  peer: string;
+  epoch: string;
+  seq: number;
+  payload: Uint8Array;
+  hops: number;
+  receivedAtMs: number;
 }
 
 /** What a receiver should do with message `seq` from a peer: hand it over, drop it, or wait for earlier ones. */
@@ -147,7 +161,12 @@ export class DurableQueue {
   readonly #enqueueMany: (peer: string, payloads: readonly Uint8Array[], system: boolean) => number[];
   readonly #acknowledge: (peer: string, uptoSeq: number) => number;
   readonly #acknowledgeOne: (peer: string, seq: number) => boolean;
-  readonly #markDeliveredMany: (marks: readonly DeliveredMark[]) => void;
+  readonly #receiveMany: (
+    messages: readonly ReceivedReliable[],
+    changes: InboxChanges,
+  ) => Array<number | undefined>;
+  /** The app inbox, in the same file: what was received waits there for the apps. */
+  readonly inbox: InboxStore;
 
   /** Opens (creating with mode 0600) the queue at `path`; fails with QueueStorageError / QueueCorruptError. */
   static async open(path: string, options: DurableQueueOptions = {}): Promise<DurableQueue> {
@@ -220,9 +239,27 @@ export class DurableQueue {
       s.subtract.run(range.messages, range.bytes, peer);
       return range.messages;
     }).immediate;
-    // A receiver's whole turn of deliveries in one transaction: one fsync however many messages came.
-    this.#markDeliveredMany = db.transaction((marks: readonly DeliveredMark[]) => {
-      for (const mark of marks) s.markDelivered.run(mark.peer, mark.epoch, mark.seq);
+    this.inbox = new InboxStore(db, options.inbox);
+    // A receiver's whole turn of messages in one transaction (one fsync however many came): those the
+    // inbox takes are stored and recorded as received; a refused one is neither, so its sender sends it
+    // again later.
+    this.#receiveMany = db.transaction((messages: readonly ReceivedReliable[], changes: InboxChanges) => {
+      const ids = this.inbox.store(
+        messages.map((m) => ({
+          from: m.peer,
+          receivedAtMs: m.receivedAtMs,
+          hops: m.hops,
+          payload: m.payload,
+        })),
+        changes,
+      );
+      const upTo = new Map<string, DeliveredMark>();
+      messages.forEach((m, i) => {
+        if (ids[i] !== undefined)
+          upTo.set(`${m.peer}/${m.epoch}`, { peer: m.peer, epoch: m.epoch, seq: m.seq });
+      });
+      for (const mark of upTo.values()) s.markDelivered.run(mark.peer, mark.epoch, mark.seq);
+      return ids;
     }).immediate;
     this.#acknowledgeOne = db.transaction((peer: string, seq: number) => {
       const row = s.deleteOne.get(peer, seq);
@@ -328,13 +365,23 @@ export class DurableQueue {
     return this.#run('markDelivered', () => this.#s.markDelivered.run(peer, epoch, seq).changes === 1);
   }
 
-  /** markDelivered for several peers (or seqs) in one transaction: all recorded, or none. */
-  markDeliveredMany(marks: readonly DeliveredMark[]): void {
-    for (const mark of marks) {
-      checkPeer(mark.peer);
-      checkSeq(mark.seq, 'seq', false);
+  /**
+   * Stores received messages in the app inbox and records them as received, in one transaction: the
+   * inbox id of each one stored, undefined for each the full inbox refused (not recorded either).
+   * Messages from one sender must come in seq order.
+   */
+  receiveMany(messages: readonly ReceivedReliable[], changes: InboxChanges): Array<number | undefined> {
+    for (const message of messages) {
+      checkPeer(message.peer);
+      checkSeq(message.seq, 'seq', false);
     }
-    if (marks.length > 0) this.#run('markDelivered', () => this.#markDeliveredMany(marks));
+    if (messages.length === 0) return [];
+    try {
+      return this.#run('receive', () => this.#receiveMany(messages, changes));
+    } catch (error) {
+      this.inbox.rollback();
+      throw error;
+    }
   }
 
   /** Closes the file (checkpointing the WAL); later calls throw QueueError 'queue-closed'. Idempotent. */

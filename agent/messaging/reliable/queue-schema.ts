@@ -37,6 +37,26 @@ const MIGRATIONS: readonly Migration[] = [
     `);
     db.prepare("INSERT INTO meta (key, value) VALUES ('epoch', ?)").run(randomBytes(8).toString('hex'));
   },
+  // 2: the app inbox (reliable messages received, until every consumer has taken them) and its consumers.
+  (db) => {
+    db.exec(`
+      CREATE TABLE inbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        sender TEXT NOT NULL,
+        received_at INTEGER NOT NULL,
+        hops INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        payload BLOB NOT NULL
+      ) STRICT;
+      CREATE INDEX inbox_received_at ON inbox (received_at);
+      -- A consumer's cursor: the id of the last message it took.
+      CREATE TABLE inbox_consumer (
+        name TEXT PRIMARY KEY,
+        taken_up_to INTEGER NOT NULL,
+        seen_at INTEGER NOT NULL
+      ) STRICT;
+    `);
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -4,7 +4,9 @@
 // over whatever reaches it (a direct link or the mesh), at most WINDOW of them unconfirmed, in seq order; a
 // failed or stalled send rewinds to the last confirmed seq and sends again later. The receiver hands each
 // seq over once and in order (it keeps the highest delivered seq per sender in its own queue file), drops
-// duplicates and anything after a gap, and confirms what it holds.
+// duplicates and anything after a gap, stores what it takes in the app inbox (in the same transaction)
+// and confirms what it holds; what a full inbox refuses is not confirmed, so its sender sends it again
+// later.
 
 import type { Counters } from '../../core/counters.js';
 import { FrameTooLargeError, NearmeshError } from '../../core/errors.js';
@@ -15,7 +17,8 @@ import type { ReceivedMessage } from '../../links/link-manager.js';
 import { DecodeError } from '../../protocol/errors.js';
 import { decodeQueued, encodeQueued, QUEUED_OVERHEAD_BYTES } from '../../protocol/queued.js';
 import type { SystemHandlers } from '../../protocol/system-kind.js';
-import type { DeliveredMark, DurableQueue } from './durable-queue.js';
+import type { DeliveredMark, DurableQueue, ReceivedReliable } from './durable-queue.js';
+import { countInboxChanges, noInboxChanges } from './inbox-changes.js';
 
 /** Messages sent but not yet confirmed, per peer. */
 const WINDOW = 64;
@@ -62,13 +65,14 @@ export interface ReliableDeliveryOptions {
   log: Logger;
 }
 
-/** A reliable message as apps get it: with the hops it travelled (1 over a direct link). */
+/** A reliable message as apps get it: with the hops it travelled (1 over a direct link), stored in the inbox. */
 export interface ReliableMessage extends ReceivedMessage {
   hops: number;
+  inboxId: number;
 }
 
 export interface ReliableDeliveryEvents {
-  /** A reliable message for this agent's apps, once and in order per sender. */
+  /** A reliable message stored in the app inbox, once and in order per sender. */
   message: (message: ReliableMessage) => void;
 }
 
@@ -104,7 +108,7 @@ export class ReliableDelivery extends TypedEmitter<ReliableDeliveryEvents> {
   /** Peers owed a RECEIVED (with the epoch to confirm), sent at the end of the turn. */
   readonly #confirmDue = new Map<string, string>();
   /** Messages taken this turn, in arrival order, and the highest seq taken per "peer/epoch". */
-  readonly #accepted: { from: string; payload: Uint8Array; hops: number }[] = [];
+  readonly #accepted: ReceivedReliable[] = [];
   readonly #acceptedUpTo = new Map<string, DeliveredMark>();
   #turnScheduled = false;
   #timer: NodeJS.Timeout | undefined;
@@ -213,7 +217,7 @@ export class ReliableDelivery extends TypedEmitter<ReliableDeliveryEvents> {
     }
     if (seq === last + 1) {
       this.#acceptedUpTo.set(key, { peer: from, epoch, seq });
-      this.#accepted.push({ from, payload, hops });
+      this.#accepted.push({ peer: from, epoch, seq, payload, hops, receivedAtMs: Date.now() });
     } else {
       this.#options.counters.increment(seq <= last ? 'messages.duplicates_dropped' : 'messages.gaps_dropped');
     }
@@ -224,32 +228,40 @@ export class ReliableDelivery extends TypedEmitter<ReliableDeliveryEvents> {
     }
   }
 
-  /** Records this turn's deliveries durably, hands them to the apps in order, and confirms to each sender. */
+  /** Stores this turn's messages in the inbox, hands them to the apps in order, and confirms to each sender. */
   #endTurn(): void {
     this.#turnScheduled = false;
     const accepted = this.#accepted.splice(0);
-    const upTo = new Map(this.#acceptedUpTo);
     this.#acceptedUpTo.clear();
+    const changes = noInboxChanges();
+    let ids: Array<number | undefined>;
     try {
-      // Recorded before they are handed over, in the same turn: a crash in between cannot deliver one twice.
-      this.#options.queue.markDeliveredMany([...upTo.values()]);
+      // Stored before they are handed over, in the same turn: a crash in between cannot deliver one twice.
+      ids = this.#options.queue.receiveMany(accepted, changes);
     } catch (error) {
-      this.#storageFailed(accepted[0]?.from ?? '-', error);
+      this.#storageFailed(accepted[0]?.peer ?? '-', error);
       this.#confirmDue.clear();
       return;
     }
-    for (const { from, payload, hops } of accepted) {
+    countInboxChanges(this.#options.counters, changes);
+    const storedUpTo = new Map<string, number>();
+    accepted.forEach((message, i) => {
+      const inboxId = ids[i];
+      if (inboxId === undefined) return;
+      storedUpTo.set(deliveryKey(message.peer, message.epoch), message.seq);
       this.#options.counters.increment('messages.reliable_received');
       this.emit('message', {
-        from,
-        fromName: this.#options.nameOf(from),
-        payload,
-        receivedAtMs: Date.now(),
-        hops,
+        from: message.peer,
+        fromName: this.#options.nameOf(message.peer),
+        payload: message.payload,
+        receivedAtMs: message.receivedAtMs,
+        hops: message.hops,
+        inboxId,
       });
-    }
+    });
     for (const [peer, epoch] of this.#confirmDue) {
-      const confirmedUpTo = upTo.get(deliveryKey(peer, epoch))?.seq ?? this.#lastDeliveredOrZero(peer, epoch);
+      const confirmedUpTo =
+        storedUpTo.get(deliveryKey(peer, epoch)) ?? this.#lastDeliveredOrZero(peer, epoch);
       const payload = encodeQueued({ kind: 'received', epoch, upTo: confirmedUpTo });
       this.#options.send(peer, payload).catch(() => {
         // Lost with its link: the sender's next QUEUED (a resend) brings another confirmation.

@@ -104,6 +104,13 @@ describe('defaults', () => {
       sensors: [],
       rules: [],
       console: { serial: false, baud: 115200, password: undefined, allowUnauthenticated: false },
+      inbox: {
+        maxMessages: 10_000,
+        maxBytes: 16 * 1024 * 1024,
+        maxAgeMs: 7 * 24 * 3_600_000,
+        whenFull: 'refuse',
+        consumerExpiryMs: 7 * 24 * 3_600_000,
+      },
       transfer: {
         inbox: '/home/pi/.local/state/nearmesh/inbox',
         maxBytes: 1073741824,
@@ -224,6 +231,13 @@ describe('defaults', () => {
         { name: 'door.open', kind: 'gpio', chip: 'gpiochip0', line: 27, activeLow: false },
       ],
       console: { serial: '/dev/ttyGS0', baud: 9600, password: undefined, allowUnauthenticated: false },
+      inbox: {
+        maxMessages: 500,
+        maxBytes: 1024 * 1024,
+        maxAgeMs: 2 * 3_600_000,
+        whenFull: 'drop-oldest',
+        consumerExpiryMs: 24 * 3_600_000,
+      },
       transfer: {
         inbox: '/srv/nearmesh-inbox',
         maxBytes: 104857600,

@@ -41,6 +41,15 @@ const STATUS: StatusReport = {
   mesh: { ttl: 4, relay: true, groups: [] },
   mqtt: { state: 'off' },
   queued: { messages: 0, bytes: 0 },
+  inbox: {
+    messages: 0,
+    bytes: 0,
+    oldest_at: null,
+    consumers: 0,
+    max_messages: 10_000,
+    max_bytes: 16_777_216,
+    when_full: 'refuse',
+  },
   security: {
     key_epoch: 0,
     previous_key_until: null,

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { AgentApi, AppMessage } from '../../../agent/api.js';
 import { ControlClient, ControlCommandError } from '../../../agent/control/client.js';
 import { ControlServer, ControlSocketError, type ControlTarget } from '../../../agent/control/server.js';
-import { MAX_CONTROL_LINE_BYTES } from '../../../agent/control/wire.js';
+import { type ListenEvent, MAX_CONTROL_LINE_BYTES } from '../../../agent/control/wire.js';
 import { NearmeshError, PeerUnreachableError } from '../../../agent/core/errors.js';
 import { silentLogger } from '../../../agent/core/logger.js';
 import { stopAllAgents, temporaryDir } from '../../support/agent-process.js';
@@ -18,6 +18,9 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((server) => server.stop()));
   await stopAllAgents();
 });
+
+/** What the fake agent's listens were told was taken. */
+const taken: number[] = [];
 
 /** What the fake agent was asked to send, decoded: the control socket turns base64 into bytes. */
 const sent: { peer: string; bytes: number[]; wait: boolean }[] = [];
@@ -41,13 +44,23 @@ function fakeApi(): AgentApi {
     sendAcknowledged: unsupported,
     sendUnreliable: (peer, payload) => ({ peer, sent: payload.length > 0 }),
     multicast: () => ({ links: 0 }),
-    subscribe: (listener) => {
-      const timer = setInterval(
-        () => listener({ from: 'x', fromName: 'x', payload: Buffer.from('p'), receivedAtMs: 0, hops: 1 }),
-        10,
-      );
-      return () => clearInterval(timer);
+    subscribe: unsupported,
+    listen: (options, listener) => {
+      let inboxId = 0;
+      const timer = setInterval(() => {
+        inboxId++;
+        listener({ from: 'x', fromName: 'x', payload: Buffer.from('p'), receivedAtMs: 0, hops: 1, inboxId });
+      }, 10);
+      return {
+        result: { consumer: options.consumer ?? 'listen' },
+        take: (upTo) => taken.push(upTo),
+        stop: () => clearInterval(timer),
+      };
     },
+    inbox: unsupported,
+    inboxList: () => [],
+    inboxClear: () => ({ removed: 0 }),
+    inboxForget: () => ({ forgotten: false }),
     revoke: unsupported,
     meshKey: () => ({ epoch: 0, mesh_key: 'AAAA' }),
     rekey: unsupported,
@@ -204,38 +217,53 @@ describe('control socket', () => {
     other.close();
   });
 
-  it('streams events to a listener and stops when it disconnects', async () => {
-    let subscribed = 0;
-    let unsubscribed = 0;
-    const subscribe = fakeApi().subscribe;
+  it('streams events to a listener, takes what it says it took, and stops when it disconnects', async () => {
+    let listening = 0;
+    let stopped = 0;
+    const listen = fakeApi().listen;
     const path = await startServer({
-      subscribe: (listener) => {
-        subscribed++;
-        const stop = subscribe(listener);
-        return () => {
-          unsubscribed++;
-          stop();
+      listen: (options, listener) => {
+        listening++;
+        const running = listen(options, listener);
+        return {
+          ...running,
+          stop: () => {
+            stopped++;
+            running.stop();
+          },
         };
       },
     });
     const client = await ControlClient.connect(path);
-    const events: unknown[] = [];
-    await client.stream({ cmd: 'listen' }, (event) => {
-      events.push(event);
-    });
+    const events: ListenEvent[] = [];
+    await expect(client.request({ cmd: 'inbox-take', up_to: 1 })).rejects.toThrow(/needs a listen/);
+    await expect(
+      client.stream({ cmd: 'listen', consumer: 'app' }, (event) => {
+        events.push(event);
+      }),
+    ).resolves.toEqual({ consumer: 'app' });
     await until('events streamed', () => events.length > 1);
+    expect(events[0]).toMatchObject({ inbox_id: 1, payload: 'p' });
+    taken.length = 0;
+    await client.request({ cmd: 'inbox-take', up_to: 2 });
+    expect(taken).toEqual([2]);
+    await expect(client.request({ cmd: 'listen' })).rejects.toThrow(/already listens/);
     client.close();
-    await until('the subscription ended', () => unsubscribed === 1);
-    expect(subscribed).toBe(1);
+    await until('the listen stopped', () => stopped === 1);
+    expect(listening).toBe(1);
   });
 
   it('disconnects a listener that stopped reading once 8 MiB wait for it, and keeps serving others', async () => {
     let emit: ((message: AppMessage) => void) | undefined;
     const path = await startServer({
-      subscribe: (listener) => {
+      listen: (_options, listener) => {
         emit = listener;
-        return () => {
-          emit = undefined;
+        return {
+          result: { consumer: 'listen' },
+          take: () => {},
+          stop: () => {
+            emit = undefined;
+          },
         };
       },
     });

@@ -11,12 +11,14 @@ import {
   DurableQueue,
   type DurableQueueOptions,
 } from '../../../../agent/messaging/reliable/durable-queue.js';
+import { noInboxChanges } from '../../../../agent/messaging/reliable/inbox-changes.js';
 import {
   QueueCorruptError,
   QueueError,
   QueueFullError,
   QueueStorageError,
 } from '../../../../agent/messaging/reliable/queue-errors.js';
+import { SCHEMA_VERSION } from '../../../../agent/messaging/reliable/queue-schema.js';
 
 const directories: string[] = [];
 afterAll(() => {
@@ -117,7 +119,7 @@ describe('durable queue: sender side', () => {
     try {
       expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
       const version = db.prepare('SELECT version FROM schema_version').pluck().get();
-      expect(version).toBe(1);
+      expect(version).toBe(SCHEMA_VERSION);
     } finally {
       db.close();
     }
@@ -245,27 +247,62 @@ describe('durable queue: receiver side', () => {
     });
   });
 
-  it('records a turn of deliveries from several senders at once, all or none, kept across reopen', async () => {
+  it('stores a turn of messages from several senders at once and records them received, all or none', async () => {
     const path = tempPath();
+    const received = (peer: string, epoch: string, seq: number) => ({
+      peer,
+      epoch,
+      seq,
+      payload: Buffer.from(`${peer} #${seq}`),
+      hops: 1,
+      receivedAtMs: Date.now(),
+    });
     await withQueue(path, (queue) => {
-      queue.markDeliveredMany([
-        { peer: 's1', epoch: 'e1', seq: 40 },
-        { peer: 's2', epoch: 'e9', seq: 3 },
-      ]);
-      // A bad mark refuses the whole batch: nothing of it is recorded.
+      const ids = queue.receiveMany([received('s1', 'e1', 40), received('s2', 'e9', 3)], noInboxChanges());
+      expect(ids).toEqual([1, 2]);
+      // A bad one refuses the whole batch: nothing of it is stored or recorded.
       expect(() =>
-        queue.markDeliveredMany([
-          { peer: 's1', epoch: 'e1', seq: 41 },
-          { peer: 's3', epoch: 'e1', seq: 0 },
-        ]),
+        queue.receiveMany([received('s1', 'e1', 41), received('s3', 'e1', 0)], noInboxChanges()),
       ).toThrow(RangeError);
       expect(queue.lastDelivered('s1', 'e1')).toBe(40);
       expect(queue.lastDelivered('s3', 'e1')).toBe(0);
+      expect(queue.inbox.stats().messages).toBe(2);
     });
     await withQueue(path, (queue) => {
       expect(queue.lastDelivered('s1', 'e1')).toBe(40);
       expect(queue.lastDelivered('s2', 'e9')).toBe(3);
+      expect(queue.inbox.after(0, 10).map((entry) => Buffer.from(entry.payload).toString())).toEqual([
+        's1 #40',
+        's2 #3',
+      ]);
     });
+  });
+
+  it("records only what the full inbox took: a refused message is not received, nor its sender's later ones", async () => {
+    const path = tempPath();
+    const message = (peer: string, seq: number, bytes: number) => ({
+      peer,
+      epoch: 'e',
+      seq,
+      payload: Buffer.alloc(bytes),
+      hops: 1,
+      receivedAtMs: Date.now(),
+    });
+    await withQueue(
+      path,
+      (queue) => {
+        const changes = noInboxChanges();
+        const ids = queue.receiveMany(
+          [message('s1', 1, 600), message('s1', 2, 600), message('s2', 1, 100), message('s1', 3, 10)],
+          changes,
+        );
+        expect(ids.map((id) => id !== undefined)).toEqual([true, false, true, false]);
+        expect(changes.refused).toBe(2);
+        expect(queue.lastDelivered('s1', 'e')).toBe(1);
+        expect(queue.lastDelivered('s2', 'e')).toBe(1);
+      },
+      { inbox: { maxBytes: 1000 } },
+    );
   });
 
   it('end to end: a sender queue and a receiver queue deliver each message once, in order, across restarts', async () => {

@@ -185,5 +185,5 @@ describe('reliable delivery between two queue files', () => {
 });
 
 function asMessage(payload: Uint8Array): ReliableMessage {
-  return { from: ALICE, fromName: ALICE, payload, receivedAtMs: 0, hops: 1 };
+  return { from: ALICE, fromName: ALICE, payload, receivedAtMs: 0, hops: 1, inboxId: 0 };
 }
