@@ -281,8 +281,11 @@ export interface AgentApi {
 
   /** Reliable: queued durably, delivered once and in order; with `wait`, answered once the peer confirmed. */
   send(peer: string, payloads: readonly Uint8Array[], options: SendOptions): Promise<SendResult>;
-  /** Acknowledged end to end but not queued: fails when the peer cannot be reached now. */
-  sendAcknowledged(peer: string, payload: Uint8Array): Promise<{ peer: string }>;
+  /**
+   * Reliable, like send without waiting, but at once: when it returns the messages are stored in the
+   * durable queue (what an MQTT PUBACK promises); throws when they cannot be.
+   */
+  enqueue(peer: string, payloads: readonly Uint8Array[]): SendResult;
   /** One attempt now, no acknowledgement. */
   sendUnreliable(peer: string, payload: Uint8Array): UnreliableSendResult;
   /** To a group's members, or to everyone (group undefined): best effort. */

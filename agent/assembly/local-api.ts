@@ -31,7 +31,11 @@ import { traceLink } from '../links/link-trace.js';
 import type { Router } from '../mesh/router.js';
 import type { Messenger } from '../messaging/messenger.js';
 import type { AppInbox } from '../messaging/reliable/app-inbox.js';
-import { DEFAULT_WAIT_MS, type ReliableDelivery } from '../messaging/reliable/reliable-delivery.js';
+import {
+  DEFAULT_WAIT_MS,
+  type QueuedSend,
+  type ReliableDelivery,
+} from '../messaging/reliable/reliable-delivery.js';
 import type { StreamSessions } from '../messaging/stream/sessions.js';
 import type { PushEvent, TransferManager } from '../messaging/transfer/manager.js';
 import type { EventLoopDelay } from '../ops/event-loop-delay.js';
@@ -148,24 +152,13 @@ export class LocalAgentApi implements AgentApi {
 
   async send(reference: string, payloads: readonly Uint8Array[], options: SendOptions): Promise<SendResult> {
     const peer = this.parts.messenger.resolvePeer(reference);
-    const sent = await this.parts.reliable.send(
-      peer,
-      payloads,
-      options.wait ? (options.timeoutMs ?? DEFAULT_WAIT_MS) : undefined,
-    );
-    const first = sent[0];
-    const last = sent[sent.length - 1];
-    return {
-      peer: first?.peer ?? peer,
-      seq: first?.seq ?? null,
-      last_seq: last?.seq ?? null,
-      count: sent.length,
-      acknowledged: options.wait,
-    };
+    const waitMs = options.wait ? (options.timeoutMs ?? DEFAULT_WAIT_MS) : undefined;
+    return sendResult(peer, await this.parts.reliable.send(peer, payloads, waitMs), options.wait);
   }
 
-  sendAcknowledged(reference: string, payload: Uint8Array) {
-    return this.parts.messenger.send(reference, payload);
+  enqueue(reference: string, payloads: readonly Uint8Array[]): SendResult {
+    const peer = this.parts.messenger.resolvePeer(reference);
+    return sendResult(peer, this.parts.reliable.queue(peer, payloads), false);
   }
 
   sendUnreliable(reference: string, payload: Uint8Array) {
@@ -357,4 +350,16 @@ export class LocalAgentApi implements AgentApi {
   #knownName(id: string): string | null {
     return this.parts.router.agent(id)?.name ?? this.parts.links.directory.get(id)?.name ?? null;
   }
+}
+
+function sendResult(peer: string, sent: readonly QueuedSend[], acknowledged: boolean): SendResult {
+  const first = sent[0];
+  const last = sent[sent.length - 1];
+  return {
+    peer: first?.peer ?? peer,
+    seq: first?.seq ?? null,
+    last_seq: last?.seq ?? null,
+    count: sent.length,
+    acknowledged,
+  };
 }

@@ -55,7 +55,7 @@ export class MqttEndpoint {
       mesh: {
         id: () => api.id(),
         groups: this.options.groups,
-        sendAcknowledged: (peer, payload) => api.sendAcknowledged(peer, payload),
+        enqueue: (peer, payloads) => api.enqueue(peer, payloads),
         multicast: (group, payload) => api.multicast(group, payload),
         peers: () => api.peers(),
         subscribe: (listener) => api.subscribe(listener),

@@ -54,7 +54,13 @@ export interface MqttBrokerOptions extends Partial<MqttLimits> {
   log?: Logger;
 }
 
-export type PublishListener = (topic: string, payload: Buffer, meta: PublishMeta) => void;
+/** A listener could not take a message (a send the durable queue refused): the PUBACK's MQTT 5 reason. */
+export interface PublishRefusal {
+  readonly refusedWith: number;
+}
+
+/** Told of every PUBLISH taken from a client, before its PUBACK, which carries a refusal if one comes. */
+export type PublishListener = (topic: string, payload: Buffer, meta: PublishMeta) => PublishRefusal | void;
 
 export interface AgentPublishOptions {
   qos?: 0 | 1;
@@ -225,16 +231,19 @@ export class MqttBroker {
     }
   }
 
-  #received(message: BrokerMessage, meta: PublishMeta): void {
+  /** Routes a message and tells the listeners; the first refusal's reason code, if one refused it. */
+  #received(message: BrokerMessage, meta: PublishMeta): number | undefined {
     this.#delivery.route(message);
+    let refusal: number | undefined;
     for (const listener of this.#listeners) {
       try {
-        listener(message.topic, message.payload, meta);
+        refusal ??= listener(message.topic, message.payload, meta)?.refusedWith;
       } catch (error) {
         this.counters.increment('mqtt.listener_errors');
         this.#options.log?.warn({ err: error }, 'mqtt gateway publish listener failed');
       }
     }
+    return refusal;
   }
 
   #publishWill(message: BrokerMessage, meta: PublishMeta): void {

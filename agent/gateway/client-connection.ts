@@ -72,8 +72,8 @@ export interface ConnectionHost {
   attach(connection: ClientConnection): void;
   /** The connection is closed: the broker forgets it. */
   detach(connection: ClientConnection): void;
-  /** A message published by the client: route it and tell the listeners. */
-  received(message: BrokerMessage, meta: PublishMeta): void;
+  /** A message published by the client: route it and tell the listeners; a reason code if one refused it. */
+  received(message: BrokerMessage, meta: PublishMeta): number | undefined;
   /** The client's last will, after an abnormal disconnect. */
   publishWill(message: BrokerMessage, meta: PublishMeta): void;
   /** The connection no longer holds `session`: drop it, or start its expiry. */
@@ -530,6 +530,7 @@ export class ClientConnection {
     const fresh = packet.qos !== 2 || !session.inboundQos2.has(messageId);
     const allowed = this.#may('mayPublish', this.#identity(), packet.topic);
     if (!allowed) this.#host.counters.increment('mqtt.acl_denied_publish');
+    let refusedWith: number | undefined = allowed ? undefined : REASON.notAuthorized;
     if (fresh && allowed) {
       this.#host.counters.increment('mqtt.messages_in');
       const message: BrokerMessage = {
@@ -540,11 +541,11 @@ export class ClientConnection {
         origin: this.clientId,
         ...(this.version === 5 && properties ? { properties: forwardableProperties(properties) } : {}),
       };
-      this.#host.received(message, this.#meta(message, packet.qos, false));
+      refusedWith = this.#host.received(message, this.#meta(message, packet.qos, false));
     }
-    // A refused publish is answered as mosquitto does: "not authorized" on MQTT 5 (which ends a QoS 2
+    // A refused publish is answered as mosquitto does: with the reason on MQTT 5 (which ends a QoS 2
     // exchange there), an ordinary acknowledgement on 3.1.1, which has no way to say it.
-    const refusal = !allowed && this.version === 5 ? { reasonCode: REASON.notAuthorized } : {};
+    const refusal = refusedWith !== undefined && this.version === 5 ? { reasonCode: refusedWith } : {};
     if (packet.qos === 1) this.send({ cmd: 'puback', messageId, ...refusal });
     if (packet.qos === 2) {
       if (refusal.reasonCode === undefined) session.inboundQos2.add(messageId);

@@ -17,12 +17,14 @@ import { NearmeshError } from '../core/errors.js';
 import type { HostPort } from '../core/host-port.js';
 import type { Logger } from '../core/logger.js';
 import { isPeerId } from '../core/peer-id.js';
+import { QueueFullError } from '../messaging/reliable/queue-errors.js';
 import { AppCapabilities } from './app-capabilities.js';
-import { MqttBroker, type PublishMeta, type PublishProperties } from './broker.js';
+import { MqttBroker, type PublishMeta, type PublishProperties, type PublishRefusal } from './broker.js';
 import { CallEndpoint } from './call-endpoint.js';
 import type { MqttLimits } from './config.js';
 import type { CoordinationPort } from './coordination-port.js';
 import type { MqttSecurity } from './mqtt-security.js';
+import { REASON } from './reason-codes.js';
 import {
   inboxTopic,
   PEERS_TOPIC,
@@ -41,7 +43,7 @@ const PEERS_CHECK_MS = 2_000;
 
 /** What a request on a send topic gets on its response topic. */
 type SendOutcome =
-  | { ok: true; peer?: string; via?: 'upstream' }
+  | { ok: true; peer?: string; via?: 'upstream'; seq?: number | undefined; queued?: true }
   | { ok: false; error: { code: string; message: string } };
 
 function failure(error: unknown): SendOutcome {
@@ -50,8 +52,15 @@ function failure(error: unknown): SendOutcome {
     : { ok: false, error: { code: 'internal', message: String(error) } };
 }
 
+/** The PUBACK's reason for a send that could not be queued: a full queue, a peer nobody knows, or else. */
+function refusalOf(error: unknown): number {
+  if (error instanceof QueueFullError) return REASON.quotaExceeded;
+  if (error instanceof NearmeshError && error.code === 'peer-unreachable') return REASON.topicNameInvalid;
+  return REASON.unspecified;
+}
+
 /** What the gateway needs of the agent: part of its typed API, its own groups, and coordination. */
-export type MeshPort = Pick<AgentApi, 'id' | 'sendAcknowledged' | 'multicast' | 'peers' | 'subscribe'> & {
+export type MeshPort = Pick<AgentApi, 'id' | 'enqueue' | 'multicast' | 'peers' | 'subscribe'> & {
   readonly groups: readonly string[];
   /** Calls, sensors and app-provided capabilities (the call, sensor, provide and invoke topics). */
   readonly coordination?: CoordinationPort;
@@ -171,8 +180,8 @@ export class MqttGateway {
     };
   }
 
-  /** A publish from a local app (or a client's last will). */
-  #fromApp(topic: string, payload: Buffer, meta: PublishMeta): void {
+  /** A publish from a local app (or a client's last will); the reason code of a send that was refused. */
+  #fromApp(topic: string, payload: Buffer, meta: PublishMeta): PublishRefusal | undefined {
     const target = parseSendTopic(topic);
     const forwarded = this.#toUpstream(
       {
@@ -212,17 +221,21 @@ export class MqttGateway {
       reply({ ok: true, via: 'upstream' });
       return;
     }
-    this.#options.mesh.sendAcknowledged(target.reference, payload).then(
-      ({ peer }) => reply({ ok: true, peer }),
-      (error: unknown) => {
-        this.#options.counters.increment('mqtt.sends_failed');
-        this.#options.log.debug(
-          { err: error, target: target.reference, client: meta.clientId },
-          'mqtt: a send from an app was not delivered',
-        );
-        reply(failure(error));
-      },
-    );
+    // Stored in the durable queue before the PUBACK goes: from here on it is delivered once, even across
+    // restarts of either agent; a refusal (unknown peer, full queue) goes back in the PUBACK (MQTT 5).
+    try {
+      const queued = this.#options.mesh.enqueue(target.reference, [payload]);
+      reply({ ok: true, peer: queued.peer, seq: queued.seq ?? undefined, queued: true });
+      return undefined;
+    } catch (error) {
+      this.#options.counters.increment('mqtt.sends_failed');
+      this.#options.log.debug(
+        { err: error, target: target.reference, client: meta.clientId },
+        'mqtt: a send from an app was not queued',
+      );
+      reply(failure(error));
+      return { refusedWith: refusalOf(error) };
+    }
   }
 
   /** Calls from apps, and the sensors and actions apps provide; other topics are only the broker's. */

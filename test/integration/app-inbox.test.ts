@@ -16,6 +16,7 @@ import {
   startAgent,
   stopAllAgents,
 } from '../support/agent-process.js';
+import { ANONYMOUS_MAY_DO_ANYTHING, MqttClients, mqttPort } from '../support/mqtt-clients.js';
 import { until } from '../support/until.js';
 
 const meshKey = generateMeshKey();
@@ -203,4 +204,53 @@ describe('the app inbox', () => {
     expect(cleared.removed).toBe(2);
     expect((await inboxOf(bravo)).messages).toBe(0);
   });
+});
+
+describe('an MQTT send', () => {
+  const clients = new MqttClients();
+  afterAll(async () => {
+    clients.endAll();
+    await stopAllAgents();
+  });
+
+  it('is stored before its PUBACK: the sender killed -9 right after, the message still arrives once', async () => {
+    const [senderPort, receiverPort] = (await freePorts(2)) as [number, number];
+    const senderSpec: AgentSpec = {
+      name: 'mq-sender',
+      meshKey,
+      port: senderPort,
+      peers: [`127.0.0.1:${receiverPort}`],
+      mqtt: ['listen = "127.0.0.1:0"', ANONYMOUS_MAY_DO_ANYTHING],
+    };
+    const receiverSpec: AgentSpec = {
+      name: 'mq-receiver',
+      meshKey,
+      port: receiverPort,
+      peers: [`127.0.0.1:${senderPort}`],
+    };
+    let sender = await startAgent(senderSpec);
+    let receiver = await startAgent(receiverSpec);
+    const receiverId = (await receiver.json<{ id: string }>(['id'])).id;
+    await until('linked', async () =>
+      (await sender.json<PeerInfo[]>(['peers'])).some(
+        (row) => row.id === receiverId && row.state === 'connected',
+      ),
+    );
+    await receiver.stop('SIGTERM');
+
+    const app = await clients.connect(await mqttPort(sender), 4);
+    await app.publishAsync(`nearmesh/send/${receiverId}`, 'kept through a crash', { qos: 1 });
+    await sender.stop('SIGKILL');
+
+    sender = await startAgent({ ...senderSpec, dir: sender.dir });
+    receiver = await startAgent({ ...receiverSpec, dir: receiver.dir });
+    const listener = await listenTo(receiver);
+    await until('the message', () => listener.messages.length > 0, { timeoutMs: 20_000 });
+    await until(
+      "the sender's queue to empty",
+      async () => (await sender.json<AgentStatus>(['status'])).queued.messages === 0,
+    );
+    expect(listener.messages.map((message) => message.payload)).toEqual(['kept through a crash']);
+    listener.stop();
+  }, 60_000);
 });

@@ -102,7 +102,9 @@ for (const version of [4, 5] as const) {
       const received = collect(sub);
       await sub.subscribeAsync(['home/+/temp', 'office/#', '#'], { qos: 1 });
       const seen: Array<{ topic: string; meta: PublishMeta }> = [];
-      broker.onPublish((topic, _payload, meta) => seen.push({ topic, meta }));
+      broker.onPublish((topic, _payload, meta) => {
+        seen.push({ topic, meta });
+      });
 
       const pub = await client(version, { clientId: `pub-${version}` });
       await pub.publishAsync('home/kitchen/temp', '21.5', { qos: 1 });

@@ -84,7 +84,7 @@ describe('MQTT endpoint of a running agent', () => {
     expect(received[0]?.payload.toString()).toBe('hello from an app');
   });
 
-  it('MQTT 5 subscribers see who sent it; a request with a response topic gets the delivery outcome', async () => {
+  it('MQTT 5 subscribers see who sent it; a request with a response topic learns it is queued', async () => {
     const inbox = await clients.connect(bMqtt, 5);
     const received = collect(inbox);
     await inbox.subscribeAsync(`nearmesh/inbox/${aId}`, { qos: 1 });
@@ -99,12 +99,20 @@ describe('MQTT endpoint of a running agent', () => {
     await until('the message and the reply', () => received.length === 1 && replies.length === 1);
     expect(received[0]?.payload.equals(binary)).toBe(true);
     expect(received[0]?.userProperties).toMatchObject({ from_name: 'mq-a', hops: '1' });
-    expect(JSON.parse(replies[0]?.payload.toString() ?? '')).toEqual({ ok: true, peer: bId });
-
-    await requester.publishAsync('nearmesh/send/nobody-here', 'x', {
-      qos: 1,
-      properties: { responseTopic: 'app/replies' },
+    expect(JSON.parse(replies[0]?.payload.toString() ?? '')).toEqual({
+      ok: true,
+      peer: bId,
+      seq: expect.any(Number),
+      queued: true,
     });
+
+    // Not queued: the PUBACK says so ("topic name invalid": no such peer), and the reply why.
+    await expect(
+      requester.publishAsync('nearmesh/send/nobody-here', 'x', {
+        qos: 1,
+        properties: { responseTopic: 'app/replies' },
+      }),
+    ).rejects.toMatchObject({ code: 0x90 });
     await until('the failure reply', () => replies.length === 2);
     expect(JSON.parse(replies[1]?.payload.toString() ?? '')).toMatchObject({
       ok: false,
@@ -170,12 +178,12 @@ describe('MQTT endpoint of a running agent', () => {
       expect(messages.join('\n'), errors).toBe(`nearmesh/inbox/${aId} from mosquitto_pub`);
     });
 
-    it('mosquitto_rr gets the delivery outcome of a send (MQTT 5 request/response)', async () => {
+    it('mosquitto_rr learns a send is queued durably (MQTT 5 request/response)', async () => {
       const { stdout } = await run('mosquitto_rr', [
         ...['-p', String(aMqtt), '-V', 'mqttv5', '-t', 'nearmesh/send/mq-b', '-e', 'app/rr'],
         ...['-m', 'ping', '-W', '10'],
       ]);
-      expect(JSON.parse(stdout)).toEqual({ ok: true, peer: bId });
+      expect(JSON.parse(stdout)).toEqual({ ok: true, peer: bId, seq: expect.any(Number), queued: true });
     });
   });
 

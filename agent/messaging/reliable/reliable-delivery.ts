@@ -139,12 +139,10 @@ export class ReliableDelivery extends TypedEmitter<ReliableDeliveryEvents> {
   }
 
   /**
-   * Queues messages for `peer` durably (all or none, in order) and starts sending them. With `waitMs` the
-   * promise settles when the peer confirmed the last of them, or rejects with NotYetDeliveredError after
-   * that long (they stay queued); without it, as soon as they are queued. Throws QueueFullError or
-   * QueueStorageError when nothing could be queued.
+   * Queues messages for `peer` durably (all or none, in order) and starts sending them: when it returns,
+   * they are stored. Throws FrameTooLargeError, QueueFullError or QueueStorageError when nothing was queued.
    */
-  async send(peer: string, payloads: readonly Uint8Array[], waitMs?: number): Promise<QueuedSend[]> {
+  queue(peer: string, payloads: readonly Uint8Array[]): QueuedSend[] {
     for (const payload of payloads) {
       if (payload.length > this.maxMessageBytes)
         throw new FrameTooLargeError(payload.length, this.maxMessageBytes);
@@ -152,12 +150,20 @@ export class ReliableDelivery extends TypedEmitter<ReliableDeliveryEvents> {
     if (payloads.length === 0) return [];
     const seqs = this.#options.queue.enqueueMany(peer, payloads);
     this.#options.counters.increment('messages.queued', seqs.length);
-    const sent = seqs.map((seq) => ({ peer, seq }));
-    const last = seqs[seqs.length - 1] ?? 0;
-    const outbound = this.#outboundOf(peer);
-    const confirmed = waitMs === undefined ? undefined : this.#confirmation(peer, outbound, last, waitMs);
     this.#pump(peer);
-    if (confirmed !== undefined) await confirmed;
+    return seqs.map((seq) => ({ peer, seq }));
+  }
+
+  /**
+   * queue(), then with `waitMs` settles when the peer confirmed the last of them, or rejects with
+   * NotYetDeliveredError after that long (they stay queued); without it, as soon as they are queued.
+   */
+  async send(peer: string, payloads: readonly Uint8Array[], waitMs?: number): Promise<QueuedSend[]> {
+    const sent = this.queue(peer, payloads);
+    const last = sent[sent.length - 1];
+    // A confirmation comes from the network, never within this call: waiting from here misses none.
+    if (waitMs !== undefined && last !== undefined)
+      await this.#confirmation(peer, this.#outboundOf(peer), last.seq, waitMs);
     return sent;
   }
 

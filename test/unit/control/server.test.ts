@@ -41,7 +41,13 @@ function fakeApi(): AgentApi {
       sent.push({ peer, bytes: payloads.map((payload) => payload.length), wait: options.wait });
       return { peer, seq: 1, last_seq: payloads.length, count: payloads.length, acknowledged: options.wait };
     },
-    sendAcknowledged: unsupported,
+    enqueue: (peer, payloads) => ({
+      peer,
+      seq: 1,
+      last_seq: payloads.length,
+      count: payloads.length,
+      acknowledged: false,
+    }),
     sendUnreliable: (peer, payload) => ({ peer, sent: payload.length > 0 }),
     multicast: () => ({ links: 0 }),
     subscribe: unsupported,

@@ -50,7 +50,7 @@ beforeEach(async () => {
     mesh: {
       id: () => ({ id: SELF, name: 'me' }),
       groups: [],
-      sendAcknowledged: async () => ({ peer: 'x' }),
+      enqueue: (peer) => ({ peer, seq: 1, last_seq: 1, count: 1, acknowledged: false }),
       multicast: () => ({ links: 0 }),
       peers: () => [],
       subscribe: () => () => {},
