@@ -27,7 +27,13 @@ import { DEFAULT_MQTT_LIMITS, DEFAULT_MQTT_MAX_PACKET_SIZE } from './config.js';
 import { Delivery } from './delivery.js';
 import { REASON } from './reason-codes.js';
 import { RetainedStore } from './retained-store.js';
-import { type BrokerMessage, type PublishProperties, type Session, SessionStore } from './session-store.js';
+import {
+  type BrokerMessage,
+  type PublishProperties,
+  type Session,
+  SessionStore,
+  type Subscription,
+} from './session-store.js';
 
 export type { MqttAuthenticator } from './auth.js';
 export type { PublishMeta } from './client-connection.js';
@@ -54,18 +60,28 @@ export interface MqttBrokerOptions extends Partial<MqttLimits> {
   log?: Logger;
 }
 
+/** A connected client holds these subscriptions: all of its session's on connect, then each new one. */
+export type HoldListener = (
+  clientId: string,
+  session: Session,
+  subscriptions: readonly Subscription[],
+) => void;
+
 /** A listener could not take a message (a send the durable queue refused): the PUBACK's MQTT 5 reason. */
 export interface PublishRefusal {
   readonly refusedWith: number;
 }
 
 /** Told of every PUBLISH taken from a client, before its PUBACK, which carries a refusal if one comes. */
+// biome-ignore lint/suspicious/noConfusingVoidType: a listener that returns nothing has no say in the PUBACK.
 export type PublishListener = (topic: string, payload: Buffer, meta: PublishMeta) => PublishRefusal | void;
 
 export interface AgentPublishOptions {
   qos?: 0 | 1;
   retain?: boolean;
   properties?: PublishProperties;
+  /** Clients not to hand it to (they get it another way: an inbox consumer's own copy). */
+  skip?: (clientId: string) => boolean;
 }
 
 const DEFAULTS = {
@@ -88,6 +104,7 @@ export class MqttBroker {
   readonly #sockets = new Set<ClientConnection>();
   readonly #listeners = new Set<PublishListener>();
   readonly #goneListeners = new Set<(clientId: string) => void>();
+  readonly #holdListeners = new Set<HoldListener>();
   readonly #turn: TurnBudget;
   #server: Server | undefined;
 
@@ -105,6 +122,10 @@ export class MqttBroker {
       claimSession: (clientId, clean, username) => this.#claimSession(clientId, clean, username),
       attach: (connection) => this.#connections.set(connection.clientId, connection),
       detach: (connection) => this.#detach(connection),
+      holds: (connection, subscriptions) => {
+        for (const listener of this.#holdListeners)
+          listener(connection.clientId, connection.session as Session, subscriptions);
+      },
       received: (message, meta) => this.#received(message, meta),
       publishWill: (message, meta) => this.#publishWill(message, meta),
       releaseSession: (session) => this.#releaseSession(session),
@@ -156,6 +177,24 @@ export class MqttBroker {
     return () => this.#goneListeners.delete(listener);
   }
 
+  /** Calls `listener` when a connected client holds subscriptions (on connect, and on each subscribe). */
+  onHolds(listener: HoldListener): () => void {
+    this.#holdListeners.add(listener);
+    return () => this.#holdListeners.delete(listener);
+  }
+
+  /** Hands one connected client a copy from the app inbox; false when it is not connected or may not read it. */
+  deliverTo(clientId: string, message: BrokerMessage): boolean {
+    const session = this.#connections.get(clientId)?.session;
+    return session !== undefined && this.#delivery.deliverTo(session, message);
+  }
+
+  /** Drops the app inbox's copies the client's session still holds (it went: they come again). */
+  dropInboxCopies(clientId: string): void {
+    const session = this.#sessions.get(clientId);
+    if (session !== undefined) this.#delivery.dropInboxCopies(session);
+  }
+
   /** Publishes from the agent side to the matching subscribers (and the retained store). */
   publish(topic: string, payload: Uint8Array | string, options: AgentPublishOptions = {}): void {
     if (!isValidTopicName(topic))
@@ -167,7 +206,7 @@ export class MqttBroker {
       retain: options.retain ?? false,
       ...(options.properties === undefined ? {} : { properties: options.properties }),
     };
-    this.#delivery.route(message);
+    this.#delivery.route(message, options.skip);
   }
 
   /** Counts for `status`: connected clients, sessions, retained messages. */

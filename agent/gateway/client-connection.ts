@@ -20,7 +20,7 @@ import type { ByteBudget } from './byte-budget.js';
 import type { Delivery } from './delivery.js';
 import { connectProtocolLevel, FrameReader, rawPublishTopic } from './frame-reader.js';
 import { RC, REASON } from './reason-codes.js';
-import type { BrokerMessage, PublishProperties, Session } from './session-store.js';
+import type { BrokerMessage, PublishProperties, Session, Subscription } from './session-store.js';
 
 /** Unfinished bytes per connection that do not count against the broker's total (see #holdUnfinished). */
 const FREE_UNFINISHED_BYTES = 64 * 1024;
@@ -72,6 +72,11 @@ export interface ConnectionHost {
   attach(connection: ClientConnection): void;
   /** The connection is closed: the broker forgets it. */
   detach(connection: ClientConnection): void;
+  /**
+   * The connected client holds these subscriptions (granted): all of its session's when it connects, then
+   * each one it adds.
+   */
+  holds(connection: ClientConnection, subscriptions: readonly Subscription[]): void;
   /** A message published by the client: route it and tell the listeners; a reason code if one refused it. */
   received(message: BrokerMessage, meta: PublishMeta): number | undefined;
   /** The client's last will, after an abnormal disconnect. */
@@ -507,6 +512,7 @@ export class ClientConnection {
       this.send({ cmd: 'connack', sessionPresent, returnCode: 0 });
     }
     this.#host.delivery.resume(this, session);
+    this.#host.holds(this, [...session.subscriptions.values()]);
   }
 
   #onPublish(packet: IPublishPacket): void {
@@ -594,6 +600,8 @@ export class ClientConnection {
       retainAsPublished: this.version === 5 && subscription.rap === true,
     });
     if (!subscribed) return this.version === 5 ? REASON.quotaExceeded : 0x80;
+    const held = session.subscriptions.get(filter);
+    if (held !== undefined) this.#host.holds(this, [held]);
     const retainHandling = this.version === 5 ? (subscription.rh ?? 0) : 0;
     if (retainHandling === 0 || (retainHandling === 1 && !existed)) retainedToSend.push({ filter, qos });
     return qos;

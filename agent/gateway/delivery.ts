@@ -114,13 +114,17 @@ export class Delivery {
     this.#subscriptions.clear();
   }
 
-  /** Stores a retained message and hands a message to every session with a matching subscription. */
-  route(message: BrokerMessage): void {
+  /**
+   * Stores a retained message and hands a message to every session with a matching subscription, but
+   * those `skip` names.
+   */
+  route(message: BrokerMessage, skip?: (clientId: string) => boolean): void {
     if (message.retain && !this.#retained.set(message)) this.#counters.increment('mqtt.retained_dropped');
     // One delivery per session: at the highest QoS of its matching subscriptions (MQTT 5 §3.3.4).
     const matched = new Map<Session, { qos: 0 | 1; keepRetain: boolean }>();
     for (const { session, options } of this.#subscriptions.match(message.topic)) {
       if (options.noLocal && message.origin === session.clientId) continue;
+      if (skip?.(session.clientId) === true) continue;
       const best = matched.get(session);
       if (best === undefined) {
         matched.set(session, { qos: options.qos, keepRetain: options.retainAsPublished });
@@ -163,8 +167,33 @@ export class Delivery {
   acknowledge(connection: DeliveryTarget, messageId: number | undefined): void {
     const session = connection.session;
     if (session === undefined || messageId === undefined) return;
+    const acked = session.inflight.get(messageId)?.onAcked;
     this.#release(session, messageId);
+    acked?.();
     this.#drainQueue(connection);
+  }
+
+  /**
+   * Hands a connected session a message (a copy from the app inbox); false when its client is not
+   * connected or its user may not read it.
+   */
+  deliverTo(session: Session, message: BrokerMessage): boolean {
+    if (this.#connections.get(session.clientId)?.session !== session) return false;
+    if (!this.#mayRead(session, message.topic)) return false;
+    this.#deliver(session, message);
+    return true;
+  }
+
+  /** Drops the app inbox's copies a session holds, queued or in flight: its client went. */
+  dropInboxCopies(session: Session): void {
+    for (const [messageId, message] of session.inflight)
+      if (message.onAcked !== undefined) this.#release(session, messageId);
+    const kept = session.queue.filter((message) => message.onAcked === undefined);
+    while (session.queue.length > 0) this.#heldTotal.give(heldBytesOf(session.dequeue() as BrokerMessage));
+    for (const message of kept) {
+      session.enqueue(message);
+      this.#heldTotal.take(heldBytesOf(message));
+    }
   }
 
   /** Resumes a session: unacknowledged messages again (DUP set), then the queue. */

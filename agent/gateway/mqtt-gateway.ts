@@ -19,10 +19,17 @@ import type { Logger } from '../core/logger.js';
 import { isPeerId } from '../core/peer-id.js';
 import { QueueFullError } from '../messaging/reliable/queue-errors.js';
 import { AppCapabilities } from './app-capabilities.js';
-import { MqttBroker, type PublishMeta, type PublishProperties, type PublishRefusal } from './broker.js';
+import {
+  type AgentPublishOptions,
+  MqttBroker,
+  type PublishMeta,
+  type PublishProperties,
+  type PublishRefusal,
+} from './broker.js';
 import { CallEndpoint } from './call-endpoint.js';
 import type { MqttLimits } from './config.js';
 import type { CoordinationPort } from './coordination-port.js';
+import { type InboxPort, inboxProperties, MqttInboxConsumers } from './inbox-consumers.js';
 import type { MqttSecurity } from './mqtt-security.js';
 import { REASON } from './reason-codes.js';
 import {
@@ -60,11 +67,12 @@ function refusalOf(error: unknown): number {
 }
 
 /** What the gateway needs of the agent: part of its typed API, its own groups, and coordination. */
-export type MeshPort = Pick<AgentApi, 'id' | 'enqueue' | 'multicast' | 'peers' | 'subscribe'> & {
-  readonly groups: readonly string[];
-  /** Calls, sensors and app-provided capabilities (the call, sensor, provide and invoke topics). */
-  readonly coordination?: CoordinationPort;
-};
+export type MeshPort = Pick<AgentApi, 'id' | 'enqueue' | 'multicast' | 'peers' | 'subscribe'> &
+  InboxPort & {
+    readonly groups: readonly string[];
+    /** Calls, sensors and app-provided capabilities (the call, sensor, provide and invoke topics). */
+    readonly coordination?: CoordinationPort;
+  };
 
 export interface MqttGatewayOptions {
   listen: HostPort;
@@ -81,6 +89,7 @@ export interface MqttGatewayOptions {
 export class MqttGateway {
   readonly #options: MqttGatewayOptions;
   readonly #broker: MqttBroker;
+  readonly #inboxConsumers: MqttInboxConsumers;
   readonly #unsubscribe: (() => void)[] = [];
   #address: AddressInfo | undefined;
   #peersJson = '';
@@ -100,6 +109,7 @@ export class MqttGateway {
       counters: options.counters,
       log: options.log,
     });
+    this.#inboxConsumers = new MqttInboxConsumers(this.#broker, options.mesh, options.counters, options.log);
     const { coordination } = options.mesh;
     if (coordination !== undefined) {
       const { counters, log } = options;
@@ -131,6 +141,7 @@ export class MqttGateway {
     this.#address = await this.#broker.listen(listen.host, listen.port);
     this.#unsubscribe.push(
       this.#broker.onPublish((topic, payload, meta) => this.#fromApp(topic, payload, meta)),
+      this.#inboxConsumers.start(),
       mesh.subscribe((message) => this.#fromMesh(message)),
     );
     if (bridge !== undefined) {
@@ -325,16 +336,16 @@ export class MqttGateway {
     }
   }
 
-  /** A message from the mesh: into the inbox topic of its sender. */
+  /**
+   * A message from the mesh: into the inbox topic of its sender. A reliable one skips the inbox's MQTT
+   * consumers, which get it from the inbox itself.
+   */
   #fromMesh(message: AppMessage): void {
-    const userProperties: Record<string, string> = {
-      from_name: message.fromName,
-      hops: String(message.hops),
-      ...(message.to !== undefined && { to: message.to }),
-    };
+    const consumers = this.#inboxConsumers;
     this.#publishLocal(inboxTopic(message.from), Buffer.from(message.payload), {
       qos: 1,
-      properties: { userProperties },
+      properties: inboxProperties(message),
+      ...(message.inboxId !== undefined && { skip: (clientId: string) => consumers.isConsumer(clientId) }),
     });
   }
 
@@ -371,11 +382,7 @@ export class MqttGateway {
   }
 
   /** Publishes to local subscribers and, when it matches the bridge's `out` filters, upstream. */
-  #publishLocal(
-    topic: string,
-    payload: Buffer,
-    options: { qos: 0 | 1; retain?: boolean; properties?: PublishProperties },
-  ): void {
+  #publishLocal(topic: string, payload: Buffer, options: AgentPublishOptions & { qos: 0 | 1 }): void {
     this.#broker.publish(topic, payload, options);
     this.#toUpstream(
       {

@@ -13,6 +13,11 @@ export interface BrokerMessage {
   properties?: PublishProperties;
   /** Client id of the publisher, for the MQTT 5 no-local option; undefined for agent-side publishes. */
   origin?: string;
+  /**
+   * A copy handed to one session from the app inbox: called when its client acknowledges it. Such copies
+   * are dropped when the client goes (the inbox hands them over again), never kept for its return.
+   */
+  onAcked?: () => void;
 }
 
 export interface SubscriptionOptions {
