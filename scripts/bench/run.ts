@@ -30,6 +30,7 @@ import {
 import { floodRows } from './flood-bench.js';
 import { goodputRow } from './goodput-bench.js';
 import { HANDSHAKES, handshakeRow, WARMUP_HANDSHAKES } from './handshake-bench.js';
+import { INBOX_MESSAGES, inboxRows } from './inbox-bench.js';
 import { meshFloodRows } from './mesh-flood-bench.js';
 import { HOP_CHAIN_LENGTH, HOP_SAMPLES, HOP_WARMUPS, meshHopRows } from './mesh-hop-bench.js';
 import {
@@ -89,6 +90,7 @@ const SECTIONS: readonly Section[] = [
   { name: '19 routed reliable msg/s through a relay, v2 vs v1', run: routedReliableRows },
   { name: '20 origin auth: signatures and tags per second', run: originAuthRateRows },
   { name: '21 MQTT flood: event-loop delay and RSS vs idle', run: floodRows },
+  { name: '22 app inbox msg/s in, and out through listen', run: inboxRows },
 ];
 
 const FOOTNOTES = [
@@ -235,6 +237,11 @@ const FOOTNOTES = [
   "   while 3,000 × 10 KB are published. 21a: the agent's own",
   '   event-loop delay (status.event_loop, perf_hooks, last 10-20 s) read 2 s after the floods vs read idle;',
   '   21b: peak VmRSS sampled every 50 ms vs idle. Goals: no stall over 50 ms, at most idle + 64 MiB.',
+  `22 two agents on 127.0.0.1 as 16; 22a: \`send --lines\` of ${INBOX_MESSAGES.toLocaleString('en-US')} distinct 32-byte lines to rx, nobody`,
+  '   listening there (each stored in its inbox before rx confirms it), spawn to the last confirmation. 22b:',
+  '   `listen --json` on rx taking them (one control request per message written, before the next) vs',
+  '   `listen --peek --json` printing the same without taking (the path before the inbox), spawn to the last',
+  '   line, 3 runs, medians.',
 ];
 
 /** The row numbers a section covers, from its name: "8 …" -> [8], "6-7 …" -> [6, 7]. */

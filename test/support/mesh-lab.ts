@@ -229,12 +229,18 @@ export class MeshLab {
     return (await this.peers(node)).filter((peer) => peer.state === 'connected').map((peer) => peer.id);
   }
 
-  /** Subscribes to the node's received messages on a connection of its own (what `nearmesh listen` does). */
+  /**
+   * The node's messages from now on, on a connection of its own, as `nearmesh listen` takes them: what
+   * waited in its inbox from before is cleared first, so only what arrives while listening counts.
+   */
   async listen(node: string): Promise<{ messages: ListenEvent[]; stop: () => void }> {
     const client = await ControlClient.connect(this.agent(node).socketPath);
     const messages: ListenEvent[] = [];
+    await client.request({ cmd: 'inbox-clear' });
     await client.stream({ cmd: 'listen' }, (event) => {
-      messages.push(event as ListenEvent);
+      messages.push(event);
+      if (event.inbox_id !== undefined)
+        client.request({ cmd: 'inbox-take', up_to: event.inbox_id }).catch(() => {});
     });
     return { messages, stop: () => client.close() };
   }

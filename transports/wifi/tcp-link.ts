@@ -1,9 +1,13 @@
 // A FrameLink over one TCP socket: length-prefixed frames (framing.ts), back-pressure from the socket.
 // Created by TcpTransport for accepted and dialled sockets; knows nothing about listening or dialling.
+// Frames are handed up within a turn budget shared by every TCP link of the process: a burst of many
+// frames (500 calls at once from a peer) goes over several event-loop turns, the socket paused meanwhile,
+// instead of holding the loop for all of them.
 import type { Socket } from 'node:net';
 import { FrameTooLargeError, NearmeshError } from '../../agent/core/errors.js';
 import { TypedEmitter } from '../../agent/core/events.js';
 import { formatHostPort } from '../../agent/core/host-port.js';
+import { TurnBudget } from '../../agent/core/turn-budget.js';
 import { type FrameLink, type FrameLinkEvents, frameLength, type Medium } from '../transport.js';
 import { encodeFrame, encodeFrameHeader, FrameDecoder } from './framing.js';
 
@@ -11,6 +15,9 @@ export const DEFAULT_CLOSE_GRACE_MS = 1000;
 export const KEEPALIVE_INITIAL_DELAY_MS = 5000;
 /** Frames up to this size are copied behind their header into one buffer: cheaper than a writev. */
 const COALESCE_MAX_BYTES = 4096;
+
+/** Work handing frames up per event-loop turn, over all TCP links. */
+const LINK_TURNS = new TurnBudget();
 
 /** The remote ended the stream in the middle of a frame. */
 export class TruncatedFrameError extends NearmeshError {
@@ -40,6 +47,11 @@ export class TcpLink extends TypedEmitter<FrameLinkEvents> implements FrameLink 
   #graceTimer: NodeJS.Timeout | undefined;
   #drainWaiters: Array<() => void> = [];
   #lastReceivedAtMs = Date.now();
+  /** Frames received and not yet handed up (the turn's budget ran out), and what broke the stream after them. */
+  #held: Uint8Array[] = [];
+  #heldFrom = 0;
+  #heldError: Error | undefined;
+  #waitingForTurn = false;
 
   constructor(socket: Socket, options: TcpLinkOptions) {
     super();
@@ -133,17 +145,43 @@ export class TcpLink extends TypedEmitter<FrameLinkEvents> implements FrameLink 
     if (!this.#isOpen) return;
     this.#lastReceivedAtMs = Date.now();
     const { frames, error } = this.#decoder.push(chunk);
-    for (const frame of frames) {
-      // A listener may close the link while we are still handing out this chunk's frames.
+    for (const frame of frames) this.#held.push(frame);
+    this.#heldError ??= error;
+    this.#handUp();
+  }
+
+  /** Hands up held frames while the turn's budget lasts; then waits, not reading, for a later turn. */
+  #handUp(): void {
+    while (this.#heldFrom < this.#held.length) {
+      // A listener may close the link while we are still handing out frames.
       if (!this.#isOpen) return;
+      if (!LINK_TURNS.available()) {
+        this.#waitForTurn();
+        return;
+      }
+      const frame = this.#held[this.#heldFrom++] as Uint8Array;
       this.emit('frame', frame);
     }
+    this.#held = [];
+    this.#heldFrom = 0;
+    const error = this.#heldError;
     if (error !== undefined && this.#isOpen) {
       // The stream cannot be resynchronised after a bad length: drop it now, do not drain it.
       this.#isOpen = false;
       this.#closeError ??= error;
       this.#socket.destroy();
     }
+  }
+
+  #waitForTurn(): void {
+    if (this.#waitingForTurn) return;
+    this.#waitingForTurn = true;
+    this.#socket.pause();
+    LINK_TURNS.wait(() => {
+      this.#waitingForTurn = false;
+      this.#handUp();
+      if (!this.#waitingForTurn && this.#isOpen) this.#socket.resume();
+    });
   }
 
   #releaseDrainWaiters(): void {

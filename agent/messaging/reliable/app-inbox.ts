@@ -65,6 +65,9 @@ export class AppInbox {
   readonly #log: Logger;
   readonly #now: () => number;
   readonly #sessions = new Set<Session>();
+  /** What consumers took this turn, recorded together at its end (one write for many takes). */
+  readonly #taken = new Map<string, number>();
+  #recording: NodeJS.Immediate | undefined;
   #sweeper: NodeJS.Timeout | undefined;
 
   constructor(options: AppInboxOptions) {
@@ -82,6 +85,7 @@ export class AppInbox {
 
   stop(): void {
     clearInterval(this.#sweeper);
+    this.#recordTaken();
     for (const session of this.#sessions) session.stopped = true;
     this.#sessions.clear();
   }
@@ -92,6 +96,7 @@ export class AppInbox {
    * ones, nothing taken. Throws InboxConsumerBusyError when the consumer is already taking.
    */
   consume(consumer: string | undefined, listener: (entry: InboxEntry) => void): InboxConsumption {
+    this.#recordTaken();
     let start = 0;
     if (consumer !== undefined) {
       if (!CONSUMER_NAME.test(consumer)) throw new InboxConsumerNameError(consumer);
@@ -148,6 +153,7 @@ export class AppInbox {
   }
 
   consumers(): InboxConsumerInfo[] {
+    this.#recordTaken();
     return this.#store.consumers();
   }
 
@@ -157,14 +163,17 @@ export class AppInbox {
    */
   forget(name: string): boolean {
     for (const session of this.#sessions) if (session.name === name) throw new InboxConsumerBusyError(name);
+    this.#recordTaken();
     return this.#store.forget(name);
   }
 
   stats(): InboxStats {
+    this.#recordTaken();
     return this.#store.stats();
   }
 
   sweep(): void {
+    this.#recordTaken();
     const changes = noInboxChanges();
     try {
       this.#store.sweep(this.#now(), changes);
@@ -187,13 +196,25 @@ export class AppInbox {
     if (taken === 0) return;
     const last = session.unacked[taken - 1] as number;
     session.unacked.splice(0, taken);
-    try {
-      this.#store.take(session.name, last, this.#now());
-    } catch (error) {
-      // Still claimed: handed over again after a restart, which the consumer may see as a duplicate.
-      this.#log.warn({ consumer: session.name, err: error }, 'app inbox: cannot record what a consumer took');
-    }
+    this.#taken.set(session.name, last);
+    this.#recording ??= setImmediate(() => this.#recordTaken());
     this.#pump(session);
+  }
+
+  /** Writes down what consumers took this turn (at its end, or before anything reads the cursors). */
+  #recordTaken(): void {
+    if (this.#recording !== undefined) clearImmediate(this.#recording);
+    this.#recording = undefined;
+    const now = this.#now();
+    for (const [name, upTo] of this.#taken) {
+      try {
+        this.#store.take(name, upTo, now);
+      } catch (error) {
+        // Still claimed: handed over again after a restart, which the consumer may see as a duplicate.
+        this.#log.warn({ consumer: name, err: error }, 'app inbox: cannot record what a consumer took');
+      }
+    }
+    this.#taken.clear();
   }
 
   /** Hands over what the session has room for; a peek pages through what waits a turn at a time. */

@@ -108,6 +108,7 @@ describe('AppInbox', () => {
     const taking = first.inbox.consume('app', () => {});
     taking.take(4);
     taking.stop();
+    first.inbox.stop(); // as the agent stops it before the queue: what was taken this turn is written down
     const path = first.queue.path;
     first.queue.close();
     const again = await fixture({}, path);
