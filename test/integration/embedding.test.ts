@@ -44,6 +44,20 @@ describe('embedding API', () => {
     expect(received[0]).toMatchObject({ from: bravo.api.id().id, fromName: 'bravo', hops: 1 });
     unsubscribe();
 
+    // They also wait in alpha's app inbox: a consumer gets them, takes them, and the inbox is empty.
+    const taken: AppMessage[] = [];
+    const inbox = alpha.api.listen({ consumer: 'embedded-app' }, (message) => {
+      taken.push(message);
+      if (message.inboxId !== undefined) inbox.take(message.inboxId);
+    });
+    await until('the waiting messages', () => taken.length === 2);
+    expect(taken.map((message) => Buffer.from(message.payload).toString())).toEqual(['one', 'two']);
+    expect(alpha.api.inbox()).toMatchObject({
+      messages: 0,
+      consumer_list: [{ name: 'embedded-app', waiting: 0 }],
+    });
+    inbox.stop();
+
     const status = await bravo.api.status();
     expect(status).toMatchObject({ name: 'bravo', peers: { connected: 1 }, queued: { messages: 0 } });
 

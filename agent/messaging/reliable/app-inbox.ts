@@ -57,6 +57,9 @@ interface Session {
   readonly unacked: number[];
   stopped: boolean;
   paging: boolean;
+  /** Handing over now; asked again meanwhile. */
+  pumping: boolean;
+  pumpAgain: boolean;
 }
 
 export class AppInbox {
@@ -111,9 +114,12 @@ export class AppInbox {
       unacked: [],
       stopped: false,
       paging: false,
+      pumping: false,
+      pumpAgain: false,
     };
     this.#sessions.add(session);
-    this.#pump(session);
+    // After this returns: a listener may use what it returns (take, stop) from the first message on.
+    queueMicrotask(() => this.#pump(session));
     return {
       take: (upTo) => this.#take(session, upTo),
       stop: () => {
@@ -217,9 +223,28 @@ export class AppInbox {
     this.#taken.clear();
   }
 
-  /** Hands over what the session has room for; a peek pages through what waits a turn at a time. */
+  /**
+   * Hands over what the session has room for; a peek pages through what waits a turn at a time. A listener
+   * that takes (or a store) while it is handed a message asks for more: that happens once this pass is done.
+   */
   #pump(session: Session): void {
     if (session.stopped || session.paging) return;
+    if (session.pumping) {
+      session.pumpAgain = true;
+      return;
+    }
+    session.pumping = true;
+    try {
+      do {
+        session.pumpAgain = false;
+        this.#handOver(session);
+      } while (session.pumpAgain && !session.stopped && !session.paging);
+    } finally {
+      session.pumping = false;
+    }
+  }
+
+  #handOver(session: Session): void {
     const room = session.name === undefined ? PEEK_PAGE : WINDOW - session.unacked.length;
     if (room <= 0) return;
     let entries: InboxEntry[];

@@ -70,6 +70,11 @@ async function fixture(options: DurableQueueOptions = {}, path?: string): Promis
   return { queue, inbox, counters, clock, receive };
 }
 
+/** A consumer is handed what waits just after consume() returns. */
+function handedOver(): Promise<void> {
+  return new Promise((resolve) => queueMicrotask(resolve));
+}
+
 function collector(): { entries: InboxEntry[]; listener: (entry: InboxEntry) => void } {
   const entries: InboxEntry[] = [];
   return { entries, listener: (entry) => entries.push(entry) };
@@ -82,6 +87,8 @@ describe('AppInbox', () => {
     expect(inbox.stats().messages).toBe(3);
     const { entries, listener } = collector();
     const taking = inbox.consume('app', listener);
+    expect(entries).toEqual([]);
+    await handedOver();
     expect(entries.map((entry) => entry.id)).toEqual([1, 2, 3]);
     taking.take(2);
     expect(inbox.stats().messages).toBe(1);
@@ -91,11 +98,26 @@ describe('AppInbox', () => {
     expect(entries.map((entry) => entry.id)).toEqual([1, 2, 3, 4]);
   });
 
+  it('hands each message once to a consumer that takes it while it is handed over', async () => {
+    const { inbox, receive } = await fixture();
+    receive('p', 300);
+    const ids: number[] = [];
+    const taking = inbox.consume('app', (entry) => {
+      ids.push(entry.id);
+      taking.take(entry.id);
+    });
+    await handedOver();
+    receive('p', 5);
+    expect(ids).toEqual(Array.from({ length: 305 }, (_, i) => i + 1));
+    expect(inbox.stats().messages).toBe(0);
+  });
+
   it('hands a consumer at most 256 untaken messages; taking makes room for more', async () => {
     const { inbox, receive } = await fixture();
     receive('p', 300);
     const { entries, listener } = collector();
     const taking = inbox.consume('app', listener);
+    await handedOver();
     expect(entries).toHaveLength(256);
     taking.take(100);
     expect(entries).toHaveLength(300);
@@ -106,6 +128,7 @@ describe('AppInbox', () => {
     const first = await fixture();
     first.receive('p', 10);
     const taking = first.inbox.consume('app', () => {});
+    await handedOver();
     taking.take(4);
     taking.stop();
     first.inbox.stop(); // as the agent stops it before the queue: what was taken this turn is written down
@@ -114,6 +137,7 @@ describe('AppInbox', () => {
     const again = await fixture({}, path);
     const { entries, listener } = collector();
     again.inbox.consume('app', listener);
+    await handedOver();
     expect(entries.map((entry) => entry.id)).toEqual([5, 6, 7, 8, 9, 10]);
   });
 
@@ -121,6 +145,7 @@ describe('AppInbox', () => {
     const { inbox, receive } = await fixture();
     const one = inbox.consume('one', () => {});
     const two = inbox.consume('two', () => {});
+    await handedOver();
     receive('p', 5);
     one.take(5);
     expect(inbox.stats().messages).toBe(5);
@@ -144,6 +169,7 @@ describe('AppInbox', () => {
     expect(() => inbox.forget('app')).toThrow(InboxConsumerBusyError);
     const { entries, listener } = collector();
     inbox.consume(undefined, listener);
+    await handedOver();
     expect(entries).toHaveLength(2);
     expect(inbox.stats().messages).toBe(2);
   });
@@ -207,6 +233,7 @@ describe('AppInbox', () => {
     receive('p', 600);
     const { entries, listener } = collector();
     inbox.consume(undefined, listener);
+    await handedOver();
     expect(entries).toHaveLength(256);
     await new Promise((resolve) => setImmediate(resolve));
     await new Promise((resolve) => setImmediate(resolve));
