@@ -204,6 +204,14 @@ export async function listeningPort(agent: BenchAgent): Promise<number> {
   return port;
 }
 
+/**
+ * Empties the agent's app inbox, whoever waits for what is there: for benches that send an agent many
+ * reliable messages with no app taking them (a full inbox would refuse the next run's).
+ */
+export async function clearInbox(agent: BenchAgent): Promise<void> {
+  await clientOf(agent).request({ cmd: 'inbox-clear' });
+}
+
 /** `nearmesh <args> --socket <agent's socket>`, with the agent's own build of nearmesh. */
 export function cliArgs(agent: PairAgent, args: readonly string[]): string[] {
   return [agent.cli, ...args, '--socket', join(agent.dir, 'control.sock')];

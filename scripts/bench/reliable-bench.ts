@@ -4,6 +4,7 @@
 // server with the same window (64 in flight, each answered). Both timed from spawn to their result line.
 import { randomBytes } from 'node:crypto';
 import {
+  clearInbox,
   cliArgs,
   cliFloorMs,
   type PairAgent,
@@ -54,7 +55,11 @@ export async function reliableRows(): Promise<ResultRow[]> {
     const echoPort = await startRawServer(scope, undefined, 'echo', ['127.0.0.1', 0]);
     // What `send --lines` reads on stdin: one message a line.
     const stdin = `${distinctLines().join('\n')}\n`;
-    const sendMs = (): Promise<number> => sendLinesMs(sender, receiver.name, stdin);
+    const sendMs = async (): Promise<number> => {
+      const ms = await sendLinesMs(sender, receiver.name, stdin);
+      await clearInbox(receiver);
+      return ms;
+    };
     const rawMs = async (): Promise<number> => {
       const { ms, record } = await timedRawRun(
         undefined,

@@ -6,7 +6,14 @@
 // acknowledged end to end by a routed ACK, all through r2. The same on a chain of v1 agents (the baseline
 // build of v1-baseline.ts); runs alternate v2/v1, and which goes first, so drift hits both alike.
 import { generateMeshKey } from '../../agent/config/mesh-key.js';
-import { AGENT_READY, listeningPort, type PairAgent, Scope, startPairAgent } from './agent-pair.js';
+import {
+  AGENT_READY,
+  clearInbox,
+  listeningPort,
+  type PairAgent,
+  Scope,
+  startPairAgent,
+} from './agent-pair.js';
 import { clientOf, connectControl, idOf, type Polling, waitForLinks, waitForRoutes } from './bench-agents.js';
 import { machineTicks } from './cpu-usage.js';
 import { agentCpuMs, busyText } from './push-bench.js';
@@ -87,6 +94,8 @@ async function routedRunMs({ version, agents }: RelayChain, batches: readonly st
   const cpuBefore = agents.map(agentCpuMs);
   const ticksBefore = machineTicks();
   const ms = await sendAllMs(first, idOf(last), batches);
+  // v1 kept no app inbox; this build's would fill up over the runs with nobody taking from it.
+  if (version === 'v2') await clearInbox(last);
   const cpu = agents.map((agent, index) => `${agent.name} ${agentCpuMs(agent) - (cpuBefore[index] ?? 0)}`);
   process.stderr.write(
     `[${version} ${ms.toFixed(0)} ms; agents' cpu ms ${cpu.join(', ')}; ${busyText(ticksBefore, machineTicks())}] `,
