@@ -37,6 +37,31 @@ export class TurnBudget {
     this.#turnEnd ??= setImmediate(() => this.#endTurn());
   }
 
+  /**
+   * For a reader past the budget: the returned function stops `stream` reading until a later turn, when
+   * `work` goes on (unless `isClosed`), and starts it reading again unless `work` ran out once more.
+   * Calling it while already waiting does nothing.
+   */
+  pausingWaiter(
+    stream: { pause(): unknown; resume(): unknown },
+    work: () => void,
+    isClosed: () => boolean,
+  ): () => void {
+    let waiting = false;
+    const wait = (): void => {
+      if (waiting) return;
+      waiting = true;
+      stream.pause();
+      this.wait(() => {
+        waiting = false;
+        if (isClosed()) return;
+        work();
+        if (!waiting) stream.resume();
+      });
+    };
+    return wait;
+  }
+
   /** Forgets the waiting sources (their owner is closing). */
   clear(): void {
     this.#waiting.length = 0;

@@ -107,8 +107,8 @@ export class ClientConnection {
   #unfinishedBytes = 0;
   #unfinishedSince: number | undefined;
   #packetTimer: NodeJS.Timeout | undefined;
-  /** Paused, waiting for a later turn of the broker's budget. */
-  #waitingForTurn = false;
+  /** Stops reading until a later turn of the broker's budget, then goes on with #work. */
+  readonly #waitForTurn: () => void;
   /** What a packet left to do in steps (a SUBSCRIBE's filters and retained messages), before the next packet. */
   #steps: Iterator<void> | undefined;
   /** MQTT 5: the client's own packet size limit. */
@@ -126,6 +126,11 @@ export class ClientConnection {
     this.#settings = settings;
     this.#host = host;
     this.#reader = new FrameReader(settings.maxPacketSize);
+    this.#waitForTurn = host.turn.pausingWaiter(
+      socket,
+      () => this.#work(),
+      () => this.#isClosed(),
+    );
     socket.setNoDelay(true);
     this.#parser.on('packet', (packet: Packet) => this.#handle(packet));
     this.#parser.on('error', () => this.#malformed());
@@ -247,18 +252,6 @@ export class ClientConnection {
       this.#onFrame(next);
     }
     if (!this.#isClosed()) this.#holdUnfinished(completed);
-  }
-
-  #waitForTurn(): void {
-    if (this.#waitingForTurn) return;
-    this.#waitingForTurn = true;
-    this.socket.pause();
-    this.#host.turn.wait(() => {
-      this.#waitingForTurn = false;
-      if (this.state === 'closed') return;
-      this.#work();
-      if (!this.#waitingForTurn) this.socket.resume();
-    });
   }
 
   #onFrame(frame: Buffer): void {

@@ -188,12 +188,8 @@ export class Delivery {
   dropInboxCopies(session: Session): void {
     for (const [messageId, message] of session.inflight)
       if (message.onAcked !== undefined) this.#release(session, messageId);
-    const kept = session.queue.filter((message) => message.onAcked === undefined);
-    while (session.queue.length > 0) this.#heldTotal.give(heldBytesOf(session.dequeue() as BrokerMessage));
-    for (const message of kept) {
-      session.enqueue(message);
-      this.#heldTotal.take(heldBytesOf(message));
-    }
+    for (const message of session.removeQueued((queued) => queued.onAcked !== undefined))
+      this.#heldTotal.give(heldBytesOf(message));
   }
 
   /** Resumes a session: unacknowledged messages again (DUP set), then the queue. */

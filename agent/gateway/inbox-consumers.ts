@@ -19,7 +19,7 @@ import { inboxTopic } from './topic-map.js';
 export type InboxPort = Pick<AgentApi, 'listen' | 'inbox' | 'inboxForget'>;
 
 /** The consumer name of a client id: as it is when it is a plain name, else a digest of it. */
-export function consumerNameOf(clientId: string): string {
+function consumerNameOf(clientId: string): string {
   return /^[A-Za-z0-9._-]{1,120}$/.test(clientId)
     ? `mqtt:${clientId}`
     : `mqtt:h.${createHash('sha256').update(clientId).digest('hex').slice(0, 32)}`;

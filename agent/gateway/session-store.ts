@@ -87,6 +87,22 @@ export class Session {
     return message;
   }
 
+  /** Takes the queued messages `drop` picks out, the rest keeping their order; returns those taken. */
+  removeQueued(drop: (message: BrokerMessage) => boolean): BrokerMessage[] {
+    const removed: BrokerMessage[] = [];
+    let kept = 0;
+    for (const message of this.queue) {
+      if (drop(message)) {
+        removed.push(message);
+        this.heldBytes -= heldBytesOf(message);
+      } else {
+        this.queue[kept++] = message;
+      }
+    }
+    this.queue.length = kept;
+    return removed;
+  }
+
   setInflight(messageId: number, message: BrokerMessage): void {
     this.inflight.set(messageId, message);
     this.heldBytes += heldBytesOf(message);

@@ -26,6 +26,11 @@ export async function startMqttAgent(
   return { agent, mqtt: await mqttPort(agent), pid: agent.child.pid as number };
 }
 
+/** The agent's counters, from `status`. */
+export async function countersOf(agent: AgentProcess): Promise<Record<string, number>> {
+  return (await agent.json<AgentStatus>(['status'])).counters;
+}
+
 /**
  * The agent answers `status` within 2 s and its event loop was never held over LOOP_DELAY_BUDGET_MS in the
  * last 10-20 s (its own reading); the status, for more checks.

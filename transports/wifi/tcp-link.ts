@@ -51,7 +51,8 @@ export class TcpLink extends TypedEmitter<FrameLinkEvents> implements FrameLink 
   #held: Uint8Array[] = [];
   #heldFrom = 0;
   #heldError: Error | undefined;
-  #waitingForTurn = false;
+  /** Stops reading until a later turn, then hands up what is held. */
+  readonly #waitForTurn: () => void;
 
   constructor(socket: Socket, options: TcpLinkOptions) {
     super();
@@ -60,6 +61,11 @@ export class TcpLink extends TypedEmitter<FrameLinkEvents> implements FrameLink 
     this.maxFrameBytes = options.maxFrameBytes;
     this.#closeGraceMs = options.closeGraceMs ?? DEFAULT_CLOSE_GRACE_MS;
     this.#decoder = new FrameDecoder({ maxFrameBytes: options.maxFrameBytes });
+    this.#waitForTurn = LINK_TURNS.pausingWaiter(
+      socket,
+      () => this.#handUp(),
+      () => !this.#isOpen,
+    );
     this.remoteAddress =
       socket.remoteAddress !== undefined && socket.remotePort !== undefined
         ? formatHostPort({ host: socket.remoteAddress, port: socket.remotePort })
@@ -171,17 +177,6 @@ export class TcpLink extends TypedEmitter<FrameLinkEvents> implements FrameLink 
       this.#closeError ??= error;
       this.#socket.destroy();
     }
-  }
-
-  #waitForTurn(): void {
-    if (this.#waitingForTurn) return;
-    this.#waitingForTurn = true;
-    this.#socket.pause();
-    LINK_TURNS.wait(() => {
-      this.#waitingForTurn = false;
-      this.#handUp();
-      if (!this.#waitingForTurn && this.#isOpen) this.#socket.resume();
-    });
   }
 
   #releaseDrainWaiters(): void {

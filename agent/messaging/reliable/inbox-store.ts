@@ -106,6 +106,7 @@ function prepareStatements(db: BetterSqlite3.Database) {
     consumer: db.prepare<[string], { name: string; taken_up_to: number; seen_at: number }>(
       'SELECT name, taken_up_to, seen_at FROM inbox_consumer WHERE name = ?',
     ),
+    consumerCount: db.prepare<[], number>('SELECT count(*) FROM inbox_consumer').pluck(),
     consumers: db.prepare<[], { name: string; taken_up_to: number; seen_at: number }>(
       'SELECT name, taken_up_to, seen_at FROM inbox_consumer ORDER BY name',
     ),
@@ -241,7 +242,7 @@ export class InboxStore {
       messages: this.#messages,
       bytes: this.#bytes,
       oldestAtMs: this.#s.oldest.get()?.received_at ?? null,
-      consumers: this.#s.consumers.all().length,
+      consumers: this.#s.consumerCount.get() ?? 0,
     };
   }
 

@@ -11,7 +11,7 @@ import { generateMeshKey } from '../../../agent/config/mesh-key.js';
 import { ControlClient } from '../../../agent/control/client.js';
 import type { PeerInfo } from '../../../agent/links/peer-directory.js';
 import type { PushEvent } from '../../../agent/messaging/transfer/manager.js';
-import { expectResponsive } from '../../support/abuse.js';
+import { countersOf, expectResponsive } from '../../support/abuse.js';
 import {
   type AgentProcess,
   freePorts,
@@ -26,10 +26,6 @@ const MiB = 1024 * 1024;
 const QUOTA_FILES = 4;
 const RSS_BUDGET_MB = 64;
 const meshKey = generateMeshKey();
-
-async function counters(agent: AgentProcess): Promise<Record<string, number>> {
-  return (await agent.json<{ counters: Record<string, number> }>(['status'])).counters;
-}
 
 async function linked(agent: AgentProcess, name: string): Promise<void> {
   await until(`${agent.spec.name} linked to ${name}`, async () => {
@@ -136,7 +132,7 @@ describe('abuse: one member fills another’s inbox', () => {
       ...Array.from({ length: QUOTA_FILES }, (_, n) => `alice-${n}.bin`),
       'carol.bin',
     ]);
-    const seen = await counters(bravo);
+    const seen = await countersOf(bravo);
     expect(seen['transfers.rejected_peer_quota']).toBe(9);
     expect(seen['transfers.refused']).toBe(9);
     expect(seen['transfers.received']).toBe(QUOTA_FILES + 1);
@@ -152,19 +148,19 @@ describe('abuse: one member fills another’s inbox', () => {
       type: 'failed',
       message: expect.stringMatching(/peer quota/),
     });
-    expect((await counters(bravo))['transfers.rejected_peer_quota']).toBe(1);
+    expect((await countersOf(bravo))['transfers.rejected_peer_quota']).toBe(1);
     // The user takes one of alice's files away: there is room for one more.
     rmSync(join(inbox, 'alice-0.bin'));
     expect(await push(alice, fileOf('after-restart.bin'))).toMatchObject({ type: 'sent' });
   }, 60_000);
 
   it('`nearmesh push` refuses a name the receiver would refuse, before sending anything', async () => {
-    const before = await counters(bravo);
+    const before = await countersOf(bravo);
     const result = await alice.cli(['push', 'bravo', fileOf('plain.bin'), '--name', 'invoice\u202efdp.exe']);
     expect(result.code).not.toBe(0);
     expect(result.stderr).toMatch(/bidirectional override/);
     expect(result.stdout).toBe('');
-    const after = await counters(bravo);
+    const after = await countersOf(bravo);
     expect(after['transfers.refused'] ?? 0).toBe(before['transfers.refused'] ?? 0);
     expect((await alice.cli(['status'])).code).toBe(0);
   });

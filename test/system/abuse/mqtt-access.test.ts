@@ -9,9 +9,8 @@ import { type Socket, connect as tcpConnect } from 'node:net';
 import { join } from 'node:path';
 import mqttPacket from 'mqtt-packet';
 import { afterAll, expect, it } from 'vitest';
-import type { AgentStatus } from '../../../agent/api.js';
-import { startMqttAgent, withinBounds } from '../../support/abuse.js';
-import { type AgentProcess, stopAllAgents, temporaryDir } from '../../support/agent-process.js';
+import { countersOf, startMqttAgent, withinBounds } from '../../support/abuse.js';
+import { stopAllAgents, temporaryDir } from '../../support/agent-process.js';
 import { MqttClients } from '../../support/mqtt-clients.js';
 import { rssMb } from '../../support/proc-status.js';
 import { describeWhenAvailable } from '../../support/requirements.js';
@@ -27,10 +26,6 @@ afterAll(async () => {
   for (const socket of sockets) socket.destroy();
   await stopAllAgents();
 });
-
-async function counters(agent: AgentProcess): Promise<Record<string, number>> {
-  return (await agent.json<AgentStatus>(['status'])).counters;
-}
 
 /** A raw 3.1.1 client past CONNECT (or refused and closed). */
 async function rawClient(port: number, options: { clientId: string; username?: string; password?: string }) {
@@ -88,11 +83,11 @@ describeWhenAvailable('MQTT access control under attack', missing, () => {
       socket.write(Buffer.concat(batch.splice(0)));
       await until(
         'every publish refused',
-        async () => ((await counters(agent))['mqtt.acl_denied_publish'] ?? 0) >= PUBLISHES,
+        async () => ((await countersOf(agent))['mqtt.acl_denied_publish'] ?? 0) >= PUBLISHES,
         { timeoutMs: 30_000 },
       );
     });
-    const after = await counters(agent);
+    const after = await countersOf(agent);
     expect(after['mqtt.acl_denied_subscribe']).toBe(2000);
     expect(after['mqtt.sends'] ?? 0).toBe(0);
     expect(after['mqtt.calls'] ?? 0).toBe(0);
@@ -124,7 +119,7 @@ describeWhenAvailable('MQTT access control under attack', missing, () => {
         for (const { socket } of answers) socket.destroy();
       }
     });
-    expect((await counters(agent))['mqtt.auth_failed']).toBe(GUESSES);
+    expect((await countersOf(agent))['mqtt.auth_failed']).toBe(GUESSES);
     const right = await clients.connect(mqtt, 5, { username: 'kitchen', password: 'the-real-one' });
     expect(right.connected).toBe(true);
   });

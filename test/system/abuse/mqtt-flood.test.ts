@@ -11,7 +11,7 @@ import { type Socket, connect as tcpConnect } from 'node:net';
 import mqttPacket from 'mqtt-packet';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { AgentStatus } from '../../../agent/api.js';
-import { startMqttAgent, withinBounds } from '../../support/abuse.js';
+import { countersOf, startMqttAgent, withinBounds } from '../../support/abuse.js';
 import { type AgentProcess, stopAllAgents } from '../../support/agent-process.js';
 import { collect, MqttClients } from '../../support/mqtt-clients.js';
 import { rssMb } from '../../support/proc-status.js';
@@ -25,10 +25,6 @@ afterAll(async () => {
   for (const socket of sockets) socket.destroy();
   await stopAllAgents();
 });
-
-async function counters(agent: AgentProcess): Promise<Record<string, number>> {
-  return (await agent.json<AgentStatus>(['status'])).counters;
-}
 
 /** A raw client past CONNECT (keep-alive 0: it may stay silent forever as far as keep-alive goes), or closed. */
 async function rawConnected(port: number, clientId: string): Promise<Socket> {
@@ -73,7 +69,7 @@ describe('abuse: MQTT flood', () => {
       await until(
         () => `connections and unfinished bytes refused, packets timed out: ${JSON.stringify(seen)}`,
         async () => {
-          seen = await counters(agent);
+          seen = await countersOf(agent);
           return (
             (seen['mqtt.connections_refused'] ?? 0) > 0 &&
             (seen['mqtt.unfinished_bytes_refused'] ?? 0) > 0 &&
@@ -96,7 +92,7 @@ describe('abuse: MQTT flood', () => {
       const publisher = await clients.connect(mqtt, 4, { clientId: 'publisher' });
       for (let i = 0; i < 120; i++)
         await publisher.publishAsync('big/x', Buffer.alloc(250_000, i), { qos: 1 });
-      const seen = await counters(agent);
+      const seen = await countersOf(agent);
       expect(seen['mqtt.queue_dropped']).toBeGreaterThan(0);
       expect(seen['mqtt.queue_total_dropped']).toBeGreaterThan(0);
     });
@@ -139,7 +135,7 @@ describe('abuse: MQTT flood', () => {
         subscriber.write(mqttPacket.generate({ cmd: 'subscribe', messageId: packet + 1, subscriptions }));
       }
       await until('the 10 SUBACKs', () => subacks === 10);
-      const refused = await counters(agent);
+      const refused = await countersOf(agent);
       // One more over the default quota would have been refused: the test raised it.
       expect(refused['mqtt.subscriptions_refused'] ?? 0).toBe(0);
       subscriber.destroy();
@@ -200,7 +196,7 @@ describe('abuse: MQTT flood', () => {
       const publisher = await clients.connect(mqtt, 4, { clientId: 'loud' });
       for (let i = 0; i < 3000; i++)
         await publisher.publishAsync('loud/x', Buffer.alloc(10_000, i), { qos: 1 });
-      expect((await counters(agent))['mqtt.backpressure_dropped']).toBeGreaterThan(0);
+      expect((await countersOf(agent))['mqtt.backpressure_dropped']).toBeGreaterThan(0);
     });
   });
 });

@@ -5,10 +5,9 @@
 import { spawnSync } from 'node:child_process';
 import { pbkdf2Sync, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { AgentStatus } from '../../../agent/api.js';
 import { generateMeshKey } from '../../../agent/config/mesh-key.js';
 import { MAX_LINE_CHARS } from '../../../agent/console/line-editor.js';
-import { expectResponsive } from '../../support/abuse.js';
+import { countersOf, expectResponsive } from '../../support/abuse.js';
 import {
   type AgentProcess,
   freePorts,
@@ -64,10 +63,6 @@ describeWhenAvailable('abuse: the serial console', socatMissing, () => {
     });
   }
 
-  async function counters(): Promise<Record<string, number>> {
-    return (await alpha.json<AgentStatus>(['status'])).counters;
-  }
-
   beforeAll(async () => {
     await line.open();
     terminal = new Terminal(line.testEnd);
@@ -119,7 +114,7 @@ describeWhenAvailable('abuse: the serial console', socatMissing, () => {
     }
     expect([...watch.states]).not.toContain('T');
     expect(watch.peakMb()).toBeLessThanOrEqual(idleMb + 64);
-    expect((await counters())['console.lines_too_long']).toBeGreaterThan(0);
+    expect((await countersOf(alpha))['console.lines_too_long']).toBeGreaterThan(0);
     expect(alpha.child.exitCode).toBeNull();
   }, 60_000);
 
@@ -139,7 +134,7 @@ describeWhenAvailable('abuse: the serial console', socatMissing, () => {
     await terminal.waitFor('the wait', mark, (out) => out.includes('too many failed logins; try again in'));
     await terminal.type('log level error\r');
     await terminal.waitFor('the refusal', mark, (out) => out.includes('error: log in first'));
-    expect((await counters())['console.login_failures']).toBe(3);
+    expect((await countersOf(alpha))['console.login_failures']).toBe(3);
     expect((await alpha.cli(['console', '-e', 'log level'])).stdout).toBe(levelBefore);
   }, 30_000);
 });
