@@ -41,17 +41,38 @@ export class StreamResetError extends StreamError {
   }
 }
 
-/** Nothing moved on the stream (or no answer to the OPEN) for `timeoutMs`; the peer may be gone. */
+/**
+ * Nothing moved on the stream (or no answer to the OPEN) for `timeoutMs`, this side's setting; the peer may
+ * be gone. `noticedBy` says whose idle timer fired first: the peer's arrives as its END timeout and is
+ * reported the same way, so both sides of a quiet stream see one kind of error.
+ */
 export class StreamTimeoutError extends StreamError {
   constructor(
     streamId: string,
     /** What we were waiting for: the answer to an OPEN, or any traffic on an open stream. */
     readonly waitingFor: 'accept' | 'activity',
     readonly timeoutMs: number,
+    readonly noticedBy: 'here' | 'peer' = 'here',
+    peerDetail = '',
   ) {
     const what = waitingFor === 'accept' ? 'no answer to the OPEN' : 'nothing moved either way';
-    super('stream-timeout', streamId, `${what} within ${timeoutMs} ms`);
+    const detail =
+      noticedBy === 'peer'
+        ? `the peer timed the stream out: ${peerDetail}`
+        : `${what} within ${timeoutMs} ms`;
+    super('stream-timeout', streamId, detail);
   }
+}
+
+/** The error for the peer's END that is not ok: its idle timeout is a timeout here too, the rest resets. */
+export function peerEndError(
+  streamId: string,
+  code: EndCode,
+  detail: string,
+  timeoutMs: number,
+): StreamError {
+  if (code === 'timeout') return new StreamTimeoutError(streamId, 'activity', timeoutMs, 'peer', detail);
+  return new StreamResetError(streamId, code, detail);
 }
 
 /** The channel could not deliver a message of the stream (the link dropped, or the peer is gone). */

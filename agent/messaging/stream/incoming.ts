@@ -7,7 +7,7 @@
 import { Readable } from 'node:stream';
 import type { StreamMessage } from '../../protocol/stream.js';
 import { attachStream, type StreamEndpoint } from './endpoint.js';
-import { StreamProtocolError, StreamResetError } from './errors.js';
+import { peerEndError, StreamProtocolError } from './errors.js';
 
 export class IncomingStream extends Readable {
   /** The stream's id as 32 hex digits. */
@@ -99,7 +99,7 @@ export class IncomingStream extends Readable {
         const { outcome } = message;
         if (!outcome.ok) {
           this.#endpoint.control?.fail(
-            new StreamResetError(this.streamId, outcome.code, outcome.message),
+            peerEndError(this.streamId, outcome.code, outcome.message, this.#endpoint.host.idleTimeoutMs),
             null,
           );
           return;

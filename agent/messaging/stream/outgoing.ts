@@ -7,7 +7,7 @@
 import { Writable } from 'node:stream';
 import type { StreamMessage } from '../../protocol/stream.js';
 import { attachStream, type StreamEndpoint } from './endpoint.js';
-import { StreamResetError } from './errors.js';
+import { peerEndError } from './errors.js';
 
 interface PendingWrite {
   chunk: Buffer;
@@ -126,7 +126,8 @@ export class OutgoingStream extends Writable {
     }
     if (message.kind === 'end' && !message.outcome.ok) {
       const { code, message: detail } = message.outcome;
-      this.#endpoint.control?.fail(new StreamResetError(this.streamId, code, detail), null);
+      const error = peerEndError(this.streamId, code, detail, this.#endpoint.host.idleTimeoutMs);
+      this.#endpoint.control?.fail(error, null);
       return;
     }
     counters.increment('unexpected');

@@ -16,13 +16,14 @@
 //     the credit is used up and highWaterMark bytes wait here, 'drain' follows the CREDIT that makes room.
 //     end() sends END with the length ('finish' once the peer's link acknowledged it); destroy(err) sends
 //     END aborted. It errors with StreamResetError (reason closed: the reader stopped reading, EPIPE;
-//     timeout, protocol, shutdown), StreamTimeoutError (waitingFor 'activity'), StreamLinkError or
+//     protocol, shutdown), StreamTimeoutError (waitingFor 'activity', noticed here or by the peer),
+//     StreamLinkError or
 //     StreamClosedError.
 //   listen(name, handler, { accept? }): () => void
 //     Accepts OPENs for `name`: handler(stream: IncomingStream) gets a Readable (streamId, from, name,
 //     bytesReceived) right after the ACCEPT went out; it buffers at most windowBytes, granting credit as it
 //     is read; destroying it before its end sends END closed. It errors with StreamResetError (reason
-//     aborted: the writer gave up; timeout, shutdown), StreamProtocolError, StreamTimeoutError,
+//     aborted: the writer gave up; shutdown), StreamProtocolError, StreamTimeoutError (either side's),
 //     StreamLinkError or StreamClosedError. A handler that throws (or rejects) destroys the stream.
 //     accept({ from, name }) returning false refuses
 //     (REFUSE refused): who may open. Throws StreamNameError for an unacceptable or already listened name.
@@ -70,11 +71,11 @@ import type { SystemHandlers } from '../../protocol/system-kind.js';
 import type { TransferChannel } from '../transfer/channel.js';
 import { StreamEndpoint, type StreamHost, sendQuietly } from './endpoint.js';
 import {
+  peerEndError,
   StreamClosedError,
   StreamLinkError,
   StreamNameError,
   StreamRefusedError,
-  StreamResetError,
 } from './errors.js';
 import { IncomingStream } from './incoming.js';
 import { OutgoingStream } from './outgoing.js';
@@ -208,7 +209,8 @@ export class StreamService extends TypedEmitter<StreamServiceEvents> {
           } else if (message.kind === 'refuse') {
             settle(new StreamRefusedError(endpoint.hex, message.code, message.message));
           } else if (message.kind === 'end' && !message.outcome.ok) {
-            settle(new StreamResetError(endpoint.hex, message.outcome.code, message.outcome.message));
+            const { code, message: detail } = message.outcome;
+            settle(peerEndError(endpoint.hex, code, detail, endpoint.host.idleTimeoutMs));
           } else {
             this.counters.increment('unexpected');
           }

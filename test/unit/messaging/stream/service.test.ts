@@ -45,7 +45,13 @@ type Tap = (from: string, to: string, message: StreamMessage) => StreamMessage |
 
 /** alice and bob, each a StreamService on one end of a memory channel; `tap` sees every decoded message. */
 function setup(
-  options: { service?: StreamServiceOptions; latencyMs?: number; maxPayloadBytes?: number } = {},
+  options: {
+    service?: StreamServiceOptions;
+    /** bob's options, when they differ from alice's */
+    listener?: StreamServiceOptions;
+    latencyMs?: number;
+    maxPayloadBytes?: number;
+  } = {},
 ) {
   let tap: Tap = (_from, _to, message) => message;
   const pair = new MemoryChannelPair({
@@ -61,7 +67,7 @@ function setup(
     },
   });
   const alice = new StreamService(pair.a, options.service);
-  const bob = new StreamService(pair.b, options.service);
+  const bob = new StreamService(pair.b, options.listener ?? options.service);
   pair.a.inbound = (from, payload) => alice.handle(from, payload);
   pair.b.inbound = (from, payload) => bob.handle(from, payload);
   cleanups.push(async () => {
@@ -347,6 +353,17 @@ describe('streams', () => {
       expect(error).toBeInstanceOf(StreamTimeoutError);
       expect(error).toMatchObject({ waitingFor: 'activity', timeoutMs: 100 });
     }
+  });
+
+  test("the peer's END timeout is a timeout here too, not a reset", async () => {
+    const s = setup({ service: { idleTimeoutMs: 100 }, listener: { idleTimeoutMs: 60_000 } });
+    const { outgoing, stream } = await connect(s, 'quiet');
+    const [writerError, readerError] = await Promise.all([errorOf(outgoing), errorOf(stream)]);
+    expect(writerError).toBeInstanceOf(StreamTimeoutError);
+    expect(writerError).toMatchObject({ noticedBy: 'here', timeoutMs: 100 });
+    expect(readerError).toBeInstanceOf(StreamTimeoutError);
+    expect(readerError).toMatchObject({ noticedBy: 'peer', waitingFor: 'activity', timeoutMs: 60_000 });
+    expect(readerError.message).toContain('within 100 ms');
   });
 
   test('an OPEN nobody answers times out waiting for the accept', async () => {
