@@ -2,17 +2,19 @@
 // media, links and mesh, the messaging services, coordination, then the front ends), starts each as it is
 // built and stops them all in the reverse order. The parts know nothing of each other beyond the
 // interfaces they are handed here; every front end reaches the agent through one AgentApi.
+import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AgentApi } from './api.js';
 import { startFrontEnds } from './assembly/front-ends.js';
 import { LocalAgentApi } from './assembly/local-api.js';
 import { Media } from './assembly/media.js';
+import { MeshMembership } from './assembly/mesh-membership.js';
 import { MeshTrust } from './assembly/mesh-trust.js';
 import { MqttEndpoint } from './assembly/mqtt-endpoint.js';
 import { openTrustState, routerTrust } from './assembly/trust-state.js';
 import type { Config } from './config/index.js';
-import { loadOrCreateMeshKey } from './config/mesh-key.js';
+import { loadMeshKey } from './config/mesh-key.js';
 import { Coordinator } from './coordination/coordinator.js';
 import { registryFromConfig } from './coordination/registry.js';
 import { systemClock } from './coordination/time-sync.js';
@@ -36,6 +38,8 @@ import { StreamSessions } from './messaging/stream/sessions.js';
 import { SystemInbox } from './messaging/system-inbox.js';
 import { TransferManager } from './messaging/transfer/manager.js';
 import { EventLoopDelay } from './ops/event-loop-delay.js';
+import { Invitations } from './trust/invitations.js';
+import { loadMembership } from './trust/membership.js';
 
 export { BleUnavailableError } from '../transports/ble/radio.js';
 
@@ -89,11 +93,23 @@ export class Agent {
     const eventLoop = await lifecycle.start('event loop monitor', new EventLoopDelay());
     await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
     const identity = await loadOrCreateIdentity(config.dataDir);
+    const meshKey = config.meshKey ?? (await loadMeshKey(config.dataDir));
+    const membership = new MeshMembership({
+      config,
+      identity,
+      hasMesh: meshKey !== undefined,
+      saved: await loadMembership(config.dataDir),
+      counters,
+      log,
+    });
     const trust = new MeshTrust(
       await openTrustState({
         dataDir: config.dataDir,
         identity,
-        baseMeshKey: config.meshKey ?? (await loadOrCreateMeshKey(config.dataDir)),
+        // With no mesh yet, a random key held in memory: no handshake succeeds with it, and the first
+        // invite on this device makes it the new mesh's key.
+        baseMeshKey: meshKey ?? Uint8Array.from(randomBytes(32)),
+        admins: () => membership.admins(),
         security: config.security,
         counters,
         log,
@@ -101,11 +117,24 @@ export class Agent {
       counters,
       log,
     );
+    const invitations = new Invitations({ grant: () => membership.grant(), counters, log });
+    await lifecycle.start('invitations', { stop: () => invitations.stop() });
     await lifecycle.start('trust store', trust);
     // This agent's own name is its own: another identity announcing it is the conflict, not this one.
     trust.claimName(identity.peerId, config.name);
     const meshKeys = (): Uint8Array[] => trust.state.keyRing.accepted();
-    const media = await Media.open({ config, peerId: identity.peerId, meshKeys, lifecycle, counters, log });
+    const media = await Media.open({
+      config,
+      peerId: identity.peerId,
+      meshKeys,
+      learnedPeers: membership.addresses,
+      invitation: () => invitations.openInvitation?.discriminator,
+      lifecycle,
+      counters,
+      log,
+    });
+    // Show or withdraw the invitation's discriminator on the LAN at once.
+    invitations.on('change', () => media.rotateDiscoveryHints());
 
     const registry = registryFromConfig(config, log, counters);
     const router = new Router({
@@ -132,7 +161,13 @@ export class Agent {
       counters,
       ...(bleResolver !== undefined && { rssiOf: (peerId: string) => bleResolver.rssiOf(peerId) }),
       localEndpoints: () => localEndpoints(media.tcp?.address()),
+      joins: {
+        isOpen: () => invitations.openInvitation !== undefined,
+        answererFor: (discriminator) => invitations.answererFor(discriminator),
+      },
+      mayDial: () => membership.hasMesh,
     });
+    membership.attach({ keyRing: trust.state.keyRing, links, media });
     routeOverLinks(router, links);
     const messenger = new Messenger(router, links, trust.state.members, counters, config.groups, (peer) =>
       trust.state.revocations.has(peer),
@@ -260,6 +295,8 @@ export class Agent {
       coordinator,
       trust,
       trustService,
+      membership,
+      invitations,
       eventLoop,
       mqttState: () => mqtt?.state() ?? { state: 'off' },
     });
@@ -288,5 +325,12 @@ export class Agent {
       },
       'agent started',
     );
+    if (!membership.hasMesh) {
+      log.info(
+        'no mesh yet: this agent serves its own device and waits to be invited. To join a mesh, run ' +
+          '"nearmesh invite" on one of its agents, then "nearmesh join CODE" here; to start a new mesh, run ' +
+          '"nearmesh invite" here',
+      );
+    }
   }
 }

@@ -51,7 +51,13 @@ export interface AgentStatus {
   /** The BLE scan duty in force (1: continuous; lower while a shared-chip Wi-Fi is busy); null: no scanning. */
   ble_scan_duty: number | null;
   peers: { connected: number; routed: number; known: number };
-  mesh: { ttl: number; relay: boolean; groups: readonly string[] };
+  mesh: {
+    /** The mesh's name; null while the agent has no mesh yet (it waits to be invited). */
+    name: string | null;
+    ttl: number;
+    relay: boolean;
+    groups: readonly string[];
+  };
   mqtt: MqttState;
   /** Reliable messages queued durably and not yet confirmed by their peers. */
   queued: { messages: number; bytes: number };
@@ -185,6 +191,28 @@ export interface RevokeResult {
   issued_at: string;
 }
 
+/** `invite`: an invitation for one device, open for a few minutes (the mesh is founded first if need be). */
+export interface InviteResult {
+  id: number;
+  state: 'open' | 'joined' | 'expired' | 'failed' | 'cancelled';
+  /** 11 digits as 1234-5678-901; empty once the invitation closed. */
+  code: string;
+  expires_at: string;
+  attempts_left: number;
+  mesh: string;
+  /** True when this invite founded the mesh (the device had none). */
+  founded: boolean;
+  /** Who joined, once someone did. */
+  joined: { peer: string; name: string } | null;
+}
+
+/** `join`: the mesh this agent is now in, and through whom. */
+export interface JoinResult {
+  mesh: string;
+  inviter: { peer: string; name: string };
+  address: string;
+}
+
 export interface MeshKeyResult {
   epoch: number;
   mesh_key: string;
@@ -314,6 +342,14 @@ export interface AgentApi {
   /** Forgets a consumer: messages no longer wait for it. */
   inboxForget(consumer: string): { forgotten: boolean };
 
+  /** Opens an invitation for one new device; on a device with no mesh it founds one named `meshName`. */
+  invite(options: { ttlMs?: number; attempts?: number; meshName?: string }): Promise<InviteResult>;
+  /** The invitation `id` (the latest when omitted): whether someone joined. Throws when there is none. */
+  invitation(id: number | undefined): InviteResult;
+  /** Closes the open invitation at once. */
+  inviteCancel(): { cancelled: boolean };
+  /** Joins the mesh of the agent showing the invitation with this code, found on the LAN or at `address`. */
+  join(code: string, options: { address?: string; timeoutMs?: number }): Promise<JoinResult>;
   /** Revokes an identity across the mesh (admins only). */
   revoke(peer: string, reason: string): RevokeResult;
   /** The mesh key in use now and its epoch: a secret, to give a new device. */

@@ -54,22 +54,22 @@ if [ -d "$target" ]; then mv "$target" "$target.old"; fi
 mv "$staging" "$target"
 rm -rf "$target.old"
 
-# 3. The config, only if there is none: a fresh mesh key (copy it to the other devices of the mesh).
+# 3. The config, only if there is none. No mesh key: the device joins a mesh with a code (nearmesh invite
+# on a member, nearmesh join CODE here), or founds one with its first invite.
 config_dir="$root/etc/nearmesh"
 config="$config_dir/nearmesh.toml"
 mkdir -p "$config_dir"
 if [ ! -f "$config" ]; then
-  key=$("$node" "$target/dist/agent/cli/main.js" keygen)
   (umask 027; cat >"$config.tmp") <<TOML
-# nearmesh config: every key is in docs/OPERATIONS.md. Devices of one mesh share mesh_key.
+# nearmesh config: every key is in docs/OPERATIONS.md. No mesh_key here: "nearmesh join CODE" adds this
+# device to a mesh ("nearmesh invite" on a member prints the code); its first "nearmesh invite" founds one.
 name = "$(hostname)"
-mesh_key = "$key"
 
 [control]
 socket = "/run/nearmesh/control.sock"
 TOML
   mv "$config.tmp" "$config"
-  echo "install.sh: wrote $config with a new mesh key"
+  echo "install.sh: wrote $config"
 fi
 if [ "$system" = 1 ]; then
   chown root:nearmesh "$config_dir" "$config"
@@ -89,4 +89,6 @@ if [ "$system" = 1 ]; then
   systemctl enable nearmesh.service
   if [ "$start" = 1 ]; then systemctl restart nearmesh.service; fi
 fi
-echo "install.sh: nearmesh installed in $prefix; status: systemctl status nearmesh; peers: sudo $node $prefix/dist/agent/cli/main.js peers --config /etc/nearmesh/nearmesh.toml"
+cli="sudo $node $prefix/dist/agent/cli/main.js"
+echo "install.sh: nearmesh installed in $prefix; status: systemctl status nearmesh"
+echo "install.sh: next: on a device of your mesh run '$cli invite --config /etc/nearmesh/nearmesh.toml', then here '$cli join CODE --config /etc/nearmesh/nearmesh.toml' (or 'invite' here to start a new mesh)"

@@ -10,6 +10,7 @@ import type {
   CallResultRow,
   GroupInfo,
   InboxReport,
+  InviteResult,
   LeaseRequest,
   ListenOptions,
   LogLevelName,
@@ -24,6 +25,7 @@ import type {
 import type { Config } from '../config/index.js';
 import type { Coordinator, SensorReadingEvent } from '../coordination/coordinator.js';
 import type { Counters } from '../core/counters.js';
+import { NearmeshError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { VERSION } from '../core/version.js';
 import type { LinkManager } from '../links/link-manager.js';
@@ -41,9 +43,11 @@ import type { PushEvent, TransferManager } from '../messaging/transfer/manager.j
 import type { EventLoopDelay } from '../ops/event-loop-delay.js';
 import { readTelemetry } from '../ops/telemetry.js';
 import { PROTOCOL_VERSION } from '../protocol/index.js';
+import type { InvitationStatus, Invitations } from '../trust/invitations.js';
 import type { TrustService } from '../trust/trust-service.js';
 import { type InboxApiParts, inboxList, inboxReport, inboxStatus, listen } from './inbox-api.js';
 import type { Media } from './media.js';
+import type { MeshMembership } from './mesh-membership.js';
 import type { MeshTrust } from './mesh-trust.js';
 
 /** The parts the API runs on, all built and started by the assembly. */
@@ -64,6 +68,8 @@ export interface LocalApiParts {
   coordinator: Coordinator;
   trust: MeshTrust;
   trustService: TrustService;
+  membership: MeshMembership;
+  invitations: Invitations;
   eventLoop: EventLoopDelay;
   /** The MQTT endpoint's state, once it exists. */
   mqttState: () => MqttState;
@@ -110,11 +116,16 @@ export class LocalAgentApi implements AgentApi {
         routed: peers.filter((peer) => peer.state === 'routed').length,
         known: peers.length,
       },
-      mesh: { ttl: config.mesh.ttl, relay: config.mesh.relay, groups: config.groups },
+      mesh: {
+        name: this.parts.membership.hasMesh ? this.parts.membership.name : null,
+        ttl: config.mesh.ttl,
+        relay: config.mesh.relay,
+        groups: config.groups,
+      },
       mqtt: this.parts.mqttState(),
       queued: this.parts.reliable.queued(),
       inbox: inboxStatus(this.#inboxParts()),
-      security: this.parts.trust.status(config.security.admins),
+      security: this.parts.trust.status(this.parts.membership.admins()),
       event_loop: this.parts.eventLoop.read(),
       counters: { ...counters.snapshot(), ...media.ignoredCounts() },
     };
@@ -204,6 +215,16 @@ export class LocalAgentApi implements AgentApi {
     return { forgotten: this.parts.inbox.forget(consumer) };
   }
 
+  /** A mesh key and a rekey mean nothing before the agent is in a mesh (its key is a placeholder). */
+  #requireMesh(): void {
+    if (!this.parts.membership.hasMesh) {
+      throw new NearmeshError(
+        'no-mesh',
+        'this agent has no mesh yet: "nearmesh invite" founds one, "nearmesh join CODE" joins one',
+      );
+    }
+  }
+
   #inboxParts(): InboxApiParts {
     const { inbox, config, links, messenger } = this.parts;
     return { inbox, limits: config.inbox, links, messenger, nameOf: (peer) => this.#knownName(peer) ?? peer };
@@ -215,12 +236,38 @@ export class LocalAgentApi implements AgentApi {
     return { revoked: revocation.revoked, issued_at: new Date(revocation.issuedAtMs).toISOString() };
   }
 
+  async invite(options: { ttlMs?: number; attempts?: number; meshName?: string }) {
+    const opened = await this.parts.membership.invite(this.parts.invitations, options);
+    return inviteResult(opened, opened.mesh, opened.founded);
+  }
+
+  invitation(id: number | undefined) {
+    const status = this.parts.invitations.status(id);
+    if (status === undefined) {
+      throw new NearmeshError(
+        'no-invitation',
+        id === undefined ? 'no invitation was opened' : `no invitation ${id}`,
+      );
+    }
+    return inviteResult(status, this.parts.membership.name, false);
+  }
+
+  inviteCancel() {
+    return { cancelled: this.parts.invitations.cancel() };
+  }
+
+  join(code: string, options: { address?: string; timeoutMs?: number }) {
+    return this.parts.membership.join(code, options);
+  }
+
   meshKey() {
+    this.#requireMesh();
     const current = this.parts.trust.state.keyRing.current;
     return { epoch: current.epoch, mesh_key: Buffer.from(current.key).toString('base64url') };
   }
 
   async rekey(overlapMs: number | undefined) {
+    this.#requireMesh();
     const overlap = overlapMs ?? this.parts.config.security.rekeyOverlapMs;
     const rotated = await this.parts.trustService.rekey(overlap);
     return { epoch: rotated.epoch, key_id: rotated.keyId, overlap_ms: overlap };
@@ -361,5 +408,18 @@ function sendResult(peer: string, sent: readonly QueuedSend[], acknowledged: boo
     last_seq: last?.seq ?? null,
     count: sent.length,
     acknowledged,
+  };
+}
+
+function inviteResult(status: InvitationStatus, mesh: string, founded: boolean): InviteResult {
+  return {
+    id: status.id,
+    state: status.state,
+    code: status.code,
+    expires_at: new Date(status.expiresAtMs).toISOString(),
+    attempts_left: status.attemptsLeft,
+    mesh,
+    founded,
+    joined: status.joined ?? null,
   };
 }

@@ -24,6 +24,10 @@ export interface MediaOptions {
   peerId: string;
   /** Discovery seals its hints under the current key and opens them under every key still accepted. */
   meshKeys: () => readonly Uint8Array[];
+  /** Addresses learnt when this device joined its mesh, dialled like the config's [[peers]]. */
+  learnedPeers?: readonly string[];
+  /** The open invitation's discriminator, shown on the LAN (mDNS TXT `j`); undefined when none is open. */
+  invitation?: () => number | undefined;
   lifecycle: Lifecycle;
   counters: Counters;
   log: Logger;
@@ -46,7 +50,9 @@ export class Media {
     if (config.wifi.enabled) {
       media.tcp = new TcpTransport({ listen: config.wifi.listen });
       media.transports.push(media.tcp);
-      media.resolvers.push(new StaticResolver(config.peers.map((peer) => formatHostPort(peer.address))));
+      const configured = config.peers.map((peer) => formatHostPort(peer.address));
+      const learned = options.learnedPeers ?? [];
+      media.resolvers.push(new StaticResolver([...new Set([...configured, ...learned])]));
     }
     if (config.ble.enabled !== false) await media.#openBle();
     return media;
@@ -70,6 +76,7 @@ export class Media {
       peerId: this.options.peerId,
       meshKeys: this.options.meshKeys,
       port: listening.port,
+      ...(this.options.invitation !== undefined && { invitation: this.options.invitation }),
       ...(isWildcard ? {} : { interfaceAddress: listening.host }),
     });
     await links.addResolver(this.mdns);

@@ -36,14 +36,16 @@ export interface TrustStateOptions {
   identity: Identity;
   /** Epoch 0 of the mesh key: the config's mesh_key or data_dir/mesh.key. */
   baseMeshKey: Uint8Array;
-  security: { admins: readonly string[]; shunAfter: number; shunForMs: number };
+  /** Who may revoke and rekey now (the config's list, or the one a join handed over); empty: every member. */
+  admins: () => readonly string[];
+  security: { shunAfter: number; shunForMs: number };
   counters: Counters;
   log: Logger;
 }
 
 /** Opens the trust store (data_dir/trust.sqlite) and the mesh keys, and builds what uses them. */
 export async function openTrustState(options: TrustStateOptions): Promise<TrustState> {
-  const { dataDir, identity, security, counters, log } = options;
+  const { dataDir, identity, security, admins, counters, log } = options;
   const store = await TrustStore.open(join(dataDir, TRUST_STORE_FILE));
   const onStoreError = (error: unknown): void => {
     counters.increment('trust.store_errors');
@@ -63,9 +65,8 @@ export async function openTrustState(options: TrustStateOptions): Promise<TrustS
   // Most recently met first, should the directory fill before the store runs out.
   for (const member of [...storedMembers].reverse())
     if (member.publicKey !== null) keys.restore(member.publicKey);
-  const admins = security.admins;
   const revocations = new RevocationList(
-    (issuer) => admins.length === 0 || admins.includes(issuer),
+    (issuer) => admins().length === 0 || admins().includes(issuer),
     (revocation) =>
       guarded(() => store.addRevocation(revocation.revoked, encodeRevocation(revocation)), onStoreError),
   );

@@ -37,6 +37,7 @@ async function registerClientCommands(cli: Command): Promise<void> {
     import('./console-command.js'),
     import('./doctor-command.js'),
     import('./revoke-command.js'),
+    import('./join-commands.js'),
   ]);
   const [
     keygen,
@@ -58,6 +59,7 @@ async function registerClientCommands(cli: Command): Promise<void> {
     consoleCmd,
     doctor,
     trust,
+    joining,
   ] = modules;
   keygen.registerKeygenCommand(cli);
   id.registerIdCommand(cli);
@@ -78,6 +80,7 @@ async function registerClientCommands(cli: Command): Promise<void> {
   consoleCmd.registerConsoleCommand(cli);
   doctor.registerDoctorCommand(cli);
   trust.registerTrustCommands(cli);
+  joining.registerJoinCommands(cli);
 }
 
 try {

@@ -8,7 +8,7 @@ import { detectBoardSync } from '../../boards/index.js';
 
 /** Control socket file name inside data_dir, when [control] socket is not set. */
 export const CONTROL_SOCKET_FILE = 'control.sock';
-/** Random mesh key kept in data_dir when the config has no mesh_key. */
+/** The mesh key kept in data_dir when the config has no mesh_key (written by invite or join). */
 export const MESH_KEY_FILE = 'mesh.key';
 export const SYSTEM_DATA_DIR = '/var/lib/nearmesh';
 

@@ -23,10 +23,11 @@ export {
 export {
   checkMeshKey,
   generateMeshKey,
-  loadOrCreateMeshKey,
+  loadMeshKey,
   MESH_KEY_BYTES,
   type MeshKeyCheck,
   parseMeshKey,
+  saveMeshKey,
 } from './mesh-key.js';
 export {
   type BleEnabled,

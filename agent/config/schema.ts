@@ -48,7 +48,7 @@ export interface Config {
   readonly configFile?: string;
   readonly name: string;
   readonly dataDir: string;
-  /** 32 bytes from mesh_key; absent means "use loadOrCreateMeshKey(dataDir)". */
+  /** 32 bytes from mesh_key; absent means data_dir/mesh.key, or no mesh yet (loadMeshKey). */
   readonly meshKey?: Uint8Array;
   readonly logLevel: LogLevel;
   readonly control: { readonly socketPath: string };

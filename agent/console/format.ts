@@ -21,7 +21,7 @@ export function formatStatus(status: StatusReport): string {
     `wifi      ${status.wifi.listen ?? 'off'}${status.wifi.discovery.length > 0 ? ` (discovery: ${status.wifi.discovery.join(', ')})` : ''}`,
     `ble       ${status.ble}${status.ble_scan_duty == null ? '' : ` (scan duty ${Math.round(status.ble_scan_duty * 100)}%)`}`,
     `peers     ${status.peers.connected} connected, ${status.peers.routed} through the mesh, ${status.peers.known} known`,
-    `mesh      ttl ${status.mesh.ttl}, ${status.mesh.relay ? 'relaying' : 'not relaying'}${status.mesh.groups.length > 0 ? `, groups ${status.mesh.groups.join(', ')}` : ''}`,
+    `mesh      ${describeMesh(status.mesh)}`,
     `mqtt      ${describeMqtt(status.mqtt)}`,
     `queued    ${status.queued.messages} reliable messages (${status.queued.bytes} bytes) waiting for their peers`,
     `inbox     ${status.inbox.messages} messages (${status.inbox.bytes} bytes) waiting for ${status.inbox.consumers} consumer${status.inbox.consumers === 1 ? '' : 's'}${status.inbox.oldest_at === null ? '' : `, oldest ${status.inbox.oldest_at}`}`,
@@ -35,6 +35,17 @@ export function formatStatus(status: StatusReport): string {
   const counters = Object.entries(status.counters);
   if (counters.length > 0) lines.push('counters', ...counters.map(([name, value]) => `  ${name} ${value}`));
   return `${lines.join('\n')}\n`;
+}
+
+function describeMesh(mesh: StatusReport['mesh']): string {
+  const name =
+    mesh.name === null
+      ? 'none yet (waiting to be invited: `nearmesh join CODE`; `nearmesh invite` founds one)'
+      : mesh.name === ''
+        ? 'unnamed'
+        : `"${mesh.name}"`;
+  const groups = mesh.groups.length > 0 ? `, groups ${mesh.groups.join(', ')}` : '';
+  return `${name}, ttl ${mesh.ttl}, ${mesh.relay ? 'relaying' : 'not relaying'}${groups}`;
 }
 
 function describeSecurity(security: SecurityStatus): string {

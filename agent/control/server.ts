@@ -209,6 +209,19 @@ export class ControlServer {
     revoke: (request) => this.target.api.revoke(request.peer, request.reason ?? ''),
     rekey: (request) => this.target.api.rekey(request.overlap_ms),
     'mesh-key': () => this.target.api.meshKey(),
+    invite: (request) =>
+      this.target.api.invite({
+        ...(request.ttl_ms !== undefined && { ttlMs: request.ttl_ms }),
+        ...(request.attempts !== undefined && { attempts: request.attempts }),
+        ...(request.mesh_name !== undefined && { meshName: request.mesh_name }),
+      }),
+    invitation: (request) => this.target.api.invitation(request.invitation),
+    'invite-cancel': () => this.target.api.inviteCancel(),
+    join: (request) =>
+      this.target.api.join(request.code, {
+        ...(request.address !== undefined && { address: request.address }),
+        ...(request.timeout_ms !== undefined && { timeoutMs: request.timeout_ms }),
+      }),
     call: (request) => this.target.api.call(callRequestOf(request)),
     actions: () => this.target.api.actions(),
     sensors: () => this.target.api.sensors(),

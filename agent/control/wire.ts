@@ -8,6 +8,8 @@ import type {
   CallRequest,
   CallResultRow,
   InboxReport,
+  InviteResult,
+  JoinResult,
   LeaseResult,
   ListenStarted,
   MeshKeyResult,
@@ -30,6 +32,7 @@ import type {
 } from '../api.js';
 import type { JsonObject } from '../protocol/json-cbor.js';
 import { MAX_OVERLAP_MS } from '../protocol/trust.js';
+import { MAX_INVITE_ATTEMPTS, MAX_INVITE_TTL_MS } from '../trust/invitations.js';
 
 export const MAX_CONTROL_LINE_BYTES = 4 << 20;
 /** Reliable messages one `send` request may queue at once. */
@@ -85,6 +88,28 @@ export const requestSchema = z.discriminatedUnion('cmd', [
     })
     .strict(),
   z.object({ id: requestId, cmd: z.literal('mesh-key') }).strict(),
+  z
+    .object({
+      id: requestId,
+      cmd: z.literal('invite'),
+      ttl_ms: z.number().int().min(1000).max(MAX_INVITE_TTL_MS).optional(),
+      attempts: z.number().int().min(1).max(MAX_INVITE_ATTEMPTS).optional(),
+      mesh_name: z.string().min(1).max(64).optional(),
+    })
+    .strict(),
+  z
+    .object({ id: requestId, cmd: z.literal('invitation'), invitation: z.number().int().min(1).optional() })
+    .strict(),
+  z.object({ id: requestId, cmd: z.literal('invite-cancel') }).strict(),
+  z
+    .object({
+      id: requestId,
+      cmd: z.literal('join'),
+      code: z.string().min(1).max(64),
+      address: z.string().min(1).max(300).optional(),
+      timeout_ms: z.number().int().min(1000).max(3_600_000).optional(),
+    })
+    .strict(),
   z
     .object({
       id: requestId,
@@ -297,6 +322,10 @@ export interface ControlResults {
   routes: RouteInfo[];
   revoke: RevokeResult;
   'mesh-key': MeshKeyResult;
+  invite: InviteResult;
+  invitation: InviteResult;
+  'invite-cancel': { cancelled: boolean };
+  join: JoinResult;
   rekey: RekeyResult;
   call: CallResultRow[];
   actions: ActionInfo[];

@@ -8,7 +8,10 @@ import type { Logger } from '../core/logger.js';
 import { RateLimiter } from '../core/rate-limiter.js';
 import type { Identity } from '../identity/identity.js';
 import { CloseCode, encodeMessage } from '../protocol/index.js';
+import { decodeJoinHello } from '../protocol/join.js';
+import { answerJoin, type JoinAnswerer } from '../security/join-exchange.js';
 import { establishSecureLink, HandshakeError, type SecureLink } from '../security/secure-channel.js';
+import { firstFrame, ReplayedLink } from './first-frame.js';
 import { HandshakeSlots, sourceOf } from './handshake-slots.js';
 
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -35,8 +38,18 @@ export interface AdmissionOptions {
   handshakeTimeoutMs?: number;
   /** Whether a known peer linked from this source address, or the agent dials it: it is let in first. */
   isKnownSource?: (source: string) => boolean;
+  /** The agent's open invitation, if any: inbound links may then begin with a join HELLO instead. */
+  joins?: JoinDoor;
   log: Logger;
   counters: Counters;
+}
+
+/** What the admission needs of the invitation book (agent/trust/invitations.ts). */
+export interface JoinDoor {
+  /** Whether an invitation is open: only then is an inbound link's first frame read before the handshake. */
+  isOpen(): boolean;
+  /** The inviter's side for a HELLO naming `discriminator`; undefined: no such invitation (silence). */
+  answererFor(discriminator: number): JoinAnswerer | undefined;
 }
 
 export interface Admission {
@@ -70,20 +83,22 @@ export class LinkAdmission {
       link.close();
       return { peerId: undefined };
     }
+    let handshakeLink = link;
+    if (!link.isInitiator && options.joins?.isOpen() === true) {
+      const opened = await this.#openingFrame(link, options.joins);
+      if (opened === undefined) return { peerId: undefined };
+      handshakeLink = opened;
+    }
     let secure: SecureLink;
     const keys = options.meshKeys();
     // The list may have shrunk since the index was chosen (a retired key expired): then the current key.
     const dialIndex = keyIndex < keys.length ? keyIndex : 0;
     try {
-      secure = await establishSecureLink(link, {
+      secure = await establishSecureLink(handshakeLink, {
         identity: options.identity,
         meshKeys: link.isInitiator ? [keys[dialIndex] as Uint8Array] : keys,
         name: options.name,
-        timeoutMs:
-          options.handshakeTimeoutMs ??
-          (link.medium === 'wifi' && !link.isInitiator
-            ? INBOUND_WIFI_HANDSHAKE_TIMEOUT_MS
-            : DEFAULT_HANDSHAKE_TIMEOUT_MS),
+        timeoutMs: this.#timeoutFor(link),
       });
     } catch (error) {
       link.close();
@@ -113,6 +128,46 @@ export class LinkAdmission {
       return { peerId: secure.peerId };
     }
     return { peerId: secure.peerId, admitted: secure };
+  }
+
+  /**
+   * Reads an inbound link's first frame while an invitation is open: a join HELLO runs the inviter's side
+   * (in the link's handshake slot) and the link ends (undefined); anything else goes on to the handshake.
+   */
+  async #openingFrame(link: FrameLink, joins: JoinDoor): Promise<FrameLink | undefined> {
+    const { counters, log } = this.options;
+    const timeoutMs = this.#timeoutFor(link);
+    const first = await firstFrame(link, timeoutMs);
+    const hello = first === undefined ? undefined : decodeJoinHello(first);
+    if (first !== undefined && hello === undefined) return new ReplayedLink(link, first);
+    try {
+      const answerer = hello === undefined ? undefined : joins.answererFor(hello.discriminator);
+      if (hello === undefined || answerer === undefined) {
+        if (hello !== undefined) counters.increment('join.no_invitation');
+        return undefined;
+      }
+      const outcome = await answerJoin(link, hello, answerer, timeoutMs);
+      if ('failed' in outcome && outcome.failed !== 'refused') {
+        counters.increment('join.failed');
+        log.info(
+          { address: link.remoteAddress, reason: outcome.failed },
+          `a join attempt failed: ${outcome.failed}`,
+        );
+      }
+      return undefined;
+    } finally {
+      link.close();
+      this.#slots.release(link);
+    }
+  }
+
+  #timeoutFor(link: FrameLink): number {
+    return (
+      this.options.handshakeTimeoutMs ??
+      (link.medium === 'wifi' && !link.isInitiator
+        ? INBOUND_WIFI_HANDSHAKE_TIMEOUT_MS
+        : DEFAULT_HANDSHAKE_TIMEOUT_MS)
+    );
   }
 
   #close(secure: SecureLink, code: number, reason: string): void {

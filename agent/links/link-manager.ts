@@ -94,6 +94,11 @@ export interface LinkManagerOptions extends AdmissionOptions {
    * so a pair that met over BLE can add a Wi-Fi link without mDNS or static peers.
    */
   localEndpoints?: () => string[];
+  /**
+   * False while the agent holds no mesh key yet (it waits to be invited): candidates are remembered but not
+   * dialled, since no handshake could succeed. redialAll() once it may.
+   */
+  mayDial?: () => boolean;
 }
 
 interface DialTarget {
@@ -340,9 +345,18 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
     }
   }
 
+  /** Dials every known candidate now (the agent just got its mesh key). */
+  redialAll(): void {
+    for (const target of this.#targets.values()) {
+      target.backoff.reset();
+      this.#scheduleDial(target, 0);
+    }
+  }
+
   #scheduleDial(target: DialTarget, delayMs: number): void {
     if (
       !this.#isRunning ||
+      this.options.mayDial?.() === false ||
       target.isSelf ||
       target.isDialling ||
       this.#targets.get(target.address) !== target

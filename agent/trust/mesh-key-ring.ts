@@ -50,12 +50,15 @@ export class MeshKeyRing {
   #current: MeshKeyEpoch;
   #retired: RetiredKey[];
 
+  #baseId: string;
+
   private constructor(
     private readonly path: string | undefined,
-    private readonly baseId: string,
+    baseId: string,
     current: MeshKeyEpoch,
     retired: RetiredKey[],
   ) {
+    this.#baseId = baseId;
     this.#current = current;
     this.#retired = retired;
   }
@@ -133,10 +136,23 @@ export class MeshKeyRing {
     return 'adopted';
   }
 
-  async #save(current: MeshKeyEpoch, retired: readonly RetiredKey[]): Promise<void> {
+  /**
+   * Starts over with the key a join handed over, at the mesh's epoch: mesh.key then holds that key (the
+   * ring's new base), and nothing older is accepted. Saved first, like adopt().
+   */
+  async replace(key: Uint8Array, epoch: number, rotation: KeyRotation | undefined): Promise<void> {
+    const next = { epoch, key: Uint8Array.from(key), keyId: keyIdOf(key), rotation };
+    const baseId = bytesToHex(keyIdOf(key));
+    await this.#save(next, [], baseId);
+    this.#baseId = baseId;
+    this.#current = next;
+    this.#retired = [];
+  }
+
+  async #save(current: MeshKeyEpoch, retired: readonly RetiredKey[], baseId = this.#baseId): Promise<void> {
     if (this.path === undefined) return;
     const file: KeyFile = {
-      base: this.baseId,
+      base: baseId,
       current: {
         epoch: current.epoch,
         key: Buffer.from(current.key).toString('base64url'),

@@ -16,7 +16,8 @@ export const CLI_PATH = resolve(import.meta.dirname, '../../dist/agent/cli/main.
 
 export interface AgentSpec {
   name: string;
-  meshKey: string;
+  /** The config's mesh_key; undefined: none (the agent uses data_dir/mesh.key, or has no mesh yet). */
+  meshKey: string | undefined;
   port: number;
   listenHost?: string;
   peers?: string[];
@@ -140,7 +141,7 @@ export function writeConfig(spec: AgentSpec, dir: string): string {
   const lines = [
     `name = ${JSON.stringify(spec.name)}`,
     `data_dir = ${JSON.stringify(dir)}`,
-    `mesh_key = ${JSON.stringify(spec.meshKey)}`,
+    ...(spec.meshKey === undefined ? [] : [`mesh_key = ${JSON.stringify(spec.meshKey)}`]),
     ...(spec.groups === undefined ? [] : [`groups = ${JSON.stringify(spec.groups)}`]),
     '[wifi]',
     ...(spec.wifi === false ? ['enabled = false'] : []),

@@ -55,7 +55,15 @@ export interface MdnsResolverOptions {
   interfaceAddress?: string;
   /** How often the name and hint change; default MDNS_ROTATION_MS. */
   rotationMs?: number;
+  /**
+   * The discriminator of this agent's open invitation (0-99), shown as TXT `j` so a joining device finds
+   * the inviter its code is for; undefined when none is open. Call rotate() when it changes.
+   */
+  invitation?: () => number | undefined;
 }
+
+/** Instances showing an invitation whose addresses are remembered (more is a flood, not a LAN). */
+const MAX_INVITERS = 64;
 
 /** A TXT record we cannot use (no hint, bad port, no address); it is ignored. */
 export class MalformedServiceError extends NearmeshError {
@@ -139,16 +147,17 @@ export interface Announcement {
   protocol: 'tcp';
   port: number;
   host: string;
-  txt: { v: string; h: string };
+  txt: { v: string; h: string; j?: string };
 }
 
 /** The announcement under this instance name, with a freshly sealed hint (or one of the given nonce). */
 export function announcementFor(
   instanceName: string,
-  options: Pick<MdnsResolverOptions, 'peerId' | 'meshKeys' | 'port'>,
+  options: Pick<MdnsResolverOptions, 'peerId' | 'meshKeys' | 'port' | 'invitation'>,
   nonce?: Uint8Array,
 ): Announcement {
   const hint = sealHint(options.meshKeys, options.peerId, MDNS_HINT_LAYOUT, nonce);
+  const invitation = options.invitation?.();
   return {
     name: instanceName,
     type: MDNS_SERVICE_TYPE,
@@ -156,8 +165,26 @@ export function announcementFor(
     port: options.port,
     // Never os.hostname(): it names the device (and cloned SD images and namespaces share it).
     host: `${instanceName}.local`,
-    txt: { v: MDNS_TXT_VERSION, h: Buffer.from(hint).toString('hex') },
+    txt: {
+      v: MDNS_TXT_VERSION,
+      h: Buffer.from(hint).toString('hex'),
+      ...(invitation !== undefined && { j: String(invitation) }),
+    },
   };
+}
+
+/** The TXT `j` of an announced service (an open invitation's discriminator) with its dialable addresses. */
+export function readInvitation(
+  service: AnnouncedService,
+): { discriminator: number; addresses: string[] } | undefined {
+  const txt =
+    typeof service.txt === 'object' && service.txt !== null ? (service.txt as Record<string, unknown>) : {};
+  const { j } = txt;
+  const port = service.port;
+  if (typeof j !== 'string' || !/^[0-9]{1,2}$/.test(j)) return undefined;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) return undefined;
+  const addresses = usableAddresses(service).map((host) => formatHostPort({ host, port }));
+  return addresses.length === 0 ? undefined : { discriminator: Number(j), addresses };
 }
 
 function usableAddresses(service: AnnouncedService): string[] {
@@ -184,6 +211,8 @@ export class MdnsResolver extends TypedEmitter<ResolverEvents> implements Resolv
   readonly #options: MdnsResolverOptions;
   /** Candidates reported per service instance (fqdn), to report 'lost' and address changes. */
   readonly #known = new Map<string, PeerCandidate[]>();
+  /** Instances showing an open invitation (TXT `j`), whoever's mesh they belong to. */
+  readonly #inviters = new Map<string, { discriminator: number; addresses: string[] }>();
   readonly #warnedInstances = new OncePerInterval(ADVERTISER_WARNING_INTERVAL_MS, MAX_WARNED_INSTANCES);
   readonly #lastWarningMs = new Map<string, number>();
   #ignoredCount = 0;
@@ -217,6 +246,18 @@ export class MdnsResolver extends TypedEmitter<ResolverEvents> implements Resolv
    */
   get ignoredCount(): number {
     return this.#ignoredCount;
+  }
+
+  /** Where agents showing an invitation with `discriminator` listen ("host:port"), as last announced. */
+  inviterAddresses(discriminator: number): string[] {
+    return [...this.#inviters.values()]
+      .filter((inviter) => inviter.discriminator === discriminator)
+      .flatMap((inviter) => inviter.addresses);
+  }
+
+  /** Asks the LAN again who is there (a joining device looking for its inviter). */
+  query(): void {
+    this.#browser?.update();
   }
 
   async start(): Promise<void> {
@@ -280,6 +321,7 @@ export class MdnsResolver extends TypedEmitter<ResolverEvents> implements Resolv
     await withTimeout(new Promise<void>((resolve) => bonjour.unpublishAll(() => resolve())), GOODBYE_WAIT_MS);
     await withTimeout(new Promise<void>((resolve) => bonjour.destroy(() => resolve())), GOODBYE_WAIT_MS);
     this.#known.clear();
+    this.#inviters.clear();
   }
 
   #publish(bonjour: Bonjour): BonjourService {
@@ -294,6 +336,10 @@ export class MdnsResolver extends TypedEmitter<ResolverEvents> implements Resolv
 
   #update(service: BonjourService): void {
     const instance = String(service.fqdn);
+    const invitation = readInvitation(service);
+    if (invitation === undefined) this.#inviters.delete(instance);
+    else if (this.#inviters.has(instance) || this.#inviters.size < MAX_INVITERS)
+      this.#inviters.set(instance, invitation);
     const reading = readAnnouncedService(service, this.#options.peerId, this.#options.meshKeys);
     if (reading.kind === 'foreign' || reading.kind === 'older' || reading.kind === 'malformed') {
       this.#ignoredCount++;
@@ -318,6 +364,7 @@ export class MdnsResolver extends TypedEmitter<ResolverEvents> implements Resolv
   }
 
   #remove(instance: string): void {
+    this.#inviters.delete(instance);
     const previous = this.#known.get(instance) ?? [];
     this.#known.delete(instance);
     for (const candidate of previous) this.emit('lost', candidate);

@@ -14,10 +14,11 @@ import {
   type EnvironmentOptions,
   generateMeshKey,
   loadConfig,
-  loadOrCreateMeshKey,
+  loadMeshKey,
   MeshKeyError,
   parseConfigText,
   parseMeshKey,
+  saveMeshKey,
 } from '../../../agent/config/index.js';
 import { parseRuleExpression } from '../../../agent/coordination/rule-expression.js';
 import { checkBleAdapter, formatBleAdapter } from '../../../agent/core/ble-adapter.js';
@@ -774,26 +775,31 @@ describe('mesh_key', () => {
   });
 });
 
-describe('loadOrCreateMeshKey', () => {
-  it('creates a 0600 mesh.key (and data_dir) once, then returns the same key', async () => {
+describe('loadMeshKey / saveMeshKey', () => {
+  it('finds no key in a fresh data_dir, and makes none', async () => {
     const dataDir = join(temp, 'fresh', 'data');
-    const first = await loadOrCreateMeshKey(dataDir);
-    expect(first).toHaveLength(32);
+    expect(await loadMeshKey(dataDir)).toBeUndefined();
+    await expect(stat(join(dataDir, 'mesh.key'))).rejects.toThrow(/ENOENT/);
+  });
+
+  it('saves a 0600 mesh.key (and data_dir) that reads back as the same key', async () => {
+    const dataDir = join(temp, 'fresh', 'data');
+    await saveMeshKey(dataDir, KEY_BYTES);
     const file = join(dataDir, 'mesh.key');
     expect((await stat(file)).mode & 0o777).toBe(0o600);
-    expect(parseMeshKey(await readFile(file, 'utf8'))).toEqual(first);
-    expect(await loadOrCreateMeshKey(dataDir)).toEqual(first);
+    expect(await readFile(file, 'utf8')).toBe(`${KEY_TEXT}\n`);
+    expect(await loadMeshKey(dataDir)).toEqual(KEY_BYTES);
   });
 
   it('reads a key an operator put there', async () => {
     await writeFile(join(temp, 'mesh.key'), `${KEY_TEXT}\n`, { mode: 0o600 });
-    expect(await loadOrCreateMeshKey(temp)).toEqual(KEY_BYTES);
+    expect(await loadMeshKey(temp)).toEqual(KEY_BYTES);
   });
 
   it('names a damaged mesh.key instead of replacing it', async () => {
     await mkdir(join(temp, 'd'));
     await writeFile(join(temp, 'd', 'mesh.key'), 'not a key\n');
-    await expect(loadOrCreateMeshKey(join(temp, 'd'))).rejects.toThrow(
+    await expect(loadMeshKey(join(temp, 'd'))).rejects.toThrow(
       `${join(temp, 'd', 'mesh.key')}: invalid mesh key`,
     );
     expect(await readFile(join(temp, 'd', 'mesh.key'), 'utf8')).toBe('not a key\n');

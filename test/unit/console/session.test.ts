@@ -38,7 +38,7 @@ const STATUS: StatusReport = {
   ble: 'off',
   ble_scan_duty: null,
   peers: { connected: 0, routed: 0, known: 0 },
-  mesh: { ttl: 4, relay: true, groups: [] },
+  mesh: { name: 'test-mesh', ttl: 4, relay: true, groups: [] },
   mqtt: { state: 'off' },
   queued: { messages: 0, bytes: 0 },
   inbox: {
