@@ -145,7 +145,11 @@ export function decodeJoinGrant(bytes: Uint8Array): JoinGrant | DecodeError {
   if (!item.ok) return item.error;
   if (!Array.isArray(item.value) || item.value.length < 7) return bad('grant is not an array of 7');
   const [meshName, epoch, key, rotation, admins, inviterKey, inviterName] = item.value as unknown[];
-  if (typeof meshName !== 'string' || textLengthProblem(meshName, MAX_JOIN_NAME_BYTES) !== null)
+  // Empty: a mesh formed by copying mesh_key, before meshes had names.
+  if (
+    typeof meshName !== 'string' ||
+    (meshName !== '' && textLengthProblem(meshName, MAX_JOIN_NAME_BYTES) !== null)
+  )
     return bad('mesh name is not text of at most 64 bytes');
   if (!isBytes(key, KEY_BYTES)) return bad('the key is not 32 bytes');
   if (!isUint(epoch)) return bad('epoch is not a uint');
