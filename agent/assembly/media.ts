@@ -114,6 +114,9 @@ export class Media {
       peerId,
       meshKeys,
       isWifiAvailable: config.wifi.enabled,
+      ...(this.options.invitation !== undefined && {
+        isInviting: () => this.options.invitation?.() !== undefined,
+      }),
       maxLinks: config.ble.maxLinks,
       ...(config.ble.enabled === 'auto' && { powerOnTimeoutMs: AUTO_BLE_POWER_ON_TIMEOUT_MS }),
     });

@@ -16,15 +16,23 @@ import type { LinkManager } from '../links/link-manager.js';
 import { DecodeError } from '../protocol/errors.js';
 import type { JoinGrant } from '../protocol/join.js';
 import { decodeKeyRotation, encodeKeyRotation, type KeyRotation } from '../protocol/trust.js';
-import { parseInviteCode } from '../security/join-code.js';
+import { type InviteCode, parseInviteCode } from '../security/join-code.js';
 import { JoinError, joinWithCode, type ReceivedGrant } from '../security/join-exchange.js';
 import type { InvitationStatus, Invitations } from '../trust/invitations.js';
 import { type Membership, meshNameProblem, saveMembership } from '../trust/membership.js';
 import type { MeshKeyRing } from '../trust/mesh-key-ring.js';
 import type { Media } from './media.js';
 
-/** How often a joining device looks again for its inviter on the LAN. */
+/** How often a joining device looks again for its inviter. */
 const INVITER_POLL_MS = 500;
+const WIFI_DIAL_MS = 5_000;
+/** A BLE connection (scan, connect, MTU, subscribe) takes longer than a TCP one. */
+const BLE_DIAL_MS = 15_000;
+
+interface InviterCandidate {
+  medium: 'wifi' | 'ble';
+  address: string;
+}
 export const DEFAULT_JOIN_TIMEOUT_MS = 60_000;
 
 /** `join` or `invite` cannot be done here (already in a mesh, no Wi-Fi, a bad name ...). */
@@ -125,8 +133,8 @@ export class MeshMembership {
     if (name !== undefined && this.#hasMesh && this.#name !== '' && name !== this.#name) {
       throw new MembershipRefusedError(`this agent's mesh is already named "${this.#name}"`);
     }
-    if (config.wifi.enabled === false) {
-      throw new MembershipRefusedError('inviting needs [wifi] enabled: a new device joins over the LAN');
+    if (this.#media?.tcp === undefined && this.#media?.ble === undefined) {
+      throw new MembershipRefusedError('inviting needs Wi-Fi/LAN or BLE: both are off or unavailable here');
     }
     const founded = !this.#hasMesh;
     if (founded || (name !== undefined && this.#name === '')) {
@@ -157,7 +165,7 @@ export class MeshMembership {
 
   /** Joins the mesh of the agent that showed the invitation with this code; saves what it hands over. */
   async join(codeText: string, options: { address?: string; timeoutMs?: number }): Promise<JoinOutcome> {
-    const { config, identity, log } = this.options;
+    const { config, log } = this.options;
     const code = parseInviteCode(codeText);
     if (config.meshKey !== undefined) {
       throw new MembershipRefusedError(
@@ -170,9 +178,9 @@ export class MeshMembership {
           `delete mesh.key, mesh-keys.json and mesh.json in ${config.dataDir}, start it and join again`,
       );
     }
-    const tcp = this.#media?.tcp;
-    if (tcp === undefined) {
-      throw new MembershipRefusedError('joining needs [wifi] enabled: the inviter is found on the LAN');
+    const media = this.#media;
+    if (media?.tcp === undefined && media?.ble === undefined) {
+      throw new MembershipRefusedError('joining needs Wi-Fi/LAN or BLE: both are off or unavailable here');
     }
     if (this.#joining) throw new MembershipRefusedError('a join is already running on this agent');
     this.#joining = true;
@@ -180,34 +188,18 @@ export class MeshMembership {
       const deadline = Date.now() + (options.timeoutMs ?? DEFAULT_JOIN_TIMEOUT_MS);
       const tried = new Set<string>();
       let lastProblem = `no agent showing invitation ${String(code.discriminator).padStart(2, '0')} was found`;
-      log.info({ discriminator: code.discriminator }, 'looking for the inviting agent on the LAN');
-      this.#media?.mdns?.query();
+      log.info({ discriminator: code.discriminator }, 'looking for the inviting agent (LAN, BLE)');
+      media.mdns?.query();
       while (Date.now() < deadline) {
-        const addresses =
-          options.address !== undefined ? [options.address] : this.#inviterAddresses(code.discriminator);
-        for (const address of addresses.filter((a) => !tried.has(a))) {
-          tried.add(address);
-          let link: FrameLink;
-          try {
-            link = await tcp.dial(address, {
-              timeoutMs: Math.max(1, Math.min(5_000, deadline - Date.now())),
-            });
-          } catch (error) {
-            lastProblem = `${address}: ${(error as Error).message}`;
-            continue;
-          }
-          let grant: ReceivedGrant;
-          try {
-            grant = await joinWithCode(link, { code, identity, name: config.name });
-          } catch (error) {
-            // A wrong code goes no further: trying it elsewhere would only spend other invitations' tries.
-            if (error instanceof JoinError && error.reason === 'wrong-code') throw error;
-            lastProblem = `${address}: ${(error as Error).message}`;
-            continue;
-          } finally {
-            link.close();
-          }
-          return await this.#install(grant, address);
+        const candidates =
+          options.address !== undefined
+            ? [{ medium: 'wifi' as const, address: options.address }]
+            : this.#inviterCandidates(code.discriminator);
+        for (const candidate of candidates.filter((c) => !tried.has(c.address))) {
+          tried.add(candidate.address);
+          const attempt = await this.#tryInviter(candidate, code, deadline);
+          if ('grant' in attempt) return await this.#install(attempt.grant, candidate);
+          lastProblem = attempt.problem;
         }
         // A given address that failed is tried again until the deadline (the inviter may still be starting).
         if (options.address !== undefined) tried.clear();
@@ -219,14 +211,56 @@ export class MeshMembership {
     }
   }
 
-  /** Inviters on the LAN with this discriminator (mDNS), then the configured static peers. */
-  #inviterAddresses(discriminator: number): string[] {
-    const fromMdns = this.#media?.mdns?.inviterAddresses(discriminator) ?? [];
-    const configured = this.options.config.peers.map((peer) => formatHostPort(peer.address));
-    return [...new Set([...fromMdns, ...configured])];
+  /**
+   * Where an inviter may be: on the LAN, agents whose mDNS record shows this discriminator, then the
+   * configured static peers; over BLE, agents advertising an open invitation (BLE has no room to show which).
+   */
+  #inviterCandidates(discriminator: number): InviterCandidate[] {
+    const media = this.#media;
+    const onLan = [
+      ...(media?.mdns?.inviterAddresses(discriminator) ?? []),
+      ...this.options.config.peers.map((peer) => formatHostPort(peer.address)),
+    ];
+    const overBle = media?.bleResolver?.inviterAddresses() ?? [];
+    return [
+      ...[...new Set(onLan)].map((address) => ({ medium: 'wifi' as const, address })),
+      ...overBle.map((address) => ({ medium: 'ble' as const, address })),
+    ];
   }
 
-  async #install(grant: ReceivedGrant, address: string): Promise<JoinOutcome> {
+  /** One dial and exchange; a wrong code ends the whole join (other invitations' tries are not spent). */
+  async #tryInviter(
+    candidate: InviterCandidate,
+    code: InviteCode,
+    deadline: number,
+  ): Promise<{ grant: ReceivedGrant } | { problem: string }> {
+    const { config, identity } = this.options;
+    const transport = candidate.medium === 'ble' ? this.#media?.ble : this.#media?.tcp;
+    if (transport === undefined) return { problem: `${candidate.address}: no ${candidate.medium} here` };
+    const dialMs = candidate.medium === 'ble' ? BLE_DIAL_MS : WIFI_DIAL_MS;
+    let link: FrameLink;
+    try {
+      link = await transport.dial(candidate.address, {
+        timeoutMs: Math.max(1, Math.min(dialMs, deadline - Date.now())),
+      });
+    } catch (error) {
+      return { problem: `${candidate.address}: ${(error as Error).message}` };
+    }
+    try {
+      return { grant: await joinWithCode(link, { code, identity, name: config.name }) };
+    } catch (error) {
+      if (error instanceof JoinError && error.reason === 'wrong-code') throw error;
+      return { problem: `${candidate.address}: ${(error as Error).message}` };
+    } finally {
+      link.close();
+    }
+  }
+
+  async #install(grant: ReceivedGrant, inviter: InviterCandidate): Promise<JoinOutcome> {
+    const { address } = inviter;
+    // A LAN address is dialled again after a restart; a BLE address changes every 15 minutes, and the
+    // inviter's advertisement opens under the new key anyway.
+    const learned = inviter.medium === 'wifi' ? [address] : [];
     const { config, counters, log } = this.options;
     const keyRing = this.#ring();
     let rotation: KeyRotation | undefined;
@@ -245,7 +279,7 @@ export class MeshMembership {
     await saveMeshKey(config.dataDir, grant.key);
     this.#name = grant.meshName;
     this.#savedAdmins = grant.admins;
-    this.#addresses = [address];
+    this.#addresses = learned;
     this.#hasMesh = true;
     counters.increment('join.meshes_joined');
     log.info(
@@ -255,7 +289,7 @@ export class MeshMembership {
     this.#media?.rotateDiscoveryHints();
     const links = this.#links;
     if (links !== undefined) {
-      await links.addResolver(new StaticResolver([address]));
+      if (learned.length > 0) await links.addResolver(new StaticResolver(learned));
       links.redialAll();
     }
     return { mesh: grant.meshName, inviter: { peer: grant.inviterId, name: grant.inviterName }, address };

@@ -58,12 +58,15 @@ const MANUFACTURER_DATA_BYTES = COMPANY_ID_BYTES + VERSION_AND_FLAGS_BYTES + HIN
 
 const FLAG_WIFI_AVAILABLE = 0x01;
 const FLAG_ACCEPTING_LINKS = 0x02;
+const FLAG_INVITING = 0x04;
 
 export interface AdvertisementFields {
   /** BLE_HINT_LAYOUT's 18 bytes (sealHint()). */
   hint: Uint8Array;
   isWifiAvailable: boolean;
   isAcceptingLinks: boolean;
+  /** An invitation is open here (PROTOCOL.md §18): a device joining with a code may dial it. */
+  isInviting?: boolean;
 }
 
 /** A decoded nearmesh advertisement: all an outsider can read, plus the hint only members open. */
@@ -110,7 +113,9 @@ export function encodeAdvertisement(fields: AdvertisementFields): EncodedAdverti
   put(SERVICE_UUID_AD_BYTES - 1, AD_TYPE_COMPLETE_128_BIT_UUIDS, ...serviceUuidLittleEndian());
   put(1 + MANUFACTURER_DATA_BYTES, AD_TYPE_MANUFACTURER_DATA, TEST_COMPANY_ID & 0xff, TEST_COMPANY_ID >> 8);
   const flags =
-    (fields.isWifiAvailable ? FLAG_WIFI_AVAILABLE : 0) | (fields.isAcceptingLinks ? FLAG_ACCEPTING_LINKS : 0);
+    (fields.isWifiAvailable ? FLAG_WIFI_AVAILABLE : 0) |
+    (fields.isAcceptingLinks ? FLAG_ACCEPTING_LINKS : 0) |
+    (fields.isInviting === true ? FLAG_INVITING : 0);
   put((ADVERTISEMENT_VERSION << 4) | flags, ...hint.subarray(0, HINT_BYTES_IN_ADVERTISING_DATA));
 
   const scanResponse = new Uint8Array(LEGACY_ADVERTISING_DATA_BYTES);
@@ -237,9 +242,10 @@ export function decodeAdvertisementParts(
   return {
     version,
     hint,
-    // Bits 2 and 3 are reserved: ignored, so a later revision can add a flag without a version bump.
+    // Bit 3 is reserved: ignored, so a later revision can add a flag without a version bump.
     isWifiAvailable: (versionAndFlags & FLAG_WIFI_AVAILABLE) !== 0,
     isAcceptingLinks: (versionAndFlags & FLAG_ACCEPTING_LINKS) !== 0,
+    isInviting: (versionAndFlags & FLAG_INVITING) !== 0,
   };
 }
 

@@ -19,6 +19,8 @@ export const DEFAULT_RESCAN_INTERVAL_MS = 10_000;
  * in scanning time: stretches in which a duty-cycled scan was paused (scan-duty.ts) do not count.
  */
 export const DEFAULT_FORGET_AFTER_MS = 3 * DEFAULT_RESCAN_INTERVAL_MS + 1_000;
+/** Inviting advertisers remembered at once (more is a flood, not a room of devices). */
+const MAX_INVITERS = 64;
 
 export interface BlePeerCandidate extends PeerCandidate {
   medium: 'ble';
@@ -55,6 +57,8 @@ export interface AdvertiserChanges {
  */
 export class AdvertiserTable {
   readonly #heard = new Map<string, Heard>();
+  /** Advertisers showing an open invitation, whatever their mesh, by address: when last heard. */
+  readonly #inviters = new Map<string, number>();
   /** Advertisements heard whose hint opened under none of our keys: other meshes (or anyone's noise). */
   ignoredCount = 0;
 
@@ -67,6 +71,9 @@ export class AdvertiserTable {
   hear(peripheral: DiscoveredPeripheral, nowMs: number): AdvertiserChanges {
     const changes: AdvertiserChanges = { found: [], lost: [] };
     const { advertisement } = peripheral;
+    if (advertisement.isInviting === true) {
+      if (this.#inviters.has(peripheral.id) || this.#inviters.size < MAX_INVITERS) this.#inviters.set(peripheral.id, nowMs);
+    } else this.#inviters.delete(peripheral.id);
     const opened = openHint(this.meshKeys, advertisement.hint, BLE_HINT_LAYOUT);
     if (opened === undefined) {
       this.ignoredCount++;
@@ -90,6 +97,7 @@ export class AdvertiserTable {
 
   /** Forgets what went unheard for forgetAfterMs; the reported ones come back as lost. */
   sweep(nowMs: number): BlePeerCandidate[] {
+    for (const [id, atMs] of this.#inviters) if (nowMs - atMs >= this.forgetAfterMs) this.#inviters.delete(id);
     const lost: BlePeerCandidate[] = [];
     for (const [id, heard] of this.#heard) {
       if (nowMs - heard.atMs < this.forgetAfterMs) continue;
@@ -97,6 +105,11 @@ export class AdvertiserTable {
       if (heard.isReported) lost.push(heard.candidate);
     }
     return lost;
+  }
+
+  /** Addresses of advertisers heard showing an open invitation (a joining device dials them). */
+  inviters(): string[] {
+    return [...this.#inviters.keys()];
   }
 
   /** The last RSSI heard from the agent with this peer id, if the radio gave one. */
@@ -183,6 +196,11 @@ export class BleResolver extends TypedEmitter<ResolverEvents> implements Resolve
   /** The last RSSI (dBm) heard from this peer's advertisement, when the radio reports one. */
   rssiOf(peerId: string): number | undefined {
     return this.#table.rssiOf(peerId);
+  }
+
+  /** BLE addresses of agents heard showing an open invitation, for a device joining with a code. */
+  inviterAddresses(): string[] {
+    return this.#table.inviters();
   }
 
   /**

@@ -27,6 +27,8 @@ export interface BleTransportOptions {
   meshKeys: () => readonly Uint8Array[];
   /** Advertised as a flag, so peers know a bandwidth upgrade may be offered. */
   isWifiAvailable?: boolean;
+  /** Whether an invitation is open (advertised as a flag); rotateDiscoveryHint() when it changes. */
+  isInviting?: () => boolean;
   maxFrameBytes?: number;
   /** ATT MTU the central asks for (default 256); 23 holds links at the default. */
   requestedMtu?: number;
@@ -398,6 +400,7 @@ export class BleTransport extends TypedEmitter<BleTransportEvents> implements Tr
       hint: this.#hint,
       isWifiAvailable: this.#options.isWifiAvailable ?? false,
       isAcceptingLinks,
+      isInviting: this.#options.isInviting?.() ?? false,
     });
   }
 

@@ -32,6 +32,7 @@ const VECTOR_FIELDS: AdvertisementFields = {
   hint: fromHex('a0a1a2a3a4a5868f200deeaa97ff84c4b77f'),
   isWifiAvailable: true,
   isAcceptingLinks: true,
+  isInviting: false,
 };
 const VECTOR_ADVERTISING_DATA = [
   '020106', // Flags: LE General Discoverable, BR/EDR not supported
@@ -64,6 +65,7 @@ const fieldsArb = fc.record({
   hint: fc.uint8Array({ minLength: 18, maxLength: 18 }),
   isWifiAvailable: fc.boolean(),
   isAcceptingLinks: fc.boolean(),
+  isInviting: fc.boolean(),
 });
 
 describe('service UUID', () => {
@@ -161,11 +163,23 @@ describe('round trip', () => {
   });
 
   it('encodes each flag in its own bit', () => {
-    const byte = (isWifiAvailable: boolean, isAcceptingLinks: boolean) =>
-      encodeAdvertisement({ ...VECTOR_FIELDS, isWifiAvailable, isAcceptingLinks }).advertisingData[25];
+    const byte = (isWifiAvailable: boolean, isAcceptingLinks: boolean, isInviting = false) =>
+      encodeAdvertisement({ ...VECTOR_FIELDS, isWifiAvailable, isAcceptingLinks, isInviting })
+        .advertisingData[25];
     expect([byte(false, false), byte(true, false), byte(false, true), byte(true, true)]).toEqual([
       0x20, 0x21, 0x22, 0x23,
     ]);
+    // Inviting (PROTOCOL.md §18): bit 2, as the §12.2 example with an invitation open shows.
+    expect(byte(true, true, true)).toBe(0x27);
+  });
+
+  it('ignores the reserved bit 3, so a later flag needs no new version', () => {
+    const data = fromHex(VECTOR_ADVERTISING_DATA);
+    data[25] = 0x2b;
+    expect(decoded(decodeAdvertisement(data, fromHex(VECTOR_SCAN_RESPONSE)))).toEqual({
+      version: 2,
+      ...VECTOR_FIELDS,
+    });
   });
 
   it('carries what sealHint() gives, which only members open', () => {

@@ -28,7 +28,7 @@ const FORGET_MS = 30_000;
 /** An advertisement of the agent whose peer id is `peerId`, heard at a noble id of its own (or `id`). */
 function heard(
   peerId: string,
-  options: { accepting?: boolean; rssi?: number; key?: Uint8Array; id?: string } = {},
+  options: { accepting?: boolean; rssi?: number; key?: Uint8Array; id?: string; inviting?: boolean } = {},
 ): DiscoveredPeripheral {
   return {
     id: options.id ?? `00aa${peerId.slice(0, 8)}`,
@@ -39,6 +39,7 @@ function heard(
       hint: sealHint(() => [options.key ?? meshKey], peerId, BLE_HINT_LAYOUT),
       isWifiAvailable: false,
       isAcceptingLinks: options.accepting ?? true,
+      isInviting: options.inviting ?? false,
     },
   };
 }
@@ -64,6 +65,19 @@ describe('AdvertiserTable', () => {
     expect(table.hear(heard(ownPeerId), 0).found).toEqual([]);
     expect(table.hear(heard(SMALLER), 0).found).toEqual([]);
     expect(table.ignoredCount).toBe(1);
+  });
+
+  it('lists inviting advertisers of any mesh for a joining device, until they stop or go unheard', () => {
+    const table = new AdvertiserTable(ownPeerId, meshKeys, FORGET_MS);
+    // A device with no mesh yet opens no hint: the inviting flag alone makes an advertiser a candidate.
+    table.hear(heard(B, { key: otherMeshKey, inviting: true, id: 'inviter-b' }), 0);
+    table.hear(heard(C, { inviting: true, id: 'inviter-c' }), 0);
+    table.hear(heard(SMALLER, { id: 'not-inviting' }), 0);
+    expect(table.inviters().sort()).toEqual(['inviter-b', 'inviter-c']);
+    table.hear(heard(C, { inviting: false, id: 'inviter-c' }), 1_000);
+    expect(table.inviters()).toEqual(['inviter-b']);
+    table.sweep(FORGET_MS);
+    expect(table.inviters()).toEqual([]);
   });
 
   it('opens hints sealed under an older key still accepted (a key rotation in progress)', () => {

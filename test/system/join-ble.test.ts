@@ -1,0 +1,79 @@
+// Joining over BLE alone: two agents with Wi-Fi off on emulated controllers (btvirt), one in a mesh and one
+// fresh. `invite` sets the inviting flag of the member's advertisement; `join CODE` on the fresh one dials the
+// inviting advertiser, runs the exchange over GATT, takes the key, and the two link over BLE and exchange a
+// message.
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { InviteResult, JoinResult } from '../../agent/api.js';
+import { generateMeshKey } from '../../agent/config/mesh-key.js';
+import type { PeerInfo } from '../../agent/links/peer-directory.js';
+import { type BleEmulator, startEmulator } from '../../scripts/ble-emulator/emulator.js';
+import {
+  type AgentProcess,
+  freePorts,
+  listenTo,
+  startAgent,
+  stopAllAgents,
+} from '../support/agent-process.js';
+import { describeWithBleEmulator, stopAllChildren } from '../support/ble-emulator.js';
+import { until } from '../support/until.js';
+
+describeWithBleEmulator('a fresh device joins a mesh over BLE only (emulated controllers)', () => {
+  let emulator: BleEmulator;
+  let alpha: AgentProcess;
+  let bravo: AgentProcess;
+
+  beforeAll(async () => {
+    emulator = await startEmulator({ controllers: 4 });
+    const ports = await freePorts(2);
+    const ble = (index: number) => ({
+      peripheral: `uart:${emulator.ptys[2 * index]}`,
+      central: `uart:${emulator.ptys[2 * index + 1]}`,
+    });
+    [alpha, bravo] = await Promise.all([
+      startAgent({
+        name: 'alpha',
+        meshKey: generateMeshKey(),
+        port: ports[0] as number,
+        wifi: false,
+        ble: ble(0),
+      }),
+      startAgent({ name: 'bravo', meshKey: undefined, port: ports[1] as number, wifi: false, ble: ble(1) }),
+    ]);
+  }, 30_000);
+
+  afterAll(async () => {
+    await stopAllAgents();
+    await stopAllChildren();
+    await emulator?.stop();
+  });
+
+  it('finds the inviting advertiser, takes the key over GATT, links over BLE and exchanges a message', async () => {
+    const opened = await alpha.json<InviteResult>(['invite', '--no-wait']);
+    expect(opened.state).toBe('open');
+    const joined = await bravo.cli(['join', opened.code, '--json', '--timeout', '40s'], 50_000);
+    expect(joined.stderr).toBe('');
+    expect(JSON.parse(joined.stdout) as JoinResult).toMatchObject({ inviter: { name: 'alpha' } });
+
+    const linked = async (agent: AgentProcess, name: string): Promise<PeerInfo | undefined> =>
+      (await agent.json<PeerInfo[]>(['peers'])).find(
+        (peer) => peer.name === name && peer.state === 'connected' && peer.medium === 'ble',
+      );
+    await until('bravo linked to alpha over BLE', () => linked(bravo, 'alpha'), { timeoutMs: 40_000 });
+    await until('alpha linked to bravo over BLE', () => linked(alpha, 'bravo'), { timeoutMs: 20_000 });
+    const listener = await listenTo(alpha);
+    try {
+      const sent = await bravo.cli(['send', 'alpha', 'joined over BLE']);
+      expect(sent.code).toBe(0);
+      await until('the message at alpha', () => listener.messages.length > 0, { timeoutMs: 10_000 });
+      expect(listener.messages).toEqual([
+        expect.objectContaining({ from_name: 'bravo', payload: 'joined over BLE' }),
+      ]);
+    } finally {
+      listener.stop();
+    }
+    expect(await alpha.json<InviteResult>(['invitation'])).toMatchObject({
+      state: 'joined',
+      joined: { name: 'bravo' },
+    });
+  }, 120_000);
+});
