@@ -2,6 +2,7 @@
 // fresh. `invite` sets the inviting flag of the member's advertisement; `join CODE` on the fresh one dials the
 // inviting advertiser, runs the exchange over GATT, takes the key, and the two link over BLE and exchange a
 // message.
+import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { InviteResult, JoinResult } from '../../agent/api.js';
 import { generateMeshKey } from '../../agent/config/mesh-key.js';
@@ -76,4 +77,11 @@ describeWithBleEmulator('a fresh device joins a mesh over BLE only (emulated con
       joined: { name: 'bravo' },
     });
   }, 120_000);
+
+  it('stops cleanly on Ctrl-C with BLE on: "agent stopped", exit 0, no control socket left', async () => {
+    // Both BLE libraries add a SIGINT listener that exits with 1 before the agent has stopped.
+    expect(await bravo.stop('SIGINT')).toBe(0);
+    expect(bravo.output).toContain('"msg":"agent stopped"');
+    expect(existsSync(bravo.socketPath)).toBe(false);
+  }, 30_000);
 });

@@ -171,7 +171,18 @@ async function openLibrary<T extends PowerableLibrary & { stop(): void }>(
     release(instance);
     throw error;
   });
+  dropLibrarySigint(instance);
   return instance;
+}
+
+/**
+ * Both libraries' bindings add a SIGINT listener when they start, which calls process.exit(1) when it is the
+ * last one: Ctrl-C would end the agent before it stopped (no "agent stopped", the control socket left behind).
+ * The agent stops BLE itself on SIGINT, so the library's listener goes; its 'exit' cleanup stays.
+ */
+function dropLibrarySigint(instance: unknown): void {
+  const handler = Reflect.get(Reflect.get(instance as object, '_bindings') ?? {}, '_sigIntHandler');
+  if (typeof handler === 'function') process.removeListener('SIGINT', handler as () => void);
 }
 
 /**
