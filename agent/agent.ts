@@ -7,6 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AgentApi } from './api.js';
 import { startFrontEnds } from './assembly/front-ends.js';
+import { withListenKey } from './assembly/listen-failure.js';
 import { LocalAgentApi } from './assembly/local-api.js';
 import { Media } from './assembly/media.js';
 import { MeshMembership } from './assembly/mesh-membership.js';
@@ -37,6 +38,7 @@ import { StreamService } from './messaging/stream/service.js';
 import { StreamSessions } from './messaging/stream/sessions.js';
 import { SystemInbox } from './messaging/system-inbox.js';
 import { TransferManager } from './messaging/transfer/manager.js';
+import { lockDataDir } from './ops/data-dir-lock.js';
 import { EventLoopDelay } from './ops/event-loop-delay.js';
 import { Invitations } from './trust/invitations.js';
 import { loadMembership } from './trust/membership.js';
@@ -92,6 +94,8 @@ export class Agent {
     const startedAtMs = Date.now();
     const eventLoop = await lifecycle.start('event loop monitor', new EventLoopDelay());
     await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+    const lock = await lockDataDir(config.dataDir);
+    await lifecycle.start('data_dir lock', { stop: () => lock.release() });
     const identity = await loadOrCreateIdentity(config.dataDir);
     const meshKey = config.meshKey ?? (await loadMeshKey(config.dataDir));
     const membership = new MeshMembership({
@@ -261,7 +265,7 @@ export class Agent {
       transfers.reachable(peer.id);
     });
 
-    await lifecycle.start('links', links);
+    await withListenKey('[wifi] listen', config.wifi.listen, () => lifecycle.start('links', links));
     await lifecycle.start('messenger', messenger);
     await lifecycle.start('streams', { stop: () => streams.close() });
     await lifecycle.start('app inbox', appInbox);
@@ -312,7 +316,8 @@ export class Agent {
         counters,
         log,
       });
-      await lifecycle.start('MQTT', mqtt);
+      const endpoint = mqtt;
+      await withListenKey('[mqtt] listen', config.mqtt.listen, () => lifecycle.start('MQTT', endpoint));
     }
     await startFrontEnds({ api, config, lifecycle, log, counters });
     log.info(
