@@ -11,6 +11,14 @@ const program = new Command('nearmesh')
   .version(VERSION)
   .exitOverride();
 
+// The reader went away (`nearmesh listen | head`): end quietly, as `yes | head` does, instead of a stack
+// trace. What was not written is not taken: a listen's messages stay in the app inbox for the next one.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(0);
+  process.stderr.write(`nearmesh: cannot write the output: ${error.message}\n`);
+  process.exit(1);
+});
+
 registerAgentCommand(program);
 // The daemon runs for months on boards with 512 MB: `nearmesh agent` does not load the client commands'
 // modules (about 2 MB of RSS); every other invocation registers them all, so help lists everything.

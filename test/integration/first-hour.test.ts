@@ -1,11 +1,13 @@
 // Sharp edges a new user hits in the first hour, each as it was met: a second agent on the same data_dir
 // (the same config started twice), a port another program holds, a crash's PID file left behind.
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   type AgentProcess,
+  CLI_PATH,
   freePorts,
   runCli,
   startAgent,
@@ -36,6 +38,14 @@ describe('the first hour', () => {
     );
     expect(result.stderr).not.toContain('EADDRINUSE');
     expect((await alpha.cli(['id'])).code).toBe(0);
+  });
+
+  it('ends `watch ... | head` quietly: no EPIPE stack trace, exit 0', async () => {
+    const watch = `${process.execPath} ${CLI_PATH} watch alpha cpu.load --every 100ms --socket ${alpha.socketPath}`;
+    const piped = spawnSync('sh', ['-c', `${watch} | head -n 2`], { encoding: 'utf8', timeout: 15_000 });
+    expect(piped.status).toBe(0);
+    expect(piped.stdout.trim().split('\n')).toHaveLength(2);
+    expect(piped.stderr).toBe('');
   });
 
   it('names the config key and the program holding a taken port', async () => {

@@ -2,12 +2,19 @@
 // says how to get one; the first invite founds a mesh; a typo never leaves the joining device; a wrong code
 // is refused and counted, three close the invitation; the right code hands over the key, both link, a
 // message goes through, and the joined device is still in the mesh after a restart.
+import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentStatus, InviteResult, JoinResult } from '../../agent/api.js';
 import type { ListenEvent } from '../../agent/control/wire.js';
 import type { PeerInfo } from '../../agent/links/peer-directory.js';
 import { verhoeffDigit } from '../../agent/security/join-code.js';
-import { type AgentProcess, freePorts, startAgent, stopAllAgents } from '../support/agent-process.js';
+import {
+  type AgentProcess,
+  CLI_PATH,
+  freePorts,
+  startAgent,
+  stopAllAgents,
+} from '../support/agent-process.js';
 import { until } from '../support/until.js';
 
 /** A well-formed code (right check digit) with another passcode than `code`. */
@@ -115,6 +122,27 @@ describe('joining a mesh with a code', () => {
     expect((await bravo.json<AgentStatus>(['status'])).mesh.name).toBe('greenhouse');
     expect(bravo.output).not.toContain('no mesh yet');
     await linked(alpha, bravoId);
+
+    // `listen | head -n 1` takes the one message head printed, ends quietly once the pipe is gone, and
+    // leaves what it did not write in the inbox.
+    const listen = `${process.execPath} ${CLI_PATH} listen --json --socket ${alpha.socketPath}`;
+    const piped = spawn('sh', ['-c', `${listen} | head -n 1`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<number | null>((resolve) => piped.once('exit', resolve));
+    let pipedOut = '';
+    let pipedErr = '';
+    piped.stdout.on('data', (chunk: Buffer) => {
+      pipedOut += chunk.toString();
+    });
+    piped.stderr.on('data', (chunk: Buffer) => {
+      pipedErr += chunk.toString();
+    });
+    await until('head printed the waiting message', () => pipedOut.includes('hello from the new device'));
+    expect((await bravo.cli(['send', 'alpha', 'after head left'])).code).toBe(0);
+    const pipedExit = await exited;
+    expect(pipedExit).toBe(0);
+    expect(pipedErr).toBe('');
+    const left = await alpha.json<ListenEvent[]>(['inbox', 'list']);
+    expect(left.map((message) => message.payload)).toEqual(['after head left']);
 
     // A device already in a mesh is told how to leave it before it can join another.
     const again = await bravo.cli(['join', opened.code, '--address', alphaAddress]);
