@@ -72,7 +72,8 @@ export class AdvertiserTable {
     const changes: AdvertiserChanges = { found: [], lost: [] };
     const { advertisement } = peripheral;
     if (advertisement.isInviting === true) {
-      if (this.#inviters.has(peripheral.id) || this.#inviters.size < MAX_INVITERS) this.#inviters.set(peripheral.id, nowMs);
+      if (this.#inviters.has(peripheral.id) || this.#inviters.size < MAX_INVITERS)
+        this.#inviters.set(peripheral.id, nowMs);
     } else this.#inviters.delete(peripheral.id);
     const opened = openHint(this.meshKeys, advertisement.hint, BLE_HINT_LAYOUT);
     if (opened === undefined) {
@@ -97,7 +98,8 @@ export class AdvertiserTable {
 
   /** Forgets what went unheard for forgetAfterMs; the reported ones come back as lost. */
   sweep(nowMs: number): BlePeerCandidate[] {
-    for (const [id, atMs] of this.#inviters) if (nowMs - atMs >= this.forgetAfterMs) this.#inviters.delete(id);
+    for (const [id, atMs] of this.#inviters)
+      if (nowMs - atMs >= this.forgetAfterMs) this.#inviters.delete(id);
     const lost: BlePeerCandidate[] = [];
     for (const [id, heard] of this.#heard) {
       if (nowMs - heard.atMs < this.forgetAfterMs) continue;
