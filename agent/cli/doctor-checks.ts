@@ -9,10 +9,13 @@ import { access, open, readdir, readFile, stat, unlink } from 'node:fs/promises'
 import { createServer, isIP } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { type BoardDetection, detectBoard } from '../../boards/index.js';
-import { type Config, ConfigError, configFilePath, loadConfig } from '../config/index.js';
+import { type Config, ConfigError, configFilePath, loadConfig, loadMeshKey } from '../config/index.js';
 import { ControlClient } from '../control/client.js';
 import { type BleAdapter, formatBleAdapter } from '../core/ble-adapter.js';
+import type { HostPort } from '../core/host-port.js';
+import { findPortHolder } from '../ops/port-holder.js';
 import { readTelemetry, type Telemetry } from '../ops/telemetry.js';
+import { loadMembership } from '../trust/membership.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
@@ -90,7 +93,9 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
   if (config !== undefined) {
     checks.push(await checkDataDir(config.dataDir));
     checks.push(checkDisk(telemetry, config.dataDir));
+    checks.push(await checkMesh(config));
     checks.push(await checkWifiPort(config));
+    checks.push(await checkMqttPort(config));
     checks.push(...(await checkBle(config, board, root)));
   }
   checks.push(...checkHealth(telemetry));
@@ -167,6 +172,35 @@ async function nearestExisting(path: string): Promise<string> {
 
 function errorCode(error: unknown): string {
   return (error as NodeJS.ErrnoException).code ?? String(error);
+}
+
+/** Whether this device is in a mesh yet, and the next step when it is not. */
+export async function checkMesh(config: Config): Promise<DoctorCheck> {
+  const id = 'mesh';
+  if (config.meshKey !== undefined)
+    return { id, status: 'ok', message: 'mesh key from the config (mesh_key)' };
+  let key: Uint8Array | undefined;
+  try {
+    key = await loadMeshKey(config.dataDir);
+  } catch (error) {
+    return {
+      id,
+      status: 'fail',
+      message: (error as Error).message,
+      fix: `fix or remove ${join(config.dataDir, 'mesh.key')} (removing it takes the device out of its mesh)`,
+    };
+  }
+  if (key !== undefined) {
+    const membership = await loadMembership(config.dataDir).catch(() => undefined);
+    const name = membership?.name ? `"${membership.name}"` : 'unnamed';
+    return { id, status: 'ok', message: `in mesh ${name} (key in ${join(config.dataDir, 'mesh.key')})` };
+  }
+  return {
+    id,
+    status: 'warn',
+    message: 'no mesh yet: the agent serves this device only and waits to be invited',
+    fix: 'run `nearmesh invite` on an agent of your mesh, then `nearmesh join CODE` here; or `nearmesh invite` here to start a new mesh',
+  };
 }
 
 export async function checkDataDir(dataDir: string): Promise<DoctorCheck> {
@@ -250,7 +284,10 @@ function tryListen(host: string, port: number): Promise<string | null> {
 }
 
 /** The port the running agent of this config listens on, when one answers on its control socket. */
-async function runningAgentPort(socketPath: string): Promise<{ port: number; pid: number } | null> {
+/** The running agent's PID and the ports it listens on (Wi-Fi links, MQTT), asked over its control socket. */
+async function runningAgentPorts(
+  socketPath: string,
+): Promise<{ pid: number; wifi: number | undefined; mqtt: number | undefined } | null> {
   let client: ControlClient | undefined;
   let done = false;
   let timer: NodeJS.Timeout | undefined;
@@ -269,8 +306,13 @@ async function runningAgentPort(socketPath: string): Promise<{ port: number; pid
   });
   try {
     const status = await Promise.race([answer, timeout]);
-    const port = Number(/:(\d+)$/.exec(status?.wifi?.listen ?? '')?.[1]);
-    return Number.isInteger(port) ? { port, pid: status?.pid ?? 0 } : null;
+    if (status === null) return null;
+    const portOf = (address: string | null | undefined): number | undefined => {
+      const port = Number(/:(\d+)$/.exec(address ?? '')?.[1]);
+      return Number.isInteger(port) ? port : undefined;
+    };
+    const mqtt = status.mqtt.state === 'on' ? status.mqtt.listen : undefined;
+    return { pid: status.pid, wifi: portOf(status.wifi.listen), mqtt: portOf(mqtt) };
   } catch {
     return null;
   } finally {
@@ -283,9 +325,34 @@ async function runningAgentPort(socketPath: string): Promise<{ port: number; pid
 export async function checkWifiPort(config: Config): Promise<DoctorCheck> {
   const id = 'wifi.port';
   if (!config.wifi.enabled) return { id, status: 'ok', message: 'Wi-Fi off ([wifi] enabled = false)' };
-  const { port } = config.wifi.listen;
+  return checkListenPort(config, {
+    id,
+    key: '[wifi] listen',
+    address: config.wifi.listen,
+    defaultPort: 7450,
+  });
+}
+
+export async function checkMqttPort(config: Config): Promise<DoctorCheck> {
+  const id = 'mqtt.port';
+  if (config.mqtt.listen === false) return { id, status: 'ok', message: 'MQTT off ([mqtt] listen = false)' };
+  return checkListenPort(config, {
+    id,
+    key: '[mqtt] listen',
+    address: config.mqtt.listen,
+    defaultPort: 1883,
+  });
+}
+
+/** Whether the agent could bind `address` now: free, held by the running agent itself, or by whom. */
+async function checkListenPort(
+  config: Config,
+  what: { id: string; key: string; address: HostPort; defaultPort: number },
+): Promise<DoctorCheck> {
+  const { id, key, address } = what;
+  const { port } = address;
   if (port === 0) return { id, status: 'ok', message: 'port 0: the agent takes an ephemeral port' };
-  let { host, note } = probeHost(config.wifi.listen.host);
+  let { host, note } = probeHost(address.host);
   let error = await tryListen(host, port);
   if (host === '::1' && (error === 'EADDRNOTAVAIL' || error === 'EAFNOSUPPORT')) {
     // No IPv6 loopback (IPv6 off): the IPv4 one still shows a port held by a dual-stack listener.
@@ -296,14 +363,17 @@ export async function checkWifiPort(config: Config): Promise<DoctorCheck> {
   const where = `${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
   if (error === null) return { id, status: 'ok', message: `${where} is free${note}` };
   if (error === 'EADDRINUSE') {
-    const agent = await runningAgentPort(config.control.socketPath);
-    if (agent !== null && agent.port === port)
+    const agent = await runningAgentPorts(config.control.socketPath);
+    const agentPort = what.id === 'mqtt.port' ? agent?.mqtt : agent?.wifi;
+    if (agent !== null && agentPort === port)
       return { id, status: 'ok', message: `${where} is in use by the running agent (pid ${agent.pid})` };
+    const holder = await findPortHolder(port);
+    const by = holder === undefined ? 'another program' : `${holder.name} (pid ${holder.pid})`;
     return {
       id,
       status: 'fail',
-      message: `${where} is in use by another program${note}`,
-      fix: `find it with: ss -ltnp 'sport = :${port}'; stop it, or set [wifi] listen to a free port`,
+      message: `${where} is in use by ${by}${note}`,
+      fix: `${holder === undefined ? `find it with: ss -ltnp 'sport = :${port}'; ` : ''}stop it, or set ${key} to a free port`,
     };
   }
   if (error === 'EACCES')
@@ -311,14 +381,14 @@ export async function checkWifiPort(config: Config): Promise<DoctorCheck> {
       id,
       status: 'fail',
       message: `${where}: ports below 1024 need root or CAP_NET_BIND_SERVICE`,
-      fix: 'use a port of 1024 or above in [wifi] listen (default 7450)',
+      fix: `use a port of 1024 or above in ${key} (default ${what.defaultPort})`,
     };
   if (error === 'EADDRNOTAVAIL')
     return {
       id,
       status: 'fail',
-      message: `${config.wifi.listen.host} is not an address of this device`,
-      fix: `set [wifi] listen to "0.0.0.0:${port}" or to an address of this device (ip -brief address)`,
+      message: `${address.host} is not an address of this device`,
+      fix: `set ${key} to "0.0.0.0:${port}" or to an address of this device (ip -brief address)`,
     };
   return { id, status: 'warn', message: `cannot try ${where}: ${error}` };
 }

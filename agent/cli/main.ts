@@ -14,6 +14,8 @@ const program = new Command('nearmesh')
 // The reader went away (`nearmesh listen | head`): end quietly, as `yes | head` does, instead of a stack
 // trace. What was not written is not taken: a listen's messages stay in the app inbox for the next one.
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  // A command with its own answer to a closed output (stream --receive: bytes were lost, so it fails) has it.
+  if (process.stdout.listenerCount('error') > 1) return;
   if (error.code === 'EPIPE') process.exit(0);
   process.stderr.write(`nearmesh: cannot write the output: ${error.message}\n`);
   process.exit(1);

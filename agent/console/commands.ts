@@ -401,11 +401,11 @@ export async function runConsoleLine(line: string, context: ConsoleContext, io?:
     const command = findCommand(name);
     if (command === undefined) return `unknown command ${name} (try help)\n`;
     const refusal = command.acts(args) ? io?.access?.refusal() : undefined;
-    if (refusal !== undefined) return `error: ${refusal}\n`;
+    if (refusal !== undefined) return `nearmesh: ${refusal}\n`;
     const rest = await command.run(args, context, commandIo);
     return written + rest;
   } catch (error) {
-    return `${written}error: ${error instanceof Error ? error.message : String(error)}\n`;
+    return `${written}nearmesh: ${error instanceof Error ? error.message : String(error)}\n`;
   }
 }
 

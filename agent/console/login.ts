@@ -83,7 +83,7 @@ export class ConsoleLogin {
   sessionAccess(readSecret: (signal: AbortSignal) => Promise<string | undefined>): ConsoleAccess {
     let loggedIn = false;
     const waitMessage = (): string =>
-      `error: too many failed logins; try again in ${Math.ceil(this.retryInMs() / 1000)} s\n`;
+      `nearmesh: too many failed logins; try again in ${Math.ceil(this.retryInMs() / 1000)} s\n`;
     return {
       refusal: () => (loggedIn ? undefined : this.refusal()),
       login: async (signal) => {
@@ -94,7 +94,7 @@ export class ConsoleLogin {
         if (password === undefined) return 'login cancelled\n';
         const result = await this.attempt(password);
         if (result === 'wait') return waitMessage();
-        if (result === 'wrong') return 'error: wrong password\n';
+        if (result === 'wrong') return 'nearmesh: wrong password\n';
         loggedIn = true;
         return 'logged in\n';
       },

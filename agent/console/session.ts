@@ -95,13 +95,13 @@ export class ConsoleSession {
     }
     if (secret) return;
     if (tooLong) {
-      this.#write(`error: line longer than ${MAX_LINE_CHARS} characters; ignored\n`);
+      this.#write(`nearmesh: line longer than ${MAX_LINE_CHARS} characters; ignored\n`);
       if (this.#busy === 0) this.#editor.prompt(CONSOLE_PROMPT);
       return;
     }
     if (this.#busy >= MAX_WAITING_LINES) {
       this.#counters.increment('console.lines_dropped');
-      this.#write(`error: ${MAX_WAITING_LINES} lines are waiting to run; dropped this one\n`);
+      this.#write(`nearmesh: ${MAX_WAITING_LINES} lines are waiting to run; dropped this one\n`);
       return;
     }
     if (this.#busy > 0) this.#cancel();

@@ -4,7 +4,7 @@
 
 import { setBounded } from '../core/bounded-map.js';
 import type { Counters } from '../core/counters.js';
-import { NearmeshError } from '../core/errors.js';
+import { NearmeshError, UnknownPeerError } from '../core/errors.js';
 import { TypedEmitter } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
 import type { KnownAgent } from '../mesh/topology.js';
@@ -467,7 +467,8 @@ export class Coordinator extends TypedEmitter<CoordinatorEvents> {
 
   #resolvePeer(reference: string): { id: string; name: string } {
     const peer = this.#tryResolvePeer(reference);
-    if (peer === undefined) throw new CoordinationError('unknown-peer', `no peer "${reference}" is known`);
+    if (peer === undefined)
+      throw new CoordinationError('unknown-peer', new UnknownPeerError(reference).message);
     return peer;
   }
 

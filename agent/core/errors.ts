@@ -27,8 +27,20 @@ export class PeerUnreachableError extends NearmeshError {
   constructor(
     readonly peer: string,
     reason: string,
+    message = `peer ${peer} is unreachable: ${reason}`,
   ) {
-    super('peer-unreachable', `peer ${peer} is unreachable: ${reason}`);
+    super('peer-unreachable', message);
+  }
+}
+
+/** A reference (a name, mostly) no agent this one knows goes by: said the same way by every command. */
+export class UnknownPeerError extends PeerUnreachableError {
+  constructor(reference: string) {
+    super(
+      reference,
+      'unknown peer',
+      `no peer "${reference}" is known: \`nearmesh peers\` lists the agents this one knows`,
+    );
   }
 }
 

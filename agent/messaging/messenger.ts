@@ -4,7 +4,12 @@
 // reference (an id or a name) means.
 
 import type { Counters } from '../core/counters.js';
-import { AmbiguousNameError, FrameTooLargeError, PeerUnreachableError } from '../core/errors.js';
+import {
+  AmbiguousNameError,
+  FrameTooLargeError,
+  PeerUnreachableError,
+  UnknownPeerError,
+} from '../core/errors.js';
 import { TypedEmitter } from '../core/events.js';
 import { isPeerId } from '../core/peer-id.js';
 import { DEFAULT_ACK_TIMEOUT_MS, PendingAcks } from '../core/pending-acks.js';
@@ -118,7 +123,7 @@ export class Messenger extends TypedEmitter<MessengerEvents> {
     const ids = isPeerId(reference) ? [reference] : this.#idsNamed(reference);
     if (ids.length > 1) throw new AmbiguousNameError(reference, ids);
     const destination = ids[0];
-    if (destination === undefined) throw new PeerUnreachableError(reference, 'unknown peer');
+    if (destination === undefined) throw new UnknownPeerError(reference);
     if (destination === this.router.selfId) throw new PeerUnreachableError(reference, 'that is this agent');
     if (this.isRevoked(destination)) throw new PeerUnreachableError(reference, 'revoked');
     return destination;

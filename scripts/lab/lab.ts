@@ -109,6 +109,8 @@ export function deleteLabNamespaces(label: string): void {
 
 export class Lab {
   readonly #links: Link[];
+  /** Namespaces whose nftables loss table is installed (on the first loss asked for). */
+  readonly #lossTables = new Set<string>();
 
   /** `label` keeps parallel labs apart: tests use one with process.pid in it. */
   constructor(
@@ -171,7 +173,9 @@ export class Lab {
           if (this.shape.rateMbit !== undefined) this.#shapeRate(end, this.shape.rateMbit);
         }
       }
-      for (const node of this.topology.nodes) this.#installLossTable(node);
+      // nftables only where loss is asked for: a lab without loss runs on a machine without nft.
+      if ((this.shape.lossPercent ?? 0) > 0)
+        for (const node of this.topology.nodes) this.#installLossTable(node);
       this.#waitUntilUp(this.#links.flatMap(({ ends }) => ends));
     } catch (error) {
       this.destroy();
@@ -225,7 +229,10 @@ export class Lab {
   /** Drops `percent` of packets arriving at either end of the link (0 turns loss off). */
   setLoss(a: string, b: string, percent: number): void {
     checkLossPercent(percent);
-    for (const end of this.#link(a, b).ends) {
+    const { ends } = this.#link(a, b);
+    if (percent === 0 && !ends.some((end) => this.#lossTables.has(end.namespace))) return;
+    for (const end of ends) if (!this.#lossTables.has(end.namespace)) this.#installLossTable(end.node);
+    for (const end of ends) {
       const rules = [`flush chain inet ${NFT_TABLE} ${lossChain(end)}`];
       if (percent > 0) rules.push(`add rule inet ${NFT_TABLE} ${lossChain(end)} ${lossRule(percent)}`);
       run('ip', ['netns', 'exec', end.namespace, 'nft', '-f', '-'], `${rules.join('\n')}\n`);
@@ -245,17 +252,19 @@ export class Lab {
     const end = this.#end(a, b);
     const link = run('ip', ['-n', end.namespace, '-o', 'link', 'show', 'dev', end.veth]);
     const flags = /<([^>]*)>/.exec(link)?.[1]?.split(',') ?? [];
-    const chain = run('ip', [
-      'netns',
-      'exec',
-      end.namespace,
-      'nft',
-      'list',
-      'chain',
-      'inet',
-      NFT_TABLE,
-      lossChain(end),
-    ]);
+    const chain = !this.#lossTables.has(end.namespace)
+      ? ''
+      : run('ip', [
+          'netns',
+          'exec',
+          end.namespace,
+          'nft',
+          'list',
+          'chain',
+          'inet',
+          NFT_TABLE,
+          lossChain(end),
+        ]);
     const qdisc = run('tc', ['-n', end.namespace, 'qdisc', 'show', 'dev', end.veth, 'root']);
     return {
       up: flags.includes('UP'),
@@ -344,6 +353,7 @@ export class Lab {
       '}',
     ];
     run('ip', ['netns', 'exec', this.namespaceOf(node), 'nft', '-f', '-'], `${ruleset.join('\n')}\n`);
+    this.#lossTables.add(this.namespaceOf(node));
   }
 
   #link(a: string, b: string): Link {

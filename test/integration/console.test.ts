@@ -116,7 +116,7 @@ describe('console', () => {
 
     mark = terminal.mark();
     await terminal.type('send bravo hi\r');
-    await terminal.waitFor('the refusal', mark, (out) => out.includes('error: log in first: type login'));
+    await terminal.waitFor('the refusal', mark, (out) => out.includes('nearmesh: log in first: type login'));
     await logIn();
 
     mark = terminal.mark();
@@ -146,7 +146,7 @@ describe('console', () => {
     // A new session: logged out again.
     const refusedMark = terminal.mark();
     await terminal.type('log level info\r');
-    await terminal.waitFor('the refusal', refusedMark, (out) => out.includes('error: log in first'));
+    await terminal.waitFor('the refusal', refusedMark, (out) => out.includes('nearmesh: log in first'));
   }, 20_000);
 
   it('serves the same commands through the control socket, without login: nearmesh console', async () => {
@@ -165,7 +165,7 @@ describe('console', () => {
     expect(level.stdout).toBe('log level warn\n');
     expect((await alpha.cli(['console', '-e', 'log level'])).stdout).toBe('log level warn\n');
     expect((await alpha.cli(['console', '-e', 'log level loud'])).stdout).toMatch(
-      /^error: unknown log level/,
+      /^nearmesh: unknown log level/,
     );
 
     const piped = await alpha.cli(['console'], 10_000, Buffer.from('links\nhelp send\n'));

@@ -32,7 +32,7 @@ interface Report {
   telemetry: Record<string, unknown>;
 }
 
-function writeConfig(dir: string, port: number, ble: string): string {
+function writeConfig(dir: string, port: number, ble: string, mqtt = 'listen = false'): string {
   const path = join(dir, 'nearmesh.toml');
   writeFileSync(
     path,
@@ -45,7 +45,7 @@ function writeConfig(dir: string, port: number, ble: string): string {
       '[ble]',
       ble,
       '[mqtt]',
-      'listen = false',
+      mqtt,
       '',
     ].join('\n'),
   );
@@ -97,10 +97,22 @@ describe('nearmesh doctor', () => {
         'clock',
         'data_dir',
         'disk',
+        'mesh',
         'wifi.port',
+        'mqtt.port',
         'ble.adapters',
       ]),
     );
+    // A fresh device: no mesh yet, and the next step.
+    expect(check(report, 'mesh')).toMatchObject({
+      status: 'warn',
+      message: expect.stringContaining('no mesh yet'),
+      fix: expect.stringContaining('nearmesh join CODE'),
+    });
+    expect(check(report, 'mqtt.port')).toMatchObject({
+      status: 'ok',
+      message: 'MQTT off ([mqtt] listen = false)',
+    });
     expect(check(report, 'config')).toMatchObject({ status: 'ok', message: join(dir, 'nearmesh.toml') });
     expect(check(report, 'node').status).toBe('ok');
     expect(check(report, 'data_dir')).toMatchObject({ status: 'ok', message: `${dir} is writable` });
@@ -115,15 +127,17 @@ describe('nearmesh doctor', () => {
     expect(code).toBe(report.ok ? 0 : 1);
   });
 
-  it('fails on a missing adapter and a busy port, with a fix for each', async () => {
+  it('fails on a missing adapter and busy ports, naming who holds them, with a fix for each', async () => {
     const dir = temporaryDir();
-    const [port] = await freePorts(1);
+    const [port, mqttPort] = await freePorts(2);
     const busy = await listen(port!);
+    const busyMqtt = await listen(mqttPort!);
     try {
       const config = writeConfig(
         dir,
         port!,
         `enabled = true\nperipheral = "uart:${dir}/no-such-tty"\ncentral = "hci99"`,
+        `listen = "127.0.0.1:${mqttPort}"`,
       );
       const { code, report } = await doctor(config);
       expect(code).toBe(1);
@@ -137,9 +151,14 @@ describe('nearmesh doctor', () => {
       const wifi = check(report, 'wifi.port');
       expect(wifi).toMatchObject({
         status: 'fail',
-        message: `127.0.0.1:${port} is in use by another program`,
+        message: `127.0.0.1:${port} is in use by node (pid ${process.pid})`,
+        fix: 'stop it, or set [wifi] listen to a free port',
       });
-      expect(wifi.fix).toMatch(new RegExp(`ss -ltnp 'sport = :${port}'`));
+      expect(check(report, 'mqtt.port')).toMatchObject({
+        status: 'fail',
+        message: `127.0.0.1:${mqttPort} is in use by node (pid ${process.pid})`,
+        fix: 'stop it, or set [mqtt] listen to a free port',
+      });
       expect(check(report, 'bluetoothd').status).not.toBe('fail');
       expect(['ok', 'fail']).toContain(check(report, 'capabilities').status);
 
@@ -153,6 +172,7 @@ describe('nearmesh doctor', () => {
       expect(lines.at(-1)).toMatch(/^\d+ failures?, \d+ warnings?$/);
     } finally {
       await new Promise((resolveClose) => busy.close(resolveClose));
+      await new Promise((resolveClose) => busyMqtt.close(resolveClose));
     }
   });
 
@@ -184,13 +204,26 @@ describe('nearmesh doctor', () => {
     expect(report.checks.some((entry) => entry.id === 'wifi.port')).toBe(false);
   });
 
-  it("counts a port held by this config's running agent as fine", async () => {
-    const [port] = await freePorts(1);
-    const agent = await startAgent({ name: 'doctor-agent', meshKey: 'A'.repeat(43), port: port! });
+  it("counts ports held by this config's running agent as fine", async () => {
+    const [port, mqttPort] = await freePorts(2);
+    const agent = await startAgent({
+      name: 'doctor-agent',
+      meshKey: 'A'.repeat(43),
+      port: port!,
+      mqtt: [`listen = "127.0.0.1:${mqttPort}"`],
+    });
     const { report } = await doctor(agent.configPath);
     expect(check(report, 'wifi.port')).toMatchObject({
       status: 'ok',
       message: `127.0.0.1:${port} is in use by the running agent (pid ${agent.child.pid})`,
+    });
+    expect(check(report, 'mqtt.port')).toMatchObject({
+      status: 'ok',
+      message: `127.0.0.1:${mqttPort} is in use by the running agent (pid ${agent.child.pid})`,
+    });
+    expect(check(report, 'mesh')).toMatchObject({
+      status: 'ok',
+      message: 'mesh key from the config (mesh_key)',
     });
   });
 });

@@ -125,11 +125,19 @@ describe('three agents on one IP network', () => {
     }
   });
 
-  it('fails a send to an unknown peer with a one-line reason', async () => {
-    const result = await agents[0]!.cli(['send', 'nobody', 'hi']);
-    expect(result.code).not.toBe(0);
-    expect(result.stderr.trim().split('\n')).toHaveLength(1);
-    expect(result.stderr).toMatch(/unknown peer/);
+  it('fails a send, a call and a read to an unknown peer with the same one-line reason', async () => {
+    for (const command of [
+      ['send', 'nobody', 'hi'],
+      ['call', 'nobody', 'light.on'],
+      ['read', 'nobody', 'cpu.load'],
+    ]) {
+      const result = await agents[0]!.cli(command);
+      expect(result.code).not.toBe(0);
+      expect(result.stderr.trim().split('\n')).toHaveLength(1);
+      expect(result.stderr).toContain(
+        'no peer "nobody" is known: `nearmesh peers` lists the agents this one knows',
+      );
+    }
   });
 
   it('refuses an agent with another mesh key, both ways, and logs it rarely', async () => {

@@ -22,9 +22,19 @@ export function whyNetnsUnavailable(): string | undefined {
   return undefined;
 }
 
-/** describe() for tests that need root and network namespaces (see describeWhenAvailable). */
-export function describeWithNetns(title: string, body: () => void): void {
-  describeWhenAvailable(title, whyNetnsUnavailable(), body);
+/** Why packet loss cannot be set up here (the lab drops packets with nftables), or undefined when it can. */
+export function whyNftUnavailable(): string | undefined {
+  const probe = spawnSync('nft', ['--version'], { encoding: 'utf8' });
+  return probe.status === 0 ? undefined : 'needs nft for packet loss (apt-get install nftables)';
+}
+
+/**
+ * describe() for tests that need root and network namespaces (see describeWhenAvailable); with `loss`, nft
+ * too (only the lab's packet loss uses it).
+ */
+export function describeWithNetns(title: string, body: () => void, options: { loss?: boolean } = {}): void {
+  const missing = whyNetnsUnavailable() ?? (options.loss === true ? whyNftUnavailable() : undefined);
+  describeWhenAvailable(title, missing, body);
 }
 
 /** Two namespaces joined by one veth pair, 10.77.N.1/24 and 10.77.N.2/24, with multicast routed. */

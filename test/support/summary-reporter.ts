@@ -12,8 +12,9 @@ export default class SummaryReporter implements Reporter {
         else if (state === 'failed') counts.failed++;
         else counts.skipped++;
       }
-      // A file that failed to load has no tests to count, but it did fail.
-      if (module.state() === 'failed' && [...module.children.allTests()].length === 0) counts.failed++;
+      // A file that failed to load, or whose beforeAll threw (its tests then count as skipped), did fail.
+      const failedTests = [...module.children.allTests()].filter((test) => test.result().state === 'failed');
+      if (module.state() === 'failed' && failedTests.length === 0) counts.failed++;
     }
     counts.failed += unhandledErrors.length;
     process.stdout.write(

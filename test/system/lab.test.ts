@@ -8,7 +8,8 @@ import type { PeerInfo } from '../../agent/links/peer-directory.js';
 import { Lab } from '../../scripts/lab/lab.js';
 import { chain } from '../../scripts/lab/topology.js';
 import { type AgentProcess, startAgent, stopAllAgents } from '../support/agent-process.js';
-import { describeWithNetns } from '../support/netns.js';
+import { describeWithNetns, whyNftUnavailable } from '../support/netns.js';
+import { itWhenAvailable } from '../support/requirements.js';
 import { until } from '../support/until.js';
 
 const PORT = 7450;
@@ -205,23 +206,38 @@ describeWithNetns('the network-namespace lab (scripts/lab)', () => {
     await until('n2 relinked to n1', connectedTo('n2', ['n1', 'n3']), { timeoutMs: 15_000 });
   }, 35_000);
 
-  it('setLoss drops about that share of packets on one link, and 0 turns it off', async () => {
-    const count = 200;
-    lab.setLoss('n2', 'n3', 30);
-    try {
-      expect(lab.linkStatus('n3', 'n2').lossPercent).toBe(30);
-      const delivered = await udpDelivered('n2', 'n3', count);
-      // 30 % of 200 is 60 lost on average (σ ≈ 6.5): 25..95 is more than five σ either way.
-      expect(count - delivered).toBeGreaterThanOrEqual(25);
-      expect(count - delivered).toBeLessThanOrEqual(95);
-      // The other link is untouched.
-      expect(await udpDelivered('n2', 'n1', count)).toBe(count);
-    } finally {
-      lab.setLoss('n2', 'n3', 0);
-    }
-    expect(lab.linkStatus('n2', 'n3').lossPercent).toBe(0);
-    expect(await udpDelivered('n3', 'n2', count)).toBe(count);
-  }, 20_000);
+  itWhenAvailable(
+    'leaves nftables alone until loss is asked for (a lab without loss needs no nft)',
+    whyNftUnavailable(),
+    () => {
+      for (const node of lab.topology.nodes)
+        expect(lab.exec(node, 'nft', ['list', 'tables']).stdout).toBe('');
+      expect(lab.linkStatus('n2', 'n3').lossPercent).toBe(0);
+    },
+  );
+
+  itWhenAvailable(
+    'setLoss drops about that share of packets on one link, and 0 turns it off',
+    whyNftUnavailable(),
+    async () => {
+      const count = 200;
+      lab.setLoss('n2', 'n3', 30);
+      try {
+        expect(lab.linkStatus('n3', 'n2').lossPercent).toBe(30);
+        const delivered = await udpDelivered('n2', 'n3', count);
+        // 30 % of 200 is 60 lost on average (σ ≈ 6.5): 25..95 is more than five σ either way.
+        expect(count - delivered).toBeGreaterThanOrEqual(25);
+        expect(count - delivered).toBeLessThanOrEqual(95);
+        // The other link is untouched.
+        expect(await udpDelivered('n2', 'n1', count)).toBe(count);
+      } finally {
+        lab.setLoss('n2', 'n3', 0);
+      }
+      expect(lab.linkStatus('n2', 'n3').lossPercent).toBe(0);
+      expect(await udpDelivered('n3', 'n2', count)).toBe(count);
+    },
+    20_000,
+  );
 
   it('setRate caps a link’s throughput with tbf', async () => {
     const bytes = 1_000_000;

@@ -100,7 +100,25 @@ export class TransferLinkError extends TransferError {
 /** The local file cannot be sent: unreadable, changed since the transfer began, or its name is unsafe. */
 export class TransferSourceError extends TransferError {
   constructor(transferId: string, detail: string, options?: { cause?: unknown }) {
-    super('transfer-source', transferId, `transfer ${transferId}: ${detail}`, false, options);
+    const reason = options?.cause === undefined ? '' : `: ${fileErrorReason(options.cause)}`;
+    super('transfer-source', transferId, `transfer ${transferId}: ${detail}${reason}`, false, options);
+  }
+}
+
+/** Why a file could not be read, as a person says it ("no such file"), not as errno does. */
+export function fileErrorReason(error: unknown): string {
+  switch ((error as NodeJS.ErrnoException).code) {
+    case 'ENOENT':
+      return 'no such file';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'EISDIR':
+      return 'it is a directory';
+    case 'EIO':
+      return 'input/output error (a failing SD card?)';
+    default:
+      return error instanceof Error ? error.message : String(error);
   }
 }
 

@@ -127,13 +127,13 @@ describeWhenAvailable('abuse: the serial console', socatMissing, () => {
       await terminal.type('login\r');
       await terminal.waitFor('the password prompt', mark, (out) => out.includes('password: '));
       await terminal.send(Buffer.from(`guess ${attempt}\r`));
-      await terminal.waitFor('the refusal', mark, (out) => out.includes('error: wrong password'));
+      await terminal.waitFor('the refusal', mark, (out) => out.includes('nearmesh: wrong password'));
     }
     const mark = terminal.mark();
     await terminal.type('login\r');
     await terminal.waitFor('the wait', mark, (out) => out.includes('too many failed logins; try again in'));
     await terminal.type('log level error\r');
-    await terminal.waitFor('the refusal', mark, (out) => out.includes('error: log in first'));
+    await terminal.waitFor('the refusal', mark, (out) => out.includes('nearmesh: log in first'));
     expect((await countersOf(alpha))['console.login_failures']).toBe(3);
     expect((await alpha.cli(['console', '-e', 'log level'])).stdout).toBe(levelBefore);
   }, 30_000);

@@ -183,7 +183,7 @@ describe('serial console session: what the line sends', () => {
   it(`refuses a line over ${MAX_LINE_CHARS} characters, counts it, and carries on`, async () => {
     const h = harness();
     const answer = await h.run(`status ${'x'.repeat(MAX_LINE_CHARS * 4)}`);
-    expect(answer).toContain(`error: line longer than ${MAX_LINE_CHARS} characters; ignored`);
+    expect(answer).toContain(`nearmesh: line longer than ${MAX_LINE_CHARS} characters; ignored`);
     expect(h.counters.get('console.lines_too_long')).toBe(1);
     expect(await h.run('status')).toMatch(/name {6}alpha/);
   });
@@ -235,11 +235,11 @@ describe('serial console login', () => {
     expect(await h.run('peers')).not.toContain('error');
     expect(await h.run('log level')).toContain('log level info');
     expect(await h.run('send bravo hi')).toContain(
-      'error: this console is read-only: set [console] password to log in (or allow_unauthenticated = true)',
+      'nearmesh: this console is read-only: set [console] password to log in (or allow_unauthenticated = true)',
     );
-    expect(await h.run('log level debug')).toContain('error: this console is read-only');
-    expect(await h.run('broadcast hi')).toContain('error: this console is read-only');
-    expect(await h.run('call bravo greet')).toContain('error: this console is read-only');
+    expect(await h.run('log level debug')).toContain('nearmesh: this console is read-only');
+    expect(await h.run('broadcast hi')).toContain('nearmesh: this console is read-only');
+    expect(await h.run('call bravo greet')).toContain('nearmesh: this console is read-only');
     expect(await h.run('login')).toContain('no password is set ([console] password)');
     expect(h.context.sent).toEqual([]);
     expect(h.context.levels).toEqual([]);
@@ -252,7 +252,7 @@ describe('serial console login', () => {
   it('with a password: acting needs login; the password is not echoed; logout ends it', async () => {
     const h = harness({ password: hashOf(PASSWORD) });
     expect(await h.run('status')).toMatch(/name {6}alpha/);
-    expect(await h.run('send bravo hi')).toContain('error: log in first: type login');
+    expect(await h.run('send bravo hi')).toContain('nearmesh: log in first: type login');
 
     const mark = h.printed().length;
     expect(await h.login(PASSWORD)).toContain('logged in');
@@ -265,7 +265,7 @@ describe('serial console login', () => {
     expect(await h.run('\x1b[A\x1b[A')).toContain('acknowledged by bravo');
 
     expect(await h.run('logout')).toContain('logged out');
-    expect(await h.run('send bravo again')).toContain('error: log in first');
+    expect(await h.run('send bravo again')).toContain('nearmesh: log in first');
     expect(h.context.sent).toEqual(['hi', 'hi']);
   });
 
@@ -277,7 +277,7 @@ describe('serial console login', () => {
     h.type('corr');
     h.type('\x03');
     await h.waitFor('the cancel', mark, (text) => text.includes('login cancelled'));
-    expect(await h.run('send bravo hi')).toContain('error: log in first');
+    expect(await h.run('send bravo hi')).toContain('nearmesh: log in first');
     expect(h.printed()).not.toContain('corr');
   });
 
@@ -286,11 +286,11 @@ describe('serial console login', () => {
     vi.setSystemTime(Date.parse('2026-12-01T00:00:00Z'));
     const h = harness({ password: hashOf(PASSWORD) });
     for (let attempt = 0; attempt < 3; attempt++)
-      expect(await h.login('wrong')).toContain('error: wrong password');
+      expect(await h.login('wrong')).toContain('nearmesh: wrong password');
     expect(h.counters.get('console.login_failures')).toBe(3);
-    expect(await h.run('login')).toContain('error: too many failed logins; try again in 1 s');
+    expect(await h.run('login')).toContain('nearmesh: too many failed logins; try again in 1 s');
     vi.setSystemTime(Date.now() + 1000);
-    expect(await h.login('wrong again')).toContain('error: wrong password');
+    expect(await h.login('wrong again')).toContain('nearmesh: wrong password');
     expect(await h.run('login')).toContain('try again in 2 s');
 
     // The cable reconnected: a new session of the same serial console waits as long.
@@ -300,7 +300,7 @@ describe('serial console login', () => {
     expect(await next.login(PASSWORD)).toContain('logged in');
     expect(h.counters.get('console.login_failures')).toBe(4);
     // Logged in in the new session only.
-    expect(await h.run('send bravo hi')).toContain('error: log in first');
+    expect(await h.run('send bravo hi')).toContain('nearmesh: log in first');
     expect(await next.run('send bravo hi')).toContain('acknowledged by bravo');
   });
 });
