@@ -11,12 +11,13 @@ export function registerAgentCommand(program: Command): void {
     .action(async (options: { config?: string }) => {
       // Loaded here, not at the top: every other command (a push, a send) starts without the daemon's
       // modules (BLE, SQLite, the router...), which is a tenth of a second on each CLI call.
-      const [{ Agent }, { loadConfig }, { createLogger }, { SystemdNotifier }] = await Promise.all([
-        import('../agent.js'),
-        import('../config/index.js'),
-        import('../core/logger.js'),
-        import('../ops/systemd-notify.js'),
-      ]);
+      const [{ Agent }, { loadConfig, configFilePath }, { createLogger }, { SystemdNotifier }] =
+        await Promise.all([
+          import('../agent.js'),
+          import('../config/index.js'),
+          import('../core/logger.js'),
+          import('../ops/systemd-notify.js'),
+        ]);
       const config = await loadConfig(options.config === undefined ? {} : { path: options.config });
       const log = createLogger({
         level:
@@ -49,6 +50,14 @@ export function registerAgentCommand(program: Command): void {
       }
       const { id, name } = agent.status();
       systemd.ready(`serving as ${name} (${id})`);
+      // The first lines a new user reads: where the config is, and how to talk to this agent.
+      const file = configFilePath(options.config === undefined ? {} : { path: options.config });
+      const configArg = file === undefined ? '' : ` --config ${file}`;
+      log.info(
+        { config: file ?? null },
+        `config: ${file ?? 'embedded defaults (no --config, NEARMESH_CONFIG not set)'}; ` +
+          `see linked peers with "nearmesh peers${configArg}", check this device with "nearmesh doctor${configArg}"`,
+      );
     });
 }
 

@@ -21,6 +21,8 @@ interface InviteOptions extends ClientOptions {
   attempts?: string;
   meshName?: string;
   wait?: boolean;
+  /** Print the join command as a QR code too (default: when standard output is a terminal). */
+  qr?: boolean;
 }
 
 interface JoinOptions extends ClientOptions {
@@ -38,7 +40,9 @@ export function registerJoinCommands(program: Command): void {
       .option('-f, --for <duration>', 'how long the code is valid (default 5m, at most 60m)')
       .option('-a, --attempts <n>', 'wrong codes allowed before the invitation closes (default 3)')
       .option('-m, --mesh-name <name>', 'name of the mesh this invite founds (default: <agent name>-mesh)')
-      .option('--no-wait', 'print the code and return at once'),
+      .option('--no-wait', 'print the code and return at once')
+      .option('--qr', 'also print the join command as a QR code, for a phone to show (default on a terminal)')
+      .option('--no-qr', 'no QR code'),
   ).action(async (options: InviteOptions) => {
     const client = await connectToAgent(options);
     try {
@@ -49,7 +53,7 @@ export function registerJoinCommands(program: Command): void {
         ...(options.meshName !== undefined && { mesh_name: options.meshName }),
       });
       if (options.json === true) printJson(opened);
-      else printInvitation(opened);
+      else await printInvitation(opened, options.qr ?? process.stdout.isTTY === true);
       if (options.wait === false) return;
       let cancelled = false;
       const cancel = (): void => {
@@ -118,14 +122,21 @@ export function registerJoinCommands(program: Command): void {
   });
 }
 
-function printInvitation(opened: InviteResult): void {
+async function printInvitation(opened: InviteResult, withQr: boolean): Promise<void> {
   const minutes = Math.max(1, Math.round((Date.parse(opened.expires_at) - Date.now()) / 60_000));
+  const command = `nearmesh join ${opened.code}`;
   const lines = [
     ...(opened.founded ? [`founded mesh "${opened.mesh}": this agent holds its key`] : []),
     `invitation code: ${opened.code}  (mesh "${opened.mesh}", valid ${minutes} min, ${opened.attempts_left} tries)`,
-    `on the new device run:  nearmesh join ${opened.code}`,
-    'waiting for it to join (Ctrl-C closes the invitation)...',
+    `on the new device run:  ${command}`,
   ];
+  if (withQr) {
+    // Loaded only here: every other command starts without it. The QR holds the command, for a phone to show
+    // next to the new device; the code alone is never enough to join without this invitation open.
+    const { renderUnicodeCompact } = await import('uqr');
+    lines.push(renderUnicodeCompact(command, { border: 2 }));
+  }
+  lines.push('waiting for it to join (Ctrl-C closes the invitation)...');
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 

@@ -52,6 +52,12 @@ describe('joining a mesh with a code', () => {
     expect(status.mesh.name).toBeNull();
     expect(alpha.output).toContain('no mesh yet');
     expect(alpha.output).toContain('nearmesh join CODE');
+    // Where its config is, and how to see peers and check the device (a JSON log line: quotes escaped).
+    await until('the config line', () =>
+      alpha.output.includes(
+        `config: ${alpha.configPath}; see linked peers with \\"nearmesh peers --config ${alpha.configPath}\\"`,
+      ),
+    );
     const human = await alpha.cli(['status']);
     expect(human.stdout).toMatch(/mesh +none yet \(waiting to be invited/);
     const key = await alpha.cli(['mesh-key']);
@@ -169,4 +175,17 @@ describe('joining a mesh with a code', () => {
     const counters = (await alpha.json<AgentStatus>(['status'])).counters;
     expect(counters['join.wrong_codes']).toBe(4);
   }, 30_000);
+
+  it('prints the join command as a QR code for a phone when asked (on a terminal by default)', async () => {
+    const printed = await alpha.cli(['invite', '--no-wait', '--qr']);
+    expect(printed.code).toBe(0);
+    const code = /invitation code: (\d{4}-\d{4}-\d{3})/.exec(printed.stdout)?.[1];
+    expect(printed.stdout).toContain(`on the new device run:  nearmesh join ${code}`);
+    const qr = printed.stdout.split('\n').filter((line) => /^[ ▀▄█]+$/.test(line) && line.trim() !== '');
+    expect(qr.length).toBeGreaterThanOrEqual(10);
+    expect(new Set(qr.map((line) => [...line].length)).size).toBe(1);
+    const plain = await alpha.cli(['invite', '--no-wait']);
+    expect(plain.stdout).not.toMatch(/[▀▄█]/);
+    expect((await alpha.cli(['invitation', '--cancel'])).stdout).toBe('invitation closed\n');
+  });
 });

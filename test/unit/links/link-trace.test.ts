@@ -181,13 +181,13 @@ describe('call on the console', () => {
     );
     expect(await runConsoleLine('call bravo greet', context)).toContain('{"echoed":{}}');
     expect(await runConsoleLine('call bravo greet [1]', context)).toMatch(
-      /^error: arguments must be a JSON object/,
+      /^nearmesh: arguments must be a JSON object/,
     );
     expect(await runConsoleLine('call bravo greet --in soon', context)).toMatch(
-      /^error: invalid duration "soon"/,
+      /^nearmesh: invalid duration "soon"/,
     );
-    expect(await runConsoleLine('call bravo greet --timeout 0ms', context)).toMatch(/^error: --timeout: /);
-    expect(await runConsoleLine('call bravo', context)).toMatch(/^error: usage: call/);
+    expect(await runConsoleLine('call bravo greet --timeout 0ms', context)).toMatch(/^nearmesh: --timeout: /);
+    expect(await runConsoleLine('call bravo', context)).toMatch(/^nearmesh: usage: call/);
     expect(formatCallResults([], 'group:attic')).toBe('no agent offers group:attic\n');
   });
 
@@ -251,8 +251,8 @@ describe('trace on the console', () => {
       `tracing bravo (${B}) for 1 s; Ctrl-C or Enter stops\n0 frames shown\n`,
     );
     expect(Date.now() - started).toBeGreaterThanOrEqual(990);
-    expect(await runConsoleLine('trace bravo 301', context)).toMatch(/^error: seconds must be/);
-    expect(await runConsoleLine('trace', context)).toMatch(/^error: usage: trace/);
+    expect(await runConsoleLine('trace bravo 301', context)).toMatch(/^nearmesh: seconds must be/);
+    expect(await runConsoleLine('trace', context)).toMatch(/^nearmesh: usage: trace/);
     expect(completeConsoleLine('trace b', context)).toEqual([['bravo'], 'b']);
   });
 });
