@@ -337,3 +337,39 @@ function collectListen(child: ChildProcessByStdio<null, Readable, Readable>): Li
   const exited = once(child, 'exit').then(() => undefined);
   return { messages, stop: () => child.kill('SIGKILL'), exited };
 }
+
+/** Waits until `a` and `b` each show the other connected (over `medium`, when given). */
+export async function untilLinked(
+  a: AgentProcess,
+  b: AgentProcess,
+  options: { medium?: string; timeoutMs?: number } = {},
+): Promise<void> {
+  const linked = async (agent: AgentProcess, name: string) =>
+    (await agent.json<{ name: string; state: string; medium: string }[]>(['peers'])).find(
+      (peer) =>
+        peer.name === name &&
+        peer.state === 'connected' &&
+        (options.medium === undefined || peer.medium === options.medium),
+    );
+  const timeoutMs = options.timeoutMs ?? 20_000;
+  await until(`${a.spec.name} linked to ${b.spec.name}`, () => linked(a, b.spec.name), { timeoutMs });
+  await until(`${b.spec.name} linked to ${a.spec.name}`, () => linked(b, a.spec.name), { timeoutMs });
+}
+
+/** `from` sends `text` to `to` by name; a listen on `to` gets exactly that message, from `from`. */
+export async function expectDelivered(from: AgentProcess, to: AgentProcess, text: string): Promise<void> {
+  const listener = await listenTo(to);
+  try {
+    const sent = await from.cli(['send', to.spec.name, text]);
+    if (sent.code !== 0) throw new Error(`send failed (${sent.code}): ${sent.stderr}`);
+    await until(`the message at ${to.spec.name}`, () => listener.messages.length > 0, { timeoutMs: 10_000 });
+    const [message] = listener.messages;
+    if (listener.messages.length !== 1 || message?.payload !== text || message.from_name !== from.spec.name) {
+      throw new Error(
+        `expected one message "${text}" from ${from.spec.name}, got ${JSON.stringify(listener.messages)}`,
+      );
+    }
+  } finally {
+    listener.stop();
+  }
+}

@@ -5,11 +5,15 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { InviteResult, JoinResult } from '../../agent/api.js';
 import { generateMeshKey } from '../../agent/config/mesh-key.js';
-import type { PeerInfo } from '../../agent/links/peer-directory.js';
-import { type AgentProcess, listenTo, startAgent, stopAllAgents } from '../support/agent-process.js';
+import {
+  type AgentProcess,
+  expectDelivered,
+  startAgent,
+  stopAllAgents,
+  untilLinked,
+} from '../support/agent-process.js';
 import { MdnsProcess } from '../support/mdns-process.js';
 import { describeWithNetns, VethLan } from '../support/netns.js';
-import { until } from '../support/until.js';
 
 const lan = new VethLan('joins', 1);
 
@@ -64,23 +68,8 @@ describeWithNetns('a fresh device joins a mesh over the LAN with a code', () => 
     expect(joined).toMatchObject({ mesh: '', inviter: { name: 'alpha' } });
     expect(joined.address).toMatch(/^10\./);
 
-    const linked = async (agent: AgentProcess, name: string): Promise<PeerInfo | undefined> =>
-      (await agent.json<PeerInfo[]>(['peers'])).find(
-        (peer) => peer.name === name && peer.state === 'connected',
-      );
-    await until('bravo linked to alpha', () => linked(bravo, 'alpha'), { timeoutMs: 20_000 });
-    await until('alpha linked to bravo', () => linked(alpha, 'bravo'), { timeoutMs: 20_000 });
-    const listener = await listenTo(alpha);
-    try {
-      const sent = await bravo.cli(['send', 'alpha', 'joined over the LAN']);
-      expect(sent.code).toBe(0);
-      await until('the message at alpha', () => listener.messages.length > 0, { timeoutMs: 5_000 });
-      expect(listener.messages).toEqual([
-        expect.objectContaining({ from_name: 'bravo', payload: 'joined over the LAN' }),
-      ]);
-    } finally {
-      listener.stop();
-    }
+    await untilLinked(alpha, bravo);
+    await expectDelivered(bravo, alpha, 'joined over the LAN');
     expect(await alpha.json<InviteResult>(['invitation'])).toMatchObject({
       state: 'joined',
       joined: { name: 'bravo' },

@@ -6,17 +6,16 @@ import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { InviteResult, JoinResult } from '../../agent/api.js';
 import { generateMeshKey } from '../../agent/config/mesh-key.js';
-import type { PeerInfo } from '../../agent/links/peer-directory.js';
 import { type BleEmulator, startEmulator } from '../../scripts/ble-emulator/emulator.js';
 import {
   type AgentProcess,
+  expectDelivered,
   freePorts,
-  listenTo,
   startAgent,
   stopAllAgents,
+  untilLinked,
 } from '../support/agent-process.js';
 import { describeWithBleEmulator, stopAllChildren } from '../support/ble-emulator.js';
-import { until } from '../support/until.js';
 
 describeWithBleEmulator('a fresh device joins a mesh over BLE only (emulated controllers)', () => {
   let emulator: BleEmulator;
@@ -55,23 +54,8 @@ describeWithBleEmulator('a fresh device joins a mesh over BLE only (emulated con
     expect(joined.stderr).toBe('');
     expect(JSON.parse(joined.stdout) as JoinResult).toMatchObject({ inviter: { name: 'alpha' } });
 
-    const linked = async (agent: AgentProcess, name: string): Promise<PeerInfo | undefined> =>
-      (await agent.json<PeerInfo[]>(['peers'])).find(
-        (peer) => peer.name === name && peer.state === 'connected' && peer.medium === 'ble',
-      );
-    await until('bravo linked to alpha over BLE', () => linked(bravo, 'alpha'), { timeoutMs: 40_000 });
-    await until('alpha linked to bravo over BLE', () => linked(alpha, 'bravo'), { timeoutMs: 20_000 });
-    const listener = await listenTo(alpha);
-    try {
-      const sent = await bravo.cli(['send', 'alpha', 'joined over BLE']);
-      expect(sent.code).toBe(0);
-      await until('the message at alpha', () => listener.messages.length > 0, { timeoutMs: 10_000 });
-      expect(listener.messages).toEqual([
-        expect.objectContaining({ from_name: 'bravo', payload: 'joined over BLE' }),
-      ]);
-    } finally {
-      listener.stop();
-    }
+    await untilLinked(bravo, alpha, { medium: 'ble', timeoutMs: 40_000 });
+    await expectDelivered(bravo, alpha, 'joined over BLE');
     expect(await alpha.json<InviteResult>(['invitation'])).toMatchObject({
       state: 'joined',
       joined: { name: 'bravo' },

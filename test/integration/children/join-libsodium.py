@@ -6,43 +6,22 @@ import ctypes
 import hashlib
 import hmac
 import json
+import os
 import sys
 
 import cbor2
 
-sodium = ctypes.CDLL("libsodium.so.23")
-if sodium.sodium_init() < 0:
-    sys.exit("libsodium did not initialise")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cpace_libsodium import generator, isk, scalar_mult, sodium  # noqa: E402
 
-DSI = b"CPaceRistretto255"
 CONTEXT = b"nearmesh/2 join"
 
 
-def prepend_len(data):
-    length, out = len(data), b""
-    while True:
-        out += bytes([length if length < 128 else (length & 0x7F) | 0x80])
-        length >>= 7
-        if length == 0:
-            return out + data
-
-
-def lv_cat(*parts):
-    return b"".join(prepend_len(p) for p in parts)
-
-
-def generator(prs, ci, sid):
-    zpad = max(0, 128 - 1 - len(prepend_len(prs)) - len(prepend_len(DSI)))
-    point = ctypes.create_string_buffer(32)
-    sodium.crypto_core_ristretto255_from_hash(point, hashlib.sha512(lv_cat(DSI, prs, bytes(zpad), ci, sid)).digest())
-    return point.raw
-
-
 def mult(scalar, point):
-    out = ctypes.create_string_buffer(32)
-    if sodium.crypto_scalarmult_ristretto255(out, scalar, point) != 0:
+    product = scalar_mult(scalar, point)
+    if product is None:
         sys.exit("identity or invalid point")
-    return out.raw
+    return product
 
 
 def hkdf(ikm, salt, info, length=32):
@@ -86,16 +65,16 @@ g = generator(v["code"].encode(), CONTEXT, sid)
 assert mult(h(v["ya"]), g) == Ya and mult(h(v["yb"]), g) == Yb, "shares"
 K = mult(h(v["ya"]), Yb)
 assert K == mult(h(v["yb"]), Ya), "K"
-isk = hashlib.sha512(lv_cat(DSI + b"_ISK", sid, K) + lv_cat(Ya, b"joiner") + lv_cat(Yb, b"inviter")).digest()
-k_joiner = hkdf(isk, sid, CONTEXT + b" joiner")
-k_inviter = hkdf(isk, sid, CONTEXT + b" inviter")
+key = isk(sid, K, Ya, b"joiner", Yb, b"inviter")
+k_joiner = hkdf(key, sid, CONTEXT + b" joiner")
+k_inviter = hkdf(key, sid, CONTEXT + b" inviter")
 card = cbor2.dumps([h(v["joiner_public_key"]), v["joiner_name"]])
 proof = cbor2.dumps([2, seal(k_joiner, card)])
 grant_reply = cbor2.loads(h(v["grant"]))
 assert grant_reply[0] == 3, grant_reply
 grant = cbor2.loads(open_(k_inviter, grant_reply[1]))
 print(json.dumps({
-    "ISK": isk.hex(), "k_joiner": k_joiner.hex(), "k_inviter": k_inviter.hex(), "card": card.hex(),
+    "ISK": key.hex(), "k_joiner": k_joiner.hex(), "k_inviter": k_inviter.hex(), "card": card.hex(),
     "proof": proof.hex(), "grant": {
         "mesh_name": grant[0], "epoch": grant[1], "key": grant[2].hex(), "rotation": grant[3],
         "admins": [a.hex() for a in grant[4]], "inviter_key": grant[5].hex(), "inviter_name": grant[6]},

@@ -123,7 +123,7 @@ describe('CPace with random scalars', () => {
 });
 
 const PYTHON = '/usr/bin/python3';
-const SECOND = new URL('../../integration/children/cpace-libsodium.py', import.meta.url).pathname;
+const SECOND = new URL('../../integration/children/cpace_libsodium.py', import.meta.url).pathname;
 
 function libsodiumMissing(): string | undefined {
   if (!existsSync(PYTHON)) return `${PYTHON} is not installed`;

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """A second CPace (CPACE-RISTR255-SHA512, initiator-responder) for the tests: the group is libsodium's
 ristretto255 (crypto_core_ristretto255_from_hash is RFC 9496's element derivation), the strings follow
-the CFRG draft's reference code. Reads one JSON object per line on stdin (hex fields prs, ci, sid, ya, yb,
-ada, adb) and prints one JSON object per line: g, Ya, Yb, K (from both sides) and ISK."""
+the CFRG draft's reference code. Run, it reads one JSON object per line on stdin (hex fields prs, ci, sid,
+ya, yb, ada, adb) and prints one JSON object per line: g, Ya, Yb, K (from both sides) and ISK. Imported
+(join-libsodium.py), it lends its functions."""
 import ctypes
 import hashlib
 import json
@@ -45,13 +46,21 @@ def scalar_mult(scalar, point):
     return out.raw
 
 
-for line in sys.stdin:
-    v = {k: bytes.fromhex(x) for k, x in json.loads(line).items()}
-    g = generator(v["prs"], v["ci"], v["sid"])
-    Ya = scalar_mult(v["ya"], g)
-    Yb = scalar_mult(v["yb"], g)
-    Ka = scalar_mult(v["ya"], Yb)
-    Kb = scalar_mult(v["yb"], Ya)
-    transcript = lv_cat(Ya, v["ada"]) + lv_cat(Yb, v["adb"])
-    isk = hashlib.sha512(lv_cat(DSI + b"_ISK", v["sid"], Ka) + transcript).digest()
-    print(json.dumps({"g": g.hex(), "Ya": Ya.hex(), "Yb": Yb.hex(), "Ka": Ka.hex(), "Kb": Kb.hex(), "ISK": isk.hex()}), flush=True)
+def isk(sid, K, Ya, ada, Yb, adb):
+    return hashlib.sha512(lv_cat(DSI + b"_ISK", sid, K) + lv_cat(Ya, ada) + lv_cat(Yb, adb)).digest()
+
+
+def main():
+    for line in sys.stdin:
+        v = {k: bytes.fromhex(x) for k, x in json.loads(line).items()}
+        g = generator(v["prs"], v["ci"], v["sid"])
+        Ya = scalar_mult(v["ya"], g)
+        Yb = scalar_mult(v["yb"], g)
+        Ka = scalar_mult(v["ya"], Yb)
+        Kb = scalar_mult(v["yb"], Ya)
+        key = isk(v["sid"], Ka, Ya, v["ada"], Yb, v["adb"])
+        print(json.dumps({"g": g.hex(), "Ya": Ya.hex(), "Yb": Yb.hex(), "Ka": Ka.hex(), "Kb": Kb.hex(), "ISK": key.hex()}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
