@@ -39,6 +39,21 @@ export function describeWithNetns(title: string, body: () => void, options: { lo
 
 /** Two namespaces joined by one veth pair, 10.77.N.1/24 and 10.77.N.2/24, with multicast routed. */
 export class VethLan {
+  /**
+   * An mDNS-discovering agent on one side: on a listens on every interface (as the defaults do), on b on its
+   * LAN address only, so both ways of listening are covered.
+   */
+  agentSpec(side: 'a' | 'b', name: string, meshKey: string | undefined) {
+    return {
+      name,
+      meshKey,
+      port: 7450,
+      listenHost: side === 'a' ? '0.0.0.0' : this.addressB,
+      discovery: ['mdns'],
+      netns: side === 'a' ? this.a : this.b,
+    };
+  }
+
   readonly a: string;
   readonly b: string;
   readonly addressA: string;

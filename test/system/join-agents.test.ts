@@ -26,22 +26,8 @@ describeWithNetns('a fresh device joins a mesh over the LAN with a code', () => 
     lan.create();
     browser = new MdnsProcess(lan.b, { mode: 'browser' });
     await browser.waitFor((e) => e.event === 'started', 'start of the browser');
-    alpha = await startAgent({
-      name: 'alpha',
-      meshKey: generateMeshKey(),
-      port: 7450,
-      listenHost: '0.0.0.0',
-      discovery: ['mdns'],
-      netns: lan.a,
-    });
-    bravo = await startAgent({
-      name: 'bravo',
-      meshKey: undefined,
-      port: 7450,
-      listenHost: lan.addressB,
-      discovery: ['mdns'],
-      netns: lan.b,
-    });
+    alpha = await startAgent(lan.agentSpec('a', 'alpha', generateMeshKey()));
+    bravo = await startAgent(lan.agentSpec('b', 'bravo', undefined));
   }, 30_000);
 
   afterAll(async () => {

@@ -23,22 +23,8 @@ describeWithNetns('agents on a LAN discover each other by mDNS', () => {
     await browser.waitFor((e) => e.event === 'started', 'start of the browser');
     const meshKey = generateMeshKey();
     // alpha listens on every interface (as the defaults do); bravo on its LAN address only.
-    alpha = await startAgent({
-      name: 'alpha',
-      meshKey,
-      port: 7450,
-      listenHost: '0.0.0.0',
-      discovery: ['mdns'],
-      netns: lan.a,
-    });
-    bravo = await startAgent({
-      name: 'bravo',
-      meshKey,
-      port: 7450,
-      listenHost: lan.addressB,
-      discovery: ['mdns'],
-      netns: lan.b,
-    });
+    alpha = await startAgent(lan.agentSpec('a', 'alpha', meshKey));
+    bravo = await startAgent(lan.agentSpec('b', 'bravo', meshKey));
   }, 30_000);
 
   afterAll(async () => {
