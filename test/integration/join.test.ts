@@ -132,7 +132,10 @@ describe('joining a mesh with a code', () => {
     // `listen | head -n 1` takes the one message head printed, ends quietly once the pipe is gone, and
     // leaves what it did not write in the inbox.
     const listen = `${process.execPath} ${CLI_PATH} listen --json --socket ${alpha.socketPath}`;
-    const piped = spawn('sh', ['-c', `${listen} | head -n 1`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // The reading side closes the pipe, then says so: the next message must find no reader (a message written
+    // into the pipe before head exited would count as taken).
+    const reader = '(head -n 1; exec 0<&-; echo head-exited >&2)';
+    const piped = spawn('sh', ['-c', `${listen} | ${reader}`], { stdio: ['ignore', 'pipe', 'pipe'] });
     const exited = new Promise<number | null>((resolve) => piped.once('exit', resolve));
     let pipedOut = '';
     let pipedErr = '';
@@ -143,10 +146,11 @@ describe('joining a mesh with a code', () => {
       pipedErr += chunk.toString();
     });
     await until('head printed the waiting message', () => pipedOut.includes('hello from the new device'));
+    await until('head gone', () => pipedErr.includes('head-exited'));
     expect((await bravo.cli(['send', 'alpha', 'after head left'])).code).toBe(0);
     const pipedExit = await exited;
     expect(pipedExit).toBe(0);
-    expect(pipedErr).toBe('');
+    expect(pipedErr).toBe('head-exited\n');
     const left = await alpha.json<ListenEvent[]>(['inbox', 'list']);
     expect(left.map((message) => message.payload)).toEqual(['after head left']);
 
