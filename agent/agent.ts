@@ -5,7 +5,9 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Resolver } from '../transports/resolver.js';
 import type { AgentApi } from './api.js';
+import { execResolver } from './assembly/exec-resolver.js';
 import { startFrontEnds } from './assembly/front-ends.js';
 import { withListenKey } from './assembly/listen-failure.js';
 import { LocalAgentApi } from './assembly/local-api.js';
@@ -28,6 +30,7 @@ import { VERSION } from './core/version.js';
 import { loadOrCreateIdentity } from './identity/identity.js';
 import { LinkManager } from './links/link-manager.js';
 import { localEndpoints } from './links/local-endpoints.js';
+import { BUILT_IN_RESOLVERS, ResolverError } from './links/resolver-book.js';
 import { routeOverLinks } from './mesh/link-neighbours.js';
 import { Router } from './mesh/router.js';
 import { MAX_ROUTED_PAYLOAD_BYTES, Messenger } from './messaging/messenger.js';
@@ -48,6 +51,11 @@ export { BleUnavailableError } from '../transports/ble/radio.js';
 /** The durable queue of reliable messages, in data_dir. */
 export const MESSAGE_QUEUE_FILE = 'messages.sqlite';
 
+export interface AgentOptions {
+  /** Resolvers of the embedding program's, besides the built-in and configured ones (docs/RESOLVERS.md). */
+  resolvers?: readonly Resolver[];
+}
+
 export class Agent {
   readonly counters = new Counters();
   readonly #lifecycle: Lifecycle;
@@ -56,7 +64,12 @@ export class Agent {
   constructor(
     readonly config: Config,
     private readonly log: Logger,
+    private readonly options: AgentOptions = {},
   ) {
+    for (const resolver of options.resolvers ?? []) {
+      if ((BUILT_IN_RESOLVERS as readonly string[]).includes(resolver.name))
+        throw new ResolverError(resolver.name, "that is a built-in resolver's name");
+    }
     this.#lifecycle = new Lifecycle(log);
   }
 
@@ -160,7 +173,11 @@ export class Agent {
       meshKeys,
       onAuthenticated: (secure, usedRetiredKey) => trust.vetPeer(secure, usedRetiredKey),
       transports: media.transports,
-      resolvers: media.resolvers,
+      resolvers: [
+        ...media.resolvers,
+        ...config.resolvers.map((resolver) => execResolver(resolver, log)),
+        ...(this.options.resolvers ?? []),
+      ],
       log,
       counters,
       ...(bleResolver !== undefined && { rssiOf: (peerId: string) => bleResolver.rssiOf(peerId) }),

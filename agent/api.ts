@@ -11,6 +11,7 @@ import type {
 } from './coordination/coordinator.js';
 import type { TraceEvent, TraceStarted } from './links/link-trace.js';
 import type { PeerInfo } from './links/peer-directory.js';
+import type { ResolverInfo } from './links/resolver-book.js';
 import type { StreamEvent, StreamSink } from './messaging/stream/sessions.js';
 import type { PushEvent, PushStarted } from './messaging/transfer/manager.js';
 import type { EventLoopDelayReading } from './ops/event-loop-delay.js';
@@ -23,6 +24,7 @@ export type {
   PeerInfo,
   PushEvent,
   PushStarted,
+  ResolverInfo,
   SensorInfo,
   SensorReadingEvent,
   SensorReadResult,
@@ -51,6 +53,8 @@ export interface AgentStatus {
   /** The BLE scan duty in force (1: continuous; lower while a shared-chip Wi-Fi is busy); null: no scanning. */
   ble_scan_duty: number | null;
   peers: { connected: number; routed: number; known: number };
+  /** Each resolver (where candidates come from), its state and how many candidates it holds. */
+  resolvers: { name: string; state: string; candidates: number }[];
   mesh: {
     /** The mesh's name; null while the agent has no mesh yet (it waits to be invited). */
     name: string | null;
@@ -303,6 +307,8 @@ export interface AgentApi {
   /** Linked peers and those the mesh reaches. */
   peers(): PeerInfo[];
   routes(): RouteInfo[];
+  /** Each resolver: its state, the candidates it holds, found, lost, refused, dialled and linked. */
+  resolvers(): ResolverInfo[];
   groups(): GroupInfo[];
   /** The running agent's log level; sets it first when `level` is given. */
   logLevel(level?: LogLevelName): string;

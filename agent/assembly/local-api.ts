@@ -116,6 +116,9 @@ export class LocalAgentApi implements AgentApi {
         routed: peers.filter((peer) => peer.state === 'routed').length,
         known: peers.length,
       },
+      resolvers: this.parts.links
+        .resolvers()
+        .map(({ name, state, candidates }) => ({ name, state, candidates })),
       mesh: {
         name: this.parts.membership.hasMesh ? this.parts.membership.name : null,
         ttl: config.mesh.ttl,
@@ -129,6 +132,10 @@ export class LocalAgentApi implements AgentApi {
       event_loop: this.parts.eventLoop.read(),
       counters: { ...counters.snapshot(), ...media.ignoredCounts() },
     };
+  }
+
+  resolvers() {
+    return this.parts.links.resolvers();
   }
 
   peers() {

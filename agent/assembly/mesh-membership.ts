@@ -289,7 +289,7 @@ export class MeshMembership {
     this.#media?.rotateDiscoveryHints();
     const links = this.#links;
     if (links !== undefined) {
-      if (learned.length > 0) await links.addResolver(new StaticResolver(learned));
+      if (learned.length > 0) await links.addResolver(new StaticResolver(learned, 'joined'));
       links.redialAll();
     }
     return { mesh: grant.meshName, inviter: { peer: grant.inviterId, name: grant.inviterName }, address };

@@ -54,3 +54,22 @@ export async function requestOnce<C extends ControlCommand>(
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value)}\n`);
 }
+
+/** What a command without arguments asks the agent for: one table, or its JSON with --json. */
+type ReportCommand = {
+  [C in ControlCommand]: [Exclude<keyof RequestBody<C>, 'cmd'>] extends [never] ? C : never;
+}[ControlCommand];
+
+/** Registers `nearmesh <cmd>`: asks the agent once and prints the answer as a table (or JSON with --json). */
+export function registerReportCommand<C extends ReportCommand>(
+  program: Command,
+  cmd: C,
+  description: string,
+  format: (result: ControlResults[C]) => string,
+): void {
+  addClientOptions(program.command(cmd).description(description)).action(async (options: ClientOptions) => {
+    const result = await requestOnce<C>(options, { cmd } as RequestBody<C> & { cmd: C });
+    if (options.json === true) return printJson(result);
+    process.stdout.write(format(result));
+  });
+}

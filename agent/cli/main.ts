@@ -31,12 +31,11 @@ async function registerClientCommands(cli: Command): Promise<void> {
     import('./keygen-command.js'),
     import('./id-command.js'),
     import('./status-command.js'),
-    import('./peers-command.js'),
     import('./send-command.js'),
     import('./push-command.js'),
     import('./stream-command.js'),
     import('./broadcast-command.js'),
-    import('./routes-command.js'),
+    import('./table-commands.js'),
     import('./call-command.js'),
     import('./actions-command.js'),
     import('./lease-command.js'),
@@ -53,12 +52,11 @@ async function registerClientCommands(cli: Command): Promise<void> {
     keygen,
     id,
     status,
-    peers,
     send,
     push,
     streamCmd,
     broadcast,
-    routes,
+    tables,
     call,
     actions,
     lease,
@@ -74,12 +72,11 @@ async function registerClientCommands(cli: Command): Promise<void> {
   keygen.registerKeygenCommand(cli);
   id.registerIdCommand(cli);
   status.registerStatusCommand(cli);
-  peers.registerPeersCommand(cli);
   send.registerSendCommand(cli);
   push.registerPushCommand(cli);
   streamCmd.registerStreamCommand(cli);
   broadcast.registerBroadcastCommand(cli);
-  routes.registerRoutesCommand(cli);
+  tables.registerTableCommands(cli);
   call.registerCallCommand(cli);
   actions.registerCapabilityCommands(cli);
   lease.registerLeaseCommand(cli);

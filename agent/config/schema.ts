@@ -33,6 +33,7 @@ import { type MqttConfig, mqttTable, mqttUpstreamTable, resolveMqtt } from '../g
 import { DEFAULT_INBOX_LIMITS, type InboxLimits } from '../messaging/reliable/inbox-store.js';
 import { type BoardDefaults, CONTROL_SOCKET_FILE } from './defaults.js';
 import { checkMeshKey } from './mesh-key.js';
+import { type ExecResolverConfig, resolverList, resolverTable } from './resolvers.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -67,6 +68,8 @@ export interface Config {
     readonly maxLinks: number;
   };
   readonly peers: { readonly address: HostPort }[];
+  /** Programs that report candidates (`[[resolvers]] exec = [...]`). */
+  readonly resolvers: readonly ExecResolverConfig[];
   /** Groups this agent belongs to (announced to the mesh; messages to a group reach every member). */
   readonly groups: readonly string[];
   readonly mesh: {
@@ -318,6 +321,7 @@ const rootShape = {
   wifi: wifiTable.default({}),
   ble: bleTable.default({}),
   peers: z.array(peerTable, { message: 'expected [[peers]] tables' }).default(() => []),
+  resolvers: resolverList,
   groups: groupsList,
   mesh: meshTable.default({}),
   mqtt: mqttTable.default({}),
@@ -338,6 +342,7 @@ export const KNOWN_KEYS: Readonly<Record<string, readonly string[]>> = {
   wifi: Object.keys(wifiTable.shape),
   ble: Object.keys(bleTable.shape),
   peers: Object.keys(peerTable.shape),
+  resolvers: Object.keys(resolverTable.shape),
   mesh: Object.keys(meshTable.shape),
   mqtt: Object.keys(mqttTable.innerType().shape),
   'mqtt.upstream': Object.keys(mqttUpstreamTable.innerType().shape),
@@ -397,6 +402,7 @@ export function configSchema(context: SchemaContext) {
           maxLinks: raw.ble.max_links ?? board.ble.maxLinks,
         },
         peers: raw.peers,
+        resolvers: raw.resolvers,
         groups: [...new Set(raw.groups)],
         mesh: { ttl: raw.mesh.ttl, relay: raw.mesh.relay ?? board.mesh.relay },
         mqtt: resolveMqtt(raw.mqtt, (path) => resolveConfigPath(path, context)),

@@ -9,6 +9,7 @@ import {
   formatCallResults,
   formatLinks,
   formatPeers,
+  formatResolvers,
   formatRoutes,
   formatStatus,
   formatTraceLine,
@@ -20,6 +21,7 @@ export type ConsoleContext = Pick<
   | 'id'
   | 'status'
   | 'peers'
+  | 'resolvers'
   | 'routes'
   | 'send'
   | 'multicast'
@@ -199,6 +201,11 @@ export const COMMANDS: readonly ConsoleCommand[] = [
     formatPeers(context.peers()),
   ),
   report('routes', 'the mesh route table', (context) => formatRoutes(context.routes())),
+  report(
+    'resolvers',
+    'where candidates come from: each resolver, its state, what it found and dialled',
+    (context) => formatResolvers(context.resolvers()),
+  ),
   report('links', 'the direct links: medium, address and round-trip time', (context) =>
     formatLinks(context.peers()),
   ),

@@ -4,6 +4,7 @@ import type {
   CallResultRow,
   MqttState,
   PeerInfo,
+  ResolverInfo,
   RouteInfo,
   SecurityStatus,
   StatusReport,
@@ -21,6 +22,7 @@ export function formatStatus(status: StatusReport): string {
     `wifi      ${status.wifi.listen ?? 'off'}${status.wifi.discovery.length > 0 ? ` (discovery: ${status.wifi.discovery.join(', ')})` : ''}`,
     `ble       ${status.ble}${status.ble_scan_duty == null ? '' : ` (scan duty ${Math.round(status.ble_scan_duty * 100)}%)`}`,
     `peers     ${status.peers.connected} connected, ${status.peers.routed} through the mesh, ${status.peers.known} known`,
+    `resolvers ${status.resolvers.map((r) => `${r.name} ${r.state} (${r.candidates})`).join(', ') || 'none'}`,
     `mesh      ${describeMesh(status.mesh)}`,
     `mqtt      ${describeMqtt(status.mqtt)}`,
     `queued    ${status.queued.messages} reliable messages (${status.queued.bytes} bytes) waiting for their peers`,
@@ -127,6 +129,28 @@ export function formatRoutes(routes: readonly RouteInfo[]): string {
     `${route.age_s} s`,
   ]);
   return formatTable(['DESTINATION', 'NAME', 'HOPS', 'NEXT HOP', 'AGE'], rows);
+}
+
+/** One row per resolver; the detail (why it waits, what failed) on a line of its own under it. */
+export function formatResolvers(resolvers: readonly ResolverInfo[]): string {
+  const rows = resolvers.map((resolver) => [
+    resolver.name,
+    resolver.state,
+    String(resolver.candidates),
+    String(resolver.found),
+    String(resolver.lost),
+    String(resolver.invalid + resolver.dropped),
+    String(resolver.dials),
+    String(resolver.links),
+  ]);
+  const table = formatTable(
+    ['RESOLVER', 'STATE', 'CANDIDATES', 'FOUND', 'LOST', 'REFUSED', 'DIALS', 'LINKS'],
+    rows,
+  );
+  const details = resolvers.flatMap((resolver) =>
+    resolver.detail === undefined ? [] : [`${resolver.name}: ${resolver.detail}`],
+  );
+  return details.length === 0 ? table : `${table}${details.join('\n')}\n`;
 }
 
 /** One target's outcome of a remote call, as `call` answers it (`nearmesh call --json` prints these). */

@@ -1,7 +1,7 @@
 // The client side of the control socket, used by every CLI command that talks to a running agent.
 import { connect, type Socket } from 'node:net';
 import { NearmeshError } from '../core/errors.js';
-import { LineReader } from './line-reader.js';
+import { LineReader } from '../core/line-reader.js';
 import {
   type ControlCommand,
   type ControlErrorBody,

@@ -5,8 +5,8 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { AgentApi, AppMessage } from '../api.js';
 import type { ConsoleIo } from '../console/commands.js';
 import { NearmeshError } from '../core/errors.js';
+import { LineReader } from '../core/line-reader.js';
 import type { Logger } from '../core/logger.js';
-import { LineReader } from './line-reader.js';
 import {
   type ConsoleCompleteResult,
   type ConsoleLineResult,
@@ -206,6 +206,7 @@ export class ControlServer {
       this.target.api.sendUnreliable(request.peer, Buffer.from(request.payload, 'base64')),
     multicast: (request) => this.target.api.multicast(request.group, Buffer.from(request.payload, 'base64')),
     routes: () => this.target.api.routes(),
+    resolvers: () => this.target.api.resolvers(),
     revoke: (request) => this.target.api.revoke(request.peer, request.reason ?? ''),
     rekey: (request) => this.target.api.rekey(request.overlap_ms),
     'mesh-key': () => this.target.api.meshKey(),

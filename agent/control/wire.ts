@@ -18,6 +18,7 @@ import type {
   PushEvent,
   PushStarted,
   RekeyResult,
+  ResolverInfo,
   RevokeResult,
   RouteInfo,
   SendResult,
@@ -79,6 +80,7 @@ export const requestSchema = z.discriminatedUnion('cmd', [
     })
     .strict(),
   z.object({ id: requestId, cmd: z.literal('routes') }).strict(),
+  z.object({ id: requestId, cmd: z.literal('resolvers') }).strict(),
   z
     .object({
       id: requestId,
@@ -320,6 +322,7 @@ export interface ControlResults {
   'send-unreliable': UnreliableSendResult;
   multicast: MulticastResult;
   routes: RouteInfo[];
+  resolvers: ResolverInfo[];
   revoke: RevokeResult;
   'mesh-key': MeshKeyResult;
   invite: InviteResult;

@@ -3,7 +3,7 @@
 // assembles them.
 // zod's v3 API (shipped inside the zod 4 package): importing zod 4's API costs ~13 MB of RSS, v3's ~2 MB.
 import { z } from 'zod/v3';
-import { duration, NAME, TABLE } from '../core/config-fields.js';
+import { argv, duration, NAME, TABLE } from '../core/config-fields.js';
 import { parseRuleAction, type RuleAction } from './rule-action.js';
 import { parseRuleExpression, type RuleExpression } from './rule-expression.js';
 import { SYSTEM_SENSOR_NAMES } from './system-sensors.js';
@@ -76,10 +76,6 @@ const capabilityName = z
   .string(CAPABILITY_NAME)
   .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, CAPABILITY_NAME)
   .max(63, CAPABILITY_NAME);
-
-const argv = z
-  .array(z.string({ message: 'expected strings' }), { message: 'expected ["/path/to/program", "arg", ...]' })
-  .min(1, { message: 'expected ["/path/to/program", "arg", ...]' });
 
 export const gpioLine = z
   .object(

@@ -44,3 +44,10 @@ export const duration = z
       return z.NEVER;
     }
   });
+
+/** A program and its arguments, run without a shell (actions, sensors, resolvers). */
+export const argv = z
+  .array(z.string({ message: 'expected strings' }).min(1, { message: 'expected non-empty strings' }), {
+    message: 'expected ["/path/to/program", "arg", ...]',
+  })
+  .min(1, { message: 'expected ["/path/to/program", "arg", ...]' });

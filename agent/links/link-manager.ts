@@ -2,7 +2,8 @@
 // (with backoff), accepts inbound links, keeps at most one connection per peer and medium (traffic on
 // the best one, the others on standby), and delivers acked messages.
 import { randomInt } from 'node:crypto';
-import type { PeerCandidate, Resolver } from '../../transports/resolver.js';
+import { OncePerInterval } from '../../transports/once-per-interval.js';
+import type { PeerCandidate, Resolver, ResolverEvents } from '../../transports/resolver.js';
 import type { FrameLink, Medium, Transport } from '../../transports/transport.js';
 import { Backoff } from '../core/backoff.js';
 import type { Counters } from '../core/counters.js';
@@ -25,6 +26,10 @@ import {
   WIFI_KEEPALIVE,
 } from './peer-connection.js';
 import { bestConnection, PeerDirectory, type PeerInfo, type PeerRecord } from './peer-directory.js';
+import { checkCandidate, ResolverBook, type ResolverInfo } from './resolver-book.js';
+
+/** The link manager's own resolver: the Wi-Fi endpoints a peer linked over another medium told us. */
+const ENDPOINTS_SOURCE = 'endpoints';
 
 /** Room for the envelope and the cipher tag inside a link frame. */
 const FRAME_OVERHEAD_BYTES = 64;
@@ -134,6 +139,10 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
   readonly #targets = new Map<string, DialTarget>();
   readonly #peerState = new Map<string, PeerState>();
   readonly #admission: LinkAdmission;
+  readonly #resolverBook = new ResolverBook();
+  readonly #resolverListeners = new Map<Resolver, ResolverEvents>();
+  /** A resolver that keeps reporting bad candidates is said once a minute, counted always. */
+  readonly #candidateWarnings = new OncePerInterval(60_000, 64);
   readonly #log: Logger;
   #isRunning = false;
   /** Shared by every connection: frames are reported only while `tracers` is above 0. */
@@ -153,6 +162,7 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
   constructor(private readonly options: LinkManagerOptions) {
     super();
     this.#log = options.log;
+    this.#resolverBook.add({ name: ENDPOINTS_SOURCE });
     this.#admission = new LinkAdmission({
       ...options,
       isKnownSource: (source) => this.#isKnownSource(source),
@@ -165,6 +175,7 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
 
   async start(): Promise<void> {
     this.#isRunning = true;
+    this.#resolverBook.started(ENDPOINTS_SOURCE);
     for (const transport of this.options.transports) {
       transport.on('link', (link) => void this.#accept(link));
       transport.on('warning', (error) =>
@@ -172,16 +183,14 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
       );
       await transport.start();
     }
-    for (const resolver of this.options.resolvers) {
-      this.#attachResolver(resolver);
-      await resolver.start();
-    }
+    for (const resolver of this.options.resolvers) await this.#startResolver(resolver);
   }
 
   async stop(): Promise<void> {
     this.#isRunning = false;
     for (const target of this.#targets.values()) clearTimeout(target.timer);
-    for (const resolver of this.options.resolvers) await resolver.stop().catch(() => {});
+    for (const resolver of this.options.resolvers) await this.#stopResolver(resolver);
+    this.#resolverBook.stopped(ENDPOINTS_SOURCE);
     this.#admission.closeAll();
     const closing = this.directory.records().flatMap((record) =>
       [...record.connections.values()].flatMap((connection) => {
@@ -197,19 +206,62 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
     for (const transport of this.options.transports) await transport.stop().catch(() => {});
   }
 
-  /** Adds a resolver once the agent runs (mDNS must know the port the listener actually got). */
+  /**
+   * Adds a resolver once the agent runs (mDNS must know the port the listener actually got), holding at most
+   * its maxCandidates. Throws ResolverError for a malformed or taken name.
+   */
   async addResolver(resolver: Resolver): Promise<void> {
+    this.#resolverBook.add(resolver);
     this.options.resolvers.push(resolver);
-    this.#attachResolver(resolver);
-    await resolver.start();
+    await this.#startResolver(resolver, false);
   }
 
-  #attachResolver(resolver: Resolver): void {
-    resolver.on('found', (candidate) => this.#found(candidate));
-    resolver.on('lost', (candidate) => this.#lost(candidate));
-    resolver.on('warning', (error) =>
-      this.#log.warn({ err: error, resolver: resolver.name }, 'resolver warning'),
-    );
+  /** Each resolver, its state and what it found, for `nearmesh resolvers`. */
+  resolvers(): ResolverInfo[] {
+    return this.#resolverBook.list();
+  }
+
+  /**
+   * A resolver that cannot start is reported (log, counter, `nearmesh resolvers`), not fatal: the agent still
+   * serves its own device and links through the others.
+   */
+  async #startResolver(resolver: Resolver, isNew = true): Promise<void> {
+    if (isNew) this.#resolverBook.add(resolver);
+    const { name } = resolver;
+    const listeners: ResolverEvents = {
+      found: (candidate) => this.#found(name, candidate),
+      lost: (candidate) => this.#lost(name, candidate),
+      // The message says it all; a stack would only point into the resolver's reporting code.
+      warning: (error) => this.#log.warn({ resolver: name }, `resolver ${name}: ${error.message}`),
+    };
+    this.#resolverListeners.set(resolver, listeners);
+    resolver.on('found', listeners.found);
+    resolver.on('lost', listeners.lost);
+    resolver.on('warning', listeners.warning);
+    try {
+      await resolver.start();
+      this.#resolverBook.started(name);
+    } catch (error) {
+      this.#resolverBook.failed(name, error);
+      this.counters.increment('resolvers.start_failures');
+      this.#log.error({ err: error, resolver: name }, `resolver ${name} did not start; the others go on`);
+    }
+  }
+
+  async #stopResolver(resolver: Resolver): Promise<void> {
+    await resolver
+      .stop()
+      .catch((error: unknown) =>
+        this.#log.warn({ err: error, resolver: resolver.name }, `resolver ${resolver.name}: stop failed`),
+      );
+    const listeners = this.#resolverListeners.get(resolver);
+    if (listeners !== undefined) {
+      resolver.off('found', listeners.found);
+      resolver.off('lost', listeners.lost);
+      resolver.off('warning', listeners.warning);
+      this.#resolverListeners.delete(resolver);
+    }
+    this.#resolverBook.stopped(resolver.name);
   }
 
   peers(): PeerInfo[] {
@@ -309,8 +361,28 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
     return state;
   }
 
-  #found(candidate: PeerCandidate): void {
+  /** A candidate from resolver `source`, checked here: resolvers may be users' code or scripts. */
+  #found(source: string, reported: PeerCandidate): void {
     if (!this.#isRunning) return;
+    const mediums = this.options.transports.map((transport) => transport.medium);
+    const verdict = checkCandidate(reported, source, mediums);
+    if (!verdict.ok) {
+      this.#resolverBook.invalid(source);
+      this.counters.increment('resolvers.invalid_candidates');
+      if (this.#candidateWarnings.allow(source, Date.now()))
+        this.#log.warn({ resolver: source }, `resolver ${source}: candidate refused (${verdict.reason})`);
+      return;
+    }
+    const candidate = verdict.candidate;
+    if (this.#resolverBook.found(candidate) === 'full') {
+      this.counters.increment('resolvers.candidates_dropped');
+      if (this.#candidateWarnings.allow(source, Date.now()))
+        this.#log.warn(
+          { resolver: source },
+          `resolver ${source}: holds its bound of candidates, more dropped`,
+        );
+      return;
+    }
     const transport = this.options.transports.find((t) => t.medium === candidate.medium);
     if (transport === undefined) return;
     let target = this.#targets.get(candidate.address);
@@ -329,19 +401,21 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
       };
       this.#targets.set(candidate.address, target);
     }
-    target.sources.add(candidate.source);
+    target.sources.add(source);
     if (candidate.peerId !== undefined) target.peerId = candidate.peerId;
     if (target.peerId === this.peerId) target.isSelf = true;
     this.#scheduleDial(target, 0);
   }
 
-  #lost(candidate: PeerCandidate): void {
-    const target = this.#targets.get(candidate.address);
+  #lost(source: string, candidate: PeerCandidate): void {
+    const address = (candidate as Partial<PeerCandidate> | null)?.address;
+    if (typeof address !== 'string' || !this.#resolverBook.lost(source, address)) return;
+    const target = this.#targets.get(address);
     if (target === undefined) return;
-    target.sources.delete(candidate.source);
+    target.sources.delete(source);
     if (target.sources.size === 0) {
       clearTimeout(target.timer);
-      this.#targets.delete(candidate.address);
+      this.#targets.delete(address);
     }
   }
 
@@ -376,9 +450,12 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
     target.timer = undefined;
     if (!this.#isRunning || target.isSelf || this.#isLinked(target.peerId, target.transport.medium)) return;
     target.isDialling = true;
+    this.#resolverBook.dialled(target.sources);
     try {
       const link = await target.transport.dial(target.address, { timeoutMs: 5_000 });
       const outcome = await this.#authenticate(link, target.keyIndex);
+      if (outcome !== undefined && outcome !== 'rejected' && outcome !== this.peerId)
+        this.#resolverBook.linked(target.sources);
       if (outcome === 'rejected') {
         // Perhaps a peer that missed a key rotation: the next dial tries the next key still accepted.
         target.keyIndex = (target.keyIndex + 1) % Math.max(1, this.options.meshKeys().length);
@@ -528,15 +605,15 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
     // The latest list replaces the earlier one (a peer whose address changed leaves no stale targets).
     this.#forgetEndpoints(record.id);
     for (const address of addresses) {
-      this.#found({ medium: 'wifi', address, peerId: record.id, source: endpointsSource(record.id) });
+      this.#found(ENDPOINTS_SOURCE, { medium: 'wifi', address, peerId: record.id, source: ENDPOINTS_SOURCE });
     }
   }
 
   /** Stops dialling the Wi-Fi endpoints a peer told over another medium (it is gone, or told new ones). */
   #forgetEndpoints(peerId: string): void {
-    const source = endpointsSource(peerId);
     for (const target of [...this.#targets.values()]) {
-      if (target.sources.has(source)) this.#lost({ medium: 'wifi', address: target.address, source });
+      if (target.peerId === peerId && target.sources.has(ENDPOINTS_SOURCE))
+        this.#lost(ENDPOINTS_SOURCE, { medium: 'wifi', address: target.address, source: ENDPOINTS_SOURCE });
     }
   }
 
@@ -607,8 +684,4 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
     if (info === undefined) throw new Error(`peer ${record.id} vanished from the directory`);
     return info;
   }
-}
-
-function endpointsSource(peerId: string): string {
-  return `endpoints:${peerId}`;
 }

@@ -65,18 +65,19 @@ export class MemoryTransport extends TypedEmitter<TransportEvents> implements Tr
 
 /** A resolver that "finds" whatever the test tells it to. */
 export class ListResolver extends TypedEmitter<ResolverEvents> implements Resolver {
-  readonly name = 'test';
+  readonly name: string;
 
   constructor(
     private readonly addresses: string[],
     private readonly medium: Medium = 'memory',
   ) {
     super();
+    this.name = `test-${medium}`;
   }
 
   async start(): Promise<void> {
     for (const address of this.addresses)
-      this.emit('found', { medium: this.medium, address, source: 'test' });
+      this.emit('found', { medium: this.medium, address, source: this.name });
   }
 
   async stop(): Promise<void> {}

@@ -109,6 +109,12 @@ export class AdvertiserTable {
     return lost;
   }
 
+  /** Forgets everyone heard (the resolver stopped): after a restart each is found afresh. */
+  forgetAll(): void {
+    this.#heard.clear();
+    this.#inviters.clear();
+  }
+
   /** Addresses of advertisers heard showing an open invitation (a joining device dials them). */
   inviters(): string[] {
     return [...this.#inviters.keys()];
@@ -187,6 +193,7 @@ export class BleResolver extends TypedEmitter<ResolverEvents> implements Resolve
     if (!this.#isStarted) return;
     this.#isStarted = false;
     this.#transport.off('discover', this.#onDiscover);
+    this.#table.forgetAll();
     await this.#transport.stopScanning().catch(() => undefined);
   }
 

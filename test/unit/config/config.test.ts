@@ -76,6 +76,7 @@ describe('defaults', () => {
         maxLinks: 4,
       },
       peers: [],
+      resolvers: [],
       groups: [],
       mesh: { ttl: 4, relay: true },
       mqtt: {
@@ -125,6 +126,22 @@ describe('defaults', () => {
     expect(config.configFile).toBeUndefined();
   });
 
+  it('reads [[resolvers]]: each named after its program unless named, bounded', () => {
+    const config = parse(
+      '[[resolvers]]\nexec = ["/usr/local/bin/DHCP Peers.sh", "--lease-file", "/var/lib/misc/dnsmasq.leases"]\n' +
+        '[[resolvers]]\nexec = ["/opt/srv-lookup"]\nname = "srv"\nmax_candidates = 32',
+    );
+    expect(config.resolvers).toEqual([
+      {
+        name: 'dhcp-peers',
+        exec: ['/usr/local/bin/DHCP Peers.sh', '--lease-file', '/var/lib/misc/dnsmasq.leases'],
+        maxCandidates: 256,
+      },
+      { name: 'srv', exec: ['/opt/srv-lookup'], maxCandidates: 32 },
+    ]);
+    expect(parse('').resolvers).toEqual([]);
+  });
+
   it('an empty file means the same defaults', () => {
     const { configFile, ...config } = parse('# nothing here\n');
     expect(configFile).toBe(FILE);
@@ -156,6 +173,13 @@ describe('defaults', () => {
       peers: [
         { address: { host: '10.0.0.2', port: 7450 } },
         { address: { host: 'pi-shed.local', port: 7450 } },
+      ],
+      resolvers: [
+        {
+          name: 'site-peers',
+          exec: ['/usr/local/bin/site-peers', '--subnet', '10.2.0.0/16'],
+          maxCandidates: 64,
+        },
       ],
       groups: ['greenhouse', 'sensors'],
       mesh: { ttl: 6, relay: false },
@@ -465,6 +489,36 @@ describe('wrong values name the key and the line', () => {
       'peers[1].address: expected "host:port", got "b"',
     ],
     ['peers = 3', 'peers', 1, 'peers: expected [[peers]] tables, got 3'],
+    [
+      '[[resolvers]]\nexec = []',
+      'resolvers[0].exec',
+      2,
+      'resolvers[0].exec: expected ["/path/to/program", "arg", ...]',
+    ],
+    [
+      '[[resolvers]]\nexec = ["/usr/local/bin/dhcp-peers.sh"]\n[[resolvers]]\nexec = ["/opt/dhcp-peers"]',
+      'resolvers[1].name',
+      3,
+      'resolvers[1].name: another resolver is named "dhcp-peers": give each a name = "..."',
+    ],
+    [
+      '[[resolvers]]\nexec = ["/bin/true"]\nname = "mdns"',
+      'resolvers[0].name',
+      3,
+      'resolvers[0].name: "mdns" is a built-in resolver\'s name',
+    ],
+    [
+      '[[resolvers]]\nexec = ["/bin/true"]\nname = "Site Inventory"',
+      'resolvers[0].name',
+      3,
+      'resolvers[0].name: expected a name of 1..32 of a-z, 0-9, "_" and "-", got "Site Inventory"',
+    ],
+    [
+      '[[resolvers]]\nexec = ["/bin/true"]\nmax_candidates = 0',
+      'resolvers[0].max_candidates',
+      3,
+      'resolvers[0].max_candidates: expected a whole number within 1..4096, got 0',
+    ],
     ['[mqtt]\nlisten = true', 'mqtt.listen', 2, 'mqtt.listen: expected "host:port" or false, got true'],
     ['[mqtt]\nlisten = "localhost"', 'mqtt.listen', 2, 'mqtt.listen: expected "host:port", got "localhost"'],
     [

@@ -38,6 +38,7 @@ const STATUS: StatusReport = {
   ble: 'off',
   ble_scan_duty: null,
   peers: { connected: 0, routed: 0, known: 0 },
+  resolvers: [{ name: 'static', state: 'running', candidates: 1 }],
   mesh: { name: 'test-mesh', ttl: 4, relay: true, groups: [] },
   mqtt: { state: 'off' },
   queued: { messages: 0, bytes: 0 },
@@ -73,6 +74,7 @@ function fakeContext(): ConsoleContext & { sent: string[]; levels: string[] } {
     id: () => ({ id: A, name: 'alpha' }),
     status: async () => STATUS,
     peers: () => [],
+    resolvers: () => [],
     routes: () => [],
     send: async (peer, payloads, options) => {
       sent.push(Buffer.concat(payloads).toString());

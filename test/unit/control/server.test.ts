@@ -34,6 +34,7 @@ function fakeApi(): AgentApi {
     status: unsupported,
     peers: () => [],
     routes: () => [],
+    resolvers: () => [],
     groups: () => [],
     logLevel: () => 'info',
     send: async (peer, payloads, options) => {

@@ -113,6 +113,7 @@ function fakeContext(overrides: Partial<ConsoleContext> = {}): ConsoleContext & 
       },
     ],
     routes: () => [],
+    resolvers: () => [],
     send: async (peer, payloads, options) => ({
       peer,
       seq: 1,

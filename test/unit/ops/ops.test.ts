@@ -1,9 +1,9 @@
 // Small mechanisms the agent leans on: rate-limited logging, jittered backoff, the bounded memory of
 // delivered ids, and the bounded line reader of the control socket.
 import { describe, expect, it } from 'vitest';
-import { LineReader } from '../../../agent/control/line-reader.js';
 import { Backoff } from '../../../agent/core/backoff.js';
 import { setBounded } from '../../../agent/core/bounded-map.js';
+import { LineReader } from '../../../agent/core/line-reader.js';
 import { RateLimiter } from '../../../agent/core/rate-limiter.js';
 import { RecentIds } from '../../../agent/core/recent-ids.js';
 

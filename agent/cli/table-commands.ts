@@ -1,0 +1,16 @@
+// `nearmesh peers`, `routes` and `resolvers`: the agent's tables of who it knows, how it reaches them, and
+// where it learns of them.
+import type { Command } from 'commander';
+import { formatPeers, formatResolvers, formatRoutes } from '../console/format.js';
+import { registerReportCommand } from './client-options.js';
+
+export function registerTableCommands(program: Command): void {
+  registerReportCommand(program, 'peers', 'list known peers and their links', formatPeers);
+  registerReportCommand(program, 'routes', 'show the mesh route table', formatRoutes);
+  registerReportCommand(
+    program,
+    'resolvers',
+    'where candidates come from: each resolver, its state, what it found, dialled and linked',
+    formatResolvers,
+  );
+}
