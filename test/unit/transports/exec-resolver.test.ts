@@ -178,6 +178,25 @@ describe('ExecResolver', () => {
     ]);
   });
 
+  it('runs the example of docs/examples: devices in a DHCP lease file found, and lost when their lease goes', async () => {
+    const leases = join(dir, 'dnsmasq.leases');
+    await writeFile(
+      leases,
+      '1700000000 aa:bb:cc:00:00:01 10.2.0.7 pump 01:aa\n1700000000 aa:bb:cc:00:00:02 10.3.0.9 * 01:bb\n',
+    );
+    const example = join(import.meta.dirname, '../../../docs/examples/dhcp-leases-resolver.sh');
+    const { events, found } = start([example, leases], {
+      env: { ...process.env, NEARMESH_RESOLVER_EVERY: '0.1', NEARMESH_PORT: '7450' },
+    });
+    await until('both devices', () => found.length === 2);
+    expect(found).toEqual([
+      { medium: 'wifi', address: '10.2.0.7:7450', name: 'pump', source: 'test-exec' },
+      { medium: 'wifi', address: '10.3.0.9:7450', source: 'test-exec' },
+    ]);
+    await writeFile(leases, '1700000000 aa:bb:cc:00:00:01 10.2.0.7 pump 01:aa\n');
+    await until('the expired lease lost', () => events.includes('lost 10.3.0.9:7450'));
+  });
+
   it('stop() ends the program and what it started, even one that ignores SIGTERM', async () => {
     const program = await script(
       `trap '' TERM\nsleep 1000 &\necho "{\\"found\\": {\\"address\\": \\"10.0.0.2:7450\\"}}"\nwait`,
