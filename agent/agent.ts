@@ -15,6 +15,7 @@ import { Media } from './assembly/media.js';
 import { MeshMembership } from './assembly/mesh-membership.js';
 import { MeshTrust } from './assembly/mesh-trust.js';
 import { MqttEndpoint } from './assembly/mqtt-endpoint.js';
+import { openRendezvous } from './assembly/rendezvous.js';
 import { openTrustState, routerTrust } from './assembly/trust-state.js';
 import type { Config } from './config/index.js';
 import { loadMeshKey } from './config/mesh-key.js';
@@ -198,7 +199,7 @@ export class Agent {
       router,
       links,
       messenger,
-      onKeyAdopted: () => media.rotateDiscoveryHints(),
+      onKeyAdopted: () => media.meshChanged(),
     });
     const nameOf = (peer: string): string =>
       links.directory.get(peer)?.name ?? router.agent(peer)?.name ?? peer;
@@ -297,6 +298,20 @@ export class Agent {
       await lifecycle.start('rules', new RuleEngine(config.rules, ruleHostOf(coordinator), log, counters));
     }
     await media.startMdns(links);
+    const rendezvous = await openRendezvous({
+      config,
+      identity,
+      media,
+      meshKeys,
+      hasMesh: () => membership.hasMesh,
+      isRevoked: (peer) => trust.state.revocations.has(peer),
+      counters,
+      log,
+    });
+    if (rendezvous !== undefined) {
+      await links.addResolver(rendezvous);
+      media.rendezvous = rendezvous;
+    }
 
     let mqtt: MqttEndpoint | undefined;
     const api = new LocalAgentApi({

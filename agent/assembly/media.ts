@@ -40,6 +40,8 @@ export class Media {
   ble: BleTransport | undefined;
   bleResolver: BleResolver | undefined;
   mdns: MdnsResolver | undefined;
+  /** Meeting agents of other subnets through the site broker, when `[rendezvous]` is on. */
+  rendezvous: { rekey(): Promise<void> } | undefined;
 
   private constructor(private readonly options: MediaOptions) {}
 
@@ -87,6 +89,14 @@ export class Media {
     const { log } = this.options;
     this.ble?.rotateDiscoveryHint().catch((error: unknown) => log.warn({ err: error }, 'BLE: new hint'));
     this.mdns?.rotate().catch((error: unknown) => log.warn({ err: error }, 'mDNS: new hint'));
+  }
+
+  /** The mesh key changed, or this agent now has a mesh: every discovery record moves to the new key. */
+  meshChanged(): void {
+    this.rotateDiscoveryHints();
+    this.rendezvous
+      ?.rekey()
+      .catch((error: unknown) => this.options.log.warn({ err: error }, 'rendezvous: rekey'));
   }
 
   /** Discovery records that did not open under our keys: other meshes, or agents not yet rekeyed. */

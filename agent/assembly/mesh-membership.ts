@@ -155,6 +155,7 @@ export class MeshMembership {
         `founded mesh "${this.#name}": this agent holds its key in ${config.dataDir}/mesh.key`,
       );
       this.#links?.redialAll();
+      this.#media?.meshChanged();
     }
     const invitation = invitations.open({
       ...(options.ttlMs !== undefined && { ttlMs: options.ttlMs }),
@@ -286,7 +287,7 @@ export class MeshMembership {
       { mesh: grant.meshName, inviter: grant.inviterId, address },
       `joined mesh "${grant.meshName}" through ${grant.inviterName} (${grant.inviterId}): linking`,
     );
-    this.#media?.rotateDiscoveryHints();
+    this.#media?.meshChanged();
     const links = this.#links;
     if (links !== undefined) {
       if (learned.length > 0) await links.addResolver(new StaticResolver(learned, 'joined'));

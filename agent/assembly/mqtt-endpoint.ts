@@ -117,7 +117,7 @@ export class MqttEndpoint {
 }
 
 /** The bridge's PEM files, read once at start: a missing file stops the agent with its path named. */
-async function readBridgeTls(
+export async function readBridgeTls(
   upstream: MqttUpstreamConfig,
 ): Promise<{ ca?: Buffer; cert?: Buffer; key?: Buffer } | undefined> {
   const read = async (key: string, path: string | undefined): Promise<Buffer | undefined> => {

@@ -33,6 +33,7 @@ import { type MqttConfig, mqttTable, mqttUpstreamTable, resolveMqtt } from '../g
 import { DEFAULT_INBOX_LIMITS, type InboxLimits } from '../messaging/reliable/inbox-store.js';
 import { type BoardDefaults, CONTROL_SOCKET_FILE } from './defaults.js';
 import { checkMeshKey } from './mesh-key.js';
+import { type RendezvousConfig, rendezvousTable, resolveRendezvous } from './rendezvous.js';
 import { type ExecResolverConfig, resolverList, resolverTable } from './resolvers.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
@@ -70,6 +71,8 @@ export interface Config {
   readonly peers: { readonly address: HostPort }[];
   /** Programs that report candidates (`[[resolvers]] exec = [...]`). */
   readonly resolvers: readonly ExecResolverConfig[];
+  /** Meeting agents of other subnets through the site's MQTT broker. */
+  readonly rendezvous: RendezvousConfig;
   /** Groups this agent belongs to (announced to the mesh; messages to a group reach every member). */
   readonly groups: readonly string[];
   readonly mesh: {
@@ -322,6 +325,7 @@ const rootShape = {
   ble: bleTable.default({}),
   peers: z.array(peerTable, { message: 'expected [[peers]] tables' }).default(() => []),
   resolvers: resolverList,
+  rendezvous: rendezvousTable.default({}),
   groups: groupsList,
   mesh: meshTable.default({}),
   mqtt: mqttTable.default({}),
@@ -343,6 +347,7 @@ export const KNOWN_KEYS: Readonly<Record<string, readonly string[]>> = {
   ble: Object.keys(bleTable.shape),
   peers: Object.keys(peerTable.shape),
   resolvers: Object.keys(resolverTable.shape),
+  rendezvous: Object.keys(rendezvousTable.shape),
   mesh: Object.keys(meshTable.shape),
   mqtt: Object.keys(mqttTable.innerType().shape),
   'mqtt.upstream': Object.keys(mqttUpstreamTable.innerType().shape),
@@ -376,6 +381,14 @@ export function configSchema(context: SchemaContext) {
   return z
     .object(rootShape, TABLE)
     .strict()
+    .superRefine((raw, ctx) => {
+      if (raw.rendezvous.enabled && raw.rendezvous.url === undefined && raw.mqtt.upstream === undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['rendezvous', 'enabled'],
+          message: 'expected a broker: [rendezvous] url = "mqtt://..." or an [mqtt.upstream] table',
+        });
+    })
     .transform((raw): Config => {
       const board = context.board ?? FALLBACK_BOARD;
       const dataDir = raw.data_dir === undefined ? context.dataDir : resolveConfigPath(raw.data_dir, context);
@@ -403,6 +416,7 @@ export function configSchema(context: SchemaContext) {
         },
         peers: raw.peers,
         resolvers: raw.resolvers,
+        rendezvous: resolveRendezvous(raw.rendezvous),
         groups: [...new Set(raw.groups)],
         mesh: { ttl: raw.mesh.ttl, relay: raw.mesh.relay ?? board.mesh.relay },
         mqtt: resolveMqtt(raw.mqtt, (path) => resolveConfigPath(path, context)),

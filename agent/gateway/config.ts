@@ -155,7 +155,7 @@ function bothOrNeither(
 }
 
 /** Only plain and TLS MQTT over TCP: what mosquitto, EMQX and HiveMQ all serve. */
-function checkBrokerUrl(text: string): string | undefined {
+export function checkBrokerUrl(text: string): string | undefined {
   const expected = 'expected "mqtt://host:port" or "mqtts://host:port"';
   let url: URL;
   try {

@@ -36,7 +36,7 @@ import { UpstreamOutbox } from './upstream-outbox.js';
 
 export type { BridgedMessage, BridgedProperties } from './upstream-message.js';
 export { ORIGIN_PROPERTY } from './upstream-message.js';
-export type { UpstreamBridgeOptions, UpstreamTlsOptions } from './upstream-options.js';
+export type { UpstreamBridgeOptions, UpstreamTlsOptions, UpstreamWill } from './upstream-options.js';
 export { UpstreamConfigError } from './upstream-options.js';
 
 /** What `status` shows; `url` never carries credentials. */
@@ -183,6 +183,7 @@ export class UpstreamBridge extends TypedEmitter<UpstreamBridgeEvents> {
       reconnectPeriod: 0, // our backoff instead of a fixed period
       resubscribe: false, // we subscribe ourselves, only when the session lacks the subscriptions
       queueQoSZero: false,
+      ...(o.will !== undefined && { will: { ...o.will, topic: o.remotePrefix + o.will.topic } }),
       ...this.#stores,
     };
   }

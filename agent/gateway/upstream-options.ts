@@ -6,7 +6,7 @@ import { createSecureContext } from 'node:tls';
 import type { Counters } from '../core/counters.js';
 import { NearmeshError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { isValidTopicFilter } from '../core/topic-match.js';
+import { isValidTopicFilter, isValidTopicName } from '../core/topic-match.js';
 
 /** Bad bridge options: the config is wrong, retrying cannot help. */
 export class UpstreamConfigError extends NearmeshError {
@@ -56,6 +56,15 @@ export interface UpstreamBridgeOptions {
   connectTimeoutMs?: number;
   /** How long the upstream keeps our session (subscriptions, queued QoS 1 messages) while we are away. Default 1 day. */
   sessionExpirySeconds?: number;
+  /** What the upstream publishes for us if we vanish without a DISCONNECT (a local topic: the prefix is added). */
+  will?: UpstreamWill;
+}
+
+export interface UpstreamWill {
+  topic: string;
+  payload: Buffer;
+  qos: 0 | 1;
+  retain: boolean;
 }
 
 /** Where to connect, from the URL; `display` is the URL with any credentials removed, safe to log. */
@@ -84,6 +93,7 @@ export interface ResolvedUpstreamOptions {
   reconnectMaxMs: number;
   connectTimeoutMs: number;
   sessionExpirySeconds: number;
+  will: UpstreamWill | undefined;
 }
 
 const DEFAULTS = {
@@ -125,7 +135,10 @@ export function resolveUpstreamOptions(options: UpstreamBridgeOptions): Resolved
     reconnectMaxMs: options.reconnectMaxMs ?? DEFAULTS.reconnectMaxMs,
     connectTimeoutMs: options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
     sessionExpirySeconds: options.sessionExpirySeconds ?? DEFAULTS.sessionExpirySeconds,
+    will: options.will,
   };
+  if (options.will !== undefined && !isValidTopicName(remotePrefix + options.will.topic))
+    throw new UpstreamConfigError(`invalid will topic: ${JSON.stringify(options.will.topic)}`);
   positiveInteger('maxQueued', resolved.maxQueued);
   positiveInteger('reconnectMinMs', resolved.reconnectMinMs);
   positiveInteger('reconnectMaxMs', resolved.reconnectMaxMs);

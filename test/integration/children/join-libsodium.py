@@ -2,9 +2,6 @@
 """A second implementation of the join exchange's cryptography (PROTOCOL.md section 18) for the tests:
 CPace on libsodium's ristretto255, HKDF-SHA256 from hmac, ChaCha20-Poly1305 (IETF) from libsodium, CBOR
 from cbor2. Reads the vector (JSON) on stdin; prints what it computes itself, as JSON."""
-import ctypes
-import hashlib
-import hmac
 import json
 import os
 import sys
@@ -12,7 +9,8 @@ import sys
 import cbor2
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cpace_libsodium import generator, isk, scalar_mult, sodium  # noqa: E402
+from cpace_libsodium import generator, isk, scalar_mult  # noqa: E402
+from sodium_aead import hkdf, open_, seal  # noqa: E402
 
 CONTEXT = b"nearmesh/2 join"
 
@@ -22,35 +20,6 @@ def mult(scalar, point):
     if product is None:
         sys.exit("identity or invalid point")
     return product
-
-
-def hkdf(ikm, salt, info, length=32):
-    prk = hmac.new(salt, ikm, hashlib.sha256).digest()
-    okm, block, counter = b"", b"", 1
-    while len(okm) < length:
-        block = hmac.new(prk, block + info + bytes([counter]), hashlib.sha256).digest()
-        okm += block
-        counter += 1
-    return okm[:length]
-
-
-def seal(key, plaintext):
-    out = ctypes.create_string_buffer(len(plaintext) + 16)
-    out_len = ctypes.c_ulonglong()
-    sodium.crypto_aead_chacha20poly1305_ietf_encrypt(
-        out, ctypes.byref(out_len), plaintext, ctypes.c_ulonglong(len(plaintext)), None, ctypes.c_ulonglong(0),
-        None, bytes(12), key)
-    return out.raw[: out_len.value]
-
-
-def open_(key, sealed):
-    out = ctypes.create_string_buffer(len(sealed))
-    out_len = ctypes.c_ulonglong()
-    if sodium.crypto_aead_chacha20poly1305_ietf_decrypt(
-            out, ctypes.byref(out_len), None, sealed, ctypes.c_ulonglong(len(sealed)), None, ctypes.c_ulonglong(0),
-            bytes(12), key) != 0:
-        sys.exit("does not open")
-    return out.raw[: out_len.value]
 
 
 v = json.load(sys.stdin)

@@ -77,6 +77,7 @@ describe('defaults', () => {
       },
       peers: [],
       resolvers: [],
+      rendezvous: { enabled: false, prefix: 'nearmesh/rendezvous/', ttlS: 300, maxRecords: 256 },
       groups: [],
       mesh: { ttl: 4, relay: true },
       mqtt: {
@@ -181,6 +182,14 @@ describe('defaults', () => {
           maxCandidates: 64,
         },
       ],
+      rendezvous: {
+        enabled: true,
+        url: 'mqtt://broker.site:1883',
+        prefix: 'site-a/rendezvous/',
+        ttlS: 120,
+        announce: ['10.2.0.7:7451'],
+        maxRecords: 64,
+      },
       groups: ['greenhouse', 'sensors'],
       mesh: { ttl: 6, relay: false },
       mqtt: {
