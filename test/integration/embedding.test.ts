@@ -109,7 +109,7 @@ describe('embedding API', () => {
     }
     const meshKey = generateMeshKey();
     const [alphaPort, bravoPort] = (await freePorts(2)) as [number, number];
-    const alpha = await embedded('alpha', alphaPort, meshKey, []);
+    await embedded('alpha', alphaPort, meshKey, []);
     const bravo = await embedded(
       'bravo',
       bravoPort,

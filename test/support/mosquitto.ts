@@ -17,9 +17,14 @@ export function missingMosquittoTools(): string | undefined {
   return undefined;
 }
 
-async function portAccepts(port: number): Promise<boolean> {
+/** Whether something accepts on host:port, seen from `netns` (a network namespace) or from here. */
+async function portAccepts(port: number, host = '127.0.0.1', netns?: string): Promise<boolean> {
+  if (netns !== undefined) {
+    const probe = `require('net').connect(${port}, '${host}').on('connect', () => process.exit(0)).on('error', () => process.exit(1))`;
+    return spawnSync('ip', ['netns', 'exec', netns, process.execPath, '-e', probe]).status === 0;
+  }
   return new Promise((resolve) => {
-    const socket = tcpConnect(port, '127.0.0.1');
+    const socket = tcpConnect(port, host);
     socket.once('connect', () => {
       socket.destroy();
       resolve(true);
@@ -37,6 +42,8 @@ export class Mosquitto {
     readonly port: number,
     readonly tls?: { port: number; ca: string; cert: string; key: string },
     readonly extra: readonly string[] = [],
+    /** Run inside this network namespace, listening on `host` there. */
+    readonly place: { netns: string; host: string } | undefined = undefined,
   ) {}
 
   async start(): Promise<void> {
@@ -50,7 +57,7 @@ export class Mosquitto {
       'log_type error',
       'log_type warning',
       ...this.extra,
-      `listener ${this.port} 127.0.0.1`,
+      `listener ${this.port} ${this.place?.host ?? '127.0.0.1'}`,
     ];
     if (this.tls !== undefined)
       lines.push(
@@ -61,7 +68,11 @@ export class Mosquitto {
       );
     const config = join(this.dir, 'mosquitto.conf');
     await writeFile(config, `${lines.join('\n')}\n`);
-    const child = spawn(MOSQUITTO, ['-c', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const [command, args] =
+      this.place === undefined
+        ? [MOSQUITTO, ['-c', config]]
+        : ['ip', ['netns', 'exec', this.place.netns, MOSQUITTO, '-c', config]];
+    const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr?.on('data', (chunk: Buffer) => {
       this.#stderr += chunk.toString();
     });
@@ -72,7 +83,8 @@ export class Mosquitto {
       async () => {
         if (child.exitCode !== null)
           throw new Error(`mosquitto did not start (exit ${child.exitCode}): ${this.#stderr}`);
-        for (const port of ports) if (!(await portAccepts(port))) return false;
+        for (const port of ports)
+          if (!(await portAccepts(port, this.place?.host, this.place?.netns))) return false;
         return true;
       },
       { timeoutMs: 5000, intervalMs: 20 },

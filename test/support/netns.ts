@@ -102,3 +102,58 @@ export class VethLan {
     for (const ns of [this.a, this.b]) spawnSync('ip', ['netns', 'del', ns]);
   }
 }
+
+/**
+ * A site of three subnets joined by a router namespace: `subnets[i]` is a namespace on 10.78.(i+1).0/24 at
+ * .2, the router at .1 on each, forwarding unicast only (no multicast routing: mDNS stays on its subnet).
+ */
+export class RoutedSite {
+  readonly router: string;
+  readonly subnets: { ns: string; address: string }[];
+
+  constructor(label: string, count = 3) {
+    this.router = `nm${label}-${process.pid}-r`;
+    this.subnets = Array.from({ length: count }, (_, i) => ({
+      ns: `nm${label}-${process.pid}-${i + 1}`,
+      address: `10.78.${i + 1}.2`,
+    }));
+  }
+
+  create(): void {
+    this.delete();
+    run('ip', ['netns', 'add', this.router]);
+    run('ip', ['-n', this.router, 'link', 'set', 'lo', 'up']);
+    run('ip', ['netns', 'exec', this.router, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
+    this.subnets.forEach(({ ns, address }, i) => {
+      const gateway = `10.78.${i + 1}.1`;
+      run('ip', ['netns', 'add', ns]);
+      run('ip', [
+        '-n',
+        this.router,
+        'link',
+        'add',
+        `r${i + 1}`,
+        'type',
+        'veth',
+        'peer',
+        'name',
+        'eth0',
+        'netns',
+        ns,
+      ]);
+      run('ip', ['-n', this.router, 'addr', 'add', `${gateway}/24`, 'dev', `r${i + 1}`]);
+      run('ip', ['-n', this.router, 'link', 'set', `r${i + 1}`, 'up']);
+      run('ip', ['-n', ns, 'addr', 'add', `${address}/24`, 'dev', 'eth0']);
+      run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+      run('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
+      run('ip', ['-n', ns, 'route', 'add', 'default', 'via', gateway]);
+      // mDNS would send on it; the router does not forward multicast.
+      run('ip', ['-n', ns, 'route', 'add', '224.0.0.0/4', 'dev', 'eth0']);
+    });
+  }
+
+  delete(): void {
+    for (const ns of [this.router, ...this.subnets.map((subnet) => subnet.ns)])
+      spawnSync('ip', ['netns', 'del', ns]);
+  }
+}
