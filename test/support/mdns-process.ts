@@ -26,6 +26,8 @@ export interface MdnsChildEvent {
 
 export class MdnsProcess {
   readonly events: MdnsChildEvent[] = [];
+  /** Told of each event as it arrives. */
+  readonly listeners: ((event: MdnsChildEvent) => void)[] = [];
   readonly #child: ChildProcess;
   #stderr = '';
 
@@ -38,7 +40,11 @@ export class MdnsProcess {
       this.#stderr += chunk.toString();
     });
     if (this.#child.stdout) {
-      createInterface({ input: this.#child.stdout }).on('line', (line) => this.events.push(JSON.parse(line)));
+      createInterface({ input: this.#child.stdout }).on('line', (line) => {
+        const event = JSON.parse(line) as MdnsChildEvent;
+        this.events.push(event);
+        for (const listener of this.listeners) listener(event);
+      });
     }
   }
 

@@ -1,8 +1,9 @@
 // One side of the mDNS system tests, run inside a network namespace (a vitest worker cannot enter one).
 // It uses the built dist/ (npm test builds first). Events go out as JSON lines; commands come in on
-// stdin: "stop", "dial <address>" (the link stays open; its close is reported), "rotate", "ignored".
-// Modes: by default an MdnsResolver (options: peerId, meshKey as hex, interfaceAddress, rotationMs) over a
-// TcpTransport; "v1" announces what a protocol version 1 agent did (its name and peer id in the clear);
+// stdin: "stop", "dial <address>" (the link stays open; its close is reported), "rotate", "ignored", and with
+// option `manual` (the resolver waits to be told) "start-resolver" and "stop-resolver".
+// Modes: by default an MdnsResolver (options: peerId, meshKey as hex, interfaceAddress, rotationMs, port of
+// its TcpTransport) over a TcpTransport; "v1" announces what a protocol version 1 agent did (its name and peer id in the clear);
 // "browser" is a plain mDNS listener without the key that reports every record it hears.
 import { createInterface } from 'node:readline';
 import Bonjour from 'bonjour-service';
@@ -43,12 +44,12 @@ if (options.mode === 'v1' || options.mode === 'browser') {
   commands.stop = () => new Promise((resolve) => bonjour.unpublishAll(() => bonjour.destroy(resolve)));
   say({ event: 'started' });
 } else {
-  const transport = new TcpTransport({ listen: { host: '0.0.0.0', port: 0 } });
+  const transport = new TcpTransport({ listen: { host: '0.0.0.0', port: options.port ?? 0 } });
   transport.on('link', (link) =>
     link.on('frame', (frame) => say({ event: 'frame', text: Buffer.from(frame).toString() })),
   );
   await transport.start();
-  const { meshKey, ...resolverOptions } = options;
+  const { meshKey, manual, port: _port, ...resolverOptions } = options;
   const resolver = new MdnsResolver({
     ...resolverOptions,
     meshKeys: () => [Buffer.from(meshKey, 'hex')],
@@ -56,7 +57,15 @@ if (options.mode === 'v1' || options.mode === 'browser') {
   });
   for (const event of ['found', 'lost']) resolver.on(event, (candidate) => say({ event, candidate }));
   resolver.on('warning', (error) => say({ event: 'warning', code: error.code, message: error.message }));
-  await resolver.start();
+  if (manual !== true) await resolver.start();
+  commands['start-resolver'] = async () => {
+    await resolver.start();
+    say({ event: 'resolver-started', name: resolver.name });
+  };
+  commands['stop-resolver'] = async () => {
+    await resolver.stop();
+    say({ event: 'resolver-stopped' });
+  };
   commands.stop = async () => {
     await resolver.stop();
     await transport.stop();
