@@ -2,9 +2,8 @@
 // writes exactly those bytes from the inputs, reads the bytes back to the inputs, and a second
 // implementation (libsodium's ristretto255 and ChaCha20-Poly1305, cbor2) computes the same keys and PROOF
 // and opens the GRANT. Then the codec's refusals: what is not a HELLO, malformed replies, odd grants.
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { DecodeError } from '../../../agent/protocol/errors.js';
 import {
@@ -25,7 +24,7 @@ import { parseInviteCode } from '../../../agent/security/join-code.js';
 import { INVITER_AD, JOIN_CHANNEL_ID, JOINER_AD, joinKeys } from '../../../agent/security/join-exchange.js';
 import { aeadDecrypt, aeadEncrypt } from '../../../agent/security/noise-crypto.js';
 import { identityFromSeed } from '../../../scripts/bench/mesh-sim.js';
-import { cbor2Missing } from '../../support/cbor2.js';
+import { libsodiumSecondMissing, runLibsodiumSecond } from '../../support/libsodium-second.js';
 import { describeWhenAvailable } from '../../support/requirements.js';
 
 type VectorKey =
@@ -177,21 +176,12 @@ describe('join vector, read', () => {
   });
 });
 
-const PYTHON = '/usr/bin/python3';
-const SECOND = new URL('../../integration/children/join-libsodium.py', import.meta.url).pathname;
-function secondMissing(): string | undefined {
-  if (!existsSync(PYTHON)) return `${PYTHON} is not installed`;
-  const probe = spawnSync(PYTHON, ['-c', 'import ctypes; ctypes.CDLL("libsodium.so.23")']);
-  if (probe.status !== 0) return 'libsodium.so.23 cannot be loaded (apt-get install libsodium23)';
-  return cbor2Missing();
-}
-
 describeWhenAvailable(
   'join vector against libsodium and cbor2 (a second implementation)',
-  secondMissing(),
+  libsodiumSecondMissing(),
   () => {
     it('computes the same ISK, keys and PROOF, and opens the GRANT to the same grant', () => {
-      const child = spawnSync(PYTHON, [SECOND], { input: JSON.stringify(vector), encoding: 'utf8' });
+      const child = runLibsodiumSecond('join-libsodium.py', vector);
       expect(child.stderr).toBe('');
       expect(child.status).toBe(0);
       expect(JSON.parse(child.stdout)).toEqual({

@@ -2,9 +2,8 @@
 // exactly those bytes from the inputs and opens them back to the inputs; a second implementation (libsodium's
 // Ed25519 and ChaCha20-Poly1305, cbor2) computes the same bytes and opens ours. Then what must not open: a
 // record of another mesh, altered, moved to another slot, or signed by a member for another.
-import { spawnSync } from 'node:child_process';
 import { hkdfSync } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { encodeCbor } from '../../../agent/protocol/cbor-write.js';
 import { DecodeError, EncodeError } from '../../../agent/protocol/errors.js';
@@ -22,7 +21,7 @@ import {
   sealRendezvousRecord,
 } from '../../../agent/security/rendezvous-seal.js';
 import { identityFromSeed } from '../../../scripts/bench/mesh-sim.js';
-import { cbor2Missing } from '../../support/cbor2.js';
+import { libsodiumSecondMissing, runLibsodiumSecond } from '../../support/libsodium-second.js';
 import { describeWhenAvailable } from '../../support/requirements.js';
 
 const vector = JSON.parse(
@@ -200,21 +199,12 @@ describe('rendezvous records that must not be believed', () => {
   });
 });
 
-const PYTHON = '/usr/bin/python3';
-const SECOND = new URL('../../integration/children/rendezvous-libsodium.py', import.meta.url).pathname;
-function secondMissing(): string | undefined {
-  if (!existsSync(PYTHON)) return `${PYTHON} is not installed`;
-  const probe = spawnSync(PYTHON, ['-c', 'import ctypes; ctypes.CDLL("libsodium.so.23")']);
-  if (probe.status !== 0) return 'libsodium.so.23 cannot be loaded (apt-get install libsodium23)';
-  return cbor2Missing();
-}
-
 describeWhenAvailable(
   'rendezvous vector against libsodium and cbor2 (a second implementation)',
-  secondMissing(),
+  libsodiumSecondMissing(),
   () => {
     it('writes the same tag, slot, signature, record and payload, and opens ours to the same record', () => {
-      const child = spawnSync(PYTHON, [SECOND], { input: JSON.stringify(vector), encoding: 'utf8' });
+      const child = runLibsodiumSecond('rendezvous-libsodium.py', vector);
       expect(child.stderr).toBe('');
       expect(child.status).toBe(0);
       expect(JSON.parse(child.stdout)).toEqual({
