@@ -43,6 +43,8 @@ export interface DoctorOptions {
   readonly root?: string;
   readonly now?: Date;
   readonly nodeVersion?: string;
+  /** Where bare program names are looked up (tests); default $PATH. */
+  readonly path?: string;
 }
 
 const MIN_NODE_MAJOR = 20;
@@ -94,6 +96,8 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
     checks.push(await checkDataDir(config.dataDir));
     checks.push(checkDisk(telemetry, config.dataDir));
     checks.push(await checkMesh(config));
+    if (config.resolvers.length > 0)
+      checks.push(await checkResolverPrograms(config, options.path ?? process.env.PATH));
     checks.push(await checkWifiPort(config));
     checks.push(await checkMqttPort(config));
     checks.push(...(await checkBle(config, board, root)));
@@ -201,6 +205,46 @@ export async function checkMesh(config: Config): Promise<DoctorCheck> {
     message: 'no mesh yet: the agent serves this device only and waits to be invited',
     fix: 'run `nearmesh invite` on an agent of your mesh, then `nearmesh join CODE` here; or `nearmesh invite` here to start a new mesh',
   };
+}
+
+/**
+ * Each `[[resolvers]] exec` program can be run by this user: a path that exists and is executable, or a bare
+ * name found on PATH. The agent would otherwise restart it with back-off forever, saying ENOENT.
+ */
+export async function checkResolverPrograms(config: Config, path = ''): Promise<DoctorCheck> {
+  const problems: string[] = [];
+  for (const resolver of config.resolvers) {
+    const program = resolver.exec[0] as string;
+    const places = program.includes('/')
+      ? [program]
+      : path
+          .split(':')
+          .filter(Boolean)
+          .map((dir) => join(dir, program));
+    let runnable = false;
+    for (const place of places) {
+      try {
+        await access(place, constants.X_OK);
+        runnable = true;
+        break;
+      } catch {
+        // Not here: the next place, if any.
+      }
+    }
+    if (!runnable)
+      problems.push(
+        `${resolver.name}: ${program} ${program.includes('/') ? 'is missing or not executable' : 'is not on PATH'}`,
+      );
+  }
+  const names = config.resolvers.map((resolver) => resolver.name).join(', ');
+  return problems.length === 0
+    ? { id: 'resolvers', status: 'ok', message: `programs of ${names} can run` }
+    : {
+        id: 'resolvers',
+        status: 'fail',
+        message: problems.join('; '),
+        fix: 'install the program or correct [[resolvers]] exec (an absolute path, chmod +x); `nearmesh resolvers` on the running agent says how it fails',
+      };
 }
 
 export async function checkDataDir(dataDir: string): Promise<DoctorCheck> {

@@ -1,7 +1,7 @@
 // `nearmesh doctor` as a user runs it: no agent needed, one JSON document with --json, a line per check
 // otherwise, exit status 1 exactly when a check failed; a missing adapter and a busy port are named with
 // a fix; a port held by this config's own running agent is fine.
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -202,6 +202,30 @@ describe('nearmesh doctor', () => {
     expect(check(report, 'node').status).toBe('ok');
     expect(check(report, 'board').status).not.toBe('fail');
     expect(report.checks.some((entry) => entry.id === 'wifi.port')).toBe(false);
+  });
+
+  it('checks that each [[resolvers]] program can run: a missing one fails with its name', async () => {
+    const dir = temporaryDir();
+    const [port] = (await freePorts(1)) as [number];
+    const script = join(dir, 'site-peers.sh');
+    writeFileSync(script, '#!/bin/sh\nexit 0\n');
+    chmodSync(script, 0o755);
+    const base = writeConfig(dir, port, 'enabled = false');
+    const table = (exec: string, name: string) =>
+      `[[resolvers]]\nexec = [${JSON.stringify(exec)}]\nname = "${name}"\n`;
+    writeFileSync(base, `${readFileSync(base, 'utf8')}${table(script, 'site')}${table('sh', 'on-path')}`);
+    expect(check((await doctor(base)).report, 'resolvers')).toMatchObject({
+      status: 'ok',
+      message: 'programs of site, on-path can run',
+    });
+    writeFileSync(base, `${readFileSync(base, 'utf8')}${table(join(dir, 'gone.sh'), 'gone')}`);
+    const { code, report } = await doctor(base);
+    expect(code).toBe(1);
+    expect(check(report, 'resolvers')).toMatchObject({
+      status: 'fail',
+      message: `gone: ${join(dir, 'gone.sh')} is missing or not executable`,
+      fix: expect.stringContaining('[[resolvers]] exec'),
+    });
   });
 
   it("counts ports held by this config's running agent as fine", async () => {
