@@ -88,8 +88,11 @@ describeWithNetns('mDNS resolver contract (a real LAN of two namespaces)', () =>
         },
       };
     },
+    // Each test starts from an empty LAN: an announcer left from the last would be found too.
     cleanup: async () => {
       await Promise.all(proxies.splice(0).map((proxy) => proxy.dispose()));
+      await Promise.all([...announcers.values()].map((announcer) => announcer.stop()));
+      announcers.clear();
     },
   });
 });
