@@ -3,7 +3,6 @@
 // built and stops them all in the reverse order. The parts know nothing of each other beyond the
 // interfaces they are handed here; every front end reaches the agent through one AgentApi.
 import { randomBytes } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Resolver } from '../transports/resolver.js';
 import type { AgentApi } from './api.js';
@@ -23,6 +22,7 @@ import { Coordinator } from './coordination/coordinator.js';
 import { registryFromConfig } from './coordination/registry.js';
 import { systemClock } from './coordination/time-sync.js';
 import { Counters } from './core/counters.js';
+import { mkdirDurable } from './core/durable-fs.js';
 import { NearmeshError, PeerUnreachableError } from './core/errors.js';
 import { Lifecycle } from './core/lifecycle.js';
 import type { Logger } from './core/logger.js';
@@ -107,7 +107,7 @@ export class Agent {
     const lifecycle = this.#lifecycle;
     const startedAtMs = Date.now();
     const eventLoop = await lifecycle.start('event loop monitor', new EventLoopDelay());
-    await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+    await mkdirDurable(config.dataDir);
     const lock = await lockDataDir(config.dataDir);
     await lifecycle.start('data_dir lock', { stop: () => lock.release() });
     const identity = await loadOrCreateIdentity(config.dataDir);

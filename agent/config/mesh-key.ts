@@ -3,9 +3,10 @@
 // founds a mesh) and `nearmesh join` writes with the key an inviter handed over. An agent with neither has
 // no mesh yet: it serves its own device and waits to be invited.
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../core/atomic-file.js';
+import { mkdirDurable } from '../core/durable-fs.js';
 import { MESH_KEY_FILE } from './defaults.js';
 import { MeshKeyError } from './errors.js';
 
@@ -73,7 +74,7 @@ export async function loadMeshKey(dataDir: string): Promise<Uint8Array | undefin
 
 /** Writes <dataDir>/mesh.key (mode 0600, atomically). */
 export async function saveMeshKey(dataDir: string, key: Uint8Array): Promise<void> {
-  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await mkdirDurable(dataDir);
   await writeFileAtomic(join(dataDir, MESH_KEY_FILE), `${Buffer.from(key).toString('base64url')}\n`, 0o600);
 }
 

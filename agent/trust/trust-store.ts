@@ -8,7 +8,9 @@
 // when flushed before a message whose effect must not repeat.
 // better-sqlite3 is imported lazily, as by the message queue.
 import { closeSync, existsSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
+import { syncDirectorySync } from '../core/durable-fs.js';
 import { NearmeshError } from '../core/errors.js';
 import { MAX_MEMBERS } from '../identity/member-registry.js';
 
@@ -102,7 +104,10 @@ export class TrustStore {
     }
     let db: BetterSqlite3.Database | undefined;
     try {
-      if (path !== ':memory:' && !existsSync(path)) closeSync(openSync(path, 'wx', 0o600));
+      if (path !== ':memory:' && !existsSync(path)) {
+        closeSync(openSync(path, 'wx', 0o600));
+        syncDirectorySync(dirname(path));
+      }
       db = new Database(path, { timeout: 5000 });
       if (path !== ':memory:') {
         db.pragma('journal_mode = WAL');

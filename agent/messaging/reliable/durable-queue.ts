@@ -13,9 +13,10 @@
 // with NORMAL (test/unit/messaging/reliable/durable-queue prints it); an SD card's fsync is slower still.
 //
 // better-sqlite3 (~7.5 MB RSS) is imported lazily, only when a queue is opened.
-import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
+import { mkdirDurable, syncDirectorySync } from '../../core/durable-fs.js';
 import { type InboxChanges, type InboxLimits, InboxStore } from './inbox-store.js';
 import { type QueueBound, QueueError, QueueFullError, toQueueError } from './queue-errors.js';
 import { migrate } from './queue-schema.js';
@@ -182,9 +183,13 @@ export class DurableQueue {
     }
     let db: BetterSqlite3.Database | undefined;
     try {
-      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-      // Created here so the mode is 0600 from the start; SQLite gives -wal and -shm the same mode.
-      if (!existsSync(path)) closeSync(openSync(path, 'wx', 0o600));
+      await mkdirDurable(dirname(path));
+      // Created here so the mode is 0600 from the start; SQLite gives -wal and -shm the same mode. SQLite
+      // fsyncs the directory for its journals, never for the database file: we do, once.
+      if (!existsSync(path)) {
+        closeSync(openSync(path, 'wx', 0o600));
+        syncDirectorySync(dirname(path));
+      }
       db = new Database(path, { timeout: options.busyTimeoutMs ?? 5000 });
       configure(db, options);
       migrate(db, path);

@@ -8,7 +8,6 @@ import { constants } from 'node:fs';
 import {
   type FileHandle,
   link,
-  mkdir,
   open,
   readdir,
   readFile,
@@ -19,6 +18,7 @@ import {
 } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import { writeFileAtomic } from '../../core/atomic-file.js';
+import { mkdirDurable, syncDirectory } from '../../core/durable-fs.js';
 import { MAX_FILE_NAME_BYTES } from '../../protocol/transfer.js';
 import { utf8Length } from '../../protocol/utf8.js';
 
@@ -107,9 +107,9 @@ export class Inbox {
     };
   }
 
-  /** Creates the inbox directory if it is missing. */
+  /** Creates the inbox directory if it is missing (durably: a power cut does not take it back). */
   async create(): Promise<void> {
-    await mkdir(this.#dir, { recursive: true });
+    await mkdirDurable(this.#dir, 0o755);
   }
 
   /** Bytes free for us on the inbox's file system. */
@@ -141,6 +141,8 @@ export class Inbox {
           constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW,
           0o600,
         );
+        // The part's name must outlive a power cut before a sidecar says it holds bytes.
+        await syncDirectory(this.#dir);
       }
       return { part: new PartFile(handle, this.#fs.write, this.#fileMode), held: holds };
     } catch (error) {
@@ -217,6 +219,8 @@ export class Inbox {
       try {
         await link(partPath, target);
         await unlink(partPath).catch(() => {});
+        // Placed for good before the sender is told: a power cut must not take the name back.
+        await syncDirectory(this.#dir);
         return target;
       } catch (error) {
         const code = (error as { code?: unknown }).code;
@@ -233,6 +237,7 @@ export class Inbox {
         // No hard links here (e.g. FAT): check, then rename (a tiny window, but only our own process writes here).
         if (await exists(target)) continue;
         await rename(partPath, target);
+        await syncDirectory(this.#dir);
         return target;
       }
     }

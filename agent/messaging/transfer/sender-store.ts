@@ -1,9 +1,10 @@
 // What a restart resumes sends from: one small JSON file per transfer, `<stateDir>/<id>.json` (id, peer,
 // path, name, size, mtime, hash), written atomically when the transfer starts and removed when it ends for
 // good. A file that does not say all of that is ignored, as if it were not there.
-import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
+import { readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../core/atomic-file.js';
+import { mkdirDurable } from '../../core/durable-fs.js';
 import { fileNameProblem } from '../../protocol/file-name.js';
 import { transferIdFromHex } from '../../protocol/transfer.js';
 
@@ -28,7 +29,7 @@ export class SenderStore {
   }
 
   async save(state: PersistedSend): Promise<void> {
-    await mkdir(this.#dir, { recursive: true });
+    await mkdirDurable(this.#dir);
     await writeFileAtomic(this.#path(state.transferId), `${JSON.stringify(state)}\n`, 0o600);
   }
 
