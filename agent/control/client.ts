@@ -44,6 +44,8 @@ export class ControlClient {
   >();
   readonly #streams = new Map<number, (event: unknown) => Promise<void> | void>();
   #closeListeners: Array<(error: Error) => void> = [];
+  /** Why the connection ended, once it has: a request after that fails at once instead of waiting forever. */
+  #failure: Error | undefined;
 
   private constructor(private readonly socket: Socket) {
     const reader = new LineReader(MAX_CONTROL_LINE_BYTES);
@@ -70,6 +72,10 @@ export class ControlClient {
   request<C extends ControlCommand>(body: RequestBody<C> & { cmd: C }): Promise<ControlResults[C]> {
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
+      if (this.#failure !== undefined) {
+        reject(this.#failure);
+        return;
+      }
       this.#waiting.set(id, { resolve: resolve as (value: unknown) => void, reject });
       this.socket.write(`${JSON.stringify({ ...body, id })}\n`);
     });
@@ -146,6 +152,7 @@ export class ControlClient {
   }
 
   #fail(error: Error): void {
+    this.#failure ??= error;
     for (const waiter of this.#waiting.values()) waiter.reject(error);
     this.#waiting.clear();
     const listeners = this.#closeListeners;

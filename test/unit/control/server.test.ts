@@ -1,7 +1,7 @@
 // The control socket as a hostile or clumsy client meets it: bad JSON, unknown commands and
 // oversized lines get an error on that client only; the socket is private; a stale file is replaced.
 import { statSync, writeFileSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AgentApi, AppMessage } from '../../../agent/api.js';
@@ -217,6 +217,17 @@ describe('control socket', () => {
       { peer: 'known', sent: true },
     );
     client.close();
+  });
+
+  it('fails a request made after the agent went away at once, instead of waiting forever', async () => {
+    const path = join(temporaryDir(), 'gone.sock');
+    // An agent killed while the client was idle: the connection ends before the next request.
+    const server = createServer((socket) => socket.destroy());
+    await new Promise<void>((resolve) => server.listen(path, resolve));
+    const client = await ControlClient.connect(path);
+    await new Promise<void>((resolve) => client.onClose(() => resolve()));
+    await expect(client.request({ cmd: 'id' })).rejects.toMatchObject({ code: 'agent-gone' });
+    server.close();
   });
 
   it('closes a client whose line never ends, and only that client', async () => {
