@@ -15,7 +15,7 @@ import {
   startAgent,
   stopAllAgents,
 } from '../support/agent-process.js';
-import { until } from '../support/until.js';
+import { until, within } from '../support/until.js';
 
 /** A well-formed code (right check digit) with another passcode than `code`. */
 function wrongCodeFor(code: string): string {
@@ -107,7 +107,10 @@ describe('joining a mesh with a code', () => {
     const bravoId = (await bravo.json<{ id: string }>(['id'])).id;
     const alphaId = joined.inviter.peer;
     // The waiting `invite` reports who joined and exits 0.
-    const exitCode = await new Promise<number | null>((resolve) => waiting.once('exit', resolve));
+    const exitCode = await within(
+      new Promise<number | null>((resolve) => waiting.once('exit', resolve)),
+      () => `the waiting invite to exit: ${out}`,
+    );
     expect(exitCode).toBe(0);
     const outcome = JSON.parse(out.trim().split('\n').at(-1) as string) as InviteResult;
     expect(outcome).toMatchObject({ state: 'joined', joined: { peer: bravoId, name: 'bravo' }, code: '' });
@@ -123,7 +126,7 @@ describe('joining a mesh with a code', () => {
     expect((await bravo.json<AgentStatus>(['status'])).mesh.name).toBe('greenhouse');
 
     // The key and the name were saved: after a restart bravo is in the mesh and links again.
-    await bravo.stop();
+    await within(bravo.stop(), () => `bravo to stop on SIGTERM: ${bravo.output.slice(-2000)}`);
     bravo = await startAgent({ ...bravo.spec, dir: bravo.dir });
     expect((await bravo.json<AgentStatus>(['status'])).mesh.name).toBe('greenhouse');
     expect(bravo.output).not.toContain('no mesh yet');
@@ -148,7 +151,7 @@ describe('joining a mesh with a code', () => {
     await until('head printed the waiting message', () => pipedOut.includes('hello from the new device'));
     await until('head gone', () => pipedErr.includes('head-exited'));
     expect((await bravo.cli(['send', 'alpha', 'after head left'])).code).toBe(0);
-    const pipedExit = await exited;
+    const pipedExit = await within(exited, () => `listen | head to end: ${pipedErr}`);
     expect(pipedExit).toBe(0);
     expect(pipedErr).toBe('head-exited\n');
     const left = await alpha.json<ListenEvent[]>(['inbox', 'list']);

@@ -48,3 +48,23 @@ export async function until<T>(
     await new Promise((resolve) => realSetTimeout(resolve, pauseMs));
   }
 }
+
+/** `promise`, or an error naming `what` once `timeoutMs` passed: a wait that says what it waited for. */
+export async function within<T>(
+  promise: Promise<T>,
+  what: string | (() => string),
+  timeoutMs = 15_000,
+): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const described = typeof what === 'string' ? what : what();
+      reject(new Error(`timed out after ${timeoutMs} ms waiting for ${described}`));
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
