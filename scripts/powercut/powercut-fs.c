@@ -13,6 +13,8 @@
 //   undone, a file created and fsynced in a directory never fsynced disappears.
 // - "--torn SEED" keeps a random prefix (in write order) of the held data writes instead of none.
 // A clean unmount writes everything (a clean shutdown syncs). Metadata (mode, owner, times) is not held.
+// A cut first flushes the kernel's dirty pages of the mount (mmap writes) into the held writes, so they
+// are dropped with the rest.
 // The control socket is /tmp/powercut-<hash of the mountpoint's real path>.sock.
 #define FUSE_USE_VERSION 31
 #define _GNU_SOURCE
@@ -685,6 +687,14 @@ static int run_cut(int argc, char **argv) {
   if (argc != 3 && !torn) return usage();
   char path[PATH_MAX];
   socket_path(argv[argc - 1], path, sizeof path);
+  /* Pages a program dirtied through mmap (SQLite's -shm) sit in the kernel's page cache, not here: flush
+     them into the held writes first, so the cut drops them too (as the power does); otherwise they would
+     reach the file after the cut, over what the next program wrote. */
+  int mounted = open(argv[argc - 1], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (mounted >= 0) {
+    syncfs(mounted);
+    close(mounted);
+  }
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   struct sockaddr_un address = {.sun_family = AF_UNIX};
   snprintf(address.sun_path, sizeof address.sun_path, "%s", path);

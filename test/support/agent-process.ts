@@ -24,6 +24,8 @@ export interface AgentSpec {
   discovery?: string[];
   /** Reuse a directory (a restart keeps identity); default a fresh temporary one. */
   dir?: string;
+  /** data_dir somewhere else than `dir` (the config and the control socket stay in `dir`). */
+  dataDir?: string;
   /** Extra environment for the agent process (e.g. NOTIFY_SOCKET). */
   env?: Record<string, string>;
   /** Run inside this network namespace (`ip netns exec`). */
@@ -140,9 +142,12 @@ export class AgentProcess {
 export function writeConfig(spec: AgentSpec, dir: string): string {
   const lines = [
     `name = ${JSON.stringify(spec.name)}`,
-    `data_dir = ${JSON.stringify(dir)}`,
+    `data_dir = ${JSON.stringify(spec.dataDir ?? dir)}`,
     ...(spec.meshKey === undefined ? [] : [`mesh_key = ${JSON.stringify(spec.meshKey)}`]),
     ...(spec.groups === undefined ? [] : [`groups = ${JSON.stringify(spec.groups)}`]),
+    ...(spec.dataDir === undefined
+      ? []
+      : ['[control]', `socket = ${JSON.stringify(join(dir, 'control.sock'))}`]),
     '[wifi]',
     ...(spec.wifi === false ? ['enabled = false'] : []),
     `listen = "${spec.listenHost ?? '127.0.0.1'}:${spec.port}"`,
