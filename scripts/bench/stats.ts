@@ -18,7 +18,7 @@ export function median(values: readonly number[]): number {
 }
 
 /** A small seeded generator (mulberry32): bootstrap intervals come out the same for the same samples. */
-function seededRandom(seed: number): () => number {
+export function seededRandom(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
     state = (state + 0x6d2b79f5) >>> 0;

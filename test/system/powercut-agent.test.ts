@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ControlClient } from '../../agent/control/client.js';
 import type { ListenEvent } from '../../agent/control/wire.js';
+import { seededRandom } from '../../scripts/bench/stats.js';
 import {
   type AgentProcess,
   freePorts,
@@ -26,18 +27,6 @@ import { until } from '../support/until.js';
 const CUTS = Number(process.env.NEARMESH_POWERCUT_CUTS ?? 100);
 const MESH_KEY = Buffer.from('powercut-agent-test-mesh-key-32b').toString('base64url');
 const seed = Number(process.env.NEARMESH_POWERCUT_SEED ?? Date.now() % 1_000_000);
-
-/** mulberry32: the instants of the cuts from the printed seed. */
-function random(state: number): () => number {
-  let a = state >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describeWhenAvailable('power cuts at random instants under traffic', whyPowercutUnavailable(), () => {
   const mount = new PowercutMount();
@@ -69,7 +58,8 @@ describeWhenAvailable('power cuts at random instants under traffic', whyPowercut
   });
 
   it(`loses nothing acknowledged and delivers nothing twice across ${CUTS} cuts`, async () => {
-    const next = random(seed);
+    // The instants of the cuts, from the printed seed.
+    const next = seededRandom(seed);
     const xId = (await x.json<{ id: string }>(['id'])).id;
     const ySent: string[] = [];
     const yConfirmed: string[] = [];
