@@ -94,6 +94,8 @@ describe('joining a mesh with a code', () => {
 
   it('hands the key to the right code: both link, a message goes through, and a restart keeps it', async () => {
     const waiting = alpha.spawnCli(['invite', '--json', '--for', '2m']);
+    // Listened for at once: it may exit (the join seen) before the calls below return.
+    const waitingExited = new Promise<number | null>((resolve) => waiting.once('exit', resolve));
     let out = '';
     waiting.stdout.on('data', (chunk: Buffer) => {
       out += chunk.toString();
@@ -107,10 +109,7 @@ describe('joining a mesh with a code', () => {
     const bravoId = (await bravo.json<{ id: string }>(['id'])).id;
     const alphaId = joined.inviter.peer;
     // The waiting `invite` reports who joined and exits 0.
-    const exitCode = await within(
-      new Promise<number | null>((resolve) => waiting.once('exit', resolve)),
-      () => `the waiting invite to exit: ${out}`,
-    );
+    const exitCode = await within(waitingExited, () => `the waiting invite to exit: ${out}`);
     expect(exitCode).toBe(0);
     const outcome = JSON.parse(out.trim().split('\n').at(-1) as string) as InviteResult;
     expect(outcome).toMatchObject({ state: 'joined', joined: { peer: bravoId, name: 'bravo' }, code: '' });
