@@ -663,8 +663,24 @@ export class ClientConnection {
   }
 }
 
-/** The properties a broker forwards: not the topic alias nor subscription identifiers. */
+/**
+ * The PUBLISH properties a broker forwards (MQTT 5 §2.2.2.2, §3.3.2.3): an allow-list, so what belongs to
+ * one hop (topic alias, subscription identifiers) or to another packet type (a will's Will Delay Interval,
+ * which a subscriber's client rejects as a protocol error) never reaches a subscriber.
+ */
+const FORWARDED_PROPERTIES = [
+  'payloadFormatIndicator',
+  'messageExpiryInterval',
+  'contentType',
+  'responseTopic',
+  'correlationData',
+  'userProperties',
+] as const satisfies readonly (keyof PublishProperties)[];
+
 function forwardableProperties(properties: PublishProperties): PublishProperties {
-  const { topicAlias: _alias, subscriptionIdentifier: _ids, ...rest } = properties;
-  return rest;
+  const forwarded: PublishProperties = {};
+  for (const key of FORWARDED_PROPERTIES) {
+    if (properties[key] !== undefined) Object.assign(forwarded, { [key]: properties[key] });
+  }
+  return forwarded;
 }

@@ -237,6 +237,41 @@ for (const version of [4, 5] as const) {
       expect(wills).toMatchObject([{ clientId: `rude-${version}`, will: true }]);
     });
 
+    // MQTT 5 only: a 3.1.1 will has no properties.
+    if (version === 5)
+      it('forwards a will without its Will Delay Interval, keeping what a PUBLISH carries', async () => {
+        const watcher = await client(version);
+        const got: Record<string, unknown>[] = [];
+        watcher.on('message', (_topic, _payload, packet) => got.push({ ...packet.properties }));
+        await watcher.subscribeAsync('wills/#', { qos: 1 });
+        const dying = await client(version, {
+          will: {
+            topic: 'wills/props',
+            payload: Buffer.from('gone'),
+            qos: 1,
+            retain: false,
+            properties: {
+              willDelayInterval: 1,
+              contentType: 'text/plain',
+              userProperties: { room: 'hall' },
+              payloadFormatIndicator: true,
+            },
+          },
+        });
+        dying.stream.destroy();
+        await until('the will', () => got.length === 1);
+        expect(got[0]).toMatchObject({
+          contentType: 'text/plain',
+          userProperties: { room: 'hall' },
+          payloadFormatIndicator: true,
+        });
+        expect(got[0]).not.toHaveProperty('willDelayInterval');
+        // The subscriber's connection took it as a valid PUBLISH and goes on.
+        broker.publish('wills/after', 'still here', { qos: 1 });
+        await until('a publish after it', () => got.length === 2);
+        expect(watcher.connected).toBe(true);
+      });
+
     it('accepts QoS 2 publishes once, delivering them at QoS 1', async () => {
       const sub = await client(version);
       const received = collect(sub);
