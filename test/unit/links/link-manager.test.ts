@@ -204,10 +204,11 @@ describe('LinkManager', () => {
 
   it('keeps a link whose one large message takes longer than the keep-alive limit to arrive', async () => {
     const network = new MemoryNetwork();
-    const keepalive = { intervalMs: 20, deadAfterMs: 150 };
-    // 1 MB/s: a 900 kB message is on the medium for 0.9 s, six times the silence limit, and the pings sent
+    // A silence limit a loaded CI machine cannot reach by a stalled event loop alone (150 ms did, once).
+    const keepalive = { intervalMs: 50, deadAfterMs: 500 };
+    // 300 kB/s: a 900 kB message is on the medium for 3 s, six times the silence limit, and the pings sent
     // meanwhile wait behind it. Its bytes arriving say the link is alive.
-    const slow = { keepalive, bytesPerSecond: 1_000_000 };
+    const slow = { keepalive, bytesPerSecond: 300_000 };
     const b = await startNode(network, 'mem:b', [], slow);
     const a = await startNode(network, 'mem:a', ['mem:b'], slow);
     await until('link', () => connectedPeers(a).length === 1);
