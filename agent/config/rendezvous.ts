@@ -1,7 +1,7 @@
 // `[rendezvous]`: meeting agents of other subnets through the site's MQTT broker (agent/gateway/
 // rendezvous-resolver.ts). The broker is [mqtt.upstream]'s unless `url` names another.
 import { z } from 'zod/v3';
-import { duration, TABLE } from '../core/config-fields.js';
+import { count, duration, TABLE } from '../core/config-fields.js';
 import { checkHostPort } from '../core/host-port.js';
 import { isValidTopicName } from '../core/topic-match.js';
 import { checkBrokerUrl } from '../gateway/config.js';
@@ -11,9 +11,8 @@ import {
   MIN_RENDEZVOUS_TTL_S,
 } from '../protocol/rendezvous.js';
 
-export const DEFAULT_RENDEZVOUS_PREFIX = 'nearmesh/rendezvous/';
+const DEFAULT_RENDEZVOUS_PREFIX = 'nearmesh/rendezvous/';
 const MAX_RECORDS_LIMIT = 4096;
-const RECORDS = `expected a whole number within 1..${MAX_RECORDS_LIMIT}`;
 const TTL = `expected a duration within ${MIN_RENDEZVOUS_TTL_S} s..${MAX_RENDEZVOUS_TTL_S / 3600} h`;
 
 export interface RendezvousConfig {
@@ -56,12 +55,7 @@ export const rendezvousTable = z
         )
         .max(MAX_RENDEZVOUS_ENDPOINTS, `expected at most ${MAX_RENDEZVOUS_ENDPOINTS} addresses`)
         .optional(),
-      max_records: z
-        .number({ message: RECORDS })
-        .int(RECORDS)
-        .min(1, RECORDS)
-        .max(MAX_RECORDS_LIMIT, RECORDS)
-        .default(256),
+      max_records: count(1, MAX_RECORDS_LIMIT).default(256),
     },
     TABLE,
   )

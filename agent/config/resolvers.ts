@@ -2,13 +2,12 @@
 // name of its own for logs and `nearmesh resolvers`.
 import { basename } from 'node:path';
 import { z } from 'zod/v3';
-import { argv, TABLE } from '../core/config-fields.js';
+import { argv, count, TABLE } from '../core/config-fields.js';
 import { BUILT_IN_RESOLVERS, DEFAULT_MAX_CANDIDATES } from '../links/resolver-book.js';
 
 /** More than any site needs from one resolver; each candidate costs a dial target. */
 const MAX_CANDIDATES_LIMIT = 4096;
 const MAX_RESOLVERS = 8;
-const CANDIDATES = `expected a whole number within 1..${MAX_CANDIDATES_LIMIT}`;
 const RESOLVER_NAME = { message: 'expected a name of 1..32 of a-z, 0-9, "_" and "-"' };
 
 export interface ExecResolverConfig {
@@ -25,12 +24,7 @@ export const resolverTable = z
         .string(RESOLVER_NAME)
         .regex(/^[a-z0-9_-]{1,32}$/, RESOLVER_NAME)
         .optional(),
-      max_candidates: z
-        .number({ message: CANDIDATES })
-        .int(CANDIDATES)
-        .min(1, CANDIDATES)
-        .max(MAX_CANDIDATES_LIMIT, CANDIDATES)
-        .default(DEFAULT_MAX_CANDIDATES),
+      max_candidates: count(1, MAX_CANDIDATES_LIMIT).default(DEFAULT_MAX_CANDIDATES),
     },
     TABLE,
   )

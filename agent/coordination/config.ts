@@ -3,7 +3,7 @@
 // assembles them.
 // zod's v3 API (shipped inside the zod 4 package): importing zod 4's API costs ~13 MB of RSS, v3's ~2 MB.
 import { z } from 'zod/v3';
-import { argv, duration, NAME, TABLE } from '../core/config-fields.js';
+import { argv, count, duration, NAME, TABLE } from '../core/config-fields.js';
 import { parseRuleAction, type RuleAction } from './rule-action.js';
 import { parseRuleExpression, type RuleExpression } from './rule-expression.js';
 import { SYSTEM_SENSOR_NAMES } from './system-sensors.js';
@@ -89,12 +89,6 @@ export const gpioLine = z
   .strict();
 
 type GpioLine = z.output<typeof gpioLine>;
-
-/** A whole number within min..max. */
-function count(min: number, max: number) {
-  const message = `expected a whole number within ${min}..${max}`;
-  return z.number({ message }).int(message).min(min, message).max(max, message);
-}
 
 const MAX_CAPABILITIES = 64;
 /** Room left for the four built-in device sensors within what an announcement carries. */

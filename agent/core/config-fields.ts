@@ -51,3 +51,9 @@ export const argv = z
     message: 'expected ["/path/to/program", "arg", ...]',
   })
   .min(1, { message: 'expected ["/path/to/program", "arg", ...]' });
+
+/** A whole number within min..max. */
+export function count(min: number, max: number) {
+  const message = `expected a whole number within ${min}..${max}`;
+  return z.number({ message }).int(message).min(min, message).max(max, message);
+}

@@ -1,7 +1,6 @@
 // Making file-system changes survive a power cut, not only a crash: a new name (a created file, a rename, a
 // made directory) is durable only once its directory is fsynced (POSIX; ext4 on an SD card reorders
 // otherwise). The power-cut tests (scripts/powercut, test/system/powercut-*.test.ts) drop what these skip.
-import { closeSync, fsyncSync, openSync } from 'node:fs';
 import { mkdir, open } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 
@@ -20,17 +19,6 @@ export async function syncDirectory(directory: string): Promise<void> {
     if (!isUnsupported(error)) throw error;
   } finally {
     await handle.close();
-  }
-}
-
-export function syncDirectorySync(directory: string): void {
-  const fd = openSync(directory, 'r');
-  try {
-    fsyncSync(fd);
-  } catch (error) {
-    if (!isUnsupported(error)) throw error;
-  } finally {
-    closeSync(fd);
   }
 }
 

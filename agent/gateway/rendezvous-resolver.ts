@@ -23,9 +23,9 @@ import {
 } from '../security/rendezvous-seal.js';
 import type { BridgedMessage, UpstreamBridge, UpstreamBridgeOptions } from './upstream-bridge.js';
 
-export const RENDEZVOUS_SOURCE = 'rendezvous';
+const RENDEZVOUS_SOURCE = 'rendezvous';
 /** A record issued this far in the future (by our clock) is not believed: clocks must roughly agree. */
-export const MAX_CLOCK_AHEAD_MS = 5 * 60_000;
+const MAX_CLOCK_AHEAD_MS = 5 * 60_000;
 const HEX32 = /^[0-9a-f]{32}$/;
 
 /** How to reach the broker: what the upstream bridge takes, minus what the rendezvous decides itself. */

@@ -36,7 +36,7 @@ import { UpstreamOutbox } from './upstream-outbox.js';
 
 export type { BridgedMessage, BridgedProperties } from './upstream-message.js';
 export { ORIGIN_PROPERTY } from './upstream-message.js';
-export type { UpstreamBridgeOptions, UpstreamTlsOptions, UpstreamWill } from './upstream-options.js';
+export type { UpstreamBridgeOptions, UpstreamTlsOptions } from './upstream-options.js';
 export { UpstreamConfigError } from './upstream-options.js';
 
 /** What `status` shows; `url` never carries credentials. */

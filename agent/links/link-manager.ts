@@ -183,7 +183,10 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
       );
       await transport.start();
     }
-    for (const resolver of this.options.resolvers) await this.#startResolver(resolver);
+    for (const resolver of this.options.resolvers) {
+      this.#resolverBook.add(resolver);
+      await this.#startResolver(resolver);
+    }
   }
 
   async stop(): Promise<void> {
@@ -213,7 +216,7 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
   async addResolver(resolver: Resolver): Promise<void> {
     this.#resolverBook.add(resolver);
     this.options.resolvers.push(resolver);
-    await this.#startResolver(resolver, false);
+    await this.#startResolver(resolver);
   }
 
   /** Each resolver, its state and what it found, for `nearmesh resolvers`. */
@@ -225,8 +228,7 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
    * A resolver that cannot start is reported (log, counter, `nearmesh resolvers`), not fatal: the agent still
    * serves its own device and links through the others.
    */
-  async #startResolver(resolver: Resolver, isNew = true): Promise<void> {
-    if (isNew) this.#resolverBook.add(resolver);
+  async #startResolver(resolver: Resolver): Promise<void> {
     const { name } = resolver;
     const listeners: ResolverEvents = {
       found: (candidate) => this.#found(name, candidate),

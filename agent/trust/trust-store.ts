@@ -10,7 +10,7 @@
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
-import { syncDirectorySync } from '../core/durable-fs.js';
+import { syncDirectory } from '../core/durable-fs.js';
 import { NearmeshError } from '../core/errors.js';
 import { MAX_MEMBERS } from '../identity/member-registry.js';
 
@@ -106,7 +106,7 @@ export class TrustStore {
     try {
       if (path !== ':memory:' && !existsSync(path)) {
         closeSync(openSync(path, 'wx', 0o600));
-        syncDirectorySync(dirname(path));
+        await syncDirectory(dirname(path));
       }
       db = new Database(path, { timeout: 5000 });
       if (path !== ':memory:') {

@@ -16,7 +16,7 @@
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
-import { mkdirDurable, syncDirectorySync } from '../../core/durable-fs.js';
+import { mkdirDurable, syncDirectory } from '../../core/durable-fs.js';
 import { type InboxChanges, type InboxLimits, InboxStore } from './inbox-store.js';
 import { type QueueBound, QueueError, QueueFullError, toQueueError } from './queue-errors.js';
 import { migrate } from './queue-schema.js';
@@ -188,7 +188,7 @@ export class DurableQueue {
       // fsyncs the directory for its journals, never for the database file: we do, once.
       if (!existsSync(path)) {
         closeSync(openSync(path, 'wx', 0o600));
-        syncDirectorySync(dirname(path));
+        await syncDirectory(dirname(path));
       }
       db = new Database(path, { timeout: options.busyTimeoutMs ?? 5000 });
       configure(db, options);
