@@ -68,7 +68,16 @@ export class Terminal {
       // busy machine can merge bytes written 3 ms apart, so a tab gets a quiet moment on each side.
       const isTab = byte === 0x09;
       if (isTab) await sleep(100);
-      writeSync(this.#fd, Buffer.from([byte]));
+      // The pty is non-blocking: a line still full (after a flood) takes the key once it drains.
+      for (let waitedMs = 0; ; waitedMs += 10) {
+        try {
+          writeSync(this.#fd, Buffer.from([byte]));
+          break;
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== 'EAGAIN' || waitedMs >= 10_000) throw error;
+          await sleep(10);
+        }
+      }
       await sleep(isTab ? 100 : 3);
     }
   }
