@@ -91,6 +91,8 @@ const DEFAULTS = {
   turnBudgetMs: DEFAULT_TURN_BUDGET_MS,
 };
 const NEVER_EXPIRES = 0xffff_ffff;
+/** The longest delay setTimeout takes; a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Accepts client sockets and ties connections, sessions, delivery and the agent's listeners together. */
 export class MqttBroker {
@@ -237,8 +239,12 @@ export class MqttBroker {
       previous.disconnect(REASON.sessionTakenOver);
     }
     // Another user's session (its subscriptions, its queued messages) is not resumed: it starts afresh.
+    // A session resumed in time keeps its will from being published; one ended by a clean start sends it.
     const existing = clean ? undefined : this.#sessions.get(clientId);
-    if (existing !== undefined && existing.username === username) return { session: existing, present: true };
+    if (existing !== undefined && existing.username === username) {
+      existing.cancelWill();
+      return { session: existing, present: true };
+    }
     if (this.#sessions.get(clientId) === undefined && !this.#makeRoomForSession()) return undefined;
     return { session: this.#sessions.create(clientId, username), present: false };
   }
@@ -297,12 +303,18 @@ export class MqttBroker {
     if (!session.persistent) {
       this.#sessions.delete(session.clientId);
     } else if (session.expirySeconds !== undefined && session.expirySeconds !== NEVER_EXPIRES) {
-      session.expiryTimer = setTimeout(
-        () => this.#sessions.delete(session.clientId),
-        session.expirySeconds * 1000,
-      );
-      session.expiryTimer.unref();
+      this.#expireAt(session, Date.now() + session.expirySeconds * 1000);
     }
+  }
+
+  /** Deletes the session at `deadline`; timers longer than Node's limit (~24.8 days) are chained. */
+  #expireAt(session: Session, deadline: number): void {
+    const wait = Math.min(deadline - Date.now(), MAX_TIMER_MS);
+    session.expiryTimer = setTimeout(() => {
+      if (Date.now() < deadline) this.#expireAt(session, deadline);
+      else this.#sessions.delete(session.clientId);
+    }, wait);
+    session.expiryTimer.unref();
   }
 }
 

@@ -19,7 +19,7 @@ import { authenticate, type MqttAuth } from './auth.js';
 import type { ByteBudget } from './byte-budget.js';
 import type { Delivery } from './delivery.js';
 import { connectProtocolLevel, FrameReader, rawPublishTopic } from './frame-reader.js';
-import { RC, REASON } from './reason-codes.js';
+import { RC, REASON, REASON_TEXT } from './reason-codes.js';
 import type { BrokerMessage, PublishProperties, Session, Subscription } from './session-store.js';
 
 /** Unfinished bytes per connection that do not count against the broker's total (see #holdUnfinished). */
@@ -47,6 +47,13 @@ export interface ConnectionSettings {
   connectTimeoutMs: number;
   /** How long one packet may take from its first byte to its last. */
   packetTimeoutMs: number;
+  /** Longest keep alive an MQTT 5 client gets (a Server Keep Alive cuts a longer one, or none, to it). */
+  maxKeepAliveMs: number;
+  /**
+   * QoS 2 messages a client may have unreleased (PUBREC sent, no PUBREL yet): the Receive Maximum told to
+   * MQTT 5 clients; past it the client is disconnected.
+   */
+  maxInflight: number;
   /** Levels a topic name or filter may have; deeper ones are refused as invalid. */
   maxTopicLevels: number;
 }
@@ -87,7 +94,8 @@ export interface ConnectionHost {
 
 interface Will {
   message: BrokerMessage;
-  qos: 0 | 1 | 2;
+  /** MQTT 5 Will Delay Interval, seconds. */
+  delaySeconds: number;
 }
 
 export class ClientConnection {
@@ -113,6 +121,11 @@ export class ClientConnection {
   #steps: Iterator<void> | undefined;
   /** MQTT 5: the client's own packet size limit. */
   #clientMaxPacketSize: number | undefined;
+  /** MQTT 5: topic aliases given to the client for the topics sent to it (up to its Topic Alias Maximum). */
+  #topicAliases: Map<string, number> | undefined;
+  #topicAliasMaximum = 0;
+  /** MQTT 5 Request Problem Information: reason strings only on CONNACK and DISCONNECT when false. */
+  #problemInformation = true;
   readonly #parser = mqttPacket.parser();
   readonly #reader: FrameReader;
   readonly #settings: ConnectionSettings;
@@ -146,10 +159,16 @@ export class ClientConnection {
     return bytes !== undefined && this.sendEncoded(bytes);
   }
 
+  /** False when the client takes topic aliases: its PUBLISH bytes depend on what it was sent before. */
+  get sharesEncodings(): boolean {
+    return this.#topicAliases === undefined;
+  }
+
   /** A packet's bytes for this client's protocol version; undefined (counted) when it cannot be encoded. */
   encode(packet: Packet): Buffer | undefined {
     try {
-      return mqttPacket.generate(packet, { protocolVersion: this.version });
+      const aliased = packet.cmd === 'publish' ? this.#withTopicAlias(packet) : packet;
+      return mqttPacket.generate(aliased, { protocolVersion: this.version });
     } catch {
       this.#host.counters.increment('mqtt.encode_errors');
       return undefined;
@@ -171,7 +190,12 @@ export class ClientConnection {
   disconnect(reason: number): void {
     if (this.state === 'closed') return;
     if (this.state === 'connected' && this.version === 5) {
-      this.#closeWith(mqttPacket.generate({ cmd: 'disconnect', reasonCode: reason }, { protocolVersion: 5 }));
+      this.#closeWith(
+        mqttPacket.generate(
+          { cmd: 'disconnect', reasonCode: reason, ...reasonString(reason) },
+          { protocolVersion: 5 },
+        ),
+      );
     } else {
       this.close({ graceful: false });
     }
@@ -197,10 +221,29 @@ export class ClientConnection {
     this.#host.detach(this);
     if (!wasConnected) return;
     const will = this.#will;
+    const session = this.session;
     if (!graceful && will !== undefined) {
-      this.#host.publishWill(will.message, this.#meta(will.message, will.qos, true));
+      const publish = (): void =>
+        this.#host.publishWill(stampExpiry(will.message), this.#meta(will.message, true));
+      // A delayed will waits on the session: the client may come back first, or the session end first.
+      if (will.delaySeconds > 0 && session?.persistent === true)
+        session.delayWill(will.delaySeconds * 1000, publish);
+      else publish();
     }
-    if (this.session !== undefined) this.#host.releaseSession(this.session);
+    if (session !== undefined) this.#host.releaseSession(session);
+  }
+
+  /** A PUBLISH with this client's topic alias for its topic: given on first use, the topic left out after. */
+  #withTopicAlias(packet: IPublishPacket): IPublishPacket {
+    const aliases = this.#topicAliases;
+    if (aliases === undefined) return packet;
+    const known = aliases.get(packet.topic);
+    if (known !== undefined)
+      return { ...packet, topic: '', properties: { ...packet.properties, topicAlias: known } };
+    if (aliases.size >= this.#topicAliasMaximum) return packet;
+    const alias = aliases.size + 1;
+    aliases.set(packet.topic, alias);
+    return { ...packet, properties: { ...packet.properties, topicAlias: alias } };
   }
 
   #onData(chunk: Buffer): void {
@@ -345,8 +388,24 @@ export class ClientConnection {
         this.#onPublish(packet);
         return;
       }
-      case 'puback': {
+      case 'puback':
+      case 'pubcomp': {
         this.#host.delivery.acknowledge(this, packet.messageId);
+        return;
+      }
+      case 'pubrec': {
+        const id = packet.messageId ?? 0;
+        // An error reason ends the exchange: the client will not take this message.
+        if ((packet.reasonCode ?? 0) >= 0x80) {
+          this.#host.delivery.acknowledge(this, id);
+          return;
+        }
+        const known = this.#host.delivery.received(this, id);
+        this.send({
+          cmd: 'pubrel',
+          messageId: id,
+          ...(this.version === 5 && !known ? this.#withReason(REASON.packetIdNotFound) : {}),
+        });
         return;
       }
       case 'pubrel': {
@@ -355,7 +414,7 @@ export class ClientConnection {
         this.send({
           cmd: 'pubcomp',
           messageId: id,
-          ...(this.version === 5 && !known ? { reasonCode: REASON.packetIdNotFound } : {}),
+          ...(this.version === 5 && !known ? this.#withReason(REASON.packetIdNotFound) : {}),
         });
         return;
       }
@@ -375,15 +434,17 @@ export class ClientConnection {
         const expiry = packet.properties?.sessionExpiryInterval;
         const session = this.session;
         if (this.version === 5 && expiry !== undefined && session !== undefined) {
+          // §3.14.2.2.2: a session that was to end with the connection cannot be made to outlive it.
+          if (session.expirySeconds === 0 && expiry > 0) {
+            this.#protocolError();
+            return;
+          }
           session.expirySeconds = expiry;
           session.persistent = expiry > 0;
         }
         this.close({ graceful: !withWill });
         return;
       }
-      case 'pubrec':
-      case 'pubcomp':
-        return; // the broker never sends QoS 2
       default: {
         // A second CONNECT, AUTH (no enhanced authentication), or a server-to-client packet.
         this.#protocolError();
@@ -400,7 +461,7 @@ export class ClientConnection {
       counters.increment('mqtt.connects_refused');
       const connack: Packet =
         version === 5
-          ? { cmd: 'connack', sessionPresent: false, reasonCode: reason5 }
+          ? { cmd: 'connack', sessionPresent: false, reasonCode: reason5, ...reasonString(reason5) }
           : { cmd: 'connack', sessionPresent: false, returnCode: rc4 };
       this.#closeWith(mqttPacket.generate(connack, { protocolVersion: version }));
     };
@@ -411,6 +472,15 @@ export class ClientConnection {
     }
     if (version === 5 && packet.properties?.authenticationMethod !== undefined) {
       refuse(RC.badCredentials, REASON.badAuthMethod);
+      return;
+    }
+    // §3.1.2.11: a Receive Maximum or Maximum Packet Size of 0 is a protocol error.
+    if (
+      version === 5 &&
+      (packet.properties?.receiveMaximum === 0 || packet.properties?.maximumPacketSize === 0)
+    ) {
+      counters.increment('mqtt.protocol_errors');
+      refuse(RC.unacceptableProtocol, REASON.protocolError);
       return;
     }
     let clientId = packet.clientId ?? '';
@@ -436,17 +506,17 @@ export class ClientConnection {
         refuse(RC.identifierRejected, REASON.topicNameInvalid);
         return;
       }
-      const willQos = packet.will.qos ?? 0;
+      const willProperties = version === 5 ? packet.will.properties : undefined;
       will = {
-        qos: willQos,
+        delaySeconds: willProperties?.willDelayInterval ?? 0,
         message: {
           topic: packet.will.topic,
           payload: Buffer.from(packet.will.payload),
-          qos: willQos === 0 ? 0 : 1,
+          qos: packet.will.qos ?? 0,
           retain: packet.will.retain === true,
           origin: clientId,
-          ...(version === 5 && packet.will.properties
-            ? { properties: forwardableProperties(packet.will.properties as PublishProperties) }
+          ...(willProperties
+            ? { properties: forwardableProperties(willProperties as PublishProperties) }
             : {}),
         },
       };
@@ -474,6 +544,9 @@ export class ClientConnection {
       session.persistent = session.expirySeconds > 0;
       this.#clientMaxPacketSize = packet.properties?.maximumPacketSize;
       this.receiveMaximum = packet.properties?.receiveMaximum ?? 65_535;
+      this.#problemInformation = packet.properties?.requestProblemInformation !== false;
+      this.#topicAliasMaximum = packet.properties?.topicAliasMaximum ?? 0;
+      if (this.#topicAliasMaximum > 0) this.#topicAliases = new Map();
     } else {
       session.expirySeconds = undefined;
       session.persistent = !packet.clean;
@@ -485,7 +558,11 @@ export class ClientConnection {
     this.session = session;
     this.#will = will;
     this.#host.attach(this);
-    this.#armTimer((packet.keepalive ?? 0) * 1000 * 1.5);
+    // MQTT 5 clients are held to the longest keep alive allowed; a 3.1.1 client cannot be told, and keeps its own.
+    const maxKeepAlive = Math.floor(this.#settings.maxKeepAliveMs / 1000);
+    const asked = packet.keepalive ?? 0;
+    const keepAlive = version === 5 && (asked === 0 || asked > maxKeepAlive) ? maxKeepAlive : asked;
+    this.#armTimer(keepAlive * 1000 * 1.5);
 
     if (version === 5) {
       this.send({
@@ -494,10 +571,13 @@ export class ClientConnection {
         reasonCode: REASON.success,
         properties: {
           maximumPacketSize: this.#settings.maxPacketSize,
+          receiveMaximum: this.#settings.maxInflight,
+          topicAliasMaximum: 0,
           retainAvailable: true,
           wildcardSubscriptionAvailable: true,
-          subscriptionIdentifiersAvailable: false,
-          sharedSubscriptionAvailable: false,
+          subscriptionIdentifiersAvailable: true,
+          sharedSubscriptionAvailable: true,
+          ...(keepAlive !== asked ? { serverKeepAlive: keepAlive } : {}),
           ...(assigned ? { assignedClientIdentifier: clientId } : {}),
         },
       });
@@ -527,24 +607,30 @@ export class ClientConnection {
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
     const messageId = packet.messageId ?? 0;
     const fresh = packet.qos !== 2 || !session.inboundQos2.has(messageId);
+    if (packet.qos === 2 && fresh && session.inboundQos2.size >= this.#settings.maxInflight) {
+      this.#host.counters.increment('mqtt.receive_maximum_exceeded');
+      this.#protocolError(REASON.receiveMaximumExceeded);
+      return;
+    }
     const allowed = this.#may('mayPublish', this.#identity(), packet.topic);
     if (!allowed) this.#host.counters.increment('mqtt.acl_denied_publish');
     let refusedWith: number | undefined = allowed ? undefined : REASON.notAuthorized;
     if (fresh && allowed) {
       this.#host.counters.increment('mqtt.messages_in');
-      const message: BrokerMessage = {
+      const message = stampExpiry({
         topic: packet.topic,
         payload,
-        qos: packet.qos === 0 ? 0 : 1,
+        qos: packet.qos,
         retain: packet.retain,
         origin: this.clientId,
         ...(this.version === 5 && properties ? { properties: forwardableProperties(properties) } : {}),
-      };
-      refusedWith = this.#host.received(message, this.#meta(message, packet.qos, false));
+      });
+      refusedWith = this.#host.received(message, this.#meta(message, false));
     }
     // A refused publish is answered as mosquitto does: with the reason on MQTT 5 (which ends a QoS 2
     // exchange there), an ordinary acknowledgement on 3.1.1, which has no way to say it.
-    const refusal = refusedWith !== undefined && this.version === 5 ? { reasonCode: refusedWith } : {};
+    const refusal: { reasonCode?: number } =
+      refusedWith !== undefined && this.version === 5 ? this.#withReason(refusedWith) : {};
     if (packet.qos === 1) this.send({ cmd: 'puback', messageId, ...refusal });
     if (packet.qos === 2) {
       if (refusal.reasonCode === undefined) session.inboundQos2.add(messageId);
@@ -558,10 +644,17 @@ export class ClientConnection {
    */
   *#subscribeSteps(packet: ISubscribePacket): Generator<void> {
     const session = this.session as Session;
+    const subscriptionId = this.version === 5 ? subscriptionIdOf(packet) : undefined;
     const granted: number[] = [];
-    const retainedToSend: Array<{ filter: string; qos: 0 | 1 }> = [];
+    const retainedToSend: Subscription[] = [];
     for (const subscription of packet.subscriptions) {
-      granted.push(this.#grant(session, subscription, retainedToSend));
+      const shared = sharedSubscription(subscription.topic);
+      // §3.8.3.1: No Local on a shared subscription is a protocol error.
+      if (shared !== undefined && shared !== null && subscription.nl === true) {
+        this.#protocolError();
+        return;
+      }
+      granted.push(this.#grant(session, subscription, shared, subscriptionId, retainedToSend));
       yield;
     }
     this.send({ cmd: 'suback', messageId: packet.messageId ?? 0, granted });
@@ -572,31 +665,38 @@ export class ClientConnection {
   #grant(
     session: Session,
     subscription: ISubscribePacket['subscriptions'][number],
-    retainedToSend: Array<{ filter: string; qos: 0 | 1 }>,
+    shared: SharedFilter | null | undefined,
+    subscriptionId: number | undefined,
+    retainedToSend: Subscription[],
   ): number {
     const filter = subscription.topic;
-    if (this.version === 5 && filter.startsWith('$share/')) return REASON.sharedNotSupported;
-    if (!isValidTopicFilter(filter)) return this.version === 5 ? REASON.topicFilterInvalid : 0x80;
-    if (topicLevels(filter) > this.#settings.maxTopicLevels) {
+    const topicFilter = shared?.topicFilter ?? filter;
+    if (shared === null || !isValidTopicFilter(topicFilter))
+      return this.version === 5 ? REASON.topicFilterInvalid : 0x80;
+    if (topicLevels(topicFilter) > this.#settings.maxTopicLevels) {
       this.#host.counters.increment('mqtt.topics_too_deep');
       return this.version === 5 ? REASON.topicFilterInvalid : 0x80;
     }
-    if (!this.#may('maySubscribe', this.#identity(), filter)) {
+    if (!this.#may('maySubscribe', this.#identity(), topicFilter)) {
       this.#host.counters.increment('mqtt.acl_denied_subscribe');
       return this.version === 5 ? REASON.notAuthorized : 0x80;
     }
-    const qos: 0 | 1 = subscription.qos === 0 ? 0 : 1;
+    const qos = subscription.qos;
     const existed = session.subscriptions.has(filter);
-    const subscribed = this.#host.delivery.subscribe(session, filter, {
+    const subscribed = this.#host.delivery.subscribe(session, filter, topicFilter, {
       qos,
       noLocal: this.version === 5 && subscription.nl === true,
       retainAsPublished: this.version === 5 && subscription.rap === true,
+      ...(subscriptionId === undefined ? {} : { subscriptionId }),
+      ...(shared === undefined ? {} : { shareGroup: shared.group }),
     });
     if (!subscribed) return this.version === 5 ? REASON.quotaExceeded : 0x80;
     const held = session.subscriptions.get(filter);
     if (held !== undefined) this.#host.holds(this, [held]);
+    // §4.8.2: a shared subscription gets no retained messages when it is made.
     const retainHandling = this.version === 5 ? (subscription.rh ?? 0) : 0;
-    if (retainHandling === 0 || (retainHandling === 1 && !existed)) retainedToSend.push({ filter, qos });
+    const wantsRetained = retainHandling === 0 || (retainHandling === 1 && !existed);
+    if (held !== undefined && shared === undefined && wantsRetained) retainedToSend.push(held);
     return qos;
   }
 
@@ -622,12 +722,17 @@ export class ClientConnection {
     return access === undefined || access[question](client, topicOrFilter);
   }
 
-  #meta(message: BrokerMessage, qos: 0 | 1 | 2, will: boolean): PublishMeta {
+  /** An error reason code for an acknowledgement, with its reason string if the client asked for those. */
+  #withReason(reasonCode: number): { reasonCode: number; properties?: { reasonString: string } } {
+    return this.#problemInformation ? { reasonCode, ...reasonString(reasonCode) } : { reasonCode };
+  }
+
+  #meta(message: BrokerMessage, will: boolean): PublishMeta {
     return {
       clientId: this.clientId,
       username: this.username,
       protocolVersion: this.version,
-      qos,
+      qos: message.qos,
       retain: message.retain,
       will,
       ...(message.properties ? { properties: message.properties } : {}),
@@ -683,4 +788,42 @@ function forwardableProperties(properties: PublishProperties): PublishProperties
     if (properties[key] !== undefined) Object.assign(forwarded, { [key]: properties[key] });
   }
   return forwarded;
+}
+
+/** Starts a message's expiry clock (its Message Expiry Interval) as it enters the broker. */
+function stampExpiry(message: BrokerMessage): BrokerMessage {
+  const seconds = message.properties?.messageExpiryInterval;
+  return seconds === undefined ? message : { ...message, expiresAt: Date.now() + seconds * 1000 };
+}
+
+/** The Reason String property for an error reason code, when there is one for it. */
+function reasonString(reasonCode: number): { properties?: { reasonString: string } } {
+  const text = REASON_TEXT[reasonCode];
+  return text === undefined ? {} : { properties: { reasonString: text } };
+}
+
+/** A SUBSCRIBE's Subscription Identifier (one per packet, 1..268435455). */
+function subscriptionIdOf(packet: ISubscribePacket): number | undefined {
+  const id = packet.properties?.subscriptionIdentifier;
+  return typeof id === 'number' && id > 0 ? id : undefined;
+}
+
+interface SharedFilter {
+  group: string;
+  topicFilter: string;
+}
+
+/**
+ * `$share/<group>/<filter>` (§4.8.2): its group and filter; null when it is malformed (an empty group, a
+ * wildcard in it, or no filter); undefined when it is not a shared subscription.
+ */
+function sharedSubscription(filter: string): SharedFilter | null | undefined {
+  if (!filter.startsWith('$share/')) return undefined;
+  const rest = filter.slice('$share/'.length);
+  const slash = rest.indexOf('/');
+  if (slash <= 0) return null;
+  const group = rest.slice(0, slash);
+  const topicFilter = rest.slice(slash + 1);
+  if (group.includes('+') || group.includes('#') || topicFilter === '') return null;
+  return { group, topicFilter };
 }

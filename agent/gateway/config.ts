@@ -38,6 +38,11 @@ export interface MqttLimits {
   readonly connectTimeoutMs: number;
   /** From the first byte of a packet to its last. */
   readonly packetTimeoutMs: number;
+  /**
+   * Longest keep alive an MQTT 5 client gets (whole seconds): a longer one, or none (0), is cut to it by
+   * a Server Keep Alive in CONNACK, so that a hung client's will goes and its resources are let go in time.
+   */
+  readonly maxKeepAliveMs: number;
   /** Bytes of unfinished packets held over all connections. */
   readonly maxUnfinishedBytesTotal: number;
   /** Levels a topic name or filter may have (`a/b/c` has 3): deeper ones are refused as invalid. */
@@ -72,6 +77,7 @@ export const DEFAULT_MQTT_LIMITS: MqttLimits = {
   maxConnections: 256,
   connectTimeoutMs: 10_000,
   packetTimeoutMs: 30_000,
+  maxKeepAliveMs: 60_000,
   maxUnfinishedBytesTotal: 16 * MIB,
   // EMQX allows 128 levels, VerneMQ 10; Home Assistant's discovery topics have 5.
   maxTopicLevels: 32,
@@ -281,6 +287,9 @@ export const mqttTable = z
       max_connections: boundedCount(100_000, DEFAULT_MQTT_LIMITS.maxConnections),
       connect_timeout: timeout(DEFAULT_MQTT_LIMITS.connectTimeoutMs),
       packet_timeout: timeout(DEFAULT_MQTT_LIMITS.packetTimeoutMs),
+      max_keepalive: timeout(DEFAULT_MQTT_LIMITS.maxKeepAliveMs).refine((ms) => ms <= 65_535_000, {
+        message: 'expected at most 65535s (the largest MQTT keep alive)',
+      }),
       max_unfinished_bytes_total: byteCount(
         MQTT_MAX_PACKET_SIZE,
         DEFAULT_MQTT_LIMITS.maxUnfinishedBytesTotal,
@@ -350,6 +359,7 @@ export function resolveMqtt(
       maxConnections: raw.max_connections,
       connectTimeoutMs: raw.connect_timeout,
       packetTimeoutMs: raw.packet_timeout,
+      maxKeepAliveMs: raw.max_keepalive,
       maxUnfinishedBytesTotal: raw.max_unfinished_bytes_total,
       maxTopicLevels: raw.max_topic_levels,
       maxSubscriptionsPerClient: raw.max_subscriptions_per_client,

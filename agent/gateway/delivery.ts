@@ -10,7 +10,15 @@ import type { Counters } from '../core/counters.js';
 import type { TopicAccess } from './access-control.js';
 import { ByteBudget } from './byte-budget.js';
 import type { RetainedStore } from './retained-store.js';
-import { type BrokerMessage, heldBytesOf, type Session, type SubscriptionOptions } from './session-store.js';
+import {
+  type BrokerMessage,
+  heldBytesOf,
+  isExpired,
+  type PublishProperties,
+  type Session,
+  type Subscription,
+  type SubscriptionOptions,
+} from './session-store.js';
 import { SubscriptionIndex, subscriptionUnits } from './subscription-index.js';
 
 /** A client's share of the unsent bytes is never below this, however many clients there are. */
@@ -24,6 +32,8 @@ export interface DeliveryTarget {
   readonly session: Session | undefined;
   /** MQTT 5: the client's receive maximum. */
   readonly receiveMaximum: number;
+  /** False when the client's PUBLISH bytes are its own (server topic aliases): never shared with others. */
+  readonly sharesEncodings: boolean;
   /** Encodes and writes a packet; false when it was not sent. */
   send(packet: Packet): boolean;
   /** A packet's bytes for this client; undefined when it cannot be encoded. */
@@ -59,6 +69,8 @@ export class Delivery {
   readonly #counters: Counters;
   readonly #limits: DeliveryLimits & DeliveryAccess;
   readonly #heldTotal: ByteBudget;
+  /** Counts messages handed to shared subscriptions, to pick each group's least recently picked member. */
+  #sharedSequence = 0;
 
   constructor(
     retained: RetainedStore,
@@ -79,7 +91,7 @@ export class Delivery {
    * broker at its total (those of sessions just gone count until the trie let go of them). Both count in
    * units (see subscriptionUnits).
    */
-  subscribe(session: Session, filter: string, options: SubscriptionOptions): boolean {
+  subscribe(session: Session, filter: string, topicFilter: string, options: SubscriptionOptions): boolean {
     if (!session.subscriptions.has(filter)) {
       const units = subscriptionUnits(filter);
       if (session.subscriptionUnits + units > this.#limits.maxSubscriptionsPerClient) {
@@ -91,7 +103,7 @@ export class Delivery {
         return false;
       }
     }
-    this.#subscriptions.add(session, filter, options);
+    this.#subscriptions.add(session, filter, topicFilter, options);
     return true;
   }
 
@@ -106,6 +118,7 @@ export class Delivery {
     this.#heldTotal.give(session.heldBytes);
     session.queue.length = 0;
     session.inflight.clear();
+    session.released.clear();
     session.heldBytes = 0;
   }
 
@@ -116,54 +129,90 @@ export class Delivery {
 
   /**
    * Stores a retained message and hands a message to every session with a matching subscription, but
-   * those `skip` names.
+   * those `skip` names; each shared subscription group's to one of its members.
    */
   route(message: BrokerMessage, skip?: (clientId: string) => boolean): void {
     if (message.retain && !this.#retained.set(message)) this.#counters.increment('mqtt.retained_dropped');
-    // One delivery per session: at the highest QoS of its matching subscriptions (MQTT 5 §3.3.4).
-    const matched = new Map<Session, { qos: 0 | 1; keepRetain: boolean }>();
-    for (const { session, options } of this.#subscriptions.match(message.topic)) {
-      if (options.noLocal && message.origin === session.clientId) continue;
+    // One delivery per session: at the highest QoS of its matching subscriptions, with the identifiers
+    // of all of them (MQTT 5 §3.3.4). Shared subscriptions are apart: one member per group.
+    const matched = new Map<Session, Match>();
+    const groups = new Map<string, Subscription[]>();
+    for (const subscription of this.#subscriptions.match(message.topic)) {
+      const { session, options } = subscription;
       if (skip?.(session.clientId) === true) continue;
-      const best = matched.get(session);
-      if (best === undefined) {
-        matched.set(session, { qos: options.qos, keepRetain: options.retainAsPublished });
-      } else {
-        if (options.qos > best.qos) best.qos = options.qos;
-        best.keepRetain ||= options.retainAsPublished;
+      if (options.shareGroup !== undefined) {
+        const key = `${options.shareGroup}\u0000${subscription.topicFilter}`;
+        const members = groups.get(key);
+        if (members === undefined) groups.set(key, [subscription]);
+        else members.push(subscription);
+        continue;
       }
+      if (options.noLocal && message.origin === session.clientId) continue;
+      addMatch(matched, session, subscription);
     }
-    // A QoS 0 copy is encoded once per protocol version and retain flag, then written to each subscriber.
+    // A QoS 0 copy is encoded once per encoding (protocol version, retain, identifiers), then written to
+    // each subscriber that shares it.
     const encoded = new Map<string, Buffer>();
-    for (const [session, best] of matched) {
-      if (!this.#mayRead(session, message.topic)) continue;
-      const copy = {
-        ...message,
-        qos: Math.min(message.qos, best.qos) as 0 | 1,
-        retain: message.retain && best.keepRetain,
-      };
-      this.#deliver(session, copy, encoded);
+    for (const [session, match] of matched) this.#deliverMatch(session, message, match, encoded);
+    for (const members of groups.values()) {
+      const picked = this.#pickMember(members);
+      const match: Match = { qos: 0, keepRetain: false, ids: [] };
+      addMatchOptions(match, picked.options);
+      this.#deliverMatch(picked.session, message, match, encoded);
     }
+  }
+
+  #deliverMatch(session: Session, message: BrokerMessage, match: Match, encoded: Map<string, Buffer>): void {
+    if (!this.#mayRead(session, message.topic)) return;
+    const copy: BrokerMessage = {
+      ...message,
+      qos: Math.min(message.qos, match.qos) as 0 | 1 | 2,
+      retain: message.retain && match.keepRetain,
+      ...(match.ids.length > 0 ? { subscriptionIds: match.ids } : {}),
+    };
+    this.#deliver(session, copy, encoded);
+  }
+
+  /**
+   * The member of a shared subscription group to get the next message: the one picked least recently,
+   * among those connected if any is (round robin, with no table per group to keep or bound).
+   */
+  #pickMember(members: readonly Subscription[]): Subscription {
+    const connected = members.filter(
+      ({ session }) => this.#connections.get(session.clientId)?.session === session,
+    );
+    const candidates = connected.length > 0 ? connected : members;
+    let picked = candidates[0] as Subscription;
+    for (const member of candidates) if (member.lastPicked < picked.lastPicked) picked = member;
+    picked.lastPicked = ++this.#sharedSequence;
+    this.#counters.increment('mqtt.shared_deliveries');
+    return picked;
   }
 
   /**
    * Sends new subscriptions the retained messages matching their filters, at most at each one's QoS: one
    * message per step, so that the caller can spread many over several turns.
    */
-  *deliverRetained(
-    session: Session,
-    subscriptions: ReadonlyArray<{ filter: string; qos: 0 | 1 }>,
-  ): Generator<void> {
-    for (const { filter, qos } of subscriptions) {
-      for (const message of this.#retained.match(filter)) {
+  *deliverRetained(session: Session, subscriptions: readonly Subscription[]): Generator<void> {
+    for (const { topicFilter, options } of subscriptions) {
+      for (const message of this.#retained.match(topicFilter)) {
         if (!this.#mayRead(session, message.topic)) continue;
-        this.#deliver(session, { ...message, qos: Math.min(message.qos, qos) as 0 | 1, retain: true });
+        const ids = options.subscriptionId === undefined ? {} : { subscriptionIds: [options.subscriptionId] };
+        this.#deliver(session, {
+          ...message,
+          qos: Math.min(message.qos, options.qos) as 0 | 1 | 2,
+          retain: true,
+          ...ids,
+        });
         yield;
       }
     }
   }
 
-  /** A PUBACK: the message leaves the in-flight window, making room for the queue. */
+  /**
+   * A PUBACK (QoS 1), PUBCOMP (QoS 2), or a PUBREC with an error reason: the message leaves the in-flight
+   * window, making room for the queue.
+   */
   acknowledge(connection: DeliveryTarget, messageId: number | undefined): void {
     const session = connection.session;
     if (session === undefined || messageId === undefined) return;
@@ -171,6 +220,17 @@ export class Delivery {
     this.#release(session, messageId);
     acked?.();
     this.#drainQueue(connection);
+  }
+
+  /**
+   * A PUBREC: the client has the QoS 2 message; it stays in flight until PUBCOMP, as a PUBREL. False when
+   * no QoS 2 message is in flight under that id (answered with PUBREL "packet identifier not found").
+   */
+  received(connection: DeliveryTarget, messageId: number): boolean {
+    const session = connection.session;
+    if (session === undefined || session.inflight.get(messageId)?.qos !== 2) return false;
+    session.released.add(messageId);
+    return true;
   }
 
   /**
@@ -192,17 +252,26 @@ export class Delivery {
       this.#heldTotal.give(heldBytesOf(message));
   }
 
-  /** Resumes a session: unacknowledged messages again (DUP set), then the queue. */
+  /**
+   * Resumes a session: unacknowledged messages again (DUP set), a PUBREL for each QoS 2 message the client
+   * had received, then the queue.
+   */
   resume(connection: DeliveryTarget, session: Session): void {
-    for (const [messageId, message] of session.inflight)
-      this.#sendPublish(connection, message, messageId, true);
+    for (const [messageId, message] of session.inflight) {
+      if (session.released.has(messageId)) connection.send({ cmd: 'pubrel', messageId });
+      else this.#sendPublish(connection, message, messageId, true);
+    }
     this.#drainQueue(connection);
   }
 
   #deliver(session: Session, message: BrokerMessage, encoded?: Map<string, Buffer>): void {
+    if (isExpired(message)) {
+      this.#counters.increment('mqtt.expired_dropped');
+      return;
+    }
     const connection = this.#connections.get(session.clientId);
     if (connection === undefined || connection.session !== session) {
-      if (message.qos === 1 && session.persistent) this.#enqueue(session, message);
+      if (message.qos > 0 && session.persistent) this.#enqueue(session, message);
       else this.#counters.increment('mqtt.offline_dropped');
       return;
     }
@@ -290,11 +359,17 @@ export class Delivery {
     const session = connection.session;
     if (session === undefined || connection.state !== 'connected') return;
     while (session.queue.length > 0 && session.inflight.size < this.#window(connection)) {
-      this.#sendQos1(connection, session, session.dequeue() as BrokerMessage);
+      const message = session.dequeue() as BrokerMessage;
+      if (isExpired(message)) {
+        this.#heldTotal.give(heldBytesOf(message));
+        this.#counters.increment('mqtt.expired_dropped');
+        continue;
+      }
+      this.#sendQos1(connection, session, message);
     }
   }
 
-  /** Sends a message whose bytes the session already holds (taken by #makeRoom). */
+  /** Sends a QoS 1 or 2 message whose bytes the session already holds (taken by #makeRoom). */
   #sendQos1(connection: DeliveryTarget, session: Session, message: BrokerMessage): void {
     const messageId = session.allocatePacketId();
     if (messageId === undefined) {
@@ -307,12 +382,14 @@ export class Delivery {
 
   /** Sends a QoS 0 message, with bytes from `encoded` when another subscriber had the same. */
   #sendQos0(connection: DeliveryTarget, message: BrokerMessage, encoded?: Map<string, Buffer>): void {
-    const key = `${connection.version}:${message.retain}`;
-    let bytes = encoded?.get(key);
+    const key = connection.sharesEncodings
+      ? `${connection.version}:${message.retain}:${message.subscriptionIds?.join(',') ?? ''}`
+      : undefined;
+    let bytes = key === undefined ? undefined : encoded?.get(key);
     if (bytes === undefined) {
       bytes = connection.encode(publishPacket(connection.version, message, undefined, false));
       if (bytes === undefined) return;
-      encoded?.set(key, bytes);
+      if (key !== undefined) encoded?.set(key, bytes);
     }
     this.#counters.increment('mqtt.messages_out');
     connection.sendEncoded(bytes);
@@ -334,6 +411,27 @@ export class Delivery {
   }
 }
 
+interface Match {
+  qos: 0 | 1 | 2;
+  keepRetain: boolean;
+  ids: number[];
+}
+
+function addMatch(matched: Map<Session, Match>, session: Session, subscription: Subscription): void {
+  let match = matched.get(session);
+  if (match === undefined) {
+    match = { qos: 0, keepRetain: false, ids: [] };
+    matched.set(session, match);
+  }
+  addMatchOptions(match, subscription.options);
+}
+
+function addMatchOptions(match: Match, options: SubscriptionOptions): void {
+  if (options.qos > match.qos) match.qos = options.qos;
+  match.keepRetain ||= options.retainAsPublished;
+  if (options.subscriptionId !== undefined) match.ids.push(options.subscriptionId);
+}
+
 function publishPacket(
   version: 4 | 5,
   message: BrokerMessage,
@@ -348,6 +446,22 @@ function publishPacket(
     retain: message.retain,
     dup,
     ...(messageId === undefined ? {} : { messageId }),
-    ...(version === 5 && message.properties ? { properties: message.properties } : {}),
+    ...(version === 5 ? { properties: publishProperties(message) } : {}),
   };
+}
+
+/**
+ * A message's MQTT 5 properties as sent: its Message Expiry Interval counted down by the time it waited
+ * here (§3.3.2.3.3), and the identifiers of the subscriptions it came by.
+ */
+function publishProperties(message: BrokerMessage): PublishProperties {
+  const properties: PublishProperties = { ...message.properties };
+  if (message.expiresAt !== undefined)
+    properties.messageExpiryInterval = Math.max(1, Math.ceil((message.expiresAt - Date.now()) / 1000));
+  if (message.subscriptionIds !== undefined && message.subscriptionIds.length > 0)
+    properties.subscriptionIdentifier =
+      message.subscriptionIds.length === 1
+        ? (message.subscriptionIds[0] as number)
+        : [...message.subscriptionIds];
+  return properties;
 }

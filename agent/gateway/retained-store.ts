@@ -2,7 +2,7 @@
 // An empty payload clears a topic. They are kept in a tree of topic levels, so that finding those a new
 // subscription matches walks its filter's levels instead of comparing it with every retained topic.
 
-import { type BrokerMessage, heldBytesOf } from './session-store.js';
+import { type BrokerMessage, heldBytesOf, isExpired } from './session-store.js';
 
 /** What one level of a stored topic is counted as, beside its bytes: the tree node holding it. */
 const NODE_BYTES = 200;
@@ -57,7 +57,8 @@ export class RetainedStore {
 
   /**
    * The retained messages whose topic matches `filter` (a valid topic filter). Topics starting with `$`
-   * are not matched by a filter whose first level is a wildcard (§4.7.2).
+   * are not matched by a filter whose first level is a wildcard (§4.7.2). Those whose Message Expiry
+   * Interval ran out are removed instead.
    */
   match(filter: string): BrokerMessage[] {
     const levels = filter.split('/');
@@ -83,7 +84,11 @@ export class RetainedStore {
         if (child !== undefined) stack.push({ node: child, depth: depth + 1 });
       }
     }
-    return found;
+    const now = Date.now();
+    const live = found.filter((message) => !isExpired(message, now));
+    if (live.length < found.length)
+      for (const message of found) if (isExpired(message, now)) this.#remove(message.topic.split('/'));
+    return live;
   }
 
   clear(): void {

@@ -1,5 +1,6 @@
-// In-memory MQTT sessions: subscriptions, QoS 1 messages in flight and queued while the client is
-// offline (bounded by delivery), QoS 2 packet ids received but not yet released. Nothing survives a restart.
+// In-memory MQTT sessions: subscriptions, QoS 1 and 2 messages in flight and queued while the client is
+// offline (bounded by delivery), QoS 2 packet ids received but not yet released, a will waiting for its
+// delay. Nothing survives a restart of the agent; a reconnecting client resumes all of it.
 import type { IPublishPacket } from 'mqtt-packet';
 
 export type PublishProperties = NonNullable<IPublishPacket['properties']>;
@@ -7,10 +8,14 @@ export type PublishProperties = NonNullable<IPublishPacket['properties']>;
 export interface BrokerMessage {
   topic: string;
   payload: Buffer;
-  qos: 0 | 1;
+  qos: 0 | 1 | 2;
   retain: boolean;
   /** MQTT 5 properties forwarded to MQTT 5 subscribers (never topic alias or subscription ids). */
   properties?: PublishProperties;
+  /** When its Message Expiry Interval runs out (Date.now() milliseconds); undefined: never. */
+  expiresAt?: number;
+  /** MQTT 5: the identifiers of the receiving session's subscriptions that matched it. */
+  subscriptionIds?: readonly number[];
   /** Client id of the publisher, for the MQTT 5 no-local option; undefined for agent-side publishes. */
   origin?: string;
   /**
@@ -21,17 +26,31 @@ export interface BrokerMessage {
 }
 
 export interface SubscriptionOptions {
-  qos: 0 | 1;
+  qos: 0 | 1 | 2;
   noLocal: boolean;
   retainAsPublished: boolean;
+  /** MQTT 5 Subscription Identifier, echoed in every PUBLISH this subscription brings. */
+  subscriptionId?: number;
+  /** The group of a shared subscription (`$share/<group>/<filter>`): one member of it gets each message. */
+  shareGroup?: string;
 }
 
 export interface Subscription {
   readonly session: Session;
+  /** The filter as subscribed (with its `$share/<group>/` prefix): the session's key for it. */
   readonly filter: string;
+  /** The topic filter it matches with (the filter without a share prefix). */
+  readonly topicFilter: string;
   readonly options: SubscriptionOptions;
   /** What it counts as against the subscription quotas (see subscriptionUnits). */
   readonly units: number;
+  /** A shared subscription: the delivery sequence number of the last message it was picked for. */
+  lastPicked: number;
+}
+
+/** True when the message's Message Expiry Interval has run out by `now`. */
+export function isExpired(message: BrokerMessage, now: number = Date.now()): boolean {
+  return message.expiresAt !== undefined && message.expiresAt <= now;
 }
 
 /** Bytes a held message is counted as: its payload and its topic. */
@@ -46,8 +65,10 @@ export class Session {
   subscriptionUnits = 0;
   /** QoS 1 messages waiting for delivery: the client is offline or its in-flight window is full. */
   readonly queue: BrokerMessage[] = [];
-  /** QoS 1 messages sent and not yet acknowledged, by packet id. */
+  /** QoS 1 and 2 messages sent and not yet acknowledged (PUBACK, PUBCOMP), by packet id. */
   readonly inflight = new Map<number, BrokerMessage>();
+  /** QoS 2 packet ids in flight whose PUBREC came (PUBREL sent): PUBREL again on resume, not PUBLISH. */
+  readonly released = new Set<number>();
   /** Bytes of the queued and in-flight messages (heldBytesOf each). */
   heldBytes = 0;
   /** QoS 2 packet ids received (PUBREC sent) and not yet released by PUBREL. */
@@ -57,6 +78,8 @@ export class Session {
   /** MQTT 5 session expiry in seconds after disconnect (0xFFFFFFFF: never); undefined for 3.1.1. */
   expirySeconds: number | undefined;
   expiryTimer: NodeJS.Timeout | undefined;
+  /** A will waiting for its Will Delay Interval: the client may come back before it is published. */
+  #pendingWill: { timer: NodeJS.Timeout; publish: () => void } | undefined;
   #nextPacketId = 1;
 
   constructor(
@@ -113,7 +136,36 @@ export class Session {
     const message = this.inflight.get(messageId);
     if (message === undefined) return;
     this.inflight.delete(messageId);
+    this.released.delete(messageId);
     this.heldBytes -= heldBytesOf(message);
+  }
+
+  /** Publishes the client's will after `delayMs`, unless the client comes back first or the session ends. */
+  delayWill(delayMs: number, publish: () => void): void {
+    this.cancelWill();
+    const timer = setTimeout(() => this.publishPendingWill(), delayMs);
+    timer.unref();
+    this.#pendingWill = { timer, publish };
+  }
+
+  /** The client came back before its will's delay passed: the will is not published (§3.1.3.2.2). */
+  cancelWill(): void {
+    clearTimeout(this.#pendingWill?.timer);
+    this.#pendingWill = undefined;
+  }
+
+  /** The will's delay passed, or the session ends before it did: the will goes now. */
+  publishPendingWill(): void {
+    const will = this.#pendingWill;
+    this.cancelWill();
+    will?.publish();
+  }
+
+  /** The session ends: a will still waiting is published, and its expiry clock stops. */
+  end(): void {
+    this.publishPendingWill();
+    clearTimeout(this.expiryTimer);
+    this.expiryTimer = undefined;
   }
 }
 
@@ -137,7 +189,7 @@ export class SessionStore {
   delete(clientId: string): void {
     const session = this.#sessions.get(clientId);
     if (session === undefined) return;
-    clearTimeout(session.expiryTimer);
+    session.end();
     this.#sessions.delete(clientId);
     this.onDelete(session);
   }
@@ -152,6 +204,7 @@ export class SessionStore {
 
   clear(): void {
     for (const session of this.#sessions.values()) {
+      session.cancelWill();
       clearTimeout(session.expiryTimer);
       this.onDelete(session);
     }

@@ -42,19 +42,22 @@ export class SubscriptionIndex {
     return this.#liveUnits + this.#pendingUnits;
   }
 
-  /** Adds or replaces the session's subscription to `filter`. */
-  add(session: Session, filter: string, options: SubscriptionOptions): void {
+  /**
+   * Adds or replaces the session's subscription to `filter` (as subscribed, a share prefix included),
+   * matching topics with `topicFilter`.
+   */
+  add(session: Session, filter: string, topicFilter: string, options: SubscriptionOptions): void {
     const previous = session.subscriptions.get(filter);
     const units = previous?.units ?? subscriptionUnits(filter);
     if (previous !== undefined) {
-      this.#trie.remove(filter, previous);
+      this.#trie.remove(previous.topicFilter, previous);
     } else {
       this.#liveUnits += units;
       session.subscriptionUnits += units;
     }
-    const subscription: Subscription = { session, filter, options, units };
+    const subscription: Subscription = { session, filter, topicFilter, options, units, lastPicked: 0 };
     session.subscriptions.set(filter, subscription);
-    this.#trie.add(filter, subscription);
+    this.#trie.add(topicFilter, subscription);
   }
 
   /** Removes the session's subscription to `filter`; false when there was none. */
@@ -62,7 +65,7 @@ export class SubscriptionIndex {
     const subscription = session.subscriptions.get(filter);
     if (subscription === undefined) return false;
     session.subscriptions.delete(filter);
-    this.#trie.remove(filter, subscription);
+    this.#trie.remove(subscription.topicFilter, subscription);
     this.#liveUnits -= subscription.units;
     session.subscriptionUnits -= subscription.units;
     return true;
@@ -73,9 +76,9 @@ export class SubscriptionIndex {
     // Topics starting with `$` are not matched by a filter whose first level is a wildcard (§4.7.2).
     const dollar = topic.startsWith('$');
     for (const subscription of this.#trie.match(topic)) {
-      const { session, filter } = subscription;
+      const { session, filter, topicFilter } = subscription;
       if (session.subscriptions.get(filter) !== subscription) continue; // dropped, not yet removed
-      if (dollar && (filter.startsWith('+') || filter.startsWith('#'))) continue;
+      if (dollar && (topicFilter.startsWith('+') || topicFilter.startsWith('#'))) continue;
       yield subscription;
     }
   }
@@ -110,7 +113,7 @@ export class SubscriptionIndex {
         this.#toRemove.shift();
         continue;
       }
-      this.#trie.remove(next.value.filter, next.value);
+      this.#trie.remove(next.value.topicFilter, next.value);
       this.#pendingUnits -= next.value.units;
       budget--;
     }

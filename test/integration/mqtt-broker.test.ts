@@ -2,13 +2,14 @@
 // clients, and raw TCP sockets speaking mqtt-packet (or garbage).
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { type Socket, connect as tcpConnect } from 'node:net';
+import type { Socket } from 'node:net';
 import { promisify } from 'node:util';
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
-import mqttPacket, { type Packet } from 'mqtt-packet';
+import type mqttPacket from 'mqtt-packet';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MqttBroker, type PublishMeta } from '../../agent/gateway/broker.js';
 import { collectAs, MqttClients } from '../support/mqtt-clients.js';
+import { connectPacket, type RawClient, rawClient } from '../support/mqtt-raw.js';
 import { describeWhenAvailable } from '../support/requirements.js';
 import { until } from '../support/until.js';
 
@@ -54,45 +55,8 @@ function collect(c: MqttClient): Received[] {
   }));
 }
 
-/** A TCP socket that speaks mqtt-packet by hand, collecting what the broker sends. */
-async function raw(version: 4 | 5 = 4) {
-  const socket = tcpConnect(port, '127.0.0.1');
-  sockets.push(socket);
-  await once(socket, 'connect');
-  const parser = mqttPacket.parser({ protocolVersion: version });
-  const packets: Packet[] = [];
-  const bytes: Buffer[] = [];
-  parser.on('packet', (packet: Packet) => packets.push(packet));
-  parser.on('error', () => {});
-  socket.on('data', (chunk: Buffer) => {
-    bytes.push(chunk);
-    parser.parse(chunk);
-  });
-  socket.on('error', () => {});
-  const closed = once(socket, 'close').then(() => undefined);
-  return {
-    socket,
-    packets,
-    bytes,
-    closed,
-    send: (packet: Packet) => socket.write(mqttPacket.generate(packet, { protocolVersion: version })),
-    next: async (cmd: string): Promise<Packet> => {
-      await until('packets.some((p) => p.cmd === cmd)', () => packets.some((p) => p.cmd === cmd));
-      return packets.find((p) => p.cmd === cmd) as Packet;
-    },
-  };
-}
-
-function connectPacket(version: 4 | 5, fields: Partial<mqttPacket.IConnectPacket> = {}): Packet {
-  return {
-    cmd: 'connect',
-    protocolId: 'MQTT',
-    protocolVersion: version,
-    clean: true,
-    keepalive: 0,
-    clientId: `raw-${Math.random().toString(16).slice(2)}`,
-    ...fields,
-  } as Packet;
+function raw(version: 4 | 5 = 4): Promise<RawClient> {
+  return rawClient(port, version, sockets);
 }
 
 for (const version of [4, 5] as const) {
@@ -272,19 +236,19 @@ for (const version of [4, 5] as const) {
         expect(watcher.connected).toBe(true);
       });
 
-    it('accepts QoS 2 publishes once, delivering them at QoS 1', async () => {
+    it('carries QoS 2 end to end, exactly once', async () => {
       const sub = await client(version);
       const received = collect(sub);
       const granted = await sub.subscribeAsync('q2/#', { qos: 2 });
-      expect(granted[0]?.qos).toBe(1);
+      expect(granted[0]?.qos).toBe(2);
       const pub = await client(version);
       await pub.publishAsync('q2/x', 'exactly once', { qos: 2 });
       // The next publish arrives after any copy of the first.
       await pub.publishAsync('q2/next', 'after', { qos: 2 });
       await until('the next publish', () => received.some((r) => r.topic === 'q2/next'));
       expect(received).toEqual([
-        { topic: 'q2/x', payload: 'exactly once', retain: false, qos: 1 },
-        { topic: 'q2/next', payload: 'after', retain: false, qos: 1 },
+        { topic: 'q2/x', payload: 'exactly once', retain: false, qos: 2 },
+        { topic: 'q2/next', payload: 'after', retain: false, qos: 2 },
       ]);
     });
 

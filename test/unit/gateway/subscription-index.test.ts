@@ -19,7 +19,7 @@ describe('SubscriptionIndex', () => {
     const index = new SubscriptionIndex();
     const session = new Session('c');
     for (const filter of ['a/#', 'a/+', '+/b', '#', 'a/+/c', '$SYS/#', '+/+', 'a//c', 'a/+/+'])
-      index.add(session, filter, OPTIONS);
+      index.add(session, filter, filter, OPTIONS);
     expect(matchedFilters(index, 'a')).toEqual(['#', 'a/#']); // `#` also matches the parent level
     expect(matchedFilters(index, 'a/b')).toEqual(['#', '+/+', '+/b', 'a/#', 'a/+']);
     expect(matchedFilters(index, 'a//c')).toEqual(['#', 'a/#', 'a/+/+', 'a/+/c', 'a//c']); // `+` matches ''
@@ -38,7 +38,7 @@ describe('SubscriptionIndex', () => {
       fc.property(fc.uniqueArray(filter, { maxLength: 12 }), topic, (filters, name) => {
         const index = new SubscriptionIndex();
         const session = new Session('c');
-        for (const f of filters) index.add(session, f, OPTIONS);
+        for (const f of filters) index.add(session, f, f, OPTIONS);
         expect(matchedFilters(index, name)).toEqual(filters.filter((f) => topicMatches(f, name)).sort());
       }),
     );
@@ -47,8 +47,8 @@ describe('SubscriptionIndex', () => {
   it('replaces a filter subscribed twice and removes one on unsubscribe', () => {
     const index = new SubscriptionIndex();
     const session = new Session('c');
-    index.add(session, 'a/+', OPTIONS);
-    index.add(session, 'a/+', { ...OPTIONS, qos: 1 });
+    index.add(session, 'a/+', 'a/+', OPTIONS);
+    index.add(session, 'a/+', 'a/+', { ...OPTIONS, qos: 1 });
     expect([...index.match('a/b')].map((s) => s.options.qos)).toEqual([1]);
     expect(index.remove(session, 'a/+')).toBe(true);
     expect(index.remove(session, 'a/+')).toBe(false);
@@ -59,8 +59,8 @@ describe('SubscriptionIndex', () => {
     const index = new SubscriptionIndex();
     const heavy = new Session('heavy');
     const other = new Session('other');
-    for (let i = 0; i < 20_000; i++) index.add(heavy, `devices/${i}/#`, OPTIONS);
-    index.add(other, 'devices/+/#', OPTIONS);
+    for (let i = 0; i < 20_000; i++) index.add(heavy, `devices/${i}/#`, `devices/${i}/#`, OPTIONS);
+    index.add(other, 'devices/+/#', 'devices/+/#', OPTIONS);
     index.dropSession(heavy);
     expect(heavy.subscriptions.size).toBe(0);
     expect([...index.match('devices/7/t')].map((s) => s.session.clientId)).toEqual(['other']);

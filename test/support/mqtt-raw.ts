@@ -1,0 +1,60 @@
+// A TCP socket that speaks MQTT by hand (mqtt-packet), for tests of what a broker answers to exactly
+// the packets a test writes, malformed or out of order ones included.
+import { once } from 'node:events';
+import { type Socket, connect as tcpConnect } from 'node:net';
+import mqttPacket, { type Packet } from 'mqtt-packet';
+import { until } from './until.js';
+
+export interface RawClient {
+  socket: Socket;
+  /** Every packet the broker sent, in order. */
+  packets: Packet[];
+  /** The bytes the broker sent, as they came. */
+  bytes: Buffer[];
+  closed: Promise<undefined>;
+  send(packet: Packet): boolean;
+  /** The first packet of this kind the broker sent (waiting for it). */
+  next(cmd: string): Promise<Packet>;
+}
+
+/** A raw client of 127.0.0.1:`port`; its socket goes into `sockets`, for the test to destroy. */
+export async function rawClient(port: number, version: 4 | 5, sockets: Socket[]): Promise<RawClient> {
+  const socket = tcpConnect(port, '127.0.0.1');
+  sockets.push(socket);
+  await once(socket, 'connect');
+  const parser = mqttPacket.parser({ protocolVersion: version });
+  const packets: Packet[] = [];
+  const bytes: Buffer[] = [];
+  parser.on('packet', (packet: Packet) => packets.push(packet));
+  parser.on('error', () => {});
+  socket.on('data', (chunk: Buffer) => {
+    bytes.push(chunk);
+    parser.parse(chunk);
+  });
+  socket.on('error', () => {});
+  const closed = once(socket, 'close').then(() => undefined);
+  return {
+    socket,
+    packets,
+    bytes,
+    closed,
+    send: (packet: Packet) => socket.write(mqttPacket.generate(packet, { protocolVersion: version })),
+    next: async (cmd: string): Promise<Packet> => {
+      await until(`a ${cmd} packet`, () => packets.some((p) => p.cmd === cmd));
+      return packets.find((p) => p.cmd === cmd) as Packet;
+    },
+  };
+}
+
+/** A CONNECT with a fresh client id, clean start and no keep alive, `fields` over those. */
+export function connectPacket(version: 4 | 5, fields: Partial<mqttPacket.IConnectPacket> = {}): Packet {
+  return {
+    cmd: 'connect',
+    protocolId: 'MQTT',
+    protocolVersion: version,
+    clean: true,
+    keepalive: 0,
+    clientId: `raw-${Math.random().toString(16).slice(2)}`,
+    ...fields,
+  } as Packet;
+}
