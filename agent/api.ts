@@ -97,6 +97,8 @@ export interface MqttGatewayStatus {
   clients: number;
   sessions: number;
   retained: number;
+  /** Sensors watched because a client subscribed to one's topic exactly. */
+  sensor_watches: number;
   upstream: { url: string; connected: boolean; queued: number } | null;
 }
 

@@ -211,6 +211,11 @@ export class MqttBroker {
     this.#delivery.route(message, options.skip);
   }
 
+  /** True when a connected client holds a subscription to exactly `topic` (a filter with no wildcards). */
+  hasConnectedSubscriber(topic: string): boolean {
+    return this.#delivery.hasConnectedSubscriber(topic);
+  }
+
   /** Counts for `status`: connected clients, sessions, retained messages. */
   stats(): { clients: number; sessions: number; retained: number } {
     return { clients: this.#connections.size, sessions: this.#sessions.size, retained: this.#retained.size };

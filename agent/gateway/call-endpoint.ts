@@ -1,10 +1,13 @@
 // `nearmesh/call/<target>/<action>`: an app calls an action on a peer, a group or every agent, and gets
-// one result per target (docs/MQTT.md, "Calling actions"). Two request forms, told apart by the response
-// topic: MQTT 5 request/response (payload = the arguments, options in user properties, results on the
-// response topic with the correlation data), or, without a response topic (MQTT 3.1.1), a JSON envelope
-// {args, reply_to, correlation, timeout, in, key} whose results go to `reply_to` (default
-// `nearmesh/reply/<client-id>`) wrapped with the correlation. Every failure is a reply, never a throw.
+// one result per target (docs/MQTT.md, "Calling actions"); `nearmesh/read/<peer>/<sensor>`: an app reads
+// a sensor now and gets its reading. Two request forms, told apart by the response topic: MQTT 5
+// request/response (payload = the arguments, options in user properties, results on the response topic
+// with the correlation data), or, without a response topic (MQTT 3.1.1), a JSON envelope {args, reply_to,
+// correlation, timeout, in, key} (a read's: {reply_to, correlation}) whose results go to `reply_to`
+// (default `nearmesh/reply/<client-id>`) wrapped with the correlation. Every failure is a reply, never a
+// throw.
 import type { CallOutcome } from '../coordination/caller.js';
+import type { SensorReadResult } from '../coordination/coordinator.js';
 import type { Counters } from '../core/counters.js';
 import { parseDuration } from '../core/duration.js';
 import type { Logger } from '../core/logger.js';
@@ -21,12 +24,14 @@ import {
 } from './app-payload.js';
 import type { PublishMeta, PublishProperties } from './broker.js';
 import type { CoordinationPort } from './coordination-port.js';
-import { type CallTopic, defaultReplyTopic } from './topic-map.js';
+import { type CallTopic, defaultReplyTopic, type SensorRef } from './topic-map.js';
 
 /** How long each target may take when the request does not say. */
 export const DEFAULT_CALL_TIMEOUT_MS = 10_000;
 
 const ENVELOPE_KEYS = new Set(['args', 'reply_to', 'correlation', 'timeout', 'in', 'key']);
+const READ_ENVELOPE_KEYS = new Set(['reply_to', 'correlation']);
+const READS_FAILED = 'mqtt.reads_failed';
 
 export interface CallEndpointOptions {
   coordination: CoordinationPort;
@@ -67,22 +72,10 @@ export class CallEndpoint {
   handle(call: CallTopic | 'invalid', payload: Buffer, meta: PublishMeta): void {
     const { counters } = this.#options;
     counters.increment('mqtt.calls');
-    const responseTopic = meta.properties?.responseTopic;
-    const format = formatOf(meta.properties);
-    const plan: ReplyPlan =
-      responseTopic === undefined
-        ? { topic: defaultReplyTopic(meta.clientId), format, envelope: true }
-        : {
-            topic: responseTopic,
-            format,
-            envelope: false,
-            ...(meta.properties?.correlationData !== undefined && {
-              correlationData: meta.properties.correlationData,
-            }),
-          };
+    const plan = replyPlan(meta);
     let options: CallOptions;
     try {
-      options = plan.envelope ? this.#fromEnvelope(payload, plan) : fromMqtt5(payload, format, meta);
+      options = plan.envelope ? this.#fromEnvelope(payload, plan) : fromMqtt5(payload, plan.format, meta);
       if (call === 'invalid') {
         this.#fail(plan, 'invalid-topic', 'a call topic is nearmesh/call/<peer|group:NAME|all>/<action>');
         return;
@@ -113,22 +106,43 @@ export class CallEndpoint {
       );
   }
 
+  /** A publish to a read topic (or an invalid one): the sensor's reading now, replied as a call's results are. */
+  read(sensor: SensorRef | 'invalid', payload: Buffer, meta: PublishMeta): void {
+    this.#options.counters.increment('mqtt.reads');
+    const plan = replyPlan(meta);
+    try {
+      if (plan.envelope) readEnvelope(payload, plan, READ_ENVELOPE_KEYS, '{"reply_to", "correlation"}');
+      if (sensor === 'invalid') {
+        this.#fail(plan, 'invalid-topic', 'a read topic is nearmesh/read/<peer>/<sensor>', READS_FAILED);
+        return;
+      }
+    } catch (error) {
+      this.#fail(plan, 'bad-request', error instanceof Error ? error.message : String(error), READS_FAILED);
+      return;
+    }
+    const { coordination } = this.#options;
+    Promise.resolve(sensor)
+      .then(({ peer, sensor: name }) => coordination.read(peer, name))
+      .then(
+        (reading) => this.#send(plan, readingRow(reading)),
+        (error: unknown) =>
+          this.#fail(
+            plan,
+            errorCode(error),
+            error instanceof Error ? error.message : String(error),
+            READS_FAILED,
+          ),
+      );
+  }
+
   /** The envelope of a request without a response topic; sets where the reply goes first, so errors get there. */
   #fromEnvelope(payload: Buffer, plan: ReplyPlan): CallOptions {
-    const envelope = decodeObject(payload, plan.format, 'the request envelope');
-    if (envelope.correlation !== undefined) plan.correlation = envelope.correlation;
-    const replyTo = envelope.reply_to;
-    if (replyTo !== undefined) {
-      if (typeof replyTo !== 'string' || !isValidTopicName(replyTo))
-        throw new BadRequest('"reply_to" must be a topic name without wildcards');
-      plan.topic = replyTo;
-    }
-    const unknown = Object.keys(envelope).filter((key) => !ENVELOPE_KEYS.has(key));
-    if (unknown.length > 0) {
-      throw new BadRequest(
-        `unknown key ${JSON.stringify(unknown[0])} in the request envelope: without a response topic the payload is {"args": {...}, "reply_to", "correlation", "timeout", "in", "key"}`,
-      );
-    }
+    const envelope = readEnvelope(
+      payload,
+      plan,
+      ENVELOPE_KEYS,
+      '{"args": {...}, "reply_to", "correlation", "timeout", "in", "key"}',
+    );
     const args = envelope.args ?? {};
     if (!isJsonObject(args)) throw new BadRequest('"args" must be a JSON object');
     return callOptions(args, {
@@ -138,8 +152,8 @@ export class CallEndpoint {
     });
   }
 
-  #fail(plan: ReplyPlan, code: string, message: string): void {
-    this.#options.counters.increment('mqtt.calls_failed');
+  #fail(plan: ReplyPlan, code: string, message: string, counter = 'mqtt.calls_failed'): void {
+    this.#options.counters.increment(counter);
     this.#send(plan, { error: { code, message } });
   }
 
@@ -159,6 +173,48 @@ export class CallEndpoint {
       this.#options.counters.increment('mqtt.replies_invalid_topic');
     }
   }
+}
+
+/** Where a request's reply goes: its MQTT 5 response topic, or (an envelope request) the default reply topic. */
+function replyPlan(meta: PublishMeta): ReplyPlan {
+  const responseTopic = meta.properties?.responseTopic;
+  const format = formatOf(meta.properties);
+  if (responseTopic === undefined) return { topic: defaultReplyTopic(meta.clientId), format, envelope: true };
+  return {
+    topic: responseTopic,
+    format,
+    envelope: false,
+    ...(meta.properties?.correlationData !== undefined && {
+      correlationData: meta.properties.correlationData,
+    }),
+  };
+}
+
+/**
+ * A request envelope with only `keys` in it; sets the plan's reply topic and correlation first, so that
+ * an error in the rest gets to the app.
+ */
+function readEnvelope(payload: Buffer, plan: ReplyPlan, keys: ReadonlySet<string>, form: string): JsonObject {
+  const envelope = decodeObject(payload, plan.format, 'the request envelope');
+  if (envelope.correlation !== undefined) plan.correlation = envelope.correlation;
+  const replyTo = envelope.reply_to;
+  if (replyTo !== undefined) {
+    if (typeof replyTo !== 'string' || !isValidTopicName(replyTo))
+      throw new BadRequest('"reply_to" must be a topic name without wildcards');
+    plan.topic = replyTo;
+  }
+  const unknown = Object.keys(envelope).filter((key) => !keys.has(key));
+  if (unknown.length > 0) {
+    throw new BadRequest(
+      `unknown key ${JSON.stringify(unknown[0])} in the request envelope: without a response topic the payload is ${form}`,
+    );
+  }
+  return envelope;
+}
+
+/** A reading, as apps get it: the same shape as `nearmesh read --json`. */
+function readingRow(reading: SensorReadResult): JsonObject {
+  return { ...reading };
 }
 
 /** MQTT 5 request: the payload is the arguments; timeout, in and key are user properties. */

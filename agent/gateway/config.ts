@@ -65,6 +65,8 @@ export interface MqttLimits {
   /** Bytes written to one client and not yet taken by it, and over all clients: past them QoS 0 is dropped. */
   readonly maxUnsentBytes: number;
   readonly maxUnsentBytesTotal: number;
+  /** Sensors watched at once because a client subscribed to one's topic exactly. */
+  readonly maxSensorWatches: number;
 }
 
 /** Levels of a topic filter that count as one subscription against the quotas. */
@@ -91,6 +93,7 @@ export const DEFAULT_MQTT_LIMITS: MqttLimits = {
   maxRetainedBytes: 16 * MIB,
   maxUnsentBytes: 4 * MIB,
   maxUnsentBytesTotal: 16 * MIB,
+  maxSensorWatches: 64,
 };
 export const DEFAULT_MQTT_MAX_PACKET_SIZE = 256 * 1024;
 
@@ -305,6 +308,7 @@ export const mqttTable = z
       max_retained_bytes: byteCount(Number.MAX_SAFE_INTEGER, DEFAULT_MQTT_LIMITS.maxRetainedBytes),
       max_unsent_bytes: byteCount(Number.MAX_SAFE_INTEGER, DEFAULT_MQTT_LIMITS.maxUnsentBytes),
       max_unsent_bytes_total: byteCount(Number.MAX_SAFE_INTEGER, DEFAULT_MQTT_LIMITS.maxUnsentBytesTotal),
+      max_sensor_watches: boundedCount(10_000, DEFAULT_MQTT_LIMITS.maxSensorWatches),
       upstream: mqttUpstreamTable.optional(),
     },
     TABLE,
@@ -372,6 +376,7 @@ export function resolveMqtt(
       maxRetainedBytes: raw.max_retained_bytes,
       maxUnsentBytes: raw.max_unsent_bytes,
       maxUnsentBytesTotal: raw.max_unsent_bytes_total,
+      maxSensorWatches: raw.max_sensor_watches,
     },
     ...(upstream !== undefined && {
       upstream: {

@@ -4,6 +4,8 @@ import type { Coordinator } from '../coordination/coordinator.js';
 export type CoordinationPort = Pick<
   Coordinator,
   | 'call'
+  | 'read'
+  | 'watch'
   | 'actions'
   | 'sensors'
   | 'latest'

@@ -107,6 +107,13 @@ export class Delivery {
     return true;
   }
 
+  /** True when a connected client holds a subscription to exactly `topic` (a filter with no wildcards). */
+  hasConnectedSubscriber(topic: string): boolean {
+    for (const { session, topicFilter } of this.#subscriptions.match(topic))
+      if (topicFilter === topic && this.#connections.get(session.clientId)?.session === session) return true;
+    return false;
+  }
+
   /** False when the session had no subscription to `filter`. */
   unsubscribe(session: Session, filter: string): boolean {
     return this.#subscriptions.remove(session, filter);

@@ -27,17 +27,19 @@ import {
   type PublishRefusal,
 } from './broker.js';
 import { CallEndpoint } from './call-endpoint.js';
-import type { MqttLimits } from './config.js';
+import { DEFAULT_MQTT_LIMITS, type MqttLimits } from './config.js';
 import type { CoordinationPort } from './coordination-port.js';
 import { type InboxPort, inboxProperties, MqttInboxConsumers } from './inbox-consumers.js';
 import type { MqttSecurity } from './mqtt-security.js';
 import { REASON } from './reason-codes.js';
+import { SensorWatches } from './sensor-watches.js';
 import {
   inboxTopic,
   PEERS_TOPIC,
   parseCallTopic,
   parseInvokeAnswerTopic,
   parseProvideTopic,
+  parseReadTopic,
   parseSendTopic,
   type SendTarget,
   sensorTopic,
@@ -96,6 +98,7 @@ export class MqttGateway {
   #peersTimer: NodeJS.Timeout | undefined;
   readonly #calls: CallEndpoint | undefined;
   readonly #apps: AppCapabilities | undefined;
+  readonly #watches: SensorWatches | undefined;
 
   constructor(options: MqttGatewayOptions) {
     this.#options = options;
@@ -132,6 +135,13 @@ export class MqttGateway {
         counters,
         log,
       });
+      this.#watches = new SensorWatches({
+        coordination,
+        subscribed: (topic) => this.#broker.hasConnectedSubscriber(topic),
+        maxWatches: (options.limits ?? DEFAULT_MQTT_LIMITS).maxSensorWatches,
+        counters,
+        log,
+      });
     }
   }
 
@@ -152,12 +162,15 @@ export class MqttGateway {
     }
     const { coordination } = mesh;
     const apps = this.#apps;
-    if (coordination !== undefined && apps !== undefined) {
+    const watches = this.#watches;
+    if (coordination !== undefined && apps !== undefined && watches !== undefined) {
       const onReading = (reading: SensorReadingEvent): void => this.#publishReading(reading);
       coordination.on('reading', onReading);
       this.#unsubscribe.push(
         () => coordination.off('reading', onReading),
         this.#broker.onClientGone((clientId) => apps.clientGone(clientId)),
+        this.#broker.onHolds((_clientId, _session, held) => watches.held(held.map(({ filter }) => filter))),
+        () => watches.stop(),
       );
       for (const reading of coordination.latest()) this.#publishReading(reading);
     }
@@ -186,6 +199,7 @@ export class MqttGateway {
     return {
       listen: address === undefined ? '' : `${address.address}:${address.port}`,
       ...this.#broker.stats(),
+      sensor_watches: this.#watches?.size ?? 0,
       upstream:
         bridge === undefined ? null : { url: bridge.url, connected: bridge.connected, queued: bridge.queued },
     };
@@ -257,6 +271,11 @@ export class MqttGateway {
     const call = parseCallTopic(topic);
     if (call !== undefined) {
       calls.handle(call, payload, meta);
+      return;
+    }
+    const read = parseReadTopic(topic);
+    if (read !== undefined) {
+      calls.read(read, payload, meta);
       return;
     }
     const provided = parseProvideTopic(topic);

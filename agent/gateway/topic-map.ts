@@ -38,6 +38,7 @@ export function inboxTopic(from: string): string {
 const CALL_PREFIX = `${TOPIC_ROOT}/call/`;
 const REPLY_PREFIX = `${TOPIC_ROOT}/reply/`;
 const SENSOR_PREFIX = `${TOPIC_ROOT}/sensor/`;
+const READ_PREFIX = `${TOPIC_ROOT}/read/`;
 const PROVIDE_SENSOR_PREFIX = `${TOPIC_ROOT}/provide/sensor/`;
 const PROVIDE_ACTION_PREFIX = `${TOPIC_ROOT}/provide/action/`;
 const INVOKE_PREFIX = `${TOPIC_ROOT}/invoke/`;
@@ -77,6 +78,36 @@ export function defaultReplyTopic(clientId: string): string {
 /** Retained latest value of a sensor of any agent. */
 export function sensorTopic(peer: string, sensor: string): string {
   return `${SENSOR_PREFIX}${peer}/${sensor}`;
+}
+
+/** A sensor of an agent (by peer id or name) named in a topic. */
+export interface SensorRef {
+  readonly peer: string;
+  readonly sensor: string;
+}
+
+/** `<prefix><peer>/<sensor>` with a usable peer and sensor name; undefined otherwise. */
+function sensorRefAfter(prefix: string, topic: string): SensorRef | undefined {
+  const levels = topic.slice(prefix.length).split('/');
+  if (levels.length !== 2) return undefined;
+  const [peer, sensor] = levels as [string, string];
+  if (peer === '' || peer === '+' || peer === '#' || !isCapabilityName(sensor)) return undefined;
+  return { peer, sensor };
+}
+
+/** `nearmesh/read/<peer>/<sensor>`: a read request; undefined for any other topic, 'invalid' for a bad one. */
+export function parseReadTopic(topic: string): SensorRef | 'invalid' | undefined {
+  if (!topic.startsWith(READ_PREFIX)) return undefined;
+  return sensorRefAfter(READ_PREFIX, topic) ?? 'invalid';
+}
+
+export function readTopic(peer: string, sensor: string): string {
+  return `${READ_PREFIX}${peer}/${sensor}`;
+}
+
+/** The one sensor a subscription filter names exactly (no wildcards); undefined for any other filter. */
+export function parseSensorFilter(filter: string): SensorRef | undefined {
+  return filter.startsWith(SENSOR_PREFIX) ? sensorRefAfter(SENSOR_PREFIX, filter) : undefined;
 }
 
 /** What an app provides to the mesh from its device. */

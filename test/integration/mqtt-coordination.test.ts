@@ -48,6 +48,14 @@ beforeAll(async () => {
   const echo = join(scripts, 'echo');
   writeFileSync(echo, '#!/bin/sh\nargs=$(cat); printf \'{"agent":"mc-b","args":%s}\' "$args"\n');
   chmodSync(echo, 0o755);
+  // A sensor whose every reading is one more than the last: a new reading shows as a new value.
+  const counter = join(scripts, 'counter');
+  const count = join(scripts, 'count');
+  writeFileSync(
+    counter,
+    `#!/bin/sh\nn=$(cat ${count} 2>/dev/null || echo 0); n=$((n+1)); echo $n > ${count}; echo $n\n`,
+  );
+  chmodSync(counter, 0o755);
   const [portA, portB] = await freePorts(2);
   const mqtt = ['listen = "127.0.0.1:0"', ANONYMOUS_MAY_DO_ANYTHING];
   a = await startAgent({ name: 'mc-a', meshKey: MESH_KEY, port: portA as number, mqtt });
@@ -57,7 +65,10 @@ beforeAll(async () => {
     port: portB as number,
     peers: [`127.0.0.1:${portA}`],
     mqtt,
-    extraToml: ['[[actions]]', 'name = "echo"', `exec = [${JSON.stringify(echo)}]`].join('\n'),
+    extraToml: [
+      ...['[[actions]]', 'name = "echo"', `exec = [${JSON.stringify(echo)}]`],
+      ...['[[sensors]]', 'name = "counter"', `exec = [${JSON.stringify(counter)}]`, 'unit = "1"'],
+    ].join('\n'),
   });
   aId = (await a.json<{ id: string }>(['id'])).id;
   bId = (await b.json<{ id: string }>(['id'])).id;
@@ -217,7 +228,7 @@ describe('sensors over MQTT', () => {
     const localWatcher = await clients.connect(bMqtt, 4);
     const local = collect(localWatcher);
     await localWatcher.subscribeAsync(`nearmesh/sensor/${bId}/room.temp`, { qos: 1 });
-    await until('the retained value on B', () => local.length === 1);
+    await until('the retained value on B', () => local.length >= 1);
     expect(local[0]?.packet.retain).toBe(true);
     expect(json(local[0])).toMatchObject({ value: 21.5, unit: 'Cel', peer_name: 'mc-b' });
 
@@ -241,7 +252,8 @@ describe('sensors over MQTT', () => {
     const watcher = await clients.connect(bMqtt, 5);
     const received = collect(watcher);
     await watcher.subscribeAsync(`nearmesh/sensor/${bId}/mem.used`, { qos: 1 });
-    await until('the retained value on B', () => received.length === 1);
+    // The subscription also watches the sensor: fresh readings may follow the retained one.
+    await until('the retained value on B', () => received.length >= 1);
     expect(received[0]?.packet.retain).toBe(true);
     expect(json(received[0])).toMatchObject({ unit: '%', peer_name: 'mc-b', value: expect.any(Number) });
   });
@@ -272,6 +284,54 @@ describe('sensors over MQTT', () => {
       ),
     );
   });
+
+  it('an app on A reads a sensor of B now on nearmesh/read/<peer>/<sensor> (MQTT 5 and 3.1.1)', async () => {
+    const v5 = await clients.connect(aMqtt, 5);
+    const replies = collect(v5);
+    await v5.subscribeAsync('my/readings', { qos: 1 });
+    await v5.publishAsync('nearmesh/read/mc-b/counter', '', {
+      qos: 1,
+      properties: { responseTopic: 'my/readings', correlationData: Buffer.from('r1') },
+    });
+    await until('the MQTT 5 reply', () => replies.length === 1);
+    expect(json(replies[0])).toMatchObject({
+      peer: bId,
+      sensor: 'counter',
+      value: expect.any(Number),
+      unit: '1',
+    });
+    expect(replies[0]?.packet.properties?.correlationData?.toString()).toBe('r1');
+
+    const v3 = await clients.connect(aMqtt, 4, { clientId: 'reader-311' });
+    const envelopeReplies = collect(v3);
+    await v3.subscribeAsync('nearmesh/reply/reader-311', { qos: 1 });
+    await v3.publishAsync(`nearmesh/read/${bId}/counter`, '{"correlation":7}', { qos: 1 });
+    await v3.publishAsync('nearmesh/read/mc-b/no.such.sensor', '{"correlation":8}', { qos: 1 });
+    await until('both envelope replies', () => envelopeReplies.length === 2);
+    const byCorrelation = new Map(
+      envelopeReplies.map((reply) => [(json(reply) as { correlation: number }).correlation, json(reply)]),
+    );
+    expect(byCorrelation.get(7)).toMatchObject({ peer: bId, sensor: 'counter', value: expect.any(Number) });
+    expect(byCorrelation.get(8)).toMatchObject({
+      error: { code: expect.any(String), message: expect.any(String) },
+    });
+  });
+
+  it("a subscription to one sensor's topic keeps it watched while held, and the watch stops after", async () => {
+    const topic = `nearmesh/sensor/${bId}/counter`;
+    const app = await clients.connect(aMqtt, 5);
+    const received = collect(app);
+    await app.subscribeAsync(topic, { qos: 1 });
+    // Nothing else reads it: new readings come because the subscription watches it.
+    const values = (): Set<unknown> =>
+      new Set(received.filter((m) => m.topic === topic).map((m) => (json(m) as { value: unknown }).value));
+    await until('two readings of the watched sensor', () => values().size >= 2, { timeoutMs: 30_000 });
+    const status = async (): Promise<number> =>
+      (await a.json<{ mqtt: { sensor_watches: number } }>(['status'])).mqtt.sensor_watches;
+    expect(await status()).toBe(1);
+    await app.unsubscribeAsync(topic);
+    await until('the watch to stop', async () => (await status()) === 0, { timeoutMs: 15_000 });
+  }, 60_000);
 
   it('an empty publish removes the sensor; a sensor the config owns cannot be taken', async () => {
     const app = await clients.connect(bMqtt, 5);
