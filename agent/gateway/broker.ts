@@ -21,7 +21,12 @@ import { DEFAULT_TURN_BUDGET_MS, TurnBudget } from '../core/turn-budget.js';
 import type { TopicAccess } from './access-control.js';
 import type { MqttAuth } from './auth.js';
 import { ByteBudget } from './byte-budget.js';
-import { ClientConnection, type ConnectionHost, type PublishMeta } from './client-connection.js';
+import {
+  ClientConnection,
+  type ConnectionHost,
+  type PublishMeta,
+  type PublishRefusal,
+} from './client-connection.js';
 import type { MqttLimits } from './config.js';
 import { DEFAULT_MQTT_LIMITS, DEFAULT_MQTT_MAX_PACKET_SIZE } from './config.js';
 import { Delivery } from './delivery.js';
@@ -36,7 +41,7 @@ import {
 } from './session-store.js';
 
 export type { MqttAuthenticator } from './auth.js';
-export type { PublishMeta } from './client-connection.js';
+export type { PublishMeta, PublishRefusal } from './client-connection.js';
 export type { PublishProperties } from './session-store.js';
 
 export class MqttGatewayError extends NearmeshError {
@@ -50,7 +55,7 @@ export interface MqttBrokerOptions extends Partial<MqttLimits> {
   auth?: MqttAuth;
   /** Who may publish, subscribe to and receive which topics; without it every client may do everything. */
   access?: TopicAccess;
-  /** Largest packet accepted from a client, in bytes (told to MQTT 5 clients). Default 256 KiB. */
+  /** Largest packet accepted from a client, in bytes (told to MQTT 5 clients). Default 1 MiB. */
   maxPacketSize?: number;
   /** QoS 1 messages sent to one client and not yet acknowledged. Default 100. */
   maxInflight?: number;
@@ -66,11 +71,6 @@ export type HoldListener = (
   session: Session,
   subscriptions: readonly Subscription[],
 ) => void;
-
-/** A listener could not take a message (a send the durable queue refused): the PUBACK's MQTT 5 reason. */
-export interface PublishRefusal {
-  readonly refusedWith: number;
-}
 
 /** Told of every PUBLISH taken from a client, before its PUBACK, which carries a refusal if one comes. */
 // biome-ignore lint/suspicious/noConfusingVoidType: a listener that returns nothing has no say in the PUBACK.
@@ -281,13 +281,13 @@ export class MqttBroker {
     }
   }
 
-  /** Routes a message and tells the listeners; the first refusal's reason code, if one refused it. */
-  #received(message: BrokerMessage, meta: PublishMeta): number | undefined {
+  /** Routes a message and tells the listeners; the first refusal, if one refused it. */
+  #received(message: BrokerMessage, meta: PublishMeta): PublishRefusal | undefined {
     this.#delivery.route(message);
-    let refusal: number | undefined;
+    let refusal: PublishRefusal | undefined;
     for (const listener of this.#listeners) {
       try {
-        refusal ??= listener(message.topic, message.payload, meta)?.refusedWith;
+        refusal ??= listener(message.topic, message.payload, meta) ?? undefined;
       } catch (error) {
         this.counters.increment('mqtt.listener_errors');
         this.#options.log?.warn({ err: error }, 'mqtt gateway publish listener failed');

@@ -37,6 +37,13 @@ export interface PublishMeta {
   properties?: PublishProperties;
 }
 
+/** A listener could not take a message (a send the durable queue refused): the PUBACK's MQTT 5 reason. */
+export interface PublishRefusal {
+  readonly refusedWith: number;
+  /** Why, for the PUBACK's Reason String; the reason code's own text when absent. */
+  readonly reason?: string;
+}
+
 export interface ConnectionSettings {
   auth?: MqttAuth;
   /** Who may publish, subscribe to and receive which topics; without it, everyone everything. */
@@ -85,7 +92,7 @@ export interface ConnectionHost {
    */
   holds(connection: ClientConnection, subscriptions: readonly Subscription[]): void;
   /** A message published by the client: route it and tell the listeners; a reason code if one refused it. */
-  received(message: BrokerMessage, meta: PublishMeta): number | undefined;
+  received(message: BrokerMessage, meta: PublishMeta): PublishRefusal | undefined;
   /** The client's last will, after an abnormal disconnect. */
   publishWill(message: BrokerMessage, meta: PublishMeta): void;
   /** The connection no longer holds `session`: drop it, or start its expiry. */
@@ -614,7 +621,7 @@ export class ClientConnection {
     }
     const allowed = this.#may('mayPublish', this.#identity(), packet.topic);
     if (!allowed) this.#host.counters.increment('mqtt.acl_denied_publish');
-    let refusedWith: number | undefined = allowed ? undefined : REASON.notAuthorized;
+    let refusal: PublishRefusal | undefined = allowed ? undefined : { refusedWith: REASON.notAuthorized };
     if (fresh && allowed) {
       this.#host.counters.increment('mqtt.messages_in');
       const message = stampExpiry({
@@ -625,16 +632,18 @@ export class ClientConnection {
         origin: this.clientId,
         ...(this.version === 5 && properties ? { properties: forwardableProperties(properties) } : {}),
       });
-      refusedWith = this.#host.received(message, this.#meta(message, false));
+      refusal = this.#host.received(message, this.#meta(message, false));
     }
     // A refused publish is answered as mosquitto does: with the reason on MQTT 5 (which ends a QoS 2
     // exchange there), an ordinary acknowledgement on 3.1.1, which has no way to say it.
-    const refusal: { reasonCode?: number } =
-      refusedWith !== undefined && this.version === 5 ? this.#withReason(refusedWith) : {};
-    if (packet.qos === 1) this.send({ cmd: 'puback', messageId, ...refusal });
+    const answer: { reasonCode?: number } =
+      refusal !== undefined && this.version === 5
+        ? this.#withReason(refusal.refusedWith, refusal.reason)
+        : {};
+    if (packet.qos === 1) this.send({ cmd: 'puback', messageId, ...answer });
     if (packet.qos === 2) {
-      if (refusal.reasonCode === undefined) session.inboundQos2.add(messageId);
-      this.send({ cmd: 'pubrec', messageId, ...refusal });
+      if (answer.reasonCode === undefined) session.inboundQos2.add(messageId);
+      this.send({ cmd: 'pubrec', messageId, ...answer });
     }
   }
 
@@ -722,9 +731,18 @@ export class ClientConnection {
     return access === undefined || access[question](client, topicOrFilter);
   }
 
-  /** An error reason code for an acknowledgement, with its reason string if the client asked for those. */
-  #withReason(reasonCode: number): { reasonCode: number; properties?: { reasonString: string } } {
-    return this.#problemInformation ? { reasonCode, ...reasonString(reasonCode) } : { reasonCode };
+  /**
+   * An error reason code for an acknowledgement, with its reason string (`text`, or the code's own) if the
+   * client asked for those.
+   */
+  #withReason(
+    reasonCode: number,
+    text?: string,
+  ): { reasonCode: number; properties?: { reasonString: string } } {
+    if (!this.#problemInformation) return { reasonCode };
+    return text === undefined
+      ? { reasonCode, ...reasonString(reasonCode) }
+      : { reasonCode, properties: { reasonString: text } };
   }
 
   #meta(message: BrokerMessage, will: boolean): PublishMeta {

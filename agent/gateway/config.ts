@@ -95,7 +95,12 @@ export const DEFAULT_MQTT_LIMITS: MqttLimits = {
   maxUnsentBytesTotal: 16 * MIB,
   maxSensorWatches: 64,
 };
-export const DEFAULT_MQTT_MAX_PACKET_SIZE = 256 * 1024;
+/**
+ * Fits the largest message the mesh carries (a 1 MiB frame over a direct Wi-Fi link), so that a publish
+ * too large for where it goes is refused in its PUBACK, not by disconnecting the client; and a camera
+ * still for a local app.
+ */
+export const DEFAULT_MQTT_MAX_PACKET_SIZE = 1024 * 1024;
 
 export interface MqttUpstreamConfig {
   readonly url: string;

@@ -62,10 +62,14 @@ function failure(error: unknown): SendOutcome {
 }
 
 /** The PUBACK's reason for a send that could not be queued: a full queue, a peer nobody knows, or else. */
-function refusalOf(error: unknown): number {
-  if (error instanceof QueueFullError) return REASON.quotaExceeded;
-  if (error instanceof NearmeshError && error.code === 'peer-unreachable') return REASON.topicNameInvalid;
-  return REASON.unspecified;
+function refusalOf(error: unknown): PublishRefusal {
+  if (!(error instanceof NearmeshError)) return { refusedWith: REASON.unspecified };
+  const reason = error.message;
+  if (error instanceof QueueFullError) return { refusedWith: REASON.quotaExceeded, reason };
+  if (error.code === 'peer-unreachable') return { refusedWith: REASON.topicNameInvalid, reason };
+  // Larger than the mesh carries (the MQTT packet itself was within max_packet_size): the client may go on.
+  if (error.code === 'frame-too-large') return { refusedWith: REASON.implementationSpecific, reason };
+  return { refusedWith: REASON.unspecified, reason };
 }
 
 /** What the gateway needs of the agent: part of its typed API, its own groups, and coordination. */
@@ -259,7 +263,7 @@ export class MqttGateway {
         'mqtt: a send from an app was not queued',
       );
       reply(failure(error));
-      return { refusedWith: refusalOf(error) };
+      return refusalOf(error);
     }
   }
 

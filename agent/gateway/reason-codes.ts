@@ -15,6 +15,7 @@ export const REASON = {
   unspecified: 0x80,
   malformed: 0x81,
   protocolError: 0x82,
+  implementationSpecific: 0x83,
   unsupportedProtocol: 0x84,
   badCredentials: 0x86,
   notAuthorized: 0x87,

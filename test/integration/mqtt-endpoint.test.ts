@@ -4,7 +4,7 @@ import { execFile, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type Server, connect as tcpConnect } from 'node:net';
 import { promisify } from 'node:util';
-import type { MqttClient } from 'mqtt';
+import type { MqttClient, Packet } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentStatus } from '../../agent/api.js';
 import type { PeerInfo } from '../../agent/links/peer-directory.js';
@@ -118,6 +118,20 @@ describe('MQTT endpoint of a running agent', () => {
       ok: false,
       error: { code: 'peer-unreachable' },
     });
+
+    // Larger than the mesh carries, within the packet size: refused in the PUBACK with the reason, and
+    // the client stays connected.
+    const pubacks: Packet[] = [];
+    requester.on('packetreceive', (packet) => packet.cmd === 'puback' && pubacks.push(packet));
+    await expect(
+      requester.publishAsync(`nearmesh/send/${bId}`, Buffer.alloc(200_000), { qos: 1 }),
+    ).rejects.toMatchObject({ code: 0x83 });
+    expect(pubacks[0]).toMatchObject({
+      reasonCode: 0x83,
+      properties: { reasonString: expect.stringMatching(/exceeds the limit/) },
+    });
+    expect(requester.connected).toBe(true);
+    await requester.publishAsync(`nearmesh/send/${bId}`, 'small again', { qos: 1 });
   });
 
   it('group and broadcast sends reach the members through the mesh', async () => {

@@ -83,11 +83,12 @@ describe('defaults', () => {
       mqtt: {
         listen: { host: '127.0.0.1', port: 1883 },
         listenIsDefault: true,
-        maxPacketSize: 262144,
+        maxPacketSize: 1024 * 1024,
         limits: {
           maxConnections: 256,
           connectTimeoutMs: 10_000,
           packetTimeoutMs: 30_000,
+          maxKeepAliveMs: 60_000,
           maxUnfinishedBytesTotal: 16 * 1024 * 1024,
           maxTopicLevels: 32,
           maxSubscriptionsPerClient: 1000,
@@ -100,6 +101,7 @@ describe('defaults', () => {
           maxRetainedBytes: 16 * 1024 * 1024,
           maxUnsentBytes: 4 * 1024 * 1024,
           maxUnsentBytesTotal: 16 * 1024 * 1024,
+          maxSensorWatches: 64,
         },
       },
       coordination: { maxRunning: 16, maxQueued: 64, maxScheduled: 1024, maxScheduledPerCaller: 64 },
@@ -201,6 +203,7 @@ describe('defaults', () => {
           maxConnections: 64,
           connectTimeoutMs: 5000,
           packetTimeoutMs: 20_000,
+          maxKeepAliveMs: 120_000,
           maxUnfinishedBytesTotal: 4 * 1024 * 1024,
           maxTopicLevels: 12,
           maxSubscriptionsPerClient: 200,
@@ -213,6 +216,7 @@ describe('defaults', () => {
           maxRetainedBytes: 2 * 1024 * 1024,
           maxUnsentBytes: 1024 * 1024,
           maxUnsentBytesTotal: 4 * 1024 * 1024,
+          maxSensorWatches: 16,
         },
         upstream: {
           url: 'mqtts://broker.example.net:8883',
