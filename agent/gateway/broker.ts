@@ -2,15 +2,14 @@
 //
 // Scope and deliberate choices:
 // - Sessions, queued messages and retained messages live in memory only.
-// - QoS: inbound QoS 2 is accepted with the full PUBREC/PUBREL/PUBCOMP exchange (exactly once into the
-//   broker, for 3.1.1 and 5.0 alike); everything the broker sends is at most QoS 1, and a QoS 2
-//   subscription is granted QoS 1 (allowed by both specs: the server may grant a lower QoS).
-// - MQTT 5: no topic aliases (topicAliasMaximum 0), no shared subscriptions, no subscription ids,
-//   no enhanced authentication, no will delay; message expiry is forwarded, not enforced.
+// - QoS 0, 1 and 2 end to end: inbound QoS 2 enters the broker once (method A: routed at PUBLISH, the
+//   packet id held until PUBREL); outbound QoS 2 holds the message in flight until PUBCOMP.
+// - MQTT 5: message expiry enforced, subscription identifiers, shared subscriptions, will delay, server
+//   topic aliases and keep alive; no topic aliases from clients, no enhanced authentication.
 // - Hostile input (malformed or oversize packets, protocol errors, silence) closes that client only,
 //   and is counted, never logged per packet.
 // - Everything a client can make the broker hold is bounded (MqttLimits): connections, unfinished
-//   packets (in time and bytes), subscriptions, queued messages, retained messages.
+//   packets (in time and bytes), subscriptions, queued messages, retained messages, QoS 2 unreleased.
 
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { Counters } from '../core/counters.js';

@@ -1,9 +1,9 @@
-// Delivery of messages to sessions: subscriptions (through the subscription index), the retained store,
-// retained messages for a new subscription, and QoS 1 in flight (bounded by a window) or queued while
-// offline or beyond it. Unacknowledged QoS 1 messages, queued or in flight, are bounded in bytes per
-// session and in total: the oldest queued go first, then new ones are dropped, each drop counted. QoS 0
-// messages to a client that does not read are dropped (counted) once its share of the unsent bytes is
-// buffered.
+// Delivery of messages to sessions: subscriptions (through the subscription index; one member per shared
+// group), the retained store, retained messages for a new subscription, and QoS 1 and 2 in flight
+// (bounded by a window) or queued while offline or beyond it. Unacknowledged messages, queued or in
+// flight, are bounded in bytes per session and in total: the oldest queued go first, then new ones are
+// dropped, each drop counted; expired ones are dropped as they come up. QoS 0 messages to a client that
+// does not read are dropped (counted) once its share of the unsent bytes is buffered.
 
 import type { IPublishPacket, Packet } from 'mqtt-packet';
 import type { Counters } from '../core/counters.js';
