@@ -83,7 +83,7 @@ export class MqttInboxConsumers {
       return;
     }
     if (this.#running.has(clientId)) return;
-    if (!subscriptions.some((held) => held.options.qos === 1 && wantsInbox(held.filter))) return;
+    if (!subscriptions.some((held) => held.options.qos >= 1 && wantsInbox(held.filter))) return;
     let take: ((upTo: number) => void) | undefined;
     try {
       const running = this.api.listen({ consumer: name }, (message) => {
