@@ -2,41 +2,22 @@
 // clients, and raw TCP sockets speaking mqtt-packet (or garbage).
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import type { Socket } from 'node:net';
 import { promisify } from 'node:util';
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import type mqttPacket from 'mqtt-packet';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { MqttBroker, type PublishMeta } from '../../agent/gateway/broker.js';
-import { collectAs, MqttClients } from '../support/mqtt-clients.js';
-import { connectPacket, type RawClient, rawClient } from '../support/mqtt-raw.js';
+import { describe, expect, it } from 'vitest';
+import type { PublishMeta } from '../../agent/gateway/broker.js';
+import { collectAs } from '../support/mqtt-clients.js';
+import { brokerPerTest, connectPacket, type RawClient } from '../support/mqtt-raw.js';
 import { describeWhenAvailable } from '../support/requirements.js';
 import { until } from '../support/until.js';
 
 const run = promisify(execFile);
 
-let broker: MqttBroker;
-let port: number;
-const clients = new MqttClients();
-const sockets: Socket[] = [];
-
-async function startBroker(options: ConstructorParameters<typeof MqttBroker>[0] = {}): Promise<void> {
-  broker = new MqttBroker(options);
-  port = (await broker.listen('127.0.0.1', 0)).port;
-}
-
-beforeEach(async () => {
-  await startBroker({ maxPacketSize: 64 * 1024 });
-});
-
-afterEach(async () => {
-  clients.endAll();
-  for (const socket of sockets.splice(0)) socket.destroy();
-  await broker.close();
-});
+const under = brokerPerTest({ maxPacketSize: 64 * 1024 });
 
 function client(version: 4 | 5, options: IClientOptions = {}): Promise<MqttClient> {
-  return clients.connect(port, version, options);
+  return under.clients.connect(under.port, version, options);
 }
 
 interface Received {
@@ -56,7 +37,7 @@ function collect(c: MqttClient): Received[] {
 }
 
 function raw(version: 4 | 5 = 4): Promise<RawClient> {
-  return rawClient(port, version, sockets);
+  return under.raw(version);
 }
 
 for (const version of [4, 5] as const) {
@@ -66,7 +47,7 @@ for (const version of [4, 5] as const) {
       const received = collect(sub);
       await sub.subscribeAsync(['home/+/temp', 'office/#', '#'], { qos: 1 });
       const seen: Array<{ topic: string; meta: PublishMeta }> = [];
-      broker.onPublish((topic, _payload, meta) => {
+      under.broker.onPublish((topic, _payload, meta) => {
         seen.push({ topic, meta });
       });
 
@@ -80,7 +61,7 @@ for (const version of [4, 5] as const) {
       });
 
       // The agent side publishes too, after them: by the time it arrives, they have arrived as well.
-      broker.publish('office/lamp', 'on', { qos: 1 });
+      under.broker.publish('office/lamp', 'on', { qos: 1 });
       await until('the agent-side publish', () => received.some((r) => r.topic === 'office/lamp'));
       // Overlapping subscriptions ('home/+/temp' and '#') deliver once; '$SYS/secret' not through '#'.
       expect(received).toHaveLength(2);
@@ -88,8 +69,8 @@ for (const version of [4, 5] as const) {
       expect(received[1]).toMatchObject({ topic: 'office/lamp', payload: 'on', qos: 1 });
 
       await sub.unsubscribeAsync(['office/#', '#']);
-      broker.publish('office/lamp', 'off');
-      broker.publish('home/hall/temp', '19');
+      under.broker.publish('office/lamp', 'off');
+      under.broker.publish('home/hall/temp', '19');
       await until('received.length === 3', () => received.length === 3);
       expect(received[2]).toMatchObject({ topic: 'home/hall/temp', payload: '19' });
     });
@@ -140,7 +121,7 @@ for (const version of [4, 5] as const) {
       await pub.publishAsync('jobs/lossy', 'qos0 is not queued', { qos: 0 });
 
       const received: Received[] = [];
-      const again = connect(`mqtt://127.0.0.1:${port}`, {
+      const again = connect(`mqtt://127.0.0.1:${under.port}`, {
         protocolVersion: version,
         reconnectPeriod: 0,
         ...persistent,
@@ -153,7 +134,7 @@ for (const version of [4, 5] as const) {
         again.once('connect', (connack) => resolve(connack.sessionPresent)),
       );
       again.connect();
-      clients.add(again);
+      under.clients.add(again);
       expect(await connected).toBe(true);
       // A publish once it is back arrives after everything queued for it.
       await pub.publishAsync('jobs/live', 'after', { qos: 1 });
@@ -168,7 +149,7 @@ for (const version of [4, 5] as const) {
       // A clean session drops it all.
       await again.endAsync(true);
       const fresh = await client(version, { clientId, clean: true });
-      expect(broker.stats().sessions).toBeGreaterThan(0);
+      expect(under.broker.stats().sessions).toBeGreaterThan(0);
       fresh.end(true);
     });
 
@@ -177,7 +158,7 @@ for (const version of [4, 5] as const) {
       const received = collect(watcher);
       await watcher.subscribeAsync('wills/#', { qos: 1 });
       const wills: PublishMeta[] = [];
-      broker.onPublish((_topic, _payload, meta) => {
+      under.broker.onPublish((_topic, _payload, meta) => {
         if (meta.will) wills.push(meta);
       });
 
@@ -192,7 +173,7 @@ for (const version of [4, 5] as const) {
       rude.stream.destroy();
       await until('the will of the rude client', () => received.length === 1);
       // A publish after that arrives after anything else the two departures could bring.
-      broker.publish('wills/marker', 'after', { qos: 1 });
+      under.broker.publish('wills/marker', 'after', { qos: 1 });
       await until('the publish after it', () => received.some((r) => r.topic === 'wills/marker'));
       expect(received).toEqual([
         { topic: 'wills/rude', payload: 'crashed', retain: false, qos: 1 },
@@ -231,7 +212,7 @@ for (const version of [4, 5] as const) {
         });
         expect(got[0]).not.toHaveProperty('willDelayInterval');
         // The subscriber's connection took it as a valid PUBLISH and goes on.
-        broker.publish('wills/after', 'still here', { qos: 1 });
+        under.broker.publish('wills/after', 'still here', { qos: 1 });
         await until('a publish after it', () => got.length === 2);
         expect(watcher.connected).toBe(true);
       });
@@ -253,13 +234,12 @@ for (const version of [4, 5] as const) {
     });
 
     it('refuses wrong credentials and accepts right ones', async () => {
-      await broker.close();
-      await startBroker({ auth: { username: 'app', password: 's3cret' } });
+      await under.restart({ auth: { username: 'app', password: 's3cret' } });
       await expect(client(version, { username: 'app', password: 'wrong' })).rejects.toThrow();
       await expect(client(version)).rejects.toThrow();
       const ok = await client(version, { username: 'app', password: 's3cret' });
       expect(ok.connected).toBe(true);
-      expect(broker.counters.get('mqtt.auth_failed')).toBe(2);
+      expect(under.broker.counters.get('mqtt.auth_failed')).toBe(2);
     });
   });
 }
@@ -280,7 +260,7 @@ describe('raw connections', () => {
       await c.closed;
       expect(Buffer.concat(c.bytes)).toEqual(Buffer.from([0x20, 0x02, 0x00, 0x01]));
     }
-    expect(broker.counters.get('mqtt.unsupported_protocol')).toBe(2);
+    expect(under.broker.counters.get('mqtt.unsupported_protocol')).toBe(2);
   });
 
   it('assigns client ids to empty ones where allowed', async () => {
@@ -321,7 +301,7 @@ describe('raw connections', () => {
     expect(elapsed).toBeLessThan(3000);
     await until('received.length === 1', () => received.length === 1);
     expect(received[0]).toMatchObject({ topic: 'ka/silent', payload: 'timed out' });
-    expect(broker.counters.get('mqtt.keepalive_timeouts')).toBe(1);
+    expect(under.broker.counters.get('mqtt.keepalive_timeouts')).toBe(1);
 
     // Activity (PINGREQ) keeps a client alive past 1.5 x keep-alive.
     const pinger = await raw(4);
@@ -388,9 +368,9 @@ describe('raw connections', () => {
     longLength.socket.write(Buffer.from([0x10, 0xff, 0xff, 0xff, 0xff, 0x01]));
     await longLength.closed;
 
-    expect(broker.counters.get('mqtt.malformed')).toBe(4);
-    expect(broker.counters.get('mqtt.oversize')).toBe(2);
-    expect(broker.counters.get('mqtt.protocol_errors')).toBe(1);
+    expect(under.broker.counters.get('mqtt.malformed')).toBe(4);
+    expect(under.broker.counters.get('mqtt.oversize')).toBe(2);
+    expect(under.broker.counters.get('mqtt.protocol_errors')).toBe(1);
 
     await bystander.publishAsync('still/here', 'yes', { qos: 1 });
     await until('received.length === 1', () => received.length === 1);
@@ -399,16 +379,16 @@ describe('raw connections', () => {
   });
 
   it('does not crash when an onPublish listener throws', async () => {
-    broker.onPublish(() => {
+    under.broker.onPublish(() => {
       throw new Error('listener bug');
     });
     const c = await client(4);
     await c.publishAsync('x/y', 'z', { qos: 1 });
-    expect(broker.counters.get('mqtt.listener_errors')).toBe(1);
+    expect(under.broker.counters.get('mqtt.listener_errors')).toBe(1);
   });
 
   it('rejects invalid topics from the agent side', () => {
-    expect(() => broker.publish('a/#', 'x')).toThrow(/invalid MQTT topic/);
+    expect(() => under.broker.publish('a/#', 'x')).toThrow(/invalid MQTT topic/);
   });
 });
 
@@ -430,7 +410,7 @@ describeWhenAvailable('MQTT broker with mosquitto clients', mosquittoMissing, ()
     ['mqttv5', 5],
   ] as const) {
     it(`mosquitto_sub receives what mosquitto_pub sends (${flag}), QoS 0/1/2 and retained`, async () => {
-      const common = ['-h', '127.0.0.1', '-p', String(port), '-V', flag];
+      const common = ['-h', '127.0.0.1', '-p', String(under.port), '-V', flag];
       await run('mosquitto_pub', [...common, '-t', 'mq/retained', '-m', 'kept', '-r', '-q', '1']);
       const sub = spawn('mosquitto_sub', [...common, '-t', 'mq/#', '-C', '4', '-v', '-W', '10', '-q', '1'], {
         stdio: ['ignore', 'pipe', 'inherit'],
@@ -452,30 +432,29 @@ describeWhenAvailable('MQTT broker with mosquitto clients', mosquittoMissing, ()
         'mq/q1 qos 1',
         'mq/q2 qos 2',
       ]);
-      expect(broker.stats().clients).toBe(0);
+      expect(under.broker.stats().clients).toBe(0);
       void version;
     });
   }
 
   it('mosquitto_rr gets a response from an agent-side responder (MQTT 5 properties forwarded)', async () => {
-    broker.onPublish((topic, payload, meta) => {
+    under.broker.onPublish((topic, payload, meta) => {
       const responseTopic = meta.properties?.responseTopic;
       if (topic !== 'rpc/echo' || responseTopic === undefined) return;
-      broker.publish(responseTopic, `echo: ${payload.toString()}`, {
+      under.broker.publish(responseTopic, `echo: ${payload.toString()}`, {
         properties: { correlationData: meta.properties?.correlationData as Buffer },
       });
     });
     const { stdout } = await run('mosquitto_rr', [
-      ...['-h', '127.0.0.1', '-p', String(port)],
+      ...['-h', '127.0.0.1', '-p', String(under.port)],
       ...['-t', 'rpc/echo', '-e', 'rpc/reply', '-m', 'hello', '-W', '5'],
     ]);
     expect(stdout.trim()).toBe('echo: hello');
   });
 
   it('refuses mosquitto_pub with wrong credentials', async () => {
-    await broker.close();
-    await startBroker({ auth: { username: 'app', password: 'pw' } });
-    const common = ['-h', '127.0.0.1', '-p', String(port), '-t', 't', '-m', 'x'];
+    await under.restart({ auth: { username: 'app', password: 'pw' } });
+    const common = ['-h', '127.0.0.1', '-p', String(under.port), '-t', 't', '-m', 'x'];
     await expect(run('mosquitto_pub', [...common, '-u', 'app', '-P', 'bad'])).rejects.toThrow();
     await run('mosquitto_pub', [...common, '-u', 'app', '-P', 'pw']);
   });

@@ -2,37 +2,17 @@
 // raw socket: QoS 2 end to end, message expiry, subscription identifiers, shared subscriptions, will
 // delay, server keep alive and topic aliases, and the protocol errors with their reason strings.
 
-import type { Socket } from 'node:net';
 import { connect, type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import type { IConnackPacket, IDisconnectPacket, IPubrelPacket, ISubackPacket } from 'mqtt-packet';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { MqttBroker } from '../../agent/gateway/broker.js';
-import { collectAs, MqttClients } from '../support/mqtt-clients.js';
-import { connectPacket, rawClient } from '../support/mqtt-raw.js';
+import { describe, expect, it } from 'vitest';
+import { collectAs, type MqttClients } from '../support/mqtt-clients.js';
+import { brokerPerTest, connectPacket } from '../support/mqtt-raw.js';
 import { until } from '../support/until.js';
 
-let broker: MqttBroker;
-let port: number;
-const clients = new MqttClients();
-const sockets: Socket[] = [];
-
-async function startBroker(options: ConstructorParameters<typeof MqttBroker>[0] = {}): Promise<void> {
-  broker = new MqttBroker(options);
-  port = (await broker.listen('127.0.0.1', 0)).port;
-}
-
-beforeEach(async () => {
-  await startBroker();
-});
-
-afterEach(async () => {
-  clients.endAll();
-  for (const socket of sockets.splice(0)) socket.destroy();
-  await broker.close();
-});
+const under = brokerPerTest();
 
 function client(options: Parameters<MqttClients['connect']>[2] = {}): Promise<MqttClient> {
-  return clients.connect(port, 5, options);
+  return under.clients.connect(under.port, 5, options);
 }
 
 /** What `c` receives, each packet with the topic its client resolved (a topic alias's). */
@@ -45,15 +25,15 @@ function collect(c: MqttClient): IPublishPacket[] {
  * read as the CONNACK, before a collector attached after connecting would see them.
  */
 async function resumed(options: IClientOptions): Promise<IPublishPacket[]> {
-  const c = connect(`mqtt://127.0.0.1:${port}`, { protocolVersion: 5, reconnectPeriod: 0, ...options });
-  clients.add(c);
+  const c = connect(`mqtt://127.0.0.1:${under.port}`, { protocolVersion: 5, reconnectPeriod: 0, ...options });
+  under.clients.add(c);
   const received = collect(c);
   await new Promise((resolve) => c.once('connect', resolve));
   return received;
 }
 
 function raw() {
-  return rawClient(port, 5, sockets);
+  return under.raw(5);
 }
 
 describe('QoS 2 to subscribers', () => {
@@ -87,8 +67,7 @@ describe('QoS 2 to subscribers', () => {
   });
 
   it('disconnects a client with more QoS 2 messages unreleased than the Receive Maximum (0x93)', async () => {
-    await broker.close();
-    await startBroker({ maxInflight: 3 });
+    await under.restart({ maxInflight: 3 });
     const c = await raw();
     c.send(connectPacket(5));
     expect(((await c.next('connack')) as IConnackPacket).properties?.receiveMaximum).toBe(3);
@@ -97,7 +76,7 @@ describe('QoS 2 to subscribers', () => {
     const disconnect = (await c.next('disconnect')) as IDisconnectPacket;
     expect(disconnect.reasonCode).toBe(0x93);
     expect(disconnect.properties?.reasonString).toMatch(/Receive Maximum/);
-    expect(broker.counters.get('mqtt.receive_maximum_exceeded')).toBe(1);
+    expect(under.broker.counters.get('mqtt.receive_maximum_exceeded')).toBe(1);
   });
 });
 
@@ -120,7 +99,7 @@ describe('message expiry', () => {
     const interval = received[0]?.properties?.messageExpiryInterval as number;
     expect(interval).toBeGreaterThanOrEqual(27);
     expect(interval).toBeLessThan(30);
-    expect(broker.counters.get('mqtt.expired_dropped')).toBe(1);
+    expect(under.broker.counters.get('mqtt.expired_dropped')).toBe(1);
   });
 
   it('removes a retained message whose expiry ran out', async () => {
@@ -143,7 +122,7 @@ describe('message expiry', () => {
     await pub.publishAsync('ret/marker', 'after', { qos: 1 });
     await until('the marker', () => received.some((p) => p.topic === 'ret/marker'));
     expect(received.map((p) => p.topic)).toEqual(['ret/long', 'ret/marker']);
-    expect(broker.stats().retained).toBe(1);
+    expect(under.broker.stats().retained).toBe(1);
   });
 });
 
@@ -282,7 +261,7 @@ describe('will delay', () => {
     await pub.publishAsync('wd/marker', 'after', { qos: 1 });
     await until('the marker', () => wills.some((p) => p.topic === 'wd/marker'));
     expect(wills.map((p) => p.topic)).toEqual(['wd/will', 'wd/marker']);
-    expect(broker.counters.get('mqtt.wills_published')).toBe(1);
+    expect(under.broker.counters.get('mqtt.wills_published')).toBe(1);
   });
 
   it('publishes the will when the session ends before the delay', async () => {
@@ -308,8 +287,7 @@ describe('CONNECT and CONNACK', () => {
   });
 
   it('cuts a keep alive longer than max_keepalive, or none, with a Server Keep Alive', async () => {
-    await broker.close();
-    await startBroker({ maxKeepAliveMs: 30_000 });
+    await under.restart({ maxKeepAliveMs: 30_000 });
     for (const [asked, told] of [
       [120, 30],
       [0, 30],
@@ -354,8 +332,9 @@ describe('CONNECT and CONNACK', () => {
 
 describe('reason strings', () => {
   it('come with an error DISCONNECT and a refused PUBACK, and not on a PUBACK when problem information is off', async () => {
-    await broker.close();
-    await startBroker({ access: { mayPublish: () => false, maySubscribe: () => true, mayRead: () => true } });
+    await under.restart({
+      access: { mayPublish: () => false, maySubscribe: () => true, mayRead: () => true },
+    });
     const c = await raw();
     c.send(connectPacket(5));
     await c.next('connack');

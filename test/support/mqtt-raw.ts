@@ -1,8 +1,13 @@
-// A TCP socket that speaks MQTT by hand (mqtt-packet), for tests of what a broker answers to exactly
-// the packets a test writes, malformed or out of order ones included.
+// Tests of the MQTT broker on its own: a broker per test, and a TCP socket that speaks MQTT by hand
+// (mqtt-packet), for what the broker answers to exactly the packets a test writes, malformed or out of
+// order ones included.
 import { once } from 'node:events';
 import { type Socket, connect as tcpConnect } from 'node:net';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import mqttPacket, { type Packet } from 'mqtt-packet';
+import { afterEach, beforeEach } from 'vitest';
+import { MqttBroker, type MqttBrokerOptions } from '../../agent/gateway/broker.js';
+import { MqttClients } from './mqtt-clients.js';
 import { until } from './until.js';
 
 export interface RawClient {
@@ -57,4 +62,42 @@ export function connectPacket(version: 4 | 5, fields: Partial<mqttPacket.IConnec
     clientId: `raw-${Math.random().toString(16).slice(2)}`,
     ...fields,
   } as Packet;
+}
+
+/**
+ * A broker of its own for each test of the calling file (started in beforeEach with `defaults`, closed
+ * with its clients and raw sockets in afterEach); `restart` gives the test one with other options.
+ */
+export function brokerPerTest(defaults: MqttBrokerOptions = {}) {
+  let broker: MqttBroker | undefined;
+  let port = 0;
+  const clients = new MqttClients();
+  const sockets: Socket[] = [];
+  const start = async (options: MqttBrokerOptions): Promise<void> => {
+    broker = new MqttBroker(options);
+    port = (await broker.listen('127.0.0.1', 0)).port;
+  };
+  beforeEach(() => start(defaults));
+  afterEach(async () => {
+    clients.endAll();
+    for (const socket of sockets.splice(0)) socket.destroy();
+    await broker?.close();
+  });
+  return {
+    get broker(): MqttBroker {
+      if (broker === undefined) throw new Error('the broker starts in beforeEach');
+      return broker;
+    },
+    get port(): number {
+      return port;
+    },
+    clients,
+    async restart(options: MqttBrokerOptions): Promise<void> {
+      await broker?.close();
+      await start(options);
+    },
+    client: (version: 4 | 5, options: IClientOptions = {}): Promise<MqttClient> =>
+      clients.connect(port, version, options),
+    raw: (version: 4 | 5): Promise<RawClient> => rawClient(port, version, sockets),
+  };
 }
