@@ -601,6 +601,11 @@ export class ClientConnection {
       this.#protocolError(REASON.topicAliasInvalid);
       return;
     }
+    // §3.3.4: a Subscription Identifier is the server's to send, never a client's.
+    if (properties?.subscriptionIdentifier !== undefined) {
+      this.#protocolError();
+      return;
+    }
     if (!isValidTopicName(packet.topic)) {
       this.#protocolError(REASON.topicNameInvalid);
       return;
@@ -613,6 +618,12 @@ export class ClientConnection {
     const session = this.session as Session;
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
     const messageId = packet.messageId ?? 0;
+    // §3.3.2.3.2: a payload that says it is UTF-8 and is not is refused (0x99), not passed on.
+    if (properties?.payloadFormatIndicator === true && !isUtf8(payload)) {
+      this.#host.counters.increment('mqtt.payload_format_invalid');
+      this.#acknowledge(packet.qos, messageId, { refusedWith: REASON.payloadFormatInvalid });
+      return;
+    }
     const fresh = packet.qos !== 2 || !session.inboundQos2.has(messageId);
     if (packet.qos === 2 && fresh && session.inboundQos2.size >= this.#settings.maxInflight) {
       this.#host.counters.increment('mqtt.receive_maximum_exceeded');
@@ -636,13 +647,18 @@ export class ClientConnection {
     }
     // A refused publish is answered as mosquitto does: with the reason on MQTT 5 (which ends a QoS 2
     // exchange there), an ordinary acknowledgement on 3.1.1, which has no way to say it.
+    this.#acknowledge(packet.qos, messageId, refusal);
+  }
+
+  /** The PUBACK (QoS 1) or PUBREC (QoS 2) of a PUBLISH, saying why when it was refused (MQTT 5). */
+  #acknowledge(qos: 0 | 1 | 2, messageId: number, refusal: PublishRefusal | undefined): void {
     const answer: { reasonCode?: number } =
       refusal !== undefined && this.version === 5
         ? this.#withReason(refusal.refusedWith, refusal.reason)
         : {};
-    if (packet.qos === 1) this.send({ cmd: 'puback', messageId, ...answer });
-    if (packet.qos === 2) {
-      if (answer.reasonCode === undefined) session.inboundQos2.add(messageId);
+    if (qos === 1) this.send({ cmd: 'puback', messageId, ...answer });
+    if (qos === 2) {
+      if (answer.reasonCode === undefined) this.session?.inboundQos2.add(messageId);
       this.send({ cmd: 'pubrec', messageId, ...answer });
     }
   }
@@ -653,6 +669,11 @@ export class ClientConnection {
    */
   *#subscribeSteps(packet: ISubscribePacket): Generator<void> {
     const session = this.session as Session;
+    // §3.8.2.1.2: a Subscription Identifier of 0 is a protocol error.
+    if (packet.properties?.subscriptionIdentifier === 0) {
+      this.#protocolError();
+      return;
+    }
     const subscriptionId = this.version === 5 ? subscriptionIdOf(packet) : undefined;
     const granted: number[] = [];
     const retainedToSend: Subscription[] = [];

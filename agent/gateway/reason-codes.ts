@@ -30,6 +30,7 @@ export const REASON = {
   topicAliasInvalid: 0x94,
   packetTooLarge: 0x95,
   quotaExceeded: 0x97,
+  payloadFormatInvalid: 0x99,
   sharedNotSupported: 0x9e,
 } as const;
 
@@ -55,4 +56,5 @@ export const REASON_TEXT: Readonly<Record<number, string>> = {
   [REASON.topicAliasInvalid]: 'topic aliases from clients are not accepted (Topic Alias Maximum 0)',
   [REASON.packetTooLarge]: 'packet larger than the Maximum Packet Size',
   [REASON.quotaExceeded]: 'quota exceeded',
+  [REASON.payloadFormatInvalid]: 'the payload format indicator says UTF-8 and the payload is not',
 };

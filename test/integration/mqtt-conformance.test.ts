@@ -3,7 +3,7 @@
 // delay, server keep alive and topic aliases, and the protocol errors with their reason strings.
 
 import { connect, type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
-import type { IConnackPacket, IDisconnectPacket, IPubrelPacket, ISubackPacket } from 'mqtt-packet';
+import type { IConnackPacket, IDisconnectPacket, IPubrelPacket, ISubackPacket, Packet } from 'mqtt-packet';
 import { describe, expect, it } from 'vitest';
 import { collectAs, type MqttClients } from '../support/mqtt-clients.js';
 import { brokerPerTest, connectPacket } from '../support/mqtt-raw.js';
@@ -365,6 +365,67 @@ describe('reason strings', () => {
     const disconnect = (await c.next('disconnect')) as IDisconnectPacket;
     expect(disconnect.reasonCode).toBe(0x94);
     expect(disconnect.properties?.reasonString).toMatch(/topic aliases/);
+  });
+});
+
+describe('protocol errors', () => {
+  it('a client PUBLISH with a Subscription Identifier, and a SUBSCRIBE with identifier 0, disconnect with 0x82', async () => {
+    for (const packet of [
+      {
+        cmd: 'publish',
+        topic: 't',
+        payload: 'x',
+        qos: 0,
+        dup: false,
+        retain: false,
+        properties: { subscriptionIdentifier: 3 },
+      },
+      {
+        cmd: 'subscribe',
+        messageId: 1,
+        subscriptions: [{ topic: 't', qos: 0 }],
+        properties: { subscriptionIdentifier: 0 },
+      },
+    ] as const) {
+      const c = await raw();
+      c.send(connectPacket(5));
+      await c.next('connack');
+      c.send(packet as Packet);
+      expect(((await c.next('disconnect')) as IDisconnectPacket).reasonCode).toBe(0x82);
+    }
+  });
+
+  it('a payload marked UTF-8 that is not is refused with 0x99 and not passed on', async () => {
+    const sub = await client();
+    const received = collect(sub);
+    await sub.subscribeAsync('pf/#', { qos: 1 });
+    const c = await raw();
+    c.send(connectPacket(5));
+    await c.next('connack');
+    const notUtf8 = Buffer.from([0xc3, 0x28]);
+    c.send({
+      cmd: 'publish',
+      topic: 'pf/bad',
+      payload: notUtf8,
+      qos: 1,
+      messageId: 1,
+      dup: false,
+      retain: false,
+      properties: { payloadFormatIndicator: true },
+    });
+    expect(await c.next('puback')).toMatchObject({ reasonCode: 0x99 });
+    c.send({
+      cmd: 'publish',
+      topic: 'pf/good',
+      payload: 'ok',
+      qos: 1,
+      messageId: 2,
+      dup: false,
+      retain: false,
+      properties: { payloadFormatIndicator: true },
+    });
+    await until('the good one', () => received.length === 1);
+    expect(received.map((p) => p.topic)).toEqual(['pf/good']);
   });
 });
 
