@@ -174,8 +174,14 @@ export class ClientConnection {
   /** A packet's bytes for this client's protocol version; undefined (counted) when it cannot be encoded. */
   encode(packet: Packet): Buffer | undefined {
     try {
+      const aliasesBefore = this.#topicAliases?.size;
       const aliased = packet.cmd === 'publish' ? this.#withTopicAlias(packet) : packet;
-      return mqttPacket.generate(aliased, { protocolVersion: this.version });
+      const bytes = mqttPacket.generate(aliased, { protocolVersion: this.version });
+      // A new alias goes with a packet too large for the client, which it will never see: take it back.
+      const tooLarge = this.#clientMaxPacketSize !== undefined && bytes.length > this.#clientMaxPacketSize;
+      if (tooLarge && packet.cmd === 'publish' && this.#topicAliases?.size !== aliasesBefore)
+        this.#topicAliases?.delete(packet.topic);
+      return bytes;
     } catch {
       this.#host.counters.increment('mqtt.encode_errors');
       return undefined;
@@ -565,10 +571,12 @@ export class ClientConnection {
     this.session = session;
     this.#will = will;
     this.#host.attach(this);
-    // MQTT 5 clients are held to the longest keep alive allowed; a 3.1.1 client cannot be told, and keeps its own.
+    // MQTT 5 clients are held to the longest keep alive allowed; a 3.1.1 client cannot be told, and keeps its
+    // own. Keep alive 0 (none) is left alone, as the Paho reference broker does: MQTT.js ignores a Server
+    // Keep Alive when it asked for none, and would be cut off, its will sent, whenever it is quiet.
     const maxKeepAlive = Math.floor(this.#settings.maxKeepAliveMs / 1000);
     const asked = packet.keepalive ?? 0;
-    const keepAlive = version === 5 && (asked === 0 || asked > maxKeepAlive) ? maxKeepAlive : asked;
+    const keepAlive = version === 5 && asked > maxKeepAlive ? maxKeepAlive : asked;
     this.#armTimer(keepAlive * 1000 * 1.5);
 
     if (version === 5) {

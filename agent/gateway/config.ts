@@ -39,8 +39,8 @@ export interface MqttLimits {
   /** From the first byte of a packet to its last. */
   readonly packetTimeoutMs: number;
   /**
-   * Longest keep alive an MQTT 5 client gets (whole seconds): a longer one, or none (0), is cut to it by
-   * a Server Keep Alive in CONNACK, so that a hung client's will goes and its resources are let go in time.
+   * Longest keep alive an MQTT 5 client gets (whole seconds): a longer one is cut to it by a Server Keep
+   * Alive in CONNACK, so that a hung client's will goes and its resources are let go in time.
    */
   readonly maxKeepAliveMs: number;
   /** Bytes of unfinished packets held over all connections. */

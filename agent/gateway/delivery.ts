@@ -143,12 +143,13 @@ export class Delivery {
     // One delivery per session: at the highest QoS of its matching subscriptions, with the identifiers
     // of all of them (MQTT 5 §3.3.4). Shared subscriptions are apart: one member per group.
     const matched = new Map<Session, Match>();
-    const groups = new Map<string, Subscription[]>();
+    let groups: Map<string, Subscription[]> | undefined;
     for (const subscription of this.#subscriptions.match(message.topic)) {
       const { session, options } = subscription;
       if (skip?.(session.clientId) === true) continue;
       if (options.shareGroup !== undefined) {
         const key = `${options.shareGroup}\u0000${subscription.topicFilter}`;
+        groups ??= new Map();
         const members = groups.get(key);
         if (members === undefined) groups.set(key, [subscription]);
         else members.push(subscription);
@@ -161,9 +162,9 @@ export class Delivery {
     // each subscriber that shares it.
     const encoded = new Map<string, Buffer>();
     for (const [session, match] of matched) this.#deliverMatch(session, message, match, encoded);
-    for (const members of groups.values()) {
+    for (const members of groups?.values() ?? []) {
       const picked = this.#pickMember(members);
-      const match: Match = { qos: 0, keepRetain: false, ids: [] };
+      const match: Match = { qos: 0, keepRetain: false };
       addMatchOptions(match, picked.options);
       this.#deliverMatch(picked.session, message, match, encoded);
     }
@@ -175,7 +176,7 @@ export class Delivery {
       ...message,
       qos: Math.min(message.qos, match.qos) as 0 | 1 | 2,
       retain: message.retain && match.keepRetain,
-      ...(match.ids.length > 0 ? { subscriptionIds: match.ids } : {}),
+      ...(match.ids !== undefined && { subscriptionIds: match.ids }),
     };
     this.#deliver(session, copy, encoded);
   }
@@ -389,9 +390,12 @@ export class Delivery {
 
   /** Sends a QoS 0 message, with bytes from `encoded` when another subscriber had the same. */
   #sendQos0(connection: DeliveryTarget, message: BrokerMessage, encoded?: Map<string, Buffer>): void {
-    const key = connection.sharesEncodings
-      ? `${connection.version}:${message.retain}:${message.subscriptionIds?.join(',') ?? ''}`
-      : undefined;
+    const ids = message.subscriptionIds;
+    const key = !connection.sharesEncodings
+      ? undefined
+      : ids === undefined
+        ? `${connection.version}:${message.retain}`
+        : `${connection.version}:${message.retain}:${ids.join(',')}`;
     let bytes = key === undefined ? undefined : encoded?.get(key);
     if (bytes === undefined) {
       bytes = connection.encode(publishPacket(connection.version, message, undefined, false));
@@ -421,13 +425,14 @@ export class Delivery {
 interface Match {
   qos: 0 | 1 | 2;
   keepRetain: boolean;
-  ids: number[];
+  /** Subscription identifiers, when any matching subscription has one. */
+  ids?: number[];
 }
 
 function addMatch(matched: Map<Session, Match>, session: Session, subscription: Subscription): void {
   let match = matched.get(session);
   if (match === undefined) {
-    match = { qos: 0, keepRetain: false, ids: [] };
+    match = { qos: 0, keepRetain: false };
     matched.set(session, match);
   }
   addMatchOptions(match, subscription.options);
@@ -436,7 +441,9 @@ function addMatch(matched: Map<Session, Match>, session: Session, subscription: 
 function addMatchOptions(match: Match, options: SubscriptionOptions): void {
   if (options.qos > match.qos) match.qos = options.qos;
   match.keepRetain ||= options.retainAsPublished;
-  if (options.subscriptionId !== undefined) match.ids.push(options.subscriptionId);
+  if (options.subscriptionId === undefined) return;
+  if (match.ids === undefined) match.ids = [options.subscriptionId];
+  else match.ids.push(options.subscriptionId);
 }
 
 function publishPacket(
@@ -453,7 +460,7 @@ function publishPacket(
     retain: message.retain,
     dup,
     ...(messageId === undefined ? {} : { messageId }),
-    ...(version === 5 ? { properties: publishProperties(message) } : {}),
+    ...(version === 5 && publishProperties(message)),
   };
 }
 
@@ -461,7 +468,9 @@ function publishPacket(
  * A message's MQTT 5 properties as sent: its Message Expiry Interval counted down by the time it waited
  * here (§3.3.2.3.3), and the identifiers of the subscriptions it came by.
  */
-function publishProperties(message: BrokerMessage): PublishProperties {
+function publishProperties(message: BrokerMessage): { properties?: PublishProperties } {
+  if (message.expiresAt === undefined && message.subscriptionIds === undefined)
+    return message.properties === undefined ? {} : { properties: message.properties };
   const properties: PublishProperties = { ...message.properties };
   if (message.expiresAt !== undefined)
     properties.messageExpiryInterval = Math.max(1, Math.ceil((message.expiresAt - Date.now()) / 1000));
@@ -470,5 +479,5 @@ function publishProperties(message: BrokerMessage): PublishProperties {
       message.subscriptionIds.length === 1
         ? (message.subscriptionIds[0] as number)
         : [...message.subscriptionIds];
-  return properties;
+  return { properties };
 }

@@ -286,11 +286,11 @@ describe('CONNECT and CONNACK', () => {
     });
   });
 
-  it('cuts a keep alive longer than max_keepalive, or none, with a Server Keep Alive', async () => {
+  it('cuts a keep alive longer than max_keepalive with a Server Keep Alive, and leaves none (0) alone', async () => {
     await under.restart({ maxKeepAliveMs: 30_000 });
     for (const [asked, told] of [
       [120, 30],
-      [0, 30],
+      [0, undefined],
       [20, undefined],
     ] as const) {
       const c = await raw();
@@ -327,6 +327,21 @@ describe('CONNECT and CONNACK', () => {
       ['alias/b', undefined],
     ]);
     expect(received.map((p) => p.topic)).toEqual(['alias/a', 'alias/a', 'alias/b']);
+  });
+
+  it('gives no alias with a message too large for the client, which never sees it', async () => {
+    const sub = await client({ properties: { topicAliasMaximum: 1, maximumPacketSize: 200 } });
+    const packets: IPublishPacket[] = [];
+    sub.on('packetreceive', (packet) => {
+      if (packet.cmd === 'publish') packets.push({ ...packet });
+    });
+    await sub.subscribeAsync('big/#', { qos: 0 });
+    const pub = await client();
+    await pub.publishAsync('big/x', Buffer.alloc(500), { qos: 1 });
+    await pub.publishAsync('big/y', 'small', { qos: 1 });
+    await until('the small one', () => packets.length === 1);
+    expect([packets[0]?.topic, packets[0]?.properties?.topicAlias]).toEqual(['big/y', 1]);
+    expect(under.broker.counters.get('mqtt.outbound_too_large')).toBe(1);
   });
 });
 
