@@ -175,8 +175,8 @@ export class ClientConnection {
   encode(packet: Packet): Buffer | undefined {
     try {
       const aliasesBefore = this.#topicAliases?.size;
-      const aliased = packet.cmd === 'publish' ? this.#withTopicAlias(packet) : packet;
-      const bytes = mqttPacket.generate(aliased, { protocolVersion: this.version });
+      const shaped = packet.cmd === 'publish' ? this.#withTopicAlias(packet) : shortAcknowledgement(packet);
+      const bytes = mqttPacket.generate(shaped, { protocolVersion: this.version });
       // A new alias goes with a packet too large for the client, which it will never see: take it back.
       const tooLarge = this.#clientMaxPacketSize !== undefined && bytes.length > this.#clientMaxPacketSize;
       if (tooLarge && packet.cmd === 'publish' && this.#topicAliases?.size !== aliasesBefore)
@@ -835,6 +835,17 @@ function forwardableProperties(properties: PublishProperties): PublishProperties
     if (properties[key] !== undefined) Object.assign(forwarded, { [key]: properties[key] });
   }
   return forwarded;
+}
+
+/**
+ * A successful PUBACK, PUBREC, PUBREL or PUBCOMP in its 2-byte form (§3.4.2.1: reason 0 and no properties
+ * may be left out). mqtt-packet writes a reason code and an empty property list unless the reason is given
+ * as 0, and paho-mqtt 1.6 (Home Assistant's client for years) cannot read a longer PUBREL.
+ */
+function shortAcknowledgement(packet: Packet): Packet {
+  const acknowledgement =
+    packet.cmd === 'puback' || packet.cmd === 'pubrec' || packet.cmd === 'pubrel' || packet.cmd === 'pubcomp';
+  return acknowledgement && packet.reasonCode === undefined ? { ...packet, reasonCode: 0 } : packet;
 }
 
 /** Starts a message's expiry clock (its Message Expiry Interval) as it enters the broker. */

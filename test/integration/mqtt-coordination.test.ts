@@ -2,9 +2,9 @@
 // endpoints calling actions (mosquitto_rr on MQTT 5, mqtt.js on 3.1.1 with the envelope, CBOR), sensor
 // values an app provides read from the other agent's CLI and retained on nearmesh/sensor/..., and actions
 // an app provides called from the other agent's CLI and answered by the app.
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CallResultRow } from '../../agent/api.js';
@@ -29,6 +29,13 @@ import { describeWhenAvailable } from '../support/requirements.js';
 import { until } from '../support/until.js';
 
 const run = promisify(execFile);
+const PAHO_HA = resolve(import.meta.dirname, 'children/paho-ha.py');
+
+function pahoMissing(): string | undefined {
+  return spawnSync('/usr/bin/python3', ['-c', 'import paho.mqtt.client']).status === 0
+    ? undefined
+    : 'python3-paho-mqtt is not installed (apt-get install python3-paho-mqtt)';
+}
 const MESH_KEY = Buffer.from('mqtt-coordination-test-mesh-key!').toString('base64url');
 
 let a: AgentProcess;
@@ -359,6 +366,26 @@ describe('sensors over MQTT', () => {
     expect(gone.code).not.toBe(0);
     expect(gone.stderr).toMatch(/unknown-sensor|no sensor/);
   });
+});
+
+describeWhenAvailable('paho-mqtt as Home Assistant uses it', pahoMissing(), () => {
+  it('subscribing to a remote sensor at QoS 2 with an identifier keeps it coming; its own QoS 2 publish comes back once', async () => {
+    const { stdout } = await run(
+      '/usr/bin/python3',
+      [PAHO_HA, String(aMqtt), `nearmesh/sensor/${bId}/counter`, '2'],
+      { timeout: 45_000 },
+    );
+    const lines = stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { topic: string; value?: number; qos: number; ids?: number[] });
+    const echoes = lines.filter((line) => line.topic === 'ha/echo');
+    expect(echoes).toEqual([{ topic: 'ha/echo', payload: 'exactly once', qos: 2 }]);
+    const readings = lines.filter((line) => line.topic !== 'ha/echo');
+    expect(new Set(readings.map((line) => line.value)).size).toBeGreaterThanOrEqual(2);
+    // Readings are published at QoS 1: a QoS 2 subscription gets them at 1, with its identifier.
+    for (const reading of readings) expect(reading).toMatchObject({ qos: 1, ids: [9] });
+  }, 60_000);
 });
 
 describe('actions an app provides', () => {

@@ -4,7 +4,7 @@
 import { once } from 'node:events';
 import { type Socket, connect as tcpConnect } from 'node:net';
 import type { IClientOptions, MqttClient } from 'mqtt';
-import mqttPacket, { type Packet } from 'mqtt-packet';
+import mqttPacket, { type IPublishPacket, type Packet } from 'mqtt-packet';
 import { afterEach, beforeEach } from 'vitest';
 import { MqttBroker, type MqttBrokerOptions } from '../../agent/gateway/broker.js';
 import { MqttClients } from './mqtt-clients.js';
@@ -62,6 +62,11 @@ export function connectPacket(version: 4 | 5, fields: Partial<mqttPacket.IConnec
     clientId: `raw-${Math.random().toString(16).slice(2)}`,
     ...fields,
   } as Packet;
+}
+
+/** A PUBLISH from a client: payload "x", no DUP, not retained, unless `fields` say otherwise. */
+export function rawPublish(fields: Pick<IPublishPacket, 'topic' | 'qos'> & Partial<IPublishPacket>): Packet {
+  return { cmd: 'publish', payload: 'x', dup: false, retain: false, ...fields };
 }
 
 /**
