@@ -54,7 +54,7 @@ export interface ConnectionSettings {
   connectTimeoutMs: number;
   /** How long one packet may take from its first byte to its last. */
   packetTimeoutMs: number;
-  /** Longest keep alive an MQTT 5 client gets (a Server Keep Alive cuts a longer one, or none, to it). */
+  /** Longest keep alive an MQTT 5 client gets (a Server Keep Alive cuts a longer one to it). */
   maxKeepAliveMs: number;
   /**
    * QoS 2 messages a client may have unreleased (PUBREC sent, no PUBREL yet): the Receive Maximum told to

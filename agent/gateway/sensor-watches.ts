@@ -9,7 +9,7 @@ import type { CoordinationPort } from './coordination-port.js';
 import { parseSensorFilter, sensorTopic } from './topic-map.js';
 
 /** How often a watched sensor is read (a local one polled, a remote one pushed by its agent). */
-export const SENSOR_WATCH_INTERVAL_MS = 10_000;
+const SENSOR_WATCH_INTERVAL_MS = 10_000;
 /** How often watches nobody subscribes to any more are stopped. */
 const SWEEP_MS = 5_000;
 

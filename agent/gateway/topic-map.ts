@@ -101,10 +101,6 @@ export function parseReadTopic(topic: string): SensorRef | 'invalid' | undefined
   return sensorRefAfter(READ_PREFIX, topic) ?? 'invalid';
 }
 
-export function readTopic(peer: string, sensor: string): string {
-  return `${READ_PREFIX}${peer}/${sensor}`;
-}
-
 /** The one sensor a subscription filter names exactly (no wildcards); undefined for any other filter. */
 export function parseSensorFilter(filter: string): SensorRef | undefined {
   return filter.startsWith(SENSOR_PREFIX) ? sensorRefAfter(SENSOR_PREFIX, filter) : undefined;
