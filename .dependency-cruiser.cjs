@@ -12,7 +12,7 @@ const LAYERS = [
   ['agent/messaging/'],
   ['agent/coordination/'],
   ['agent/api.ts'],
-  ['agent/gateway/', 'agent/control/', 'agent/console/'],
+  ['agent/gateway/', 'agent/control/', 'agent/console/', 'agent/http/'],
   ['agent/config/'],
   ['agent/assembly/', 'agent/agent.ts', 'agent/index.ts'],
   ['agent/cli/'],

@@ -8,6 +8,7 @@ import type { Resolver } from '../transports/resolver.js';
 import type { AgentApi } from './api.js';
 import { execResolver } from './assembly/exec-resolver.js';
 import { startFrontEnds } from './assembly/front-ends.js';
+import { HttpEndpoint } from './assembly/http-endpoint.js';
 import { withListenKey } from './assembly/listen-failure.js';
 import { LocalAgentApi } from './assembly/local-api.js';
 import { Media } from './assembly/media.js';
@@ -314,6 +315,7 @@ export class Agent {
     }
 
     let mqtt: MqttEndpoint | undefined;
+    let http: HttpEndpoint | undefined;
     const api = new LocalAgentApi({
       config,
       log,
@@ -335,6 +337,7 @@ export class Agent {
       invitations,
       eventLoop,
       mqttState: () => mqtt?.state() ?? { state: 'off' },
+      httpState: () => http?.state() ?? { state: 'off' },
     });
     this.#api = api;
     if (config.mqtt.listen !== false) {
@@ -350,6 +353,17 @@ export class Agent {
       });
       const endpoint = mqtt;
       await withListenKey('[mqtt] listen', config.mqtt.listen, () => lifecycle.start('MQTT', endpoint));
+    }
+    if (config.http.listen !== false) {
+      const endpoint = new HttpEndpoint({
+        http: config.http,
+        listen: config.http.listen,
+        api,
+        counters,
+        log,
+      });
+      http = endpoint;
+      await withListenKey('[http] listen', config.http.listen, () => lifecycle.start('HTTP', endpoint));
     }
     await startFrontEnds({ api, config, lifecycle, log, counters });
     log.info(

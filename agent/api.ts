@@ -63,6 +63,7 @@ export interface AgentStatus {
     groups: readonly string[];
   };
   mqtt: MqttState;
+  http: HttpState;
   /** Reliable messages queued durably and not yet confirmed by their peers. */
   queued: { messages: number; bytes: number };
   /** Reliable messages received and waiting in the app inbox for its consumers. */
@@ -101,6 +102,12 @@ export interface MqttGatewayStatus {
   sensor_watches: number;
   upstream: { url: string; connected: boolean; queued: number } | null;
 }
+
+/** The HTTP endpoint (/metrics): serving on `listen`, turned off in the config, or not serving for the reason given. */
+export type HttpState =
+  | { state: 'on'; listen: string }
+  | { state: 'off' }
+  | { state: 'unavailable'; reason: string };
 
 /** The MQTT endpoint: serving, turned off in the config, or not serving for the reason given. */
 export type MqttState =

@@ -9,6 +9,7 @@ import type {
   CallRequest,
   CallResultRow,
   GroupInfo,
+  HttpState,
   InboxReport,
   InviteResult,
   LeaseRequest,
@@ -73,6 +74,7 @@ export interface LocalApiParts {
   eventLoop: EventLoopDelay;
   /** The MQTT endpoint's state, once it exists. */
   mqttState: () => MqttState;
+  httpState: () => HttpState;
 }
 
 export class LocalAgentApi implements AgentApi {
@@ -126,6 +128,7 @@ export class LocalAgentApi implements AgentApi {
         groups: config.groups,
       },
       mqtt: this.parts.mqttState(),
+      http: this.parts.httpState(),
       queued: this.parts.reliable.queued(),
       inbox: inboxStatus(this.#inboxParts()),
       security: this.parts.trust.status(this.parts.membership.admins()),

@@ -30,6 +30,7 @@ import { duration, NAME, pathString, positiveInteger, TABLE, unionError } from '
 import { checkHostPort, type HostPort } from '../core/host-port.js';
 import { PASSWORD_HASH_FORMAT, parsePasswordHash } from '../core/password-hash.js';
 import { type MqttConfig, mqttTable, mqttUpstreamTable, resolveMqtt } from '../gateway/config.js';
+import { type HttpConfig, httpTable, resolveHttp } from '../http/config.js';
 import { DEFAULT_INBOX_LIMITS, type InboxLimits } from '../messaging/reliable/inbox-store.js';
 import { type BoardDefaults, CONTROL_SOCKET_FILE } from './defaults.js';
 import { checkMeshKey } from './mesh-key.js';
@@ -82,6 +83,7 @@ export interface Config {
     readonly relay: boolean;
   };
   readonly mqtt: MqttConfig;
+  readonly http: HttpConfig;
   /** What calls from the mesh may cost this agent: runs at once, waiting and scheduled calls. */
   readonly coordination: CoordinationLimits;
   /** Actions this agent runs for the mesh (coordination). */
@@ -329,6 +331,7 @@ const rootShape = {
   groups: groupsList,
   mesh: meshTable.default({}),
   mqtt: mqttTable.default({}),
+  http: httpTable.default({}),
   console: consoleTable.default({}),
   inbox: inboxTable.default({}),
   transfer: transferTable.default({}),
@@ -351,6 +354,7 @@ export const KNOWN_KEYS: Readonly<Record<string, readonly string[]>> = {
   mesh: Object.keys(meshTable.shape),
   mqtt: Object.keys(mqttTable.innerType().shape),
   'mqtt.upstream': Object.keys(mqttUpstreamTable.innerType().shape),
+  http: Object.keys(httpTable.innerType().shape),
   console: Object.keys(consoleTable.shape),
   inbox: Object.keys(inboxTable.shape),
   transfer: Object.keys(transferTable.shape),
@@ -420,6 +424,7 @@ export function configSchema(context: SchemaContext) {
         groups: [...new Set(raw.groups)],
         mesh: { ttl: raw.mesh.ttl, relay: raw.mesh.relay ?? board.mesh.relay },
         mqtt: resolveMqtt(raw.mqtt, (path) => resolveConfigPath(path, context)),
+        http: resolveHttp(raw.http, (path) => resolveConfigPath(path, context)),
         coordination: resolveCoordination(raw.coordination),
         actions: raw.actions.map(resolveAction),
         rules: raw.rules.map(resolveRule),

@@ -2,6 +2,7 @@
 // lines: written once, here.
 import type {
   CallResultRow,
+  HttpState,
   MqttState,
   PeerInfo,
   ResolverInfo,
@@ -25,6 +26,7 @@ export function formatStatus(status: StatusReport): string {
     `resolvers ${status.resolvers.map((r) => `${r.name} ${r.state} (${r.candidates})`).join(', ') || 'none'}`,
     `mesh      ${describeMesh(status.mesh)}`,
     `mqtt      ${describeMqtt(status.mqtt)}`,
+    `http      ${describeHttp(status.http)}`,
     `queued    ${status.queued.messages} reliable messages (${status.queued.bytes} bytes) waiting for their peers`,
     `inbox     ${status.inbox.messages} messages (${status.inbox.bytes} bytes) waiting for ${status.inbox.consumers} consumer${status.inbox.consumers === 1 ? '' : 's'}${status.inbox.oldest_at === null ? '' : `, oldest ${status.inbox.oldest_at}`}`,
     `security  ${describeSecurity(status.security)}`,
@@ -59,6 +61,12 @@ function describeSecurity(security: SecurityStatus): string {
   const shunned = security.neighbours_blamed.filter((row) => row.shunned_until !== null).length;
   if (shunned > 0) parts.push(`${shunned} neighbour${shunned === 1 ? '' : 's'} shunned`);
   return parts.join(', ');
+}
+
+function describeHttp(http: HttpState): string {
+  if (http.state === 'off') return 'off';
+  if (http.state === 'unavailable') return `not serving: ${http.reason}`;
+  return `${http.listen}, /metrics`;
 }
 
 function describeMqtt(mqtt: MqttState): string {

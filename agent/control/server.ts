@@ -6,6 +6,7 @@ import type { AgentApi, AppMessage } from '../api.js';
 import type { ConsoleIo } from '../console/commands.js';
 import { NearmeshError } from '../core/errors.js';
 import { LineReader } from '../core/line-reader.js';
+import { listening } from '../core/listen.js';
 import type { Logger } from '../core/logger.js';
 import {
   type ConsoleCompleteResult,
@@ -79,13 +80,7 @@ export class ControlServer {
     // The socket must never exist with looser permissions, not even for a moment.
     const previousUmask = process.umask(0o177);
     try {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(this.socketPath, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
+      await listening(server, this.socketPath);
     } catch (error) {
       throw new ControlSocketError(
         `cannot listen on control socket ${this.socketPath}: ${(error as Error).message}`,

@@ -3,6 +3,7 @@
 // zod's v3 API (shipped inside the zod 4 package): importing zod 4's API costs ~13 MB of RSS, v3's ~2 MB.
 import { z } from 'zod/v3';
 import { parseDuration } from './duration.js';
+import { checkHostPort, type HostPort } from './host-port.js';
 
 export const TABLE = { message: 'expected a table' };
 
@@ -57,3 +58,14 @@ export function count(min: number, max: number) {
   const message = `expected a whole number within ${min}..${max}`;
   return z.number({ message }).int(message).min(min, message).max(max, message);
 }
+
+/** A listener's address, `"host:port"` (port 0: any free one), or `false` for no listener. */
+export const listenOrOff = z
+  .union([z.literal(false), z.string()], unionError('expected "host:port" or false'))
+  .transform((value, ctx): HostPort | false => {
+    if (value === false) return false;
+    const result = checkHostPort(value, { allowPortZero: true });
+    if (result.ok) return result.value;
+    ctx.addIssue({ code: 'custom', message: result.expected });
+    return z.NEVER;
+  });

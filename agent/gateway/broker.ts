@@ -14,6 +14,7 @@
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { Counters } from '../core/counters.js';
 import { NearmeshError } from '../core/errors.js';
+import { listening } from '../core/listen.js';
 import type { Logger } from '../core/logger.js';
 import { isValidTopicName } from '../core/topic-match.js';
 import { DEFAULT_TURN_BUDGET_MS, TurnBudget } from '../core/turn-budget.js';
@@ -137,13 +138,7 @@ export class MqttBroker {
     if (this.#server !== undefined) throw new MqttGatewayError('the MQTT broker is already listening');
     const server = createServer((socket) => this.#accept(socket));
     try {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, host, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
+      await listening(server, port, host);
     } catch (error) {
       throw new MqttGatewayError(`cannot listen on ${host}:${port}: ${(error as Error).message}`, {
         cause: error,

@@ -2,8 +2,8 @@
 // and validation, and the resolved types the gateway runs from. agent/config assembles it with the rest.
 // zod's v3 API (shipped inside the zod 4 package): importing zod 4's API costs ~13 MB of RSS, v3's ~2 MB.
 import { z } from 'zod/v3';
-import { duration, pathString, positiveInteger, TABLE, unionError } from '../core/config-fields.js';
-import { checkHostPort, formatHostPort, type HostPort, isLoopbackHost } from '../core/host-port.js';
+import { duration, listenOrOff, pathString, positiveInteger, TABLE } from '../core/config-fields.js';
+import { formatHostPort, type HostPort, isLoopbackHost } from '../core/host-port.js';
 import { isValidTopicFilter, isValidTopicName } from '../core/topic-match.js';
 import { parseAcl } from './acl-file.js';
 import { MqttSecurityFileError } from './security-file.js';
@@ -273,16 +273,7 @@ function checkLoginsOffLoopback(
 export const mqttTable = z
   .object(
     {
-      listen: z
-        .union([z.literal(false), z.string()], unionError('expected "host:port" or false'))
-        .transform((value, ctx): HostPort | false => {
-          if (value === false) return false;
-          const result = checkHostPort(value, { allowPortZero: true });
-          if (result.ok) return result.value;
-          ctx.addIssue({ code: 'custom', message: result.expected });
-          return z.NEVER;
-        })
-        .optional(),
+      listen: listenOrOff.optional(),
       ...mqttCredentials,
       password_file: pathString.optional(),
       acl_file: pathString.optional(),

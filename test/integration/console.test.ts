@@ -1,10 +1,3 @@
-// The console as a person at a serial terminal meets it: a socat pty pair stands in for the serial
-// line (the agent opens one end as `[console] serial`, the test types into the other one key per
-// write); history, completion, `login` before a command that acts (the password never echoed), and the
-// reconnect when the device goes away and comes back (logged out again). Then the same command table
-// through the control socket, where no login is needed: `nearmesh console`. Then `call` (an exec action on the
-// other agent, its name tab-completed) and `trace` (live frames of the link, stopped by time or Ctrl-C).
-import { pbkdf2Sync, randomBytes } from 'node:crypto';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,18 +11,12 @@ import {
   stopAllAgents,
   temporaryDir,
 } from '../support/agent-process.js';
+import { mosquittoPasswdHash } from '../support/password.js';
 import { SerialLine, Terminal } from '../support/serial-line.js';
 import { until } from '../support/until.js';
 
 function occurrences(text: string, needle: string): number {
   return text.split(needle).length - 1;
-}
-
-/** `[console] password`: the `$7$` form mosquitto_passwd writes (few iterations: a test). */
-function passwordHash(password: string): string {
-  const salt = randomBytes(12);
-  const hash = pbkdf2Sync(password, salt, 1000, 64, 'sha512');
-  return `$7$1000$${salt.toString('base64')}$${hash.toString('base64')}`;
 }
 
 const PASSWORD = 'open sesame';
@@ -67,7 +54,7 @@ describe('console', () => {
         port: alphaPort,
         peers: [`127.0.0.1:${bravoPort}`],
         consoleSerial: line.agentEnd,
-        consoleLines: [`password = ${JSON.stringify(passwordHash(PASSWORD))}`],
+        consoleLines: [`password = ${JSON.stringify(mosquittoPasswdHash(PASSWORD))}`],
       }),
       startAgent({
         name: 'bravo',

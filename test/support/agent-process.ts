@@ -40,6 +40,8 @@ export interface AgentSpec {
   ble?: { peripheral: string; central: string; enabled?: true | 'auto'; maxLinks?: number };
   /** Lines of the `[mqtt]` table; default `listen = false` (no endpoint). */
   mqtt?: string[];
+  /** Lines of the `[http]` table; default `listen = false` (no endpoint). */
+  http?: string[];
   /** `[console] serial = <path>`: a serial console on this device (default off). */
   consoleSerial?: string;
   /** More lines of the `[console]` table, with consoleSerial (`password = "..."`). */
@@ -163,6 +165,8 @@ export function writeConfig(spec: AgentSpec, dir: string): string {
         ]),
     '[mqtt]',
     ...(spec.mqtt ?? ['listen = false']),
+    '[http]',
+    ...(spec.http ?? ['listen = false']),
     ...(spec.consoleSerial === undefined
       ? []
       : ['[console]', `serial = ${JSON.stringify(spec.consoleSerial)}`, ...(spec.consoleLines ?? [])]),

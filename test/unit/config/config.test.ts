@@ -108,6 +108,7 @@ describe('defaults', () => {
       actions: [],
       sensors: [],
       rules: [],
+      http: { listen: { host: '127.0.0.1', port: 7480 }, listenIsDefault: true },
       console: { serial: false, baud: 115200, password: undefined, allowUnauthenticated: false },
       inbox: {
         maxMessages: 10_000,
@@ -268,6 +269,11 @@ describe('defaults', () => {
         { name: 'temp', everyMs: 10000, unit: 'Cel', kind: 'exec', exec: ['/usr/local/bin/read-temp'] },
         { name: 'door.open', kind: 'gpio', chip: 'gpiochip0', line: 27, activeLow: false },
       ],
+      http: {
+        listen: { host: '0.0.0.0', port: 9480 },
+        listenIsDefault: false,
+        passwordFile: join(FIXTURES, 'metrics.passwd'),
+      },
       console: { serial: '/dev/ttyGS0', baud: 9600, password: undefined, allowUnauthenticated: false },
       inbox: {
         maxMessages: 500,
@@ -404,6 +410,12 @@ describe('wrong values name the key and the line', () => {
       'mqtt.password',
       1,
       'mqtt.password: expected username and password together',
+    ],
+    [
+      '[http]\nlisten = "0.0.0.0:7480"',
+      'http.password_file',
+      1,
+      'http.password_file: required: listen = "0.0.0.0:7480" is not loopback, so readers must log in (mosquitto_passwd -c <file> <user>)',
     ],
     [
       '[mqtt]\nmax_packet_size = 10',

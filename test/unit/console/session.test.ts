@@ -2,15 +2,17 @@
 // ends the session, an overlong line and a binary flood are survived and counted, output nobody reads is
 // bounded, and the login rules (read-only without login, acting after it, wrong passwords slowed down,
 // allow_unauthenticated; the control socket needs none).
-import { pbkdf2Sync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { PassThrough, Writable } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { StatusReport } from '../../../agent/api.js';
+
 import { type ConsoleContext, runConsoleLine } from '../../../agent/console/commands.js';
 import { MAX_LINE_CHARS } from '../../../agent/console/line-editor.js';
 import { ConsoleLogin } from '../../../agent/console/login.js';
 import { ConsoleSession, MAX_PENDING_OUTPUT } from '../../../agent/console/session.js';
 import { Counters } from '../../../agent/core/counters.js';
+import { mosquittoPasswdHash } from '../../support/password.js';
+import { sampleStatusReport } from '../../support/status-report.js';
 import { until } from '../../support/until.js';
 
 const A = '0123456789abcdef';
@@ -18,52 +20,7 @@ const A = '0123456789abcdef';
 const ERASE_LINE = '\x1b[K';
 const PASSWORD = 'correct horse';
 
-/** A `$7$` hash as mosquitto_passwd writes it, with few iterations so the tests stay quick. */
-function hashOf(password: string): string {
-  const salt = randomBytes(12);
-  const hash = pbkdf2Sync(password, salt, 1000, 64, 'sha512');
-  return `$7$1000$${salt.toString('base64')}$${hash.toString('base64')}`;
-}
-
-const STATUS: StatusReport = {
-  id: A,
-  name: 'alpha',
-  version: '0.0.0',
-  protocol: 1,
-  pid: 1,
-  uptime_s: 1,
-  data_dir: '/tmp',
-  control_socket: '/tmp/s',
-  wifi: { listen: null, discovery: [] },
-  ble: 'off',
-  ble_scan_duty: null,
-  peers: { connected: 0, routed: 0, known: 0 },
-  resolvers: [{ name: 'static', state: 'running', candidates: 1 }],
-  mesh: { name: 'test-mesh', ttl: 4, relay: true, groups: [] },
-  mqtt: { state: 'off' },
-  queued: { messages: 0, bytes: 0 },
-  inbox: {
-    messages: 0,
-    bytes: 0,
-    oldest_at: null,
-    consumers: 0,
-    max_messages: 10_000,
-    max_bytes: 16_777_216,
-    when_full: 'refuse',
-  },
-  security: {
-    key_epoch: 0,
-    previous_key_until: null,
-    revoked: 0,
-    admins: [],
-    members_known: 0,
-    neighbours_blamed: [],
-  },
-  event_loop: { delay_max_ms: 0, delay_p99_ms: 0 },
-  counters: {},
-  board: { id: 'generic', name: 'generic', model: null },
-  telemetry: { cpu_temp: null, throttling: null, load: null, memory: null, disk: null, uptime_s: null },
-};
+const STATUS = sampleStatusReport({ id: A, name: 'alpha' });
 
 function fakeContext(): ConsoleContext & { sent: string[]; levels: string[] } {
   const sent: string[] = [];
@@ -252,7 +209,7 @@ describe('serial console login', () => {
   });
 
   it('with a password: acting needs login; the password is not echoed; logout ends it', async () => {
-    const h = harness({ password: hashOf(PASSWORD) });
+    const h = harness({ password: mosquittoPasswdHash(PASSWORD) });
     expect(await h.run('status')).toMatch(/name {6}alpha/);
     expect(await h.run('send bravo hi')).toContain('nearmesh: log in first: type login');
 
@@ -272,7 +229,7 @@ describe('serial console login', () => {
   });
 
   it('Ctrl-C at the password prompt cancels the login', async () => {
-    const h = harness({ password: hashOf(PASSWORD) });
+    const h = harness({ password: mosquittoPasswdHash(PASSWORD) });
     const mark = h.printed().length;
     h.type('login\r');
     await h.waitFor('the password prompt', mark, (text) => text.includes('password: '));
@@ -286,7 +243,7 @@ describe('serial console login', () => {
   it('slows down wrong passwords: after 3 in a row, 1 s, then 2 s, 4 s ... before the next try', async () => {
     vi.useFakeTimers({ toFake: ['Date'] });
     vi.setSystemTime(Date.parse('2026-12-01T00:00:00Z'));
-    const h = harness({ password: hashOf(PASSWORD) });
+    const h = harness({ password: mosquittoPasswdHash(PASSWORD) });
     for (let attempt = 0; attempt < 3; attempt++)
       expect(await h.login('wrong')).toContain('nearmesh: wrong password');
     expect(h.counters.get('console.login_failures')).toBe(3);
