@@ -11,7 +11,7 @@ import type { HttpServer } from '../http/http-server.js';
 export interface HttpEndpointOptions {
   http: HttpConfig;
   listen: HostPort;
-  api: Pick<AgentApi, 'status'>;
+  api: Pick<AgentApi, 'status' | 'peers'>;
   counters: Counters;
   log: Logger;
 }
@@ -29,6 +29,7 @@ export class HttpEndpoint {
     const [{ HttpServer }, users] = await Promise.all([import('../http/http-server.js'), this.#users()]);
     const server = new HttpServer({
       status: () => api.status(),
+      peers: () => api.peers(),
       ...(users !== undefined && { users }),
       counters,
       log,

@@ -3,7 +3,7 @@
 // no request bodies; with users (a mosquitto_passwd file) every request needs HTTP Basic credentials.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { StatusReport } from '../api.js';
+import type { PeerInfo, StatusReport } from '../api.js';
 import type { Counters } from '../core/counters.js';
 import { NearmeshError } from '../core/errors.js';
 import { listening } from '../core/listen.js';
@@ -19,6 +19,8 @@ const REQUEST_TIMEOUT_MS = 10_000;
 export interface HttpServerOptions {
   /** The agent's status, as `nearmesh status --json` gives it. */
   status(): Promise<StatusReport>;
+  /** The peer table, as `nearmesh peers --json` gives it. */
+  peers(): PeerInfo[];
   /** Users who may read, by name; undefined: no login asked (a loopback listener). */
   users?: ReadonlyMap<string, PasswordHash>;
   counters: Counters;
@@ -84,7 +86,11 @@ export class HttpServer {
       reply(response, 405, 'only GET\n');
       return;
     }
-    const body = renderMetrics(await this.#options.status(), process.memoryUsage.rss());
+    const body = renderMetrics(
+      await this.#options.status(),
+      this.#options.peers(),
+      process.memoryUsage.rss(),
+    );
     response.writeHead(200, { 'Content-Type': PROMETHEUS_CONTENT_TYPE, 'Cache-Control': 'no-store' });
     response.end(request.method === 'HEAD' ? undefined : body);
   }

@@ -1,7 +1,11 @@
 // The agent's status in the Prometheus text exposition format (version 0.0.4): every counter it keeps as
-// `nearmesh_<name>_total`, and gauges for what `nearmesh status` shows. Names are stable and carry their
-// unit (`_bytes`, `_seconds`); labels are few and bounded (no per-message or per-topic label).
-import type { StatusReport } from '../api.js';
+// `nearmesh_<name>_total`, gauges for what `nearmesh status` shows, and each reachable peer's hops, RTT
+// and RSSI. Names are stable and carry their unit (`_bytes`, `_seconds`); labels are few and bounded (no
+// per-message or per-topic label; at most MAX_PEER_SERIES peers).
+import type { PeerInfo, StatusReport } from '../api.js';
+
+/** Peers given series of their own (the nearest first): bounds the labels a big mesh brings. */
+export const MAX_PEER_SERIES = 256;
 
 /** The Content-Type of the text exposition format. */
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -20,8 +24,12 @@ interface Family {
   samples: Sample[];
 }
 
-/** The exposition text for one status report and the process's resident memory. */
-export function renderMetrics(report: StatusReport, residentBytes: number): string {
+/** The exposition text for one status report, the peer table and the process's resident memory. */
+export function renderMetrics(
+  report: StatusReport,
+  peers: readonly PeerInfo[],
+  residentBytes: number,
+): string {
   const families: Family[] = [
     gauge('nearmesh_info', 'The agent: its id, name, version, protocol and board (always 1).', [
       {
@@ -92,8 +100,43 @@ export function renderMetrics(report: StatusReport, residentBytes: number): stri
   const celsius = report.telemetry.cpu_temp?.celsius;
   if (celsius !== undefined)
     families.push(gauge('nearmesh_cpu_temperature_celsius', 'CPU temperature.', [{ value: celsius }]));
+  families.push(...peerFamilies(peers));
   families.push(...counterFamilies(report.counters));
   return families.map(renderFamily).join('');
+}
+
+/** Hops, RTT and RSSI of the reachable peers, the nearest first, at most MAX_PEER_SERIES of them. */
+function peerFamilies(peers: readonly PeerInfo[]): Family[] {
+  const reachable = peers
+    .filter((peer) => peer.hops !== null)
+    .sort((a, b) => (a.hops as number) - (b.hops as number) || a.id.localeCompare(b.id))
+    .slice(0, MAX_PEER_SERIES);
+  const labels = (peer: PeerInfo): Labels => ({
+    peer: peer.id,
+    name: peer.name,
+    medium: peer.medium ?? 'mesh',
+  });
+  return [
+    gauge(
+      'nearmesh_peer_hops',
+      'Hops to each reachable peer: 1 over a direct link, more through the mesh.',
+      reachable.map((peer) => ({ labels: labels(peer), value: peer.hops as number })),
+    ),
+    gauge(
+      'nearmesh_peer_rtt_seconds',
+      'Round-trip time of the link to each directly linked peer, where measured.',
+      reachable.flatMap((peer) =>
+        peer.rtt_ms === null ? [] : [{ labels: labels(peer), value: peer.rtt_ms / 1000 }],
+      ),
+    ),
+    gauge(
+      'nearmesh_peer_rssi_dbm',
+      "Signal strength of each peer's last BLE advertisement heard, where the radio reports it.",
+      reachable.flatMap((peer) =>
+        peer.rssi_dbm === null ? [] : [{ labels: labels(peer), value: peer.rssi_dbm }],
+      ),
+    ),
+  ].filter((family) => family.samples.length > 0);
 }
 
 function gauge(name: string, help: string, samples: Sample[]): Family {

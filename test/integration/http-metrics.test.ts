@@ -17,6 +17,8 @@ import { mosquittoPasswdHash } from '../support/password.js';
 import { describeWhenAvailable } from '../support/requirements.js';
 import { until } from '../support/until.js';
 
+const MESH_KEY = Buffer.from('http-metrics-test-mesh-key-32-b!').toString('base64url');
+
 let open: AgentProcess;
 let guarded: AgentProcess;
 let openUrl: string;
@@ -33,7 +35,7 @@ beforeAll(async () => {
   const [openPort, guardedPort] = await freePorts(2);
   open = await startAgent({
     name: 'metrics-open',
-    meshKey: undefined,
+    meshKey: MESH_KEY,
     port: openPort as number,
     http: ['listen = "127.0.0.1:0"'],
   });
@@ -41,8 +43,9 @@ beforeAll(async () => {
   writeFileSync(join(dir, 'metrics.passwd'), `scraper:${mosquittoPasswdHash('s3cret')}\n`);
   guarded = await startAgent({
     name: 'metrics-guarded',
-    meshKey: undefined,
+    meshKey: MESH_KEY,
     port: guardedPort as number,
+    peers: [`127.0.0.1:${openPort}`],
     http: ['listen = "127.0.0.1:0"', `password_file = ${JSON.stringify(join(dir, 'metrics.passwd'))}`],
   });
   [openUrl, guardedUrl] = [await metricsUrl(open), await metricsUrl(guarded)];
@@ -63,6 +66,15 @@ describe('GET /metrics', () => {
     expect(text).toMatch(/^nearmesh_uptime_seconds \d+/m);
     expect(text).toMatch(/^nearmesh_resident_memory_bytes \d+/m);
     expect(text).toMatch(/^nearmesh_http_requests_total \d+/m);
+  });
+
+  it('gives each linked peer its hops and RTT, labelled with its id, name and medium', async () => {
+    const { id } = await guarded.json<{ id: string }>(['id']);
+    const line = new RegExp(
+      `^nearmesh_peer_hops\\{peer="${id}",name="metrics-guarded",medium="wifi"\\} 1$`,
+      'm',
+    );
+    await until('the linked peer in /metrics', async () => line.test(await (await fetch(openUrl)).text()));
   });
 
   it('answers other paths 404 and other methods 405', async () => {

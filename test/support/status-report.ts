@@ -1,5 +1,6 @@
-// A whole StatusReport, as `nearmesh status --json` gives it, for tests of what renders one.
-import type { StatusReport } from '../../agent/api.js';
+// A whole StatusReport and PeerInfo, as `nearmesh status --json` and `peers --json` give them, for tests of
+// what renders them.
+import type { PeerInfo, StatusReport } from '../../agent/api.js';
 
 /** An agent's status with everything idle and off, `fields` over that. */
 export function sampleStatusReport(fields: Partial<StatusReport> = {}): StatusReport {
@@ -42,6 +43,28 @@ export function sampleStatusReport(fields: Partial<StatusReport> = {}): StatusRe
     counters: {},
     board: { id: 'generic', name: 'generic', model: null },
     telemetry: { cpu_temp: null, throttling: null, load: null, memory: null, disk: null, uptime_s: null },
+    ...fields,
+  };
+}
+
+/** A peer on a direct Wi-Fi link (`pi-<id>`), `fields` over that. */
+export function samplePeer(id: string, fields: Partial<PeerInfo> = {}): PeerInfo {
+  return {
+    id,
+    name: `pi-${id}`,
+    state: 'connected',
+    medium: 'wifi',
+    address: null,
+    direction: null,
+    addresses: [],
+    rtt_ms: null,
+    rssi_dbm: null,
+    last_seen: '2026-12-07T00:00:00.000Z',
+    connected_since: null,
+    media: [],
+    hops: 1,
+    next_hop: null,
+    name_conflict: false,
     ...fields,
   };
 }

@@ -4,7 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { expect, it } from 'vitest';
 import { renderMetrics } from '../../../agent/http/prometheus.js';
-import { sampleStatusReport } from '../../support/status-report.js';
+import { samplePeer, sampleStatusReport } from '../../support/status-report.js';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
 
@@ -23,6 +23,9 @@ function counterMetrics(): Set<string> {
   walk(join(ROOT, 'agent'));
   return names;
 }
+
+/** A peer on a direct link with its RTT and RSSI measured, so that the per-peer gauges are rendered. */
+const LINKED = samplePeer('aa', { rtt_ms: 2, rssi_dbm: -60 });
 
 it('the Grafana dashboard in docs/ uses only metrics the agent exposes', () => {
   const dashboard = readFileSync(join(ROOT, 'docs/grafana/nearmesh-dashboard.json'), 'utf8');
@@ -47,7 +50,7 @@ it('the Grafana dashboard in docs/ uses only metrics the agent exposes', () => {
       uptime_s: null,
     },
   });
-  const gauges = new Set(renderMetrics(mqttOn, 1).match(/^nearmesh_[a-z0-9_]+/gm));
+  const gauges = new Set(renderMetrics(mqttOn, [LINKED], 1).match(/^nearmesh_[a-z0-9_]+/gm));
   const counters = counterMetrics();
   const unknown = [...used].filter((name) => !gauges.has(name) && !counters.has(name));
   expect(used.size).toBeGreaterThan(10);
