@@ -944,7 +944,11 @@ describeWithNetns('revocation and key rotation in a ring of 4 (real agents in th
       { timeoutMs: 30_000, intervalMs: 100 },
     );
     expect(outcome).toBe('refused');
-    expect(await mesh.connected('n3')).toEqual([]);
+    // n3 keeps dialling: between a handshake's end and the refusal's close it may list a neighbour for a
+    // moment, one-sidedly (the neighbours above never listed it). No such link stays.
+    await until('n3 without a link', async () => (await mesh.connected('n3')).length === 0, {
+      timeoutMs: 10_000,
+    });
     // Never linked, it was never handed the key of the rotation.
     expect((await mesh.status('n3')).security.key_epoch).toBeLessThan(
       (await mesh.status('n2')).security.key_epoch,
