@@ -16,6 +16,7 @@ import { Counters } from '../core/counters.js';
 import { NearmeshError } from '../core/errors.js';
 import { listening } from '../core/listen.js';
 import type { Logger } from '../core/logger.js';
+import { longTimeout } from '../core/long-timeout.js';
 import { isValidTopicName } from '../core/topic-match.js';
 import { DEFAULT_TURN_BUDGET_MS, TurnBudget } from '../core/turn-budget.js';
 import type { TopicAccess } from './access-control.js';
@@ -91,8 +92,6 @@ const DEFAULTS = {
   turnBudgetMs: DEFAULT_TURN_BUDGET_MS,
 };
 const NEVER_EXPIRES = 0xffff_ffff;
-/** The longest delay setTimeout takes; a longer one fires at once. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Accepts client sockets and ties connections, sessions, delivery and the agent's listeners together. */
 export class MqttBroker {
@@ -302,18 +301,10 @@ export class MqttBroker {
     if (!session.persistent) {
       this.#sessions.delete(session.clientId);
     } else if (session.expirySeconds !== undefined && session.expirySeconds !== NEVER_EXPIRES) {
-      this.#expireAt(session, Date.now() + session.expirySeconds * 1000);
+      session.cancelExpiry = longTimeout(session.expirySeconds * 1000, () =>
+        this.#sessions.delete(session.clientId),
+      );
     }
-  }
-
-  /** Deletes the session at `deadline`; timers longer than Node's limit (~24.8 days) are chained. */
-  #expireAt(session: Session, deadline: number): void {
-    const wait = Math.min(deadline - Date.now(), MAX_TIMER_MS);
-    session.expiryTimer = setTimeout(() => {
-      if (Date.now() < deadline) this.#expireAt(session, deadline);
-      else this.#sessions.delete(session.clientId);
-    }, wait);
-    session.expiryTimer.unref();
   }
 }
 

@@ -550,8 +550,7 @@ export class ClientConnection {
       return;
     }
     const { session, present: sessionPresent } = claimed;
-    clearTimeout(session.expiryTimer);
-    session.expiryTimer = undefined;
+    session.stopExpiry();
     if (version === 5) {
       session.expirySeconds = packet.properties?.sessionExpiryInterval ?? 0;
       session.persistent = session.expirySeconds > 0;

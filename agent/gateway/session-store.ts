@@ -2,6 +2,7 @@
 // offline (bounded by delivery), QoS 2 packet ids received but not yet released, a will waiting for its
 // delay. Nothing survives a restart of the agent; a reconnecting client resumes all of it.
 import type { IPublishPacket } from 'mqtt-packet';
+import { longTimeout } from '../core/long-timeout.js';
 
 export type PublishProperties = NonNullable<IPublishPacket['properties']>;
 
@@ -77,9 +78,10 @@ export class Session {
   persistent = false;
   /** MQTT 5 session expiry in seconds after disconnect (0xFFFFFFFF: never); undefined for 3.1.1. */
   expirySeconds: number | undefined;
-  expiryTimer: NodeJS.Timeout | undefined;
+  /** Stops the session's expiry clock, while one runs (the client is away). */
+  cancelExpiry: (() => void) | undefined;
   /** A will waiting for its Will Delay Interval: the client may come back before it is published. */
-  #pendingWill: { timer: NodeJS.Timeout; publish: () => void } | undefined;
+  #pendingWill: { cancel: () => void; publish: () => void } | undefined;
   #nextPacketId = 1;
 
   constructor(
@@ -143,14 +145,12 @@ export class Session {
   /** Publishes the client's will after `delayMs`, unless the client comes back first or the session ends. */
   delayWill(delayMs: number, publish: () => void): void {
     this.cancelWill();
-    const timer = setTimeout(() => this.publishPendingWill(), delayMs);
-    timer.unref();
-    this.#pendingWill = { timer, publish };
+    this.#pendingWill = { cancel: longTimeout(delayMs, () => this.publishPendingWill()), publish };
   }
 
   /** The client came back before its will's delay passed: the will is not published (§3.1.3.2.2). */
   cancelWill(): void {
-    clearTimeout(this.#pendingWill?.timer);
+    this.#pendingWill?.cancel();
     this.#pendingWill = undefined;
   }
 
@@ -161,11 +161,16 @@ export class Session {
     will?.publish();
   }
 
+  /** The client is back, or the session ends: its expiry clock stops. */
+  stopExpiry(): void {
+    this.cancelExpiry?.();
+    this.cancelExpiry = undefined;
+  }
+
   /** The session ends: a will still waiting is published, and its expiry clock stops. */
   end(): void {
     this.publishPendingWill();
-    clearTimeout(this.expiryTimer);
-    this.expiryTimer = undefined;
+    this.stopExpiry();
   }
 }
 
@@ -205,7 +210,7 @@ export class SessionStore {
   clear(): void {
     for (const session of this.#sessions.values()) {
       session.cancelWill();
-      clearTimeout(session.expiryTimer);
+      session.stopExpiry();
       this.onDelete(session);
     }
     this.#sessions.clear();
