@@ -344,6 +344,12 @@ export class Agent {
       mqtt = new MqttEndpoint({
         mqtt: config.mqtt,
         listen: config.mqtt.listen,
+        homeAssistant: config.homeAssistant,
+        about: (peer) =>
+          peer === identity.peerId
+            ? { model: api.board.model ?? api.board.profile.name, softwareVersion: VERSION }
+            : { model: null, softwareVersion: null },
+        revoked: () => trust.state.revocations.entries().map((revocation) => revocation.revoked),
         api,
         groups: config.groups,
         coordination: coordinator,

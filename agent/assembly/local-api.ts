@@ -83,6 +83,11 @@ export class LocalAgentApi implements AgentApi {
 
   constructor(private readonly parts: LocalApiParts) {}
 
+  /** The board this runs on, as detected at start. */
+  get board(): BoardDetection {
+    return this.#board;
+  }
+
   id(): AgentIdentity {
     return { id: this.parts.peerId, name: this.parts.config.name };
   }

@@ -7,15 +7,36 @@ import type { Counters } from '../core/counters.js';
 import { NearmeshError } from '../core/errors.js';
 import { type HostPort, isLoopbackHost } from '../core/host-port.js';
 import type { Logger } from '../core/logger.js';
+import { VERSION } from '../core/version.js';
 import type { MqttConfig, MqttUpstreamConfig } from '../gateway/config.js';
 import type { CoordinationPort } from '../gateway/coordination-port.js';
-import type { MqttGateway } from '../gateway/mqtt-gateway.js';
+import type { HomeAssistantConfig } from '../gateway/homeassistant-config.js';
+import type { HaAgent } from '../gateway/homeassistant-discovery.js';
+import type { HomeAssistantPort, MqttGateway } from '../gateway/mqtt-gateway.js';
+import {
+  haAvailabilityTopic,
+  haBirthTopic,
+  haCommandFilter,
+  haGatewayStatusTopic,
+  sensorTopic,
+} from '../gateway/topic-map.js';
 import type { UpstreamBridge } from '../gateway/upstream-bridge.js';
 import type { LinkManager } from '../links/link-manager.js';
+
+/** What an agent said of itself in its announcement (board and version), when it said it. */
+export interface AgentAbout {
+  model: string | null;
+  softwareVersion: string | null;
+}
 
 export interface MqttEndpointOptions {
   mqtt: MqttConfig;
   listen: HostPort;
+  homeAssistant: HomeAssistantConfig;
+  /** This agent's board profile name, and what other agents announced of theirs. */
+  about(peer: string): AgentAbout;
+  /** Peer ids revoked in the mesh. */
+  revoked(): Iterable<string>;
   api: AgentApi;
   groups: readonly string[];
   coordination: CoordinationPort;
@@ -65,6 +86,7 @@ export class MqttEndpoint {
         coordination: this.options.coordination,
       },
       ...(bridge !== undefined && { bridge }),
+      ...(this.options.homeAssistant.enabled && { homeAssistant: this.#homeAssistantPort() }),
       counters: this.options.counters,
       log,
     });
@@ -94,19 +116,49 @@ export class MqttEndpoint {
     return { state: 'off' };
   }
 
+  #homeAssistantPort(): HomeAssistantPort {
+    const { api, coordination, homeAssistant, about, revoked } = this.options;
+    return {
+      discoveryPrefix: homeAssistant.discoveryPrefix,
+      softwareVersion: VERSION,
+      agents: () => homeAssistantAgents(api.id().id, coordination, about),
+      revoked,
+    };
+  }
+
   async #createBridge(upstream: MqttUpstreamConfig): Promise<UpstreamBridge> {
     const [{ UpstreamBridge }, tls] = await Promise.all([
       import('../gateway/upstream-bridge.js'),
       readBridgeTls(upstream),
     ]);
     const { id } = this.options.api.id();
+    const ha = this.options.homeAssistant;
+    // Home Assistant's broker is the upstream: discovery, states and availability go up, its commands and
+    // birth message come down, and the broker says "offline" for this gateway if it vanishes.
+    const haOut = ha.enabled
+      ? [
+          `${ha.discoveryPrefix}/device/#`,
+          sensorTopic('+', '+'),
+          haGatewayStatusTopic(id),
+          haAvailabilityTopic(id, '+'),
+        ]
+      : [];
+    const haIn = ha.enabled ? [haCommandFilter(id), haBirthTopic(ha.discoveryPrefix)] : [];
     return new UpstreamBridge({
       url: upstream.url,
       clientId: upstream.clientId ?? `nearmesh-${id}`,
       ...(upstream.credentials !== undefined && upstream.credentials),
       ...(tls !== undefined && { tls }),
-      out: upstream.out,
-      in: upstream.in,
+      out: [...new Set([...upstream.out, ...haOut])],
+      in: [...new Set([...upstream.in, ...haIn])],
+      ...(ha.enabled && {
+        will: {
+          topic: haGatewayStatusTopic(id),
+          payload: Buffer.from('offline'),
+          qos: 1 as const,
+          retain: true,
+        },
+      }),
       remotePrefix: upstream.prefix,
       maxQueued: upstream.maxQueued,
       originId: id,
@@ -114,6 +166,29 @@ export class MqttEndpoint {
       log: this.options.log,
     });
   }
+}
+
+/** The agents Home Assistant gets a device for: this agent first, then each one whose capabilities are known. */
+function homeAssistantAgents(
+  selfId: string,
+  coordination: Pick<CoordinationPort, 'sensors' | 'actions'>,
+  about: (peer: string) => AgentAbout,
+): HaAgent[] {
+  type Entry = { name: string; sensors: { name: string; unit: string | null }[]; actions: string[] };
+  const byPeer = new Map<string, Entry>();
+  const entry = (peer: string, name: string): Entry => {
+    let found = byPeer.get(peer);
+    if (found === undefined) {
+      found = { name, sensors: [], actions: [] };
+      byPeer.set(peer, found);
+    }
+    return found;
+  };
+  for (const sensor of coordination.sensors())
+    entry(sensor.peer, sensor.name).sensors.push({ name: sensor.sensor, unit: sensor.unit });
+  for (const action of coordination.actions()) entry(action.peer, action.name).actions.push(action.action);
+  const agents = [...byPeer].map(([id, found]) => ({ id, ...found, ...about(id) }));
+  return agents.sort((a, b) => (a.id === selfId ? -1 : b.id === selfId ? 1 : 0));
 }
 
 /** The bridge's PEM files, read once at start: a missing file stops the agent with its path named. */

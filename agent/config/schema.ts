@@ -30,6 +30,11 @@ import { duration, NAME, pathString, positiveInteger, TABLE, unionError } from '
 import { checkHostPort, type HostPort } from '../core/host-port.js';
 import { PASSWORD_HASH_FORMAT, parsePasswordHash } from '../core/password-hash.js';
 import { type MqttConfig, mqttTable, mqttUpstreamTable, resolveMqtt } from '../gateway/config.js';
+import {
+  type HomeAssistantConfig,
+  homeAssistantTable,
+  resolveHomeAssistant,
+} from '../gateway/homeassistant-config.js';
 import { type HttpConfig, httpTable, resolveHttp } from '../http/config.js';
 import { DEFAULT_INBOX_LIMITS, type InboxLimits } from '../messaging/reliable/inbox-store.js';
 import { type BoardDefaults, CONTROL_SOCKET_FILE } from './defaults.js';
@@ -84,6 +89,7 @@ export interface Config {
   };
   readonly mqtt: MqttConfig;
   readonly http: HttpConfig;
+  readonly homeAssistant: HomeAssistantConfig;
   /** What calls from the mesh may cost this agent: runs at once, waiting and scheduled calls. */
   readonly coordination: CoordinationLimits;
   /** Actions this agent runs for the mesh (coordination). */
@@ -332,6 +338,7 @@ const rootShape = {
   mesh: meshTable.default({}),
   mqtt: mqttTable.default({}),
   http: httpTable.default({}),
+  homeassistant: homeAssistantTable.default({}),
   console: consoleTable.default({}),
   inbox: inboxTable.default({}),
   transfer: transferTable.default({}),
@@ -355,6 +362,7 @@ export const KNOWN_KEYS: Readonly<Record<string, readonly string[]>> = {
   mqtt: Object.keys(mqttTable.innerType().shape),
   'mqtt.upstream': Object.keys(mqttUpstreamTable.innerType().shape),
   http: Object.keys(httpTable.innerType().shape),
+  homeassistant: Object.keys(homeAssistantTable.shape),
   console: Object.keys(consoleTable.shape),
   inbox: Object.keys(inboxTable.shape),
   transfer: Object.keys(transferTable.shape),
@@ -392,6 +400,13 @@ export function configSchema(context: SchemaContext) {
           path: ['rendezvous', 'enabled'],
           message: 'expected a broker: [rendezvous] url = "mqtt://..." or an [mqtt.upstream] table',
         });
+      if (raw.homeassistant.enabled && raw.mqtt.listen === false)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['homeassistant', 'enabled'],
+          message:
+            'needs the MQTT endpoint: Home Assistant connects to it, or to the broker of [mqtt.upstream]; remove [mqtt] listen = false',
+        });
     })
     .transform((raw): Config => {
       const board = context.board ?? FALLBACK_BOARD;
@@ -425,6 +440,7 @@ export function configSchema(context: SchemaContext) {
         mesh: { ttl: raw.mesh.ttl, relay: raw.mesh.relay ?? board.mesh.relay },
         mqtt: resolveMqtt(raw.mqtt, (path) => resolveConfigPath(path, context)),
         http: resolveHttp(raw.http, (path) => resolveConfigPath(path, context)),
+        homeAssistant: resolveHomeAssistant(raw.homeassistant),
         coordination: resolveCoordination(raw.coordination),
         actions: raw.actions.map(resolveAction),
         rules: raw.rules.map(resolveRule),

@@ -29,11 +29,14 @@ import {
 import { CallEndpoint } from './call-endpoint.js';
 import { DEFAULT_MQTT_LIMITS, type MqttLimits } from './config.js';
 import type { CoordinationPort } from './coordination-port.js';
+import type { HaAgent } from './homeassistant-discovery.js';
+import { HomeAssistantGateway } from './homeassistant-gateway.js';
 import { type InboxPort, inboxProperties, MqttInboxConsumers } from './inbox-consumers.js';
 import type { MqttSecurity } from './mqtt-security.js';
 import { REASON } from './reason-codes.js';
 import { SensorWatches } from './sensor-watches.js';
 import {
+  haBirthTopic,
   inboxTopic,
   PEERS_TOPIC,
   parseCallTopic,
@@ -80,6 +83,15 @@ export type MeshPort = Pick<AgentApi, 'id' | 'enqueue' | 'multicast' | 'peers' |
     readonly coordination?: CoordinationPort;
   };
 
+/** Home Assistant discovery: the prefix HA listens on, what the gateway says of each agent, who is revoked. */
+export interface HomeAssistantPort {
+  discoveryPrefix: string;
+  softwareVersion: string;
+  /** The agents this agent knows, itself first, with what each offers. */
+  agents(): HaAgent[];
+  revoked(): Iterable<string>;
+}
+
 export interface MqttGatewayOptions {
   listen: HostPort;
   /** Who may connect and what each client may do (mqtt-security.ts); without it, anyone anything. */
@@ -88,6 +100,8 @@ export interface MqttGatewayOptions {
   limits?: MqttLimits;
   mesh: MeshPort;
   bridge?: UpstreamBridge;
+  /** Publish Home Assistant discovery for the mesh (needs coordination). */
+  homeAssistant?: HomeAssistantPort;
   counters: Counters;
   log: Logger;
 }
@@ -103,6 +117,7 @@ export class MqttGateway {
   readonly #calls: CallEndpoint | undefined;
   readonly #apps: AppCapabilities | undefined;
   readonly #watches: SensorWatches | undefined;
+  readonly #homeAssistant: HomeAssistantGateway | undefined;
 
   constructor(options: MqttGatewayOptions) {
     this.#options = options;
@@ -139,9 +154,28 @@ export class MqttGateway {
         counters,
         log,
       });
+      const ha = options.homeAssistant;
+      this.#homeAssistant =
+        ha === undefined
+          ? undefined
+          : new HomeAssistantGateway({
+              discoveryPrefix: ha.discoveryPrefix,
+              gateway: { id: options.mesh.id().id, softwareVersion: ha.softwareVersion },
+              agents: () => ha.agents(),
+              reaches: (peer) => this.#reaches(peer),
+              revoked: () => ha.revoked(),
+              call: (request) => coordination.call(request),
+              read: (peer, sensor) => coordination.read(peer, sensor),
+              publish: (topic, payload, retain) =>
+                this.#publishSafely(topic, Buffer.from(payload), { qos: 1, retain }),
+              counters,
+              log,
+            });
       this.#watches = new SensorWatches({
         coordination,
-        subscribed: (topic) => this.#broker.hasConnectedSubscriber(topic),
+        // Home Assistant subscribes on its own broker, beyond the bridge: its sensors are watched as if here.
+        subscribed: (topic) =>
+          this.#broker.hasConnectedSubscriber(topic) || this.#homeAssistant?.wantsSensor(topic) === true,
         maxWatches: (options.limits ?? DEFAULT_MQTT_LIMITS).maxSensorWatches,
         counters,
         log,
@@ -160,8 +194,15 @@ export class MqttGateway {
     );
     if (bridge !== undefined) {
       const onBridged = (message: BridgedMessage): void => this.#fromUpstream(message);
+      const onState = (state: { connected: boolean }): void => {
+        if (state.connected) this.#homeAssistant?.reconnected();
+      };
       bridge.on('message', onBridged);
-      this.#unsubscribe.push(() => bridge.off('message', onBridged));
+      bridge.on('state', onState);
+      this.#unsubscribe.push(
+        () => bridge.off('message', onBridged),
+        () => bridge.off('state', onState),
+      );
       bridge.start();
     }
     const { coordination } = mesh;
@@ -177,6 +218,7 @@ export class MqttGateway {
         () => watches.stop(),
       );
       for (const reading of coordination.latest()) this.#publishReading(reading);
+      this.#homeAssistant?.start();
     }
     this.#publishPeersIfChanged();
     this.#peersTimer = setInterval(() => this.#publishPeersIfChanged(), PEERS_CHECK_MS);
@@ -188,6 +230,7 @@ export class MqttGateway {
     clearInterval(this.#peersTimer);
     for (const unsubscribe of this.#unsubscribe.splice(0)) unsubscribe();
     this.#apps?.stop();
+    this.#homeAssistant?.stop(); // before the bridge drains: Home Assistant hears "offline" at once
     await this.#options.bridge?.stop();
     await this.#broker.close();
   }
@@ -223,7 +266,7 @@ export class MqttGateway {
       target,
     );
     if (target === undefined) {
-      this.#coordinationTopic(topic, payload, meta);
+      if (!this.#homeAssistantTopic(topic, payload)) this.#coordinationTopic(topic, payload, meta);
       return;
     }
     if (target === 'invalid') {
@@ -265,6 +308,17 @@ export class MqttGateway {
       reply(failure(error));
       return refusalOf(error);
     }
+  }
+
+  /** Home Assistant's commands and its birth message, from a local client or through the bridge. */
+  #homeAssistantTopic(topic: string, payload: Buffer): boolean {
+    const ha = this.#homeAssistant;
+    if (ha === undefined) return false;
+    if (topic === haBirthTopic(this.#options.homeAssistant?.discoveryPrefix ?? '')) {
+      ha.birth(payload);
+      return true;
+    }
+    return ha.command(topic, payload);
   }
 
   /** Calls from apps, and the sensors and actions apps provide; other topics are only the broker's. */
@@ -377,6 +431,7 @@ export class MqttGateway {
     const { counters } = this.#options;
     const target = parseSendTopic(message.topic);
     if (target === undefined) {
+      this.#homeAssistantTopic(message.topic, message.payload);
       // Published here only: what came from upstream never goes back out.
       this.#broker.publish(message.topic, message.payload, {
         qos: message.qos,
@@ -434,6 +489,11 @@ export class MqttGateway {
   }
 
   #publishPeersIfChanged(): void {
+    const ha = this.#homeAssistant;
+    if (ha !== undefined) {
+      ha.refresh();
+      this.#watches?.held(ha.sensorTopics());
+    }
     const rows = this.#options.mesh.peers().map(stablePeerRow);
     const json = JSON.stringify(rows);
     if (json === this.#peersJson) return;

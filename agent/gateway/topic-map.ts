@@ -1,6 +1,8 @@
 // The MQTT topics the agent serves to local apps (docs/MQTT.md): where apps publish to reach the mesh and
 // where the mesh's messages and state appear. The only place that spells these topics.
 
+import { isPeerId } from '../core/peer-id.js';
+
 export const TOPIC_ROOT = 'nearmesh';
 const SEND_PREFIX = `${TOPIC_ROOT}/send/`;
 const INBOX_PREFIX = `${TOPIC_ROOT}/inbox/`;
@@ -149,4 +151,52 @@ export function parseInvokeAnswerTopic(
   const [action, kind, callId] = levels as [string, string, string];
   if ((kind !== 'reply' && kind !== 'error') || callId === '') return undefined;
   return { action, kind, callId };
+}
+
+// Home Assistant MQTT discovery (homeassistant-discovery.ts): what a gateway agent publishes for HA, and where
+// HA's buttons and switches publish back. Under the gateway's own id, so two gateways never mix their words.
+
+const HA_PREFIX = `${TOPIC_ROOT}/ha/`;
+
+/** Retained "online"/"offline" of the gateway agent itself (its bridge's will says "offline"). */
+export function haGatewayStatusTopic(gateway: string): string {
+  return `${HA_PREFIX}${gateway}/status`;
+}
+
+/** Retained "online"/"offline": whether the gateway reaches that agent. */
+export function haAvailabilityTopic(gateway: string, peer: string): string {
+  return `${HA_PREFIX}${gateway}/availability/${peer}`;
+}
+
+/** Where Home Assistant publishes a button press or a switch command for an agent's action. */
+export function haCommandTopic(gateway: string, peer: string, action: string): string {
+  return `${HA_PREFIX}${gateway}/call/${peer}/${action}`;
+}
+
+/** Every command topic of a gateway, as a filter (the bridge subscribes to it upstream). */
+export function haCommandFilter(gateway: string): string {
+  return `${HA_PREFIX}${gateway}/call/#`;
+}
+
+/** The agent and action of a gateway's command topic; undefined for any other topic. */
+export function parseHaCommandTopic(
+  gateway: string,
+  topic: string,
+): { peer: string; action: string } | undefined {
+  const prefix = `${HA_PREFIX}${gateway}/call/`;
+  if (!topic.startsWith(prefix)) return undefined;
+  const levels = topic.slice(prefix.length).split('/');
+  if (levels.length !== 2) return undefined;
+  const [peer, action] = levels as [string, string];
+  return isPeerId(peer) && isCapabilityName(action) ? { peer, action } : undefined;
+}
+
+/** One agent's device-based discovery config (Home Assistant 2024.11 and later). */
+export function haDeviceConfigTopic(discoveryPrefix: string, peer: string): string {
+  return `${discoveryPrefix}/device/nearmesh_${peer}/config`;
+}
+
+/** Home Assistant's birth and last-will topic: "online" when it (re)starts and wants discovery again. */
+export function haBirthTopic(discoveryPrefix: string): string {
+  return `${discoveryPrefix}/status`;
 }

@@ -109,6 +109,7 @@ describe('defaults', () => {
       sensors: [],
       rules: [],
       http: { listen: { host: '127.0.0.1', port: 7480 }, listenIsDefault: true },
+      homeAssistant: { enabled: false, discoveryPrefix: 'homeassistant' },
       console: { serial: false, baud: 115200, password: undefined, allowUnauthenticated: false },
       inbox: {
         maxMessages: 10_000,
@@ -274,6 +275,7 @@ describe('defaults', () => {
         listenIsDefault: false,
         passwordFile: join(FIXTURES, 'metrics.passwd'),
       },
+      homeAssistant: { enabled: false, discoveryPrefix: 'ha-site' },
       console: { serial: '/dev/ttyGS0', baud: 9600, password: undefined, allowUnauthenticated: false },
       inbox: {
         maxMessages: 500,
@@ -416,6 +418,18 @@ describe('wrong values name the key and the line', () => {
       'http.password_file',
       1,
       'http.password_file: required: listen = "0.0.0.0:7480" is not loopback, so readers must log in (mosquitto_passwd -c <file> <user>)',
+    ],
+    [
+      '[mqtt]\nlisten = false\n[homeassistant]\nenabled = true',
+      'homeassistant.enabled',
+      4,
+      'homeassistant.enabled: needs the MQTT endpoint: Home Assistant connects to it, or to the broker of [mqtt.upstream]; remove [mqtt] listen = false, got true',
+    ],
+    [
+      '[homeassistant]\ndiscovery_prefix = "ha/#"',
+      'homeassistant.discovery_prefix',
+      2,
+      'homeassistant.discovery_prefix: expected topic levels like "homeassistant" (no "+", "#", NUL, or "/" at either end), got "ha/#"',
     ],
     [
       '[mqtt]\nmax_packet_size = 10',
