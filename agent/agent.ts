@@ -4,8 +4,10 @@
 // interfaces they are handed here; every front end reaches the agent through one AgentApi.
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { detectBoardSync } from '../boards/index.js';
 import type { Resolver } from '../transports/resolver.js';
 import type { AgentApi } from './api.js';
+import { selfAbout } from './assembly/agent-about.js';
 import { execResolver } from './assembly/exec-resolver.js';
 import { startFrontEnds } from './assembly/front-ends.js';
 import { HttpEndpoint } from './assembly/http-endpoint.js';
@@ -156,10 +158,13 @@ export class Agent {
     invitations.on('change', () => media.rotateDiscoveryHints());
 
     const registry = registryFromConfig(config, log, counters);
+    const board = detectBoardSync();
+    const about = selfAbout(board);
     const router = new Router({
       name: config.name,
       groups: config.groups,
       capabilities: registry.capabilities(),
+      about,
       ttl: config.mesh.ttl,
       relay: config.mesh.relay,
       counters,
@@ -317,6 +322,8 @@ export class Agent {
     let mqtt: MqttEndpoint | undefined;
     let http: HttpEndpoint | undefined;
     const api = new LocalAgentApi({
+      board,
+      about,
       config,
       log,
       counters,
@@ -345,10 +352,7 @@ export class Agent {
         mqtt: config.mqtt,
         listen: config.mqtt.listen,
         homeAssistant: config.homeAssistant,
-        about: (peer) =>
-          peer === identity.peerId
-            ? { model: api.board.model ?? api.board.profile.name, softwareVersion: VERSION }
-            : { model: null, softwareVersion: null },
+        about: (peer) => (peer === identity.peerId ? about : router.agent(peer)?.about),
         revoked: () => trust.state.revocations.entries().map((revocation) => revocation.revoked),
         api,
         groups: config.groups,

@@ -13,7 +13,7 @@ import type { TraceEvent, TraceStarted } from './links/link-trace.js';
 import type { PeerInfo } from './links/peer-directory.js';
 import type { ResolverInfo } from './links/resolver-book.js';
 import type { StreamEvent, StreamSink } from './messaging/stream/sessions.js';
-import type { PushEvent, PushStarted } from './messaging/transfer/manager.js';
+import type { PushEvent, PushStarted, TransferInfo } from './messaging/transfer/manager.js';
 import type { EventLoopDelayReading } from './ops/event-loop-delay.js';
 import type { Telemetry } from './ops/telemetry.js';
 import type { JsonObject } from './protocol/json-cbor.js';
@@ -32,6 +32,7 @@ export type {
   StreamSink,
   TraceEvent,
   TraceStarted,
+  TransferInfo,
 };
 
 export interface AgentIdentity {
@@ -165,6 +166,21 @@ export interface RouteInfo {
   next_hop_name: string | null;
   hops: number;
   age_s: number;
+}
+
+/** One agent of the mesh as this agent knows it: itself, and every agent it has heard announcing itself. */
+export interface MeshAgentInfo {
+  id: string;
+  name: string;
+  /** What it runs on and which version, as it announced them; null when it did not. */
+  board: string | null;
+  software: string | null;
+  groups: readonly string[];
+  relays: boolean;
+  /** The peer ids of its direct links, as it announced them (this agent's: its links now). */
+  neighbours: string[];
+  /** Seconds since its last announcement; 0 for this agent. */
+  heard_s: number;
 }
 
 /** A group known in the mesh and the peer ids of its members (this agent included). */
@@ -316,6 +332,8 @@ export interface AgentApi {
   /** Linked peers and those the mesh reaches. */
   peers(): PeerInfo[];
   routes(): RouteInfo[];
+  /** Every agent this one knows, itself first, with the links each announced: the mesh as a graph. */
+  topology(): MeshAgentInfo[];
   /** Each resolver: its state, the candidates it holds, found, lost, refused, dialled and linked. */
   resolvers(): ResolverInfo[];
   groups(): GroupInfo[];
@@ -379,6 +397,8 @@ export interface AgentApi {
   streamReceive(name: string, sink: StreamSink): () => void;
   /** Starts a bulk transfer; `listener` gets its progress, waits and outcome until `stop`. */
   push(request: PushRequest, listener: (event: PushEvent) => void): Promise<Running<PushStarted>>;
+  /** Files on their way, out (pushes, running or waiting for their peer) and in. */
+  transfers(): TransferInfo[];
 
   call(request: CallRequest): Promise<CallResultRow[]>;
   /** The actions every known agent (this one included) offers. */

@@ -1,6 +1,6 @@
 // The AgentApi of an agent running in this process: every front end's request lands here, on the parts
 // the assembly built. Peer names are resolved here, once per request, before any part sees them.
-import { type BoardDetection, detectBoardSync } from '../../boards/index.js';
+import type { BoardDetection } from '../../boards/index.js';
 import type {
   AgentApi,
   AgentIdentity,
@@ -15,12 +15,14 @@ import type {
   LeaseRequest,
   ListenOptions,
   LogLevelName,
+  MeshAgentInfo,
   MqttState,
   PushRequest,
   RouteInfo,
   SendOptions,
   SendResult,
   StatusReport,
+  TransferInfo,
   WatchEvent,
 } from '../api.js';
 import type { Config } from '../config/index.js';
@@ -43,7 +45,7 @@ import type { StreamSessions } from '../messaging/stream/sessions.js';
 import type { PushEvent, TransferManager } from '../messaging/transfer/manager.js';
 import type { EventLoopDelay } from '../ops/event-loop-delay.js';
 import { readTelemetry } from '../ops/telemetry.js';
-import { PROTOCOL_VERSION } from '../protocol/index.js';
+import { type AgentAbout, PROTOCOL_VERSION } from '../protocol/index.js';
 import type { InvitationStatus, Invitations } from '../trust/invitations.js';
 import type { TrustService } from '../trust/trust-service.js';
 import { type InboxApiParts, inboxList, inboxReport, inboxStatus, listen } from './inbox-api.js';
@@ -54,6 +56,10 @@ import type { MeshTrust } from './mesh-trust.js';
 /** The parts the API runs on, all built and started by the assembly. */
 export interface LocalApiParts {
   config: Config;
+  /** The board this runs on (boards/), detected once at start. */
+  board: BoardDetection;
+  /** What this agent announces about itself (board, software version). */
+  about: AgentAbout;
   log: Logger;
   counters: Counters;
   peerId: string;
@@ -78,15 +84,7 @@ export interface LocalApiParts {
 }
 
 export class LocalAgentApi implements AgentApi {
-  /** The board this runs on (boards/), detected once. */
-  readonly #board: BoardDetection = detectBoardSync();
-
   constructor(private readonly parts: LocalApiParts) {}
-
-  /** The board this runs on, as detected at start. */
-  get board(): BoardDetection {
-    return this.#board;
-  }
 
   id(): AgentIdentity {
     return { id: this.parts.peerId, name: this.parts.config.name };
@@ -96,7 +94,11 @@ export class LocalAgentApi implements AgentApi {
   async status(): Promise<StatusReport> {
     return {
       ...this.agentStatus(),
-      board: { id: this.#board.profile.id, name: this.#board.profile.name, model: this.#board.model },
+      board: {
+        id: this.parts.board.profile.id,
+        name: this.parts.board.profile.name,
+        model: this.parts.board.model,
+      },
       telemetry: await readTelemetry({ diskPath: this.parts.config.dataDir }),
     };
   }
@@ -161,6 +163,40 @@ export class LocalAgentApi implements AgentApi {
       hops: route.hops,
       age_s: Math.round(route.ageMs / 1000),
     }));
+  }
+
+  topology(): MeshAgentInfo[] {
+    const { config, peerId, router, about } = this.parts;
+    const nowMs = Date.now();
+    const self: MeshAgentInfo = {
+      id: peerId,
+      name: config.name,
+      board: about.board,
+      software: about.software,
+      groups: config.groups,
+      relays: config.mesh.relay,
+      neighbours: this.peers()
+        .filter((peer) => peer.state === 'connected')
+        .map((peer) => peer.id),
+      heard_s: 0,
+    };
+    const others = router.knownAgents().map(
+      (agent): MeshAgentInfo => ({
+        id: agent.id,
+        name: agent.name,
+        board: agent.about?.board ?? null,
+        software: agent.about?.software ?? null,
+        groups: agent.groups,
+        relays: agent.relays,
+        neighbours: [...agent.neighbours],
+        heard_s: Math.max(0, Math.round((nowMs - agent.heardAtMs) / 1000)),
+      }),
+    );
+    return [self, ...others];
+  }
+
+  transfers(): TransferInfo[] {
+    return this.parts.transfers.transfers();
   }
 
   groups(): GroupInfo[] {

@@ -22,19 +22,14 @@ import {
 } from '../gateway/topic-map.js';
 import type { UpstreamBridge } from '../gateway/upstream-bridge.js';
 import type { LinkManager } from '../links/link-manager.js';
-
-/** What an agent said of itself in its announcement (board and version), when it said it. */
-export interface AgentAbout {
-  model: string | null;
-  softwareVersion: string | null;
-}
+import type { AgentAbout } from '../protocol/index.js';
 
 export interface MqttEndpointOptions {
   mqtt: MqttConfig;
   listen: HostPort;
   homeAssistant: HomeAssistantConfig;
-  /** This agent's board profile name, and what other agents announced of theirs. */
-  about(peer: string): AgentAbout;
+  /** What an agent says it runs on and which version (this one, or what another announced); undefined: unsaid. */
+  about(peer: string): AgentAbout | undefined;
   /** Peer ids revoked in the mesh. */
   revoked(): Iterable<string>;
   api: AgentApi;
@@ -172,7 +167,7 @@ export class MqttEndpoint {
 function homeAssistantAgents(
   selfId: string,
   coordination: Pick<CoordinationPort, 'sensors' | 'actions'>,
-  about: (peer: string) => AgentAbout,
+  about: (peer: string) => AgentAbout | undefined,
 ): HaAgent[] {
   type Entry = { name: string; sensors: { name: string; unit: string | null }[]; actions: string[] };
   const byPeer = new Map<string, Entry>();
@@ -187,7 +182,10 @@ function homeAssistantAgents(
   for (const sensor of coordination.sensors())
     entry(sensor.peer, sensor.name).sensors.push({ name: sensor.sensor, unit: sensor.unit });
   for (const action of coordination.actions()) entry(action.peer, action.name).actions.push(action.action);
-  const agents = [...byPeer].map(([id, found]) => ({ id, ...found, ...about(id) }));
+  const agents = [...byPeer].map(([id, found]) => {
+    const said = about(id);
+    return { id, ...found, model: said?.board ?? null, softwareVersion: said?.software ?? null };
+  });
   return agents.sort((a, b) => (a.id === selfId ? -1 : b.id === selfId ? 1 : 0));
 }
 

@@ -3,6 +3,7 @@
 import type {
   CallResultRow,
   HttpState,
+  MeshAgentInfo,
   MqttState,
   PeerInfo,
   ResolverInfo,
@@ -10,6 +11,7 @@ import type {
   SecurityStatus,
   StatusReport,
   TraceEvent,
+  TransferInfo,
 } from '../api.js';
 import type { Telemetry } from '../ops/telemetry.js';
 import { formatTable } from './table.js';
@@ -137,6 +139,35 @@ export function formatRoutes(routes: readonly RouteInfo[]): string {
     `${route.age_s} s`,
   ]);
   return formatTable(['DESTINATION', 'NAME', 'HOPS', 'NEXT HOP', 'AGE'], rows);
+}
+
+/** The mesh as this agent knows it: every agent, what it runs, and whom it links to (by name where known). */
+export function formatTopology(agents: readonly MeshAgentInfo[]): string {
+  const names = new Map(agents.map((agent) => [agent.id, agent.name]));
+  const rows = agents.map((agent) => [
+    agent.id,
+    agent.name,
+    agent.board ?? '-',
+    agent.software ?? '-',
+    agent.groups.length === 0 ? '-' : agent.groups.join(','),
+    agent.neighbours.length === 0 ? '-' : agent.neighbours.map((id) => names.get(id) ?? id).join(','),
+    `${agent.heard_s} s`,
+  ]);
+  return formatTable(['ID', 'NAME', 'BOARD', 'VERSION', 'GROUPS', 'LINKS TO', 'HEARD'], rows);
+}
+
+/** Files on their way, with how far each has come. */
+export function formatTransfers(transfers: readonly TransferInfo[]): string {
+  if (transfers.length === 0) return 'no transfers\n';
+  const rows = transfers.map((transfer) => [
+    transfer.transfer_id,
+    transfer.direction === 'out' ? `to ${transfer.peer}` : `from ${transfer.peer}`,
+    transfer.name,
+    `${transfer.size === 0 ? 100 : Math.floor((100 * transfer.bytes_done) / transfer.size)} %`,
+    `${mib(transfer.size)} MiB`,
+    transfer.state,
+  ]);
+  return formatTable(['TRANSFER', 'PEER', 'NAME', 'DONE', 'SIZE', 'STATE'], rows);
 }
 
 /** One row per resolver; the detail (why it waits, what failed) on a line of its own under it. */

@@ -201,6 +201,8 @@ export class ControlServer {
       this.target.api.sendUnreliable(request.peer, Buffer.from(request.payload, 'base64')),
     multicast: (request) => this.target.api.multicast(request.group, Buffer.from(request.payload, 'base64')),
     routes: () => this.target.api.routes(),
+    topology: () => this.target.api.topology(),
+    transfers: () => this.target.api.transfers(),
     resolvers: () => this.target.api.resolvers(),
     revoke: (request) => this.target.api.revoke(request.peer, request.reason ?? ''),
     rekey: (request) => this.target.api.rekey(request.overlap_ms),

@@ -12,6 +12,7 @@ import type {
   JoinResult,
   LeaseResult,
   ListenStarted,
+  MeshAgentInfo,
   MeshKeyResult,
   MulticastResult,
   PeerInfo,
@@ -28,6 +29,7 @@ import type {
   StreamEvent,
   TraceEvent,
   TraceStarted,
+  TransferInfo,
   UnreliableSendResult,
   WatchEvent,
 } from '../api.js';
@@ -80,6 +82,8 @@ export const requestSchema = z.discriminatedUnion('cmd', [
     })
     .strict(),
   z.object({ id: requestId, cmd: z.literal('routes') }).strict(),
+  z.object({ id: requestId, cmd: z.literal('topology') }).strict(),
+  z.object({ id: requestId, cmd: z.literal('transfers') }).strict(),
   z.object({ id: requestId, cmd: z.literal('resolvers') }).strict(),
   z
     .object({
@@ -322,6 +326,8 @@ export interface ControlResults {
   'send-unreliable': UnreliableSendResult;
   multicast: MulticastResult;
   routes: RouteInfo[];
+  topology: MeshAgentInfo[];
+  transfers: TransferInfo[];
   resolvers: ResolverInfo[];
   revoke: RevokeResult;
   'mesh-key': MeshKeyResult;

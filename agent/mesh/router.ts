@@ -10,6 +10,7 @@ import type { Counters } from '../core/counters.js';
 import { FrameTooLargeError } from '../core/errors.js';
 import { TypedEmitter } from '../core/events.js';
 import {
+  type AgentAbout,
   type Announcement,
   announceMessage,
   type Capabilities,
@@ -82,6 +83,8 @@ export interface RouterOptions {
   groups: readonly string[];
   /** The actions and sensors this agent announces (coordination). */
   capabilities?: Capabilities;
+  /** The board and software version this agent announces. */
+  about?: AgentAbout;
   /** Hop budget of the messages this agent originates (1..15). */
   ttl: number;
   /** Forward other agents' messages (off for battery devices: they only send and receive). */
@@ -570,6 +573,7 @@ export class Router extends TypedEmitter<RouterEvents> {
       capabilities: this.#capabilities,
       keyEpoch: this.#trust.keyEpoch(),
       revocationDigest: this.#trust.revocationDigest(),
+      about: this.#options.about,
     };
     const unsealed = announceMessage({
       id: this.nextId(),

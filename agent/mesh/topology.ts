@@ -5,7 +5,7 @@
 // the same tree from the same announcements), instead of over every link.
 
 import { setBounded } from '../core/bounded-map.js';
-import type { Announcement, Capabilities } from '../protocol/index.js';
+import type { AgentAbout, Announcement, Capabilities } from '../protocol/index.js';
 import { groupId } from './address.js';
 
 /** Announcements come every 30 s: an agent not heard of for three periods is gone, with its routes. */
@@ -33,6 +33,8 @@ export interface KnownAgent {
   readonly initialTtl: number;
   readonly heardAtMs: number;
   readonly capabilities: Capabilities;
+  /** Its board and software version, when it announced them. */
+  readonly about?: AgentAbout | undefined;
 }
 
 interface AvoidingRoute {
@@ -98,6 +100,7 @@ export class Topology {
         initialTtl: announcement.initialTtl,
         heardAtMs: nowMs,
         capabilities: announcement.capabilities,
+        about: announcement.about,
       },
       MAX_KNOWN_AGENTS,
     );

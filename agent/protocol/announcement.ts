@@ -18,6 +18,12 @@ export const MAX_ANNOUNCED_CAPABILITIES = 64;
 /** A digest of an agent's revocation list, so neighbours notice they differ (§13.5). */
 export const REVOCATION_DIGEST_BYTES = 8;
 
+/** What an agent says it is: its board (the profile's or the device tree's model) and its software version. */
+export interface AgentAbout {
+  board: string;
+  software: string;
+}
+
 /** What an agent offers the mesh (§14): the actions it runs and the sensors it reads. */
 export interface Capabilities {
   actions: string[];
@@ -36,6 +42,8 @@ export interface Announcement {
   keyEpoch: number;
   /** Digest of the originator's revocation list: a neighbour whose digest differs is sent the list. */
   revocationDigest: Uint8Array;
+  /** What the originator runs on and which version (for people: web view, Home Assistant); optional. */
+  about?: AgentAbout | undefined;
 }
 
 export function encodeAnnouncement(announcement: Announcement): Uint8Array {
@@ -48,18 +56,20 @@ export function encodeAnnouncement(announcement: Announcement): Uint8Array {
     [capabilities.actions, capabilities.sensors.map((sensor) => [sensor.name, sensor.unit])],
     announcement.keyEpoch,
     announcement.revocationDigest,
+    ...(announcement.about === undefined ? [] : [[announcement.about.board, announcement.about.software]]),
   ]);
 }
 
-/** Fields of the body, in order; elements after the last are for later versions and ignored. */
-const BODY_FIELDS = '[initialTtl, name, groups, neighbours, capabilities, keyEpoch, revocationDigest]';
+/** Fields of the body, in order (`about` optional); elements after the last are for later versions and ignored. */
+const BODY_FIELDS =
+  '[initialTtl, name, groups, neighbours, capabilities, keyEpoch, revocationDigest, about?]';
 
 export function decodeAnnouncement(bytes: Uint8Array): Announcement | DecodeError {
   const item = decodeItem(bytes, { floats: false });
   if (!item.ok) return item.error;
   const value = item.value;
   if (!Array.isArray(value) || value.length < 7) return bad(`is not ${BODY_FIELDS}`);
-  const [initialTtl, name, groups, neighbours, rawCapabilities, keyEpoch, revocationDigest] =
+  const [initialTtl, name, groups, neighbours, rawCapabilities, keyEpoch, revocationDigest, rawAbout] =
     value as unknown[];
   if (
     typeof initialTtl !== 'number' ||
@@ -88,6 +98,7 @@ export function decodeAnnouncement(bytes: Uint8Array): Announcement | DecodeErro
   if (!(revocationDigest instanceof Uint8Array) || revocationDigest.length !== REVOCATION_DIGEST_BYTES) {
     return bad(`revocationDigest is not ${REVOCATION_DIGEST_BYTES} bytes`);
   }
+  if (rawAbout !== undefined && !isAbout(rawAbout)) return bad('about is not [board, software]');
   return {
     initialTtl,
     name,
@@ -96,7 +107,13 @@ export function decodeAnnouncement(bytes: Uint8Array): Announcement | DecodeErro
     capabilities,
     keyEpoch,
     revocationDigest,
+    ...(rawAbout !== undefined && { about: { board: rawAbout[0], software: rawAbout[1] } }),
   };
+}
+
+/** `[board, software]`: two texts of 1..63 characters; elements after them are for later versions. */
+function isAbout(value: unknown): value is [string, string] {
+  return Array.isArray(value) && value.length >= 2 && isName(value[0]) && isName(value[1]);
 }
 
 function decodeCapabilities(value: unknown): Capabilities | DecodeError {
@@ -142,7 +159,8 @@ export function isValidAnnouncement(announcement: Announcement): boolean {
     Number.isSafeInteger(announcement.keyEpoch) &&
     announcement.keyEpoch >= 0 &&
     announcement.revocationDigest instanceof Uint8Array &&
-    announcement.revocationDigest.length === REVOCATION_DIGEST_BYTES
+    announcement.revocationDigest.length === REVOCATION_DIGEST_BYTES &&
+    (announcement.about === undefined || isAbout([announcement.about.board, announcement.about.software]))
   );
 }
 

@@ -2,6 +2,7 @@
 // docs/PROTOCOL.md is the specification and test/fixtures/protocol-vectors.json its test vectors.
 
 export {
+  type AgentAbout,
   type Announcement,
   type Capabilities,
   decodeAnnouncement,

@@ -117,10 +117,14 @@ describeWhenAvailable('Home Assistant discovery through its broker', missingMosq
       unit_of_measurement: '°C',
       state_topic: `nearmesh/sensor/${deviceId}/air.temp`,
     });
-    // The gateway's own device says what it runs on (its board profile) and which version.
+    // Each device says what the agent runs on (its board) and which version: the gateway's own, and the
+    // other agent's as it announced them.
+    const version = (await device.json<{ version: string }>(['status'])).version;
     const own = JSON.parse(last(configTopic(gatewayId)) ?? '{}');
-    expect(typeof own.device.model).toBe('string');
-    expect(typeof own.device.sw_version).toBe('string');
+    for (const each of [own, config]) {
+      expect(typeof each.device.model).toBe('string');
+      expect(each.device.sw_version).toBe(version);
+    }
     // A client that connects later (Home Assistant restarting) gets the configs as retained messages.
     const later = await clients.connect(broker.port, 5);
     const retained: string[] = [];

@@ -1,6 +1,7 @@
 // Three real agents on 127.0.0.1 with static peers: they link, prove their mesh, exchange messages
 // every way through the CLI, refuse an agent of another mesh, and notice a killed peer.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { MeshAgentInfo } from '../../agent/api.js';
 import { generateMeshKey } from '../../agent/config/mesh-key.js';
 import type { PeerInfo } from '../../agent/links/peer-directory.js';
 import {
@@ -54,6 +55,26 @@ describe('three agents on one IP network', () => {
       expect(peer.medium).toBe('wifi');
       expect(peer.state).toBe('connected');
     }
+  });
+
+  it('shows the whole mesh in topology --json: every agent with its board, version and links', async () => {
+    const version = (await agents[0]!.json<{ version: string }>(['status'])).version;
+    await until('every agent heard announcing its links', async () => {
+      const mesh = await agents[0]!.json<MeshAgentInfo[]>(['topology']);
+      return mesh.length === 3 && mesh.every((agent) => agent.neighbours.length === 2);
+    });
+    const mesh = await agents[0]!.json<MeshAgentInfo[]>(['topology']);
+    expect(mesh.map((agent) => agent.name).sort()).toEqual(['alpha', 'bravo', 'charlie']);
+    expect(mesh[0]).toMatchObject({ id: ids[0], name: 'alpha', heard_s: 0 });
+    for (const agent of mesh) {
+      expect(agent.software).toBe(version);
+      expect(typeof agent.board).toBe('string');
+      const others = ids.filter((id) => id !== agent.id).sort();
+      expect([...agent.neighbours].sort()).toEqual(others);
+    }
+    const table = await agents[0]!.cli(['topology']);
+    expect(table.stdout).toMatch(/^ID\s+NAME\s+BOARD\s+VERSION\s+GROUPS\s+LINKS TO\s+HEARD/);
+    expect(table.stdout).toContain('bravo,charlie');
   });
 
   it('delivers an acknowledged message every way, by id and by name', async () => {

@@ -65,6 +65,18 @@ export interface TransferManagerEvents {
   'receive-failed': (failure: ReceiveFailure) => void;
 }
 
+/** One file on its way, out (a push) or in; `waiting` is a push waiting for its peer to resume. */
+export interface TransferInfo {
+  transfer_id: string;
+  direction: 'out' | 'in';
+  peer: string;
+  name: string;
+  size: number;
+  /** Bytes the receiver has written (acknowledged, for a push). */
+  bytes_done: number;
+  state: 'offering' | 'sending' | 'finishing' | 'waiting' | 'receiving';
+}
+
 export interface PushStarted {
   transferId: string;
   peer: string;
@@ -145,6 +157,33 @@ export class TransferManager extends TypedEmitter<TransferManagerEvents> {
     if (options.allowSlowMedia === true) this.#slowMediaAllowed.add(started.transferId);
     this.#options.counters.increment('transfers.started');
     return { transferId: started.transferId, peer, name: started.name, size: started.size };
+  }
+
+  /** Files on their way, out and in. */
+  transfers(): TransferInfo[] {
+    const out = this.service.sender.inProgress().map(
+      (transfer): TransferInfo => ({
+        transfer_id: transfer.transferId,
+        direction: 'out',
+        peer: transfer.peer,
+        name: transfer.name,
+        size: transfer.size,
+        bytes_done: transfer.bytesAcked,
+        state: transfer.phase === 'idle' ? 'waiting' : transfer.phase,
+      }),
+    );
+    const incoming = this.service.receiver.inProgress().map(
+      (transfer): TransferInfo => ({
+        transfer_id: transfer.transferId,
+        direction: 'in',
+        peer: transfer.from,
+        name: transfer.name,
+        size: transfer.size,
+        bytes_done: transfer.bytesReceived,
+        state: 'receiving',
+      }),
+    );
+    return [...out, ...incoming];
   }
 
   /** Takes bulk transfer's messages from the agent's system inbox. */

@@ -107,6 +107,19 @@ export class TransferReceiver extends TypedEmitter<TransferReceiverEvents> {
     return this.#transfers.size;
   }
 
+  /** Every transfer being received: how much of it is written. */
+  inProgress(): { transferId: string; from: string; name: string; size: number; bytesReceived: number }[] {
+    return [...this.#transfers.values()]
+      .filter((transfer) => transfer.state === 'receiving')
+      .map((transfer) => ({
+        transferId: transfer.hex,
+        from: transfer.from,
+        name: transfer.name,
+        size: transfer.size,
+        bytesReceived: transfer.written,
+      }));
+  }
+
   /**
    * Handles a message from a sender (OFFER, CHUNK, DONE, CANCEL). Messages of one transfer are processed
    * one after another; the promise settles when this one is. Never throws.

@@ -212,6 +212,25 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
     return this.#store.list();
   }
 
+  /** Every transfer of ours, running or waiting for `resume`: how far each has come. */
+  inProgress(): {
+    transferId: string;
+    peer: string;
+    name: string;
+    size: number;
+    bytesAcked: number;
+    phase: Phase;
+  }[] {
+    return [...this.#transfers.values()].map((transfer) => ({
+      transferId: transfer.hex,
+      peer: transfer.peer,
+      name: transfer.name,
+      size: transfer.size,
+      bytesAcked: transfer.ackedUpTo,
+      phase: transfer.phase,
+    }));
+  }
+
   /** Whether `transferId` is one of ours (running or waiting for `resume`). */
   has(transferId: string): boolean {
     return this.#transfers.has(transferId);

@@ -34,6 +34,8 @@ function fakeApi(): AgentApi {
     status: unsupported,
     peers: () => [],
     routes: () => [],
+    topology: () => [],
+    transfers: () => [],
     resolvers: () => [],
     groups: () => [],
     logLevel: () => 'info',

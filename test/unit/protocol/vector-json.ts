@@ -24,6 +24,7 @@ export interface JsonAnnouncement {
   keyEpoch: number;
   /** Hex. */
   revocationDigest: string;
+  about?: { board: string; software: string };
 }
 
 /** A routed message's route and its origin's auth (hex). */

@@ -30,7 +30,7 @@ function expectedFields(json: JsonMessage): unknown[] {
       return [hdr(MessageType.ack), flags, json.id, null, ...routeFields];
     }
     case 'announce': {
-      const { initialTtl, name, groups, neighbours, capabilities, keyEpoch, revocationDigest } =
+      const { initialTtl, name, groups, neighbours, capabilities, keyEpoch, revocationDigest, about } =
         json.announcement;
       // The body is a byte string holding the CBOR item of §13.2.
       const body = cborg.encode([
@@ -41,6 +41,7 @@ function expectedFields(json: JsonMessage): unknown[] {
         [capabilities.actions, capabilities.sensors.map((sensor) => [sensor.name, sensor.unit])],
         keyEpoch,
         fromHex(revocationDigest),
+        ...(about === undefined ? [] : [[about.board, about.software]]),
       ]);
       return [hdr(MessageType.announce), json.relays ? 1 : 0, json.id, body, ...routeFields];
     }

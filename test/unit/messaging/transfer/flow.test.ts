@@ -165,6 +165,24 @@ describe('bulk transfer', () => {
     expect(failure).toBeInstanceOf(TransferLinkError);
     expect((failure as TransferLinkError).resumable).toBe(true);
     expect(await readdir(s.inbox)).not.toContain('cut.bin');
+    // What `nearmesh transfers` lists meanwhile: the push waiting, the part half written at bob.
+    const [out] = s.alice.sender.inProgress();
+    expect(out).toMatchObject({
+      transferId: first.transferId,
+      peer: 'bob',
+      name: 'cut.bin',
+      size: 3 * MiB,
+      phase: 'idle',
+    });
+    expect(out?.bytesAcked).toBeGreaterThanOrEqual(1.5 * MiB);
+    const [incoming] = s.bob.receiver.inProgress();
+    expect(incoming).toMatchObject({
+      transferId: first.transferId,
+      from: 'alice',
+      name: 'cut.bin',
+      size: 3 * MiB,
+    });
+    expect(incoming?.bytesReceived).toBeGreaterThanOrEqual(out?.bytesAcked ?? Number.POSITIVE_INFINITY);
 
     s.pair.restore();
     const accepted = new Promise<number>((resolve) =>
@@ -182,6 +200,8 @@ describe('bulk transfer', () => {
     // Not sent again from 0: at most the window in flight at the cut went twice.
     expect(s.chunkBytes()).toBeLessThan(3 * MiB + MiB);
     expect(await readdir(s.inbox)).toEqual(['cut.bin']);
+    expect(s.alice.sender.inProgress()).toEqual([]);
+    expect(s.bob.receiver.inProgress()).toEqual([]);
   });
 
   test('a receiver restart (a new receiver on the same inbox) resumes from its sidecar', async () => {
