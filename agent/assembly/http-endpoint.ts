@@ -1,17 +1,18 @@
 // The agent's HTTP endpoint (/metrics) as a part of the agent, loaded only when served. As with MQTT, the
 // built-in default port may be taken (another agent on the host): that costs a warning, not the agent; a
 // port the config asked for must be served or the agent does not start.
-import type { AgentApi, HttpState } from '../api.js';
+import type { HttpState } from '../api.js';
 import type { Counters } from '../core/counters.js';
 import type { HostPort } from '../core/host-port.js';
 import type { Logger } from '../core/logger.js';
 import type { HttpConfig } from '../http/config.js';
 import type { HttpServer } from '../http/http-server.js';
+import type { WebViewApi } from '../http/web-view.js';
 
 export interface HttpEndpointOptions {
   http: HttpConfig;
   listen: HostPort;
-  api: Pick<AgentApi, 'status' | 'peers'>;
+  api: WebViewApi;
   counters: Counters;
   log: Logger;
 }
@@ -28,8 +29,7 @@ export class HttpEndpoint {
     const { http, listen, api, counters, log } = this.options;
     const [{ HttpServer }, users] = await Promise.all([import('../http/http-server.js'), this.#users()]);
     const server = new HttpServer({
-      status: () => api.status(),
-      peers: () => api.peers(),
+      api,
       ...(users !== undefined && { users }),
       counters,
       log,
@@ -37,7 +37,7 @@ export class HttpEndpoint {
     try {
       const address = await server.listen(listen.host, listen.port);
       this.#listening = `${address.address}:${address.port}`;
-      log.info({ listen: this.#listening }, 'HTTP: serving /metrics');
+      log.info({ listen: this.#listening }, 'HTTP: serving the web view and /metrics');
     } catch (error) {
       await server.close();
       if (!http.listenIsDefault) throw error;

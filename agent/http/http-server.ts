@@ -1,15 +1,16 @@
-// The agent's HTTP endpoint: `GET /metrics` in the Prometheus text format, read through the same typed
-// agent API the CLI uses. Bounded like every front end: connections at once, time to a whole request,
-// no request bodies; with users (a mosquitto_passwd file) every request needs HTTP Basic credentials.
+// The agent's HTTP endpoint: `GET /metrics` in the Prometheus text format and the web view (web-view.ts), read
+// through the same typed agent API the CLI uses. Bounded like every front end: connections at once, time to a
+// whole request, small request bodies; with users (a mosquitto_passwd file) every request needs HTTP Basic
+// credentials.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { PeerInfo, StatusReport } from '../api.js';
 import type { Counters } from '../core/counters.js';
 import { NearmeshError } from '../core/errors.js';
 import { listening } from '../core/listen.js';
 import type { Logger } from '../core/logger.js';
 import { type PasswordHash, verifyPasswordOffLoop } from '../core/password-hash.js';
 import { PROMETHEUS_CONTENT_TYPE, renderMetrics } from './prometheus.js';
+import { WebView, type WebViewApi } from './web-view.js';
 
 /** Connections open at once: a scraper and a few people's browsers, not a crowd. */
 const MAX_CONNECTIONS = 32;
@@ -17,10 +18,8 @@ const MAX_CONNECTIONS = 32;
 const REQUEST_TIMEOUT_MS = 10_000;
 
 export interface HttpServerOptions {
-  /** The agent's status, as `nearmesh status --json` gives it. */
-  status(): Promise<StatusReport>;
-  /** The peer table, as `nearmesh peers --json` gives it. */
-  peers(): PeerInfo[];
+  /** The agent, as the CLI sees it. */
+  api: WebViewApi;
   /** Users who may read, by name; undefined: no login asked (a loopback listener). */
   users?: ReadonlyMap<string, PasswordHash>;
   counters: Counters;
@@ -29,10 +28,12 @@ export interface HttpServerOptions {
 
 export class HttpServer {
   readonly #options: HttpServerOptions;
+  readonly #view: WebView;
   #server: Server | undefined;
 
   constructor(options: HttpServerOptions) {
     this.#options = options;
+    this.#view = new WebView({ api: options.api, counters: options.counters, log: options.log });
   }
 
   async listen(host: string, port: number): Promise<AddressInfo> {
@@ -62,6 +63,7 @@ export class HttpServer {
   async close(): Promise<void> {
     const server = this.#server;
     this.#server = undefined;
+    this.#view.close();
     if (server === undefined) return;
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -78,7 +80,8 @@ export class HttpServer {
     }
     const path = new URL(request.url ?? '/', 'http://agent').pathname;
     if (path !== '/metrics') {
-      reply(response, 404, 'not found: this agent serves /metrics\n');
+      if (!(await this.#view.handle(path, request, response)))
+        reply(response, 404, 'not found: this agent serves its web view at / and metrics at /metrics\n');
       return;
     }
     if (request.method !== 'GET' && request.method !== 'HEAD') {
@@ -86,11 +89,8 @@ export class HttpServer {
       reply(response, 405, 'only GET\n');
       return;
     }
-    const body = renderMetrics(
-      await this.#options.status(),
-      this.#options.peers(),
-      process.memoryUsage.rss(),
-    );
+    const { api } = this.#options;
+    const body = renderMetrics(await api.status(), api.peers(), process.memoryUsage.rss());
     response.writeHead(200, { 'Content-Type': PROMETHEUS_CONTENT_TYPE, 'Cache-Control': 'no-store' });
     response.end(request.method === 'HEAD' ? undefined : body);
   }

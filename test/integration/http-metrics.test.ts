@@ -78,7 +78,7 @@ describe('GET /metrics', () => {
   });
 
   it('answers other paths 404 and other methods 405', async () => {
-    expect((await fetch(openUrl.replace('/metrics', '/'))).status).toBe(404);
+    expect((await fetch(openUrl.replace('/metrics', '/nope'))).status).toBe(404);
     expect((await fetch(openUrl, { method: 'POST', body: 'x' })).status).toBe(405);
   });
 
