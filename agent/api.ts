@@ -4,6 +4,7 @@
 // Peer references (an id or a name) are resolved here, once, by the implementation.
 import type {
   ActionInfo,
+  LeaseInfo,
   LeaseResult,
   SensorInfo,
   SensorReadingEvent,
@@ -20,6 +21,7 @@ import type { JsonObject } from './protocol/json-cbor.js';
 
 export type {
   ActionInfo,
+  LeaseInfo,
   LeaseResult,
   PeerInfo,
   PushEvent,
@@ -403,6 +405,8 @@ export interface AgentApi {
   call(request: CallRequest): Promise<CallResultRow[]>;
   /** The actions every known agent (this one included) offers. */
   actions(): ActionInfo[];
+  /** Leases granted on this agent's actions, and those it holds on other agents'. */
+  leases(): LeaseInfo[];
   sensors(): SensorInfo[];
   read(peer: string, sensor: string): Promise<SensorReadResult>;
   lease(request: LeaseRequest): Promise<{ result: LeaseResult; stop?: () => void }>;

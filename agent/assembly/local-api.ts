@@ -400,6 +400,10 @@ export class LocalAgentApi implements AgentApi {
     return this.parts.coordinator.actions();
   }
 
+  leases() {
+    return this.parts.coordinator.leases();
+  }
+
   sensors() {
     return this.parts.coordinator.sensors();
   }

@@ -1,4 +1,5 @@
-// `nearmesh actions` and `nearmesh sensors`: what every agent of the mesh offers, from the announcements.
+// `nearmesh actions` and `nearmesh sensors`: what every agent of the mesh offers, from the announcements;
+// `nearmesh leases`: who holds which of them.
 import type { Command } from 'commander';
 import { formatTable } from '../console/table.js';
 import { addClientOptions, type ClientOptions, printJson, requestOnce } from './client-options.js';
@@ -14,6 +15,28 @@ export function registerCapabilityCommands(program: Command): void {
         ['PEER', 'NAME', 'ACTION'],
         rows.map((row) => [row.peer, row.name, row.action]),
       ),
+    );
+  });
+  addClientOptions(
+    program
+      .command('leases')
+      .description("leases on this agent's actions, and those it holds on other agents'"),
+  ).action(async (options: ClientOptions) => {
+    const rows = await requestOnce(options, { cmd: 'leases' });
+    if (options.json === true) return printJson(rows);
+    process.stdout.write(
+      rows.length === 0
+        ? 'no leases\n'
+        : formatTable(
+            ['PEER', 'NAME', 'RESOURCE', 'HOLDER', 'LEFT'],
+            rows.map((row) => [
+              row.peer,
+              row.name,
+              row.resource,
+              row.holder_name ?? row.holder,
+              row.remaining_ms === null ? 'renewed' : `${Math.ceil(row.remaining_ms / 1000)} s`,
+            ]),
+          ),
     );
   });
   addClientOptions(

@@ -222,6 +222,7 @@ export class ControlServer {
       }),
     call: (request) => this.target.api.call(callRequestOf(request)),
     actions: () => this.target.api.actions(),
+    leases: () => this.target.api.leases(),
     sensors: () => this.target.api.sensors(),
     read: (request) => this.target.api.read(request.peer, request.sensor),
     lease: async (request, { client }) => {

@@ -10,6 +10,7 @@ import type {
   InboxReport,
   InviteResult,
   JoinResult,
+  LeaseInfo,
   LeaseResult,
   ListenStarted,
   MeshAgentInfo,
@@ -142,6 +143,7 @@ export const requestSchema = z.discriminatedUnion('cmd', [
     })
     .strict(),
   z.object({ id: requestId, cmd: z.literal('actions') }).strict(),
+  z.object({ id: requestId, cmd: z.literal('leases') }).strict(),
   z.object({ id: requestId, cmd: z.literal('sensors') }).strict(),
   z
     .object({
@@ -338,6 +340,7 @@ export interface ControlResults {
   rekey: RekeyResult;
   call: CallResultRow[];
   actions: ActionInfo[];
+  leases: LeaseInfo[];
   sensors: SensorInfo[];
   read: SensorReadResult;
   lease: LeaseResult;

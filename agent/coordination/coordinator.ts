@@ -105,6 +105,18 @@ export interface LeaseResult {
   remaining_ms: number;
 }
 
+/** A lease this agent grants on its own resources, or holds (and renews) on another agent's. */
+export interface LeaseInfo {
+  /** The agent whose resource it is. */
+  peer: string;
+  name: string;
+  resource: string;
+  holder: string;
+  holder_name: string | null;
+  /** Time left; null for a lease this agent holds elsewhere (it renews it before it runs out). */
+  remaining_ms: number | null;
+}
+
 export class Coordinator extends TypedEmitter<CoordinatorEvents> {
   readonly #options: CoordinatorOptions;
   readonly #latest = new Map<string, SensorReadingEvent>();
@@ -275,6 +287,34 @@ export class Coordinator extends TypedEmitter<CoordinatorEvents> {
       holder_name: state.holder === null ? null : (this.#nameOf(state.holder) ?? null),
       remaining_ms: state.remainingMs,
     };
+  }
+
+  /** The leases granted on this agent's resources, then those it holds on other agents' and renews. */
+  leases(): LeaseInfo[] {
+    const { selfId, name } = this.#options;
+    const granted = this.#leases.entries().map(
+      (lease): LeaseInfo => ({
+        peer: selfId,
+        name,
+        resource: lease.resource,
+        holder: lease.holder,
+        holder_name: this.#nameOf(lease.holder) ?? null,
+        remaining_ms: lease.remainingMs,
+      }),
+    );
+    const held = [...this.#held.keys()].map((key): LeaseInfo => {
+      const slash = key.indexOf('/');
+      const peer = key.slice(0, slash);
+      return {
+        peer,
+        name: this.#nameOf(peer) ?? peer,
+        resource: key.slice(slash + 1),
+        holder: selfId,
+        holder_name: name,
+        remaining_ms: null,
+      };
+    });
+    return [...granted, ...held];
   }
 
   /**

@@ -44,6 +44,16 @@ export class LeaseTable {
     return { granted: true, holder: null, remainingMs: 0 };
   }
 
+  /** Every lease held now, by resource. */
+  entries(): { resource: string; holder: string; remainingMs: number }[] {
+    this.#sweep();
+    return [...this.#leases].map(([resource, lease]) => ({
+      resource,
+      holder: lease.holder,
+      remainingMs: this.#state(true, lease).remainingMs,
+    }));
+  }
+
   /** The holder of a resource, if it is held now. */
   holderOf(resource: string): string | undefined {
     return this.#current(resource)?.holder;

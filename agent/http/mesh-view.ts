@@ -1,7 +1,15 @@
 // The web view's snapshot of the mesh, read through the typed agent API (the same one the CLI uses): who is
 // there, how they are linked, what each offers, and this agent's health. Pure: the API's answers in, the
 // snapshot out.
-import type { ActionInfo, MeshAgentInfo, PeerInfo, SensorInfo, StatusReport, TransferInfo } from '../api.js';
+import type {
+  ActionInfo,
+  LeaseInfo,
+  MeshAgentInfo,
+  PeerInfo,
+  SensorInfo,
+  StatusReport,
+  TransferInfo,
+} from '../api.js';
 import type { MeshView, ViewAgent, ViewLink, ViewSelf } from './web/view-types.js';
 
 /** What the snapshot is made of: the API's answers at one moment. */
@@ -12,6 +20,7 @@ export interface MeshViewInputs {
   peers: readonly PeerInfo[];
   actions: readonly ActionInfo[];
   sensors: readonly SensorInfo[];
+  leases: readonly LeaseInfo[];
   transfers: readonly TransferInfo[];
 }
 
@@ -68,6 +77,13 @@ export function meshView(inputs: MeshViewInputs): MeshView {
       unit: sensor.unit,
       value: sensor.value,
       read_at: sensor.read_at,
+    })),
+    leases: inputs.leases.map((lease) => ({
+      peer: lease.peer,
+      resource: lease.resource,
+      holder: lease.holder,
+      holder_name: lease.holder_name,
+      remaining_ms: lease.remaining_ms,
     })),
     transfers: inputs.transfers.map((transfer) => ({
       id: transfer.transfer_id,

@@ -13,7 +13,7 @@ import { pageSecurityPolicy, WebAssets } from './web-assets.js';
 
 export type WebViewApi = Pick<
   AgentApi,
-  'status' | 'peers' | 'topology' | 'actions' | 'sensors' | 'transfers' | 'call' | 'read'
+  'status' | 'peers' | 'topology' | 'actions' | 'sensors' | 'leases' | 'transfers' | 'call' | 'read'
 >;
 
 /** Pages open at once; another one's stream is refused (503) and counted. */
@@ -189,6 +189,7 @@ export class WebView {
       peers: api.peers(),
       actions: api.actions(),
       sensors: api.sensors(),
+      leases: api.leases(),
       transfers: api.transfers(),
     });
   }

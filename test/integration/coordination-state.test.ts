@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SensorInfo } from '../../agent/coordination/coordinator.js';
+import type { LeaseInfo, SensorInfo } from '../../agent/coordination/coordinator.js';
 import {
   type AgentProcess,
   CLI_PATH,
@@ -22,6 +22,7 @@ let dir: string;
 let sensorAgent: AgentProcess;
 let ruleAgent: AgentProcess;
 let holderAgent: AgentProcess;
+let fanAgent: AgentProcess;
 
 function script(name: string, body: string): string {
   return writeShScript(join(dir, name), body);
@@ -48,7 +49,7 @@ beforeAll(async () => {
       '\n',
     ),
   });
-  await startAgent({
+  fanAgent = await startAgent({
     name: 'st-fan',
     meshKey: MESH_KEY,
     port: ports[1],
@@ -232,6 +233,14 @@ describe('leases', () => {
       '--json',
     ]);
     expect(JSON.parse(first.stdout)).toMatchObject({ granted: true });
+    // `nearmesh leases`: the fan grants it, the rule agent holds it and renews it.
+    const lease = { name: 'st-fan', resource: 'fan.set', holder_name: 'st-rule' };
+    expect(await fanAgent.json<LeaseInfo[]>(['leases'])).toEqual([
+      expect.objectContaining({ ...lease, remaining_ms: expect.any(Number) }),
+    ]);
+    expect(await ruleAgent.json<LeaseInfo[]>(['leases'])).toEqual([
+      expect.objectContaining({ ...lease, remaining_ms: null }),
+    ]);
     const other = await sensorAgent.cli(['lease', 'st-fan', 'fan.set', '--release', '--json']);
     expect(JSON.parse(other.stdout)).toMatchObject({ granted: false, holder_name: 'st-rule' });
     expect(other.code).toBe(1);
@@ -239,5 +248,8 @@ describe('leases', () => {
     expect(JSON.parse(released.stdout)).toMatchObject({ granted: true, holder: null });
     const [free] = await call(sensorAgent, ['st-fan', 'fan.set', '{}']);
     expect(free?.status).toBe('ok');
+    expect(await fanAgent.json<LeaseInfo[]>(['leases'])).toEqual([]);
+    expect(await ruleAgent.json<LeaseInfo[]>(['leases'])).toEqual([]);
+    expect((await ruleAgent.cli(['leases'])).stdout).toBe('no leases\n');
   });
 });

@@ -293,6 +293,14 @@ function renderDetail(force = false): void {
   const actions = view.actions[agent.id] ?? [];
   parts.push(element('h3', actions.length === 0 ? 'No actions' : 'Actions'));
   for (const action of actions) parts.push(callForm(agent, action));
+  const leases = view.leases.filter((lease) => lease.peer === agent.id);
+  if (leases.length > 0) {
+    parts.push(element('h3', 'Leases'));
+    for (const lease of leases) {
+      const left = lease.remaining_ms === null ? 'renewed' : `${Math.ceil(lease.remaining_ms / 1000)} s left`;
+      parts.push(element('p', `${lease.resource}: held by ${lease.holder_name ?? lease.holder} (${left})`));
+    }
+  }
   const sensors = view.sensors.filter((sensor) => sensor.peer === agent.id);
   parts.push(element('h3', sensors.length === 0 ? 'No sensors' : 'Sensors'));
   for (const sensor of sensors) {

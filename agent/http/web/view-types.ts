@@ -41,6 +41,15 @@ export interface ViewSensor {
   read_at: string | null;
 }
 
+/** A lease on an agent's action: who holds it, and for how long yet (null: renewed by this agent, its holder). */
+export interface ViewLease {
+  peer: string;
+  resource: string;
+  holder: string;
+  holder_name: string | null;
+  remaining_ms: number | null;
+}
+
 export interface ViewTransfer {
   id: string;
   direction: 'out' | 'in';
@@ -77,6 +86,7 @@ export interface MeshView {
   /** Action names by peer id. */
   actions: Record<string, string[]>;
   sensors: ViewSensor[];
+  leases: ViewLease[];
   transfers: ViewTransfer[];
 }
 

@@ -35,6 +35,7 @@ function fakeApi(): AgentApi {
     peers: () => [],
     routes: () => [],
     topology: () => [],
+    leases: () => [],
     transfers: () => [],
     resolvers: () => [],
     groups: () => [],

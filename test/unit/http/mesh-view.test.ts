@@ -56,6 +56,7 @@ function view(overrides: Partial<Parameters<typeof meshView>[0]> = {}) {
     sensors: [
       { peer: C, name: 'c', sensor: 'temp', unit: 'Cel', value: 21.5, read_at: '2026-12-07T00:00:00.000Z' },
     ],
+    leases: [{ peer: B, name: 'b', resource: 'relay', holder: C, holder_name: 'c', remaining_ms: 4000 }],
     transfers: [],
     ...overrides,
   });
@@ -97,6 +98,9 @@ describe('meshView', () => {
     expect(v.actions).toEqual({ [B]: ['relay', 'chime'] });
     expect(v.sensors).toEqual([
       { peer: C, sensor: 'temp', unit: 'Cel', value: 21.5, read_at: '2026-12-07T00:00:00.000Z' },
+    ]);
+    expect(v.leases).toEqual([
+      { peer: B, resource: 'relay', holder: C, holder_name: 'c', remaining_ms: 4000 },
     ]);
     expect(v.self).toMatchObject({ id: SELF, name: 'alpha', rss_bytes: 50_000_000 });
     expect(v.self.troubles).toEqual([
