@@ -4,16 +4,19 @@
 // device class takes. Unknown keys at the top, in `device` or in `origin` make Home Assistant refuse the whole
 // payload; unknown component keys it drops silently, which would lose what we meant, so both are errors here.
 
-const TOP_LEVEL = new Set([
-  'device',
-  'origin',
-  'components',
+const AVAILABILITY = [
   'availability',
   'availability_topic',
   'availability_mode',
   'availability_template',
   'payload_available',
   'payload_not_available',
+];
+const TOP_LEVEL = new Set([
+  'device',
+  'origin',
+  'components',
+  ...AVAILABILITY,
   'state_topic',
   'command_topic',
   'encoding',
@@ -36,12 +39,7 @@ const DEVICE = new Set([
 const ORIGIN = new Set(['name', 'sw_version', 'support_url']);
 const ENTITY_COMMON = [
   'platform',
-  'availability',
-  'availability_topic',
-  'availability_mode',
-  'availability_template',
-  'payload_available',
-  'payload_not_available',
+  ...AVAILABILITY,
   'device',
   'entity_picture',
   'origin',
