@@ -8,11 +8,9 @@
 //     vs 5 bare node processes started the same way, each firing a plain setTimeout at a common instant.
 //     13b: the same on 2 members, against the spread on 5 (more spinning agents than cores share them).
 //     13c: those 5 bare processes waiting as the executor does (sleep, then spin), against setTimeout.
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { generateMeshKey } from '../../agent/config/mesh-key.js';
 import type { ControlClient } from '../../agent/control/client.js';
 import { runProcess } from '../../agent/coordination/run-process.js';
@@ -27,17 +25,9 @@ import {
   waitForLinks,
   waitForRoutes,
   waitUntil,
-  writeAgentConfig,
 } from './bench-agents.js';
-import {
-  type BenchChild,
-  forgetOnExit,
-  isRunning,
-  removeOnExit,
-  STOP_GRACE_MS,
-  startChild,
-  stopChild,
-} from './bench-child.js';
+import { type BenchChild, isRunning, startChild } from './bench-child.js';
+import { freePorts, type LoopbackAgent, Started } from './loopback-agents.js';
 import { median, quantile } from './stats.js';
 import { formatMilliseconds, formatTimes, passMark, type ResultRow } from './table.js';
 import { elapsedMs, sleep, withTimeout } from './timing.js';
@@ -72,7 +62,6 @@ const GROUP_SMALL = 'two';
 /** The handler: sh builtins only (no further fork), a constant JSON result. */
 const SCRIPT_BODY = '#!/bin/sh\necho \'{"ok":true}\'\n';
 
-const CLI_PATH = fileURLToPath(new URL('../../agent/cli/main.js', import.meta.url));
 const CALL_1_NAME = '11a call rtt, 1 hop (exec action)';
 const CALL_3_NAME = '11b call rtt, 3 hops (chain of 4)';
 const EXEC_NAME = '11c call − send at 1 hop vs bare exec';
@@ -114,63 +103,6 @@ interface CallRow {
   readonly fired_at_ms: number | null;
 }
 
-/** One agent on loopback. */
-interface LoopbackAgent extends BenchAgent {
-  readonly port: number;
-}
-
-/** Every process and directory a section started: all of it goes in its finally, by pid. */
-class Started {
-  readonly agents: LoopbackAgent[] = [];
-  readonly children: BenchChild[] = [];
-  readonly dirs: string[] = [];
-
-  async stopAll(): Promise<void> {
-    for (const agent of this.agents) agent.client?.close();
-    try {
-      await withTimeout(
-        Promise.all([...this.agents, ...this.children].map(stopChild)),
-        STOP_GRACE_MS * 2,
-        'stopping the coordination bench processes',
-      );
-    } finally {
-      for (const dir of this.dirs) {
-        rmSync(dir, { recursive: true, force: true });
-        forgetOnExit(dir);
-      }
-    }
-  }
-
-  temporaryDir(prefix: string): string {
-    const dir = mkdtempSync(join(tmpdir(), prefix));
-    this.dirs.push(dir);
-    removeOnExit(dir);
-    return dir;
-  }
-}
-
-/** Ports free right now on 127.0.0.1 (each agent then binds its own). */
-async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: count },
-      () =>
-        new Promise<Server>((resolve, reject) => {
-          const server = createServer();
-          server.once('error', reject);
-          server.listen(0, '127.0.0.1', () => resolve(server));
-        }),
-    ),
-  );
-  const ports = servers.map((server) => {
-    const address = server.address();
-    if (address === null || typeof address === 'string') throw new Error('no port');
-    return address.port;
-  });
-  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-  return ports;
-}
-
 function writeScript(dir: string): string {
   const path = join(dir, 'noop.sh');
   writeFileSync(path, SCRIPT_BODY);
@@ -187,21 +119,16 @@ interface AgentSpec {
 }
 
 function startAgent(started: Started, spec: AgentSpec, meshKey: string, script: string): LoopbackAgent {
-  const dir = started.temporaryDir(`nearmesh-bench-${spec.name}-`);
-  // Static peers only: nothing leaves 127.0.0.1 and nobody links beyond its configured neighbours.
-  const config = writeAgentConfig({
-    name: spec.name,
-    dir,
+  return started.agent(
+    {
+      name: spec.name,
+      port: spec.port,
+      dials: spec.dials,
+      topLevel: [`groups = ${JSON.stringify(spec.groups)}`],
+      tables: ['[[actions]]', `name = ${JSON.stringify(ACTION)}`, `exec = [${JSON.stringify(script)}]`],
+    },
     meshKey,
-    listen: `127.0.0.1:${spec.port}`,
-    peers: spec.dials.map((port) => `127.0.0.1:${port}`),
-    topLevel: [`groups = ${JSON.stringify(spec.groups)}`],
-    tables: ['[[actions]]', `name = ${JSON.stringify(ACTION)}`, `exec = [${JSON.stringify(script)}]`],
-  });
-  const child = startChild(process.execPath, [CLI_PATH, 'agent', '--config', config]);
-  const agent: LoopbackAgent = Object.assign(child, { name: spec.name, dir, port: spec.port });
-  started.agents.push(agent);
-  return agent;
+  );
 }
 
 /** The caller has heard every target announce the action. */

@@ -1,7 +1,7 @@
 // CPU time read from /proc, to tell whether a run was bound by the machine's cores rather than by waiting:
 // a process's user + system time, and how busy all cores were between two readings.
 
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 
 /** /proc counts in USER_HZ ticks, 100 per second on every Linux the bench runs on. */
@@ -38,4 +38,20 @@ export function machineTicks(): MachineTicks {
 export function busyShare(from: MachineTicks, to: MachineTicks): { share: number; cores: number } {
   const total = to.total - from.total;
   return { share: total > 0 ? (to.busy - from.busy) / total : 0, cores: availableParallelism() };
+}
+
+/**
+ * CPU nanoseconds `pid` has used so far over all its threads (/proc/<pid>/task/<tid>/schedstat, the scheduler's
+ * own count): exact where /proc/<pid>/stat counts 10 ms ticks, so an idle process's few ms per second show.
+ */
+export function processCpuNs(pid: number): number {
+  let total = 0;
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      total += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8').split(' ', 1)[0]);
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return total;
 }

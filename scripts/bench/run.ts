@@ -30,6 +30,7 @@ import {
 import { floodRows } from './flood-bench.js';
 import { goodputRow } from './goodput-bench.js';
 import { HANDSHAKES, handshakeRow, WARMUP_HANDSHAKES } from './handshake-bench.js';
+import { idleCostRows } from './idle-cost-bench.js';
 import { INBOX_MESSAGES, inboxRows } from './inbox-bench.js';
 import { meshFloodRows } from './mesh-flood-bench.js';
 import { HOP_CHAIN_LENGTH, HOP_SAMPLES, HOP_WARMUPS, meshHopRows } from './mesh-hop-bench.js';
@@ -91,6 +92,7 @@ const SECTIONS: readonly Section[] = [
   { name: '20 origin auth: signatures and tags per second', run: originAuthRateRows },
   { name: '21 MQTT flood: event-loop delay and RSS vs idle', run: floodRows },
   { name: '22 app inbox msg/s in, and out through listen', run: inboxRows },
+  { name: '23 idle CPU: alone, and per linked idle peer', run: idleCostRows },
 ];
 
 const FOOTNOTES = [
