@@ -10,7 +10,7 @@ import { listening } from '../core/listen.js';
 import type { Logger } from '../core/logger.js';
 import { type PasswordHash, verifyPasswordOffLoop } from '../core/password-hash.js';
 import { PROMETHEUS_CONTENT_TYPE, renderMetrics } from './prometheus.js';
-import { WebView, type WebViewApi } from './web-view.js';
+import type { WebView, WebViewApi } from './web-view.js';
 
 /** Connections open at once: a scraper and a few people's browsers, not a crowd. */
 const MAX_CONNECTIONS = 32;
@@ -28,12 +28,12 @@ export interface HttpServerOptions {
 
 export class HttpServer {
   readonly #options: HttpServerOptions;
-  readonly #view: WebView;
+  /** Loaded on the first request for it: an agent only scraped never holds the web view's code. */
+  #view: Promise<WebView> | undefined;
   #server: Server | undefined;
 
   constructor(options: HttpServerOptions) {
     this.#options = options;
-    this.#view = new WebView({ api: options.api, counters: options.counters, log: options.log });
   }
 
   async listen(host: string, port: number): Promise<AddressInfo> {
@@ -63,7 +63,7 @@ export class HttpServer {
   async close(): Promise<void> {
     const server = this.#server;
     this.#server = undefined;
-    this.#view.close();
+    void this.#view?.then((view) => view.close());
     if (server === undefined) return;
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -80,7 +80,7 @@ export class HttpServer {
     }
     const path = new URL(request.url ?? '/', 'http://agent').pathname;
     if (path !== '/metrics') {
-      if (!(await this.#view.handle(path, request, response)))
+      if (!(await (await this.#webView()).handle(path, request, response)))
         reply(response, 404, 'not found: this agent serves its web view at / and metrics at /metrics\n');
       return;
     }
@@ -93,6 +93,12 @@ export class HttpServer {
     const body = renderMetrics(await api.status(), api.peers(), process.memoryUsage.rss());
     response.writeHead(200, { 'Content-Type': PROMETHEUS_CONTENT_TYPE, 'Cache-Control': 'no-store' });
     response.end(request.method === 'HEAD' ? undefined : body);
+  }
+
+  #webView(): Promise<WebView> {
+    const { api, counters, log } = this.#options;
+    this.#view ??= import('./web-view.js').then(({ WebView }) => new WebView({ api, counters, log }));
+    return this.#view;
   }
 
   /** True without users; with them, when the request's Basic credentials match one (checked off the loop). */

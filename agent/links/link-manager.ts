@@ -22,6 +22,7 @@ import {
   DEFAULT_KEEPALIVE,
   type FrameTap,
   type KeepaliveOptions,
+  LAN_KEEPALIVE,
   PeerConnection,
   WIFI_KEEPALIVE,
 } from './peer-connection.js';
@@ -502,12 +503,28 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
           secure,
           this.counters,
           this.#log,
-          this.options.keepalive ?? (secure.medium === 'wifi' ? WIFI_KEEPALIVE : DEFAULT_KEEPALIVE),
+          {
+            ...(this.options.keepalive ?? this.#keepaliveFor(secure.medium)),
+            // Both ends agree without a word: the side that accepted the link leads. A hub is usually dialled
+            // by its peers, so it pings them all on one tick and their PONGs come back together.
+            leads: !secure.isInitiator,
+          },
           this.#tap,
         ),
       );
     }
     return outcome.peerId;
+  }
+
+  /**
+   * Wi-Fi links keep the fast keep-alive only when this agent has another medium that could take over (BLE):
+   * the fallback's promise needs it; with nothing to fall back to it would cost twice the frames per peer.
+   */
+  #keepaliveFor(medium: Medium): KeepaliveOptions {
+    if (medium !== 'wifi') return DEFAULT_KEEPALIVE;
+    return this.options.transports.some((transport) => transport.medium !== 'wifi')
+      ? WIFI_KEEPALIVE
+      : LAN_KEEPALIVE;
   }
 
   /** A source address (a host, or a BLE address) a known peer linked from, or one this agent dials. */

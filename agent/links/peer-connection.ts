@@ -13,21 +13,37 @@ import {
   type RoutedMessage,
 } from '../protocol/index.js';
 import type { SecureLink } from '../security/secure-channel.js';
+import { type KeepaliveClock, sharedKeepaliveClock } from './keepalive-clock.js';
 
 export interface KeepaliveOptions {
-  /** How often to ping when nothing else was sent. */
+  /** How often the leading side pings; every PING is answered with a PONG. */
   intervalMs: number;
-  /** Silence after which the peer is declared gone (must be well under 10 s: the issue's goal). */
+  /** Silence after which the peer is declared gone (must be well under 10 s). */
   deadAfterMs: number;
+  /**
+   * Whether this side leads the keep-alive (default true). One side leading is enough: its PINGs and their
+   * PONGs keep both sides hearing each other, at half the frames of both pinging. The other side pings only
+   * every FOLLOWER_PING_FACTOR intervals, for its own RTT figure.
+   */
+  leads?: boolean;
 }
 
+/** How much less often the side that does not lead the keep-alive pings (for its RTT only). */
+export const FOLLOWER_PING_FACTOR = 10;
+
+/** BLE links. Silence is checked every half ping interval, at most every quarter of `deadAfterMs`. */
 export const DEFAULT_KEEPALIVE: KeepaliveOptions = { intervalMs: 2_000, deadAfterMs: 7_000 };
 /**
- * Wi-Fi links: a lost one is noticed within 2.5 s (2 s silent + one check interval), inside the 3 s the
- * fallback to BLE promises with room for a loaded machine. Bytes of a frame still arriving count as heard,
- * so a busy slow link is not mistaken for a silent one.
+ * Wi-Fi links where BLE could take over: a lost one is noticed within 2.25 s (2 s silent + one check), inside
+ * the 3 s the fallback to BLE promises with room for a loaded machine. Bytes of a frame still arriving count
+ * as heard, so a busy slow link is not mistaken for a silent one.
  */
 export const WIFI_KEEPALIVE: KeepaliveOptions = { intervalMs: 500, deadAfterMs: 2_000 };
+/**
+ * Wi-Fi links of an agent with nothing to fall back to (no BLE): half the frames, noticed within 3.5 s, which
+ * still lets the mesh route around a link that died without a word in a few seconds.
+ */
+export const LAN_KEEPALIVE: KeepaliveOptions = { intervalMs: 1_000, deadAfterMs: 3_000 };
 
 /**
  * Where a connection reports the messages it sends and receives, for `trace`. `tracers` is read before
@@ -84,8 +100,9 @@ export class PeerConnection extends TypedEmitter<ConnectionEvents> {
   remoteCloseCode: number | undefined;
   readonly #pingSentAtMs = new Map<number, number>();
   #nextPingId = 0;
+  /** 0: the first tick pings, so both sides have an RTT within a tick of the link coming up. */
+  #lastPingAtMs = 0;
   #lastDataIdSent: number | undefined;
-  #timer: NodeJS.Timeout;
 
   constructor(
     readonly link: SecureLink,
@@ -93,15 +110,15 @@ export class PeerConnection extends TypedEmitter<ConnectionEvents> {
     private readonly log: Logger,
     private readonly keepalive: KeepaliveOptions = DEFAULT_KEEPALIVE,
     private readonly tap: FrameTap = NO_TAP,
+    clock: KeepaliveClock = sharedKeepaliveClock,
   ) {
     super();
     link.on('message', (plaintext) => this.#receive(plaintext));
     link.on('close', (error) => {
-      clearInterval(this.#timer);
+      clock.remove(this);
       this.emit('close', error);
     });
-    this.#timer = setInterval(() => this.#tick(), Math.min(keepalive.intervalMs, keepalive.deadAfterMs / 3));
-    this.#timer.unref();
+    clock.add(this, Math.min(keepalive.intervalMs / 2, keepalive.deadAfterMs / 4));
   }
 
   get peerId(): string {
@@ -181,14 +198,20 @@ export class PeerConnection extends TypedEmitter<ConnectionEvents> {
     this.link.close(new SlowPeerError(buffered));
   }
 
-  #tick(): void {
+  /** From the keep-alive clock: closes a link silent for too long, and pings when a PING is due. */
+  tick(nowMs: number): void {
+    if (!this.link.isOpen) return;
     // A message still arriving counts: a 960 KiB chunk takes seconds on a slow Wi-Fi link (3 s at 2.6 Mbit/s).
-    const silentMs = Date.now() - Math.max(this.lastHeardAtMs, this.link.lastReceivedAtMs);
+    const silentMs = nowMs - Math.max(this.lastHeardAtMs, this.link.lastReceivedAtMs);
     if (silentMs >= this.keepalive.deadAfterMs) {
       this.counters.increment('links.keepalive_timeouts');
       this.link.close(new TimeoutError(`keep-alive of peer ${this.peerId}`, this.keepalive.deadAfterMs));
       return;
     }
+    const periodMs = this.keepalive.intervalMs * (this.keepalive.leads === false ? FOLLOWER_PING_FACTOR : 1);
+    // The shared clock's ticks drift by a few ms against this link's own period: within 10 % is on time.
+    if (nowMs - this.#lastPingAtMs < periodMs * 0.9) return;
+    this.#lastPingAtMs = nowMs;
     const id = this.#nextPingId++;
     this.#pingSentAtMs.set(id, performance.now());
     // Only the latest few pings can still be answered in time; older ones are lost causes.

@@ -112,6 +112,7 @@ export class ReliableDelivery extends TypedEmitter<ReliableDeliveryEvents> {
   readonly #acceptedUpTo = new Map<string, DeliveredMark>();
   #turnScheduled = false;
   #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
 
   constructor(options: ReliableDeliveryOptions) {
     super();
@@ -124,12 +125,12 @@ export class ReliableDelivery extends TypedEmitter<ReliableDeliveryEvents> {
   }
 
   start(): void {
-    this.#timer = setInterval(() => this.#tick(), TICK_MS);
-    this.#timer.unref();
+    this.#ticking();
     for (const peer of this.#options.queue.peersWithPending()) this.#pump(peer);
   }
 
   stop(): void {
+    this.#stopped = true;
     clearInterval(this.#timer);
     for (const [peer, outbound] of this.#outbound) {
       for (const waiter of outbound.waiters.splice(0)) {
@@ -149,6 +150,7 @@ export class ReliableDelivery extends TypedEmitter<ReliableDeliveryEvents> {
     }
     if (payloads.length === 0) return [];
     const seqs = this.#options.queue.enqueueMany(peer, payloads);
+    this.#ticking();
     this.#options.counters.increment('messages.queued', seqs.length);
     this.#pump(peer);
     return seqs.map((seq) => ({ peer, seq }));
@@ -407,6 +409,16 @@ export class ReliableDelivery extends TypedEmitter<ReliableDeliveryEvents> {
     outbound.retryMs = Math.min(pause * 2, longest);
   }
 
+  /**
+   * The tick (stalls, retries) runs while anything is queued; an agent with nothing queued has no timer here:
+   * on an idle agent every wake-up counts.
+   */
+  #ticking(): void {
+    if (this.#timer !== undefined || this.#stopped) return;
+    this.#timer = setInterval(() => this.#tick(), TICK_MS);
+    this.#timer.unref();
+  }
+
   #tick(): void {
     const now = Date.now();
     for (const [peer, outbound] of this.#outbound) {
@@ -419,6 +431,11 @@ export class ReliableDelivery extends TypedEmitter<ReliableDeliveryEvents> {
       peers = this.#options.queue.peersWithPending();
     } catch {
       return;
+    }
+    // Empty: every message ever queued was confirmed (so nothing is in flight either).
+    if (peers.length === 0) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
     }
     for (const peer of peers) this.#pump(peer);
   }

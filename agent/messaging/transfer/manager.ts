@@ -122,14 +122,12 @@ export class TransferManager extends TypedEmitter<TransferManagerEvents> {
   /** Resumes what a restart interrupted, and starts looking for the peers of waiting transfers. */
   async start(): Promise<void> {
     for (const state of await this.service.sender.pending()) {
-      this.#waiting.set(state.transferId, state.peer);
+      this.#wait(state.transferId, state.peer);
       this.#options.log.info(
         { transfer: state.transferId, peer: state.peer, name: state.name },
         'transfer: will resume after the restart',
       );
     }
-    this.#timer = setInterval(() => this.#resumeWaiting(), RESUME_CHECK_MS);
-    this.#timer.unref();
     this.#resumeWaiting();
     this.#sweepTimer = setInterval(() => void this.#sweep(), SWEEP_EVERY_MS);
     this.#sweepTimer.unref();
@@ -230,7 +228,7 @@ export class TransferManager extends TypedEmitter<TransferManagerEvents> {
 
   #failed(transferId: string, peer: string, error: TransferError): void {
     if (error.resumable) {
-      this.#waiting.set(transferId, peer);
+      this.#wait(transferId, peer);
       this.#options.counters.increment('transfers.interrupted');
       this.emit('push', { type: 'waiting', transferId, peer, reason: this.#whyWaiting(error) });
       return;
@@ -246,7 +244,20 @@ export class TransferManager extends TypedEmitter<TransferManagerEvents> {
     return `${cause}; resumes when the peer is reachable`;
   }
 
+  /** A transfer waits to resume: checked every RESUME_CHECK_MS while any waits (no timer while none does). */
+  #wait(transferId: string, peer: string): void {
+    this.#waiting.set(transferId, peer);
+    if (this.#timer !== undefined) return;
+    this.#timer = setInterval(() => this.#resumeWaiting(), RESUME_CHECK_MS);
+    this.#timer.unref();
+  }
+
   #resumeWaiting(): void {
+    if (this.#waiting.size === 0) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+      return;
+    }
     for (const [transferId, peer] of this.#waiting) {
       if (this.#resuming.has(transferId) || !this.#options.isReachable(peer)) continue;
       if (!this.#slowMediaAllowed.has(transferId) && this.#options.mediumOf(peer) !== 'wifi') continue;
