@@ -34,6 +34,7 @@ import { idleCostRows } from './idle-cost-bench.js';
 import { INBOX_MESSAGES, inboxRows } from './inbox-bench.js';
 import { meshFloodRows } from './mesh-flood-bench.js';
 import { HOP_CHAIN_LENGTH, HOP_SAMPLES, HOP_WARMUPS, meshHopRows } from './mesh-hop-bench.js';
+import { meshScaleRows } from './mesh-scale-bench.js';
 import {
   LOOPBACK_FILE_MIB,
   LOOPBACK_RUNS,
@@ -93,6 +94,7 @@ const SECTIONS: readonly Section[] = [
   { name: '21 MQTT flood: event-loop delay and RSS vs idle', run: floodRows },
   { name: '22 app inbox msg/s in, and out through listen', run: inboxRows },
   { name: '23 idle CPU: alone, and per linked idle peer', run: idleCostRows },
+  { name: '24 the mesh at 50, 100 and 200 agents (in memory)', run: meshScaleRows },
 ];
 
 const FOOTNOTES = [
@@ -244,6 +246,15 @@ const FOOTNOTES = [
   '   `listen --json` on rx taking them (one control request per message written, before the next) vs',
   '   `listen --peek --json` printing the same without taking (the path before the inbox), spawn to the last',
   '   line, 3 runs, medians.',
+  '23 CPU ms per second of a hub agent on loopback (scheduler time over all its threads, /proc/<pid>/task/*/',
+  '   schedstat) over 20 s windows: alone 30 s after start, then 15 s after 1 and after 10 idle peers linked;',
+  '   baseline: a bare node with one 1 s timer over the same windows. 23c = (10 peers - alone) / 10. A window',
+  '   with the machine over 30 % busy is shown, not judged.',
+  '24 real Routers in memory (every signature checked) on seeded random geometric graphs of 50, 100 and 200',
+  "   agents, mean degree about 8, hop budget = the graph's diameter; 24a-c: transmissions per broadcast",
+  '   (20 sources) vs naive flooding; 24d-f: announcement frames per agent per period, every agent announcing',
+  "   once, vs its links; 24g-i: after the agent most routes use dies, periods until every live agent's next",
+  '   hops reach every other live agent.',
 ];
 
 /** The row numbers a section covers, from its name: "8 …" -> [8], "6-7 …" -> [6, 7]. */

@@ -1,0 +1,236 @@
+// Row 24: the mesh at 50, 100 and 200 agents, in memory (real Routers, real signatures; scripts/bench/mesh-sim.ts)
+// on random geometric graphs (agents dropped at random on a square, linked when within radio range: what
+// Wi-Fi and BLE give), seeded so every run builds the same graphs, with the hop budget at each graph's
+// diameter so every agent reaches every other.
+// 24a-c: link transmissions per broadcast vs naive flooding (20 sources per graph, averaged).
+// 24d-f: control traffic: announcement frames each agent sends per announce period, all agents announcing
+//        once (what every period costs), against its number of links.
+// 24g-i: convergence after the agent most routes go through dies: announce periods until every live agent's
+//        next hops lead to every other live agent again.
+// 500 agents are left out: every frame's signature is checked for real, and one announce period of 500 agents
+// takes minutes here (200: 14 s).
+import { BROADCAST_ID } from '../../agent/mesh/address.js';
+import { MAX_TTL_HOPS } from '../../agent/protocol/envelope.js';
+import { type Graph, naiveFloodTransmissions } from './mesh-flood-bench.js';
+import { buildSim, MeshSim } from './mesh-sim.js';
+import { formatPercent, formatTimes, passMark, type ResultRow } from './table.js';
+
+const SIZES = [50, 100, 200] as const;
+/** Radio range as a fraction of the square's side, so that each agent has about this many neighbours. */
+const MEAN_DEGREE = 8;
+const BROADCAST_SOURCES = 20;
+const MAX_BROADCAST_RATIO = 0.4;
+const MAX_CONVERGENCE_PERIODS = 2;
+/** Periods simulated before giving up on convergence (then reported as more than this). */
+const MAX_PERIODS_TRIED = 4;
+const PAYLOAD = new TextEncoder().encode('{"t":21.5}');
+
+/** xorshift32: the same graph on every run. */
+function random(seed: number): () => number {
+  let state = seed >>> 0 || 1;
+  return () => {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    return (state >>> 0) / 2 ** 32;
+  };
+}
+
+/** A connected random geometric graph of `n` agents (a new seed until it is connected). */
+export function geometricGraph(n: number, seed = 1): Graph {
+  const radius = Math.sqrt(MEAN_DEGREE / (Math.PI * n));
+  const ids = Array.from({ length: n }, (_, index) => MeshSim.idOf(index));
+  for (let attempt = seed; ; attempt++) {
+    const next = random(attempt * 2654435761);
+    const points = ids.map(() => [next(), next()] as const);
+    const links: [string, string][] = [];
+    for (let i = 0; i < n; i++)
+      for (let j = i + 1; j < n; j++) {
+        const [a, b] = [points[i] as readonly [number, number], points[j] as readonly [number, number]];
+        if (Math.hypot(a[0] - b[0], a[1] - b[1]) <= radius) links.push([ids[i] as string, ids[j] as string]);
+      }
+    const graph = { ids, links };
+    if (eccentricities(graph).every((e) => Number.isFinite(e))) return graph;
+  }
+}
+
+/** Each agent's longest shortest path (Infinity where the graph is not connected). */
+function eccentricities(graph: Graph): number[] {
+  const neighbours = new Map<string, string[]>(graph.ids.map((id) => [id, []]));
+  for (const [a, b] of graph.links) {
+    neighbours.get(a)?.push(b);
+    neighbours.get(b)?.push(a);
+  }
+  return graph.ids.map((source) => {
+    const distance = new Map([[source, 0]]);
+    const queue = [source];
+    for (let node = queue.shift(); node !== undefined; node = queue.shift())
+      for (const next of neighbours.get(node) ?? [])
+        if (!distance.has(next)) {
+          distance.set(next, (distance.get(node) ?? 0) + 1);
+          queue.push(next);
+        }
+    return distance.size === graph.ids.length ? Math.max(...distance.values()) : Number.POSITIVE_INFINITY;
+  });
+}
+
+interface SizeResult {
+  n: number;
+  ttl: number;
+  meanDegree: number;
+  meshPerBroadcast: number;
+  naivePerBroadcast: number;
+  /** Announcement frames sent per agent when every agent announces once. */
+  announceFramesPerAgent: number;
+  /** The largest route table an agent holds. */
+  maxRoutes: number;
+  /** Announce periods until routes avoid a dead agent. */
+  convergencePeriods: number;
+}
+
+function measure(n: number): SizeResult {
+  const graph = geometricGraph(n);
+  const ttl = Math.min(MAX_TTL_HOPS, Math.max(4, ...eccentricities(graph)));
+  const sim = buildSim({ ids: [...graph.ids], links: graph.links.map(([a, b]) => [a, b]) }, { ttl });
+  sim.announceAll(2);
+  // One more round, counted: what each announce period costs the mesh.
+  const before = sim.frames;
+  sim.announceAll(1);
+  const announceFramesPerAgent = (sim.frames - before) / n;
+  let meshTotal = 0;
+  let naiveTotal = 0;
+  const step = Math.max(1, Math.floor(n / BROADCAST_SOURCES));
+  for (let index = 0; index < n; index += step) {
+    const source = graph.ids[index] as string;
+    const router = sim.node(source).router;
+    router.sendData(BROADCAST_ID, PAYLOAD, { id: router.nextId(), ackRequested: false });
+    meshTotal += sim.run();
+    naiveTotal += naiveFloodTransmissions(graph, source, ttl).transmissions;
+  }
+  const sources = Math.ceil(n / step);
+  const maxRoutes = Math.max(...[...sim.nodes.values()].map((node) => node.router.routes().length));
+  return {
+    n,
+    ttl,
+    meanDegree: (2 * graph.links.length) / n,
+    meshPerBroadcast: meshTotal / sources,
+    naivePerBroadcast: naiveTotal / sources,
+    announceFramesPerAgent,
+    maxRoutes,
+    convergencePeriods: convergencePeriods(sim, graph, ttl),
+  };
+}
+
+/** Announce periods after an agent dies (its neighbours notice and announce) until routes avoid it. */
+function convergencePeriods(sim: MeshSim, graph: Graph, ttl: number): number {
+  // The agent most routes go through: the worst one to lose.
+  const through = new Map<string, number>();
+  for (const node of sim.nodes.values())
+    for (const route of node.router.routes())
+      through.set(route.nextHop, (through.get(route.nextHop) ?? 0) + 1);
+  const dead = [...through].sort((a, b) => b[1] - a[1])[0]?.[0] as string;
+  for (const [a, b] of graph.links) if (a === dead || b === dead) sim.cut(a, b);
+  const alive = graph.ids.filter((id) => id !== dead);
+  // Converged: from every agent, following next hops reaches every other live agent it has a route to, never
+  // through the dead one (and never round in a loop).
+  const linked = new Set(
+    graph.links.filter(([a, b]) => a !== dead && b !== dead).flatMap(([a, b]) => [`${a} ${b}`, `${b} ${a}`]),
+  );
+  // Pairs the dead agent's loss cut apart (it may have been a bridge), or put beyond the hop budget, are
+  // not the routing's to mend: only pairs still within `ttl` of each other count.
+  const reachable = new Map(alive.map((from) => [from, withinHops(from, alive, linked, ttl)]));
+  const broken = (): number => {
+    const nextHops = new Map(
+      alive.map((id) => [
+        id,
+        new Map(
+          sim
+            .node(id)
+            .router.routes()
+            .map((r) => [r.destination, r.nextHop]),
+        ),
+      ]),
+    );
+    let count = 0;
+    for (const from of alive)
+      for (const to of alive) {
+        if (from === to || !(reachable.get(from)?.has(to) ?? false)) continue;
+        let at = from;
+        // A neighbour is reached over its link; anyone else through the route's next hop.
+        for (let hop = 0; hop <= ttl && at !== to; hop++)
+          at = linked.has(`${at} ${to}`) ? to : (nextHops.get(at)?.get(to) ?? dead);
+        if (at !== to) count++;
+      }
+    return count;
+  };
+  let periods = 0;
+  while (broken() > 0 && periods < MAX_PERIODS_TRIED) {
+    sim.announceAll(1);
+    periods++;
+  }
+  return broken() > 0 ? Number.POSITIVE_INFINITY : periods;
+}
+
+/** The agents within `ttl` hops of `from` over the links in `linked` ("a b" both ways). */
+function withinHops(
+  from: string,
+  ids: readonly string[],
+  linked: ReadonlySet<string>,
+  ttl: number,
+): Set<string> {
+  const seen = new Set([from]);
+  let frontier = [from];
+  for (let hop = 0; hop < ttl && frontier.length > 0; hop++) {
+    const next: string[] = [];
+    for (const at of frontier)
+      for (const id of ids)
+        if (!seen.has(id) && linked.has(`${at} ${id}`)) {
+          seen.add(id);
+          next.push(id);
+        }
+    frontier = next;
+  }
+  return seen;
+}
+
+export async function meshScaleRows(): Promise<ResultRow[]> {
+  const results = SIZES.map(measure);
+  const rows: ResultRow[] = results.map((result, index) => {
+    const ratio = result.meshPerBroadcast / result.naivePerBroadcast;
+    const judged = result.n === 200;
+    return {
+      benchmark: `24${'abc'[index]} tx per broadcast, ${result.n} agents (degree ${result.meanDegree.toFixed(1)}, ttl ${result.ttl}) vs naive`,
+      nearmesh: `${result.meshPerBroadcast.toFixed(0)} tx`,
+      baseline: `${result.naivePerBroadcast.toFixed(0)} tx`,
+      ratio: formatPercent(ratio),
+      goal: judged ? `≤ ${formatPercent(MAX_BROADCAST_RATIO)}` : '— (info)',
+      pass: judged ? passMark(ratio <= MAX_BROADCAST_RATIO) : '—',
+    };
+  });
+  const smallest = results[0] as SizeResult;
+  results.forEach((result, index) => {
+    // Flat in mesh size: frames per agent per period no more than 1.5 × those at 50 agents.
+    const growth = result.announceFramesPerAgent / smallest.announceFramesPerAgent;
+    rows.push({
+      benchmark: `24${'def'[index]} announce frames per agent per period, ${result.n} agents (${result.maxRoutes} routes at most)`,
+      nearmesh: `${result.announceFramesPerAgent.toFixed(0)} frames`,
+      baseline: `${result.meanDegree.toFixed(1)} links`,
+      ratio: formatTimes(result.announceFramesPerAgent / result.meanDegree),
+      goal: index === 0 ? '— (info)' : '≤ 1.5× the 50-agent figure',
+      pass: index === 0 ? '—' : passMark(growth <= 1.5),
+    });
+  });
+  results.forEach((result, index) => {
+    const judged = result.n === 200;
+    const periods = result.convergencePeriods;
+    rows.push({
+      benchmark: `24${'ghi'[index]} announce periods until routes avoid a dead agent, ${result.n} agents`,
+      nearmesh: Number.isFinite(periods) ? `${periods} periods` : `> ${MAX_PERIODS_TRIED} periods`,
+      baseline: '—',
+      ratio: '—',
+      goal: judged ? `≤ ${MAX_CONVERGENCE_PERIODS} periods (abs)` : '— (info)',
+      pass: judged ? passMark(periods <= MAX_CONVERGENCE_PERIODS) : '—',
+    });
+  });
+  return rows;
+}
