@@ -129,16 +129,24 @@ describeWhenAvailable(
 
     it('the map shows the three agents and their three links', async () => {
       await page.goto(`http://127.0.0.1:${HTTP_PORT}/`);
-      await until('three agents and three links on the page', async () => {
-        const agents = await page.locator('#agents tbody tr').count();
-        return agents === 3 && (await linkRows()).length === 3;
-      });
+      // What the page showed last, for the message if it never shows the triangle.
+      let shown = '';
+      await until(
+        () => `three agents and three links on the page; it showed: ${shown}`,
+        async () => {
+          const agents = await page.locator('#agents tbody tr').allTextContents();
+          const links = await linkRows();
+          shown = JSON.stringify({ agents, links });
+          return agents.length === 3 && links.length === 3;
+        },
+        { timeoutMs: 30_000 },
+      );
       expect(await page.textContent('#live')).toBe('live');
       const rows = await linkRows();
       expect(rows.filter((row) => row.includes('wifi'))).toHaveLength(2); // n1's own, measured
       expect(rows.some((row) => row.includes('n2 – n3') || row.includes('n3 – n2'))).toBe(true);
       await page.screenshot({ path: join(shots, '1-triangle.png'), fullPage: true });
-    }, 30_000);
+    }, 45_000);
 
     it('cutting the n1-n2 veth changes the map within seconds: n2 is then routed through n3', async () => {
       mesh.lab.cut('n1', 'n2');
