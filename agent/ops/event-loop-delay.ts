@@ -88,7 +88,9 @@ export class EventLoopDelay {
     const nowMs = performance.now();
     const lateMs = Math.max(0, nowMs - this.#lastPulseMs - this.#pulseMs);
     this.#lastPulseMs = nowMs;
-    this.#lateMs = Math.max(this.#lateMs, lateMs);
+    // While sampled finely the histogram has the delay to the ms (what the pulse sees is the same stall, less
+    // precisely): the pulse's lateness counts only for a loop that was sampled coarsely.
+    if (!this.fine) this.#lateMs = Math.max(this.#lateMs, lateMs);
     const since = performance.eventLoopUtilization(this.#utilization);
     this.#utilization = performance.eventLoopUtilization();
     const busy = this.fine ? BUSY_UTILIZATION_FINE : BUSY_UTILIZATION;
