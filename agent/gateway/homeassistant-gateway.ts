@@ -17,6 +17,7 @@ import {
 } from './homeassistant-discovery.js';
 import {
   haAvailabilityTopic,
+  haBirthTopic,
   haDeviceConfigTopic,
   haGatewayStatusTopic,
   parseHaCommandTopic,
@@ -79,6 +80,16 @@ export class HomeAssistantGateway {
   /** The bridge (re)connected: say "online" again, over the will a lost connection may have left. */
   reconnected(): void {
     this.#publishStatus(HA_ONLINE);
+  }
+
+  /**
+   * A publish that may be Home Assistant's: its birth message, or a button press or switch command for this
+   * gateway. True when it was one of those.
+   */
+  handle(topic: string, payload: Buffer): boolean {
+    if (topic !== haBirthTopic(this.#options.discoveryPrefix)) return this.command(topic, payload);
+    this.birth(payload);
+    return true;
   }
 
   /** Home Assistant (re)started and asks for discovery: everything is published again. */

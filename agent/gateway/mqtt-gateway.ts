@@ -36,7 +36,6 @@ import type { MqttSecurity } from './mqtt-security.js';
 import { REASON } from './reason-codes.js';
 import { SensorWatches } from './sensor-watches.js';
 import {
-  haBirthTopic,
   inboxTopic,
   PEERS_TOPIC,
   parseCallTopic,
@@ -50,7 +49,7 @@ import {
 } from './topic-map.js';
 import type { BridgedMessage, UpstreamBridge } from './upstream-bridge.js';
 
-/** How often the peer table is compared with what was last retained (routed agents come and go without events). */
+/** How often the peer table and Home Assistant's configs are compared with what was last published. */
 const PEERS_CHECK_MS = 2_000;
 
 /** What a request on a send topic gets on its response topic. */
@@ -220,8 +219,8 @@ export class MqttGateway {
       for (const reading of coordination.latest()) this.#publishReading(reading);
       this.#homeAssistant?.start();
     }
-    this.#publishPeersIfChanged();
-    this.#peersTimer = setInterval(() => this.#publishPeersIfChanged(), PEERS_CHECK_MS);
+    this.#checkChanges();
+    this.#peersTimer = setInterval(() => this.#checkChanges(), PEERS_CHECK_MS);
     this.#peersTimer.unref();
     return this.#address;
   }
@@ -237,7 +236,7 @@ export class MqttGateway {
 
   /** Call when the peer table may have changed (a link came or went): republishes it if it did. */
   peersChanged(): void {
-    this.#publishPeersIfChanged();
+    this.#checkChanges();
   }
 
   status(): MqttGatewayStatus {
@@ -266,7 +265,7 @@ export class MqttGateway {
       target,
     );
     if (target === undefined) {
-      if (!this.#homeAssistantTopic(topic, payload)) this.#coordinationTopic(topic, payload, meta);
+      if (this.#homeAssistant?.handle(topic, payload) !== true) this.#coordinationTopic(topic, payload, meta);
       return;
     }
     if (target === 'invalid') {
@@ -308,17 +307,6 @@ export class MqttGateway {
       reply(failure(error));
       return refusalOf(error);
     }
-  }
-
-  /** Home Assistant's commands and its birth message, from a local client or through the bridge. */
-  #homeAssistantTopic(topic: string, payload: Buffer): boolean {
-    const ha = this.#homeAssistant;
-    if (ha === undefined) return false;
-    if (topic === haBirthTopic(this.#options.homeAssistant?.discoveryPrefix ?? '')) {
-      ha.birth(payload);
-      return true;
-    }
-    return ha.command(topic, payload);
   }
 
   /** Calls from apps, and the sensors and actions apps provide; other topics are only the broker's. */
@@ -431,7 +419,7 @@ export class MqttGateway {
     const { counters } = this.#options;
     const target = parseSendTopic(message.topic);
     if (target === undefined) {
-      this.#homeAssistantTopic(message.topic, message.payload);
+      this.#homeAssistant?.handle(message.topic, message.payload);
       // Published here only: what came from upstream never goes back out.
       this.#broker.publish(message.topic, message.payload, {
         qos: message.qos,
@@ -488,12 +476,17 @@ export class MqttGateway {
     return bridge.forward(message);
   }
 
-  #publishPeersIfChanged(): void {
+  /** What changes without an event (routed agents, announced capabilities): the peer table, Home Assistant. */
+  #checkChanges(): void {
     const ha = this.#homeAssistant;
     if (ha !== undefined) {
       ha.refresh();
       this.#watches?.held(ha.sensorTopics());
     }
+    this.#publishPeersIfChanged();
+  }
+
+  #publishPeersIfChanged(): void {
     const rows = this.#options.mesh.peers().map(stablePeerRow);
     const json = JSON.stringify(rows);
     if (json === this.#peersJson) return;

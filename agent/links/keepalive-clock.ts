@@ -8,13 +8,13 @@ export interface KeepaliveTicked {
 }
 
 export class KeepaliveClock {
-  readonly #members = new Map<KeepaliveTicked, number>();
+  readonly #members = new Set<KeepaliveTicked>();
   #timer: NodeJS.Timeout | undefined;
   #periodMs = Number.POSITIVE_INFINITY;
 
   /** Ticks `member` at least every `periodMs` until `remove`. */
   add(member: KeepaliveTicked, periodMs: number): void {
-    this.#members.set(member, periodMs);
+    this.#members.add(member);
     if (periodMs < this.#periodMs) this.#restart(periodMs);
   }
 
@@ -32,7 +32,7 @@ export class KeepaliveClock {
     this.#timer = setInterval(() => {
       const nowMs = Date.now();
       // A member that closes during its tick removes itself: iterate over a copy.
-      for (const member of [...this.#members.keys()]) member.tick(nowMs);
+      for (const member of [...this.#members]) member.tick(nowMs);
     }, periodMs);
     this.#timer.unref();
   }
