@@ -55,3 +55,62 @@ export function processCpuNs(pid: number): number {
   }
   return total;
 }
+
+/** user + system ticks of a process's own threads and of its children it has reaped (/proc/<pid>/stat). */
+function treeFields(stat: string): { ppid: number; ticks: number } {
+  // Fields after the command name: state is field 3, ppid 4, utime 14, stime 15, cutime 16, cstime 17.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = [11, 12, 13, 14].reduce((sum, index) => sum + Number(fields[index]), 0);
+  return { ppid: Number(fields[1]), ticks };
+}
+
+/**
+ * CPU ticks this process and all its live descendants have used so far. A child that ended and was reaped is
+ * counted in its parent's cutime/cstime, so the figure only grows as processes come and go.
+ */
+export function ownTreeTicks(): number {
+  const processes = new Map<number, { ppid: number; ticks: number }>();
+  for (const entry of readdirSync('/proc')) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid)) continue;
+    try {
+      processes.set(pid, treeFields(readFileSync(`/proc/${pid}/stat`, 'utf8')));
+    } catch {
+      // the process ended between the listing and the read
+    }
+  }
+  const children = new Map<number, number[]>();
+  for (const [pid, { ppid }] of processes) children.set(ppid, [...(children.get(ppid) ?? []), pid]);
+  let total = 0;
+  const pending = [process.pid];
+  for (let pid = pending.pop(); pid !== undefined; pid = pending.pop()) {
+    total += processes.get(pid)?.ticks ?? 0;
+    pending.push(...(children.get(pid) ?? []));
+  }
+  return total;
+}
+
+/** How busy the machine was between two readings: all of it, and with work other than this bench's own processes. */
+export interface Load {
+  /** Busy share of all cores' time. */
+  readonly busy: number;
+  /** The part of `busy` spent outside this process and its descendants. */
+  readonly other: number;
+}
+
+export interface LoadReading {
+  readonly machine: MachineTicks;
+  readonly own: number;
+}
+
+export function readLoad(): LoadReading {
+  return { machine: machineTicks(), own: ownTreeTicks() };
+}
+
+export function loadSince(from: LoadReading, to: LoadReading = readLoad()): Load {
+  const total = to.machine.total - from.machine.total;
+  if (total <= 0) return { busy: 0, other: 0 };
+  const busy = (to.machine.busy - from.machine.busy) / total;
+  const own = (to.own - from.own) / total;
+  return { busy, other: Math.max(0, busy - own) };
+}

@@ -18,6 +18,7 @@ import {
   SPREAD_REPETITIONS,
   SPREAD_SMALL_MEMBERS,
 } from './coordination-bench.js';
+import { loadSince, readLoad } from './cpu-usage.js';
 import {
   CACHE_DUPLICATE_SHARE,
   CACHE_RATE_PER_S,
@@ -35,6 +36,14 @@ import { INBOX_MESSAGES, inboxRows } from './inbox-bench.js';
 import { meshFloodRows } from './mesh-flood-bench.js';
 import { HOP_CHAIN_LENGTH, HOP_SAMPLES, HOP_WARMUPS, meshHopRows } from './mesh-hop-bench.js';
 import { meshScaleRows } from './mesh-scale-bench.js';
+import {
+  MQTT_QOS1_MESSAGES,
+  MQTT_QOS1_PAYLOAD_BYTES,
+  MQTT_QOS1_RUNS,
+  MQTT_QOS1_WARMUPS,
+  MQTT_QOS1_WINDOW,
+  mqttQos1Rows,
+} from './mqtt-qos1-bench.js';
 import {
   LOOPBACK_FILE_MIB,
   LOOPBACK_RUNS,
@@ -61,7 +70,7 @@ import {
   routedReliableRows,
 } from './routed-reliable-bench.js';
 import { idleRssRows } from './rss-bench.js';
-import { errorRow, formatTable, type ResultRow } from './table.js';
+import { errorRow, formatTable, MAX_OTHER_LOAD, type ResultRow, withLoad } from './table.js';
 import { elapsedMs } from './timing.js';
 import { originAuthRateRows, PAYLOAD_BYTES, routedBytesRows } from './trust-bench.js';
 import { TCP_SAMPLES, UPGRADE_RUNS, upgradeRows } from './upgrade-bench.js';
@@ -70,35 +79,42 @@ import { V1_COMMIT } from './v1-baseline.js';
 interface Section {
   readonly name: string;
   readonly run: () => Promise<readonly ResultRow[]>;
+  /** Counts bytes, frames or heap on a simulated clock: other work on the machine cannot change its figures. */
+  readonly countsOnly?: true;
 }
 
 const SECTIONS: readonly Section[] = [
-  { name: '1  envelope bytes vs JSON', run: async () => sizeRows() },
+  { name: '1  envelope bytes vs JSON', run: async () => sizeRows(), countsOnly: true },
   { name: '2  encode+decode msg/s vs JSON', run: roundTripRows },
   { name: '3  TCP goodput vs raw socket', run: async () => [await goodputRow()] },
   { name: '4  handshake vs TCP connect', run: async () => [await handshakeRow()] },
   { name: '5  idle RSS vs bare node', run: idleRssRows },
   { name: '6-7  BLE goodput, scan→link (emulator)', run: bleRows },
   { name: '8  mesh latency per relay hop (lab chain), v2 vs v1', run: meshHopRows },
-  { name: '9  mesh transmissions per broadcast vs naive flood', run: meshFloodRows },
-  { name: '10 duplicate-cache heap at 1,000 msg/s', run: duplicateCacheRows },
+  { name: '9  mesh transmissions per broadcast vs naive flood', run: meshFloodRows, countsOnly: true },
+  { name: '10 duplicate-cache heap at 1,000 msg/s', run: duplicateCacheRows, countsOnly: true },
   { name: '11 call round trip, 1 and 3 hops (chain of 4)', run: callRoundTripRows },
   { name: '12-13 call a group of 10, --in spread on 5 and 2', run: callGroupRows },
   { name: '14 BLE→TCP upgrade and fallback (namespaces, emulator)', run: upgradeRows },
   { name: '15 push goodput, 40 Mbit/s tbf veth', run: shapedPushRows },
   { name: '16 push goodput on loopback', run: loopbackPushRows },
   { name: '17 reliable send --lines msg/s', run: reliableRows },
-  { name: '18 routed unicast bytes, v2 vs v1', run: routedBytesRows },
+  { name: '18 routed unicast bytes, v2 vs v1', run: routedBytesRows, countsOnly: true },
   { name: '19 routed reliable msg/s through a relay, v2 vs v1', run: routedReliableRows },
   { name: '20 origin auth: signatures and tags per second', run: originAuthRateRows },
   { name: '21 MQTT flood: event-loop delay and RSS vs idle', run: floodRows },
   { name: '22 app inbox msg/s in, and out through listen', run: inboxRows },
   { name: '23 idle CPU: alone, and per linked idle peer', run: idleCostRows },
-  { name: '24 the mesh at 50, 100 and 200 agents (in memory)', run: meshScaleRows },
+  { name: '24 the mesh at 50, 100 and 200 agents (in memory)', run: meshScaleRows, countsOnly: true },
+  { name: '25 MQTT QoS 1 publishes into the mesh vs mosquitto', run: mqttQos1Rows },
 ];
 
 const FOOTNOTES = [
   'ratio = nearmesh / baseline; MB = 10^6 bytes; every baseline is measured in this run, on this machine.',
+  "busy (other) = the share of all cores' time that was busy during the row's runs (/proc/stat), and in",
+  '   brackets the part of it not spent by this bench and its child processes (/proc/<pid>/stat of the',
+  `   whole tree): other work on a shared machine. Over ${MAX_OTHER_LOAD * 100} % other, a row reads BUSY, not PASS/FAIL.`,
+  '   Rows of counts (bytes, frames, heap on a simulated clock: 1, 9, 10, 18, 24) have no busy figure.',
   `v1 = protocol version 1 as of commit ${V1_COMMIT} (the last before v2), exported with git archive, built with this`,
   "   repository's tsc and node_modules, cached under the OS temp dir (scripts/bench/v1-baseline.ts); its rows",
   '   (8c, 18-20) fail if it cannot be built. v1 agents only ever talk to v1 agents: the handshakes differ.',
@@ -248,13 +264,24 @@ const FOOTNOTES = [
   '   line, 3 runs, medians.',
   '23 CPU ms per second of a hub agent on loopback (scheduler time over all its threads, /proc/<pid>/task/*/',
   '   schedstat) over 20 s windows: alone 30 s after start, then 15 s after 1 and after 10 idle peers linked;',
-  '   baseline: a bare node with one 1 s timer over the same windows. 23c = (10 peers - alone) / 10. A window',
-  '   with the machine over 30 % busy is shown, not judged.',
+  '   baseline: a bare node with one 1 s timer over the same windows. 23c = (10 peers - alone) / 10; each',
+  "   row's busy figure is its own window's.",
   '24 real Routers in memory (every signature checked) on seeded random geometric graphs of 50, 100 and 200',
   "   agents, mean degree about 8, hop budget = the graph's diameter; 24a-c: transmissions per broadcast",
   '   (20 sources) vs naive flooding; 24d-f: announcement frames per agent per period, every agent announcing',
   "   once, vs its links; 24g-i: after the agent most routes use dies, periods until every live agent's next",
   '   hops reach every other live agent.',
+  `25 one MQTT.js program (MQTT 5, clean session, in its own process) publishes ${MQTT_QOS1_MESSAGES.toLocaleString('en-US')} distinct ${MQTT_QOS1_PAYLOAD_BYTES}-byte`,
+  `   payloads at QoS 1, ${MQTT_QOS1_WINDOW} in flight (the next sent as each PUBACK returns); a QoS 1 subscriber in another`,
+  '   process counts them. nearmesh: two agents on 127.0.0.1 as 16, each with its MQTT endpoint; the publisher',
+  "   sends to nearmesh/send/rx on tx's endpoint, whose PUBACK comes once the message is in tx's durable queue",
+  '   (SQLite WAL, one fsynced transaction per publish), not when rx has it; the subscriber reads',
+  "   nearmesh/inbox/# on rx's endpoint (each stored in rx's inbox first). Baseline: mosquitto 2 started by",
+  '   the bench on 127.0.0.1 (listener, allow_anonymous true, all else default: persistence false, so its',
+  '   PUBACK means the message is in memory and handed to the subscriber\'s queue), one topic for both.',
+  `   25a: first publish to last PUBACK, at the publisher; 25b: to the last payload at the subscriber (the`,
+  `   two processes' wall clocks). ${MQTT_QOS1_WARMUPS} warm-up + ${MQTT_QOS1_RUNS} runs, nearmesh then mosquitto, medians; stderr has each`,
+  "   run, the agents' and mosquitto's CPU ms and how busy the machine was.",
 ];
 
 /** The row numbers a section covers, from its name: "8 …" -> [8], "6-7 …" -> [6, 7]. */
@@ -287,8 +314,11 @@ async function main(): Promise<number> {
   for (const section of selectedSections(process.argv.slice(2))) {
     const startNs = process.hrtime.bigint();
     process.stderr.write(`bench: ${section.name} ... `);
+    const loadBefore = readLoad();
     try {
-      rows.push(...(await section.run()));
+      const sectionRows = await section.run();
+      const load = loadSince(loadBefore);
+      rows.push(...sectionRows.map((row) => (section.countsOnly ? row : withLoad(row, load))));
       process.stderr.write(`${(elapsedMs(startNs) / 1000).toFixed(1)} s\n`);
     } catch (error) {
       crashed = true;

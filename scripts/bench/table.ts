@@ -1,7 +1,9 @@
 // The one result table `npm run bench` prints: row type, number formatting, column alignment.
 // Benchmarks return rows with display-ready strings; this module only lays them out.
+import type { Load } from './cpu-usage.js';
 
-export type PassMark = 'PASS' | 'FAIL' | '—' | 'ERROR';
+/** BUSY: the machine was too busy with other work during the row's runs to judge it. */
+export type PassMark = 'PASS' | 'FAIL' | '—' | 'ERROR' | 'BUSY';
 
 export interface ResultRow {
   readonly benchmark: string;
@@ -10,9 +12,20 @@ export interface ResultRow {
   readonly ratio: string;
   readonly goal: string;
   readonly pass: PassMark;
+  /** How busy the machine was during this row's runs; the runner gives the section's when a row has none. */
+  readonly load?: Load;
 }
 
-const COLUMNS = ['benchmark', 'nearmesh', 'baseline', 'ratio', 'goal', 'pass'] as const;
+/** Above this share of the machine busy with other work, a row is said to be BUSY, not judged. */
+export const MAX_OTHER_LOAD = 0.3;
+
+export function withLoad(row: ResultRow, load: Load): ResultRow {
+  const measured = row.load ?? load;
+  const judged = row.pass === 'PASS' || row.pass === 'FAIL';
+  return { ...row, load: measured, pass: judged && measured.other > MAX_OTHER_LOAD ? 'BUSY' : row.pass };
+}
+
+const COLUMNS = ['benchmark', 'nearmesh', 'baseline', 'ratio', 'goal', 'pass', 'load'] as const;
 type Column = (typeof COLUMNS)[number];
 type Cells = Readonly<Record<Column, string>>;
 
@@ -23,9 +36,17 @@ const HEADERS: Cells = {
   ratio: 'ratio',
   goal: 'goal',
   pass: 'pass',
+  load: 'busy (other)',
 };
 /** Numbers read best right-aligned; names and marks left-aligned. */
-const RIGHT_ALIGNED: ReadonlySet<Column> = new Set(['nearmesh', 'baseline', 'ratio']);
+const RIGHT_ALIGNED: ReadonlySet<Column> = new Set(['nearmesh', 'baseline', 'ratio', 'load']);
+
+/** "52 % (3 %)": the machine's busy share, and the part of it that was not this bench's own processes. */
+function formatLoad(load: Load | undefined): string {
+  if (load === undefined) return '';
+  const percent = (share: number) => `${Math.round(share * 100)} %`;
+  return `${percent(load.busy)} (${percent(load.other)})`;
+}
 
 export function passMark(isMet: boolean | undefined): PassMark {
   if (isMet === undefined) return '—';
@@ -46,7 +67,7 @@ export function errorRow(benchmark: string, error: unknown): ResultRow {
 
 /** Plain-text table with a header rule, columns separated by " | ". */
 export function formatTable(rows: readonly ResultRow[]): string {
-  const all: Cells[] = [HEADERS, ...rows];
+  const all: Cells[] = [HEADERS, ...rows.map((row) => ({ ...row, load: formatLoad(row.load) }))];
   const widths = COLUMNS.map((column) => Math.max(...all.map((row) => row[column].length)));
   const line = (row: Cells): string =>
     COLUMNS.map((column, index) => {
@@ -58,7 +79,7 @@ export function formatTable(rows: readonly ResultRow[]): string {
       .join(' | ')
       .trimEnd();
   const rule = widths.map((width) => '-'.repeat(width)).join('-|-');
-  return [line(HEADERS), rule, ...rows.map(line)].join('\n');
+  return [line(HEADERS), rule, ...all.slice(1).map(line)].join('\n');
 }
 
 /** 0.253 -> "25.3 %". */
