@@ -40,11 +40,11 @@ export const DEFAULT_KEEPALIVE: KeepaliveOptions = { intervalMs: 2_000, deadAfte
  */
 export const WIFI_KEEPALIVE: KeepaliveOptions = { intervalMs: 500, deadAfterMs: 2_000 };
 /**
- * Wi-Fi links of an agent with nothing to fall back to (no BLE): half the frames, noticed within 4.5 s (the mesh
- * routes around a silent link sooner, on its own retransmissions), and four PINGs may go unanswered first, so a
- * loaded machine's stall does not drop a link.
+ * Wi-Fi links of an agent with nothing to fall back to (no BLE): a quarter of the frames, so an idle linked peer
+ * costs a hub little CPU; a lost link is noticed within 7 s (6 s silent + one check) — the mesh routes data around
+ * it sooner, on its own retransmissions — and a loaded machine's stall of up to 5 s does not drop a link.
  */
-export const LAN_KEEPALIVE: KeepaliveOptions = { intervalMs: 1_000, deadAfterMs: 4_000 };
+export const LAN_KEEPALIVE: KeepaliveOptions = { intervalMs: 2_000, deadAfterMs: 6_000 };
 
 /**
  * Where a connection reports the messages it sends and receives, for `trace`. `tracers` is read before
