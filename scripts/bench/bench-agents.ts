@@ -38,9 +38,11 @@ export interface AgentConfig {
   readonly topLevel?: readonly string[];
   /** Lines after the peers (further tables). */
   readonly tables?: readonly string[];
+  /** The lines of its [mqtt] table; absent: no MQTT endpoint. */
+  readonly mqtt?: readonly string[];
 }
 
-/** Writes `dir`/nearmesh.toml (static peers only, no BLE, no MQTT listener) and returns its path. */
+/** Writes `dir`/nearmesh.toml (static peers only, no BLE, MQTT as `mqtt` says) and returns its path. */
 export function writeAgentConfig(config: AgentConfig): string {
   const lines = [
     `name = ${JSON.stringify(config.name)}`,
@@ -53,8 +55,11 @@ export function writeAgentConfig(config: AgentConfig): string {
     'discovery = []',
     '[ble]',
     'enabled = false',
-    '[mqtt]',
+    // No web view: its default port is one for the whole machine, and no bench row reads it.
+    '[http]',
     'listen = false',
+    '[mqtt]',
+    ...(config.mqtt ?? ['listen = false']),
     ...config.peers.flatMap((address) => ['[[peers]]', `address = ${JSON.stringify(address)}`]),
     ...(config.tables ?? []),
   ];

@@ -7,15 +7,29 @@ import { availableParallelism } from 'node:os';
 /** /proc counts in USER_HZ ticks, 100 per second on every Linux the bench runs on. */
 const MS_PER_TICK = 10;
 
-/** User + system CPU milliseconds `pid` has used so far (its own, not its children's). */
-export function processCpuMs(pid: number): number {
+/** User + system CPU milliseconds from /proc/<pid>/stat: the process's own, and its waited-for children's. */
+function statCpuMs(pid: number | 'self'): { own: number; reapedChildren: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // Fields after the command name, which is in parentheses and may hold spaces: state is field 3,
-  // utime field 14, stime field 15.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const [utime, stime] = [Number(fields[11]), Number(fields[12])];
-  if (!Number.isFinite(utime) || !Number.isFinite(stime)) throw new Error(`unreadable /proc/${pid}/stat`);
-  return (utime + stime) * MS_PER_TICK;
+  // utime field 14, stime 15, cutime 16, cstime 17.
+  const ticks = stat
+    .slice(stat.lastIndexOf(')') + 2)
+    .split(' ')
+    .slice(11, 15)
+    .map(Number);
+  const [utime = NaN, stime = NaN, cutime = NaN, cstime = NaN] = ticks;
+  if (!ticks.every(Number.isFinite)) throw new Error(`unreadable /proc/${pid}/stat`);
+  return { own: (utime + stime) * MS_PER_TICK, reapedChildren: (cutime + cstime) * MS_PER_TICK };
+}
+
+/** User + system CPU milliseconds `pid` has used so far (its own, not its children's). */
+export function processCpuMs(pid: number): number {
+  return statCpuMs(pid).own;
+}
+
+/** CPU milliseconds of `pid`'s children that exited and were waited for, theirs included in turn. */
+export function reapedChildrenCpuMs(pid: number | 'self'): number {
+  return statCpuMs(pid).reapedChildren;
 }
 
 /** The machine's busy and total ticks over all cores so far (the "cpu" line of /proc/stat). */
@@ -113,4 +127,9 @@ export function loadSince(from: LoadReading, to: LoadReading = readLoad()): Load
   const busy = (to.machine.busy - from.machine.busy) / total;
   const own = (to.own - from.own) / total;
   return { busy, other: Math.max(0, busy - own) };
+}
+
+/** CPU-seconds between two ownTreeTicks() readings. */
+export function treeCpuSeconds(from: number, to: number): number {
+  return ((to - from) * MS_PER_TICK) / 1000;
 }

@@ -6,8 +6,10 @@ import { generateIdentity } from '../../agent/identity/identity.js';
 import { decodeMessage } from '../../agent/protocol/index.js';
 import { establishSecureLink } from '../../agent/security/index.js';
 import { TcpTransport } from '../../transports/wifi/tcp-transport.js';
+import { SealedReader } from './sealed-stream.js';
 
-export type GoodputKind = 'raw' | 'nearmesh';
+/** raw: bytes only; sealed: the AEAD floor (sealed-stream.ts); nearmesh: TcpTransport + SecureLink + codec. */
+export type GoodputKind = 'raw' | 'sealed' | 'nearmesh';
 
 export interface ReceiverConfig {
   readonly kind: GoodputKind;
@@ -62,12 +64,26 @@ function reportError(error: unknown): void {
   report({ type: 'error', message: error instanceof Error ? error.message : String(error) });
 }
 
-function receiveRaw(config: ReceiverConfig): void {
+/** Raw bytes, or (sealed) each frame opened and its plaintext counted. */
+function receiveStream(config: ReceiverConfig): void {
   const meter = new GoodputMeter(config.messageBytes * config.messageCount);
   const server = createServer((socket) => {
     socket.on('error', reportError);
+    const reader = config.kind === 'sealed' ? new SealedReader(config.meshKey) : undefined;
     socket.on('data', (chunk: Buffer) => {
-      if (!meter.add(chunk.length)) return;
+      let bytes = chunk.length;
+      if (reader !== undefined) {
+        bytes = 0;
+        try {
+          for (const plaintext of reader.push(chunk)) bytes += plaintext.length;
+        } catch (error) {
+          reportError(error);
+          socket.destroy();
+          return;
+        }
+        if (bytes === 0) return;
+      }
+      if (!meter.add(bytes)) return;
       report({ type: 'done', payloadBytes: meter.totalBytes, bytesPerSecond: meter.bytesPerSecond() });
       socket.destroy();
       server.close();
@@ -114,5 +130,5 @@ async function receiveNearmesh(config: ReceiverConfig): Promise<void> {
 }
 
 const config = workerData as ReceiverConfig;
-if (config.kind === 'raw') receiveRaw(config);
+if (config.kind !== 'nearmesh') receiveStream(config);
 else receiveNearmesh(config).catch(reportError);

@@ -33,6 +33,8 @@ export interface LoopbackAgentSpec {
   readonly topLevel?: readonly string[];
   /** Further tables, after the peers. */
   readonly tables?: readonly string[];
+  /** The lines of its [mqtt] table; absent: no MQTT endpoint. */
+  readonly mqtt?: readonly string[];
 }
 
 /** Every process and directory a section started: all of it goes in its finally, by pid. */
@@ -75,6 +77,7 @@ export class Started {
       peers: spec.dials.map((port) => `127.0.0.1:${port}`),
       ...(spec.topLevel !== undefined && { topLevel: spec.topLevel }),
       ...(spec.tables !== undefined && { tables: spec.tables }),
+      ...(spec.mqtt !== undefined && { mqtt: spec.mqtt }),
     });
     const child = startChild(process.execPath, [CLI_PATH, 'agent', '--config', config]);
     const agent: LoopbackAgent = Object.assign(child, { name: spec.name, dir, port: spec.port });
