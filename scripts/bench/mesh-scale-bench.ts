@@ -11,6 +11,7 @@
 // takes minutes here (200: 14 s).
 import { BROADCAST_ID } from '../../agent/mesh/address.js';
 import { MAX_TTL_HOPS } from '../../agent/protocol/envelope.js';
+import { geometric } from '../lab/topology.js';
 import { type Graph, naiveFloodTransmissions } from './mesh-flood-bench.js';
 import { buildSim, MeshSim } from './mesh-sim.js';
 import { formatPercent, formatTimes, passMark, type ResultRow } from './table.js';
@@ -25,33 +26,12 @@ const MAX_CONVERGENCE_PERIODS = 2;
 const MAX_PERIODS_TRIED = 4;
 const PAYLOAD = new TextEncoder().encode('{"t":21.5}');
 
-/** xorshift32: the same graph on every run. */
-function random(seed: number): () => number {
-  let state = seed >>> 0 || 1;
-  return () => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return (state >>> 0) / 2 ** 32;
-  };
-}
-
-/** A connected random geometric graph of `n` agents (a new seed until it is connected). */
-export function geometricGraph(n: number, seed = 1): Graph {
-  const radius = Math.sqrt(MEAN_DEGREE / (Math.PI * n));
+/** A connected random geometric graph of `n` agents (scripts/lab/topology.ts), named by MeshSim ids. */
+export function geometricGraph(n: number): Graph {
   const ids = Array.from({ length: n }, (_, index) => MeshSim.idOf(index));
-  for (let attempt = seed; ; attempt++) {
-    const next = random(attempt * 2654435761);
-    const points = ids.map(() => [next(), next()] as const);
-    const links: [string, string][] = [];
-    for (let i = 0; i < n; i++)
-      for (let j = i + 1; j < n; j++) {
-        const [a, b] = [points[i] as readonly [number, number], points[j] as readonly [number, number]];
-        if (Math.hypot(a[0] - b[0], a[1] - b[1]) <= radius) links.push([ids[i] as string, ids[j] as string]);
-      }
-    const graph = { ids, links };
-    if (eccentricities(graph).every((e) => Number.isFinite(e))) return graph;
-  }
+  const idOf = (node: string): string => ids[Number(node.slice(1)) - 1] as string;
+  const topology = geometric(n, MEAN_DEGREE);
+  return { ids, links: topology.edges.map(([a, b]) => [idOf(a), idOf(b)]) };
 }
 
 /** Each agent's longest shortest path (Infinity where the graph is not connected). */

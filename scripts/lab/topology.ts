@@ -7,7 +7,7 @@ export interface Topology {
   readonly edges: [string, string][];
 }
 
-export const TOPOLOGY_KINDS = ['chain', 'ring', 'grid'] as const;
+export const TOPOLOGY_KINDS = ['chain', 'ring', 'grid', 'geometric'] as const;
 export type TopologyKind = (typeof TOPOLOGY_KINDS)[number];
 
 /** Every node is a namespace and an agent process; a 2-core machine runs out long before this. */
@@ -26,6 +26,11 @@ export class TopologyError extends NearmeshError {
 function checkCount(what: string, value: number, min: number, max: number): void {
   if (!Number.isInteger(value) || value < min || value > max)
     throw new TopologyError(`${what} must be an integer from ${min} to ${max}, got ${value}`);
+}
+
+function checkedCount(what: string, value: number, min: number, max: number): number {
+  checkCount(what, value, min, max);
+  return value;
 }
 
 /** n1 - n2 - ... - nN. */
@@ -62,6 +67,62 @@ export function grid(rows: number, cols: number): Topology {
   return { nodes, edges };
 }
 
+/** xorshift32 from `seed`: the same sequence on every run and machine. */
+function seededRandom(seed: number): () => number {
+  let state = seed >>> 0 || 1;
+  return () => {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    return (state >>> 0) / 2 ** 32;
+  };
+}
+
+/** Whether every node reaches every other over the edges. */
+export function isConnected(topology: Topology): boolean {
+  const neighbours = new Map<string, string[]>(topology.nodes.map((node) => [node, []]));
+  for (const [a, b] of topology.edges) {
+    neighbours.get(a)?.push(b);
+    neighbours.get(b)?.push(a);
+  }
+  const first = topology.nodes[0];
+  if (first === undefined) return true;
+  const seen = new Set([first]);
+  for (const queue = [first]; queue.length > 0; ) {
+    for (const next of neighbours.get(queue.pop() as string) ?? [])
+      if (!seen.has(next)) {
+        seen.add(next);
+        queue.push(next);
+      }
+  }
+  return seen.size === topology.nodes.length;
+}
+
+/**
+ * n1..nN dropped at random on a square and linked when within radio range (a random geometric graph, what
+ * Wi-Fi and BLE give), the range chosen for about `meanDegree` links each; seeded, so the same `seed` gives
+ * the same graph everywhere, and drawn again with the next seed until it is connected.
+ */
+export function geometric(n: number, meanDegree = 8, seed = 1): Topology {
+  if (!Number.isInteger(n) || n < 2)
+    throw new TopologyError(`geometric size must be an integer ≥ 2, got ${n}`);
+  const radius = Math.sqrt(meanDegree / (Math.PI * n));
+  const nodes = Array.from({ length: n }, (_, index) => `n${index + 1}`);
+  for (let attempt = seed; ; attempt++) {
+    const next = seededRandom(attempt * 2654435761);
+    const points = nodes.map(() => [next(), next()] as const);
+    const edges: [string, string][] = [];
+    for (let i = 0; i < n; i++)
+      for (let j = i + 1; j < n; j++) {
+        const [a, b] = [points[i] as readonly [number, number], points[j] as readonly [number, number]];
+        if (Math.hypot(a[0] - b[0], a[1] - b[1]) <= radius)
+          edges.push([nodes[i] as string, nodes[j] as string]);
+      }
+    const topology = { nodes, edges };
+    if (isConnected(topology)) return topology;
+  }
+}
+
 /**
  * Builds a topology from the CLI's words: `chain 4`, `ring 5`, `grid 3` (3×3) or `grid 2x4`.
  * Throws TopologyError naming what is wrong.
@@ -80,6 +141,8 @@ export function topologyFromSpec(kind: string, size: string): Topology {
       const rows = Number(match[1]);
       return grid(rows, match[2] === undefined ? rows : Number(match[2]));
     }
+    case 'geometric':
+      return geometric(checkedCount('geometric size', count(size), 2, MAX_NODES));
     default:
       throw new TopologyError(`unknown topology "${kind}": expected one of ${TOPOLOGY_KINDS.join(', ')}`);
   }
