@@ -41,6 +41,7 @@ import { MAX_ROUTED_PAYLOAD_BYTES, Messenger } from './messaging/messenger.js';
 import { AppInbox } from './messaging/reliable/app-inbox.js';
 import { DurableQueue } from './messaging/reliable/durable-queue.js';
 import { ReliableDelivery } from './messaging/reliable/reliable-delivery.js';
+import { SiteTunnel } from './messaging/site-tunnel.js';
 import { StreamService } from './messaging/stream/service.js';
 import { StreamSessions } from './messaging/stream/sessions.js';
 import { SystemInbox } from './messaging/system-inbox.js';
@@ -245,13 +246,19 @@ export class Agent {
       },
       maxPayloadBytes: MAX_ROUTED_PAYLOAD_BYTES,
     });
+    // Agents of other sites, through the upstream bridge when there is one (it attaches itself as the carrier).
+    const tunnel = new SiteTunnel({ trust: routerTrust(trust.state), meshKeys, counters });
     const coordinator = new Coordinator({
       selfId: identity.peerId,
       name: config.name,
       groups: config.groups,
       registry,
       clock: systemClock,
-      send: (peer, payload) => systemSend(peer, payload),
+      // What the mesh does not reach goes through the tunnel while it is open; the mesh wins when both reach.
+      send: async (peer, payload) => {
+        if (messenger.isReachable(peer) || !tunnel.isOpen()) return systemSend(peer, payload);
+        tunnel.send(peer, payload, { system: true });
+      },
       knownAgents: () => router.knownAgents(),
       resolvePeer: (reference) => {
         // An ambiguous name throws (the caller is told which ids claim it); an unknown peer is undefined.
@@ -263,7 +270,9 @@ export class Agent {
           throw error;
         }
         const isKnown = links.directory.get(id) !== undefined || router.agent(id) !== undefined;
-        return isKnown ? { id, name: nameOf(id) } : undefined;
+        if (isKnown) return { id, name: nameOf(id) };
+        // A peer id of another site: its name is not known here, its id stands for it.
+        return id === reference && tunnel.isOpen() ? { id, name: id } : undefined;
       },
       ownsName: (peerId, name) => !trust.state.members.isImpostor(peerId, name),
       onCapabilitiesChanged: () => router.setCapabilities(registry.capabilities()),
@@ -277,6 +286,7 @@ export class Agent {
       service.registerWith(inbox);
     links.on('system', (message) => inbox.deliver({ ...message, hops: 1, overDirectLink: true }));
     messenger.on('system', (message) => inbox.deliver({ ...message, overDirectLink: false }));
+    tunnel.on('system', (message) => inbox.deliver(message));
     // A peer no link or route reaches any more: its streams (not resumable) fail and its transfers wait to
     // resume now, not at their timeouts.
     links.on('peer-down', (peer) => {
@@ -357,6 +367,7 @@ export class Agent {
         api,
         groups: config.groups,
         coordination: coordinator,
+        tunnel,
         links,
         counters,
         log,

@@ -19,9 +19,11 @@ import {
   haCommandFilter,
   haGatewayStatusTopic,
   sensorTopic,
+  tunnelTopic,
 } from '../gateway/topic-map.js';
 import type { UpstreamBridge } from '../gateway/upstream-bridge.js';
 import type { LinkManager } from '../links/link-manager.js';
+import type { SiteTunnel } from '../messaging/site-tunnel.js';
 import type { AgentAbout } from '../protocol/index.js';
 
 export interface MqttEndpointOptions {
@@ -35,6 +37,8 @@ export interface MqttEndpointOptions {
   api: AgentApi;
   groups: readonly string[];
   coordination: CoordinationPort;
+  /** Agents of other sites: the bridge carries the tunnel's frames, when there is a bridge. */
+  tunnel: SiteTunnel;
   links: LinkManager;
   counters: Counters;
   log: Logger;
@@ -79,6 +83,7 @@ export class MqttEndpoint {
         inbox: () => api.inbox(),
         inboxForget: (consumer) => api.inboxForget(consumer),
         coordination: this.options.coordination,
+        tunnel: this.options.tunnel,
       },
       ...(bridge !== undefined && { bridge }),
       ...(this.options.homeAssistant.enabled && { homeAssistant: this.#homeAssistantPort() }),
@@ -145,7 +150,8 @@ export class MqttEndpoint {
       ...(upstream.credentials !== undefined && upstream.credentials),
       ...(tls !== undefined && { tls }),
       out: [...new Set([...upstream.out, ...haOut])],
-      in: [...new Set([...upstream.in, ...haIn])],
+      // Frames of the site tunnel for this agent come in whatever `in` says.
+      in: [...new Set([...upstream.in, ...haIn, tunnelTopic(id)])],
       ...(ha.enabled && {
         will: {
           topic: haGatewayStatusTopic(id),

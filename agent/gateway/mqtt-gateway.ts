@@ -18,6 +18,7 @@ import type { HostPort } from '../core/host-port.js';
 import type { Logger } from '../core/logger.js';
 import { isPeerId } from '../core/peer-id.js';
 import { QueueFullError } from '../messaging/reliable/queue-errors.js';
+import type { SiteTunnel, TunnelAppMessage } from '../messaging/site-tunnel.js';
 import { AppCapabilities } from './app-capabilities.js';
 import {
   type AgentPublishOptions,
@@ -37,6 +38,7 @@ import { REASON } from './reason-codes.js';
 import { SensorWatches } from './sensor-watches.js';
 import {
   inboxTopic,
+  isTunnelTopic,
   PEERS_TOPIC,
   parseCallTopic,
   parseInvokeAnswerTopic,
@@ -45,6 +47,7 @@ import {
   parseSendTopic,
   type SendTarget,
   sensorTopic,
+  tunnelTopic,
   UPSTREAM_SENDER,
 } from './topic-map.js';
 import type { BridgedMessage, UpstreamBridge } from './upstream-bridge.js';
@@ -80,7 +83,12 @@ export type MeshPort = Pick<AgentApi, 'id' | 'enqueue' | 'multicast' | 'peers' |
     readonly groups: readonly string[];
     /** Calls, sensors and app-provided capabilities (the call, sensor, provide and invoke topics). */
     readonly coordination?: CoordinationPort;
+    /** Agents of other sites, through the bridge: it carries the tunnel's frames (needs a bridge). */
+    readonly tunnel?: TunnelPort;
   };
+
+/** What the gateway needs of the site tunnel: a carrier to attach, frames in, app messages both ways. */
+export type TunnelPort = Pick<SiteTunnel, 'attach' | 'send' | 'receive' | 'on' | 'off'>;
 
 /** Home Assistant discovery: the prefix HA listens on, what the gateway says of each agent, who is revoked. */
 export interface HomeAssistantPort {
@@ -202,6 +210,25 @@ export class MqttGateway {
         () => bridge.off('message', onBridged),
         () => bridge.off('state', onState),
       );
+      const { tunnel } = mesh;
+      if (tunnel !== undefined) {
+        const onTunnelled = (message: TunnelAppMessage): void => this.#fromTunnel(message);
+        tunnel.on('message', onTunnelled);
+        this.#unsubscribe.push(
+          tunnel.attach({
+            isUp: () => bridge.state().connected,
+            carry: (destination, frame, { expirySeconds }) =>
+              bridge.publish({
+                topic: tunnelTopic(destination),
+                payload: Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength),
+                qos: 1,
+                retain: false,
+                ...(expirySeconds !== undefined && { properties: { messageExpiryInterval: expirySeconds } }),
+              }),
+          }),
+          () => tunnel.off('message', onTunnelled),
+        );
+      }
       bridge.start();
     }
     const { coordination } = mesh;
@@ -417,6 +444,14 @@ export class MqttGateway {
   /** A message the bridge brought in from the upstream broker. */
   #fromUpstream(message: BridgedMessage): void {
     const { counters } = this.#options;
+    // Sealed frames of the site tunnel are the tunnel's alone: never published here.
+    if (isTunnelTopic(message.topic)) {
+      const tunnel = this.#options.mesh.tunnel;
+      if (tunnel !== undefined && message.topic === tunnelTopic(this.#options.mesh.id().id))
+        tunnel.receive(message.payload);
+      else counters.increment('mqtt.upstream.tunnel_not_for_us');
+      return;
+    }
     const target = parseSendTopic(message.topic);
     if (target === undefined) {
       this.#homeAssistant?.handle(message.topic, message.payload);
@@ -447,6 +482,15 @@ export class MqttGateway {
     });
   }
 
+  /** An app message from another site's agent, its sender proven by the tunnel: into its inbox topic. */
+  #fromTunnel(message: TunnelAppMessage): void {
+    this.#options.counters.increment('mqtt.upstream.sends_delivered');
+    this.#broker.publish(inboxTopic(message.from), Buffer.from(message.payload), {
+      qos: 1,
+      properties: { userProperties: { via: 'upstream' } },
+    });
+  }
+
   /** Publishes to local subscribers and, when it matches the bridge's `out` filters, upstream. */
   #publishLocal(topic: string, payload: Buffer, options: AgentPublishOptions & { qos: 0 | 1 }): void {
     this.#broker.publish(topic, payload, options);
@@ -472,6 +516,18 @@ export class MqttGateway {
     if (target === 'invalid') return false;
     if (target?.kind === 'peer' && (this.#isSelf(target.reference) || this.#reaches(target.reference))) {
       return false;
+    }
+    // To one agent by peer id: sealed through the site tunnel, so the sender is proven and a copy the broker
+    // delivers twice arrives once. Names, groups and `all` go as they are (other sites' names are unknown here).
+    const tunnel = this.#options.mesh.tunnel;
+    if (target?.kind === 'peer' && tunnel !== undefined && isPeerId(target.reference)) {
+      try {
+        tunnel.send(target.reference, message.payload, { system: false });
+        return true;
+      } catch {
+        this.#options.counters.increment('mqtt.upstream.tunnel_refused');
+        return false;
+      }
     }
     return bridge.forward(message);
   }

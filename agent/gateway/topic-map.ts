@@ -35,6 +35,20 @@ export function inboxTopic(from: string): string {
   return `${INBOX_PREFIX}${from}`;
 }
 
+// The site tunnel (docs/PROTOCOL.md §20): upstream only, never served to local apps.
+
+const TUNNEL_PREFIX = `${TOPIC_ROOT}/tunnel/`;
+
+/** Where sealed frames for one agent travel on the upstream broker (under the bridge's prefix). */
+export function tunnelTopic(peer: string): string {
+  return `${TUNNEL_PREFIX}${peer}`;
+}
+
+/** Whether a topic is a tunnel topic (for any agent). */
+export function isTunnelTopic(topic: string): boolean {
+  return topic.startsWith(TUNNEL_PREFIX);
+}
+
 // Coordination over MQTT: calls from apps, sensor values, and what apps provide to the mesh.
 
 const CALL_PREFIX = `${TOPIC_ROOT}/call/`;

@@ -14,6 +14,7 @@
 // - Reconnects are ours (mqtt.js's fixed-period timer is off): exponential backoff, reset on success.
 //   The log gets one line per state change or new kind of error, never one per retry; counters count.
 
+import { Socket } from 'node:net';
 import {
   connect,
   type IClientOptions,
@@ -150,6 +151,16 @@ export class UpstreamBridge extends TypedEmitter<UpstreamBridgeEvents> {
     return true;
   }
 
+  /**
+   * Sends a message of the agent's own upstream whatever the `out` filters say (the site tunnel's frames,
+   * which local apps cannot publish); queued while offline like the rest. False when the bridge is stopped.
+   */
+  publish(message: BridgedMessage): boolean {
+    if (this.#stopped || !isValidTopicName(this.#options.remotePrefix + message.topic)) return false;
+    this.#outbox.push(message);
+    return true;
+  }
+
   state(): UpstreamBridgeState {
     return {
       connected: this.#connected,
@@ -216,6 +227,9 @@ export class UpstreamBridge extends TypedEmitter<UpstreamBridgeEvents> {
     const client = this.#client;
     if (this.#stopped || client === undefined) return;
     this.#connected = true;
+    // A call's request and its answer are small publishes right behind an acknowledgement: with Nagle's
+    // algorithm each would wait for the broker's delayed ACK (40 ms on Linux), 80 ms and more a round trip.
+    if (client.stream instanceof Socket) client.stream.setNoDelay(true);
     this.#backoffMs = this.#options.reconnectMinMs;
     this.#lastError = undefined;
     this.counters.increment('mqtt.upstream.connects');

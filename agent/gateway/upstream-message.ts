@@ -15,6 +15,8 @@ export interface BridgedProperties {
   /** A local topic: prefixed on the way up, stripped on the way down (and left out if it lacks the prefix). */
   responseTopic?: string;
   correlationData?: Buffer;
+  /** Up only: seconds after which the broker drops the message undelivered (MQTT 5 message expiry). */
+  messageExpiryInterval?: number;
 }
 
 /** One message crossing the bridge, always with its local (unprefixed) topic. */
@@ -45,6 +47,8 @@ export function toUpstreamPublish(
   if (source.contentType !== undefined) properties.contentType = source.contentType;
   if (source.responseTopic !== undefined) properties.responseTopic = prefix + source.responseTopic;
   if (source.correlationData !== undefined) properties.correlationData = source.correlationData;
+  if (source.messageExpiryInterval !== undefined)
+    properties.messageExpiryInterval = source.messageExpiryInterval;
   return {
     topic: prefix + message.topic,
     options: { qos: message.qos, retain: message.retain, properties },
@@ -66,6 +70,7 @@ export function publishPacketSize(topic: string, payload: Buffer, options: IClie
   if (p.contentType !== undefined) properties += 3 + Buffer.byteLength(p.contentType);
   if (p.responseTopic !== undefined) properties += 3 + Buffer.byteLength(p.responseTopic);
   if (p.correlationData !== undefined) properties += 3 + p.correlationData.length;
+  if (p.messageExpiryInterval !== undefined) properties += 5;
   const remaining = 2 + Buffer.byteLength(topic) + 2 + 4 + properties + payload.length;
   return 1 + 4 + remaining; // fixed header byte and (at most) four length bytes
 }
