@@ -13,7 +13,8 @@ export interface DuplicateCacheOptions {
 }
 
 export class DuplicateCache {
-  readonly #seen = new Set<string>();
+  /** Each key seen, with the most hops any of its copies had left. */
+  readonly #seen = new Map<string, number>();
   // Keys in the order they came, with when, in a ring that grows up to `capacity`: the oldest is always at
   // `#head`. (Walking the Set for the oldest would cross every deleted slot at its front again on each call.)
   readonly #order: string[] = [];
@@ -38,15 +39,28 @@ export class DuplicateCache {
    * Records the message; false when it was seen within the window (a duplicate). `variant` tells apart
    * messages that share (source, type, id) but are not copies of each other (a forgery and the original).
    */
-  add(source: string, typeCode: number, id: number, nowMs: number, variant = ''): boolean {
+  add(source: string, typeCode: number, id: number, nowMs: number, variant = '', hopsLeft = 0): boolean {
     this.#expire(nowMs);
-    const key = `${source}${typeCode}:${id}:${variant}`;
+    const key = cacheKey(source, typeCode, id, variant);
     if (this.#seen.has(key)) return false;
     if (this.#seen.size >= this.capacity) this.#dropOldest();
     const slot = (this.#head + this.#seen.size) % this.capacity;
     this.#order[slot] = key;
     this.#seenAtMs[slot] = nowMs;
-    this.#seen.add(key);
+    this.#seen.set(key, hopsLeft);
+    return true;
+  }
+
+  /**
+   * For a duplicate: true when this copy has more hops left than every copy before it (and remembers that). A
+   * flood's first copy may come the long way round with its hop budget nearly spent; the copy that came the
+   * short way must then go on where the first could not, or agents at the edge of the budget never get it.
+   */
+  hasMoreHops(source: string, typeCode: number, id: number, variant: string, hopsLeft: number): boolean {
+    const key = cacheKey(source, typeCode, id, variant);
+    const most = this.#seen.get(key);
+    if (most === undefined || hopsLeft <= most) return false;
+    this.#seen.set(key, hopsLeft);
     return true;
   }
 
@@ -60,4 +74,8 @@ export class DuplicateCache {
     this.#seen.delete(this.#order[this.#head] as string);
     this.#head = (this.#head + 1) % this.capacity;
   }
+}
+
+function cacheKey(source: string, typeCode: number, id: number, variant: string): string {
+  return `${source}${typeCode}:${id}:${variant}`;
 }

@@ -275,7 +275,12 @@ export class Router extends TypedEmitter<RouterEvents> {
     }
     const nowMs = this.#now();
     const hops = this.#hopsTravelled(message, nowMs);
-    if (!this.#duplicates.add(route.source, MessageType[message.type], message.id, nowMs, authTail(auth))) {
+    const [typeCode, tail] = [MessageType[message.type], authTail(auth)];
+    if (!this.#duplicates.add(route.source, typeCode, message.id, nowMs, tail, route.ttlHops)) {
+      if (this.#duplicates.hasMoreHops(route.source, typeCode, message.id, tail, route.ttlHops)) {
+        this.#forwardFurther(message, from);
+        return;
+      }
       counters.increment('mesh.dropped_duplicate');
       // A retransmission for us after its ACK was lost: hand it up again to be acknowledged, not delivered.
       if (route.destination === this.selfId) this.#deliverLocally(message, hops, nowMs, true);
@@ -336,6 +341,31 @@ export class Router extends TypedEmitter<RouterEvents> {
     }
     const forwarded = { ...message, route: { ...route, ttlHops: route.ttlHops - 1 } };
     if (this.#dispatch(forwarded, from, isForMany) > 0) counters.increment('mesh.forwarded');
+  }
+
+  /**
+   * A copy of a message already handled that came with more hops left than any before it (the first came the
+   * long way round): it goes on, checked again, so that it reaches where the first one's hop budget did not.
+   * Not delivered or learnt again: that happened with the first copy.
+   */
+  #forwardFurther(message: RoutedMessage, from: string): void {
+    const { counters } = this.#options;
+    const route = message.route;
+    if (
+      route === undefined ||
+      route.destination === this.selfId ||
+      !this.#options.relay ||
+      route.ttlHops <= 1
+    )
+      return;
+    const isForMany = this.#isForMany(message);
+    const verdict = this.#trust.origin.verify(message, isForMany);
+    if (verdict !== 'ok' && verdict !== 'unverifiable') {
+      this.#refuse(from, route.source, verdict);
+      return;
+    }
+    const forwarded = { ...message, route: { ...route, ttlHops: route.ttlHops - 1 } };
+    if (this.#dispatch(forwarded, from, isForMany) > 0) counters.increment('mesh.forwarded_more_hops');
   }
 
   #refuse(from: string, source: string, reason: Exclude<OriginVerdict, 'ok' | 'unverifiable'>): void {

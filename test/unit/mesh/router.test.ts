@@ -5,7 +5,7 @@ import { BROADCAST_ID, groupId } from '../../../agent/mesh/address.js';
 import { DuplicateCache } from '../../../agent/mesh/duplicate-cache.js';
 import { ROUTE_PENALTY_MS, RoutePenalties } from '../../../agent/mesh/route-penalties.js';
 import { MAX_KNOWN_AGENTS, Topology } from '../../../agent/mesh/topology.js';
-import { decodeMessage, type RoutedMessage } from '../../../agent/protocol/index.js';
+import { announceMessage, decodeMessage, type RoutedMessage } from '../../../agent/protocol/index.js';
 import { buildSim, chainTopology, gridTopology, MeshSim } from '../../support/mesh-sim.js';
 
 const payload = new TextEncoder().encode('hello');
@@ -111,6 +111,75 @@ describe('mesh router, an announcement that arrives late', () => {
     sim.run();
     expect(sim.node(c).counters.get('mesh.announcements_overtaken')).toBe(1);
     expect([...(sim.node(c).router.agent(b)?.neighbours ?? [])].sort()).toEqual([a, c].sort());
+  });
+});
+
+describe('mesh router, a flood whose first copy came the long way round', () => {
+  /** s - x - e with a hop budget of 2: s's announcement reaches e in two hops, through x. */
+  function edgeOfTheBudget() {
+    const { ids } = chainTopology(3);
+    const [s, x, e] = ids as [string, string, string];
+    const sim = new MeshSim({ ttl: 2 });
+    for (const id of ids) sim.add(id);
+    sim.link(s, x);
+    sim.link(x, e);
+    return { sim, s, x, e };
+  }
+
+  /** What s announces, taken off its link (on a mesh of its own, so that nobody has heard it yet). */
+  function announcementOfS(): Extract<RoutedMessage, { type: 'announce' }> & {
+    route: NonNullable<RoutedMessage['route']>;
+  } {
+    const { sim, s } = edgeOfTheBudget();
+    const sentByS = sim.capture(s);
+    sim.node(s).router.announceNow();
+    const [announcement] = sentByS()
+      .map((frame) => decodeMessage(frame))
+      .flatMap((result) =>
+        result.kind === 'message' && result.message.type === 'announce' ? [result.message] : [],
+      );
+    if (announcement?.route === undefined) throw new Error('s sent no announcement');
+    return { ...announcement, route: announcement.route };
+  }
+
+  it('sends on the copy with more hops left, so agents at the edge of the budget still get it', () => {
+    const announcement = announcementOfS();
+    const { sim, s, x, e } = edgeOfTheBudget();
+    // What a slower path brought x first: the same announcement, its hop budget spent. Then s's own copy.
+    sim.inject(s, x, { ...announcement, route: { ...announcement.route, ttlHops: 1 } });
+    sim.inject(s, x, announcement);
+    sim.run();
+    expect(sim.node(x).counters.get('mesh.dropped_ttl')).toBe(1);
+    expect(sim.node(x).counters.get('mesh.forwarded_more_hops')).toBe(1);
+    expect(sim.node(e).router.agent(s)).toBeDefined();
+    // Not learnt or counted twice at x: the second copy only went on.
+    expect(sim.node(x).counters.get('mesh.dropped_duplicate')).toBe(0);
+  });
+
+  it('drops copies with no more hops left than before, and refuses an altered one however many it has', () => {
+    const announcement = announcementOfS();
+    const { sim, s, x, e } = edgeOfTheBudget();
+    sim.inject(s, x, announcement);
+    sim.run();
+    expect(sim.node(e).router.agent(s)).toBeDefined();
+    sim.inject(s, x, { ...announcement, route: { ...announcement.route, ttlHops: 1 } });
+    sim.inject(s, x, announcement);
+    sim.run();
+    expect(sim.node(x).counters.get('mesh.dropped_duplicate')).toBe(2);
+    expect(sim.node(x).counters.get('mesh.forwarded_more_hops')).toBe(0);
+    // Its words changed under the same seal, with more hops than any copy before: checked, not passed on.
+    const altered = announceMessage({
+      id: announcement.id,
+      relays: announcement.relays,
+      announcement: { ...announcement.announcement, name: 'mallory' },
+      route: { ...announcement.route, ttlHops: 3 },
+      auth: announcement.auth,
+    });
+    sim.inject(s, x, altered);
+    sim.run();
+    expect(sim.node(x).counters.get('auth.dropped_bad_signature')).toBe(1);
+    expect(sim.node(x).counters.get('mesh.forwarded_more_hops')).toBe(0);
+    expect(sim.node(e).router.agent(s)?.name).not.toBe('mallory');
   });
 });
 
