@@ -1,13 +1,15 @@
 // Who may run a handshake now. Until a link proves it holds the mesh key it costs a slot, and no stranger
 // may keep the slots from real peers:
-// - one source address holds at most 4 inbound handshakes (a fifth takes the slot of its own oldest silent
-//   one, or is refused);
+// - one unknown source address holds at most 4 inbound handshakes (a fifth takes the slot of its own oldest
+//   silent one, or is refused);
 // - when all 256 slots are taken, a newcomer takes the slot of the oldest handshake that has not sent a byte
 //   since it was accepted. An attacker without the key can only hold a slot by staying silent (its first
 //   message would not open under the mesh key and the link would close at once), while a real peer speaks
 //   within a round trip: to push it out, 256 newcomers would have to arrive before its first message;
-// - an address a known peer linked from, or one this agent dials, takes the oldest stranger's slot even if
-//   that stranger has spoken (a replayed first message).
+// - an address a known peer linked from, or one this agent dials, is not held to the per-source limit (many
+//   agents behind one address, on one host or a NAT, all redialling a restarted hub) and takes the oldest
+//   stranger's slot even if that stranger has spoken (a replayed first message). A stranger at such an
+//   address still holds a slot only while the rule above lets it.
 import type { FrameLink } from '../../transports/transport.js';
 import type { Counters } from '../core/counters.js';
 
@@ -59,9 +61,9 @@ export class HandshakeSlots {
     const { counters } = this.options;
     const source = sourceOf(link);
     const known = this.options.isKnownSource(source);
-    const fromSource = [...this.#slots.values()].filter(
-      (slot) => !slot.link.isInitiator && slot.source === source,
-    );
+    const fromSource = known
+      ? []
+      : [...this.#slots.values()].filter((slot) => !slot.link.isInitiator && slot.source === source);
     if (fromSource.length >= MAX_HANDSHAKES_PER_SOURCE && !this.#evict(fromSource, false)) {
       counters.increment('links.inbound_refused_per_source');
       return false;

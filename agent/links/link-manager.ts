@@ -587,7 +587,7 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
         { peer: record.id, name: record.name, medium: secure.medium, address: secure.remoteAddress },
         'peer linked',
       );
-      this.emit('peer-up', this.#info(record));
+      this.emit('peer-up', this.directory.info(record));
     } else if (
       record.connection === connection &&
       previous !== undefined &&
@@ -695,12 +695,6 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
       { peer: record.id, name: record.name, reason: error?.message ?? 'closed' },
       'peer unlinked',
     );
-    this.emit('peer-down', this.#info(record));
-  }
-
-  #info(record: PeerRecord): PeerInfo {
-    const info = this.directory.list().find((peer) => peer.id === record.id);
-    if (info === undefined) throw new Error(`peer ${record.id} vanished from the directory`);
-    return info;
+    this.emit('peer-down', this.directory.info(record));
   }
 }

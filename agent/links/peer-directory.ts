@@ -80,6 +80,11 @@ export class PeerDirectory {
     return [...this.#peers.values()];
   }
 
+  /** One peer's public view (without the whole list: a hub with many peers says one came up in O(1)). */
+  info(record: PeerRecord): PeerInfo {
+    return describePeer(record, undefined);
+  }
+
   list(rssiOf?: (peerId: string) => number | undefined): PeerInfo[] {
     return this.records()
       .map((record) => describePeer(record, rssiOf?.(record.id)))

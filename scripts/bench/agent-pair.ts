@@ -2,6 +2,7 @@
 // them (`nearmesh push`, `nearmesh send --lines`) and the bare TCP processes of the baselines, each timed
 // from its spawn to the JSON line that says it is done. Everything a row starts is deferred to its Scope,
 // which stops it (by pid) and removes it in reverse order, every step bounded.
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -156,6 +157,24 @@ export interface PairAgentSpec {
   readonly ble?: { readonly peripheral: string; readonly central: string };
   /** The `nearmesh` to run (another build's, such as the v1 baseline's); this build's by default. */
   readonly cli?: string;
+  /** Further config tables, after the peers. */
+  readonly tables?: readonly string[];
+}
+
+/** Why namespaces cannot be made here, or undefined when they can (a probe namespace, removed at once). */
+export function whyNetnsUnavailable(): string | undefined {
+  if (process.platform !== 'linux') return 'needs Linux network namespaces';
+  if (process.getuid?.() !== 0) return 'needs root to create network namespaces';
+  for (const tool of ['tc', 'nft']) {
+    const probe = spawnSync(tool, ['-V'], { encoding: 'utf8' });
+    if (probe.error !== undefined) return `the lab needs ${tool} (${probe.error.message})`;
+  }
+  const probe = `nmbench-${process.pid}`;
+  const added = spawnSync('ip', ['netns', 'add', probe], { encoding: 'utf8' });
+  if (added.status !== 0)
+    return `cannot create a network namespace: ${added.error?.message ?? added.stderr.trim()}`;
+  spawnSync('ip', ['netns', 'del', probe]);
+  return undefined;
 }
 
 /** An agent with its log records (pino JSON on stdout). */
@@ -184,6 +203,7 @@ export function startPairAgent(scope: Scope, spec: PairAgentSpec): PairAgent {
     meshKey: spec.meshKey,
     listen: spec.listen,
     peers: spec.peers ?? [],
+    ...(spec.tables !== undefined && { tables: spec.tables }),
   });
   if (spec.ble !== undefined) enableBle(config, spec.ble);
   const cli = spec.cli ?? CLI_PATH;

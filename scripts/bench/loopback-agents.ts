@@ -10,6 +10,7 @@ import { type BenchAgent, writeAgentConfig } from './bench-agents.js';
 import {
   type BenchChild,
   forgetOnExit,
+  isRunning,
   removeOnExit,
   STOP_GRACE_MS,
   startChild,
@@ -83,6 +84,21 @@ export class Started {
     const agent: LoopbackAgent = Object.assign(child, { name: spec.name, dir, port: spec.port });
     this.agents.push(agent);
     return agent;
+  }
+
+  /** Starts `agent` again (it has exited) on its directory and config: the same identity, port and peers. */
+  restart(agent: LoopbackAgent): LoopbackAgent {
+    if (isRunning(agent)) throw new Error(`agent ${agent.name} is still running`);
+    agent.client?.close();
+    const config = join(agent.dir, 'nearmesh.toml');
+    const child = startChild(process.execPath, [CLI_PATH, 'agent', '--config', config]);
+    const restarted: LoopbackAgent = Object.assign(child, {
+      name: agent.name,
+      dir: agent.dir,
+      port: agent.port,
+    });
+    this.agents.push(restarted);
+    return restarted;
   }
 }
 

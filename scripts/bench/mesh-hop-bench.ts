@@ -8,11 +8,10 @@
 // above v1's by more than the noise (a bootstrap interval of the difference). 8d: the 2-hop round trip of
 // both, which carries the fixed cost of origin authentication at the ends.
 // Root and namespaces only: skipped with a reason elsewhere.
-import { spawnSync } from 'node:child_process';
 import { generateMeshKey } from '../../agent/config/mesh-key.js';
 import { Lab } from '../lab/lab.js';
 import { chain } from '../lab/topology.js';
-import { type PairAgent, Scope, startPairAgent } from './agent-pair.js';
+import { type PairAgent, Scope, startPairAgent, whyNetnsUnavailable } from './agent-pair.js';
 import {
   clientOf,
   connectControl,
@@ -62,22 +61,6 @@ interface HopSamples {
   readonly rtt1: readonly number[];
   readonly rtt2: readonly number[];
   readonly rtt4: readonly number[];
-}
-
-/** Why namespaces cannot be made here, or undefined when they can (a probe namespace, removed at once). */
-function whyNetnsUnavailable(): string | undefined {
-  if (process.platform !== 'linux') return 'needs Linux network namespaces';
-  if (process.getuid?.() !== 0) return 'needs root to create network namespaces';
-  for (const tool of ['tc', 'nft']) {
-    const probe = spawnSync(tool, ['-V'], { encoding: 'utf8' });
-    if (probe.error !== undefined) return `the lab needs ${tool} (${probe.error.message})`;
-  }
-  const probe = `nmbench-${process.pid}`;
-  const added = spawnSync('ip', ['netns', 'add', probe], { encoding: 'utf8' });
-  if (added.status !== 0)
-    return `cannot create a network namespace: ${added.error?.message ?? added.stderr.trim()}`;
-  spawnSync('ip', ['netns', 'del', probe]);
-  return undefined;
 }
 
 /** A lab chain with one agent per node (of the build `cli`, this one's by default); the scope removes both. */

@@ -1,6 +1,7 @@
 // `npm run bench`: runs every benchmark with its baseline in the same process and run, then prints
 // the machine and ONE table (nearmesh | baseline | ratio | goal | pass). Exit 1 only if a benchmark crashed.
 // Row numbers as arguments run only the sections holding them: `node dist/scripts/bench/run.js 11 13`.
+// Scale rows (many agent processes, minutes each) run only when asked: by their numbers, or all with `scale`.
 import { cpus } from 'node:os';
 import { BLE_MESSAGE_BYTES, BLE_MTU, BLE_RUNS, BLE_TOTAL_BYTES, BLE_WARMUPS, bleRows } from './ble-bench.js';
 import { roundTripRows, sizeRows } from './codec-bench.js';
@@ -31,8 +32,20 @@ import {
 import { floodRows } from './flood-bench.js';
 import { goodputRows } from './goodput-bench.js';
 import { HANDSHAKES, handshakeRow, WARMUP_HANDSHAKES } from './handshake-bench.js';
+import {
+  AFTER_STORM_MS,
+  BASELINE_SENDS,
+  HUB_PEERS,
+  HUB_SENSOR,
+  WARMUP_MS as HUB_WARMUP_MS,
+  WINDOW_MS as HUB_WINDOW_MS,
+  hubScaleRows,
+  READS_PER_S,
+  SENDS_PER_S,
+} from './hub-scale-bench.js';
 import { idleCostRows } from './idle-cost-bench.js';
 import { INBOX_MESSAGES, inboxRows } from './inbox-bench.js';
+import { IDLE_WINDOW_MS, LAB_AGENTS, LAB_MEAN_DEGREE, labScaleRows } from './lab-scale-bench.js';
 import { meshFloodRows } from './mesh-flood-bench.js';
 import { HOP_CHAIN_LENGTH, HOP_SAMPLES, HOP_WARMUPS, meshHopRows } from './mesh-hop-bench.js';
 import { meshScaleRows } from './mesh-scale-bench.js';
@@ -82,6 +95,8 @@ interface Section {
   readonly run: () => Promise<readonly ResultRow[]>;
   /** Counts bytes, frames or heap on a simulated clock: other work on the machine cannot change its figures. */
   readonly countsOnly?: true;
+  /** Many agent processes for minutes: left out of the default run, run by its number or `scale`. */
+  readonly scale?: true;
 }
 
 const SECTIONS: readonly Section[] = [
@@ -108,6 +123,8 @@ const SECTIONS: readonly Section[] = [
   { name: '23 idle CPU: alone, and per linked idle peer', run: idleCostRows },
   { name: '24 the mesh at 50, 100 and 200 agents (in memory)', run: meshScaleRows, countsOnly: true },
   { name: '25 MQTT QoS 1 publishes into the mesh vs mosquitto', run: mqttQos1Rows },
+  { name: `26 a hub with ${HUB_PEERS} direct peers`, run: hubScaleRows, scale: true },
+  { name: `27 a lab of ${LAB_AGENTS} agents dropped at random`, run: labScaleRows, scale: true },
 ];
 
 const FOOTNOTES = [
@@ -301,6 +318,33 @@ const FOOTNOTES = [
   `   25a: first publish to last PUBACK, at the publisher; 25b: to the last payload at the subscriber (the`,
   `   two processes' wall clocks). ${MQTT_QOS1_WARMUPS} warm-up + ${MQTT_QOS1_RUNS} runs, nearmesh then mosquitto, medians; stderr has each`,
   "   run, the agents' and mosquitto's CPU ms and how busy the machine was.",
+  `26 (only with \`scale\` or 26) a hub agent and ${HUB_PEERS} peer agents, each a process with its own identity, on`,
+  '   127.0.0.1, each peer dialling the hub (static peers). The bench holds one control client per peer and',
+  `   sends, per peer, ${SENDS_PER_S} reliable messages a second to the hub (\`send\`, answered on the hub's RECEIVED) and`,
+  `   ${READS_PER_S} read a second of the hub's built-in ${HUB_SENSOR} sensor, each peer on its own phase; an app on the hub`,
+  '   (a `listen`) takes the messages. Baselines first: the hub idle with its peers linked (RSS, CPU) and',
+  `   ${BASELINE_SENDS} sends from one peer at the same pace, the others idle (the quiet round trip). Then ${HUB_WARMUP_MS / 1000} s of load`,
+  `   and a ${HUB_WINDOW_MS / 1000} s window: the hub's CPU (schedstat), its VmRSS every 0.5 s, the round trips answered in the`,
+  '   window (p50, p99), the reads answered. Then, the load going on, the hub is stopped (SIGTERM) and started',
+  '   on the same data_dir: 26a from its spawn until it lists every peer connected (baseline: spawn until its',
+  `   control socket answers); the load runs ${AFTER_STORM_MS / 1000} s more and stops; every send must be confirmed and`,
+  "   every payload stored once in the hub's inbox (26i: not twice under two inbox ids). 26b: links.keepalive_",
+  "   timeouts of the new hub and the growth of the peers' own, restart to the end. 26c: the peak of both hub",
+  "   processes. 26f judges the issue's absolute goal; on this machine all the agents share 2 cores (stderr",
+  "   has their CPU ms/s and the hub's event-loop delay) and every round trip waits for 3 process wake-ups",
+  '   there. 26g is the fair form: the floor of that path under the same load (bare node processes, bench ->',
+  '   "peer" -> "hub" -> "peer" -> bench over pipes and loopback TCP, 1 line per peer per second, in the same',
+  "   window), and what nearmesh adds to the p99 above it. stderr has the reads' round trips, refusals and",
+  '   failures of the storm on both sides and when each link came back.',
+  `27 (only with \`scale\` or 27) ${LAB_AGENTS} agents in network namespaces (scripts/lab), dropped on a square and linked`,
+  `   within radio range (\`geometric\`, seeded, about ${LAB_MEAN_DEGREE} links each), each dialling only its lab neighbours,`,
+  "   the hop budget ([mesh] ttl) at the graph's diameter. 27a: from all links up until every agent's next hops",
+  '   lead to every other agent; 27b: a reliable send from every agent to the one farthest from it, all at once',
+  `   (round trips to the end-to-end ACK); 27c: mesh.transmissions over ${IDLE_WINDOW_MS / 1000} s idle, per agent per minute, vs`,
+  '   the announcements made in a minute (every agent announces every 30 s): what each announcement costs an',
+  '   agent; 27d: VmRSS of the agents, idle; 27e: the agent most routes go through is stopped (SIGTERM): until',
+  "   every live agent's next hops lead to every live agent still in reach (its neighbours notice at once, the",
+  '   others from the announcements that follow). Needs root and namespaces ("skipped" otherwise).',
 ];
 
 /** The row numbers a section covers, from its name: "8 …" -> [8], "6-7 …" -> [6, 7]. */
@@ -312,13 +356,16 @@ function rowNumbers(section: Section): number[] {
   return Array.from({ length: last - first + 1 }, (_, index) => first + index);
 }
 
-/** Every section, or those holding one of the row numbers given as arguments. */
+/** Every section but the scale ones, or those holding a row number given (`scale`: every scale section). */
 function selectedSections(args: readonly string[]): readonly Section[] {
-  if (args.length === 0) return SECTIONS;
-  const wanted = new Set(args.map(Number));
+  if (args.length === 0) return SECTIONS.filter((section) => section.scale !== true);
+  const withScale = args.includes('scale');
+  const wanted = new Set(args.filter((arg) => arg !== 'scale').map(Number));
   if ([...wanted].some((row) => !Number.isInteger(row)))
-    throw new Error(`expected row numbers as arguments, got: ${args.join(' ')}`);
-  return SECTIONS.filter((section) => rowNumbers(section).some((row) => wanted.has(row)));
+    throw new Error(`expected row numbers or "scale" as arguments, got: ${args.join(' ')}`);
+  return SECTIONS.filter(
+    (section) => (withScale && section.scale === true) || rowNumbers(section).some((row) => wanted.has(row)),
+  );
 }
 
 function machineLine(): string {

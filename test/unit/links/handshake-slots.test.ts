@@ -1,5 +1,6 @@
 // Pre-auth slots as an attacker without the mesh key meets them: it cannot hold more than a few from one
-// address, silent handshakes give their slots to newcomers, and a known peer's address always gets in.
+// address, silent handshakes give their slots to newcomers, and a known peer's address always gets in
+// (all the agents behind it at once).
 import { describe, expect, it } from 'vitest';
 import { Counters } from '../../../agent/core/counters.js';
 import {
@@ -92,6 +93,14 @@ describe('handshake slots', () => {
     expect(talkers[0]?.closed).toBe(true);
     table.takeForDial(fakeLink('10.4.0.1:7450', { isInitiator: true }));
     expect(table.size).toBe(MAX_HANDSHAKES + 1);
+  });
+
+  it('lets many agents behind one known address (one host, a NAT) run their handshakes together', () => {
+    const { table, counters } = slots(['10.0.0.9']);
+    const agents = Array.from({ length: 50 }, (_, i) => fakeLink(`10.0.0.9:${4000 + i}`));
+    for (const link of agents) expect(table.takeForInbound(link)).toBe(true);
+    expect(agents.some((link) => link.closed)).toBe(false);
+    expect(counters.snapshot()['links.inbound_refused_per_source']).toBeUndefined();
   });
 
   it('names the source of a Wi-Fi link by its host, IPv6 without brackets', () => {

@@ -1,0 +1,248 @@
+// Row 27: thirty real agents in network namespaces dropped at random (scripts/lab/topology.ts `geometric`: each
+// linked to the agents in radio range, about five links each), every one dialling only its lab neighbours, the
+// hop budget at the graph's diameter. Measured: how soon after all links are up every agent has a route to every
+// agent beyond its links; a reliable send from every agent to the one farthest from it; the announcement frames
+// an agent sends per minute once idle; memory per agent; and, after the agent most routes go through is
+// stopped, how soon every live agent's next hops lead to every live agent still in reach again.
+// Root and namespaces only: skipped with a reason elsewhere. Runs with `scale` (or 27) only: minutes.
+
+import type { RouteInfo } from '../../agent/api.js';
+import { generateMeshKey } from '../../agent/config/mesh-key.js';
+import { Lab } from '../lab/lab.js';
+import { geometric, type Topology } from '../lab/topology.js';
+import { type PairAgent, Scope, skippedRows, startPairAgent, whyNetnsUnavailable } from './agent-pair.js';
+import { clientOf, connectControl, idOf, type Polling, sendMs, waitForLinks } from './bench-agents.js';
+import { stopChild } from './bench-child.js';
+import { vmRssBytes } from './rss-bench.js';
+import { median } from './stats.js';
+import { formatMegabytes, formatMilliseconds, passMark, type ResultRow } from './table.js';
+import { sleep } from './timing.js';
+
+export const LAB_AGENTS = 30;
+/** Links per agent on average: sparse enough that most pairs are several hops apart. */
+export const LAB_MEAN_DEGREE = 5;
+/** The window over which idle control traffic is counted. */
+export const IDLE_WINDOW_MS = 60_000;
+const AGENT_PORT = 7450;
+const MAX_CONVERGENCE_MS = 60_000;
+/** The issue's bound on convergence after a death: two announce periods (30 s each). */
+const MAX_DEATH_CONVERGENCE_MS = 60_000;
+const READY: Polling = { timeoutMs: 60_000, pollMs: 250 };
+const LINKED: Polling = { timeoutMs: 90_000, pollMs: 500 };
+const SEND_TIMEOUT_MS = 15_000;
+const POLL_MS = 500;
+
+const NAMES = [
+  `27a every route in place, ${LAB_AGENTS} agents (lab)`,
+  '27b reliable send to the farthest agent, every agent',
+  '27c announcement frames per agent per minute, idle',
+  '27d RSS per agent, idle',
+  '27e routes around the busiest relay stopped',
+];
+
+/** Hops from `from` to every node over the topology's links (omitting `dead`). */
+function hopsFrom(topology: Topology, from: string, dead?: string): Map<string, number> {
+  const hops = new Map([[from, 0]]);
+  for (const queue = [from]; queue.length > 0; ) {
+    const at = queue.shift() as string;
+    for (const [a, b] of topology.edges) {
+      const next = a === at ? b : b === at ? a : undefined;
+      if (next === undefined || next === dead || hops.has(next)) continue;
+      hops.set(next, (hops.get(at) as number) + 1);
+      queue.push(next);
+    }
+  }
+  return hops;
+}
+
+function diameter(topology: Topology): number {
+  return Math.max(...topology.nodes.map((node) => Math.max(...hopsFrom(topology, node).values())));
+}
+
+type Routes = Map<string, RouteInfo>;
+
+async function routesOf(agent: PairAgent): Promise<Routes> {
+  const routes = (await clientOf(agent).request({ cmd: 'routes' })) as RouteInfo[];
+  return new Map(routes.map((route) => [route.destination, route]));
+}
+
+/**
+ * Pairs (from, to) of `alive` agents within `ttl` hops of each other whose next hops do not lead from `from` to
+ * `to` (a neighbour is reached over its link; anyone else through the route's next hop).
+ */
+function brokenPairs(
+  topology: Topology,
+  alive: readonly string[],
+  routes: ReadonlyMap<string, Routes>,
+  idOfNode: (node: string) => string,
+  nodeOfId: ReadonlyMap<string, string>,
+  ttl: number,
+  dead?: string,
+): number {
+  let broken = 0;
+  for (const from of alive) {
+    const reach = hopsFrom(topology, from, dead);
+    for (const to of alive) {
+      const distance = reach.get(to);
+      if (from === to || distance === undefined || distance > ttl) continue;
+      let at = from;
+      for (let hop = 0; hop <= ttl && at !== to; hop++) {
+        const linked = topology.edges.some(([a, b]) => (a === at && b === to) || (b === at && a === to));
+        const nextId = linked ? idOfNode(to) : routes.get(at)?.get(idOfNode(to))?.next_hop;
+        const next = nextId === undefined ? undefined : nodeOfId.get(nextId);
+        if (next === undefined || next === dead) break;
+        at = next;
+      }
+      if (at !== to) broken++;
+    }
+  }
+  return broken;
+}
+
+export async function labScaleRows(): Promise<ResultRow[]> {
+  const reason = whyNetnsUnavailable();
+  if (reason !== undefined) return skippedRows(NAMES, reason);
+  const scope = new Scope();
+  try {
+    const topology = geometric(LAB_AGENTS, LAB_MEAN_DEGREE);
+    const ttl = diameter(topology);
+    const lab = new Lab(topology, 'ls');
+    lab.create();
+    scope.defer(() => lab.destroy());
+    const meshKey = generateMeshKey();
+    const agents = new Map(
+      topology.nodes.map((node) => [
+        node,
+        startPairAgent(scope, {
+          name: node,
+          meshKey,
+          listen: `0.0.0.0:${AGENT_PORT}`,
+          peers: lab.peerAddresses(node, AGENT_PORT),
+          netns: lab.namespaceOf(node),
+          tables: ['[mesh]', `ttl = ${ttl}`],
+        }),
+      ]),
+    );
+    const agent = (node: string): PairAgent => agents.get(node) as PairAgent;
+    await Promise.all([...agents.values()].map((each) => connectControl(each, READY)));
+    for (const node of topology.nodes)
+      await waitForLinks(
+        agent(node),
+        lab.neighbours(node).map((neighbour) => neighbour.node),
+        LINKED,
+      );
+    const linkedAt = performance.now();
+    const idOfNode = (node: string) => idOf(agent(node));
+    const nodeOfId = new Map(topology.nodes.map((node) => [idOfNode(node), node]));
+    const allRoutes = async (nodes: readonly string[]) =>
+      new Map(await Promise.all(nodes.map(async (node) => [node, await routesOf(agent(node))] as const)));
+
+    // 27a: every agent's route table holds every agent beyond its links.
+    let converged = false;
+    while (!converged && performance.now() - linkedAt < MAX_CONVERGENCE_MS) {
+      const routes = await allRoutes(topology.nodes);
+      converged = brokenPairs(topology, topology.nodes, routes, idOfNode, nodeOfId, ttl) === 0;
+      if (!converged) await sleep(POLL_MS);
+    }
+    const convergedMs = performance.now() - linkedAt;
+
+    // 27b: from each agent to the one farthest from it, all at once.
+    const farthest = topology.nodes.map((node) => {
+      const [target] = [...hopsFrom(topology, node)].sort((a, b) => b[1] - a[1])[0] as [string, number];
+      return { node, target };
+    });
+    const sends = await Promise.allSettled(
+      farthest.map(({ node, target }) => sendMs(clientOf(agent(node)), idOfNode(target), SEND_TIMEOUT_MS)),
+    );
+    const sendMsList = sends.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+
+    // 27c, 27d: idle, what agents send by themselves, and their memory.
+    const transmissions = async () =>
+      Promise.all(
+        topology.nodes.map(async (node) => {
+          const status = (await clientOf(agent(node)).request({ cmd: 'status' })) as {
+            counters: Record<string, number>;
+          };
+          return status.counters['mesh.transmissions'] ?? 0;
+        }),
+      );
+    const before = await transmissions();
+    await sleep(IDLE_WINDOW_MS);
+    const after = await transmissions();
+    const framesPerAgentPerMinute =
+      (after.reduce((sum, value, index) => sum + value - (before[index] ?? 0), 0) / LAB_AGENTS) *
+      (60_000 / IDLE_WINDOW_MS);
+    const rss = topology.nodes.map((node) => vmRssBytes(agent(node)));
+
+    // 27e: the agent most routes go through is stopped.
+    const routes = await allRoutes(topology.nodes);
+    const through = new Map<string, number>();
+    for (const table of routes.values())
+      for (const route of table.values()) {
+        const node = nodeOfId.get(route.next_hop);
+        if (node !== undefined) through.set(node, (through.get(node) ?? 0) + 1);
+      }
+    const dead = [...through].sort((a, b) => b[1] - a[1])[0]?.[0] as string;
+    const alive = topology.nodes.filter((node) => node !== dead);
+    await stopChild(agent(dead));
+    const stoppedAt = performance.now();
+    let rerouted = false;
+    while (!rerouted && performance.now() - stoppedAt < 2 * MAX_DEATH_CONVERGENCE_MS) {
+      rerouted = brokenPairs(topology, alive, await allRoutes(alive), idOfNode, nodeOfId, ttl, dead) === 0;
+      if (!rerouted) await sleep(POLL_MS);
+    }
+    const reroutedMs = performance.now() - stoppedAt;
+    process.stderr.write(
+      `[lab: ${LAB_AGENTS} agents, ${topology.edges.length} links, diameter ${ttl}; sends ${sendMsList.length}/${LAB_AGENTS}; stopped ${dead} (${through.get(dead)} routes through it)] `,
+    );
+
+    const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+    return [
+      {
+        benchmark: NAMES[0] as string,
+        nearmesh: converged ? seconds(convergedMs) : `> ${seconds(MAX_CONVERGENCE_MS)}`,
+        baseline: `${topology.edges.length} links, diameter ${ttl}`,
+        ratio: '—',
+        goal: 'every pair routed',
+        pass: passMark(converged),
+      },
+      {
+        benchmark: NAMES[1] as string,
+        nearmesh: `${sendMsList.length}/${LAB_AGENTS} acked`,
+        baseline:
+          sendMsList.length > 0
+            ? `median ${formatMilliseconds(median(sendMsList))}, max ${formatMilliseconds(Math.max(...sendMsList))}`
+            : '—',
+        ratio: '—',
+        goal: 'all acknowledged',
+        pass: passMark(sendMsList.length === LAB_AGENTS),
+      },
+      {
+        benchmark: NAMES[2] as string,
+        nearmesh: `${framesPerAgentPerMinute.toFixed(0)} frames`,
+        baseline: `${2 * LAB_AGENTS} announcements`,
+        ratio: (framesPerAgentPerMinute / (2 * LAB_AGENTS)).toFixed(2),
+        goal: '— (info)',
+        pass: '—',
+      },
+      {
+        benchmark: NAMES[3] as string,
+        nearmesh: formatMegabytes(median(rss)),
+        baseline: `max ${formatMegabytes(Math.max(...rss))}`,
+        ratio: '—',
+        goal: '— (info)',
+        pass: '—',
+      },
+      {
+        benchmark: NAMES[4] as string,
+        nearmesh: rerouted ? seconds(reroutedMs) : `> ${seconds(2 * MAX_DEATH_CONVERGENCE_MS)}`,
+        baseline: `${through.get(dead) ?? 0} routes through it`,
+        ratio: '—',
+        goal: `≤ ${seconds(MAX_DEATH_CONVERGENCE_MS)} (2 periods)`,
+        pass: passMark(rerouted && reroutedMs <= MAX_DEATH_CONVERGENCE_MS),
+      },
+    ];
+  } finally {
+    await scope.close();
+  }
+}
