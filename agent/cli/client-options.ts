@@ -1,7 +1,6 @@
 // What every client command shares: --json, --config, --socket, finding the control socket, and
 // running a request against the agent with one-line errors.
 import type { Command } from 'commander';
-import { loadConfig } from '../config/index.js';
 import { ControlClient, type RequestBody } from '../control/client.js';
 import type { ControlCommand, ControlResults } from '../control/wire.js';
 
@@ -30,6 +29,8 @@ export async function resolveSocketPath(
   if (env.NEARMESH_SOCKET !== undefined && env.NEARMESH_SOCKET !== '' && options.config === undefined) {
     return env.NEARMESH_SOCKET;
   }
+  // Loaded only here: the config loader (TOML, the schema) is most of a client command's start-up.
+  const { loadConfig } = await import('../config/index.js');
   const config = await loadConfig(options.config === undefined ? { env } : { path: options.config, env });
   return config.control.socketPath;
 }

@@ -5,6 +5,7 @@ import { Command, CommanderError } from 'commander';
 import { NearmeshError } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
 import { registerAgentCommand } from './agent-command.js';
+import { CLIENT_COMMANDS } from './client-commands.js';
 
 const program = new Command('nearmesh')
   .description('nearby devices find each other and work together over BLE and Wi-Fi, with no server')
@@ -23,71 +24,13 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
 
 registerAgentCommand(program);
 // The daemon runs for months on boards with 512 MB: `nearmesh agent` does not load the client commands'
-// modules (about 2 MB of RSS); every other invocation registers them all, so help lists everything.
-if (process.argv[2] !== 'agent') await registerClientCommands(program);
-
-async function registerClientCommands(cli: Command): Promise<void> {
-  const modules = await Promise.all([
-    import('./keygen-command.js'),
-    import('./id-command.js'),
-    import('./status-command.js'),
-    import('./send-command.js'),
-    import('./push-command.js'),
-    import('./stream-command.js'),
-    import('./broadcast-command.js'),
-    import('./table-commands.js'),
-    import('./call-command.js'),
-    import('./actions-command.js'),
-    import('./lease-command.js'),
-    import('./watch-command.js'),
-    import('./listen-command.js'),
-    import('./inbox-command.js'),
-    import('./trace-command.js'),
-    import('./console-command.js'),
-    import('./doctor-command.js'),
-    import('./revoke-command.js'),
-    import('./join-commands.js'),
-  ]);
-  const [
-    keygen,
-    id,
-    status,
-    send,
-    push,
-    streamCmd,
-    broadcast,
-    tables,
-    call,
-    actions,
-    lease,
-    watch,
-    listen,
-    inbox,
-    trace,
-    consoleCmd,
-    doctor,
-    trust,
-    joining,
-  ] = modules;
-  keygen.registerKeygenCommand(cli);
-  id.registerIdCommand(cli);
-  status.registerStatusCommand(cli);
-  send.registerSendCommand(cli);
-  push.registerPushCommand(cli);
-  streamCmd.registerStreamCommand(cli);
-  broadcast.registerBroadcastCommand(cli);
-  tables.registerTableCommands(cli);
-  call.registerCallCommand(cli);
-  actions.registerCapabilityCommands(cli);
-  lease.registerLeaseCommand(cli);
-  watch.registerWatchCommand(cli);
-  listen.registerListenCommand(cli);
-  inbox.registerInboxCommand(cli);
-  trace.registerTraceCommand(cli);
-  consoleCmd.registerConsoleCommand(cli);
-  doctor.registerDoctorCommand(cli);
-  trust.registerTrustCommands(cli);
-  joining.registerJoinCommands(cli);
+// modules (about 2 MB of RSS). A client command loads its own module only: loading them all was half its
+// start-up, paid by every script that runs it in a loop. Anything else (help, a typo) registers them all,
+// so help lists everything; a command missing from the table still works that way, only slower.
+if (process.argv[2] !== 'agent') {
+  const own = CLIENT_COMMANDS.find(([names]) => names.includes(process.argv[2] ?? ''));
+  const modules = own === undefined ? CLIENT_COMMANDS : [own];
+  for (const register of await Promise.all(modules.map(([, load]) => load()))) register(program);
 }
 
 try {

@@ -2,14 +2,14 @@
 import { connect, type Socket } from 'node:net';
 import { NearmeshError } from '../core/errors.js';
 import { LineReader } from '../core/line-reader.js';
-import {
-  type ControlCommand,
-  type ControlErrorBody,
-  type ControlEvents,
-  type ControlResults,
-  MAX_CONTROL_LINE_BYTES,
-  type RequestOf,
-  type StreamingCommand,
+import { MAX_CONTROL_LINE_BYTES } from './limits.js';
+import type {
+  ControlCommand,
+  ControlErrorBody,
+  ControlEvents,
+  ControlResults,
+  RequestOf,
+  StreamingCommand,
 } from './wire.js';
 
 /** The agent answered with an error (its code and message are kept). */

@@ -8,6 +8,7 @@ import { NearmeshError } from '../core/errors.js';
 import { LineReader } from '../core/line-reader.js';
 import { listening } from '../core/listen.js';
 import type { Logger } from '../core/logger.js';
+import { MAX_CONTROL_LINE_BYTES } from './limits.js';
 import {
   type ConsoleCompleteResult,
   type ConsoleLineResult,
@@ -18,7 +19,6 @@ import {
   type ControlResults,
   callRequestOf,
   type ListenEvent,
-  MAX_CONTROL_LINE_BYTES,
   type RequestOf,
   requestSchema,
 } from './wire.js';

@@ -38,7 +38,6 @@ import type { JsonObject } from '../protocol/json-cbor.js';
 import { MAX_OVERLAP_MS } from '../protocol/trust.js';
 import { MAX_INVITE_ATTEMPTS, MAX_INVITE_TTL_MS } from '../trust/invitations.js';
 
-export const MAX_CONTROL_LINE_BYTES = 4 << 20;
 /** Reliable messages one `send` request may queue at once. */
 export const MAX_BATCH_MESSAGES = 10_000;
 

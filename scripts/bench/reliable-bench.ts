@@ -1,8 +1,9 @@
 // Row 17: reliable small messages over one link. `nearmesh send <peer> - --lines` queues one durable
 // message per stdin line (SQLite) and exits once the peer confirmed the last one end to end; two agents on
 // 127.0.0.1. Baseline: a bare Node TCP process sending the same count of 32-byte messages to an echo
-// server with the same window (64 in flight, each answered). Both timed from spawn to their result line.
+// server with the same window (RELIABLE_WINDOW in flight, each answered). Both timed from spawn to their result line.
 import { randomBytes } from 'node:crypto';
+import { WINDOW_MESSAGES } from '../../agent/messaging/reliable/reliable-delivery.js';
 import {
   clearInbox,
   cliArgs,
@@ -19,8 +20,8 @@ import { formatMilliseconds, formatPerSecond, formatTimes, type ResultRow } from
 
 export const RELIABLE_MESSAGES = 5_000;
 export const RELIABLE_MESSAGE_BYTES = 32;
-/** reliable-delivery.ts WINDOW: QUEUED messages in flight per peer. */
-export const RELIABLE_WINDOW = 64;
+/** QUEUED messages in flight per peer (for 32-byte ones, far below the window in bytes). */
+export const RELIABLE_WINDOW = WINDOW_MESSAGES;
 export const RELIABLE_RUNS = 3;
 export const RELIABLE_WARMUPS = 1;
 const RUN_TIMEOUT_MS = 60_000;

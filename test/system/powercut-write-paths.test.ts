@@ -1,8 +1,10 @@
 // Each thing the agent keeps on disk, written on the power-cut file system and the power cut right after it
 // was acknowledged: what was promised is there after the cut. The identity above all: a device whose
 // identity.pem vanished would make a new one and silently become a stranger to its mesh.
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { loadMeshKey, saveMeshKey } from '../../agent/config/mesh-key.js';
 import { writeFileAtomic } from '../../agent/core/atomic-file.js';
@@ -76,6 +78,28 @@ describeWhenAvailable('what the agent writes survives a power cut', whyPowercutU
     queue.close();
   });
 
+  it('loses no queued message to an acknowledgement a cut takes back; an enqueue keeps both', async () => {
+    const path = join(dataDir, 'messages.sqlite');
+    // In a process that dies with the power (SIGKILL, no close): one still holding the file would keep
+    // its wal-index, which no process has after a real cut.
+    diesWithThePower(
+      path,
+      `queue.enqueueMany(PEER, Array.from({ length: 40 }, (_, i) => Buffer.from('m' + (i + 1))));
+      queue.acknowledge(PEER, 20); // committed without an fsync of its own`,
+    );
+    mount.cut();
+    const reopened = await DurableQueue.open(path);
+    // Taken back, those go again (their receiver drops what it already has); none of the 40 is lost.
+    expect(reopened.pending(PEER, { limit: 100 }).map((message) => message.seq)).toEqual(seqs(1, 40));
+    reopened.close();
+    diesWithThePower(path, `queue.acknowledge(PEER, 30); queue.enqueue(PEER, Buffer.from('m41'));`);
+    mount.cut();
+    const again = await DurableQueue.open(path);
+    expect(again.pending(PEER, { limit: 100 }).map((message) => message.seq)).toEqual(seqs(31, 41));
+    expect(again.stats(PEER)).toMatchObject({ messages: 11, lastSeq: 41 });
+    again.close();
+  });
+
   it('keeps a revocation the trust store recorded', async () => {
     const path = join(dataDir, 'trust.sqlite');
     const store = await TrustStore.open(path);
@@ -87,3 +111,24 @@ describeWhenAvailable('what the agent writes survives a power cut', whyPowercutU
     store.close();
   });
 });
+
+const DIST_QUEUE = pathToFileURL(
+  resolve(import.meta.dirname, '../../dist/agent/messaging/reliable/durable-queue.js'),
+).href;
+
+const PEER = '0123456789abcdef';
+
+/** Runs `body` on the queue at `path` in a child process (the built module, as the agent runs it), killed. */
+function diesWithThePower(path: string, body: string): void {
+  const script = `import { DurableQueue } from ${JSON.stringify(DIST_QUEUE)};
+    const PEER = ${JSON.stringify(PEER)};
+    const queue = await DurableQueue.open(${JSON.stringify(path)});
+    ${body}
+    process.kill(process.pid, 'SIGKILL');`;
+  const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  if (result.signal !== 'SIGKILL') throw new Error(`queue child: ${result.status} ${result.stderr}`);
+}
+
+function seqs(first: number, last: number): number[] {
+  return Array.from({ length: last - first + 1 }, (_, i) => first + i);
+}

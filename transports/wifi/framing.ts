@@ -16,11 +16,18 @@ export function encodeFrameHeader(lengthBytes: number): Uint8Array {
   return header;
 }
 
-/** Header and body in one new buffer; for tests and small frames (the TCP link avoids this copy). */
-export function encodeFrame(frame: Uint8Array): Uint8Array {
-  const out = new Uint8Array(FRAME_HEADER_BYTES + frame.length);
-  out.set(encodeFrameHeader(frame.length), 0);
-  out.set(frame, FRAME_HEADER_BYTES);
+/** Header and body (whole or in parts) in one new buffer: for small frames (large ones are not copied). */
+export function encodeFrame(frame: Uint8Array | readonly Uint8Array[]): Uint8Array {
+  const parts = frame instanceof Uint8Array ? [frame] : frame;
+  let length = 0;
+  for (const part of parts) length += part.length;
+  const out = new Uint8Array(FRAME_HEADER_BYTES + length);
+  out.set(encodeFrameHeader(length), 0);
+  let offset = FRAME_HEADER_BYTES;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
   return out;
 }
 

@@ -11,6 +11,9 @@
 // common failure; a message the app was told is queued must not vanish then. The price is one fsync per
 // commit: on the development VM enqueue+ack of 1 KiB ran at ~600-2400/s with FULL against ~7000-16000/s
 // with NORMAL (test/unit/messaging/reliable/durable-queue prints it); an SD card's fsync is slower still.
+// A cumulative acknowledgement is the exception: it commits without an fsync (as with NORMAL), since losing
+// one to a power cut only leaves messages queued that the receiver already recorded; they go again and it
+// drops them as duplicates. It cannot cost an enqueue: the WAL is appended in order and synced whole.
 //
 // better-sqlite3 (~7.5 MB RSS) is imported lazily, only when a queue is opened.
 import { closeSync, existsSync, openSync } from 'node:fs';
@@ -116,11 +119,12 @@ function prepareStatements(db: BetterSqlite3.Database) {
     totals: db.prepare<[], Totals>(
       'SELECT total(messages) AS messages, total(bytes) AS bytes FROM sender_peer',
     ),
-    nextSeq: db.prepare<[string, number], { seq: number }>(
-      `INSERT INTO sender_peer (peer, last_seq, messages, bytes) VALUES (?, 1, 1, ?)
-       ON CONFLICT (peer) DO UPDATE SET last_seq = last_seq + 1, messages = messages + 1,
-         bytes = bytes + excluded.bytes
-       RETURNING last_seq AS seq`,
+    /** Takes `count` seqs for a peer (`count` messages of `bytes` in all); returns the last of them. */
+    takeSeqs: db.prepare<[{ peer: string; count: number; bytes: number }], { lastSeq: number }>(
+      `INSERT INTO sender_peer (peer, last_seq, messages, bytes) VALUES (@peer, @count, @count, @bytes)
+       ON CONFLICT (peer) DO UPDATE SET last_seq = last_seq + @count, messages = messages + @count,
+         bytes = bytes + @bytes
+       RETURNING last_seq AS lastSeq`,
     ),
     insert: db.prepare<[string, number, number, number, number, Uint8Array]>(
       'INSERT INTO outbox (peer, seq, system, enqueued_at, size, payload) VALUES (?, ?, ?, ?, ?, ?)',
@@ -158,7 +162,6 @@ export class DurableQueue {
   readonly #db: BetterSqlite3.Database;
   readonly #limits: Limits;
   readonly #s: ReturnType<typeof prepareStatements>;
-  readonly #enqueue: (peer: string, payload: Uint8Array, system: boolean) => number;
   readonly #enqueueMany: (peer: string, payloads: readonly Uint8Array[], system: boolean) => number[];
   readonly #acknowledge: (peer: string, uptoSeq: number) => number;
   readonly #acknowledgeOne: (peer: string, seq: number) => boolean;
@@ -222,28 +225,52 @@ export class DurableQueue {
     this.#s = s;
     this.epoch = db.prepare<[], string>("SELECT value FROM meta WHERE key = 'epoch'").pluck().get() ?? '';
 
-    // BEGIN IMMEDIATE: take the write lock up front (no deadlock-prone read-to-write upgrade).
-    this.#enqueue = db.transaction((peer: string, payload: Uint8Array, system: boolean) => {
-      const size = payload.byteLength;
-      const peerStats = s.peerStats.get(peer);
-      const totals = s.totals.get() ?? { messages: 0, bytes: 0 };
-      this.#checkBounds(peer, size, system, peerStats ?? { messages: 0, bytes: 0 }, totals);
-      const seq = s.nextSeq.get(peer, size)?.seq;
-      if (seq === undefined) throw new Error('sequence upsert returned no row');
-      s.insert.run(peer, seq, system ? 1 : 0, Date.now(), size, payload);
-      return seq;
+    // BEGIN IMMEDIATE: take the write lock up front (no deadlock-prone read-to-write upgrade). One
+    // transaction (one fsync) for a batch: all of it is queued or none of it. The bounds are checked
+    // message by message against running sums, then the batch takes its seqs in one statement.
+    this.#enqueueMany = db.transaction((peer: string, payloads: readonly Uint8Array[], system: boolean) => {
+      const queued = { ...(s.peerStats.get(peer) ?? { messages: 0, bytes: 0 }) };
+      const totals = { ...(s.totals.get() ?? { messages: 0, bytes: 0 }) };
+      let batchBytes = 0;
+      for (const payload of payloads) {
+        const size = payload.byteLength;
+        this.#checkBounds(peer, size, system, queued, totals);
+        queued.messages += 1;
+        queued.bytes += size;
+        totals.messages += 1;
+        totals.bytes += size;
+        batchBytes += size;
+      }
+      const lastSeq = s.takeSeqs.get({ peer, count: payloads.length, bytes: batchBytes })?.lastSeq;
+      if (lastSeq === undefined) throw new Error('sequence upsert returned no row');
+      const firstSeq = lastSeq - payloads.length + 1;
+      const enqueuedAt = Date.now();
+      return payloads.map((payload, i) => {
+        s.insert.run(peer, firstSeq + i, system ? 1 : 0, enqueuedAt, payload.byteLength, payload);
+        return firstSeq + i;
+      });
     }).immediate;
-    // One transaction (one fsync) for a batch: all of it is queued or none of it.
-    this.#enqueueMany = db.transaction((peer: string, payloads: readonly Uint8Array[], system: boolean) =>
-      payloads.map((payload) => this.#enqueue(peer, payload, system)),
-    ).immediate;
-    this.#acknowledge = db.transaction((peer: string, uptoSeq: number) => {
+    const acknowledge = db.transaction((peer: string, uptoSeq: number) => {
       const range = s.ackRange.get(peer, uptoSeq);
       if (range === undefined || range.messages === 0) return 0;
       s.deleteRange.run(peer, uptoSeq);
       s.subtract.run(range.messages, range.bytes, peer);
       return range.messages;
     }).immediate;
+    // Committed without an fsync of its own (see the top of this file); the next synced commit or
+    // checkpoint makes it durable, as the WAL is synced whole. Not a prepared statement: SQLite applies
+    // `PRAGMA synchronous` when it compiles one, so one prepared ahead would never change the level.
+    this.#acknowledge =
+      (options.synchronous ?? 'full') === 'normal'
+        ? acknowledge
+        : (peer, uptoSeq) => {
+            db.pragma('synchronous = NORMAL');
+            try {
+              return acknowledge(peer, uptoSeq);
+            } finally {
+              db.pragma('synchronous = FULL');
+            }
+          };
     this.inbox = new InboxStore(db, options.inbox);
     // A receiver's whole turn of messages in one transaction (one fsync however many came): those the
     // inbox takes are stored and recorded as received; a refused one is neither, so its sender sends it
@@ -284,7 +311,8 @@ export class DurableQueue {
   enqueue(peer: string, payload: Uint8Array, options: EnqueueOptions = {}): { seq: number } {
     checkPeer(peer);
     if (!(payload instanceof Uint8Array)) throw new TypeError('payload must be a Uint8Array');
-    return { seq: this.#run('enqueue', () => this.#enqueue(peer, payload, options.system === true)) };
+    const seqs = this.#run('enqueue', () => this.#enqueueMany(peer, [payload], options.system === true));
+    return { seq: seqs[0] as number };
   }
 
   /** Queues several messages for `peer` in one transaction (all or none); returns their seqs, in order. */
@@ -293,6 +321,7 @@ export class DurableQueue {
     if (!payloads.every((payload) => payload instanceof Uint8Array)) {
       throw new TypeError('payloads must be Uint8Arrays');
     }
+    if (payloads.length === 0) return [];
     return this.#run('enqueue', () => this.#enqueueMany(peer, payloads, options.system === true));
   }
 

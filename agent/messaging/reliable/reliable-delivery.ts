@@ -1,7 +1,7 @@
 // Reliable messages that survive a restart or a crash of either side: a send is
 // queued durably first (DurableQueue, SQLite WAL) and leaves the queue only when the receiver says it has
 // recorded it as handed to its apps (RECEIVED, cumulative). Between the two, QUEUED messages go to the peer
-// over whatever reaches it (a direct link or the mesh), at most WINDOW of them unconfirmed, in seq order; a
+// over whatever reaches it (a direct link or the mesh), a bounded window of them unconfirmed, in seq order; a
 // failed or stalled send rewinds to the last confirmed seq and sends again later. The receiver hands each
 // seq over once and in order (it keeps the highest delivered seq per sender in its own queue file), drops
 // duplicates and anything after a gap, stores what it takes in the app inbox (in the same transaction)
@@ -20,8 +20,15 @@ import type { SystemHandlers } from '../../protocol/system-kind.js';
 import type { DeliveredMark, DurableQueue, ReceivedReliable } from './durable-queue.js';
 import { countInboxChanges, noInboxChanges } from './inbox-changes.js';
 
-/** Messages sent but not yet confirmed, per peer. */
-const WINDOW = 64;
+/**
+ * Messages sent but not yet confirmed, per peer: enough in flight that the link stays busy while the
+ * receiver records a batch (one fsync) and confirms it.
+ */
+export const WINDOW_MESSAGES = 256;
+/** Their payload bytes: large messages keep no more in flight than 64 of the largest (60 KiB) would. */
+export const WINDOW_BYTES = 4 * 1024 * 1024;
+/** Messages handed to the link per turn: the receiver takes in one burst while the next is on its way. */
+const BURST = 64;
 /** Unconfirmed messages with no confirmation for this long are sent again. */
 const STALL_MS = 5_000;
 /** How often peers with queued messages are looked at (a route may have appeared). */
@@ -92,6 +99,11 @@ interface Outbound {
   sentUpTo: number;
   /** Highest seq the peer confirmed. */
   confirmedUpTo: number;
+  /** Payload sizes of the seqs after confirmedUpTo up to sentUpTo, in order, and their sum. */
+  readonly inFlightSizes: number[];
+  inFlightBytes: number;
+  /** A pump for the next burst waits for the next turn. */
+  isPumpScheduled: boolean;
   /** Bumped on every rewind: late outcomes of older sends are ignored. */
   generation: number;
   lastProgressMs: number;
@@ -306,6 +318,8 @@ export class ReliableDelivery extends TypedEmitter<ReliableDeliveryEvents> {
       return;
     }
     this.#options.counters.increment('messages.delivered', upTo - outbound.confirmedUpTo);
+    for (const size of outbound.inFlightSizes.splice(0, upTo - outbound.confirmedUpTo))
+      outbound.inFlightBytes -= size;
     outbound.confirmedUpTo = upTo;
     outbound.sentUpTo = Math.max(outbound.sentUpTo, upTo);
     outbound.lastProgressMs = Date.now();
@@ -346,6 +360,9 @@ export class ReliableDelivery extends TypedEmitter<ReliableDeliveryEvents> {
       outbound = {
         sentUpTo: confirmedUpTo,
         confirmedUpTo,
+        inFlightSizes: [],
+        inFlightBytes: 0,
+        isPumpScheduled: false,
         generation: 0,
         lastProgressMs: Date.now(),
         retryAtMs: 0,
@@ -359,19 +376,20 @@ export class ReliableDelivery extends TypedEmitter<ReliableDeliveryEvents> {
   }
 
   /**
-   * Sends queued messages to `peer` while the window has room. With no link or route to it, only one goes
-   * at a time, a probe: the mesh floods it, it finds the peer wherever it is (a route that was evicted or
-   * not announced yet), and the flooded acknowledgement teaches the route the rest then take.
+   * Sends queued messages to `peer` while the window has room, a burst a turn. With no link or route to it,
+   * only one goes at a time, a probe: the mesh floods it, it finds the peer wherever it is (a route that was
+   * evicted or not announced yet), and the flooded acknowledgement teaches the route the rest then take.
    */
   #pump(peer: string): void {
     const outbound = this.#outboundOf(peer);
     const reachable = this.#options.isReachable(peer);
-    const window = reachable ? WINDOW : 1;
+    const window = reachable ? WINDOW_MESSAGES : 1;
     const room = window - (outbound.sentUpTo - outbound.confirmedUpTo);
     if (room <= 0 || (Date.now() < outbound.retryAtMs && !(outbound.probing && reachable))) return;
+    const burst = Math.min(room, BURST);
     let rows: ReturnType<DurableQueue['pending']>;
     try {
-      rows = this.#options.queue.pending(peer, { afterSeq: outbound.sentUpTo, limit: room });
+      rows = this.#options.queue.pending(peer, { afterSeq: outbound.sentUpTo, limit: burst });
     } catch (error) {
       this.#options.log.warn({ peer, err: error }, 'cannot read the message queue');
       return;
@@ -379,13 +397,26 @@ export class ReliableDelivery extends TypedEmitter<ReliableDeliveryEvents> {
     if (rows.length > 0 && outbound.sentUpTo === outbound.confirmedUpTo) outbound.lastProgressMs = Date.now();
     const { generation } = outbound;
     const epoch = this.#options.queue.epoch;
+    let sent = 0;
     for (const row of rows) {
+      const size = row.payload.length;
+      if (outbound.inFlightBytes + size > WINDOW_BYTES && outbound.inFlightSizes.length > 0) break;
+      sent += 1;
       outbound.sentUpTo = row.seq;
+      outbound.inFlightSizes.push(size);
+      outbound.inFlightBytes += size;
       const payload = encodeQueued({ kind: 'queued', epoch, seq: row.seq, payload: row.payload });
       this.#options.counters.increment('messages.queued_sent');
       this.#options.send(peer, payload).catch((error: unknown) => {
         if (outbound.generation !== generation) return;
         this.#rewind(peer, outbound, error instanceof Error ? error.message : String(error));
+      });
+    }
+    if (sent === BURST && room > BURST && !outbound.isPumpScheduled) {
+      outbound.isPumpScheduled = true;
+      setImmediate(() => {
+        outbound.isPumpScheduled = false;
+        if (!this.#stopped) this.#pump(peer);
       });
     }
   }
@@ -402,6 +433,8 @@ export class ReliableDelivery extends TypedEmitter<ReliableDeliveryEvents> {
     );
     outbound.generation += 1;
     outbound.sentUpTo = outbound.confirmedUpTo;
+    outbound.inFlightSizes.length = 0;
+    outbound.inFlightBytes = 0;
     outbound.probing = !this.#options.isReachable(peer);
     const longest = outbound.probing ? PROBE_RETRY_MAX_MS : RETRY_MAX_MS;
     const pause = Math.min(outbound.retryMs, longest);

@@ -11,6 +11,8 @@ import { DurableQueue } from '../../../../agent/messaging/reliable/durable-queue
 import {
   ReliableDelivery,
   type ReliableMessage,
+  WINDOW_BYTES,
+  WINDOW_MESSAGES,
 } from '../../../../agent/messaging/reliable/reliable-delivery.js';
 import { decodeQueued } from '../../../../agent/protocol/queued.js';
 import { until } from '../../../support/until.js';
@@ -33,10 +35,14 @@ class Pair {
   verdict: (seq: number) => Verdict = () => 'deliver';
   inFlight = 0;
   maxInFlight = 0;
+  inFlightBytes = 0;
+  maxInFlightBytes = 0;
   maxInFlightUnreachable = 0;
   alice!: ReliableDelivery;
   bob!: ReliableDelivery;
   #queues: DurableQueue[] = [];
+
+  constructor(private readonly maxPayloadBytes = 1_000) {}
 
   async start(): Promise<this> {
     this.alice = await this.#engine('alice', this.dirs[0]!, () => this.bob);
@@ -70,7 +76,7 @@ class Pair {
       send: (_peer, payload) => this.#carry(self, payload, other()),
       isReachable: () => this.reachable,
       nameOf: (peer) => peer,
-      maxPayloadBytes: 1_000,
+      maxPayloadBytes: this.maxPayloadBytes,
       counters: this.counters[who],
       log: silentLogger(),
     });
@@ -86,8 +92,11 @@ class Pair {
       setImmediate(() => to.handle(from, payload));
       return;
     }
+    const bytes = message instanceof Error || message.kind !== 'queued' ? 0 : message.payload.length;
     this.inFlight += 1;
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    this.inFlightBytes += bytes;
+    this.maxInFlightBytes = Math.max(this.maxInFlightBytes, this.inFlightBytes);
     if (!this.reachable) this.maxInFlightUnreachable = Math.max(this.maxInFlightUnreachable, this.inFlight);
     try {
       // Kept: the link's latency, so that sends overlap as they do on a real link (and fake timers drive it).
@@ -96,6 +105,7 @@ class Pair {
       to.handle(from, payload, this.reachable ? 1 : 3);
     } finally {
       this.inFlight -= 1;
+      this.inFlightBytes -= bytes;
     }
   }
 }
@@ -112,14 +122,24 @@ afterEach(() => {
 });
 
 describe('reliable delivery between two queue files', () => {
-  it('delivers 500 messages once and in order, never more than 64 unconfirmed', async () => {
+  it('delivers 500 messages once and in order, never more than the window unconfirmed', async () => {
     pair = await new Pair().start();
     await pair.alice.send(BOB, numbered(500), 10_000);
     expect(texts(pair.received)).toEqual(texts(numbered(500).map(asMessage)));
-    expect(pair.maxInFlight).toBeLessThanOrEqual(64);
+    expect(pair.maxInFlight).toBeLessThanOrEqual(WINDOW_MESSAGES);
     expect(pair.maxInFlight).toBeGreaterThan(1);
     expect(pair.alice.queued().messages).toBe(0);
     expect(pair.counters.alice.get('messages.delivered')).toBe(500);
+  });
+
+  it('keeps large messages within the window in bytes', async () => {
+    pair = await new Pair(60_000).start();
+    const size = pair.alice.maxMessageBytes;
+    const large = Array.from({ length: 120 }, (_, index) => new Uint8Array(size).fill(index));
+    await pair.alice.send(BOB, large, 20_000);
+    expect(pair.received.map((message) => message.payload[0])).toEqual(large.map((_, index) => index));
+    expect(pair.maxInFlightBytes).toBeLessThanOrEqual(WINDOW_BYTES);
+    expect(pair.maxInFlight).toBe(Math.floor(WINDOW_BYTES / size));
   });
 
   it('with no link or route known, sends one message at a time (a probe) and the rest once a route is', async () => {
