@@ -299,11 +299,8 @@ export class Router extends TypedEmitter<RouterEvents> {
       }
     }
     const isForMany = this.#isForMany(message);
-    const verdict = this.#trust.origin.verify(message, isForMany);
-    if (verdict !== 'ok' && verdict !== 'unverifiable') {
-      this.#refuse(from, route.source, verdict);
-      return;
-    }
+    const verdict = this.#checkOrigin(message, from, isForMany);
+    if (verdict === undefined) return;
     // Windows only hold what this agent checked itself; an ACK's id is its DATA's, not the acker's number.
     if (verdict === 'ok' && message.type !== 'ack' && (isForMany || route.destination === this.selfId)) {
       const replay = this.#trust.replay.accept(route.source, message.id);
@@ -359,13 +356,17 @@ export class Router extends TypedEmitter<RouterEvents> {
     )
       return;
     const isForMany = this.#isForMany(message);
-    const verdict = this.#trust.origin.verify(message, isForMany);
-    if (verdict !== 'ok' && verdict !== 'unverifiable') {
-      this.#refuse(from, route.source, verdict);
-      return;
-    }
+    if (this.#checkOrigin(message, from, isForMany) === undefined) return;
     const forwarded = { ...message, route: { ...route, ttlHops: route.ttlHops - 1 } };
     if (this.#dispatch(forwarded, from, isForMany) > 0) counters.increment('mesh.forwarded_more_hops');
+  }
+
+  /** The origin's verdict when it may go on ('ok', or a tag only its destination can check); else refused. */
+  #checkOrigin(message: RoutedMessage, from: string, isForMany: boolean): 'ok' | 'unverifiable' | undefined {
+    const verdict = this.#trust.origin.verify(message, isForMany);
+    if (verdict === 'ok' || verdict === 'unverifiable') return verdict;
+    this.#refuse(from, message.route?.source ?? from, verdict);
+    return undefined;
   }
 
   #refuse(from: string, source: string, reason: Exclude<OriginVerdict, 'ok' | 'unverifiable'>): void {
