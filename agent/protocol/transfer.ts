@@ -2,16 +2,17 @@
 // receiver, chunked, flow controlled, SHA-256 checked and resumable. Each is one CBOR array whose first
 // element says what it is. Kinds 16–23, clear of the coordination kinds 1–9:
 //
-//   16 OFFER      [16, transferId, name, size, sha256, chunkSize]      sender → receiver
+//   16 OFFER      [16, transferId, name, size, chunkSize]              sender → receiver
 //   17 ACCEPT     [17, transferId, resumeFrom, window]                 receiver → sender
 //   18 REJECT     [18, transferId, code, message]                      receiver → sender
 //   19 CHUNK      [19, transferId, offset, bytes]                      sender → receiver
 //   20 CHUNK-ACK  [20, transferId, upTo]                               receiver → sender (cumulative; credit)
-//   21 DONE       [21, transferId]                                     sender → receiver
+//   21 DONE       [21, transferId, sha256]                             sender → receiver
 //   22 RESULT     [22, transferId, true] | [22, transferId, false, code, message]   receiver → sender
 //   23 CANCEL     [23, transferId, reason]                             either way
 //
-// transferId is 16 random bytes, sha256 32 bytes; sizes and offsets are unsigned integers up to 2^53 − 1.
+// transferId is 16 random bytes, sha256 32 bytes (the whole file's, hashed by the sender as it reads it for
+// the chunks, so it comes last); sizes and offsets are unsigned integers up to 2^53 − 1.
 // The decoder checks shapes and ranges only; whether a name is safe to create is the receiver's decision
 // (so it can answer REJECT bad-name), see file-name.ts.
 
@@ -72,7 +73,6 @@ export interface OfferMessage {
   /** The file's base name as the sender suggests it. */
   name: string;
   size: number;
-  sha256: Uint8Array;
   /** Largest CHUNK data the sender will send. */
   chunkSize: number;
 }
@@ -110,6 +110,8 @@ export interface ChunkAckMessage {
 export interface DoneMessage {
   kind: 'done';
   transferId: Uint8Array;
+  /** SHA-256 of the whole file. */
+  sha256: Uint8Array;
 }
 
 export interface TransferResultMessage {
@@ -143,14 +145,12 @@ export function encodeTransfer(message: TransferMessage): Uint8Array {
         throw new EncodeError(`OFFER name is not 1..${MAX_FILE_NAME_BYTES} bytes of UTF-8`);
       }
       checkUint(message.size, 'OFFER size');
-      checkBytes(message.sha256, SHA256_BYTES, 'OFFER sha256');
       checkRange(message.chunkSize, 1, MAX_CHUNK_BYTES, 'OFFER chunkSize');
       return encodeJsonCbor([
         TransferKind.offer,
         message.transferId,
         message.name,
         message.size,
-        message.sha256,
         message.chunkSize,
       ]);
     case 'accept':
@@ -176,7 +176,8 @@ export function encodeTransfer(message: TransferMessage): Uint8Array {
       checkUint(message.upTo, 'CHUNK-ACK upTo');
       return encodeJsonCbor([TransferKind.chunkAck, message.transferId, message.upTo]);
     case 'done':
-      return encodeJsonCbor([TransferKind.done, message.transferId]);
+      checkBytes(message.sha256, SHA256_BYTES, 'DONE sha256');
+      return encodeJsonCbor([TransferKind.done, message.transferId, message.sha256]);
     case 'transfer-result': {
       const { outcome } = message;
       if (outcome.ok) return encodeJsonCbor([TransferKind.result, message.transferId, true]);
@@ -197,7 +198,7 @@ export function encodeTransfer(message: TransferMessage): Uint8Array {
 /** Decodes a transfer message. Never throws: anything malformed is a DecodeError. */
 export function decodeTransfer(bytes: Uint8Array): TransferMessage | DecodeError {
   // Byte strings as views: a CHUNK's data is not copied out of the payload (which the caller owns). The
-  // small ones a transfer keeps (its id, the OFFER's hash) are copied below, so they do not pin the payload.
+  // small ones a transfer keeps (its id, the DONE's hash) are copied below, so they do not pin the payload.
   const item = decodeItem(bytes, { floats: false, viewBytes: true });
   if (!item.ok) return item.error;
   const head = item.value;
@@ -208,16 +209,15 @@ export function decodeTransfer(bytes: Uint8Array): TransferMessage | DecodeError
   const transferId = viewedId.slice();
   switch (head[0]) {
     case TransferKind.offer: {
-      const [, , name, size, sha256, chunkSize] = fields;
-      if (fields.length !== 6) return bad('OFFER is not [16, transferId, name, size, sha256, chunkSize]');
+      const [, , name, size, chunkSize] = fields;
+      if (fields.length !== 5) return bad('OFFER is not [16, transferId, name, size, chunkSize]');
       if (typeof name !== 'string' || utf8Length(name) < 1 || utf8Length(name) > MAX_FILE_NAME_BYTES) {
         return bad(`OFFER name is not 1..${MAX_FILE_NAME_BYTES} bytes of UTF-8`);
       }
       if (!isUint(size)) return bad('OFFER size is not an unsigned integer');
-      if (!isBytes(sha256, SHA256_BYTES)) return bad(`OFFER sha256 is not ${SHA256_BYTES} bytes`);
       if (!isInRange(chunkSize, 1, MAX_CHUNK_BYTES))
         return bad(`OFFER chunkSize is not 1..${MAX_CHUNK_BYTES}`);
-      return { kind: 'offer', transferId, name, size, sha256: sha256.slice(), chunkSize };
+      return { kind: 'offer', transferId, name, size, chunkSize };
     }
     case TransferKind.accept: {
       const [, , resumeFrom, window] = fields;
@@ -252,9 +252,13 @@ export function decodeTransfer(bytes: Uint8Array): TransferMessage | DecodeError
       if (fields.length !== 3 || !isUint(upTo)) return bad('CHUNK-ACK is not [20, transferId, upTo]');
       return { kind: 'chunk-ack', transferId, upTo };
     }
-    case TransferKind.done:
-      if (fields.length !== 2) return bad('DONE is not [21, transferId]');
-      return { kind: 'done', transferId };
+    case TransferKind.done: {
+      const [, , sha256] = fields;
+      if (fields.length !== 3 || !isBytes(sha256, SHA256_BYTES)) {
+        return bad(`DONE is not [21, transferId, sha256 of ${SHA256_BYTES} bytes]`);
+      }
+      return { kind: 'done', transferId, sha256: sha256.slice() };
+    }
     case TransferKind.result: {
       const [, , ok, code, message] = fields;
       if (ok === true && fields.length === 3) {
@@ -276,10 +280,13 @@ export function decodeTransfer(bytes: Uint8Array): TransferMessage | DecodeError
 }
 
 /**
- * A CHUNK of `length` data bytes encoded as encodeTransfer encodes it, with the data still to be filled in:
- * `data` is the view of `payload` where it goes, so a file is read straight into the message, not copied.
+ * A CHUNK of `length` data bytes laid out in `buffer` as encodeTransfer encodes it, with the data still to be
+ * filled in: `payload` is the message (the start of `buffer`) and `data` the view of it where the bytes go,
+ * so a file is read straight into the message, not copied. `buffer` holds at least length +
+ * CHUNK_OVERHEAD_BYTES, and may be used again for the next chunk.
  */
-export function allocateChunk(
+export function layoutChunk(
+  buffer: Uint8Array,
   transferId: Uint8Array,
   offset: number,
   length: number,
@@ -288,13 +295,13 @@ export function allocateChunk(
   checkUint(offset, 'CHUNK offset');
   checkRange(length, 1, MAX_CHUNK_BYTES, 'CHUNK length');
   const head = 1 + headSize(TransferKind.chunk) + 1 + TRANSFER_ID_BYTES + headSize(offset) + headSize(length);
-  const payload = new Uint8Array(head + length);
-  let pos = writeHead(payload, 0, MAJOR_ARRAY, 4);
-  pos = writeHead(payload, pos, MAJOR_UINT, TransferKind.chunk);
-  pos = writeBytes(payload, pos, transferId);
-  pos = writeHead(payload, pos, MAJOR_UINT, offset);
-  pos = writeHead(payload, pos, MAJOR_BYTES, length);
-  return { payload, data: payload.subarray(pos) };
+  if (buffer.length < head + length) throw new EncodeError('CHUNK buffer is too small');
+  let pos = writeHead(buffer, 0, MAJOR_ARRAY, 4);
+  pos = writeHead(buffer, pos, MAJOR_UINT, TransferKind.chunk);
+  pos = writeBytes(buffer, pos, transferId);
+  pos = writeHead(buffer, pos, MAJOR_UINT, offset);
+  pos = writeHead(buffer, pos, MAJOR_BYTES, length);
+  return { payload: buffer.subarray(0, pos + length), data: buffer.subarray(pos, pos + length) };
 }
 
 /** The transfer id as 32 lowercase hex digits (file names, maps, logs). */

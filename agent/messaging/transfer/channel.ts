@@ -4,7 +4,11 @@
 import { FrameTooLargeError } from '../../core/errors.js';
 
 export interface TransferChannel {
-  /** Sends one message to `peer`; resolves when the peer acknowledged it, rejects when the link failed. */
+  /**
+   * Sends one message to `peer`; resolves when the peer acknowledged it, rejects when the link failed.
+   * `payload` may be read (sent again on another link) until then, never after: the sender reads its next
+   * chunk into it.
+   */
   send(peer: string, payload: Uint8Array): Promise<void>;
   /** Largest payload `send` takes over any link (e.g. 60 KiB for routed or BLE links, more on TCP). */
   readonly maxPayloadBytes: number;

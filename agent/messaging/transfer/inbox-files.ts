@@ -36,8 +36,6 @@ export interface Sidecar {
   from: string;
   name: string;
   size: number;
-  /** SHA-256 as hex. */
-  sha256: string;
   /** Bytes at the start of the part known to be on disk. */
   offset: number;
 }
@@ -70,9 +68,9 @@ export class PartFile {
     this.#fileMode = fileMode;
   }
 
-  /** Writes all of `bytes` at `position`. */
-  write(bytes: Uint8Array, position: number): Promise<void> {
-    return this.#write(this.#handle, bytes, position);
+  /** Writes all of `bytes` at `position` (they must stay as they are until it settles). */
+  async write(bytes: Uint8Array, position: number): Promise<void> {
+    await this.#write(this.#handle, bytes, position);
   }
 
   /** Flushes what was written to the disk (fdatasync), before a sidecar may say it is held. */
@@ -192,8 +190,8 @@ export class Inbox {
 
   /** Replaces the sidecar atomically (after the part's bytes it counts were synced). */
   async writeSidecar(sidecar: Sidecar): Promise<void> {
-    const { transferId, from, name, size, sha256, offset } = sidecar;
-    const file: SidecarFile = { version: SIDECAR_VERSION, transferId, from, name, size, sha256, offset };
+    const { transferId, from, name, size, offset } = sidecar;
+    const file: SidecarFile = { version: SIDECAR_VERSION, transferId, from, name, size, offset };
     const text = JSON.stringify(file);
     await writeFileAtomic(this.#sidecarPath(transferId), `${text}\n`, 0o600);
   }
@@ -295,7 +293,6 @@ function parseSidecar(text: string, transferId: string): Sidecar | undefined {
     value.transferId === transferId &&
     typeof value.from === 'string' &&
     typeof value.name === 'string' &&
-    typeof value.sha256 === 'string' &&
     Number.isSafeInteger(value.size) &&
     Number.isSafeInteger(value.offset) &&
     (value.offset as number) >= 0 &&

@@ -1,6 +1,6 @@
 // One transfer as the receiver holds it while it comes in: the file offered, how far its bytes are
-// written, synced and acknowledged, how it starts (its part opened, its first sidecar written) and the
-// rule for which CHUNK it takes next.
+// written, synced and acknowledged, how it starts (its part opened, its first sidecar written), how its
+// bytes are made durable as they come (persistPart) and the rule for which CHUNK it takes next.
 import { createHash, type Hash } from 'node:crypto';
 import type { ChunkMessage, OfferMessage } from '../../protocol/transfer.js';
 import type { Inbox, PartFile, Sidecar } from './inbox-files.js';
@@ -14,12 +14,14 @@ export interface IncomingTransfer {
   /** The name the file gets in the inbox: the offered one, cleaned (protocol/file-name.ts). */
   fileName: string;
   size: number;
-  sha256: Uint8Array;
   chunkSize: number;
   /** Chunks granted in flight by the last ACCEPT (CHUNK-ACKs follow it). */
   window: number;
   written: number;
+  /** Where the last persistPart began (the sidecar says so once it is done). */
   persisted: number;
+  /** The persistPart under way, if one is: it settles with its error, or undefined. */
+  persisting: Promise<unknown> | undefined;
   lastAck: number;
   hash: Hash;
   part: PartFile;
@@ -48,11 +50,11 @@ export async function openIncoming(
     name: offer.name,
     fileName,
     size: offer.size,
-    sha256: offer.sha256,
     chunkSize: offer.chunkSize,
     window: 1,
     written,
     persisted: written,
+    persisting: undefined,
     lastAck: written,
     hash,
     part,
@@ -85,25 +87,36 @@ export function chunkDrop(transfer: IncomingTransfer, chunk: ChunkMessage): Chun
   return undefined;
 }
 
-/** Whether an OFFER under the transfer's id is for the same file (a resume), not another one. */
-export function offersSameFile(transfer: IncomingTransfer, offer: OfferMessage): boolean {
-  return (
-    transfer.name === offer.name &&
-    transfer.size === offer.size &&
-    Buffer.from(transfer.sha256).equals(Buffer.from(offer.sha256))
-  );
+/**
+ * Whether an OFFER under the transfer's id is for the same file (a resume), not another one: same name and
+ * size (the hash comes only with DONE, which checks the bytes).
+ */
+export function offersSameFile(transfer: { name: string; size: number }, offer: OfferMessage): boolean {
+  return transfer.name === offer.name && transfer.size === offer.size;
 }
 
-/** What the transfer's sidecar says: the bytes written so far (once they are synced). */
-export function sidecarOf(transfer: IncomingTransfer): Sidecar {
-  return {
-    transferId: transfer.hex,
-    from: transfer.from,
-    name: transfer.name,
-    size: transfer.size,
-    sha256: Buffer.from(transfer.sha256).toString('hex'),
-    offset: transfer.written,
-  };
+/** What the transfer's sidecar says: the first `offset` bytes are held (once they are synced). */
+export function sidecarOf(transfer: IncomingTransfer, offset = transfer.written): Sidecar {
+  return { transferId: transfer.hex, from: transfer.from, name: transfer.name, size: transfer.size, offset };
+}
+
+/**
+ * Makes the bytes written so far durable and then says so in the sidecar, in the background: the next
+ * chunks are written meanwhile (the sync covers at least every byte written before it began, and the
+ * sidecar claims no more). `transfer.persisting` settles with the error that stopped it, or undefined, and
+ * never rejects; the caller waits for it before it starts another, and before the transfer ends.
+ */
+export function persistPart(inbox: Inbox, transfer: IncomingTransfer): void {
+  const sidecar = sidecarOf(transfer);
+  transfer.persisted = sidecar.offset;
+  transfer.persisting = (async () => {
+    await transfer.part.sync();
+    await inbox.writeSidecar(sidecar);
+  })().then(
+    () => undefined,
+    // undefined stands for success: a rejection without a reason still counts as a failure.
+    (error: unknown) => error ?? new Error('the part could not be synced'),
+  );
 }
 
 export function describeIncoming(transfer: IncomingTransfer): {

@@ -9,7 +9,6 @@ export interface IncomingOffer {
   from: string;
   name: string;
   size: number;
-  sha256: string;
 }
 
 export interface TransferReceiverOptions {
@@ -40,7 +39,10 @@ export interface TransferReceiverOptions {
   maxActive?: number;
   /** A transfer silent this long is parked: its part stays for a resume, its memory is freed (default 2 min). */
   idleTimeoutMs?: number;
-  /** Sidecar offset is persisted (after an fdatasync) at least every this many bytes (default 1 MiB). */
+  /**
+   * The part is synced and its sidecar's offset persisted every this many bytes (default 8 MiB), in the
+   * background while the next chunks are written.
+   */
   persistEveryBytes?: number;
   /**
    * Messages queued for one transfer before more are dropped as a flood (default 4 × window); chunk bytes

@@ -1,10 +1,12 @@
 // The receiving half of bulk transfer, as a state machine over the messages of each transfer. An OFFER is
 // checked before anything touches the disk (name, size limit, the peer's share of the inbox, free space
 // with a margin, the application's say); bytes are written to the transfer's part in order, hashed as they
-// arrive, and every so often synced and counted in its sidecar, so a link drop or an agent restart resumes
-// from what is held. DONE checks the SHA-256 and only then gives the file its name (and records who pushed
-// it, for that peer's share). A full disk or a bad hash removes the part and the sidecar: no half file is
-// ever left under a real name. The files themselves are inbox-files.ts's job.
+// arrive, and every so often synced and counted in its sidecar (in the background, while the next chunks
+// are written), so a link drop or an agent restart resumes from what is held. DONE brings the SHA-256 the
+// sender computed as it read the file: only when it is that of the bytes written does the file get its
+// name (and who pushed it is recorded, for that peer's share). A full disk or a bad hash removes the part
+// and the sidecar: no half file is ever left under a real name. The files themselves are inbox-files.ts's
+// job.
 //
 // Whatever a peer sends is checked here: unknown ids, chunks beyond the size or out of order, a flood of
 // messages, a transfer id of someone else's are counted drops (`counters`), never a crash or a file outside
@@ -15,6 +17,7 @@ import { TypedEmitter } from '../../core/events.js';
 import { inboxFileName } from '../../protocol/file-name.js';
 import {
   type ChunkMessage,
+  type DoneMessage,
   encodeTransfer,
   MAX_CHUNK_BYTES,
   MAX_WINDOW,
@@ -34,6 +37,7 @@ import {
   type IncomingTransfer,
   offersSameFile,
   openIncoming,
+  persistPart,
   sidecarOf,
 } from './incoming-transfer.js';
 import { MessageLanes } from './message-lanes.js';
@@ -46,6 +50,8 @@ import type {
 
 const GiB = 1024 * 1024 * 1024;
 const MiB = 1024 * 1024;
+/** A part is synced and counted in its sidecar every this many bytes (see persistEveryBytes). */
+const PERSIST_EVERY_BYTES = 8 * MiB;
 /** Ids of finished transfers remembered, so a DONE repeated after a lost RESULT is answered, not refused. */
 const COMPLETED_MEMORY = 256;
 
@@ -67,7 +73,7 @@ export class TransferReceiver extends TypedEmitter<TransferReceiverEvents> {
   readonly #accept: TransferReceiverOptions['accept'];
   readonly #transfers = new Map<string, IncomingTransfer>();
   readonly #lanes: MessageLanes;
-  readonly #completed = new Map<string, { from: string; size: number }>();
+  readonly #completed = new Map<string, { from: string; name: string; size: number; sha256: Buffer }>();
   /**
    * Offers past the first checks whose files are being set up: they count against maxActive, and against
    * their peer's share of the inbox as soon as they pass it (so concurrent offers cannot all slip past).
@@ -92,8 +98,8 @@ export class TransferReceiver extends TypedEmitter<TransferReceiverEvents> {
     this.#maxChunk = Math.max(1, Math.min(MAX_CHUNK_BYTES, options.maxChunkBytes ?? channel.maxPayloadBytes));
     this.#maxActive = options.maxActive ?? 8;
     this.#idleTimeoutMs = options.idleTimeoutMs ?? 120_000;
-    // An fdatasync and a sidecar rename per MiB cost a fifth of a loopback push; a restart re-sends at most this.
-    this.#persistEvery = options.persistEveryBytes ?? 8 * MiB;
+    // A restart re-sends at most twice this (one sync may still be under way when the next is due).
+    this.#persistEvery = options.persistEveryBytes ?? PERSIST_EVERY_BYTES;
     this.#lanes = new MessageLanes({
       maxQueued: options.maxQueuedPerTransfer ?? 4 * this.#window,
       maxQueuedBytes: 2 * this.#windowBytes + MAX_CHUNK_BYTES,
@@ -173,7 +179,7 @@ export class TransferReceiver extends TypedEmitter<TransferReceiverEvents> {
       case 'chunk':
         return this.#onChunk(from, message, hex);
       case 'done':
-        return this.#onDone(from, hex, message.transferId);
+        return this.#onDone(from, hex, message);
       case 'cancel':
         return this.#onCancel(from, hex);
       default:
@@ -187,7 +193,6 @@ export class TransferReceiver extends TypedEmitter<TransferReceiverEvents> {
       from,
       name: offer.name,
       size: offer.size,
-      sha256: Buffer.from(offer.sha256).toString('hex'),
     };
     const reject = (code: RejectCode, message: string, cause: RejectCause = code): void => {
       this.counters.increment(`rejected-${cause}`);
@@ -215,7 +220,7 @@ export class TransferReceiver extends TypedEmitter<TransferReceiverEvents> {
       return;
     }
     const done = this.#completed.get(hex);
-    if (done !== undefined && done.from === from && done.size === offer.size) {
+    if (done !== undefined && done.from === from && offersSameFile(done, offer)) {
       // Finished already (our RESULT was lost): let the sender go straight to DONE.
       this.#sendQuietly(from, {
         kind: 'accept',
@@ -272,7 +277,7 @@ export class TransferReceiver extends TypedEmitter<TransferReceiverEvents> {
         this.counters.increment('wrong-peer');
         return;
       }
-      if (sidecar.size === offer.size && sidecar.sha256 === described.sha256 && sidecar.name === offer.name) {
+      if (offersSameFile(sidecar, offer)) {
         held = sidecar.offset;
       } else {
         await this.#inbox.remove(hex);
@@ -342,21 +347,19 @@ export class TransferReceiver extends TypedEmitter<TransferReceiverEvents> {
     }
     this.#armTimer(transfer);
     const bytes = chunk.bytes.subarray(transfer.written - chunk.offset);
+    const writing = transfer.part.write(bytes, transfer.written);
+    // Hashed while the thread pool writes them: the two overlap.
+    transfer.hash.update(bytes);
     try {
-      await transfer.part.write(bytes, transfer.written);
+      await writing;
     } catch (error) {
       return this.#abortOnFileError(transfer, error);
     }
-    transfer.hash.update(bytes);
     transfer.written += bytes.length;
     if (transfer.written - transfer.persisted >= this.#persistEvery) {
-      try {
-        await transfer.part.sync();
-        await this.#inbox.writeSidecar(sidecarOf(transfer));
-        transfer.persisted = transfer.written;
-      } catch (error) {
-        return this.#abortOnFileError(transfer, error);
-      }
+      const failed = await transfer.persisting;
+      if (failed !== undefined) return this.#abortOnFileError(transfer, failed);
+      persistPart(this.#inbox, transfer);
     }
     const ackEvery = Math.max(1, Math.floor(transfer.window / 2)) * transfer.chunkSize;
     if (transfer.written - transfer.lastAck >= ackEvery || transfer.written === transfer.size) {
@@ -374,15 +377,23 @@ export class TransferReceiver extends TypedEmitter<TransferReceiverEvents> {
     });
   }
 
-  async #onDone(from: string, hex: string, id: Uint8Array): Promise<void> {
+  async #onDone(from: string, hex: string, message: DoneMessage): Promise<void> {
+    const sent = Buffer.from(message.sha256);
     const transfer = this.#transfers.get(hex);
     if (transfer === undefined) {
       const done = this.#completed.get(hex);
-      if (done !== undefined && done.from === from) {
-        this.#sendQuietly(from, { kind: 'transfer-result', transferId: id, outcome: { ok: true } });
-      } else {
+      if (done === undefined || done.from !== from) {
         this.counters.increment('unknown-transfer');
+        return;
       }
+      // Our RESULT was lost: the same answer again, for the same file only.
+      this.#sendQuietly(from, {
+        kind: 'transfer-result',
+        transferId: message.transferId,
+        outcome: done.sha256.equals(sent)
+          ? { ok: true }
+          : { ok: false, code: 'hash-mismatch', message: hashMismatch(done.sha256, sent) },
+      });
       return;
     }
     if (transfer.from !== from) {
@@ -392,14 +403,10 @@ export class TransferReceiver extends TypedEmitter<TransferReceiverEvents> {
     if (transfer.written !== transfer.size) {
       return this.#abort(transfer, 'incomplete', `DONE after ${transfer.written} of ${transfer.size} bytes`);
     }
+    const failed = await transfer.persisting;
+    if (failed !== undefined) return this.#abortOnFileError(transfer, failed);
     const digest = transfer.hash.digest();
-    if (!digest.equals(transfer.sha256)) {
-      return this.#abort(
-        transfer,
-        'hash-mismatch',
-        `SHA-256 ${digest.toString('hex')} is not the offered ${Buffer.from(transfer.sha256).toString('hex')}`,
-      );
-    }
+    if (!digest.equals(sent)) return this.#abort(transfer, 'hash-mismatch', hashMismatch(digest, sent));
     let path: string;
     try {
       await transfer.part.seal();
@@ -415,7 +422,12 @@ export class TransferReceiver extends TypedEmitter<TransferReceiverEvents> {
       .catch(() => this.counters.increment('senders-unsaved'));
     this.#forget(transfer);
     await this.#inbox.removeSidecar(hex);
-    setBounded(this.#completed, hex, { from, size: transfer.size }, COMPLETED_MEMORY);
+    setBounded(
+      this.#completed,
+      hex,
+      { from, name: transfer.name, size: transfer.size, sha256: digest },
+      COMPLETED_MEMORY,
+    );
     this.counters.increment('received');
     this.#sendQuietly(from, { kind: 'transfer-result', transferId: transfer.id, outcome: { ok: true } });
     this.emit('received', {
@@ -424,7 +436,7 @@ export class TransferReceiver extends TypedEmitter<TransferReceiverEvents> {
       path,
       name: transfer.name,
       size: transfer.size,
-      sha256: Buffer.from(transfer.sha256).toString('hex'),
+      sha256: digest.toString('hex'),
     });
   }
 
@@ -468,6 +480,8 @@ export class TransferReceiver extends TypedEmitter<TransferReceiverEvents> {
 
   async #discard(transfer: IncomingTransfer): Promise<void> {
     this.#forget(transfer);
+    // A sidecar written in the background after the removal would outlive the transfer.
+    await transfer.persisting;
     if (transfer.state !== 'closed') await transfer.part.close().catch(() => {});
     transfer.state = 'closed';
     await this.#inbox.remove(transfer.hex);
@@ -478,6 +492,7 @@ export class TransferReceiver extends TypedEmitter<TransferReceiverEvents> {
     this.#forget(transfer);
     if (transfer.state === 'closed') return;
     transfer.state = 'closed';
+    await transfer.persisting;
     try {
       await transfer.part.sync();
       await this.#inbox.writeSidecar(sidecarOf(transfer));
@@ -566,6 +581,10 @@ export class TransferReceiver extends TypedEmitter<TransferReceiverEvents> {
 function isDiskFull(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+function hashMismatch(written: Buffer, sent: Buffer): string {
+  return `SHA-256 ${written.toString('hex')} is not the sender's ${sent.toString('hex')}`;
 }
 
 function errorText(error: unknown): string {

@@ -1,5 +1,5 @@
 // What a restart resumes sends from: one small JSON file per transfer, `<stateDir>/<id>.json` (id, peer,
-// path, name, size, mtime, hash), written atomically when the transfer starts and removed when it ends for
+// path, name, size, mtime), written atomically when the transfer starts and removed when it ends for
 // good. A file that does not say all of that is ignored, as if it were not there.
 import { readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -8,7 +8,10 @@ import { mkdirDurable } from '../../core/durable-fs.js';
 import { fileNameProblem } from '../../protocol/file-name.js';
 import { transferIdFromHex } from '../../protocol/transfer.js';
 
-/** What survives a restart: enough to re-OFFER and to notice the file changed meanwhile. */
+/**
+ * What survives a restart: enough to re-OFFER and to notice the file changed meanwhile. No hash: a resume
+ * after a restart hashes again what the receiver holds, from the file.
+ */
 export interface PersistedSend {
   version: 1;
   transferId: string;
@@ -17,7 +20,6 @@ export interface PersistedSend {
   name: string;
   size: number;
   mtimeMs: number;
-  sha256: string;
 }
 
 export class SenderStore {
@@ -47,10 +49,10 @@ export class SenderStore {
         fileNameProblem(value.name) === null &&
         Number.isSafeInteger(value.size) &&
         (value.size as number) >= 0 &&
-        typeof value.mtimeMs === 'number' &&
-        typeof value.sha256 === 'string' &&
-        /^[0-9a-f]{64}$/.test(value.sha256);
-      return valid ? (value as PersistedSend) : undefined;
+        typeof value.mtimeMs === 'number';
+      if (!valid) return undefined;
+      const { peer, path, name, size, mtimeMs } = value as PersistedSend;
+      return { version: 1, transferId, peer, path, name, size, mtimeMs };
     } catch {
       return undefined;
     }

@@ -1,23 +1,25 @@
-// The sending half of bulk transfer: hash the file (streamed, never whole in memory), OFFER it, and on
-// ACCEPT send CHUNKs from where the receiver stands with at most `window` chunks unacknowledged (CHUNK-ACK
-// is the credit), then DONE and wait for the RESULT. A silent peer or a failed link ends the attempt with a
-// resumable error; `resume` re-OFFERs the same transfer id and the receiver's ACCEPT says where to go on.
-// What a restart needs is kept by sender-store.ts, the file itself is read through source-file.ts.
-import { randomBytes } from 'node:crypto';
+// The sending half of bulk transfer: OFFER the file, and on ACCEPT send CHUNKs from where the receiver
+// stands with at most `window` chunks unacknowledged (CHUNK-ACK is the credit), hashing them as they are
+// read (send-hash.ts), then DONE with the SHA-256 once the file is checked to be unchanged, and wait for the
+// RESULT. A silent peer or a failed link ends the attempt with a resumable error; `resume` re-OFFERs the same
+// transfer id and the receiver's ACCEPT says where to go on. What a restart needs is kept by sender-store.ts,
+// the file itself is read through source-file.ts into chunk-buffers.ts's buffers.
+import { createHash, randomBytes } from 'node:crypto';
 import { basename } from 'node:path';
 import { Counters } from '../../core/counters.js';
 import { TypedEmitter } from '../../core/events.js';
 import { inboxFileName } from '../../protocol/file-name.js';
 import {
-  allocateChunk,
   CHUNK_OVERHEAD_BYTES,
   encodeTransfer,
+  layoutChunk,
   MAX_CHUNK_BYTES,
   type TransferMessage,
   transferIdFromHex,
   transferIdToHex,
 } from '../../protocol/transfer.js';
 import { ChannelDownError, type TransferChannel } from './channel.js';
+import { ChunkBuffers } from './chunk-buffers.js';
 import {
   TransferCancelledError,
   TransferClosedError,
@@ -29,8 +31,9 @@ import {
   TransferSourceError,
   TransferTimeoutError,
 } from './errors.js';
+import { SendHash } from './send-hash.js';
 import { type PersistedSend, SenderStore } from './sender-store.js';
-import { hashFile, SourceFile, type SourceVersion, sourceVersion } from './source-file.js';
+import { SourceFile, type SourceVersion, sourceVersion } from './source-file.js';
 
 export interface TransferSenderOptions {
   /** Directory for the per-transfer resume state (created if missing). */
@@ -81,7 +84,7 @@ export interface TransferSenderEvents {
 /** A transfer in progress: `done` settles when this attempt ends (rejects with a TransferError). */
 export interface OutgoingTransfer {
   readonly transferId: string;
-  /** The name offered and the file's size (as hashed). */
+  /** The name offered and the file's size. */
   readonly name: string;
   readonly size: number;
   readonly done: Promise<SendReport>;
@@ -97,7 +100,8 @@ interface Outgoing {
   name: string;
   size: number;
   mtimeMs: number;
-  sha256: Uint8Array;
+  /** The file's SHA-256 as far as it has been read; kept across attempts (not across a restart). */
+  hash: SendHash;
   phase: Phase;
   /** Increments with every attempt, so late failures of an older attempt are ignored. */
   attempt: number;
@@ -109,6 +113,8 @@ interface Outgoing {
   attemptStartedAt: number;
   lastProgressAt: number;
   source: SourceFile | undefined;
+  /** What this attempt reads its chunks into. */
+  buffers: ChunkBuffers | undefined;
   timer: NodeJS.Timeout | undefined;
   pumping: boolean;
   settle: { resolve: (report: SendReport) => void; reject: (error: TransferError) => void } | undefined;
@@ -147,7 +153,7 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
     this.#now = options.now ?? Date.now;
   }
 
-  /** Starts sending `path` to `peer` (hashes it first). Rejects with TransferSourceError if it cannot be read. */
+  /** Starts sending `path` to `peer`. Rejects with TransferSourceError if it cannot be read. */
   async start(peer: string, path: string, options: { name?: string } = {}): Promise<OutgoingTransfer> {
     const id = new Uint8Array(randomBytes(16));
     const hex = transferIdToHex(id);
@@ -158,20 +164,31 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
       throw new TransferSourceError(hex, `file name ${JSON.stringify(offered)} ${fileName.problem}`);
     }
     const { name } = fileName;
-    const { size, mtimeMs, sha256 } = await hashFile(hex, path);
-    const state: PersistedSend = {
-      version: 1,
-      transferId: hex,
-      peer,
-      path,
-      name,
-      size,
-      mtimeMs,
-      sha256: Buffer.from(sha256).toString('hex'),
-    };
-    await this.#store.save(state);
-    const transfer = this.#track(state, sha256, id);
-    return this.#begin(transfer);
+    let version: SourceVersion;
+    let source: SourceFile;
+    try {
+      version = await sourceVersion(hex, path);
+      // Opened now (and kept for the chunks): a file we may not read fails here, before the peer hears of it.
+      source = await SourceFile.open(path, version.size);
+    } catch (error) {
+      if (error instanceof TransferSourceError) throw error;
+      throw new TransferSourceError(hex, `cannot read ${path}`, { cause: error });
+    }
+    const state: PersistedSend = { version: 1, transferId: hex, peer, path, name, ...version };
+    try {
+      await this.#store.save(state);
+    } catch (error) {
+      await source.close().catch(() => {});
+      throw error;
+    }
+    const transfer = this.#track(state, id);
+    transfer.source = source;
+    try {
+      return this.#begin(transfer);
+    } catch (error) {
+      await this.#closeSource(transfer);
+      throw error;
+    }
   }
 
   /** Sends `path` to `peer` and waits for the result. */
@@ -197,7 +214,7 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
     if (state === undefined || id === null) {
       throw new TransferSourceError(transferId, 'no such transfer to resume');
     }
-    const transfer = this.#track(state, new Uint8Array(Buffer.from(state.sha256, 'hex')), id);
+    const transfer = this.#track(state, id);
     try {
       await this.#checkSource(transfer);
     } catch (error) {
@@ -310,7 +327,7 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
     }
   }
 
-  #track(state: PersistedSend, sha256: Uint8Array, id: Uint8Array): Outgoing {
+  #track(state: PersistedSend, id: Uint8Array): Outgoing {
     const transfer: Outgoing = {
       id,
       hex: state.transferId,
@@ -319,7 +336,7 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
       name: state.name,
       size: state.size,
       mtimeMs: state.mtimeMs,
-      sha256,
+      hash: new SendHash(createHash('sha256'), 0),
       phase: 'idle',
       attempt: 0,
       chunkSize: this.#chunkSize,
@@ -330,6 +347,7 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
       attemptStartedAt: this.#now(),
       lastProgressAt: Number.NEGATIVE_INFINITY,
       source: undefined,
+      buffers: undefined,
       timer: undefined,
       pumping: false,
       settle: undefined,
@@ -359,7 +377,6 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
         transferId: transfer.id,
         name: transfer.name,
         size: transfer.size,
-        sha256: transfer.sha256,
         chunkSize: transfer.chunkSize,
       }),
     );
@@ -386,19 +403,51 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
     transfer.nextOffset = resumeFrom;
     transfer.ackedUpTo = resumeFrom;
     transfer.resumedFrom = resumeFrom;
-    transfer.attemptStartedAt = this.#now();
     this.emit('accepted', { transferId: transfer.hex, peer: transfer.peer, resumeFrom, window });
-    if (transfer.source === undefined) {
-      try {
-        transfer.source = await SourceFile.open(transfer.path, transfer.size);
-      } catch (error) {
-        return this.#fail(
-          transfer,
-          new TransferSourceError(transfer.hex, 'cannot open the file', { cause: error }),
-        );
-      }
-    }
+    const attempt = transfer.attempt;
+    if (!(await this.#prepare(transfer, resumeFrom))) return;
+    if (transfer.phase !== 'sending' || transfer.attempt !== attempt) return;
+    transfer.attemptStartedAt = this.#now();
+    this.#armTimer(transfer);
     await this.#pump(transfer);
+  }
+
+  /**
+   * Opens the file and brings the hash to `resumeFrom`: where it stands or a chunk start it kept, else by
+   * hashing the file up to there again. False when the attempt ended meanwhile, or failed (the peer told).
+   */
+  async #prepare(transfer: Outgoing, resumeFrom: number): Promise<boolean> {
+    const attempt = transfer.attempt;
+    const ended = () => transfer.attempt !== attempt || transfer.phase !== 'sending';
+    try {
+      if (transfer.source === undefined) {
+        const source = await SourceFile.open(transfer.path, transfer.size);
+        if (ended()) {
+          await source.close().catch(() => {});
+          return false;
+        }
+        transfer.source = source;
+      }
+      if (!transfer.hash.rewind(resumeFrom)) {
+        // Reading the file again is no silence of the peer's: a large file on an SD card takes a while.
+        if (transfer.timer !== undefined) clearTimeout(transfer.timer);
+        transfer.hash = new SendHash(await transfer.source.hashPrefix(resumeFrom), resumeFrom);
+      }
+    } catch (error) {
+      if (ended()) return false;
+      this.#sendQuietly(transfer.peer, {
+        kind: 'cancel',
+        transferId: transfer.id,
+        reason: 'source unreadable',
+      });
+      await this.#fail(
+        transfer,
+        new TransferSourceError(transfer.hex, 'cannot read the file', { cause: error }),
+      );
+      return false;
+    }
+    transfer.buffers = new ChunkBuffers(transfer.chunkSize + CHUNK_OVERHEAD_BYTES);
+    return true;
   }
 
   async #onAck(transfer: Outgoing, upTo: number): Promise<void> {
@@ -412,6 +461,7 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
     }
     if (upTo <= transfer.ackedUpTo) return;
     transfer.ackedUpTo = upTo;
+    transfer.hash.acknowledged(upTo);
     this.#progress(transfer);
     await this.#pump(transfer);
   }
@@ -430,7 +480,7 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
       peer: transfer.peer,
       name: transfer.name,
       size: transfer.size,
-      sha256: Buffer.from(transfer.sha256).toString('hex'),
+      sha256: Buffer.from(transfer.hash.digest()).toString('hex'),
       resumedFrom: transfer.resumedFrom,
     };
     transfer.settle?.resolve(report);
@@ -442,9 +492,11 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
     if (transfer.pumping) return;
     transfer.pumping = true;
     const attempt = transfer.attempt;
+    const buffers = transfer.buffers;
     try {
       const credit = () => transfer.window * transfer.chunkSize;
       while (
+        buffers !== undefined &&
         transfer.phase === 'sending' &&
         transfer.attempt === attempt &&
         transfer.nextOffset < transfer.size &&
@@ -452,11 +504,17 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
       ) {
         const offset = transfer.nextOffset;
         const length = Math.min(transfer.chunkSize, transfer.size - offset);
-        const chunk = allocateChunk(transfer.id, offset, length);
+        const buffer = buffers.take();
+        const chunk = layoutChunk(buffer, transfer.id, offset, length);
         const read = await this.#read(transfer, chunk.data, offset);
-        if (!read || transfer.phase !== 'sending' || transfer.attempt !== attempt) return;
+        if (!read || transfer.phase !== 'sending' || transfer.attempt !== attempt) {
+          buffers.give(buffer);
+          return;
+        }
         transfer.nextOffset = offset + length;
-        this.#sendOrFail(transfer, chunk.payload);
+        this.#sendOrFail(transfer, chunk.payload, () => buffers.give(buffer));
+        // Hashed once on its way (sealed and written to the socket), while the receiver takes it.
+        transfer.hash.add(chunk.data);
         this.#progress(transfer);
       }
       if (
@@ -464,13 +522,30 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
         transfer.attempt === attempt &&
         transfer.ackedUpTo === transfer.size
       ) {
-        transfer.phase = 'finishing';
-        this.#armTimer(transfer);
-        this.#sendOrFail(transfer, encodeTransfer({ kind: 'done', transferId: transfer.id }));
+        await this.#finish(transfer);
       }
     } finally {
       transfer.pumping = false;
     }
+  }
+
+  /** Every byte is acknowledged: DONE with the SHA-256, unless the file changed since the transfer began. */
+  async #finish(transfer: Outgoing): Promise<void> {
+    const attempt = transfer.attempt;
+    const now = await sourceVersion(transfer.hex, transfer.path).catch(() => undefined);
+    if (transfer.phase !== 'sending' || transfer.attempt !== attempt) return;
+    if (now?.size !== transfer.size || now.mtimeMs !== transfer.mtimeMs) {
+      // What went may mix two versions of the file, and the hash with them: nothing to deliver.
+      this.#sendQuietly(transfer.peer, { kind: 'cancel', transferId: transfer.id, reason: 'source changed' });
+      return this.#fail(
+        transfer,
+        new TransferSourceError(transfer.hex, `${transfer.path} changed while it was being sent`),
+      );
+    }
+    const sha256 = transfer.hash.digest();
+    transfer.phase = 'finishing';
+    this.#armTimer(transfer);
+    this.#sendOrFail(transfer, encodeTransfer({ kind: 'done', transferId: transfer.id, sha256 }));
   }
 
   /** Fills `buffer` from the file at `offset`; false (the attempt failed, the peer told) when it cannot. */
@@ -518,10 +593,14 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
     });
   }
 
-  /** Sends; a failure ends the current attempt with a resumable TransferLinkError. */
-  #sendOrFail(transfer: Outgoing, payload: Uint8Array): void {
+  /**
+   * Sends; a failure ends the current attempt with a resumable TransferLinkError. `settled` runs once the
+   * channel no longer holds `payload`.
+   */
+  #sendOrFail(transfer: Outgoing, payload: Uint8Array, settled?: () => void): void {
     const attempt = transfer.attempt;
-    this.#channel.send(transfer.peer, payload).catch((error: unknown) => {
+    this.#channel.send(transfer.peer, payload).then(settled, (error: unknown) => {
+      settled?.();
       if (
         transfer.attempt === attempt &&
         transfer.phase !== 'idle' &&
@@ -572,6 +651,7 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
   async #closeSource(transfer: Outgoing): Promise<void> {
     const source = transfer.source;
     transfer.source = undefined;
+    transfer.buffers = undefined;
     await source?.close().catch(() => {});
   }
 
@@ -579,7 +659,7 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
   async #checkSource(transfer: Outgoing): Promise<void> {
     let info: SourceVersion;
     try {
-      info = await sourceVersion(transfer.path);
+      info = await sourceVersion(transfer.hex, transfer.path);
     } catch (error) {
       await this.#forget(transfer.hex);
       throw new TransferSourceError(transfer.hex, `cannot read ${transfer.path}`, { cause: error });

@@ -71,7 +71,9 @@ describe('trace lines', () => {
     expect(
       kindOf(encodeQueued({ kind: 'queued', epoch: '0123456789abcdef', seq: 1, payload: Buffer.from('x') })),
     ).toBe('queued');
-    expect(kindOf(encodeTransfer({ kind: 'done', transferId: id16 }))).toBe('done');
+    expect(kindOf(encodeTransfer({ kind: 'done', transferId: id16, sha256: new Uint8Array(32) }))).toBe(
+      'done',
+    );
     expect(kindOf(encodeStream({ kind: 'credit', streamId: id16, upTo: 1 }))).toBe('credit');
     const ack = toTraceEvent(
       frame({ type: 'ack', id: 9, route: { source: B, destination: A, ttlHops: 15 } }),

@@ -1,20 +1,27 @@
 // Bulk transfer end to end over an in-memory channel pair (alice sends, bob receives): a 5 MiB file arrives
 // intact with monotonic progress; a cut link, a receiver restart and a sender restart each resume from what
-// the receiver holds (not from 0); a silent peer times out resumably; name clashes get " (1)".
+// the receiver holds (not from 0) and the hash at DONE still covers the whole file; a file changed while it
+// is sent is cancelled, not delivered; a silent peer times out resumably; name clashes get " (1)".
 import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { MemoryChannelPair } from '../../../../agent/messaging/transfer/channel.js';
-import { TransferLinkError, TransferTimeoutError } from '../../../../agent/messaging/transfer/errors.js';
+import {
+  TransferFailedError,
+  TransferLinkError,
+  TransferSourceError,
+  TransferTimeoutError,
+} from '../../../../agent/messaging/transfer/errors.js';
 import type {
   ReceivedFile,
   TransferReceiverOptions,
 } from '../../../../agent/messaging/transfer/receiver-api.js';
 import type { SendProgress, TransferSenderOptions } from '../../../../agent/messaging/transfer/sender.js';
 import { TransferService } from '../../../../agent/messaging/transfer/service.js';
-import { decodeTransfer } from '../../../../agent/protocol/transfer.js';
+import { decodeTransfer, encodeTransfer } from '../../../../agent/protocol/transfer.js';
 
 const MiB = 1024 * 1024;
 const cleanups: (() => Promise<void>)[] = [];
@@ -282,7 +289,7 @@ describe('bulk transfer', () => {
     expect(await readdir(s.inbox)).toEqual(['keep.txt']);
   });
 
-  test('a sender restart resumes from its state file', async () => {
+  test('a sender restart resumes from its state file: the held prefix is hashed again, the file verifies', async () => {
     const s = await setup();
     const file = await makeFile(s.root, 'sender.bin', 2 * MiB);
     cutAt(s, 0.5);
@@ -299,8 +306,72 @@ describe('bulk transfer', () => {
     const received = nextReceived(s.bob);
     const report = await (await alice2.sender.resume(first.transferId)).done;
     expect(report.resumedFrom).toBeGreaterThan(0);
+    // Only the rest went again, yet the hash at DONE (checked by bob) is the whole file's.
+    expect(s.chunkBytes()).toBeLessThan(3 * MiB);
+    expect(report.sha256).toBe(file.sha256);
+    expect((await received).sha256).toBe(file.sha256);
     expect(await sha256Of((await received).path)).toBe(file.sha256);
     expect(await alice2.sender.pending()).toEqual([]);
+  });
+
+  test('the hash comes with DONE, not the OFFER; a DONE whose hash is not the bytes written leaves no file', async () => {
+    const s = await setup();
+    const file = await makeFile(s.root, 'tampered.bin', MiB);
+    const seen: string[] = [];
+    s.pair.tap = (_from, _to, payload) => {
+      const message = decodeTransfer(payload);
+      if (message instanceof Error) return payload;
+      seen.push(message.kind);
+      if (message.kind === 'offer') expect(Object.keys(message)).not.toContain('sha256');
+      if (message.kind !== 'done') return payload;
+      expect(Buffer.from(message.sha256).toString('hex')).toBe(file.sha256);
+      return encodeTransfer({ ...message, sha256: new Uint8Array(32).fill(1) });
+    };
+    const failure = await s.alice.sender.sendFile('bob', file.path).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(TransferFailedError);
+    expect(failure).toMatchObject({ reason: 'hash-mismatch', resumable: false });
+    expect(seen).toContain('done');
+    expect(await readdir(s.inbox)).toEqual([]);
+  });
+
+  test('a file changed while it is being sent is cancelled, not delivered', async () => {
+    const s = await setup();
+    const file = await makeFile(s.root, 'growing.log', 2 * MiB);
+    const bobFailed = new Promise<string>((resolve) => s.bob.receiver.once('failed', (f) => resolve(f.code)));
+    const listener = (progress: SendProgress) => {
+      if (progress.bytesAcked < MiB) return;
+      s.alice.sender.off('progress', listener);
+      // Rewritten in place, same size, in the part not read yet: what went would hash true yet be a mix.
+      const fd = openSync(file.path, 'r+');
+      writeSync(fd, randomBytes(1000), 0, 1000, 2 * MiB - 1000);
+      closeSync(fd);
+    };
+    s.alice.sender.on('progress', listener);
+    const failure = await s.alice.sender.sendFile('bob', file.path).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(TransferSourceError);
+    expect(failure).toMatchObject({ resumable: false, message: /changed while it was being sent/ });
+    expect(await bobFailed).toBe('cancelled');
+    expect(await readdir(s.inbox)).toEqual([]);
+    expect(await readdir(s.aliceState)).toEqual([]);
+  });
+
+  test('a chunk handed to the channel is not overwritten before its send settles', async () => {
+    const s = await setup();
+    const file = await makeFile(s.root, 'reused.bin', 3 * MiB);
+    const send = s.pair.a.send.bind(s.pair.a);
+    let checked = 0;
+    let sends = 0;
+    s.pair.a.send = async (peer, payload) => {
+      sends += 1;
+      const copy = Buffer.from(payload);
+      await send(peer, payload);
+      if (copy.equals(payload)) checked += 1;
+    };
+    await s.alice.sender.sendFile('bob', file.path);
+    // Every message the channel took (50 or more chunks) was as it was sent until its send settled.
+    expect(sends).toBeGreaterThan(50);
+    expect(checked).toBe(sends);
+    expect(await sha256Of(join(s.inbox, 'reused.bin'))).toBe(file.sha256);
   });
 
   test('a source file changed before a resume is refused, not sent half old half new', async () => {

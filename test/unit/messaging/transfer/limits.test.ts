@@ -97,7 +97,6 @@ function offer(overrides: Partial<Extract<TransferMessage, { kind: 'offer' }>> =
     transferId: newId(),
     name: 'file.bin',
     size: 1000,
-    sha256: new Uint8Array(32),
     chunkSize: 100,
     ...overrides,
   };
@@ -214,7 +213,7 @@ describe('hostile peers', () => {
     const transferId = newId();
     const data = randomBytes(1000);
     const sha256 = new Uint8Array(createHash('sha256').update(data).digest());
-    await h.send(offer({ transferId, size: 1000, sha256, chunkSize: 100 }));
+    await h.send(offer({ transferId, size: 1000, chunkSize: 100 }));
     const chunk = (offset: number, length = 100, from = 'alice') =>
       h.send(
         { kind: 'chunk', transferId, offset, bytes: new Uint8Array(data.subarray(offset, offset + length)) },
@@ -224,7 +223,7 @@ describe('hostile peers', () => {
     await h.send({ kind: 'chunk', transferId, offset: 5000, bytes: new Uint8Array(10) });
     await h.send({ kind: 'chunk', transferId, offset: 950, bytes: new Uint8Array(100) });
     await h.send({ kind: 'chunk', transferId: newId(), offset: 0, bytes: new Uint8Array(10) });
-    await h.send({ kind: 'done', transferId: newId() });
+    await h.send({ kind: 'done', transferId: newId(), sha256 });
     await h.send({ kind: 'chunk', transferId, offset: 100, bytes: new Uint8Array(200) });
     await chunk(100, 100, 'mallory');
     await chunk(300);
@@ -245,9 +244,29 @@ describe('hostile peers', () => {
 
     // The real transfer is unharmed by all that: it still completes.
     for (let offset = 100; offset < 1000; offset += 100) await chunk(offset);
-    await h.send({ kind: 'done', transferId });
+    await h.send({ kind: 'done', transferId, sha256 });
     await h.settle();
     expect(h.replies.at(-1)).toMatchObject({ kind: 'transfer-result', outcome: { ok: true } });
+    expect(await readdir(h.inbox)).toEqual(['file.bin']);
+  });
+
+  test('a DONE repeated after the file arrived is answered true only with the same hash', async () => {
+    const h = await hostileSetup();
+    const transferId = newId();
+    const data = new Uint8Array(randomBytes(1000));
+    const sha256 = new Uint8Array(createHash('sha256').update(data).digest());
+    await h.send(offer({ transferId, size: 1000, chunkSize: 1000 }));
+    await h.send({ kind: 'chunk', transferId, offset: 0, bytes: data });
+    await h.send({ kind: 'done', transferId, sha256 });
+    await h.send({ kind: 'done', transferId, sha256 });
+    await h.send({ kind: 'done', transferId, sha256: new Uint8Array(32).fill(7) });
+    await h.settle();
+    const results = h.replies.filter((r) => r.kind === 'transfer-result');
+    expect(results.map((r) => r.outcome)).toEqual([
+      { ok: true },
+      { ok: true },
+      expect.objectContaining({ ok: false, code: 'hash-mismatch' }),
+    ]);
     expect(await readdir(h.inbox)).toEqual(['file.bin']);
   });
 
@@ -256,7 +275,7 @@ describe('hostile peers', () => {
     const transferId = newId();
     await h.send(offer({ transferId }));
     await h.send({ kind: 'chunk', transferId, offset: 0, bytes: new Uint8Array(100) });
-    await h.send({ kind: 'done', transferId });
+    await h.send({ kind: 'done', transferId, sha256: new Uint8Array(32) });
     await h.settle();
     expect(h.replies.at(-1)).toMatchObject({
       kind: 'transfer-result',
@@ -289,7 +308,7 @@ describe('hostile peers', () => {
     await h.send(offer({ transferId }));
     await h.send(offer({ transferId }), 'mallory');
     await h.send({ kind: 'cancel', transferId, reason: 'mine now' }, 'mallory');
-    await h.send({ kind: 'done', transferId }, 'mallory');
+    await h.send({ kind: 'done', transferId, sha256: new Uint8Array(32) }, 'mallory');
     expect(h.bob.receiver.counters.get('wrong-peer')).toBe(3);
     expect(h.bob.receiver.active).toBe(1);
     expect((await readdir(h.inbox)).some((n) => n === `.${transferIdToHex(transferId)}.part`)).toBe(true);
@@ -341,6 +360,20 @@ describe('hostile peers', () => {
       reason: 'no thanks',
     });
     expect(await readdir(inbox)).toEqual([]);
+  });
+
+  test('a file that cannot be read, or is no regular file, is refused before the peer hears of it', async () => {
+    const root = await tempRoot();
+    const inbox = join(root, 'inbox');
+    const services = await pairOfServices(inbox);
+    const { alice, bob } = services;
+    const offers: string[] = [];
+    bob.receiver.on('offer', (offer) => offers.push(offer.name));
+    for (const path of [join(root, 'missing.bin'), root]) {
+      await expect(alice.sender.start('bob', path)).rejects.toMatchObject({ code: 'transfer-source' });
+    }
+    expect(offers).toEqual([]);
+    expect(await readdir(join(services.root, 'state')).catch(() => [])).toEqual([]);
   });
 
   test('an unsafe local name is refused before anything is sent', async () => {

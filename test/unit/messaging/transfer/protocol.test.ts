@@ -6,9 +6,10 @@ import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { DecodeError, EncodeError } from '../../../../agent/protocol/errors.js';
 import {
-  allocateChunk,
+  CHUNK_OVERHEAD_BYTES,
   decodeTransfer,
   encodeTransfer,
+  layoutChunk,
   MAX_CHUNK_BYTES,
   MAX_FILE_NAME_BYTES,
   MAX_REASON_CHARS,
@@ -40,7 +41,6 @@ const message: fc.Arbitrary<TransferMessage> = fc.oneof(
     transferId: id,
     name,
     size: uint,
-    sha256: sha,
     chunkSize: fc.integer({ min: 1, max: MAX_CHUNK_BYTES }),
   }),
   fc.record({
@@ -62,7 +62,7 @@ const message: fc.Arbitrary<TransferMessage> = fc.oneof(
     bytes: fc.uint8Array({ minLength: 1, maxLength: 300 }),
   }),
   fc.record({ kind: fc.constant('chunk-ack' as const), transferId: id, upTo: uint }),
-  fc.record({ kind: fc.constant('done' as const), transferId: id }),
+  fc.record({ kind: fc.constant('done' as const), transferId: id, sha256: sha }),
   fc.record({
     kind: fc.constant('transfer-result' as const),
     transferId: id,
@@ -113,15 +113,15 @@ describe('transfer codec', () => {
   test('CBOR arrays of the right kind but wrong fields are refused', () => {
     const tid = new Uint8Array(TRANSFER_ID_BYTES);
     const cases: unknown[] = [
-      [16, tid, 'x', -1, new Uint8Array(32), 100],
-      [16, tid, 'x', 10, new Uint8Array(31), 100],
-      [16, tid, 'x', 10, new Uint8Array(32), 0],
-      [16, tid, 'x', 10, new Uint8Array(32), MAX_CHUNK_BYTES + 1],
-      [16, tid, '', 10, new Uint8Array(32), 100],
-      [16, tid, 'a'.repeat(MAX_FILE_NAME_BYTES + 1), 10, new Uint8Array(32), 100],
-      [16, tid, 'x', 2 ** 53, new Uint8Array(32), 100],
-      [16, tid, 'x', 10, new Uint8Array(32), 100, 'extra'],
-      [16, new Uint8Array(15), 'x', 10, new Uint8Array(32), 100],
+      [16, tid, 'x', -1, 100],
+      [16, tid, 'x', 10, new Uint8Array(32), 100],
+      [16, tid, 'x', 10, 0],
+      [16, tid, 'x', 10, MAX_CHUNK_BYTES + 1],
+      [16, tid, '', 10, 100],
+      [16, tid, 'a'.repeat(MAX_FILE_NAME_BYTES + 1), 10, 100],
+      [16, tid, 'x', 2 ** 53, 100],
+      [16, tid, 'x', 10, 100, 'extra'],
+      [16, new Uint8Array(15), 'x', 10, 100],
       [17, tid, 0, 0],
       [17, tid, 0, MAX_WINDOW + 1],
       [18, tid, 'no-such-code', ''],
@@ -130,7 +130,9 @@ describe('transfer codec', () => {
       [19, tid, 1.5, new Uint8Array(1)],
       [19, tid, 0, 'not bytes'],
       [20, tid, -5],
-      [21, tid, 0],
+      [21, tid],
+      [21, tid, new Uint8Array(31)],
+      [21, tid, new Uint8Array(32), 0],
       [22, tid, true, 'extra'],
       [22, tid, false, 'hash-mismatch'],
       [22, tid, false, 'bogus', 'message'],
@@ -148,9 +150,10 @@ describe('transfer codec', () => {
   test('encoding an invalid message throws EncodeError', () => {
     const tid = new Uint8Array(TRANSFER_ID_BYTES);
     const bad: unknown[] = [
-      { kind: 'done', transferId: new Uint8Array(3) },
-      { kind: 'offer', transferId: tid, name: '', size: 1, sha256: new Uint8Array(32), chunkSize: 1 },
-      { kind: 'offer', transferId: tid, name: 'x', size: -1, sha256: new Uint8Array(32), chunkSize: 1 },
+      { kind: 'done', transferId: new Uint8Array(3), sha256: new Uint8Array(32) },
+      { kind: 'done', transferId: tid, sha256: new Uint8Array(31) },
+      { kind: 'offer', transferId: tid, name: '', size: 1, chunkSize: 1 },
+      { kind: 'offer', transferId: tid, name: 'x', size: -1, chunkSize: 1 },
       { kind: 'chunk', transferId: tid, offset: 0, bytes: new Uint8Array(0) },
       { kind: 'accept', transferId: tid, resumeFrom: 0, window: 0 },
       { kind: 'reject', transferId: tid, code: 'nope', message: '' },
@@ -167,26 +170,30 @@ describe('transfer codec', () => {
     expect((decoded as { reason: string }).reason.length).toBeLessThanOrEqual(MAX_REASON_CHARS);
   });
 
-  test('a CHUNK allocated to be filled in place encodes exactly as encodeTransfer encodes it', () => {
+  test('a CHUNK laid out to be filled in place encodes exactly as encodeTransfer encodes it', () => {
+    // One buffer for every chunk, as the sender reuses its buffers: what an earlier one left is overwritten.
+    const buffer = new Uint8Array(70_000 + CHUNK_OVERHEAD_BYTES).fill(0xee);
     fc.assert(
       fc.property(
         id,
         uint,
         fc.uint8Array({ minLength: 1, maxLength: 70_000 }),
         (transferId, offset, bytes) => {
-          const chunk = allocateChunk(transferId, offset, bytes.length);
+          const chunk = layoutChunk(buffer, transferId, offset, bytes.length);
           chunk.data.set(bytes);
           expect(chunk.payload).toEqual(encodeTransfer({ kind: 'chunk', transferId, offset, bytes }));
         },
       ),
       { numRuns: 300 },
     );
-    expect(() => allocateChunk(new Uint8Array(16), 0, 0)).toThrow(EncodeError);
-    expect(() => allocateChunk(new Uint8Array(16), 0, MAX_CHUNK_BYTES + 1)).toThrow(EncodeError);
-    expect(() => allocateChunk(new Uint8Array(15), 0, 1)).toThrow(EncodeError);
+    const big = new Uint8Array(MAX_CHUNK_BYTES + CHUNK_OVERHEAD_BYTES + 1);
+    expect(() => layoutChunk(big, new Uint8Array(16), 0, 0)).toThrow(EncodeError);
+    expect(() => layoutChunk(big, new Uint8Array(16), 0, MAX_CHUNK_BYTES + 1)).toThrow(EncodeError);
+    expect(() => layoutChunk(big, new Uint8Array(15), 0, 1)).toThrow(EncodeError);
+    expect(() => layoutChunk(new Uint8Array(100), new Uint8Array(16), 2 ** 40, 100)).toThrow(EncodeError);
   });
 
-  test("a decoded CHUNK's data shares the payload's memory; its transfer id and an OFFER's hash do not", () => {
+  test("a decoded CHUNK's data shares the payload's memory; its transfer id and a DONE's hash do not", () => {
     const transferId = new Uint8Array(16).fill(7);
     const payload = encodeTransfer({
       kind: 'chunk',
@@ -200,18 +207,11 @@ describe('transfer codec', () => {
     expect(chunk.transferId).toEqual(new Uint8Array(16).fill(7));
 
     const sha256 = new Uint8Array(SHA256_BYTES).fill(3);
-    const offerBytes = encodeTransfer({
-      kind: 'offer',
-      transferId,
-      name: 'a',
-      size: 1,
-      sha256,
-      chunkSize: 1,
-    });
-    const offer = decodeTransfer(offerBytes) as Extract<TransferMessage, { kind: 'offer' }>;
-    offerBytes.fill(0);
-    expect(offer.sha256).toEqual(sha256);
-    expect(offer.transferId).toEqual(transferId);
+    const doneBytes = encodeTransfer({ kind: 'done', transferId, sha256 });
+    const done = decodeTransfer(doneBytes) as Extract<TransferMessage, { kind: 'done' }>;
+    doneBytes.fill(0);
+    expect(done.sha256).toEqual(sha256);
+    expect(done.transferId).toEqual(transferId);
   });
 
   test('transfer ids convert to and from hex', () => {

@@ -107,8 +107,7 @@ async function setup(options: Partial<TransferReceiverOptions> = {}, dir?: strin
   receiver.on('rejected', (event) => refusals.push(event.cause));
 
   function offerOf(name: string, bytes: Uint8Array, transferId = newId()) {
-    const sha256 = new Uint8Array(createHash('sha256').update(bytes).digest());
-    return { kind: 'offer', transferId, name, size: bytes.length, sha256, chunkSize: 4096 } as const;
+    return { kind: 'offer', transferId, name, size: bytes.length, chunkSize: 4096 } as const;
   }
 
   /** Offers a file: what the receiver answered (accept or reject). */
@@ -124,7 +123,7 @@ async function setup(options: Partial<TransferReceiverOptions> = {}, dir?: strin
     const answer = await offer(from, name, bytes, transferId);
     if (answer?.kind !== 'accept') return answer;
     if (size > 0) await receiver.handle(from, { kind: 'chunk', transferId, offset: 0, bytes });
-    await receiver.handle(from, { kind: 'done', transferId });
+    await receiver.handle(from, { kind: 'done', transferId, sha256: sha256Of(bytes) });
     return channel.last(from, transferId);
   }
   return { root, inbox, channel, receiver, refusals, offer, offerOf, push };
@@ -132,6 +131,10 @@ async function setup(options: Partial<TransferReceiverOptions> = {}, dir?: strin
 
 function newId(): Uint8Array {
   return new Uint8Array(crypto.getRandomValues(new Uint8Array(16)));
+}
+
+function sha256Of(bytes: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(bytes).digest());
 }
 
 const ok = { kind: 'transfer-result', outcome: { ok: true } };
@@ -271,7 +274,7 @@ describe('names on the way in', () => {
     expect(await s.offer('alice', offered, bytes, transferId)).toMatchObject({ kind: 'accept' });
     expect(await s.offer('alice', offered, bytes, transferId)).toMatchObject({ kind: 'accept' });
     await s.receiver.handle('alice', { kind: 'chunk', transferId, offset: 0, bytes });
-    await s.receiver.handle('alice', { kind: 'done', transferId });
+    await s.receiver.handle('alice', { kind: 'done', transferId, sha256: sha256Of(bytes) });
     expect(s.channel.last('alice', transferId)).toMatchObject(ok);
     expect(await readdir(s.inbox)).toEqual(['payslip 2024.pdf']);
   });

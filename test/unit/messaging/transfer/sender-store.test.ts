@@ -28,7 +28,6 @@ const state: PersistedSend = {
   name: 'photo.jpg',
   size: 1234,
   mtimeMs: 1700000000000.5,
-  sha256: 'ab'.repeat(32),
 };
 
 test('save creates the directory and writes `<id>.json` (0600, one JSON line); load reads it back', async () => {

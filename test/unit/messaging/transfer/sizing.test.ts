@@ -145,7 +145,6 @@ describe('receiver window', () => {
       transferId,
       name: 'flood.bin',
       size: 100 * MiB,
-      sha256: new Uint8Array(32),
       chunkSize: 64 * KiB,
     });
     // 200 chunks of 64 KiB at once: 12.5 MiB, far beyond 2 × 64 KiB + one chunk of slack.

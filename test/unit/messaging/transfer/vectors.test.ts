@@ -16,7 +16,7 @@ import { describeSystemVectors } from '../../protocol/system-vectors.js';
 function expectedFields(m: TransferMessage): unknown[] {
   switch (m.kind) {
     case 'offer':
-      return [16, m.transferId, m.name, m.size, m.sha256, m.chunkSize];
+      return [16, m.transferId, m.name, m.size, m.chunkSize];
     case 'accept':
       return [17, m.transferId, m.resumeFrom, m.window];
     case 'reject':
@@ -26,7 +26,7 @@ function expectedFields(m: TransferMessage): unknown[] {
     case 'chunk-ack':
       return [20, m.transferId, m.upTo];
     case 'done':
-      return [21, m.transferId];
+      return [21, m.transferId, m.sha256];
     case 'transfer-result':
       return m.outcome.ok
         ? [22, m.transferId, true]
