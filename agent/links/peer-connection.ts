@@ -101,7 +101,7 @@ export class PeerConnection extends TypedEmitter<ConnectionEvents> {
   remoteCloseCode: number | undefined;
   readonly #pingSentAtMs = new Map<number, number>();
   #nextPingId = 0;
-  /** 0: the first tick pings, so both sides have an RTT within a tick of the link coming up. */
+  /** 0: the first tick pings (one runs as soon as the link is up), so both sides have an RTT at once. */
   #lastPingAtMs = 0;
   #lastDataIdSent: number | undefined;
 
@@ -120,6 +120,9 @@ export class PeerConnection extends TypedEmitter<ConnectionEvents> {
       this.emit('close', error);
     });
     clock.add(this, Math.min(keepalive.intervalMs / 2, keepalive.deadAfterMs / 4));
+    // The first PING goes now, not at the shared clock's next tick (up to a second away): `peers` and the web
+    // view show a new link's RTT within a round trip. After the caller has attached its listeners.
+    queueMicrotask(() => this.tick(Date.now()));
   }
 
   get peerId(): string {

@@ -72,13 +72,24 @@ describe('PeerConnection keep-alive', () => {
   it('the acceptor pings every interval, the dialler ten times less often, and both have an RTT', async () => {
     const { left, right, pingsTo } = await pair(100, 300);
     await vi.advanceTimersByTimeAsync(100 * FOLLOWER_PING_FACTOR * 2);
-    // Both ping at the first tick (an RTT at once); then the leader every interval, the follower every tenth.
+    // Both ping as the link comes up (an RTT at once); then the leader every interval, the follower every tenth.
     expect(pingsTo.dialler).toBeGreaterThanOrEqual(2 * FOLLOWER_PING_FACTOR - 1);
     expect(pingsTo.acceptor).toBeGreaterThanOrEqual(2);
     expect(pingsTo.acceptor).toBeLessThanOrEqual(3);
     expect(left.rttMs).toBeDefined();
     expect(right.rttMs).toBeDefined();
     expect(left.isOpen && right.isOpen).toBe(true);
+    left.link.close();
+    right.link.close();
+  });
+
+  it('pings as soon as the link is up, so a new link has an RTT before the first tick', async () => {
+    const { left, right, pingsTo } = await pair(10_000, 30_000);
+    // Well before the clock's first tick (5 s here): only the PINGs sent at once, and their PONGs.
+    await vi.advanceTimersByTimeAsync(10);
+    expect(pingsTo).toEqual({ dialler: 1, acceptor: 1 });
+    expect(left.rttMs).toBeDefined();
+    expect(right.rttMs).toBeDefined();
     left.link.close();
     right.link.close();
   });
