@@ -204,6 +204,7 @@ export function startPairAgent(scope: Scope, spec: PairAgentSpec): PairAgent {
     listen: spec.listen,
     peers: spec.peers ?? [],
     ...(spec.tables !== undefined && { tables: spec.tables }),
+    ...(spec.cli !== undefined && { olderBuild: true }),
   });
   if (spec.ble !== undefined) enableBle(config, spec.ble);
   const cli = spec.cli ?? CLI_PATH;

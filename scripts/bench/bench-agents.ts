@@ -40,6 +40,8 @@ export interface AgentConfig {
   readonly tables?: readonly string[];
   /** The lines of its [mqtt] table; absent: no MQTT endpoint. */
   readonly mqtt?: readonly string[];
+  /** Written for another build (the v1 baseline's), older than the web view: no [http] table. */
+  readonly olderBuild?: true;
 }
 
 /** Writes `dir`/nearmesh.toml (static peers only, no BLE, MQTT as `mqtt` says) and returns its path. */
@@ -56,8 +58,7 @@ export function writeAgentConfig(config: AgentConfig): string {
     '[ble]',
     'enabled = false',
     // No web view: its default port is one for the whole machine, and no bench row reads it.
-    '[http]',
-    'listen = false',
+    ...(config.olderBuild === true ? [] : ['[http]', 'listen = false']),
     '[mqtt]',
     ...(config.mqtt ?? ['listen = false']),
     ...config.peers.flatMap((address) => ['[[peers]]', `address = ${JSON.stringify(address)}`]),
