@@ -106,6 +106,7 @@ export const DEFAULT_ANNOUNCE_INTERVAL_MS = 30_000;
 const REDELIVERY_AFTER_MS = 500;
 /** Link changes are announced this soon, once for a burst of them. */
 const ANNOUNCE_DEBOUNCE_MS = 300;
+
 const NO_CAPABILITIES: Capabilities = { actions: [], sensors: [] };
 /** The last bytes of a message's auth tell a genuine copy from a forged one with the same (source, id). */
 const AUTH_TAIL_BYTES = 8;
@@ -305,6 +306,12 @@ export class Router extends TypedEmitter<RouterEvents> {
     if (verdict === 'ok' && message.type !== 'ack' && (isForMany || route.destination === this.selfId)) {
       const replay = this.#trust.replay.accept(route.source, message.id);
       if (replay !== 'fresh') {
+        // The announcement held from its source, come again with more hops left (its first copy came the long
+        // way round, or from a neighbour's store): it goes on, as within the duplicate window.
+        if (replay === 'repeat' && this.#isHeldWithFewerHops(message)) {
+          this.#sendOnWithMoreHops(message, from, isForMany);
+          return;
+        }
         counters.increment(replay === 'stale' ? 'auth.dropped_stale' : 'auth.dropped_repeat');
         if (route.destination === this.selfId && replay === 'repeat') {
           this.#deliverLocally(message, hops, nowMs, true);
@@ -346,19 +353,32 @@ export class Router extends TypedEmitter<RouterEvents> {
    * Not delivered or learnt again: that happened with the first copy.
    */
   #forwardFurther(message: RoutedMessage, from: string): void {
-    const { counters } = this.#options;
-    const route = message.route;
-    if (
-      route === undefined ||
-      route.destination === this.selfId ||
-      !this.#options.relay ||
-      route.ttlHops <= 1
-    )
-      return;
     const isForMany = this.#isForMany(message);
     if (this.#checkOrigin(message, from, isForMany) === undefined) return;
+    this.#sendOnWithMoreHops(message, from, isForMany);
+  }
+
+  /** Whether `message` is the announcement held from its source, with more hops left than the held copy. */
+  #isHeldWithFewerHops(message: RoutedMessage): boolean {
+    if (message.type !== 'announce') return false;
+    const held = this.#announcements.get(message.route.source);
+    return held?.id === message.id && held.route.ttlHops < message.route.ttlHops;
+  }
+
+  /**
+   * A copy handled once already, its origin checked, with more hops left than before: forwarded (not delivered
+   * or learnt again), and held instead of the earlier copy if it is an announcement, so that new neighbours get
+   * it with its larger budget too.
+   */
+  #sendOnWithMoreHops(message: RoutedMessage, from: string, isForMany: boolean): void {
+    const route = message.route;
+    if (route === undefined || route.destination === this.selfId || !this.#options.relay) return;
+    if (message.type === 'announce' && this.#announcements.get(route.source)?.id === message.id)
+      this.#announcements.set(route.source, message);
+    if (route.ttlHops <= 1) return;
     const forwarded = { ...message, route: { ...route, ttlHops: route.ttlHops - 1 } };
-    if (this.#dispatch(forwarded, from, isForMany) > 0) counters.increment('mesh.forwarded_more_hops');
+    if (this.#dispatch(forwarded, from, isForMany) > 0)
+      this.#options.counters.increment('mesh.forwarded_more_hops');
   }
 
   /** The origin's verdict when it may go on ('ok', or a tag only its destination can check); else refused. */

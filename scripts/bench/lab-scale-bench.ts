@@ -66,7 +66,7 @@ async function routesOf(agent: PairAgent): Promise<Routes> {
 }
 
 /**
- * Pairs (from, to) of `alive` agents within `ttl` hops of each other whose next hops do not lead from `from` to
+ * Pairs (from→to@where the walk stopped) of `alive` agents within `ttl` hops of each other whose next hops do not lead from `from` to
  * `to` (a neighbour is reached over its link; anyone else through the route's next hop).
  */
 function brokenPairs(
@@ -77,8 +77,8 @@ function brokenPairs(
   nodeOfId: ReadonlyMap<string, string>,
   ttl: number,
   dead?: string,
-): number {
-  let broken = 0;
+): string[] {
+  const broken: string[] = [];
   for (const from of alive) {
     const reach = hopsFrom(topology, from, dead);
     for (const to of alive) {
@@ -92,7 +92,7 @@ function brokenPairs(
         if (next === undefined || next === dead) break;
         at = next;
       }
-      if (at !== to) broken++;
+      if (at !== to) broken.push(`${from}→${to}@${at}`);
     }
   }
   return broken;
@@ -142,8 +142,10 @@ export async function labScaleRows(): Promise<ResultRow[]> {
     while (!converged && performance.now() - linkedAt < MAX_CONVERGENCE_MS) {
       const routes = await allRoutes(topology.nodes);
       const broken = brokenPairs(topology, topology.nodes, routes, idOfNode, nodeOfId, ttl);
-      progress.push(`${((performance.now() - linkedAt) / 1000).toFixed(1)}s:${broken}`);
-      converged = broken === 0;
+      progress.push(`${((performance.now() - linkedAt) / 1000).toFixed(1)}s:${broken.length}`);
+      if (progress.length === 10)
+        process.stderr.write(`[unrouted at 5 s: ${broken.slice(0, 12).join(' ')}] `);
+      converged = broken.length === 0;
       if (!converged) await sleep(POLL_MS);
     }
     const convergedMs = performance.now() - linkedAt;
@@ -192,7 +194,8 @@ export async function labScaleRows(): Promise<ResultRow[]> {
     const stoppedAt = performance.now();
     let rerouted = false;
     while (!rerouted && performance.now() - stoppedAt < 2 * MAX_DEATH_CONVERGENCE_MS) {
-      rerouted = brokenPairs(topology, alive, await allRoutes(alive), idOfNode, nodeOfId, ttl, dead) === 0;
+      rerouted =
+        brokenPairs(topology, alive, await allRoutes(alive), idOfNode, nodeOfId, ttl, dead).length === 0;
       if (!rerouted) await sleep(POLL_MS);
     }
     const reroutedMs = performance.now() - stoppedAt;

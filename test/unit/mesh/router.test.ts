@@ -156,6 +156,23 @@ describe('mesh router, a flood whose first copy came the long way round', () => 
     expect(sim.node(x).counters.get('mesh.dropped_duplicate')).toBe(0);
   });
 
+  it('sends it on after the duplicate window too: the replay window alone remembers the first copy then', () => {
+    const announcement = announcementOfS();
+    const { sim, s, x, e } = edgeOfTheBudget();
+    sim.inject(s, x, { ...announcement, route: { ...announcement.route, ttlHops: 1 } });
+    sim.run();
+    expect(sim.node(e).router.agent(s)).toBeUndefined();
+    sim.nowMs += 3_000; // past the 2 s duplicate window: s's own copy comes late (a neighbour's store, a slow path)
+    sim.inject(s, x, announcement);
+    sim.run();
+    expect(sim.node(x).counters.get('mesh.forwarded_more_hops')).toBe(1);
+    expect(sim.node(e).router.agent(s)).toBeDefined();
+    // Held with its larger budget: a neighbour linking to x now gets the copy that reaches as far.
+    sim.inject(s, x, announcement);
+    sim.run();
+    expect(sim.node(x).counters.get('mesh.forwarded_more_hops')).toBe(1);
+  });
+
   it('drops copies with no more hops left than before, and refuses an altered one however many it has', () => {
     const announcement = announcementOfS();
     const { sim, s, x, e } = edgeOfTheBudget();
