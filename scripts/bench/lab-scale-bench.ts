@@ -3,7 +3,7 @@
 // hop budget at the graph's diameter. Measured: how soon after all links are up every agent has a route to every
 // agent beyond its links; a reliable send from every agent to the one farthest from it; the announcement frames
 // an agent sends per minute once idle; memory per agent; and, after the agent most routes go through is
-// killed (SIGKILL), how soon every live agent's next hops lead to every live agent still in reach again.
+// cut off and killed (a power cut), how soon every live agent's next hops lead to every live agent still in reach again.
 // Root and namespaces only: skipped with a reason elsewhere. Runs with `scale` (or 27) only: minutes.
 
 import type { RouteInfo } from '../../agent/api.js';
@@ -189,7 +189,9 @@ export async function labScaleRows(): Promise<ResultRow[]> {
       }
     const dead = [...through].sort((a, b) => b[1] - a[1])[0]?.[0] as string;
     const alive = topology.nodes.filter((node) => node !== dead);
-    // A crash or a power cut, not a clean stop: its neighbours notice only when their keep-alives go silent.
+    // A power cut, not a clean stop: its links go silent (no FIN, no CLOSE), and its neighbours notice only when
+    // their keep-alives do. (Killing the process alone would close its sockets, which they hear at once.)
+    for (const neighbour of lab.neighbours(dead)) lab.cut(dead, neighbour.node);
     agent(dead).child.kill('SIGKILL');
     const stoppedAt = performance.now();
     let rerouted = false;

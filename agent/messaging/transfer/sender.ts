@@ -435,15 +435,7 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
       }
     } catch (error) {
       if (ended()) return false;
-      this.#sendQuietly(transfer.peer, {
-        kind: 'cancel',
-        transferId: transfer.id,
-        reason: 'source unreadable',
-      });
-      await this.#fail(
-        transfer,
-        new TransferSourceError(transfer.hex, 'cannot read the file', { cause: error }),
-      );
+      await this.#failUnreadable(transfer, error);
       return false;
     }
     transfer.buffers = new ChunkBuffers(transfer.chunkSize + CHUNK_OVERHEAD_BYTES);
@@ -556,17 +548,22 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
       await source.read(buffer, offset);
       return true;
     } catch (error) {
-      this.#sendQuietly(transfer.peer, {
-        kind: 'cancel',
-        transferId: transfer.id,
-        reason: 'source unreadable',
-      });
-      await this.#fail(
-        transfer,
-        new TransferSourceError(transfer.hex, 'cannot read the file', { cause: error }),
-      );
+      await this.#failUnreadable(transfer, error);
       return false;
     }
+  }
+
+  /** The file could not be read: the receiver is told (CANCEL `source unreadable`) and the transfer ends. */
+  async #failUnreadable(transfer: Outgoing, error: unknown): Promise<void> {
+    this.#sendQuietly(transfer.peer, {
+      kind: 'cancel',
+      transferId: transfer.id,
+      reason: 'source unreadable',
+    });
+    await this.#fail(
+      transfer,
+      new TransferSourceError(transfer.hex, 'cannot read the file', { cause: error }),
+    );
   }
 
   /** What fits the link to `peer` now, within the configured chunk size. */
