@@ -2,8 +2,7 @@
 // linked to the agents in radio range, about five links each), every one dialling only its lab neighbours, the
 // hop budget at the graph's diameter. Measured: how soon after all links are up every agent has a route to every
 // agent beyond its links; a reliable send from every agent to the one farthest from it; the announcement frames
-// an agent sends per minute once idle; memory per agent; and, after the agent most routes go through is
-// cut off and killed (a power cut), how soon every live agent's next hops lead to every live agent still in reach again.
+// an agent sends per minute once idle; memory per agent.
 // Root and namespaces only: skipped with a reason elsewhere. Runs with `scale` (or 27) only: minutes.
 
 import type { RouteInfo } from '../../agent/api.js';
@@ -24,8 +23,6 @@ export const LAB_MEAN_DEGREE = 5;
 export const IDLE_WINDOW_MS = 60_000;
 const AGENT_PORT = 7450;
 const MAX_CONVERGENCE_MS = 60_000;
-/** The issue's bound on convergence after a death: two announce periods (30 s each). */
-const MAX_DEATH_CONVERGENCE_MS = 60_000;
 const READY: Polling = { timeoutMs: 60_000, pollMs: 250 };
 const LINKED: Polling = { timeoutMs: 90_000, pollMs: 500 };
 const SEND_TIMEOUT_MS = 15_000;
@@ -36,17 +33,16 @@ const NAMES = [
   '27b reliable send to the farthest agent, every agent',
   '27c announcement frames per agent per minute, idle',
   '27d RSS per agent, idle',
-  '27e routes around the busiest relay killed',
 ];
 
-/** Hops from `from` to every node over the topology's links (omitting `dead`). */
-function hopsFrom(topology: Topology, from: string, dead?: string): Map<string, number> {
+/** Hops from `from` to every node over the topology's links. */
+function hopsFrom(topology: Topology, from: string): Map<string, number> {
   const hops = new Map([[from, 0]]);
   for (const queue = [from]; queue.length > 0; ) {
     const at = queue.shift() as string;
     for (const [a, b] of topology.edges) {
       const next = a === at ? b : b === at ? a : undefined;
-      if (next === undefined || next === dead || hops.has(next)) continue;
+      if (next === undefined || hops.has(next)) continue;
       hops.set(next, (hops.get(at) as number) + 1);
       queue.push(next);
     }
@@ -66,22 +62,21 @@ async function routesOf(agent: PairAgent): Promise<Routes> {
 }
 
 /**
- * Pairs (from→to@where the walk stopped) of `alive` agents within `ttl` hops of each other whose next hops do not lead from `from` to
+ * Pairs (from→to@where the walk stopped) of `agents` within `ttl` hops of each other whose next hops do not lead from `from` to
  * `to` (a neighbour is reached over its link; anyone else through the route's next hop).
  */
 function brokenPairs(
   topology: Topology,
-  alive: readonly string[],
+  agents: readonly string[],
   routes: ReadonlyMap<string, Routes>,
   idOfNode: (node: string) => string,
   nodeOfId: ReadonlyMap<string, string>,
   ttl: number,
-  dead?: string,
 ): string[] {
   const broken: string[] = [];
-  for (const from of alive) {
-    const reach = hopsFrom(topology, from, dead);
-    for (const to of alive) {
+  for (const from of agents) {
+    const reach = hopsFrom(topology, from);
+    for (const to of agents) {
       const distance = reach.get(to);
       if (from === to || distance === undefined || distance > ttl) continue;
       let at = from;
@@ -89,7 +84,7 @@ function brokenPairs(
         const linked = topology.edges.some(([a, b]) => (a === at && b === to) || (b === at && a === to));
         const nextId = linked ? idOfNode(to) : routes.get(at)?.get(idOfNode(to))?.next_hop;
         const next = nextId === undefined ? undefined : nodeOfId.get(nextId);
-        if (next === undefined || next === dead) break;
+        if (next === undefined) break;
         at = next;
       }
       if (at !== to) broken.push(`${from}→${to}@${at}`);
@@ -179,30 +174,8 @@ export async function labScaleRows(): Promise<ResultRow[]> {
       (60_000 / IDLE_WINDOW_MS);
     const rss = topology.nodes.map((node) => vmRssBytes(agent(node)));
 
-    // 27e: the agent most routes go through is stopped.
-    const routes = await allRoutes(topology.nodes);
-    const through = new Map<string, number>();
-    for (const table of routes.values())
-      for (const route of table.values()) {
-        const node = nodeOfId.get(route.next_hop);
-        if (node !== undefined) through.set(node, (through.get(node) ?? 0) + 1);
-      }
-    const dead = [...through].sort((a, b) => b[1] - a[1])[0]?.[0] as string;
-    const alive = topology.nodes.filter((node) => node !== dead);
-    // A power cut, not a clean stop: its links go silent (no FIN, no CLOSE), and its neighbours notice only when
-    // their keep-alives do. (Killing the process alone would close its sockets, which they hear at once.)
-    for (const neighbour of lab.neighbours(dead)) lab.cut(dead, neighbour.node);
-    agent(dead).child.kill('SIGKILL');
-    const stoppedAt = performance.now();
-    let rerouted = false;
-    while (!rerouted && performance.now() - stoppedAt < 2 * MAX_DEATH_CONVERGENCE_MS) {
-      rerouted =
-        brokenPairs(topology, alive, await allRoutes(alive), idOfNode, nodeOfId, ttl, dead).length === 0;
-      if (!rerouted) await sleep(POLL_MS);
-    }
-    const reroutedMs = performance.now() - stoppedAt;
     process.stderr.write(
-      `[lab: ${LAB_AGENTS} agents, ${topology.edges.length} links, diameter ${ttl}; sends ${sendMsList.length}/${LAB_AGENTS}; stopped ${dead} (${through.get(dead)} routes through it)] `,
+      `[lab: ${LAB_AGENTS} agents, ${topology.edges.length} links, diameter ${ttl}; sends ${sendMsList.length}/${LAB_AGENTS}] `,
     );
 
     const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
@@ -241,14 +214,6 @@ export async function labScaleRows(): Promise<ResultRow[]> {
         ratio: '—',
         goal: '— (info)',
         pass: '—',
-      },
-      {
-        benchmark: NAMES[4] as string,
-        nearmesh: rerouted ? seconds(reroutedMs) : `> ${seconds(2 * MAX_DEATH_CONVERGENCE_MS)}`,
-        baseline: `${through.get(dead) ?? 0} routes through it`,
-        ratio: '—',
-        goal: `≤ ${seconds(MAX_DEATH_CONVERGENCE_MS)} (2 periods)`,
-        pass: passMark(rerouted && reroutedMs <= MAX_DEATH_CONVERGENCE_MS),
       },
     ];
   } finally {

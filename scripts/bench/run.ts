@@ -344,10 +344,7 @@ const FOOTNOTES = [
   '   lead to every other agent; 27b: a reliable send from every agent to the one farthest from it, all at once',
   `   (round trips to the end-to-end ACK); 27c: mesh.transmissions over ${IDLE_WINDOW_MS / 1000} s idle, per agent per minute, vs`,
   '   the announcements made in a minute (every agent announces every 30 s): what each announcement costs an',
-  '   agent; 27d: VmRSS of the agents, idle; 27e: the agent most routes go through loses power (its veths cut,',
-  "   then SIGKILL): until every live agent's next hops lead to every live agent still in reach (its neighbours",
-  '   notice when their keep-alives go silent, the others from the announcements that follow). Needs root and',
-  '   namespaces ("skipped" otherwise).',
+  '   agent; 27d: VmRSS of the agents, idle. Needs root and namespaces ("skipped" otherwise).',
 ];
 
 /** The row numbers a section covers, from its name: "8 …" -> [8], "6-7 …" -> [6, 7]. */
