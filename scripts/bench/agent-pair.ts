@@ -7,6 +7,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { generateMeshKey } from '../../agent/config/mesh-key.js';
+import { Lab } from '../lab/lab.js';
+import type { Topology } from '../lab/topology.js';
 import { type BenchAgent, clientOf, type Polling, writeAgentConfig } from './bench-agents.js';
 import {
   type BenchChild,
@@ -335,4 +338,36 @@ export function skippedRows(names: readonly string[], reason: string): ResultRow
     goal: `skipped: ${reason}`.slice(0, 80),
     pass: 'ERROR' as const,
   }));
+}
+
+/** Where every agent of a lab listens, inside its own namespace. */
+export const LAB_AGENT_PORT = 7450;
+
+/**
+ * A lab of `topology` with one agent per node, each dialling its lab neighbours only (of the build `cli`, this
+ * one's by default; `tables` added to every config); the scope stops the agents, then removes the lab.
+ */
+export function startLab(
+  scope: Scope,
+  topology: Topology,
+  label: string,
+  options: { cli?: string; tables?: readonly string[] } = {},
+): { lab: Lab; agents: PairAgent[] } {
+  const lab = new Lab(topology, label);
+  lab.create();
+  // Deferred first, so it runs last: a namespace with a process inside outlives `ip netns del`.
+  scope.defer(() => lab.destroy());
+  const meshKey = generateMeshKey();
+  const agents = topology.nodes.map((node) =>
+    startPairAgent(scope, {
+      name: node,
+      meshKey,
+      listen: `0.0.0.0:${LAB_AGENT_PORT}`,
+      peers: lab.peerAddresses(node, LAB_AGENT_PORT),
+      netns: lab.namespaceOf(node),
+      ...(options.cli !== undefined && { cli: options.cli }),
+      ...(options.tables !== undefined && { tables: options.tables }),
+    }),
+  );
+  return { lab, agents };
 }

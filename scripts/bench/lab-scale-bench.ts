@@ -6,10 +6,8 @@
 // Root and namespaces only: skipped with a reason elsewhere. Runs with `scale` (or 27) only: minutes.
 
 import type { RouteInfo } from '../../agent/api.js';
-import { generateMeshKey } from '../../agent/config/mesh-key.js';
-import { Lab } from '../lab/lab.js';
-import { geometric, type Topology } from '../lab/topology.js';
-import { type PairAgent, Scope, skippedRows, startPairAgent, whyNetnsUnavailable } from './agent-pair.js';
+import { geometric, hopsFrom, type Topology } from '../lab/topology.js';
+import { type PairAgent, Scope, skippedRows, startLab, whyNetnsUnavailable } from './agent-pair.js';
 import { clientOf, connectControl, idOf, type Polling, sendMs, waitForLinks } from './bench-agents.js';
 import { vmRssBytes } from './rss-bench.js';
 import { median } from './stats.js';
@@ -21,7 +19,6 @@ export const LAB_AGENTS = 30;
 export const LAB_MEAN_DEGREE = 5;
 /** The window over which idle control traffic is counted. */
 export const IDLE_WINDOW_MS = 60_000;
-const AGENT_PORT = 7450;
 const MAX_CONVERGENCE_MS = 60_000;
 const READY: Polling = { timeoutMs: 60_000, pollMs: 250 };
 const LINKED: Polling = { timeoutMs: 90_000, pollMs: 500 };
@@ -34,21 +31,6 @@ const NAMES = [
   '27c announcement frames per agent per minute, idle',
   '27d RSS per agent, idle',
 ];
-
-/** Hops from `from` to every node over the topology's links. */
-function hopsFrom(topology: Topology, from: string): Map<string, number> {
-  const hops = new Map([[from, 0]]);
-  for (const queue = [from]; queue.length > 0; ) {
-    const at = queue.shift() as string;
-    for (const [a, b] of topology.edges) {
-      const next = a === at ? b : b === at ? a : undefined;
-      if (next === undefined || hops.has(next)) continue;
-      hops.set(next, (hops.get(at) as number) + 1);
-      queue.push(next);
-    }
-  }
-  return hops;
-}
 
 function diameter(topology: Topology): number {
   return Math.max(...topology.nodes.map((node) => Math.max(...hopsFrom(topology, node).values())));
@@ -100,23 +82,8 @@ export async function labScaleRows(): Promise<ResultRow[]> {
   try {
     const topology = geometric(LAB_AGENTS, LAB_MEAN_DEGREE);
     const ttl = diameter(topology);
-    const lab = new Lab(topology, 'ls');
-    lab.create();
-    scope.defer(() => lab.destroy());
-    const meshKey = generateMeshKey();
-    const agents = new Map(
-      topology.nodes.map((node) => [
-        node,
-        startPairAgent(scope, {
-          name: node,
-          meshKey,
-          listen: `0.0.0.0:${AGENT_PORT}`,
-          peers: lab.peerAddresses(node, AGENT_PORT),
-          netns: lab.namespaceOf(node),
-          tables: ['[mesh]', `ttl = ${ttl}`],
-        }),
-      ]),
-    );
+    const { lab, agents: started } = startLab(scope, topology, 'ls', { tables: ['[mesh]', `ttl = ${ttl}`] });
+    const agents = new Map(topology.nodes.map((node, index) => [node, started[index] as PairAgent]));
     const agent = (node: string): PairAgent => agents.get(node) as PairAgent;
     await Promise.all([...agents.values()].map((each) => connectControl(each, READY)));
     for (const node of topology.nodes)

@@ -8,10 +8,9 @@
 // above v1's by more than the noise (a bootstrap interval of the difference). 8d: the 2-hop round trip of
 // both, which carries the fixed cost of origin authentication at the ends.
 // Root and namespaces only: skipped with a reason elsewhere.
-import { generateMeshKey } from '../../agent/config/mesh-key.js';
-import { Lab } from '../lab/lab.js';
+import type { Lab } from '../lab/lab.js';
 import { chain } from '../lab/topology.js';
-import { type PairAgent, Scope, startPairAgent, whyNetnsUnavailable } from './agent-pair.js';
+import { type PairAgent, Scope, startLab, whyNetnsUnavailable } from './agent-pair.js';
 import {
   clientOf,
   connectControl,
@@ -35,8 +34,6 @@ const MAX_ADDED_MS_PER_HOP = 2;
  * must also stay within a quarter of v1's, whatever the noise.
  */
 const MAX_RELAY_RATIO_TO_V1 = 1.25;
-/** Inside its own namespace every agent has the port to itself. */
-const AGENT_PORT = 7480;
 const READY_TIMEOUT_MS = 20_000;
 /** Links come up after a dial (redial backoff starts at 1 s) and announcements follow 300 ms later. */
 const MESH_TIMEOUT_MS = 30_000;
@@ -65,22 +62,7 @@ interface HopSamples {
 
 /** A lab chain with one agent per node (of the build `cli`, this one's by default); the scope removes both. */
 function startChain(scope: Scope, label: string, cli?: string): HopChain {
-  const lab = new Lab(chain(HOP_CHAIN_LENGTH), label);
-  lab.create();
-  // Deferred first, so it runs last: a namespace with a process inside outlives `ip netns del`.
-  scope.defer(() => lab.destroy());
-  const meshKey = generateMeshKey();
-  const agents = lab.topology.nodes.map((node) =>
-    startPairAgent(scope, {
-      name: node,
-      meshKey,
-      listen: `0.0.0.0:${AGENT_PORT}`,
-      peers: lab.peerAddresses(node, AGENT_PORT),
-      netns: lab.namespaceOf(node),
-      ...(cli !== undefined && { cli }),
-    }),
-  );
-  return { lab, agents };
+  return startLab(scope, chain(HOP_CHAIN_LENGTH), label, cli === undefined ? {} : { cli });
 }
 
 /** Every agent linked to exactly its chain neighbours, and n1 and the far end holding routes both ways. */

@@ -78,24 +78,29 @@ function seededRandom(seed: number): () => number {
   };
 }
 
-/** Whether every node reaches every other over the edges. */
-export function isConnected(topology: Topology): boolean {
+/** Hops from `from` to every node it reaches over the topology's links (a breadth-first walk). */
+export function hopsFrom(topology: Topology, from: string): Map<string, number> {
   const neighbours = new Map<string, string[]>(topology.nodes.map((node) => [node, []]));
   for (const [a, b] of topology.edges) {
     neighbours.get(a)?.push(b);
     neighbours.get(b)?.push(a);
   }
-  const first = topology.nodes[0];
-  if (first === undefined) return true;
-  const seen = new Set([first]);
-  for (const queue = [first]; queue.length > 0; ) {
-    for (const next of neighbours.get(queue.pop() as string) ?? [])
-      if (!seen.has(next)) {
-        seen.add(next);
+  const hops = new Map([[from, 0]]);
+  for (const queue = [from]; queue.length > 0; ) {
+    const at = queue.shift() as string;
+    for (const next of neighbours.get(at) ?? [])
+      if (!hops.has(next)) {
+        hops.set(next, (hops.get(at) as number) + 1);
         queue.push(next);
       }
   }
-  return seen.size === topology.nodes.length;
+  return hops;
+}
+
+/** Whether every node reaches every other over the edges. */
+export function isConnected(topology: Topology): boolean {
+  const first = topology.nodes[0];
+  return first === undefined || hopsFrom(topology, first).size === topology.nodes.length;
 }
 
 /**

@@ -4,28 +4,13 @@
 // it must be acknowledged end to end. Root only (skips loudly elsewhere, fails under CI=true).
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { RouteInfo, SendResult } from '../../agent/api.js';
-import { geometric, type Topology } from '../../scripts/lab/topology.js';
+import { geometric, hopsFrom } from '../../scripts/lab/topology.js';
 import { MeshLab } from '../support/mesh-lab.js';
 import { describeWithNetns } from '../support/netns.js';
 import { until } from '../support/until.js';
 
 /** About three links each: sparse enough that most pairs are several hops apart (the diameter is 4). */
 const TOPOLOGY = geometric(10, 3);
-
-/** Hops from `from` to every node over the topology's links. */
-function hopsFrom(topology: Topology, from: string): Map<string, number> {
-  const hops = new Map([[from, 0]]);
-  for (const queue = [from]; queue.length > 0; ) {
-    const at = queue.shift() as string;
-    for (const [a, b] of topology.edges) {
-      const next = a === at ? b : b === at ? a : undefined;
-      if (next === undefined || hops.has(next)) continue;
-      hops.set(next, (hops.get(at) as number) + 1);
-      queue.push(next);
-    }
-  }
-  return hops;
-}
 
 describeWithNetns('a mesh of 10 agents dropped at random (real agents in the lab)', () => {
   const mesh = new MeshLab(TOPOLOGY, 'ms');

@@ -4,6 +4,7 @@ import {
   chain,
   geometric,
   grid,
+  hopsFrom,
   isConnected,
   MAX_NODES,
   ring,
@@ -98,6 +99,14 @@ describe('lab topologies', () => {
     expect(topologyFromSpec('geometric', '30')).toEqual(mesh);
     expect(() => topologyFromSpec('geometric', '65')).toThrow(/from 2 to 64/);
     expect(isConnected({ nodes: ['a', 'b', 'c'], edges: [['a', 'b']] })).toBe(false);
+    expect(hopsFrom(chain(4), 'n2')).toEqual(
+      new Map([
+        ['n2', 0],
+        ['n1', 1],
+        ['n3', 1],
+        ['n4', 2],
+      ]),
+    );
   });
 
   it('validates hand-written topologies', () => {
