@@ -17,7 +17,8 @@ import type { PeerInfo } from '../../agent/links/peer-directory.js';
 import { type AgentProcess, cliCall, startAgent, stopAllAgents } from '../support/agent-process.js';
 import { Mosquitto, missingMosquittoTools } from '../support/mosquitto.js';
 import { ANONYMOUS_MAY_DO_ANYTHING } from '../support/mqtt-clients.js';
-import { describeWithNetns, RoutedSite } from '../support/netns.js';
+import { RoutedSite, whyNetnsUnavailable, whyNftUnavailable } from '../support/netns.js';
+import { describeWhenAvailable } from '../support/requirements.js';
 import { until } from '../support/until.js';
 
 const AGENTS_PER_LAB = Number(process.env.NEARMESH_SITE_AGENTS ?? 3);
@@ -227,8 +228,9 @@ async function medianCallMs(caller: AgentProcess, target: string, action: string
   }
 }
 
-describeWithNetns(
+describeWhenAvailable(
   'beyond one site: two labs joined only through an MQTT broker',
+  whyNetnsUnavailable() ?? whyNftUnavailable() ?? missingMosquittoTools(),
   () => {
     describe(`one mosquitto, ${AGENTS_PER_LAB} + ${AGENTS_PER_LAB} agents`, () => {
       const site = new RoutedSite('sts', 3);
@@ -241,7 +243,6 @@ describeWithNetns(
       const children: ChildProcess[] = [];
 
       beforeAll(async () => {
-        if (missingMosquittoTools() !== undefined) throw new Error(missingMosquittoTools());
         site.create();
         isolateLabs(site.router, labA, labB);
         brokerDir = await mkdtemp(join(tmpdir(), 'nearmesh-sites-broker-'));
@@ -384,7 +385,6 @@ describeWithNetns(
       const children: ChildProcess[] = [];
 
       beforeAll(async () => {
-        if (missingMosquittoTools() !== undefined) throw new Error(missingMosquittoTools());
         site.create();
         isolateLabs(site.router, labA, labB);
         const [dirA, dirB] = await Promise.all(
@@ -456,5 +456,4 @@ describeWithNetns(
       });
     });
   },
-  { loss: true },
 );
