@@ -87,6 +87,9 @@ export class MeshTrust {
       this.claimName(source, announcement.name);
       service.onAnnouncement(source, announcement, neighbour);
     });
+    router.on('neighbour-sync', (neighbour, keyEpoch, revocationDigest) =>
+      service.onNeighbourHolds(neighbour, keyEpoch, revocationDigest),
+    );
     router.on('auth-failure', (failure) => {
       if (state.blame.record(failure)) links.disconnect(failure.neighbour, 'shunned for forging messages');
     });

@@ -13,7 +13,7 @@ import type { Logger } from '../core/logger.js';
 import { DEFAULT_ACK_TIMEOUT_MS, PendingAcks } from '../core/pending-acks.js';
 import { RecentIds } from '../core/recent-ids.js';
 import type { Identity } from '../identity/identity.js';
-import { CloseCode, type Message, type RoutedMessage } from '../protocol/index.js';
+import { CloseCode, type Message, type RoutedMessage, type SyncMessage } from '../protocol/index.js';
 import { MAX_ENDPOINTS } from '../protocol/messages.js';
 import type { SecureLink } from '../security/secure-channel.js';
 import { HandoverOrder } from './handover-order.js';
@@ -72,6 +72,8 @@ export interface LinkManagerEvents {
   frame: (frame: LinkFrame) => void;
   /** A routed message (the mesh layer's) handed over by a direct neighbour. */
   routed: (neighbour: string, message: RoutedMessage) => void;
+  /** A direct neighbour's summary of what it holds (the mesh layer's). */
+  sync: (neighbour: string, message: SyncMessage) => void;
 }
 
 export interface LinkManagerOptions extends AdmissionOptions {
@@ -324,6 +326,11 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
    */
   sendRouted(peerId: string, message: RoutedMessage, relayed = false): boolean {
     return this.directory.get(peerId)?.connection?.sendRouted(message, relayed) ?? false;
+  }
+
+  /** The mesh layer's summary to a direct neighbour, on the link that carries its traffic now. */
+  sendSync(peerId: string, message: SyncMessage): boolean {
+    return this.directory.get(peerId)?.connection?.sendSync(message) ?? false;
   }
 
   /**
@@ -580,6 +587,7 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
     connection.on('endpoints', (addresses) => this.#endpointsHeard(record, addresses));
     connection.on('close', (error) => this.#connectionClosed(record, connection, error));
     connection.on('routed', (message) => this.emit('routed', record.id, message));
+    connection.on('sync', (message) => this.emit('sync', record.id, message));
     this.#offerEndpoints(record, connection);
     if (record.connection === connection) this.#resendPending(state, connection);
     if (wasDown) {

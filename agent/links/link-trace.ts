@@ -20,7 +20,7 @@ export interface TraceEvent {
   /** out: this agent sent it; in: the peer did. */
   direction: 'out' | 'in';
   medium: string;
-  type: 'DATA' | 'ACK' | 'PING' | 'PONG' | 'CLOSE' | 'ANNOUNCE' | 'ENDPOINTS' | 'CUTOVER';
+  type: 'DATA' | 'ACK' | 'PING' | 'PONG' | 'CLOSE' | 'ANNOUNCE' | 'ENDPOINTS' | 'CUTOVER' | 'SYNC';
   id?: number;
   /** ack (an ACK is requested), flood, system, relays. */
   flags: string[];
@@ -52,6 +52,7 @@ const TYPE_NAMES: Record<Message['type'], TraceEvent['type']> = {
   announce: 'ANNOUNCE',
   endpoints: 'ENDPOINTS',
   cutover: 'CUTOVER',
+  sync: 'SYNC',
 };
 
 /** The wire form of a traced frame; reads a DATA payload (for its size and kind) at once, keeps nothing of it. */
@@ -66,7 +67,7 @@ export function toTraceEvent(frame: LinkFrame): TraceEvent {
     type: TYPE_NAMES[message.type],
     flags: [],
   };
-  if (message.type !== 'close' && message.type !== 'endpoints') event.id = message.id;
+  if ('id' in message) event.id = message.id;
   if (message.type === 'close') {
     event.code = message.code;
     event.reason = message.reason;

@@ -11,6 +11,7 @@ import {
   encodeMessageParts,
   type Message,
   type RoutedMessage,
+  type SyncMessage,
 } from '../protocol/index.js';
 import type { SecureLink } from '../security/secure-channel.js';
 import { type KeepaliveClock, sharedKeepaliveClock } from './keepalive-clock.js';
@@ -86,6 +87,8 @@ export interface ConnectionEvents {
   ack: (id: number) => void;
   /** A message with a route (DATA, ACK, ANNOUNCE): the mesh layer's, acknowledged end to end, not here. */
   routed: (message: RoutedMessage) => void;
+  /** The peer's summary of what it holds (the mesh layer's). */
+  sync: (message: SyncMessage) => void;
   /** The peer told where it accepts Wi-Fi/LAN links ("host:port"). */
   endpoints: (addresses: string[]) => void;
   /** The peer moved its traffic off this link: everything it sent here has arrived. */
@@ -165,6 +168,13 @@ export class PeerConnection extends TypedEmitter<ConnectionEvents> {
   sendCutover(): boolean {
     if (!this.link.isOpen) return false;
     this.#send({ type: 'cutover', id: this.#lastDataIdSent ?? 0 });
+    return true;
+  }
+
+  /** Tells the peer what this agent holds (the mesh layer's summary); false on a closed link. */
+  sendSync(message: SyncMessage): boolean {
+    if (!this.link.isOpen) return false;
+    this.#send(message);
     return true;
   }
 
@@ -267,6 +277,9 @@ export class PeerConnection extends TypedEmitter<ConnectionEvents> {
       }
       case 'endpoints':
         this.emit('endpoints', message.addresses);
+        return;
+      case 'sync':
+        this.emit('sync', message);
         return;
       case 'cutover':
         this.emit('cutover');

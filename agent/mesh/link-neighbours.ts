@@ -12,8 +12,10 @@ export function routeOverLinks(router: Router, links: LinkManager): void {
     router.addNeighbour({
       peerId: peer.id,
       send: (message, relayed) => links.sendRouted(peer.id, message, relayed),
+      sendSync: (message) => links.sendSync(peer.id, message),
     }),
   );
   links.on('peer-down', (peer) => router.removeNeighbour(peer.id));
   links.on('routed', (neighbour, message) => router.receive(neighbour, message));
+  links.on('sync', (neighbour, message) => router.receiveSync(neighbour, message));
 }

@@ -3,7 +3,10 @@
 // fails is dropped and blamed on the neighbour that handed it over when that neighbour must have made it.
 // Each (source, sequence number) is accepted once (§13.4). Unicast follows a shortest path over the links
 // the signed announcements show (link state, §13.3), avoiding next hops that lost messages, and floods when
-// no path is known; broadcasts and groups follow the source's shortest-path tree.
+// no path is known; broadcasts and groups follow the source's shortest-path tree. Neighbours compare what they
+// hold with a periodic SYNC and hand each other the announcements the other lacks (§13.2): announcements are
+// flooded when something changes and renewed only hourly, so control traffic per agent does not grow with
+// the mesh.
 
 import { setBounded } from '../core/bounded-map.js';
 import type { Counters } from '../core/counters.js';
@@ -17,10 +20,12 @@ import {
   MAX_TTL_HOPS,
   MessageType,
   type RoutedMessage,
+  type SyncMessage,
 } from '../protocol/index.js';
 import type { AuthFailure, OriginAuth, OriginVerdict } from '../security/origin-auth.js';
 import { BROADCAST_ID, groupId } from './address.js';
 import { DuplicateCache } from './duplicate-cache.js';
+import { type Holdings, holdingsDigest } from './holdings.js';
 import type { ReplayGuard } from './replay-guard.js';
 import { RoutePenalties } from './route-penalties.js';
 import type { SequenceCounter } from './sequence.js';
@@ -34,6 +39,8 @@ export interface MeshNeighbour {
    * neighbour is too far behind to take it. May throw FrameTooLargeError.
    */
   send(message: RoutedMessage, relayed: boolean): boolean;
+  /** Sends this agent's SYNC on the link; false when it is closed. */
+  sendSync(message: SyncMessage): boolean;
 }
 
 /** A routed DATA for this agent: to it, to one of its groups, or to everyone. Its origin is verified. */
@@ -60,6 +67,8 @@ export interface RouterEvents {
   ack: (source: string, id: number, routeLost: boolean) => void;
   /** A new verified ANNOUNCE, as it arrived from `neighbour`. */
   announcement: (source: string, announcement: Announcement, neighbour: string) => void;
+  /** A direct neighbour's SYNC: the mesh key epoch and the revocation list's digest it holds. */
+  'neighbour-sync': (neighbour: string, keyEpoch: number, revocationDigest: Uint8Array) => void;
   'auth-failure': (failure: AuthFailure) => void;
   /** A next hop lost messages for `destination` twice in a row and is avoided for a while. */
   'route-penalised': (destination: string, nextHop: string) => void;
@@ -92,13 +101,28 @@ export interface RouterOptions {
   counters: Counters;
   trust: RouterTrust;
   announceIntervalMs?: number;
+  syncIntervalMs?: number;
   duplicateWindowMs?: number;
-  /** Announce soon after a link comes or goes (default true; simulations drive announcements themselves). */
+  /**
+   * Announce and SYNC soon after a link comes or goes (default true; simulations drive both themselves).
+   */
   announceOnChange?: boolean;
   now?: () => number;
 }
 
-export const DEFAULT_ANNOUNCE_INTERVAL_MS = 30_000;
+/**
+ * An agent floods its announcement when its links (or what it announces) change, and hourly besides: a safety
+ * net. What a neighbour missed comes from the SYNC exchange, not from the renewal.
+ */
+export const DEFAULT_ANNOUNCE_INTERVAL_MS = 3_600_000;
+/** Each agent tells each neighbour what it holds this often (SYNC: one small frame per link). */
+export const DEFAULT_SYNC_INTERVAL_MS = 30_000;
+/**
+ * After links come or go, neighbours compare what they hold this soon (once for a burst of changes): a flood
+ * that crossed the mesh while agents' views of it differed can miss an agent, which then catches up here
+ * rather than at the next period.
+ */
+const SYNC_AFTER_CHANGE_MS = 3_000;
 /**
  * A copy of a message for this agent that arrives this long after the first is a retransmission (its
  * ACK was lost): it is handed up again so it can be acknowledged again. Copies of one flood come sooner.
@@ -134,8 +158,25 @@ export class Router extends TypedEmitter<RouterEvents> {
   readonly #now: () => number;
   /** Each agent's latest ANNOUNCE as it arrived here, to bring a newly linked neighbour up to date. */
   readonly #announcements = new Map<string, Extract<RoutedMessage, { type: 'announce' }>>();
+  /** This agent's latest ANNOUNCE, as it went out: a neighbour that lacks it gets it again (see receiveSync). */
+  #ownAnnouncement: Extract<RoutedMessage, { type: 'announce' }> | undefined;
+  /**
+   * Per neighbour, what the two should both hold, summed up (see #pairHoldings), for as long as `held` and the
+   * topology's version stay the same.
+   */
+  readonly #pairHoldingsCache = new Map<string, { held: number; topology: number; holdings: Holdings }>();
+  /** Grows whenever the held announcements change in a way the topology's version may not show. */
+  #held = 0;
+  /**
+   * Per neighbour, the pair of digests (ours, theirs) it was last brought up to date for: it is not sent
+   * everything again while neither side's holdings changed (agents at the edge of a hop budget legitimately
+   * hold different sets).
+   */
+  readonly #syncedFor = new Map<string, string>();
   #announceTimer: NodeJS.Timeout | undefined;
+  #syncTimer: NodeJS.Timeout | undefined;
   #debounceTimer: NodeJS.Timeout | undefined;
+  #syncDebounceTimer: NodeJS.Timeout | undefined;
   #capabilities: Capabilities;
 
   constructor(options: RouterOptions) {
@@ -157,7 +198,7 @@ export class Router extends TypedEmitter<RouterEvents> {
     this.#groupIds = new Set(options.groups.map(groupId));
   }
 
-  /** Announces now and then periodically. */
+  /** Announces now and then periodically, and sends SYNCs periodically. */
   start(): void {
     this.announceNow();
     this.#announceTimer = setInterval(
@@ -165,11 +206,18 @@ export class Router extends TypedEmitter<RouterEvents> {
       this.#options.announceIntervalMs ?? DEFAULT_ANNOUNCE_INTERVAL_MS,
     );
     this.#announceTimer.unref();
+    this.#syncTimer = setInterval(
+      () => this.syncNow(),
+      this.#options.syncIntervalMs ?? DEFAULT_SYNC_INTERVAL_MS,
+    );
+    this.#syncTimer.unref();
   }
 
   stop(): void {
     clearInterval(this.#announceTimer);
+    clearInterval(this.#syncTimer);
     clearTimeout(this.#debounceTimer);
+    clearTimeout(this.#syncDebounceTimer);
     this.#trust.replay.flush();
   }
 
@@ -182,19 +230,25 @@ export class Router extends TypedEmitter<RouterEvents> {
     this.#neighbours.set(neighbour.peerId, neighbour);
     this.#topology.setOwn(this.#neighbours.keys(), this.#options.relay);
     this.announceSoon();
-    this.#bringUpToDate(neighbour);
+    this.#syncSoon();
+    this.#bringUpToDate(neighbour, false);
   }
 
   /**
-   * A new neighbour learns the agents this one knows now, not at their next announcement (up to 30 s):
-   * their latest ANNOUNCEs go to it as if forwarded, one hop further. Each still carries its origin's seal.
+   * A neighbour learns the agents this one knows now, not at their next announcement: their latest ANNOUNCEs
+   * go to it as if forwarded, one hop further (a relay's only), and this agent's own when `withOwn` (a new
+   * neighbour gets a fresh one soon anyway). Each still carries its origin's seal.
    */
-  #bringUpToDate(neighbour: MeshNeighbour): void {
+  #bringUpToDate(neighbour: MeshNeighbour, withOwn: boolean): void {
+    if (withOwn && this.#ownAnnouncement !== undefined && neighbour.send(this.#ownAnnouncement, false)) {
+      this.#options.counters.increment('mesh.announcements_synced');
+    }
     if (!this.#options.relay) return;
     const nowMs = this.#now();
     for (const [source, announcement] of this.#announcements) {
       if (this.#topology.get(source, nowMs) === undefined || this.#trust.isRevoked(source)) {
         this.#announcements.delete(source);
+        this.#held++;
         continue;
       }
       if (source === neighbour.peerId || announcement.route.ttlHops <= 1) continue;
@@ -208,14 +262,90 @@ export class Router extends TypedEmitter<RouterEvents> {
 
   removeNeighbour(peerId: string): void {
     if (!this.#neighbours.delete(peerId)) return;
+    this.#syncedFor.delete(peerId);
+    this.#pairHoldingsCache.delete(peerId);
     this.#topology.setOwn(this.#neighbours.keys(), this.#options.relay);
     this.announceSoon();
+    this.#syncSoon();
   }
 
   /** Forgets everything an agent announced (it was revoked): no route leads to or through it any more. */
   forgetAgent(peerId: string): void {
     this.#announcements.delete(peerId);
+    this.#held++;
     this.#topology.forget(peerId);
+  }
+
+  /** Sends every neighbour this agent's SYNC now (the timer does it every syncIntervalMs). */
+  syncNow(): void {
+    if (this.#neighbours.size === 0) return;
+    const keyEpoch = this.#trust.keyEpoch();
+    const revocationDigest = this.#trust.revocationDigest();
+    for (const neighbour of this.#neighbours.values()) {
+      const { digest, count } = this.#pairHoldings(neighbour.peerId);
+      const message: SyncMessage = { type: 'sync', digest, count, keyEpoch, revocationDigest };
+      if (neighbour.sendSync(message)) this.#options.counters.increment('mesh.syncs_sent');
+    }
+  }
+
+  /**
+   * A neighbour's SYNC: when it holds other announcements than this agent, it is sent every one this agent
+   * holds (what it has it drops unchecked), once for each pair of holdings; equal holdings cost nothing.
+   */
+  receiveSync(from: string, message: SyncMessage): void {
+    const neighbour = this.#neighbours.get(from);
+    if (neighbour === undefined) return;
+    this.emit('neighbour-sync', from, message.keyEpoch, message.revocationDigest);
+    const own = this.#pairHoldings(from);
+    if (own.count === message.count && Buffer.from(own.digest).equals(message.digest)) {
+      this.#syncedFor.delete(from);
+      return;
+    }
+    const pair = `${Buffer.from(own.digest).toString('hex')}:${Buffer.from(message.digest).toString('hex')}`;
+    if (this.#syncedFor.get(from) === pair) {
+      this.#options.counters.increment('mesh.syncs_unchanged');
+      return;
+    }
+    this.#syncedFor.set(from, pair);
+    this.#options.counters.increment('mesh.syncs_differed');
+    this.#bringUpToDate(neighbour, true);
+  }
+
+  /**
+   * What this agent and `neighbour` should both hold, summed up: the latest ANNOUNCE of every agent one of the
+   * two passes on to the other (it is that agent, or relays and is within the agent's hop budget less one,
+   * by the links the announcements show), this agent's own included. Agents at the edge of a hop budget
+   * hold different sets for good; this is the part on which two neighbours agree once up to date.
+   */
+  #pairHoldings(neighbour: string): Holdings {
+    const cached = this.#pairHoldingsCache.get(neighbour);
+    if (cached?.held === this.#held && cached.topology === this.#topology.version) return cached.holdings;
+    const nowMs = this.#now();
+    const fromSelf = this.#topology.distancesFrom(this.selfId, nowMs);
+    const fromNeighbour = this.#topology.distancesFrom(neighbour, nowMs);
+    const neighbourRelays = this.#topology.get(neighbour, nowMs)?.relays ?? false;
+    // One of the two holds it with hops left and passes it on: it relays, or it is the origin.
+    const passable = (source: string, initialTtl: number): boolean =>
+      ((fromSelf.get(source) ?? initialTtl) < initialTtl &&
+        (this.#options.relay || source === this.selfId)) ||
+      ((fromNeighbour.get(source) ?? initialTtl) < initialTtl && (neighbourRelays || source === neighbour));
+    const latest: [string, number][] = [];
+    if (this.#ownAnnouncement !== undefined) latest.push([this.selfId, this.#ownAnnouncement.id]);
+    for (const [source, announcement] of this.#announcements) {
+      const known = this.#topology.get(source, nowMs);
+      if (known === undefined || this.#trust.isRevoked(source) || !passable(source, known.initialTtl))
+        continue;
+      latest.push([source, announcement.id]);
+    }
+    const holdings = holdingsDigest(latest);
+    const version = this.#topology.version;
+    setBounded(
+      this.#pairHoldingsCache,
+      neighbour,
+      { held: this.#held, topology: version, holdings },
+      MAX_KNOWN_AGENTS,
+    );
+    return holdings;
   }
 
   /**
@@ -287,6 +417,13 @@ export class Router extends TypedEmitter<RouterEvents> {
       if (route.destination === this.selfId) this.#deliverLocally(message, hops, nowMs, true);
       return;
     }
+    // The announcement held from its source, handed over again (a neighbour catching this agent up sends all
+    // it holds): dropped before its signature is checked. Any other copy with that number is a forgery. (An
+    // older one is still checked: a forgery is blamed on the neighbour that made it.)
+    if (message.type === 'announce' && this.#isHeld(message, nowMs)) {
+      counters.increment('mesh.dropped_duplicate');
+      return;
+    }
     // Neither for this agent nor to be forwarded: dropped before its origin is checked (a signature costs
     // far more than the counter). An ANNOUNCE is for everyone: it is always checked and learnt.
     if (message.type !== 'announce' && !this.#isForUs(route.destination)) {
@@ -356,6 +493,16 @@ export class Router extends TypedEmitter<RouterEvents> {
     const isForMany = this.#isForMany(message);
     if (this.#checkOrigin(message, from, isForMany) === undefined) return;
     this.#sendOnWithMoreHops(message, from, isForMany);
+  }
+
+  /** Whether the announcement held from `message`'s source has its number and at least its hops left. */
+  #isHeld(message: Extract<RoutedMessage, { type: 'announce' }>, nowMs: number): boolean {
+    const held = this.#announcements.get(message.route.source);
+    return (
+      held?.id === message.id &&
+      held.route.ttlHops >= message.route.ttlHops &&
+      this.#topology.get(message.route.source, nowMs) !== undefined
+    );
   }
 
   /** Whether `message` is the announcement held from its source, with more hops left than the held copy. */
@@ -614,6 +761,14 @@ export class Router extends TypedEmitter<RouterEvents> {
     this.#debounceTimer.unref();
   }
 
+  /** SYNCs soon (once for a burst of link changes): see SYNC_AFTER_CHANGE_MS. */
+  #syncSoon(): void {
+    if (this.#options.announceOnChange === false) return;
+    clearTimeout(this.#syncDebounceTimer);
+    this.#syncDebounceTimer = setTimeout(() => this.syncNow(), SYNC_AFTER_CHANGE_MS);
+    this.#syncDebounceTimer.unref();
+  }
+
   /** Floods this agent's announcement now (the timer does it every announceIntervalMs). */
   announceNow(): void {
     const announcement: Announcement = {
@@ -633,6 +788,9 @@ export class Router extends TypedEmitter<RouterEvents> {
       route: { ttlHops: this.#options.ttl, source: this.selfId, destination: BROADCAST_ID },
       auth: new Uint8Array(0),
     });
-    this.#dispatch({ ...unsealed, auth: this.#trust.origin.seal(unsealed, true) }, undefined);
+    const sealed = { ...unsealed, auth: this.#trust.origin.seal(unsealed, true) };
+    this.#ownAnnouncement = sealed;
+    this.#held++;
+    this.#dispatch(sealed, undefined);
   }
 }

@@ -8,13 +8,21 @@ import { setBounded } from '../core/bounded-map.js';
 import type { AgentAbout, Announcement, Capabilities } from '../protocol/index.js';
 import { groupId } from './address.js';
 
-/** Announcements come every 30 s: an agent not heard of for three periods is gone, with its routes. */
-export const DEFAULT_AGENT_EXPIRY_MS = 95_000;
+/**
+ * An agent no announced path leads to for this long is forgotten, with what it announced: it left, or the
+ * mesh split (its neighbours announced their links to it gone). Routes never use it meanwhile.
+ */
+export const UNREACHABLE_EXPIRY_MS = 95_000;
+/**
+ * An agent re-announces itself hourly even when nothing changed (router.ts): one whose announcement was not
+ * renewed for three hours is forgotten even if a path still shows (a safety net; paths are what count).
+ */
+export const MAX_ANNOUNCEMENT_AGE_MS = 3 * 3_600_000 + 300_000;
 
 /** Agents remembered at most: memory stays bounded even when a peer announces made-up agents. */
 export const MAX_KNOWN_AGENTS = 1_024;
 
-/** How often the routing paths look for agents gone silent. */
+/** How often the routing paths look for agents out of reach. */
 const SWEEP_INTERVAL_MS = 1_000;
 
 /** A unicast route: the neighbour to hand a message to and how far the destination is. */
@@ -49,6 +57,8 @@ export class Topology {
   #ownRelays = true;
   /** Children of this agent in each source's tree, valid until the topology changes. */
   #children = new Map<string, ReadonlySet<string> | undefined>();
+  /** Hops from an agent to every agent it reaches (asked for this agent and its neighbours), until a change. */
+  readonly #distances = new Map<string, ReadonlyMap<string, number>>();
   /** Every announced group id, valid until the topology changes (asked for each routed message). */
   #groupIds: ReadonlySet<string> | undefined;
   /** This agent's shortest routes to every agent it can reach, valid until the topology changes. */
@@ -58,13 +68,25 @@ export class Topology {
    * changes or another set is asked for (the penalties hand out the same set for as long as it holds).
    */
   readonly #avoidingRoutes = new Map<string, AvoidingRoute>();
-  /** When the routing paths next sweep out agents gone silent (not on every message: see #sweep). */
+  /** Since when each agent out of reach has been (see UNREACHABLE_EXPIRY_MS). */
+  readonly #unreachableSinceMs = new Map<string, number>();
+  /** When the routing paths next sweep out agents out of reach (not on every message: see #sweep). */
   #nextSweepMs = 0;
+  /** Grows whenever what the announcements show changes (an agent learnt, changed or forgotten). */
+  #version = 0;
 
   constructor(
     readonly selfId: string,
-    readonly expiryMs: number = DEFAULT_AGENT_EXPIRY_MS,
+    readonly expiry: { unreachableMs: number; maxAgeMs: number } = {
+      unreachableMs: UNREACHABLE_EXPIRY_MS,
+      maxAgeMs: MAX_ANNOUNCEMENT_AGE_MS,
+    },
   ) {}
+
+  /** Changes whenever an agent is learnt, changes, or is forgotten: what is held is the same while it stays. */
+  get version(): number {
+    return this.#version;
+  }
 
   setOwn(neighbours: Iterable<string>, relays: boolean): void {
     this.#ownNeighbours = new Set(neighbours);
@@ -104,22 +126,23 @@ export class Topology {
       },
       MAX_KNOWN_AGENTS,
     );
-    if (forgotten !== undefined) this.#changed();
-    if (isNews) this.#changed();
+    if (forgotten !== undefined) this.#unreachableSinceMs.delete(forgotten);
+    if (forgotten !== undefined || isNews) this.#changed();
+    else this.#version++;
     return isNews;
   }
 
   /** Drops what an agent announced (it was revoked). */
   forget(id: string): void {
+    this.#unreachableSinceMs.delete(id);
     if (this.#agents.delete(id)) this.#changed();
   }
 
   get(id: string, nowMs: number): KnownAgent | undefined {
     const agent = this.#agents.get(id);
     if (agent === undefined) return undefined;
-    if (nowMs - agent.heardAtMs >= this.expiryMs) {
-      this.#agents.delete(id);
-      this.#changed();
+    if (nowMs - agent.heardAtMs >= this.expiry.maxAgeMs) {
+      this.forget(id);
       return undefined;
     }
     return agent;
@@ -136,7 +159,9 @@ export class Topology {
 
   /** Trees, routes and the group index are recomputed on their next use. */
   #changed(): void {
+    this.#version++;
     this.#children.clear();
+    this.#distances.clear();
     this.#groupIds = undefined;
     this.#routes = undefined;
     this.#avoidingRoutes.clear();
@@ -168,6 +193,32 @@ export class Topology {
     return this.#routes;
   }
 
+  /**
+   * Hops from `from` to every agent a message it sends could reach, over links both ends announce, through
+   * relaying agents: the same for `from` = any agent as seen by any agent holding the same announcements.
+   */
+  distancesFrom(from: string, nowMs: number): ReadonlyMap<string, number> {
+    this.#sweep(nowMs);
+    const cached = this.#distances.get(from);
+    if (cached !== undefined) return cached;
+    const distances = new Map([[from, 0]]);
+    let level = [from];
+    for (let hops = 1; level.length > 0; hops++) {
+      const next: string[] = [];
+      for (const node of level) {
+        if (node !== from && !this.#relays(node)) continue;
+        for (const neighbour of this.#neighboursOf(node)) {
+          if (distances.has(neighbour) || !this.#isLinked(node, neighbour)) continue;
+          distances.set(neighbour, hops);
+          next.push(neighbour);
+        }
+      }
+      level = next;
+    }
+    setBounded(this.#distances, from, distances, MAX_KNOWN_AGENTS);
+    return distances;
+  }
+
   /** Breadth first from this agent; ties go through the smallest parent id (as the broadcast trees). */
   #computeRoutes(avoid: ReadonlySet<string> | undefined): Map<string, TopologyRoute> {
     const routes = new Map<string, TopologyRoute>();
@@ -192,17 +243,30 @@ export class Topology {
   }
 
   /**
-   * Forgets the agents gone silent, at most once a second: routing asks on every message, and an agent
-   * heard of 95 s ago may carry routes for up to a second more.
+   * Forgets the agents out of reach for UNREACHABLE_EXPIRY_MS (or announced too long ago), at most once a
+   * second: routing asks on every message. An agent out of reach carries no route meanwhile (routes only
+   * follow links both ends announce), so the sweep is about memory and the lists people see.
    */
   #sweep(nowMs: number): void {
-    if (nowMs >= this.#nextSweepMs || nowMs < this.#nextSweepMs - SWEEP_INTERVAL_MS) {
-      this.#nextSweepMs = nowMs + SWEEP_INTERVAL_MS;
-      for (const id of [...this.#agents.keys()]) this.get(id, nowMs);
+    if (nowMs < this.#nextSweepMs && nowMs >= this.#nextSweepMs - SWEEP_INTERVAL_MS) return;
+    this.#nextSweepMs = nowMs + SWEEP_INTERVAL_MS;
+    for (const id of [...this.#agents.keys()]) this.get(id, nowMs);
+    // Forgetting an agent out of reach changes no route: the map stays right through the loop.
+    this.#routes ??= this.#computeRoutes(undefined);
+    const routes = this.#routes;
+    for (const id of [...this.#agents.keys()]) {
+      if (id === this.selfId || routes.has(id)) {
+        this.#unreachableSinceMs.delete(id);
+        continue;
+      }
+      const sinceMs = this.#unreachableSinceMs.get(id);
+      if (sinceMs === undefined) this.#unreachableSinceMs.set(id, nowMs);
+      else if (nowMs - sinceMs >= this.expiry.unreachableMs) this.forget(id);
     }
   }
 
   agents(nowMs: number): KnownAgent[] {
+    this.#sweep(nowMs);
     return [...this.#agents.keys()]
       .map((id) => this.get(id, nowMs))
       .filter((agent): agent is KnownAgent => agent !== undefined);

@@ -33,4 +33,6 @@ export {
   MessageFlag,
   MessageType,
   type RoutedMessage,
+  SYNC_DIGEST_BYTES,
+  type SyncMessage,
 } from './messages.js';

@@ -21,10 +21,11 @@ import {
   type Routing,
 } from './envelope.js';
 import { DecodeError, EncodeError } from './errors.js';
+import { isBytes, isInRange, isUint } from './fields.js';
 import { decodeItem, encodeItem } from './item.js';
 import { decodeUtf8 } from './utf8.js';
 
-/** Type codes (low 5 bits of hdr). 0 and 9..31 are unassigned. */
+/** Type codes (low 5 bits of hdr). 0 and 10..31 are unassigned. */
 export const MessageType = {
   data: 1,
   ack: 2,
@@ -34,7 +35,14 @@ export const MessageType = {
   announce: 6,
   endpoints: 7,
   cutover: 8,
+  sync: 9,
 } as const;
+
+/** SYNC: bytes of the digest of the announcements held, and of the revocation list's digest (§13.2). */
+export const SYNC_DIGEST_BYTES = 16;
+const REVOCATION_DIGEST_BYTES = 8;
+/** SYNC counts at most this many announcements (the most agents an agent remembers is far below it). */
+const MAX_SYNC_COUNT = 0xffff;
 
 /** Addresses one ENDPOINTS may list, and the longest one ("[v6 address%zone]:port"). */
 export const MAX_ENDPOINTS = 16;
@@ -116,7 +124,15 @@ export type Message =
    * Link-local, on the link traffic is leaving: the last DATA id sent on it. The peer delivers what is
    * still in flight there before anything the new link brought (in-order handover).
    */
-  | { type: 'cutover'; id: number };
+  | { type: 'cutover'; id: number }
+  /**
+   * Link-local, periodic: a summary of what the sender holds, so that two neighbours notice when they differ:
+   * the digest and count of the latest ANNOUNCEs it holds, its mesh key epoch and its revocation list's digest.
+   */
+  | { type: 'sync'; digest: Uint8Array; count: number; keyEpoch: number; revocationDigest: Uint8Array };
+
+/** A SYNC: what a neighbour holds (§13.2), for the mesh layer. */
+export type SyncMessage = Extract<Message, { type: 'sync' }>;
 
 /** The messages that may carry a route: what the mesh layer forwards. */
 export type RoutedMessage = Extract<Message, { type: 'data' | 'ack' | 'announce' }>;
@@ -212,6 +228,24 @@ export function encodeMessage(message: Message): Uint8Array {
         throw new EncodeError(`ENDPOINTS is not a list of at most ${MAX_ENDPOINTS} "host:port" strings`);
       }
       return encodeEnvelope(MessageType.endpoints, 0, 0, encodeItem([addresses]), undefined);
+    }
+    case 'sync': {
+      const { digest, count, keyEpoch, revocationDigest } = message;
+      if (
+        !isBytes(digest, SYNC_DIGEST_BYTES) ||
+        !isInRange(count, 0, MAX_SYNC_COUNT) ||
+        !isUint(keyEpoch) ||
+        !isBytes(revocationDigest, REVOCATION_DIGEST_BYTES)
+      ) {
+        throw new EncodeError(`SYNC is not ${SYNC_SHAPE}`);
+      }
+      return encodeEnvelope(
+        MessageType.sync,
+        0,
+        0,
+        encodeItem([[digest, count, keyEpoch, revocationDigest]]),
+        undefined,
+      );
     }
     case 'announce': {
       if (message.route === undefined) throw new EncodeError('ANNOUNCE is always routed');
@@ -325,6 +359,8 @@ function decodeChecked(bytes: Uint8Array, payloadView: boolean): DecodeResult {
     }
     case MessageType.endpoints:
       return decodeEndpoints(bytes, fields);
+    case MessageType.sync:
+      return decodeSync(bytes, fields);
     default:
       return { kind: 'unknown-type', typeCode, version: fields.version };
   }
@@ -344,6 +380,33 @@ function decodeEndpoints(bytes: Uint8Array, envelope: EnvelopeFields): DecodeRes
   return {
     kind: 'message',
     message: { type: 'endpoints', addresses: addresses as string[] },
+    ignoredFields: envelope.ignoredFields,
+  };
+}
+
+const SYNC_SHAPE = `[[digest: bstr ${SYNC_DIGEST_BYTES}, count: uint, keyEpoch: uint, revocationDigest: bstr ${REVOCATION_DIGEST_BYTES}]]`;
+
+function decodeSync(bytes: Uint8Array, envelope: EnvelopeFields): DecodeResult {
+  if (envelope.route !== undefined) return badField('SYNC is link-local and cannot carry a route');
+  const body = envelope.body;
+  if (body.major !== MAJOR_BYTES) return badField('SYNC body is not a byte string');
+  const item = decodeItem(viewBytes(bytes, body.offset, body.arg));
+  if (!item.ok) return { kind: 'error', error: item.error };
+  const fields = Array.isArray(item.value) ? (item.value[0] as unknown) : undefined;
+  if (!Array.isArray(fields) || fields.length < 4) return badField(`SYNC body is not ${SYNC_SHAPE}`);
+  // Elements after the fourth are for later revisions: ignored.
+  const [digest, count, keyEpoch, revocationDigest] = fields as unknown[];
+  if (
+    !isBytes(digest, SYNC_DIGEST_BYTES) ||
+    !isInRange(count, 0, MAX_SYNC_COUNT) ||
+    !isUint(keyEpoch) ||
+    !isBytes(revocationDigest, REVOCATION_DIGEST_BYTES)
+  ) {
+    return badField(`SYNC body is not ${SYNC_SHAPE}`);
+  }
+  return {
+    kind: 'message',
+    message: { type: 'sync', digest, count, keyEpoch, revocationDigest },
     ignoredFields: envelope.ignoredFields,
   };
 }

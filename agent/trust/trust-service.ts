@@ -167,10 +167,17 @@ export class TrustService extends TypedEmitter<TrustServiceEvents> {
    */
   onAnnouncement(source: string, announcement: Announcement, neighbour: string): void {
     if (source !== neighbour) return;
+    this.onNeighbourHolds(neighbour, announcement.keyEpoch, announcement.revocationDigest);
+  }
+
+  /**
+   * What a direct neighbour says it holds (in its ANNOUNCE, and every SYNC period in its SYNC): one behind gets
+   * the key, one whose revocation list differs gets ours.
+   */
+  onNeighbourHolds(neighbour: string, keyEpoch: number, revocationDigest: Uint8Array): void {
     const { keyRing, revocations } = this.#options;
-    if (announcement.keyEpoch < keyRing.current.epoch) this.#sendKey(neighbour);
-    if (!Buffer.from(announcement.revocationDigest).equals(revocations.digest()))
-      this.#sendRevocations(neighbour);
+    if (keyEpoch < keyRing.current.epoch) this.#sendKey(neighbour);
+    if (!Buffer.from(revocationDigest).equals(revocations.digest())) this.#sendRevocations(neighbour);
   }
 
   #take(revocation: Revocation, from: string): void {

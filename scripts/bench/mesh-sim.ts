@@ -10,7 +10,12 @@ import { KeyDirectory } from '../../agent/identity/key-directory.js';
 import { ReplayGuard } from '../../agent/mesh/replay-guard.js';
 import { type MeshDelivery, Router, type RouterOptions } from '../../agent/mesh/router.js';
 import { SequenceCounter } from '../../agent/mesh/sequence.js';
-import { decodeMessage, encodeMessage, type RoutedMessage } from '../../agent/protocol/index.js';
+import {
+  decodeMessage,
+  encodeMessage,
+  type Message,
+  type RoutedMessage,
+} from '../../agent/protocol/index.js';
 import { OriginAuth } from '../../agent/security/origin-auth.js';
 
 export interface SimNode {
@@ -19,6 +24,8 @@ export interface SimNode {
   router: Router;
   counters: Counters;
   keys: KeyDirectory;
+  /** What seals and checks its routed messages. */
+  origin: OriginAuth;
   /** Its replay windows: what trust.sqlite keeps across a restart. */
   replay: ReplayGuard;
   /** Identities this node refuses (as if revoked). */
@@ -54,6 +61,9 @@ export class MeshSim {
   /** Every frame put on a link, while a capture is running (what a relay could record). */
   #log: { from: string; frame: Uint8Array }[] | undefined;
   readonly #links = new Set<string>();
+  /** While set, the frames it returns true for are lost on their link (counted in `lost`). */
+  losing: ((from: string, to: string, message: Message) => boolean) | undefined;
+  lost = 0;
   nowMs = 0;
   frames = 0;
 
@@ -72,6 +82,7 @@ export class MeshSim {
     const keys = new KeyDirectory();
     const revoked = new Set<string>();
     let reserved = 0;
+    const origin = new OriginAuth(identity, keys);
     const router = new Router({
       name: `n-${id.slice(-4)}`,
       groups: [],
@@ -81,7 +92,7 @@ export class MeshSim {
       announceOnChange: false,
       now: () => this.nowMs,
       trust: {
-        origin: new OriginAuth(identity, keys),
+        origin,
         replay,
         sequence: new SequenceCounter({
           get reservedSequence() {
@@ -98,7 +109,18 @@ export class MeshSim {
       ...this.defaults,
       ...options,
     });
-    const node: SimNode = { id, identity, router, counters, keys, replay, revoked, delivered: [], acks: [] };
+    const node: SimNode = {
+      id,
+      identity,
+      router,
+      counters,
+      keys,
+      origin,
+      replay,
+      revoked,
+      delivered: [],
+      acks: [],
+    };
     router.on('deliver', (delivery) => node.delivered.push(delivery));
     router.on('ack', (source, ackId) => node.acks.push({ source, id: ackId }));
     this.nodes.set(id, node);
@@ -115,13 +137,20 @@ export class MeshSim {
       this.node(self).keys.learn(this.node(other).identity.publicKey);
       this.node(self).router.addNeighbour({
         peerId: other,
-        send: (message) => {
-          if (!this.#links.has(linkKey(self, other))) return false;
-          this.#put(self, other, encodeMessage(message));
-          return true;
-        },
+        send: (message) => this.#carry(self, other, message),
+        sendSync: (message) => this.#carry(self, other, message),
       });
     }
+  }
+
+  #carry(from: string, to: string, message: Message): boolean {
+    if (!this.#links.has(linkKey(from, to))) return false;
+    if (this.losing?.(from, to, message) === true) {
+      this.lost++;
+      return true;
+    }
+    this.#put(from, to, encodeMessage(message));
+    return true;
   }
 
   /**
@@ -163,6 +192,8 @@ export class MeshSim {
       const message = result.message;
       if (message.type === 'data' || message.type === 'ack' || message.type === 'announce') {
         this.node(next.to).router.receive(next.from, message);
+      } else if (message.type === 'sync') {
+        this.node(next.to).router.receiveSync(next.from, message);
       }
     }
     this.frames += carried;
@@ -185,6 +216,12 @@ export class MeshSim {
   #put(from: string, to: string, frame: Uint8Array): void {
     this.#queue.push({ from, to, frame });
     this.#log?.push({ from, frame });
+  }
+
+  /** Every node sends its SYNCs (as its periodic timer would) and what they set off settles. */
+  syncAll(): void {
+    for (const node of this.nodes.values()) node.router.syncNow();
+    this.run();
   }
 
   /** Every node announces (as its periodic timer would) and the announcements settle. */

@@ -304,9 +304,10 @@ const FOOTNOTES = [
   "   row's busy figure is its own window's.",
   '24 real Routers in memory (every signature checked) on seeded random geometric graphs of 50, 100 and 200',
   "   agents, mean degree about 8, hop budget = the graph's diameter; 24a-c: transmissions per broadcast",
-  '   (20 sources) vs naive flooding; 24d-f: announcement frames per agent per period, every agent announcing',
-  "   once, vs its links; 24g-i: after the agent most routes use dies, periods until every live agent's next",
-  '   hops reach every other live agent.',
+  '   (20 sources) vs naive flooding (hop budget capped at 15); 24d-f: an idle hour (a SYNC per link every',
+  '   30 s, every agent renewing its announcement once): frames each agent sends per minute, vs what renewing',
+  '   every announcement every 30 s costs; 24g-i: after the agent most routes use dies, SYNC periods until',
+  "   every live agent's next hops reach every other live agent.",
   `25 one MQTT.js program (MQTT 5, clean session, in its own process) publishes ${MQTT_QOS1_MESSAGES.toLocaleString('en-US')} distinct ${MQTT_QOS1_PAYLOAD_BYTES}-byte`,
   `   payloads at QoS 1, ${MQTT_QOS1_WINDOW} in flight (the next sent as each PUBACK returns); a QoS 1 subscriber in another`,
   '   process counts them. nearmesh: two agents on 127.0.0.1 as 16, each with its MQTT endpoint; the publisher',
@@ -342,9 +343,9 @@ const FOOTNOTES = [
   `   within radio range (\`geometric\`, seeded, about ${LAB_MEAN_DEGREE} links each), each dialling only its lab neighbours,`,
   "   the hop budget ([mesh] ttl) at the graph's diameter. 27a: from all links up until every agent's next hops",
   '   lead to every other agent; 27b: a reliable send from every agent to the one farthest from it, all at once',
-  `   (round trips to the end-to-end ACK); 27c: mesh.transmissions over ${IDLE_WINDOW_MS / 1000} s idle, per agent per minute, vs`,
-  '   the announcements made in a minute (every agent announces every 30 s): what each announcement costs an',
-  '   agent; 27d: VmRSS of the agents, idle. Needs root and namespaces ("skipped" otherwise).',
+  `   (round trips to the end-to-end ACK); 27c: mesh.transmissions + mesh.syncs_sent over ${IDLE_WINDOW_MS / 1000} s idle, per agent`,
+  '   per minute, vs the announcements renewing each every 30 s would make; 27d: VmRSS of the agents, idle.',
+  '   Needs root and namespaces ("skipped" otherwise).',
 ];
 
 /** The row numbers a section covers, from its name: "8 …" -> [8], "6-7 …" -> [6, 7]. */

@@ -344,8 +344,11 @@ describeWithNetns('a rogue member in a ring of 5 (real agents in the lab, the ro
         `${node} to drop the ${copies} copies`,
         async () => {
           const now = await mesh.status(node);
+          // An ANNOUNCE copy matching the one held is dropped before its signature is checked (§13.2).
           const dropped =
-            delta(now, status, 'auth.dropped_repeat') + delta(now, status, 'auth.dropped_stale');
+            delta(now, status, 'auth.dropped_repeat') +
+            delta(now, status, 'auth.dropped_stale') +
+            delta(now, status, 'mesh.dropped_duplicate');
           return dropped >= copies;
         },
         { timeoutMs: 10_000, intervalMs: 100 },

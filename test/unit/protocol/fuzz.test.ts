@@ -171,7 +171,7 @@ function expectCborgAgrees(bytes: Uint8Array, result: DecodeResult): void {
   const flags = BigInt(fields[1] as number | bigint);
   const flag = (bit: number): boolean => (flags & BigInt(bit)) !== 0n;
   expect(fields[0]).toBe(hdr(MessageType[message.type]));
-  if (message.type !== 'close' && message.type !== 'endpoints') expect(Number(fields[2])).toBe(message.id);
+  if ('id' in message) expect(Number(fields[2])).toBe(message.id);
   if (message.type === 'data') {
     expect(flag(1)).toBe(message.ackRequested);
     expect(flag(4)).toBe(message.system === true);

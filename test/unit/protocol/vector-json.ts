@@ -55,7 +55,9 @@ export type JsonMessage =
   | { type: 'pong'; id: number }
   | { type: 'close'; code: number; reason: string }
   | { type: 'endpoints'; addresses: string[] }
-  | { type: 'cutover'; id: number };
+  | { type: 'cutover'; id: number }
+  /** Digests in hex. */
+  | { type: 'sync'; digest: string; count: number; keyEpoch: number; revocationDigest: string };
 
 export interface ProtocolVector {
   name: string;
@@ -125,6 +127,12 @@ export function messageFromJson(json: JsonMessage): Message {
       });
     case 'endpoints':
       return { type: 'endpoints', addresses: [...json.addresses] };
+    case 'sync':
+      return {
+        ...json,
+        digest: fromHex(json.digest),
+        revocationDigest: fromHex(json.revocationDigest),
+      };
     default:
       return { ...json };
   }

@@ -56,6 +56,11 @@ function expectedFields(json: JsonMessage): unknown[] {
       return [hdr(MessageType.endpoints), 0, 0, cborg.encode([json.addresses])];
     case 'cutover':
       return [hdr(MessageType.cutover), 0, json.id, null];
+    case 'sync': {
+      // The body is a byte string holding the CBOR item [[digest, count, keyEpoch, revocationDigest]].
+      const summary = [fromHex(json.digest), json.count, json.keyEpoch, fromHex(json.revocationDigest)];
+      return [hdr(MessageType.sync), 0, 0, cborg.encode([summary])];
+    }
   }
 }
 
@@ -70,6 +75,7 @@ test('the fixture covers every message type and the special cases', () => {
     'endpoints',
     'ping',
     'pong',
+    'sync',
   ]);
   expect(messageVectors.some((v) => v.message?.type === 'data' && v.message.route !== undefined)).toBe(true);
   expect(messageVectors.some((v) => v.message?.type === 'data' && v.message.ackRequested)).toBe(true);
