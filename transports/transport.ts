@@ -74,6 +74,13 @@ export interface DialOptions {
 export interface Transport extends TypedEmitter<TransportEvents> {
   readonly medium: Medium;
   start(): Promise<void>;
+  /**
+   * Takes no more links (a TCP listener closes, a BLE peripheral stops advertising): a remote that tries
+   * from now on is refused by the medium itself, never accepted and then closed unanswered, which it could
+   * not tell from a refused mesh key. Links already made stay up; dials still work; start() accepts again.
+   */
+  stopAccepting(): Promise<void>;
+  /** Stops accepting, cancels dials in flight and closes every link. */
   stop(): Promise<void>;
   dial(address: string, options?: DialOptions): Promise<FrameLink>;
 }

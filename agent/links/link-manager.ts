@@ -193,6 +193,9 @@ export class LinkManager extends TypedEmitter<LinkManagerEvents> {
   }
 
   async stop(): Promise<void> {
+    // First no new links: a peer dialling now is refused by the medium. Accepted and then closed unanswered,
+    // it would count a refused mesh key and try its next one.
+    await Promise.all(this.options.transports.map((transport) => transport.stopAccepting().catch(() => {})));
     this.#isRunning = false;
     for (const target of this.#targets.values()) clearTimeout(target.timer);
     for (const resolver of this.options.resolvers) await this.#stopResolver(resolver);

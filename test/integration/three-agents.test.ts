@@ -249,6 +249,31 @@ describe('three agents on one IP network', () => {
     expect((await agents[0]!.cli(['send', ids[1]!, 'awake?'])).code).toBe(0);
   }, 40_000);
 
+  it('a neighbour that restarts is never dialled into a dropped handshake: no key refusal is counted here', async () => {
+    const counter = async (agent: AgentProcess, name: string): Promise<number> =>
+      (await agent.json<{ counters: Record<string, number> }>(['status'])).counters[name] ?? 0;
+    const [alpha, bravo, charlie] = agents as [AgentProcess, AgentProcess, AgentProcess];
+    const refusedBefore = await counter(alpha, 'handshake.refused');
+    const dialFailuresBefore = await counter(alpha, 'links.dial_failures');
+    // A frozen neighbour holds bravo's stop in its close grace (about a second), as a busy hub's many links
+    // do: alpha, unlinked at once, dials bravo again while it is still stopping.
+    charlie.child.kill('SIGSTOP');
+    try {
+      expect(await bravo.stop('SIGTERM')).toBe(0);
+    } finally {
+      charlie.child.kill('SIGCONT');
+    }
+    agents[1] = await startAgent({ ...bravo.spec, dir: bravo.dir });
+    for (const agent of agents) {
+      await until(`${agent.spec.name} relinked`, async () => (await connectedPeers(agent)).length === 2, {
+        timeoutMs: 15_000,
+      });
+    }
+    // Alpha did dial the stopping (then stopped) bravo; each dial was refused by TCP, none by its mesh key.
+    expect(await counter(alpha, 'links.dial_failures')).toBeGreaterThan(dialFailuresBefore);
+    expect(await counter(alpha, 'handshake.refused')).toBe(refusedBefore);
+  }, 45_000);
+
   it('stops cleanly on SIGTERM: exit 0 and the control socket removed', async () => {
     const agent = await startAgent({ name: 'delta', meshKey, port: 0 });
     expect(await agent.stop('SIGTERM')).toBe(0);

@@ -42,8 +42,14 @@ export class MemoryTransport extends TypedEmitter<TransportEvents> implements Tr
     this.network.listeners.set(this.address, this);
   }
 
+  /** A dial from now on is refused, and one not yet taken is closed, as by a TCP listener that closed. */
+  async stopAccepting(): Promise<void> {
+    if (this.network.listeners.get(this.address) === this) this.network.listeners.delete(this.address);
+  }
+
+  /** Stops accepting; the links it made are the test's to close. */
   async stop(): Promise<void> {
-    this.network.listeners.delete(this.address);
+    await this.stopAccepting();
   }
 
   async dial(address: string): Promise<FrameLink> {
@@ -58,7 +64,10 @@ export class MemoryTransport extends TypedEmitter<TransportEvents> implements Tr
     initiator.peer = responder;
     responder.peer = initiator;
     this.network.pairs.push([initiator, responder]);
-    setImmediate(() => target.emit('link', responder));
+    setImmediate(() => {
+      if (this.network.listeners.get(address) === target) target.emit('link', responder);
+      else responder.close();
+    });
     return initiator;
   }
 }

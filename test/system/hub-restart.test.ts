@@ -1,7 +1,8 @@
 // A hub with 20 direct peers (every one a real agent process with its own identity, dialling the hub over
 // loopback TCP) is restarted while every peer keeps sending it reliable messages: all 20 are linked again
-// within 10 s of the new hub process starting, no link on either side is dropped by a keep-alive, and every
-// message sent before, during and after the restart reaches the hub's app exactly once. The smaller form of
+// within 10 s of the new hub process starting, no link on either side is dropped by a keep-alive, no peer
+// takes the stopping hub for one of another mesh key, and every message sent before, during and after the
+// restart reaches the hub's app exactly once. The smaller form of
 // bench row 26 (`npm run bench -- scale`). Uses the built dist/ (npm test builds first).
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -24,10 +25,15 @@ const RELINK_LIMIT_MS = 10_000;
 const clientOf = (agent: AgentProcess): Promise<ControlClient> =>
   ControlClient.connect(join(agent.dir, 'control.sock'));
 
-async function keepaliveTimeouts(client: ControlClient): Promise<number> {
+async function counter(client: ControlClient, name: string): Promise<number> {
   const status = (await client.request({ cmd: 'status' })) as AgentStatus;
-  return status.counters['links.keepalive_timeouts'] ?? 0;
+  return status.counters[name] ?? 0;
 }
+
+const keepaliveTimeouts = (client: ControlClient): Promise<number> =>
+  counter(client, 'links.keepalive_timeouts');
+/** Handshakes a peer saw closed unanswered: a wrong mesh key, it must assume, and it tries its next one. */
+const refusedHandshakes = (client: ControlClient): Promise<number> => counter(client, 'handshake.refused');
 
 async function connectedTo(hub: ControlClient): Promise<number> {
   const peers = (await hub.request({ cmd: 'peers' })) as PeerInfo[];
@@ -79,6 +85,7 @@ describe(`a hub with ${PEERS} direct peers`, () => {
       const inboxIds = new Map<string, Set<number>>();
       let detachApp = await attachApp(hubClient, inboxIds);
       const timeoutsBefore = await Promise.all(peerClients.map(keepaliveTimeouts));
+      const refusedBefore = await Promise.all(peerClients.map(refusedHandshakes));
 
       // Each peer queues a message every 200 ms (answered once it is durably queued), restart or not.
       const sent: string[] = [];
@@ -133,6 +140,8 @@ describe(`a hub with ${PEERS} direct peers`, () => {
       expect(await keepaliveTimeouts(hubClient)).toBe(0);
       const timeoutsAfter = await Promise.all(peerClients.map(keepaliveTimeouts));
       expect(timeoutsAfter).toEqual(timeoutsBefore);
+      // The stopping hub stopped accepting first: a peer that dialled it meanwhile was refused by TCP.
+      expect(await Promise.all(peerClients.map(refusedHandshakes))).toEqual(refusedBefore);
     } finally {
       for (const client of clients) client.close();
     }

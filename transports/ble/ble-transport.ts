@@ -78,6 +78,8 @@ export class BleTransport extends TypedEmitter<BleTransportEvents> implements Tr
   readonly #links = new Set<GattLink>();
   #dialsInFlight = 0;
   #isAdvertisingAccepting = true;
+  /** Between start() and stopAccepting(): the peripheral advertises and takes the centrals that connect. */
+  #isAccepting = false;
   #peripheralKeeper: AdapterKeeper<BlePeripheral> | undefined;
   #centralKeeper: AdapterKeeper<BleCentral> | undefined;
   /** Whether the resolver wants the central scanning: a reopened central resumes it. */
@@ -135,7 +137,7 @@ export class BleTransport extends TypedEmitter<BleTransportEvents> implements Tr
   async rotateDiscoveryHint(): Promise<void> {
     const hint = this.#sealHint();
     const randomAddress = randomPrivateAddress();
-    if (this.#peripheral === undefined || this.#isStopped) {
+    if (this.#peripheral === undefined || !this.#isAccepting) {
       // Nothing advertises now: the next peripheral opened starts with these.
       this.#useHint(hint, randomAddress);
       return;
@@ -148,7 +150,7 @@ export class BleTransport extends TypedEmitter<BleTransportEvents> implements Tr
     if (holdsScan) await withinMs(this.#scanDuty.suspend(), ADAPTER_REPLY_MS);
     try {
       const peripheral = this.#peripheral;
-      if (this.#isStopped) return;
+      if (!this.#isAccepting) return;
       // The new hint never goes out from the old address, nor the old hint from the new one: the fields change
       // in the same turn as the change of both is queued (the peripheral applies advertise() calls in order),
       // so every readvertise queued before it carries the old pair and every one after it the new pair.
@@ -209,9 +211,21 @@ export class BleTransport extends TypedEmitter<BleTransportEvents> implements Tr
   /** Loads the libraries, powers both adapters on and starts advertising; rejects with BleUnavailableError. */
   async start(): Promise<void> {
     this.#isStopped = false;
+    const wasAccepting = this.#isAccepting;
+    this.#isAccepting = true;
     // Idempotent: the agent starts it early to learn whether BLE works, the link manager starts it again.
+    // Started but not accepting: advertising again, with a fresh hint and address (a pair never mixed).
+    if (this.#starting !== undefined && !wasAccepting)
+      this.rotateDiscoveryHint().catch((error: unknown) => this.#warn(error));
     this.#starting ??= this.#start();
     return this.#starting;
+  }
+
+  /** Stops advertising, so no central connects any more; links made stay, dials still work. */
+  async stopAccepting(): Promise<void> {
+    this.#isAccepting = false;
+    await this.#starting?.catch(() => undefined);
+    await this.#peripheral?.stopAdvertising().catch((error: unknown) => this.#warn(error));
   }
 
   async #start(): Promise<void> {
@@ -274,6 +288,7 @@ export class BleTransport extends TypedEmitter<BleTransportEvents> implements Tr
 
   async stop(): Promise<void> {
     this.#isStopped = true;
+    await this.stopAccepting();
     clearInterval(this.#rotationTimer);
     // Ends the duty cycle's timers (stopping the central stops its scan); the resolver's wish to scan stays.
     this.#scanDuty.halt();
@@ -341,8 +356,10 @@ export class BleTransport extends TypedEmitter<BleTransportEvents> implements Tr
       }),
     });
     peripheral.on('warning', (error) => this.emit('warning', error));
+    // Opened (or reopened after a loss) once stopAccepting() ran: it must not advertise.
+    if (!this.#isAccepting) await peripheral.stopAdvertising();
     peripheral.on('pipe', (pipe) => {
-      if (this.#isStopped) {
+      if (!this.#isAccepting) {
         pipe.close();
         return;
       }
@@ -408,13 +425,15 @@ export class BleTransport extends TypedEmitter<BleTransportEvents> implements Tr
   #linkCountChanged(): void {
     const isAccepting = !this.#isFull();
     const peripheral = this.#peripheral;
-    if (isAccepting === this.#isAdvertisingAccepting || peripheral === undefined || this.#isStopped) return;
+    if (isAccepting === this.#isAdvertisingAccepting || peripheral === undefined || !this.#isAccepting)
+      return;
     this.#isAdvertisingAccepting = isAccepting;
     peripheral.advertise(this.#advertisement(isAccepting)).catch((error: unknown) => this.#warn(error));
   }
 
   #readvertise(): void {
-    if (this.#isStopped) return;
+    if (!this.#isAccepting) return;
+    this.#isAdvertisingAccepting = !this.#isFull();
     this.#peripheral
       ?.advertise(this.#advertisement(this.#isAdvertisingAccepting))
       .catch((error: unknown) => this.#warn(error));

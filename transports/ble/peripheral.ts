@@ -110,6 +110,19 @@ export class BlePeripheral extends TypedEmitter<BlePeripheralEvents> {
     return next;
   }
 
+  /**
+   * Stops advertising, after the changes queued before it: no central can connect until the next advertise().
+   * Centrals already connected stay. A controller that is gone never confirms: it is not waited for.
+   */
+  stopAdvertising(): Promise<void> {
+    const next = this.#advertising.then(async () => {
+      if (this.#isStopped) return;
+      await withinMs(this.#bleno.stopAdvertisingAsync(), ADAPTER_REPLY_MS);
+    });
+    this.#advertising = next.catch(() => undefined);
+    return next;
+  }
+
   /** Disconnects every central and stops advertising; the bleno instance is not reusable afterwards. */
   async stop(): Promise<void> {
     if (this.#isStopped) return;

@@ -39,7 +39,10 @@ export class TcpTransport extends TypedEmitter<TransportEvents> implements Trans
   /** Cancels every dial in flight; stop() calls them. */
   readonly #dialCancels = new Set<() => void>();
   #server: Server | undefined;
+  /** Settles once every socket the closed listener accepted is gone (server.close calls back then). */
+  #serverClosed: Promise<void> = Promise.resolve();
   #starting: Promise<void> | undefined;
+  #isAccepting = false;
   #isStopped = false;
 
   constructor(options: TcpTransportOptions) {
@@ -60,6 +63,7 @@ export class TcpTransport extends TypedEmitter<TransportEvents> implements Trans
   /** Starts listening (when configured); resolves once bound, rejects with ListenError otherwise. */
   start(): Promise<void> {
     this.#isStopped = false;
+    this.#isAccepting = true;
     if (this.#listen === false || this.#server !== undefined) return Promise.resolve();
     this.#starting ??= this.#startListening(this.#listen).finally(() => {
       this.#starting = undefined;
@@ -67,18 +71,22 @@ export class TcpTransport extends TypedEmitter<TransportEvents> implements Trans
     return this.#starting;
   }
 
+  /** Closes the listener: a connection attempt from now on is refused by the kernel (ECONNREFUSED). */
+  async stopAccepting(): Promise<void> {
+    this.#isAccepting = false;
+    await this.#starting?.catch(() => undefined);
+    const server = this.#server;
+    if (server === undefined) return;
+    this.#server = undefined;
+    // The listening socket is closed at once; the callback waits for the accepted ones, which stop() closes.
+    this.#serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
   /** Stops accepting, cancels dials in flight and closes every link this transport made. */
   async stop(): Promise<void> {
     this.#isStopped = true;
-    await this.#starting?.catch(() => undefined);
+    await this.stopAccepting();
     for (const cancel of [...this.#dialCancels]) cancel();
-    const server = this.#server;
-    this.#server = undefined;
-    const isServerClosed = new Promise<void>((resolve) => {
-      if (server === undefined) resolve();
-      // close() calls back once every accepted socket is gone, which closing the links below ensures.
-      else server.close(() => resolve());
-    });
     const areLinksClosed = [...this.#links].map(
       (link) =>
         new Promise<void>((resolve) => {
@@ -86,7 +94,7 @@ export class TcpTransport extends TypedEmitter<TransportEvents> implements Trans
           link.close();
         }),
     );
-    await Promise.all([isServerClosed, ...areLinksClosed]);
+    await Promise.all([this.#serverClosed, ...areLinksClosed]);
   }
 
   dial(address: string, options: DialOptions = {}): Promise<FrameLink> {
@@ -167,8 +175,8 @@ export class TcpTransport extends TypedEmitter<TransportEvents> implements Trans
     });
     // After binding, errors (EMFILE on accept...) are survivable: report and keep listening.
     server.on('error', (error) => this.emit('warning', error));
-    if (this.#isStopped) {
-      // stop() ran while we were binding: do not leave a listener behind it.
+    if (!this.#isAccepting) {
+      // stopAccepting() ran while we were binding: do not leave a listener behind it.
       server.close();
       return;
     }
@@ -176,7 +184,7 @@ export class TcpTransport extends TypedEmitter<TransportEvents> implements Trans
   }
 
   #onConnection(socket: Socket): void {
-    if (this.#isStopped || this.#server === undefined) {
+    if (!this.#isAccepting || this.#server === undefined) {
       socket.destroy();
       return;
     }

@@ -1,5 +1,6 @@
 // The link manager against real handshakes and protocol over in-memory links: one connection per
-// pair however both sides dial, acknowledged delivery exactly once, and hostile input counted.
+// pair however both sides dial, acknowledged delivery exactly once, and hostile input counted; and over
+// loopback TCP, what a peer meets while an agent stops.
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Counters } from '../../../agent/core/counters.js';
@@ -7,6 +8,7 @@ import { PeerUnreachableError, TimeoutError } from '../../../agent/core/errors.j
 import { silentLogger } from '../../../agent/core/logger.js';
 import { generateIdentity, type Identity } from '../../../agent/identity/identity.js';
 import { type LinkFrame, LinkManager, type ReceivedMessage } from '../../../agent/links/link-manager.js';
+import { TcpTransport } from '../../../transports/wifi/tcp-transport.js';
 import { ListResolver, MemoryNetwork, MemoryTransport } from '../../support/memory-transport.js';
 import { until } from '../../support/until.js';
 
@@ -254,6 +256,49 @@ describe('LinkManager', () => {
       expect(a.counters.get('links.self_connections')).toBeGreaterThanOrEqual(1);
     } finally {
       vi.useRealTimers();
+    }
+  });
+});
+
+describe('LinkManager stopping', () => {
+  it('stops accepting before it closes its links: a peer dialling it meanwhile is refused by TCP, its key never doubted', async () => {
+    const counters = new Counters();
+    const listening = new TcpTransport({ listen: { host: '127.0.0.1', port: 0 }, closeGraceMs: 200 });
+    // A resolver slow to stop holds the stop up, as mDNS goodbyes or a peer slow to close do.
+    let finishStop = (): void => undefined;
+    const slowResolver = new ListResolver([], 'wifi');
+    slowResolver.stop = () => new Promise<void>((resolve) => (finishStop = resolve));
+    const stopping = new LinkManager({
+      identity: generateIdentity(),
+      name: 'stopping',
+      meshKeys: () => [MESH_KEY],
+      transports: [listening],
+      resolvers: [slowResolver],
+      log: silentLogger(),
+      counters: new Counters(),
+    });
+    await stopping.start();
+    const address = `127.0.0.1:${listening.address()?.port}`;
+    const stopped = stopping.stop();
+    try {
+      const dialler = new LinkManager({
+        identity: generateIdentity(),
+        name: 'dialler',
+        meshKeys: () => [MESH_KEY],
+        transports: [new TcpTransport({ listen: false })],
+        resolvers: [new ListResolver([address], 'wifi')],
+        log: silentLogger(),
+        counters,
+        redial: { initialMs: 20, maxMs: 40 },
+      });
+      running.push(dialler);
+      await dialler.start();
+      await until('several dials while the other stops', () => counters.get('links.dial_failures') >= 3);
+      expect(counters.get('handshake.refused')).toBe(0);
+      expect(counters.get('handshake.failed')).toBe(0);
+    } finally {
+      finishStop();
+      await stopped;
     }
   });
 });

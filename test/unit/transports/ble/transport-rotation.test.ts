@@ -15,6 +15,9 @@ const fakes = vi.hoisted(() => {
     readonly sent: { advertisement: EncodedAdvertisement; address: string }[] = [];
     /** Whether the central of the same controller was scanning at each address change (it must not be). */
     readonly scanningAtAddressChange: boolean[] = [];
+    isAdvertising = true;
+    /** The transport's handler of centrals that connect. */
+    onPipe: ((pipe: { remoteAddress: string; close(): void }) => void) | undefined;
     #current: string | undefined;
 
     static async open(options: {
@@ -32,12 +35,18 @@ const fakes = vi.hoisted(() => {
       return this.#current ?? this.address;
     }
 
-    on(): this {
+    on(event: string, listener: (pipe: { remoteAddress: string; close(): void }) => void): this {
+      if (event === 'pipe') this.onPipe = listener;
       return this;
+    }
+
+    async stopAdvertising(): Promise<void> {
+      this.isAdvertising = false;
     }
 
     /** Applied at once, in call order, as the real peripheral applies its queued changes. */
     async advertise(advertisement: EncodedAdvertisement, randomAddress?: Uint8Array): Promise<void> {
+      this.isAdvertising = true;
       if (randomAddress !== undefined) {
         this.scanningAtAddressChange.push(state.centrals.at(-1)?.isScanning ?? false);
         this.#current = hex(randomAddress);
@@ -232,5 +241,29 @@ describe('BleTransport.rotateDiscoveryHint on a shared controller', () => {
     confirmStop();
     await rotating;
     expect(scanner.log).toEqual(['start', 'stop', 'closed']);
+  });
+
+  it('stops advertising and turns centrals away when it stops accepting; start() advertises a fresh pair', async () => {
+    transport = sharedTransport();
+    const links: unknown[] = [];
+    transport.on('link', (link) => links.push(link));
+    await transport.start();
+    await transport.stopAccepting();
+    expect(peripheral().isAdvertising).toBe(false);
+    // A central that connected just before is closed, never handed on as a link.
+    let closed = false;
+    peripheral().onPipe?.({ remoteAddress: '11:22:33:44:55:66', close: () => (closed = true) });
+    expect([closed, links]).toEqual([true, []]);
+    // A rotation meanwhile advertises nothing.
+    const heard = peripheral().sent.length;
+    await transport.rotateDiscoveryHint();
+    expect(peripheral().sent).toHaveLength(heard);
+    expect(peripheral().isAdvertising).toBe(false);
+
+    await transport.start();
+    await vi.advanceTimersByTimeAsync(100);
+    expect(peripheral().isAdvertising).toBe(true);
+    expect(new Set(peripheral().sent.map(({ address }) => address)).size).toBe(2);
+    expectHintsAndAddressesPaired();
   });
 });

@@ -219,6 +219,32 @@ describe('TcpTransport links', () => {
     expect(server.address()).toBeUndefined();
   });
 
+  it('stopAccepting() refuses new connections at the TCP level while its links carry on; start() accepts again', async () => {
+    const { server, client, a, b } = await connectedPair();
+    const address = addressOf(server);
+    const [atClient, atServer] = [new LinkProbe(a), new LinkProbe(b)];
+    await server.stopAccepting();
+    expect(server.address()).toBeUndefined();
+    // Refused by the kernel, not accepted and then closed: the dialler never gets a link to hand a handshake.
+    const error = await rejectionOf(client.dial(address));
+    expect((error as DialError).reason).toBe('refused');
+    const raw = connect({ host: '127.0.0.1', port: Number(address.split(':')[1]) });
+    const rawError = await new Promise<NodeJS.ErrnoException>((resolve) => raw.once('error', resolve));
+    expect(rawError.code).toBe('ECONNREFUSED');
+    a.send(Buffer.from('still here'));
+    b.send(Buffer.from('and here'));
+    expect(Buffer.from((await atServer.waitForFrames(1))[0] as Uint8Array).toString()).toBe('still here');
+    expect(Buffer.from((await atClient.waitForFrames(1))[0] as Uint8Array).toString()).toBe('and here');
+    expect([atClient.closes, atServer.closes]).toEqual([[], []]);
+
+    await server.start();
+    const accepted = new Promise<FrameLink>((resolve) => server.once('link', resolve));
+    await client.dial(addressOf(server));
+    await accepted;
+    await server.stop();
+    await Promise.all([atClient, atServer].map((probe) => probe.waitForClose()));
+  });
+
   it('writes exactly the wire format: a 4-byte big-endian length, then the frame', async () => {
     const server = await startTransport();
     const { socket, link } = await rawClient(server);
