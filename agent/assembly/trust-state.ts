@@ -46,11 +46,11 @@ export interface TrustStateOptions {
 /** Opens the trust store (data_dir/trust.sqlite) and the mesh keys, and builds what uses them. */
 export async function openTrustState(options: TrustStateOptions): Promise<TrustState> {
   const { dataDir, identity, security, admins, counters, log } = options;
-  const store = await TrustStore.open(join(dataDir, TRUST_STORE_FILE));
   const onStoreError = (error: unknown): void => {
     counters.increment('trust.store_errors');
     log.error({ err: error }, 'trust store: cannot write (full disk?); carrying on in memory');
   };
+  const store = await TrustStore.open(join(dataDir, TRUST_STORE_FILE), { onWriteError: onStoreError });
   const storedMembers = store.members(); // first met first
   const members = new MemberRegistry({
     nameBindings: () => store.nameBindings(),

@@ -5,13 +5,17 @@
 // per commit: a reservation written is a reservation kept through a power cut), except the replay marks
 // written in batches about once a second while traffic flows: those are NORMAL (no fsync on the event loop
 // every second; a crash of the agent loses none, a power cut at most the last moments of them), and FULL
-// when flushed before a message whose effect must not repeat.
+// when flushed before a message whose effect must not repeat. Members and names met are committed (FULL) at
+// the end of the event-loop turn that met them, all of that turn's in one transaction: fifty peers meeting a
+// hub at once cost it a few fsyncs, not a hundred. Every other write, and close(), commits them first, so
+// the file takes writes in the order they were made.
 // better-sqlite3 is imported lazily, as by the message queue.
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { syncDirectory } from '../core/durable-fs.js';
 import { NearmeshError } from '../core/errors.js';
+import { TurnBatch } from '../core/turn-batch.js';
 import { MAX_MEMBERS } from '../identity/member-registry.js';
 
 export const TRUST_STORE_FILE = 'trust.sqlite';
@@ -19,6 +23,8 @@ export const TRUST_STORE_FILE = 'trust.sqlite';
 export const MAX_STORED_ORIGINS = 65_536;
 /** Members (and name bindings) kept, as in memory (MemberRegistry); the first met goes first. */
 export const MAX_STORED_MEMBERS = MAX_MEMBERS;
+/** Member and name writes waiting for the end of the turn; the one that reaches this commits them at once. */
+export const MAX_PENDING_MEMBER_WRITES = 256;
 const SCHEMA_VERSION = 1;
 
 export class TrustStoreError extends NearmeshError {
@@ -39,6 +45,20 @@ export interface NameBinding {
   id: string;
   boundAtMs: number;
 }
+
+export interface TrustStoreOptions {
+  /** A deferred write (members, names) that failed; its rows stay unwritten. Default: ignored. */
+  onWriteError?: (error: unknown) => void;
+}
+
+type MemberWrite =
+  | {
+      readonly kind: 'member';
+      readonly id: string;
+      readonly publicKey: Uint8Array | null;
+      readonly nowMs: number;
+    }
+  | { readonly kind: 'name'; readonly name: string; readonly id: string; readonly nowMs: number };
 
 function prepareStatements(db: BetterSqlite3.Database) {
   return {
@@ -91,9 +111,10 @@ export class TrustStore {
   readonly #s: ReturnType<typeof prepareStatements>;
   readonly #isFile: boolean;
   readonly #saveReplays: (marks: readonly (readonly [string, number])[], nowMs: number) => void;
+  readonly #memberWrites: TurnBatch<MemberWrite>;
 
   /** Opens (creating with mode 0600) the store at `path`, or an in-memory one for ':memory:'. */
-  static async open(path: string): Promise<TrustStore> {
+  static async open(path: string, options: TrustStoreOptions = {}): Promise<TrustStore> {
     let Database: typeof BetterSqlite3;
     try {
       Database = (await import('better-sqlite3')).default;
@@ -115,7 +136,7 @@ export class TrustStore {
         db.pragma('synchronous = FULL');
       }
       migrate(db, path);
-      return new TrustStore(db, path !== ':memory:');
+      return new TrustStore(db, path !== ':memory:', options);
     } catch (error) {
       db?.close();
       if (error instanceof TrustStoreError) throw error;
@@ -132,6 +153,7 @@ export class TrustStore {
     db: BetterSqlite3.Database,
     /** On disk (WAL, synchronous levels apply), not ':memory:'. */
     isFile: boolean,
+    options: TrustStoreOptions,
   ) {
     this.#db = db;
     this.#isFile = isFile;
@@ -142,9 +164,26 @@ export class TrustStore {
       const excess = (s.countReplay.get() ?? 0) - MAX_STORED_ORIGINS;
       if (excess > 0) s.pruneReplay.run(excess);
     });
+    const commitMemberWrites = db.transaction((writes: readonly MemberWrite[]) => {
+      for (const write of writes) {
+        if (write.kind === 'member') s.saveMember.run(write.id, write.publicKey, write.nowMs, write.nowMs);
+        else s.bindName.run(write.name, write.id, write.nowMs);
+      }
+      const excessMembers = (s.countMembers.get() ?? 0) - MAX_STORED_MEMBERS;
+      if (excessMembers > 0) s.pruneMembers.run(excessMembers);
+      const excessNames = (s.countNames.get() ?? 0) - MAX_STORED_MEMBERS;
+      if (excessNames > 0) s.pruneNames.run(excessNames);
+    });
+    this.#memberWrites = new TurnBatch({
+      max: MAX_PENDING_MEMBER_WRITES,
+      write: commitMemberWrites,
+      onError: options.onWriteError ?? (() => undefined),
+    });
   }
 
+  /** Commits the members and names still waiting, then closes the file. */
   close(): void {
+    this.#memberWrites.flush();
     this.#db.close();
   }
 
@@ -155,6 +194,7 @@ export class TrustStore {
 
   /** Reserves sequence numbers below `limit` (durably, before any of them is used). */
   reserveSequence(limit: number): void {
+    this.#memberWrites.flush();
     this.#s.setMeta.run('sequence_reserved', limit);
   }
 
@@ -166,6 +206,7 @@ export class TrustStore {
   /** Records the highest accepted sequence numbers of several origins in one transaction (see the top). */
   saveReplayMarks(marks: readonly (readonly [string, number])[], durable = true, nowMs = Date.now()): void {
     if (marks.length === 0) return;
+    this.#memberWrites.flush();
     if (durable || !this.#isFile) {
       this.#saveReplays(marks, nowMs);
       return;
@@ -179,6 +220,7 @@ export class TrustStore {
   }
 
   members(): StoredMember[] {
+    this.#memberWrites.flush();
     return this.#s.members.all().map((row) => ({
       id: row.id,
       publicKey: row.public_key === null ? null : Uint8Array.from(row.public_key),
@@ -187,24 +229,28 @@ export class TrustStore {
     }));
   }
 
+  /** Records a member met (with its key, once known); committed at the end of this turn (see the top). */
   saveMember(id: string, publicKey: Uint8Array | null, nowMs = Date.now()): void {
-    this.#s.saveMember.run(id, publicKey, nowMs, nowMs);
-    const excess = (this.#s.countMembers.get() ?? 0) - MAX_STORED_MEMBERS;
-    if (excess > 0) this.#s.pruneMembers.run(excess);
+    // A copy: the caller's buffer may be reused before the end of the turn.
+    const key = publicKey === null ? null : Uint8Array.from(publicKey);
+    this.#memberWrites.add({ kind: 'member', id, publicKey: key, nowMs });
   }
 
   nameBindings(): NameBinding[] {
+    this.#memberWrites.flush();
     return this.#s.names.all().map((row) => ({ name: row.name, id: row.id, boundAtMs: row.bound_ms }));
   }
 
-  /** Binds `name` to `id` unless it is bound already (the first id to announce a name keeps it). */
+  /**
+   * Binds `name` to `id` unless it is bound already (the first id to announce a name keeps it); committed at
+   * the end of this turn (see the top).
+   */
   bindName(name: string, id: string, nowMs = Date.now()): void {
-    this.#s.bindName.run(name, id, nowMs);
-    const excess = (this.#s.countNames.get() ?? 0) - MAX_STORED_MEMBERS;
-    if (excess > 0) this.#s.pruneNames.run(excess);
+    this.#memberWrites.add({ kind: 'name', name, id, nowMs });
   }
 
   unbindName(name: string): boolean {
+    this.#memberWrites.flush();
     return this.#s.unbindName.run(name).changes > 0;
   }
 
@@ -214,6 +260,7 @@ export class TrustStore {
   }
 
   addRevocation(revoked: string, entry: Uint8Array, nowMs = Date.now()): void {
+    this.#memberWrites.flush();
     this.#s.addRevocation.run(revoked, entry, nowMs);
   }
 }

@@ -110,6 +110,29 @@ describeWhenAvailable('what the agent writes survives a power cut', whyPowercutU
     reopened.close();
     store.close();
   });
+
+  it('keeps the members and names met, once the turn that met them has ended', async () => {
+    const path = join(dataDir, 'trust.sqlite');
+    const store = await TrustStore.open(path);
+    const key = new Uint8Array(32).fill(9);
+    for (const id of ['fedcba9876543210', '0123456789abcdef']) store.saveMember(id, key);
+    store.bindName('door', 'fedcba9876543210');
+    await new Promise((resolve) => setImmediate(resolve));
+    mount.cut();
+    const reopened = await TrustStore.open(path);
+    expect(
+      reopened
+        .members()
+        .map((member) => [member.id, member.publicKey])
+        .sort(),
+    ).toEqual([
+      ['0123456789abcdef', key],
+      ['fedcba9876543210', key],
+    ]);
+    expect(reopened.nameBindings().map(({ name, id }) => [name, id])).toEqual([['door', 'fedcba9876543210']]);
+    reopened.close();
+    store.close();
+  });
 });
 
 const DIST_QUEUE = pathToFileURL(

@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { Counters } from '../../../agent/core/counters.js';
 import { createLogger } from '../../../agent/core/logger.js';
@@ -22,7 +23,7 @@ import { MESH_KEYS_FILE, MeshKeyRing } from '../../../agent/trust/mesh-key-ring.
 import { NeighbourBlame } from '../../../agent/trust/neighbour-blame.js';
 import { RevocationList, signRevocation } from '../../../agent/trust/revocation-list.js';
 import { NotAdminError, TrustService } from '../../../agent/trust/trust-service.js';
-import { TRUST_STORE_FILE, TrustStore } from '../../../agent/trust/trust-store.js';
+import { MAX_PENDING_MEMBER_WRITES, TRUST_STORE_FILE, TrustStore } from '../../../agent/trust/trust-store.js';
 import { stopAllAgents, temporaryDir } from '../../support/agent-process.js';
 
 afterAll(stopAllAgents);
@@ -175,6 +176,62 @@ describe('names', () => {
     // The owner revoked: its names are free, and the next claimant takes them.
     for (const name of reopened.namesOwnedBy('aaaaaaaaaaaaaaaa')) reopened.release(name);
     expect(reopened.claim('bbbbbbbbbbbbbbbb', 'door')).toBe('bound');
+  });
+});
+
+describe('members and names met', () => {
+  const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+  const ids = (count: number): string[] =>
+    Array.from({ length: count }, (_, index) => index.toString(16).padStart(16, '0'));
+
+  it('are committed together at the end of the turn that met them, in the order met', async () => {
+    const path = join(temporaryDir(), TRUST_STORE_FILE);
+    const store = await TrustStore.open(path);
+    // What another process reading the file (or the agent after a power cut) finds there.
+    const reader = new Database(path, { readonly: true });
+    const onDisk = (): number[] => [
+      reader.prepare('SELECT count(*) FROM members').pluck().get() as number,
+      reader.prepare('SELECT count(*) FROM names').pluck().get() as number,
+    ];
+    const registry = new MemberRegistry(store);
+    for (const [index, id] of ids(50).entries()) {
+      registry.noteMember(id, randomBytes(32));
+      registry.claim(id, `peer-${index}`);
+    }
+    expect(onDisk()).toEqual([0, 0]);
+    await nextTurn();
+    expect(onDisk()).toEqual([50, 50]);
+    // A name bound and freed in one turn ends up free: the release is written after the binding.
+    registry.claim('aaaaaaaaaaaaaaaa', 'door');
+    registry.release('door');
+    await nextTurn();
+    expect(reader.prepare("SELECT count(*) FROM names WHERE name = 'door'").pluck().get()).toBe(0);
+    reader.close();
+    store.close();
+  });
+
+  it('wait at most MAX_PENDING_MEMBER_WRITES: the write that reaches it commits them at once', async () => {
+    const path = join(temporaryDir(), TRUST_STORE_FILE);
+    const store = await TrustStore.open(path);
+    const reader = new Database(path, { readonly: true });
+    const stored = (): number => reader.prepare('SELECT count(*) FROM members').pluck().get() as number;
+    const [last, ...first] = ids(MAX_PENDING_MEMBER_WRITES).reverse();
+    for (const id of first) store.saveMember(id, null);
+    expect(stored()).toBe(0);
+    store.saveMember(last as string, null);
+    expect(stored()).toBe(MAX_PENDING_MEMBER_WRITES);
+    reader.close();
+    store.close();
+  });
+
+  it('are written by close() when their turn has not ended yet', async () => {
+    const path = join(temporaryDir(), TRUST_STORE_FILE);
+    const store = await TrustStore.open(path);
+    new MemberRegistry(store).claim('aaaaaaaaaaaaaaaa', 'door');
+    store.close();
+    const reopened = new MemberRegistry(await TrustStore.open(path));
+    expect(reopened.ownerOf('door')).toBe('aaaaaaaaaaaaaaaa');
+    expect(reopened.isKnownMember('aaaaaaaaaaaaaaaa')).toBe(true);
   });
 });
 
