@@ -9,9 +9,11 @@ import {
   type CallResult,
   errorResult,
   type JsonObject,
+  type StartRun,
+  settledStart,
 } from './handler.js';
 import { parseOutput } from './output.js';
-import { outcomeError, runProcess } from './run-process.js';
+import { outcomeError, type RunOptions, runProcess } from './run-process.js';
 
 export const DEFAULT_ACTION_TIMEOUT_MS = 10_000;
 
@@ -41,15 +43,32 @@ export class ExecAction implements ActionHandler {
   }
 
   async invoke(args: JsonObject, context: CallContext): Promise<CallResult> {
+    const start = await this.prepare(args, context);
+    return start();
+  }
+
+  /** The program's stdin and environment are built here; its timeout and the spawn wait for the start. */
+  async prepare(args: JsonObject, context: CallContext): Promise<StartRun> {
+    // Only a bug of ours lands in these catches; the interface promises a result, not a rejection.
+    const internal = (error: unknown): CallResult =>
+      errorResult('internal', `action '${this.#options.name}' failed: ${String(error)}`);
     try {
-      return await this.#run(args, context);
+      const run: Omit<RunOptions, 'timeoutMs'> = {
+        argv: this.#options.exec,
+        stdin: JSON.stringify(args),
+        env: this.#environment(context),
+        cwd: this.#options.cwd,
+        signal: context.signal,
+        maxStdoutBytes: this.#options.maxStdoutBytes,
+        killGraceMs: this.#options.killGraceMs,
+      };
+      return () => this.#run(run, context).catch(internal);
     } catch (error) {
-      // Only a bug of ours lands here; the interface promises a result, not a rejection.
-      return errorResult('internal', `action '${this.#options.name}' failed: ${String(error)}`);
+      return settledStart(internal(error));
     }
   }
 
-  async #run(args: JsonObject, context: CallContext): Promise<CallResult> {
+  async #run(run: Omit<RunOptions, 'timeoutMs'>, context: CallContext): Promise<CallResult> {
     const what = `action '${this.#options.name}'`;
     const timeoutMs = Math.min(
       this.#options.timeoutMs ?? DEFAULT_ACTION_TIMEOUT_MS,
@@ -57,16 +76,7 @@ export class ExecAction implements ActionHandler {
     );
     if (timeoutMs <= 0)
       return this.#failed('timeout', `${what}: the call's deadline had already passed`, context);
-    const outcome = await runProcess({
-      argv: this.#options.exec,
-      stdin: JSON.stringify(args),
-      env: this.#environment(context),
-      cwd: this.#options.cwd,
-      timeoutMs,
-      signal: context.signal,
-      maxStdoutBytes: this.#options.maxStdoutBytes,
-      killGraceMs: this.#options.killGraceMs,
-    });
+    const outcome = await runProcess({ ...run, timeoutMs });
     const error = outcomeError(outcome, what, timeoutMs);
     if (error !== null) return this.#failed(error.code, error.message, context);
     return { ok: true, value: outcome.kind === 'exited' ? parseOutput(outcome.stdout) : '' };

@@ -1,7 +1,8 @@
 // The receiving side of a remote call: checks whether the caller (the mesh source, which the envelope
-// authenticates) may, runs each call id once (a retry gets the first run's result), waits for the agreed
-// instant in mesh time (a bounded number of calls may wait so), waits for a free run slot (run-slots.ts)
-// and runs the handler. Every refusal and failure is a result.
+// authenticates) may, runs each call id once (a retry gets the first run's result), sleeps until shortly
+// before the agreed instant in mesh time (a bounded number of calls may wait so), waits for a free run slot
+// (run-slots.ts), has the handler prepare the run and starts it at the instant. Every refusal and failure
+// is a result.
 
 import { setBounded } from '../core/bounded-map.js';
 import type { Counters } from '../core/counters.js';
@@ -12,13 +13,13 @@ import {
   DEFAULT_ACTION_QUEUE,
   DEFAULT_COORDINATION_LIMITS,
 } from './config.js';
-import type { CallResult } from './handler.js';
+import type { CallContext, CallResult, StartRun } from './handler.js';
 import type { LeaseTable } from './leases.js';
 import type { CapabilityRegistry, LocalAction } from './registry.js';
 import { RunSlots } from './run-slots.js';
 import { ScheduledCalls } from './scheduled-calls.js';
 import type { TimeSync } from './time-sync.js';
-import { waitUntil } from './wait-until.js';
+import { blockUntil, sleepUntil } from './wait-until.js';
 
 /** Furthest ahead a synchronised call may fire: a day, well within what a timer holds. */
 export const MAX_FIRE_AHEAD_MS = 86_400_000;
@@ -118,6 +119,8 @@ export class Executor {
     const action = registry.actions.get(call.action) as LocalAction;
     // Offset to the caller's clock: the call's instant is in it, and so is the fired_at we report.
     let offsetMs: number;
+    /** A timed call's instant in this agent's clock. */
+    let localFireAt: number | undefined;
     if (call.fireAt === null) {
       offsetMs = from === this.#options.selfId ? 0 : (timeSync.known(from)?.offsetMs ?? 0);
     } else {
@@ -125,15 +128,17 @@ export class Executor {
       const full = this.#scheduled.reserve(from);
       if (full !== undefined) return this.#refuse(call, { code: 'too-many-scheduled', message: full });
       try {
-        const waited = await this.#waitForInstant(from, call.fireAt);
+        const waited = await this.#sleepNearInstant(from, call.fireAt);
         if ('code' in waited) return this.#refuse(call, waited);
-        offsetMs = waited.offsetMs;
+        ({ offsetMs, localFireAt } = waited);
       } finally {
         this.#scheduled.release(from);
       }
     }
 
-    const deadlineMs = Date.now() + Math.min(call.timeoutMs, action.timeoutMs);
+    // A timed call's time to run counts from its instant, still a few milliseconds off.
+    const leadMs = localFireAt === undefined ? 0 : Math.max(0, localFireAt - timeSync.now());
+    const deadlineMs = Date.now() + leadMs + Math.min(call.timeoutMs, action.timeoutMs);
     const slot = await this.#slots.acquire(
       action.name,
       {
@@ -160,18 +165,24 @@ export class Executor {
       );
     }
     try {
-      const firedAt = timeSync.now();
-      counters.increment('coordination.calls_run');
-      const outcome: CallResult = await action.handler.invoke(call.args, {
+      const callerName = this.#options.describe(from).name;
+      const context: CallContext = {
         callId: Buffer.from(call.callId).toString('hex'),
         caller: from,
-        ...(this.#options.describe(from).name !== undefined && {
-          callerName: this.#options.describe(from).name,
-        }),
+        ...(callerName !== undefined && { callerName }),
         deadlineMs,
         // Handlers keep to deadlineMs themselves; the signal is for cancelling a call (none does yet).
         signal: new AbortController().signal,
-      });
+      };
+      const { handler } = action;
+      const start: StartRun =
+        handler.prepare === undefined
+          ? () => handler.invoke(call.args, context)
+          : await handler.prepare(call.args, context);
+      if (localFireAt !== undefined) blockUntil(() => timeSync.now(), localFireAt);
+      const firedAt = timeSync.now();
+      counters.increment('coordination.calls_run');
+      const outcome = await start();
       if (!outcome.ok) counters.increment('coordination.calls_failed');
       return result(call, outcome, firedAt + offsetMs);
     } finally {
@@ -179,8 +190,14 @@ export class Executor {
     }
   }
 
-  /** Waits for a timed call's instant; the offset to the caller's clock, or why it cannot wait. */
-  async #waitForInstant(from: string, fireAt: number): Promise<{ offsetMs: number } | CallError> {
+  /**
+   * Sleeps until shortly before a timed call's instant (sleepUntil; the run blocks for the rest once it is
+   * ready); the offset to the caller's clock and the instant in this agent's clock, or why it cannot wait.
+   */
+  async #sleepNearInstant(
+    from: string,
+    fireAt: number,
+  ): Promise<{ offsetMs: number; localFireAt: number } | CallError> {
     const { timeSync } = this.#options;
     const estimate = from === this.#options.selfId ? { offsetMs: 0 } : await timeSync.estimate(from);
     if (estimate === undefined) {
@@ -190,8 +207,8 @@ export class Executor {
     if (localFireAt - timeSync.now() > MAX_FIRE_AHEAD_MS) {
       return { code: 'too-far-ahead', message: 'a synchronised call may be at most a day ahead' };
     }
-    await waitUntil(() => timeSync.now(), localFireAt);
-    return { offsetMs: estimate.offsetMs };
+    await sleepUntil(() => timeSync.now(), localFireAt);
+    return { offsetMs: estimate.offsetMs, localFireAt };
   }
 
   /** A call that did not run: counted by its code unless told another counter. */

@@ -13,6 +13,8 @@ import {
   type SensorHandler,
   SensorReadError,
   type SensorReading,
+  type StartRun,
+  settledStart,
 } from './handler.js';
 import { outcomeError, runProcess } from './run-process.js';
 
@@ -135,28 +137,40 @@ export class GpioAction implements ActionHandler {
   }
 
   async invoke(args: JsonObject, context: CallContext): Promise<CallResult> {
+    const start = await this.prepare(args, context);
+    return start();
+  }
+
+  /** The args are checked and gpioset's command line built here (asking its version once); the start runs it. */
+  async prepare(args: JsonObject, context: CallContext): Promise<StartRun> {
+    const internal = (error: unknown): CallResult =>
+      errorResult('internal', `gpio action failed: ${String(error)}`); // a bug of ours, not a rejection
     try {
-      return await this.#set(args, context);
+      const value = args.value;
+      if (value !== 0 && value !== 1 && value !== true && value !== false) {
+        return settledStart(
+          errorResult('invalid-args', 'gpio action needs { "value": 0 | 1 | true | false }'),
+        );
+      }
+      const bit: 0 | 1 = value === 1 || value === true ? 1 : 0;
+      let version: GpioToolsVersion;
+      try {
+        version = await this.#options.tools.version();
+      } catch (error) {
+        return settledStart(
+          errorResult('gpio-unavailable', error instanceof Error ? error.message : String(error)),
+        );
+      }
+      const argv = gpiosetArgv(version, this.#options, bit);
+      return () => this.#set(argv, bit, context).catch(internal);
     } catch (error) {
-      return errorResult('internal', `gpio action failed: ${String(error)}`); // a bug of ours, not a rejection
+      return settledStart(internal(error));
     }
   }
 
-  async #set(args: JsonObject, context: CallContext): Promise<CallResult> {
-    const value = args.value;
-    if (value !== 0 && value !== 1 && value !== true && value !== false) {
-      return errorResult('invalid-args', 'gpio action needs { "value": 0 | 1 | true | false }');
-    }
-    const bit: 0 | 1 = value === 1 || value === true ? 1 : 0;
-    let version: GpioToolsVersion;
-    try {
-      version = await this.#options.tools.version();
-    } catch (error) {
-      return errorResult('gpio-unavailable', error instanceof Error ? error.message : String(error));
-    }
+  async #set(argv: readonly string[], bit: 0 | 1, context: CallContext): Promise<CallResult> {
     const timeoutMs = Math.min(this.#options.tools.timeoutMs, context.deadlineMs - Date.now());
     if (timeoutMs <= 0) return errorResult('timeout', "gpio action: the call's deadline had already passed");
-    const argv = gpiosetArgv(version, this.#options, bit);
     const outcome = await runProcess({ argv, timeoutMs, signal: context.signal });
     const error = outcomeError(outcome, `gpioset ${this.#options.chip} ${this.#options.line}`, timeoutMs);
     if (error !== null) {

@@ -26,10 +26,19 @@ export interface CallError {
 
 export type CallResult = { ok: true; value: JsonValue | string } | { ok: false; error: CallError };
 
+/** A run made ready by ActionHandler.prepare: calling it starts the run. */
+export type StartRun = () => Promise<CallResult>;
+
 export interface ActionHandler {
   readonly kind: string;
   /** Never rejects: every failure, including the handler's own bugs, comes back as `{ ok: false }`. */
   invoke(args: JsonObject, context: CallContext): Promise<CallResult>;
+  /**
+   * Optional: does what a run needs before it starts (checking the args, building a program's command line
+   * and environment), so that a call timed for an instant has only the start left to do there. Neither it
+   * nor the start it gives rejects.
+   */
+  prepare?(args: JsonObject, context: CallContext): Promise<StartRun>;
 }
 
 export interface SensorReading {
@@ -62,4 +71,9 @@ export function okResult(value: JsonValue): CallResult {
 
 export function errorResult(code: string, message: string): CallResult {
   return { ok: false, error: { code, message } };
+}
+
+/** A start whose result is known while preparing (bad args, a missing tool): nothing is left to run. */
+export function settledStart(result: CallResult): StartRun {
+  return () => Promise.resolve(result);
 }

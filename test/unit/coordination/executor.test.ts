@@ -14,7 +14,7 @@ const SELF = '1111111111111111';
 const CALLER = '2222222222222222';
 const OTHER = '3333333333333333';
 
-function setUp(allow?: readonly string[]) {
+function setUp(allow?: readonly string[], prepared?: ActionHandler['prepare']) {
   let runs = 0;
   let timeRequests = 0;
   const handler: ActionHandler = {
@@ -23,6 +23,7 @@ function setUp(allow?: readonly string[]) {
       runs++;
       return { ok: true, value: args };
     },
+    ...(prepared !== undefined && { prepare: prepared }),
   };
   const registry = new CapabilityRegistry();
   const leases = new LeaseTable();
@@ -127,6 +128,29 @@ describe('executor', () => {
     expect(timeRequests()).toBe(2 * triedFirst);
     expect(runs()).toBe(0);
     expect(counters.get('coordination.calls_refused_no_clock_sync')).toBe(2);
+  });
+
+  it('has the handler prepare a timed call, then starts the prepared run no earlier than its instant', async () => {
+    let preparedAt: number | undefined;
+    let startedAt: number | undefined;
+    const { executor, runs } = setUp(undefined, async (args) => {
+      preparedAt = Date.now();
+      return async () => {
+        startedAt = Date.now();
+        return { ok: true, value: args };
+      };
+    });
+    // A call from this agent itself needs no time exchange; the instant is far enough ahead for the sleep.
+    const fireAt = Date.now() + 200;
+    const result = await executor.handle(SELF, call({ fireAt }));
+    expect(result.outcome).toEqual({ ok: true, value: { on: true } });
+    expect(runs()).toBe(0); // started through prepare, not invoke
+    // Prepared in the last stretch before the instant (on a loaded machine the sleep may end late: only the
+    // order is certain), started at it.
+    expect(preparedAt).toBeLessThanOrEqual(startedAt as number);
+    expect(preparedAt).toBeGreaterThanOrEqual(fireAt - 100);
+    expect(startedAt).toBeGreaterThanOrEqual(fireAt);
+    expect(result.firedAt).toBeGreaterThanOrEqual(fireAt);
   });
 
   it('runs a repeated call id from one caller once and answers the repeat with the same result', async () => {

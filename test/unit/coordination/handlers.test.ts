@@ -119,6 +119,22 @@ describe('exec action: results', () => {
     expect(await garbage.invoke({}, context())).toMatchObject({ ok: false, error: { code: 'bad-output' } });
   });
 
+  it('prepares without running the program: the start runs it, with the arguments and caller it was prepared with', async () => {
+    const ranFile = join(dir, 'prepared.ran');
+    const action = new ExecAction({
+      name: 'a',
+      exec: [
+        script(
+          `touch ${ranFile}; input=$(cat); printf '{"input":%s,"caller":"%s"}' "$input" "$NEARMESH_CALLER"`,
+        ),
+      ],
+    });
+    const start = await action.prepare({ on: true }, context());
+    expect(existsSync(ranFile)).toBe(false);
+    expect(await start()).toEqual({ ok: true, value: { input: { on: true }, caller: 'peer-abc' } });
+    expect(existsSync(ranFile)).toBe(true);
+  });
+
   it('passes argv without a shell', async () => {
     const action = new ExecAction({ name: 'a', exec: ['/bin/echo', '$HOME', '; rm -rf /', '*'] });
     expect(await action.invoke({}, context())).toEqual({ ok: true, value: '$HOME ; rm -rf / *' });
