@@ -6,7 +6,8 @@
 // 12: `call group:ten` to 10 agents (a star around the caller) vs a call to one of them.
 // 13: `call group:five … in_ms 500` on 5 agents of that star: the spread of fired_at_ms per repetition,
 //     vs 5 bare node processes started the same way, each waiting for a common instant as the executor does
-//     (13c, which also compares that wait with a plain setTimeout). 13b: the same on 2 members, against the
+//     and then running the action's script as it does (13c, which also compares that wait with a plain
+//     setTimeout). 13b: the same on 2 members, against the
 //     spread on 5 (more spinning agents than cores share them).
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -44,14 +45,18 @@ export const SPREAD_SMALL_MEMBERS = 2;
 export const SPREAD_REPETITIONS = 10;
 export const SPREAD_IN_MS = 500;
 /**
- * 13 is judged against what this machine allows 5 processes waking at one instant (13c: bare processes waiting
- * as the executor does); 13b, on 2 members (no more spinners than cores), against an absolute bound.
+ * 13 is judged against what this machine allows 5 processes waking at one instant and each starting the action
+ * (13c: bare processes waiting and running it as the executor does); 13b, on 2 members (no more spinners
+ * than cores), against an absolute bound.
  */
 const MAX_SPREAD_RATIO = 1.5;
 const MAX_SMALL_SPREAD_MS = 5;
-/** The executor's wait for a synchronised instant, loaded by the bare children (13c). */
+/** The executor's wait for a synchronised instant and its way of running a program, loaded by the bare children (13c). */
 const WAIT_UNTIL_MODULE = pathToFileURL(
   resolve(import.meta.dirname, '../../agent/coordination/wait-until.js'),
+).href;
+const RUN_PROCESS_MODULE = pathToFileURL(
+  resolve(import.meta.dirname, '../../agent/coordination/run-process.js'),
 ).href;
 const READY_TIMEOUT_MS = 20_000;
 /** Links come up after a dial (redial backoff starts at 1 s) and announcements follow. */
@@ -72,18 +77,38 @@ const CALL_3_NAME = '11b call rtt, 3 hops (chain of 4)';
 const EXEC_NAME = '11c call − send at 1 hop vs bare exec';
 const FANOUT_NAME = `12 call group of ${FANOUT_MEMBERS}, until all results`;
 const SPREAD_NAME = `13 --in ${SPREAD_IN_MS}ms spread, group of ${SPREAD_MEMBERS}`;
-const SPIN_SPREAD_NAME = `13c ${SPREAD_MEMBERS} bare nodes, the executor's wait, spread`;
+const SPIN_SPREAD_NAME = `13c ${SPREAD_MEMBERS} bare nodes, the executor's wait + exec, spread`;
+const WAIT_SPREAD_NAME = `13d ${SPREAD_MEMBERS} agents vs ${SPREAD_MEMBERS} bare nodes doing the executor's wait alone (no exec)`;
 const SMALL_SPREAD_NAME = `13b --in ${SPREAD_IN_MS}ms spread, group of ${SPREAD_SMALL_MEMBERS}`;
 
 /**
  * A bare node that, for each line "<mode> <instant>" (an instant of performance.timeOrigin + now(), the
- * agents' clock), waits for it and prints that clock when it fires. Mode "timer": one plain setTimeout
- * for the instant; "spin": the executor's own wait (agent/coordination/wait-until.ts).
+ * agents' clock), waits for it, reads that clock when it fires and, as the executor does after reading
+ * fired_at, runs the script given as its argument (the agent's runProcess, `{}` on stdin); once the script
+ * has exited it prints the clock read at the instant, or "failed <outcome>". The agents fork at the instant:
+ * on a machine with fewer cores than members, the first forks delay the members still waking, so bare
+ * processes that only printed would be a baseline with less to do at that instant than the agents.
+ * Mode "timer": one plain setTimeout for the instant; "spin": the executor's own wait
+ * (agent/coordination/wait-until.ts).
  */
 const TIMER_CHILD = `
 const now = () => performance.timeOrigin + performance.now();
+const script = process.argv[1];
 const executorWait = import(${JSON.stringify(WAIT_UNTIL_MODULE)});
-const fire = () => process.stdout.write(now() + '\\n');
+const executorRun = import(${JSON.stringify(RUN_PROCESS_MODULE)});
+const fire = (exec) => {
+  const firedAt = now();
+  if (!exec) {
+    process.stdout.write(String(firedAt) + '\\n');
+    return;
+  }
+  executorRun
+    .then(({ runProcess }) => runProcess({ argv: [script], stdin: '{}', timeoutMs: ${CALL_TIMEOUT_MS} }))
+    .then((outcome) => {
+      const ok = outcome.kind === 'exited' && outcome.exitCode === 0;
+      process.stdout.write((ok ? String(firedAt) : 'failed ' + outcome.kind) + '\\n');
+    });
+};
 let pending = '';
 process.stdin.setEncoding('utf8');
 process.stdin.on('data', (chunk) => {
@@ -92,8 +117,13 @@ process.stdin.on('data', (chunk) => {
     const [mode, instant] = pending.slice(0, end).split(' ');
     const at = Number(instant);
     pending = pending.slice(end + 1);
-    if (mode === 'spin') executorWait.then(({ waitUntil }) => waitUntil(now, at)).then(fire);
-    else setTimeout(fire, at - now());
+    if (mode === 'spin' || mode === 'wait') {
+      executorWait.then(async ({ sleepUntil, blockUntil }) => {
+        await sleepUntil(now, at);
+        blockUntil(now, at);
+        fire(mode === 'spin');
+      });
+    } else setTimeout(() => fire(true), at - now());
   }
 });
 process.stdout.write('ready\\n');
@@ -268,13 +298,13 @@ export async function callRoundTripRows(): Promise<ResultRow[]> {
   }
 }
 
-/** A bare node process per member, each firing a plain setTimeout at the instant it is sent. */
+/** A bare node process per member (TIMER_CHILD), each firing and running the action at the instant it is sent. */
 interface TimerChild extends BenchChild {
   readonly lines: string[];
 }
 
-function startTimerChild(started: Started): TimerChild {
-  const child = startChild(process.execPath, ['-e', TIMER_CHILD], 'pipe');
+function startTimerChild(started: Started, script: string): TimerChild {
+  const child = startChild(process.execPath, ['-e', TIMER_CHILD, script], 'pipe');
   started.children.push(child);
   const lines: string[] = [];
   let pending = '';
@@ -300,11 +330,19 @@ async function nextLine(child: TimerChild, timeoutMs: number): Promise<string> {
 }
 
 /** One repetition of a baseline: every child fires at now + SPREAD_IN_MS; max − min of their clocks. */
-async function timerSpreadMs(children: readonly TimerChild[], mode: 'timer' | 'spin'): Promise<number> {
+async function timerSpreadMs(
+  children: readonly TimerChild[],
+  mode: 'timer' | 'spin' | 'wait',
+): Promise<number> {
   const at = clockMs() + SPREAD_IN_MS;
   for (const child of children) child.child.stdin?.write(`${mode} ${at}\n`);
   const fired = await Promise.all(
-    children.map(async (child) => Number(await nextLine(child, SPREAD_IN_MS + CALL_TIMEOUT_MS))),
+    children.map(async (child) => {
+      const line = await nextLine(child, SPREAD_IN_MS + CALL_TIMEOUT_MS);
+      const ms = Number(line);
+      if (!Number.isFinite(ms)) throw new Error(`timer child: ${line}`);
+      return ms;
+    }),
   );
   return Math.max(...fired) - Math.min(...fired);
 }
@@ -317,7 +355,9 @@ function clockMs(): number {
 /**
  * One repetition: the group fires at its instant (or at once); max − min of fired_at_ms. With `in_ms`,
  * each member's lateness (fired_at_ms − the instant asked for, this process's clock: all share one) goes
- * to `lateness`: negative is an offset-estimate error, positive a late wake-up.
+ * to `lateness`: its late wake-up plus the request's way to the hub (which sets the instant on arrival).
+ * fired_at_ms comes through the member's own offset estimate, as its instant did, so an estimate's error
+ * cancels out of it.
  */
 async function firedSpreadMs(
   client: ControlClient,
@@ -364,7 +404,7 @@ export async function callGroupRows(): Promise<ResultRow[]> {
       ),
     );
     // The timer baseline's children start with the members, the same way (node, piped output).
-    const timers = Array.from({ length: SPREAD_MEMBERS }, () => startTimerChild(started));
+    const timers = Array.from({ length: SPREAD_MEMBERS }, () => startTimerChild(started, script));
     await Promise.all(members.map((member) => connectControl(member, READY)));
     await Promise.all(timers.map((timer) => nextLine(timer, READY_TIMEOUT_MS)));
     await waitForLinks(
@@ -394,17 +434,15 @@ export async function callGroupRows(): Promise<ResultRow[]> {
     await firedSpreadMs(client, GROUP_SMALL, SPREAD_SMALL_MEMBERS, SPREAD_IN_MS);
     await timerSpreadMs(timers, 'timer');
     const lateness: number[] = [];
-    const [spread = [], timerSpread = [], small = [], spinSpread = [], immediate = []] = await interleaved(
-      SPREAD_REPETITIONS,
-      0,
-      [
+    const [spread = [], timerSpread = [], small = [], spinSpread = [], immediate = [], waitSpread = []] =
+      await interleaved(SPREAD_REPETITIONS, 0, [
         () => firedSpreadMs(client, GROUP_SPREAD, SPREAD_MEMBERS, SPREAD_IN_MS, lateness),
         () => timerSpreadMs(timers, 'timer'),
         () => firedSpreadMs(client, GROUP_SMALL, SPREAD_SMALL_MEMBERS, SPREAD_IN_MS),
         () => timerSpreadMs(timers, 'spin'),
         () => firedSpreadMs(client, GROUP_SPREAD, SPREAD_MEMBERS, undefined),
-      ],
-    );
+        () => timerSpreadMs(timers, 'wait'),
+      ]);
     const list = (values: readonly number[]): string => values.map((ms) => ms.toFixed(2)).join(' ');
     process.stderr.write(
       `[median (p95): group of ${FANOUT_MEMBERS} ${medianP95(group)}, one member ${medianP95(one)}; ` +
@@ -428,7 +466,7 @@ export async function callGroupRows(): Promise<ResultRow[]> {
       {
         benchmark: SPREAD_NAME,
         nearmesh: medianMax(spread),
-        baseline: `wait ${medianMax(spinSpread)}`,
+        baseline: `wait + exec ${medianMax(spinSpread)}`,
         ratio: formatTimes(median(spread) / median(spinSpread)),
         goal: `≤ ${MAX_SPREAD_RATIO}× (median)`,
         pass: passMark(median(spread) <= MAX_SPREAD_RATIO * median(spinSpread)),
@@ -447,6 +485,14 @@ export async function callGroupRows(): Promise<ResultRow[]> {
         baseline: `setTimeout ${medianMax(timerSpread)}`,
         ratio: formatTimes(median(spinSpread) / median(timerSpread)),
         goal: '— (info)',
+        pass: '—',
+      },
+      {
+        benchmark: WAIT_SPREAD_NAME,
+        nearmesh: medianMax(spread),
+        baseline: `wait alone ${medianMax(waitSpread)}`,
+        ratio: formatTimes(median(spread) / median(waitSpread)),
+        goal: '— (info: the first form of 13)',
         pass: '—',
       },
     ];
