@@ -366,14 +366,27 @@ function decodeChecked(bytes: Uint8Array, payloadView: boolean): DecodeResult {
   }
 }
 
-function decodeEndpoints(bytes: Uint8Array, envelope: EnvelopeFields): DecodeResult {
-  if (envelope.route !== undefined) return badField('ENDPOINTS is link-local and cannot carry a route');
+/**
+ * The first element of a link-local message's body: a byte string holding one CBOR array (ENDPOINTS, SYNC);
+ * a DecodeResult when it is not that.
+ */
+function linkLocalBodyFirst(
+  bytes: Uint8Array,
+  envelope: EnvelopeFields,
+  name: string,
+): { first: unknown } | DecodeResult {
+  if (envelope.route !== undefined) return badField(`${name} is link-local and cannot carry a route`);
   const body = envelope.body;
-  if (body.major !== MAJOR_BYTES) return badField('ENDPOINTS body is not a byte string');
+  if (body.major !== MAJOR_BYTES) return badField(`${name} body is not a byte string`);
   const item = decodeItem(viewBytes(bytes, body.offset, body.arg));
   if (!item.ok) return { kind: 'error', error: item.error };
-  const value = item.value;
-  const addresses = Array.isArray(value) ? (value[0] as unknown) : undefined;
+  return { first: Array.isArray(item.value) ? (item.value[0] as unknown) : undefined };
+}
+
+function decodeEndpoints(bytes: Uint8Array, envelope: EnvelopeFields): DecodeResult {
+  const body = linkLocalBodyFirst(bytes, envelope, 'ENDPOINTS');
+  if (!('first' in body)) return body;
+  const addresses = body.first;
   if (!Array.isArray(addresses) || addresses.length > MAX_ENDPOINTS || !addresses.every(isEndpoint)) {
     return badField(`ENDPOINTS body is not [[at most ${MAX_ENDPOINTS} "host:port" strings]]`);
   }
@@ -387,12 +400,9 @@ function decodeEndpoints(bytes: Uint8Array, envelope: EnvelopeFields): DecodeRes
 const SYNC_SHAPE = `[[digest: bstr ${SYNC_DIGEST_BYTES}, count: uint, keyEpoch: uint, revocationDigest: bstr ${REVOCATION_DIGEST_BYTES}]]`;
 
 function decodeSync(bytes: Uint8Array, envelope: EnvelopeFields): DecodeResult {
-  if (envelope.route !== undefined) return badField('SYNC is link-local and cannot carry a route');
-  const body = envelope.body;
-  if (body.major !== MAJOR_BYTES) return badField('SYNC body is not a byte string');
-  const item = decodeItem(viewBytes(bytes, body.offset, body.arg));
-  if (!item.ok) return { kind: 'error', error: item.error };
-  const fields = Array.isArray(item.value) ? (item.value[0] as unknown) : undefined;
+  const body = linkLocalBodyFirst(bytes, envelope, 'SYNC');
+  if (!('first' in body)) return body;
+  const fields = body.first;
   if (!Array.isArray(fields) || fields.length < 4) return badField(`SYNC body is not ${SYNC_SHAPE}`);
   // Elements after the fourth are for later revisions: ignored.
   const [digest, count, keyEpoch, revocationDigest] = fields as unknown[];

@@ -19,16 +19,20 @@ function chainOf(length: number, ttl = 4) {
   return { sim, ids: topology.ids };
 }
 
+/** a starts offering an action; its announcement is lost on the way from b to c. */
+function offerAndLoseOnTheWay(sim: MeshSim, a: string, b: string, c: string): void {
+  sim.node(a).router.setCapabilities({ actions: ['open'], sensors: [] });
+  sim.losing = (from, to, message) => from === b && to === c && message.type === 'announce';
+  sim.node(a).router.announceNow();
+  sim.run();
+  sim.losing = undefined;
+}
+
 describe('SYNC between neighbours', () => {
   it('brings an agent that lost an announcement up to date at the next SYNC, with no renewal', () => {
     const { sim, ids } = chainOf(3);
     const [a, b, c] = ids as [string, string, string];
-    // a starts offering an action; its announcement is lost on the way from b to c.
-    sim.node(a).router.setCapabilities({ actions: ['open'], sensors: [] });
-    sim.losing = (from, to, message) => from === b && to === c && message.type === 'announce';
-    sim.node(a).router.announceNow();
-    sim.run();
-    sim.losing = undefined;
+    offerAndLoseOnTheWay(sim, a, b, c);
     expect(sim.lost).toBe(1);
     expect(sim.node(b).router.agent(a)?.capabilities.actions).toEqual(['open']);
     expect(sim.node(c).router.agent(a)?.capabilities.actions).toEqual([]);
@@ -100,11 +104,7 @@ describe('SYNC between neighbours', () => {
   it('drops announcements it already holds, handed over again, before checking their signatures', () => {
     const { sim, ids } = chainOf(3);
     const [a, b, c] = ids as [string, string, string];
-    sim.node(a).router.setCapabilities({ actions: ['open'], sensors: [] });
-    sim.losing = (from, to, message) => from === b && to === c && message.type === 'announce';
-    sim.node(a).router.announceNow();
-    sim.run();
-    sim.losing = undefined;
+    offerAndLoseOnTheWay(sim, a, b, c);
     const verify = vi.spyOn(OriginAuth.prototype, 'verify');
     sim.syncAll();
     // b sends c what it holds but c's own (a's latest and b's): c checks only a's, the one it lacked.
