@@ -3,7 +3,7 @@
 // away stops costing the sensor's agent anything within one watch time). A pushed reading counts only
 // while this agent watches that sensor at that peer: nobody else can feed it readings.
 import type { CoordinationMessage, SensorValueMessage } from '../protocol/coordination.js';
-import { SensorReadError } from './handler.js';
+import { SensorReadError, type SensorReading } from './handler.js';
 import type { CapabilityRegistry } from './registry.js';
 
 /** How long a local read may take. */
@@ -81,7 +81,16 @@ export class SensorService {
   async #readOnce(name: string): Promise<Reading> {
     const sensor = this.#options.registry.sensors.get(name);
     if (sensor === undefined) throw new SensorReadError('unknown-sensor', `no sensor "${name}" here`);
-    const reading = await sensor.handler.read(AbortSignal.timeout(READ_TIMEOUT_MS));
+    // Not AbortSignal.timeout: its timer outlives the read and builds a DOMException (a stack) when it fires,
+    // ten seconds later, for every read; on a hub that peers read many times a second that adds up.
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), READ_TIMEOUT_MS);
+    let reading: SensorReading;
+    try {
+      reading = await sensor.handler.read(controller.signal);
+    } finally {
+      clearTimeout(timer);
+    }
     const result = {
       sensor: name,
       value: reading.value,
