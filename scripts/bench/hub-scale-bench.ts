@@ -1,5 +1,6 @@
 // Row 26: one hub agent with 50 direct peers, every one a real agent process on loopback that dials the hub
-// (static peers, its own identity and Noise handshake). Each peer sends the hub 10 reliable messages a second and
+// (static peers, its own identity and Noise handshake). The hub runs as the systemd unit starts it (its node
+// flags and environment, which are part of its memory and pauses); the peers stand for other devices. Each peer sends the hub 10 reliable messages a second and
 // reads one of its sensors once a second, driven by this process through one long-lived control client per peer
 // (no CLI process per message); an app on the hub takes the messages (a `listen`). Measured: the hub's RSS and
 // CPU and the round trips under that load, then a restart of the hub under the same load: the time until all 50
@@ -352,7 +353,7 @@ export async function hubScaleRows(): Promise<ResultRow[]> {
   try {
     const meshKey = generateMeshKey();
     const [hubPort = 0, ...peerPorts] = await freePorts(HUB_PEERS + 1);
-    let hub = started.agent({ name: 'hub', port: hubPort, dials: [] }, meshKey);
+    let hub = started.agent({ name: 'hub', port: hubPort, dials: [], asUnit: true }, meshKey);
     const peers = peerPorts.map((port, index) =>
       started.agent({ name: `p${String(index + 1).padStart(2, '0')}`, port, dials: [hubPort] }, meshKey),
     );

@@ -17,12 +17,14 @@ import {
   stopChild,
 } from './bench-child.js';
 import { withTimeout } from './timing.js';
+import { startUnitAgent, unitLaunch } from './unit-launch.js';
 
 const CLI_PATH = fileURLToPath(new URL('../../agent/cli/main.js', import.meta.url));
 
 /** One agent on loopback. */
 export interface LoopbackAgent extends BenchAgent {
   readonly port: number;
+  readonly asUnit: boolean;
 }
 
 export interface LoopbackAgentSpec {
@@ -36,6 +38,8 @@ export interface LoopbackAgentSpec {
   readonly tables?: readonly string[];
   /** The lines of its [mqtt] table; absent: no MQTT endpoint. */
   readonly mqtt?: readonly string[];
+  /** Started as the systemd unit starts it (its node flags and environment), not as a bare `node main.js`. */
+  readonly asUnit?: true;
 }
 
 /** Every process and directory a section started: all of it goes in its finally, by pid. */
@@ -80,8 +84,13 @@ export class Started {
       ...(spec.tables !== undefined && { tables: spec.tables }),
       ...(spec.mqtt !== undefined && { mqtt: spec.mqtt }),
     });
-    const child = startChild(process.execPath, [CLI_PATH, 'agent', '--config', config]);
-    const agent: LoopbackAgent = Object.assign(child, { name: spec.name, dir, port: spec.port });
+    const asUnit = spec.asUnit === true;
+    const agent: LoopbackAgent = Object.assign(spawnAgent(config, asUnit), {
+      name: spec.name,
+      dir,
+      port: spec.port,
+      asUnit,
+    });
     this.agents.push(agent);
     return agent;
   }
@@ -91,15 +100,20 @@ export class Started {
     if (isRunning(agent)) throw new Error(`agent ${agent.name} is still running`);
     agent.client?.close();
     const config = join(agent.dir, 'nearmesh.toml');
-    const child = startChild(process.execPath, [CLI_PATH, 'agent', '--config', config]);
-    const restarted: LoopbackAgent = Object.assign(child, {
+    const restarted: LoopbackAgent = Object.assign(spawnAgent(config, agent.asUnit), {
       name: agent.name,
       dir: agent.dir,
       port: agent.port,
+      asUnit: agent.asUnit,
     });
     this.agents.push(restarted);
     return restarted;
   }
+}
+
+function spawnAgent(config: string, asUnit: boolean): BenchChild {
+  if (asUnit) return startUnitAgent(unitLaunch(), config);
+  return startChild(process.execPath, [CLI_PATH, 'agent', '--config', config]);
 }
 
 /** Ports free right now on 127.0.0.1 (each agent then binds its own). */

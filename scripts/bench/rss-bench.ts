@@ -21,10 +21,9 @@ import {
 import { type BenchChild, isRunning, STOP_GRACE_MS, startChild, stopChild } from './bench-child.js';
 import { formatMegabytes, formatTimes, passMark, type ResultRow } from './table.js';
 import { sleep, withTimeout } from './timing.js';
+import { startUnitAgent, type UnitLaunch, unitLaunch } from './unit-launch.js';
 
 const CLI_PATH = fileURLToPath(new URL('../../agent/cli/main.js', import.meta.url));
-// From dist/scripts/bench to the unit's source, which the package ships.
-const UNIT_PATH = fileURLToPath(new URL('../../../scripts/systemd/nearmesh.service', import.meta.url));
 const MAX_AGENT_RSS_BYTES = 55e6;
 /** 5d-5e: 7 files of 10 MB, pushed one after the other; then the pair is left alone this long. */
 const PUSH_FILES = 7;
@@ -68,37 +67,6 @@ function controlAnswers(socketPath: string): Promise<boolean> {
       (error) => resolve(error === null),
     );
   });
-}
-
-/** What the unit puts around `main.js agent`: its Environment= assignments and the node flags of ExecStart. */
-interface UnitLaunch {
-  readonly env: readonly string[];
-  readonly nodeFlags: readonly string[];
-}
-
-function unitLaunch(): UnitLaunch {
-  const lines = readFileSync(UNIT_PATH, 'utf8').split('\n');
-  const exec = lines
-    .find((line) => line.startsWith('ExecStart='))
-    ?.slice('ExecStart='.length)
-    .split(/\s+/);
-  const main = exec?.findIndex((word) => word.endsWith('/cli/main.js')) ?? -1;
-  if (exec?.[0] !== '@NODE@' || main < 0) throw new Error(`${UNIT_PATH}: no "ExecStart=@NODE@ ... main.js"`);
-  const env = lines.filter((line) => line.startsWith('Environment=')).map((line) => line.slice(12));
-  return { env, nodeFlags: exec.slice(1, main) };
-}
-
-/** `nearmesh agent --config <path>` as the unit runs it (`env` execs node in place: the pid is the agent's). */
-function startUnitAgent(launch: UnitLaunch, configPath: string): BenchChild {
-  return startChild('env', [
-    ...launch.env,
-    process.execPath,
-    ...launch.nodeFlags,
-    CLI_PATH,
-    'agent',
-    '--config',
-    configPath,
-  ]);
 }
 
 export async function waitUntilReady(agent: BenchChild, socketPath: string): Promise<void> {
