@@ -237,7 +237,10 @@ export class Router extends TypedEmitter<RouterEvents> {
   /**
    * A neighbour learns the agents this one knows now, not at their next announcement: their latest ANNOUNCEs
    * go to it as if forwarded, one hop further (a relay's only), and this agent's own when `withOwn` (a new
-   * neighbour gets a fresh one soon anyway). Each still carries its origin's seal.
+   * neighbour gets a fresh one soon anyway). Each still carries its origin's seal. The hop budget each goes
+   * with is what a copy along a shortest path would have left here, less one, if the one held has less: a
+   * first copy that came the long way round must not keep the agents at the edge of the budget from ever
+   * learning the origin (ttl is not sealed; it only bounds how far a message travels).
    */
   #bringUpToDate(neighbour: MeshNeighbour, withOwn: boolean): void {
     if (withOwn && this.#ownAnnouncement !== undefined && neighbour.send(this.#ownAnnouncement, false)) {
@@ -245,17 +248,18 @@ export class Router extends TypedEmitter<RouterEvents> {
     }
     if (!this.#options.relay) return;
     const nowMs = this.#now();
+    const distances = this.#topology.distancesFrom(this.selfId, nowMs);
     for (const [source, announcement] of this.#announcements) {
-      if (this.#topology.get(source, nowMs) === undefined || this.#trust.isRevoked(source)) {
+      const known = this.#topology.get(source, nowMs);
+      if (known === undefined || this.#trust.isRevoked(source)) {
         this.#announcements.delete(source);
         this.#held++;
         continue;
       }
-      if (source === neighbour.peerId || announcement.route.ttlHops <= 1) continue;
-      const forwarded = {
-        ...announcement,
-        route: { ...announcement.route, ttlHops: announcement.route.ttlHops - 1 },
-      };
+      const alongShortestPath = known.initialTtl - (distances.get(source) ?? known.initialTtl);
+      const ttlHops = Math.max(announcement.route.ttlHops - 1, alongShortestPath);
+      if (source === neighbour.peerId || ttlHops < 1) continue;
+      const forwarded = { ...announcement, route: { ...announcement.route, ttlHops } };
       if (neighbour.send(forwarded, true)) this.#options.counters.increment('mesh.announcements_synced');
     }
   }

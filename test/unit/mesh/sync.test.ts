@@ -5,6 +5,7 @@
 // an agent stays known while a path leads to it, and is forgotten 95 s after the last one went.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { UNREACHABLE_EXPIRY_MS } from '../../../agent/mesh/topology.js';
+import type { RoutedMessage } from '../../../agent/protocol/index.js';
 import { OriginAuth } from '../../../agent/security/origin-auth.js';
 import { buildSim, chainTopology, gridTopology, MeshSim } from '../../support/mesh-sim.js';
 
@@ -40,6 +41,30 @@ describe('SYNC between neighbours', () => {
     sim.syncAll();
     expect(sim.node(c).router.agent(a)?.capabilities.actions).toEqual(['open']);
     expect(sim.node(b).counters.get('mesh.syncs_differed')).toBe(1);
+  });
+
+  it('hands on an announcement whose first copy came the long way round, with the budget of the short way', () => {
+    // ttl 2 on a chain a - b - c: c, two hops from a, learns a only through b. b's copy of a's announcement
+    // came the long way (one hop of budget left, it forwards nothing) and the short-way copy was lost.
+    const { sim, ids } = chainOf(3, 2);
+    const [a, b, c] = ids as [string, string, string];
+    const lost: RoutedMessage[] = [];
+    sim.node(a).router.setCapabilities({ actions: ['open'], sensors: [] });
+    sim.losing = (from, _to, message) => {
+      if (from !== a || message.type !== 'announce') return false;
+      lost.push(message);
+      return true;
+    };
+    sim.node(a).router.announceNow();
+    sim.run();
+    sim.losing = undefined;
+    const announcement = lost[0] as Extract<RoutedMessage, { type: 'announce' }>;
+    sim.inject(a, b, { ...announcement, route: { ...announcement.route, ttlHops: 1 } });
+    sim.run();
+    expect(sim.node(b).router.agent(a)?.capabilities.actions).toEqual(['open']);
+    expect(sim.node(c).router.agent(a)?.capabilities.actions).toEqual([]);
+    sim.syncAll();
+    expect(sim.node(c).router.agent(a)?.capabilities.actions).toEqual(['open']);
   });
 
   it('sends an agent its own latest announcement again when a neighbour lacks it', () => {
