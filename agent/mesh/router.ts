@@ -161,12 +161,10 @@ export class Router extends TypedEmitter<RouterEvents> {
   /** This agent's latest ANNOUNCE, as it went out: a neighbour that lacks it gets it again (see receiveSync). */
   #ownAnnouncement: Extract<RoutedMessage, { type: 'announce' }> | undefined;
   /**
-   * Per neighbour, what the two should both hold, summed up (see #pairHoldings), for as long as `held` and the
-   * topology's version stay the same.
+   * Per neighbour, what the two should both hold, summed up (see #pairHoldings), for as long as the topology's
+   * version (every announcement learnt or forgotten changes it) and this agent's own announcement stay the same.
    */
-  readonly #pairHoldingsCache = new Map<string, { held: number; topology: number; holdings: Holdings }>();
-  /** Grows whenever the held announcements change in a way the topology's version may not show. */
-  #held = 0;
+  readonly #pairHoldingsCache = new Map<string, { topology: number; own: number; holdings: Holdings }>();
   /**
    * Per neighbour, the pair of digests (ours, theirs) it was last brought up to date for: it is not sent
    * everything again while neither side's holdings changed (agents at the edge of a hop budget legitimately
@@ -253,7 +251,6 @@ export class Router extends TypedEmitter<RouterEvents> {
       const known = this.#topology.get(source, nowMs);
       if (known === undefined || this.#trust.isRevoked(source)) {
         this.#announcements.delete(source);
-        this.#held++;
         continue;
       }
       const alongShortestPath = known.initialTtl - (distances.get(source) ?? known.initialTtl);
@@ -276,7 +273,6 @@ export class Router extends TypedEmitter<RouterEvents> {
   /** Forgets everything an agent announced (it was revoked): no route leads to or through it any more. */
   forgetAgent(peerId: string): void {
     this.#announcements.delete(peerId);
-    this.#held++;
     this.#topology.forget(peerId);
   }
 
@@ -322,8 +318,9 @@ export class Router extends TypedEmitter<RouterEvents> {
    * hold different sets for good; this is the part on which two neighbours agree once up to date.
    */
   #pairHoldings(neighbour: string): Holdings {
+    const own = this.#ownAnnouncement?.id ?? -1;
     const cached = this.#pairHoldingsCache.get(neighbour);
-    if (cached?.held === this.#held && cached.topology === this.#topology.version) return cached.holdings;
+    if (cached?.topology === this.#topology.version && cached.own === own) return cached.holdings;
     const nowMs = this.#now();
     const fromSelf = this.#topology.distancesFrom(this.selfId, nowMs);
     const fromNeighbour = this.#topology.distancesFrom(neighbour, nowMs);
@@ -333,8 +330,7 @@ export class Router extends TypedEmitter<RouterEvents> {
       ((fromSelf.get(source) ?? initialTtl) < initialTtl &&
         (this.#options.relay || source === this.selfId)) ||
       ((fromNeighbour.get(source) ?? initialTtl) < initialTtl && (neighbourRelays || source === neighbour));
-    const latest: [string, number][] = [];
-    if (this.#ownAnnouncement !== undefined) latest.push([this.selfId, this.#ownAnnouncement.id]);
+    const latest: [string, number][] = own < 0 ? [] : [[this.selfId, own]];
     for (const [source, announcement] of this.#announcements) {
       const known = this.#topology.get(source, nowMs);
       if (known === undefined || this.#trust.isRevoked(source) || !passable(source, known.initialTtl))
@@ -342,13 +338,8 @@ export class Router extends TypedEmitter<RouterEvents> {
       latest.push([source, announcement.id]);
     }
     const holdings = holdingsDigest(latest);
-    const version = this.#topology.version;
-    setBounded(
-      this.#pairHoldingsCache,
-      neighbour,
-      { held: this.#held, topology: version, holdings },
-      MAX_KNOWN_AGENTS,
-    );
+    const topology = this.#topology.version;
+    setBounded(this.#pairHoldingsCache, neighbour, { topology, own, holdings }, MAX_KNOWN_AGENTS);
     return holdings;
   }
 
@@ -794,7 +785,6 @@ export class Router extends TypedEmitter<RouterEvents> {
     });
     const sealed = { ...unsealed, auth: this.#trust.origin.seal(unsealed, true) };
     this.#ownAnnouncement = sealed;
-    this.#held++;
     this.#dispatch(sealed, undefined);
   }
 }
