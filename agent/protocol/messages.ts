@@ -7,6 +7,7 @@ import {
   decodeAnnouncement,
   encodeAnnouncement,
   isValidAnnouncement,
+  REVOCATION_DIGEST_BYTES,
 } from './announcement.js';
 import { MAJOR_ARRAY, MAJOR_BYTES, MAJOR_TEXT } from './cbor-constants.js';
 import { copyBytes, viewBytes } from './cbor-read.js';
@@ -38,9 +39,8 @@ export const MessageType = {
   sync: 9,
 } as const;
 
-/** SYNC: bytes of the digest of the announcements held, and of the revocation list's digest (§13.2). */
+/** SYNC: bytes of the digest of the announcements held (§13.2). */
 export const SYNC_DIGEST_BYTES = 16;
-const REVOCATION_DIGEST_BYTES = 8;
 /** SYNC counts at most this many announcements (the most agents an agent remembers is far below it). */
 const MAX_SYNC_COUNT = 0xffff;
 
@@ -230,15 +230,8 @@ export function encodeMessage(message: Message): Uint8Array {
       return encodeEnvelope(MessageType.endpoints, 0, 0, encodeItem([addresses]), undefined);
     }
     case 'sync': {
+      if (!isSyncSummary(message)) throw new EncodeError(`SYNC is not ${SYNC_SHAPE}`);
       const { digest, count, keyEpoch, revocationDigest } = message;
-      if (
-        !isBytes(digest, SYNC_DIGEST_BYTES) ||
-        !isInRange(count, 0, MAX_SYNC_COUNT) ||
-        !isUint(keyEpoch) ||
-        !isBytes(revocationDigest, REVOCATION_DIGEST_BYTES)
-      ) {
-        throw new EncodeError(`SYNC is not ${SYNC_SHAPE}`);
-      }
       return encodeEnvelope(
         MessageType.sync,
         0,
@@ -399,6 +392,23 @@ function decodeEndpoints(bytes: Uint8Array, envelope: EnvelopeFields): DecodeRes
 
 const SYNC_SHAPE = `[[digest: bstr ${SYNC_DIGEST_BYTES}, count: uint, keyEpoch: uint, revocationDigest: bstr ${REVOCATION_DIGEST_BYTES}]]`;
 
+interface SyncFields {
+  readonly digest: unknown;
+  readonly count: unknown;
+  readonly keyEpoch: unknown;
+  readonly revocationDigest: unknown;
+}
+
+/** The four fields of a SYNC, each of its type and range (encoder and decoder check the same). */
+function isSyncSummary(fields: SyncFields): fields is Omit<SyncMessage, 'type'> {
+  return (
+    isBytes(fields.digest, SYNC_DIGEST_BYTES) &&
+    isInRange(fields.count, 0, MAX_SYNC_COUNT) &&
+    isUint(fields.keyEpoch) &&
+    isBytes(fields.revocationDigest, REVOCATION_DIGEST_BYTES)
+  );
+}
+
 function decodeSync(bytes: Uint8Array, envelope: EnvelopeFields): DecodeResult {
   const body = linkLocalBodyFirst(bytes, envelope, 'SYNC');
   if (!('first' in body)) return body;
@@ -406,17 +416,11 @@ function decodeSync(bytes: Uint8Array, envelope: EnvelopeFields): DecodeResult {
   if (!Array.isArray(fields) || fields.length < 4) return badField(`SYNC body is not ${SYNC_SHAPE}`);
   // Elements after the fourth are for later revisions: ignored.
   const [digest, count, keyEpoch, revocationDigest] = fields as unknown[];
-  if (
-    !isBytes(digest, SYNC_DIGEST_BYTES) ||
-    !isInRange(count, 0, MAX_SYNC_COUNT) ||
-    !isUint(keyEpoch) ||
-    !isBytes(revocationDigest, REVOCATION_DIGEST_BYTES)
-  ) {
-    return badField(`SYNC body is not ${SYNC_SHAPE}`);
-  }
+  const summary = { digest, count, keyEpoch, revocationDigest };
+  if (!isSyncSummary(summary)) return badField(`SYNC body is not ${SYNC_SHAPE}`);
   return {
     kind: 'message',
-    message: { type: 'sync', digest, count, keyEpoch, revocationDigest },
+    message: { type: 'sync', ...summary },
     ignoredFields: envelope.ignoredFields,
   };
 }
