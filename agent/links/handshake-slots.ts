@@ -6,15 +6,16 @@
 //   since it was accepted. An attacker without the key can only hold a slot by staying silent (its first
 //   message would not open under the mesh key and the link would close at once), while a real peer speaks
 //   within a round trip: to push it out, 256 newcomers would have to arrive before its first message;
-// - an address a known peer linked from, or one this agent dials, is not held to the per-source limit (many
-//   agents behind one address, on one host or a NAT, all redialling a restarted hub) and takes the oldest
-//   stranger's slot even if that stranger has spoken (a replayed first message). A stranger at such an
-//   address still holds a slot only while the rule above lets it.
+// - an address a known peer linked from, or one this agent dials, holds up to 64 (many agents behind one
+//   address, on one host or a NAT, all redialling a restarted hub; a 65th takes its own oldest silent one,
+//   so a stranger sharing that address holds at most a quarter of the slots) and takes the oldest stranger's
+//   slot even if that stranger has spoken (a replayed first message).
 import type { FrameLink } from '../../transports/transport.js';
 import type { Counters } from '../core/counters.js';
 
 export const MAX_HANDSHAKES = 256;
 export const MAX_HANDSHAKES_PER_SOURCE = 4;
+export const MAX_HANDSHAKES_PER_KNOWN_SOURCE = 64;
 
 interface Slot {
   readonly link: FrameLink;
@@ -61,10 +62,11 @@ export class HandshakeSlots {
     const { counters } = this.options;
     const source = sourceOf(link);
     const known = this.options.isKnownSource(source);
-    const fromSource = known
-      ? []
-      : [...this.#slots.values()].filter((slot) => !slot.link.isInitiator && slot.source === source);
-    if (fromSource.length >= MAX_HANDSHAKES_PER_SOURCE && !this.#evict(fromSource, false)) {
+    const fromSource = [...this.#slots.values()].filter(
+      (slot) => !slot.link.isInitiator && slot.source === source,
+    );
+    const perSource = known ? MAX_HANDSHAKES_PER_KNOWN_SOURCE : MAX_HANDSHAKES_PER_SOURCE;
+    if (fromSource.length >= perSource && !this.#evict(fromSource, false)) {
       counters.increment('links.inbound_refused_per_source');
       return false;
     }

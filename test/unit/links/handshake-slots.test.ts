@@ -6,6 +6,7 @@ import { Counters } from '../../../agent/core/counters.js';
 import {
   HandshakeSlots,
   MAX_HANDSHAKES,
+  MAX_HANDSHAKES_PER_KNOWN_SOURCE,
   MAX_HANDSHAKES_PER_SOURCE,
   sourceOf,
 } from '../../../agent/links/handshake-slots.js';
@@ -101,6 +102,21 @@ describe('handshake slots', () => {
     for (const link of agents) expect(table.takeForInbound(link)).toBe(true);
     expect(agents.some((link) => link.closed)).toBe(false);
     expect(counters.snapshot()['links.inbound_refused_per_source']).toBeUndefined();
+  });
+
+  it('still bounds a known address: past 64 its own oldest silent handshake goes, and those that spoke stay', () => {
+    const { table, counters } = slots(['10.0.0.9']);
+    const held = Array.from({ length: MAX_HANDSHAKES_PER_KNOWN_SOURCE }, (_, i) =>
+      fakeLink(`10.0.0.9:${4000 + i}`),
+    );
+    for (const link of held) expect(table.takeForInbound(link)).toBe(true);
+    const newcomer = fakeLink('10.0.0.9:5000');
+    expect(table.takeForInbound(newcomer)).toBe(true);
+    expect(held[0]?.closed).toBe(true);
+    expect(table.size).toBe(MAX_HANDSHAKES_PER_KNOWN_SOURCE);
+    for (const link of [...held, newcomer]) link.lastReceivedAtMs = 1;
+    expect(table.takeForInbound(fakeLink('10.0.0.9:5001'))).toBe(false);
+    expect(counters.snapshot()['links.inbound_refused_per_source']).toBe(1);
   });
 
   it('names the source of a Wi-Fi link by its host, IPv6 without brackets', () => {
