@@ -386,6 +386,8 @@ export class ReliableDelivery extends TypedEmitter<ReliableDeliveryEvents> {
     const window = reachable ? WINDOW_MESSAGES : 1;
     const room = window - (outbound.sentUpTo - outbound.confirmedUpTo);
     if (room <= 0 || (Date.now() < outbound.retryAtMs && !(outbound.probing && reachable))) return;
+    // The byte window full: reading rows (payloads included) only to send none of them is wasted work.
+    if (outbound.inFlightBytes >= WINDOW_BYTES) return;
     const burst = Math.min(room, BURST);
     let rows: ReturnType<DurableQueue['pending']>;
     try {
