@@ -223,6 +223,7 @@ export class BleTransport extends TypedEmitter<BleTransportEvents> implements Tr
 
   /** Stops advertising, so no central connects any more; links made stay, dials still work. */
   async stopAccepting(): Promise<void> {
+    if (!this.#isAccepting) return;
     this.#isAccepting = false;
     await this.#starting?.catch(() => undefined);
     await this.#peripheral?.stopAdvertising().catch((error: unknown) => this.#warn(error));
@@ -288,7 +289,8 @@ export class BleTransport extends TypedEmitter<BleTransportEvents> implements Tr
 
   async stop(): Promise<void> {
     this.#isStopped = true;
-    await this.stopAccepting();
+    // No central is taken from here on; the peripheral's own stop below ends its advertising (once).
+    this.#isAccepting = false;
     clearInterval(this.#rotationTimer);
     // Ends the duty cycle's timers (stopping the central stops its scan); the resolver's wish to scan stays.
     this.#scanDuty.halt();
