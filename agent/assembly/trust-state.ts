@@ -54,10 +54,11 @@ export async function openTrustState(options: TrustStateOptions): Promise<TrustS
   const storedMembers = store.members(); // first met first
   const members = new MemberRegistry({
     nameBindings: () => store.nameBindings(),
-    bindName: (name, id) => guarded(() => store.bindName(name, id), onStoreError),
+    // Queued for the end of the turn: a failed commit goes to onWriteError (above).
+    bindName: (name, id) => store.bindName(name, id),
     unbindName: (name) => guarded(() => store.unbindName(name), onStoreError) ?? false,
     members: () => storedMembers,
-    saveMember: (id, publicKey) => guarded(() => store.saveMember(id, publicKey), onStoreError),
+    saveMember: (id, publicKey) => store.saveMember(id, publicKey),
   });
   const keys = new KeyDirectory(DEFAULT_KEY_DIRECTORY_CAPACITY, (id, publicKey) =>
     members.noteMember(id, publicKey),
