@@ -14,7 +14,7 @@ export class ChunkBuffers {
   /** A buffer no one else holds; its contents are left over from before. */
   take(): Uint8Array {
     // Not zero filled: a chunk is written over whole before it is sent.
-    return this.#free.pop() ?? new Uint8Array(Buffer.allocUnsafeSlow(this.#bytes).buffer, 0, this.#bytes);
+    return this.#free.pop() ?? Buffer.allocUnsafeSlow(this.#bytes);
   }
 
   /** `buffer` (one of ours) is no longer held by anyone. */

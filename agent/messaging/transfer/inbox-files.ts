@@ -21,6 +21,7 @@ import { writeFileAtomic } from '../../core/atomic-file.js';
 import { mkdirDurable, syncDirectory } from '../../core/durable-fs.js';
 import { MAX_FILE_NAME_BYTES } from '../../protocol/transfer.js';
 import { utf8Length } from '../../protocol/utf8.js';
+import { hashFilePrefix } from './file-prefix.js';
 
 /** The file-system calls a test (or an odd platform) may replace. */
 export interface TransferReceiverFs {
@@ -48,7 +49,6 @@ export interface InboxOptions {
   fs?: Partial<TransferReceiverFs>;
 }
 
-const MiB = 1024 * 1024;
 const SIDECAR_VERSION = 1;
 
 /** A sidecar as it is on disk. */
@@ -69,8 +69,8 @@ export class PartFile {
   }
 
   /** Writes all of `bytes` at `position` (they must stay as they are until it settles). */
-  async write(bytes: Uint8Array, position: number): Promise<void> {
-    await this.#write(this.#handle, bytes, position);
+  write(bytes: Uint8Array, position: number): Promise<void> {
+    return this.#write(this.#handle, bytes, position);
   }
 
   /** Flushes what was written to the disk (fdatasync), before a sidecar may say it is held. */
@@ -132,7 +132,7 @@ export class Inbox {
         const size = (await handle.stat()).size;
         holds = Math.min(held, size);
         await handle.truncate(holds);
-        await hashRange(handle, holds, hash);
+        await hashFilePrefix(handle, holds, hash);
       } else {
         handle = await open(
           path,
@@ -321,18 +321,6 @@ async function writeAll(handle: FileHandle, bytes: Uint8Array, position: number)
   while (done < bytes.length) {
     const { bytesWritten } = await handle.write(bytes, done, bytes.length - done, position + done);
     done += bytesWritten;
-  }
-}
-
-/** Feeds the first `length` bytes of the file to `hash` (a resume after a restart). */
-async function hashRange(handle: FileHandle, length: number, hash: Hash): Promise<void> {
-  const buffer = new Uint8Array(Math.min(length, MiB) || 1);
-  let position = 0;
-  while (position < length) {
-    const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, length - position), position);
-    if (bytesRead === 0) throw new Error('part file shorter than its sidecar says');
-    hash.update(buffer.subarray(0, bytesRead));
-    position += bytesRead;
   }
 }
 

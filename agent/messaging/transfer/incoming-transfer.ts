@@ -95,9 +95,10 @@ export function offersSameFile(transfer: { name: string; size: number }, offer: 
   return transfer.name === offer.name && transfer.size === offer.size;
 }
 
-/** What the transfer's sidecar says: the first `offset` bytes are held (once they are synced). */
-export function sidecarOf(transfer: IncomingTransfer, offset = transfer.written): Sidecar {
-  return { transferId: transfer.hex, from: transfer.from, name: transfer.name, size: transfer.size, offset };
+/** What the transfer's sidecar says: the bytes written so far are held (once they are synced). */
+export function sidecarOf(transfer: IncomingTransfer): Sidecar {
+  const { hex: transferId, from, name, size, written: offset } = transfer;
+  return { transferId, from, name, size, offset };
 }
 
 /**

@@ -33,7 +33,7 @@ import {
 } from './errors.js';
 import { SendHash } from './send-hash.js';
 import { type PersistedSend, SenderStore } from './sender-store.js';
-import { SourceFile, type SourceVersion, sourceVersion } from './source-file.js';
+import { isSameVersion, SourceFile, type SourceVersion, sourceVersion } from './source-file.js';
 
 export interface TransferSenderOptions {
   /** Directory for the per-transfer resume state (created if missing). */
@@ -526,7 +526,7 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
     const attempt = transfer.attempt;
     const now = await sourceVersion(transfer.hex, transfer.path).catch(() => undefined);
     if (transfer.phase !== 'sending' || transfer.attempt !== attempt) return;
-    if (now?.size !== transfer.size || now.mtimeMs !== transfer.mtimeMs) {
+    if (now === undefined || !isSameVersion(now, transfer)) {
       // What went may mix two versions of the file, and the hash with them: nothing to deliver.
       this.#sendQuietly(transfer.peer, { kind: 'cancel', transferId: transfer.id, reason: 'source changed' });
       return this.#fail(
@@ -661,7 +661,7 @@ export class TransferSender extends TypedEmitter<TransferSenderEvents> {
       await this.#forget(transfer.hex);
       throw new TransferSourceError(transfer.hex, `cannot read ${transfer.path}`, { cause: error });
     }
-    if (info.size !== transfer.size || info.mtimeMs !== transfer.mtimeMs) {
+    if (!isSameVersion(info, transfer)) {
       await this.#forget(transfer.hex);
       throw new TransferSourceError(transfer.hex, `${transfer.path} changed since the transfer began`);
     }

@@ -5,6 +5,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { type FileHandle, open, stat } from 'node:fs/promises';
 import { TransferSourceError } from './errors.js';
+import { hashFilePrefix } from './file-prefix.js';
 
 /** What tells one version of a file from the next. */
 export interface SourceVersion {
@@ -12,8 +13,10 @@ export interface SourceVersion {
   mtimeMs: number;
 }
 
-/** Reads while hashing a prefix again: with the default 64 KiB, hashing takes half again as long. */
-const HASH_READ_BYTES = 1024 * 1024;
+/** Whether two readings are of one version of the file. */
+export function isSameVersion(a: SourceVersion, b: SourceVersion): boolean {
+  return a.size === b.size && a.mtimeMs === b.mtimeMs;
+}
 
 /** The size and modification time of `path` now; TransferSourceError when it is no regular file. */
 export async function sourceVersion(hex: string, path: string): Promise<SourceVersion> {
@@ -51,12 +54,7 @@ export class SourceFile {
   /** A SHA-256 fed the first `length` bytes (a resume the sender cannot take up where its hash stands). */
   async hashPrefix(length: number): Promise<Hash> {
     const hash = createHash('sha256');
-    const buffer = new Uint8Array(Math.min(length, HASH_READ_BYTES));
-    for (let position = 0; position < length; position += buffer.length) {
-      const part = buffer.subarray(0, Math.min(buffer.length, length - position));
-      await this.read(part, position);
-      hash.update(part);
-    }
+    await hashFilePrefix(this.#handle, length, hash);
     return hash;
   }
 
