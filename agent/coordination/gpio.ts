@@ -145,22 +145,20 @@ export class GpioAction implements ActionHandler {
   async prepare(args: JsonObject, context: CallContext): Promise<StartRun> {
     const internal = (error: unknown): CallResult =>
       errorResult('internal', `gpio action failed: ${String(error)}`); // a bug of ours, not a rejection
+    const value = args.value;
+    if (value !== 0 && value !== 1 && value !== true && value !== false) {
+      return settledStart(errorResult('invalid-args', 'gpio action needs { "value": 0 | 1 | true | false }'));
+    }
+    const bit: 0 | 1 = value === 1 || value === true ? 1 : 0;
+    let version: GpioToolsVersion;
     try {
-      const value = args.value;
-      if (value !== 0 && value !== 1 && value !== true && value !== false) {
-        return settledStart(
-          errorResult('invalid-args', 'gpio action needs { "value": 0 | 1 | true | false }'),
-        );
-      }
-      const bit: 0 | 1 = value === 1 || value === true ? 1 : 0;
-      let version: GpioToolsVersion;
-      try {
-        version = await this.#options.tools.version();
-      } catch (error) {
-        return settledStart(
-          errorResult('gpio-unavailable', error instanceof Error ? error.message : String(error)),
-        );
-      }
+      version = await this.#options.tools.version();
+    } catch (error) {
+      return settledStart(
+        errorResult('gpio-unavailable', error instanceof Error ? error.message : String(error)),
+      );
+    }
+    try {
       const argv = gpiosetArgv(version, this.#options, bit);
       return () => this.#set(argv, bit, context).catch(internal);
     } catch (error) {

@@ -474,20 +474,21 @@ export class MqttGateway {
       counters.increment('mqtt.upstream.sends_also_meshed');
       return;
     }
-    counters.increment('mqtt.upstream.sends_delivered');
     const to = target.kind === 'all' ? '*' : target.kind === 'group' ? target.name : undefined;
-    this.#broker.publish(inboxTopic(from), message.payload, {
-      qos: 1,
-      properties: { userProperties: { via: 'upstream', ...(to !== undefined && { to }) } },
-    });
+    this.#deliverFromUpstream(from, message.payload, to);
   }
 
   /** An app message from another site's agent, its sender proven by the tunnel: into its inbox topic. */
   #fromTunnel(message: TunnelAppMessage): void {
+    this.#deliverFromUpstream(message.from, Buffer.from(message.payload), undefined);
+  }
+
+  /** A message that came through the upstream broker, into `from`'s inbox topic (`to`: its group or `*`). */
+  #deliverFromUpstream(from: string, payload: Buffer, to: string | undefined): void {
     this.#options.counters.increment('mqtt.upstream.sends_delivered');
-    this.#broker.publish(inboxTopic(message.from), Buffer.from(message.payload), {
+    this.#broker.publish(inboxTopic(from), payload, {
       qos: 1,
-      properties: { userProperties: { via: 'upstream' } },
+      properties: { userProperties: { via: 'upstream', ...(to !== undefined && { to }) } },
     });
   }
 
