@@ -340,9 +340,6 @@ export function skippedRows(names: readonly string[], reason: string): ResultRow
   }));
 }
 
-/** Where every agent of a lab listens, inside its own namespace. */
-export const LAB_AGENT_PORT = 7450;
-
 /**
  * A lab of `topology` with one agent per node, each dialling its lab neighbours only (of the build `cli`, this
  * one's by default; `tables` added to every config); the scope stops the agents, then removes the lab.
@@ -362,8 +359,8 @@ export function startLab(
     startPairAgent(scope, {
       name: node,
       meshKey,
-      listen: `0.0.0.0:${LAB_AGENT_PORT}`,
-      peers: lab.peerAddresses(node, LAB_AGENT_PORT),
+      listen: `0.0.0.0:${NETNS_AGENT_PORT}`,
+      peers: lab.peerAddresses(node, NETNS_AGENT_PORT),
       netns: lab.namespaceOf(node),
       ...(options.cli !== undefined && { cli: options.cli }),
       ...(options.tables !== undefined && { tables: options.tables }),

@@ -351,7 +351,7 @@ const FOOTNOTES = [
   `   within radio range (\`geometric\`, seeded, about ${LAB_MEAN_DEGREE} links each), each dialling only its lab neighbours,`,
   "   the hop budget ([mesh] ttl) at the graph's diameter. 27a: from all links up until every agent's next hops",
   '   lead to every other agent; 27b: a reliable send from every agent to the one farthest from it, all at once',
-  `   (round trips to the end-to-end ACK); 27c: mesh.transmissions + mesh.syncs_sent over ${IDLE_WINDOW_MS / 1000} s idle, per agent`,
+  `   (round trips to the end-to-end ACK); 27c: mesh.transmissions + syncs_sent + announcements_synced over ${IDLE_WINDOW_MS / 1000} s idle, per agent`,
   '   per minute, vs the announcements renewing each every 30 s would make; 27d: VmRSS of the agents, idle.',
   '   Needs root and namespaces ("skipped" otherwise).',
 ];
