@@ -19,9 +19,10 @@ import {
   type RendezvousClaims,
   type RendezvousRecord,
 } from '../protocol/rendezvous.js';
-import { aeadDecrypt, aeadEncrypt } from './noise-crypto.js';
+import { openSalted, SEAL_SALT_BYTES, sealSalted } from './salted-seal.js';
 
-const SALT_BYTES = 16;
+/** HKDF info of a record's sealing key (the other keys of a rendezvous come from derive()). */
+const RECORD_INFO = 'nearmesh/2 rendezvous record';
 const SLOT_BYTES = 16;
 const EMPTY = new Uint8Array(0);
 const encoder = new TextEncoder();
@@ -53,16 +54,13 @@ export function sealRendezvousRecord(
   keys: RendezvousKeys,
   identity: Identity,
   claims: Omit<RendezvousClaims, 'publicKey'>,
-  salt: Uint8Array = randomBytes(SALT_BYTES),
+  salt: Uint8Array = randomBytes(SEAL_SALT_BYTES),
 ): { slot: string; payload: Uint8Array } {
   const full: RendezvousClaims = { ...claims, publicKey: identity.publicKey };
   const signature = identity.sign(encodeRendezvousSigned(keys.tag, full));
   const record = encodeRendezvousRecord({ ...full, signature });
   const slot = rendezvousSlot(keys, identity.publicKey);
-  const sealed = aeadEncrypt(derive(keys.meshKey, salt, 'record', 32), 0n, slotAd(keys.tagHex, slot), record);
-  const payload = new Uint8Array(SALT_BYTES + sealed.length);
-  payload.set(salt, 0);
-  payload.set(sealed, SALT_BYTES);
+  const payload = sealSalted(keys.meshKey, RECORD_INFO, slotAd(keys.tagHex, slot), record, salt);
   return { slot, payload };
 }
 
@@ -83,19 +81,10 @@ export function openRendezvousRecord(
 ): OpenedRendezvous {
   const keys = keyring.find((candidate) => candidate.tagHex === tagHex);
   if (keys === undefined) return { ok: false, kind: 'foreign', reason: 'sealed under another mesh key' };
-  if (payload.length <= SALT_BYTES) return { ok: false, kind: 'bad', reason: 'too short' };
-  const salt = payload.subarray(0, SALT_BYTES);
-  let plain: Uint8Array;
-  try {
-    plain = aeadDecrypt(
-      derive(keys.meshKey, salt, 'record', 32),
-      0n,
-      slotAd(tagHex, slot),
-      payload.subarray(SALT_BYTES),
-    );
-  } catch {
+  if (payload.length <= SEAL_SALT_BYTES) return { ok: false, kind: 'bad', reason: 'too short' };
+  const plain = openSalted([keys.meshKey], RECORD_INFO, slotAd(tagHex, slot), payload);
+  if (plain === undefined)
     return { ok: false, kind: 'bad', reason: 'does not open (altered, or moved from another slot)' };
-  }
   const record = decodeRendezvousRecord(plain);
   if (record instanceof DecodeError) return { ok: false, kind: 'bad', reason: record.message };
   if (rendezvousSlot(keys, record.publicKey) !== slot)

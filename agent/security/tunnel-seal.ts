@@ -5,10 +5,10 @@
 //                                            ad = D as ASCII, routed message)
 // A fresh key per frame (the random salt), so the zero nonce is used once. The origin's own seal inside the
 // routed message (§2.1) says which member sent it; this outer seal says a member did.
-import { hkdfSync, randomBytes } from 'node:crypto';
-import { aeadDecrypt, aeadEncrypt } from './noise-crypto.js';
+import { randomBytes } from 'node:crypto';
+import { openSalted, SEAL_SALT_BYTES, sealSalted } from './salted-seal.js';
 
-export const TUNNEL_SALT_BYTES = 16;
+export const TUNNEL_SALT_BYTES = SEAL_SALT_BYTES;
 const TUNNEL_KEY_INFO = 'nearmesh/2 tunnel';
 const encoder = new TextEncoder();
 
@@ -19,11 +19,7 @@ export function sealTunnelFrame(
   message: Uint8Array,
   salt: Uint8Array = randomBytes(TUNNEL_SALT_BYTES),
 ): Uint8Array {
-  const sealed = aeadEncrypt(frameKey(meshKey, salt), 0n, encoder.encode(destination), message);
-  const payload = new Uint8Array(TUNNEL_SALT_BYTES + sealed.length);
-  payload.set(salt, 0);
-  payload.set(sealed, TUNNEL_SALT_BYTES);
-  return payload;
+  return sealSalted(meshKey, TUNNEL_KEY_INFO, encoder.encode(destination), message, salt);
 }
 
 /**
@@ -35,19 +31,5 @@ export function openTunnelFrame(
   destination: string,
   payload: Uint8Array,
 ): Uint8Array | undefined {
-  if (payload.length <= TUNNEL_SALT_BYTES) return undefined;
-  const salt = payload.subarray(0, TUNNEL_SALT_BYTES);
-  const ad = encoder.encode(destination);
-  for (const meshKey of meshKeys) {
-    try {
-      return aeadDecrypt(frameKey(meshKey, salt), 0n, ad, payload.subarray(TUNNEL_SALT_BYTES));
-    } catch {
-      // Not this key: the next accepted one (a rotation's overlap), or none.
-    }
-  }
-  return undefined;
-}
-
-function frameKey(meshKey: Uint8Array, salt: Uint8Array): Uint8Array {
-  return new Uint8Array(hkdfSync('sha256', meshKey, salt, TUNNEL_KEY_INFO, 32));
+  return openSalted(meshKeys, TUNNEL_KEY_INFO, encoder.encode(destination), payload);
 }
