@@ -48,7 +48,7 @@ import { INBOX_MESSAGES, inboxRows } from './inbox-bench.js';
 import { IDLE_WINDOW_MS, LAB_AGENTS, LAB_MEAN_DEGREE, labScaleRows } from './lab-scale-bench.js';
 import { meshFloodRows } from './mesh-flood-bench.js';
 import { HOP_CHAIN_LENGTH, HOP_SAMPLES, HOP_WARMUPS, meshHopRows } from './mesh-hop-bench.js';
-import { meshScaleRows } from './mesh-scale-bench.js';
+import { LARGE_MESH, largeMeshRows, meshScaleRows } from './mesh-scale-bench.js';
 import {
   MQTT_QOS1_MESSAGES,
   MQTT_QOS1_PAYLOAD_BYTES,
@@ -125,6 +125,7 @@ const SECTIONS: readonly Section[] = [
   { name: '25 MQTT QoS 1 publishes into the mesh vs mosquitto', run: mqttQos1Rows },
   { name: `26 a hub with ${HUB_PEERS} direct peers`, run: hubScaleRows, scale: true },
   { name: `27 a lab of ${LAB_AGENTS} agents dropped at random`, run: labScaleRows, scale: true },
+  { name: `28 the mesh at ${LARGE_MESH} agents (in memory)`, run: largeMeshRows, scale: true },
 ];
 
 const FOOTNOTES = [
@@ -354,6 +355,8 @@ const FOOTNOTES = [
   `   (round trips to the end-to-end ACK); 27c: mesh.transmissions + syncs_sent + announcements_synced over ${IDLE_WINDOW_MS / 1000} s idle, per agent`,
   '   per minute, vs the announcements renewing each every 30 s would make; 27d: VmRSS of the agents, idle.',
   '   Needs root and namespaces ("skipped" otherwise).',
+  `28 (only with \`scale\` or 28) row 24 at ${LARGE_MESH} agents, one graph: minutes, every signature checked for real (each`,
+  '   agent recomputes the trees of every source it forwards for after each change). Info only.',
 ];
 
 /** The row numbers a section covers, from its name: "8 …" -> [8], "6-7 …" -> [6, 7]. */
